@@ -1,0 +1,144 @@
+//! The command line: global options and one subcommand per capability.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cudapkgs_caps::{CudaVersion, HostCompiler, HostPlatform};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cudapkgs",
+    version,
+    about = "Small, correct and fast CUDA packages",
+    long_about = "Small, correct and fast CUDA packages.\n\n\
+        Settings come from command-line flags, then CUDAPKGS_* environment variables, \
+        then cudapkgs.toml (./cudapkgs.toml or ~/.config/cudapkgs/cudapkgs.toml).\n\n\
+        Exit codes: 0 success, 1 a check found problems, 2 bad usage or unreadable input.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print JSON on stdout instead of text for people (same as --format json)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing on stderr but errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Explain more on stderr (where each setting came from, …)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Read settings from this file instead of cudapkgs.toml [env: CUDAPKGS_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Standard CUDA options (CUDA version, capabilities, forward compatibility),
+    /// validated against the GPU table and written for nvcc, CMake, PyTorch,
+    /// TensorFlow, Nix or a shell
+    #[command(after_long_help = FLAGS_EXAMPLES)]
+    Flags(FlagsArgs),
+    /// The GPU table: capabilities, architectures, supported CUDA releases, defaults
+    /// and product names
+    #[command(after_long_help = GPUS_EXAMPLES)]
+    Gpus(GpusArgs),
+}
+
+const FLAGS_EXAMPLES: &str = "\
+Examples:
+  cudapkgs flags                                   default set for CUDA 12.9, all formats
+  cudapkgs flags --cuda 13.0 --gpu H100 --gpu \"RTX 4090\" --format nvcc
+  cudapkgs flags --capabilities 7.5,8.6 --format cmake
+  cudapkgs flags --capabilities \"8.0;9.0a\" --no-forward-compat --format torch
+  cudapkgs flags --platform aarch64-jetson --cuda 12.6 --format nix
+  eval \"$(cudapkgs flags --gpu L40S --format env)\"   export for nvcc, CMake, PyTorch, TensorFlow
+  cudapkgs flags --host-compiler gcc-14 --cuda 12.6   exit 1: nvcc 12.6 refuses gcc 14
+
+Environment: CUDAPKGS_CUDA, CUDAPKGS_CAPABILITIES, CUDAPKGS_GPU (comma-separated),
+CUDAPKGS_FORWARD_COMPAT, CUDAPKGS_PLATFORM, CUDAPKGS_HOST_COMPILER.
+cudapkgs.toml: a [cuda] table with version, capabilities, gpus, forward-compat,
+platform, host-compiler.";
+
+const GPUS_EXAMPLES: &str = "\
+Examples:
+  cudapkgs gpus                  every capability cudapkgs knows
+  cudapkgs gpus --cuda 12.9      only what CUDA 12.9 supports; * marks its default set
+  cudapkgs gpus --json";
+
+#[derive(Debug, Args)]
+pub struct FlagsArgs {
+    /// CUDA release, like 12.9 [env: CUDAPKGS_CUDA] [default: 12.9]
+    #[arg(long, value_name = "X.Y")]
+    pub cuda: Option<CudaVersion>,
+    /// Capabilities, like 7.5,8.6,9.0a (also sm_90a, compute_90, 90a; separated by
+    /// commas, semicolons or spaces) [env: CUDAPKGS_CAPABILITIES] [default: the
+    /// default set of the CUDA release]
+    #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
+    pub capabilities: Option<String>,
+    /// A GPU by product name (H100, "RTX 4090", "Jetson Orin") or capability;
+    /// repeatable [env: CUDAPKGS_GPU]
+    #[arg(long = "gpu", value_name = "NAME")]
+    pub gpus: Vec<String>,
+    /// Embed PTX for the highest capability so newer GPUs can run it (the default)
+    /// [env: CUDAPKGS_FORWARD_COMPAT]
+    #[arg(long, overrides_with = "no_forward_compat")]
+    pub forward_compat: bool,
+    /// Embed SASS only
+    #[arg(long, overrides_with = "forward_compat")]
+    pub no_forward_compat: bool,
+    /// Host platform: x86_64, aarch64-server or aarch64-jetson [env:
+    /// CUDAPKGS_PLATFORM] [default: this machine's]
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<HostPlatform>,
+    /// Check that nvcc accepts this host compiler, like gcc-14 or clang-19 (exit 1 if
+    /// not) [env: CUDAPKGS_HOST_COMPILER]
+    #[arg(long, value_name = "COMPILER")]
+    pub host_compiler: Option<HostCompiler>,
+    /// What to print
+    #[arg(long, value_enum, default_value_t = FlagsFormat::Human)]
+    pub format: FlagsFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlagsFormat {
+    /// A summary with every rendering
+    Human,
+    /// nvcc -gencode flags, space-separated
+    Nvcc,
+    /// CMAKE_CUDA_ARCHITECTURES value
+    Cmake,
+    /// TORCH_CUDA_ARCH_LIST value
+    Torch,
+    /// TF_CUDA_COMPUTE_CAPABILITIES value
+    Tensorflow,
+    /// A Nixpkgs config attribute set
+    Nix,
+    /// Shell export lines for all of them
+    Env,
+    /// Everything as JSON
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GpusArgs {
+    /// Show only what this CUDA release supports, and mark its default set
+    #[arg(long, value_name = "X.Y")]
+    pub cuda: Option<CudaVersion>,
+    /// What to print
+    #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
+    pub format: TextOrJson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextOrJson {
+    Human,
+    Json,
+}

@@ -1,0 +1,247 @@
+//! `cudapkgs flags`: the standard CUDA options, resolved and rendered.
+
+use std::fmt::Write as _;
+
+use cudapkgs_caps::{
+    Capability, CompilerVerdict, CudaOptions, CudaVersion, DEFAULT_CUDA, HostCompiler,
+    HostPlatform, ResolvedOptions, check_host_compiler, gpu_capability,
+};
+use serde::Serialize;
+
+use crate::cli::{FlagsArgs, FlagsFormat};
+use crate::error::{CliError, CliResult, Exit};
+use crate::output::Output;
+use crate::settings::{
+    self, Config, EnvLookup, Source, Sourced, Switch, Targets, config_host_compiler, layered,
+};
+
+/// The stable JSON document of `cudapkgs flags --format json`.
+#[derive(Debug, Serialize)]
+struct FlagsReport<'a> {
+    cuda: CudaVersion,
+    platform: HostPlatform,
+    capabilities: &'a [Capability],
+    default_capabilities: bool,
+    forward_compat: bool,
+    ptx: Option<Capability>,
+    nvcc: Vec<String>,
+    cmake: String,
+    torch: String,
+    tensorflow: String,
+    nix: String,
+    host_compiler: Option<&'a CompilerVerdict>,
+    warnings: Vec<String>,
+}
+
+/// Everything the command needs after settings are merged.
+struct Request {
+    options: CudaOptions,
+    host_compiler: Option<HostCompiler>,
+    sources: Vec<(&'static str, Source)>,
+}
+
+pub fn run(
+    args: &FlagsArgs,
+    output: Output,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<Exit> {
+    let format = effective_format(args.format, output.json)?;
+    let request = request(args, config, env)?;
+    for (setting, source) in &request.sources {
+        output.detail(format!("{setting}: from {source}"));
+    }
+    let resolved = request.options.resolve()?;
+    let verdict = request
+        .host_compiler
+        .map(|compiler| check_host_compiler(compiler, resolved.cuda))
+        .transpose()
+        .map_err(|error| CliError::new(error.to_string()))?;
+
+    if format != FlagsFormat::Json {
+        for warning in &resolved.warnings {
+            output.warn(warning);
+        }
+    }
+    print(format, &resolved, verdict.as_ref())?;
+
+    match &verdict {
+        Some(verdict) if !verdict.accepted => {
+            if format != FlagsFormat::Human && format != FlagsFormat::Json {
+                eprintln!("problem: {verdict}");
+            }
+            Ok(Exit::Problems)
+        }
+        _ => Ok(Exit::Success),
+    }
+}
+
+fn effective_format(format: FlagsFormat, json: bool) -> CliResult<FlagsFormat> {
+    match (json, format) {
+        (false, format) => Ok(format),
+        (true, FlagsFormat::Human | FlagsFormat::Json) => Ok(FlagsFormat::Json),
+        (true, other) => Err(CliError::new(format!(
+            "--json conflicts with --format {}",
+            format_name(other)
+        ))
+        .with_hint("drop one of them")),
+    }
+}
+
+fn format_name(format: FlagsFormat) -> String {
+    clap::ValueEnum::to_possible_value(&format)
+        .map(|value| value.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+fn request(args: &FlagsArgs, config: &Config, env: EnvLookup<'_>) -> CliResult<Request> {
+    let cuda = layered(
+        args.cuda.map(|v| (v, "--cuda")),
+        "CUDAPKGS_CUDA",
+        env,
+        config.cuda.version,
+        config,
+    )?
+    .unwrap_or_else(|| Sourced::default(DEFAULT_CUDA));
+    let flag_fc = match (args.forward_compat, args.no_forward_compat) {
+        (true, _) => Some((Switch(true), "--forward-compat")),
+        (_, true) => Some((Switch(false), "--no-forward-compat")),
+        _ => None,
+    };
+    let forward_compat = layered(
+        flag_fc,
+        "CUDAPKGS_FORWARD_COMPAT",
+        env,
+        config.cuda.forward_compat.map(Switch),
+        config,
+    )?
+    .unwrap_or_else(|| Sourced::default(Switch(true)));
+    let platform = match layered(
+        args.platform.map(|p| (p, "--platform")),
+        "CUDAPKGS_PLATFORM",
+        env,
+        config.cuda.platform,
+        config,
+    )? {
+        Some(platform) => platform,
+        None => Sourced::default(settings::this_machine_platform()?),
+    };
+    let host_compiler = layered(
+        args.host_compiler.map(|c| (c, "--host-compiler")),
+        "CUDAPKGS_HOST_COMPILER",
+        env,
+        config_host_compiler(config)?,
+        config,
+    )?;
+    let targets = settings::targets(args.capabilities.as_deref(), &args.gpus, env, config)?;
+    let capabilities = match &targets.value {
+        Targets::Capabilities(list) => Some(list.clone()),
+        Targets::Gpus(names) => Some(
+            names
+                .iter()
+                .map(|name| gpu_capability(name, cuda.value))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| CliError::from(error).context(&targets.source))?,
+        ),
+        Targets::Default => None,
+    };
+
+    Ok(Request {
+        options: CudaOptions {
+            cuda: cuda.value,
+            capabilities,
+            forward_compat: forward_compat.value.0,
+            platform: platform.value,
+        },
+        host_compiler: host_compiler.as_ref().map(|compiler| compiler.value),
+        sources: vec![
+            ("cuda", cuda.source),
+            ("capabilities", targets.source),
+            ("forward compatibility", forward_compat.source),
+            ("platform", platform.source),
+            (
+                "host compiler",
+                host_compiler.map_or(Source::Default, |compiler| compiler.source),
+            ),
+        ],
+    })
+}
+
+fn print(
+    format: FlagsFormat,
+    resolved: &ResolvedOptions,
+    verdict: Option<&CompilerVerdict>,
+) -> CliResult<()> {
+    match format {
+        FlagsFormat::Human => Output::print(&human(resolved, verdict)),
+        FlagsFormat::Nvcc => Output::print(&format!("{}\n", resolved.nvcc_flags().join(" "))),
+        FlagsFormat::Cmake => Output::print(&format!("{}\n", resolved.cmake_architectures())),
+        FlagsFormat::Torch => Output::print(&format!("{}\n", resolved.torch_arch_list())),
+        FlagsFormat::Tensorflow => {
+            Output::print(&format!("{}\n", resolved.tensorflow_capabilities()))
+        }
+        FlagsFormat::Nix => Output::print(&resolved.nix_config()),
+        FlagsFormat::Env => Output::print(&resolved.env_exports()),
+        FlagsFormat::Json => Output::print_json(&FlagsReport {
+            cuda: resolved.cuda,
+            platform: resolved.platform,
+            capabilities: &resolved.capabilities,
+            default_capabilities: resolved.default_capabilities,
+            forward_compat: resolved.forward_compat,
+            ptx: resolved.ptx,
+            nvcc: resolved.nvcc_flags(),
+            cmake: resolved.cmake_architectures(),
+            torch: resolved.torch_arch_list(),
+            tensorflow: resolved.tensorflow_capabilities(),
+            nix: resolved.nix_config(),
+            host_compiler: verdict,
+            warnings: resolved.warnings.iter().map(ToString::to_string).collect(),
+        }),
+    }
+}
+
+fn human(resolved: &ResolvedOptions, verdict: Option<&CompilerVerdict>) -> String {
+    let capabilities: Vec<String> = resolved
+        .capabilities
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let origin = if resolved.default_capabilities {
+        format!(" (default set for CUDA {})", resolved.cuda)
+    } else {
+        String::new()
+    };
+    let ptx = resolved.ptx.map_or_else(
+        || "none (forward compatibility off)".to_owned(),
+        |ptx| format!("{} (newer GPUs JIT-compile it)", ptx.compute_name()),
+    );
+    let nix_line = resolved
+        .nix_config()
+        .lines()
+        .filter(|line| line.starts_with("  "))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut text = format!(
+        "CUDA {cuda} on {platform}\n\
+         capabilities{origin}: {caps}\n\
+         PTX: {ptx}\n\n\
+         nvcc        {nvcc}\n\
+         CMake       CMAKE_CUDA_ARCHITECTURES=\"{cmake}\"\n\
+         PyTorch     TORCH_CUDA_ARCH_LIST=\"{torch}\"\n\
+         TensorFlow  TF_CUDA_COMPUTE_CAPABILITIES=\"{tf}\"\n\
+         Nixpkgs     {nix_line}\n",
+        cuda = resolved.cuda,
+        platform = resolved.platform,
+        caps = capabilities.join(" "),
+        nvcc = resolved.nvcc_flags().join(" "),
+        cmake = resolved.cmake_architectures(),
+        torch = resolved.torch_arch_list(),
+        tf = resolved.tensorflow_capabilities(),
+    );
+    if let Some(verdict) = verdict {
+        let mark = if verdict.accepted { "ok" } else { "problem" };
+        let _ = write!(text, "\nhost compiler: {mark}: {verdict}\n");
+    }
+    text
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand: arguments in, library calls, rendering out.
+
+pub mod flags;
+pub mod gpus;

@@ -1,0 +1,51 @@
+#![allow(
+    unreachable_pub,
+    reason = "a binary crate: `pub` marks what modules share, nothing is exported"
+)]
+
+//! The `cudapkgs` executable: parses arguments, loads settings, runs one command and
+//! turns its outcome into an exit code.
+
+mod cli;
+mod commands;
+mod error;
+mod output;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::error::{CliResult, Exit};
+use crate::output::Output;
+use crate::settings::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let output = Output {
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+    };
+    let exit = match run(&cli, output) {
+        Ok(exit) => exit,
+        Err(error) => {
+            output.report_error(&error);
+            Exit::Usage
+        }
+    };
+    ExitCode::from(exit as u8)
+}
+
+fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
+    let env = settings::process_env;
+    let config = Config::load(cli.global.config.as_deref(), &env)?;
+    if let Some(path) = &config.path {
+        output.detail(format!("configuration: {}", path.display()));
+    }
+    match &cli.command {
+        Command::Flags(args) => commands::flags::run(args, output, &config, &env),
+        Command::Gpus(args) => commands::gpus::run(args, output),
+    }
+}

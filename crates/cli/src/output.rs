@@ -1,0 +1,65 @@
+//! Where output goes: results on stdout (for people, or JSON), warnings and
+//! diagnostics on stderr, nothing extra under `--quiet`.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::error::CliError;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Output {
+    /// A warning: something legal but probably unintended.
+    pub fn warn(self, message: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("warning: {message}");
+        }
+    }
+
+    /// A detail shown with `-v`.
+    pub fn detail(self, message: impl std::fmt::Display) {
+        if self.verbose > 0 && !self.quiet {
+            eprintln!("  {message}");
+        }
+    }
+
+    /// Writes a JSON document to stdout.
+    pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+        let mut stdout = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, value)
+            .map_err(|error| CliError::new(format!("cannot write JSON: {error}")))?;
+        writeln!(stdout).map_err(|error| write_error(&error))
+    }
+
+    /// Writes text to stdout as it is.
+    pub fn print(text: &str) -> Result<(), CliError> {
+        io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(|error| write_error(&error))
+    }
+
+    /// Reports a failure on stderr, and as JSON on stdout when JSON was asked for.
+    pub fn report_error(self, error: &CliError) {
+        if self.json {
+            let document = serde_json::json!({
+                "error": { "message": error.message, "hint": error.hint }
+            });
+            println!("{document:#}");
+        }
+        eprintln!("error: {}", error.message);
+        if let Some(hint) = &error.hint {
+            eprintln!("hint: {hint}");
+        }
+    }
+}
+
+fn write_error(error: &io::Error) -> CliError {
+    CliError::new(format!("cannot write to standard output: {error}"))
+}

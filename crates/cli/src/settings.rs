@@ -1,0 +1,451 @@
+//! Settings from three places, in order of precedence: command-line flags, then
+//! `CUDAPKGS_*` environment variables, then `cudapkgs.toml`. Every resolved value
+//! remembers where it came from, for `-v` and for error messages.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cudapkgs_caps::{Capability, CudaVersion, HostCompiler, HostPlatform, parse_capability_list};
+use serde::Deserialize;
+
+use crate::error::{CliError, CliResult};
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Flag(&'static str),
+    Env(&'static str),
+    Config(PathBuf),
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(flag) => write!(f, "{flag}"),
+            Source::Env(name) => write!(f, "environment variable {name}"),
+            Source::Config(path) => write!(f, "{}", path.display()),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+/// The `[cuda]` table of `cudapkgs.toml`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CudaSection {
+    pub version: Option<CudaVersion>,
+    pub capabilities: Option<Vec<Capability>>,
+    pub gpus: Option<Vec<String>>,
+    pub forward_compat: Option<bool>,
+    pub platform: Option<HostPlatform>,
+    pub host_compiler: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ConfigDocument {
+    #[serde(default)]
+    cuda: CudaSection,
+}
+
+/// A loaded `cudapkgs.toml` (or none).
+#[derive(Debug, Default, Clone)]
+pub struct Config {
+    pub path: Option<PathBuf>,
+    pub cuda: CudaSection,
+}
+
+/// Reads the environment; a function so that tests can supply their own.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, ignoring unset and empty variables.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+impl Config {
+    /// Finds and reads the configuration: `--config` or `CUDAPKGS_CONFIG` when given
+    /// (then it must exist), else `./cudapkgs.toml`, else
+    /// `$XDG_CONFIG_HOME/cudapkgs/cudapkgs.toml` (`~/.config/…`).
+    pub fn load(explicit: Option<&Path>, env: EnvLookup<'_>) -> CliResult<Config> {
+        if let Some(path) = explicit {
+            return Self::read(path);
+        }
+        if let Some(path) = env("CUDAPKGS_CONFIG") {
+            return Self::read(Path::new(&path))
+                .map_err(|error| error.context("environment variable CUDAPKGS_CONFIG"));
+        }
+        let mut candidates = vec![PathBuf::from("cudapkgs.toml")];
+        let config_home = env("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|home| Path::new(&home).join(".config")));
+        if let Some(dir) = config_home {
+            candidates.push(dir.join("cudapkgs").join("cudapkgs.toml"));
+        }
+        match candidates.into_iter().find(|path| path.is_file()) {
+            Some(path) => Self::read(&path),
+            None => Ok(Config::default()),
+        }
+    }
+
+    fn read(path: &Path) -> CliResult<Config> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            CliError::new(format!(
+                "cannot read configuration file {}: {error}",
+                path.display()
+            ))
+            .with_hint("pass an existing file to --config, or remove the setting")
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses configuration text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> CliResult<Config> {
+        let document: ConfigDocument = toml::from_str(text).map_err(|error| {
+            CliError::new(format!(
+                "invalid configuration file {}: {}",
+                path.display(),
+                error.to_string().trim_end()
+            ))
+            .with_hint("see the Configuration section of README.md for the accepted keys")
+        })?;
+        Ok(Config {
+            path: Some(path.to_owned()),
+            cuda: document.cuda,
+        })
+    }
+
+    fn source(&self) -> Source {
+        self.path.clone().map_or(Source::Default, Source::Config)
+    }
+}
+
+/// Picks the first value present among flag, environment variable and config file;
+/// `None` when none sets it. Environment values are parsed here, so their errors name
+/// the variable.
+pub fn layered<T: FromStr>(
+    flag: Option<(T, &'static str)>,
+    env_name: &'static str,
+    env: EnvLookup<'_>,
+    from_config: Option<T>,
+    config: &Config,
+) -> CliResult<Option<Sourced<T>>>
+where
+    T::Err: fmt::Display,
+{
+    if let Some((value, name)) = flag {
+        return Ok(Some(Sourced {
+            value,
+            source: Source::Flag(name),
+        }));
+    }
+    if let Some(text) = env(env_name) {
+        let value = text.parse::<T>().map_err(|error| {
+            CliError::new(error.to_string()).context(format!("environment variable {env_name}"))
+        })?;
+        return Ok(Some(Sourced {
+            value,
+            source: Source::Env(env_name),
+        }));
+    }
+    Ok(from_config.map(|value| Sourced {
+        value,
+        source: config.source(),
+    }))
+}
+
+impl<T> Sourced<T> {
+    /// A built-in default.
+    pub fn default(value: T) -> Self {
+        Sourced {
+            value,
+            source: Source::Default,
+        }
+    }
+}
+
+/// What the user said the targets are: capabilities, or GPUs to look up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    Capabilities(Vec<Capability>),
+    Gpus(Vec<String>),
+    Default,
+}
+
+/// Targets come as a pair at each level (capabilities or GPUs, not both): the first
+/// level that sets either one wins.
+pub fn targets(
+    flag_capabilities: Option<&str>,
+    flag_gpus: &[String],
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<Targets>> {
+    if let Some(text) = flag_capabilities {
+        let list = parse_capability_list(text)
+            .map_err(|error| CliError::new(error.to_string()).context("--capabilities"))?;
+        return Ok(Sourced {
+            value: Targets::Capabilities(list),
+            source: Source::Flag("--capabilities"),
+        });
+    }
+    if !flag_gpus.is_empty() {
+        return Ok(Sourced {
+            value: Targets::Gpus(flag_gpus.to_vec()),
+            source: Source::Flag("--gpu"),
+        });
+    }
+
+    match (env("CUDAPKGS_CAPABILITIES"), env("CUDAPKGS_GPU")) {
+        (Some(_), Some(_)) => {
+            return Err(
+                CliError::new("both CUDAPKGS_CAPABILITIES and CUDAPKGS_GPU are set")
+                    .with_hint("unset one of them"),
+            );
+        }
+        (Some(text), None) => {
+            let list = parse_capability_list(&text).map_err(|error| {
+                CliError::new(error.to_string())
+                    .context("environment variable CUDAPKGS_CAPABILITIES")
+            })?;
+            return Ok(Sourced {
+                value: Targets::Capabilities(list),
+                source: Source::Env("CUDAPKGS_CAPABILITIES"),
+            });
+        }
+        (None, Some(text)) => {
+            // Product names contain spaces, so the list is comma-separated.
+            let names = text
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect();
+            return Ok(Sourced {
+                value: Targets::Gpus(names),
+                source: Source::Env("CUDAPKGS_GPU"),
+            });
+        }
+        (None, None) => {}
+    }
+
+    let value = match (&config.cuda.capabilities, &config.cuda.gpus) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::new(format!(
+                "{}: [cuda] sets both `capabilities` and `gpus`",
+                config.source()
+            ))
+            .with_hint("keep one of them"));
+        }
+        (Some(list), None) => Targets::Capabilities(list.clone()),
+        (None, Some(names)) => Targets::Gpus(names.clone()),
+        (None, None) => {
+            return Ok(Sourced {
+                value: Targets::Default,
+                source: Source::Default,
+            });
+        }
+    };
+    Ok(Sourced {
+        value,
+        source: config.source(),
+    })
+}
+
+/// A yes/no setting as environment variables write it: `true`/`false`, `1`/`0`,
+/// `yes`/`no`, `on`/`off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch(pub bool);
+
+impl FromStr for Switch {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Switch(true)),
+            "false" | "0" | "no" | "off" => Ok(Switch(false)),
+            _ => Err(format!("expected true or false, found `{text}`")),
+        }
+    }
+}
+
+/// The platform of this machine: Jetson boards carry `/etc/nv_tegra_release`.
+pub fn this_machine_platform() -> CliResult<HostPlatform> {
+    match std::env::consts::ARCH {
+        "x86_64" => Ok(HostPlatform::X86_64),
+        "aarch64" if Path::new("/etc/nv_tegra_release").exists() => Ok(HostPlatform::Aarch64Jetson),
+        "aarch64" => Ok(HostPlatform::Aarch64Server),
+        other => Err(CliError::new(format!(
+            "this machine's architecture ({other}) is not a CUDA host platform"
+        ))
+        .with_hint("pass --platform x86_64, aarch64-server or aarch64-jetson")),
+    }
+}
+
+/// Parses a host compiler given in the config file, naming the file on error.
+pub fn config_host_compiler(config: &Config) -> CliResult<Option<HostCompiler>> {
+    config
+        .cuda
+        .host_compiler
+        .as_deref()
+        .map(|text| {
+            text.parse::<HostCompiler>()
+                .map_err(|error| CliError::new(error.to_string()).context(config.source()))
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("/etc/cudapkgs.toml")).expect("valid config")
+    }
+
+    fn cuda(flag: Option<&str>, env: &[(&str, &str)], config_text: &str) -> Sourced<CudaVersion> {
+        let config = config(config_text);
+        let env = env_of(env);
+        layered(
+            flag.map(|v| (v.parse().expect("flag"), "--cuda")),
+            "CUDAPKGS_CUDA",
+            &env,
+            config.cuda.version,
+            &config,
+        )
+        .expect("valid")
+        .unwrap_or_else(|| Sourced::default(CudaVersion::new(12, 9)))
+    }
+
+    #[test]
+    fn flag_beats_env_beats_config_beats_default() {
+        let file = "[cuda]\nversion = \"12.6\"\n";
+        let all = cuda(Some("13.0"), &[("CUDAPKGS_CUDA", "12.8")], file);
+        assert_eq!(
+            (all.value.to_string(), all.source),
+            ("13.0".into(), Source::Flag("--cuda"))
+        );
+        let env = cuda(None, &[("CUDAPKGS_CUDA", "12.8")], file);
+        assert_eq!(
+            (env.value.to_string(), env.source),
+            ("12.8".into(), Source::Env("CUDAPKGS_CUDA"))
+        );
+        let file_only = cuda(None, &[], file);
+        assert_eq!(file_only.value.to_string(), "12.6");
+        assert_eq!(
+            file_only.source,
+            Source::Config("/etc/cudapkgs.toml".into())
+        );
+        let none = cuda(None, &[], "");
+        assert_eq!(
+            (none.value.to_string(), none.source),
+            ("12.9".into(), Source::Default)
+        );
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable() {
+        let config = Config::default();
+        let env = env_of(&[("CUDAPKGS_CUDA", "twelve")]);
+        let err = layered::<CudaVersion>(None, "CUDAPKGS_CUDA", &env, None, &config)
+            .expect_err("invalid");
+        assert!(
+            err.message
+                .starts_with("environment variable CUDAPKGS_CUDA: invalid CUDA version `twelve`"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn config_errors_name_the_file_and_unknown_keys() {
+        let err = Config::parse("[cuda]\nversoin = \"12.9\"\n", Path::new("x/cudapkgs.toml"))
+            .expect_err("typo");
+        assert!(err.message.contains("x/cudapkgs.toml"), "{}", err.message);
+        assert!(err.message.contains("versoin"), "{}", err.message);
+        let err = Config::parse("[cuda]\ncapabilities = [\"9.9z\"]\n", Path::new("c.toml"))
+            .expect_err("bad cap");
+        assert!(
+            err.message.contains("invalid capability `9.9z`"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn targets_take_the_first_level_that_sets_either() {
+        let file = config("[cuda]\ngpus = [\"H100\"]\n");
+        let env = env_of(&[("CUDAPKGS_CAPABILITIES", "8.6;9.0")]);
+        let from_env = targets(None, &[], &env, &file).expect("valid");
+        assert_eq!(from_env.source, Source::Env("CUDAPKGS_CAPABILITIES"));
+        assert_eq!(
+            from_env.value,
+            Targets::Capabilities(parse_capability_list("8.6 9.0").expect("list"))
+        );
+        let from_flag = targets(None, &["RTX 4090".to_owned()], &env, &file).expect("valid");
+        assert_eq!(from_flag.value, Targets::Gpus(vec!["RTX 4090".to_owned()]));
+        let from_file = targets(None, &[], &env_of(&[]), &file).expect("valid");
+        assert_eq!(from_file.value, Targets::Gpus(vec!["H100".to_owned()]));
+        let gpu_env = targets(
+            None,
+            &[],
+            &env_of(&[("CUDAPKGS_GPU", "RTX 4090, H100")]),
+            &file,
+        )
+        .expect("valid");
+        assert_eq!(
+            gpu_env.value,
+            Targets::Gpus(vec!["RTX 4090".to_owned(), "H100".to_owned()])
+        );
+    }
+
+    #[test]
+    fn targets_refuse_both_kinds_at_one_level() {
+        let env = env_of(&[("CUDAPKGS_CAPABILITIES", "8.6"), ("CUDAPKGS_GPU", "H100")]);
+        assert!(targets(None, &[], &env, &Config::default()).is_err());
+        let file = config("[cuda]\ngpus = [\"H100\"]\ncapabilities = [\"8.6\"]\n");
+        let err = targets(None, &[], &env_of(&[]), &file).expect_err("both");
+        assert!(
+            err.message.contains("both `capabilities` and `gpus`"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn explicit_config_must_exist() {
+        let err = Config::load(Some(Path::new("/nonexistent/cudapkgs.toml")), &env_of(&[]))
+            .expect_err("missing");
+        assert!(
+            err.message.contains("/nonexistent/cudapkgs.toml"),
+            "{}",
+            err.message
+        );
+        let err = Config::load(None, &env_of(&[("CUDAPKGS_CONFIG", "/nonexistent/c.toml")]))
+            .expect_err("missing");
+        assert!(
+            err.message
+                .starts_with("environment variable CUDAPKGS_CONFIG"),
+            "{}",
+            err.message
+        );
+    }
+}
