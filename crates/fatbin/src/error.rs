@@ -1,0 +1,129 @@
+//! The one error type of this crate: what was wrong, at which offset, and what was
+//! expected. Offsets are relative to the start of the file (or archive member) that
+//! was being read.
+
+/// Malformed or unsupported device code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The bytes end before a structure does.
+    #[error("truncated {what} at offset {offset:#x}: needs {needed} bytes, {available} left")]
+    Truncated {
+        what: &'static str,
+        offset: u64,
+        needed: u64,
+        available: u64,
+    },
+    /// A structure has a value it cannot have.
+    #[error("malformed {what} at offset {offset:#x}: {problem}")]
+    Malformed {
+        what: &'static str,
+        offset: u64,
+        problem: String,
+    },
+    /// Decompression failed or produced a different size than the header promised.
+    #[error("cannot decompress entry at offset {offset:#x} ({codec}): {problem}")]
+    Decompress {
+        offset: u64,
+        codec: &'static str,
+        problem: String,
+    },
+    /// A file that is not ELF, an archive, a wheel or a fatbin.
+    #[error("not a CUDA container: {0}")]
+    NotRecognized(String),
+    /// An error from the ELF or archive reader.
+    #[error("unreadable {what}: {problem}")]
+    Object { what: &'static str, problem: String },
+}
+
+impl Error {
+    pub(crate) fn malformed(what: &'static str, offset: u64, problem: impl Into<String>) -> Self {
+        Error::Malformed {
+            what,
+            offset,
+            problem: problem.into(),
+        }
+    }
+
+    /// Shifts the offset by `base`, for errors found inside a slice that starts at `base`.
+    #[must_use]
+    pub fn at_base(self, base: u64) -> Self {
+        match self {
+            Error::Truncated {
+                what,
+                offset,
+                needed,
+                available,
+            } => Error::Truncated {
+                what,
+                offset: offset + base,
+                needed,
+                available,
+            },
+            Error::Malformed {
+                what,
+                offset,
+                problem,
+            } => Error::Malformed {
+                what,
+                offset: offset + base,
+                problem,
+            },
+            Error::Decompress {
+                offset,
+                codec,
+                problem,
+            } => Error::Decompress {
+                offset: offset + base,
+                codec,
+                problem,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Bounds-checked little-endian reads over a byte slice.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bytes<'a> {
+    data: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Bytes<'a> {
+    pub(crate) fn new(data: &'a [u8], what: &'static str) -> Self {
+        Self { data, what }
+    }
+
+    pub(crate) fn slice(&self, offset: u64, len: u64) -> Result<&'a [u8], Error> {
+        let available = (self.data.len() as u64).saturating_sub(offset);
+        if offset > self.data.len() as u64 || len > available {
+            return Err(Error::Truncated {
+                what: self.what,
+                offset,
+                needed: len,
+                available,
+            });
+        }
+        // Both values are within the slice's length, so they fit in usize.
+        let start = usize::try_from(offset).expect("bounded by len");
+        let end = start + usize::try_from(len).expect("bounded by len");
+        Ok(&self.data[start..end])
+    }
+
+    pub(crate) fn u16(&self, offset: u64) -> Result<u16, Error> {
+        let b = self.slice(offset, 2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    pub(crate) fn u32(&self, offset: u64) -> Result<u32, Error> {
+        let b = self.slice(offset, 4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub(crate) fn u64(&self, offset: u64) -> Result<u64, Error> {
+        let b = self.slice(offset, 8)?;
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(b);
+        Ok(u64::from_le_bytes(raw))
+    }
+}

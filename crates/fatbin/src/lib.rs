@@ -1,0 +1,28 @@
+//! Readers for CUDA device code inside host binaries.
+//!
+//! Zero-copy over `&[u8]`: fatbin containers and their entries (`container`), cubin
+//! headers and kernel symbols (`cubin`), PTX headers (`ptx`), LZ4 and zstd contents
+//! with checked sizes (`decompress`), discovery in ELF files, `.o` files, `ar` archives,
+//! `.fatbin` files and bare cubins (`discover`), whole-file scans as owned records
+//! (`scan`), and per-kernel verdicts for a GPU (`verdict`). `tree` adds the file system:
+//! mapped files, folders and wheels.
+//!
+//! Every size and offset in the input is untrusted: readers return `Error` with the
+//! offset and what was expected, never panic, and never allocate by a header's word.
+
+pub mod container;
+pub mod cubin;
+pub mod decompress;
+pub mod discover;
+mod error;
+pub mod ptx;
+pub mod scan;
+pub mod verdict;
+
+pub use container::{Compression, Container, Entry, EntryFlags, EntryKind, containers};
+pub use cubin::{CubinInfo, CubinType, parse_cubin};
+pub use discover::{FatbinSection, Format, SectionKind, Unit, sniff, units};
+pub use error::Error;
+pub use ptx::{PtxInfo, parse_ptx};
+pub use scan::{ContainerScan, EntryInfo, FileScan, ScanOptions, UnitScan, scan};
+pub use verdict::{Gpu, ImageMatch, KernelVerdict, container_verdicts, file_verdicts};

@@ -1,0 +1,325 @@
+//! A whole file's device code as owned records: every container and entry with the
+//! fields people and tools ask about, and (on request) each entry's kernels.
+
+use cudapkgs_caps::Capability;
+use serde::Serialize;
+
+use crate::container::{Compression, Entry, EntryKind, containers};
+use crate::cubin::{CubinType, parse_cubin};
+use crate::decompress::{content, content_prefix};
+use crate::discover::{FatbinSection, Format, SectionKind, Unit, sniff, units};
+use crate::error::Error;
+use crate::ptx::parse_ptx;
+
+/// How much to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanOptions {
+    /// Decompress every entry and list its kernels (needed for GPU verdicts).
+    pub kernels: bool,
+}
+
+/// The device code of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileScan {
+    pub format: Format,
+    pub units: Vec<UnitScan>,
+}
+
+impl FileScan {
+    pub fn containers(&self) -> impl Iterator<Item = &ContainerScan> {
+        self.units.iter().flat_map(|unit| unit.containers.iter())
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &EntryInfo> {
+        self.containers()
+            .flat_map(|container| container.entries.iter())
+    }
+
+    /// Bytes of all fatbin sections (containers with their headers and padding).
+    pub fn device_code_bytes(&self) -> u64 {
+        self.units.iter().map(|unit| unit.section_bytes).sum()
+    }
+
+    pub fn has_device_code(&self) -> bool {
+        self.entries().next().is_some()
+    }
+}
+
+/// One ELF file or archive member.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitScan {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    pub section_bytes: u64,
+    pub containers: Vec<ContainerScan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerScan {
+    pub section: SectionKind,
+    /// File offset of the container header.
+    pub offset: u64,
+    /// Header plus entries.
+    pub size: u64,
+    pub entries: Vec<EntryInfo>,
+}
+
+impl ContainerScan {
+    /// Kernel names (mangled) found in any entry, in first-seen order.
+    pub fn kernels(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for entry in &self.entries {
+            for name in entry.kernels.iter().flatten() {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+}
+
+/// One entry, as `cudapkgs inspect` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryInfo {
+    pub section: SectionKind,
+    /// File offset of the entry header.
+    pub offset: u64,
+    pub kind: EntryKind,
+    /// `sm_90a`, `sm_100f`, `compute_90`.
+    pub arch: String,
+    pub capability: Option<Capability>,
+    /// Cubin ABI version (`1.8`) or PTX ISA version (`9.0`).
+    pub version: String,
+    pub compression: Compression,
+    /// Bytes the entry takes in the file: header plus payload.
+    pub stored_size: u64,
+    /// Exact compressed size when compressed.
+    pub compressed_size: Option<u64>,
+    /// Size of the content once decompressed.
+    pub uncompressed_size: u64,
+    pub identifier: Option<String>,
+    /// ptxas options (PTX) or NVVM options (LTO-IR).
+    pub options: Option<String>,
+    pub host: &'static str,
+    pub debug: bool,
+    /// Relocatable code that the driver cannot load as it is (`__nv_relfatbin`
+    /// entries, `ET_REL` cubins).
+    pub relocatable: bool,
+    /// For SASS: the cubin's ELF ABI (`EI_OSABI`, `EI_ABIVERSION`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elf_abi: Option<(u8, u8)>,
+    /// Kernel names (mangled), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<Vec<String>>,
+    /// Members of a concatenated group.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<GroupMemberInfo>,
+    /// A problem reading this entry's content (the listing stays valid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl EntryInfo {
+    /// The PTX ISA version of a PTX entry.
+    pub fn ptx_isa(&self) -> Option<(u16, u16)> {
+        matches!(self.kind, EntryKind::Ptx | EntryKind::RelocatablePtx)
+            .then(|| parse_pair(&self.version))
+            .flatten()
+    }
+}
+
+fn parse_pair(text: &str) -> Option<(u16, u16)> {
+    let (major, minor) = text.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupMemberInfo {
+    pub kind: EntryKind,
+    pub arch: u32,
+    pub size: u64,
+}
+
+/// Scans a file's bytes (an ELF file, an ar archive, a `.fatbin` or a cubin).
+pub fn scan(data: &[u8], options: ScanOptions) -> Result<FileScan, Error> {
+    let format = sniff(data).ok_or_else(|| {
+        Error::NotRecognized("not an ELF file, ar archive, fatbin, cubin or wheel".into())
+    })?;
+    let units = units(data)?
+        .iter()
+        .map(|unit| scan_unit(unit, options))
+        .collect::<Result<_, _>>()?;
+    Ok(FileScan { format, units })
+}
+
+fn scan_unit(unit: &Unit<'_>, options: ScanOptions) -> Result<UnitScan, Error> {
+    let mut containers_found = Vec::new();
+    let mut section_bytes = 0;
+    for section in &unit.sections {
+        section_bytes += section.data.len() as u64;
+        scan_section(section, options, &mut containers_found)?;
+    }
+    if let Some(cubin) = unit.cubin {
+        section_bytes += cubin.len() as u64;
+        containers_found.push(bare_cubin(cubin, options));
+    }
+    Ok(UnitScan {
+        member: unit.member.clone(),
+        section_bytes,
+        containers: containers_found,
+    })
+}
+
+fn scan_section(
+    section: &FatbinSection<'_>,
+    options: ScanOptions,
+    out: &mut Vec<ContainerScan>,
+) -> Result<(), Error> {
+    for container in containers(section.data) {
+        let container = container.map_err(|e| e.at_base(section.file_offset))?;
+        let mut entries = Vec::new();
+        for entry in container.entries() {
+            let entry = entry.map_err(|e| e.at_base(section.file_offset))?;
+            entries.push(entry_info(&entry, section, options));
+        }
+        out.push(ContainerScan {
+            section: section.kind,
+            offset: section.file_offset + container.offset,
+            size: container.total_size,
+            entries,
+        });
+    }
+    Ok(())
+}
+
+fn text(bytes: Option<&[u8]>) -> Option<String> {
+    bytes.map(|b| {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        String::from_utf8_lossy(&b[..end]).into_owned()
+    })
+}
+
+fn entry_info(entry: &Entry<'_>, section: &FatbinSection<'_>, options: ScanOptions) -> EntryInfo {
+    let mut info = EntryInfo {
+        section: section.kind,
+        offset: section.file_offset + entry.offset,
+        kind: entry.kind,
+        arch: entry.arch_name(),
+        capability: entry.capability(),
+        version: format!("{}.{}", entry.version_major, entry.version_minor),
+        compression: entry.compression(),
+        stored_size: u64::from(entry.header_size) + entry.payload_size,
+        compressed_size: (entry.compressed_size != 0).then_some(u64::from(entry.compressed_size)),
+        uncompressed_size: entry.content_size(),
+        identifier: text(entry.identifier),
+        options: text(entry.options),
+        host: entry.flags.host(),
+        debug: entry.is_debug(),
+        relocatable: section.kind == SectionKind::RelFatbin
+            || entry.kind == EntryKind::RelocatablePtx,
+        elf_abi: None,
+        kernels: None,
+        members: entry
+            .group_members()
+            .filter_map(Result::ok)
+            .map(|member| GroupMemberInfo {
+                kind: member.kind,
+                arch: member.arch,
+                size: member.size,
+            })
+            .collect(),
+        problem: None,
+    };
+    let result = if options.kernels {
+        read_kernels(entry, &mut info)
+    } else if entry.kind == EntryKind::Sass {
+        read_cubin_header(entry, &mut info)
+    } else {
+        Ok(())
+    };
+    if let Err(error) = result {
+        info.problem = Some(error.at_base(section.file_offset).to_string());
+    }
+    info
+}
+
+/// The ELF header is all a listing needs from a cubin: decode just that much.
+fn read_cubin_header(entry: &Entry<'_>, info: &mut EntryInfo) -> Result<(), Error> {
+    let prefix = content_prefix(entry, 0x40)?;
+    if prefix.len() < 0x40 || !prefix.starts_with(b"\x7fELF") {
+        return Err(Error::malformed(
+            "cubin",
+            entry.offset,
+            "payload does not start with an ELF header",
+        ));
+    }
+    info.elf_abi = Some((prefix[7], prefix[8]));
+    if u16::from_le_bytes([prefix[0x10], prefix[0x11]]) == 1 {
+        info.relocatable = true;
+    }
+    Ok(())
+}
+
+fn read_kernels(entry: &Entry<'_>, info: &mut EntryInfo) -> Result<(), Error> {
+    match entry.kind {
+        EntryKind::Sass => {
+            let bytes = content(entry)?;
+            let cubin = parse_cubin(&bytes).map_err(|e| e.at_base(entry.offset))?;
+            info.elf_abi = Some((cubin.os_abi, cubin.abi_version));
+            info.relocatable |= cubin.elf_type == CubinType::Relocatable;
+            info.kernels = Some(cubin.kernels);
+        }
+        EntryKind::Ptx | EntryKind::RelocatablePtx => {
+            let bytes = content(entry)?;
+            info.kernels = Some(parse_ptx(&bytes).entries);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn bare_cubin(data: &[u8], options: ScanOptions) -> ContainerScan {
+    let parsed = parse_cubin(data);
+    let e_flags = parsed.as_ref().map(|c| c.e_flags).unwrap_or_default();
+    // Old ABI keeps the SM in the low byte, the new ABI in bits 8..15.
+    let arch = match parsed.as_ref().map(|c| c.os_abi) {
+        Ok(0x41) => (e_flags >> 8) & 0xff,
+        _ => e_flags & 0xff,
+    };
+    let entry = EntryInfo {
+        section: SectionKind::File,
+        offset: 0,
+        kind: EntryKind::Sass,
+        arch: format!("sm_{arch}"),
+        capability: u8::try_from(arch / 10)
+            .ok()
+            .filter(|major| *major > 0)
+            .map(|major| Capability::baseline(major, u8::try_from(arch % 10).unwrap_or(0))),
+        version: String::new(),
+        compression: Compression::None,
+        stored_size: data.len() as u64,
+        compressed_size: None,
+        uncompressed_size: data.len() as u64,
+        identifier: None,
+        options: None,
+        host: "unknown",
+        debug: false,
+        relocatable: parsed.as_ref().is_ok_and(|c| !c.is_loadable()),
+        elf_abi: parsed.as_ref().ok().map(|c| (c.os_abi, c.abi_version)),
+        kernels: options.kernels.then(|| {
+            parsed
+                .as_ref()
+                .map(|c| c.kernels.clone())
+                .unwrap_or_default()
+        }),
+        members: Vec::new(),
+        problem: parsed.as_ref().err().map(ToString::to_string),
+    };
+    ContainerScan {
+        section: SectionKind::File,
+        offset: 0,
+        size: data.len() as u64,
+        entries: vec![entry],
+    }
+}

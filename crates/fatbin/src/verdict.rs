@@ -1,0 +1,284 @@
+//! Which image the driver would load for each kernel on a given GPU, or why none fits.
+//!
+//! Rules (see the fatbin reference): SASS runs within its major version on equal or
+//! higher minors (`a`: that exact capability; `f`: its family); PTX is JIT-compiled on
+//! any equal or higher capability (`a`: exact; `f`: family) if the driver knows its ISA
+//! version; compatible SASS wins over PTX; LTO-IR and relocatable cubins are never
+//! loaded. Containers without kernels (CUDA 13's device-link container) do not count.
+
+use std::fmt;
+
+use cudapkgs_caps::{Capability, CudaVersion, Variant};
+use serde::Serialize;
+
+use crate::container::EntryKind;
+use crate::discover::SectionKind;
+use crate::scan::{ContainerScan, EntryInfo, FileScan};
+
+/// The GPU a verdict is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gpu {
+    /// The device's capability (its `a`/`f` variant is ignored: devices have none).
+    pub capability: Capability,
+    /// The CUDA version the driver supports; `None` assumes a driver new enough for
+    /// every PTX ISA.
+    pub driver_cuda: Option<CudaVersion>,
+}
+
+/// How a kernel would run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageMatch {
+    /// SASS built for exactly this capability.
+    ExactSass,
+    /// SASS for a lower minor of the same major (or the family).
+    CompatibleSass,
+    /// PTX the driver compiles at load time.
+    PtxJit,
+}
+
+impl fmt::Display for ImageMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ImageMatch::ExactSass => "exact SASS",
+            ImageMatch::CompatibleSass => "compatible SASS",
+            ImageMatch::PtxJit => "PTX JIT",
+        })
+    }
+}
+
+/// The verdict for one kernel of one container.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelVerdict {
+    /// Mangled name.
+    pub kernel: String,
+    /// File offset of the container.
+    pub container: u64,
+    /// The image the driver would use, or `None`.
+    pub image: Option<ImageMatch>,
+    /// The chosen entry's architecture (`sm_90`, `compute_80`).
+    pub arch: Option<String>,
+    /// File offset of the chosen entry.
+    pub entry: Option<u64>,
+    /// Why each entry holding the kernel was rejected, when none fits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<String>,
+}
+
+/// The first CUDA release that understands each PTX ISA version.
+/// A PTX ISA version and the CUDA release that introduced it.
+type IsaRelease = ((u16, u16), (u8, u8));
+
+const PTX_ISA_RELEASES: &[IsaRelease] = &[
+    ((6, 0), (9, 0)),
+    ((6, 1), (9, 1)),
+    ((6, 2), (9, 2)),
+    ((6, 3), (10, 0)),
+    ((6, 4), (10, 1)),
+    ((6, 5), (10, 2)),
+    ((7, 0), (11, 0)),
+    ((7, 1), (11, 1)),
+    ((7, 2), (11, 2)),
+    ((7, 3), (11, 3)),
+    ((7, 4), (11, 4)),
+    ((7, 5), (11, 5)),
+    ((7, 6), (11, 6)),
+    ((7, 7), (11, 7)),
+    ((7, 8), (11, 8)),
+    ((8, 0), (12, 0)),
+    ((8, 1), (12, 1)),
+    ((8, 2), (12, 2)),
+    ((8, 3), (12, 3)),
+    ((8, 4), (12, 4)),
+    ((8, 5), (12, 5)),
+    ((8, 6), (12, 7)),
+    ((8, 7), (12, 8)),
+    ((8, 8), (12, 9)),
+    ((9, 0), (13, 0)),
+];
+
+/// The CUDA release that introduced a PTX ISA version. From ISA 9.0 on, ISA 9.N
+/// ships with CUDA 13.N.
+pub fn cuda_for_ptx_isa(isa: (u16, u16)) -> Option<CudaVersion> {
+    if let Some((_, (major, minor))) = PTX_ISA_RELEASES.iter().find(|(known, _)| *known == isa) {
+        return Some(CudaVersion::new(*major, *minor));
+    }
+    (isa.0 == 9).then(|| CudaVersion::new(13, u8::try_from(isa.1).unwrap_or(u8::MAX)))
+}
+
+/// Whether SASS for `image` runs on `device`.
+pub fn sass_runs_on(image: Capability, device: Capability) -> bool {
+    let same_major = image.major() == device.major();
+    match image.variant() {
+        Variant::ArchSpecific => same_major && image.minor() == device.minor(),
+        Variant::Baseline | Variant::FamilySpecific => {
+            same_major && device.minor() >= image.minor()
+        }
+    }
+}
+
+/// Whether PTX for `image` can be JIT-compiled for `device` (ISA aside).
+pub fn ptx_runs_on(image: Capability, device: Capability) -> bool {
+    match image.variant() {
+        Variant::ArchSpecific => image.without_variant() == device.without_variant(),
+        Variant::FamilySpecific => {
+            image.major() == device.major() && device.minor() >= image.minor()
+        }
+        Variant::Baseline => (device.major(), device.minor()) >= (image.major(), image.minor()),
+    }
+}
+
+/// Why an entry cannot serve this GPU, or `Ok` with how it would.
+fn judge(entry: &EntryInfo, gpu: Gpu) -> Result<ImageMatch, String> {
+    let device = gpu.capability.without_variant();
+    let Some(image) = entry.capability else {
+        return Err(format!("{}: unknown architecture", entry.arch));
+    };
+    match entry.kind {
+        EntryKind::Sass => {
+            if entry.relocatable {
+                return Err(format!("{}: relocatable cubin, not loadable", entry.arch));
+            }
+            if !sass_runs_on(image, device) {
+                return Err(format!("{}: SASS does not run on {device}", entry.arch));
+            }
+            Ok(
+                if image.major() == device.major() && image.minor() == device.minor() {
+                    ImageMatch::ExactSass
+                } else {
+                    ImageMatch::CompatibleSass
+                },
+            )
+        }
+        EntryKind::Ptx => {
+            if !ptx_runs_on(image, device) {
+                return Err(format!("{}: PTX needs {} or compatible", entry.arch, image));
+            }
+            if let (Some(driver), Some(isa)) = (gpu.driver_cuda, entry.ptx_isa()) {
+                match cuda_for_ptx_isa(isa) {
+                    Some(needed) if needed <= driver => {}
+                    Some(needed) => {
+                        return Err(format!(
+                            "{}: PTX ISA {}.{} needs a CUDA {needed} driver, this one supports {driver}",
+                            entry.arch, isa.0, isa.1
+                        ));
+                    }
+                    None => {
+                        return Err(format!(
+                            "{}: PTX ISA {}.{} is unknown",
+                            entry.arch, isa.0, isa.1
+                        ));
+                    }
+                }
+            }
+            Ok(ImageMatch::PtxJit)
+        }
+        EntryKind::LtoIr => Err(format!("{}: LTO-IR is never loaded", entry.arch)),
+        EntryKind::RelocatablePtx => Err(format!(
+            "{}: relocatable PTX needs a device link",
+            entry.arch
+        )),
+        other => Err(format!("{}: {other} entries are not loaded", entry.arch)),
+    }
+}
+
+/// Preference among usable entries: exact SASS, then the highest compatible SASS,
+/// then the highest PTX.
+fn rank(entry: &EntryInfo, image: ImageMatch) -> (u8, Option<Capability>) {
+    let class = match image {
+        ImageMatch::ExactSass => 3,
+        ImageMatch::CompatibleSass => 2,
+        ImageMatch::PtxJit => 1,
+    };
+    (class, entry.capability)
+}
+
+/// Verdicts for every kernel of a loadable container.
+pub fn container_verdicts(container: &ContainerScan, gpu: Gpu) -> Vec<KernelVerdict> {
+    container
+        .kernels()
+        .into_iter()
+        .map(|kernel| {
+            let holders = container.entries.iter().filter(|entry| {
+                entry
+                    .kernels
+                    .as_ref()
+                    .is_some_and(|names| names.iter().any(|name| name == kernel))
+            });
+            let mut best: Option<(&EntryInfo, ImageMatch)> = None;
+            let mut rejected = Vec::new();
+            for entry in holders {
+                match judge(entry, gpu) {
+                    Ok(image) => {
+                        if best.is_none_or(|(current, current_image)| {
+                            rank(entry, image) > rank(current, current_image)
+                        }) {
+                            best = Some((entry, image));
+                        }
+                    }
+                    Err(reason) => rejected.push(reason),
+                }
+            }
+            KernelVerdict {
+                kernel: kernel.to_owned(),
+                container: container.offset,
+                image: best.map(|(_, image)| image),
+                arch: best.map(|(entry, _)| entry.arch.clone()),
+                entry: best.map(|(entry, _)| entry.offset),
+                rejected: if best.is_some() { Vec::new() } else { rejected },
+            }
+        })
+        .collect()
+}
+
+/// Verdicts for every kernel the driver would load from a file: containers in
+/// `.nv_fatbin` (and bare `.fatbin`/cubin files). Relocatable `__nv_relfatbin` code is
+/// judged after device linking, in the binary that links it.
+pub fn file_verdicts(scan: &FileScan, gpu: Gpu) -> Vec<KernelVerdict> {
+    scan.containers()
+        .filter(|container| container.section != SectionKind::RelFatbin)
+        .flat_map(|container| container_verdicts(container, gpu))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cap(text: &str) -> Capability {
+        text.parse().expect(text)
+    }
+
+    #[test]
+    fn sass_compatibility_rules() {
+        assert!(sass_runs_on(cap("8.0"), cap("8.6")));
+        assert!(!sass_runs_on(cap("8.6"), cap("8.0")));
+        assert!(!sass_runs_on(cap("8.0"), cap("9.0")));
+        assert!(sass_runs_on(cap("9.0a"), cap("9.0")));
+        assert!(!sass_runs_on(cap("10.0a"), cap("10.3")));
+        assert!(sass_runs_on(cap("10.0f"), cap("10.3")));
+        assert!(!sass_runs_on(cap("10.3f"), cap("10.0")));
+        assert!(sass_runs_on(cap("12.0f"), cap("12.1")));
+        assert!(!sass_runs_on(cap("10.0f"), cap("12.0")));
+    }
+
+    #[test]
+    fn ptx_compatibility_rules() {
+        assert!(ptx_runs_on(cap("7.5"), cap("9.0")));
+        assert!(ptx_runs_on(cap("9.0"), cap("9.0")));
+        assert!(!ptx_runs_on(cap("10.0"), cap("9.0")));
+        assert!(ptx_runs_on(cap("9.0a"), cap("9.0")));
+        assert!(!ptx_runs_on(cap("9.0a"), cap("10.0")));
+        assert!(ptx_runs_on(cap("10.0f"), cap("10.3")));
+        assert!(!ptx_runs_on(cap("10.0f"), cap("12.0")));
+    }
+
+    #[test]
+    fn ptx_isa_releases() {
+        assert_eq!(cuda_for_ptx_isa((8, 7)), Some(CudaVersion::new(12, 8)));
+        assert_eq!(cuda_for_ptx_isa((8, 8)), Some(CudaVersion::new(12, 9)));
+        assert_eq!(cuda_for_ptx_isa((9, 0)), Some(CudaVersion::new(13, 0)));
+        assert_eq!(cuda_for_ptx_isa((9, 5)), Some(CudaVersion::new(13, 5)));
+        assert_eq!(cuda_for_ptx_isa((5, 0)), None);
+    }
+}
