@@ -8,4 +8,8 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# cuobjdump (from NVIDIA's PyPI wheels) is the oracle of the fatbin differential tests.
+nvidia_bin=$(bash scripts/install-nvidia-tools.sh | tail -n 1)
+export CUDAPKGS_CUOBJDUMP="$nvidia_bin/cuobjdump"
+
 cargo nextest run --workspace --no-fail-fast

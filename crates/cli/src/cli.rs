@@ -50,7 +50,24 @@ pub enum Command {
     /// and product names
     #[command(after_long_help = GPUS_EXAMPLES)]
     Gpus(GpusArgs),
+    /// The device code inside ELF files, archives, wheels and whole trees: SASS and
+    /// PTX per architecture, sizes, compression; with --gpu, a verdict per kernel
+    #[command(after_long_help = INSPECT_EXAMPLES)]
+    Inspect(InspectArgs),
 }
+
+const INSPECT_EXAMPLES: &str = "\
+Examples:
+  cudapkgs inspect libcublasLt.so.12                 every entry of one library
+  cudapkgs inspect .venv/lib/python3.12/site-packages  a tree: bytes per architecture, heaviest files
+  cudapkgs inspect --gpu H100 --driver-cuda 12.8 libtorch_cuda.so
+                                                     exit 1 if a kernel has no image the H100 can use
+  cudapkgs inspect --extract out/ libk.so            write cubins and PTX, decompressed
+  cudapkgs inspect --json torch-2.11.0-cp312-manylinux_2_28_x86_64.whl
+
+Reads ELF executables, shared objects, .o files, ar archives (each member), .fatbin
+files, cubins, and wheels or zip files; folders are searched recursively. Files without
+device code are skipped quietly in folders and reported when named.";
 
 const FLAGS_EXAMPLES: &str = "\
 Examples:
@@ -132,6 +149,32 @@ pub struct GpusArgs {
     /// Show only what this CUDA release supports, and mark its default set
     #[arg(long, value_name = "X.Y")]
     pub cuda: Option<CudaVersion>,
+    /// What to print
+    #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
+    pub format: TextOrJson,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Files or folders to inspect
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Judge every kernel for this GPU: a product name (H100) or capability (9.0)
+    #[arg(long, value_name = "GPU")]
+    pub gpu: Option<String>,
+    /// With --gpu: the CUDA version the driver supports (nvidia-smi's "CUDA Version");
+    /// without it, any PTX ISA is assumed to be understood
+    #[arg(long, value_name = "X.Y", requires = "gpu")]
+    pub driver_cuda: Option<CudaVersion>,
+    /// Write every entry, decompressed, into this folder (like cuobjdump -xelf/-xptx)
+    #[arg(long, value_name = "DIR")]
+    pub extract: Option<PathBuf>,
+    /// List every entry, even when many files have device code
+    #[arg(long)]
+    pub entries: bool,
+    /// How many of the heaviest files the summary shows
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
     /// What to print
     #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
     pub format: TextOrJson,

@@ -11,6 +11,7 @@ mod commands;
 mod error;
 mod output;
 mod settings;
+mod units;
 
 use std::process::ExitCode;
 
@@ -47,5 +48,6 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
     match &cli.command {
         Command::Flags(args) => commands::flags::run(args, output, &config, &env),
         Command::Gpus(args) => commands::gpus::run(args, output),
+        Command::Inspect(args) => commands::inspect::run(args, output),
     }
 }

@@ -17,6 +17,7 @@ pub mod discover;
 mod error;
 pub mod ptx;
 pub mod scan;
+pub mod tree;
 pub mod verdict;
 
 pub use container::{Compression, Container, Entry, EntryFlags, EntryKind, containers};
@@ -24,5 +25,5 @@ pub use cubin::{CubinInfo, CubinType, parse_cubin};
 pub use discover::{FatbinSection, Format, SectionKind, Unit, sniff, units};
 pub use error::Error;
 pub use ptx::{PtxInfo, parse_ptx};
-pub use scan::{ContainerScan, EntryInfo, FileScan, ScanOptions, UnitScan, scan};
+pub use scan::{ContainerScan, EntryInfo, FileScan, ScanOptions, UnitScan, all_entries, scan};
 pub use verdict::{Gpu, ImageMatch, KernelVerdict, container_verdicts, file_verdicts};

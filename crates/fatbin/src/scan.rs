@@ -153,6 +153,24 @@ pub fn scan(data: &[u8], options: ScanOptions) -> Result<FileScan, Error> {
     Ok(FileScan { format, units })
 }
 
+/// Every entry of a file in file order, with the section it sits in; for work on
+/// contents such as extraction.
+pub fn all_entries(data: &[u8]) -> Result<Vec<(SectionKind, Entry<'_>)>, Error> {
+    let mut found = Vec::new();
+    for unit in units(data)? {
+        for section in &unit.sections {
+            for container in containers(section.data) {
+                let container = container.map_err(|e| e.at_base(section.file_offset))?;
+                for entry in container.entries() {
+                    let entry = entry.map_err(|e| e.at_base(section.file_offset))?;
+                    found.push((section.kind, entry));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 fn scan_unit(unit: &Unit<'_>, options: ScanOptions) -> Result<UnitScan, Error> {
     let mut containers_found = Vec::new();
     let mut section_bytes = 0;

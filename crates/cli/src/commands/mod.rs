@@ -2,3 +2,4 @@
 
 pub mod flags;
 pub mod gpus;
+pub mod inspect;

@@ -1,0 +1,92 @@
+//! `cudapkgs inspect`: the device code in files and trees, and per-kernel verdicts.
+
+mod extract;
+mod render;
+mod report;
+
+use std::path::Path;
+
+use cudapkgs_caps::{DEFAULT_CUDA, gpu_capability};
+use cudapkgs_fatbin::tree;
+use cudapkgs_fatbin::{Error as FatbinError, Gpu, ScanOptions, file_verdicts, scan};
+
+use crate::cli::{InspectArgs, TextOrJson};
+use crate::error::{CliError, CliResult, Exit};
+use crate::output::Output;
+
+pub(crate) use report::{FileResult, Report};
+
+pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
+    let gpu = args
+        .gpu
+        .as_deref()
+        .map(|name| {
+            let capability = gpu_capability(name, args.driver_cuda.unwrap_or(DEFAULT_CUDA))
+                .map_err(|error| CliError::from(error).context("--gpu"))?;
+            Ok::<_, CliError>(Gpu {
+                capability: capability.without_variant(),
+                driver_cuda: args.driver_cuda,
+            })
+        })
+        .transpose()?;
+    if let Some(dir) = &args.extract {
+        std::fs::create_dir_all(dir)
+            .map_err(|error| CliError::new(format!("cannot create {}: {error}", dir.display())))?;
+    }
+    let several_inputs = args.paths.len() > 1 || args.paths.iter().any(|path| path.is_dir());
+    let options = ScanOptions {
+        kernels: gpu.is_some(),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+
+    let visited = tree::visit(&args.paths, threads, |source, data| {
+        let scanned = scan(data, options).map_err(|error| describe(&error, data))?;
+        let verdicts = gpu
+            .map(|gpu| file_verdicts(&scanned, gpu))
+            .unwrap_or_default();
+        let extracted = match &args.extract {
+            Some(dir) if scanned.has_device_code() => {
+                extract::write_entries(dir, &source.display, several_inputs, data)?
+            }
+            _ => 0,
+        };
+        Ok(FileResult {
+            scan: scanned,
+            verdicts,
+            extracted,
+        })
+    });
+
+    let report = Report::new(visited, gpu, args.top);
+    if output.json || args.format == TextOrJson::Json {
+        Output::print_json(&report.json())?;
+    } else {
+        let list_entries =
+            args.entries || (!several_inputs && report.files_with_device_code() <= 1);
+        Output::print(&render::human(&report, list_entries))?;
+    }
+    for (path, message) in report.failures() {
+        output.warn(format!("{path}: {message}"));
+    }
+    Ok(report.exit())
+}
+
+/// Error text for a file that could not be scanned: a named file of another kind says
+/// so plainly.
+fn describe(error: &FatbinError, data: &[u8]) -> String {
+    match error {
+        FatbinError::NotRecognized(_) if data.is_empty() => "empty file".to_owned(),
+        FatbinError::NotRecognized(_) => {
+            "not an ELF file, ar archive, fatbin, cubin or wheel".to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The part of a display path after the last `/`.
+pub(crate) fn file_name(display: &str) -> &str {
+    Path::new(display)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or(display)
+}

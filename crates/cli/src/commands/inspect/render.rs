@@ -1,0 +1,249 @@
+//! `inspect` for people: entry tables for a few files, totals per architecture and the
+//! heaviest files for trees, and the per-kernel verdict.
+
+use std::fmt::Write as _;
+
+use cudapkgs_fatbin::tree::Outcome;
+use cudapkgs_fatbin::{EntryInfo, ImageMatch};
+
+use super::report::{FileResult, Report};
+use crate::units::{bytes, share};
+
+/// How many kernels without an image are listed per file before "… and N more".
+const UNUSABLE_SHOWN: usize = 20;
+
+pub(crate) fn human(report: &Report, list_entries: bool) -> String {
+    let mut out = String::new();
+    for file in &report.files {
+        match &file.outcome {
+            Outcome::Done(result) if result.scan.has_device_code() && list_entries => {
+                entries(&mut out, &file.source.display, file.source.size, result);
+            }
+            Outcome::Done(result) if result.scan.has_device_code() => {}
+            Outcome::Done(_) | Outcome::NoBinaries if file.source.named => {
+                let _ = writeln!(out, "{}: no device code", file.source.display);
+            }
+            _ => {}
+        }
+    }
+    let summary = report.summary();
+    if !list_entries || summary.files_with_device_code > 1 {
+        totals(&mut out, report);
+    }
+    if report.gpu.is_some() {
+        verdicts(&mut out, report);
+    }
+    out
+}
+
+fn entries(out: &mut String, path: &str, size: u64, result: &FileResult) {
+    let scan = &result.scan;
+    let containers = scan.containers().count();
+    let count = scan.entries().count();
+    let device = scan.device_code_bytes();
+    let _ = writeln!(
+        out,
+        "{path}: {count} {} in {containers} {}, device code {} of {} ({})",
+        plural(count, "entry", "entries"),
+        plural(containers, "container", "containers"),
+        bytes(device),
+        bytes(size),
+        share(device, size)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<10} {:<14} {:<12} {:<12} {:<5} {:<7} {:>10} {:>10}  notes",
+        "offset", "section", "kind", "arch", "ver", "codec", "stored", "content"
+    );
+    for unit in &scan.units {
+        if let Some(member) = &unit.member {
+            if unit.containers.iter().all(|c| c.entries.is_empty()) {
+                continue;
+            }
+            let _ = writeln!(out, "  member {member}:");
+        }
+        for entry in unit.containers.iter().flat_map(|c| c.entries.iter()) {
+            let _ = writeln!(
+                out,
+                "  {:<10} {:<14} {:<12} {:<12} {:<5} {:<7} {:>10} {:>10}  {}",
+                format!("{:#x}", entry.offset),
+                entry.section.name(),
+                entry.kind.name(),
+                entry.arch,
+                entry.version,
+                entry.compression.name(),
+                bytes(entry.stored_size),
+                bytes(entry.uncompressed_size),
+                notes(entry)
+            );
+        }
+    }
+    if result.extracted > 0 {
+        let _ = writeln!(out, "  extracted {} entries", result.extracted);
+    }
+    out.push('\n');
+}
+
+fn notes(entry: &EntryInfo) -> String {
+    let mut notes = Vec::new();
+    if entry.debug {
+        notes.push("debug".to_owned());
+    }
+    if entry.relocatable {
+        notes.push("relocatable".to_owned());
+    }
+    if let Some(identifier) = &entry.identifier {
+        notes.push(format!("id={identifier}"));
+    }
+    if let Some(options) = entry
+        .options
+        .as_deref()
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
+        notes.push(format!("options={options}"));
+    }
+    if !entry.members.is_empty() {
+        notes.push(format!("{} members", entry.members.len()));
+    }
+    if let Some(problem) = &entry.problem {
+        notes.push(format!("problem: {problem}"));
+    }
+    notes.join(" ")
+}
+
+fn totals(out: &mut String, report: &Report) {
+    let summary = report.summary();
+    let _ = writeln!(
+        out,
+        "{} {} with device code of {} scanned; device code {} of {} ({}) in {} entries",
+        summary.files_with_device_code,
+        plural(summary.files_with_device_code, "file", "files"),
+        summary.files_scanned,
+        bytes(summary.device_code_bytes),
+        bytes(summary.file_bytes),
+        share(summary.device_code_bytes, summary.file_bytes),
+        summary.entries
+    );
+    if summary.by_arch.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n  {:<14} {:<14} {:>8} {:>11} {:>11} {:>6}",
+        "arch", "kind", "entries", "stored", "content", "share"
+    );
+    for total in &summary.by_arch {
+        let _ = writeln!(
+            out,
+            "  {:<14} {:<14} {:>8} {:>11} {:>11} {:>6}",
+            total.arch,
+            total.kind.name(),
+            total.entries,
+            bytes(total.stored_bytes),
+            bytes(total.content_bytes),
+            share(total.stored_bytes, summary.device_code_bytes)
+        );
+    }
+    if summary.files_with_device_code > 1 {
+        let _ = writeln!(out, "\n  heaviest files (device code, share of the file)");
+        for heavy in &summary.heaviest {
+            let _ = writeln!(
+                out,
+                "  {:>11} {:>5}  {}",
+                bytes(heavy.device_code_bytes),
+                share(heavy.device_code_bytes, heavy.size),
+                heavy.path
+            );
+        }
+    }
+}
+
+fn verdicts(out: &mut String, report: &Report) {
+    let Some(totals) = report.gpu_totals() else {
+        return;
+    };
+    let gpu = totals.gpu.map(|c| c.to_string()).unwrap_or_default();
+    let driver = totals.driver_cuda.map_or_else(
+        || "a driver new enough for every PTX".to_owned(),
+        |v| format!("a CUDA {v} driver"),
+    );
+    let _ = writeln!(out, "\nGPU {gpu} with {driver}:");
+    for (file, result) in report.with_device_code() {
+        if result.verdicts.is_empty() {
+            continue;
+        }
+        let unusable: Vec<_> = result
+            .verdicts
+            .iter()
+            .filter(|v| v.image.is_none())
+            .collect();
+        let count = |image| {
+            result
+                .verdicts
+                .iter()
+                .filter(|v| v.image == Some(image))
+                .count()
+        };
+        let mut parts = Vec::new();
+        for (image, label) in [
+            (ImageMatch::ExactSass, "exact SASS"),
+            (ImageMatch::CompatibleSass, "compatible SASS"),
+            (ImageMatch::PtxJit, "PTX JIT"),
+        ] {
+            let n = count(image);
+            if n > 0 {
+                parts.push(format!("{n} {label}"));
+            }
+        }
+        if !unusable.is_empty() {
+            parts.push(format!("{} without a usable image", unusable.len()));
+        }
+        let mark = if unusable.is_empty() { "ok  " } else { "FAIL" };
+        let _ = writeln!(
+            out,
+            "  {mark} {}: {} {}: {}",
+            file.source.display,
+            result.verdicts.len(),
+            plural(result.verdicts.len(), "kernel", "kernels"),
+            parts.join(", ")
+        );
+        for verdict in unusable.iter().take(UNUSABLE_SHOWN) {
+            let _ = writeln!(
+                out,
+                "         {} (container {:#x}): {}",
+                demangle(&verdict.kernel),
+                verdict.container,
+                if verdict.rejected.is_empty() {
+                    "no entry".to_owned()
+                } else {
+                    verdict.rejected.join("; ")
+                }
+            );
+        }
+        if unusable.len() > UNUSABLE_SHOWN {
+            let _ = writeln!(
+                out,
+                "         … and {} more (all of them with --json)",
+                unusable.len() - UNUSABLE_SHOWN
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} of {} kernels have no usable image on {gpu}",
+        totals.unusable, totals.kernels
+    );
+}
+
+/// A C++ name as people read it; other names unchanged.
+pub(crate) fn demangle(name: &str) -> String {
+    cpp_demangle::Symbol::new(name)
+        .ok()
+        .and_then(|symbol| symbol.demangle().ok())
+        .unwrap_or_else(|| name.to_owned())
+}
+
+fn plural(count: usize, one: &'static str, many: &'static str) -> &'static str {
+    if count == 1 { one } else { many }
+}

@@ -1,0 +1,252 @@
+//! The results of an inspection, their totals, and the stable JSON document.
+
+use std::collections::BTreeMap;
+
+use cudapkgs_caps::{Capability, CudaVersion};
+use cudapkgs_fatbin::tree::{Outcome, Visited};
+use cudapkgs_fatbin::{EntryKind, FileScan, Format, Gpu, ImageMatch, KernelVerdict, UnitScan};
+use serde::Serialize;
+
+use crate::error::Exit;
+
+/// What the per-file work produced.
+#[derive(Debug)]
+pub(crate) struct FileResult {
+    pub scan: FileScan,
+    pub verdicts: Vec<KernelVerdict>,
+    pub extracted: usize,
+}
+
+/// Everything `inspect` found.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub files: Vec<Visited<FileResult>>,
+    pub gpu: Option<Gpu>,
+    pub top: usize,
+}
+
+/// Bytes of one architecture and kind across all files.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct ArchTotal {
+    pub arch: String,
+    pub kind: EntryKind,
+    pub entries: u64,
+    /// Bytes in the files (compressed where compressed).
+    pub stored_bytes: u64,
+    /// Bytes once decompressed.
+    pub content_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Heavy {
+    pub path: String,
+    pub size: u64,
+    pub device_code_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Summary {
+    pub files_scanned: usize,
+    pub files_with_device_code: usize,
+    pub file_bytes: u64,
+    pub device_code_bytes: u64,
+    pub entries: u64,
+    pub by_arch: Vec<ArchTotal>,
+    pub heaviest: Vec<Heavy>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub(crate) struct GpuTotals {
+    pub gpu: Option<Capability>,
+    pub driver_cuda: Option<CudaVersion>,
+    pub kernels: usize,
+    pub exact_sass: usize,
+    pub compatible_sass: usize,
+    pub ptx_jit: usize,
+    pub unusable: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct FileJson<'a> {
+    path: &'a str,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<Format>,
+    device_code_bytes: u64,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    units: &'a [UnitScan],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernels: Option<&'a [KernelVerdict]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extracted: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ReportJson<'a> {
+    files: Vec<FileJson<'a>>,
+    summary: Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<GpuTotals>,
+}
+
+impl Report {
+    pub fn new(files: Vec<Visited<FileResult>>, gpu: Option<Gpu>, top: usize) -> Self {
+        Report { files, gpu, top }
+    }
+
+    /// Files whose scan found device code.
+    pub fn with_device_code(&self) -> impl Iterator<Item = (&Visited<FileResult>, &FileResult)> {
+        self.files.iter().filter_map(|file| match &file.outcome {
+            Outcome::Done(result) if result.scan.has_device_code() => Some((file, result)),
+            _ => None,
+        })
+    }
+
+    pub fn files_with_device_code(&self) -> usize {
+        self.with_device_code().count()
+    }
+
+    /// Files that could not be read or parsed.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.files.iter().filter_map(|file| match &file.outcome {
+            Outcome::Failed(message) => Some((file.source.display.as_str(), message.as_str())),
+            _ => None,
+        })
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut by_arch: BTreeMap<(EntryKind, String), ArchTotal> = BTreeMap::new();
+        let mut summary = Summary {
+            files_scanned: self
+                .files
+                .iter()
+                .filter(|file| matches!(file.outcome, Outcome::Done(_)))
+                .count(),
+            files_with_device_code: 0,
+            file_bytes: 0,
+            device_code_bytes: 0,
+            entries: 0,
+            by_arch: Vec::new(),
+            heaviest: Vec::new(),
+        };
+        summary.file_bytes = self
+            .files
+            .iter()
+            .filter(|file| matches!(file.outcome, Outcome::Done(_)))
+            .map(|file| file.source.size)
+            .sum();
+        for (file, result) in self.with_device_code() {
+            summary.files_with_device_code += 1;
+            summary.device_code_bytes += result.scan.device_code_bytes();
+            summary.heaviest.push(Heavy {
+                path: file.source.display.clone(),
+                size: file.source.size,
+                device_code_bytes: result.scan.device_code_bytes(),
+            });
+            for entry in result.scan.entries() {
+                summary.entries += 1;
+                let total = by_arch
+                    .entry((entry.kind, entry.arch.clone()))
+                    .or_insert_with(|| ArchTotal {
+                        arch: entry.arch.clone(),
+                        kind: entry.kind,
+                        entries: 0,
+                        stored_bytes: 0,
+                        content_bytes: 0,
+                    });
+                total.entries += 1;
+                total.stored_bytes += entry.stored_size;
+                total.content_bytes += entry.uncompressed_size;
+            }
+        }
+        summary.by_arch = by_arch.into_values().collect();
+        summary.by_arch.sort_by(|a, b| {
+            b.stored_bytes
+                .cmp(&a.stored_bytes)
+                .then(a.arch.cmp(&b.arch))
+        });
+        summary.heaviest.sort_by(|a, b| {
+            b.device_code_bytes
+                .cmp(&a.device_code_bytes)
+                .then(a.path.cmp(&b.path))
+        });
+        summary.heaviest.truncate(self.top);
+        summary
+    }
+
+    pub fn gpu_totals(&self) -> Option<GpuTotals> {
+        let gpu = self.gpu?;
+        let mut totals = GpuTotals {
+            gpu: Some(gpu.capability),
+            driver_cuda: gpu.driver_cuda,
+            ..GpuTotals::default()
+        };
+        for (_, result) in self.with_device_code() {
+            for verdict in &result.verdicts {
+                totals.kernels += 1;
+                match verdict.image {
+                    Some(ImageMatch::ExactSass) => totals.exact_sass += 1,
+                    Some(ImageMatch::CompatibleSass) => totals.compatible_sass += 1,
+                    Some(ImageMatch::PtxJit) => totals.ptx_jit += 1,
+                    None => totals.unusable += 1,
+                }
+            }
+        }
+        Some(totals)
+    }
+
+    pub fn exit(&self) -> Exit {
+        if self.failures().next().is_some() {
+            Exit::Usage
+        } else if self.gpu_totals().is_some_and(|totals| totals.unusable > 0) {
+            Exit::Problems
+        } else {
+            Exit::Success
+        }
+    }
+
+    /// Files shown in JSON: those with device code, every named file, every failure.
+    pub fn json(&self) -> ReportJson<'_> {
+        let files = self
+            .files
+            .iter()
+            .filter_map(|file| {
+                let base = FileJson {
+                    path: &file.source.display,
+                    size: file.source.size,
+                    format: None,
+                    device_code_bytes: 0,
+                    units: &[],
+                    kernels: None,
+                    extracted: None,
+                    error: None,
+                };
+                match &file.outcome {
+                    Outcome::Done(result) if result.scan.has_device_code() || file.source.named => {
+                        Some(FileJson {
+                            format: Some(result.scan.format),
+                            device_code_bytes: result.scan.device_code_bytes(),
+                            units: &result.scan.units,
+                            kernels: self.gpu.map(|_| result.verdicts.as_slice()),
+                            extracted: (result.extracted > 0).then_some(result.extracted),
+                            ..base
+                        })
+                    }
+                    Outcome::Done(_) => None,
+                    Outcome::NoBinaries => Some(base),
+                    Outcome::Failed(message) => Some(FileJson {
+                        error: Some(message),
+                        ..base
+                    }),
+                }
+            })
+            .collect();
+        ReportJson {
+            files,
+            summary: self.summary(),
+            verdict: self.gpu_totals(),
+        }
+    }
+}

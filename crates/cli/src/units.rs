@@ -1,0 +1,41 @@
+//! Numbers for people: byte sizes and shares.
+
+/// `1.5 KiB`, `298.1 MiB`, `812 B`.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    if count < 1024 {
+        return format!("{count} B");
+    }
+    #[allow(clippy::cast_precision_loss, reason = "display only")]
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `41%` of a whole; `-` when the whole is zero.
+pub fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".to_owned();
+    }
+    #[allow(clippy::cast_precision_loss, reason = "display only")]
+    let percent = part as f64 * 100.0 / whole as f64;
+    format!("{percent:.0}%")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_sizes_and_shares() {
+        assert_eq!(bytes(812), "812 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(312_576_000), "298.1 MiB");
+        assert_eq!(share(41, 100), "41%");
+        assert_eq!(share(1, 0), "-");
+    }
+}

@@ -1,0 +1,310 @@
+//! The file system side: files mapped into memory, folders walked, wheels opened, and
+//! the work spread over the machine's cores.
+//!
+//! Files are found first (cheap), then handed to worker threads; each file's bytes are
+//! mapped, never read whole into memory. Wheel and zip members that hold binaries are
+//! copied to a temporary file and mapped like any other file.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::discover::{Format, sniff};
+
+/// A file to look at, and how it was reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The path as shown to people: `dir/lib.so`, or `pkg.whl:nvidia/lib/lib.so`.
+    pub display: String,
+    /// Named by the user rather than found inside a folder or wheel.
+    pub named: bool,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What became of one file.
+#[derive(Debug)]
+pub struct Visited<T> {
+    pub source: Source,
+    pub outcome: Outcome<T>,
+}
+
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// The work ran on the file's bytes.
+    Done(T),
+    /// A named zip that holds no binaries.
+    NoBinaries,
+    /// The file could not be read, or the work failed on it.
+    Failed(String),
+}
+
+impl<T> From<Result<T, String>> for Outcome<T> {
+    fn from(result: Result<T, String>) -> Self {
+        match result {
+            Ok(value) => Outcome::Done(value),
+            Err(message) => Outcome::Failed(message),
+        }
+    }
+}
+
+/// A file's bytes, mapped when the file is not empty.
+#[derive(Debug)]
+pub enum Mapped {
+    Map(memmap2::Mmap),
+    Empty,
+}
+
+impl Mapped {
+    pub fn open(file: &File) -> io::Result<Mapped> {
+        if file.metadata()?.len() == 0 {
+            return Ok(Mapped::Empty);
+        }
+        // SAFETY: the mapping is read-only and private to this process. Another process
+        // truncating the file while it is mapped would make reads fault; that is the
+        // accepted cost of not copying gigabytes of libraries into memory.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        Ok(Mapped::Map(map))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Mapped::Map(map) => map,
+            Mapped::Empty => &[],
+        }
+    }
+}
+
+/// One unit of work: a file on disk, or a whole zip whose members are visited in turn.
+#[derive(Debug)]
+struct Job {
+    path: PathBuf,
+    display: String,
+    named: bool,
+    zip: bool,
+}
+
+/// Visits every file under `inputs` that can hold device code, calling `work` with its
+/// bytes on several threads. Folders are walked recursively without following
+/// symbolic links; hard links are visited once. Results come back in path order.
+pub fn visit<T, F>(inputs: &[PathBuf], threads: usize, work: F) -> Vec<Visited<T>>
+where
+    T: Send,
+    F: Fn(&Source, &[u8]) -> Result<T, String> + Sync,
+{
+    let mut jobs = Vec::new();
+    let mut failures = Vec::new();
+    let mut seen = HashSet::new();
+    for input in inputs {
+        collect(input, true, &mut seen, &mut jobs, &mut failures);
+    }
+
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(failures);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1).min(jobs.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(index) else { break };
+                    let done = run_job(job, &work);
+                    results
+                        .lock()
+                        .expect("no worker panics holding the lock")
+                        .extend(done);
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("workers finished");
+    results.sort_by(|a, b| a.source.display.cmp(&b.source.display));
+    results
+}
+
+fn collect<T>(
+    path: &Path,
+    named: bool,
+    seen: &mut HashSet<(u64, u64)>,
+    jobs: &mut Vec<Job>,
+    failures: &mut Vec<Visited<T>>,
+) {
+    let display = path.display().to_string();
+    let metadata = if named {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    };
+    let metadata = match metadata {
+        Ok(metadata) => metadata,
+        Err(error) => {
+            failures.push(failure(display, named, 0, &error));
+            return;
+        }
+    };
+    if metadata.is_dir() {
+        let mut children: Vec<PathBuf> = match std::fs::read_dir(path) {
+            Ok(read) => read
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .collect(),
+            Err(error) => {
+                failures.push(failure(display, named, 0, &error));
+                return;
+            }
+        };
+        children.sort();
+        for child in children {
+            collect(&child, false, seen, jobs, failures);
+        }
+        return;
+    }
+    if !metadata.is_file() {
+        return;
+    }
+    if !named && !seen.insert(file_identity(&metadata)) {
+        return;
+    }
+    let format = match read_magic(path) {
+        Ok(magic) => sniff(&magic),
+        Err(error) => {
+            failures.push(failure(display, named, metadata.len(), &error));
+            return;
+        }
+    };
+    if named || format.is_some() {
+        jobs.push(Job {
+            path: path.to_owned(),
+            display,
+            named,
+            zip: format == Some(Format::Zip),
+        });
+    }
+}
+
+#[cfg(unix)]
+fn file_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
+
+#[cfg(not(unix))]
+fn file_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    (metadata.len(), 0)
+}
+
+fn failure<T>(display: String, named: bool, size: u64, error: &io::Error) -> Visited<T> {
+    Visited {
+        source: Source {
+            display,
+            named,
+            size,
+        },
+        outcome: Outcome::Failed(error.to_string()),
+    }
+}
+
+fn read_magic(path: &Path) -> io::Result<Vec<u8>> {
+    let mut magic = Vec::with_capacity(0x14);
+    File::open(path)?.take(0x14).read_to_end(&mut magic)?;
+    Ok(magic)
+}
+
+fn run_job<T, F>(job: &Job, work: &F) -> Vec<Visited<T>>
+where
+    F: Fn(&Source, &[u8]) -> Result<T, String>,
+{
+    let opened = File::open(&job.path).and_then(|file| {
+        let size = file.metadata()?.len();
+        Ok((Mapped::open(&file)?, size))
+    });
+    let (mapped, size) = match opened {
+        Ok(opened) => opened,
+        Err(error) => return vec![failure(job.display.clone(), job.named, 0, &error)],
+    };
+    let source = Source {
+        display: job.display.clone(),
+        named: job.named,
+        size,
+    };
+    if job.zip {
+        return visit_zip(&job.path, &source, work);
+    }
+    let outcome = work(&source, mapped.bytes()).into();
+    vec![Visited { source, outcome }]
+}
+
+/// Visits the members of a zip (a wheel) that hold binaries.
+fn visit_zip<T, F>(path: &Path, zip_source: &Source, work: &F) -> Vec<Visited<T>>
+where
+    F: Fn(&Source, &[u8]) -> Result<T, String>,
+{
+    let fail = |message: String| {
+        vec![Visited {
+            source: zip_source.clone(),
+            outcome: Outcome::Failed(message),
+        }]
+    };
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) => return fail(error.to_string()),
+    };
+    let mut archive = match zip::ZipArchive::new(file) {
+        Ok(archive) => archive,
+        Err(error) => return fail(format!("unreadable zip file: {error}")),
+    };
+    let mut results = Vec::new();
+    for index in 0..archive.len() {
+        let mut member = match archive.by_index(index) {
+            Ok(member) => member,
+            Err(error) => return fail(format!("unreadable zip member {index}: {error}")),
+        };
+        if !member.is_file() {
+            continue;
+        }
+        let display = format!("{}:{}", zip_source.display, member.name());
+        let size = member.size();
+        let mut magic = Vec::with_capacity(0x14);
+        if let Err(error) = member.by_ref().take(0x14).read_to_end(&mut magic) {
+            results.push(failure(display, false, size, &error));
+            continue;
+        }
+        if !matches!(
+            sniff(&magic),
+            Some(Format::Elf | Format::Archive | Format::Fatbin | Format::Cubin)
+        ) {
+            continue;
+        }
+        let source = Source {
+            display,
+            named: false,
+            size,
+        };
+        let result = copy_to_temp(&magic, &mut member).and_then(|temp| {
+            let mapped = Mapped::open(temp.as_file()).map_err(|e| e.to_string())?;
+            work(&source, mapped.bytes())
+        });
+        results.push(Visited {
+            source,
+            outcome: result.into(),
+        });
+    }
+    if results.is_empty() && zip_source.named {
+        return vec![Visited {
+            source: zip_source.clone(),
+            outcome: Outcome::NoBinaries,
+        }];
+    }
+    results
+}
+
+fn copy_to_temp(magic: &[u8], rest: &mut impl Read) -> Result<tempfile::NamedTempFile, String> {
+    let mut temp = tempfile::NamedTempFile::new()
+        .map_err(|e| format!("cannot create a temporary file: {e}"))?;
+    io::Write::write_all(&mut temp, magic).map_err(|e| e.to_string())?;
+    io::copy(rest, &mut temp).map_err(|e| format!("cannot unpack member: {e}"))?;
+    Ok(temp)
+}
