@@ -31,10 +31,12 @@ impl Output {
 
     /// Writes a JSON document to stdout.
     pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
-        let mut stdout = io::stdout().lock();
+        // Stdout is line-buffered; pretty JSON has a line per field.
+        let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
         serde_json::to_writer_pretty(&mut stdout, value)
             .map_err(|error| CliError::new(format!("cannot write JSON: {error}")))?;
-        writeln!(stdout).map_err(|error| write_error(&error))
+        writeln!(stdout).map_err(|error| write_error(&error))?;
+        stdout.flush().map_err(|error| write_error(&error))
     }
 
     /// Writes text to stdout as it is.

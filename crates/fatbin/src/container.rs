@@ -11,7 +11,7 @@ use std::fmt;
 use cudapkgs_caps::{Capability, Variant};
 use serde::Serialize;
 
-use crate::error::{Bytes, Error};
+use crate::error::{Bytes, Error, ReadAt};
 
 pub const CONTAINER_MAGIC: u32 = 0xBA55_ED50;
 const CONTAINER_HEADER_SIZE: u64 = 0x10;
@@ -121,10 +121,16 @@ impl EntryFlags {
     }
 }
 
-/// One entry of a container, borrowed from the file's bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct Entry<'a> {
-    /// Offset of the entry header within the data the container was read from.
+/// Entry headers longer than this are refused: real ones are under 0x100 bytes, and
+/// the size must not drive an allocation.
+const MAX_ENTRY_HEADER: u64 = 1 << 20;
+/// One read covers the whole header of almost every entry.
+const HEADER_READ: usize = 0x80;
+
+/// One entry of a container: its header, read and owned; its payload, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Offset of the entry header in the file.
     pub offset: u64,
     pub kind: EntryKind,
     pub header_size: u32,
@@ -139,18 +145,18 @@ pub struct Entry<'a> {
     pub flags: EntryFlags,
     /// Exact uncompressed size; 0 when not compressed.
     pub uncompressed_size: u64,
-    /// `fatbinary --ident`, when set.
-    pub identifier: Option<&'a [u8]>,
-    /// For PTX: the ptxas options; for LTO-IR: the NVVM options.
-    pub options: Option<&'a [u8]>,
-    /// The payload exactly as stored (padding included).
-    pub payload: &'a [u8],
-    /// For concatenated groups: the members, listed from their headers.
-    pub members: Option<&'a [u8]>,
-    member_count: u32,
+    header: Vec<u8>,
+    identifier: Option<(usize, usize)>,
+    options: Option<(usize, usize)>,
+    members: Option<(usize, u32)>,
 }
 
-impl<'a> Entry<'a> {
+impl Entry {
+    /// Offset of the payload in the file.
+    pub fn payload_offset(&self) -> u64 {
+        self.offset + u64::from(self.header_size)
+    }
+
     /// The entry's target with its `a`/`f` variant, if the number is a valid capability.
     pub fn capability(&self) -> Option<Capability> {
         let major = u8::try_from(self.arch / 10).ok().filter(|m| *m > 0)?;
@@ -192,20 +198,24 @@ impl<'a> Entry<'a> {
         }
     }
 
-    /// The stored bytes that make up the content: the exact compressed size when
-    /// compressed, else the payload.
-    pub fn stored(&self) -> &'a [u8] {
+    /// Length of the stored content: the exact compressed size, else the payload.
+    pub fn stored_len(&self) -> u64 {
         if self.compressed_size == 0 {
-            return self.payload;
+            self.payload_size
+        } else {
+            u64::from(self.compressed_size)
         }
-        let len = usize::try_from(self.compressed_size).unwrap_or(usize::MAX);
-        &self.payload[..len.min(self.payload.len())]
+    }
+
+    /// The stored content within the file's bytes.
+    pub fn stored<'d>(&self, file: &'d [u8]) -> Result<&'d [u8], Error> {
+        Bytes::new(file, "fatbin entry payload").slice(self.payload_offset(), self.stored_len())
     }
 
     /// Size of the content once decompressed (the stored size when not compressed).
     pub fn content_size(&self) -> u64 {
         if self.compressed_size == 0 {
-            self.payload.len() as u64
+            self.payload_size
         } else {
             self.uncompressed_size
         }
@@ -215,30 +225,35 @@ impl<'a> Entry<'a> {
         self.flags.has(EntryFlags::DEBUG)
     }
 
+    /// `fatbinary --ident`, when set.
+    pub fn identifier(&self) -> Option<&[u8]> {
+        self.identifier
+            .map(|(start, len)| &self.header[start..start + len])
+    }
+
+    /// For PTX: the ptxas options; for LTO-IR: the NVVM options.
+    pub fn options(&self) -> Option<&[u8]> {
+        self.options
+            .map(|(start, len)| &self.header[start..start + len])
+    }
+
     /// Members of a concatenated group, read from their headers without decompressing.
-    pub fn group_members(&self) -> impl Iterator<Item = Result<GroupMember, Error>> + 'a {
-        let table = self.members.unwrap_or_default();
-        let count = if self.members.is_some() {
-            self.member_count
-        } else {
-            0
-        };
-        let base = self.offset;
-        (0..u64::from(count)).map(move |index| {
-            let bytes = Bytes::new(table, "concatenated member header");
-            let at = index * ENTRY_BASE_HEADER_SIZE;
-            let read = || -> Result<GroupMember, Error> {
-                Ok(GroupMember {
-                    kind: EntryKind::from_raw(bytes.u16(at)?),
-                    blob_offset: bytes.u32(at + 0x04)?,
-                    size: bytes.u64(at + 0x08)?,
-                    version_minor: bytes.u16(at + 0x18)?,
-                    version_major: bytes.u16(at + 0x1A)?,
-                    arch: bytes.u32(at + 0x1C)?,
-                    flags: EntryFlags(bytes.u64(at + 0x28)?),
-                })
-            };
-            read().map_err(|error| error.at_base(base))
+    pub fn group_members(&self) -> impl Iterator<Item = GroupMember> + '_ {
+        let (start, count) = self.members.unwrap_or((0, 0));
+        (0..count as usize).map(move |index| {
+            let at = start as u64 + index as u64 * ENTRY_BASE_HEADER_SIZE;
+            // In bounds: the table was checked when the header was read.
+            let bytes = Bytes::new(&self.header, "concatenated member header");
+            let field = |read: Result<u64, Error>| read.unwrap_or_default();
+            GroupMember {
+                kind: EntryKind::from_raw(bytes.u16(at).unwrap_or_default()),
+                blob_offset: bytes.u32(at + 0x04).unwrap_or_default(),
+                size: field(bytes.u64(at + 0x08)),
+                version_minor: bytes.u16(at + 0x18).unwrap_or_default(),
+                version_major: bytes.u16(at + 0x1A).unwrap_or_default(),
+                arch: bytes.u32(at + 0x1C).unwrap_or_default(),
+                flags: EntryFlags(field(bytes.u64(at + 0x28))),
+            }
         })
     }
 }
@@ -256,81 +271,133 @@ pub struct GroupMember {
     pub flags: EntryFlags,
 }
 
-/// One container: its place and its entries' bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct Container<'a> {
-    /// Offset of the container header within the data it was read from.
+/// One container's header and place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Container {
+    /// Offset of the container header in the file.
     pub offset: u64,
     pub version: u16,
+    pub header_size: u64,
     /// Header plus entries.
     pub total_size: u64,
-    entries: &'a [u8],
-    entries_offset: u64,
+    /// The bytes after the container header, read along with it: usually the first
+    /// entry's whole header, which then costs no second read.
+    prefetched: [u8; HEADER_READ],
+    prefetched_len: usize,
 }
 
-impl<'a> Container<'a> {
-    /// The entries in order. Stops at the first malformed entry, reporting it.
-    pub fn entries(&self) -> Entries<'a> {
+impl Container {
+    /// The entries in order, read from `source`. Stops at the first malformed entry,
+    /// reporting it.
+    pub fn entries<'r, R: ReadAt + ?Sized>(&self, source: &'r R) -> Entries<'r, R> {
+        let first = self.offset + self.header_size;
         Entries {
-            data: self.entries,
-            base: self.entries_offset,
-            position: 0,
+            source,
+            position: first,
+            end: self.offset + self.total_size,
             failed: false,
+            prefetched: (self.header_size == CONTAINER_HEADER_SIZE).then_some((
+                first,
+                self.prefetched,
+                self.prefetched_len,
+            )),
         }
     }
 }
 
 /// Iterator over a container's entries.
-#[derive(Debug, Clone)]
-pub struct Entries<'a> {
-    data: &'a [u8],
-    base: u64,
+#[derive(Debug)]
+pub struct Entries<'r, R: ?Sized> {
+    source: &'r R,
     position: u64,
+    end: u64,
     failed: bool,
+    prefetched: Option<(u64, [u8; HEADER_READ], usize)>,
 }
 
-impl<'a> Iterator for Entries<'a> {
-    type Item = Result<Entry<'a>, Error>;
+impl<R: ReadAt + ?Sized> Iterator for Entries<'_, R> {
+    type Item = Result<Entry, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.position >= self.data.len() as u64 {
+        if self.failed || self.position >= self.end {
             return None;
         }
-        match parse_entry(self.data, self.position) {
-            Ok((entry, next)) => {
-                self.position = next;
-                Some(Ok(Entry {
-                    offset: entry.offset + self.base,
-                    ..entry
-                }))
+        let prefetched = self
+            .prefetched
+            .take()
+            .filter(|(at, _, _)| *at == self.position)
+            .map(|(_, bytes, len)| bytes[..len].to_vec());
+        match read_entry(self.source, self.position, self.end, prefetched) {
+            Ok(entry) => {
+                self.position = entry.payload_offset() + entry.payload_size;
+                Some(Ok(entry))
             }
             Err(error) => {
                 self.failed = true;
-                Some(Err(error.at_base(self.base)))
+                Some(Err(error))
             }
         }
     }
 }
 
-/// Parses the entry at `at`; returns it (offsets relative to `data`) and where the next
-/// one starts.
-fn parse_entry(data: &[u8], at: u64) -> Result<(Entry<'_>, u64), Error> {
+/// Reads the entry header at `at`; the entry must end by `end` (its container's end).
+/// `prefetched` holds the header's first bytes when they were read already.
+fn read_entry<R: ReadAt + ?Sized>(
+    source: &R,
+    at: u64,
+    end: u64,
+    prefetched: Option<Vec<u8>>,
+) -> Result<Entry, Error> {
     const WHAT: &str = "fatbin entry header";
-    let bytes = Bytes::new(data, WHAT);
-    bytes.slice(at, ENTRY_BASE_HEADER_SIZE)?;
-    let header_size = bytes.u32(at + 0x04)?;
-    let payload_size = bytes.u64(at + 0x08)?;
-    if u64::from(header_size) < ENTRY_BASE_HEADER_SIZE {
+    let room = end.saturating_sub(at);
+    if room < ENTRY_BASE_HEADER_SIZE {
+        return Err(Error::Truncated {
+            what: WHAT,
+            offset: at,
+            needed: ENTRY_BASE_HEADER_SIZE,
+            available: room,
+        });
+    }
+    let mut header = match prefetched {
+        Some(bytes) if bytes.len() as u64 >= room.min(HEADER_READ as u64) => bytes,
+        _ => {
+            let mut bytes = vec![0u8; to_usize(room.min(HEADER_READ as u64))];
+            source.read_at(at, &mut bytes, WHAT)?;
+            bytes
+        }
+    };
+    header.truncate(to_usize(room.min(HEADER_READ as u64)));
+    let bytes = Bytes::new(&header, WHAT);
+    let header_size = u64::from(bytes.u32(0x04)?);
+    let payload_size = bytes.u64(0x08)?;
+    if !(ENTRY_BASE_HEADER_SIZE..=MAX_ENTRY_HEADER).contains(&header_size) {
         return Err(Error::malformed(
             WHAT,
             at,
-            format!("header size {header_size:#x} is below the minimum 0x40"),
+            format!("header size {header_size:#x} is outside 0x40..={MAX_ENTRY_HEADER:#x}"),
         ));
     }
-    let header = bytes.slice(at, u64::from(header_size))?;
-    let payload_start = at + u64::from(header_size);
-    let payload = Bytes::new(data, "fatbin entry payload").slice(payload_start, payload_size)?;
-    let compressed_size = bytes.u32(at + 0x10)?;
+    let total = header_size
+        .checked_add(payload_size)
+        .filter(|total| *total <= room);
+    if total.is_none() {
+        return Err(Error::Truncated {
+            what: "fatbin entry",
+            offset: at,
+            needed: header_size.saturating_add(payload_size),
+            available: room,
+        });
+    }
+    if header_size > header.len() as u64 {
+        let already = header.len();
+        header.resize(to_usize(header_size), 0);
+        source.read_at(at + already as u64, &mut header[already..], WHAT)?;
+    }
+    header.truncate(to_usize(header_size));
+    let bytes = Bytes::new(&header, WHAT);
+    let relative = |error: Error| error.at_base(at);
+
+    let compressed_size = bytes.u32(0x10)?;
     if u64::from(compressed_size) > payload_size {
         return Err(Error::malformed(
             WHAT,
@@ -338,113 +405,131 @@ fn parse_entry(data: &[u8], at: u64) -> Result<(Entry<'_>, u64), Error> {
             format!("compressed size {compressed_size} exceeds the payload size {payload_size}"),
         ));
     }
-    let kind = EntryKind::from_raw(bytes.u16(at)?);
-    let extension_offset = bytes.u32(at + 0x14)?;
-    let identifier_offset = bytes.u32(at + 0x20)?;
-    let identifier_len = bytes.u32(at + 0x24)?;
-    let header_bytes = Bytes::new(header, "fatbin entry header extension");
+    let kind = EntryKind::from_raw(bytes.u16(0)?);
+    let range = |offset: u32, len: u32| -> Result<(usize, usize), Error> {
+        bytes
+            .slice(u64::from(offset), u64::from(len))
+            .map_err(relative)?;
+        Ok((offset as usize, len as usize))
+    };
+    let identifier_len = bytes.u32(0x24)?;
     let identifier = (identifier_len > 0)
-        .then(|| header_bytes.slice(u64::from(identifier_offset), u64::from(identifier_len)))
-        .transpose()
-        .map_err(|error| error.at_base(at))?;
+        .then(|| range(bytes.u32(0x20)?, identifier_len))
+        .transpose()?;
 
-    let mut options = None;
-    let mut members = None;
-    let mut member_count = 0;
-    if extension_offset != 0 {
-        let descriptor = u64::from(extension_offset);
-        let first = header_bytes.u32(descriptor).map_err(|e| e.at_base(at))?;
-        let second = header_bytes
-            .u32(descriptor + 4)
-            .map_err(|e| e.at_base(at))?;
-        match kind {
-            EntryKind::Ptx | EntryKind::RelocatablePtx | EntryKind::LtoIr => {
-                options = Some(
-                    header_bytes
-                        .slice(u64::from(first), u64::from(second))
-                        .map_err(|e| e.at_base(at))?,
-                );
-            }
-            EntryKind::Concatenated => {
-                member_count = first;
-                let table_len = u64::from(first) * ENTRY_BASE_HEADER_SIZE;
-                if u64::from(second) != 8 + table_len {
-                    return Err(Error::malformed(
-                        WHAT,
-                        at,
-                        format!("group of {first} members declares a table of {second} bytes"),
-                    ));
-                }
-                members = Some(
-                    header_bytes
-                        .slice(descriptor + 8, table_len)
-                        .map_err(|e| e.at_base(at))?,
-                );
-            }
-            _ => {}
-        }
-    }
+    let (options, members) = read_extension(&bytes, kind, at)?;
 
-    let entry = Entry {
+    Ok(Entry {
         offset: at,
         kind,
-        header_size,
+        header_size: u32::try_from(header_size).expect("bounded above"),
         payload_size,
         compressed_size,
-        version_major: bytes.u16(at + 0x1A)?,
-        version_minor: bytes.u16(at + 0x18)?,
-        arch: bytes.u32(at + 0x1C)?,
-        flags: EntryFlags(bytes.u64(at + 0x28)?),
-        uncompressed_size: bytes.u64(at + 0x38)?,
+        version_major: bytes.u16(0x1A)?,
+        version_minor: bytes.u16(0x18)?,
+        arch: bytes.u32(0x1C)?,
+        flags: EntryFlags(bytes.u64(0x28)?),
+        uncompressed_size: bytes.u64(0x38)?,
+        header,
         identifier,
         options,
-        payload,
         members,
-        member_count,
-    };
-    Ok((entry, payload_start + payload_size))
+    })
+}
+
+/// Where the extension descriptor (header offset 0x14) points: the options string of
+/// PTX and LTO-IR entries, or the member table of a concatenated group.
+#[allow(
+    clippy::type_complexity,
+    reason = "two optional ranges, named at the call"
+)]
+fn read_extension(
+    bytes: &Bytes<'_>,
+    kind: EntryKind,
+    at: u64,
+) -> Result<(Option<(usize, usize)>, Option<(usize, u32)>), Error> {
+    const WHAT: &str = "fatbin entry header";
+    let relative = |error: Error| error.at_base(at);
+    let extension = u64::from(bytes.u32(0x14)?);
+    if extension == 0 {
+        return Ok((None, None));
+    }
+    let first = bytes.u32(extension).map_err(relative)?;
+    let second = bytes.u32(extension + 4).map_err(relative)?;
+    match kind {
+        EntryKind::Ptx | EntryKind::RelocatablePtx | EntryKind::LtoIr => {
+            bytes
+                .slice(u64::from(first), u64::from(second))
+                .map_err(relative)?;
+            Ok((Some((first as usize, second as usize)), None))
+        }
+        EntryKind::Concatenated => {
+            let table_len = u64::from(first) * ENTRY_BASE_HEADER_SIZE;
+            if u64::from(second) != 8 + table_len {
+                return Err(Error::malformed(
+                    WHAT,
+                    at,
+                    format!("group of {first} members declares a table of {second} bytes"),
+                ));
+            }
+            bytes.slice(extension + 8, table_len).map_err(relative)?;
+            Ok((None, Some((to_usize(extension + 8), first))))
+        }
+        _ => Ok((None, None)),
+    }
 }
 
 /// Iterator over the containers of a section (or a `.fatbin` file).
-#[derive(Debug, Clone)]
-pub struct Containers<'a> {
-    data: &'a [u8],
+#[derive(Debug)]
+pub struct Containers<'r, R: ?Sized> {
+    source: &'r R,
     position: u64,
+    end: u64,
     failed: bool,
 }
 
-/// Walks the containers in `data`, one after the other. Zero padding between and
-/// after containers is skipped; any other byte where a container should start is an
-/// error.
-pub fn containers(data: &[u8]) -> Containers<'_> {
+/// Walks the containers in `source` from `start` for `len` bytes, one after the
+/// other. Zero padding between and after containers is skipped; any other byte where
+/// a container should start is an error.
+pub fn containers<R: ReadAt + ?Sized>(source: &R, start: u64, len: u64) -> Containers<'_, R> {
     Containers {
-        data,
-        position: 0,
+        source,
+        position: start,
+        end: start.saturating_add(len),
         failed: false,
     }
 }
 
-impl<'a> Iterator for Containers<'a> {
-    type Item = Result<Container<'a>, Error>;
+impl<R: ReadAt + ?Sized> Iterator for Containers<'_, R> {
+    type Item = Result<Container, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
         }
-        let len = self.data.len() as u64;
-        // Skip zero padding, 8 bytes at a time (containers are 8-aligned).
-        while self.position < len {
-            let end = (self.position + 8).min(len);
-            let chunk = &self.data[to_usize(self.position)..to_usize(end)];
-            if chunk.iter().any(|&b| b != 0) {
+        // Skip zero padding, 8 bytes at a time (containers are 8-aligned); the same
+        // read brings the next container's header and its first entry's.
+        let mut raw = [0u8; 16 + HEADER_READ];
+        let mut n;
+        loop {
+            if self.position >= self.end {
+                return None;
+            }
+            n = to_usize((self.end - self.position).min(raw.len() as u64));
+            if let Err(error) = self
+                .source
+                .read_at(self.position, &mut raw[..n], "fatbin section")
+            {
+                self.failed = true;
+                return Some(Err(error));
+            }
+            let word = n.min(8);
+            if raw[..word].iter().any(|&b| b != 0) {
                 break;
             }
-            self.position = end;
+            self.position += word as u64;
         }
-        if self.position >= len {
-            return None;
-        }
-        let result = parse_container(self.data, self.position);
+        let result = parse_container(&raw, n, self.position, self.end);
         match &result {
             Ok(container) => self.position = container.offset + container.total_size,
             Err(_) => self.failed = true,
@@ -457,10 +542,25 @@ fn to_usize(value: u64) -> usize {
     usize::try_from(value).unwrap_or(usize::MAX)
 }
 
-fn parse_container(data: &[u8], at: u64) -> Result<Container<'_>, Error> {
+/// Parses the container header at the start of `raw` (`len` bytes read), found at `at`.
+fn parse_container(
+    raw: &[u8; 16 + HEADER_READ],
+    len: usize,
+    at: u64,
+    end: u64,
+) -> Result<Container, Error> {
     const WHAT: &str = "fatbin container header";
-    let bytes = Bytes::new(data, WHAT);
-    let magic = bytes.u32(at)?;
+    let room = end.saturating_sub(at);
+    if room < CONTAINER_HEADER_SIZE {
+        return Err(Error::Truncated {
+            what: WHAT,
+            offset: at,
+            needed: CONTAINER_HEADER_SIZE,
+            available: room,
+        });
+    }
+    let bytes = Bytes::new(&raw[..len], WHAT);
+    let magic = bytes.u32(0)?;
     if magic != CONTAINER_MAGIC {
         return Err(Error::malformed(
             WHAT,
@@ -470,9 +570,9 @@ fn parse_container(data: &[u8], at: u64) -> Result<Container<'_>, Error> {
             ),
         ));
     }
-    let version = bytes.u16(at + 4)?;
-    let header_size = u64::from(bytes.u16(at + 6)?);
-    let size = bytes.u64(at + 8)?;
+    let version = bytes.u16(4)?;
+    let header_size = u64::from(bytes.u16(6)?);
+    let size = bytes.u64(8)?;
     if header_size < CONTAINER_HEADER_SIZE {
         return Err(Error::malformed(
             WHAT,
@@ -480,14 +580,25 @@ fn parse_container(data: &[u8], at: u64) -> Result<Container<'_>, Error> {
             format!("header size {header_size:#x} is below the minimum 0x10"),
         ));
     }
-    let entries_offset = at + header_size;
-    let entries = Bytes::new(data, "fatbin container").slice(entries_offset, size)?;
+    let total_size = header_size.saturating_add(size);
+    if total_size > room {
+        return Err(Error::Truncated {
+            what: "fatbin container",
+            offset: at,
+            needed: total_size,
+            available: room,
+        });
+    }
+    let mut prefetched = [0u8; HEADER_READ];
+    let prefetched_len = len.saturating_sub(16);
+    prefetched[..prefetched_len].copy_from_slice(&raw[16..len]);
     Ok(Container {
         offset: at,
         version,
-        total_size: header_size + size,
-        entries,
-        entries_offset,
+        header_size,
+        total_size,
+        prefetched,
+        prefetched_len,
     })
 }
 
@@ -539,6 +650,10 @@ pub(crate) mod tests {
         out
     }
 
+    fn all(data: &[u8]) -> Vec<Result<Container, Error>> {
+        containers(data, 0, data.len() as u64).collect()
+    }
+
     #[test]
     fn walks_containers_and_entries_with_padding() {
         let a = container_bytes(&[
@@ -550,24 +665,48 @@ pub(crate) mod tests {
         data.extend_from_slice(&[0u8; 16]);
         data.extend_from_slice(&b);
         data.extend_from_slice(&[0u8; 8]);
-        let found: Vec<Container<'_>> = containers(&data).collect::<Result<_, _>>().expect("valid");
+        let found: Vec<Container> = all(&data)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("valid");
         assert_eq!(found.len(), 2);
         assert_eq!(found[1].offset, a.len() as u64 + 16);
-        let entries: Vec<Entry<'_>> = found[0].entries().collect::<Result<_, _>>().expect("valid");
+        let entries: Vec<Entry> = found[0]
+            .entries(&data[..])
+            .collect::<Result<_, _>>()
+            .expect("valid");
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].arch_name(), "sm_90a");
         assert_eq!(entries[0].offset, 0x10);
         assert_eq!(entries[1].arch_name(), "compute_90");
         assert_eq!(entries[1].kind, EntryKind::Ptx);
-        assert_eq!(entries[1].payload.len(), 16);
-        assert_eq!(found[1].entries().count(), 0);
+        assert_eq!(entries[1].stored(&data).expect("payload").len(), 16);
+        assert_eq!(found[1].entries(&data[..]).count(), 0);
+    }
+
+    #[test]
+    fn a_file_reads_like_a_slice() {
+        let data = container_bytes(&[entry_bytes(2, 80, 0x11, b"12345678", None)]);
+        let mut file = tempfile::tempfile().expect("temp");
+        std::io::Write::write_all(&mut file, &data).expect("write");
+        let reader = crate::error::FileReader::new(&file).expect("reader");
+        let from_file: Vec<Entry> = containers(&reader, 0, data.len() as u64)
+            .flat_map(|c| c.expect("container").entries(&reader).collect::<Vec<_>>())
+            .collect::<Result<_, _>>()
+            .expect("entries");
+        let from_slice: Vec<Entry> = all(&data)
+            .into_iter()
+            .flat_map(|c| c.expect("container").entries(&data[..]).collect::<Vec<_>>())
+            .collect::<Result<_, _>>()
+            .expect("entries");
+        assert_eq!(from_file, from_slice);
     }
 
     #[test]
     fn garbage_where_a_container_should_start_is_an_error_with_offset() {
         let mut data = container_bytes(&[]);
-        data.extend_from_slice(b"garbage!");
-        let results: Vec<_> = containers(&data).collect();
+        data.extend_from_slice(b"garbage!garbage!");
+        let results = all(&data);
         assert_eq!(results.len(), 2);
         let err = results[1].as_ref().expect_err("garbage").to_string();
         assert!(
@@ -581,27 +720,31 @@ pub(crate) mod tests {
         let mut data = container_bytes(&[entry_bytes(2, 80, 0x11, b"12345678", None)]);
         // Claim a payload far larger than what follows.
         data[0x10 + 8..0x10 + 16].copy_from_slice(&u64::MAX.to_le_bytes());
-        let container = containers(&data).next().expect("one").expect("header fine");
+        let container = all(&data).remove(0).expect("header fine");
         let err = container
-            .entries()
+            .entries(&data[..])
             .next()
             .expect("one")
             .expect_err("truncated");
         assert!(
-            matches!(err, Error::Truncated { offset: 0x50, .. }),
+            matches!(err, Error::Truncated { offset: 0x10, .. }),
             "{err}"
         );
 
         let mut data = container_bytes(&[]);
         data[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
-        assert!(containers(&data).next().expect("one").is_err());
+        assert!(all(&data).remove(0).is_err());
     }
 
     #[test]
     fn compressed_size_larger_than_payload_is_refused() {
         let data = container_bytes(&[entry_bytes(1, 80, 0x8011, b"abcdefgh", Some((9, 100)))]);
-        let container = containers(&data).next().expect("one").expect("ok");
-        let err = container.entries().next().expect("one").expect_err("bad");
+        let container = all(&data).remove(0).expect("ok");
+        let err = container
+            .entries(&data[..])
+            .next()
+            .expect("one")
+            .expect_err("bad");
         assert!(
             err.to_string().contains("compressed size 9 exceeds"),
             "{err}"
@@ -609,10 +752,30 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn tiny_header_sizes_cannot_loop() {
-        let mut data = container_bytes(&[entry_bytes(2, 80, 0x11, b"", None)]);
-        data[0x10 + 4..0x10 + 8].copy_from_slice(&0u32.to_le_bytes());
-        let container = containers(&data).next().expect("one").expect("ok");
-        assert!(container.entries().next().expect("one").is_err());
+    fn tiny_or_huge_header_sizes_are_refused() {
+        for size in [0u32, 8, 0x3f, u32::MAX] {
+            let mut data = container_bytes(&[entry_bytes(2, 80, 0x11, b"", None)]);
+            data[0x10 + 4..0x10 + 8].copy_from_slice(&size.to_le_bytes());
+            let container = all(&data).remove(0).expect("ok");
+            assert!(
+                container.entries(&data[..]).next().expect("one").is_err(),
+                "{size}"
+            );
+        }
+    }
+
+    #[test]
+    fn identifiers_and_options_outside_the_header_are_errors() {
+        let mut data = container_bytes(&[entry_bytes(1, 80, 0x11, b"x", None)]);
+        // Identifier of 4 bytes at offset 0x3e: runs past the 0x40-byte header.
+        data[0x10 + 0x20..0x10 + 0x24].copy_from_slice(&0x3eu32.to_le_bytes());
+        data[0x10 + 0x24..0x10 + 0x28].copy_from_slice(&4u32.to_le_bytes());
+        let container = all(&data).remove(0).expect("ok");
+        let err = container
+            .entries(&data[..])
+            .next()
+            .expect("one")
+            .expect_err("bad");
+        assert!(err.to_string().contains("offset 0x4e"), "{err}");
     }
 }

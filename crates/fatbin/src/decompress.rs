@@ -10,12 +10,14 @@ use crate::error::Error;
 /// LZ4 cannot expand data by more than 255:1, so a header claiming more is lying.
 const LZ4_MAX_RATIO: u64 = 255;
 
-/// The entry's content: the payload itself, or its decompressed form.
-pub fn content<'a>(entry: &Entry<'a>) -> Result<Cow<'a, [u8]>, Error> {
+/// The entry's content, given the bytes of the file it is in: the payload itself, or
+/// its decompressed form.
+pub fn content<'d>(entry: &Entry, file: &'d [u8]) -> Result<Cow<'d, [u8]>, Error> {
+    let stored = entry.stored(file)?;
     match entry.compression() {
-        Compression::None => Ok(Cow::Borrowed(entry.payload)),
-        Compression::Lz4 => lz4(entry).map(Cow::Owned),
-        Compression::Zstd => zstd(entry).map(Cow::Owned),
+        Compression::None => Ok(Cow::Borrowed(stored)),
+        Compression::Lz4 => lz4(entry, stored).map(Cow::Owned),
+        Compression::Zstd => zstd(entry, stored).map(Cow::Owned),
         Compression::Unknown => Err(Error::Decompress {
             offset: entry.offset,
             codec: "unknown",
@@ -27,8 +29,7 @@ pub fn content<'a>(entry: &Entry<'a>) -> Result<Cow<'a, [u8]>, Error> {
     }
 }
 
-fn lz4(entry: &Entry<'_>) -> Result<Vec<u8>, Error> {
-    let input = entry.stored();
+fn lz4(entry: &Entry, input: &[u8]) -> Result<Vec<u8>, Error> {
     let expected = entry.uncompressed_size;
     let error = |problem: String| Error::Decompress {
         offset: entry.offset,
@@ -53,15 +54,15 @@ fn lz4(entry: &Entry<'_>) -> Result<Vec<u8>, Error> {
     Ok(output)
 }
 
-fn zstd(entry: &Entry<'_>) -> Result<Vec<u8>, Error> {
+fn zstd(entry: &Entry, input: &[u8]) -> Result<Vec<u8>, Error> {
     let expected = entry.uncompressed_size;
     let error = |problem: String| Error::Decompress {
         offset: entry.offset,
         codec: "zstd",
         problem,
     };
-    let decoder = zstd::stream::read::Decoder::with_buffer(entry.stored())
-        .map_err(|e| error(e.to_string()))?;
+    let decoder =
+        zstd::stream::read::Decoder::with_buffer(input).map_err(|e| error(e.to_string()))?;
     // The buffer grows with what the decoder really produces, one byte past the
     // promise at most.
     let mut output = Vec::new();
@@ -86,10 +87,11 @@ fn zstd(entry: &Entry<'_>) -> Result<Vec<u8>, Error> {
 /// The first `len` bytes of the entry's content (fewer if the content is shorter),
 /// decoding no more than needed: enough to read a cubin's ELF header without
 /// decompressing the whole cubin.
-pub fn content_prefix(entry: &Entry<'_>, len: usize) -> Result<Vec<u8>, Error> {
+pub fn content_prefix(entry: &Entry, file: &[u8], len: usize) -> Result<Vec<u8>, Error> {
+    let stored = entry.stored(file)?;
     match entry.compression() {
-        Compression::None => Ok(entry.payload[..len.min(entry.payload.len())].to_vec()),
-        Compression::Lz4 => lz4_prefix(entry.stored(), len).map_err(|problem| Error::Decompress {
+        Compression::None => Ok(stored[..len.min(stored.len())].to_vec()),
+        Compression::Lz4 => lz4_prefix(stored, len).map_err(|problem| Error::Decompress {
             offset: entry.offset,
             codec: "lz4",
             problem,
@@ -100,7 +102,7 @@ pub fn content_prefix(entry: &Entry<'_>, len: usize) -> Result<Vec<u8>, Error> {
                 codec: "zstd",
                 problem,
             };
-            let decoder = zstd::stream::read::Decoder::with_buffer(entry.stored())
+            let decoder = zstd::stream::read::Decoder::with_buffer(stored)
                 .map_err(|e| error(e.to_string()))?;
             let mut output = Vec::with_capacity(len);
             decoder
@@ -109,7 +111,7 @@ pub fn content_prefix(entry: &Entry<'_>, len: usize) -> Result<Vec<u8>, Error> {
                 .map_err(|e| error(e.to_string()))?;
             Ok(output)
         }
-        Compression::Unknown => content(entry).map(|c| c[..len.min(c.len())].to_vec()),
+        Compression::Unknown => content(entry, file).map(|c| c[..len.min(c.len())].to_vec()),
     }
 }
 
@@ -181,12 +183,12 @@ mod tests {
         Some((stored, uncompressed.try_into().ok().expect("fits")))
     }
 
-    fn first_entry(data: &[u8]) -> Entry<'_> {
-        containers(data)
+    fn first_entry(data: &[u8]) -> Entry {
+        containers(data, 0, data.len() as u64)
             .next()
             .expect("container")
             .expect("ok")
-            .entries()
+            .entries(data)
             .next()
             .expect("entry")
             .expect("ok")
@@ -204,7 +206,7 @@ mod tests {
             sizes(&lz, text.len()),
         )]);
         assert_eq!(
-            content(&first_entry(&data)).expect("lz4").as_ref(),
+            content(&first_entry(&data), &data).expect("lz4").as_ref(),
             text.as_slice()
         );
 
@@ -217,13 +219,13 @@ mod tests {
             sizes(&zs, text.len()),
         )]);
         assert_eq!(
-            content(&first_entry(&data)).expect("zstd").as_ref(),
+            content(&first_entry(&data), &data).expect("zstd").as_ref(),
             text.as_slice()
         );
 
         let data = container_bytes(&[entry_bytes(2, 90, 0x11, b"12345678", None)]);
         assert!(matches!(
-            content(&first_entry(&data)).expect("plain"),
+            content(&first_entry(&data), &data).expect("plain"),
             Cow::Borrowed(b"12345678")
         ));
     }
@@ -244,7 +246,7 @@ mod tests {
         let entry = first_entry(&data);
         for len in [0, 1, 9, 64, 211, 300, text.len(), text.len() + 10] {
             assert_eq!(
-                content_prefix(&entry, len).expect("lz4"),
+                content_prefix(&entry, &data, len).expect("lz4"),
                 text[..len.min(text.len())],
                 "{len}"
             );
@@ -258,7 +260,7 @@ mod tests {
             sizes(&zs, text.len()),
         )]);
         assert_eq!(
-            content_prefix(&first_entry(&data), 64).expect("zstd"),
+            content_prefix(&first_entry(&data), &data, 64).expect("zstd"),
             text[..64]
         );
         assert!(lz4_prefix(&[0x0f, 1, 0], 10).is_err());
@@ -276,7 +278,7 @@ mod tests {
                 &zs,
                 sizes(&zs, claimed),
             )]);
-            let err = content(&first_entry(&data))
+            let err = content(&first_entry(&data), &data)
                 .expect_err("mismatch")
                 .to_string();
             assert!(err.contains("header says"), "{err}");
@@ -289,7 +291,9 @@ mod tests {
             &lz,
             sizes(&lz, 1u64 << 40),
         )]);
-        let err = content(&first_entry(&data)).expect_err("lie").to_string();
+        let err = content(&first_entry(&data), &data)
+            .expect_err("lie")
+            .to_string();
         assert!(err.contains("255:1"), "{err}");
         let data = container_bytes(&[entry_bytes(
             1,
@@ -298,6 +302,6 @@ mod tests {
             b"notzstd!",
             Some((8, 8)),
         )]);
-        assert!(content(&first_entry(&data)).is_err());
+        assert!(content(&first_entry(&data), &data).is_err());
     }
 }

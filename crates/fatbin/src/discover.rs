@@ -34,23 +34,25 @@ impl SectionKind {
     }
 }
 
-/// The bytes of one section that holds fatbin containers.
-#[derive(Debug, Clone, Copy)]
-pub struct FatbinSection<'a> {
+/// Where one section that holds fatbin containers lies in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FatbinSection {
     pub kind: SectionKind,
     /// Offset of the section within the file (archive members included).
     pub file_offset: u64,
-    pub data: &'a [u8],
+    pub size: u64,
 }
 
 /// One ELF file, archive member or bare container file, with its device code.
-#[derive(Debug, Clone)]
-pub struct Unit<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
     /// The archive member's name, for archives.
     pub member: Option<String>,
-    pub sections: Vec<FatbinSection<'a>>,
-    /// A bare cubin file: its bytes.
-    pub cubin: Option<&'a [u8]>,
+    /// In cuobjdump's order: `.nv_fatbin` sections first, then `__nv_relfatbin`, each
+    /// in file order.
+    pub sections: Vec<FatbinSection>,
+    /// A bare cubin file: its length.
+    pub cubin: Option<u64>,
 }
 
 /// What kind of file the bytes are.
@@ -88,8 +90,9 @@ pub fn sniff(data: &[u8]) -> Option<Format> {
     None
 }
 
-/// Finds the device code in a file's bytes (not zip files: see `tree`).
-pub fn units(data: &[u8]) -> Result<Vec<Unit<'_>>, Error> {
+/// Finds the device code in a file's bytes (not zip files: see `tree`). Only the
+/// headers of ELF files and archives are read.
+pub fn units(data: &[u8]) -> Result<Vec<Unit>, Error> {
     match sniff(data) {
         Some(Format::Elf) => Ok(vec![Unit {
             member: None,
@@ -102,14 +105,14 @@ pub fn units(data: &[u8]) -> Result<Vec<Unit<'_>>, Error> {
             sections: vec![FatbinSection {
                 kind: SectionKind::File,
                 file_offset: 0,
-                data,
+                size: data.len() as u64,
             }],
             cubin: None,
         }]),
         Some(Format::Cubin) => Ok(vec![Unit {
             member: None,
             sections: Vec::new(),
-            cubin: Some(data),
+            cubin: Some(data.len() as u64),
         }]),
         Some(Format::Zip) => Err(Error::NotRecognized("a zip file: open it as a tree".into())),
         None => Err(Error::NotRecognized(
@@ -118,7 +121,7 @@ pub fn units(data: &[u8]) -> Result<Vec<Unit<'_>>, Error> {
     }
 }
 
-fn archive_units(data: &[u8]) -> Result<Vec<Unit<'_>>, Error> {
+fn archive_units(data: &[u8]) -> Result<Vec<Unit>, Error> {
     let archive = ArchiveFile::parse(data).map_err(|e| Error::Object {
         what: "ar archive",
         problem: e.to_string(),
@@ -154,7 +157,7 @@ fn archive_units(data: &[u8]) -> Result<Vec<Unit<'_>>, Error> {
 
 /// The fatbin sections of an ELF file, in file order. `base` is the ELF's offset
 /// within the file it came from.
-pub fn elf_sections(data: &[u8], base: u64) -> Result<Vec<FatbinSection<'_>>, Error> {
+pub fn elf_sections(data: &[u8], base: u64) -> Result<Vec<FatbinSection>, Error> {
     if FileKind::parse(data).ok() != Some(FileKind::Elf64) {
         // 32-bit host code carries no CUDA device code cudapkgs can use.
         return Ok(Vec::new());
@@ -180,14 +183,28 @@ pub fn elf_sections(data: &[u8], base: u64) -> Result<Vec<FatbinSection<'_>>, Er
         if section.sh_type(endian) == object::elf::SHT_NOBITS {
             continue;
         }
-        let bytes = section.data(endian, data).map_err(object_error)?;
-        let (offset, _) = section.file_range(endian).unwrap_or((0, 0));
+        let Some((offset, size)) = section.file_range(endian) else {
+            continue;
+        };
+        if offset
+            .checked_add(size)
+            .is_none_or(|end| end > data.len() as u64)
+        {
+            return Err(Error::malformed(
+                "ELF section header",
+                base + offset,
+                format!(
+                    "{} runs past the end of the file",
+                    String::from_utf8_lossy(name)
+                ),
+            ));
+        }
         found.push(FatbinSection {
             kind,
             file_offset: base + offset,
-            data: bytes,
+            size,
         });
     }
-    found.sort_by_key(|section| section.file_offset);
+    found.sort_by_key(|section| (section.kind == SectionKind::RelFatbin, section.file_offset));
     Ok(found)
 }

@@ -127,3 +127,63 @@ impl<'a> Bytes<'a> {
         Ok(u64::from_le_bytes(raw))
     }
 }
+
+/// Bytes read at a position: a slice in memory, or a file read with `pread` so that
+/// walking thousands of headers touches nothing else of the file.
+pub trait ReadAt {
+    /// Total length.
+    fn size(&self) -> u64;
+    /// Fills `buf` from `offset`; `what` names the structure for errors.
+    fn read_at(&self, offset: u64, buf: &mut [u8], what: &'static str) -> Result<(), Error>;
+}
+
+impl ReadAt for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8], what: &'static str) -> Result<(), Error> {
+        buf.copy_from_slice(Bytes::new(self, what).slice(offset, buf.len() as u64)?);
+        Ok(())
+    }
+}
+
+/// An open file read with `pread`; its size is taken once.
+#[derive(Debug, Clone, Copy)]
+pub struct FileReader<'f> {
+    file: &'f std::fs::File,
+    size: u64,
+}
+
+impl<'f> FileReader<'f> {
+    pub fn new(file: &'f std::fs::File) -> std::io::Result<Self> {
+        Ok(Self {
+            file,
+            size: file.metadata()?.len(),
+        })
+    }
+}
+
+impl ReadAt for FileReader<'_> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8], what: &'static str) -> Result<(), Error> {
+        let available = self.size.saturating_sub(offset);
+        if offset > self.size || buf.len() as u64 > available {
+            return Err(Error::Truncated {
+                what,
+                offset,
+                needed: buf.len() as u64,
+                available,
+            });
+        }
+        std::os::unix::fs::FileExt::read_exact_at(self.file, buf, offset).map_err(|e| {
+            Error::Object {
+                what,
+                problem: format!("read at offset {offset:#x}: {e}"),
+            }
+        })
+    }
+}

@@ -23,7 +23,9 @@ pub mod verdict;
 pub use container::{Compression, Container, Entry, EntryFlags, EntryKind, containers};
 pub use cubin::{CubinInfo, CubinType, parse_cubin};
 pub use discover::{FatbinSection, Format, SectionKind, Unit, sniff, units};
-pub use error::Error;
+pub use error::{Error, FileReader, ReadAt};
 pub use ptx::{PtxInfo, parse_ptx};
-pub use scan::{ContainerScan, EntryInfo, FileScan, ScanOptions, UnitScan, all_entries, scan};
+pub use scan::{
+    ContainerScan, EntryInfo, FileScan, ScanOptions, UnitScan, all_entries, scan, scan_with,
+};
 pub use verdict::{Gpu, ImageMatch, KernelVerdict, container_verdicts, file_verdicts};

@@ -6,9 +6,9 @@ use serde::Serialize;
 
 use crate::container::{Compression, Entry, EntryKind, containers};
 use crate::cubin::{CubinType, parse_cubin};
-use crate::decompress::{content, content_prefix};
-use crate::discover::{FatbinSection, Format, SectionKind, Unit, sniff, units};
-use crate::error::Error;
+use crate::decompress::content;
+use crate::discover::{Format, SectionKind, Unit, sniff, units};
+use crate::error::{Error, ReadAt};
 use crate::ptx::parse_ptx;
 
 /// How much to read.
@@ -103,9 +103,12 @@ pub struct EntryInfo {
     pub options: Option<String>,
     pub host: &'static str,
     pub debug: bool,
-    /// Relocatable code that the driver cannot load as it is (`__nv_relfatbin`
-    /// entries, `ET_REL` cubins).
+    /// Relocatable code by its place: an entry of `__nv_relfatbin`, or relocatable PTX.
     pub relocatable: bool,
+    /// For SASS whose content was read (with kernels): `executable` or `relocatable`
+    /// (`ET_REL` cubins, which the driver cannot load, occur in `.nv_fatbin` too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cubin_type: Option<CubinType>,
     /// For SASS: the cubin's ELF ABI (`EI_OSABI`, `EI_ABIVERSION`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elf_abi: Option<(u8, u8)>,
@@ -143,27 +146,37 @@ pub struct GroupMemberInfo {
 
 /// Scans a file's bytes (an ELF file, an ar archive, a `.fatbin` or a cubin).
 pub fn scan(data: &[u8], options: ScanOptions) -> Result<FileScan, Error> {
+    scan_with(data, data, options)
+}
+
+/// Scans a file whose bytes are `data` (mapped), reading the fatbin headers through
+/// `reader` (the open file). Walking thousands of entries then reads a few hundred
+/// bytes each instead of faulting in the pages around every header; contents, when
+/// asked for, come from `data`.
+pub fn scan_with<R: ReadAt + ?Sized>(
+    data: &[u8],
+    reader: &R,
+    options: ScanOptions,
+) -> Result<FileScan, Error> {
     let format = sniff(data).ok_or_else(|| {
         Error::NotRecognized("not an ELF file, ar archive, fatbin, cubin or wheel".into())
     })?;
     let units = units(data)?
         .iter()
-        .map(|unit| scan_unit(unit, options))
+        .map(|unit| scan_unit(unit, data, reader, options))
         .collect::<Result<_, _>>()?;
     Ok(FileScan { format, units })
 }
 
 /// Every entry of a file in file order, with the section it sits in; for work on
 /// contents such as extraction.
-pub fn all_entries(data: &[u8]) -> Result<Vec<(SectionKind, Entry<'_>)>, Error> {
+pub fn all_entries(data: &[u8]) -> Result<Vec<(SectionKind, Entry)>, Error> {
     let mut found = Vec::new();
     for unit in units(data)? {
         for section in &unit.sections {
-            for container in containers(section.data) {
-                let container = container.map_err(|e| e.at_base(section.file_offset))?;
-                for entry in container.entries() {
-                    let entry = entry.map_err(|e| e.at_base(section.file_offset))?;
-                    found.push((section.kind, entry));
+            for container in containers(data, section.file_offset, section.size) {
+                for entry in container?.entries(data) {
+                    found.push((section.kind, entry?));
                 }
             }
         }
@@ -171,44 +184,39 @@ pub fn all_entries(data: &[u8]) -> Result<Vec<(SectionKind, Entry<'_>)>, Error> 
     Ok(found)
 }
 
-fn scan_unit(unit: &Unit<'_>, options: ScanOptions) -> Result<UnitScan, Error> {
-    let mut containers_found = Vec::new();
+fn scan_unit<R: ReadAt + ?Sized>(
+    unit: &Unit,
+    data: &[u8],
+    reader: &R,
+    options: ScanOptions,
+) -> Result<UnitScan, Error> {
+    let mut found = Vec::new();
     let mut section_bytes = 0;
     for section in &unit.sections {
-        section_bytes += section.data.len() as u64;
-        scan_section(section, options, &mut containers_found)?;
+        section_bytes += section.size;
+        for container in containers(reader, section.file_offset, section.size) {
+            let container = container?;
+            let entries = container
+                .entries(reader)
+                .map(|entry| entry.map(|entry| entry_info(&entry, section.kind, data, options)))
+                .collect::<Result<_, _>>()?;
+            found.push(ContainerScan {
+                section: section.kind,
+                offset: container.offset,
+                size: container.total_size,
+                entries,
+            });
+        }
     }
-    if let Some(cubin) = unit.cubin {
-        section_bytes += cubin.len() as u64;
-        containers_found.push(bare_cubin(cubin, options));
+    if let Some(len) = unit.cubin {
+        section_bytes += len;
+        found.push(bare_cubin(data, options));
     }
     Ok(UnitScan {
         member: unit.member.clone(),
         section_bytes,
-        containers: containers_found,
+        containers: found,
     })
-}
-
-fn scan_section(
-    section: &FatbinSection<'_>,
-    options: ScanOptions,
-    out: &mut Vec<ContainerScan>,
-) -> Result<(), Error> {
-    for container in containers(section.data) {
-        let container = container.map_err(|e| e.at_base(section.file_offset))?;
-        let mut entries = Vec::new();
-        for entry in container.entries() {
-            let entry = entry.map_err(|e| e.at_base(section.file_offset))?;
-            entries.push(entry_info(&entry, section, options));
-        }
-        out.push(ContainerScan {
-            section: section.kind,
-            offset: section.file_offset + container.offset,
-            size: container.total_size,
-            entries,
-        });
-    }
-    Ok(())
 }
 
 fn text(bytes: Option<&[u8]>) -> Option<String> {
@@ -218,10 +226,10 @@ fn text(bytes: Option<&[u8]>) -> Option<String> {
     })
 }
 
-fn entry_info(entry: &Entry<'_>, section: &FatbinSection<'_>, options: ScanOptions) -> EntryInfo {
+fn entry_info(entry: &Entry, section: SectionKind, data: &[u8], options: ScanOptions) -> EntryInfo {
     let mut info = EntryInfo {
-        section: section.kind,
-        offset: section.file_offset + entry.offset,
+        section,
+        offset: entry.offset,
         kind: entry.kind,
         arch: entry.arch_name(),
         capability: entry.capability(),
@@ -230,17 +238,16 @@ fn entry_info(entry: &Entry<'_>, section: &FatbinSection<'_>, options: ScanOptio
         stored_size: u64::from(entry.header_size) + entry.payload_size,
         compressed_size: (entry.compressed_size != 0).then_some(u64::from(entry.compressed_size)),
         uncompressed_size: entry.content_size(),
-        identifier: text(entry.identifier),
-        options: text(entry.options),
+        identifier: text(entry.identifier()),
+        options: text(entry.options()),
         host: entry.flags.host(),
         debug: entry.is_debug(),
-        relocatable: section.kind == SectionKind::RelFatbin
-            || entry.kind == EntryKind::RelocatablePtx,
+        relocatable: section == SectionKind::RelFatbin || entry.kind == EntryKind::RelocatablePtx,
+        cubin_type: None,
         elf_abi: None,
         kernels: None,
         members: entry
             .group_members()
-            .filter_map(Result::ok)
             .map(|member| GroupMemberInfo {
                 kind: member.kind,
                 arch: member.arch,
@@ -249,52 +256,37 @@ fn entry_info(entry: &Entry<'_>, section: &FatbinSection<'_>, options: ScanOptio
             .collect(),
         problem: None,
     };
-    let result = if options.kernels {
-        read_kernels(entry, &mut info)
-    } else if entry.kind == EntryKind::Sass {
-        read_cubin_header(entry, &mut info)
-    } else {
-        Ok(())
-    };
-    if let Err(error) = result {
-        info.problem = Some(error.at_base(section.file_offset).to_string());
+    if options.kernels {
+        if let Err(error) = read_kernels(entry, data, &mut info) {
+            info.problem = Some(error.to_string());
+        }
     }
     info
 }
 
-/// The ELF header is all a listing needs from a cubin: decode just that much.
-fn read_cubin_header(entry: &Entry<'_>, info: &mut EntryInfo) -> Result<(), Error> {
-    let prefix = content_prefix(entry, 0x40)?;
-    if prefix.len() < 0x40 || !prefix.starts_with(b"\x7fELF") {
-        return Err(Error::malformed(
-            "cubin",
-            entry.offset,
-            "payload does not start with an ELF header",
-        ));
-    }
-    info.elf_abi = Some((prefix[7], prefix[8]));
-    if u16::from_le_bytes([prefix[0x10], prefix[0x11]]) == 1 {
-        info.relocatable = true;
-    }
-    Ok(())
-}
-
-fn read_kernels(entry: &Entry<'_>, info: &mut EntryInfo) -> Result<(), Error> {
+fn read_kernels(entry: &Entry, data: &[u8], info: &mut EntryInfo) -> Result<(), Error> {
     match entry.kind {
         EntryKind::Sass => {
-            let bytes = content(entry)?;
-            let cubin = parse_cubin(&bytes).map_err(|e| e.at_base(entry.offset))?;
+            let bytes = content(entry, data)?;
+            let cubin = parse_cubin(&bytes).map_err(|e| e.at_base(entry.payload_offset()))?;
             info.elf_abi = Some((cubin.os_abi, cubin.abi_version));
-            info.relocatable |= cubin.elf_type == CubinType::Relocatable;
+            info.cubin_type = Some(cubin.elf_type);
             info.kernels = Some(cubin.kernels);
         }
         EntryKind::Ptx | EntryKind::RelocatablePtx => {
-            let bytes = content(entry)?;
+            let bytes = content(entry, data)?;
             info.kernels = Some(parse_ptx(&bytes).entries);
         }
         _ => {}
     }
     Ok(())
+}
+
+impl EntryInfo {
+    /// Code the driver cannot load as it is.
+    pub fn is_relocatable(&self) -> bool {
+        self.relocatable || self.cubin_type == Some(CubinType::Relocatable)
+    }
 }
 
 fn bare_cubin(data: &[u8], options: ScanOptions) -> ContainerScan {
@@ -323,7 +315,8 @@ fn bare_cubin(data: &[u8], options: ScanOptions) -> ContainerScan {
         options: None,
         host: "unknown",
         debug: false,
-        relocatable: parsed.as_ref().is_ok_and(|c| !c.is_loadable()),
+        relocatable: false,
+        cubin_type: parsed.as_ref().ok().map(|c| c.elf_type),
         elf_abi: parsed.as_ref().ok().map(|c| (c.os_abi, c.abi_version)),
         kernels: options.kernels.then(|| {
             parsed

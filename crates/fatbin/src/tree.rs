@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::discover::{Format, sniff};
+use crate::error::FileReader;
 
 /// A file to look at, and how it was reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +80,14 @@ impl Mapped {
     }
 }
 
+/// A file's bytes, mapped, and the open file, for reads that should not fault in the
+/// mapping.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub bytes: &'a [u8],
+    pub file: FileReader<'a>,
+}
+
 /// One unit of work: a file on disk, or a whole zip whose members are visited in turn.
 #[derive(Debug)]
 struct Job {
@@ -94,7 +103,7 @@ struct Job {
 pub fn visit<T, F>(inputs: &[PathBuf], threads: usize, work: F) -> Vec<Visited<T>>
 where
     T: Send,
-    F: Fn(&Source, &[u8]) -> Result<T, String> + Sync,
+    F: Fn(&Source, Input<'_>) -> Result<T, String> + Sync,
 {
     let mut jobs = Vec::new();
     let mut failures = Vec::new();
@@ -103,6 +112,16 @@ where
         collect(input, true, &mut seen, &mut jobs, &mut failures);
     }
 
+    if threads <= 1 || jobs.len() <= 1 {
+        // No worker threads for one file: a thread's fresh malloc arena costs more
+        // than the file.
+        let mut results = failures;
+        for job in &jobs {
+            results.extend(run_job(job, &work));
+        }
+        results.sort_by(|a, b| a.source.display.cmp(&b.source.display));
+        return results;
+    }
     let next = AtomicUsize::new(0);
     let results = Mutex::new(failures);
     std::thread::scope(|scope| {
@@ -215,13 +234,13 @@ fn read_magic(path: &Path) -> io::Result<Vec<u8>> {
 
 fn run_job<T, F>(job: &Job, work: &F) -> Vec<Visited<T>>
 where
-    F: Fn(&Source, &[u8]) -> Result<T, String>,
+    F: Fn(&Source, Input<'_>) -> Result<T, String>,
 {
     let opened = File::open(&job.path).and_then(|file| {
         let size = file.metadata()?.len();
-        Ok((Mapped::open(&file)?, size))
+        Ok((Mapped::open(&file)?, size, file))
     });
-    let (mapped, size) = match opened {
+    let (mapped, size, file) = match opened {
         Ok(opened) => opened,
         Err(error) => return vec![failure(job.display.clone(), job.named, 0, &error)],
     };
@@ -233,14 +252,21 @@ where
     if job.zip {
         return visit_zip(&job.path, &source, work);
     }
-    let outcome = work(&source, mapped.bytes()).into();
+    let input = match FileReader::new(&file) {
+        Ok(reader) => Input {
+            bytes: mapped.bytes(),
+            file: reader,
+        },
+        Err(error) => return vec![failure(job.display.clone(), job.named, size, &error)],
+    };
+    let outcome = work(&source, input).into();
     vec![Visited { source, outcome }]
 }
 
 /// Visits the members of a zip (a wheel) that hold binaries.
 fn visit_zip<T, F>(path: &Path, zip_source: &Source, work: &F) -> Vec<Visited<T>>
 where
-    F: Fn(&Source, &[u8]) -> Result<T, String>,
+    F: Fn(&Source, Input<'_>) -> Result<T, String>,
 {
     let fail = |message: String| {
         vec![Visited {
@@ -285,7 +311,11 @@ where
         };
         let result = copy_to_temp(&magic, &mut member).and_then(|temp| {
             let mapped = Mapped::open(temp.as_file()).map_err(|e| e.to_string())?;
-            work(&source, mapped.bytes())
+            let input = Input {
+                bytes: mapped.bytes(),
+                file: FileReader::new(temp.as_file()).map_err(|e| e.to_string())?,
+            };
+            work(&source, input)
         });
         results.push(Visited {
             source,

@@ -136,7 +136,7 @@ fn judge(entry: &EntryInfo, gpu: Gpu) -> Result<ImageMatch, String> {
     };
     match entry.kind {
         EntryKind::Sass => {
-            if entry.relocatable {
+            if entry.is_relocatable() {
                 return Err(format!("{}: relocatable cubin, not loadable", entry.arch));
             }
             if !sass_runs_on(image, device) {

@@ -35,7 +35,9 @@ pub(crate) fn write_entries(
             entry.arch_name()
         ));
         // Entries this reader cannot decode (LTO-IR's opaque form) are written as stored.
-        let bytes = content(entry).unwrap_or(Cow::Borrowed(entry.stored()));
+        let bytes = content(entry, data)
+            .or_else(|_| entry.stored(data).map(Cow::Borrowed))
+            .map_err(|error| error.to_string())?;
         std::fs::write(&path, &bytes)
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use cudapkgs_caps::{DEFAULT_CUDA, gpu_capability};
 use cudapkgs_fatbin::tree;
-use cudapkgs_fatbin::{Error as FatbinError, Gpu, ScanOptions, file_verdicts, scan};
+use cudapkgs_fatbin::{Error as FatbinError, Gpu, ScanOptions, file_verdicts, scan_with};
 
 use crate::cli::{InspectArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
@@ -39,8 +39,10 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
 
-    let visited = tree::visit(&args.paths, threads, |source, data| {
-        let scanned = scan(data, options).map_err(|error| describe(&error, data))?;
+    let visited = tree::visit(&args.paths, threads, |source, input| {
+        let data = input.bytes;
+        let scanned =
+            scan_with(data, &input.file, options).map_err(|error| describe(&error, data))?;
         let verdicts = gpu
             .map(|gpu| file_verdicts(&scanned, gpu))
             .unwrap_or_default();

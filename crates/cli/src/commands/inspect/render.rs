@@ -26,7 +26,7 @@ pub(crate) fn human(report: &Report, list_entries: bool) -> String {
             _ => {}
         }
     }
-    let summary = report.summary();
+    let summary = &report.summary;
     if !list_entries || summary.files_with_device_code > 1 {
         totals(&mut out, report);
     }
@@ -113,7 +113,7 @@ fn notes(entry: &EntryInfo) -> String {
 }
 
 fn totals(out: &mut String, report: &Report) {
-    let summary = report.summary();
+    let summary = &report.summary;
     let _ = writeln!(
         out,
         "{} {} with device code of {} scanned; device code {} of {} ({}) in {} entries",
@@ -160,7 +160,7 @@ fn totals(out: &mut String, report: &Report) {
 }
 
 fn verdicts(out: &mut String, report: &Report) {
-    let Some(totals) = report.gpu_totals() else {
+    let Some(totals) = &report.gpu_totals else {
         return;
     };
     let gpu = totals.gpu.map(|c| c.to_string()).unwrap_or_default();

@@ -17,12 +17,13 @@ pub(crate) struct FileResult {
     pub extracted: usize,
 }
 
-/// Everything `inspect` found.
+/// Everything `inspect` found, with its totals.
 #[derive(Debug)]
 pub(crate) struct Report {
     pub files: Vec<Visited<FileResult>>,
     pub gpu: Option<Gpu>,
-    pub top: usize,
+    pub summary: Summary,
+    pub gpu_totals: Option<GpuTotals>,
 }
 
 /// Bytes of one architecture and kind across all files.
@@ -93,15 +94,19 @@ pub(crate) struct ReportJson<'a> {
 
 impl Report {
     pub fn new(files: Vec<Visited<FileResult>>, gpu: Option<Gpu>, top: usize) -> Self {
-        Report { files, gpu, top }
+        let summary = summarize(&files, top);
+        let gpu_totals = gpu.map(|gpu| count_verdicts(&files, gpu));
+        Report {
+            files,
+            gpu,
+            summary,
+            gpu_totals,
+        }
     }
 
     /// Files whose scan found device code.
     pub fn with_device_code(&self) -> impl Iterator<Item = (&Visited<FileResult>, &FileResult)> {
-        self.files.iter().filter_map(|file| match &file.outcome {
-            Outcome::Done(result) if result.scan.has_device_code() => Some((file, result)),
-            _ => None,
-        })
+        with_device_code(&self.files)
     }
 
     pub fn files_with_device_code(&self) -> usize {
@@ -116,91 +121,14 @@ impl Report {
         })
     }
 
-    pub fn summary(&self) -> Summary {
-        let mut by_arch: BTreeMap<(EntryKind, String), ArchTotal> = BTreeMap::new();
-        let mut summary = Summary {
-            files_scanned: self
-                .files
-                .iter()
-                .filter(|file| matches!(file.outcome, Outcome::Done(_)))
-                .count(),
-            files_with_device_code: 0,
-            file_bytes: 0,
-            device_code_bytes: 0,
-            entries: 0,
-            by_arch: Vec::new(),
-            heaviest: Vec::new(),
-        };
-        summary.file_bytes = self
-            .files
-            .iter()
-            .filter(|file| matches!(file.outcome, Outcome::Done(_)))
-            .map(|file| file.source.size)
-            .sum();
-        for (file, result) in self.with_device_code() {
-            summary.files_with_device_code += 1;
-            summary.device_code_bytes += result.scan.device_code_bytes();
-            summary.heaviest.push(Heavy {
-                path: file.source.display.clone(),
-                size: file.source.size,
-                device_code_bytes: result.scan.device_code_bytes(),
-            });
-            for entry in result.scan.entries() {
-                summary.entries += 1;
-                let total = by_arch
-                    .entry((entry.kind, entry.arch.clone()))
-                    .or_insert_with(|| ArchTotal {
-                        arch: entry.arch.clone(),
-                        kind: entry.kind,
-                        entries: 0,
-                        stored_bytes: 0,
-                        content_bytes: 0,
-                    });
-                total.entries += 1;
-                total.stored_bytes += entry.stored_size;
-                total.content_bytes += entry.uncompressed_size;
-            }
-        }
-        summary.by_arch = by_arch.into_values().collect();
-        summary.by_arch.sort_by(|a, b| {
-            b.stored_bytes
-                .cmp(&a.stored_bytes)
-                .then(a.arch.cmp(&b.arch))
-        });
-        summary.heaviest.sort_by(|a, b| {
-            b.device_code_bytes
-                .cmp(&a.device_code_bytes)
-                .then(a.path.cmp(&b.path))
-        });
-        summary.heaviest.truncate(self.top);
-        summary
-    }
-
-    pub fn gpu_totals(&self) -> Option<GpuTotals> {
-        let gpu = self.gpu?;
-        let mut totals = GpuTotals {
-            gpu: Some(gpu.capability),
-            driver_cuda: gpu.driver_cuda,
-            ..GpuTotals::default()
-        };
-        for (_, result) in self.with_device_code() {
-            for verdict in &result.verdicts {
-                totals.kernels += 1;
-                match verdict.image {
-                    Some(ImageMatch::ExactSass) => totals.exact_sass += 1,
-                    Some(ImageMatch::CompatibleSass) => totals.compatible_sass += 1,
-                    Some(ImageMatch::PtxJit) => totals.ptx_jit += 1,
-                    None => totals.unusable += 1,
-                }
-            }
-        }
-        Some(totals)
-    }
-
     pub fn exit(&self) -> Exit {
         if self.failures().next().is_some() {
             Exit::Usage
-        } else if self.gpu_totals().is_some_and(|totals| totals.unusable > 0) {
+        } else if self
+            .gpu_totals
+            .as_ref()
+            .is_some_and(|totals| totals.unusable > 0)
+        {
             Exit::Problems
         } else {
             Exit::Success
@@ -245,8 +173,95 @@ impl Report {
             .collect();
         ReportJson {
             files,
-            summary: self.summary(),
-            verdict: self.gpu_totals(),
+            summary: self.summary.clone(),
+            verdict: self.gpu_totals.clone(),
         }
     }
+}
+
+fn with_device_code(
+    files: &[Visited<FileResult>],
+) -> impl Iterator<Item = (&Visited<FileResult>, &FileResult)> {
+    files.iter().filter_map(|file| match &file.outcome {
+        Outcome::Done(result) if result.scan.has_device_code() => Some((file, result)),
+        _ => None,
+    })
+}
+
+fn summarize(files: &[Visited<FileResult>], top: usize) -> Summary {
+    let mut by_arch: BTreeMap<(EntryKind, String), ArchTotal> = BTreeMap::new();
+    let mut summary = Summary {
+        files_scanned: files
+            .iter()
+            .filter(|file| matches!(file.outcome, Outcome::Done(_)))
+            .count(),
+        files_with_device_code: 0,
+        file_bytes: 0,
+        device_code_bytes: 0,
+        entries: 0,
+        by_arch: Vec::new(),
+        heaviest: Vec::new(),
+    };
+    summary.file_bytes = files
+        .iter()
+        .filter(|file| matches!(file.outcome, Outcome::Done(_)))
+        .map(|file| file.source.size)
+        .sum();
+    for (file, result) in with_device_code(files) {
+        summary.files_with_device_code += 1;
+        summary.device_code_bytes += result.scan.device_code_bytes();
+        summary.heaviest.push(Heavy {
+            path: file.source.display.clone(),
+            size: file.source.size,
+            device_code_bytes: result.scan.device_code_bytes(),
+        });
+        for entry in result.scan.entries() {
+            summary.entries += 1;
+            let total = by_arch
+                .entry((entry.kind, entry.arch.clone()))
+                .or_insert_with(|| ArchTotal {
+                    arch: entry.arch.clone(),
+                    kind: entry.kind,
+                    entries: 0,
+                    stored_bytes: 0,
+                    content_bytes: 0,
+                });
+            total.entries += 1;
+            total.stored_bytes += entry.stored_size;
+            total.content_bytes += entry.uncompressed_size;
+        }
+    }
+    summary.by_arch = by_arch.into_values().collect();
+    summary.by_arch.sort_by(|a, b| {
+        b.stored_bytes
+            .cmp(&a.stored_bytes)
+            .then(a.arch.cmp(&b.arch))
+    });
+    summary.heaviest.sort_by(|a, b| {
+        b.device_code_bytes
+            .cmp(&a.device_code_bytes)
+            .then(a.path.cmp(&b.path))
+    });
+    summary.heaviest.truncate(top);
+    summary
+}
+
+fn count_verdicts(files: &[Visited<FileResult>], gpu: Gpu) -> GpuTotals {
+    let mut totals = GpuTotals {
+        gpu: Some(gpu.capability),
+        driver_cuda: gpu.driver_cuda,
+        ..GpuTotals::default()
+    };
+    for (_, result) in with_device_code(files) {
+        for verdict in &result.verdicts {
+            totals.kernels += 1;
+            match verdict.image {
+                Some(ImageMatch::ExactSass) => totals.exact_sass += 1,
+                Some(ImageMatch::CompatibleSass) => totals.compatible_sass += 1,
+                Some(ImageMatch::PtxJit) => totals.ptx_jit += 1,
+                None => totals.unusable += 1,
+            }
+        }
+    }
+    totals
 }
