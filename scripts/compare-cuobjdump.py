@@ -35,8 +35,11 @@ WHEELS = [
 LISTING = re.compile(r"^(ELF|PTX) file\s+\d+: (.+)\.(cubin|ptx)$")
 
 
-def cuobjdump_entries(cuobjdump, path):
+def cuobjdump_entries(cuobjdump, path, legacy=None):
     out = subprocess.run([cuobjdump, "-all", "-lelf", "-lptx", path], capture_output=True, text=True)
+    if legacy and "has been removed" in out.stderr:
+        # cuobjdump 13 refuses files with sm_35 code (CUDA 11 libraries): ask 11.8.
+        out = subprocess.run([legacy, "-all", "-lelf", "-lptx", path], capture_output=True, text=True)
     entries = []
     for line in out.stdout.splitlines():
         match = LISTING.match(line.strip())
@@ -113,6 +116,10 @@ def main():
     parser.add_argument("--cache", default=".tools/real-libraries")
     parser.add_argument("--cudapkgs", default="target/release/cudapkgs")
     parser.add_argument("--cuobjdump", default=shutil.which("cuobjdump") or ".tools/nvidia/nvidia/cu13/bin/cuobjdump")
+    parser.add_argument(
+        "--legacy-cuobjdump",
+        help="cuobjdump 11.8 for CUDA 11 libraries, which cuobjdump 13 refuses (Debian non-free: nvidia-cuda-toolkit)",
+    )
     args = parser.parse_args()
 
     roots = list(args.paths)
@@ -124,7 +131,7 @@ def main():
     compared, differing = 0, 0
     print(f"{'library':<44} {'size':>7} {'entries':>8} {'ELF':>6} {'PTX':>6}  sections / result")
     for path in elf_files(roots):
-        theirs = cuobjdump_entries(args.cuobjdump, path)
+        theirs = cuobjdump_entries(args.cuobjdump, path, args.legacy_cuobjdump)
         ours, error = our_entries(args.cudapkgs, path)
         if not theirs and not ours:
             continue

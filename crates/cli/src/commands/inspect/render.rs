@@ -26,8 +26,7 @@ pub(crate) fn human(report: &Report, list_entries: bool) -> String {
             _ => {}
         }
     }
-    let summary = &report.summary;
-    if !list_entries || summary.files_with_device_code > 1 {
+    if report.summary.files_with_device_code > 0 || !list_entries {
         totals(&mut out, report);
     }
     if report.gpu.is_some() {
@@ -63,8 +62,7 @@ fn entries(out: &mut String, path: &str, size: u64, result: &FileResult) {
             let _ = writeln!(out, "  member {member}:");
         }
         for entry in unit.containers.iter().flat_map(|c| c.entries.iter()) {
-            let _ = writeln!(
-                out,
+            let line = format!(
                 "  {:<10} {:<14} {:<12} {:<12} {:<5} {:<7} {:>10} {:>10}  {}",
                 format!("{:#x}", entry.offset),
                 entry.section.name(),
@@ -76,6 +74,7 @@ fn entries(out: &mut String, path: &str, size: u64, result: &FileResult) {
                 bytes(entry.uncompressed_size),
                 notes(entry)
             );
+            let _ = writeln!(out, "{}", line.trim_end());
         }
     }
     if result.extracted > 0 {
@@ -146,14 +145,23 @@ fn totals(out: &mut String, report: &Report) {
         );
     }
     if summary.files_with_device_code > 1 {
-        let _ = writeln!(out, "\n  heaviest files (device code, share of the file)");
+        let prefix = common_folder(summary.heaviest.iter().map(|heavy| heavy.path.as_str()));
+        let under = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!(" under {prefix}")
+        };
+        let _ = writeln!(
+            out,
+            "\n  heaviest files{under} (device code, share of the file)"
+        );
         for heavy in &summary.heaviest {
             let _ = writeln!(
                 out,
                 "  {:>11} {:>5}  {}",
                 bytes(heavy.device_code_bytes),
                 share(heavy.device_code_bytes, heavy.size),
-                heavy.path
+                &heavy.path[prefix.len()..]
             );
         }
     }
@@ -236,6 +244,18 @@ fn verdicts(out: &mut String, report: &Report) {
     );
 }
 
+/// The longest folder (ending in `/`) that every path starts with.
+fn common_folder<'a>(mut paths: impl Iterator<Item = &'a str>) -> &'a str {
+    let Some(first) = paths.next() else { return "" };
+    let mut len = first.rfind('/').map_or(0, |slash| slash + 1);
+    for path in paths {
+        while len > 0 && !path.starts_with(&first[..len]) {
+            len = first[..len - 1].rfind('/').map_or(0, |slash| slash + 1);
+        }
+    }
+    &first[..len]
+}
+
 /// A C++ name as people read it; other names unchanged.
 pub(crate) fn demangle(name: &str) -> String {
     cpp_demangle::Symbol::new(name)
@@ -246,4 +266,32 @@ pub(crate) fn demangle(name: &str) -> String {
 
 fn plural(count: usize, one: &'static str, many: &'static str) -> &'static str {
     if count == 1 { one } else { many }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_folders() {
+        let paths = [
+            "/v/site/torch/lib/a.so",
+            "/v/site/nvidia/b.so",
+            "/v/site/torch/c.so",
+        ];
+        assert_eq!(common_folder(paths.into_iter()), "/v/site/");
+        assert_eq!(common_folder(["/v/a.so"].into_iter()), "/v/");
+        assert_eq!(common_folder(["a.so", "/v/b.so"].into_iter()), "");
+        assert_eq!(
+            common_folder(["/v/site/ab.so", "/v/sitex/c.so"].into_iter()),
+            "/v/"
+        );
+        assert_eq!(common_folder(std::iter::empty()), "");
+    }
+
+    #[test]
+    fn demangles_cxx_names_only() {
+        assert_eq!(demangle("_Z5scalePffi"), "scale(float*, float, int)");
+        assert_eq!(demangle("plain_c_kernel"), "plain_c_kernel");
+    }
 }
