@@ -43,6 +43,17 @@ impl FileScan {
     pub fn has_device_code(&self) -> bool {
         self.entries().next().is_some()
     }
+
+    /// Drops the per-entry kernel lists once they have served.
+    pub fn forget_kernels(&mut self) {
+        for unit in &mut self.units {
+            for container in &mut unit.containers {
+                for entry in &mut container.entries {
+                    entry.kernels = None;
+                }
+            }
+        }
+    }
 }
 
 /// One ELF file or archive member.

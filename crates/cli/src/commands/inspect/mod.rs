@@ -41,11 +41,14 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
 
     let visited = tree::visit(&args.paths, threads, |source, input| {
         let data = input.bytes;
-        let scanned =
+        let mut scanned =
             scan_with(data, &input.file, options).map_err(|error| describe(&error, data))?;
         let verdicts = gpu
             .map(|gpu| file_verdicts(&scanned, gpu))
             .unwrap_or_default();
+        // The verdicts carry the kernel names; the per-entry lists (hundreds of
+        // thousands of names in a venv) are not kept.
+        scanned.forget_kernels();
         let extracted = match &args.extract {
             Some(dir) if scanned.has_device_code() => {
                 extract::write_entries(dir, &source.display, several_inputs, data)?
