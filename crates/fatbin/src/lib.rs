@@ -4,8 +4,8 @@
 //! headers and kernel symbols (`cubin`), PTX headers (`ptx`), LZ4 and zstd contents
 //! with checked sizes (`decompress`), discovery in ELF files, `.o` files, `ar` archives,
 //! `.fatbin` files and bare cubins (`discover`), whole-file scans as owned records
-//! (`scan`), and per-kernel verdicts for a GPU (`verdict`). `tree` adds the file system:
-//! mapped files, folders and wheels.
+//! (`scan`), and per-kernel verdicts for a GPU (`verdict`). The file system is
+//! `cudapkgs-tree`'s job.
 //!
 //! Every size and offset in the input is untrusted: readers return `Error` with the
 //! offset and what was expected, never panic, and never allocate by a header's word.
@@ -17,7 +17,6 @@ pub mod discover;
 mod error;
 pub mod ptx;
 pub mod scan;
-pub mod tree;
 pub mod verdict;
 
 pub use container::{Compression, Container, Entry, EntryFlags, EntryKind, containers};

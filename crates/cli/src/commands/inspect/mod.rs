@@ -7,8 +7,10 @@ mod report;
 use std::path::Path;
 
 use cudapkgs_caps::{DEFAULT_CUDA, gpu_capability};
-use cudapkgs_fatbin::tree;
-use cudapkgs_fatbin::{Error as FatbinError, Gpu, ScanOptions, file_verdicts, scan_with};
+use cudapkgs_fatbin::{
+    Error as FatbinError, FileReader, Format, Gpu, ScanOptions, file_verdicts, scan_with, sniff,
+};
+use cudapkgs_tree::{self as tree, Walk};
 
 use crate::cli::{InspectArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
@@ -39,10 +41,15 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
 
-    let visited = tree::visit(&args.paths, threads, |source, input| {
+    let walk = Walk {
+        wants: holds_device_code,
+        zips: true,
+    };
+    let visited = tree::visit(&args.paths, walk, threads, |source, input| {
         let data = input.bytes;
+        let reader = FileReader::new(input.file).map_err(|error| error.to_string())?;
         let mut scanned =
-            scan_with(data, &input.file, options).map_err(|error| describe(&error, data))?;
+            scan_with(data, &reader, options).map_err(|error| describe(&error, data))?;
         let verdicts = gpu
             .map(|gpu| file_verdicts(&scanned, gpu))
             .unwrap_or_default();
@@ -74,6 +81,14 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
         output.warn(format!("{path}: {message}"));
     }
     Ok(report.exit())
+}
+
+/// Formats that can hold device code (zip files are opened by the walk itself).
+fn holds_device_code(magic: &[u8]) -> bool {
+    matches!(
+        sniff(magic),
+        Some(Format::Elf | Format::Archive | Format::Fatbin | Format::Cubin)
+    )
 }
 
 /// Error text for a file that could not be scanned: a named file of another kind says

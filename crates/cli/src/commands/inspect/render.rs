@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use cudapkgs_fatbin::tree::Outcome;
 use cudapkgs_fatbin::{EntryInfo, ImageMatch};
+use cudapkgs_tree::Outcome;
 
 use super::report::{FileResult, Report};
 use crate::units::{bytes, share};

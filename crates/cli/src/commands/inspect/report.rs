@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use cudapkgs_caps::{Capability, CudaVersion};
-use cudapkgs_fatbin::tree::{Outcome, Visited};
 use cudapkgs_fatbin::{EntryKind, FileScan, Format, Gpu, ImageMatch, KernelVerdict, UnitScan};
+use cudapkgs_tree::{Outcome, Visited};
 use serde::Serialize;
 
 use crate::error::Exit;

@@ -1,5 +1,5 @@
-//! The file system side: files mapped into memory, folders walked, wheels opened, and
-//! the work spread over the machine's cores.
+//! Files to look at: folders walked, wheels opened, files mapped into memory, and the
+//! work spread over the machine's cores.
 //!
 //! Files are found first (cheap), then handed to worker threads; each file's bytes are
 //! mapped, never read whole into memory. Wheel and zip members that hold binaries are
@@ -11,9 +11,6 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-use crate::discover::{Format, sniff};
-use crate::error::FileReader;
 
 /// A file to look at, and how it was reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,12 +77,31 @@ impl Mapped {
     }
 }
 
-/// A file's bytes, mapped, and the open file, for reads that should not fault in the
-/// mapping.
+/// A file's bytes, mapped, and the open file, for positional reads that should not
+/// fault in the mapping.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
     pub bytes: &'a [u8],
-    pub file: FileReader<'a>,
+    pub file: &'a File,
+}
+
+/// How many leading bytes `Walk::wants` is shown.
+pub const MAGIC_LEN: usize = 0x14;
+
+/// Which files a walk hands to the work.
+#[derive(Debug, Clone, Copy)]
+pub struct Walk {
+    /// Files found in folders are visited when this accepts their first bytes (named
+    /// files always are).
+    pub wants: fn(&[u8]) -> bool,
+    /// Open zip files (wheels) found or named, and visit their members that `wants`
+    /// accepts.
+    pub zips: bool,
+}
+
+/// A zip local file header: wheels and zip files.
+pub fn is_zip(magic: &[u8]) -> bool {
+    magic.starts_with(b"PK\x03\x04")
 }
 
 /// One unit of work: a file on disk, or a whole zip whose members are visited in turn.
@@ -100,7 +116,7 @@ struct Job {
 /// Visits every file under `inputs` that can hold device code, calling `work` with its
 /// bytes on several threads. Folders are walked recursively without following
 /// symbolic links; hard links are visited once. Results come back in path order.
-pub fn visit<T, F>(inputs: &[PathBuf], threads: usize, work: F) -> Vec<Visited<T>>
+pub fn visit<T, F>(inputs: &[PathBuf], walk: Walk, threads: usize, work: F) -> Vec<Visited<T>>
 where
     T: Send,
     F: Fn(&Source, Input<'_>) -> Result<T, String> + Sync,
@@ -109,7 +125,7 @@ where
     let mut failures = Vec::new();
     let mut seen = HashSet::new();
     for input in inputs {
-        collect(input, true, &mut seen, &mut jobs, &mut failures);
+        collect(input, true, walk, &mut seen, &mut jobs, &mut failures);
     }
 
     if threads <= 1 || jobs.len() <= 1 {
@@ -117,7 +133,7 @@ where
         // than the file.
         let mut results = failures;
         for job in &jobs {
-            results.extend(run_job(job, &work));
+            results.extend(run_job(job, walk, &work));
         }
         results.sort_by(|a, b| a.source.display.cmp(&b.source.display));
         return results;
@@ -130,7 +146,7 @@ where
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(index) else { break };
-                    let done = run_job(job, &work);
+                    let done = run_job(job, walk, &work);
                     results
                         .lock()
                         .expect("no worker panics holding the lock")
@@ -147,6 +163,7 @@ where
 fn collect<T>(
     path: &Path,
     named: bool,
+    walk: Walk,
     seen: &mut HashSet<(u64, u64)>,
     jobs: &mut Vec<Job>,
     failures: &mut Vec<Visited<T>>,
@@ -177,7 +194,7 @@ fn collect<T>(
         };
         children.sort();
         for child in children {
-            collect(&child, false, seen, jobs, failures);
+            collect(&child, false, walk, seen, jobs, failures);
         }
         return;
     }
@@ -187,19 +204,20 @@ fn collect<T>(
     if !named && !seen.insert(file_identity(&metadata)) {
         return;
     }
-    let format = match read_magic(path) {
-        Ok(magic) => sniff(&magic),
+    let magic = match read_magic(path) {
+        Ok(magic) => magic,
         Err(error) => {
             failures.push(failure(display, named, metadata.len(), &error));
             return;
         }
     };
-    if named || format.is_some() {
+    let zip = walk.zips && is_zip(&magic);
+    if named || zip || (walk.wants)(&magic) {
         jobs.push(Job {
             path: path.to_owned(),
             display,
             named,
-            zip: format == Some(Format::Zip),
+            zip,
         });
     }
 }
@@ -227,12 +245,14 @@ fn failure<T>(display: String, named: bool, size: u64, error: &io::Error) -> Vis
 }
 
 fn read_magic(path: &Path) -> io::Result<Vec<u8>> {
-    let mut magic = Vec::with_capacity(0x14);
-    File::open(path)?.take(0x14).read_to_end(&mut magic)?;
+    let mut magic = Vec::with_capacity(MAGIC_LEN);
+    File::open(path)?
+        .take(MAGIC_LEN as u64)
+        .read_to_end(&mut magic)?;
     Ok(magic)
 }
 
-fn run_job<T, F>(job: &Job, work: &F) -> Vec<Visited<T>>
+fn run_job<T, F>(job: &Job, walk: Walk, work: &F) -> Vec<Visited<T>>
 where
     F: Fn(&Source, Input<'_>) -> Result<T, String>,
 {
@@ -250,21 +270,18 @@ where
         size,
     };
     if job.zip {
-        return visit_zip(&job.path, &source, work);
+        return visit_zip(&job.path, &source, walk, work);
     }
-    let input = match FileReader::new(&file) {
-        Ok(reader) => Input {
-            bytes: mapped.bytes(),
-            file: reader,
-        },
-        Err(error) => return vec![failure(job.display.clone(), job.named, size, &error)],
+    let input = Input {
+        bytes: mapped.bytes(),
+        file: &file,
     };
     let outcome = work(&source, input).into();
     vec![Visited { source, outcome }]
 }
 
 /// Visits the members of a zip (a wheel) that hold binaries.
-fn visit_zip<T, F>(path: &Path, zip_source: &Source, work: &F) -> Vec<Visited<T>>
+fn visit_zip<T, F>(path: &Path, zip_source: &Source, walk: Walk, work: &F) -> Vec<Visited<T>>
 where
     F: Fn(&Source, Input<'_>) -> Result<T, String>,
 {
@@ -293,15 +310,16 @@ where
         }
         let display = format!("{}:{}", zip_source.display, member.name());
         let size = member.size();
-        let mut magic = Vec::with_capacity(0x14);
-        if let Err(error) = member.by_ref().take(0x14).read_to_end(&mut magic) {
+        let mut magic = Vec::with_capacity(MAGIC_LEN);
+        if let Err(error) = member
+            .by_ref()
+            .take(MAGIC_LEN as u64)
+            .read_to_end(&mut magic)
+        {
             results.push(failure(display, false, size, &error));
             continue;
         }
-        if !matches!(
-            sniff(&magic),
-            Some(Format::Elf | Format::Archive | Format::Fatbin | Format::Cubin)
-        ) {
+        if !(walk.wants)(&magic) {
             continue;
         }
         let source = Source {
@@ -313,7 +331,7 @@ where
             let mapped = Mapped::open(temp.as_file()).map_err(|e| e.to_string())?;
             let input = Input {
                 bytes: mapped.bytes(),
-                file: FileReader::new(temp.as_file()).map_err(|e| e.to_string())?,
+                file: temp.as_file(),
             };
             work(&source, input)
         });
@@ -337,4 +355,89 @@ fn copy_to_temp(magic: &[u8], rest: &mut impl Read) -> Result<tempfile::NamedTem
     io::Write::write_all(&mut temp, magic).map_err(|e| e.to_string())?;
     io::copy(rest, &mut temp).map_err(|e| format!("cannot unpack member: {e}"))?;
     Ok(temp)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn wants_elf(magic: &[u8]) -> bool {
+        magic.starts_with(b"\x7fELF")
+    }
+
+    const WALK: Walk = Walk {
+        wants: wants_elf,
+        zips: true,
+    };
+
+    fn names(visited: &[Visited<usize>], root: &Path) -> Vec<String> {
+        visited
+            .iter()
+            .map(|v| {
+                let shown = v.source.display.replace(&root.display().to_string(), "");
+                match &v.outcome {
+                    Outcome::Done(len) => format!("{shown}={len}"),
+                    Outcome::NoBinaries => format!("{shown}:none"),
+                    Outcome::Failed(_) => format!("{shown}:failed"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn walks_folders_once_per_file_and_opens_zips() {
+        let dir = tempfile::tempdir().expect("temp");
+        let root = dir.path();
+        std::fs::create_dir(root.join("sub")).expect("mkdir");
+        std::fs::write(root.join("sub/a.so"), b"\x7fELF-a").expect("write");
+        std::fs::write(root.join("notes.txt"), b"text").expect("write");
+        std::fs::write(root.join("empty"), b"").expect("write");
+        std::fs::hard_link(root.join("sub/a.so"), root.join("hard.so")).expect("link");
+        std::os::unix::fs::symlink(root.join("sub/a.so"), root.join("sym.so")).expect("symlink");
+        let mut zip = zip::ZipWriter::new(File::create(root.join("w.whl")).expect("create"));
+        let options = zip::write::SimpleFileOptions::default();
+        zip.start_file("pkg/lib.so", options).expect("start");
+        zip.write_all(b"\x7fELF-zipped").expect("write");
+        zip.start_file("pkg/x.py", options).expect("start");
+        zip.write_all(b"print()").expect("write");
+        zip.finish().expect("finish");
+
+        for threads in [1, 4] {
+            let visited = visit(&[root.to_owned()], WALK, threads, |_, input| {
+                Ok(input.bytes.len())
+            });
+            assert_eq!(
+                names(&visited, root),
+                ["/hard.so=6", "/w.whl:pkg/lib.so=11"],
+                "{threads}"
+            );
+        }
+        assert!(visited_named_file_even_if_unwanted(&root.join("notes.txt")));
+    }
+
+    fn visited_named_file_even_if_unwanted(path: &Path) -> bool {
+        let visited = visit(&[path.to_owned()], WALK, 1, |source, input| {
+            assert!(source.named);
+            Ok(input.bytes.len())
+        });
+        matches!(visited[0].outcome, Outcome::Done(4))
+    }
+
+    #[test]
+    fn missing_files_and_zips_without_binaries_are_reported() {
+        let dir = tempfile::tempdir().expect("temp");
+        let missing = dir.path().join("missing.so");
+        let visited = visit(&[missing], WALK, 1, |_, input| Ok(input.bytes.len()));
+        assert!(matches!(visited[0].outcome, Outcome::Failed(ref m) if m.contains("No such file")));
+
+        let wheel = dir.path().join("pure.whl");
+        let mut zip = zip::ZipWriter::new(File::create(&wheel).expect("create"));
+        zip.start_file("pkg/x.py", zip::write::SimpleFileOptions::default())
+            .expect("start");
+        zip.finish().expect("finish");
+        let visited = visit(&[wheel], WALK, 1, |_, input| Ok(input.bytes.len()));
+        assert!(matches!(visited[0].outcome, Outcome::NoBinaries));
+    }
 }
