@@ -8,6 +8,16 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# readelf and patchelf are the oracles of the ELF differential tests.
+if ! command -v patchelf >/dev/null 2>&1 || ! command -v readelf >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf binutils >/dev/null
+  else
+    echo "patchelf and readelf are needed: install Debian's patchelf and binutils" >&2
+    exit 1
+  fi
+fi
+
 # cuobjdump (from NVIDIA's PyPI wheels) is the oracle of the fatbin differential tests.
 nvidia_bin=$(bash scripts/install-nvidia-tools.sh | tail -n 1)
 export CUDAPKGS_CUOBJDUMP="$nvidia_bin/cuobjdump"

@@ -1,0 +1,11 @@
+//! The dynamic-linking view of ELF files: class, machine, type, interpreter, SONAME,
+//! `DT_NEEDED`, `DT_RPATH` and `DT_RUNPATH` (`dynamic`), and resolution of needed
+//! libraries the way the dynamic loader does it, with driver libraries and stub folders
+//! told apart (`resolve`).
+
+mod dynamic;
+mod error;
+pub mod resolve;
+
+pub use dynamic::{Class, DynamicInfo, ElfKind, class_and_machine, machine_name, read_dynamic};
+pub use error::Error;

@@ -1,0 +1,395 @@
+//! Where each needed library is found, searched the way glibc's dynamic loader does it,
+//! with NVIDIA driver libraries and stub folders told apart.
+//!
+//! Order for a name without `/`: the object's `DT_RPATH` (only when it has no
+//! `DT_RUNPATH`), `LD_LIBRARY_PATH`, `DT_RUNPATH`, then the system folders (the loader's
+//! cache and default folders). `$ORIGIN`, `$LIB` and `$PLATFORM` (also in braces) are
+//! expanded; an empty list item means the current folder. A candidate counts only if it
+//! is an ELF file of the same class and machine, as the loader checks.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::dynamic::{Class, DynamicInfo, class_and_machine};
+
+/// How the loader is set up for a search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchPaths {
+    /// `LD_LIBRARY_PATH`, as written.
+    pub ld_library_path: Option<String>,
+    /// Folders searched last (the loader cache's and default folders); empty for none.
+    pub system: Vec<PathBuf>,
+    /// What `$LIB` expands to; `lib64` for 64-bit and `lib` for 32-bit when unset.
+    pub lib: Option<String>,
+    /// What `$PLATFORM` expands to; the machine name when unset.
+    pub platform: Option<String>,
+}
+
+impl SearchPaths {
+    /// This machine's system folders: `/etc/ld.so.conf` and what it includes, then the
+    /// loader's built-in folders.
+    pub fn system_folders() -> Vec<PathBuf> {
+        let mut folders = Vec::new();
+        read_ld_so_conf(Path::new("/etc/ld.so.conf"), &mut folders, 0);
+        for default in ["/lib64", "/usr/lib64", "/lib", "/usr/lib"] {
+            let path = PathBuf::from(default);
+            if !folders.contains(&path) {
+                folders.push(path);
+            }
+        }
+        folders
+    }
+}
+
+fn read_ld_so_conf(path: &Path, folders: &mut Vec<PathBuf>, depth: usize) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if let Some(pattern) = line.strip_prefix("include") {
+            if depth < 8 {
+                for included in expand_glob(pattern.trim()) {
+                    read_ld_so_conf(&included, folders, depth + 1);
+                }
+            }
+        } else if line.starts_with('/') {
+            let folder = PathBuf::from(line);
+            if !folders.contains(&folder) {
+                folders.push(folder);
+            }
+        }
+    }
+}
+
+/// `dir/*.conf`-style patterns (a `*` in the last component only), sorted like the
+/// loader's configuration tool reads them.
+fn expand_glob(pattern: &str) -> Vec<PathBuf> {
+    let path = Path::new(pattern);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let Some((prefix, suffix)) = name.split_once('*') else {
+        return vec![path.to_owned()];
+    };
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|read| {
+            read.filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|p| {
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                        n.starts_with(prefix)
+                            && n.ends_with(suffix)
+                            && n.len() >= prefix.len() + suffix.len()
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// Which step of the search found a library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// The name holds a `/`: used as it is.
+    Path,
+    Rpath,
+    LdLibraryPath,
+    Runpath,
+    System,
+}
+
+/// The outcome for one `DT_NEEDED` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resolved {
+    pub name: String,
+    /// Where the loader would take it from.
+    pub path: Option<PathBuf>,
+    pub via: Option<Via>,
+    /// A library the NVIDIA driver installs (`libcuda.so.1`, `libnvidia-ml.so.1`, …): it
+    /// must come from the host, never from a package.
+    pub driver: bool,
+    /// Found in a stub folder: a program would load NVIDIA's stub instead of the driver.
+    pub stub: bool,
+}
+
+/// Libraries that come with the NVIDIA driver rather than with any CUDA package.
+pub fn is_driver_library(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    [
+        "libcuda.so",
+        "libcudadebugger.so",
+        "libnvidia-",
+        "libnvcuvid.so",
+        "libnvoptix.so",
+        "libGLX_nvidia.so",
+        "libEGL_nvidia.so",
+        "libGLESv2_nvidia.so",
+        "libGLESv1_CM_nvidia.so",
+    ]
+    .iter()
+    .any(|prefix| base.starts_with(prefix))
+}
+
+/// NVIDIA's link-time stand-ins live in folders named `stubs` (`lib/stubs`,
+/// `lib64/stubs`, `targets/…/lib/stubs`).
+pub fn is_stub_folder(folder: &Path) -> bool {
+    folder.file_name().is_some_and(|name| name == "stubs")
+}
+
+/// Resolves every `DT_NEEDED` entry of the file at `path` (described by `info`).
+pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> Vec<Resolved> {
+    let origin = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_owned);
+    let expand = |list: &str| expand_list(list, &origin, info, search);
+    let rpath = match (&info.rpath, &info.runpath) {
+        (Some(rpath), None) => expand(rpath),
+        _ => Vec::new(),
+    };
+    let ld_library_path = search
+        .ld_library_path
+        .as_deref()
+        .map(&expand)
+        .unwrap_or_default();
+    let runpath = info.runpath.as_deref().map(&expand).unwrap_or_default();
+
+    info.needed
+        .iter()
+        .map(|name| {
+            let driver = is_driver_library(name);
+            let found = if name.contains('/') {
+                let candidate = Path::new(name);
+                matches_object(candidate, info).then(|| (candidate.to_owned(), Via::Path))
+            } else {
+                [
+                    (&rpath, Via::Rpath),
+                    (&ld_library_path, Via::LdLibraryPath),
+                    (&runpath, Via::Runpath),
+                    (&search.system, Via::System),
+                ]
+                .into_iter()
+                .find_map(|(folders, via)| {
+                    folders
+                        .iter()
+                        .map(|folder| folder.join(name))
+                        .find(|candidate| matches_object(candidate, info))
+                        .map(|found| (found, via))
+                })
+            };
+            let stub = found
+                .as_ref()
+                .is_some_and(|(found, _)| found.parent().is_some_and(is_stub_folder));
+            Resolved {
+                name: name.clone(),
+                path: found.as_ref().map(|(found, _)| found.clone()),
+                via: found.map(|(_, via)| via),
+                driver,
+                stub,
+            }
+        })
+        .collect()
+}
+
+/// Splits a search list on `:` and expands its tokens.
+pub fn expand_list(
+    list: &str,
+    origin: &Path,
+    info: &DynamicInfo,
+    search: &SearchPaths,
+) -> Vec<PathBuf> {
+    let lib = search.lib.clone().unwrap_or_else(|| {
+        if info.class == Class::Elf64 {
+            "lib64"
+        } else {
+            "lib"
+        }
+        .to_owned()
+    });
+    let platform = search
+        .platform
+        .clone()
+        .unwrap_or_else(|| info.machine_name.to_owned());
+    list.split(':')
+        .map(|item| {
+            if item.is_empty() {
+                return PathBuf::from(".");
+            }
+            let origin = origin.to_string_lossy();
+            let expanded = item
+                .replace("${ORIGIN}", &origin)
+                .replace("$ORIGIN", &origin)
+                .replace("${LIB}", &lib)
+                .replace("$LIB", &lib)
+                .replace("${PLATFORM}", &platform)
+                .replace("$PLATFORM", &platform);
+            PathBuf::from(expanded)
+        })
+        .collect()
+}
+
+/// Whether a candidate is an ELF file the loader would accept for `info`.
+fn matches_object(candidate: &Path, info: &DynamicInfo) -> bool {
+    let mut header = [0u8; 20];
+    let Ok(mut file) = File::open(candidate) else {
+        return false;
+    };
+    if file.read_exact(&mut header).is_err() {
+        return false;
+    }
+    class_and_machine(&header) == Some((info.class, info.machine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamic::ElfKind;
+
+    fn info(needed: &[&str], rpath: Option<&str>, runpath: Option<&str>) -> DynamicInfo {
+        DynamicInfo {
+            class: Class::Elf64,
+            little_endian: true,
+            machine: 62,
+            machine_name: "x86_64",
+            kind: ElfKind::SharedObject,
+            interpreter: None,
+            has_dynamic: true,
+            soname: None,
+            needed: needed.iter().map(|s| (*s).to_owned()).collect(),
+            rpath: rpath.map(str::to_owned),
+            runpath: runpath.map(str::to_owned),
+        }
+    }
+
+    /// An ELF header of the given class and machine: enough for the loader's check.
+    fn fake_library(path: &Path, class: u8, machine: u16) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let mut header = vec![0u8; 64];
+        header[..4].copy_from_slice(b"\x7fELF");
+        header[4] = class;
+        header[5] = 1;
+        header[18..20].copy_from_slice(&machine.to_le_bytes());
+        std::fs::write(path, header).expect("write");
+    }
+
+    #[test]
+    fn search_order_follows_the_loader() {
+        let dir = tempfile::tempdir().expect("temp");
+        let root = dir.path();
+        for folder in ["rpath", "env", "runpath", "system", "lib"] {
+            fake_library(&root.join(folder).join("libx.so.1"), 2, 62);
+        }
+        let object = root.join("lib/libuser.so");
+        let search = SearchPaths {
+            ld_library_path: Some(root.join("env").display().to_string()),
+            system: vec![root.join("system")],
+            ..SearchPaths::default()
+        };
+        let rpath = root.join("rpath").display().to_string();
+        let runpath = root.join("runpath").display().to_string();
+
+        let found = |info: &DynamicInfo, search: &SearchPaths| {
+            resolve_needed(&object, info, search)[0].clone()
+        };
+        let with_rpath = found(&info(&["libx.so.1"], Some(&rpath), None), &search);
+        assert_eq!(
+            (with_rpath.via, with_rpath.path),
+            (Some(Via::Rpath), Some(root.join("rpath/libx.so.1")))
+        );
+        // RUNPATH disables RPATH and comes after LD_LIBRARY_PATH.
+        let both = found(&info(&["libx.so.1"], Some(&rpath), Some(&runpath)), &search);
+        assert_eq!(both.via, Some(Via::LdLibraryPath));
+        let no_env = SearchPaths {
+            ld_library_path: None,
+            ..search.clone()
+        };
+        assert_eq!(
+            found(&info(&["libx.so.1"], Some(&rpath), Some(&runpath)), &no_env).via,
+            Some(Via::Runpath)
+        );
+        assert_eq!(
+            found(&info(&["libx.so.1"], None, None), &no_env).via,
+            Some(Via::System)
+        );
+        let origin = found(&info(&["libx.so.1"], None, Some("$ORIGIN")), &no_env);
+        assert_eq!(
+            (origin.via, origin.path),
+            (Some(Via::Runpath), Some(root.join("lib/libx.so.1")))
+        );
+        let nothing = found(&info(&["libx.so.1"], None, None), &SearchPaths::default());
+        assert_eq!((nothing.via, nothing.path), (None, None));
+    }
+
+    #[test]
+    fn wrong_class_or_machine_is_skipped() {
+        let dir = tempfile::tempdir().expect("temp");
+        fake_library(&dir.path().join("a/liby.so"), 1, 3);
+        fake_library(&dir.path().join("b/liby.so"), 2, 183);
+        fake_library(&dir.path().join("c/liby.so"), 2, 62);
+        let list = ["a", "b", "c"]
+            .map(|f| dir.path().join(f).display().to_string())
+            .join(":");
+        let resolved = resolve_needed(
+            &dir.path().join("x.so"),
+            &info(&["liby.so"], None, Some(&list)),
+            &SearchPaths::default(),
+        );
+        assert_eq!(resolved[0].path, Some(dir.path().join("c/liby.so")));
+    }
+
+    #[test]
+    fn tokens_expand_in_both_spellings() {
+        let origin = Path::new("/opt/pkg/lib");
+        let expanded = expand_list(
+            "$ORIGIN/../${LIB}:${ORIGIN}/$PLATFORM::/abs",
+            origin,
+            &info(&[], None, None),
+            &SearchPaths::default(),
+        );
+        assert_eq!(
+            expanded,
+            [
+                PathBuf::from("/opt/pkg/lib/../lib64"),
+                PathBuf::from("/opt/pkg/lib/x86_64"),
+                PathBuf::from("."),
+                PathBuf::from("/abs")
+            ]
+        );
+    }
+
+    #[test]
+    fn driver_libraries_and_stub_folders() {
+        for name in [
+            "libcuda.so.1",
+            "libnvidia-ml.so.1",
+            "libcudadebugger.so.1",
+            "libnvidia-ptxjitcompiler.so.1",
+            "/x/libcuda.so",
+        ] {
+            assert!(is_driver_library(name), "{name}");
+        }
+        for name in [
+            "libcudart.so.12",
+            "libcublas.so.12",
+            "libnvrtc.so.12",
+            "libnvJitLink.so.12",
+        ] {
+            assert!(!is_driver_library(name), "{name}");
+        }
+        let dir = tempfile::tempdir().expect("temp");
+        fake_library(&dir.path().join("lib/stubs/libcuda.so.1"), 2, 62);
+        let runpath = dir.path().join("lib/stubs").display().to_string();
+        let resolved = resolve_needed(
+            &dir.path().join("lib/libk.so"),
+            &info(&["libcuda.so.1"], None, Some(&runpath)),
+            &SearchPaths::default(),
+        );
+        assert!(resolved[0].driver && resolved[0].stub);
+    }
+}
