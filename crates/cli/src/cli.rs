@@ -54,7 +54,26 @@ pub enum Command {
     /// PTX per architecture, sizes, compression; with --gpu, a verdict per kernel
     #[command(after_long_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
+    /// The dynamic-linking view of ELF files: type, interpreter, SONAME, needed
+    /// libraries, RPATH and RUNPATH; with --resolve, where each needed library is found
+    #[command(after_long_help = ELF_EXAMPLES)]
+    Elf(ElfArgs),
 }
+
+const ELF_EXAMPLES: &str = "\
+Examples:
+  cudapkgs elf libcublas.so.12                       soname, needed libraries, runpath
+  cudapkgs elf --resolve lib/libcudnn.so.9           where each needed library is found
+  cudapkgs elf --resolve --no-system --ld-library-path /opt/cuda/lib64 pkg/
+  cudapkgs elf --json .venv/lib/python3.12/site-packages/nvidia
+
+Resolution follows glibc's loader: DT_RPATH (only without DT_RUNPATH), LD_LIBRARY_PATH,
+DT_RUNPATH, then the system folders (/etc/ld.so.conf and the defaults). $ORIGIN, $LIB
+and $PLATFORM are expanded. NVIDIA driver libraries (libcuda.so.1, libnvidia-*.so) are
+marked: they come from the host driver. A driver library found in a stub folder is a
+problem: programs would load NVIDIA's stub instead of the driver.
+Exit 1 when a needed library (other than a driver library) is not found or a driver
+library resolves to a stub.";
 
 const INSPECT_EXAMPLES: &str = "\
 Examples:
@@ -175,6 +194,26 @@ pub struct InspectArgs {
     /// How many of the heaviest files the summary shows
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
+    /// What to print
+    #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
+    pub format: TextOrJson,
+}
+
+#[derive(Debug, Args)]
+pub struct ElfArgs {
+    /// ELF files or folders
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Say where each needed library is found
+    #[arg(long)]
+    pub resolve: bool,
+    /// With --resolve: search this LD_LIBRARY_PATH (colon-separated) [default: none]
+    #[arg(long, value_name = "PATHS", requires = "resolve")]
+    pub ld_library_path: Option<String>,
+    /// With --resolve: do not search this machine's system folders (the view a
+    /// package has in a sandbox)
+    #[arg(long, requires = "resolve")]
+    pub no_system: bool,
     /// What to print
     #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
     pub format: TextOrJson,

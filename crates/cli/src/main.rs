@@ -49,5 +49,6 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Flags(args) => commands::flags::run(args, output, &config, &env),
         Command::Gpus(args) => commands::gpus::run(args, output),
         Command::Inspect(args) => commands::inspect::run(args, output),
+        Command::Elf(args) => commands::elf::run(args, output),
     }
 }

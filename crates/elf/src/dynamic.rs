@@ -15,6 +15,15 @@ pub enum Class {
     Elf64,
 }
 
+impl std::fmt::Display for Class {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Class::Elf32 => "ELF32",
+            Class::Elf64 => "ELF64",
+        })
+    }
+}
+
 /// What kind of ELF file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -124,7 +133,7 @@ fn read_with<Elf: FileHeader<Endian = Endianness>>(
         }
     }
 
-    let entries = dynamic_entries::<Elf>(&header, endian, data, segments)?;
+    let entries = dynamic_entries::<Elf>(header, endian, data, segments)?;
     let mut info = DynamicInfo {
         class,
         little_endian: endian == Endianness::Little,
@@ -141,13 +150,13 @@ fn read_with<Elf: FileHeader<Endian = Endianness>>(
     let mut pie_flag = false;
     if let Some(entries) = entries {
         for (tag, value) in entries.values {
-            let string = || entries.strings.get(value).map(|bytes| text(bytes));
+            let string = || entries.strings.get(value).map(text);
             match tag {
                 elf::DT_NEEDED => info.needed.push(string()?),
                 elf::DT_SONAME => info.soname = Some(string()?),
                 elf::DT_RPATH => info.rpath = Some(string()?),
                 elf::DT_RUNPATH => info.runpath = Some(string()?),
-                elf::DT_FLAGS_1 => pie_flag = value & u64::from(elf::DF_1_PIE.0) != 0,
+                elf::DT_FLAGS_1 => pie_flag = value & elf::DF_1_PIE.0 != 0,
                 _ => {}
             }
         }
@@ -200,23 +209,22 @@ fn dynamic_entries<'data, Elf: FileHeader<Endian = Endianness>>(
     data: &'data [u8],
     segments: &'data [Elf::ProgramHeader],
 ) -> Result<Option<Entries<'data>>, Error> {
-    let table: Option<&'data [Elf::Dyn]> = match segments
+    let loader_view = segments
         .iter()
-        .find(|s| s.p_type(endian) == elf::PT_DYNAMIC)
-    {
-        Some(segment) => Some(
+        .find(|s| s.p_type(endian) == elf::PT_DYNAMIC);
+    let table: Option<&'data [Elf::Dyn]> = if let Some(segment) = loader_view {
+        Some(
             segment
                 .dynamic(endian, data)
                 .map_err(object_error)?
                 .unwrap_or(&[]),
-        ),
-        None => {
-            let sections = header.sections(endian, data).map_err(object_error)?;
-            sections
-                .dynamic(endian, data)
-                .map_err(object_error)?
-                .map(|(table, _)| table)
-        }
+        )
+    } else {
+        let sections = header.sections(endian, data).map_err(object_error)?;
+        sections
+            .dynamic(endian, data)
+            .map_err(object_error)?
+            .map(|(table, _)| table)
     };
     let Some(table) = table else { return Ok(None) };
     let values: Vec<(elf::DynamicTag, u64)> = table
@@ -270,8 +278,10 @@ pub(crate) fn file_offset<Elf: FileHeader<Endian = Endianness>>(
         .find_map(|segment| {
             let vaddr: u64 = segment.p_vaddr(endian).into();
             let filesz: u64 = segment.p_filesz(endian).into();
-            (address >= vaddr && address - vaddr < filesz)
-                .then(|| u64::from(segment.p_offset(endian).into()) + (address - vaddr))
+            (address >= vaddr && address - vaddr < filesz).then(|| {
+                let offset: u64 = segment.p_offset(endian).into();
+                offset + (address - vaddr)
+            })
         })
 }
 

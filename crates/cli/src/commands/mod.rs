@@ -1,5 +1,6 @@
 //! One module per subcommand: arguments in, library calls, rendering out.
 
+pub mod elf;
 pub mod flags;
 pub mod gpus;
 pub mod inspect;
