@@ -1,0 +1,318 @@
+//! The parts of a 64-bit little-endian ELF file that runpath rewriting touches, with
+//! their file offsets: program and section headers, the dynamic table, the dynamic
+//! string table and what refers into it.
+
+use crate::error::Error;
+
+pub(crate) const PT_LOAD: u32 = 1;
+pub(crate) const PT_DYNAMIC: u32 = 2;
+pub(crate) const PT_PHDR: u32 = 6;
+pub(crate) const PF_W: u32 = 2;
+pub(crate) const PF_R: u32 = 4;
+pub(crate) const SHT_STRTAB: u32 = 3;
+pub(crate) const SHT_DYNAMIC: u32 = 6;
+pub(crate) const SHT_DYNSYM: u32 = 11;
+
+pub(crate) const DT_NULL: i64 = 0;
+pub(crate) const DT_NEEDED: i64 = 1;
+pub(crate) const DT_STRTAB: i64 = 5;
+pub(crate) const DT_STRSZ: i64 = 10;
+pub(crate) const DT_SONAME: i64 = 14;
+pub(crate) const DT_RPATH: i64 = 15;
+pub(crate) const DT_RUNPATH: i64 = 29;
+pub(crate) const DT_VERNEED: i64 = 0x6fff_fffe;
+pub(crate) const DT_VERNEEDNUM: i64 = 0x6fff_ffff;
+pub(crate) const DT_VERDEF: i64 = 0x6fff_fffc;
+pub(crate) const DT_VERDEFNUM: i64 = 0x6fff_fffd;
+
+pub(crate) const PHDR_SIZE: u64 = 56;
+pub(crate) const SHDR_SIZE: u64 = 64;
+pub(crate) const DYN_SIZE: u64 = 16;
+
+/// A program header and where it sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Phdr {
+    pub p_type: u32,
+    pub p_flags: u32,
+    pub p_offset: u64,
+    pub p_vaddr: u64,
+    pub p_paddr: u64,
+    pub p_filesz: u64,
+    pub p_memsz: u64,
+    pub p_align: u64,
+}
+
+impl Phdr {
+    pub(crate) fn encode(&self) -> [u8; PHDR_SIZE as usize] {
+        let mut out = [0u8; PHDR_SIZE as usize];
+        out[0..4].copy_from_slice(&self.p_type.to_le_bytes());
+        out[4..8].copy_from_slice(&self.p_flags.to_le_bytes());
+        out[8..16].copy_from_slice(&self.p_offset.to_le_bytes());
+        out[16..24].copy_from_slice(&self.p_vaddr.to_le_bytes());
+        out[24..32].copy_from_slice(&self.p_paddr.to_le_bytes());
+        out[32..40].copy_from_slice(&self.p_filesz.to_le_bytes());
+        out[40..48].copy_from_slice(&self.p_memsz.to_le_bytes());
+        out[48..56].copy_from_slice(&self.p_align.to_le_bytes());
+        out
+    }
+}
+
+/// A section header and where it sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shdr {
+    /// File offset of this header.
+    pub at: u64,
+    pub sh_type: u32,
+    pub sh_addr: u64,
+    pub sh_offset: u64,
+    pub sh_size: u64,
+    pub sh_entsize: u64,
+}
+
+/// Everything the rewriter reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub file_len: u64,
+    pub machine: u16,
+    pub phoff: u64,
+    pub phdrs: Vec<Phdr>,
+    pub shoff: u64,
+    pub shdrs: Vec<Shdr>,
+    /// Index into `phdrs` of `PT_DYNAMIC`.
+    pub dynamic_phdr: usize,
+    /// Dynamic entries up to (not including) `DT_NULL`.
+    pub dynamic: Vec<(i64, u64)>,
+    /// How many entries fit in the dynamic segment, `DT_NULL` included.
+    pub dynamic_capacity: usize,
+    /// File offset and bytes of the dynamic string table.
+    pub dynstr_offset: u64,
+    pub dynstr: Vec<u8>,
+    /// File offsets of `vn_file` fields, with the string offset they hold.
+    pub verneed_files: Vec<(u64, u32)>,
+    /// String offsets referenced from outside the dynamic table (symbol and version
+    /// names); `None` when they cannot all be known (no section headers).
+    pub other_references: Option<Vec<u32>>,
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn bytes(&self, at: u64, len: u64, what: &str) -> Result<&[u8], Error> {
+        usize::try_from(at)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(start, len)| self.data.get(start..start.checked_add(len)?))
+            .ok_or_else(|| Error::Malformed {
+                offset: at,
+                problem: format!("{what} ({len} bytes) runs past the end of the file"),
+            })
+    }
+
+    fn u16(&self, at: u64, what: &str) -> Result<u16, Error> {
+        let b = self.bytes(at, 2, what)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&self, at: u64, what: &str) -> Result<u32, Error> {
+        let b = self.bytes(at, 4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&self, at: u64, what: &str) -> Result<u64, Error> {
+        let b = self.bytes(at, 8, what)?;
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(b);
+        Ok(u64::from_le_bytes(raw))
+    }
+}
+
+impl Layout {
+    pub(crate) fn read(data: &[u8]) -> Result<Layout, Error> {
+        if !data.starts_with(b"\x7fELF") {
+            return Err(Error::NotElf);
+        }
+        let r = Reader { data };
+        let ident = r.bytes(0, 16, "ELF identification")?;
+        if ident[4] != 2 || ident[5] != 1 {
+            return Err(Error::Unsupported(
+                "only 64-bit little-endian ELF files (x86_64, aarch64) can be rewritten".into(),
+            ));
+        }
+        let machine = r.u16(18, "ELF header")?;
+        let phoff = r.u64(32, "ELF header")?;
+        let shoff = r.u64(40, "ELF header")?;
+        let phentsize = u64::from(r.u16(54, "ELF header")?);
+        let phnum = u64::from(r.u16(56, "ELF header")?);
+        let shentsize = u64::from(r.u16(58, "ELF header")?);
+        let shnum = u64::from(r.u16(60, "ELF header")?);
+        if phnum > 0 && phentsize != PHDR_SIZE {
+            return Err(Error::malformed(
+                54,
+                format!("program header size {phentsize}, expected {PHDR_SIZE}"),
+            ));
+        }
+        if shnum > 0 && shentsize != SHDR_SIZE {
+            return Err(Error::malformed(
+                58,
+                format!("section header size {shentsize}, expected {SHDR_SIZE}"),
+            ));
+        }
+
+        let mut phdrs = Vec::new();
+        for index in 0..phnum {
+            let at = phoff + index * PHDR_SIZE;
+            r.bytes(at, PHDR_SIZE, "program header")?;
+            phdrs.push(Phdr {
+                p_type: r.u32(at, "program header")?,
+                p_flags: r.u32(at + 4, "program header")?,
+                p_offset: r.u64(at + 8, "program header")?,
+                p_vaddr: r.u64(at + 16, "program header")?,
+                p_paddr: r.u64(at + 24, "program header")?,
+                p_filesz: r.u64(at + 32, "program header")?,
+                p_memsz: r.u64(at + 40, "program header")?,
+                p_align: r.u64(at + 48, "program header")?,
+            });
+        }
+        let mut shdrs = Vec::new();
+        for index in 0..shnum {
+            let at = shoff + index * SHDR_SIZE;
+            r.bytes(at, SHDR_SIZE, "section header")?;
+            shdrs.push(Shdr {
+                at,
+                sh_type: r.u32(at + 4, "section header")?,
+                sh_addr: r.u64(at + 16, "section header")?,
+                sh_offset: r.u64(at + 24, "section header")?,
+                sh_size: r.u64(at + 32, "section header")?,
+                sh_entsize: r.u64(at + 56, "section header")?,
+            });
+        }
+
+        let dynamic_phdr = phdrs
+            .iter()
+            .position(|p| p.p_type == PT_DYNAMIC)
+            .ok_or(Error::NoDynamicSection)?;
+        let dynamic_segment = phdrs[dynamic_phdr];
+        let capacity = dynamic_segment.p_filesz / DYN_SIZE;
+        let mut dynamic = Vec::new();
+        for index in 0..capacity {
+            let at = dynamic_segment.p_offset + index * DYN_SIZE;
+            let tag = r.u64(at, "dynamic entry")?.cast_signed();
+            if tag == DT_NULL {
+                break;
+            }
+            dynamic.push((tag, r.u64(at + 8, "dynamic entry")?));
+        }
+        let value = |tag: i64| dynamic.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v);
+        let (strtab, strsz) = value(DT_STRTAB).zip(value(DT_STRSZ)).ok_or_else(|| {
+            Error::malformed(
+                dynamic_segment.p_offset,
+                "the dynamic table has no DT_STRTAB/DT_STRSZ",
+            )
+        })?;
+        let offset_of = |address: u64| {
+            file_offset(&phdrs, address).ok_or_else(|| {
+                Error::malformed(
+                    dynamic_segment.p_offset,
+                    format!("address {address:#x} is in no load segment"),
+                )
+            })
+        };
+        let dynstr_offset = offset_of(strtab)?;
+        let dynstr = r
+            .bytes(dynstr_offset, strsz, "dynamic string table")?
+            .to_vec();
+
+        let mut verneed_files = Vec::new();
+        let mut version_names = Vec::new();
+        if let (Some(address), Some(count)) = (value(DT_VERNEED), value(DT_VERNEEDNUM)) {
+            let mut at = offset_of(address)?;
+            for _ in 0..count.min(4096) {
+                let file = r.u32(at + 4, "version dependency")?;
+                verneed_files.push((at + 4, file));
+                let aux_count = r.u16(at + 2, "version dependency")?;
+                let mut aux = at + u64::from(r.u32(at + 8, "version dependency")?);
+                for _ in 0..aux_count {
+                    version_names.push(r.u32(aux + 8, "version dependency")?);
+                    let next = r.u32(aux + 12, "version dependency")?;
+                    if next == 0 {
+                        break;
+                    }
+                    aux += u64::from(next);
+                }
+                let next = r.u32(at + 12, "version dependency")?;
+                if next == 0 {
+                    break;
+                }
+                at += u64::from(next);
+            }
+        }
+        if let (Some(address), Some(count)) = (value(DT_VERDEF), value(DT_VERDEFNUM)) {
+            let mut at = offset_of(address)?;
+            for _ in 0..count.min(4096) {
+                let aux_count = r.u16(at + 6, "version definition")?;
+                let mut aux = at + u64::from(r.u32(at + 12, "version definition")?);
+                for _ in 0..aux_count {
+                    version_names.push(r.u32(aux, "version definition")?);
+                    let next = r.u32(aux + 4, "version definition")?;
+                    if next == 0 {
+                        break;
+                    }
+                    aux += u64::from(next);
+                }
+                let next = r.u32(at + 16, "version definition")?;
+                if next == 0 {
+                    break;
+                }
+                at += u64::from(next);
+            }
+        }
+        let other_references = shdrs
+            .iter()
+            .find(|s| s.sh_type == SHT_DYNSYM)
+            .map(|dynsym| {
+                let count = dynsym.sh_size / 24;
+                let mut names = version_names.clone();
+                for index in 0..count {
+                    if let Ok(name) = r.u32(dynsym.sh_offset + index * 24, "dynamic symbol") {
+                        names.push(name);
+                    }
+                }
+                names
+            });
+
+        Ok(Layout {
+            file_len: data.len() as u64,
+            machine,
+            phoff,
+            phdrs,
+            shoff,
+            shdrs,
+            dynamic_phdr,
+            dynamic,
+            dynamic_capacity: usize::try_from(capacity).unwrap_or(usize::MAX),
+            dynstr_offset,
+            dynstr,
+            verneed_files,
+            other_references,
+        })
+    }
+
+    /// The string at `offset` of the dynamic string table.
+    pub(crate) fn string(&self, offset: u64) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        let rest = self.dynstr.get(start..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        Some(&rest[..end])
+    }
+}
+
+/// The file offset an address is loaded from.
+pub(crate) fn file_offset(phdrs: &[Phdr], address: u64) -> Option<u64> {
+    phdrs
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD)
+        .find(|p| address >= p.p_vaddr && address - p.p_vaddr < p.p_filesz)
+        .map(|p| p.p_offset + (address - p.p_vaddr))
+}

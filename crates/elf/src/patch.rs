@@ -1,0 +1,670 @@
+//! Rewriting runpaths, needed libraries and sonames as a plan of positional writes.
+//!
+//! When new strings fit (an identical string already exists, or a runpath or soname
+//! being replaced owns a slot large enough) and the dynamic table has room, the plan
+//! changes bytes in place. Otherwise it adds one region at the end of the file, mapped
+//! by one new `PT_LOAD`: a copy of the program header table (which must grow by that
+//! entry), the dynamic table if it must grow, and the dynamic string table with the new
+//! strings. The region's virtual address is its file offset plus the first segment's
+//! address-minus-offset, so that kernels computing `AT_PHDR` from `e_phoff` find the
+//! moved table; it lies above every segment and keeps every alignment. A file that
+//! already ends in such a region gets it rebuilt in place, so repeated rewrites neither
+//! add segments nor grow the file beyond the strings they add.
+
+use crate::error::Error;
+use crate::layout::{
+    DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, DYN_SIZE, Layout, PF_R, PF_W,
+    PHDR_SIZE, PT_DYNAMIC, PT_LOAD, PT_PHDR, Phdr, SHT_DYNAMIC, SHT_STRTAB,
+};
+
+/// What to do with the search path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RunpathChange {
+    #[default]
+    Keep,
+    Set(String),
+    Remove,
+}
+
+/// The changes to make to one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub runpath: RunpathChange,
+    /// Store the search path as `DT_RPATH` (searched before `LD_LIBRARY_PATH`) instead of
+    /// `DT_RUNPATH`.
+    pub force_rpath: bool,
+    /// `DT_NEEDED` entries to rename: `(old, new)`.
+    pub replace_needed: Vec<(String, String)>,
+    pub soname: Option<String>,
+}
+
+/// A rewrite, as writes against a copy of the original file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Cut the copy to this length before writing.
+    pub truncate: Option<u64>,
+    /// `(offset, bytes)` to write, in order.
+    pub writes: Vec<(u64, Vec<u8>)>,
+    /// Length of the result.
+    pub new_len: u64,
+    /// False when the file already is as asked: nothing to write.
+    pub changed: bool,
+    /// True when a region was added or rebuilt at the end of the file.
+    pub grew: bool,
+}
+
+/// Spare `DT_NULL` slots given to a moved dynamic table, for later additions.
+const SPARE_DYNAMIC_SLOTS: usize = 4;
+
+/// A dynamic entry whose string may still need a place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Raw(u64),
+    Text(Vec<u8>),
+}
+
+fn align_up(value: u64, align: u64) -> u64 {
+    if align <= 1 {
+        value
+    } else {
+        value.div_ceil(align) * align
+    }
+}
+
+fn page_size(machine: u16) -> u64 {
+    // aarch64 kernels may run with 64 KiB pages.
+    if machine == 183 { 0x1_0000 } else { 0x1000 }
+}
+
+/// Plans the rewrite of the ELF file `data`.
+pub fn plan(data: &[u8], changes: &Changes) -> Result<Plan, Error> {
+    let layout = Layout::read(data)?;
+    let string = |value: u64| layout.string(value).map(<[u8]>::to_vec);
+
+    // The new dynamic table, strings still unplaced.
+    let mut entries: Vec<(i64, Value)> = layout
+        .dynamic
+        .iter()
+        .map(|&(tag, value)| (tag, Value::Raw(value)))
+        .collect();
+    let text_of = |tag: i64, value: &Value| -> Option<Vec<u8>> {
+        match value {
+            Value::Raw(raw) if matches!(tag, DT_NEEDED | DT_SONAME | DT_RPATH | DT_RUNPATH) => {
+                string(*raw)
+            }
+            Value::Text(text) => Some(text.clone()),
+            Value::Raw(_) => None,
+        }
+    };
+    // Each replaced string, with the slot it owned (for reuse in place).
+    let mut freed: Vec<(u64, usize)> = Vec::new();
+
+    match &changes.runpath {
+        RunpathChange::Keep => {
+            if changes.force_rpath {
+                let path = entries
+                    .iter()
+                    .find(|(t, _)| *t == DT_RUNPATH)
+                    .map(|(_, v)| v.clone());
+                if let Some(path) = path {
+                    entries.retain(|(t, _)| *t != DT_RUNPATH && *t != DT_RPATH);
+                    entries.push((DT_RPATH, path));
+                }
+            }
+        }
+        RunpathChange::Remove => entries.retain(|(t, _)| *t != DT_RUNPATH && *t != DT_RPATH),
+        RunpathChange::Set(path) => {
+            let tag = if changes.force_rpath {
+                DT_RPATH
+            } else {
+                DT_RUNPATH
+            };
+            let current: Vec<(i64, Option<Vec<u8>>)> = entries
+                .iter()
+                .filter(|(t, _)| *t == DT_RUNPATH || *t == DT_RPATH)
+                .map(|(t, v)| (*t, text_of(*t, v)))
+                .collect();
+            let unchanged = current.len() == 1
+                && current[0].0 == tag
+                && current[0].1.as_deref() == Some(path.as_bytes());
+            if !unchanged {
+                let position = entries
+                    .iter()
+                    .position(|(t, _)| *t == DT_RUNPATH || *t == DT_RPATH);
+                for (t, v) in &entries {
+                    if let (DT_RUNPATH | DT_RPATH, Value::Raw(offset)) = (*t, v) {
+                        if let Some(old) = string(*offset) {
+                            freed.push((*offset, old.len()));
+                        }
+                    }
+                }
+                entries.retain(|(t, _)| *t != DT_RUNPATH && *t != DT_RPATH);
+                let entry = (tag, Value::Text(path.as_bytes().to_vec()));
+                match position {
+                    Some(at) => entries.insert(at.min(entries.len()), entry),
+                    None => entries.push(entry),
+                }
+            }
+        }
+    }
+
+    for (old, new) in &changes.replace_needed {
+        for (tag, value) in &mut entries {
+            if *tag == DT_NEEDED
+                && text_of(*tag, value).as_deref() == Some(old.as_bytes())
+                && old != new
+            {
+                *value = Value::Text(new.as_bytes().to_vec());
+            }
+        }
+    }
+
+    if let Some(soname) = &changes.soname {
+        match entries.iter_mut().find(|(t, _)| *t == DT_SONAME) {
+            Some((_, value)) => {
+                if text_of(DT_SONAME, value).as_deref() != Some(soname.as_bytes()) {
+                    if let Value::Raw(offset) = value {
+                        if let Some(old) = string(*offset) {
+                            freed.push((*offset, old.len()));
+                        }
+                    }
+                    *value = Value::Text(soname.as_bytes().to_vec());
+                }
+            }
+            None => entries.push((DT_SONAME, Value::Text(soname.as_bytes().to_vec()))),
+        }
+    }
+
+    let before: Vec<(i64, Value)> = layout
+        .dynamic
+        .iter()
+        .map(|&(tag, value)| (tag, Value::Raw(value)))
+        .collect();
+    if entries == before {
+        return Ok(Plan {
+            truncate: None,
+            writes: Vec::new(),
+            new_len: layout.file_len,
+            changed: false,
+            grew: false,
+        });
+    }
+
+    place(&layout, entries, &freed, changes)
+}
+
+/// Strings placed: in the table as it is, in a freed slot, or appended.
+struct Placement {
+    dynstr: Vec<u8>,
+    /// In-place string writes: (offset in dynstr, bytes).
+    in_place: Vec<(u64, Vec<u8>)>,
+    appended: bool,
+}
+
+fn find_string(table: &[u8], text: &[u8]) -> Option<u64> {
+    let mut needle = text.to_vec();
+    needle.push(0);
+    table
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .map(|p| p as u64)
+}
+
+fn place(
+    layout: &Layout,
+    entries: Vec<(i64, Value)>,
+    freed: &[(u64, usize)],
+    changes: &Changes,
+) -> Result<Plan, Error> {
+    let mut placement = Placement {
+        dynstr: layout.dynstr.clone(),
+        in_place: Vec::new(),
+        appended: false,
+    };
+    // Offsets still referenced by entries we keep as they are.
+    let kept: Vec<u64> = entries
+        .iter()
+        .filter_map(|(tag, value)| match value {
+            Value::Raw(raw) if matches!(*tag, DT_NEEDED | DT_SONAME | DT_RPATH | DT_RUNPATH) => {
+                Some(*raw)
+            }
+            _ => None,
+        })
+        .collect();
+    let mut slots: Vec<(u64, usize)> = freed
+        .iter()
+        .copied()
+        .filter(|&(offset, len)| {
+            let inside = |reference: u64| reference >= offset && reference <= offset + len as u64;
+            let others_known = layout
+                .other_references
+                .as_ref()
+                .is_some_and(|refs| !refs.iter().any(|&r| inside(u64::from(r))));
+            let verneed_clear = !layout
+                .verneed_files
+                .iter()
+                .any(|&(_, r)| inside(u64::from(r)));
+            others_known && verneed_clear && !kept.iter().any(|&r| inside(r))
+        })
+        .collect();
+
+    let mut resolved: Vec<(i64, u64)> = Vec::with_capacity(entries.len());
+    let mut needed_renames: Vec<(Vec<u8>, u64)> = Vec::new();
+    for (tag, value) in entries {
+        let offset = match value {
+            Value::Raw(raw) => raw,
+            Value::Text(text) => {
+                let offset = if let Some(found) = find_string(&placement.dynstr, &text) {
+                    found
+                } else if let Some(index) = slots.iter().position(|&(_, len)| len >= text.len()) {
+                    let (offset, len) = slots.remove(index);
+                    let mut bytes = text.clone();
+                    bytes.resize(len + 1, 0);
+                    let start = usize::try_from(offset).expect("within the table");
+                    placement.dynstr[start..start + bytes.len()].copy_from_slice(&bytes);
+                    placement.in_place.push((offset, bytes));
+                    offset
+                } else {
+                    let offset = placement.dynstr.len() as u64;
+                    placement.dynstr.extend_from_slice(&text);
+                    placement.dynstr.push(0);
+                    placement.appended = true;
+                    offset
+                };
+                if tag == DT_NEEDED {
+                    needed_renames.push((text, offset));
+                }
+                offset
+            }
+        };
+        resolved.push((tag, offset));
+    }
+
+    // Version dependencies name the library file: renamed with its DT_NEEDED entry.
+    let mut verneed_writes = Vec::new();
+    for (old, new) in &changes.replace_needed {
+        let Some(&(_, new_offset)) = needed_renames
+            .iter()
+            .find(|(text, _)| text == new.as_bytes())
+        else {
+            continue;
+        };
+        for &(at, file) in &layout.verneed_files {
+            if layout.string(u64::from(file)) == Some(old.as_bytes()) {
+                let value = u32::try_from(new_offset)
+                    .map_err(|_| Error::Unsupported("dynamic string table beyond 4 GiB".into()))?;
+                verneed_writes.push((at, value.to_le_bytes().to_vec()));
+            }
+        }
+    }
+
+    layout_plan(layout, resolved, placement, verneed_writes)
+}
+
+fn encode_dynamic(entries: &[(i64, u64)], slots: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(slots * DYN_SIZE as usize);
+    for &(tag, value) in entries {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    out.resize(slots.max(entries.len() + 1) * DYN_SIZE as usize, 0);
+    out
+}
+
+fn set_value(entries: &mut [(i64, u64)], tag: i64, value: u64) {
+    if let Some(entry) = entries.iter_mut().find(|(t, _)| *t == tag) {
+        entry.1 = value;
+    }
+}
+
+fn layout_plan(
+    layout: &Layout,
+    mut entries: Vec<(i64, u64)>,
+    placement: Placement,
+    mut writes: Vec<(u64, Vec<u8>)>,
+) -> Result<Plan, Error> {
+    let dynamic_segment = layout.phdrs[layout.dynamic_phdr];
+    let loads: Vec<&Phdr> = layout
+        .phdrs
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD)
+        .collect();
+    let highest = loads.iter().max_by_key(|p| p.p_vaddr).copied();
+    // A region this rewriter added before: the highest segment, at the very end of the
+    // file, holding the program header table, with nothing else of the file in it but
+    // the dynamic and string tables that moved there.
+    let reusable = highest.filter(|tail| {
+        let start = tail.p_offset;
+        let sections_clear = layout.shdrs.iter().filter(|s| s.sh_type != 8).all(|s| {
+            s.sh_offset + s.sh_size <= start
+                || (s.sh_offset >= start && matches!(s.sh_type, SHT_DYNAMIC | SHT_STRTAB))
+        });
+        start + tail.p_filesz == layout.file_len
+            && layout.phoff >= start
+            && layout.phoff < start + tail.p_filesz
+            && layout.shoff + layout.shdrs.len() as u64 * 64 <= start
+            && sections_clear
+    });
+    let in_region = |offset: u64| reusable.is_some_and(|tail| offset >= tail.p_offset);
+    let dynamic_in_region = in_region(dynamic_segment.p_offset);
+    let dynstr_in_region = in_region(layout.dynstr_offset);
+
+    let dynamic_full = entries.len() + 1 > layout.dynamic_capacity;
+    if !dynamic_full && !placement.appended {
+        for (offset, bytes) in placement.in_place {
+            writes.push((layout.dynstr_offset + offset, bytes));
+        }
+        writes.push((
+            dynamic_segment.p_offset,
+            encode_dynamic(&entries, layout.dynamic_capacity),
+        ));
+        return Ok(Plan {
+            truncate: None,
+            writes,
+            new_len: layout.file_len,
+            changed: true,
+            grew: false,
+        });
+    }
+
+    // Rebuilding a region re-emits whatever lived in it.
+    let needs_dynamic_move = dynamic_full || dynamic_in_region;
+    let needs_dynstr_move = placement.appended || dynstr_in_region;
+
+    // The region: program headers, then the dynamic table, then the string table.
+    let page = page_size(layout.machine).max(loads.iter().map(|p| p.p_align).max().unwrap_or(1));
+    let first = loads
+        .iter()
+        .min_by_key(|p| p.p_vaddr)
+        .ok_or_else(|| Error::Unsupported("no load segment".into()))?;
+    let delta = first.p_vaddr.checked_sub(first.p_offset).ok_or_else(|| {
+        Error::Unsupported("the first load segment's address is below its file offset".into())
+    })?;
+    let mut phdrs: Vec<Phdr> = layout.phdrs.clone();
+    let region_offset = match reusable {
+        Some(tail) => {
+            let tail = *tail;
+            phdrs.retain(|p| *p != tail);
+            tail.p_offset
+        }
+        None => {
+            let memory_end = loads
+                .iter()
+                .map(|p| p.p_vaddr + p.p_memsz)
+                .max()
+                .unwrap_or(0);
+            align_up(layout.file_len, page).max(align_up(memory_end.saturating_sub(delta), page))
+        }
+    };
+    let region_address = region_offset + delta;
+
+    let phnum = phdrs.len() + 1;
+    let pht_len = phnum as u64 * PHDR_SIZE;
+    let dynamic_at = align_up(pht_len, 16);
+    let dynamic_slots = if needs_dynamic_move {
+        entries.len() + 1 + SPARE_DYNAMIC_SLOTS
+    } else {
+        0
+    };
+    let dynstr_at = dynamic_at + dynamic_slots as u64 * DYN_SIZE;
+    let dynstr_len = if needs_dynstr_move {
+        placement.dynstr.len() as u64
+    } else {
+        0
+    };
+    let region_len = dynstr_at + dynstr_len;
+
+    if needs_dynstr_move {
+        set_value(&mut entries, DT_STRTAB, region_address + dynstr_at);
+        set_value(&mut entries, DT_STRSZ, dynstr_len);
+    } else {
+        for (offset, bytes) in &placement.in_place {
+            writes.push((layout.dynstr_offset + offset, bytes.clone()));
+        }
+    }
+
+    // The new segment goes right after the last load segment, keeping them sorted.
+    let segment = Phdr {
+        p_type: PT_LOAD,
+        p_flags: PF_R | PF_W,
+        p_offset: region_offset,
+        p_vaddr: region_address,
+        p_paddr: region_address,
+        p_filesz: region_len,
+        p_memsz: region_len,
+        p_align: page,
+    };
+    let last_load = phdrs
+        .iter()
+        .rposition(|p| p.p_type == PT_LOAD)
+        .map_or(phdrs.len(), |i| i + 1);
+    phdrs.insert(last_load, segment);
+    for phdr in &mut phdrs {
+        match phdr.p_type {
+            PT_PHDR => {
+                phdr.p_offset = region_offset;
+                phdr.p_vaddr = region_address;
+                phdr.p_paddr = region_address;
+                phdr.p_filesz = pht_len;
+                phdr.p_memsz = pht_len;
+            }
+            PT_DYNAMIC if needs_dynamic_move => {
+                phdr.p_offset = region_offset + dynamic_at;
+                phdr.p_vaddr = region_address + dynamic_at;
+                phdr.p_paddr = region_address + dynamic_at;
+                phdr.p_filesz = dynamic_slots as u64 * DYN_SIZE;
+                phdr.p_memsz = dynamic_slots as u64 * DYN_SIZE;
+            }
+            _ => {}
+        }
+    }
+
+    let mut region = Vec::with_capacity(usize::try_from(region_len).unwrap_or(0));
+    for phdr in &phdrs {
+        region.extend_from_slice(&phdr.encode());
+    }
+    region.resize(usize::try_from(dynamic_at).expect("small"), 0);
+    let dynamic_bytes = encode_dynamic(&entries, dynamic_slots.max(layout.dynamic_capacity));
+    if needs_dynamic_move {
+        region.extend_from_slice(&dynamic_bytes[..dynamic_slots * DYN_SIZE as usize]);
+    } else {
+        writes.push((dynamic_segment.p_offset, dynamic_bytes));
+    }
+    if needs_dynstr_move {
+        region.extend_from_slice(&placement.dynstr);
+    }
+
+    // ELF header: where the program headers are and how many.
+    writes.push((32, region_offset.to_le_bytes().to_vec()));
+    let phnum =
+        u16::try_from(phnum).map_err(|_| Error::Unsupported("too many program headers".into()))?;
+    writes.push((56, phnum.to_le_bytes().to_vec()));
+
+    // Section headers follow what moved, so that readelf and debuggers agree.
+    for shdr in &layout.shdrs {
+        let moved = match shdr.sh_type {
+            SHT_DYNAMIC if needs_dynamic_move => {
+                Some((dynamic_at, dynamic_slots as u64 * DYN_SIZE))
+            }
+            SHT_STRTAB
+                if needs_dynstr_move
+                    && shdr.sh_offset == layout.dynstr_offset
+                    && shdr.sh_addr != 0 =>
+            {
+                Some((dynstr_at, dynstr_len))
+            }
+            _ => None,
+        };
+        if let Some((at, size)) = moved {
+            writes.push((shdr.at + 16, (region_address + at).to_le_bytes().to_vec()));
+            writes.push((shdr.at + 24, (region_offset + at).to_le_bytes().to_vec()));
+            writes.push((shdr.at + 32, size.to_le_bytes().to_vec()));
+        }
+    }
+    writes.push((region_offset, region));
+
+    Ok(Plan {
+        truncate: reusable.map(|_| region_offset),
+        writes,
+        new_len: region_offset + region_len,
+        changed: true,
+        grew: true,
+    })
+}
+
+/// Applies a plan to bytes in memory (for tests and fuzzing; files use `write`).
+pub fn apply_in_memory(data: &[u8], plan: &Plan) -> Vec<u8> {
+    let mut out = data.to_vec();
+    if let Some(len) = plan.truncate {
+        out.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+    }
+    out.resize(usize::try_from(plan.new_len).unwrap_or(usize::MAX), 0);
+    for (offset, bytes) in &plan.writes {
+        let start = usize::try_from(*offset).unwrap_or(usize::MAX);
+        if start + bytes.len() > out.len() {
+            out.resize(start + bytes.len(), 0);
+        }
+        out[start..start + bytes.len()].copy_from_slice(bytes);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read_dynamic;
+
+    fn library() -> Vec<u8> {
+        let candidates = [
+            "/lib/x86_64-linux-gnu/libm.so.6",
+            "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        ];
+        let path = candidates
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("libm");
+        std::fs::read(path).expect("read")
+    }
+
+    fn set(path: &str) -> Changes {
+        Changes {
+            runpath: RunpathChange::Set(path.into()),
+            ..Changes::default()
+        }
+    }
+
+    #[test]
+    fn set_read_back_and_idempotent() {
+        let original = library();
+        let plan1 = plan(&original, &set("$ORIGIN/../lib:/opt/cuda/lib64")).expect("plan");
+        assert!(plan1.changed && plan1.grew);
+        let once = apply_in_memory(&original, &plan1);
+        let info = read_dynamic(&once).expect("readable");
+        assert_eq!(
+            info.runpath.as_deref(),
+            Some("$ORIGIN/../lib:/opt/cuda/lib64")
+        );
+        assert_eq!(info.needed, read_dynamic(&original).expect("orig").needed);
+        // Same change again: nothing to do.
+        assert!(
+            !plan(&once, &set("$ORIGIN/../lib:/opt/cuda/lib64"))
+                .expect("plan")
+                .changed
+        );
+        // Another long value: the region is rebuilt, not stacked.
+        let twice = apply_in_memory(
+            &once,
+            &plan(&once, &set("/a/much/longer/runpath/than/before/by/far")).expect("plan"),
+        );
+        let thrice = apply_in_memory(
+            &twice,
+            &plan(
+                &twice,
+                &set("/another/long/runpath/value/for/the/third/time"),
+            )
+            .expect("plan"),
+        );
+        let segments = |data: &[u8]| u16::from_le_bytes([data[56], data[57]]);
+        assert_eq!(segments(&once), segments(&thrice));
+        assert!(
+            thrice.len() < once.len() + 256,
+            "{} vs {}",
+            thrice.len(),
+            once.len()
+        );
+        assert_eq!(
+            read_dynamic(&thrice).expect("readable").runpath.as_deref(),
+            Some("/another/long/runpath/value/for/the/third/time")
+        );
+    }
+
+    #[test]
+    fn remove_and_shorter_values_stay_in_place() {
+        let original = library();
+        let with = apply_in_memory(
+            &original,
+            &plan(&original, &set("/long/path/one:/long/path/two")).expect("plan"),
+        );
+        let shorter = plan(&with, &set("/short")).expect("plan");
+        assert!(!shorter.grew && shorter.truncate.is_none());
+        let shortened = apply_in_memory(&with, &shorter);
+        assert_eq!(shortened.len(), with.len());
+        assert_eq!(
+            read_dynamic(&shortened)
+                .expect("readable")
+                .runpath
+                .as_deref(),
+            Some("/short")
+        );
+        let removed = apply_in_memory(
+            &shortened,
+            &plan(
+                &shortened,
+                &Changes {
+                    runpath: RunpathChange::Remove,
+                    ..Changes::default()
+                },
+            )
+            .expect("plan"),
+        );
+        let info = read_dynamic(&removed).expect("readable");
+        assert_eq!((info.runpath, info.rpath), (None, None));
+    }
+
+    #[test]
+    fn rpath_soname_and_needed() {
+        let original = library();
+        let changes = Changes {
+            runpath: RunpathChange::Set("$ORIGIN".into()),
+            force_rpath: true,
+            replace_needed: vec![("libc.so.6".into(), "libc-renamed.so.6".into())],
+            soname: Some("libm-custom.so.6".into()),
+        };
+        let out = apply_in_memory(&original, &plan(&original, &changes).expect("plan"));
+        let info = read_dynamic(&out).expect("readable");
+        assert_eq!(
+            (info.rpath.as_deref(), info.runpath.as_deref()),
+            (Some("$ORIGIN"), None)
+        );
+        assert_eq!(info.soname.as_deref(), Some("libm-custom.so.6"));
+        assert!(
+            info.needed.contains(&"libc-renamed.so.6".to_owned())
+                && !info.needed.contains(&"libc.so.6".to_owned())
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_rewrite() {
+        assert_eq!(plan(b"text", &set("/x")), Err(Error::NotElf));
+        let mut elf32 = library();
+        elf32[4] = 1;
+        assert!(matches!(
+            plan(&elf32, &set("/x")),
+            Err(Error::Unsupported(_))
+        ));
+        let original = library();
+        for cut in [16, 64, 300, original.len() / 2] {
+            assert!(plan(&original[..cut], &set("/x")).is_err(), "{cut}");
+        }
+    }
+}
