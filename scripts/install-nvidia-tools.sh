@@ -23,6 +23,7 @@ PINS=(
   "nvidia-nvvm==13.0.88 c5f41ffeb6466944a026dfa5317d7d85355c119bbec279205d22f1869d1054e0"
   "nvidia-cuda-runtime==13.0.96 7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548"
   "nvidia-cuda-cccl==13.0.85 e0da7ad981f3a8aff08241b5bfc1af868742a63e2762f53a5171c492ef242649"
+  "nvidia-cuda-nvrtc==13.0.88 ad9b6d2ead2435f11cbb6868809d2adeeee302e9bb94bcf0539c7a40d80e8575"
   "nvidia-cuda-cuobjdump==13.2.86 d332c2ffe78e703ca0a3894be927f83124244e2acf0d792b8c12b4362d44d837"
   "nvidia-cuda-nvdisasm==13.2.86 53606e719ecae07a2335f95902d5a1393a0cc1c317499ee7ffcf628a44385f2c"
 )
@@ -53,6 +54,7 @@ verify() {
   [[ -d "$ROOT/include/cccl" ]] || { log "missing $ROOT/include/cccl"; return 1; }
   [[ -e "$ROOT/lib/libcudart.so" ]] || { log "missing $ROOT/lib/libcudart.so"; return 1; }
   [[ -e "$ROOT/nvvm/lib64/libnvvm.so" ]] || { log "missing $ROOT/nvvm/lib64/libnvvm.so"; return 1; }
+  [[ -f "$ROOT/lib/libnvrtc.so.13" ]] || { log "missing $ROOT/lib/libnvrtc.so.13"; return 1; }
 }
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && verify 2>/dev/null >&2; then

@@ -58,7 +58,30 @@ pub enum Command {
     /// libraries, RPATH and RUNPATH; with --resolve, where each needed library is found
     #[command(after_long_help = ELF_EXAMPLES)]
     Elf(ElfArgs),
+    /// Rewrite runpaths, needed libraries and sonames of ELF files, one by one or
+    /// automatically over a whole tree
+    #[command(after_long_help = PATCH_EXAMPLES)]
+    Patch(PatchArgs),
 }
+
+const PATCH_EXAMPLES: &str = "\
+Examples:
+  cudapkgs patch --set-runpath '$ORIGIN:/run/opengl-driver/lib' lib/libcudnn.so.9
+  cudapkgs patch --add-runpath /opt/cuda/lib64 --prepend bin/app
+  cudapkgs patch --shrink-runpath lib/*.so
+  cudapkgs patch --replace-needed libcudart.so.12 libcudart.so.13 libk.so
+  cudapkgs patch --auto pkg/ --lib-root /nix/store/…-cuda_cudart-12.9/lib --dry-run
+  cudapkgs patch --auto .venv/lib/python3.12/site-packages --driver-dir host
+
+Each file is rewritten atomically (a copy beside it, flushed, renamed over it) with its
+permissions kept; symbolic links are followed. Rewriting the same way twice changes
+nothing, and repeated rewrites do not grow the file beyond the strings they add.
+--auto gives every ELF file with a dynamic section the runpath: $ORIGIN when a sibling
+provides a needed library, then the folders (in the tree or under --lib-root) providing
+the others, then the driver folder if it loads the NVIDIA driver (needs it, or
+dlopens libcuda.so.1). Stub folders never appear. Libraries found nowhere (nor in the
+system folders, unless --no-system) stop the run before anything is written (exit 1),
+unless named with --allow-unresolved.";
 
 const ELF_EXAMPLES: &str = "\
 Examples:
@@ -214,6 +237,63 @@ pub struct ElfArgs {
     /// package has in a sandbox)
     #[arg(long, requires = "resolve")]
     pub no_system: bool,
+    /// What to print
+    #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
+    pub format: TextOrJson,
+}
+
+#[derive(Debug, Args)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "one switch per command-line flag"
+)]
+pub struct PatchArgs {
+    /// ELF files to rewrite; with --auto, the trees
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Replace the search path
+    #[arg(long, value_name = "RUNPATH", group = "search")]
+    pub set_runpath: Option<String>,
+    /// Add folders to the search path (after the current ones, or before with --prepend)
+    #[arg(long, value_name = "RUNPATH", group = "search")]
+    pub add_runpath: Option<String>,
+    /// With --add-runpath: put the new folders first
+    #[arg(long, requires = "add_runpath")]
+    pub prepend: bool,
+    /// Remove DT_RUNPATH and DT_RPATH
+    #[arg(long, group = "search")]
+    pub remove_runpath: bool,
+    /// Keep only the search path entries that provide a needed library
+    #[arg(long, group = "search")]
+    pub shrink_runpath: bool,
+    /// Store the search path as DT_RPATH (searched before LD_LIBRARY_PATH) instead of DT_RUNPATH
+    #[arg(long)]
+    pub force_rpath: bool,
+    /// Rename a needed library (and its version dependencies); repeatable
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    pub replace_needed: Vec<String>,
+    /// Set DT_SONAME
+    #[arg(long, value_name = "SONAME")]
+    pub set_soname: Option<String>,
+    /// Compute every runpath of a tree (see below)
+    #[arg(long, group = "search")]
+    pub auto: bool,
+    /// With --auto: a folder whose libraries may be used (repeatable)
+    #[arg(long = "lib-root", value_name = "DIR", requires = "auto")]
+    pub lib_roots: Vec<PathBuf>,
+    /// With --auto: the driver's library folder, or `host` for this machine's
+    /// [default: /run/opengl-driver/lib]
+    #[arg(long, value_name = "DIR|host", requires = "auto")]
+    pub driver_dir: Option<String>,
+    /// With --auto: a needed library that may stay unresolved (repeatable)
+    #[arg(long = "allow-unresolved", value_name = "NAME", requires = "auto")]
+    pub allow_unresolved: Vec<String>,
+    /// With --auto: do not accept libraries from this machine's system folders
+    #[arg(long, requires = "auto")]
+    pub no_system: bool,
+    /// Show what would change, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
     /// What to print
     #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
     pub format: TextOrJson,

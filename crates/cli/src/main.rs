@@ -50,5 +50,6 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Gpus(args) => commands::gpus::run(args, output),
         Command::Inspect(args) => commands::inspect::run(args, output),
         Command::Elf(args) => commands::elf::run(args, output),
+        Command::Patch(args) => commands::patch::run(args, output),
     }
 }

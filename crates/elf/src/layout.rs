@@ -12,6 +12,7 @@ pub(crate) const PF_R: u32 = 4;
 pub(crate) const SHT_STRTAB: u32 = 3;
 pub(crate) const SHT_DYNAMIC: u32 = 6;
 pub(crate) const SHT_DYNSYM: u32 = 11;
+pub(crate) const SHT_NOBITS: u32 = 8;
 
 pub(crate) const DT_NULL: i64 = 0;
 pub(crate) const DT_NEEDED: i64 = 1;
@@ -25,12 +26,18 @@ pub(crate) const DT_VERNEEDNUM: i64 = 0x6fff_ffff;
 pub(crate) const DT_VERDEF: i64 = 0x6fff_fffc;
 pub(crate) const DT_VERDEFNUM: i64 = 0x6fff_fffd;
 
-pub(crate) const PHDR_SIZE: u64 = 56;
+pub(crate) const PHDR_LEN: usize = 56;
+pub(crate) const PHDR_SIZE: u64 = PHDR_LEN as u64;
 pub(crate) const SHDR_SIZE: u64 = 64;
-pub(crate) const DYN_SIZE: u64 = 16;
+pub(crate) const DYN_LEN: usize = 16;
+pub(crate) const DYN_SIZE: u64 = DYN_LEN as u64;
 
-/// A program header and where it sits.
+/// A program header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    clippy::struct_field_names,
+    reason = "the ELF specification's field names"
+)]
 pub(crate) struct Phdr {
     pub p_type: u32,
     pub p_flags: u32,
@@ -43,8 +50,8 @@ pub(crate) struct Phdr {
 }
 
 impl Phdr {
-    pub(crate) fn encode(&self) -> [u8; PHDR_SIZE as usize] {
-        let mut out = [0u8; PHDR_SIZE as usize];
+    pub(crate) fn encode(&self) -> [u8; PHDR_LEN] {
+        let mut out = [0u8; PHDR_LEN];
         out[0..4].copy_from_slice(&self.p_type.to_le_bytes());
         out[4..8].copy_from_slice(&self.p_flags.to_le_bytes());
         out[8..16].copy_from_slice(&self.p_offset.to_le_bytes());
@@ -160,34 +167,8 @@ impl Layout {
             ));
         }
 
-        let mut phdrs = Vec::new();
-        for index in 0..phnum {
-            let at = phoff + index * PHDR_SIZE;
-            r.bytes(at, PHDR_SIZE, "program header")?;
-            phdrs.push(Phdr {
-                p_type: r.u32(at, "program header")?,
-                p_flags: r.u32(at + 4, "program header")?,
-                p_offset: r.u64(at + 8, "program header")?,
-                p_vaddr: r.u64(at + 16, "program header")?,
-                p_paddr: r.u64(at + 24, "program header")?,
-                p_filesz: r.u64(at + 32, "program header")?,
-                p_memsz: r.u64(at + 40, "program header")?,
-                p_align: r.u64(at + 48, "program header")?,
-            });
-        }
-        let mut shdrs = Vec::new();
-        for index in 0..shnum {
-            let at = shoff + index * SHDR_SIZE;
-            r.bytes(at, SHDR_SIZE, "section header")?;
-            shdrs.push(Shdr {
-                at,
-                sh_type: r.u32(at + 4, "section header")?,
-                sh_addr: r.u64(at + 16, "section header")?,
-                sh_offset: r.u64(at + 24, "section header")?,
-                sh_size: r.u64(at + 32, "section header")?,
-                sh_entsize: r.u64(at + 56, "section header")?,
-            });
-        }
+        let phdrs = read_phdrs(&r, phoff, phnum)?;
+        let shdrs = read_shdrs(&r, shoff, shnum)?;
 
         let dynamic_phdr = phdrs
             .iter()
@@ -198,7 +179,7 @@ impl Layout {
         let mut dynamic = Vec::new();
         for index in 0..capacity {
             let at = dynamic_segment.p_offset + index * DYN_SIZE;
-            let tag = r.u64(at, "dynamic entry")?.cast_signed();
+            let tag = i64::from_le_bytes(r.u64(at, "dynamic entry")?.to_le_bytes());
             if tag == DT_NULL {
                 break;
             }
@@ -224,50 +205,7 @@ impl Layout {
             .bytes(dynstr_offset, strsz, "dynamic string table")?
             .to_vec();
 
-        let mut verneed_files = Vec::new();
-        let mut version_names = Vec::new();
-        if let (Some(address), Some(count)) = (value(DT_VERNEED), value(DT_VERNEEDNUM)) {
-            let mut at = offset_of(address)?;
-            for _ in 0..count.min(4096) {
-                let file = r.u32(at + 4, "version dependency")?;
-                verneed_files.push((at + 4, file));
-                let aux_count = r.u16(at + 2, "version dependency")?;
-                let mut aux = at + u64::from(r.u32(at + 8, "version dependency")?);
-                for _ in 0..aux_count {
-                    version_names.push(r.u32(aux + 8, "version dependency")?);
-                    let next = r.u32(aux + 12, "version dependency")?;
-                    if next == 0 {
-                        break;
-                    }
-                    aux += u64::from(next);
-                }
-                let next = r.u32(at + 12, "version dependency")?;
-                if next == 0 {
-                    break;
-                }
-                at += u64::from(next);
-            }
-        }
-        if let (Some(address), Some(count)) = (value(DT_VERDEF), value(DT_VERDEFNUM)) {
-            let mut at = offset_of(address)?;
-            for _ in 0..count.min(4096) {
-                let aux_count = r.u16(at + 6, "version definition")?;
-                let mut aux = at + u64::from(r.u32(at + 12, "version definition")?);
-                for _ in 0..aux_count {
-                    version_names.push(r.u32(aux, "version definition")?);
-                    let next = r.u32(aux + 4, "version definition")?;
-                    if next == 0 {
-                        break;
-                    }
-                    aux += u64::from(next);
-                }
-                let next = r.u32(at + 16, "version definition")?;
-                if next == 0 {
-                    break;
-                }
-                at += u64::from(next);
-            }
-        }
+        let (verneed_files, version_names) = read_versions(&r, &value, &offset_of)?;
         let other_references = shdrs
             .iter()
             .find(|s| s.sh_type == SHT_DYNSYM)
@@ -306,6 +244,97 @@ impl Layout {
         let end = rest.iter().position(|&b| b == 0)?;
         Some(&rest[..end])
     }
+}
+
+fn read_phdrs(r: &Reader<'_>, phoff: u64, phnum: u64) -> Result<Vec<Phdr>, Error> {
+    let mut phdrs = Vec::new();
+    for index in 0..phnum {
+        let at = phoff + index * PHDR_SIZE;
+        r.bytes(at, PHDR_SIZE, "program header")?;
+        phdrs.push(Phdr {
+            p_type: r.u32(at, "program header")?,
+            p_flags: r.u32(at + 4, "program header")?,
+            p_offset: r.u64(at + 8, "program header")?,
+            p_vaddr: r.u64(at + 16, "program header")?,
+            p_paddr: r.u64(at + 24, "program header")?,
+            p_filesz: r.u64(at + 32, "program header")?,
+            p_memsz: r.u64(at + 40, "program header")?,
+            p_align: r.u64(at + 48, "program header")?,
+        });
+    }
+    Ok(phdrs)
+}
+
+fn read_shdrs(r: &Reader<'_>, shoff: u64, shnum: u64) -> Result<Vec<Shdr>, Error> {
+    let mut shdrs = Vec::new();
+    for index in 0..shnum {
+        let at = shoff + index * SHDR_SIZE;
+        r.bytes(at, SHDR_SIZE, "section header")?;
+        shdrs.push(Shdr {
+            at,
+            sh_type: r.u32(at + 4, "section header")?,
+            sh_addr: r.u64(at + 16, "section header")?,
+            sh_offset: r.u64(at + 24, "section header")?,
+            sh_size: r.u64(at + 32, "section header")?,
+            sh_entsize: r.u64(at + 56, "section header")?,
+        });
+    }
+    Ok(shdrs)
+}
+
+/// The string references of the GNU version sections: `vn_file` fields (with where they
+/// sit, since renaming a needed library renames them too) and every other name.
+#[allow(clippy::type_complexity, reason = "two lists, named at the call")]
+fn read_versions(
+    r: &Reader<'_>,
+    value: &dyn Fn(i64) -> Option<u64>,
+    offset_of: &dyn Fn(u64) -> Result<u64, Error>,
+) -> Result<(Vec<(u64, u32)>, Vec<u32>), Error> {
+    let mut verneed_files = Vec::new();
+    let mut version_names = Vec::new();
+    if let (Some(address), Some(count)) = (value(DT_VERNEED), value(DT_VERNEEDNUM)) {
+        let mut at = offset_of(address)?;
+        for _ in 0..count.min(4096) {
+            let file = r.u32(at + 4, "version dependency")?;
+            verneed_files.push((at + 4, file));
+            let aux_count = r.u16(at + 2, "version dependency")?;
+            let mut aux = at + u64::from(r.u32(at + 8, "version dependency")?);
+            for _ in 0..aux_count {
+                version_names.push(r.u32(aux + 8, "version dependency")?);
+                let next = r.u32(aux + 12, "version dependency")?;
+                if next == 0 {
+                    break;
+                }
+                aux += u64::from(next);
+            }
+            let next = r.u32(at + 12, "version dependency")?;
+            if next == 0 {
+                break;
+            }
+            at += u64::from(next);
+        }
+    }
+    if let (Some(address), Some(count)) = (value(DT_VERDEF), value(DT_VERDEFNUM)) {
+        let mut at = offset_of(address)?;
+        for _ in 0..count.min(4096) {
+            let aux_count = r.u16(at + 6, "version definition")?;
+            let mut aux = at + u64::from(r.u32(at + 12, "version definition")?);
+            for _ in 0..aux_count {
+                version_names.push(r.u32(aux, "version definition")?);
+                let next = r.u32(aux + 4, "version definition")?;
+                if next == 0 {
+                    break;
+                }
+                aux += u64::from(next);
+            }
+            let next = r.u32(at + 16, "version definition")?;
+            if next == 0 {
+                break;
+            }
+            at += u64::from(next);
+        }
+    }
+    Ok((verneed_files, version_names))
 }
 
 /// The file offset an address is loaded from.

@@ -4,6 +4,7 @@
 //! told apart (`resolve`); rewriting of runpaths, needed libraries and sonames as a
 //! plan of positional writes (`patch`) applied atomically to a file (`write`).
 
+pub mod auto;
 mod dynamic;
 mod error;
 mod layout;

@@ -13,8 +13,9 @@
 
 use crate::error::Error;
 use crate::layout::{
-    DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, DYN_SIZE, Layout, PF_R, PF_W,
-    PHDR_SIZE, PT_DYNAMIC, PT_LOAD, PT_PHDR, Phdr, SHT_DYNAMIC, SHT_STRTAB,
+    DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, DYN_LEN, DYN_SIZE, Layout,
+    PF_R, PF_W, PHDR_SIZE, PT_DYNAMIC, PT_LOAD, PT_PHDR, Phdr, SHDR_SIZE, SHT_DYNAMIC, SHT_NOBITS,
+    SHT_STRTAB,
 };
 
 /// What to do with the search path.
@@ -87,66 +88,10 @@ pub fn plan(data: &[u8], changes: &Changes) -> Result<Plan, Error> {
         .iter()
         .map(|&(tag, value)| (tag, Value::Raw(value)))
         .collect();
-    let text_of = |tag: i64, value: &Value| -> Option<Vec<u8>> {
-        match value {
-            Value::Raw(raw) if matches!(tag, DT_NEEDED | DT_SONAME | DT_RPATH | DT_RUNPATH) => {
-                string(*raw)
-            }
-            Value::Text(text) => Some(text.clone()),
-            Value::Raw(_) => None,
-        }
-    };
     // Each replaced string, with the slot it owned (for reuse in place).
     let mut freed: Vec<(u64, usize)> = Vec::new();
-
-    match &changes.runpath {
-        RunpathChange::Keep => {
-            if changes.force_rpath {
-                let path = entries
-                    .iter()
-                    .find(|(t, _)| *t == DT_RUNPATH)
-                    .map(|(_, v)| v.clone());
-                if let Some(path) = path {
-                    entries.retain(|(t, _)| *t != DT_RUNPATH && *t != DT_RPATH);
-                    entries.push((DT_RPATH, path));
-                }
-            }
-        }
-        RunpathChange::Remove => entries.retain(|(t, _)| *t != DT_RUNPATH && *t != DT_RPATH),
-        RunpathChange::Set(path) => {
-            let tag = if changes.force_rpath {
-                DT_RPATH
-            } else {
-                DT_RUNPATH
-            };
-            let current: Vec<(i64, Option<Vec<u8>>)> = entries
-                .iter()
-                .filter(|(t, _)| *t == DT_RUNPATH || *t == DT_RPATH)
-                .map(|(t, v)| (*t, text_of(*t, v)))
-                .collect();
-            let unchanged = current.len() == 1
-                && current[0].0 == tag
-                && current[0].1.as_deref() == Some(path.as_bytes());
-            if !unchanged {
-                let position = entries
-                    .iter()
-                    .position(|(t, _)| *t == DT_RUNPATH || *t == DT_RPATH);
-                for (t, v) in &entries {
-                    if let (DT_RUNPATH | DT_RPATH, Value::Raw(offset)) = (*t, v) {
-                        if let Some(old) = string(*offset) {
-                            freed.push((*offset, old.len()));
-                        }
-                    }
-                }
-                entries.retain(|(t, _)| *t != DT_RUNPATH && *t != DT_RPATH);
-                let entry = (tag, Value::Text(path.as_bytes().to_vec()));
-                match position {
-                    Some(at) => entries.insert(at.min(entries.len()), entry),
-                    None => entries.push(entry),
-                }
-            }
-        }
-    }
+    change_runpath(&layout, &mut entries, &mut freed, changes);
+    let text_of = |tag: i64, value: &Value| text_of(&layout, tag, value);
 
     for (old, new) in &changes.replace_needed {
         for (tag, value) in &mut entries {
@@ -191,6 +136,74 @@ pub fn plan(data: &[u8], changes: &Changes) -> Result<Plan, Error> {
     }
 
     place(&layout, entries, &freed, changes)
+}
+
+/// The string an entry names, placed or not.
+fn text_of(layout: &Layout, tag: i64, value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::Raw(raw) if matches!(tag, DT_NEEDED | DT_SONAME | DT_RPATH | DT_RUNPATH) => {
+            layout.string(*raw).map(<[u8]>::to_vec)
+        }
+        Value::Text(text) => Some(text.clone()),
+        Value::Raw(_) => None,
+    }
+}
+
+/// Applies the search-path part of `changes` to the entries.
+fn change_runpath(
+    layout: &Layout,
+    entries: &mut Vec<(i64, Value)>,
+    freed: &mut Vec<(u64, usize)>,
+    changes: &Changes,
+) {
+    let is_path = |tag: i64| tag == DT_RUNPATH || tag == DT_RPATH;
+    match &changes.runpath {
+        RunpathChange::Keep => {
+            if changes.force_rpath {
+                let path = entries
+                    .iter()
+                    .find(|(t, _)| *t == DT_RUNPATH)
+                    .map(|(_, v)| v.clone());
+                if let Some(path) = path {
+                    entries.retain(|(t, _)| !is_path(*t));
+                    entries.push((DT_RPATH, path));
+                }
+            }
+        }
+        RunpathChange::Remove => entries.retain(|(t, _)| !is_path(*t)),
+        RunpathChange::Set(path) => {
+            let tag = if changes.force_rpath {
+                DT_RPATH
+            } else {
+                DT_RUNPATH
+            };
+            let current: Vec<(i64, Option<Vec<u8>>)> = entries
+                .iter()
+                .filter(|(t, _)| is_path(*t))
+                .map(|(t, v)| (*t, text_of(layout, *t, v)))
+                .collect();
+            let unchanged = current.len() == 1
+                && current[0].0 == tag
+                && current[0].1.as_deref() == Some(path.as_bytes());
+            if unchanged {
+                return;
+            }
+            let position = entries.iter().position(|(t, _)| is_path(*t));
+            for (t, v) in entries.iter() {
+                if let (DT_RUNPATH | DT_RPATH, Value::Raw(offset)) = (*t, v) {
+                    if let Some(old) = layout.string(*offset) {
+                        freed.push((*offset, old.len()));
+                    }
+                }
+            }
+            entries.retain(|(t, _)| !is_path(*t));
+            let entry = (tag, Value::Text(path.as_bytes().to_vec()));
+            match position {
+                Some(at) => entries.insert(at.min(entries.len()), entry),
+                None => entries.push(entry),
+            }
+        }
+    }
 }
 
 /// Strings placed: in the table as it is, in a freed slot, or appended.
@@ -302,18 +315,43 @@ fn place(
 }
 
 fn encode_dynamic(entries: &[(i64, u64)], slots: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(slots * DYN_SIZE as usize);
+    let mut out = Vec::with_capacity(slots * DYN_LEN);
     for &(tag, value) in entries {
         out.extend_from_slice(&tag.to_le_bytes());
         out.extend_from_slice(&value.to_le_bytes());
     }
-    out.resize(slots.max(entries.len() + 1) * DYN_SIZE as usize, 0);
+    out.resize(slots.max(entries.len() + 1) * DYN_LEN, 0);
     out
 }
 
 fn set_value(entries: &mut [(i64, u64)], tag: i64, value: u64) {
     if let Some(entry) = entries.iter_mut().find(|(t, _)| *t == tag) {
         entry.1 = value;
+    }
+}
+
+/// Everything fits where it is: the changed strings and the dynamic table are written
+/// over their old bytes.
+fn in_place_plan(
+    layout: &Layout,
+    entries: &[(i64, u64)],
+    placement: Placement,
+    mut writes: Vec<(u64, Vec<u8>)>,
+) -> Plan {
+    for (offset, bytes) in placement.in_place {
+        writes.push((layout.dynstr_offset + offset, bytes));
+    }
+    let dynamic_segment = layout.phdrs[layout.dynamic_phdr];
+    writes.push((
+        dynamic_segment.p_offset,
+        encode_dynamic(entries, layout.dynamic_capacity),
+    ));
+    Plan {
+        truncate: None,
+        writes,
+        new_len: layout.file_len,
+        changed: true,
+        grew: false,
     }
 }
 
@@ -329,42 +367,14 @@ fn layout_plan(
         .iter()
         .filter(|p| p.p_type == PT_LOAD)
         .collect();
-    let highest = loads.iter().max_by_key(|p| p.p_vaddr).copied();
-    // A region this rewriter added before: the highest segment, at the very end of the
-    // file, holding the program header table, with nothing else of the file in it but
-    // the dynamic and string tables that moved there.
-    let reusable = highest.filter(|tail| {
-        let start = tail.p_offset;
-        let sections_clear = layout.shdrs.iter().filter(|s| s.sh_type != 8).all(|s| {
-            s.sh_offset + s.sh_size <= start
-                || (s.sh_offset >= start && matches!(s.sh_type, SHT_DYNAMIC | SHT_STRTAB))
-        });
-        start + tail.p_filesz == layout.file_len
-            && layout.phoff >= start
-            && layout.phoff < start + tail.p_filesz
-            && layout.shoff + layout.shdrs.len() as u64 * 64 <= start
-            && sections_clear
-    });
+    let reusable = reusable_region(layout, &loads);
     let in_region = |offset: u64| reusable.is_some_and(|tail| offset >= tail.p_offset);
     let dynamic_in_region = in_region(dynamic_segment.p_offset);
     let dynstr_in_region = in_region(layout.dynstr_offset);
 
     let dynamic_full = entries.len() + 1 > layout.dynamic_capacity;
     if !dynamic_full && !placement.appended {
-        for (offset, bytes) in placement.in_place {
-            writes.push((layout.dynstr_offset + offset, bytes));
-        }
-        writes.push((
-            dynamic_segment.p_offset,
-            encode_dynamic(&entries, layout.dynamic_capacity),
-        ));
-        return Ok(Plan {
-            truncate: None,
-            writes,
-            new_len: layout.file_len,
-            changed: true,
-            grew: false,
-        });
+        return Ok(in_place_plan(layout, &entries, placement, writes));
     }
 
     // Rebuilding a region re-emits whatever lived in it.
@@ -373,30 +383,11 @@ fn layout_plan(
 
     // The region: program headers, then the dynamic table, then the string table.
     let page = page_size(layout.machine).max(loads.iter().map(|p| p.p_align).max().unwrap_or(1));
-    let first = loads
-        .iter()
-        .min_by_key(|p| p.p_vaddr)
-        .ok_or_else(|| Error::Unsupported("no load segment".into()))?;
-    let delta = first.p_vaddr.checked_sub(first.p_offset).ok_or_else(|| {
-        Error::Unsupported("the first load segment's address is below its file offset".into())
-    })?;
     let mut phdrs: Vec<Phdr> = layout.phdrs.clone();
-    let region_offset = match reusable {
-        Some(tail) => {
-            let tail = *tail;
-            phdrs.retain(|p| *p != tail);
-            tail.p_offset
-        }
-        None => {
-            let memory_end = loads
-                .iter()
-                .map(|p| p.p_vaddr + p.p_memsz)
-                .max()
-                .unwrap_or(0);
-            align_up(layout.file_len, page).max(align_up(memory_end.saturating_sub(delta), page))
-        }
-    };
-    let region_address = region_offset + delta;
+    if let Some(tail) = reusable {
+        phdrs.retain(|p| *p != tail);
+    }
+    let (region_offset, region_address) = region_place(&loads, reusable, layout.file_len, page)?;
 
     let phnum = phdrs.len() + 1;
     let pht_len = phnum as u64 * PHDR_SIZE;
@@ -423,7 +414,6 @@ fn layout_plan(
         }
     }
 
-    // The new segment goes right after the last load segment, keeping them sorted.
     let segment = Phdr {
         p_type: PT_LOAD,
         p_flags: PF_R | PF_W,
@@ -434,30 +424,8 @@ fn layout_plan(
         p_memsz: region_len,
         p_align: page,
     };
-    let last_load = phdrs
-        .iter()
-        .rposition(|p| p.p_type == PT_LOAD)
-        .map_or(phdrs.len(), |i| i + 1);
-    phdrs.insert(last_load, segment);
-    for phdr in &mut phdrs {
-        match phdr.p_type {
-            PT_PHDR => {
-                phdr.p_offset = region_offset;
-                phdr.p_vaddr = region_address;
-                phdr.p_paddr = region_address;
-                phdr.p_filesz = pht_len;
-                phdr.p_memsz = pht_len;
-            }
-            PT_DYNAMIC if needs_dynamic_move => {
-                phdr.p_offset = region_offset + dynamic_at;
-                phdr.p_vaddr = region_address + dynamic_at;
-                phdr.p_paddr = region_address + dynamic_at;
-                phdr.p_filesz = dynamic_slots as u64 * DYN_SIZE;
-                phdr.p_memsz = dynamic_slots as u64 * DYN_SIZE;
-            }
-            _ => {}
-        }
-    }
+    let moved_dynamic = needs_dynamic_move.then_some((dynamic_at, dynamic_slots as u64 * DYN_SIZE));
+    add_region_segment(&mut phdrs, segment, pht_len, moved_dynamic);
 
     let mut region = Vec::with_capacity(usize::try_from(region_len).unwrap_or(0));
     for phdr in &phdrs {
@@ -466,7 +434,7 @@ fn layout_plan(
     region.resize(usize::try_from(dynamic_at).expect("small"), 0);
     let dynamic_bytes = encode_dynamic(&entries, dynamic_slots.max(layout.dynamic_capacity));
     if needs_dynamic_move {
-        region.extend_from_slice(&dynamic_bytes[..dynamic_slots * DYN_SIZE as usize]);
+        region.extend_from_slice(&dynamic_bytes[..dynamic_slots * DYN_LEN]);
     } else {
         writes.push((dynamic_segment.p_offset, dynamic_bytes));
     }
@@ -481,26 +449,13 @@ fn layout_plan(
     writes.push((56, phnum.to_le_bytes().to_vec()));
 
     // Section headers follow what moved, so that readelf and debuggers agree.
-    for shdr in &layout.shdrs {
-        let moved = match shdr.sh_type {
-            SHT_DYNAMIC if needs_dynamic_move => {
-                Some((dynamic_at, dynamic_slots as u64 * DYN_SIZE))
-            }
-            SHT_STRTAB
-                if needs_dynstr_move
-                    && shdr.sh_offset == layout.dynstr_offset
-                    && shdr.sh_addr != 0 =>
-            {
-                Some((dynstr_at, dynstr_len))
-            }
-            _ => None,
-        };
-        if let Some((at, size)) = moved {
-            writes.push((shdr.at + 16, (region_address + at).to_le_bytes().to_vec()));
-            writes.push((shdr.at + 24, (region_offset + at).to_le_bytes().to_vec()));
-            writes.push((shdr.at + 32, size.to_le_bytes().to_vec()));
-        }
-    }
+    let moved_dynstr = needs_dynstr_move.then_some((dynstr_at, dynstr_len));
+    writes.extend(section_header_writes(
+        layout,
+        (region_offset, region_address),
+        moved_dynamic,
+        moved_dynstr,
+    ));
     writes.push((region_offset, region));
 
     Ok(Plan {
@@ -510,6 +465,113 @@ fn layout_plan(
         changed: true,
         grew: true,
     })
+}
+
+/// Section header updates for tables that moved into the region (`(offset in
+/// region, size)` each).
+fn section_header_writes(
+    layout: &Layout,
+    (region_offset, region_address): (u64, u64),
+    moved_dynamic: Option<(u64, u64)>,
+    moved_dynstr: Option<(u64, u64)>,
+) -> Vec<(u64, Vec<u8>)> {
+    let mut writes = Vec::new();
+    for shdr in &layout.shdrs {
+        let moved = match shdr.sh_type {
+            SHT_DYNAMIC => moved_dynamic,
+            SHT_STRTAB if shdr.sh_offset == layout.dynstr_offset && shdr.sh_addr != 0 => {
+                moved_dynstr
+            }
+            _ => None,
+        };
+        if let Some((at, size)) = moved {
+            writes.push((shdr.at + 16, (region_address + at).to_le_bytes().to_vec()));
+            writes.push((shdr.at + 24, (region_offset + at).to_le_bytes().to_vec()));
+            writes.push((shdr.at + 32, size.to_le_bytes().to_vec()));
+        }
+    }
+    writes
+}
+
+/// Inserts the region's load segment after the last load segment (keeping them sorted
+/// by address) and points `PT_PHDR` (and `PT_DYNAMIC`, when the table moved to
+/// `(offset in region, size)`) into the region.
+fn add_region_segment(
+    phdrs: &mut Vec<Phdr>,
+    segment: Phdr,
+    pht_len: u64,
+    moved_dynamic: Option<(u64, u64)>,
+) {
+    let last_load = phdrs
+        .iter()
+        .rposition(|p| p.p_type == PT_LOAD)
+        .map_or(phdrs.len(), |i| i + 1);
+    phdrs.insert(last_load, segment);
+    let point = |phdr: &mut Phdr, at: u64, size: u64| {
+        phdr.p_offset = segment.p_offset + at;
+        phdr.p_vaddr = segment.p_vaddr + at;
+        phdr.p_paddr = segment.p_vaddr + at;
+        phdr.p_filesz = size;
+        phdr.p_memsz = size;
+    };
+    for phdr in phdrs.iter_mut() {
+        match (phdr.p_type, moved_dynamic) {
+            (PT_PHDR, _) => point(phdr, 0, pht_len),
+            (PT_DYNAMIC, Some((at, size))) => point(phdr, at, size),
+            _ => {}
+        }
+    }
+}
+
+/// A region this rewriter added before: the highest segment, at the very end of the
+/// file, holding the program header table, with nothing else of the file in it but the
+/// dynamic and string tables that moved there.
+fn reusable_region(layout: &Layout, loads: &[&Phdr]) -> Option<Phdr> {
+    let tail = **loads.iter().max_by_key(|p| p.p_vaddr)?;
+    let start = tail.p_offset;
+    let sections_clear = layout
+        .shdrs
+        .iter()
+        .filter(|s| s.sh_type != SHT_NOBITS)
+        .all(|s| {
+            s.sh_offset + s.sh_size <= start
+                || (s.sh_offset >= start && matches!(s.sh_type, SHT_DYNAMIC | SHT_STRTAB))
+        });
+    let reusable = start + tail.p_filesz == layout.file_len
+        && layout.phoff >= start
+        && layout.phoff < start + tail.p_filesz
+        && layout.shoff + layout.shdrs.len() as u64 * SHDR_SIZE <= start
+        && sections_clear;
+    reusable.then_some(tail)
+}
+
+/// Where a new region goes: the reused one's place, or the first page-aligned offset
+/// past the end of the file whose address (offset plus the first segment's
+/// address-minus-offset) lies above every segment.
+fn region_place(
+    loads: &[&Phdr],
+    reusable: Option<Phdr>,
+    file_len: u64,
+    page: u64,
+) -> Result<(u64, u64), Error> {
+    let first = loads
+        .iter()
+        .min_by_key(|p| p.p_vaddr)
+        .ok_or_else(|| Error::Unsupported("no load segment".into()))?;
+    let delta = first.p_vaddr.checked_sub(first.p_offset).ok_or_else(|| {
+        Error::Unsupported("the first load segment's address is below its file offset".into())
+    })?;
+    let offset = if let Some(tail) = reusable {
+        tail.p_offset
+    } else {
+        let memory_end = loads
+            .iter()
+            .map(|p| p.p_vaddr + p.p_memsz)
+            .max()
+            .unwrap_or(0);
+        align_up(file_len, page).max(align_up(memory_end.saturating_sub(delta), page))
+    };
+    Ok((offset, offset + delta))
 }
 
 /// Applies a plan to bytes in memory (for tests and fuzzing; files use `write`).

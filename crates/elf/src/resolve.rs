@@ -197,6 +197,26 @@ pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> 
         .collect()
 }
 
+/// The entries of a search list that provide at least one needed library (as the
+/// loader would accept it), in their order, without repeats: `--shrink-runpath`.
+pub fn shrink_list(list: &str, path: &Path, info: &DynamicInfo, search: &SearchPaths) -> String {
+    let origin = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_owned);
+    let mut kept: Vec<&str> = Vec::new();
+    for item in list.split(':').filter(|item| !item.is_empty()) {
+        let folder = expand_list(item, &origin, info, search).remove(0);
+        let provides = info
+            .needed
+            .iter()
+            .any(|name| !name.contains('/') && matches_object(&folder.join(name), info));
+        if provides && !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    kept.join(":")
+}
+
 /// Splits a search list on `:` and expands its tokens.
 pub fn expand_list(
     list: &str,
@@ -235,7 +255,7 @@ pub fn expand_list(
 }
 
 /// Whether a candidate is an ELF file the loader would accept for `info`.
-fn matches_object(candidate: &Path, info: &DynamicInfo) -> bool {
+pub fn matches_object(candidate: &Path, info: &DynamicInfo) -> bool {
     let mut header = [0u8; 20];
     let Ok(mut file) = File::open(candidate) else {
         return false;

@@ -4,3 +4,4 @@ pub mod elf;
 pub mod flags;
 pub mod gpus;
 pub mod inspect;
+pub mod patch;

@@ -1,0 +1,334 @@
+//! `cudapkgs patch`: rewrite runpaths, needed libraries and sonames, file by file or
+//! over a whole tree.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use cudapkgs_elf::auto::{
+    AutoOptions, Providers, TreeFile, host_driver_dir, mentions_driver_library, plan_tree,
+};
+use cudapkgs_elf::patch::{Changes, RunpathChange, plan};
+use cudapkgs_elf::resolve::{SearchPaths, shrink_list};
+use cudapkgs_elf::write::rewrite;
+use cudapkgs_elf::{DynamicInfo, read_dynamic};
+use cudapkgs_tree::{self as tree, Outcome, Walk};
+use serde::Serialize;
+
+use crate::cli::{PatchArgs, TextOrJson};
+use crate::error::{CliError, CliResult, Exit};
+use crate::output::Output;
+
+/// What happened to one file.
+#[derive(Debug, Serialize)]
+struct Change {
+    path: String,
+    before: Option<String>,
+    after: Option<String>,
+    changed: bool,
+    /// The file grew by a region at its end (strings or tables that did not fit).
+    grew: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    dry_run: bool,
+    files: Vec<Change>,
+}
+
+const DEFAULT_DRIVER_DIR: &str = "/run/opengl-driver/lib";
+
+fn is_elf(magic: &[u8]) -> bool {
+    magic.starts_with(b"\x7fELF")
+}
+
+fn search_path(info: &DynamicInfo) -> Option<String> {
+    info.runpath.clone().or_else(|| info.rpath.clone())
+}
+
+pub fn run(args: &PatchArgs, output: Output) -> CliResult<Exit> {
+    let replace_needed: Vec<(String, String)> = args
+        .replace_needed
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    let has_edit = args.set_runpath.is_some()
+        || args.add_runpath.is_some()
+        || args.remove_runpath
+        || args.shrink_runpath
+        || args.force_rpath
+        || !replace_needed.is_empty()
+        || args.set_soname.is_some()
+        || args.auto;
+    if !has_edit {
+        return Err(CliError::new("nothing to do: name a change")
+            .with_hint("--set-runpath, --add-runpath, --remove-runpath, --shrink-runpath, --force-rpath, --replace-needed, --set-soname or --auto"));
+    }
+    let changes = if args.auto {
+        match auto_changes(args)? {
+            Ok(changes) => changes,
+            Err(unresolved) => {
+                // A check failed: report every missing library, write nothing.
+                output.report_error(&unresolved);
+                return Ok(Exit::Problems);
+            }
+        }
+    } else {
+        explicit_changes(args, &replace_needed)
+    };
+
+    let mut files = Vec::new();
+    for (path, change) in changes {
+        files.push(apply(&path, &change, args.dry_run));
+    }
+    let report = Report {
+        dry_run: args.dry_run,
+        files,
+    };
+    if output.json || args.format == TextOrJson::Json {
+        Output::print_json(&report)?;
+    } else {
+        Output::print(&human(&report))?;
+    }
+    let failed = report.files.iter().filter(|f| f.error.is_some()).count();
+    for file in report.files.iter().filter(|f| f.error.is_some()) {
+        output.warn(format!(
+            "{}: {} (left untouched)",
+            file.path,
+            file.error.as_deref().unwrap_or_default()
+        ));
+    }
+    Ok(if failed > 0 {
+        Exit::Usage
+    } else {
+        Exit::Success
+    })
+}
+
+/// The same edit for every named file, adjusted per file for --add and --shrink.
+fn explicit_changes(
+    args: &PatchArgs,
+    replace_needed: &[(String, String)],
+) -> Vec<(PathBuf, Result<Changes, String>)> {
+    args.paths
+        .iter()
+        .map(|path| {
+            let change = read_file(path).map(|info| {
+                let runpath = if let Some(value) = &args.set_runpath {
+                    RunpathChange::Set(value.clone())
+                } else if let Some(added) = &args.add_runpath {
+                    let current = search_path(&info).unwrap_or_default();
+                    let mut items: Vec<&str> =
+                        current.split(':').filter(|i| !i.is_empty()).collect();
+                    for item in added.split(':').filter(|i| !i.is_empty()) {
+                        if !items.contains(&item) {
+                            if args.prepend {
+                                items.insert(0, item);
+                            } else {
+                                items.push(item);
+                            }
+                        }
+                    }
+                    RunpathChange::Set(items.join(":"))
+                } else if args.remove_runpath {
+                    RunpathChange::Remove
+                } else if args.shrink_runpath {
+                    let current = search_path(&info).unwrap_or_default();
+                    let kept = shrink_list(&current, path, &info, &SearchPaths::default());
+                    if kept.is_empty() {
+                        RunpathChange::Remove
+                    } else {
+                        RunpathChange::Set(kept)
+                    }
+                } else {
+                    RunpathChange::Keep
+                };
+                Changes {
+                    runpath,
+                    force_rpath: args.force_rpath,
+                    replace_needed: replace_needed.to_vec(),
+                    soname: args.set_soname.clone(),
+                }
+            });
+            (path.clone(), change)
+        })
+        .collect()
+}
+
+fn read_file(path: &Path) -> Result<DynamicInfo, String> {
+    let data = std::fs::read(path).map_err(|error| error.to_string())?;
+    read_dynamic(&data).map_err(|error| error.to_string())
+}
+
+type PlannedChanges = Vec<(PathBuf, Result<Changes, String>)>;
+
+/// Runpaths for every ELF file of the named trees; the inner error lists the needed
+/// libraries found nowhere.
+fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>> {
+    let driver_dir = match args.driver_dir.as_deref() {
+        Some("host") => host_driver_dir().ok_or_else(|| {
+            CliError::new("no libcuda.so.1 on this machine (outside stub folders)")
+                .with_hint("install the NVIDIA driver, or pass --driver-dir DIR")
+        })?,
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(DEFAULT_DRIVER_DIR),
+    };
+    let system = SearchPaths {
+        system: if args.no_system {
+            Vec::new()
+        } else {
+            SearchPaths::system_folders()
+        },
+        ..SearchPaths::default()
+    };
+    let mut all = Vec::new();
+    for root in &args.paths {
+        let root = std::fs::canonicalize(root)
+            .map_err(|error| CliError::new(format!("{}: {error}", root.display())))?;
+        let walk = Walk {
+            wants: is_elf,
+            zips: false,
+        };
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let visited = tree::visit(
+            std::slice::from_ref(&root),
+            walk,
+            threads,
+            |source, input| {
+                let info = read_dynamic(input.bytes).map_err(|error| error.to_string())?;
+                Ok(TreeFile {
+                    path: PathBuf::from(&source.display),
+                    opens_driver: mentions_driver_library(input.bytes),
+                    info,
+                })
+            },
+        );
+        let mut files = Vec::new();
+        for file in visited {
+            match file.outcome {
+                Outcome::Done(found) => files.push(found),
+                Outcome::Failed(message) => {
+                    return Err(CliError::new(format!("{}: {message}", file.source.display)));
+                }
+                Outcome::NoBinaries => {}
+            }
+        }
+        let mut roots = vec![root.clone()];
+        roots.extend(args.lib_roots.iter().cloned());
+        let providers = Providers::index(&roots);
+        let options = AutoOptions {
+            tree: root,
+            driver_dir: driver_dir.clone(),
+            system: system.clone(),
+            allow_unresolved: args.allow_unresolved.clone(),
+        };
+        all.extend(plan_tree(&files, &providers, &options));
+    }
+
+    let unresolved: Vec<String> = all
+        .iter()
+        .flat_map(|plan| {
+            plan.unresolved
+                .iter()
+                .map(move |name| format!("{}: {name}", plan.path.display()))
+        })
+        .collect();
+    if !unresolved.is_empty() {
+        let mut message = format!(
+            "{} needed libraries are found nowhere; nothing was written:",
+            unresolved.len()
+        );
+        for line in &unresolved {
+            let _ = write!(message, "\n  {line}");
+        }
+        return Ok(Err(CliError::new(message).with_hint(
+            "add the folders that provide them with --lib-root, or name them with --allow-unresolved",
+        )));
+    }
+    Ok(Ok(all
+        .into_iter()
+        .map(|plan| {
+            let runpath = if plan.runpath.is_empty() {
+                RunpathChange::Remove
+            } else {
+                RunpathChange::Set(plan.runpath)
+            };
+            (
+                plan.path,
+                Ok(Changes {
+                    runpath,
+                    ..Changes::default()
+                }),
+            )
+        })
+        .collect()))
+}
+
+fn apply(path: &Path, change: &Result<Changes, String>, dry_run: bool) -> Change {
+    let mut report = Change {
+        path: path.display().to_string(),
+        before: None,
+        after: None,
+        changed: false,
+        grew: false,
+        error: None,
+    };
+    let result = (|| -> Result<(), String> {
+        let change = change.as_ref().map_err(Clone::clone)?;
+        let data = std::fs::read(path).map_err(|error| error.to_string())?;
+        let before = read_dynamic(&data).map_err(|error| error.to_string())?;
+        report.before = search_path(&before);
+        let plan = plan(&data, change).map_err(|error| error.to_string())?;
+        report.changed = plan.changed;
+        report.grew = plan.grew;
+        report.after = match &change.runpath {
+            RunpathChange::Set(value) => Some(value.clone()),
+            RunpathChange::Remove => None,
+            RunpathChange::Keep => report.before.clone(),
+        };
+        if !dry_run {
+            rewrite(path, &plan).map_err(|error| format!("cannot rewrite: {error}"))?;
+        }
+        Ok(())
+    })();
+    report.error = result.err();
+    report
+}
+
+fn human(report: &Report) -> String {
+    let mut out = String::new();
+    let verb = if report.dry_run {
+        "would change"
+    } else {
+        "changed"
+    };
+    for file in &report.files {
+        if file.error.is_some() {
+            continue;
+        }
+        let show = |value: &Option<String>| {
+            value
+                .clone()
+                .map_or_else(|| "(none)".to_owned(), |v| format!("'{v}'"))
+        };
+        if file.changed {
+            let _ = writeln!(
+                out,
+                "{}: {verb}: runpath {} → {}",
+                file.path,
+                show(&file.before),
+                show(&file.after)
+            );
+        } else {
+            let _ = writeln!(out, "{}: unchanged", file.path);
+        }
+    }
+    let changed = report
+        .files
+        .iter()
+        .filter(|f| f.changed && f.error.is_none())
+        .count();
+    let _ = writeln!(out, "{changed} of {} files {verb}", report.files.len());
+    out
+}

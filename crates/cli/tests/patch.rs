@@ -1,0 +1,258 @@
+//! End-to-end tests of `cudapkgs patch`, checked with `cudapkgs elf` and patchelf.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("cudapkgs runs");
+    (
+        output.status.code().expect("code"),
+        String::from_utf8(output.stdout).expect("utf-8"),
+        String::from_utf8(output.stderr).expect("utf-8"),
+    )
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/cuda/out")
+        .join(name)
+}
+
+fn runpath(path: &Path) -> Option<String> {
+    let (_, json, _) = run(&["elf", "--json", s(path)]);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    report["files"][0]["runpath"].as_str().map(str::to_owned)
+}
+
+/// A small package: a program in bin/, two libraries in lib/, one of which loads the
+/// driver (the CUDA runtime, which dlopens libcuda.so.1).
+fn package() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path().join("pkg");
+    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+    std::fs::create_dir_all(root.join("lib/stubs")).expect("mkdir");
+    std::fs::copy(fixture("app"), root.join("bin/app")).expect("copy");
+    std::fs::copy(fixture("multiarch.so"), root.join("lib/libmulti.so")).expect("copy");
+    let cudart = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.tools/nvidia/nvidia/cu13/lib/libcudart.so.13");
+    if cudart.exists() {
+        std::fs::copy(&cudart, root.join("lib/libcudart.so.13")).expect("copy");
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "NVIDIA libraries missing");
+        std::fs::write(
+            root.join("lib/libcudart.so.13"),
+            std::fs::read(fixture("multiarch.so")).expect("read"),
+        )
+        .expect("write");
+    }
+    // A stub that must never end up in a runpath.
+    std::fs::copy(
+        fixture("multiarch.so"),
+        root.join("lib/stubs/libcudart.so.13"),
+    )
+    .expect("copy");
+    let root = std::fs::canonicalize(root).expect("canonical");
+    (dir, root)
+}
+
+#[test]
+fn explicit_changes_and_idempotence() {
+    let dir = tempfile::tempdir().expect("temp");
+    let lib = dir.path().join("libk.so");
+    std::fs::copy(fixture("multiarch.so"), &lib).expect("copy");
+
+    let (code, stdout, _) = run(&["patch", "--set-runpath", "$ORIGIN:/opt/cuda/lib64", s(&lib)]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("changed: runpath (none) → '$ORIGIN:/opt/cuda/lib64'"),
+        "{stdout}"
+    );
+    assert_eq!(runpath(&lib).as_deref(), Some("$ORIGIN:/opt/cuda/lib64"));
+
+    let (_, stdout, _) = run(&["patch", "--set-runpath", "$ORIGIN:/opt/cuda/lib64", s(&lib)]);
+    assert!(stdout.contains("unchanged"), "{stdout}");
+
+    run(&["patch", "--add-runpath", "/first", "--prepend", s(&lib)]);
+    assert_eq!(
+        runpath(&lib).as_deref(),
+        Some("/first:$ORIGIN:/opt/cuda/lib64")
+    );
+    run(&["patch", "--add-runpath", "/last:/first", s(&lib)]);
+    assert_eq!(
+        runpath(&lib).as_deref(),
+        Some("/first:$ORIGIN:/opt/cuda/lib64:/last")
+    );
+
+    // Nothing in those folders provides a needed library: shrinking removes them all.
+    run(&["patch", "--shrink-runpath", s(&lib)]);
+    assert_eq!(runpath(&lib), None);
+
+    let (code, json, _) = run(&[
+        "patch",
+        "--json",
+        "--replace-needed",
+        "libcudart.so.13",
+        "libcudart.so.14",
+        "--set-soname",
+        "libk.so.1",
+        s(&lib),
+    ]);
+    assert_eq!(code, 0);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(report["files"][0]["changed"], true);
+    let (_, view, _) = run(&["elf", "--json", s(&lib)]);
+    let view: Value = serde_json::from_str(&view).expect("json");
+    assert_eq!(view["files"][0]["soname"], "libk.so.1");
+    assert_eq!(view["files"][0]["needed"][0], "libcudart.so.14");
+}
+
+#[test]
+fn dry_run_writes_nothing_and_bad_files_stay_untouched() {
+    let dir = tempfile::tempdir().expect("temp");
+    let lib = dir.path().join("libk.so");
+    std::fs::copy(fixture("multiarch.so"), &lib).expect("copy");
+    let before = std::fs::read(&lib).expect("read");
+    let (code, stdout, _) = run(&["patch", "--dry-run", "--set-runpath", "/x", s(&lib)]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("would change"), "{stdout}");
+    assert_eq!(std::fs::read(&lib).expect("read"), before);
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "hello").expect("write");
+    let object = dir.path().join("rdc.o");
+    std::fs::copy(fixture("rdc_a.o"), &object).expect("copy");
+    let object_before = std::fs::read(&object).expect("read");
+    let (code, _, stderr) = run(&[
+        "patch",
+        "--set-runpath",
+        "/x",
+        s(&text),
+        s(&object),
+        s(&lib),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("notes.txt: not an ELF file (left untouched)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no dynamic section"), "{stderr}");
+    assert_eq!(std::fs::read(&text).expect("read"), b"hello");
+    assert_eq!(std::fs::read(&object).expect("read"), object_before);
+    assert_eq!(
+        runpath(&lib).as_deref(),
+        Some("/x"),
+        "the good file is still patched"
+    );
+    assert!(std::fs::read_dir(dir.path()).expect("dir").all(|e| {
+        !e.expect("e")
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".cudapkgs")
+    }));
+
+    let (code, _, stderr) = run(&["patch", s(&lib)]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("nothing to do"), "{stderr}");
+}
+
+#[test]
+fn auto_sets_origin_providers_and_driver_folder_never_stubs() {
+    let (_dir, root) = package();
+    let (code, stdout, stderr) = run(&[
+        "patch",
+        "--auto",
+        s(&root),
+        "--driver-dir",
+        "/run/opengl-driver/lib",
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        runpath(&root.join("bin/app")).as_deref(),
+        Some("$ORIGIN/../lib")
+    );
+    assert_eq!(
+        runpath(&root.join("lib/libmulti.so")).as_deref(),
+        Some("$ORIGIN")
+    );
+    let cudart = runpath(&root.join("lib/libcudart.so.13")).unwrap_or_default();
+    assert!(
+        cudart.ends_with("/run/opengl-driver/lib") && !cudart.contains("stubs"),
+        "{cudart}"
+    );
+
+    // Resolution inside the package, without the system: only the C/C++ runtime is left.
+    let (_, json, _) = run(&[
+        "elf",
+        "--resolve",
+        "--no-system",
+        "--json",
+        s(&root.join("bin/app")),
+    ]);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    let cudart = report["files"][0]["resolved"]
+        .as_array()
+        .expect("resolved")
+        .iter()
+        .find(|r| r["name"] == "libcudart.so.13")
+        .cloned()
+        .expect("needed");
+    assert_eq!(cudart["via"], "runpath");
+    assert!(
+        cudart["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("pkg/bin/../lib/libcudart.so.13")),
+        "{cudart}"
+    );
+
+    // A second run changes nothing.
+    let (_, stdout, _) = run(&[
+        "patch",
+        "--auto",
+        s(&root),
+        "--driver-dir",
+        "/run/opengl-driver/lib",
+    ]);
+    assert!(stdout.contains("0 of 3 files changed"), "{stdout}");
+}
+
+#[test]
+fn auto_refuses_unresolved_libraries_and_writes_nothing() {
+    let (_dir, root) = package();
+    std::fs::remove_file(root.join("lib/libcudart.so.13")).expect("rm");
+    let before = std::fs::read(root.join("bin/app")).expect("read");
+    let (code, _, stderr) = run(&["patch", "--auto", s(&root)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("bin/app: libcudart.so.13"), "{stderr}");
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert_eq!(std::fs::read(root.join("bin/app")).expect("read"), before);
+
+    let (code, _, stderr) = run(&[
+        "patch",
+        "--auto",
+        s(&root),
+        "--allow-unresolved",
+        "libcudart.so.13",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, _, stderr) = run(&[
+        "patch",
+        "--auto",
+        s(&root),
+        "--no-system",
+        "--allow-unresolved",
+        "libcudart.so.13",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("libc.so.6"), "{stderr}");
+}

@@ -1,0 +1,271 @@
+//! Automatic runpaths for a whole tree, the way packagers need them: each ELF file gets
+//! `$ORIGIN` when a sibling provides one of its libraries, then the folders that provide
+//! the others (inside the tree as `$ORIGIN`-relative paths, elsewhere as they are), then
+//! the driver folder when it loads the NVIDIA driver. Stub folders never appear;
+//! libraries found nowhere are reported instead of guessed.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::dynamic::DynamicInfo;
+use crate::resolve::{SearchPaths, is_driver_library, is_stub_folder, matches_object};
+
+/// An ELF file of the tree, read.
+#[derive(Debug, Clone)]
+pub struct TreeFile {
+    pub path: PathBuf,
+    pub info: DynamicInfo,
+    /// Loads a driver library itself (`dlopen("libcuda.so.1")`), as the CUDA runtime does.
+    pub opens_driver: bool,
+}
+
+/// Whether a file's bytes name a driver library it may `dlopen`.
+pub fn mentions_driver_library(bytes: &[u8]) -> bool {
+    [
+        b"libcuda.so.1\0".as_slice(),
+        b"libnvidia-ml.so.1\0".as_slice(),
+    ]
+    .iter()
+    .any(|needle| memchr::memmem::find(bytes, needle).is_some())
+}
+
+/// Where libraries can come from: every library file name (symbolic links included)
+/// under the tree and the library roots, stub folders excluded.
+#[derive(Debug, Clone, Default)]
+pub struct Providers {
+    by_name: BTreeMap<String, Vec<PathBuf>>,
+}
+
+impl Providers {
+    /// Indexes the folders under `roots` (recursively).
+    pub fn index(roots: &[PathBuf]) -> Providers {
+        let mut providers = Providers::default();
+        for root in roots {
+            providers.add_folder(root, 0);
+        }
+        providers
+    }
+
+    fn add_folder(&mut self, folder: &Path, depth: usize) {
+        if depth > 32 || is_stub_folder(folder) {
+            return;
+        }
+        let Ok(read) = std::fs::read_dir(folder) else {
+            return;
+        };
+        let mut entries: Vec<_> = read.filter_map(Result::ok).collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                self.add_folder(&path, depth + 1);
+            } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                if name.contains(".so") {
+                    self.by_name
+                        .entry(name.to_owned())
+                        .or_default()
+                        .push(folder.to_owned());
+                }
+            }
+        }
+    }
+
+    /// The first folder whose `name` the loader would accept for `info`.
+    pub fn find(&self, name: &str, info: &DynamicInfo) -> Option<&Path> {
+        self.by_name
+            .get(name)?
+            .iter()
+            .find(|folder| matches_object(&folder.join(name), info))
+            .map(PathBuf::as_path)
+    }
+}
+
+/// What the automatic mode decided for one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AutoRunpath {
+    pub path: PathBuf,
+    pub runpath: String,
+    /// The current search path (`DT_RUNPATH`, else `DT_RPATH`).
+    pub before: Option<String>,
+    pub needs_driver: bool,
+    /// Needed libraries found nowhere.
+    pub unresolved: Vec<String>,
+}
+
+/// How the automatic mode searches.
+#[derive(Debug, Clone)]
+pub struct AutoOptions {
+    /// Folders whose contents count as part of the package: written as `$ORIGIN`-relative.
+    pub tree: PathBuf,
+    /// The driver's library folder, for files that load the driver.
+    pub driver_dir: PathBuf,
+    /// System folders: libraries found there need no runpath entry.
+    pub system: SearchPaths,
+    /// Needed names that may stay unresolved.
+    pub allow_unresolved: Vec<String>,
+}
+
+/// The runpath each file of the tree should have.
+pub fn plan_tree(
+    files: &[TreeFile],
+    providers: &Providers,
+    options: &AutoOptions,
+) -> Vec<AutoRunpath> {
+    files
+        .iter()
+        .filter(|file| file.info.has_dynamic)
+        // Stubs are left alone: nothing loads them at run time.
+        .filter(|file| !file.path.parent().is_some_and(is_stub_folder))
+        .map(|file| plan_file(file, providers, options))
+        .collect()
+}
+
+fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> AutoRunpath {
+    let info = &file.info;
+    let origin = file.path.parent().unwrap_or_else(|| Path::new("."));
+    let mut entries: Vec<String> = Vec::new();
+    let mut needs_driver = file.opens_driver;
+    let mut unresolved = Vec::new();
+    let mut push = |entry: String| {
+        if !entries.contains(&entry) {
+            entries.push(entry);
+        }
+    };
+    let mut sibling = false;
+    let mut found: Vec<String> = Vec::new();
+    for name in &info.needed {
+        if is_driver_library(name) {
+            needs_driver = true;
+            continue;
+        }
+        if name.contains('/') {
+            continue;
+        }
+        if matches_object(&origin.join(name), info) {
+            sibling = true;
+            continue;
+        }
+        if let Some(folder) = providers.find(name, info) {
+            found.push(written_folder(folder, origin, &options.tree));
+            continue;
+        }
+        let system = options
+            .system
+            .system
+            .iter()
+            .any(|folder| matches_object(&folder.join(name), info));
+        if !system
+            && !options
+                .allow_unresolved
+                .iter()
+                .any(|allowed| allowed == name)
+        {
+            unresolved.push(name.clone());
+        }
+    }
+    if sibling {
+        push("$ORIGIN".to_owned());
+    }
+    for folder in found {
+        push(folder);
+    }
+    if needs_driver {
+        push(options.driver_dir.display().to_string());
+    }
+    AutoRunpath {
+        path: file.path.clone(),
+        runpath: entries.join(":"),
+        before: info.runpath.clone().or_else(|| info.rpath.clone()),
+        needs_driver,
+        unresolved,
+    }
+}
+
+/// A provider folder as a runpath entry: relative to `$ORIGIN` inside the tree, so the
+/// tree can move; absolute outside it.
+fn written_folder(folder: &Path, origin: &Path, tree: &Path) -> String {
+    if folder.starts_with(tree) && origin.starts_with(tree) {
+        let relative = relative_path(origin, folder);
+        if relative.as_os_str().is_empty() {
+            "$ORIGIN".to_owned()
+        } else {
+            format!("$ORIGIN/{}", relative.display())
+        }
+    } else {
+        folder.display().to_string()
+    }
+}
+
+/// The path from folder `from` to folder `to` (both absolute or both relative).
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<Component<'_>> = from.components().collect();
+    let to: Vec<Component<'_>> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut path = PathBuf::new();
+    for _ in common..from.len() {
+        path.push("..");
+    }
+    for component in &to[common..] {
+        path.push(component.as_os_str());
+    }
+    path
+}
+
+/// Where this machine's driver library lives: the loader's folders and the places
+/// container runtimes and NixOS put it, stub folders excluded.
+pub fn host_driver_dir() -> Option<PathBuf> {
+    let mut folders = vec![
+        PathBuf::from("/run/opengl-driver/lib"),
+        PathBuf::from("/usr/local/nvidia/lib64"),
+        PathBuf::from("/usr/lib/wsl/lib"),
+    ];
+    folders.extend(SearchPaths::system_folders());
+    folders
+        .into_iter()
+        .filter(|folder| !is_stub_folder(folder))
+        .find(|folder| folder.join("libcuda.so.1").exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative_path(Path::new("/t/lib"), Path::new("/t/lib")),
+            PathBuf::new()
+        );
+        assert_eq!(
+            relative_path(Path::new("/t/bin"), Path::new("/t/lib")),
+            PathBuf::from("../lib")
+        );
+        assert_eq!(
+            relative_path(Path::new("/t/a/b"), Path::new("/t/c")),
+            PathBuf::from("../../c")
+        );
+        assert_eq!(
+            written_folder(Path::new("/t/lib"), Path::new("/t/bin"), Path::new("/t")),
+            "$ORIGIN/../lib"
+        );
+        assert_eq!(
+            written_folder(
+                Path::new("/opt/x/lib"),
+                Path::new("/t/bin"),
+                Path::new("/t")
+            ),
+            "/opt/x/lib"
+        );
+    }
+
+    #[test]
+    fn driver_mentions() {
+        assert!(mentions_driver_library(b"...libcuda.so.1\0..."));
+        assert!(!mentions_driver_library(b"libcuda.so.1.2"));
+    }
+}
