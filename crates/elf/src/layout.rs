@@ -168,6 +168,32 @@ impl Layout {
         }
 
         let phdrs = read_phdrs(&r, phoff, phnum)?;
+        for (index, load) in phdrs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.p_type == PT_LOAD)
+        {
+            let at = phoff + index as u64 * PHDR_SIZE;
+            if load.p_filesz > load.p_memsz {
+                return Err(Error::malformed(
+                    at,
+                    "a load segment's file size exceeds its memory size",
+                ));
+            }
+            if load
+                .p_offset
+                .checked_add(load.p_filesz)
+                .is_none_or(|end| end > data.len() as u64)
+            {
+                return Err(Error::malformed(
+                    at,
+                    "a load segment runs past the end of the file",
+                ));
+            }
+            if load.p_vaddr.checked_add(load.p_memsz).is_none() {
+                return Err(Error::malformed(at, "a load segment's addresses overflow"));
+            }
+        }
         let shdrs = read_shdrs(&r, shoff, shnum)?;
 
         let dynamic_phdr = phdrs

@@ -297,3 +297,19 @@ fn bad_input_leaves_the_file_untouched() {
         let _ = plan(&lib[..cut], &set("/x"));
     }
 }
+
+/// Found by the `elf_patch` fuzz target: a load segment claiming more file bytes than
+/// memory made the new region's address fall inside it. Such files are refused.
+#[test]
+fn load_segments_larger_on_disk_than_in_memory_are_refused() {
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/load-filesz-beyond-memsz.so"),
+    )
+    .expect("read");
+    let err = plan(&data, &set("/x")).expect_err("malformed");
+    assert!(
+        err.to_string()
+            .contains("file size exceeds its memory size"),
+        "{err}"
+    );
+}

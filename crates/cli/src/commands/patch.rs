@@ -11,7 +11,7 @@ use cudapkgs_elf::patch::{Changes, RunpathChange, plan};
 use cudapkgs_elf::resolve::{SearchPaths, shrink_list};
 use cudapkgs_elf::write::rewrite;
 use cudapkgs_elf::{DynamicInfo, read_dynamic};
-use cudapkgs_tree::{self as tree, Outcome, Walk};
+use cudapkgs_tree::{self as tree, Mapped, Outcome, Walk};
 use serde::Serialize;
 
 use crate::cli::{PatchArgs, TextOrJson};
@@ -156,9 +156,15 @@ fn explicit_changes(
         .collect()
 }
 
+/// The file's bytes, mapped: planning reads only headers and tables, never the whole
+/// file.
+fn map(path: &Path) -> Result<Mapped, String> {
+    let file = std::fs::File::open(path).map_err(|error| error.to_string())?;
+    Mapped::open(&file).map_err(|error| error.to_string())
+}
+
 fn read_file(path: &Path) -> Result<DynamicInfo, String> {
-    let data = std::fs::read(path).map_err(|error| error.to_string())?;
-    read_dynamic(&data).map_err(|error| error.to_string())
+    read_dynamic(map(path)?.bytes()).map_err(|error| error.to_string())
 }
 
 type PlannedChanges = Vec<(PathBuf, Result<Changes, String>)>;
@@ -276,10 +282,11 @@ fn apply(path: &Path, change: &Result<Changes, String>, dry_run: bool) -> Change
     };
     let result = (|| -> Result<(), String> {
         let change = change.as_ref().map_err(Clone::clone)?;
-        let data = std::fs::read(path).map_err(|error| error.to_string())?;
-        let before = read_dynamic(&data).map_err(|error| error.to_string())?;
+        let mapped = map(path)?;
+        let data = mapped.bytes();
+        let before = read_dynamic(data).map_err(|error| error.to_string())?;
         report.before = search_path(&before);
-        let plan = plan(&data, change).map_err(|error| error.to_string())?;
+        let plan = plan(data, change).map_err(|error| error.to_string())?;
         report.changed = plan.changed;
         report.grew = plan.grew;
         report.after = match &change.runpath {
