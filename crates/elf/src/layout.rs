@@ -201,6 +201,16 @@ impl Layout {
             .position(|p| p.p_type == PT_DYNAMIC)
             .ok_or(Error::NoDynamicSection)?;
         let dynamic_segment = phdrs[dynamic_phdr];
+        if dynamic_segment
+            .p_offset
+            .checked_add(dynamic_segment.p_filesz)
+            .is_none_or(|end| end > data.len() as u64)
+        {
+            return Err(Error::malformed(
+                phoff + dynamic_phdr as u64 * PHDR_SIZE,
+                "the dynamic segment runs past the end of the file",
+            ));
+        }
         let capacity = dynamic_segment.p_filesz / DYN_SIZE;
         let mut dynamic = Vec::new();
         for index in 0..capacity {

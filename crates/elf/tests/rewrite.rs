@@ -313,3 +313,19 @@ fn load_segments_larger_on_disk_than_in_memory_are_refused() {
         "{err}"
     );
 }
+
+/// Found by the `elf_patch` fuzz target: a dynamic segment claiming exabytes sized the
+/// rewritten table. Such files are refused.
+#[test]
+fn dynamic_segments_past_the_end_are_refused() {
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dynamic-beyond-file.so"),
+    )
+    .expect("read");
+    let err = plan(&data, &set("/x")).expect_err("malformed");
+    assert!(
+        err.to_string()
+            .contains("dynamic segment runs past the end"),
+        "{err}"
+    );
+}
