@@ -24,6 +24,9 @@ PINS=(
   "nvidia-cuda-runtime==13.0.96 7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548"
   "nvidia-cuda-cccl==13.0.85 e0da7ad981f3a8aff08241b5bfc1af868742a63e2762f53a5171c492ef242649"
   "nvidia-cuda-nvrtc==13.0.88 ad9b6d2ead2435f11cbb6868809d2adeeee302e9bb94bcf0539c7a40d80e8575"
+  # Real NVIDIA libraries for the ELF reading and rewriting tests.
+  "nvidia-cublas==13.10.0.20 dcc6d63884c53d07e267ce7e6feac17b2538cebaafec5db865736c3e28e4dc84"
+  "nvidia-cudnn-cu12==9.28.0.42 9ff58b7f36dacd0a93e89f8f2957b52466889217963701daa15e577317cfa375"
   "nvidia-cuda-cuobjdump==13.2.86 d332c2ffe78e703ca0a3894be927f83124244e2acf0d792b8c12b4362d44d837"
   "nvidia-cuda-nvdisasm==13.2.86 53606e719ecae07a2335f95902d5a1393a0cc1c317499ee7ffcf628a44385f2c"
 )
@@ -55,6 +58,8 @@ verify() {
   [[ -e "$ROOT/lib/libcudart.so" ]] || { log "missing $ROOT/lib/libcudart.so"; return 1; }
   [[ -e "$ROOT/nvvm/lib64/libnvvm.so" ]] || { log "missing $ROOT/nvvm/lib64/libnvvm.so"; return 1; }
   [[ -f "$ROOT/lib/libnvrtc.so.13" ]] || { log "missing $ROOT/lib/libnvrtc.so.13"; return 1; }
+  [[ -f "$ROOT/lib/libcublas.so.13" ]] || { log "missing $ROOT/lib/libcublas.so.13"; return 1; }
+  [[ -f "$PREFIX/nvidia/cudnn/lib/libcudnn.so.9" ]] || { log "missing $PREFIX/nvidia/cudnn/lib/libcudnn.so.9"; return 1; }
 }
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && verify 2>/dev/null >&2; then

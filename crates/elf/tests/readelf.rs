@@ -2,7 +2,8 @@
 //! --print-*` (Debian's binutils and patchelf, installed by scripts/test.sh) on real
 //! files: this machine's libraries and programs (PIE and not), the nvcc-built CUDA
 //! fixtures, and NVIDIA's libraries and tools from the wheels the test setup installs
-//! (already rewritten by patchelf, with and without runpaths).
+//! (cuBLAS, cuDNN, nvrtc, cudart: already rewritten by patchelf, with and without
+//! runpaths).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +39,7 @@ fn corpus() -> Vec<PathBuf> {
         root.join(".tools/nvidia/nvidia/cu13/bin"),
         root.join(".tools/nvidia/nvidia/cu13/lib"),
         root.join(".tools/nvidia/nvidia/cu13/nvvm/bin"),
+        root.join(".tools/nvidia/nvidia/cudnn/lib"),
         PathBuf::from("/usr/bin"),
         PathBuf::from("/usr/lib/x86_64-linux-gnu"),
     ];
