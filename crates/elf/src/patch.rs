@@ -79,6 +79,9 @@ fn page_size(machine: u16) -> u64 {
 
 /// Plans the rewrite of the ELF file `data`.
 pub fn plan(data: &[u8], changes: &Changes) -> Result<Plan, Error> {
+    // Only files the loader's view accepts are rewritten: whatever it refuses (a
+    // truncated interpreter, say) would stay broken after the rewrite.
+    crate::read_dynamic(data)?;
     let layout = Layout::read(data)?;
     let string = |value: u64| layout.string(value).map(<[u8]>::to_vec);
 

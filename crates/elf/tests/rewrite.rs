@@ -329,3 +329,18 @@ fn dynamic_segments_past_the_end_are_refused() {
         "{err}"
     );
 }
+
+/// Found by the `elf_patch` fuzz target: a file the dynamic view refuses (here its
+/// interpreter runs past the end) must not be rewritten either.
+#[test]
+fn files_the_dynamic_view_refuses_are_not_rewritten() {
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/interpreter-beyond-file.so"),
+    )
+    .expect("read");
+    let err = plan(&data, &set("/x")).expect_err("malformed");
+    assert!(
+        err.to_string().contains("PT_INTERP runs past the end"),
+        "{err}"
+    );
+}
