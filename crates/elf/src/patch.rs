@@ -81,6 +81,11 @@ fn page_size(machine: u16) -> u64 {
 pub fn plan(data: &[u8], changes: &Changes) -> Result<Plan, Error> {
     // Only files the loader's view accepts are rewritten: whatever it refuses (a
     // truncated interpreter, say) would stay broken after the rewrite.
+    if data.starts_with(b"\x7fELF") && data.get(4..6) != Some(&[2, 1]) {
+        return Err(Error::Unsupported(
+            "only 64-bit little-endian ELF files (x86_64, aarch64) can be rewritten".into(),
+        ));
+    }
     crate::read_dynamic(data)?;
     let layout = Layout::read(data)?;
     let string = |value: u64| layout.string(value).map(<[u8]>::to_vec);
