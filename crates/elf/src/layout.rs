@@ -168,32 +168,7 @@ impl Layout {
         }
 
         let phdrs = read_phdrs(&r, phoff, phnum)?;
-        for (index, load) in phdrs
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.p_type == PT_LOAD)
-        {
-            let at = phoff + index as u64 * PHDR_SIZE;
-            if load.p_filesz > load.p_memsz {
-                return Err(Error::malformed(
-                    at,
-                    "a load segment's file size exceeds its memory size",
-                ));
-            }
-            if load
-                .p_offset
-                .checked_add(load.p_filesz)
-                .is_none_or(|end| end > data.len() as u64)
-            {
-                return Err(Error::malformed(
-                    at,
-                    "a load segment runs past the end of the file",
-                ));
-            }
-            if load.p_vaddr.checked_add(load.p_memsz).is_none() {
-                return Err(Error::malformed(at, "a load segment's addresses overflow"));
-            }
-        }
+        check_loads(&phdrs, phoff, data.len() as u64)?;
         let shdrs = read_shdrs(&r, shoff, shnum)?;
 
         let dynamic_phdr = phdrs
@@ -280,6 +255,38 @@ impl Layout {
         let end = rest.iter().position(|&b| b == 0)?;
         Some(&rest[..end])
     }
+}
+
+/// Load segments the loader would refuse are refused here too: a rewrite would keep
+/// them broken, and the region placement relies on their sizes.
+fn check_loads(phdrs: &[Phdr], phoff: u64, file_len: u64) -> Result<(), Error> {
+    for (index, load) in phdrs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.p_type == PT_LOAD)
+    {
+        let at = phoff + index as u64 * PHDR_SIZE;
+        if load.p_filesz > load.p_memsz {
+            return Err(Error::malformed(
+                at,
+                "a load segment's file size exceeds its memory size",
+            ));
+        }
+        if load
+            .p_offset
+            .checked_add(load.p_filesz)
+            .is_none_or(|end| end > file_len)
+        {
+            return Err(Error::malformed(
+                at,
+                "a load segment runs past the end of the file",
+            ));
+        }
+        if load.p_vaddr.checked_add(load.p_memsz).is_none() {
+            return Err(Error::malformed(at, "a load segment's addresses overflow"));
+        }
+    }
+    Ok(())
 }
 
 fn read_phdrs(r: &Reader<'_>, phoff: u64, phnum: u64) -> Result<Vec<Phdr>, Error> {
