@@ -176,26 +176,11 @@ impl Layout {
             .position(|p| p.p_type == PT_DYNAMIC)
             .ok_or(Error::NoDynamicSection)?;
         let dynamic_segment = phdrs[dynamic_phdr];
-        if dynamic_segment
-            .p_offset
-            .checked_add(dynamic_segment.p_filesz)
-            .is_none_or(|end| end > data.len() as u64)
-        {
-            return Err(Error::malformed(
-                phoff + dynamic_phdr as u64 * PHDR_SIZE,
-                "the dynamic segment runs past the end of the file",
-            ));
-        }
-        let capacity = dynamic_segment.p_filesz / DYN_SIZE;
-        let mut dynamic = Vec::new();
-        for index in 0..capacity {
-            let at = dynamic_segment.p_offset + index * DYN_SIZE;
-            let tag = i64::from_le_bytes(r.u64(at, "dynamic entry")?.to_le_bytes());
-            if tag == DT_NULL {
-                break;
-            }
-            dynamic.push((tag, r.u64(at + 8, "dynamic entry")?));
-        }
+        let (dynamic, capacity) = read_dynamic_table(
+            &r,
+            &dynamic_segment,
+            phoff + dynamic_phdr as u64 * PHDR_SIZE,
+        )?;
         let value = |tag: i64| dynamic.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v);
         let (strtab, strsz) = value(DT_STRTAB).zip(value(DT_STRSZ)).ok_or_else(|| {
             Error::malformed(
@@ -287,6 +272,35 @@ fn check_loads(phdrs: &[Phdr], phoff: u64, file_len: u64) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The dynamic entries before `DT_NULL`, and how many entries the segment holds.
+fn read_dynamic_table(
+    r: &Reader<'_>,
+    segment: &Phdr,
+    header_at: u64,
+) -> Result<(Vec<(i64, u64)>, u64), Error> {
+    if segment
+        .p_offset
+        .checked_add(segment.p_filesz)
+        .is_none_or(|end| end > r.data.len() as u64)
+    {
+        return Err(Error::malformed(
+            header_at,
+            "the dynamic segment runs past the end of the file",
+        ));
+    }
+    let capacity = segment.p_filesz / DYN_SIZE;
+    let mut dynamic = Vec::new();
+    for index in 0..capacity {
+        let at = segment.p_offset + index * DYN_SIZE;
+        let tag = i64::from_le_bytes(r.u64(at, "dynamic entry")?.to_le_bytes());
+        if tag == DT_NULL {
+            break;
+        }
+        dynamic.push((tag, r.u64(at + 8, "dynamic entry")?));
+    }
+    Ok((dynamic, capacity))
 }
 
 fn read_phdrs(r: &Reader<'_>, phoff: u64, phnum: u64) -> Result<Vec<Phdr>, Error> {
