@@ -202,18 +202,20 @@ impl Layout {
             .to_vec();
 
         let (verneed_files, version_names) = read_versions(&r, &value, &offset_of)?;
+        // Symbol names are known only when the whole symbol table is in the file;
+        // otherwise no string slot counts as free.
         let other_references = shdrs
             .iter()
             .find(|s| s.sh_type == SHT_DYNSYM)
-            .map(|dynsym| {
-                let count = dynsym.sh_size / 24;
+            .and_then(|dynsym| {
+                let table = r
+                    .bytes(dynsym.sh_offset, dynsym.sh_size, "dynamic symbols")
+                    .ok()?;
                 let mut names = version_names.clone();
-                for index in 0..count {
-                    if let Ok(name) = r.u32(dynsym.sh_offset + index * 24, "dynamic symbol") {
-                        names.push(name);
-                    }
-                }
-                names
+                names.extend(table.chunks_exact(24).map(|symbol| {
+                    u32::from_le_bytes([symbol[0], symbol[1], symbol[2], symbol[3]])
+                }));
+                Some(names)
             });
 
         Ok(Layout {
