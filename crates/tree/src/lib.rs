@@ -1,9 +1,13 @@
 //! Files to look at: folders walked, wheels opened, files mapped into memory, and the
-//! work spread over the machine's cores.
+//! work spread over the machine's cores; and files changed atomically (`rewrite`).
 //!
 //! Files are found first (cheap), then handed to worker threads; each file's bytes are
 //! mapped, never read whole into memory. Wheel and zip members that hold binaries are
 //! copied to a temporary file and mapped like any other file.
+
+mod rewrite;
+
+pub use rewrite::{Rewrite, rewrite_file};
 
 use std::collections::HashSet;
 use std::fs::File;
