@@ -62,7 +62,25 @@ pub enum Command {
     /// automatically over a whole tree
     #[command(after_long_help = PATCH_EXAMPLES)]
     Patch(PatchArgs),
+    /// Shrink prebuilt CUDA binaries to the GPUs you have: drop the device code no
+    /// requested capability can use
+    #[command(after_long_help = PRUNE_EXAMPLES)]
+    Prune(PruneArgs),
 }
+
+const PRUNE_EXAMPLES: &str = "\
+Examples:
+  cudapkgs prune --gpu H100 --dry-run .venv/lib/python3.12/site-packages
+  cudapkgs prune --capabilities 8.6,9.0 libtorch_cuda.so
+  cudapkgs prune --gpu \"RTX 4090\" --keep-ptx all --compressed-size lib/
+
+For every kernel and requested capability, the image the driver would choose is kept
+(PTX only where that is the choice, unless --keep-ptx all); relocatable SASS is kept for
+the requested architectures, LTO-IR is left alone. Nothing is written if a kernel would
+lose its only image for a requested capability (exit 1). Each container is rewritten in
+place (kept entries first, size reduced, tail zeroed), so every pointer to it stays
+valid; each file is replaced atomically and the zeroed ranges become holes where the
+file system supports them. Pruning twice to the same capabilities changes nothing.";
 
 const PATCH_EXAMPLES: &str = "\
 Examples:
@@ -297,6 +315,50 @@ pub struct PatchArgs {
     /// What to print
     #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
     pub format: TextOrJson,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Files or folders to prune
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Capabilities to keep, like 8.6,9.0
+    #[arg(
+        long,
+        value_name = "LIST",
+        conflicts_with = "gpus",
+        required_unless_present = "gpus"
+    )]
+    pub capabilities: Option<String>,
+    /// A GPU to keep code for, by product name or capability; repeatable
+    #[arg(long = "gpu", value_name = "NAME")]
+    pub gpus: Vec<String>,
+    /// Which PTX to keep
+    #[arg(long, value_enum, default_value_t = KeepPtxArg::Auto)]
+    pub keep_ptx: KeepPtxArg,
+    /// The CUDA version the driver supports, for PTX ISA checks [default: any]
+    #[arg(long, value_name = "X.Y")]
+    pub driver_cuda: Option<CudaVersion>,
+    /// Also measure each file's zstd-compressed size before and after (what a cache or
+    /// container layer ships); reads every file twice
+    #[arg(long)]
+    pub compressed_size: bool,
+    /// Show what would be removed, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// What to print
+    #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
+    pub format: TextOrJson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeepPtxArg {
+    /// Only where a kernel needs it for a requested capability
+    Auto,
+    /// Every PTX entry
+    All,
+    /// No PTX (refused where a kernel would lose its only image)
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -51,5 +51,6 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Inspect(args) => commands::inspect::run(args, output),
         Command::Elf(args) => commands::elf::run(args, output),
         Command::Patch(args) => commands::patch::run(args, output),
+        Command::Prune(args) => commands::prune::run(args, output),
     }
 }

@@ -15,6 +15,7 @@ pub mod cubin;
 pub mod decompress;
 pub mod discover;
 mod error;
+pub mod prune;
 pub mod ptx;
 pub mod scan;
 pub mod verdict;
@@ -23,6 +24,7 @@ pub use container::{Compression, Container, Entry, EntryFlags, EntryKind, contai
 pub use cubin::{CubinInfo, CubinType, parse_cubin};
 pub use discover::{FatbinSection, Format, SectionKind, Unit, sniff, units};
 pub use error::{Error, FileReader, ReadAt};
+pub use prune::{KeepPtx, PruneError, PrunePlan, PruneRequest, Removed, plan_prune};
 pub use ptx::{PtxInfo, parse_ptx};
 pub use scan::{
     ContainerScan, EntryInfo, FileScan, ScanOptions, UnitScan, all_entries, scan, scan_with,

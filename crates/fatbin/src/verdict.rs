@@ -193,39 +193,64 @@ fn rank(entry: &EntryInfo, image: ImageMatch) -> (u8, Option<Capability>) {
     (class, entry.capability)
 }
 
+/// The entry the driver would pick for a GPU among `candidates`, with how it would
+/// run, or the reason each candidate was rejected.
+pub(crate) fn best_image<'a>(
+    candidates: impl Iterator<Item = &'a EntryInfo>,
+    gpu: Gpu,
+) -> Result<(&'a EntryInfo, ImageMatch), Vec<String>> {
+    let mut best: Option<(&EntryInfo, ImageMatch)> = None;
+    let mut rejected = Vec::new();
+    for entry in candidates {
+        match judge(entry, gpu) {
+            Ok(image) => {
+                if best.is_none_or(|(current, current_image)| {
+                    rank(entry, image) > rank(current, current_image)
+                }) {
+                    best = Some((entry, image));
+                }
+            }
+            Err(reason) => rejected.push(reason),
+        }
+    }
+    best.ok_or(rejected)
+}
+
+/// The entries of a container that hold a kernel.
+pub(crate) fn holders<'a>(
+    container: &'a ContainerScan,
+    kernel: &'a str,
+) -> impl Iterator<Item = &'a EntryInfo> {
+    container.entries.iter().filter(move |entry| {
+        entry
+            .kernels
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|name| name == kernel))
+    })
+}
+
 /// Verdicts for every kernel of a loadable container.
 pub fn container_verdicts(container: &ContainerScan, gpu: Gpu) -> Vec<KernelVerdict> {
     container
         .kernels()
         .into_iter()
         .map(|kernel| {
-            let holders = container.entries.iter().filter(|entry| {
-                entry
-                    .kernels
-                    .as_ref()
-                    .is_some_and(|names| names.iter().any(|name| name == kernel))
-            });
-            let mut best: Option<(&EntryInfo, ImageMatch)> = None;
-            let mut rejected = Vec::new();
-            for entry in holders {
-                match judge(entry, gpu) {
-                    Ok(image) => {
-                        if best.is_none_or(|(current, current_image)| {
-                            rank(entry, image) > rank(current, current_image)
-                        }) {
-                            best = Some((entry, image));
-                        }
-                    }
-                    Err(reason) => rejected.push(reason),
-                }
-            }
+            let (image, arch, entry, rejected) = match best_image(holders(container, kernel), gpu) {
+                Ok((entry, image)) => (
+                    Some(image),
+                    Some(entry.arch.clone()),
+                    Some(entry.offset),
+                    Vec::new(),
+                ),
+                Err(rejected) => (None, None, None, rejected),
+            };
             KernelVerdict {
                 kernel: kernel.to_owned(),
                 container: container.offset,
-                image: best.map(|(_, image)| image),
-                arch: best.map(|(entry, _)| entry.arch.clone()),
-                entry: best.map(|(entry, _)| entry.offset),
-                rejected: if best.is_some() { Vec::new() } else { rejected },
+                image,
+                arch,
+                entry,
+                rejected,
             }
         })
         .collect()

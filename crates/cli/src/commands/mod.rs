@@ -5,3 +5,4 @@ pub mod flags;
 pub mod gpus;
 pub mod inspect;
 pub mod patch;
+pub mod prune;

@@ -1,0 +1,250 @@
+//! End-to-end tests of `cudapkgs prune` on copies of the nvcc-built fixtures, checked
+//! with `cudapkgs inspect`, cuobjdump and readelf.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/cuda/out")
+        .join(name)
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("cudapkgs runs");
+    (
+        output.status.code().expect("code"),
+        String::from_utf8(output.stdout).expect("utf-8"),
+        String::from_utf8(output.stderr).expect("utf-8"),
+    )
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8")
+}
+
+fn copy(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::copy(fixture(name), &path).expect("copy");
+    path
+}
+
+/// `kind arch` of every entry, in order.
+fn entries(path: &Path) -> Vec<String> {
+    let (_, json, _) = run(&["inspect", "--json", s(path)]);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    report["files"][0]["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .flat_map(|u| u["containers"].as_array().expect("containers").clone())
+        .flat_map(|c| c["entries"].as_array().expect("entries").clone())
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().expect("kind"),
+                e["arch"].as_str().expect("arch")
+            )
+        })
+        .collect()
+}
+
+/// The image kind per kernel that has one for a GPU.
+fn verdicts(path: &Path, gpu: &str) -> Vec<String> {
+    let (_, json, _) = run(&["inspect", "--json", "--gpu", gpu, s(path)]);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    report["files"][0]["kernels"]
+        .as_array()
+        .expect("kernels")
+        .iter()
+        .filter(|k| !k["image"].is_null())
+        .map(|k| format!("{} {}", k["kernel"], k["image"]))
+        .collect()
+}
+
+#[test]
+fn keeps_exactly_what_each_capability_needs() {
+    for (capabilities, keep_ptx, expected) in [
+        (
+            "9.0",
+            "auto",
+            &["sass sm_75", "sass sm_86", "ptx compute_86"][..],
+        ),
+        ("8.6", "auto", &["sass sm_86", "sass sm_86"][..]),
+        (
+            "7.5,8.6",
+            "auto",
+            &["sass sm_75", "sass sm_86", "sass sm_75", "sass sm_86"][..],
+        ),
+        (
+            "8.6",
+            "all",
+            &["sass sm_86", "sass sm_86", "ptx compute_86"][..],
+        ),
+        // Nothing serves 8.0 (sm_75 is another major, sm_86 and compute_86 are newer):
+        // the compile container empties, the kernel-less device-link container stays.
+        ("8.0", "auto", &["sass sm_75", "sass sm_86"][..]),
+    ] {
+        let dir = tempfile::tempdir().expect("temp");
+        let lib = copy(dir.path(), "multiarch.so");
+        let (code, stdout, stderr) = run(&[
+            "prune",
+            "--capabilities",
+            capabilities,
+            "--keep-ptx",
+            keep_ptx,
+            s(&lib),
+        ]);
+        assert_eq!(code, 0, "{capabilities}: {stdout}{stderr}");
+        assert_eq!(entries(&lib), expected, "{capabilities} {keep_ptx}");
+    }
+}
+
+#[test]
+fn kernels_keep_their_images_and_tools_still_read_the_result() {
+    let dir = tempfile::tempdir().expect("temp");
+    let names = [
+        "libscale_a.so",
+        "libscale_b.so",
+        "libscale_c.so",
+        "libscale_e.so",
+        "many_kernels.so",
+        "multi_tu.so",
+        "family_f.so",
+        "app",
+    ];
+    let before: Vec<Vec<String>> = names.iter().map(|n| verdicts(&fixture(n), "9.0")).collect();
+    let paths: Vec<PathBuf> = names.iter().map(|n| copy(dir.path(), n)).collect();
+    let (code, stdout, _) = run(&["prune", "--gpu", "H100", s(dir.path())]);
+    assert_eq!(code, 0, "{stdout}");
+    for ((path, before), name) in paths.iter().zip(&before).zip(names) {
+        assert_eq!(&verdicts(path, "9.0"), before, "{name}");
+    }
+
+    let readelf = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("readelf"))
+            .find(|p| p.is_file())
+    });
+    if let Some(readelf) = readelf {
+        for path in &paths {
+            let output = Command::new(&readelf)
+                .args(["-a", "-W"])
+                .arg(path)
+                .output()
+                .expect("readelf");
+            assert!(
+                String::from_utf8_lossy(&output.stderr).trim().is_empty(),
+                "{}",
+                path.display()
+            );
+        }
+    }
+    let cuobjdump =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/nvidia/nvidia/cu13/bin/cuobjdump");
+    if cuobjdump.exists() {
+        for path in &paths {
+            let output = Command::new(&cuobjdump)
+                .args(["-all", "-lelf", "-lptx"])
+                .arg(path)
+                .output()
+                .expect("cuobjdump");
+            assert!(output.status.success(), "{}", path.display());
+            let listed = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter(|l| l.starts_with("ELF file") || l.starts_with("PTX file"))
+                .count();
+            let ours = entries(path)
+                .iter()
+                .filter(|e| !e.starts_with("lto-ir"))
+                .count();
+            assert_eq!(listed, ours, "{}", path.display());
+        }
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "cuobjdump missing");
+    }
+}
+
+#[test]
+fn pruning_twice_changes_nothing_and_holes_are_reported() {
+    let dir = tempfile::tempdir().expect("temp");
+    let lib = copy(dir.path(), "many_kernels.so");
+    let (code, json, _) = run(&[
+        "prune",
+        "--json",
+        "--compressed-size",
+        "--capabilities",
+        "9.0",
+        s(&lib),
+    ]);
+    assert_eq!(code, 0);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(report["summary"]["files_pruned"], 1);
+    let file = &report["files"][0];
+    assert!(file["removed_bytes"].as_u64().is_some_and(|b| b > 0));
+    assert!(file["zstd_after"].as_u64() < file["zstd_before"].as_u64());
+    assert_eq!(
+        file["apparent_size"].as_u64(),
+        Some(
+            std::fs::metadata(fixture("many_kernels.so"))
+                .expect("meta")
+                .len()
+        )
+    );
+
+    let once = std::fs::read(&lib).expect("read");
+    let (code, json, _) = run(&["prune", "--json", "--capabilities", "9.0", s(&lib)]);
+    assert_eq!(code, 0);
+    let again: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(again["summary"]["files_pruned"], 0);
+    assert_eq!(std::fs::read(&lib).expect("read"), once);
+}
+
+#[test]
+fn refuses_to_leave_a_kernel_without_its_image() {
+    let dir = tempfile::tempdir().expect("temp");
+    let lib = copy(dir.path(), "libscale_d.so");
+    let before = std::fs::read(&lib).expect("read");
+    let (code, _, stderr) = run(&[
+        "prune",
+        "--capabilities",
+        "9.0",
+        "--keep-ptx",
+        "none",
+        s(&lib),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("would lose its only image for 9.0"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&lib).expect("read"), before);
+
+    // Dry runs write nothing.
+    let other = copy(dir.path(), "multiarch.so");
+    let untouched = std::fs::read(&other).expect("read");
+    let (code, stdout, _) = run(&["prune", "--dry-run", "--capabilities", "8.6", s(&other)]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("would remove"), "{stdout}");
+    assert_eq!(std::fs::read(&other).expect("read"), untouched);
+}
+
+#[test]
+fn hostile_containers_are_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("temp");
+    let fatbin = copy(dir.path(), "standalone.fatbin");
+    let mut data = std::fs::read(&fatbin).expect("read");
+    // The first container claims far more entries than the file holds.
+    data[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    std::fs::write(&fatbin, &data).expect("write");
+    let (code, _, stderr) = run(&["prune", "--capabilities", "9.0", s(&fatbin)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("truncated"), "{stderr}");
+    assert_eq!(std::fs::read(&fatbin).expect("read"), data);
+}
