@@ -16,6 +16,10 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import torch  # noqa: E402
 
+# cuSPARSE's SpMM sums with atomics: two runs of the same installation differ in the last
+# bits, so this result is compared with a tolerance.
+NONDETERMINISTIC = {"sparse_mm"}
+
 
 def workload():
     torch.manual_seed(0)
@@ -69,9 +73,12 @@ def main():
         print(f"workload ran on {torch.cuda.get_device_name()} with torch from {torch.__file__}")
     elif sys.argv[1] == "compare":
         a, b = torch.load(sys.argv[2]), torch.load(sys.argv[3])
-        different = [name for name in a if not torch.equal(a[name], b[name])]
-        print(f"{len(a)} results compared, {len(different)} different {different}")
-        sys.exit(1 if different or a.keys() != b.keys() else 0)
+        exact = [name for name in a if name not in NONDETERMINISTIC]
+        different = [name for name in exact if not torch.equal(a[name], b[name])]
+        loose = [name for name in a if name in NONDETERMINISTIC and not torch.allclose(a[name], b[name], rtol=1e-5, atol=1e-5)]
+        print(f"{len(exact)} results compared bit for bit, {len(different)} different {different}; "
+              f"{len(a) - len(exact)} nondeterministic compared within 1e-5, {len(loose)} different {loose}")
+        sys.exit(1 if different or loose or a.keys() != b.keys() else 0)
 
 
 if __name__ == "__main__":

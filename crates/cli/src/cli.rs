@@ -343,6 +343,10 @@ pub struct PruneArgs {
     /// container layer ships); reads every file twice
     #[arg(long)]
     pub compressed_size: bool,
+    /// Leave PATH alone and prune a copy of it written to DIR (for read-only trees such
+    /// as store outputs); needs exactly one PATH
+    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+    pub output: Option<PathBuf>,
     /// Show what would be removed, write nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -248,3 +248,50 @@ fn hostile_containers_are_refused_and_left_untouched() {
     assert!(stderr.contains("truncated"), "{stderr}");
     assert_eq!(std::fs::read(&fatbin).expect("read"), data);
 }
+
+#[test]
+fn output_prunes_a_copy_of_a_read_only_tree() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp");
+    let store = dir.path().join("abc-pkg");
+    std::fs::create_dir_all(store.join("lib")).expect("mkdir");
+    let lib = store.join("lib/libmulti.so");
+    std::fs::copy(fixture("multiarch.so"), &lib).expect("copy");
+    std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    std::fs::set_permissions(store.join("lib"), std::fs::Permissions::from_mode(0o555))
+        .expect("chmod");
+    let original = std::fs::read(&lib).expect("read");
+
+    let out = dir.path().join("def-pkg-pruned");
+    let (code, stdout, stderr) = run(&[
+        "prune",
+        "--capabilities",
+        "8.6",
+        "--output",
+        s(&out),
+        s(&store),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        std::fs::read(&lib).expect("read"),
+        original,
+        "the source is untouched"
+    );
+    assert_eq!(
+        entries(&out.join("lib/libmulti.so")),
+        ["sass sm_86", "sass sm_86"]
+    );
+    std::fs::set_permissions(store.join("lib"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+
+    let (code, _, stderr) = run(&[
+        "prune",
+        "--capabilities",
+        "8.6",
+        "--output",
+        s(&out),
+        s(&store),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("already exists"), "{stderr}");
+}

@@ -7,7 +7,7 @@
 
 mod rewrite;
 
-pub use rewrite::{Rewrite, rewrite_file};
+pub use rewrite::{Rewrite, copy_tree, rewrite_file};
 
 use std::collections::HashSet;
 use std::fs::File;

@@ -55,6 +55,34 @@ pub fn rewrite_file(path: &Path, rewrite: &Rewrite) -> io::Result<()> {
     Ok(())
 }
 
+/// Copies a file or a folder tree to `to`, which must not exist: files with their
+/// permissions, symbolic links as links, folders made writable by their owner (so that
+/// the copy of a read-only tree, such as a store output, can be changed).
+pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if to.symlink_metadata().is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} already exists", to.display()),
+        ));
+    }
+    let metadata = from.symlink_metadata()?;
+    if metadata.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+    } else if metadata.is_dir() {
+        std::fs::create_dir(to)?;
+        let mut children: Vec<_> = std::fs::read_dir(from)?.collect::<Result<_, _>>()?;
+        children.sort_by_key(std::fs::DirEntry::file_name);
+        for child in children {
+            copy_tree(&child.path(), &to.join(child.file_name()))?;
+        }
+        let mode = metadata.permissions().mode() | 0o700;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
+    } else {
+        std::fs::copy(from, to).map(|_| ())
+    }
+}
+
 /// Frees the whole pages inside `[offset, offset + len)`; the range reads as zeros
 /// either way. Best effort: file systems without hole support keep the written zeros.
 fn punch_hole(file: &File, offset: u64, len: u64) {
@@ -70,6 +98,42 @@ fn punch_hole(file: &File, offset: u64, len: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_trees_with_links_and_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp");
+        let from = dir.path().join("from");
+        std::fs::create_dir_all(from.join("lib")).expect("mkdir");
+        std::fs::write(from.join("lib/libx.so.1"), b"x").expect("write");
+        std::fs::set_permissions(
+            from.join("lib/libx.so.1"),
+            std::fs::Permissions::from_mode(0o555),
+        )
+        .expect("chmod");
+        std::os::unix::fs::symlink("libx.so.1", from.join("lib/libx.so")).expect("link");
+        std::fs::set_permissions(from.join("lib"), std::fs::Permissions::from_mode(0o555))
+            .expect("chmod");
+        let to = dir.path().join("to");
+        copy_tree(&from, &to).expect("copy");
+        assert_eq!(
+            std::fs::read(to.join("lib/libx.so")).expect("through link"),
+            b"x"
+        );
+        assert_eq!(
+            std::fs::read_link(to.join("lib/libx.so")).expect("link"),
+            Path::new("libx.so.1")
+        );
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&to.join("lib/libx.so.1")), 0o555);
+        assert_eq!(mode(&to.join("lib")), 0o755);
+        assert!(
+            copy_tree(&from, &to).is_err(),
+            "an existing target is refused"
+        );
+        std::fs::set_permissions(from.join("lib"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
 
     #[test]
     fn rewrites_keep_mode_and_punch_holes() {

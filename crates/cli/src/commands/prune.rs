@@ -10,7 +10,7 @@ use cudapkgs_caps::{Capability, DEFAULT_CUDA, gpu_capability, parse_capability_l
 use cudapkgs_fatbin::{
     EntryKind, Format, KeepPtx, PruneError, PruneRequest, Removed, plan_prune, sniff,
 };
-use cudapkgs_tree::{self as tree, Mapped, Outcome, Rewrite, Walk, rewrite_file};
+use cudapkgs_tree::{self as tree, Mapped, Outcome, Rewrite, Walk, copy_tree, rewrite_file};
 use serde::Serialize;
 
 use crate::cli::{KeepPtxArg, PruneArgs, TextOrJson};
@@ -99,12 +99,29 @@ pub fn run(args: &PruneArgs, output: Output) -> CliResult<Exit> {
         },
         driver_cuda: args.driver_cuda,
     };
+    let targets = match &args.output {
+        Some(output) => {
+            let [source] = args.paths.as_slice() else {
+                return Err(CliError::new("--output takes exactly one PATH")
+                    .with_hint("prune one tree at a time"));
+            };
+            copy_tree(source, output).map_err(|error| {
+                CliError::new(format!(
+                    "cannot copy {} to {}: {error}",
+                    source.display(),
+                    output.display()
+                ))
+            })?;
+            vec![output.clone()]
+        }
+        None => args.paths.clone(),
+    };
     let walk = Walk {
         wants: holds_containers,
         zips: false,
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let visited = tree::visit(&args.paths, walk, threads, |source, input| {
+    let visited = tree::visit(&targets, walk, threads, |source, input| {
         Ok(prune_file(
             Path::new(&source.display),
             input.bytes,
