@@ -412,6 +412,14 @@ fn layout_plan(
         0
     };
     let region_len = dynstr_at + dynstr_len;
+    if region_address
+        .checked_add(region_len)
+        .is_none_or(|end| end > MAX_ADDRESS)
+    {
+        return Err(Error::Unsupported(
+            "no address is left above the segments for a new one".into(),
+        ));
+    }
 
     if needs_dynstr_move {
         set_value(&mut entries, DT_STRTAB, region_address + dynstr_at);
@@ -579,8 +587,27 @@ fn region_place(
             .unwrap_or(0);
         align_up(file_len, page).max(align_up(memory_end.saturating_sub(delta), page))
     };
-    Ok((offset, offset + delta))
+    // Gaps past the end of the file are holes, but one this large means segments
+    // placed where no new one can follow them.
+    if offset.saturating_sub(file_len) > MAX_GAP {
+        return Err(Error::Unsupported(format!(
+            "a new segment would start {} bytes past the end of the file, above the segments' memory",
+            offset - file_len
+        )));
+    }
+    let address = offset.checked_add(delta).ok_or_else(|| {
+        Error::Unsupported("no address is left above the segments for a new one".into())
+    })?;
+    Ok((offset, address))
 }
+
+/// The largest gap between the end of a file and a new region (a large `.bss` needs
+/// one; 4 GiB is far beyond any real library).
+const MAX_GAP: u64 = 1 << 32;
+
+/// Highest address a user-space segment of a 64-bit process may reach (x86-64 and
+/// aarch64 with 48-bit addresses).
+const MAX_ADDRESS: u64 = 1 << 47;
 
 /// Applies a plan to bytes in memory (for tests and fuzzing; files use `write`).
 pub fn apply_in_memory(data: &[u8], plan: &Plan) -> Vec<u8> {

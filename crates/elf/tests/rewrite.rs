@@ -344,3 +344,35 @@ fn files_the_dynamic_view_refuses_are_not_rewritten() {
         "{err}"
     );
 }
+
+/// Found by the `elf_patch` fuzz target: segments reaching the top of the address space
+/// leave no room for a new one; the arithmetic used to wrap around.
+#[test]
+fn no_room_above_the_segments_is_refused() {
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/segments-at-the-top-of-memory.so"),
+    )
+    .expect("read");
+    let changes = Changes {
+        runpath: RunpathChange::Set(
+            "$ORIGIN:/run/opengl-driver/lib:/a/longer/folder/to/force/a/new/region".into(),
+        ),
+        ..Changes::default()
+    };
+    match plan(&data, &changes) {
+        Err(error) => assert!(
+            matches!(
+                error,
+                cudapkgs_elf::Error::Unsupported(_) | cudapkgs_elf::Error::Malformed { .. }
+            ),
+            "{error}"
+        ),
+        Ok(plan) => assert!(
+            plan.new_len < 1 << 32
+                && plan
+                    .writes
+                    .iter()
+                    .all(|(offset, bytes)| offset + bytes.len() as u64 <= plan.new_len)
+        ),
+    }
+}
