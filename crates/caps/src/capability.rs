@@ -4,8 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// Which feature set of a GPU generation a capability targets.
 ///
 /// The order (baseline, then `a`, then `f`) is the order capabilities sort in.
@@ -100,6 +98,8 @@ impl fmt::Display for Capability {
     }
 }
 
+serde_as_text!(Capability);
+
 /// A string that is not any spelling of a capability.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -181,19 +181,6 @@ impl FromStr for Capability {
             return Err(ParseCapabilityError::new(input, "major is at least 1"));
         }
         Ok(Capability::new(major, minor, variant))
-    }
-}
-
-impl Serialize for Capability {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Capability {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -37,11 +37,7 @@ impl fmt::Display for HostCompiler {
     }
 }
 
-impl Serialize for HostCompiler {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
+serde_as_text!(HostCompiler);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid host compiler `{input}`: write it like gcc-14, g++-13, gcc14 or clang-19")]

@@ -5,6 +5,25 @@
 //! Pure data and logic: nothing here touches the file system, the network or the
 //! environment.
 
+/// Serializes a type as its `Display` text and deserializes it through `FromStr`, so
+/// JSON and configuration files spell values the way the command line does.
+macro_rules! serde_as_text {
+    ($type:ty) => {
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 mod capability;
 mod compiler;
 mod options;

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// The platform CUDA code is built on and for.
 ///
 /// aarch64 comes in two flavours that NVIDIA packages separately: servers (SBSA, also
@@ -61,6 +59,8 @@ impl fmt::Display for HostPlatform {
     }
 }
 
+serde_as_text!(HostPlatform);
+
 /// A string that names no host platform.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -90,19 +90,6 @@ impl FromStr for HostPlatform {
                 input: input.to_owned(),
             }),
         }
-    }
-}
-
-impl Serialize for HostPlatform {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for HostPlatform {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// A CUDA version such as `12.9`. Patch levels are accepted when parsing and dropped:
 /// capability support and compiler limits change only with minor releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,6 +35,8 @@ impl fmt::Display for CudaVersion {
         write!(f, "{}.{}", self.major, self.minor)
     }
 }
+
+serde_as_text!(CudaVersion);
 
 /// A string that is not a CUDA version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,19 +83,6 @@ impl FromStr for CudaVersion {
             return Err(error());
         }
         Ok(Self::new(major, minor))
-    }
-}
-
-impl Serialize for CudaVersion {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for CudaVersion {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,32 +1,13 @@
 //! End-to-end tests of `cudapkgs elf`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{fixture, run, s};
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/cuda/out")
-        .join(name)
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
-        .args(args)
-        .env_clear()
-        .output()
-        .expect("cudapkgs runs");
-    (
-        output.status.code().expect("code"),
-        String::from_utf8(output.stdout).expect("utf-8"),
-        String::from_utf8(output.stderr).expect("utf-8"),
-    )
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8")
-}
 
 /// Any real x86-64 shared library of this machine, to stand in for another.
 fn some_library() -> PathBuf {
