@@ -18,6 +18,16 @@ if ! command -v patchelf >/dev/null 2>&1 || ! command -v readelf >/dev/null 2>&1
   fi
 fi
 
+# A real Nix (2.8, Debian's nix-bin) is the oracle of the store formats.
+if ! command -v nix-store >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nix-bin >/dev/null
+  else
+    echo "nix-store is needed: install Debian's nix-bin" >&2
+    exit 1
+  fi
+fi
+
 # cuobjdump (from NVIDIA's PyPI wheels) is the oracle of the fatbin differential tests.
 nvidia_bin=$(bash scripts/install-nvidia-tools.sh | tail -n 1)
 export CUDAPKGS_CUOBJDUMP="$nvidia_bin/cuobjdump"

@@ -66,6 +66,41 @@ pub enum Command {
     /// requested capability can use
     #[command(after_long_help = PRUNE_EXAMPLES)]
     Prune(PruneArgs),
+    /// NAR, Nix's serialisation of a file tree: write it or hash it
+    #[command(subcommand)]
+    Nar(NarCommand),
+    /// The store: Nix-compatible store paths
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NarCommand {
+    /// Write the NAR of PATH to standard output (byte-identical to `nix-store --dump`)
+    Dump {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
+    /// The NAR hash (`sha256:<base-32>`, as Nix writes it) and size of each PATH
+    Hash {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// The store path `nix-store --add PATH` would create, without creating it
+    Path {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// The name part [default: PATH's file name]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// The store folder (part of the hash)
+        #[arg(long, value_name = "DIR", default_value = "/nix/store")]
+        store_dir: String,
+    },
 }
 
 const PRUNE_EXAMPLES: &str = "\

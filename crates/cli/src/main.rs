@@ -52,5 +52,7 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Elf(args) => commands::elf::run(args, output),
         Command::Patch(args) => commands::patch::run(args, output),
         Command::Prune(args) => commands::prune::run(args, output),
+        Command::Nar(command) => commands::store::nar(command, output),
+        Command::Store(command) => commands::store::store(command, output),
     }
 }

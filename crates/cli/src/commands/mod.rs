@@ -6,3 +6,4 @@ pub mod gpus;
 pub mod inspect;
 pub mod patch;
 pub mod prune;
+pub mod store;

@@ -1,0 +1,114 @@
+//! `cudapkgs nar` and `cudapkgs store`: NAR serialisation, hashes and store paths,
+//! compatible with Nix.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+use cudapkgs_store::{base32, nar, path};
+use serde::Serialize;
+
+use crate::cli::{NarCommand, StoreCommand};
+use crate::error::{CliError, CliResult, Exit};
+use crate::output::Output;
+
+#[derive(Debug, Serialize)]
+struct NarHashReport {
+    path: String,
+    /// `sha256:<base-32>`, as in narinfo files and the Nix database.
+    nar_hash: String,
+    nar_size: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct StorePathReport {
+    path: String,
+    store_path: String,
+    nar_hash: String,
+    nar_size: u64,
+}
+
+fn failure(error: &cudapkgs_store::Error) -> CliError {
+    CliError::new(error.to_string())
+}
+
+pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
+    match command {
+        NarCommand::Dump { path } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            nar::dump(path, &mut out).map_err(|error| failure(&error))?;
+            out.flush().map_err(|error| {
+                CliError::new(format!("cannot write to standard output: {error}"))
+            })?;
+            Ok(Exit::Success)
+        }
+        NarCommand::Hash { paths } => {
+            let mut hashes = Vec::new();
+            for path in paths {
+                let (hash, size) = nar::hash(path).map_err(|error| failure(&error))?;
+                hashes.push(NarHashReport {
+                    path: path.display().to_string(),
+                    nar_hash: format!("sha256:{}", base32::encode(&hash)),
+                    nar_size: size,
+                });
+            }
+            if output.json {
+                Output::print_json(&hashes)?;
+            } else {
+                let mut text = String::new();
+                for h in &hashes {
+                    let _ = writeln!(text, "{}  {}  {}", h.nar_hash, h.nar_size, h.path);
+                }
+                Output::print(&text)?;
+            }
+            Ok(Exit::Success)
+        }
+    }
+}
+
+pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
+    match command {
+        StoreCommand::Path {
+            path,
+            name,
+            store_dir,
+        } => {
+            let name = match name {
+                Some(name) => name.clone(),
+                None => default_name(path)?,
+            };
+            let (hash, size) = nar::hash(path).map_err(|error| failure(&error))?;
+            let store_path =
+                path::source_path(store_dir.trim_end_matches('/'), &name, &hash, &[], false)
+                    .map_err(|error| {
+                        failure(&error).with_hint("choose another name with --name")
+                    })?;
+            let result = StorePathReport {
+                path: path.display().to_string(),
+                store_path,
+                nar_hash: format!("sha256:{}", base32::encode(&hash)),
+                nar_size: size,
+            };
+            if output.json {
+                Output::print_json(&result)?;
+            } else {
+                Output::print(&format!("{}\n", result.store_path))?;
+            }
+            Ok(Exit::Success)
+        }
+    }
+}
+
+fn default_name(path: &Path) -> CliResult<String> {
+    let absolute = std::fs::canonicalize(path)
+        .map_err(|error| CliError::new(format!("{}: {error}", path.display())))?;
+    absolute
+        .file_name()
+        .and_then(|name| name.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            CliError::new(format!("{}: no file name to use", path.display()))
+                .with_hint("pass --name")
+        })
+}

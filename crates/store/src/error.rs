@@ -1,0 +1,30 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {what}")]
+    Unsupported { path: PathBuf, what: String },
+    #[error("{0}: changed size while being read; nothing was stored")]
+    Changed(PathBuf),
+    #[error(
+        "invalid store path name `{0}`: use letters, digits and +-._?=, not starting with a dot, at most 211 bytes"
+    )]
+    BadName(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The store's formats, compatible with Nix: base-32 (`base32`), NAR serialisation and
+//! hashing (`nar`), and store paths of trees added by content (`path`).
+
+pub mod base32;
+mod error;
+pub mod nar;
+pub mod path;
+
+pub use error::Error;

@@ -1,0 +1,173 @@
+//! Differential tests against a real Nix 2.8 (Debian's nix-bin, installed by
+//! scripts/test.sh): NAR bytes equal `nix-store --dump`, NAR hashes equal `nix-hash`,
+//! and store paths equal what `nix-store --add` creates, in `/nix/store` and in another
+//! store folder, on trees with symbolic links, executables, empty folders and odd names.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cudapkgs_store::{base32, nar, path};
+
+fn nix() -> bool {
+    let found = Command::new("nix-store")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "nix-store is missing: CI must install nix-bin"
+    );
+    found
+}
+
+fn nix_command(program: &str) -> Command {
+    let mut command = Command::new(program);
+    // No substituter: a command must not try to reach the public cache.
+    command.env(
+        "NIX_CONFIG",
+        "substituters = \nexperimental-features = nix-command",
+    );
+    command
+}
+
+/// A tree with every kind of node and names that sort in surprising ways.
+fn odd_tree(root: &Path) -> PathBuf {
+    let tree = root.join("tree");
+    std::fs::create_dir_all(tree.join("sub/deeper")).expect("mkdir");
+    std::fs::create_dir_all(tree.join("empty")).expect("mkdir");
+    for (name, size) in [
+        ("zero", 0usize),
+        ("one", 1),
+        ("eight", 8),
+        ("nine", 9),
+        ("big", 100_003),
+    ] {
+        let bytes: Vec<u8> = (0..size)
+            .map(|i| u8::try_from(i % 251).expect("byte"))
+            .collect();
+        std::fs::write(tree.join(name), bytes).expect("write");
+    }
+    for name in [
+        "B",
+        "a",
+        "_",
+        "Z",
+        "-dash",
+        "with space",
+        "ünïcode",
+        "sub/deeper/x.so.1",
+    ] {
+        std::fs::write(tree.join(name), name.as_bytes()).expect("write");
+    }
+    let exe = tree.join("run.sh");
+    std::fs::write(&exe, "#!/bin/sh\necho hi\n").expect("write");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let group_exec = tree.join("group-only-exec");
+    std::fs::write(&group_exec, "x").expect("write");
+    std::fs::set_permissions(&group_exec, std::fs::Permissions::from_mode(0o654)).expect("chmod");
+    std::os::unix::fs::symlink("sub/deeper/x.so.1", tree.join("link")).expect("symlink");
+    std::os::unix::fs::symlink("/nonexistent/target", tree.join("dangling")).expect("symlink");
+    std::os::unix::fs::symlink("../tree", tree.join("sub/loop")).expect("symlink");
+    tree
+}
+
+#[test]
+fn nar_bytes_and_hashes_equal_nix() {
+    if !nix() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = odd_tree(dir.path());
+    for target in [
+        tree.clone(),
+        tree.join("big"),
+        tree.join("link"),
+        tree.join("empty"),
+        tree.join("run.sh"),
+    ] {
+        let expected = nix_command("nix-store")
+            .arg("--dump")
+            .arg(&target)
+            .output()
+            .expect("nix-store");
+        assert!(
+            expected.status.success(),
+            "{}",
+            String::from_utf8_lossy(&expected.stderr)
+        );
+        let mut ours = Vec::new();
+        nar::dump(&target, &mut ours).expect("dump");
+        assert_eq!(ours, expected.stdout, "{}", target.display());
+
+        let (hash, size) = nar::hash(&target).expect("hash");
+        assert_eq!(size, ours.len() as u64);
+        let theirs = nix_command("nix-hash")
+            .args(["--type", "sha256", "--base32"])
+            .arg(&target)
+            .output()
+            .expect("nix-hash");
+        assert_eq!(
+            base32::encode(&hash),
+            String::from_utf8_lossy(&theirs.stdout).trim(),
+            "{}",
+            target.display()
+        );
+    }
+}
+
+#[test]
+fn store_paths_equal_nix_store_add() {
+    if !nix() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = odd_tree(dir.path());
+    for (store_dir, store) in [
+        (
+            path::NIX_STORE_DIR.to_owned(),
+            format!("local?root={}", dir.path().join("root1").display()),
+        ),
+        (
+            "/custom/store".to_owned(),
+            format!(
+                "local?root={}&store=/custom/store",
+                dir.path().join("root2").display()
+            ),
+        ),
+    ] {
+        for target in [tree.clone(), tree.join("nine"), tree.join("run.sh")] {
+            let output = nix_command("nix-store")
+                .args(["--add", "--store", &store])
+                .arg(&target)
+                .output()
+                .expect("nix-store");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let expected = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            let name = target.file_name().and_then(|n| n.to_str()).expect("name");
+            let (hash, _) = nar::hash(&target).expect("hash");
+            let ours = path::source_path(&store_dir, name, &hash, &[], false).expect("path");
+            assert_eq!(ours, expected, "{}", target.display());
+        }
+    }
+}
+
+#[test]
+fn unreadable_input_is_reported_with_the_path() {
+    let err = nar::hash(Path::new("/nonexistent/tree")).expect_err("missing");
+    assert!(err.to_string().starts_with("/nonexistent/tree: "), "{err}");
+    let dir = tempfile::tempdir().expect("temp");
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        let err = nar::hash(dir.path()).expect_err("fifo");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+}
