@@ -18,6 +18,8 @@ pub enum Error {
         "invalid store path name `{0}`: use letters, digits and +-._?=, not starting with a dot, at most 211 bytes"
     )]
     BadName(String),
+    #[error("malformed NAR at offset {offset:#x}: {problem}")]
+    BadNar { offset: u64, problem: String },
 }
 
 impl Error {

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cudapkgs_store::{base32, nar, path};
+use cudapkgs_store::{base32, nar, path, restore};
 
 fn nix() -> bool {
     let found = Command::new("nix-store")
@@ -170,4 +170,167 @@ fn unreadable_input_is_reported_with_the_path() {
         let err = nar::hash(dir.path()).expect_err("fifo");
         assert!(err.to_string().contains("not a regular file"), "{err}");
     }
+}
+
+#[test]
+fn restores_what_nix_dumps_and_dumps_it_back_identically() {
+    if !nix() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = odd_tree(dir.path());
+    // The loop link points outside the tree once restored elsewhere; remove it.
+    std::fs::remove_file(tree.join("sub/loop")).expect("rm");
+    let archive = nix_command("nix-store")
+        .arg("--dump")
+        .arg(&tree)
+        .output()
+        .expect("nix-store")
+        .stdout;
+    let restored = dir.path().join("restored");
+    restore::restore(archive.as_slice(), &restored).expect("restore");
+    let mut again = Vec::new();
+    nar::dump(&restored, &mut again).expect("dump");
+    assert_eq!(again, archive);
+    // Nix restores our NAR to the same tree.
+    let mut ours = Vec::new();
+    nar::dump(&tree, &mut ours).expect("dump");
+    let by_nix = dir.path().join("by-nix");
+    let mut child = nix_command("nix-store")
+        .arg("--restore")
+        .arg(&by_nix)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nix-store --restore");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), &ours).expect("write");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("wait").success());
+    let mut from_nix = Vec::new();
+    nar::dump(&by_nix, &mut from_nix).expect("dump");
+    assert_eq!(from_nix, ours);
+}
+
+#[test]
+fn hostile_archives_are_refused_with_the_offset() {
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = odd_tree(dir.path());
+    std::fs::remove_file(tree.join("sub/loop")).expect("rm");
+    let mut good = Vec::new();
+    nar::dump(&tree, &mut good).expect("dump");
+
+    let cases = hostile_cases(&good);
+    for (index, (bytes, expected)) in cases.iter().enumerate() {
+        let target = dir.path().join(format!("case{index}"));
+        let err = restore::restore(bytes.as_slice(), &target)
+            .expect_err(expected)
+            .to_string();
+        assert!(
+            err.starts_with("malformed NAR at offset 0x"),
+            "{index}: {err}"
+        );
+        assert!(err.contains(expected), "{index}: {err}");
+        assert!(
+            target.symlink_metadata().is_err(),
+            "{index}: a refused archive leaves nothing"
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".cudapkgs"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let err = restore::restore(good.as_slice(), &tree)
+        .expect_err("exists")
+        .to_string();
+    assert!(err.contains("already exists"), "{err}");
+}
+
+/// Archives a reader must refuse, each with the words of its refusal.
+fn hostile_cases(good: &[u8]) -> Vec<(Vec<u8>, &'static str)> {
+    let token = |text: &[u8]| {
+        let mut out = (text.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(text);
+        out.resize(out.len() + (8 - text.len() % 8) % 8, 0);
+        out
+    };
+    let archive = |parts: &[&[u8]]| parts.iter().flat_map(|p| token(p)).collect::<Vec<u8>>();
+    vec![
+        (good[..good.len() / 2].to_vec(), "ends"),
+        (archive(&[b"nix-archive-2"]), "expected `nix-archive-1`"),
+        (
+            archive(&[
+                b"nix-archive-1",
+                b"(",
+                b"type",
+                b"directory",
+                b"entry",
+                b"(",
+                b"name",
+                b"..",
+                b"node",
+            ]),
+            "invalid name `..`",
+        ),
+        (
+            archive(&[
+                b"nix-archive-1",
+                b"(",
+                b"type",
+                b"directory",
+                b"entry",
+                b"(",
+                b"name",
+                b"a/b",
+                b"node",
+            ]),
+            "invalid name `a/b`",
+        ),
+        (
+            archive(&[
+                b"nix-archive-1",
+                b"(",
+                b"type",
+                b"directory",
+                b"entry",
+                b"(",
+                b"name",
+                b"b",
+                b"node",
+                b"(",
+                b"type",
+                b"symlink",
+                b"target",
+                b"x",
+                b")",
+                b")",
+                b"entry",
+                b"(",
+                b"name",
+                b"a",
+                b"node",
+            ]),
+            "not in sorted order",
+        ),
+        (
+            archive(&[b"nix-archive-1", b"(", b"type", b"fifo"]),
+            "unknown node type `fifo`",
+        ),
+        (
+            {
+                let mut a = archive(&[b"nix-archive-1", b"(", b"type", b"symlink", b"target"]);
+                a.extend_from_slice(&u64::MAX.to_le_bytes());
+                a
+            },
+            "at most 4096",
+        ),
+        (
+            {
+                let mut a = good.to_vec();
+                a.push(0);
+                a
+            },
+            "bytes after the end",
+        ),
+    ]
 }
