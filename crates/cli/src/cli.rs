@@ -81,6 +81,12 @@ pub enum NarCommand {
         #[arg(value_name = "PATH")]
         path: PathBuf,
     },
+    /// Read a NAR from standard input into TARGET (which must not exist); a malformed
+    /// archive leaves nothing behind
+    Restore {
+        #[arg(value_name = "TARGET")]
+        target: PathBuf,
+    },
     /// The NAR hash (`sha256:<base-32>`, as Nix writes it) and size of each PATH
     Hash {
         #[arg(required = true, value_name = "PATH")]

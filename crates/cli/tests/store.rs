@@ -57,6 +57,24 @@ fn nar_dump_and_store_path_equal_nix() {
     assert_eq!(code, 0);
     assert_eq!(stdout.trim(), String::from_utf8_lossy(&added.stdout).trim());
 
+    // What Nix dumps, cudapkgs restores, and the copy dumps to the same bytes.
+    let restored = dir.path().join("restored");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args(["nar", "restore", s(&restored)])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("cudapkgs");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), &expected.stdout)
+        .expect("write");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("wait").success());
+    let again = Command::new("nix-store")
+        .arg("--dump")
+        .arg(&restored)
+        .output()
+        .expect("nix-store");
+    assert_eq!(again.stdout, expected.stdout);
+
     let (code, _, stderr) = run(&["store", "path", "--name", ".bad name", s(&pkg)]);
     assert_eq!(code, 2);
     assert!(

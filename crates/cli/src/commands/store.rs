@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
-use cudapkgs_store::{base32, nar, path};
+use cudapkgs_store::{base32, nar, path, restore};
 use serde::Serialize;
 
 use crate::cli::{NarCommand, StoreCommand};
@@ -41,6 +41,12 @@ pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
             out.flush().map_err(|error| {
                 CliError::new(format!("cannot write to standard output: {error}"))
             })?;
+            Ok(Exit::Success)
+        }
+        NarCommand::Restore { target } => {
+            let stdin = std::io::stdin();
+            let input = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
+            restore::restore(input, target).map_err(|error| failure(&error))?;
             Ok(Exit::Success)
         }
         NarCommand::Hash { paths } => {
