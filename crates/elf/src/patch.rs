@@ -86,8 +86,14 @@ pub fn plan(data: &[u8], changes: &Changes) -> Result<Plan, Error> {
             "only 64-bit little-endian ELF files (x86_64, aarch64) can be rewritten".into(),
         ));
     }
-    crate::read_dynamic(data)?;
+    let view = crate::read_dynamic(data)?;
     let layout = Layout::read(data)?;
+    if !agrees(&layout, &view) {
+        return Err(Error::malformed(
+            layout.phoff,
+            "the program headers describe the dynamic table in two ways; refusing to guess",
+        ));
+    }
     let string = |value: u64| layout.string(value).map(<[u8]>::to_vec);
 
     // The new dynamic table, strings still unplaced.
@@ -144,6 +150,30 @@ pub fn plan(data: &[u8], changes: &Changes) -> Result<Plan, Error> {
     }
 
     place(&layout, entries, &freed, changes)
+}
+
+/// Whether the rewriter's reading of the dynamic table says what the loader's view says:
+/// files where the two differ (overlapping headers, several dynamic segments) are
+/// ambiguous.
+fn agrees(layout: &Layout, view: &crate::DynamicInfo) -> bool {
+    let strings = |tag: i64| -> Vec<Option<String>> {
+        layout
+            .dynamic
+            .iter()
+            .filter(|(t, _)| *t == tag)
+            .map(|(_, value)| {
+                layout
+                    .string(*value)
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+            })
+            .collect()
+    };
+    let first = |tag: i64| strings(tag).into_iter().next().flatten();
+    let needed: Vec<Option<String>> = view.needed.iter().cloned().map(Some).collect();
+    strings(DT_NEEDED) == needed
+        && first(DT_RUNPATH) == view.runpath
+        && first(DT_RPATH) == view.rpath
+        && first(DT_SONAME) == view.soname
 }
 
 /// The string an entry names, placed or not.

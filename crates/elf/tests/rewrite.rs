@@ -376,3 +376,15 @@ fn no_room_above_the_segments_is_refused() {
         ),
     }
 }
+
+/// Found by the `elf_patch` fuzz target: a program header table overlapping the ELF
+/// header made the rewriter and the loader's view read different dynamic tables.
+#[test]
+fn ambiguous_dynamic_tables_are_refused() {
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ambiguous-dynamic-table.so"),
+    )
+    .expect("read");
+    let err = plan(&data, &set("/x")).expect_err("ambiguous");
+    assert!(err.to_string().starts_with("malformed ELF file"), "{err}");
+}
