@@ -107,6 +107,41 @@ pub enum StoreCommand {
         #[arg(long, value_name = "DIR", default_value = "/nix/store")]
         store_dir: String,
     },
+    /// Add PATH to a store and register it; print its store path (the one `nix-store
+    /// --add` gives, unless --scan-references)
+    Add {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// The name part [default: PATH's file name]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Record every valid store path the tree mentions as a reference (part of the hash)
+        #[arg(long)]
+        scan_references: bool,
+        #[command(flatten)]
+        location: StoreLocation,
+    },
+    /// What the store knows of each STORE_PATH: NAR hash and size, references
+    Info {
+        #[arg(required = true, value_name = "STORE_PATH")]
+        paths: Vec<String>,
+        #[command(flatten)]
+        location: StoreLocation,
+    },
+}
+
+/// Where a store is.
+#[derive(Debug, Args)]
+pub struct StoreLocation {
+    /// The store folder (part of every path's hash)
+    #[arg(long, value_name = "DIR", default_value = "/nix/store")]
+    pub store_dir: String,
+    /// A folder the store lives under on this machine (like Nix's `local?root=`)
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// The folder of the store's database [default: <store dir>/../var/cudapkgs, under --root]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 const PRUNE_EXAMPLES: &str = "\

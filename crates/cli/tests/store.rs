@@ -1,13 +1,14 @@
-//! End-to-end tests of `cudapkgs nar` and `cudapkgs store path` against a real Nix.
+//! End-to-end tests of `cudapkgs nar` and `cudapkgs store` against a real Nix.
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::{fixture, run, s};
 
-#[test]
-fn nar_dump_and_store_path_equal_nix() {
+/// Whether a real `nix-store` is here; under CI its absence is a failure.
+fn have_nix() -> bool {
     let nix = Command::new("nix-store")
         .arg("--version")
         .output()
@@ -16,7 +17,28 @@ fn nar_dump_and_store_path_equal_nix() {
         nix || std::env::var_os("CI").is_none(),
         "nix-store is missing: CI must install nix-bin"
     );
-    if !nix {
+    nix
+}
+
+/// Runs `nix-store ARGS` against the store under `root`; returns stdout.
+fn nix_store(root: &Path, args: &[&str]) -> String {
+    let output = Command::new("nix-store")
+        .env("NIX_CONFIG", "substituters = ")
+        .args(["--store", &format!("local?root={}", root.display())])
+        .args(args)
+        .output()
+        .expect("nix-store");
+    assert!(
+        output.status.success(),
+        "nix-store {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+#[test]
+fn nar_dump_and_store_path_equal_nix() {
+    if !have_nix() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp");
@@ -81,4 +103,95 @@ fn nar_dump_and_store_path_equal_nix() {
         stderr.contains("invalid store path name `.bad name`"),
         "{stderr}"
     );
+}
+
+#[test]
+fn store_add_places_and_registers_what_nix_would() {
+    if !have_nix() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp");
+    let pkg = dir.path().join("cuda-lib");
+    std::fs::create_dir_all(pkg.join("lib")).expect("mkdir");
+    std::fs::copy(fixture("multiarch.so"), pkg.join("lib/libmulti.so")).expect("copy");
+    std::os::unix::fs::symlink("libmulti.so", pkg.join("lib/libmulti.so.1")).expect("link");
+    let ours = dir.path().join("ours");
+    let theirs = dir.path().join("theirs");
+    let root = ["--root", s(&ours)];
+
+    // An interrupted add leaves a temporary behind; the next open removes it.
+    std::fs::create_dir_all(ours.join("nix/store/.cudapkgs-add-x/tree")).expect("mkdir");
+    let (code, added, stderr) = run(&[&["store", "add"][..], &root, &[s(&pkg)]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let added = added.trim();
+    assert!(!ours.join("nix/store/.cudapkgs-add-x").exists());
+    let expected = nix_store(&theirs, &["--add", s(&pkg)]);
+    assert_eq!(added, expected.trim());
+    // Same bytes on disk, read-only, and the same NAR hash as Nix registers.
+    let physical = ours.join(added.trim_start_matches('/'));
+    let dump = |p: &Path| {
+        Command::new("nix-store")
+            .arg("--dump")
+            .arg(p)
+            .output()
+            .expect("dump")
+            .stdout
+    };
+    assert_eq!(dump(&physical), dump(&pkg));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(physical.join("lib/libmulti.so"))
+            .expect("stat")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o444 | (mode & 0o111));
+    assert_eq!(mode & 0o222, 0);
+    let (code, info, _) = run(&[&["--json", "store", "info"][..], &root, &[added]].concat());
+    assert_eq!(code, 0);
+    let info: serde_json::Value = serde_json::from_str(&info).expect("json");
+    assert_eq!(
+        info[0]["nar_hash"].as_str(),
+        Some(nix_store(&theirs, &["--query", "--hash", added]).trim())
+    );
+    assert_eq!(info[0]["references"], serde_json::json!([]));
+
+    // Adding again changes nothing.
+    let (code, again, _) = run(&[&["store", "add"][..], &root, &[s(&pkg)]].concat());
+    assert_eq!((code, again.trim()), (0, added));
+
+    // A tree naming the library: a reference only when asked for, and part of the hash.
+    let wrapper = dir.path().join("wrapper");
+    std::fs::write(&wrapper, format!("LD_LIBRARY_PATH={added}/lib\n")).expect("write");
+    let (_, plain, _) = run(&[&["store", "add"][..], &root, &[s(&wrapper)]].concat());
+    assert_eq!(
+        plain.trim(),
+        nix_store(&theirs, &["--add", s(&wrapper)]).trim()
+    );
+    let (code, scanned, _) = run(&[
+        &["--json", "store", "add", "--scan-references"][..],
+        &root,
+        &[s(&wrapper)],
+    ]
+    .concat());
+    assert_eq!(code, 0);
+    let scanned: serde_json::Value = serde_json::from_str(&scanned).expect("json");
+    assert_eq!(scanned["references"], serde_json::json!([added]));
+    assert_ne!(scanned["path"].as_str(), Some(plain.trim()));
+
+    // A bad name stores nothing.
+    let before = std::fs::read_dir(ours.join("nix/store"))
+        .expect("ls")
+        .count();
+    let (code, _, stderr) =
+        run(&[&["store", "add", "--name", "a/b"][..], &root, &[s(&pkg)]].concat());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("invalid store path name"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(ours.join("nix/store"))
+            .expect("ls")
+            .count(),
+        before
+    );
+    let (code, _, stderr) = run(&[&["store", "info"][..], &root, &["/nix/store/nope"]].concat());
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not a valid path"), "{stderr}");
 }

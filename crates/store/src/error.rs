@@ -12,7 +12,7 @@ pub enum Error {
     },
     #[error("{path}: {what}")]
     Unsupported { path: PathBuf, what: String },
-    #[error("{0}: changed size while being read; nothing was stored")]
+    #[error("{0}: changed while being read; nothing was stored")]
     Changed(PathBuf),
     #[error(
         "invalid store path name `{0}`: use letters, digits and +-._?=, not starting with a dot, at most 211 bytes"
@@ -20,6 +20,8 @@ pub enum Error {
     BadName(String),
     #[error("malformed NAR at offset {offset:#x}: {problem}")]
     BadNar { offset: u64, problem: String },
+    #[error("store database: {0}")]
+    Database(String),
 }
 
 impl Error {

@@ -1,11 +1,15 @@
 //! The store's formats, compatible with Nix: base-32 (`base32`), NAR serialisation and
 //! hashing (`nar`), reading NARs back into trees (`restore`), and store paths of trees
-//! added by content (`path`).
+//! added by content (`path`), reference scanning (`scan`), and a store registered in
+//! SQLite (`store`).
 
 pub mod base32;
+mod copy;
 mod error;
 pub mod nar;
 pub mod path;
 pub mod restore;
+pub mod scan;
+pub mod store;
 
 pub use error::Error;

@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
+use cudapkgs_store::store::{PathInfo, Store};
 use cudapkgs_store::{base32, nar, path, restore};
 use serde::Serialize;
 
-use crate::cli::{NarCommand, StoreCommand};
+use crate::cli::{NarCommand, StoreCommand, StoreLocation};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 
@@ -103,7 +104,99 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
             }
             Ok(Exit::Success)
         }
+        StoreCommand::Add {
+            path,
+            name,
+            scan_references,
+            location,
+        } => {
+            let name = match name {
+                Some(name) => name.clone(),
+                None => default_name(path)?,
+            };
+            let mut store = open_store(location)?;
+            let added = store
+                .add(path, &name, *scan_references)
+                .map_err(|error| failure(&error))?;
+            let info = store
+                .info(&added)
+                .map_err(|error| failure(&error))?
+                .ok_or_else(|| CliError::new(format!("{added} was not registered")))?;
+            if output.json {
+                Output::print_json(&info_report(&info))?;
+            } else {
+                Output::print(&format!("{added}\n"))?;
+            }
+            Ok(Exit::Success)
+        }
+        StoreCommand::Info { paths, location } => {
+            let store = open_store(location)?;
+            let mut infos = Vec::new();
+            for path in paths {
+                let info = store.info(path).map_err(|error| failure(&error))?;
+                let info = info.ok_or_else(|| {
+                    CliError::new(format!("{path} is not a valid path of this store")).with_hint(
+                        "add it with `cudapkgs store add`, or check --store-dir and --root",
+                    )
+                })?;
+                infos.push(info);
+            }
+            let reports: Vec<InfoReport> = infos.iter().map(info_report).collect();
+            if output.json {
+                Output::print_json(&reports)?;
+            } else {
+                let mut text = String::new();
+                for r in &reports {
+                    let _ = writeln!(
+                        text,
+                        "{}\n  nar hash: {}\n  nar size: {}",
+                        r.path, r.nar_hash, r.nar_size
+                    );
+                    for reference in r.references {
+                        let _ = writeln!(text, "  reference: {reference}");
+                    }
+                }
+                Output::print(&text)?;
+            }
+            Ok(Exit::Success)
+        }
     }
+}
+
+#[derive(Debug, Serialize)]
+struct InfoReport<'a> {
+    path: &'a str,
+    nar_hash: &'a str,
+    nar_size: u64,
+    references: &'a [String],
+    registration_time: i64,
+}
+
+fn info_report(info: &PathInfo) -> InfoReport<'_> {
+    InfoReport {
+        path: &info.path,
+        nar_hash: &info.nar_hash,
+        nar_size: info.nar_size,
+        references: &info.references,
+        registration_time: info.registration_time,
+    }
+}
+
+fn open_store(location: &StoreLocation) -> CliResult<Store> {
+    let store_dir = location.store_dir.trim_end_matches('/');
+    let state_dir = location.state_dir.clone().unwrap_or_else(|| {
+        let logical = Path::new(store_dir)
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join("var/cudapkgs");
+        match &location.root {
+            Some(root) => root.join(logical.strip_prefix("/").unwrap_or(&logical)),
+            None => logical,
+        }
+    });
+    Store::open(store_dir, location.root.as_deref(), &state_dir).map_err(|error| {
+        failure(&error).with_hint("pass --root or --state-dir to use a store this user can write")
+    })
 }
 
 fn default_name(path: &Path) -> CliResult<String> {

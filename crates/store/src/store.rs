@@ -1,0 +1,281 @@
+//! The store: content-addressed paths under a store folder (optionally inside a
+//! physical root, like Nix's chroot stores), registered in a SQLite database.
+//!
+//! Adding a tree: its NAR is hashed while scanning for the hash parts of every valid
+//! path (its references), the store path is computed as Nix would, the tree is copied
+//! into a temporary folder inside the store, renamed into place, made read-only, and
+//! registered with its references in one transaction. A path is valid only once that
+//! transaction commits; temporaries of an interrupted add are removed on the next open.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::Error;
+use crate::nar::{self, HashingWriter};
+use crate::path::source_path;
+use crate::scan::ReferenceScanner;
+use crate::{base32, copy};
+
+const TEMP_PREFIX: &str = ".cudapkgs-add-";
+
+/// An open store.
+#[derive(Debug)]
+pub struct Store {
+    folder: String,
+    root: Option<PathBuf>,
+    db: Connection,
+}
+
+/// What the database knows of a valid path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathInfo {
+    pub path: String,
+    /// `sha256:<base-32>`.
+    pub nar_hash: String,
+    pub nar_size: u64,
+    pub references: Vec<String>,
+    pub registration_time: i64,
+}
+
+fn db_error(error: &rusqlite::Error) -> Error {
+    Error::Database(error.to_string())
+}
+
+impl Store {
+    /// Opens (creating if needed) the store with logical folder `store_dir` (part of every
+    /// path's hash) and optional physical `root` where it lives on this machine.
+    pub fn open(store_dir: &str, root: Option<&Path>, state_dir: &Path) -> Result<Store, Error> {
+        let store_dir = store_dir.trim_end_matches('/').to_owned();
+        if !store_dir.starts_with('/') {
+            return Err(Error::Database(format!(
+                "the store folder `{store_dir}` must be an absolute path"
+            )));
+        }
+        let store = Store {
+            folder: store_dir,
+            root: root.map(Path::to_owned),
+            db: open_database(state_dir)?,
+        };
+        let physical = store.physical(&store.folder);
+        std::fs::create_dir_all(&physical).map_err(|e| Error::io(&physical, e))?;
+        store.remove_temporaries()?;
+        Ok(store)
+    }
+
+    /// Where a logical path lives on this machine.
+    pub fn physical(&self, logical: &str) -> PathBuf {
+        match &self.root {
+            Some(root) => root.join(logical.trim_start_matches('/')),
+            None => PathBuf::from(logical),
+        }
+    }
+
+    fn remove_temporaries(&self) -> Result<(), Error> {
+        let folder = self.physical(&self.folder);
+        for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
+            let entry = entry.map_err(|e| Error::io(&folder, e))?;
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                copy::remove_tree(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The hash parts of every valid path, for reference scanning.
+    fn valid_hash_parts(&self) -> Result<Vec<([u8; 32], String)>, Error> {
+        let mut statement = self
+            .db
+            .prepare("SELECT path FROM ValidPaths")
+            .map_err(|e| db_error(&e))?;
+        let paths = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(|e| db_error(&e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| db_error(&e))?;
+        Ok(paths
+            .into_iter()
+            .filter_map(|path| {
+                let base = path.rsplit('/').next()?;
+                let hash: [u8; 32] = base.as_bytes().get(..32)?.try_into().ok()?;
+                Some((hash, path))
+            })
+            .collect())
+    }
+
+    /// Adds the tree at `source` under `name`; returns its store path. Adding the same
+    /// content again returns the same path and changes nothing.
+    ///
+    /// Without `scan_references` the path is the one `nix-store --add` gives (no
+    /// references). With it, every valid path the tree mentions (in contents, names or
+    /// link targets) becomes a reference, as Nix registers the outputs of a build, and is
+    /// part of the path's hash.
+    pub fn add(
+        &mut self,
+        source: &Path,
+        name: &str,
+        scan_references: bool,
+    ) -> Result<String, Error> {
+        crate::path::check_name(name)?;
+        let candidates = if scan_references {
+            self.valid_hash_parts()?
+        } else {
+            Vec::new()
+        };
+        let mut writer = std::io::BufWriter::with_capacity(
+            1 << 20,
+            Tee(
+                HashingWriter::default(),
+                ReferenceScanner::new(candidates.iter().map(|(hash, _)| *hash)),
+            ),
+        );
+        nar::dump(source, &mut writer)?;
+        let Tee(hashing, scanner) = writer
+            .into_inner()
+            .map_err(|e| Error::io(source, e.into_error()))?;
+        let (hash, size) = hashing.finish();
+        let mut references: Vec<String> = candidates
+            .iter()
+            .filter(|(hash_part, _)| scanner.found().contains(hash_part))
+            .map(|(_, path)| path.clone())
+            .collect();
+        references.sort();
+        let path = source_path(&self.folder, name, &hash, &references, false)?;
+        if self.info(&path)?.is_some() {
+            return Ok(path);
+        }
+
+        let destination = self.physical(&path);
+        let folder = self.physical(&self.folder);
+        let temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempdir_in(&folder)
+            .map_err(|e| Error::io(&folder, e))?;
+        let staged = temp.path().join("tree");
+        copy::copy_tree(source, &staged)?;
+        // The copy is what gets stored, so it must be what was hashed.
+        if nar::hash(&staged)? != (hash, size) {
+            return Err(Error::Changed(source.to_owned()));
+        }
+        // Something at the destination that is not registered is left from an
+        // interrupted add (or put there by hand): the verified copy replaces it.
+        copy::remove_tree(&destination)?;
+        std::fs::rename(&staged, &destination).map_err(|e| Error::io(&destination, e))?;
+        copy::make_read_only(&destination)?;
+        copy::remove_tree(temp.path())?;
+        drop(temp);
+        self.register(&path, &hash, size, &references)?;
+        Ok(path)
+    }
+
+    fn register(
+        &mut self,
+        path: &str,
+        hash: &[u8; 32],
+        size: u64,
+        references: &[String],
+    ) -> Result<(), Error> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let transaction = self.db.transaction().map_err(|e| db_error(&e))?;
+        transaction
+            .execute(
+                "INSERT OR IGNORE INTO ValidPaths (path, hash, registrationTime, narSize) VALUES (?1, ?2, ?3, ?4)",
+                params![path, format!("sha256:{}", base32::encode(hash)), i64::try_from(now).unwrap_or(0), i64::try_from(size).unwrap_or(i64::MAX)],
+            )
+            .map_err(|e| db_error(&e))?;
+        for reference in references {
+            transaction
+                .execute(
+                    "INSERT OR IGNORE INTO Refs (referrer, reference) SELECT a.id, b.id FROM ValidPaths a, ValidPaths b WHERE a.path = ?1 AND b.path = ?2",
+                    params![path, reference],
+                )
+                .map_err(|e| db_error(&e))?;
+        }
+        transaction.commit().map_err(|e| db_error(&e))
+    }
+
+    /// What the database knows of `path`, if it is valid.
+    pub fn info(&self, path: &str) -> Result<Option<PathInfo>, Error> {
+        let row = self
+            .db
+            .query_row(
+                "SELECT id, hash, narSize, registrationTime FROM ValidPaths WHERE path = ?1",
+                params![path],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| db_error(&e))?;
+        let Some((id, nar_hash, nar_size, registration_time)) = row else {
+            return Ok(None);
+        };
+        let mut statement = self
+            .db
+            .prepare("SELECT v.path FROM Refs r JOIN ValidPaths v ON v.id = r.reference WHERE r.referrer = ?1 ORDER BY v.path")
+            .map_err(|e| db_error(&e))?;
+        let references = statement
+            .query_map(params![id], |row| row.get::<_, String>(0))
+            .map_err(|e| db_error(&e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| db_error(&e))?;
+        Ok(Some(PathInfo {
+            path: path.to_owned(),
+            nar_hash,
+            nar_size: u64::try_from(nar_size).unwrap_or(0),
+            references,
+            registration_time,
+        }))
+    }
+}
+
+/// Writes to two writers.
+struct Tee<A, B>(A, B);
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(buf)?;
+        self.1.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()?;
+        self.1.flush()
+    }
+}
+
+fn open_database(state_dir: &Path) -> Result<Connection, Error> {
+    std::fs::create_dir_all(state_dir).map_err(|e| Error::io(state_dir, e))?;
+    let path = state_dir.join("db.sqlite");
+    let db = Connection::open(&path).map_err(|e| db_error(&e))?;
+    db.busy_timeout(std::time::Duration::from_secs(60))
+        .map_err(|e| db_error(&e))?;
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA foreign_keys = ON;
+         CREATE TABLE IF NOT EXISTS ValidPaths (
+             id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+             path TEXT UNIQUE NOT NULL,
+             hash TEXT NOT NULL,
+             registrationTime INTEGER NOT NULL,
+             narSize INTEGER NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS Refs (
+             referrer INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE CASCADE,
+             reference INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT,
+             PRIMARY KEY (referrer, reference)
+         );",
+    )
+    .map_err(|e| db_error(&e))?;
+    Ok(db)
+}
