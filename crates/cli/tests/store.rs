@@ -195,3 +195,138 @@ fn store_add_places_and_registers_what_nix_would() {
     assert_eq!(code, 2);
     assert!(stderr.contains("not a valid path"), "{stderr}");
 }
+
+/// Every entry of the store folder outside temporaries and lock files: (path, writable).
+fn store_entries(folder: &Path, found: &mut Vec<(std::path::PathBuf, bool)>) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(folder).expect("ls") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".cudapkgs-add-") || name.ends_with(".lock") {
+            continue;
+        }
+        let metadata = entry.path().symlink_metadata().expect("stat");
+        if metadata.file_type().is_symlink() {
+            continue;
+        }
+        found.push((entry.path(), metadata.permissions().mode() & 0o222 != 0));
+        if metadata.is_dir() {
+            store_entries(&entry.path(), found);
+        }
+    }
+}
+
+#[test]
+fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = dir.path().join("big");
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    // 48 MiB in 96 files of varied bytes, so an add takes long enough to interrupt.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for i in 0..96 {
+        let bytes: Vec<u8> = (0..(512 << 10))
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        std::fs::write(tree.join(format!("part{i:03}.bin")), bytes).expect("write");
+    }
+    let root = dir.path().join("root");
+    let folder = root.join("nix/store");
+    let add = || {
+        Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+            .args(["store", "add", "--root", s(&root), s(&tree)])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cudapkgs")
+    };
+    let (code, expected, _) = run(&["store", "path", s(&tree)]);
+    assert_eq!(code, 0);
+    let expected = expected.trim().to_owned();
+    let started = std::time::Instant::now();
+    assert!(add().wait().expect("wait").success());
+    let full = started.elapsed();
+    // Start over, then interrupt adds at moments spread over a whole add.
+    let status = Command::new("chmod").args(["-R", "u+w", s(&root)]).status();
+    assert!(status.expect("chmod").success());
+    std::fs::remove_dir_all(&root).expect("clean root");
+    let attempts = 16u32;
+    let (mut unregistered, mut mid_copy) = (0, 0);
+    for attempt in 0..attempts {
+        let mut child = add();
+        // Up to one and a half adds, so that some kills come after the add is done.
+        std::thread::sleep(full * attempt * 3 / (attempts * 2));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Counted before the next open removes them.
+        let temporaries = std::fs::read_dir(&folder).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(".cudapkgs-add-")
+                })
+                .count()
+        });
+        mid_copy += usize::from(temporaries > 0);
+        // Registered means complete: the database and the disk agree.
+        let (code, _, _) = run(&["store", "info", "--root", s(&root), &expected]);
+        if code == 0 {
+            let (_, hash, _) = run(&[
+                "nar",
+                "hash",
+                s(&root.join(expected.trim_start_matches('/'))),
+            ]);
+            let (_, theirs, _) = run(&["nar", "hash", s(&tree)]);
+            assert_eq!(
+                hash.split_whitespace().next(),
+                theirs.split_whitespace().next()
+            );
+        } else {
+            unregistered += 1;
+        }
+        let temporaries = std::fs::read_dir(&folder).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(".cudapkgs-add-")
+                })
+                .count()
+        });
+        mid_copy += usize::from(temporaries > 0);
+        if folder.exists() {
+            let mut entries = Vec::new();
+            store_entries(&folder, &mut entries);
+            let writable: Vec<_> = entries.iter().filter(|(_, w)| *w).collect();
+            assert!(
+                writable.is_empty(),
+                "attempt {attempt}: writable {writable:?}"
+            );
+        }
+    }
+    eprintln!("{unregistered} of {attempts} adds interrupted, {mid_copy} with a temporary left");
+    assert!(
+        unregistered > 0 && mid_copy > 0 && unregistered < attempts,
+        "kills must land both during and after adds"
+    );
+    // The next add finishes the job and removes every temporary.
+    let (code, added, _) = run(&["store", "add", "--root", s(&root), s(&tree)]);
+    assert_eq!((code, added.trim()), (0, expected.as_str()));
+    let leftovers: Vec<_> = std::fs::read_dir(&folder)
+        .expect("ls")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".cudapkgs-add-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -77,7 +77,14 @@ impl Store {
         let folder = self.physical(&self.folder);
         for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
             let entry = entry.map_err(|e| Error::io(&folder, e))?;
-            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+                continue;
+            };
+            // A temporary of a process still running is its add in progress.
+            let owner = rest.split('-').next().unwrap_or_default();
+            let running = !owner.is_empty() && Path::new("/proc").join(owner).exists();
+            if !running || owner == std::process::id().to_string() {
                 copy::remove_tree(&entry.path())?;
             }
         }
@@ -97,11 +104,7 @@ impl Store {
             .map_err(|e| db_error(&e))?;
         Ok(paths
             .into_iter()
-            .filter_map(|path| {
-                let base = path.rsplit('/').next()?;
-                let hash: [u8; 32] = base.as_bytes().get(..32)?.try_into().ok()?;
-                Some((hash, path))
-            })
+            .filter_map(|path| Some((hash_part(&path)?, path)))
             .collect())
     }
 
@@ -147,27 +150,62 @@ impl Store {
             return Ok(path);
         }
 
-        let destination = self.physical(&path);
         let folder = self.physical(&self.folder);
-        let temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempdir_in(&folder)
-            .map_err(|e| Error::io(&folder, e))?;
-        let staged = temp.path().join("tree");
-        copy::copy_tree(source, &staged)?;
+        let staged = folder.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), unique()));
+        let placed = self.place(source, &staged, &path, (hash, size), &references);
+        if placed.is_err() {
+            let _ = copy::remove_tree(&staged);
+        }
+        placed?;
+        Ok(path)
+    }
+
+    /// Copies `source` to `staged` (a temporary beside the destination), checks the copy,
+    /// and moves it into place and registers it under the path's lock.
+    fn place(
+        &mut self,
+        source: &Path,
+        staged: &Path,
+        path: &str,
+        (hash, size): ([u8; 32], u64),
+        references: &[String],
+    ) -> Result<(), Error> {
+        copy::copy_tree(source, staged)?;
         // The copy is what gets stored, so it must be what was hashed.
-        if nar::hash(&staged)? != (hash, size) {
+        let own = hash_part(path).expect("a computed store path");
+        let mut writer = std::io::BufWriter::with_capacity(
+            1 << 20,
+            Tee(HashingWriter::default(), ReferenceScanner::new([own])),
+        );
+        nar::dump(staged, &mut writer)?;
+        let Tee(hashing, scanner) = writer
+            .into_inner()
+            .map_err(|e| Error::io(staged, e.into_error()))?;
+        if hashing.finish() != (hash, size) {
             return Err(Error::Changed(source.to_owned()));
+        }
+        if !scanner.found().is_empty() {
+            let (file, offset) = find_in_tree(staged, &own)?;
+            let file = source.join(file.strip_prefix(staged).unwrap_or(&file));
+            return Err(Error::SelfReference {
+                path: path.to_owned(),
+                file,
+                offset,
+            });
+        }
+        // Read-only before the rename (within one folder, so no write access to the
+        // moved folder is needed): a path never exists writable at its final name.
+        copy::make_read_only(staged)?;
+        let destination = self.physical(path);
+        let _lock = lock(&destination)?;
+        if self.info(path)?.is_some() {
+            return copy::remove_tree(staged);
         }
         // Something at the destination that is not registered is left from an
         // interrupted add (or put there by hand): the verified copy replaces it.
         copy::remove_tree(&destination)?;
-        std::fs::rename(&staged, &destination).map_err(|e| Error::io(&destination, e))?;
-        copy::make_read_only(&destination)?;
-        copy::remove_tree(temp.path())?;
-        drop(temp);
-        self.register(&path, &hash, size, &references)?;
-        Ok(path)
+        std::fs::rename(staged, &destination).map_err(|e| Error::io(&destination, e))?;
+        self.register(path, &hash, size, references)
     }
 
     fn register(
@@ -236,6 +274,79 @@ impl Store {
             registration_time,
         }))
     }
+}
+
+/// The 32 characters of a store path's hash.
+fn hash_part(path: &str) -> Option<[u8; 32]> {
+    path.rsplit('/')
+        .next()?
+        .as_bytes()
+        .get(..32)?
+        .try_into()
+        .ok()
+}
+
+/// A name no other add uses: this process and a counter.
+fn unique() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{nanos}-{count}")
+}
+
+/// Holds an exclusive lock on `<path>.lock` until dropped, so that adds of one path by
+/// several processes take turns.
+fn lock(path: &Path) -> Result<std::fs::File, Error> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::io(&lock_path, e.into()))?;
+    Ok(file)
+}
+
+/// The first file (by name, link target or contents) under `root` holding `needle`, and
+/// the byte offset in it.
+fn find_in_tree(root: &Path, needle: &[u8]) -> Result<(PathBuf, u64), Error> {
+    let find = |haystack: &[u8]| haystack.windows(needle.len()).position(|w| w == needle);
+    let metadata = root.symlink_metadata().map_err(|e| Error::io(root, e))?;
+    let name = root
+        .file_name()
+        .map(std::ffi::OsStr::as_encoded_bytes)
+        .unwrap_or_default();
+    if find(name).is_some() {
+        return Ok((root.to_owned(), 0));
+    }
+    if metadata.file_type().is_symlink() {
+        let target = std::fs::read_link(root).map_err(|e| Error::io(root, e))?;
+        if let Some(offset) = find(target.as_os_str().as_encoded_bytes()) {
+            return Ok((root.to_owned(), offset as u64));
+        }
+    } else if metadata.is_dir() {
+        let mut children: Vec<_> = std::fs::read_dir(root)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| Error::io(root, e))?;
+        children.sort_by_key(std::fs::DirEntry::file_name);
+        for child in children {
+            if let Ok(found) = find_in_tree(&child.path(), needle) {
+                return Ok(found);
+            }
+        }
+    } else {
+        let contents = std::fs::read(root).map_err(|e| Error::io(root, e))?;
+        if let Some(offset) = find(&contents) {
+            return Ok((root.to_owned(), offset as u64));
+        }
+    }
+    Err(Error::io(root, std::io::ErrorKind::NotFound.into()))
 }
 
 /// Writes to two writers.
