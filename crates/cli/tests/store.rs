@@ -202,7 +202,9 @@ fn store_entries(folder: &Path, found: &mut Vec<(std::path::PathBuf, bool)>) {
     for entry in std::fs::read_dir(folder).expect("ls") {
         let entry = entry.expect("entry");
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".cudapkgs-add-") || name.ends_with(".lock") {
+        if name.starts_with(".cudapkgs-add-")
+            || Path::new(&name).extension().is_some_and(|e| e == "lock")
+        {
             continue;
         }
         let metadata = entry.path().symlink_metadata().expect("stat");
@@ -216,15 +218,11 @@ fn store_entries(folder: &Path, found: &mut Vec<(std::path::PathBuf, bool)>) {
     }
 }
 
-#[test]
-fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
-    let dir = tempfile::tempdir().expect("temp");
-    let tree = dir.path().join("big");
-    std::fs::create_dir_all(&tree).expect("mkdir");
-    // 48 MiB in 96 files of varied bytes, so an add takes long enough to interrupt.
+/// Writes `count` files of `size` pseudo-random bytes into `folder`.
+fn write_varied_files(folder: &Path, count: usize, size: usize) {
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    for i in 0..96 {
-        let bytes: Vec<u8> = (0..(512 << 10))
+    for i in 0..count {
+        let bytes: Vec<u8> = (0..size)
             .map(|_| {
                 state ^= state << 13;
                 state ^= state >> 7;
@@ -232,8 +230,31 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
                 state.to_le_bytes()[0]
             })
             .collect();
-        std::fs::write(tree.join(format!("part{i:03}.bin")), bytes).expect("write");
+        std::fs::write(folder.join(format!("part{i:03}.bin")), bytes).expect("write");
     }
+}
+
+/// How many temporaries of interrupted adds are in the store folder.
+fn count_temporaries(folder: &Path) -> usize {
+    std::fs::read_dir(folder).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".cudapkgs-add-")
+            })
+            .count()
+    })
+}
+
+#[test]
+fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = dir.path().join("big");
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    // 48 MiB in 96 files of varied bytes, so an add takes long enough to interrupt.
+    write_varied_files(&tree, 96, 512 << 10);
     let root = dir.path().join("root");
     let folder = root.join("nix/store");
     let add = || {
@@ -263,17 +284,7 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
         let _ = child.kill();
         let _ = child.wait();
         // Counted before the next open removes them.
-        let temporaries = std::fs::read_dir(&folder).map_or(0, |entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(".cudapkgs-add-")
-                })
-                .count()
-        });
-        mid_copy += usize::from(temporaries > 0);
+        mid_copy += usize::from(count_temporaries(&folder) > 0);
         // Registered means complete: the database and the disk agree.
         let (code, _, _) = run(&["store", "info", "--root", s(&root), &expected]);
         if code == 0 {
@@ -319,14 +330,5 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
     // The next add finishes the job and removes every temporary.
     let (code, added, _) = run(&["store", "add", "--root", s(&root), s(&tree)]);
     assert_eq!((code, added.trim()), (0, expected.as_str()));
-    let leftovers: Vec<_> = std::fs::read_dir(&folder)
-        .expect("ls")
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(".cudapkgs-add-")
-        })
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(count_temporaries(&folder), 0);
 }
