@@ -332,3 +332,119 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
     assert_eq!((code, added.trim()), (0, expected.as_str()));
     assert_eq!(count_temporaries(&folder), 0);
 }
+
+/// Publishes `path` of the store under `root` in a `file://` cache at `cache`, claiming it
+/// is content-addressed (`CA: fixed:r:…`), which a real Nix checks against the path
+/// instead of a signature. `claimed` is the store path the narinfo announces.
+fn publish(root: &Path, path: &str, claimed: &str, cache: &Path) {
+    std::fs::create_dir_all(cache.join("nar")).expect("mkdir");
+    std::fs::write(
+        cache.join("nix-cache-info"),
+        "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n",
+    )
+    .expect("write");
+    let hash_part = |p: &str| p.rsplit('/').next().expect("base")[..32].to_owned();
+    let (code, info, _) = run(&["--json", "store", "info", "--root", s(root), path]);
+    assert_eq!(code, 0);
+    let info: serde_json::Value = serde_json::from_str(&info).expect("json");
+    let nar = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args(["nar", "dump"])
+        .arg(root.join(path.trim_start_matches('/')))
+        .output()
+        .expect("nar dump")
+        .stdout;
+    let nar_file = format!("nar/{}.nar", hash_part(path));
+    std::fs::write(cache.join(&nar_file), &nar).expect("write");
+    let nar_hash = info[0]["nar_hash"].as_str().expect("hash");
+    let references: Vec<&str> = info[0]["references"]
+        .as_array()
+        .expect("references")
+        .iter()
+        .map(|r| r.as_str().expect("path").rsplit('/').next().expect("base"))
+        .collect();
+    let narinfo = format!(
+        "StorePath: {claimed}\nURL: {nar_file}\nCompression: none\nFileHash: {nar_hash}\n\
+         FileSize: {size}\nNarHash: {nar_hash}\nNarSize: {size}\nReferences: {refs}\n\
+         CA: fixed:r:{nar_hash}\n",
+        size = nar.len(),
+        refs = references.join(" "),
+    );
+    std::fs::write(
+        cache.join(format!("{}.narinfo", hash_part(claimed))),
+        narinfo,
+    )
+    .expect("write");
+}
+
+/// Copies `path` from the cache into a store under `root` with a real Nix.
+fn nix_copy(cache: &Path, root: &Path, path: &str) -> std::process::Output {
+    Command::new("nix")
+        .env(
+            "NIX_CONFIG",
+            "substituters = \nexperimental-features = nix-command\n\
+             narinfo-cache-negative-ttl = 0\nnarinfo-cache-positive-ttl = 0",
+        )
+        .args(["copy", "--from", &format!("file://{}", cache.display())])
+        .args(["--to", &format!("local?root={}", root.display()), path])
+        .output()
+        .expect("nix copy")
+}
+
+#[test]
+fn paths_with_references_are_the_paths_nix_computes() {
+    if !have_nix() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp");
+    let ours = dir.path().join("ours");
+    let lib = dir.path().join("cuda-lib");
+    std::fs::create_dir_all(lib.join("lib")).expect("mkdir");
+    std::fs::copy(fixture("multiarch.so"), lib.join("lib/libmulti.so")).expect("copy");
+    let (_, lib_path, _) = run(&["store", "add", "--root", s(&ours), s(&lib)]);
+    let lib_path = lib_path.trim().to_owned();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(app.join("bin")).expect("mkdir");
+    std::fs::write(
+        app.join("bin/run"),
+        format!("#!/bin/sh\nLD_LIBRARY_PATH={lib_path}/lib\n"),
+    )
+    .expect("write");
+    let (code, app_path, _) = run(&[
+        "store",
+        "add",
+        "--scan-references",
+        "--root",
+        s(&ours),
+        s(&app),
+    ]);
+    assert_eq!(code, 0);
+    let app_path = app_path.trim().to_owned();
+    let cache = dir.path().join("cache");
+    publish(&ours, &lib_path, &lib_path, &cache);
+    publish(&ours, &app_path, &app_path, &cache);
+
+    // Nix accepts an unsigned path only if the path it computes from the content and the
+    // references is the one claimed.
+    let theirs = dir.path().join("theirs");
+    let copied = nix_copy(&cache, &theirs, &app_path);
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    assert_eq!(
+        nix_store(&theirs, &["--query", "--references", &app_path]).trim(),
+        lib_path
+    );
+    // Control: the same content and references under the path without references is refused.
+    let (_, unreferenced, _) = run(&["store", "path", s(&app)]);
+    let unreferenced = unreferenced.trim();
+    publish(&ours, &app_path, unreferenced, &cache);
+    let refused = nix_copy(&cache, &dir.path().join("refused"), unreferenced);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("lacks a valid signature"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
