@@ -448,3 +448,50 @@ fn paths_with_references_are_the_paths_nix_computes() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn several_processes_adding_at_once_agree() {
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path().join("root");
+    let trees: Vec<_> = (0..3)
+        .map(|i| {
+            let tree = dir.path().join(format!("tree{i}"));
+            std::fs::create_dir_all(&tree).expect("mkdir");
+            write_varied_files(&tree, 4 + i, 256 << 10);
+            tree
+        })
+        .collect();
+    // Each tree added by three processes at once, all nine running together.
+    let children: Vec<_> = (0..9)
+        .map(|i| {
+            let child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+                .args(["store", "add", "--root", s(&root), s(&trees[i % 3])])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("cudapkgs");
+            (i % 3, child)
+        })
+        .collect();
+    for (tree, child) in children {
+        let output = child.wait_with_output().expect("wait");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (_, expected, _) = run(&["store", "path", s(&trees[tree])]);
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            expected.trim()
+        );
+        let physical = root.join(expected.trim().trim_start_matches('/'));
+        let (_, on_disk, _) = run(&["nar", "hash", s(&physical)]);
+        let (_, source, _) = run(&["nar", "hash", s(&trees[tree])]);
+        assert_eq!(
+            on_disk.split_whitespace().next(),
+            source.split_whitespace().next()
+        );
+    }
+    assert_eq!(count_temporaries(&root.join("nix/store")), 0);
+}

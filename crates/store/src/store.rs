@@ -218,7 +218,11 @@ impl Store {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let transaction = self.db.transaction().map_err(|e| db_error(&e))?;
+        // Immediate: the write lock is taken (waiting its turn) before anything is read.
+        let transaction = self
+            .db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&e))?;
         transaction
             .execute(
                 "INSERT OR IGNORE INTO ValidPaths (path, hash, registrationTime, narSize) VALUES (?1, ?2, ?3, ?4)",
@@ -371,8 +375,12 @@ fn open_database(state_dir: &Path) -> Result<Connection, Error> {
     let db = Connection::open(&path).map_err(|e| db_error(&e))?;
     db.busy_timeout(std::time::Duration::from_secs(60))
         .map_err(|e| db_error(&e))?;
-    db.execute_batch(
-        "PRAGMA journal_mode = WAL;
+    // Switching to WAL and creating the tables can meet another process doing the same;
+    // SQLite answers that with "locked" without waiting, so the setup is retried.
+    let started = std::time::Instant::now();
+    let setup = || {
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
          PRAGMA foreign_keys = ON;
          CREATE TABLE IF NOT EXISTS ValidPaths (
              id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
@@ -386,7 +394,21 @@ fn open_database(state_dir: &Path) -> Result<Connection, Error> {
              reference INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT,
              PRIMARY KEY (referrer, reference)
          );",
-    )
-    .map_err(|e| db_error(&e))?;
+        )
+    };
+    loop {
+        match setup() {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if matches!(
+                    failure.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && started.elapsed() < std::time::Duration::from_secs(60) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => return Err(db_error(&error)),
+        }
+    }
     Ok(db)
 }
