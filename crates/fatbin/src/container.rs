@@ -615,7 +615,7 @@ pub(crate) mod tests {
         compressed: Option<(u32, u64)>,
     ) -> Vec<u8> {
         let mut padded = payload.to_vec();
-        while padded.len() % 8 != 0 {
+        while !padded.len().is_multiple_of(8) {
             padded.push(0);
         }
         let mut out = Vec::new();

@@ -50,8 +50,3 @@ pub(crate) fn remove_tree(root: &Path) -> Result<(), Error> {
     set_modes(root, &|mode, _| mode | 0o700)?;
     std::fs::remove_dir_all(root).map_err(|e| Error::io(root, e))
 }
-
-/// Copies a tree to `to`, which must not exist.
-pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
-    cudapkgs_tree::copy_tree(from, to).map_err(|e| Error::io(from, e))
-}

@@ -20,14 +20,6 @@ pub enum Error {
     BadName(String),
     #[error("malformed NAR at offset {offset:#x}: {problem}")]
     BadNar { offset: u64, problem: String },
-    #[error(
-        "{file}: refers to its own store path {path} at byte {offset}; refer to files of the same path relatively (runpaths: $ORIGIN)"
-    )]
-    SelfReference {
-        path: String,
-        file: PathBuf,
-        offset: u64,
-    },
     #[error("store database: {0}")]
     Database(String),
 }

@@ -33,6 +33,11 @@ impl ReferenceScanner {
         &self.found
     }
 
+    /// The hash parts seen, taken.
+    pub fn into_found(self) -> HashSet<[u8; HASH_LEN]> {
+        self.found
+    }
+
     fn scan(&mut self, data: &[u8]) {
         // A window of 32 bytes is checked from its end backwards; a byte outside the
         // alphabet lets the search jump past it.

@@ -7,6 +7,7 @@
 //! registered with its references in one transaction. A path is valid only once that
 //! transaction commits; temporaries of an interrupted add are removed on the next open.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -114,7 +115,8 @@ impl Store {
     /// Without `scan_references` the path is the one `nix-store --add` gives (no
     /// references). With it, every valid path the tree mentions (in contents, names or
     /// link targets) becomes a reference, as Nix registers the outputs of a build, and is
-    /// part of the path's hash.
+    /// part of the path's hash. (The tree cannot hold its own path: that path is a hash of
+    /// the tree.)
     pub fn add(
         &mut self,
         source: &Path,
@@ -127,21 +129,53 @@ impl Store {
         } else {
             Vec::new()
         };
-        let mut writer = std::io::BufWriter::with_capacity(
-            1 << 20,
-            Tee(
-                HashingWriter::default(),
-                ReferenceScanner::new(candidates.iter().map(|(hash, _)| *hash)),
-            ),
-        );
-        nar::dump(source, &mut writer)?;
-        let Tee(hashing, scanner) = writer
-            .into_inner()
-            .map_err(|e| Error::io(source, e.into_error()))?;
-        let (hash, size) = hashing.finish();
+        let folder = self.physical(&self.folder);
+        let work = folder.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), unique()));
+        let mut staged = work.as_os_str().to_owned();
+        staged.push("-tree");
+        let staged = PathBuf::from(staged);
+        let added = self.stage_and_place(source, name, &candidates, &work, &staged);
+        // Whatever was not moved into place (on failure, or when another process placed
+        // the same path first) goes.
+        let _ = copy::remove_tree(&work);
+        let _ = copy::remove_tree(&staged);
+        added
+    }
+
+    /// Serialises `source` once, hashing and scanning the stream while it is restored
+    /// into `work/tree` (so what is stored is exactly what was hashed), then places it.
+    fn stage_and_place(
+        &mut self,
+        source: &Path,
+        name: &str,
+        candidates: &[([u8; 32], String)],
+        work: &Path,
+        staged: &Path,
+    ) -> Result<String, Error> {
+        std::fs::create_dir(work).map_err(|e| Error::io(work, e))?;
+        let restored_at = work.join("tree");
+        let (reader, writer) = std::io::pipe().map_err(|e| Error::io(work, e))?;
+        let (dumped, restored) = std::thread::scope(|scope| {
+            let restoring = scope.spawn(|| {
+                crate::restore::restore(
+                    std::io::BufReader::with_capacity(1 << 20, reader),
+                    &restored_at,
+                )
+            });
+            let dumped = dump_hashing_and_scanning(source, candidates, writer);
+            (
+                dumped,
+                restoring
+                    .join()
+                    .expect("the restoring thread does not panic"),
+            )
+        });
+        // A failed dump makes the restore fail too; its own error says more.
+        let Dumped { hash, size, found } = dumped?;
+        restored?;
         let mut references: Vec<String> = candidates
             .iter()
-            .filter(|(hash_part, _)| scanner.found().contains(hash_part))
+            .filter(|(hash_part, _)| found.contains(hash_part))
             .map(|(_, path)| path.clone())
             .collect();
         references.sort();
@@ -149,63 +183,22 @@ impl Store {
         if self.info(&path)?.is_some() {
             return Ok(path);
         }
-
-        let folder = self.physical(&self.folder);
-        let staged = folder.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), unique()));
-        let placed = self.place(source, &staged, &path, (hash, size), &references);
-        if placed.is_err() {
-            let _ = copy::remove_tree(&staged);
-        }
-        placed?;
-        Ok(path)
-    }
-
-    /// Copies `source` to `staged` (a temporary beside the destination), checks the copy,
-    /// and moves it into place and registers it under the path's lock.
-    fn place(
-        &mut self,
-        source: &Path,
-        staged: &Path,
-        path: &str,
-        (hash, size): ([u8; 32], u64),
-        references: &[String],
-    ) -> Result<(), Error> {
-        copy::copy_tree(source, staged)?;
-        // The copy is what gets stored, so it must be what was hashed.
-        let own = hash_part(path).expect("a computed store path");
-        let mut writer = std::io::BufWriter::with_capacity(
-            1 << 20,
-            Tee(HashingWriter::default(), ReferenceScanner::new([own])),
-        );
-        nar::dump(staged, &mut writer)?;
-        let Tee(hashing, scanner) = writer
-            .into_inner()
-            .map_err(|e| Error::io(staged, e.into_error()))?;
-        if hashing.finish() != (hash, size) {
-            return Err(Error::Changed(source.to_owned()));
-        }
-        if !scanner.found().is_empty() {
-            let (file, offset) = find_in_tree(staged, &own)?;
-            let file = source.join(file.strip_prefix(staged).unwrap_or(&file));
-            return Err(Error::SelfReference {
-                path: path.to_owned(),
-                file,
-                offset,
-            });
-        }
-        // Read-only before the rename (within one folder, so no write access to the
-        // moved folder is needed): a path never exists writable at its final name.
+        // Beside the destination, then read-only, then renamed within one folder (which
+        // needs no write access to the moved folder): a path never exists writable at
+        // its final name.
+        std::fs::rename(&restored_at, staged).map_err(|e| Error::io(staged, e))?;
         copy::make_read_only(staged)?;
-        let destination = self.physical(path);
+        let destination = self.physical(&path);
         let _lock = lock(&destination)?;
-        if self.info(path)?.is_some() {
-            return copy::remove_tree(staged);
+        if self.info(&path)?.is_some() {
+            return Ok(path);
         }
         // Something at the destination that is not registered is left from an
-        // interrupted add (or put there by hand): the verified copy replaces it.
+        // interrupted add (or put there by hand): the new tree replaces it.
         copy::remove_tree(&destination)?;
         std::fs::rename(staged, &destination).map_err(|e| Error::io(&destination, e))?;
-        self.register(path, &hash, size, references)
+        self.register(&path, &hash, size, &references)?;
+        Ok(path)
     }
 
     fn register(
@@ -317,40 +310,36 @@ fn lock(path: &Path) -> Result<std::fs::File, Error> {
     Ok(file)
 }
 
-/// The first file (by name, link target or contents) under `root` holding `needle`, and
-/// the byte offset in it.
-fn find_in_tree(root: &Path, needle: &[u8]) -> Result<(PathBuf, u64), Error> {
-    let find = |haystack: &[u8]| haystack.windows(needle.len()).position(|w| w == needle);
-    let metadata = root.symlink_metadata().map_err(|e| Error::io(root, e))?;
-    let name = root
-        .file_name()
-        .map(std::ffi::OsStr::as_encoded_bytes)
-        .unwrap_or_default();
-    if find(name).is_some() {
-        return Ok((root.to_owned(), 0));
-    }
-    if metadata.file_type().is_symlink() {
-        let target = std::fs::read_link(root).map_err(|e| Error::io(root, e))?;
-        if let Some(offset) = find(target.as_os_str().as_encoded_bytes()) {
-            return Ok((root.to_owned(), offset as u64));
-        }
-    } else if metadata.is_dir() {
-        let mut children: Vec<_> = std::fs::read_dir(root)
-            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-            .map_err(|e| Error::io(root, e))?;
-        children.sort_by_key(std::fs::DirEntry::file_name);
-        for child in children {
-            if let Ok(found) = find_in_tree(&child.path(), needle) {
-                return Ok(found);
-            }
-        }
-    } else {
-        let contents = std::fs::read(root).map_err(|e| Error::io(root, e))?;
-        if let Some(offset) = find(&contents) {
-            return Ok((root.to_owned(), offset as u64));
-        }
-    }
-    Err(Error::io(root, std::io::ErrorKind::NotFound.into()))
+/// What one pass over a tree's NAR found.
+struct Dumped {
+    hash: [u8; 32],
+    size: u64,
+    /// The candidate hash parts seen.
+    found: HashSet<[u8; 32]>,
+}
+
+/// Writes the NAR of `source` to `out` while hashing it and scanning it for candidates.
+fn dump_hashing_and_scanning(
+    source: &Path,
+    candidates: &[([u8; 32], String)],
+    out: impl Write,
+) -> Result<Dumped, Error> {
+    let scanner = ReferenceScanner::new(candidates.iter().map(|(hash, _)| *hash));
+    let mut writer = std::io::BufWriter::with_capacity(
+        1 << 20,
+        Tee(Tee(HashingWriter::default(), scanner), out),
+    );
+    nar::dump(source, &mut writer)?;
+    let Tee(Tee(hashing, scanner), out) = writer
+        .into_inner()
+        .map_err(|e| Error::io(source, e.into_error()))?;
+    drop(out);
+    let (hash, size) = hashing.finish();
+    Ok(Dumped {
+        hash,
+        size,
+        found: scanner.into_found(),
+    })
 }
 
 /// Writes to two writers.
