@@ -8,6 +8,7 @@ mod copy;
 mod error;
 pub mod nar;
 pub mod path;
+mod pipe;
 pub mod restore;
 pub mod scan;
 pub mod store;

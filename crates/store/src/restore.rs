@@ -4,7 +4,7 @@
 //! small bounds on names and link targets.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -19,7 +19,7 @@ struct Reader<R> {
     offset: u64,
 }
 
-impl<R: Read> Reader<R> {
+impl<R: BufRead> Reader<R> {
     fn bad(&self, problem: impl Into<String>) -> Error {
         Error::BadNar {
             offset: self.offset,
@@ -83,10 +83,29 @@ impl<R: Read> Reader<R> {
     }
 }
 
+/// Copies up to `len` bytes straight from the reader's buffer (whole buffers per write,
+/// not `io::copy`'s 8 KiB); returns how many there were.
+fn copy_exactly(input: &mut impl BufRead, len: u64, out: &mut impl Write) -> io::Result<u64> {
+    let mut left = len;
+    while left > 0 {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            break;
+        }
+        let n = available
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        out.write_all(&available[..n])?;
+        input.consume(n);
+        left -= n as u64;
+    }
+    Ok(len - left)
+}
+
 /// Restores the NAR read from `input` at `target`, which must not exist. The tree is
 /// built beside `target` and renamed into place only when the whole archive was valid:
 /// a refused archive leaves nothing behind.
-pub fn restore(input: impl Read, target: &Path) -> Result<(), Error> {
+pub fn restore(input: impl BufRead, target: &Path) -> Result<(), Error> {
     if target.symlink_metadata().is_ok() {
         return Err(Error::io(
             target,
@@ -134,7 +153,7 @@ fn seal_folders(path: &Path) -> Result<(), Error> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o555)).map_err(io)
 }
 
-fn node<R: Read>(reader: &mut Reader<R>, target: &Path, depth: usize) -> Result<(), Error> {
+fn node<R: BufRead>(reader: &mut Reader<R>, target: &Path, depth: usize) -> Result<(), Error> {
     if depth > 256 {
         return Err(reader.bad("folders nested more than 256 deep"));
     }
@@ -155,7 +174,7 @@ fn node<R: Read>(reader: &mut Reader<R>, target: &Path, depth: usize) -> Result<
             }
             let len = reader.u64()?;
             let mut file = File::create_new(target).map_err(io)?;
-            let copied = io::copy(&mut (&mut reader.inner).take(len), &mut file).map_err(io)?;
+            let copied = copy_exactly(&mut reader.inner, len, &mut file).map_err(io)?;
             if copied != len {
                 return Err(reader.bad("ends inside a file's contents"));
             }

@@ -154,14 +154,9 @@ impl Store {
     ) -> Result<String, Error> {
         std::fs::create_dir(work).map_err(|e| Error::io(work, e))?;
         let restored_at = work.join("tree");
-        let (reader, writer) = std::io::pipe().map_err(|e| Error::io(work, e))?;
+        let (writer, reader) = crate::pipe::chunk_pipe();
         let (dumped, restored) = std::thread::scope(|scope| {
-            let restoring = scope.spawn(|| {
-                crate::restore::restore(
-                    std::io::BufReader::with_capacity(1 << 20, reader),
-                    &restored_at,
-                )
-            });
+            let restoring = scope.spawn(|| crate::restore::restore(reader, &restored_at));
             let dumped = dump_hashing_and_scanning(source, candidates, writer);
             (
                 dumped,
