@@ -72,6 +72,14 @@ pub enum Command {
     /// The store: Nix-compatible store paths
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Every path STORE_PATH… needs at run time (the references, followed), biggest first,
+    /// with the total size
+    Closure {
+        #[arg(required = true, value_name = "STORE_PATH")]
+        paths: Vec<String>,
+        #[command(flatten)]
+        location: StoreLocation,
+    },
 }
 
 #[derive(Debug, Subcommand)]

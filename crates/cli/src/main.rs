@@ -54,5 +54,6 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Prune(args) => commands::prune::run(args, output),
         Command::Nar(command) => commands::store::nar(command, output),
         Command::Store(command) => commands::store::store(command, output),
+        Command::Closure { paths, location } => commands::store::closure(paths, location, output),
     }
 }

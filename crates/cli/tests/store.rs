@@ -436,6 +436,52 @@ fn paths_with_references_are_the_paths_nix_computes() {
         nix_store(&theirs, &["--query", "--references", &app_path]).trim(),
         lib_path
     );
+    // A third level: a wrapper naming the app; its closure is what Nix's is.
+    let wrapper = dir.path().join("wrapper");
+    std::fs::write(&wrapper, format!("exec {app_path}/bin/run\n")).expect("write");
+    let (_, wrapper_path, _) = run(&[
+        "store",
+        "add",
+        "--scan-references",
+        "--root",
+        s(&ours),
+        s(&wrapper),
+    ]);
+    let wrapper_path = wrapper_path.trim().to_owned();
+    publish(&ours, &wrapper_path, &wrapper_path, &cache);
+    let copied = nix_copy(&cache, &theirs, &wrapper_path);
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let (code, closure, _) = run(&["--json", "closure", "--root", s(&ours), &wrapper_path]);
+    assert_eq!(code, 0);
+    let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
+    let mut ours_closure: Vec<&str> = closure["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .map(|p| p["path"].as_str().expect("path"))
+        .collect();
+    let sizes: Vec<u64> = closure["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .map(|p| p["nar_size"].as_u64().expect("size"))
+        .collect();
+    assert!(
+        sizes.windows(2).all(|w| w[0] >= w[1]),
+        "biggest first: {sizes:?}"
+    );
+    assert_eq!(closure["total_nar_size"].as_u64(), Some(sizes.iter().sum()));
+    ours_closure.sort_unstable();
+    let nix_closure = nix_store(&theirs, &["--query", "--requisites", &wrapper_path]);
+    let mut nix_closure: Vec<&str> = nix_closure.lines().collect();
+    nix_closure.sort_unstable();
+    assert_eq!(ours_closure, nix_closure);
+    assert_eq!(ours_closure.len(), 3);
+
     // Control: the same content and references under the path without references is refused.
     let (_, unreferenced, _) = run(&["store", "path", s(&app)]);
     let unreferenced = unreferenced.trim();

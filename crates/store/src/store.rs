@@ -228,6 +228,25 @@ impl Store {
         transaction.commit().map_err(|e| db_error(&e))
     }
 
+    /// `roots` and every path they reference, directly or not; an invalid root is an
+    /// error naming it.
+    pub fn closure(&self, roots: &[String]) -> Result<Vec<PathInfo>, Error> {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut pending: Vec<String> = roots.to_vec();
+        let mut closure = Vec::new();
+        while let Some(path) = pending.pop() {
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            let info = self.info(&path)?.ok_or_else(|| {
+                Error::Database(format!("{path} is not a valid path of this store"))
+            })?;
+            pending.extend(info.references.iter().cloned());
+            closure.push(info);
+        }
+        Ok(closure)
+    }
+
     /// What the database knows of `path`, if it is valid.
     pub fn info(&self, path: &str) -> Result<Option<PathInfo>, Error> {
         let row = self

@@ -164,6 +164,51 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
 }
 
 #[derive(Debug, Serialize)]
+struct ClosureReport<'a> {
+    paths: Vec<InfoReport<'a>>,
+    total_nar_size: u64,
+}
+
+/// `cudapkgs closure`: every path the roots need, biggest first, and the total.
+pub fn closure(paths: &[String], location: &StoreLocation, output: Output) -> CliResult<Exit> {
+    let store = open_store(location)?;
+    let mut closure = store.closure(paths).map_err(|error| {
+        failure(&error)
+            .with_hint("add it with `cudapkgs store add`, or check --store-dir and --root")
+    })?;
+    closure.sort_by(|a, b| {
+        b.nar_size
+            .cmp(&a.nar_size)
+            .then_with(|| a.path.cmp(&b.path))
+    });
+    let report = ClosureReport {
+        total_nar_size: closure.iter().map(|info| info.nar_size).sum(),
+        paths: closure.iter().map(info_report).collect(),
+    };
+    if output.json {
+        Output::print_json(&report)?;
+    } else {
+        let mut text = String::new();
+        for info in &report.paths {
+            let _ = writeln!(
+                text,
+                "{:>10}  {}",
+                crate::units::bytes(info.nar_size),
+                info.path
+            );
+        }
+        let _ = writeln!(
+            text,
+            "{:>10}  total, {} paths",
+            crate::units::bytes(report.total_nar_size),
+            report.paths.len()
+        );
+        Output::print(&text)?;
+    }
+    Ok(Exit::Success)
+}
+
+#[derive(Debug, Serialize)]
 struct InfoReport<'a> {
     path: &'a str,
     nar_hash: &'a str,
