@@ -80,6 +80,16 @@ pub enum Command {
         #[command(flatten)]
         location: StoreLocation,
     },
+    /// Why PATH needs DEP: the shortest chain of references, and for every hop the file and
+    /// byte offset where the reference sits (exit 1 if DEP is not in PATH's closure)
+    Why {
+        #[arg(value_name = "PATH")]
+        path: String,
+        #[arg(value_name = "DEP")]
+        dependency: String,
+        #[command(flatten)]
+        location: StoreLocation,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,5 +55,10 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Nar(command) => commands::store::nar(command, output),
         Command::Store(command) => commands::store::store(command, output),
         Command::Closure { paths, location } => commands::store::closure(paths, location, output),
+        Command::Why {
+            path,
+            dependency,
+            location,
+        } => commands::store::why(path, dependency, location, output),
     }
 }

@@ -390,6 +390,37 @@ fn nix_copy(cache: &Path, root: &Path, path: &str) -> std::process::Output {
         .expect("nix copy")
 }
 
+/// `cudapkgs closure` of `path` in the store under `ours`: biggest first, the total right,
+/// the same paths as `nix-store --query --requisites` in the store under `theirs`.
+fn assert_closure_equals_nix(ours: &Path, theirs: &Path, path: &str, count: usize) {
+    let (code, closure, _) = run(&["--json", "closure", "--root", s(ours), path]);
+    assert_eq!(code, 0);
+    let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
+    let mut ours_closure: Vec<&str> = closure["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .map(|p| p["path"].as_str().expect("path"))
+        .collect();
+    let sizes: Vec<u64> = closure["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .map(|p| p["nar_size"].as_u64().expect("size"))
+        .collect();
+    assert!(
+        sizes.windows(2).all(|w| w[0] >= w[1]),
+        "biggest first: {sizes:?}"
+    );
+    assert_eq!(closure["total_nar_size"].as_u64(), Some(sizes.iter().sum()));
+    ours_closure.sort_unstable();
+    let nix_closure = nix_store(theirs, &["--query", "--requisites", path]);
+    let mut nix_closure: Vec<&str> = nix_closure.lines().collect();
+    nix_closure.sort_unstable();
+    assert_eq!(ours_closure, nix_closure);
+    assert_eq!(ours_closure.len(), count);
+}
+
 #[test]
 fn paths_with_references_are_the_paths_nix_computes() {
     if !have_nix() {
@@ -455,32 +486,32 @@ fn paths_with_references_are_the_paths_nix_computes() {
         "{}",
         String::from_utf8_lossy(&copied.stderr)
     );
-    let (code, closure, _) = run(&["--json", "closure", "--root", s(&ours), &wrapper_path]);
-    assert_eq!(code, 0);
-    let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
-    let mut ours_closure: Vec<&str> = closure["paths"]
-        .as_array()
-        .expect("paths")
-        .iter()
-        .map(|p| p["path"].as_str().expect("path"))
-        .collect();
-    let sizes: Vec<u64> = closure["paths"]
-        .as_array()
-        .expect("paths")
-        .iter()
-        .map(|p| p["nar_size"].as_u64().expect("size"))
-        .collect();
-    assert!(
-        sizes.windows(2).all(|w| w[0] >= w[1]),
-        "biggest first: {sizes:?}"
+    assert_closure_equals_nix(&ours, &theirs, &wrapper_path, 3);
+
+    // Why the wrapper needs the library: two hops, each with the file and offset.
+    let (code, why, stderr) = run(&[
+        "--json",
+        "why",
+        "--root",
+        s(&ours),
+        &wrapper_path,
+        &lib_path,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let why: serde_json::Value = serde_json::from_str(&why).expect("json");
+    let offset_of = |file: &Path, path: &str| {
+        let contents = std::fs::read_to_string(file).expect("read");
+        contents.find(&path[11..43]).expect("hash part") as u64
+    };
+    assert_eq!(
+        why["chain"],
+        serde_json::json!([
+            {"path": wrapper_path, "next": app_path, "file": "", "offset": offset_of(&wrapper, &app_path)},
+            {"path": app_path, "next": lib_path, "file": "bin/run", "offset": offset_of(&app.join("bin/run"), &lib_path)},
+        ])
     );
-    assert_eq!(closure["total_nar_size"].as_u64(), Some(sizes.iter().sum()));
-    ours_closure.sort_unstable();
-    let nix_closure = nix_store(&theirs, &["--query", "--requisites", &wrapper_path]);
-    let mut nix_closure: Vec<&str> = nix_closure.lines().collect();
-    nix_closure.sort_unstable();
-    assert_eq!(ours_closure, nix_closure);
-    assert_eq!(ours_closure.len(), 3);
+    let (code, _, _) = run(&["why", "--root", s(&ours), &lib_path, &wrapper_path]);
+    assert_eq!(code, 1, "the library does not need the wrapper");
 
     // Control: the same content and references under the path without references is refused.
     let (_, unreferenced, _) = run(&["store", "path", s(&app)]);

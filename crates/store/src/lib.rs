@@ -12,5 +12,6 @@ mod pipe;
 pub mod restore;
 pub mod scan;
 pub mod store;
+pub mod why;
 
 pub use error::Error;

@@ -209,6 +209,58 @@ pub fn closure(paths: &[String], location: &StoreLocation, output: Output) -> Cl
 }
 
 #[derive(Debug, Serialize)]
+struct HopReport<'a> {
+    path: &'a str,
+    next: &'a str,
+    file: String,
+    offset: u64,
+}
+
+/// `cudapkgs why`: the shortest reference chain from `path` to `dependency`.
+pub fn why(
+    path: &str,
+    dependency: &str,
+    location: &StoreLocation,
+    output: Output,
+) -> CliResult<Exit> {
+    let store = open_store(location)?;
+    let chain =
+        cudapkgs_store::why::why(&store, path, dependency).map_err(|error| failure(&error))?;
+    let Some(chain) = chain else {
+        if output.json {
+            Output::print_json(&serde_json::json!({ "chain": null }))?;
+        } else {
+            Output::print(&format!("{dependency} is not in the closure of {path}\n"))?;
+        }
+        return Ok(Exit::Problems);
+    };
+    let hops: Vec<HopReport> = chain
+        .iter()
+        .map(|hop| HopReport {
+            path: &hop.path,
+            next: &hop.next,
+            file: hop.file.display().to_string(),
+            offset: hop.offset,
+        })
+        .collect();
+    if output.json {
+        Output::print_json(&serde_json::json!({ "chain": hops }))?;
+    } else {
+        let mut text = format!("{path}\n");
+        for hop in &hops {
+            let file = if hop.file.is_empty() {
+                "the file itself"
+            } else {
+                &hop.file
+            };
+            let _ = writeln!(text, "  -> {}  ({file}, byte {})", hop.next, hop.offset);
+        }
+        Output::print(&text)?;
+    }
+    Ok(Exit::Success)
+}
+
+#[derive(Debug, Serialize)]
 struct InfoReport<'a> {
     path: &'a str,
     nar_hash: &'a str,
