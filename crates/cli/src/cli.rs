@@ -139,6 +139,15 @@ pub enum StoreCommand {
         #[command(flatten)]
         location: StoreLocation,
     },
+    /// Check every valid path against its registered NAR hash, and the store folder against
+    /// the database (exit 1 on problems)
+    Verify {
+        /// Remove entries of the store folder that are not registered
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        location: StoreLocation,
+    },
     /// What the store knows of each STORE_PATH: NAR hash and size, references
     Info {
         #[arg(required = true, value_name = "STORE_PATH")]

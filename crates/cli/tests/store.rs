@@ -583,3 +583,52 @@ fn several_processes_adding_at_once_agree() {
     }
     assert_eq!(count_temporaries(&root.join("nix/store")), 0);
 }
+
+#[test]
+fn verify_finds_changed_and_unregistered_paths_and_repairs_leftovers() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp");
+    let ours = dir.path().join("ours");
+    let pkg = library_tree(dir.path(), "cuda-lib");
+    let root = ["--root", s(&ours)];
+    let (code, added, _) = run(&[&["store", "add"][..], &root, &[s(&pkg)]].concat());
+    assert_eq!(code, 0);
+    let added = added.trim();
+    let (code, report, _) = run(&[&["store", "verify"][..], &root].concat());
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains("1 valid paths checked, 0 problems"),
+        "{report}"
+    );
+
+    // Something put in the store by hand, and a registered file changed on disk.
+    let stray = ours.join("nix/store/00000000000000000000000000000000-stray");
+    std::fs::create_dir_all(&stray).expect("mkdir");
+    let library = ours
+        .join(added.trim_start_matches('/'))
+        .join("lib/libmulti.so");
+    std::fs::set_permissions(
+        library.parent().expect("lib"),
+        PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    std::fs::set_permissions(&library, PermissionsExt::from_mode(0o644)).expect("chmod");
+    let mut bytes = std::fs::read(&library).expect("read");
+    bytes[100] ^= 1;
+    std::fs::write(&library, bytes).expect("write");
+    let (code, report, _) = run(&[&["store", "verify", "--repair"][..], &root].concat());
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains(&format!("{added}: changed on disk")),
+        "{report}"
+    );
+    assert!(
+        report.contains("-stray: not registered; removed"),
+        "{report}"
+    );
+    assert!(!stray.exists());
+    // The stray is gone; the damaged path stays reported, not silently dropped.
+    let (code, report, _) = run(&[&["store", "verify"][..], &root].concat());
+    assert_eq!(code, 1);
+    assert!(report.contains("1 problem\n"), "{report}");
+}

@@ -30,6 +30,46 @@ pub struct Store {
     db: Connection,
 }
 
+/// What `verify` found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Valid, but its tree is gone.
+    Missing(String),
+    /// Valid, but its tree no longer has the registered NAR hash or size.
+    Changed {
+        path: String,
+        registered: String,
+        actual: String,
+    },
+    /// In the store folder without being valid (an interrupted add, or put there by hand).
+    Unregistered { path: String, removed: bool },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Missing(path) => write!(f, "{path}: registered but missing from disk"),
+            Problem::Changed {
+                path,
+                registered,
+                actual,
+            } => write!(
+                f,
+                "{path}: changed on disk (registered {registered}, now {actual})"
+            ),
+            Problem::Unregistered { path, removed } => write!(
+                f,
+                "{path}: not registered{}",
+                if *removed {
+                    "; removed"
+                } else {
+                    " (--repair removes it)"
+                }
+            ),
+        }
+    }
+}
+
 /// What the database knows of a valid path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathInfo {
@@ -226,6 +266,66 @@ impl Store {
                 .map_err(|e| db_error(&e))?;
         }
         transaction.commit().map_err(|e| db_error(&e))
+    }
+
+    /// Every valid path, sorted.
+    pub fn valid_paths(&self) -> Result<Vec<String>, Error> {
+        let mut paths: Vec<String> = self
+            .valid_hash_parts()?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        paths.sort();
+        Ok(paths)
+    }
+
+    /// Checks the store against its database: every valid path's tree must be on disk
+    /// with its registered NAR hash and size, and everything in the store folder must be
+    /// registered (temporaries of running adds and lock files aside). With `repair`,
+    /// unregistered entries are removed; damaged valid paths are only reported.
+    pub fn verify(&self, repair: bool) -> Result<Vec<Problem>, Error> {
+        let mut problems = Vec::new();
+        let valid = self.valid_paths()?;
+        for path in &valid {
+            let physical = self.physical(path);
+            if physical.symlink_metadata().is_err() {
+                problems.push(Problem::Missing(path.clone()));
+                continue;
+            }
+            let (hash, size) = nar::hash(&physical)?;
+            let info = self.info(path)?.expect("listed as valid");
+            let actual = format!("sha256:{}", base32::encode(&hash));
+            if actual != info.nar_hash || size != info.nar_size {
+                problems.push(Problem::Changed {
+                    path: path.clone(),
+                    registered: info.nar_hash,
+                    actual,
+                });
+            }
+        }
+        let folder = self.physical(&self.folder);
+        let valid_names: HashSet<&str> =
+            valid.iter().filter_map(|p| p.rsplit('/').next()).collect();
+        for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
+            let entry = entry.map_err(|e| Error::io(&folder, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Lock files are empty files named `<path>.lock`.
+            let is_lock = std::path::Path::new(&name)
+                .extension()
+                .is_some_and(|extension| extension == "lock")
+                && entry.metadata().is_ok_and(|m| m.is_file() && m.len() == 0);
+            if name.starts_with(TEMP_PREFIX) || is_lock || valid_names.contains(name.as_str()) {
+                continue;
+            }
+            if repair {
+                copy::remove_tree(&entry.path())?;
+            }
+            problems.push(Problem::Unregistered {
+                path: format!("{}/{name}", self.folder),
+                removed: repair,
+            });
+        }
+        Ok(problems)
     }
 
     /// `roots` and every path they reference, directly or not; an invalid root is an

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
-use cudapkgs_store::store::{PathInfo, Store};
+use cudapkgs_store::store::{PathInfo, Problem, Store};
 use cudapkgs_store::{base32, nar, path, restore};
 use serde::Serialize;
 
@@ -129,6 +129,7 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
             }
             Ok(Exit::Success)
         }
+        StoreCommand::Verify { repair, location } => verify(*repair, location, output),
         StoreCommand::Info { paths, location } => {
             let store = open_store(location)?;
             let mut infos = Vec::new();
@@ -161,6 +162,40 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
             Ok(Exit::Success)
         }
     }
+}
+
+/// `cudapkgs store verify`.
+fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<Exit> {
+    let store = open_store(location)?;
+    let problems = store.verify(repair).map_err(|error| failure(&error))?;
+    let checked = store.valid_paths().map_err(|error| failure(&error))?.len();
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    if output.json {
+        Output::print_json(&serde_json::json!({
+            "valid_paths": checked,
+            "problems": lines,
+        }))?;
+    } else {
+        let mut text = String::new();
+        for line in &lines {
+            let _ = writeln!(text, "{line}");
+        }
+        let _ = writeln!(
+            text,
+            "{checked} valid paths checked, {} problem{}",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" }
+        );
+        Output::print(&text)?;
+    }
+    let unrepaired = problems
+        .iter()
+        .any(|problem| !matches!(problem, Problem::Unregistered { removed: true, .. }));
+    Ok(if unrepaired {
+        Exit::Problems
+    } else {
+        Exit::Success
+    })
 }
 
 #[derive(Debug, Serialize)]
