@@ -72,6 +72,13 @@ pub enum Command {
     /// The store: Nix-compatible store paths
     #[command(subcommand)]
     Store(StoreCommand),
+    /// What the store knows of each STORE_PATH (the same as `cudapkgs store info`)
+    PathInfo {
+        #[arg(required = true, value_name = "STORE_PATH")]
+        paths: Vec<String>,
+        #[command(flatten)]
+        location: StoreLocation,
+    },
     /// Every path STORE_PATH… needs at run time (the references, followed), biggest first,
     /// with the total size
     Closure {

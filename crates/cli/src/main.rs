@@ -54,6 +54,9 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Prune(args) => commands::prune::run(args, output),
         Command::Nar(command) => commands::store::nar(command, output),
         Command::Store(command) => commands::store::store(command, output),
+        Command::PathInfo { paths, location } => {
+            commands::store::path_info(paths, location, output)
+        }
         Command::Closure { paths, location } => commands::store::closure(paths, location, output),
         Command::Why {
             path,

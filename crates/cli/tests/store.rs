@@ -156,6 +156,12 @@ fn store_add_places_and_registers_what_nix_would() {
         Some(nix_store(&theirs, &["--query", "--hash", added]).trim())
     );
     assert_eq!(info[0]["references"], serde_json::json!([]));
+    let (code, same, _) = run(&[&["--json", "path-info"][..], &root, &[added]].concat());
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&same).expect("json"),
+        info
+    );
 
     // Adding again changes nothing.
     let (code, again, _) = run(&[&["store", "add"][..], &root, &[s(&pkg)]].concat());

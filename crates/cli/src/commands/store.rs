@@ -130,38 +130,40 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
             Ok(Exit::Success)
         }
         StoreCommand::Verify { repair, location } => verify(*repair, location, output),
-        StoreCommand::Info { paths, location } => {
-            let store = open_store(location)?;
-            let mut infos = Vec::new();
-            for path in paths {
-                let info = store.info(path).map_err(|error| failure(&error))?;
-                let info = info.ok_or_else(|| {
-                    CliError::new(format!("{path} is not a valid path of this store")).with_hint(
-                        "add it with `cudapkgs store add`, or check --store-dir and --root",
-                    )
-                })?;
-                infos.push(info);
-            }
-            let reports: Vec<InfoReport> = infos.iter().map(info_report).collect();
-            if output.json {
-                Output::print_json(&reports)?;
-            } else {
-                let mut text = String::new();
-                for r in &reports {
-                    let _ = writeln!(
-                        text,
-                        "{}\n  nar hash: {}\n  nar size: {}",
-                        r.path, r.nar_hash, r.nar_size
-                    );
-                    for reference in r.references {
-                        let _ = writeln!(text, "  reference: {reference}");
-                    }
-                }
-                Output::print(&text)?;
-            }
-            Ok(Exit::Success)
-        }
+        StoreCommand::Info { paths, location } => path_info(paths, location, output),
     }
+}
+
+/// `cudapkgs store info` and `cudapkgs path-info`.
+pub fn path_info(paths: &[String], location: &StoreLocation, output: Output) -> CliResult<Exit> {
+    let store = open_store(location)?;
+    let mut infos = Vec::new();
+    for path in paths {
+        let info = store.info(path).map_err(|error| failure(&error))?;
+        let info = info.ok_or_else(|| {
+            CliError::new(format!("{path} is not a valid path of this store"))
+                .with_hint("add it with `cudapkgs store add`, or check --store-dir and --root")
+        })?;
+        infos.push(info);
+    }
+    let reports: Vec<InfoReport> = infos.iter().map(info_report).collect();
+    if output.json {
+        Output::print_json(&reports)?;
+    } else {
+        let mut text = String::new();
+        for r in &reports {
+            let _ = writeln!(
+                text,
+                "{}\n  nar hash: {}\n  nar size: {}",
+                r.path, r.nar_hash, r.nar_size
+            );
+            for reference in r.references {
+                let _ = writeln!(text, "  reference: {reference}");
+            }
+        }
+        Output::print(&text)?;
+    }
+    Ok(Exit::Success)
 }
 
 /// `cudapkgs store verify`.
