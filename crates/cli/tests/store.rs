@@ -318,17 +318,7 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
         } else {
             unregistered += 1;
         }
-        let temporaries = std::fs::read_dir(&folder).map_or(0, |entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(".cudapkgs-add-")
-                })
-                .count()
-        });
-        mid_copy += usize::from(temporaries > 0);
+        mid_copy += usize::from(count_temporaries(&folder) > 0);
         if folder.exists() {
             let mut entries = Vec::new();
             store_entries(&folder, &mut entries);

@@ -20,6 +20,8 @@ pub enum Error {
     BadName(String),
     #[error("malformed NAR at offset {offset:#x}: {problem}")]
     BadNar { offset: u64, problem: String },
+    #[error("{0} is not a valid path of this store")]
+    NotValid(String),
     #[error("store database: {0}")]
     Database(String),
 }

@@ -28,6 +28,16 @@ pub fn check_name(name: &str) -> Result<(), Error> {
     }
 }
 
+/// The 32 characters of a store path's hash (its base name's start).
+pub fn hash_part(path: &str) -> Option<[u8; 32]> {
+    path.rsplit('/')
+        .next()?
+        .as_bytes()
+        .get(..32)?
+        .try_into()
+        .ok()
+}
+
 /// The store path of a tree added by content: type `source`, its references (full store
 /// paths), and whether it refers to itself.
 pub fn source_path(

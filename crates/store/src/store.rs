@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Error;
 use crate::nar::{self, HashingWriter};
-use crate::path::source_path;
+use crate::path::{hash_part, source_path};
 use crate::scan::ReferenceScanner;
 use crate::{base32, copy};
 
@@ -28,6 +28,14 @@ pub struct Store {
     folder: String,
     root: Option<PathBuf>,
     db: Connection,
+}
+
+/// What `verify` checked and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Valid paths re-hashed.
+    pub checked: usize,
+    pub problems: Vec<Problem>,
 }
 
 /// What `verify` found wrong.
@@ -283,7 +291,7 @@ impl Store {
     /// with its registered NAR hash and size, and everything in the store folder must be
     /// registered (temporaries of running adds and lock files aside). With `repair`,
     /// unregistered entries are removed; damaged valid paths are only reported.
-    pub fn verify(&self, repair: bool) -> Result<Vec<Problem>, Error> {
+    pub fn verify(&self, repair: bool) -> Result<Verification, Error> {
         let mut problems = Vec::new();
         let valid = self.valid_paths()?;
         for path in &valid {
@@ -325,7 +333,10 @@ impl Store {
                 removed: repair,
             });
         }
-        Ok(problems)
+        Ok(Verification {
+            checked: valid.len(),
+            problems,
+        })
     }
 
     /// `roots` and every path they reference, directly or not; an invalid root is an
@@ -338,9 +349,9 @@ impl Store {
             if !seen.insert(path.clone()) {
                 continue;
             }
-            let info = self.info(&path)?.ok_or_else(|| {
-                Error::Database(format!("{path} is not a valid path of this store"))
-            })?;
+            let info = self
+                .info(&path)?
+                .ok_or_else(|| Error::NotValid(path.clone()))?;
             pending.extend(info.references.iter().cloned());
             closure.push(info);
         }
@@ -385,16 +396,6 @@ impl Store {
             registration_time,
         }))
     }
-}
-
-/// The 32 characters of a store path's hash.
-fn hash_part(path: &str) -> Option<[u8; 32]> {
-    path.rsplit('/')
-        .next()?
-        .as_bytes()
-        .get(..32)?
-        .try_into()
-        .ok()
 }
 
 /// A name no other add uses: this process and a counter.

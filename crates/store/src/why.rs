@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::path::hash_part;
 use crate::store::Store;
 
 /// One link of a chain: `path` refers to `next` from `file` (relative to `path`; empty
@@ -28,7 +29,7 @@ pub fn why(store: &Store, from: &str, to: &str) -> Result<Option<Vec<Hop>>, Erro
         }
         let info = store
             .info(&path)?
-            .ok_or_else(|| Error::Database(format!("{path} is not a valid path of this store")))?;
+            .ok_or_else(|| Error::NotValid(path.clone()))?;
         for reference in info.references {
             if !came_from.contains_key(&reference) {
                 came_from.insert(reference.clone(), path.clone());
@@ -51,9 +52,8 @@ pub fn why(store: &Store, from: &str, to: &str) -> Result<Option<Vec<Hop>>, Erro
         .into_iter()
         .map(|(path, next)| {
             let root = store.physical(&path);
-            let hash_part = next.rsplit('/').next().unwrap_or_default();
-            let hash_part = &hash_part.as_bytes()[..hash_part.len().min(32)];
-            let (file, offset) = locate(&root, hash_part)?.ok_or_else(|| {
+            let hash_part = hash_part(&next).ok_or_else(|| Error::NotValid(next.clone()))?;
+            let (file, offset) = locate(&root, &hash_part)?.ok_or_else(|| {
                 Error::Database(format!(
                     "{path} is registered as referring to {next}, but no file of it names it; run `cudapkgs store verify`"
                 ))

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
-use cudapkgs_store::store::{PathInfo, Problem, Store};
+use cudapkgs_store::store::{PathInfo, Problem, Store, Verification};
 use cudapkgs_store::{base32, nar, path, restore};
 use serde::Serialize;
 
@@ -169,8 +169,8 @@ pub fn path_info(paths: &[String], location: &StoreLocation, output: Output) -> 
 /// `cudapkgs store verify`.
 fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<Exit> {
     let store = open_store(location)?;
-    let problems = store.verify(repair).map_err(|error| failure(&error))?;
-    let checked = store.valid_paths().map_err(|error| failure(&error))?.len();
+    let Verification { checked, problems } =
+        store.verify(repair).map_err(|error| failure(&error))?;
     let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
     if output.json {
         Output::print_json(&serde_json::json!({
