@@ -106,6 +106,7 @@ if (( need_download )); then
   "$PY" -m pip download --quiet --disable-pip-version-check \
     --no-deps --only-binary=:all: --require-hashes \
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 \
     --implementation py --python-version 3 \
     -d "$WHEELS" -r "$REQS" >&2 || die "pip download failed"
 fi
