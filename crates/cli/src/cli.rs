@@ -87,6 +87,25 @@ pub enum Command {
         #[command(flatten)]
         location: StoreLocation,
     },
+    /// What changed from the closure of BEFORE to that of AFTER: packages added, removed,
+    /// changed in version, and the size deltas
+    Diff {
+        #[arg(value_name = "BEFORE")]
+        before: String,
+        #[arg(value_name = "AFTER")]
+        after: String,
+        #[command(flatten)]
+        location: StoreLocation,
+    },
+    /// Remove every store path no garbage-collector root needs (see `cudapkgs store root`),
+    /// and whatever else in the store folder is not registered
+    Gc {
+        /// Only say what would be removed
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        location: StoreLocation,
+    },
     /// Why PATH needs DEP: the shortest chain of references, and for every hop the file and
     /// byte offset where the reference sits (exit 1 if DEP is not in PATH's closure)
     Why {
@@ -143,6 +162,14 @@ pub enum StoreCommand {
         /// Record every valid store path the tree mentions as a reference (part of the hash)
         #[arg(long)]
         scan_references: bool,
+        /// A declared input: the paths of its closure that the tree mentions become
+        /// references (instead of searching for every valid path); repeatable
+        #[arg(long, value_name = "STORE_PATH", conflicts_with = "scan_references")]
+        input: Vec<String>,
+        /// Also make the new path this garbage-collector root (before any collection
+        /// can remove it)
+        #[arg(long, value_name = "NAME")]
+        gc_root: Option<String>,
         #[command(flatten)]
         location: StoreLocation,
     },
@@ -162,18 +189,49 @@ pub enum StoreCommand {
         #[command(flatten)]
         location: StoreLocation,
     },
+    /// Garbage-collector roots: named paths whose closures `cudapkgs gc` keeps
+    #[command(subcommand)]
+    Root(RootCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Make NAME a root for STORE_PATH (replacing what NAME held)
+    Add {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "STORE_PATH")]
+        path: String,
+        #[command(flatten)]
+        location: StoreLocation,
+    },
+    /// Remove the root NAME (the paths stay until the next `cudapkgs gc`)
+    Remove {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        location: StoreLocation,
+    },
+    /// Every root and the path it holds
+    List {
+        #[command(flatten)]
+        location: StoreLocation,
+    },
 }
 
 /// Where a store is.
 #[derive(Debug, Args)]
 pub struct StoreLocation {
-    /// The store folder (part of every path's hash)
-    #[arg(long, value_name = "DIR", default_value = "/nix/store")]
-    pub store_dir: String,
-    /// A folder the store lives under on this machine (like Nix's `local?root=`)
+    /// The store folder, part of every path's hash [default: $CUDAPKGS_STORE_DIR, else
+    /// $XDG_DATA_HOME/cudapkgs/store; /nix/store for paths Nix can use]
+    #[arg(long, value_name = "DIR")]
+    pub store_dir: Option<String>,
+    /// A folder the store lives under on this machine, like Nix's `local?root=`
+    /// [default: $CUDAPKGS_STORE_ROOT]
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// The folder of the store's database [default: <store dir>/../var/cudapkgs, under --root]
+    /// The folder of the store's database [default: $CUDAPKGS_STATE_DIR, else <store
+    /// dir>/../var/cudapkgs, under --root]
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }

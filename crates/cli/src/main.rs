@@ -58,6 +58,12 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
             commands::store::path_info(paths, location, output)
         }
         Command::Closure { paths, location } => commands::store::closure(paths, location, output),
+        Command::Diff {
+            before,
+            after,
+            location,
+        } => commands::diff::run(before, after, location, output),
+        Command::Gc { dry_run, location } => commands::gc::gc(*dry_run, location, output),
         Command::Why {
             path,
             dependency,

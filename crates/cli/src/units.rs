@@ -16,6 +16,15 @@ pub fn bytes(count: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// `+1.5 KiB`, `-298.1 MiB`, `+0 B`.
+pub fn delta(count: i128) -> String {
+    let sign = if count < 0 { '-' } else { '+' };
+    format!(
+        "{sign}{}",
+        bytes(u64::try_from(count.unsigned_abs()).unwrap_or(u64::MAX))
+    )
+}
+
 /// `41%` of a whole; `-` when the whole is zero.
 pub fn share(part: u64, whole: u64) -> String {
     if whole == 0 {
@@ -35,6 +44,8 @@ mod tests {
         assert_eq!(bytes(812), "812 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(312_576_000), "298.1 MiB");
+        assert_eq!(delta(-1536), "-1.5 KiB");
+        assert_eq!(delta(0), "+0 B");
         assert_eq!(share(41, 100), "41%");
         assert_eq!(share(1, 0), "-");
     }

@@ -36,6 +36,11 @@ fn nix_store(root: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("utf-8")
 }
 
+/// Runs cudapkgs on the `/nix/store` store under the physical root `ours`.
+fn in_store(ours: &Path, args: &[&str]) -> (i32, String, String) {
+    run(&[args, &["--store-dir", "/nix/store", "--root", s(ours)][..]].concat())
+}
+
 /// A small package: `lib/libmulti.so` (a fixture with device code) and a link to it.
 fn library_tree(parent: &Path, name: &str) -> std::path::PathBuf {
     let pkg = parent.join(name);
@@ -120,7 +125,7 @@ fn store_add_places_and_registers_what_nix_would() {
     let pkg = library_tree(dir.path(), "cuda-lib");
     let ours = dir.path().join("ours");
     let theirs = dir.path().join("theirs");
-    let root = ["--root", s(&ours)];
+    let root = ["--store-dir", "/nix/store", "--root", s(&ours)];
 
     // An interrupted add leaves a temporary behind; the next open removes it.
     std::fs::create_dir_all(ours.join("nix/store/.cudapkgs-add-x/tree")).expect("mkdir");
@@ -268,7 +273,15 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
     let folder = root.join("nix/store");
     let add = || {
         Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
-            .args(["store", "add", "--root", s(&root), s(&tree)])
+            .args([
+                "store",
+                "add",
+                "--store-dir",
+                "/nix/store",
+                "--root",
+                s(&root),
+                s(&tree),
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -303,7 +316,15 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
         // Counted before the next open removes them.
         mid_copy += usize::from(count_temporaries(&folder) > 0);
         // Registered means complete: the database and the disk agree.
-        let (code, _, _) = run(&["store", "info", "--root", s(&root), &expected]);
+        let (code, _, _) = run(&[
+            "store",
+            "info",
+            "--store-dir",
+            "/nix/store",
+            "--root",
+            s(&root),
+            &expected,
+        ]);
         if code == 0 {
             let (_, hash, _) = run(&[
                 "nar",
@@ -335,7 +356,15 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
         "kills must land both during and after adds"
     );
     // The next add finishes the job and removes every temporary.
-    let (code, added, _) = run(&["store", "add", "--root", s(&root), s(&tree)]);
+    let (code, added, _) = run(&[
+        "store",
+        "add",
+        "--store-dir",
+        "/nix/store",
+        "--root",
+        s(&root),
+        s(&tree),
+    ]);
     assert_eq!((code, added.trim()), (0, expected.as_str()));
     assert_eq!(count_temporaries(&folder), 0);
 }
@@ -351,7 +380,16 @@ fn publish(root: &Path, path: &str, claimed: &str, cache: &Path) {
     )
     .expect("write");
     let hash_part = |p: &str| p.rsplit('/').next().expect("base")[..32].to_owned();
-    let (code, info, _) = run(&["--json", "store", "info", "--root", s(root), path]);
+    let (code, info, _) = run(&[
+        "--json",
+        "store",
+        "info",
+        "--store-dir",
+        "/nix/store",
+        "--root",
+        s(root),
+        path,
+    ]);
     assert_eq!(code, 0);
     let info: serde_json::Value = serde_json::from_str(&info).expect("json");
     let nar = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
@@ -400,7 +438,15 @@ fn nix_copy(cache: &Path, root: &Path, path: &str) -> std::process::Output {
 /// `cudapkgs closure` of `path` in the store under `ours`: biggest first, the total right,
 /// the same paths as `nix-store --query --requisites` in the store under `theirs`.
 fn assert_closure_equals_nix(ours: &Path, theirs: &Path, path: &str, count: usize) {
-    let (code, closure, _) = run(&["--json", "closure", "--root", s(ours), path]);
+    let (code, closure, _) = run(&[
+        "--json",
+        "closure",
+        "--store-dir",
+        "/nix/store",
+        "--root",
+        s(ours),
+        path,
+    ]);
     assert_eq!(code, 0);
     let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
     let mut ours_closure: Vec<&str> = closure["paths"]
@@ -438,7 +484,7 @@ fn paths_with_references_are_the_paths_nix_computes() {
     let lib = dir.path().join("cuda-lib");
     std::fs::create_dir_all(lib.join("lib")).expect("mkdir");
     std::fs::copy(fixture("multiarch.so"), lib.join("lib/libmulti.so")).expect("copy");
-    let (_, lib_path, _) = run(&["store", "add", "--root", s(&ours), s(&lib)]);
+    let (_, lib_path, _) = in_store(&ours, &["store", "add", s(&lib)]);
     let lib_path = lib_path.trim().to_owned();
     let app = dir.path().join("app");
     std::fs::create_dir_all(app.join("bin")).expect("mkdir");
@@ -447,14 +493,7 @@ fn paths_with_references_are_the_paths_nix_computes() {
         format!("#!/bin/sh\nLD_LIBRARY_PATH={lib_path}/lib\n"),
     )
     .expect("write");
-    let (code, app_path, _) = run(&[
-        "store",
-        "add",
-        "--scan-references",
-        "--root",
-        s(&ours),
-        s(&app),
-    ]);
+    let (code, app_path, _) = in_store(&ours, &["store", "add", "--scan-references", s(&app)]);
     assert_eq!(code, 0);
     let app_path = app_path.trim().to_owned();
     let cache = dir.path().join("cache");
@@ -477,14 +516,7 @@ fn paths_with_references_are_the_paths_nix_computes() {
     // A third level: a wrapper naming the app; its closure is what Nix's is.
     let wrapper = dir.path().join("wrapper");
     std::fs::write(&wrapper, format!("exec {app_path}/bin/run\n")).expect("write");
-    let (_, wrapper_path, _) = run(&[
-        "store",
-        "add",
-        "--scan-references",
-        "--root",
-        s(&ours),
-        s(&wrapper),
-    ]);
+    let (_, wrapper_path, _) = in_store(&ours, &["store", "add", "--scan-references", s(&wrapper)]);
     let wrapper_path = wrapper_path.trim().to_owned();
     publish(&ours, &wrapper_path, &wrapper_path, &cache);
     let copied = nix_copy(&cache, &theirs, &wrapper_path);
@@ -496,14 +528,7 @@ fn paths_with_references_are_the_paths_nix_computes() {
     assert_closure_equals_nix(&ours, &theirs, &wrapper_path, 3);
 
     // Why the wrapper needs the library: two hops, each with the file and offset.
-    let (code, why, stderr) = run(&[
-        "--json",
-        "why",
-        "--root",
-        s(&ours),
-        &wrapper_path,
-        &lib_path,
-    ]);
+    let (code, why, stderr) = in_store(&ours, &["--json", "why", &wrapper_path, &lib_path]);
     assert_eq!(code, 0, "{stderr}");
     let why: serde_json::Value = serde_json::from_str(&why).expect("json");
     let offset_of = |file: &Path, path: &str| {
@@ -517,7 +542,7 @@ fn paths_with_references_are_the_paths_nix_computes() {
             {"path": app_path, "next": lib_path, "file": "bin/run", "offset": offset_of(&app.join("bin/run"), &lib_path)},
         ])
     );
-    let (code, _, _) = run(&["why", "--root", s(&ours), &lib_path, &wrapper_path]);
+    let (code, _, _) = in_store(&ours, &["why", &lib_path, &wrapper_path]);
     assert_eq!(code, 1, "the library does not need the wrapper");
 
     // Control: the same content and references under the path without references is refused.
@@ -549,7 +574,15 @@ fn several_processes_adding_at_once_agree() {
     let children: Vec<_> = (0..9)
         .map(|i| {
             let child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
-                .args(["store", "add", "--root", s(&root), s(&trees[i % 3])])
+                .args([
+                    "store",
+                    "add",
+                    "--store-dir",
+                    "/nix/store",
+                    "--root",
+                    s(&root),
+                    s(&trees[i % 3]),
+                ])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -586,7 +619,7 @@ fn verify_finds_changed_and_unregistered_paths_and_repairs_leftovers() {
     let dir = tempfile::tempdir().expect("temp");
     let ours = dir.path().join("ours");
     let pkg = library_tree(dir.path(), "cuda-lib");
-    let root = ["--root", s(&ours)];
+    let root = ["--store-dir", "/nix/store", "--root", s(&ours)];
     let (code, added, _) = run(&[&["store", "add"][..], &root, &[s(&pkg)]].concat());
     assert_eq!(code, 0);
     let added = added.trim();

@@ -22,6 +22,8 @@ pub enum Error {
     BadNar { offset: u64, problem: String },
     #[error("{0} is not a valid path of this store")]
     NotValid(String),
+    #[error("invalid root name `{0}`: use letters, digits and +-._@=:, at most 200 bytes")]
+    BadRootName(String),
     #[error("store database: {0}")]
     Database(String),
 }

@@ -5,7 +5,9 @@
 
 pub mod base32;
 mod copy;
+pub mod diff;
 mod error;
+pub mod gc;
 pub mod nar;
 pub mod path;
 mod pipe;

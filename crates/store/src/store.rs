@@ -15,19 +15,32 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Error;
+use crate::gc::check_root_name;
 use crate::nar::{self, HashingWriter};
 use crate::path::{hash_part, source_path};
 use crate::scan::ReferenceScanner;
 use crate::{base32, copy};
 
-const TEMP_PREFIX: &str = ".cudapkgs-add-";
+pub(crate) const TEMP_PREFIX: &str = ".cudapkgs-add-";
 
 /// An open store.
 #[derive(Debug)]
 pub struct Store {
-    folder: String,
+    pub(crate) folder: String,
     root: Option<PathBuf>,
-    db: Connection,
+    state_dir: PathBuf,
+    pub(crate) db: Connection,
+}
+
+/// Which valid paths an add looks for in the new tree; those found become its references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scan {
+    /// None: the path `nix-store --add` gives.
+    Nothing,
+    /// Every valid path of the store.
+    EveryValidPath,
+    /// The closure of these declared inputs (each must be valid).
+    ClosureOf(Vec<String>),
 }
 
 /// What `verify` checked and found.
@@ -89,7 +102,7 @@ pub struct PathInfo {
     pub registration_time: i64,
 }
 
-fn db_error(error: &rusqlite::Error) -> Error {
+pub(crate) fn db_error(error: &rusqlite::Error) -> Error {
     Error::Database(error.to_string())
 }
 
@@ -106,6 +119,7 @@ impl Store {
         let store = Store {
             folder: store_dir,
             root: root.map(Path::to_owned),
+            state_dir: state_dir.to_owned(),
             db: open_database(state_dir)?,
         };
         let physical = store.physical(&store.folder);
@@ -120,6 +134,17 @@ impl Store {
             Some(root) => root.join(logical.trim_start_matches('/')),
             None => PathBuf::from(logical),
         }
+    }
+
+    /// The store folder on this machine.
+    pub(crate) fn physical_folder(&self) -> PathBuf {
+        self.physical(&self.folder)
+    }
+
+    /// Holds the garbage collector's lock until dropped: shared by adds (which may create
+    /// paths no root holds yet), exclusive for a collection.
+    pub(crate) fn gc_lock(&self, exclusive: bool) -> Result<std::fs::File, Error> {
+        lock_file(&self.state_dir.join("gc.lock"), exclusive)
     }
 
     fn remove_temporaries(&self) -> Result<(), Error> {
@@ -160,22 +185,32 @@ impl Store {
     /// Adds the tree at `source` under `name`; returns its store path. Adding the same
     /// content again returns the same path and changes nothing.
     ///
-    /// Without `scan_references` the path is the one `nix-store --add` gives (no
-    /// references). With it, every valid path the tree mentions (in contents, names or
-    /// link targets) becomes a reference, as Nix registers the outputs of a build, and is
-    /// part of the path's hash. (The tree cannot hold its own path: that path is a hash of
-    /// the tree.)
+    /// With `Scan::Nothing` the path is the one `nix-store --add` gives (no references).
+    /// Otherwise every candidate path the tree mentions (in contents, names or link
+    /// targets) becomes a reference, as Nix registers the outputs of a build, and is part
+    /// of the path's hash. (The tree cannot hold its own path: that path is a hash of the
+    /// tree.) With `gc_root`, the path is also registered as that garbage-collector root
+    /// before any collection can run.
     pub fn add(
         &mut self,
         source: &Path,
         name: &str,
-        scan_references: bool,
+        scan: &Scan,
+        gc_root: Option<&str>,
     ) -> Result<String, Error> {
         crate::path::check_name(name)?;
-        let candidates = if scan_references {
-            self.valid_hash_parts()?
-        } else {
-            Vec::new()
+        if let Some(root) = gc_root {
+            check_root_name(root)?;
+        }
+        let _collection_waits = self.gc_lock(false)?;
+        let candidates = match scan {
+            Scan::Nothing => Vec::new(),
+            Scan::EveryValidPath => self.valid_hash_parts()?,
+            Scan::ClosureOf(inputs) => self
+                .closure(inputs)?
+                .into_iter()
+                .filter_map(|info| Some((hash_part(&info.path)?, info.path)))
+                .collect(),
         };
         let folder = self.physical(&self.folder);
         let work = folder.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), unique()));
@@ -187,7 +222,11 @@ impl Store {
         // the same path first) goes.
         let _ = copy::remove_tree(&work);
         let _ = copy::remove_tree(&staged);
-        added
+        let added = added?;
+        if let Some(root) = gc_root {
+            self.add_root(root, &added)?;
+        }
+        Ok(added)
     }
 
     /// Serialises `source` once, hashing and scanning the stream while it is restored
@@ -232,7 +271,7 @@ impl Store {
         std::fs::rename(&restored_at, staged).map_err(|e| Error::io(staged, e))?;
         copy::make_read_only(staged)?;
         let destination = self.physical(&path);
-        let _lock = lock(&destination)?;
+        let _lock = lock_path(&destination)?;
         if self.info(&path)?.is_some() {
             return Ok(path);
         }
@@ -317,12 +356,10 @@ impl Store {
         for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
             let entry = entry.map_err(|e| Error::io(&folder, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            // Lock files are empty files named `<path>.lock`.
-            let is_lock = std::path::Path::new(&name)
-                .extension()
-                .is_some_and(|extension| extension == "lock")
-                && entry.metadata().is_ok_and(|m| m.is_file() && m.len() == 0);
-            if name.starts_with(TEMP_PREFIX) || is_lock || valid_names.contains(name.as_str()) {
+            if name.starts_with(TEMP_PREFIX)
+                || is_lock_file(&entry)
+                || valid_names.contains(name.as_str())
+            {
                 continue;
             }
             if repair {
@@ -408,20 +445,36 @@ fn unique() -> String {
     format!("{nanos}-{count}")
 }
 
-/// Holds an exclusive lock on `<path>.lock` until dropped, so that adds of one path by
-/// several processes take turns.
-fn lock(path: &Path) -> Result<std::fs::File, Error> {
+/// Holds an exclusive lock on `<path>.lock` until dropped, so that adds (and removals)
+/// of one path by several processes take turns.
+fn lock_path(path: &Path) -> Result<std::fs::File, Error> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
-    let lock_path = PathBuf::from(lock_path);
+    lock_file(Path::new(&lock_path), true)
+}
+
+/// Whether a store folder entry is a path's lock file: an empty file `<path>.lock`.
+pub(crate) fn is_lock_file(entry: &std::fs::DirEntry) -> bool {
+    Path::new(&entry.file_name())
+        .extension()
+        .is_some_and(|extension| extension == "lock")
+        && entry.metadata().is_ok_and(|m| m.is_file() && m.len() == 0)
+}
+
+/// Holds a `flock` on `path` (created if needed) until the file is dropped.
+fn lock_file(path: &Path, exclusive: bool) -> Result<std::fs::File, Error> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| Error::io(&lock_path, e.into()))?;
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let operation = if exclusive {
+        rustix::fs::FlockOperation::LockExclusive
+    } else {
+        rustix::fs::FlockOperation::LockShared
+    };
+    rustix::fs::flock(&file, operation).map_err(|e| Error::io(path, e.into()))?;
     Ok(file)
 }
 
@@ -497,6 +550,10 @@ fn open_database(state_dir: &Path) -> Result<Connection, Error> {
              referrer INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE CASCADE,
              reference INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT,
              PRIMARY KEY (referrer, reference)
+         );
+         CREATE TABLE IF NOT EXISTS Roots (
+             name TEXT PRIMARY KEY NOT NULL,
+             path INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT
          );",
         )
     };

@@ -1,7 +1,9 @@
 //! One module per subcommand: arguments in, library calls, rendering out.
 
+pub mod diff;
 pub mod elf;
 pub mod flags;
+pub mod gc;
 pub mod gpus;
 pub mod inspect;
 pub mod patch;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
-use cudapkgs_store::store::{PathInfo, Problem, Store, Verification};
+use cudapkgs_store::store::{PathInfo, Problem, Scan, Store, Verification};
 use cudapkgs_store::{base32, nar, path, restore};
 use serde::Serialize;
 
@@ -29,7 +29,7 @@ struct StorePathReport {
     nar_size: u64,
 }
 
-fn failure(error: &cudapkgs_store::Error) -> CliError {
+pub fn failure(error: &cudapkgs_store::Error) -> CliError {
     CliError::new(error.to_string())
 }
 
@@ -108,15 +108,24 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
             path,
             name,
             scan_references,
+            input,
+            gc_root,
             location,
         } => {
+            let scan = if !input.is_empty() {
+                Scan::ClosureOf(input.clone())
+            } else if *scan_references {
+                Scan::EveryValidPath
+            } else {
+                Scan::Nothing
+            };
             let name = match name {
                 Some(name) => name.clone(),
                 None => default_name(path)?,
             };
             let mut store = open_store(location)?;
             let added = store
-                .add(path, &name, *scan_references)
+                .add(path, &name, &scan, gc_root.as_deref())
                 .map_err(|error| failure(&error))?;
             let info = store
                 .info(&added)
@@ -131,6 +140,7 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
         }
         StoreCommand::Verify { repair, location } => verify(*repair, location, output),
         StoreCommand::Info { paths, location } => path_info(paths, location, output),
+        StoreCommand::Root(command) => super::gc::root(command, output),
     }
 }
 
@@ -316,21 +326,52 @@ fn info_report(info: &PathInfo) -> InfoReport<'_> {
     }
 }
 
-fn open_store(location: &StoreLocation) -> CliResult<Store> {
-    let store_dir = location.store_dir.trim_end_matches('/');
-    let state_dir = location.state_dir.clone().unwrap_or_else(|| {
-        let logical = Path::new(store_dir)
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join("var/cudapkgs");
-        match &location.root {
-            Some(root) => root.join(logical.strip_prefix("/").unwrap_or(&logical)),
-            None => logical,
-        }
-    });
-    Store::open(store_dir, location.root.as_deref(), &state_dir).map_err(|error| {
+/// Opens the store `location` names, with unset flags taken from `CUDAPKGS_STORE_DIR`,
+/// `CUDAPKGS_STORE_ROOT` and `CUDAPKGS_STATE_DIR`, then the defaults.
+pub fn open_store(location: &StoreLocation) -> CliResult<Store> {
+    let env = crate::settings::process_env;
+    let store_dir = match location
+        .store_dir
+        .clone()
+        .or_else(|| env("CUDAPKGS_STORE_DIR"))
+    {
+        Some(dir) => dir,
+        None => default_store_dir(&env)?,
+    };
+    let store_dir = store_dir.trim_end_matches('/');
+    let root = location
+        .root
+        .clone()
+        .or_else(|| env("CUDAPKGS_STORE_ROOT").map(Into::into));
+    let state_dir = location
+        .state_dir
+        .clone()
+        .or_else(|| env("CUDAPKGS_STATE_DIR").map(Into::into))
+        .unwrap_or_else(|| {
+            let logical = Path::new(store_dir)
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .join("var/cudapkgs");
+            match &root {
+                Some(root) => root.join(logical.strip_prefix("/").unwrap_or(&logical)),
+                None => logical,
+            }
+        });
+    Store::open(store_dir, root.as_deref(), &state_dir).map_err(|error| {
         failure(&error).with_hint("pass --root or --state-dir to use a store this user can write")
     })
+}
+
+/// `$XDG_DATA_HOME/cudapkgs/store`, with XDG's fallback `~/.local/share`.
+fn default_store_dir(env: crate::settings::EnvLookup<'_>) -> CliResult<String> {
+    let data_home = env("XDG_DATA_HOME")
+        .filter(|dir| dir.starts_with('/'))
+        .or_else(|| env("HOME").map(|home| format!("{}/.local/share", home.trim_end_matches('/'))))
+        .ok_or_else(|| {
+            CliError::new("no store folder: neither XDG_DATA_HOME nor HOME is set")
+                .with_hint("pass --store-dir or set CUDAPKGS_STORE_DIR")
+        })?;
+    Ok(format!("{data_home}/cudapkgs/store"))
 }
 
 fn default_name(path: &Path) -> CliResult<String> {

@@ -1,4 +1,5 @@
 //! Helpers shared by the end-to-end tests: the fixtures and running the binary.
+#![allow(dead_code, reason = "each test binary uses some of these helpers")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

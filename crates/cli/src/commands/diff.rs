@@ -1,0 +1,100 @@
+//! `cudapkgs diff`: what changed between two closures, per package.
+
+use std::fmt::Write as _;
+
+use cudapkgs_store::diff::{ClosureDiff, PackageChange};
+use serde::Serialize;
+
+use super::store::{failure, open_store};
+use crate::cli::StoreLocation;
+use crate::error::{CliResult, Exit};
+use crate::output::Output;
+use crate::units;
+
+#[derive(Debug, Serialize)]
+struct ChangeReport<'a> {
+    package: &'a str,
+    /// `added`, `removed`, `version` (versions differ) or `size` (same versions).
+    change: &'static str,
+    before: &'a [String],
+    after: &'a [String],
+    size_before: u64,
+    size_after: u64,
+    size_delta: i128,
+}
+
+/// A package absent from a closure has size 0 there (no NAR is empty).
+fn kind(change: &PackageChange) -> &'static str {
+    if change.size_before == 0 {
+        "added"
+    } else if change.size_after == 0 {
+        "removed"
+    } else if change.before == change.after {
+        "size"
+    } else {
+        "version"
+    }
+}
+
+/// `cudapkgs diff BEFORE AFTER`.
+pub fn run(before: &str, after: &str, location: &StoreLocation, output: Output) -> CliResult<Exit> {
+    let store = open_store(location)?;
+    let ClosureDiff {
+        changes,
+        size_before,
+        size_after,
+    } = cudapkgs_store::diff::diff(&store, &[before.to_owned()], &[after.to_owned()]).map_err(
+        |error| failure(&error).with_hint("both paths must be valid paths of this store"),
+    )?;
+    let reports: Vec<ChangeReport> = changes
+        .iter()
+        .map(|change| ChangeReport {
+            package: &change.name,
+            change: kind(change),
+            before: &change.before,
+            after: &change.after,
+            size_before: change.size_before,
+            size_after: change.size_after,
+            size_delta: change.delta(),
+        })
+        .collect();
+    let total = i128::from(size_after) - i128::from(size_before);
+    if output.json {
+        Output::print_json(&serde_json::json!({
+            "changes": reports,
+            "size_before": size_before,
+            "size_after": size_after,
+            "size_delta": total,
+        }))?;
+        return Ok(Exit::Success);
+    }
+    let mut text = String::new();
+    for report in &reports {
+        let versions = |list: &[String]| {
+            if list.is_empty() {
+                "∅".to_owned()
+            } else {
+                list.join(", ")
+            }
+        };
+        let what = match report.change {
+            "size" => String::new(),
+            _ => format!("{} → {}, ", versions(report.before), versions(report.after)),
+        };
+        let _ = writeln!(
+            text,
+            "{}: {what}{}",
+            report.package,
+            units::delta(report.size_delta)
+        );
+    }
+    let _ = writeln!(
+        text,
+        "closure: {} → {} ({})",
+        units::bytes(size_before),
+        units::bytes(size_after),
+        units::delta(total)
+    );
+    Output::print(&text)?;
+    Ok(Exit::Success)
+}

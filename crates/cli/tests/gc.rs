@@ -1,0 +1,204 @@
+//! End-to-end tests of the store's default location, declared inputs, garbage-collector
+//! roots, `cudapkgs gc` and `cudapkgs diff`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{run, s};
+
+/// Runs cudapkgs with only `XDG_DATA_HOME` set, so the store is the default one.
+fn run_at(data_home: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args(args)
+        .env_clear()
+        .env("XDG_DATA_HOME", data_home)
+        .output()
+        .expect("cudapkgs runs");
+    (
+        output.status.code().expect("exit code"),
+        String::from_utf8(output.stdout).expect("utf-8 stdout"),
+        String::from_utf8(output.stderr).expect("utf-8 stderr"),
+    )
+}
+
+/// Adds a tree holding one file with `text`; returns its store path.
+fn add_text(data_home: &Path, name: &str, text: &str, extra: &[&str]) -> String {
+    let source = data_home.join("sources").join(name);
+    std::fs::create_dir_all(&source).expect("mkdir");
+    std::fs::write(source.join("file"), text).expect("write");
+    let args = [&["store", "add", "--name", name][..], extra, &[s(&source)]].concat();
+    let (code, stdout, stderr) = run_at(data_home, &args);
+    assert_eq!(code, 0, "{stderr}");
+    stdout.trim().to_owned()
+}
+
+fn json(data_home: &Path, args: &[&str]) -> serde_json::Value {
+    let (code, stdout, stderr) = run_at(data_home, &[&["--json"][..], args].concat());
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    serde_json::from_str(&stdout).expect("json")
+}
+
+fn valid(data_home: &Path, path: &str) -> bool {
+    run_at(data_home, &["path-info", path]).0 == 0
+}
+
+#[test]
+fn the_default_store_lives_under_xdg_data_home_and_needs_a_home() {
+    let dir = tempfile::tempdir().expect("temp");
+    let path = add_text(dir.path(), "hello", "hi\n", &[]);
+    let folder = format!("{}/cudapkgs/store/", dir.path().display());
+    assert!(path.starts_with(&folder), "{path}");
+    assert!(Path::new(&path).join("file").is_file());
+    assert!(dir.path().join("cudapkgs/var/cudapkgs/db.sqlite").is_file());
+
+    let (code, _, stderr) = run(&["store", "add", s(dir.path())]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("neither XDG_DATA_HOME nor HOME"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn gc_keeps_the_closures_of_roots_and_removes_everything_else() {
+    let dir = tempfile::tempdir().expect("temp");
+    let home = dir.path();
+    let lib = add_text(home, "lib", "a library\n", &[]);
+    let unrelated = add_text(home, "unrelated", "not needed\n", &[]);
+    // The app mentions both, but declares only the library as an input: only the
+    // library becomes a reference.
+    let app_text = format!("runpath {lib}/lib\nlog {unrelated}\n");
+    let app = add_text(
+        home,
+        "app",
+        &app_text,
+        &["--input", &lib, "--gc-root", "app"],
+    );
+    let info = json(home, &["path-info", &app]);
+    assert_eq!(info[0]["references"], serde_json::json!([lib]));
+    // Scanning every valid path instead finds both (and gives another path).
+    let scanned = add_text(home, "app", &app_text, &["--scan-references"]);
+    assert_ne!(scanned, app);
+    let info = json(home, &["path-info", &scanned]);
+    let mut both = vec![lib.clone(), unrelated.clone()];
+    both.sort();
+    assert_eq!(info[0]["references"], serde_json::json!(both));
+
+    let stray = Path::new(&app).with_file_name("stray-by-hand");
+    std::fs::create_dir(&stray).expect("mkdir");
+
+    let roots = json(home, &["store", "root", "list"]);
+    assert_eq!(roots, serde_json::json!([{"name": "app", "path": app}]));
+
+    let dry = json(home, &["gc", "--dry-run"]);
+    let would: Vec<&str> = dry["removed"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|entry| entry["path"].as_str().expect("path"))
+        .collect();
+    let mut expected = vec![unrelated.as_str(), scanned.as_str()];
+    expected.sort_unstable();
+    assert_eq!(would, expected);
+    assert_eq!(dry["unregistered_removed"][0], s(&stray));
+    assert_eq!(dry["kept"], 2);
+    assert!(valid(home, &unrelated) && Path::new(&unrelated).exists() && stray.exists());
+
+    let done = json(home, &["gc"]);
+    assert_eq!(done["removed"], dry["removed"]);
+    assert!(!valid(home, &unrelated) && !Path::new(&unrelated).exists());
+    assert!(!Path::new(&scanned).exists() && !stray.exists());
+    assert!(valid(home, &app) && valid(home, &lib));
+    let (code, report, stderr) = run_at(home, &["store", "verify"]);
+    assert_eq!(code, 0, "{report}{stderr}");
+
+    // Without its root, the app goes, and with it the library.
+    assert_eq!(run_at(home, &["store", "root", "remove", "app"]).0, 0);
+    let (code, _, stderr) = run_at(home, &["store", "root", "remove", "app"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no root named `app`"), "{stderr}");
+    let done = json(home, &["gc"]);
+    assert_eq!(done["removed"].as_array().map(Vec::len), Some(2));
+    let folder = Path::new(&app).parent().expect("store folder");
+    let left: Vec<_> = std::fs::read_dir(folder)
+        .expect("store folder")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "left in the store: {left:?}");
+}
+
+#[test]
+fn roots_refuse_invalid_paths_and_names() {
+    let dir = tempfile::tempdir().expect("temp");
+    let home = dir.path();
+    let lib = add_text(home, "lib", "a library\n", &[]);
+    let missing = format!("{}x", &lib[..lib.len() - 1]);
+    let (code, _, stderr) = run_at(home, &["store", "root", "add", "r", &missing]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is not a valid path"), "{stderr}");
+    let (code, _, stderr) = run_at(home, &["store", "root", "add", "a/b", &lib]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid root name `a/b`"), "{stderr}");
+    let (code, _, stderr) = run_at(
+        home,
+        &["store", "add", "--name", "x", "--input", &missing, s(home)],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is not a valid path"), "{stderr}");
+}
+
+#[test]
+fn diff_names_packages_added_removed_and_changed_with_sizes() {
+    let dir = tempfile::tempdir().expect("temp");
+    let home = dir.path();
+    let old_lib = add_text(home, "foo-1.0-lib", "old\n", &[]);
+    let new_lib = add_text(home, "foo-1.1-lib", "new and bigger\n", &[]);
+    let bar = add_text(home, "bar-2.0", "bar\n", &[]);
+    let baz = add_text(home, "baz-1", "baz\n", &[]);
+    let before_text = format!("{old_lib} {bar}\n");
+    let before = add_text(home, "env", &before_text, &["--scan-references"]);
+    let after_text = format!("{new_lib} {baz}\n");
+    let after = add_text(home, "env", &after_text, &["--scan-references"]);
+    let size = |path: &str| {
+        json(home, &["path-info", path])[0]["nar_size"]
+            .as_i64()
+            .expect("size")
+    };
+
+    let report = json(home, &["diff", &before, &after]);
+    let change = |package: &str| {
+        report["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .find(|c| c["package"] == package)
+            .unwrap_or_else(|| panic!("{package} missing from {report}"))
+            .clone()
+    };
+    let foo = change("foo");
+    assert_eq!(foo["change"], "version");
+    assert_eq!(foo["before"], serde_json::json!(["1.0"]));
+    assert_eq!(foo["after"], serde_json::json!(["1.1"]));
+    assert_eq!(foo["size_delta"], size(&new_lib) - size(&old_lib));
+    assert_eq!(change("bar")["change"], "removed");
+    assert_eq!(change("bar")["size_delta"], -size(&bar));
+    assert_eq!(change("baz")["change"], "added");
+    let total_before = size(&before) + size(&old_lib) + size(&bar);
+    let total_after = size(&after) + size(&new_lib) + size(&baz);
+    assert_eq!(report["size_delta"], total_after - total_before);
+    assert_eq!(
+        report["changes"].as_array().map(Vec::len),
+        Some(3 + usize::from(size(&before) != size(&after)))
+    );
+
+    let (code, text, _) = run_at(home, &["diff", &before, &after]);
+    assert_eq!(code, 0);
+    assert!(text.contains("foo: 1.0 → 1.1, +"), "{text}");
+    assert!(text.contains("bar: 2.0 → ∅, -"), "{text}");
+    // The same closure on both sides: nothing changed.
+    let same = json(home, &["diff", &after, &after]);
+    assert_eq!(same["changes"], serde_json::json!([]));
+    assert_eq!(same["size_delta"], 0);
+}
