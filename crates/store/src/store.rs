@@ -397,20 +397,22 @@ impl Store {
 
     /// What the database knows of `path`, if it is valid.
     pub fn info(&self, path: &str) -> Result<Option<PathInfo>, Error> {
+        // Cached statements: a closure asks this once per path.
         let row = self
             .db
-            .query_row(
+            .prepare_cached(
                 "SELECT id, hash, narSize, registrationTime FROM ValidPaths WHERE path = ?1",
-                params![path],
-                |row| {
+            )
+            .and_then(|mut statement| {
+                statement.query_row(params![path], |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
                         row.get::<_, String>(1)?,
                         row.get::<_, i64>(2)?,
                         row.get::<_, i64>(3)?,
                     ))
-                },
-            )
+                })
+            })
             .optional()
             .map_err(|e| db_error(&e))?;
         let Some((id, nar_hash, nar_size, registration_time)) = row else {
@@ -418,7 +420,7 @@ impl Store {
         };
         let mut statement = self
             .db
-            .prepare("SELECT v.path FROM Refs r JOIN ValidPaths v ON v.id = r.reference WHERE r.referrer = ?1 ORDER BY v.path")
+            .prepare_cached("SELECT v.path FROM Refs r JOIN ValidPaths v ON v.id = r.reference WHERE r.referrer = ?1 ORDER BY v.path")
             .map_err(|e| db_error(&e))?;
         let references = statement
             .query_map(params![id], |row| row.get::<_, String>(0))
