@@ -41,6 +41,24 @@ fn in_store(ours: &Path, args: &[&str]) -> (i32, String, String) {
     run(&[args, &["--store-dir", "/nix/store", "--root", s(ours)][..]].concat())
 }
 
+/// Starts `cudapkgs store add TREE` on the `/nix/store` store under `root`, its output piped.
+fn spawn_add(root: &Path, tree: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args([
+            "store",
+            "add",
+            "--store-dir",
+            "/nix/store",
+            "--root",
+            s(root),
+            s(tree),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cudapkgs")
+}
+
 /// A small package: `lib/libmulti.so` (a fixture with device code) and a link to it.
 fn library_tree(parent: &Path, name: &str) -> std::path::PathBuf {
     let pkg = parent.join(name);
@@ -271,22 +289,7 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
     write_varied_files(&tree, 96, 512 << 10);
     let root = dir.path().join("root");
     let folder = root.join("nix/store");
-    let add = || {
-        Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
-            .args([
-                "store",
-                "add",
-                "--store-dir",
-                "/nix/store",
-                "--root",
-                s(&root),
-                s(&tree),
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("cudapkgs")
-    };
+    let add = || spawn_add(&root, &tree);
     let (code, expected, _) = run(&["store", "path", s(&tree)]);
     assert_eq!(code, 0);
     let expected = expected.trim().to_owned();
@@ -572,23 +575,7 @@ fn several_processes_adding_at_once_agree() {
         .collect();
     // Each tree added by three processes at once, all nine running together.
     let children: Vec<_> = (0..9)
-        .map(|i| {
-            let child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
-                .args([
-                    "store",
-                    "add",
-                    "--store-dir",
-                    "/nix/store",
-                    "--root",
-                    s(&root),
-                    s(&trees[i % 3]),
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("cudapkgs");
-            (i % 3, child)
-        })
+        .map(|i| (i % 3, spawn_add(&root, &trees[i % 3])))
         .collect();
     for (tree, child) in children {
         let output = child.wait_with_output().expect("wait");
