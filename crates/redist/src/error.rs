@@ -1,0 +1,45 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A manifest or index that does not have the expected shape; `at` is a JSON path.
+    #[error("{origin}: {at}: {problem}")]
+    BadDocument {
+        origin: String,
+        at: String,
+        problem: String,
+    },
+    #[error("{url}: {problem}")]
+    Download { url: String, problem: String },
+    #[error("{url}: sha256 mismatch: expected {expected}, got {actual}; the download was deleted")]
+    HashMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    /// An archive refused for safety or damage; nothing of it was kept.
+    #[error("{archive}: {problem}; nothing was unpacked")]
+    BadArchive { archive: PathBuf, problem: String },
+    /// A package tree the fix-ups or the split refuse.
+    #[error("{path}: {problem}")]
+    BadPackage { path: PathBuf, problem: String },
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! NVIDIA's CUDA redistributables: manifests (`manifest`), verified and cached downloads
+//! (`fetch`), safe unpacking (`unpack`), fix-ups and the split into outputs (`split`),
+//! PyPI wheels as a second source (`pypi`), and per-package features (`features`).
+
+mod error;
+pub mod fetch;
+pub mod manifest;
+pub mod split;
+pub mod unpack;
+
+pub use error::Error;
