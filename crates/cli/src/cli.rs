@@ -66,6 +66,15 @@ pub enum Command {
     /// requested capability can use
     #[command(after_long_help = PRUNE_EXAMPLES)]
     Prune(PruneArgs),
+    /// NVIDIA's redistributables: list a release's packages, fetch their archives
+    #[command(subcommand)]
+    Redist(RedistCommand),
+    /// Unpack an archive (or copy a folder), apply the fix-ups, and split it into outputs
+    /// (bin, dev, include, lib, static, stubs, doc, samples, python, out)
+    Split(SplitArgs),
+    /// Per package and system of a release: outputs, GPU architectures, provided and
+    /// needed libraries (the cuda-redist-find-features shape, plus more)
+    Features(FeaturesArgs),
     /// NAR, Nix's serialisation of a file tree: write it or hash it
     #[command(subcommand)]
     Nar(NarCommand),
@@ -217,6 +226,80 @@ pub enum RootCommand {
         #[command(flatten)]
         location: StoreLocation,
     },
+}
+
+/// Where a release's manifest and archives come from.
+#[derive(Debug, Args)]
+pub struct RedistSource {
+    /// The product: cuda, cudnn, cutensor, cusparselt, nccl, cudss, tensorrt, …
+    #[arg(long, value_name = "NAME", default_value = "cuda")]
+    pub redist: String,
+    /// The release (`12.9.1`; the manifest's version)
+    #[arg(long, value_name = "VERSION")]
+    pub version: String,
+    /// A mirror in NVIDIA's layout, `http(s)://` or `file://` [default:
+    /// $CUDAPKGS_REDIST_URL, else https://developer.download.nvidia.com/compute]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// The download cache [default: $CUDAPKGS_CACHE, else $XDG_CACHE_HOME/cudapkgs]
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RedistCommand {
+    /// The packages of a release: versions and archive sizes for a system
+    List {
+        #[command(flatten)]
+        source: RedistSource,
+        /// linux-x86_64, linux-sbsa, linux-aarch64, windows-x86_64, source, … [default: this machine's]
+        #[arg(long, value_name = "SYSTEM")]
+        system: Option<String>,
+    },
+    /// Download and verify archives into the cache (once); print their paths
+    Fetch {
+        #[command(flatten)]
+        source: RedistSource,
+        #[arg(long, value_name = "SYSTEM")]
+        system: Option<String>,
+        /// For packages built per CUDA major version: which one [default: the newest]
+        #[arg(long, value_name = "MAJOR")]
+        cuda_major: Option<u32>,
+        /// Downloads at once
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        jobs: usize,
+        /// Packages (manifest keys, like cuda_cudart); all of the release's when none
+        #[arg(value_name = "PACKAGE")]
+        packages: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// A tar.xz, tar.gz or zip archive, or an unpacked package folder
+    #[arg(value_name = "ARCHIVE|DIR")]
+    pub source: PathBuf,
+    /// Where the outputs go, one folder each (must not exist)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Accept `/usr/` in pkg-config and CMake files
+    #[arg(long)]
+    pub allow_usr: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub source: RedistSource,
+    /// Only this system [default: every Linux system of the manifest]
+    #[arg(long, value_name = "SYSTEM")]
+    pub system: Option<String>,
+    /// Only these packages
+    #[arg(long = "package", value_name = "PACKAGE")]
+    pub packages: Vec<String>,
+    /// Archives processed at once
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub jobs: usize,
 }
 
 /// Where a store is.

@@ -52,6 +52,9 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Elf(args) => commands::elf::run(args, output),
         Command::Patch(args) => commands::patch::run(args, output),
         Command::Prune(args) => commands::prune::run(args, output),
+        Command::Redist(command) => commands::redist::run(command, output),
+        Command::Split(args) => commands::redist::split(args, output),
+        Command::Features(args) => commands::features::run(args, output),
         Command::Nar(command) => commands::store::nar(command, output),
         Command::Store(command) => commands::store::store(command, output),
         Command::PathInfo { paths, location } => {

@@ -56,6 +56,46 @@ impl Fetcher {
         }
     }
 
+    /// A small document (a manifest, an index page) read whole into memory; `accept`
+    /// is the `Accept` header for HTTP.
+    pub fn get_text(&self, url: &str, accept: &str) -> Result<String, Error> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return std::fs::read_to_string(path).map_err(|e| Error::io(Path::new(path), e));
+        }
+        let failed = |problem: String| Error::Download {
+            url: url.to_owned(),
+            problem,
+        };
+        let mut attempt = 0;
+        loop {
+            let outcome = self
+                .agent
+                .get(url)
+                .header("Accept", accept)
+                .call()
+                .map_err(|e| (true, e.to_string()))
+                .and_then(|response| match response.status().as_u16() {
+                    200 => response
+                        .into_body()
+                        .with_config()
+                        .limit(256 << 20)
+                        .read_to_string()
+                        .map_err(|e| (true, e.to_string())),
+                    status @ (408 | 429 | 500..=599) => Err((true, format!("HTTP {status}"))),
+                    404 => Err((false, "HTTP 404: not found".to_owned())),
+                    status => Err((false, format!("HTTP {status}"))),
+                });
+            match outcome {
+                Ok(text) => return Ok(text),
+                Err((true, _)) if attempt < self.retries => {
+                    std::thread::sleep(self.backoff * 2u32.saturating_pow(attempt));
+                    attempt += 1;
+                }
+                Err((_, problem)) => return Err(failed(problem)),
+            }
+        }
+    }
+
     /// Where a verified file with this hash lives (whether or not it is there yet).
     pub fn cached_path(&self, sha256: &str) -> PathBuf {
         self.cache.join("sha256").join(sha256)

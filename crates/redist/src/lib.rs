@@ -3,8 +3,11 @@
 //! PyPI wheels as a second source (`pypi`), and per-package features (`features`).
 
 mod error;
+pub mod features;
 pub mod fetch;
 pub mod manifest;
+pub mod package;
+pub mod source;
 pub mod split;
 pub mod unpack;
 

@@ -2,10 +2,12 @@
 
 pub mod diff;
 pub mod elf;
+pub mod features;
 pub mod flags;
 pub mod gc;
 pub mod gpus;
 pub mod inspect;
 pub mod patch;
 pub mod prune;
+pub mod redist;
 pub mod store;

@@ -1,0 +1,144 @@
+//! `cudapkgs features`: per package and system of a release, the outputs, GPU
+//! architectures, provided and needed libraries, read from the archives themselves.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cudapkgs_redist::features::{Features, of_archive};
+use cudapkgs_redist::fetch::Request;
+use cudapkgs_redist::manifest::SystemArchives;
+
+use super::redist::{ProgressLine, failure, fetcher, load_manifest, mirror};
+use crate::cli::FeaturesArgs;
+use crate::error::{CliError, CliResult, Exit};
+use crate::output::Output;
+
+/// One archive to read: package, system, CUDA variant (empty when none).
+struct Job {
+    package: String,
+    system: String,
+    variant: String,
+    request: Request,
+}
+
+pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
+    let fetcher = fetcher(&args.source)?;
+    let manifest = load_manifest(&args.source, &fetcher)?;
+    let mirror = mirror(&args.source);
+    let mut jobs = Vec::new();
+    for package in manifest.packages.values() {
+        if !args.packages.is_empty() && !args.packages.contains(&package.key) {
+            continue;
+        }
+        for (system, archives) in &package.systems {
+            let wanted = match &args.system {
+                Some(only) => only == system,
+                None => system.starts_with("linux-"),
+            };
+            if !wanted {
+                continue;
+            }
+            let variants: Vec<(String, &cudapkgs_redist::manifest::Archive)> = match archives {
+                SystemArchives::Single(archive) => vec![(String::new(), archive)],
+                SystemArchives::PerCuda(map) => map.iter().map(|(v, a)| (v.clone(), a)).collect(),
+            };
+            for (variant, archive) in variants {
+                jobs.push(Job {
+                    package: package.key.clone(),
+                    system: system.clone(),
+                    variant,
+                    request: mirror.request(&args.source.redist, archive),
+                });
+            }
+        }
+    }
+    if let Some(missing) = args
+        .packages
+        .iter()
+        .find(|p| !manifest.packages.contains_key(*p))
+    {
+        return Err(CliError::new(format!(
+            "{} {} has no package `{missing}`",
+            args.source.redist, args.source.version
+        )));
+    }
+    let progress = ProgressLine::new(output);
+    let requests: Vec<Request> = jobs.iter().map(|j| j.request.clone()).collect();
+    let archives = fetcher.fetch_all(&requests, args.jobs, &|r, d, t| progress.update(r, d, t));
+    progress.finish();
+    let mut paths = Vec::new();
+    for (job, archive) in jobs.iter().zip(archives) {
+        paths.push(archive.map_err(|error| failure(&error).context(&job.package))?);
+    }
+    let results: Vec<Mutex<Option<Result<Features, String>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.clamp(1, jobs.len().max(1)) {
+            scope.spawn(|| {
+                while let Some(i) =
+                    Some(next.fetch_add(1, Ordering::Relaxed)).filter(|&i| i < jobs.len())
+                {
+                    let found = of_archive(&paths[i]).map_err(|e| e.to_string());
+                    *results[i].lock().expect("no panics while held") = Some(found);
+                }
+            });
+        }
+    });
+    let mut document: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+    let mut text = String::new();
+    for (job, result) in jobs.iter().zip(results) {
+        let features = result
+            .into_inner()
+            .expect("no panics while held")
+            .expect("every job ran")
+            .map_err(|problem| {
+                CliError::new(format!("{} {}: {problem}", job.package, job.system))
+            })?;
+        let _ = writeln!(
+            text,
+            "{} {}{}: outputs {}; {} GPU architectures; provides {}; needs {}",
+            job.package,
+            job.system,
+            if job.variant.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", job.variant)
+            },
+            features
+                .outputs
+                .iter()
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" "),
+            features.cuda_architectures.len(),
+            list_or_none(&features.provided_libs),
+            list_or_none(&features.needed_libs),
+        );
+        let entry = document.entry(job.package.clone()).or_default();
+        if job.variant.is_empty() {
+            entry.insert(job.system.clone(), features.to_json());
+        } else {
+            let slot = entry
+                .entry(job.system.clone())
+                .or_insert_with(|| serde_json::json!({}));
+            slot[job.variant.as_str()] = features.to_json();
+        }
+    }
+    if output.json {
+        Output::print_json(&document)?;
+    } else {
+        Output::print(&text)?;
+    }
+    Ok(Exit::Success)
+}
+
+fn list_or_none(items: &std::collections::BTreeSet<String>) -> String {
+    if items.is_empty() {
+        "nothing".to_owned()
+    } else {
+        items.iter().cloned().collect::<Vec<_>>().join(" ")
+    }
+}

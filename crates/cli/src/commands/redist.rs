@@ -1,0 +1,323 @@
+//! `cudapkgs redist` and `cudapkgs split`: NVIDIA's manifests, cached downloads, and
+//! packages split into outputs.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cudapkgs_redist::fetch::{Fetcher, Request};
+use cudapkgs_redist::manifest::{Manifest, SystemArchives};
+use cudapkgs_redist::source::{Mirror, NVIDIA_BASE_URL};
+use cudapkgs_redist::unpack::Limits;
+use serde::Serialize;
+
+use crate::cli::{RedistCommand, RedistSource, SplitArgs};
+use crate::error::{CliError, CliResult, Exit};
+use crate::output::Output;
+use crate::settings::process_env;
+use crate::units;
+
+pub fn failure(error: &cudapkgs_redist::Error) -> CliError {
+    CliError::new(error.to_string())
+}
+
+/// The cache: `--cache`, `$CUDAPKGS_CACHE`, `$XDG_CACHE_HOME/cudapkgs`, `~/.cache/cudapkgs`.
+pub fn fetcher(source: &RedistSource) -> CliResult<Fetcher> {
+    let cache = source
+        .cache
+        .clone()
+        .or_else(|| process_env("CUDAPKGS_CACHE").map(PathBuf::from))
+        .or_else(|| process_env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cudapkgs")))
+        .or_else(|| process_env("HOME").map(|h| PathBuf::from(h).join(".cache/cudapkgs")))
+        .ok_or_else(|| {
+            CliError::new("no download cache: neither XDG_CACHE_HOME nor HOME is set")
+                .with_hint("pass --cache or set CUDAPKGS_CACHE")
+        })?;
+    Ok(Fetcher::new(&cache))
+}
+
+pub fn mirror(source: &RedistSource) -> Mirror {
+    let base = source
+        .base_url
+        .clone()
+        .or_else(|| process_env("CUDAPKGS_REDIST_URL"))
+        .unwrap_or_else(|| NVIDIA_BASE_URL.to_owned());
+    Mirror::new(&base)
+}
+
+/// NVIDIA's name for this machine's system.
+pub fn this_system() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "linux-sbsa"
+    } else {
+        "linux-x86_64"
+    }
+}
+
+pub fn load_manifest(source: &RedistSource, fetcher: &Fetcher) -> CliResult<Manifest> {
+    mirror(source)
+        .manifest(fetcher, &source.redist, &source.version)
+        .map_err(|error| failure(&error))
+}
+
+/// A progress line on standard error while downloads run (only on a terminal).
+pub struct ProgressLine {
+    state: Mutex<(HashMap<String, (u64, Option<u64>)>, Instant)>,
+    enabled: bool,
+}
+
+impl ProgressLine {
+    pub fn new(output: Output) -> ProgressLine {
+        ProgressLine {
+            state: Mutex::new((HashMap::new(), Instant::now())),
+            enabled: !output.quiet && !output.json && std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn update(&self, request: &Request, done: u64, total: Option<u64>) {
+        if !self.enabled {
+            return;
+        }
+        let mut state = self.state.lock().expect("no panics while held");
+        state.0.insert(request.url.clone(), (done, total));
+        if state.1.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        state.1 = Instant::now();
+        let done: u64 = state.0.values().map(|(d, _)| d).sum();
+        let total: u64 = state.0.values().filter_map(|(_, t)| *t).sum();
+        eprint!(
+            "\r  downloading {} file(s): {} of {}   ",
+            state.0.len(),
+            units::bytes(done),
+            units::bytes(total)
+        );
+    }
+
+    pub fn finish(&self) {
+        if self.enabled
+            && !self
+                .state
+                .lock()
+                .expect("no panics while held")
+                .0
+                .is_empty()
+        {
+            eprintln!();
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ListRow<'a> {
+    package: &'a str,
+    name: &'a str,
+    version: &'a str,
+    /// Archive size per CUDA variant (`""` when there are none).
+    archives: Vec<(String, u64)>,
+}
+
+pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
+    match command {
+        RedistCommand::List { source, system } => list(source, system.as_deref(), output),
+        RedistCommand::Fetch {
+            source,
+            system,
+            cuda_major,
+            jobs,
+            packages,
+        } => fetch(
+            source,
+            system.as_deref(),
+            *cuda_major,
+            *jobs,
+            packages,
+            output,
+        ),
+    }
+}
+
+fn list(source: &RedistSource, system: Option<&str>, output: Output) -> CliResult<Exit> {
+    let fetcher = fetcher(source)?;
+    let manifest = load_manifest(source, &fetcher)?;
+    let system = system.unwrap_or_else(|| this_system());
+    let rows: Vec<ListRow> = manifest
+        .packages
+        .values()
+        .filter_map(|package| {
+            let archives = match package.systems.get(system)? {
+                SystemArchives::Single(archive) => vec![(String::new(), archive.size)],
+                SystemArchives::PerCuda(variants) => variants
+                    .iter()
+                    .map(|(variant, archive)| (variant.clone(), archive.size))
+                    .collect(),
+            };
+            Some(ListRow {
+                package: &package.key,
+                name: &package.name,
+                version: &package.version,
+                archives,
+            })
+        })
+        .collect();
+    if output.json {
+        Output::print_json(&rows)?;
+        return Ok(Exit::Success);
+    }
+    let mut text = format!(
+        "{} {} ({}) for {system}: {} packages\n",
+        source.redist,
+        manifest.release_label.as_deref().unwrap_or(&source.version),
+        manifest.release_date.as_deref().unwrap_or("no date"),
+        rows.len()
+    );
+    let total: u64 = rows
+        .iter()
+        .flat_map(|r| r.archives.iter().map(|a| a.1))
+        .sum();
+    for row in &rows {
+        let sizes: Vec<String> = row
+            .archives
+            .iter()
+            .map(|(variant, size)| {
+                if variant.is_empty() {
+                    units::bytes(*size)
+                } else {
+                    format!("{variant} {}", units::bytes(*size))
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            text,
+            "  {:<28} {:<16} {}",
+            row.package,
+            row.version,
+            sizes.join(", ")
+        );
+    }
+    let _ = writeln!(text, "  {:<28} {:<16} {}", "total", "", units::bytes(total));
+    Output::print(&text)?;
+    Ok(Exit::Success)
+}
+
+fn fetch(
+    source: &RedistSource,
+    system: Option<&str>,
+    cuda_major: Option<u32>,
+    jobs: usize,
+    packages: &[String],
+    output: Output,
+) -> CliResult<Exit> {
+    let fetcher = fetcher(source)?;
+    let manifest = load_manifest(source, &fetcher)?;
+    let system = system.unwrap_or_else(|| this_system());
+    let keys: Vec<&String> = if packages.is_empty() {
+        manifest.packages.keys().collect()
+    } else {
+        packages.iter().collect()
+    };
+    let mirror = mirror(source);
+    let mut requests = Vec::new();
+    for key in &keys {
+        let package = manifest.packages.get(*key).ok_or_else(|| {
+            CliError::new(format!(
+                "{} {} has no package `{key}`",
+                source.redist, source.version
+            ))
+            .with_hint("`cudapkgs redist list` shows the packages")
+        })?;
+        match package.archive(system, cuda_major) {
+            Some(archive) => {
+                requests.push(((*key).clone(), mirror.request(&source.redist, archive)))
+            }
+            None if packages.is_empty() => {}
+            None => {
+                return Err(CliError::new(format!(
+                    "{key} {} has no archive for {system}{}",
+                    package.version,
+                    cuda_major
+                        .map(|m| format!(" and CUDA {m}"))
+                        .unwrap_or_default()
+                )));
+            }
+        }
+    }
+    let progress = ProgressLine::new(output);
+    let only: Vec<Request> = requests.iter().map(|(_, r)| r.clone()).collect();
+    let results = fetcher.fetch_all(&only, jobs, &|r, d, t| progress.update(r, d, t));
+    progress.finish();
+    let mut text = String::new();
+    let mut json = Vec::new();
+    let mut failed = None;
+    for ((key, _), result) in requests.iter().zip(results) {
+        match result {
+            Ok(path) => {
+                let _ = writeln!(text, "{key}  {}", path.display());
+                json.push(serde_json::json!({"package": key, "path": path}));
+            }
+            Err(error) => {
+                output.warn(format!("{key}: {error}"));
+                failed.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(error) = failed {
+        return Err(failure(&error));
+    }
+    if output.json {
+        Output::print_json(&json)?;
+    } else {
+        Output::print(&text)?;
+    }
+    Ok(Exit::Success)
+}
+
+#[derive(Debug, Serialize)]
+struct OutputReport<'a> {
+    output: &'a str,
+    files: usize,
+    bytes: u64,
+}
+
+/// `cudapkgs split ARCHIVE|DIR --out DIR`.
+pub fn split(args: &SplitArgs, output: Output) -> CliResult<Exit> {
+    let done = cudapkgs_redist::package::split_package(
+        &args.source,
+        &args.out,
+        args.allow_usr,
+        Limits::default(),
+    )
+    .map_err(|error| failure(&error))?;
+    for fixup in &done.fixups {
+        output.detail(fixup);
+    }
+    let reports: Vec<OutputReport> = done
+        .outputs
+        .iter()
+        .map(|o| OutputReport {
+            output: o.name,
+            files: o.files.len(),
+            bytes: o.bytes,
+        })
+        .collect();
+    if output.json {
+        Output::print_json(&serde_json::json!({"fixups": done.fixups, "outputs": reports}))?;
+    } else {
+        let mut text = String::new();
+        for r in &reports {
+            let _ = writeln!(
+                text,
+                "{:<8} {:>6} files {:>10}  {}",
+                r.output,
+                r.files,
+                units::bytes(r.bytes),
+                args.out.join(r.output).display()
+            );
+        }
+        Output::print(&text)?;
+    }
+    Ok(Exit::Success)
+}
