@@ -74,6 +74,7 @@ pub enum Command {
     Split(SplitArgs),
     /// Per package and system of a release: outputs, GPU architectures, provided and
     /// needed libraries (the cuda-redist-find-features shape, plus more)
+    #[command(disable_version_flag = true)]
     Features(FeaturesArgs),
     /// NAR, Nix's serialisation of a file tree: write it or hash it
     #[command(subcommand)]
@@ -249,6 +250,7 @@ pub struct RedistSource {
 #[derive(Debug, Subcommand)]
 pub enum RedistCommand {
     /// The packages of a release: versions and archive sizes for a system
+    #[command(disable_version_flag = true)]
     List {
         #[command(flatten)]
         source: RedistSource,
@@ -257,6 +259,7 @@ pub enum RedistCommand {
         system: Option<String>,
     },
     /// Download and verify archives into the cache (once); print their paths
+    #[command(disable_version_flag = true)]
     Fetch {
         #[command(flatten)]
         source: RedistSource,

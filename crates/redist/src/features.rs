@@ -29,6 +29,8 @@ impl Features {
     /// The JSON object: `outputs` as cuda-redist-find-features writes it, then ours.
     pub fn to_json(&self) -> serde_json::Value {
         let has = |name: &str| self.outputs.contains(name);
+        let mut architectures: Vec<&String> = self.cuda_architectures.iter().collect();
+        architectures.sort_by_key(|arch| architecture_order(arch));
         serde_json::json!({
             "outputs": {
                 "bin": has("bin"),
@@ -38,11 +40,23 @@ impl Features {
                 "sample": has("samples"),
                 "static": has("static"),
             },
-            "cudaArchitectures": self.cuda_architectures,
+            "cudaArchitectures": architectures,
             "providedLibs": self.provided_libs,
             "neededLibs": self.needed_libs,
         })
     }
+}
+
+/// `sm_90` before `sm_90a` before `sm_100`: by number, then suffix.
+fn architecture_order(arch: &str) -> (u32, String) {
+    let rest = arch
+        .trim_start_matches("sm_")
+        .trim_start_matches("compute_");
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    (
+        rest[..digits].parse().unwrap_or(u32::MAX),
+        rest[digits..].to_owned(),
+    )
 }
 
 fn is_binary(magic: &[u8]) -> bool {

@@ -238,7 +238,24 @@ impl Writer<'_> {
                     .open(&path)
                     .map_err(io)?;
                 let room = self.limits.max_bytes - self.bytes;
-                let copied = std::io::copy(&mut contents.take(room + 1), &mut out).map_err(io)?;
+                let mut limited = contents.take(room + 1);
+                let mut buffer = vec![0u8; 1 << 16];
+                let mut copied = 0u64;
+                loop {
+                    let n = match limited.read(&mut buffer) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            return Err(format!(
+                                "damaged or truncated in {}: {e}",
+                                relative.display()
+                            ));
+                        }
+                    };
+                    out.write_all(&buffer[..n]).map_err(io)?;
+                    copied += n as u64;
+                }
                 self.bytes += copied;
                 if copied > room {
                     return Err(format!(

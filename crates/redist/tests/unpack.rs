@@ -1,0 +1,272 @@
+//! Unpacking refuses hostile and broken archives and leaves nothing behind; good ones
+//! unpack with links, exec bits and the top folder stripped.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use cudapkgs_redist::Error;
+use cudapkgs_redist::unpack::{Limits, unpack};
+
+/// One tar member, written by hand so that any name, type and link can be made.
+struct Member<'a> {
+    name: &'a str,
+    kind: u8,
+    mode: u32,
+    link: &'a str,
+    data: &'a [u8],
+}
+
+fn file<'a>(name: &'a str, data: &'a [u8]) -> Member<'a> {
+    Member {
+        name,
+        kind: b'0',
+        mode: 0o644,
+        link: "",
+        data,
+    }
+}
+
+fn folder(name: &str) -> Member<'_> {
+    Member {
+        name,
+        kind: b'5',
+        mode: 0o755,
+        link: "",
+        data: b"",
+    }
+}
+
+fn symlink<'a>(name: &'a str, target: &'a str) -> Member<'a> {
+    Member {
+        name,
+        kind: b'2',
+        mode: 0o777,
+        link: target,
+        data: b"",
+    }
+}
+
+fn octal(field: &mut [u8], value: u64) {
+    let text = format!("{value:0width$o}", width = field.len() - 1);
+    field[..text.len()].copy_from_slice(text.as_bytes());
+}
+
+fn tar(members: &[Member<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in members {
+        let mut header = [0u8; 512];
+        header[..m.name.len()].copy_from_slice(m.name.as_bytes());
+        octal(&mut header[100..108], u64::from(m.mode));
+        octal(&mut header[108..116], 0);
+        octal(&mut header[116..124], 0);
+        octal(&mut header[124..136], m.data.len() as u64);
+        octal(&mut header[136..148], 1_700_000_000);
+        header[156] = m.kind;
+        header[157..157 + m.link.len()].copy_from_slice(m.link.as_bytes());
+        header[257..263].copy_from_slice(b"ustar\0");
+        header[263..265].copy_from_slice(b"00");
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
+        let text = format!("{sum:06o}\0 ");
+        header[148..156].copy_from_slice(text.as_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(m.data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+fn xz(data: &[u8]) -> Vec<u8> {
+    let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    encoder.write_all(data).expect("compress");
+    encoder.finish().expect("compress")
+}
+
+/// Unpacks `archive` bytes into `<dir>/target`; on error checks nothing was left.
+fn try_unpack(dir: &Path, archive: &[u8], limits: Limits) -> Result<(), Error> {
+    let path = dir.join("archive.tar.xz");
+    std::fs::write(&path, archive).expect("write");
+    let result = unpack(&path, &dir.join("target"), limits);
+    if result.is_err() {
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .filter(|n| n != "archive.tar.xz")
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+    result
+}
+
+fn refused(members: &[Member<'_>], expected: &str) {
+    let dir = tempfile::tempdir().expect("temp");
+    let error = try_unpack(dir.path(), &xz(&tar(members)), Limits::default())
+        .expect_err("a hostile archive is refused");
+    let message = error.to_string();
+    assert!(message.contains(expected), "{message}");
+    assert!(message.contains("nothing was unpacked"), "{message}");
+}
+
+#[test]
+fn a_good_archive_unpacks_with_links_modes_and_no_top_folder() {
+    let dir = tempfile::tempdir().expect("temp");
+    let archive = tar(&[
+        folder("pkg-archive/"),
+        folder("pkg-archive/lib/"),
+        file("pkg-archive/lib/libx.so.1.2", b"\x7fELF..."),
+        symlink("pkg-archive/lib/libx.so.1", "libx.so.1.2"),
+        symlink("pkg-archive/lib/libx.so", "libx.so.1"),
+        Member {
+            name: "pkg-archive/bin/tool",
+            kind: b'0',
+            mode: 0o755,
+            link: "",
+            data: b"#!/bin/sh\n",
+        },
+        Member {
+            name: "pkg-archive/lib/hard",
+            kind: b'1',
+            mode: 0o644,
+            link: "pkg-archive/lib/libx.so.1.2",
+            data: b"",
+        },
+    ]);
+    try_unpack(dir.path(), &xz(&archive), Limits::default()).expect("unpacks");
+    let target = dir.path().join("target");
+    assert_eq!(
+        std::fs::read(target.join("lib/libx.so")).expect("through links"),
+        b"\x7fELF..."
+    );
+    assert_eq!(
+        std::fs::read_link(target.join("lib/libx.so.1")).expect("link"),
+        Path::new("libx.so.1.2")
+    );
+    let mode = std::fs::metadata(target.join("bin/tool"))
+        .expect("tool")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111);
+    assert_eq!(
+        std::fs::read(target.join("lib/hard")).expect("hard link"),
+        b"\x7fELF..."
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "only the archive and the target: {left:?}");
+}
+
+#[test]
+fn hostile_archives_are_refused_whole() {
+    refused(
+        &[file("top/ok", b"x"), file("top/../../escape", b"x")],
+        "leaves the archive's folder",
+    );
+    refused(
+        &[file("/tmp/absolute", b"x")],
+        "leaves the archive's folder",
+    );
+    refused(
+        &[symlink("top/lib", "../../etc")],
+        "points outside the archive",
+    );
+    refused(
+        &[symlink("top/abs", "/etc/passwd")],
+        "points outside the archive",
+    );
+    // A link that is harmless alone, then a file written through it.
+    refused(
+        &[symlink("top/lib", "."), file("top/lib/x", b"x")],
+        "written through a symbolic link",
+    );
+    refused(
+        &[Member {
+            name: "top/h",
+            kind: b'1',
+            mode: 0o644,
+            link: "../outside",
+            data: b"",
+        }],
+        "leaves the archive's folder",
+    );
+    refused(
+        &[Member {
+            name: "top/dev",
+            kind: b'3',
+            mode: 0o644,
+            link: "",
+            data: b"",
+        }],
+        "not a file, folder or link",
+    );
+    refused(
+        &[Member {
+            name: "top/fifo",
+            kind: b'6',
+            mode: 0o644,
+            link: "",
+            data: b"",
+        }],
+        "not a file, folder or link",
+    );
+}
+
+#[test]
+fn a_link_escaping_the_stripped_top_folder_is_refused() {
+    // Inside the archive, but outside the package once its top folder is stripped.
+    refused(
+        &[
+            folder("top/"),
+            file("top/a", b"x"),
+            symlink("top/up", "../top/a"),
+        ],
+        "points outside the package",
+    );
+}
+
+#[test]
+fn bombs_and_broken_archives_are_refused() {
+    let dir = tempfile::tempdir().expect("temp");
+    let zeros = vec![0u8; 4 << 20];
+    let bomb = xz(&tar(&[file("top/zeros", &zeros)]));
+    assert!(
+        bomb.len() < 4096,
+        "4 MiB of zeros compress to {} bytes",
+        bomb.len()
+    );
+    let limits = Limits {
+        max_bytes: 1 << 20,
+        max_entries: 100,
+    };
+    let error = try_unpack(dir.path(), &bomb, limits).expect_err("over the bound");
+    assert!(
+        error.to_string().contains("more than 1048576 bytes"),
+        "{error}"
+    );
+
+    let many: Vec<String> = (0..101).map(|i| format!("top/f{i}")).collect();
+    let members: Vec<Member> = many.iter().map(|n| file(n, b"")).collect();
+    let error = try_unpack(dir.path(), &xz(&tar(&members)), limits).expect_err("too many");
+    assert!(
+        error.to_string().contains("more than 100 entries"),
+        "{error}"
+    );
+
+    let good = xz(&tar(&[file("top/a", &[7u8; 100_000]), file("top/b", b"b")]));
+    let error =
+        try_unpack(dir.path(), &good[..good.len() / 2], Limits::default()).expect_err("truncated");
+    assert!(
+        error.to_string().contains("damaged or truncated"),
+        "{error}"
+    );
+
+    let error =
+        try_unpack(dir.path(), b"not an archive at all", Limits::default()).expect_err("garbage");
+    assert!(
+        error.to_string().contains("not a tar.xz, tar.gz or zip"),
+        "{error}"
+    );
+}

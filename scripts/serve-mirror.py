@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Serve a folder over HTTP on 127.0.0.1 with `Range` support, for download tests.
+
+Prints the port on its first line, then serves until killed. Every request is appended to
+LOG as `GET <path> <range header or ->`. With `--break-first N`, the first request for each
+file sends only N bytes of the body and drops the connection (a download interrupted).
+
+    python3 scripts/serve-mirror.py --root MIRROR --log LOG [--break-first N]
+"""
+
+import argparse
+import http.server
+import os
+import re
+import threading
+
+
+def handler(root, log_path, break_first):
+    broken = set()
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            wanted = self.headers.get("Range")
+            with lock, open(log_path, "a") as log:
+                log.write(f"GET {self.path} {wanted or '-'}\n")
+            path = os.path.realpath(os.path.join(root, self.path.lstrip("/")))
+            if not path.startswith(os.path.realpath(root) + os.sep) or not os.path.isfile(path):
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            size = os.path.getsize(path)
+            start, status = 0, 200
+            match = re.fullmatch(r"bytes=(\d+)-", wanted or "")
+            if match:
+                start = int(match.group(1))
+                if start >= size:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                status = 206
+            self.send_response(status)
+            self.send_header("Content-Length", str(size - start))
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+            self.end_headers()
+            limit = size - start
+            with lock:
+                cut = break_first is not None and path not in broken
+                broken.add(path)
+            if cut:
+                limit = min(limit, break_first)
+            with open(path, "rb") as f:
+                f.seek(start)
+                while limit > 0:
+                    chunk = f.read(min(limit, 1 << 20))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    limit -= len(chunk)
+            if cut:
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(2)
+
+    return Handler
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--break-first", type=int)
+    args = parser.parse_args()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler(args.root, args.log, args.break_first))
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
