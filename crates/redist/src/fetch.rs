@@ -6,6 +6,7 @@
 //! again), `partial/<hex>` the bytes of an interrupted download, `partial/<hex>.lock`
 //! the lock of the process downloading it.
 
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -148,33 +149,7 @@ impl Fetcher {
         jobs: usize,
         progress: Progress<'_>,
     ) -> Vec<Result<PathBuf, Error>> {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<std::sync::Mutex<Option<Result<PathBuf, Error>>>> = requests
-            .iter()
-            .map(|_| std::sync::Mutex::new(None))
-            .collect();
-        std::thread::scope(|scope| {
-            for _ in 0..jobs.clamp(1, requests.len().max(1)) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(request) = requests.get(i) else {
-                            break;
-                        };
-                        let result = self.fetch(request, progress);
-                        *results[i].lock().expect("no panics while held") = Some(result);
-                    }
-                });
-            }
-        });
-        results
-            .into_iter()
-            .map(|slot| {
-                slot.into_inner()
-                    .expect("no panics while held")
-                    .expect("every request ran")
-            })
-            .collect()
+        crate::parallel::map(requests, jobs, |request| self.fetch(request, progress))
     }
 
     /// Brings `partial` to the whole file, hashing it on the way: appends from where it
@@ -275,11 +250,13 @@ fn verify_and_place(
     partial: &Path,
     done: &Path,
 ) -> Result<(), Error> {
-    let actual: String = hasher
+    let actual = hasher
         .finalize()
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+        .fold(String::with_capacity(64), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        });
     if let Some(expected) = request.size.filter(|&expected| expected != size) {
         let _ = std::fs::remove_file(partial);
         return Err(Error::Download {

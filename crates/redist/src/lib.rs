@@ -7,6 +7,7 @@ pub mod features;
 pub mod fetch;
 pub mod manifest;
 pub mod package;
+pub mod parallel;
 pub mod source;
 pub mod split;
 pub mod unpack;

@@ -349,6 +349,9 @@ fn unpack_tar(stream: impl Read, writer: &mut Writer<'_>) -> Result<(), String> 
     Ok(())
 }
 
+/// The file-type bits of a Unix mode.
+const KIND: u32 = 0o170_000;
+
 fn unpack_zip(archive: &Path, writer: &mut Writer<'_>) -> Result<(), String> {
     let file = File::open(archive).map_err(|e| e.to_string())?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
@@ -359,7 +362,6 @@ fn unpack_zip(archive: &Path, writer: &mut Writer<'_>) -> Result<(), String> {
             .map_err(|e| format!("damaged or truncated: {e}"))?;
         let name = PathBuf::from(member.name());
         let mode = member.unix_mode().unwrap_or(0o644);
-        const KIND: u32 = 0o170_000;
         if member.is_dir() {
             writer.add(&name, Entry::Folder)?;
         } else if mode & KIND == 0o120_000 {

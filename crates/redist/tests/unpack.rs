@@ -255,7 +255,10 @@ fn bombs_and_broken_archives_are_refused() {
         "{error}"
     );
 
-    let good = xz(&tar(&[file("top/a", &[7u8; 100_000]), file("top/b", b"b")]));
+    let good = xz(&tar(&[
+        file("top/a", &vec![7u8; 100_000]),
+        file("top/b", b"b"),
+    ]));
     let error =
         try_unpack(dir.path(), &good[..good.len() / 2], Limits::default()).expect_err("truncated");
     assert!(

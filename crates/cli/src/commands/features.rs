@@ -3,12 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cudapkgs_redist::features::{Features, of_archive};
+use cudapkgs_redist::features::of_archive;
 use cudapkgs_redist::fetch::Request;
-use cudapkgs_redist::manifest::SystemArchives;
+use cudapkgs_redist::manifest::{Archive, Manifest, SystemArchives};
+use cudapkgs_redist::parallel;
 
 use super::redist::{ProgressLine, failure, fetcher, load_manifest, mirror};
 use crate::cli::FeaturesArgs;
@@ -26,34 +25,6 @@ struct Job {
 pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
     let fetcher = fetcher(&args.source)?;
     let manifest = load_manifest(&args.source, &fetcher)?;
-    let mirror = mirror(&args.source);
-    let mut jobs = Vec::new();
-    for package in manifest.packages.values() {
-        if !args.packages.is_empty() && !args.packages.contains(&package.key) {
-            continue;
-        }
-        for (system, archives) in &package.systems {
-            let wanted = match &args.system {
-                Some(only) => only == system,
-                None => system.starts_with("linux-"),
-            };
-            if !wanted {
-                continue;
-            }
-            let variants: Vec<(String, &cudapkgs_redist::manifest::Archive)> = match archives {
-                SystemArchives::Single(archive) => vec![(String::new(), archive)],
-                SystemArchives::PerCuda(map) => map.iter().map(|(v, a)| (v.clone(), a)).collect(),
-            };
-            for (variant, archive) in variants {
-                jobs.push(Job {
-                    package: package.key.clone(),
-                    system: system.clone(),
-                    variant,
-                    request: mirror.request(&args.source.redist, archive),
-                });
-            }
-        }
-    }
     if let Some(missing) = args
         .packages
         .iter()
@@ -64,6 +35,7 @@ pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
             args.source.redist, args.source.version
         )));
     }
+    let jobs = plan(args, &manifest);
     let progress = ProgressLine::new(output);
     let requests: Vec<Request> = jobs.iter().map(|j| j.request.clone()).collect();
     let archives = fetcher.fetch_all(&requests, args.jobs, &|r, d, t| progress.update(r, d, t));
@@ -72,31 +44,12 @@ pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
     for (job, archive) in jobs.iter().zip(archives) {
         paths.push(archive.map_err(|error| failure(&error).context(&job.package))?);
     }
-    let results: Vec<Mutex<Option<Result<Features, String>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..args.jobs.clamp(1, jobs.len().max(1)) {
-            scope.spawn(|| {
-                while let Some(i) =
-                    Some(next.fetch_add(1, Ordering::Relaxed)).filter(|&i| i < jobs.len())
-                {
-                    let found = of_archive(&paths[i]).map_err(|e| e.to_string());
-                    *results[i].lock().expect("no panics while held") = Some(found);
-                }
-            });
-        }
-    });
+    let results = parallel::map(&paths, args.jobs, |path| of_archive(path));
     let mut document: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
     let mut text = String::new();
     for (job, result) in jobs.iter().zip(results) {
         let features = result
-            .into_inner()
-            .expect("no panics while held")
-            .expect("every job ran")
-            .map_err(|problem| {
-                CliError::new(format!("{} {}: {problem}", job.package, job.system))
-            })?;
+            .map_err(|error| failure(&error).context(format!("{} {}", job.package, job.system)))?;
         let _ = writeln!(
             text,
             "{} {}{}: outputs {}; {} GPU architectures; provides {}; needs {}",
@@ -133,6 +86,40 @@ pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
         Output::print(&text)?;
     }
     Ok(Exit::Success)
+}
+
+/// Every archive to read: the packages asked for (or all), on the systems asked for (or
+/// every Linux one), each CUDA variant.
+fn plan(args: &FeaturesArgs, manifest: &Manifest) -> Vec<Job> {
+    let mirror = mirror(&args.source);
+    let mut jobs = Vec::new();
+    for package in manifest.packages.values() {
+        if !args.packages.is_empty() && !args.packages.contains(&package.key) {
+            continue;
+        }
+        for (system, archives) in &package.systems {
+            let wanted = match &args.system {
+                Some(only) => only == system,
+                None => system.starts_with("linux-"),
+            };
+            if !wanted {
+                continue;
+            }
+            let variants: Vec<(String, &Archive)> = match archives {
+                SystemArchives::Single(archive) => vec![(String::new(), archive)],
+                SystemArchives::PerCuda(map) => map.iter().map(|(v, a)| (v.clone(), a)).collect(),
+            };
+            for (variant, archive) in variants {
+                jobs.push(Job {
+                    package: package.key.clone(),
+                    system: system.clone(),
+                    variant,
+                    request: mirror.request(&args.source.redist, archive),
+                });
+            }
+        }
+    }
+    jobs
 }
 
 fn list_or_none(items: &std::collections::BTreeSet<String>) -> String {

@@ -65,14 +65,23 @@ pub fn load_manifest(source: &RedistSource, fetcher: &Fetcher) -> CliResult<Mani
 
 /// A progress line on standard error while downloads run (only on a terminal).
 pub struct ProgressLine {
-    state: Mutex<(HashMap<String, (u64, Option<u64>)>, Instant)>,
+    state: Mutex<ProgressState>,
     enabled: bool,
+}
+
+struct ProgressState {
+    /// Bytes so far and total, per URL.
+    files: HashMap<String, (u64, Option<u64>)>,
+    shown: Instant,
 }
 
 impl ProgressLine {
     pub fn new(output: Output) -> ProgressLine {
         ProgressLine {
-            state: Mutex::new((HashMap::new(), Instant::now())),
+            state: Mutex::new(ProgressState {
+                files: HashMap::new(),
+                shown: Instant::now(),
+            }),
             enabled: !output.quiet && !output.json && std::io::stderr().is_terminal(),
         }
     }
@@ -82,16 +91,16 @@ impl ProgressLine {
             return;
         }
         let mut state = self.state.lock().expect("no panics while held");
-        state.0.insert(request.url.clone(), (done, total));
-        if state.1.elapsed() < Duration::from_millis(200) {
+        state.files.insert(request.url.clone(), (done, total));
+        if state.shown.elapsed() < Duration::from_millis(200) {
             return;
         }
-        state.1 = Instant::now();
-        let done: u64 = state.0.values().map(|(d, _)| d).sum();
-        let total: u64 = state.0.values().filter_map(|(_, t)| *t).sum();
+        state.shown = Instant::now();
+        let done: u64 = state.files.values().map(|(d, _)| d).sum();
+        let total: u64 = state.files.values().filter_map(|(_, t)| *t).sum();
         eprint!(
             "\r  downloading {} file(s): {} of {}   ",
-            state.0.len(),
+            state.files.len(),
             units::bytes(done),
             units::bytes(total)
         );
@@ -103,7 +112,7 @@ impl ProgressLine {
                 .state
                 .lock()
                 .expect("no panics while held")
-                .0
+                .files
                 .is_empty()
         {
             eprintln!();
@@ -231,7 +240,7 @@ fn fetch(
         })?;
         match package.archive(system, cuda_major) {
             Some(archive) => {
-                requests.push(((*key).clone(), mirror.request(&source.redist, archive)))
+                requests.push(((*key).clone(), mirror.request(&source.redist, archive)));
             }
             None if packages.is_empty() => {}
             None => {

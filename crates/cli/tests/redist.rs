@@ -1,0 +1,377 @@
+//! End-to-end tests of `cudapkgs redist`, `split` and `features` against a mirror in
+//! NVIDIA's layout, built from real PyPI wheels (`scripts/redist-mirror.py`) and served
+//! by a real HTTP server on 127.0.0.1 (`scripts/serve-mirror.py`).
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::{run, s};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The mirror (built once, shared by the tests), or `None` without the wheels outside CI.
+fn mirror() -> Option<PathBuf> {
+    let wheels = repo().join(".tools/nvidia/wheels");
+    let have = wheels.is_dir();
+    assert!(
+        have || std::env::var_os("CI").is_none(),
+        "{} is missing: run scripts/install-nvidia-tools.sh",
+        wheels.display()
+    );
+    if !have {
+        return None;
+    }
+    let out = repo().join("target/redist-mirror");
+    let status = Command::new("python3")
+        .arg(repo().join("scripts/redist-mirror.py"))
+        .args(["--wheels", s(&wheels), "--out", s(&out)])
+        .stdout(Stdio::null())
+        .status()
+        .expect("python3");
+    assert!(status.success(), "redist-mirror.py failed");
+    Some(out)
+}
+
+/// A loopback HTTP server over `root`; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(root: &Path, log: &Path, break_first: Option<u64>) -> Server {
+        let mut command = Command::new("python3");
+        command.arg(repo().join("scripts/serve-mirror.py")).args([
+            "--root",
+            s(root),
+            "--log",
+            s(log),
+        ]);
+        if let Some(bytes) = break_first {
+            command.args(["--break-first", &bytes.to_string()]);
+        }
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port");
+        let port = line.trim().parse().expect("a port number");
+        Server {
+            child,
+            port,
+            log: log.to_owned(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The requests so far: `GET <path> <range or ->`.
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let (code, stdout, stderr) = run(&[&["--json"][..], args].concat());
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    serde_json::from_str(&stdout).expect("json")
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_owned()
+}
+
+fn manifest(mirror: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(mirror.join("cuda/redist/redistrib_13.0.2.json"))
+        .expect("manifest");
+    serde_json::from_str(&text).expect("json")
+}
+
+#[test]
+fn fetch_resumes_interrupted_downloads_and_never_downloads_twice() {
+    let Some(mirror) = mirror() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    // Every archive's first transfer breaks off after 200 kB.
+    let server = Server::start(&mirror, &dir.path().join("log"), Some(200_000));
+    let cache = dir.path().join("cache");
+    let source = [
+        "--version",
+        "13.0.2",
+        "--base-url",
+        &server.url(),
+        "--cache",
+        s(&cache),
+    ];
+
+    let listed = json(&[&["redist", "list"][..], &source].concat());
+    let expected = manifest(&mirror);
+    for row in listed.as_array().expect("rows") {
+        let key = row["package"].as_str().expect("key");
+        assert_eq!(row["version"], expected[key]["version"]);
+        let size: u64 = expected[key]["linux-x86_64"]["size"]
+            .as_str()
+            .expect("size")
+            .parse()
+            .expect("n");
+        assert_eq!(row["archives"], serde_json::json!([["", size]]));
+    }
+
+    let fetched = json(&[&["redist", "fetch"][..], &source].concat());
+    for item in fetched.as_array().expect("list") {
+        let key = item["package"].as_str().expect("key");
+        let path = Path::new(item["path"].as_str().expect("path"));
+        let want = expected[key]["linux-x86_64"]["sha256"]
+            .as_str()
+            .expect("sha");
+        assert_eq!(sha256(path), want, "{key}");
+    }
+    let requests = server.requests();
+    let resumed = requests
+        .iter()
+        .filter(|r| r.ends_with("bytes=200000-"))
+        .count();
+    assert_eq!(
+        resumed, 2,
+        "each archive resumed from byte 200000: {requests:?}"
+    );
+
+    // A second fetch reads the manifest and nothing else.
+    let before = server.requests().len();
+    json(&[&["redist", "fetch"][..], &source].concat());
+    let after = server.requests();
+    assert_eq!(after.len(), before + 1, "{after:?}");
+    assert!(after[before].contains("redistrib_13.0.2.json"));
+}
+
+#[test]
+fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
+    let Some(mirror) = mirror() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let server = Server::start(&mirror, &dir.path().join("log"), None);
+    let cache = dir.path().join("cache");
+    let expected = manifest(&mirror);
+    let record = &expected["cuda_cudart"]["linux-x86_64"];
+    let sha = record["sha256"].as_str().expect("sha");
+    let archive = mirror
+        .join("cuda/redist")
+        .join(record["relative_path"].as_str().expect("path"));
+    // What a killed run leaves: the first bytes under partial/<sha256>.
+    std::fs::create_dir_all(cache.join("partial")).expect("mkdir");
+    let bytes = std::fs::read(&archive).expect("archive");
+    std::fs::write(cache.join("partial").join(sha), &bytes[..300_000]).expect("write");
+    let source = [
+        "--version",
+        "13.0.2",
+        "--base-url",
+        &server.url(),
+        "--cache",
+        s(&cache),
+    ];
+    let (code, out, stderr) = run(&[&["redist", "fetch"][..], &source, &["cuda_cudart"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains(sha));
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.ends_with("bytes=300000-"))
+    );
+    assert_eq!(sha256(&cache.join("sha256").join(sha)), sha);
+
+    // A mirror whose manifest lies about the hash: the download is deleted.
+    let liar = dir.path().join("liar");
+    let folder = liar.join("cuda/redist");
+    let relative = record["relative_path"].as_str().expect("path");
+    std::fs::create_dir_all(folder.join(relative).parent().expect("parent")).expect("mkdir");
+    std::fs::copy(&archive, folder.join(relative)).expect("copy");
+    let mut lying = expected.clone();
+    let fake = "0".repeat(64);
+    lying["cuda_cudart"]["linux-x86_64"]["sha256"] = serde_json::json!(fake);
+    std::fs::write(folder.join("redistrib_13.0.2.json"), lying.to_string()).expect("write");
+    let liar_server = Server::start(&liar, &dir.path().join("liar-log"), None);
+    let liar_cache = dir.path().join("liar-cache");
+    let source = [
+        "--version",
+        "13.0.2",
+        "--base-url",
+        &liar_server.url(),
+        "--cache",
+        s(&liar_cache),
+    ];
+    let (code, _, stderr) = run(&[&["redist", "fetch"][..], &source, &["cuda_cudart"]].concat());
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(&format!("sha256 mismatch: expected {fake}, got {sha}")),
+        "{stderr}"
+    );
+    let kept: Vec<_> = walk(&liar_cache)
+        .into_iter()
+        .filter(|p| Path::new(p).extension().is_none_or(|e| e != "lock"))
+        .collect();
+    assert!(kept.is_empty(), "left in the cache: {kept:?}");
+
+    let (code, _, stderr) = run(&[
+        "redist",
+        "list",
+        "--version",
+        "9.9.9",
+        "--base-url",
+        &server.url(),
+        "--cache",
+        s(&cache),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no manifest for cuda 9.9.9"), "{stderr}");
+}
+
+/// Regular files under `dir`.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(walk(&path));
+            } else {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+/// SASS architectures cuobjdump lists in `file`.
+fn cuobjdump_architectures(file: &Path) -> Vec<String> {
+    let tool = repo().join(".tools/nvidia/nvidia/cu13/bin/cuobjdump");
+    let out = Command::new(tool)
+        .args(["-lelf"])
+        .arg(file)
+        .output()
+        .expect("cuobjdump");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(|line| {
+            line.split('.')
+                .find(|part| part.starts_with("sm_"))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn fetch_split_and_features_of_a_release() {
+    let Some(mirror) = mirror() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let server = Server::start(&mirror, &dir.path().join("log"), None);
+    let cache = dir.path().join("cache");
+    let source = [
+        "--version",
+        "13.0.2",
+        "--base-url",
+        &server.url(),
+        "--cache",
+        s(&cache),
+    ];
+    let fetched = json(&[&["redist", "fetch"][..], &source, &["cuda_cudart"]].concat());
+    let archive = PathBuf::from(fetched[0]["path"].as_str().expect("path"));
+
+    let out = dir.path().join("cudart");
+    let split = json(&["split", s(&archive), "--out", s(&out)]);
+    let outputs: Vec<&str> = split["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .map(|o| o["output"].as_str().expect("name"))
+        .collect();
+    assert_eq!(outputs, ["out", "dev", "include", "lib", "static"]);
+    assert_eq!(
+        std::fs::read_link(out.join("lib/lib/libcudart.so.13")).expect("link kept"),
+        Path::new("libcudart.so.13.0.96")
+    );
+    assert!(out.join("static/lib/libcudart_static.a").is_file());
+    assert!(out.join("include/include/cuda_runtime.h").is_file());
+    assert!(
+        !out.join("lib/lib/libcudart_static.a").exists(),
+        "static libraries leave lib"
+    );
+    let pc = std::fs::read_to_string(out.join("dev/share/pkgconfig/cudart-13.0.pc")).expect("pc");
+    assert!(
+        pc.contains(&format!("libdir={}/lib\n", out.join("lib").display())),
+        "{pc}"
+    );
+    assert!(
+        pc.contains(&format!(
+            "includedir={}/include\n",
+            out.join("include").display()
+        )),
+        "{pc}"
+    );
+    assert!(!pc.contains("/usr/"), "{pc}");
+    // `out` is the whole package: its own files and links to every other output's.
+    assert!(out.join("out/LICENSE").is_file());
+    assert_eq!(
+        std::fs::read(out.join("out/lib/libcudart.so.13.0.96")).expect("through the link"),
+        std::fs::read(out.join("lib/lib/libcudart.so.13.0.96")).expect("lib")
+    );
+    let (code, _, stderr) = run(&["split", s(&archive), "--out", s(&out)]);
+    assert_eq!(code, 2, "an existing --out is refused");
+    assert!(stderr.contains("already exists"), "{stderr}");
+
+    let features = json(&[&["features"][..], &source].concat());
+    let cudart = &features["cuda_cudart"]["linux-x86_64"];
+    assert_eq!(
+        cudart["outputs"],
+        serde_json::json!({"bin": false, "dev": true, "doc": false, "lib": true, "sample": false, "static": true})
+    );
+    assert_eq!(
+        cudart["providedLibs"],
+        serde_json::json!(["libcudart.so.13"])
+    );
+    let mut oracle: Vec<String> = ["libcudadevrt.a", "libcudart_static.a"]
+        .iter()
+        .flat_map(|lib| cuobjdump_architectures(&out.join("static/lib").join(lib)))
+        .collect();
+    oracle.sort_by_key(|arch| arch[3..].parse::<u32>().unwrap_or(0));
+    oracle.dedup();
+    assert!(!oracle.is_empty());
+    assert_eq!(cudart["cudaArchitectures"], serde_json::json!(oracle));
+    let nvrtc = &features["cuda_nvrtc"]["linux-x86_64"];
+    assert_eq!(
+        nvrtc["providedLibs"],
+        serde_json::json!(["libnvrtc-builtins.so.13.0", "libnvrtc.so.13"])
+    );
+    let needed = nvrtc["neededLibs"].as_array().expect("needed");
+    assert!(needed.contains(&serde_json::json!("libc.so.6")));
+    assert!(
+        !needed
+            .iter()
+            .any(|lib| lib.as_str().is_some_and(|l| l.starts_with("libnvrtc")))
+    );
+}
