@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Serve a folder over HTTP on 127.0.0.1 with `Range` support, for download tests.
 
-Prints the port on its first line, then serves until killed. Every request is appended to
+Prints the port on its first line, then serves until killed. A path ending in `/` serves
+that folder's `index.json` (a simple index's project page in its JSON form). Every request is appended to
 LOG as `GET <path> <range header or ->`. With `--break-first N`, the first request for each
 file sends only N bytes of the body and drops the connection (a download interrupted).
 
@@ -30,6 +31,9 @@ def handler(root, log_path, break_first):
             with lock, open(log_path, "a") as log:
                 log.write(f"GET {self.path} {wanted or '-'}\n")
             path = os.path.realpath(os.path.join(root, self.path.lstrip("/")))
+            if self.path.endswith("/"):
+                # A folder's page (a simple index's project page) is its index.json.
+                path = os.path.join(path, "index.json")
             if not path.startswith(os.path.realpath(root) + os.sep) or not os.path.isfile(path):
                 self.send_response(404)
                 self.send_header("Content-Length", "0")

@@ -275,6 +275,29 @@ pub enum RedistCommand {
         #[arg(value_name = "PACKAGE")]
         packages: Vec<String>,
     },
+    /// The same components from PyPI: resolve each package to NVIDIA's wheel through a
+    /// simple index, download and verify it; print the wheels' paths
+    Wheel {
+        /// A redist package (cuda_cudart, libcublas, cudnn, …) or a wheel project, with
+        /// `==VERSION` for one version [default: the newest]
+        #[arg(required = true, value_name = "PACKAGE[==VERSION]")]
+        packages: Vec<String>,
+        /// The CUDA major version the wheels are for
+        #[arg(long, value_name = "MAJOR", default_value_t = 13)]
+        cuda_major: u32,
+        /// The simple index [default: $PIP_INDEX_URL, else pip's configuration, else
+        /// https://pypi.org/simple]
+        #[arg(long, value_name = "URL")]
+        index_url: Option<String>,
+        #[arg(long, value_name = "SYSTEM")]
+        system: Option<String>,
+        /// The download cache [default: $CUDAPKGS_CACHE, else $XDG_CACHE_HOME/cudapkgs]
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Downloads at once
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        jobs: usize,
+    },
 }
 
 #[derive(Debug, Args)]

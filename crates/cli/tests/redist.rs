@@ -375,3 +375,112 @@ fn fetch_split_and_features_of_a_release() {
             .any(|lib| lib.as_str().is_some_and(|l| l.starts_with("libnvrtc")))
     );
 }
+
+/// Runs cudapkgs with only `vars` in its environment.
+fn run_with(vars: &[(&str, &Path)], args: &[&str]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cudapkgs"));
+    command.args(args).env_clear();
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let output = command.output().expect("cudapkgs runs");
+    (
+        output.status.code().expect("exit code"),
+        String::from_utf8(output.stdout).expect("utf-8"),
+        String::from_utf8(output.stderr).expect("utf-8"),
+    )
+}
+
+#[test]
+fn wheels_resolve_through_a_simple_index_and_split_like_archives() {
+    if mirror().is_none() {
+        return;
+    }
+    let wheel = std::fs::read_dir(repo().join(".tools/nvidia/wheels"))
+        .expect("wheels")
+        .map(|e| e.expect("entry").path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("nvidia_cuda_runtime-"))
+        })
+        .expect("the cudart wheel");
+    let name = wheel
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path().join("index");
+    std::fs::create_dir_all(root.join("files")).expect("mkdir");
+    std::fs::copy(&wheel, root.join("files").join(&name)).expect("copy");
+    let project = root.join("simple/nvidia-cuda-runtime");
+    std::fs::create_dir_all(&project).expect("mkdir");
+    let page = serde_json::json!({
+        "meta": {"api-version": "1.1"},
+        "name": "nvidia-cuda-runtime",
+        "files": [
+            {"filename": name, "url": format!("../../files/{name}"), "hashes": {"sha256": sha256(&wheel)}},
+            {"filename": name.replace("x86_64", "aarch64"), "url": "../../files/none.whl", "hashes": {"sha256": "00"}},
+        ],
+    });
+    std::fs::write(project.join("index.json"), page.to_string()).expect("write");
+    let server = Server::start(&root, &dir.path().join("log"), None);
+    let index = format!("{}/simple", server.url());
+
+    // The index from pip's own configuration file.
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".config/pip")).expect("mkdir");
+    std::fs::write(
+        home.join(".config/pip/pip.conf"),
+        format!("[global]\nindex-url = {index}\n"),
+    )
+    .expect("write");
+    let (code, out, stderr) = run_with(&[("HOME", &home)], &["redist", "wheel", "cuda_cudart"]);
+    assert_eq!(code, 0, "{stderr}");
+    let path = out.split_whitespace().nth(1).expect("a path");
+    assert_eq!(sha256(Path::new(path)), sha256(&wheel));
+    assert!(path.starts_with(s(&home.join(".cache/cudapkgs"))), "{path}");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("GET /simple/nvidia-cuda-runtime/ "))
+    );
+
+    // PIP_INDEX_URL wins over the file (now naming a closed port); a version with no
+    // wheel is refused with the choices.
+    std::fs::write(
+        home.join(".config/pip/pip.conf"),
+        "[global]\nindex-url = http://127.0.0.1:9/simple\n",
+    )
+    .expect("write");
+    let cache = dir.path().join("cache");
+    let (code, _, stderr) = run_with(
+        &[
+            ("HOME", &home),
+            ("PIP_INDEX_URL", Path::new(&index)),
+            ("CUDAPKGS_CACHE", &cache),
+        ],
+        &["redist", "wheel", "cuda_cudart==1.0"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("no wheel of version 1.0 for linux-x86_64"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("versions with a wheel: "), "{stderr}");
+
+    // A wheel splits like NVIDIA's archive of the same component.
+    let out = dir.path().join("split");
+    let split = json(&["split", path, "--out", s(&out)]);
+    let outputs: Vec<&str> = split["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .map(|o| o["output"].as_str().expect("name"))
+        .collect();
+    assert_eq!(outputs, ["out", "include", "lib", "static"]);
+    assert!(out.join("lib/lib/libcudart.so.13").is_file());
+    assert!(out.join("out/LICENSE").is_file());
+    assert!(!out.join("out/nvidia").exists());
+}

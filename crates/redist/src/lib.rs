@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod manifest;
 pub mod package;
 pub mod parallel;
+pub mod pypi;
 pub mod source;
 pub mod split;
 pub mod unpack;

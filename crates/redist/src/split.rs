@@ -81,6 +81,7 @@ pub struct FixupOptions {
 /// Applies the fix-ups to the package tree at `root`, in place; returns what was done.
 pub fn fix_up(root: &Path, options: &FixupOptions) -> Result<Vec<String>, Error> {
     let mut done = Vec::new();
+    wheel_to_nvidia_layout(root, &mut done)?;
     flatten_cuda_major(root, &mut done)?;
     move_pkg_config(root, &options.locations, &mut done)?;
     if !options.allow_usr {
@@ -91,6 +92,74 @@ pub fn fix_up(root: &Path, options: &FixupOptions) -> Result<Vec<String>, Error>
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
+}
+
+/// A wheel (`nvidia/<component>/{lib,include,bin}` beside `*.dist-info/`) takes NVIDIA's
+/// archive layout: the component folders' contents at the top, the licence as `LICENSE`,
+/// the wheel's metadata dropped.
+fn wheel_to_nvidia_layout(root: &Path, done: &mut Vec<String>) -> Result<(), Error> {
+    let nvidia = root.join("nvidia");
+    let mut metadata = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(io(root))? {
+        let entry = entry.map_err(io(root))?;
+        if entry.file_name().to_string_lossy().ends_with(".dist-info") {
+            metadata.push(entry.path());
+        }
+    }
+    if !nvidia.is_dir() || metadata.is_empty() {
+        return Ok(());
+    }
+    for component in std::fs::read_dir(&nvidia).map_err(io(&nvidia))? {
+        let component = component.map_err(io(&nvidia))?.path();
+        if !component.is_dir() {
+            continue;
+        }
+        merge_into(&component, root)?;
+        done.push(format!(
+            "moved nvidia/{}/ to the top",
+            component.file_name().unwrap_or_default().to_string_lossy()
+        ));
+    }
+    for info in &metadata {
+        for name in ["licenses/License.txt", "LICENSE", "License.txt"] {
+            let license = info.join(name);
+            if license.is_file() && !root.join("LICENSE").exists() {
+                std::fs::rename(&license, root.join("LICENSE")).map_err(io(&license))?;
+            }
+        }
+        remove_all(info)?;
+    }
+    remove_all(&nvidia)
+}
+
+/// Moves everything under `from` into `to`, merging folders; a file that would replace
+/// another is refused.
+fn merge_into(from: &Path, to: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let source = entry.path();
+        let destination = to.join(entry.file_name());
+        let is_dir = entry.file_type().map_err(io(&source))?.is_dir();
+        if is_dir && destination.is_dir() {
+            merge_into(&source, &destination)?;
+        } else if destination.symlink_metadata().is_ok() {
+            return Err(Error::BadPackage {
+                path: source,
+                problem: format!("would replace {}", destination.display()),
+            });
+        } else {
+            std::fs::rename(&source, &destination).map_err(io(&destination))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_all(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
 }
 
 /// `lib/12/…` → `lib/…` (cuDNN and others keep per-CUDA folders).

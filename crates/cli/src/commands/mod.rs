@@ -11,3 +11,4 @@ pub mod patch;
 pub mod prune;
 pub mod redist;
 pub mod store;
+pub mod wheel;

@@ -24,11 +24,15 @@ pub fn failure(error: &cudapkgs_redist::Error) -> CliError {
     CliError::new(error.to_string())
 }
 
-/// The cache: `--cache`, `$CUDAPKGS_CACHE`, `$XDG_CACHE_HOME/cudapkgs`, `~/.cache/cudapkgs`.
+/// The cache of `source`.
 pub fn fetcher(source: &RedistSource) -> CliResult<Fetcher> {
-    let cache = source
-        .cache
-        .clone()
+    fetcher_at(source.cache.as_ref())
+}
+
+/// The cache: `--cache`, `$CUDAPKGS_CACHE`, `$XDG_CACHE_HOME/cudapkgs`, `~/.cache/cudapkgs`.
+pub fn fetcher_at(cache: Option<&PathBuf>) -> CliResult<Fetcher> {
+    let cache = cache
+        .cloned()
         .or_else(|| process_env("CUDAPKGS_CACHE").map(PathBuf::from))
         .or_else(|| process_env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("cudapkgs")))
         .or_else(|| process_env("HOME").map(|h| PathBuf::from(h).join(".cache/cudapkgs")))
@@ -46,6 +50,46 @@ pub fn mirror(source: &RedistSource) -> Mirror {
         .or_else(|| process_env("CUDAPKGS_REDIST_URL"))
         .unwrap_or_else(|| NVIDIA_BASE_URL.to_owned());
     Mirror::new(&base)
+}
+
+/// The index pip would use: `$PIP_INDEX_URL`, else `index-url` of pip's configuration
+/// files (global, then user, then `$PIP_CONFIG_FILE`, later ones winning), else PyPI.
+fn pip_index_url() -> String {
+    if let Some(url) = process_env("PIP_INDEX_URL") {
+        return url;
+    }
+    let mut files = vec![PathBuf::from("/etc/pip.conf")];
+    if let Some(home) = process_env("HOME") {
+        files.push(PathBuf::from(&home).join(".pip/pip.conf"));
+        let config = process_env("XDG_CONFIG_HOME").unwrap_or_else(|| format!("{home}/.config"));
+        files.push(PathBuf::from(config).join("pip/pip.conf"));
+    }
+    if let Some(file) = process_env("PIP_CONFIG_FILE") {
+        files.push(PathBuf::from(file));
+    }
+    files
+        .iter()
+        .rev()
+        .filter_map(|file| std::fs::read_to_string(file).ok())
+        .filter_map(|text| ini_value(&text, &["global", "install", "download"], "index-url"))
+        .next()
+        .unwrap_or_else(|| cudapkgs_redist::pypi::PYPI_INDEX_URL.to_owned())
+}
+
+/// `key` in one of `sections` of an INI text (pip spells keys with `-` or `_`).
+fn ini_value(text: &str, sections: &[&str], key: &str) -> Option<String> {
+    let mut in_section = false;
+    let mut found = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_section = sections.contains(&name.trim());
+        } else if let Some((k, v)) = line.split_once('=').filter(|_| in_section) {
+            if k.trim().replace('_', "-") == key {
+                found = Some(v.trim().to_owned());
+            }
+        }
+    }
+    found
 }
 
 /// NVIDIA's name for this machine's system.
@@ -146,6 +190,27 @@ pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
             packages,
             output,
         ),
+        RedistCommand::Wheel {
+            packages,
+            cuda_major,
+            index_url,
+            system,
+            cache,
+            jobs,
+        } => {
+            let index = index_url.clone().unwrap_or_else(pip_index_url);
+            let fetcher = fetcher_at(cache.as_ref())?;
+            let system = system.as_deref().unwrap_or_else(|| this_system());
+            super::wheel::fetch_wheels(
+                &fetcher,
+                &index,
+                packages,
+                *cuda_major,
+                system,
+                *jobs,
+                output,
+            )
+        }
     }
 }
 

@@ -1,0 +1,298 @@
+//! PyPI as a second source of NVIDIA's components: the redist package ↔ wheel name table,
+//! and wheels resolved through a simple index in its JSON form (PEP 691), with the
+//! index's SHA-256 checked by the download.
+
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::fetch::{Fetcher, Request};
+
+/// PyPI's simple index.
+pub const PYPI_INDEX_URL: &str = "https://pypi.org/simple";
+
+/// Redist package → wheel name stem. CUDA 12's wheels add `-cu12`; CUDA 13's toolkit
+/// wheels have no suffix; the libraries released apart from the toolkit (cuDNN, NCCL,
+/// cuSPARSELt) name the major in both.
+const WHEELS: &[(&str, &str)] = &[
+    ("cuda_cccl", "nvidia-cuda-cccl"),
+    ("cuda_cudart", "nvidia-cuda-runtime"),
+    ("cuda_cuobjdump", "nvidia-cuda-cuobjdump"),
+    ("cuda_cupti", "nvidia-cuda-cupti"),
+    ("cuda_nvcc", "nvidia-cuda-nvcc"),
+    ("cuda_nvdisasm", "nvidia-cuda-nvdisasm"),
+    ("cuda_nvrtc", "nvidia-cuda-nvrtc"),
+    ("cuda_nvtx", "nvidia-nvtx"),
+    ("libcublas", "nvidia-cublas"),
+    ("libcufft", "nvidia-cufft"),
+    ("libcufile", "nvidia-cufile"),
+    ("libcurand", "nvidia-curand"),
+    ("libcusolver", "nvidia-cusolver"),
+    ("libcusparse", "nvidia-cusparse"),
+    ("libnvjitlink", "nvidia-nvjitlink"),
+    ("libnvjpeg", "nvidia-nvjpeg"),
+    ("libnvvm", "nvidia-nvvm"),
+    ("cudnn", "nvidia-cudnn"),
+    ("nccl", "nvidia-nccl"),
+    ("cusparselt", "nvidia-cusparselt"),
+];
+
+/// Released apart from the toolkit: their wheels always carry `-cu<major>`.
+const ALWAYS_SUFFIXED: &[&str] = &["cudnn", "nccl", "cusparselt"];
+
+/// The wheel project of a redist package for CUDA major `cuda_major`.
+pub fn wheel_name(package: &str, cuda_major: u32) -> Option<String> {
+    let stem = WHEELS.iter().find(|(p, _)| *p == package)?.1;
+    Some(if cuda_major <= 12 || ALWAYS_SUFFIXED.contains(&package) {
+        format!("{stem}-cu{cuda_major}")
+    } else {
+        stem.to_owned()
+    })
+}
+
+/// The redist package a wheel project stands for (`nvidia-cublas-cu12` → `libcublas`).
+pub fn package_of_wheel(project: &str) -> Option<&'static str> {
+    let normalized = normalize(project);
+    let stem = match normalized.rsplit_once("-cu") {
+        Some((stem, major)) if major.bytes().all(|b| b.is_ascii_digit()) => stem.to_owned(),
+        _ => normalized,
+    };
+    WHEELS.iter().find(|(_, w)| *w == stem).map(|(p, _)| *p)
+}
+
+/// PEP 503 normalisation: lower case, runs of `-_.` as one `-`.
+pub fn normalize(project: &str) -> String {
+    let mut out = String::with_capacity(project.len());
+    for c in project.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// One wheel file of a project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wheel {
+    pub filename: String,
+    pub version: String,
+    /// Platform tags (`manylinux_2_27_x86_64`, …).
+    pub platforms: Vec<String>,
+    pub url: String,
+    pub sha256: String,
+    pub size: Option<u64>,
+}
+
+impl Wheel {
+    pub fn request(&self) -> Request {
+        Request {
+            url: self.url.clone(),
+            sha256: self.sha256.clone(),
+            size: self.size,
+        }
+    }
+
+    /// Whether it installs on Linux for NVIDIA's system name (`linux-x86_64`, `linux-sbsa`).
+    pub fn fits(&self, system: &str) -> bool {
+        let arch = match system {
+            "linux-x86_64" => "x86_64",
+            "linux-sbsa" | "linux-aarch64" => "aarch64",
+            _ => return false,
+        };
+        self.platforms.iter().any(|p| {
+            (p.starts_with("manylinux") || p == &format!("linux_{arch}")) && p.ends_with(arch)
+        })
+    }
+}
+
+/// The wheels of `project` listed by the index at `index_url`, yanked ones left out.
+pub fn wheels(fetcher: &Fetcher, index_url: &str, project: &str) -> Result<Vec<Wheel>, Error> {
+    let page = format!(
+        "{}/{}/",
+        index_url.trim_end_matches('/'),
+        normalize(project)
+    );
+    let text = fetcher
+        .get_text(&page, "application/vnd.pypi.simple.v1+json")
+        .map_err(|error| match error {
+            Error::Download { problem, .. } if problem.contains("404") => {
+                Error::NotFound(format!("{page}: the index has no project `{project}`"))
+            }
+            other => other,
+        })?;
+    parse_project_page(&text, &page)
+}
+
+/// Reads a PEP 691 project page; `page` resolves relative file URLs.
+pub fn parse_project_page(text: &str, page: &str) -> Result<Vec<Wheel>, Error> {
+    let bad = |at: &str, problem: &str| Error::BadDocument {
+        origin: page.to_owned(),
+        at: at.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let root: Value = serde_json::from_str(text).map_err(|e| {
+        bad(
+            "$",
+            &format!("not the JSON form of a simple index page: {e}"),
+        )
+    })?;
+    let files = root["files"]
+        .as_array()
+        .ok_or_else(|| bad("$.files", "expected a list"))?;
+    let mut wheels = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let at = format!("$.files[{i}]");
+        let filename = file["filename"]
+            .as_str()
+            .ok_or_else(|| bad(&format!("{at}.filename"), "expected a string"))?;
+        let yanked = file["yanked"].as_bool().unwrap_or(false) || file["yanked"].is_string();
+        let Some(stem) = filename.strip_suffix(".whl") else {
+            continue;
+        };
+        if yanked {
+            continue;
+        }
+        // name-version(-build)?-python-abi-platform
+        let parts: Vec<&str> = stem.split('-').collect();
+        if parts.len() < 5 {
+            return Err(bad(&format!("{at}.filename"), "not a wheel file name"));
+        }
+        let url = file["url"]
+            .as_str()
+            .ok_or_else(|| bad(&format!("{at}.url"), "expected a string"))?;
+        let sha256 = file["hashes"]["sha256"].as_str().ok_or_else(|| {
+            bad(
+                &format!("{at}.hashes"),
+                "no sha256: the wheel cannot be verified",
+            )
+        })?;
+        wheels.push(Wheel {
+            filename: filename.to_owned(),
+            version: parts[1].to_owned(),
+            platforms: parts[parts.len() - 1]
+                .split('.')
+                .map(str::to_owned)
+                .collect(),
+            url: resolve(page, url),
+            sha256: sha256.to_ascii_lowercase(),
+            size: file["size"].as_u64(),
+        });
+    }
+    Ok(wheels)
+}
+
+/// `url` relative to `page` (absolute, host-relative or path-relative).
+fn resolve(page: &str, url: &str) -> String {
+    if url.contains("://") {
+        return url.to_owned();
+    }
+    let scheme_end = page.find("://").map_or(0, |i| i + 3);
+    if let Some(path) = url.strip_prefix('/') {
+        let host_end = page[scheme_end..]
+            .find('/')
+            .map_or(page.len(), |i| scheme_end + i);
+        return format!("{}/{path}", &page[..host_end]);
+    }
+    let folder = page.rfind('/').map_or(page, |i| &page[..=i]);
+    let mut joined = format!("{folder}{url}");
+    // Collapse `x/../` so that `../../packages/…` links resolve.
+    while let Some(i) = joined[scheme_end..].find("/../").map(|i| i + scheme_end) {
+        let start = joined[..i].rfind('/').map_or(i, |s| s.max(scheme_end));
+        joined.replace_range(start..i + 3, "");
+    }
+    joined
+}
+
+/// The wheel of `version` (the newest when `None`) that fits `system`.
+pub fn pick<'a>(wheels: &'a [Wheel], version: Option<&str>, system: &str) -> Option<&'a Wheel> {
+    wheels
+        .iter()
+        .filter(|w| w.fits(system) && version.is_none_or(|v| w.version == v))
+        .max_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)))
+}
+
+fn version_key(version: &str) -> Vec<u64> {
+    version
+        .split('.')
+        .map(|part| {
+            part.bytes()
+                .take_while(u8::is_ascii_digit)
+                .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_both_ways() {
+        assert_eq!(
+            wheel_name("cuda_cudart", 12).as_deref(),
+            Some("nvidia-cuda-runtime-cu12")
+        );
+        assert_eq!(
+            wheel_name("cuda_cudart", 13).as_deref(),
+            Some("nvidia-cuda-runtime")
+        );
+        assert_eq!(
+            wheel_name("cudnn", 13).as_deref(),
+            Some("nvidia-cudnn-cu13")
+        );
+        assert_eq!(wheel_name("cuda_gdb", 13), None);
+        assert_eq!(package_of_wheel("nvidia_cublas_cu12"), Some("libcublas"));
+        assert_eq!(package_of_wheel("nvidia-cudnn-cu13"), Some("cudnn"));
+        assert_eq!(package_of_wheel("torch"), None);
+    }
+
+    #[test]
+    fn project_pages_resolve_and_pick_the_platform() {
+        let page = r#"{"meta": {"api-version": "1.1"}, "name": "nvidia-cublas", "files": [
+            {"filename": "nvidia_cublas-13.0.0.19-py3-none-manylinux_2_27_aarch64.whl",
+             "url": "../../packages/aa/nvidia_cublas-13.0.0.19-py3-none-manylinux_2_27_aarch64.whl",
+             "hashes": {"sha256": "AA"}, "size": 10},
+            {"filename": "nvidia_cublas-13.0.0.19-py3-none-manylinux_2_27_x86_64.whl",
+             "url": "/packages/bb/x.whl", "hashes": {"sha256": "bb"}},
+            {"filename": "nvidia_cublas-13.1.0.3-py3-none-manylinux_2_27_x86_64.whl",
+             "url": "https://files.example/y.whl", "hashes": {"sha256": "cc"}, "yanked": "broken"},
+            {"filename": "nvidia_cublas-13.0.2.14-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+             "url": "z.whl", "hashes": {"sha256": "dd"}},
+            {"filename": "nvidia_cublas-13.0.2.14.tar.gz", "url": "s.tar.gz", "hashes": {"sha256": "ee"}}
+        ]}"#;
+        let wheels = parse_project_page(page, "http://127.0.0.1:8000/simple/nvidia-cublas/")
+            .expect("parses");
+        assert_eq!(
+            wheels.len(),
+            3,
+            "the yanked wheel and the sdist are left out"
+        );
+        assert_eq!(
+            wheels[0].url,
+            "http://127.0.0.1:8000/packages/aa/nvidia_cublas-13.0.0.19-py3-none-manylinux_2_27_aarch64.whl"
+        );
+        assert_eq!(wheels[0].sha256, "aa");
+        assert_eq!(wheels[1].url, "http://127.0.0.1:8000/packages/bb/x.whl");
+        assert_eq!(
+            wheels[2].url,
+            "http://127.0.0.1:8000/simple/nvidia-cublas/z.whl"
+        );
+        let newest = pick(&wheels, None, "linux-x86_64").expect("a wheel");
+        assert_eq!(newest.version, "13.0.2.14");
+        let old = pick(&wheels, Some("13.0.0.19"), "linux-sbsa").expect("a wheel");
+        assert_eq!(old.sha256, "aa");
+        assert!(pick(&wheels, Some("9.9"), "linux-x86_64").is_none());
+        let error = parse_project_page(
+            r#"{"files": [{"filename": "a-1-py3-none-any.whl", "url": "u"}]}"#,
+            "p",
+        )
+        .expect_err("no hash");
+        assert!(
+            error.to_string().contains("$.files[0].hashes: no sha256"),
+            "{error}"
+        );
+    }
+}
