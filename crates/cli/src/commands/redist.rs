@@ -71,8 +71,7 @@ fn pip_index_url() -> String {
         .iter()
         .rev()
         .filter_map(|file| std::fs::read_to_string(file).ok())
-        .filter_map(|text| ini_value(&text, &["global", "install", "download"], "index-url"))
-        .next()
+        .find_map(|text| ini_value(&text, &["global", "install", "download"], "index-url"))
         .unwrap_or_else(|| cudapkgs_redist::pypi::PYPI_INDEX_URL.to_owned())
 }
 
