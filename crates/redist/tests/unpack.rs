@@ -273,3 +273,45 @@ fn bombs_and_broken_archives_are_refused() {
         "{error}"
     );
 }
+
+fn zip(members: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, mode, data) in members {
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .unix_permissions(*mode);
+        if mode & 0o170_000 == 0o120_000 {
+            writer
+                .add_symlink(*name, std::str::from_utf8(data).expect("utf-8"), options)
+                .expect("link");
+        } else {
+            writer.start_file(*name, options).expect("member");
+            writer.write_all(data).expect("write");
+        }
+    }
+    writer.finish().expect("zip").into_inner()
+}
+
+#[test]
+fn wheels_unpack_and_hostile_zips_are_refused() {
+    let dir = tempfile::tempdir().expect("temp");
+    let good = zip(&[
+        ("nvidia/cu13/lib/libx.so.13", 0o100_644, b"elf"),
+        ("nvidia/cu13/bin/tool", 0o100_755, b"#!"),
+        ("nvidia/cu13/lib/libx.so", 0o120_777, b"libx.so.13"),
+    ]);
+    try_unpack(dir.path(), &good, Limits::default()).expect("unpacks");
+    let target = dir.path().join("target/cu13");
+    assert_eq!(std::fs::read(target.join("lib/libx.so")).expect("link"), b"elf");
+    let mode = std::fs::metadata(target.join("bin/tool")).expect("tool").permissions().mode();
+    assert_eq!(mode & 0o111, 0o111);
+
+    for (members, expected) in [
+        (vec![("../evil", 0o100_644, &b"x"[..])], "leaves the archive's folder"),
+        (vec![("a/link", 0o120_777, &b"../../etc"[..])], "points outside the archive"),
+    ] {
+        let dir = tempfile::tempdir().expect("temp");
+        let error = try_unpack(dir.path(), &zip(&members), Limits::default()).expect_err("refused");
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+}
