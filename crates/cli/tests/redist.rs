@@ -108,6 +108,20 @@ fn sha256(path: &Path) -> String {
         .to_owned()
 }
 
+/// `--version 13.0.2 --base-url <server> --cache <cache>`.
+fn release_at(server: &Server, cache: &Path) -> Vec<String> {
+    [
+        "--version",
+        "13.0.2",
+        "--base-url",
+        &server.url(),
+        "--cache",
+        s(cache),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 fn manifest(mirror: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(mirror.join("cuda/redist/redistrib_13.0.2.json"))
         .expect("manifest");
@@ -121,14 +135,8 @@ fn fetch_resumes_interrupted_downloads_and_never_downloads_twice() {
     // Every archive's first transfer breaks off after 200 kB.
     let server = Server::start(&mirror, &dir.path().join("log"), Some(200_000));
     let cache = dir.path().join("cache");
-    let source = [
-        "--version",
-        "13.0.2",
-        "--base-url",
-        &server.url(),
-        "--cache",
-        s(&cache),
-    ];
+    let source = release_at(&server, &cache);
+    let source: Vec<&str> = source.iter().map(String::as_str).collect();
 
     let listed = json(&[&["redist", "list"][..], &source].concat());
     let expected = manifest(&mirror);
@@ -186,14 +194,8 @@ fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
     std::fs::create_dir_all(cache.join("partial")).expect("mkdir");
     let bytes = std::fs::read(&archive).expect("archive");
     std::fs::write(cache.join("partial").join(sha), &bytes[..300_000]).expect("write");
-    let source = [
-        "--version",
-        "13.0.2",
-        "--base-url",
-        &server.url(),
-        "--cache",
-        s(&cache),
-    ];
+    let source = release_at(&server, &cache);
+    let source: Vec<&str> = source.iter().map(String::as_str).collect();
     let (code, out, stderr) = run(&[&["redist", "fetch"][..], &source, &["cuda_cudart"]].concat());
     assert_eq!(code, 0, "{stderr}");
     assert!(out.contains(sha));
@@ -217,14 +219,8 @@ fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
     std::fs::write(folder.join("redistrib_13.0.2.json"), lying.to_string()).expect("write");
     let liar_server = Server::start(&liar, &dir.path().join("liar-log"), None);
     let liar_cache = dir.path().join("liar-cache");
-    let source = [
-        "--version",
-        "13.0.2",
-        "--base-url",
-        &liar_server.url(),
-        "--cache",
-        s(&liar_cache),
-    ];
+    let source = release_at(&liar_server, &liar_cache);
+    let source: Vec<&str> = source.iter().map(String::as_str).collect();
     let (code, _, stderr) = run(&[&["redist", "fetch"][..], &source, &["cuda_cudart"]].concat());
     assert_eq!(code, 2);
     assert!(
@@ -291,14 +287,8 @@ fn fetch_split_and_features_of_a_release() {
     let dir = tempfile::tempdir().expect("temp");
     let server = Server::start(&mirror, &dir.path().join("log"), None);
     let cache = dir.path().join("cache");
-    let source = [
-        "--version",
-        "13.0.2",
-        "--base-url",
-        &server.url(),
-        "--cache",
-        s(&cache),
-    ];
+    let source = release_at(&server, &cache);
+    let source: Vec<&str> = source.iter().map(String::as_str).collect();
     let fetched = json(&[&["redist", "fetch"][..], &source, &["cuda_cudart"]].concat());
     let archive = PathBuf::from(fetched[0]["path"].as_str().expect("path"));
 

@@ -302,13 +302,25 @@ fn wheels_unpack_and_hostile_zips_are_refused() {
     ]);
     try_unpack(dir.path(), &good, Limits::default()).expect("unpacks");
     let target = dir.path().join("target/cu13");
-    assert_eq!(std::fs::read(target.join("lib/libx.so")).expect("link"), b"elf");
-    let mode = std::fs::metadata(target.join("bin/tool")).expect("tool").permissions().mode();
+    assert_eq!(
+        std::fs::read(target.join("lib/libx.so")).expect("link"),
+        b"elf"
+    );
+    let mode = std::fs::metadata(target.join("bin/tool"))
+        .expect("tool")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o111, 0o111);
 
     for (members, expected) in [
-        (vec![("../evil", 0o100_644, &b"x"[..])], "leaves the archive's folder"),
-        (vec![("a/link", 0o120_777, &b"../../etc"[..])], "points outside the archive"),
+        (
+            vec![("../evil", 0o100_644, &b"x"[..])],
+            "leaves the archive's folder",
+        ),
+        (
+            vec![("a/link", 0o120_777, &b"../../etc"[..])],
+            "points outside the archive",
+        ),
     ] {
         let dir = tempfile::tempdir().expect("temp");
         let error = try_unpack(dir.path(), &zip(&members), Limits::default()).expect_err("refused");
