@@ -66,6 +66,10 @@ pub enum Command {
     /// requested capability can use
     #[command(after_long_help = PRUNE_EXAMPLES)]
     Prune(PruneArgs),
+    /// Build CUDA packages into the store: fetch, split into outputs, resolve the
+    /// libraries they need from each other, set runpaths, check GPU targets, add
+    #[command(after_long_help = BUILD_EXAMPLES)]
+    Build(BuildArgs),
     /// NVIDIA's redistributables: list a release's packages, fetch their archives
     #[command(subcommand)]
     Redist(RedistCommand),
@@ -299,6 +303,81 @@ pub enum RedistCommand {
         jobs: usize,
     },
 }
+
+/// Where `cudapkgs build` takes packages from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BuildSource {
+    /// NVIDIA's redistributable archives (a manifest of release --cuda X.Y.Z)
+    Nvidia,
+    /// NVIDIA's wheels on PyPI (or the index pip uses)
+    Pypi,
+}
+
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools, reason = "each is a command-line flag")]
+pub struct BuildArgs {
+    /// Redist packages (cuda_cudart, libcublas, cuda_nvrtc, cudnn, …), with `==VERSION`
+    /// to pin a wheel's version
+    #[arg(value_name = "PACKAGE", required_unless_present = "all")]
+    pub packages: Vec<String>,
+    /// Every package of the release (NVIDIA source)
+    #[arg(long, conflicts_with = "packages")]
+    pub all: bool,
+    #[arg(long, value_enum, default_value_t = BuildSource::Pypi)]
+    pub source: BuildSource,
+    /// The CUDA release: `13.0.2` for NVIDIA's manifests; for PyPI its major picks the
+    /// wheels (`13` → nvidia-cuda-runtime, `12` → nvidia-cuda-runtime-cu12)
+    #[arg(long, value_name = "X.Y.Z", default_value = "13")]
+    pub cuda: String,
+    /// NVIDIA's manifests and archives [default: $CUDAPKGS_REDIST_URL, else NVIDIA's server]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// The simple index [default: $PIP_INDEX_URL, else pip's configuration, else PyPI]
+    #[arg(long, value_name = "URL")]
+    pub index_url: Option<String>,
+    /// The download cache [default: $CUDAPKGS_CACHE, else $XDG_CACHE_HOME/cudapkgs]
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    #[arg(long, value_name = "SYSTEM")]
+    pub system: Option<String>,
+    /// Capabilities whose kernels are checked, like 8.6,9.0
+    #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
+    pub capabilities: Option<String>,
+    /// A GPU whose kernels are checked, by name or capability; repeatable
+    #[arg(long = "gpu", value_name = "NAME")]
+    pub gpus: Vec<String>,
+    /// Fail when a kernel has no image for a requested GPU (default: warn)
+    #[arg(long)]
+    pub strict_targets: bool,
+    /// The driver's library folder, put in the runpath of files that use the driver
+    #[arg(long, value_name = "DIR", default_value = "/run/opengl-driver/lib")]
+    pub driver_dir: String,
+    /// Show what would be fetched and built, and do nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Packages downloaded and prepared at once
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub jobs: usize,
+    /// Do not make the outputs garbage-collector roots (`<package>-<output>`)
+    #[arg(long)]
+    pub no_gc_roots: bool,
+    #[command(flatten)]
+    pub location: StoreLocation,
+}
+
+const BUILD_EXAMPLES: &str = "\
+Examples:
+  cudapkgs build cuda_cudart libcublas cuda_nvrtc
+  cudapkgs build --source nvidia --cuda 12.9.1 cuda_cudart libcublas --gpu H100
+  cudapkgs build --store-dir /nix/store --root /tmp/r cudnn libcublas --dry-run
+
+Each package is fetched (cached, verified), unpacked, fixed up and split into outputs;
+the libraries its files need are found in the lib outputs of the other packages named
+(a library no package provides fails the build, unless the driver or the system has
+it); runpaths get $ORIGIN, the dependencies' lib folders and, for driver users, the
+driver folder; every output is added with its references (lib, static, include, stubs,
+bin, dev, doc, samples, python), then out as links to all of them. The last line per
+package is its out path; --json gives every output.";
 
 #[derive(Debug, Args)]
 pub struct SplitArgs {

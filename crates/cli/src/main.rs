@@ -52,6 +52,7 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Elf(args) => commands::elf::run(args, output),
         Command::Patch(args) => commands::patch::run(args, output),
         Command::Prune(args) => commands::prune::run(args, output),
+        Command::Build(args) => commands::build::run(args, output),
         Command::Redist(command) => commands::redist::run(command, output),
         Command::Split(args) => commands::redist::split(args, output),
         Command::Features(args) => commands::features::run(args, output),

@@ -425,7 +425,9 @@ fn layout_plan(
     if let Some(tail) = reusable {
         phdrs.retain(|p| *p != tail);
     }
-    let (region_offset, region_address) = region_place(&loads, reusable, layout.file_len, page)?;
+    let file_page = page_size(layout.machine);
+    let (region_offset, region_address) =
+        region_place(&loads, reusable, layout.file_len, page, file_page)?;
 
     let phnum = phdrs.len() + 1;
     let pht_len = phnum as u64 * PHDR_SIZE;
@@ -591,43 +593,42 @@ fn reusable_region(layout: &Layout, loads: &[&Phdr]) -> Option<Phdr> {
     reusable.then_some(tail)
 }
 
-/// Where a new region goes: the reused one's place, or the first page-aligned offset
-/// past the end of the file whose address (offset plus the first segment's
-/// address-minus-offset) lies above every segment.
+/// Where a new region goes: the reused one's place; else the first page past the end of
+/// the file, at an address above every segment that is congruent to that offset modulo
+/// the segments' alignment. (Placing the offset itself on a 2 MiB boundary, as NVIDIA's
+/// libraries align their segments, would pad each rewritten library by up to 2 MiB.)
 fn region_place(
     loads: &[&Phdr],
     reusable: Option<Phdr>,
     file_len: u64,
-    page: u64,
+    align: u64,
+    file_page: u64,
 ) -> Result<(u64, u64), Error> {
-    let first = loads
+    if let Some(tail) = reusable {
+        return Ok((tail.p_offset, tail.p_vaddr));
+    }
+    if loads.is_empty() {
+        return Err(Error::Unsupported("no load segment".into()));
+    }
+    let memory_end = loads
         .iter()
-        .min_by_key(|p| p.p_vaddr)
-        .ok_or_else(|| Error::Unsupported("no load segment".into()))?;
-    let delta = first.p_vaddr.checked_sub(first.p_offset).ok_or_else(|| {
-        Error::Unsupported("the first load segment's address is below its file offset".into())
-    })?;
-    let offset = if let Some(tail) = reusable {
-        tail.p_offset
-    } else {
-        let memory_end = loads
-            .iter()
-            .map(|p| p.p_vaddr + p.p_memsz)
-            .max()
-            .unwrap_or(0);
-        align_up(file_len, page).max(align_up(memory_end.saturating_sub(delta), page))
-    };
+        .map(|p| p.p_vaddr.saturating_add(p.p_memsz))
+        .max()
+        .unwrap_or(0);
+    let offset = align_up(file_len, file_page);
+    let address = align_up(memory_end, align)
+        .checked_add(offset % align.max(1))
+        .ok_or_else(|| {
+            Error::Unsupported("no address is left above the segments for a new one".into())
+        })?;
     // Gaps past the end of the file are holes, but one this large means segments
     // placed where no new one can follow them.
     if offset.saturating_sub(file_len) > MAX_GAP {
         return Err(Error::Unsupported(format!(
-            "a new segment would start {} bytes past the end of the file, above the segments' memory",
+            "a new segment would start {} bytes past the end of the file",
             offset - file_len
         )));
     }
-    let address = offset.checked_add(delta).ok_or_else(|| {
-        Error::Unsupported("no address is left above the segments for a new one".into())
-    })?;
     Ok((offset, address))
 }
 

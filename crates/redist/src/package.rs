@@ -44,6 +44,6 @@ pub fn split_package(
         allow_usr,
     };
     let fixups = fix_up(&tree, &options)?;
-    let outputs = split(&tree, &out_dir, true)?;
+    let outputs = split(&tree, &out_dir, true, true)?;
     Ok(Split { fixups, outputs })
 }

@@ -288,8 +288,14 @@ pub struct Output {
 
 /// Splits the package tree at `root` into `out_dir/<output>/…` (`out_dir` must not
 /// exist; it appears whole or not at all). With `consume`, files are moved out of
-/// `root` rather than copied.
-pub fn split(root: &Path, out_dir: &Path, consume: bool) -> Result<Vec<Output>, Error> {
+/// `root` rather than copied. With `link_outputs`, `out` also links every file of the
+/// other outputs (relative links, for a split folder; a store makes its own).
+pub fn split(
+    root: &Path,
+    out_dir: &Path,
+    consume: bool,
+    link_outputs: bool,
+) -> Result<Vec<Output>, Error> {
     if out_dir.symlink_metadata().is_ok() {
         return Err(Error::io(
             out_dir,
@@ -324,7 +330,9 @@ pub fn split(root: &Path, out_dir: &Path, consume: bool) -> Result<Vec<Output>, 
             bytes,
         });
     }
-    link_compatibility_view(work.path(), &mut outputs)?;
+    if link_outputs {
+        link_compatibility_view(work.path(), &mut outputs)?;
+    }
     std::fs::rename(work.path(), out_dir).map_err(io(out_dir))?;
     // The folder now lives at `out_dir`; nothing is left to clean.
     let _ = work.keep();

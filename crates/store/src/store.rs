@@ -128,6 +128,11 @@ impl Store {
         Ok(store)
     }
 
+    /// The logical store folder (`/nix/store`).
+    pub fn folder(&self) -> &str {
+        &self.folder
+    }
+
     /// Where a logical path lives on this machine.
     pub fn physical(&self, logical: &str) -> PathBuf {
         match &self.root {

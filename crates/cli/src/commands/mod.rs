@@ -1,5 +1,6 @@
 //! One module per subcommand: arguments in, library calls, rendering out.
 
+pub mod build;
 pub mod diff;
 pub mod elf;
 pub mod features;

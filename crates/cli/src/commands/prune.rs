@@ -73,19 +73,32 @@ fn holds_containers(magic: &[u8]) -> bool {
     )
 }
 
-pub fn run(args: &PruneArgs, output: Output) -> CliResult<Exit> {
-    let mut capabilities = match &args.capabilities {
+/// `--capabilities LIST` or each `--gpu NAME`, sorted, without repeats.
+pub fn requested_capabilities(
+    list: Option<&str>,
+    gpus: &[String],
+    cuda: cudapkgs_caps::CudaVersion,
+) -> CliResult<Vec<Capability>> {
+    let mut capabilities = match list {
         Some(list) => parse_capability_list(list)
             .map_err(|e| CliError::new(e.to_string()).context("--capabilities"))?,
-        None => args
-            .gpus
+        None => gpus
             .iter()
-            .map(|name| gpu_capability(name, args.driver_cuda.unwrap_or(DEFAULT_CUDA)))
+            .map(|name| gpu_capability(name, cuda))
             .collect::<Result<_, _>>()
             .map_err(|error| CliError::from(error).context("--gpu"))?,
     };
     capabilities.sort();
     capabilities.dedup();
+    Ok(capabilities)
+}
+
+pub fn run(args: &PruneArgs, output: Output) -> CliResult<Exit> {
+    let capabilities = requested_capabilities(
+        args.capabilities.as_deref(),
+        &args.gpus,
+        args.driver_cuda.unwrap_or(DEFAULT_CUDA),
+    )?;
     if capabilities.is_empty() {
         return Err(CliError::new("no capabilities to keep")
             .with_hint("pass --capabilities LIST or --gpu NAME"));

@@ -54,7 +54,7 @@ pub fn mirror(source: &RedistSource) -> Mirror {
 
 /// The index pip would use: `$PIP_INDEX_URL`, else `index-url` of pip's configuration
 /// files (global, then user, then `$PIP_CONFIG_FILE`, later ones winning), else PyPI.
-fn pip_index_url() -> String {
+pub fn pip_index_url() -> String {
     if let Some(url) = process_env("PIP_INDEX_URL") {
         return url;
     }

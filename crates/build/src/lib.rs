@@ -1,0 +1,11 @@
+//! `cudapkgs build`: CUDA packages from NVIDIA's archives or PyPI's wheels into the
+//! store, split into outputs, with dependencies read from the ELF files, runpaths set,
+//! GPU targets checked, and `out` as the compatibility view (`realise`, `prepare`,
+//! `targets`).
+
+mod error;
+pub mod prepare;
+pub mod realise;
+pub mod targets;
+
+pub use error::Error;

@@ -1,0 +1,172 @@
+//! One package made ready for the store: unpacked, fixed up, split into output folders,
+//! and read: which libraries its `lib` output provides, which its files need, and what
+//! GPU code it carries.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use cudapkgs_elf::DynamicInfo;
+use cudapkgs_redist::split::{FixupOptions, OutputLocations, fix_up, split};
+use cudapkgs_redist::unpack::{Limits, unpack};
+
+use crate::error::Error;
+use crate::targets::{TargetReport, check_targets};
+
+/// Placeholders written into pkg-config files until the outputs' store paths are known.
+pub const LIB_PLACEHOLDER: &str = "@cudapkgs-lib@";
+pub const INCLUDE_PLACEHOLDER: &str = "@cudapkgs-include@";
+pub const DEV_PLACEHOLDER: &str = "@cudapkgs-dev@";
+
+/// A package to build: what it is and where its files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The redist name (`cuda_cudart`).
+    pub package: String,
+    pub version: String,
+    /// The downloaded archive or wheel.
+    pub archive: PathBuf,
+}
+
+/// An ELF file of an output, as the loader will see it.
+#[derive(Debug, Clone)]
+pub struct ElfFile {
+    pub output: &'static str,
+    /// Relative to the output's root.
+    pub relative: PathBuf,
+    pub info: DynamicInfo,
+    pub opens_driver: bool,
+}
+
+/// A package split into output folders under `root`, and read.
+#[derive(Debug)]
+pub struct Prepared {
+    pub input: Input,
+    /// `root/<output>/…`.
+    pub root: PathBuf,
+    /// The outputs that hold files, in Nixpkgs' order.
+    pub outputs: Vec<&'static str>,
+    /// Library file name (links included) → folder relative to the `lib` output's root.
+    pub provides: BTreeMap<String, PathBuf>,
+    pub elf_files: Vec<ElfFile>,
+    pub targets: TargetReport,
+}
+
+/// Unpacks `input` into `work` (which must not exist) and reads it.
+pub fn prepare(
+    input: &Input,
+    work: &Path,
+    gpus: &[cudapkgs_fatbin::Gpu],
+) -> Result<Prepared, Error> {
+    std::fs::create_dir_all(work).map_err(|e| Error::io(work, e))?;
+    let tree = work.join("tree");
+    unpack(&input.archive, &tree, Limits::default())?;
+    let options = FixupOptions {
+        locations: OutputLocations {
+            dev: PathBuf::from(DEV_PLACEHOLDER),
+            include: PathBuf::from(INCLUDE_PLACEHOLDER),
+            lib: PathBuf::from(LIB_PLACEHOLDER),
+        },
+        allow_usr: false,
+    };
+    fix_up(&tree, &options)?;
+    let root = work.join("outputs");
+    let outputs: Vec<&'static str> = split(&tree, &root, true, false)?
+        .iter()
+        .map(|o| o.name)
+        .collect();
+    let mut provides = BTreeMap::new();
+    let mut elf_files = Vec::new();
+    for output in &outputs {
+        let base = root.join(output);
+        for relative in files(&base)? {
+            let path = base.join(&relative);
+            if *output == "lib" && is_library_name(&relative) {
+                let folder = relative.parent().unwrap_or(Path::new("")).to_owned();
+                provides.insert(file_name(&relative), folder);
+            }
+            if matches!(*output, "stubs" | "static") || path.is_symlink() {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            if !bytes.starts_with(b"\x7fELF") {
+                continue;
+            }
+            let info = cudapkgs_elf::read_dynamic(&bytes).map_err(|e| Error::Elf {
+                path: path.clone(),
+                problem: e.to_string(),
+            })?;
+            if info.has_dynamic {
+                elf_files.push(ElfFile {
+                    output,
+                    opens_driver: cudapkgs_elf::auto::mentions_driver_library(&bytes),
+                    relative,
+                    info,
+                });
+            }
+        }
+    }
+    let targets = check_targets(&root, &outputs, gpus)?;
+    let _ = std::fs::remove_dir_all(&tree);
+    Ok(Prepared {
+        input: input.clone(),
+        root,
+        outputs,
+        provides,
+        elf_files,
+        targets,
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn is_library_name(path: &Path) -> bool {
+    let name = file_name(path);
+    path.extension().is_some_and(|e| e == "so") || name.contains(".so.")
+}
+
+/// Files and links under `root`, relative, sorted.
+pub fn files(root: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let folder = root.join(&relative);
+        for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
+            let entry = entry.map_err(|e| Error::io(&folder, e))?;
+            let path = relative.join(entry.file_name());
+            if entry
+                .file_type()
+                .map_err(|e| Error::io(&folder, e))?
+                .is_dir()
+            {
+                pending.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The libraries a package's files need from elsewhere: name → the first file needing it.
+pub fn foreign_needs(prepared: &Prepared) -> BTreeMap<String, String> {
+    let own: BTreeSet<&String> = prepared.provides.keys().collect();
+    let mut needs = BTreeMap::new();
+    for file in &prepared.elf_files {
+        for name in &file.info.needed {
+            if own.contains(name) || cudapkgs_elf::resolve::is_driver_library(name) {
+                continue;
+            }
+            needs
+                .entry(name.clone())
+                .or_insert_with(|| format!("{}/{}", file.output, file.relative.display()));
+        }
+    }
+    needs
+}

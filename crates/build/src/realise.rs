@@ -1,0 +1,367 @@
+//! Realising a set of packages into the store: prepared in parallel, ordered by the
+//! libraries they need from each other, then each output patched and added in order,
+//! `out` last as links to the others.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cudapkgs_elf::patch::{Changes, RunpathChange};
+use cudapkgs_store::store::{Scan, Store};
+
+use crate::error::Error;
+use crate::prepare::{
+    DEV_PLACEHOLDER, ElfFile, INCLUDE_PLACEHOLDER, Input, LIB_PLACEHOLDER, Prepared, files,
+    foreign_needs, prepare,
+};
+use crate::targets::TargetReport;
+
+/// The order outputs enter the store: libraries first, so that the others can point
+/// at them; `out` comes after all of these.
+pub const ADD_ORDER: &[&str] = &[
+    "lib", "static", "include", "stubs", "bin", "dev", "doc", "samples", "python",
+];
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Added to the runpath of files that use the driver (`/run/opengl-driver/lib`).
+    pub driver_dir: String,
+    /// The GPUs whose kernels are checked.
+    pub gpus: Vec<cudapkgs_fatbin::Gpu>,
+    /// A kernel without a usable image fails the build instead of warning.
+    pub strict_targets: bool,
+    /// Packages prepared at once.
+    pub jobs: usize,
+    /// Register each output as a garbage-collector root `<package>-<output>`.
+    pub gc_roots: bool,
+}
+
+/// One package in the store.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub package: String,
+    pub version: String,
+    /// (output, store path) in the order added; `out` last.
+    pub outputs: Vec<(String, String)>,
+    /// Packages of the set whose libraries it needs.
+    pub depends_on: Vec<String>,
+    pub targets: TargetReport,
+}
+
+impl Built {
+    pub fn output(&self, name: &str) -> Option<&str> {
+        self.outputs
+            .iter()
+            .find(|(output, _)| output == name)
+            .map(|(_, path)| path.as_str())
+    }
+}
+
+/// Builds `inputs` into `store`; results in build order.
+pub fn build(store: &mut Store, inputs: &[Input], options: &Options) -> Result<Vec<Built>, Error> {
+    let parent = store.physical(store.folder());
+    let parent = parent.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let work = tempfile::Builder::new()
+        .prefix(".cudapkgs-build-")
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
+    let prepared: Vec<Prepared> = cudapkgs_redist::parallel::map(inputs, options.jobs, |input| {
+        prepare(input, &work.path().join(&input.package), &options.gpus)
+    })
+    .into_iter()
+    .collect::<Result<_, _>>()?;
+    if options.strict_targets {
+        let missing: Vec<String> = prepared
+            .iter()
+            .flat_map(|p| {
+                p.targets.missing.iter().map(move |(cap, file, kernel)| {
+                    format!(
+                        "{}: {file}: {kernel} has no image for {cap}",
+                        p.input.package
+                    )
+                })
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Targets(format!(
+                "{} kernels have no usable image (--strict-targets):\n  {}",
+                missing.len(),
+                missing
+                    .iter()
+                    .take(20)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            )));
+        }
+    }
+    let dependencies = dependencies(&prepared)?;
+    let order = build_order(&prepared, &dependencies)?;
+    let mut built: BTreeMap<usize, Built> = BTreeMap::new();
+    let mut result = Vec::new();
+    for index in order {
+        let deps: Vec<&Built> = dependencies[index].iter().map(|d| &built[d]).collect();
+        let deps_prepared: Vec<&Prepared> =
+            dependencies[index].iter().map(|d| &prepared[*d]).collect();
+        let done = realise(store, &prepared[index], &deps, &deps_prepared, options)?;
+        result.push(done.clone());
+        built.insert(index, done);
+    }
+    Ok(result)
+}
+
+/// For each package, the packages whose `lib` outputs provide what it needs; a library
+/// no package provides must be a system one, else the build fails naming it.
+fn dependencies(prepared: &[Prepared]) -> Result<Vec<Vec<usize>>, Error> {
+    let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
+    let mut all = Vec::new();
+    for (index, package) in prepared.iter().enumerate() {
+        let mut deps = Vec::new();
+        for (library, file) in foreign_needs(package) {
+            let provider = prepared
+                .iter()
+                .enumerate()
+                .find(|(other, p)| *other != index && p.provides.contains_key(&library));
+            match provider {
+                Some((other, _)) => {
+                    if !deps.contains(&other) {
+                        deps.push(other);
+                    }
+                }
+                None if system.iter().any(|folder| folder.join(&library).exists()) => {}
+                None => {
+                    return Err(Error::Unresolved {
+                        package: package.input.package.clone(),
+                        file,
+                        library,
+                    });
+                }
+            }
+        }
+        deps.sort_unstable();
+        all.push(deps);
+    }
+    Ok(all)
+}
+
+/// Dependencies first; among the ready, the order given.
+fn build_order(prepared: &[Prepared], dependencies: &[Vec<usize>]) -> Result<Vec<usize>, Error> {
+    let mut order = Vec::new();
+    let mut done = vec![false; prepared.len()];
+    while order.len() < prepared.len() {
+        let ready = (0..prepared.len())
+            .find(|&i| !done[i] && dependencies[i].iter().all(|&d| done[d]))
+            .ok_or_else(|| {
+                let stuck: Vec<&str> = (0..prepared.len())
+                    .filter(|&i| !done[i])
+                    .map(|i| prepared[i].input.package.as_str())
+                    .collect();
+                Error::Cycle(stuck.join(", "))
+            })?;
+        done[ready] = true;
+        order.push(ready);
+    }
+    Ok(order)
+}
+
+/// Patches and adds one package's outputs.
+fn realise(
+    store: &mut Store,
+    package: &Prepared,
+    deps: &[&Built],
+    deps_prepared: &[&Prepared],
+    options: &Options,
+) -> Result<Built, Error> {
+    let name = &package.input.package;
+    let version = &package.input.version;
+    // Library name → the logical folder that has it, in the dependencies' `lib` outputs.
+    let mut folders: BTreeMap<String, String> = BTreeMap::new();
+    for (dep, prepared) in deps.iter().zip(deps_prepared) {
+        if let Some(lib) = dep.output("lib") {
+            for (library, folder) in &prepared.provides {
+                folders
+                    .entry(library.clone())
+                    .or_insert_with(|| join(lib, folder));
+            }
+        }
+    }
+    let mut candidates: Vec<String> = deps
+        .iter()
+        .flat_map(|d| d.outputs.iter().map(|(_, p)| p.clone()))
+        .collect();
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    for output in ADD_ORDER.iter().filter(|o| package.outputs.contains(o)) {
+        let dir = package.root.join(output);
+        for file in package.elf_files.iter().filter(|f| f.output == *output) {
+            let runpath = runpath(file, package, &folders, &outputs, options);
+            set_runpath(&dir.join(&file.relative), &runpath)?;
+        }
+        if *output == "dev" {
+            fill_pkg_config(&dir, &outputs)?;
+        }
+        let path = add(
+            store,
+            &dir,
+            &format!("{name}-{version}-{output}"),
+            &candidates,
+            options,
+            &format!("{name}-{output}"),
+        )?;
+        if *output == "lib" {
+            for (library, folder) in &package.provides {
+                folders.insert(library.clone(), join(&path, folder));
+            }
+        }
+        candidates.push(path.clone());
+        outputs.push(((*output).to_owned(), path));
+    }
+    let out = package.root.join("out");
+    link_outputs(package, &out, &outputs)?;
+    let path = add(
+        store,
+        &out,
+        &format!("{name}-{version}"),
+        &candidates,
+        options,
+        name,
+    )?;
+    outputs.push(("out".to_owned(), path));
+    Ok(Built {
+        package: name.clone(),
+        version: version.clone(),
+        outputs,
+        depends_on: deps.iter().map(|d| d.package.clone()).collect(),
+        targets: package.targets.clone(),
+    })
+}
+
+fn add(
+    store: &mut Store,
+    dir: &Path,
+    name: &str,
+    candidates: &[String],
+    options: &Options,
+    root: &str,
+) -> Result<String, Error> {
+    let root = options.gc_roots.then_some(root);
+    Ok(store.add(dir, name, &Scan::ClosureOf(candidates.to_vec()), root)?)
+}
+
+fn join(store_path: &str, folder: &Path) -> String {
+    if folder.as_os_str().is_empty() {
+        store_path.to_owned()
+    } else {
+        format!("{store_path}/{}", folder.display())
+    }
+}
+
+/// `$ORIGIN` for libraries (nvrtc loads its builtins from beside itself), then the
+/// folders of the needed libraries, then the driver folder for driver users.
+fn runpath(
+    file: &ElfFile,
+    package: &Prepared,
+    folders: &BTreeMap<String, String>,
+    added: &[(String, String)],
+    options: &Options,
+) -> String {
+    let mut entries: Vec<String> = Vec::new();
+    let mut push = |entry: String| {
+        if !entries.contains(&entry) {
+            entries.push(entry);
+        }
+    };
+    if file.output == "lib" {
+        push("$ORIGIN".to_owned());
+    }
+    let own_lib = added
+        .iter()
+        .find(|(o, _)| o == "lib")
+        .map(|(_, p)| p.as_str());
+    let mut driver = file.opens_driver;
+    for library in &file.info.needed {
+        if cudapkgs_elf::resolve::is_driver_library(library) {
+            driver = true;
+        } else if let Some(folder) = package.provides.get(library) {
+            let beside = file.relative.parent().unwrap_or(Path::new("")) == folder.as_path();
+            if file.output == "lib" && beside {
+                continue;
+            }
+            if let Some(lib) = own_lib {
+                push(join(lib, folder));
+            }
+        } else if let Some(folder) = folders.get(library) {
+            push(folder.clone());
+        }
+    }
+    if driver {
+        push(options.driver_dir.clone());
+    }
+    entries.join(":")
+}
+
+fn set_runpath(path: &Path, runpath: &str) -> Result<(), Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let change = if runpath.is_empty() {
+        RunpathChange::Remove
+    } else {
+        RunpathChange::Set(runpath.to_owned())
+    };
+    let changes = Changes {
+        runpath: change,
+        ..Changes::default()
+    };
+    let elf = |e: &dyn std::fmt::Display| Error::Elf {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    };
+    let plan = cudapkgs_elf::patch::plan(&bytes, &changes).map_err(|e| elf(&e))?;
+    cudapkgs_elf::write::rewrite(path, &plan).map_err(|e| Error::io(path, e))
+}
+
+/// pkg-config files point at the `lib` and `include` outputs' store paths, and at their
+/// own output through `${pcfiledir}` (a path cannot name itself).
+fn fill_pkg_config(dev: &Path, added: &[(String, String)]) -> Result<(), Error> {
+    let path_of = |output: &str| {
+        added
+            .iter()
+            .find(|(o, _)| o == output)
+            .map(|(_, p)| p.clone())
+    };
+    let own = "${pcfiledir}/../..".to_owned();
+    let lib = path_of("lib").unwrap_or_else(|| own.clone());
+    let include = path_of("include").unwrap_or_else(|| own.clone());
+    for relative in files(dev)? {
+        let path = dev.join(&relative);
+        if path.extension().is_none_or(|e| e != "pc") || path.is_symlink() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let filled = text
+            .replace(LIB_PLACEHOLDER, &lib)
+            .replace(INCLUDE_PLACEHOLDER, &include)
+            .replace(DEV_PLACEHOLDER, &own);
+        std::fs::write(&path, filled).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// `out`: the package's remaining files, and a link to every file of the other outputs
+/// at its path in the package.
+fn link_outputs(package: &Prepared, out: &Path, added: &[(String, String)]) -> Result<(), Error> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    for (output, store_path) in added {
+        for relative in files(&package.root.join(output))? {
+            let link = out.join(&relative);
+            if link.symlink_metadata().is_ok() {
+                continue;
+            }
+            if let Some(parent) = link.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            let target: PathBuf = Path::new(store_path).join(&relative);
+            std::os::unix::fs::symlink(&target, &link).map_err(|e| Error::io(&link, e))?;
+        }
+    }
+    Ok(())
+}
