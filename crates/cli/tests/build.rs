@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -200,7 +200,10 @@ fn real_packages_build_deterministically_with_small_closures() {
     let (_, view, _) = run(&["--json", "elf", s(&nvrtc_lib.join("lib/libnvrtc.so.13"))]);
     let view: serde_json::Value = serde_json::from_str(&view).expect("json");
     // nvrtc names libcuda.so.1 too (it may load the driver), so it gets the folder.
-    assert_eq!(view["files"][0]["runpath"], "$ORIGIN:/run/opengl-driver/lib");
+    assert_eq!(
+        view["files"][0]["runpath"],
+        "$ORIGIN:/run/opengl-driver/lib"
+    );
     let (_, view, _) = run(&[
         "--json",
         "elf",
@@ -213,4 +216,188 @@ fn real_packages_build_deterministically_with_small_closures() {
     );
     // The patched nvrtc finds its builtins beside itself and compiles a kernel.
     assert_eq!(nvrtc_compiles(&nvrtc_lib.join("lib/libnvrtc.so.13")), "0 1");
+}
+
+fn sh(command: &mut Command) {
+    let out = command.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Packs `folder` (under `parent`) as `<mirror>/cuda/redist/<relative>`; returns the
+/// manifest record.
+fn pack(parent: &Path, folder: &str, mirror: &Path, relative: &str) -> serde_json::Value {
+    let archive = mirror.join("cuda/redist").join(relative);
+    std::fs::create_dir_all(archive.parent().expect("parent")).expect("mkdir");
+    sh(Command::new("tar")
+        .arg("-cJf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(parent)
+        .arg(folder));
+    let digest = Command::new("sha256sum")
+        .arg(&archive)
+        .output()
+        .expect("sha256sum");
+    let digest = String::from_utf8_lossy(&digest.stdout);
+    let size = std::fs::metadata(&archive).expect("archive").len();
+    serde_json::json!({
+        "relative_path": relative,
+        "sha256": digest.split_whitespace().next().expect("digest"),
+        "size": size.to_string(),
+    })
+}
+
+/// A mirror of two packages: `libfoo` (libfoo.so.1) and `libbar` (libbar.so.1, which
+/// needs libfoo, and bin/bartool, which needs libbar), built with gcc.
+fn two_package_mirror(dir: &Path) -> PathBuf {
+    let src = dir.join("src");
+    let foo = src.join("libfoo-linux-x86_64-1.0-archive");
+    let bar = src.join("libbar-linux-x86_64-2.0-archive");
+    for folder in [
+        foo.join("lib"),
+        foo.join("include"),
+        bar.join("lib"),
+        bar.join("bin"),
+    ] {
+        std::fs::create_dir_all(folder).expect("mkdir");
+    }
+    std::fs::write(src.join("foo.c"), "int foo(void) { return 40; }\n").expect("write");
+    std::fs::write(foo.join("include/foo.h"), "int foo(void);\n").expect("write");
+    std::fs::write(
+        src.join("bar.c"),
+        "int foo(void);\nint bar(void) { return foo() + 2; }\n",
+    )
+    .expect("write");
+    std::fs::write(
+        src.join("tool.c"),
+        "#include <stdio.h>\nint bar(void);\nint main(void) { printf(\"%d\\n\", bar()); return 0; }\n",
+    )
+    .expect("write");
+    sh(Command::new("gcc")
+        .args(["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", "-o"])
+        .arg(foo.join("lib/libfoo.so.1"))
+        .arg(src.join("foo.c")));
+    sh(Command::new("gcc")
+        .args(["-shared", "-fPIC", "-Wl,-soname,libbar.so.1", "-o"])
+        .arg(bar.join("lib/libbar.so.1"))
+        .arg(src.join("bar.c"))
+        .arg(foo.join("lib/libfoo.so.1")));
+    sh(Command::new("gcc")
+        .arg("-o")
+        .arg(bar.join("bin/bartool"))
+        .arg(src.join("tool.c"))
+        .arg(bar.join("lib/libbar.so.1"))
+        .arg(format!("-Wl,-rpath-link,{}", foo.join("lib").display())));
+    let mirror = dir.join("mirror");
+    let foo_record = pack(
+        &src,
+        "libfoo-linux-x86_64-1.0-archive",
+        &mirror,
+        "libfoo/linux-x86_64/libfoo-linux-x86_64-1.0-archive.tar.xz",
+    );
+    let bar_record = pack(
+        &src,
+        "libbar-linux-x86_64-2.0-archive",
+        &mirror,
+        "libbar/linux-x86_64/libbar-linux-x86_64-2.0-archive.tar.xz",
+    );
+    let manifest = serde_json::json!({
+        "release_label": "1.0.0",
+        "libfoo": {"name": "foo", "version": "1.0", "linux-x86_64": foo_record},
+        "libbar": {"name": "bar", "version": "2.0", "linux-x86_64": bar_record},
+    });
+    std::fs::write(
+        mirror.join("cuda/redist/redistrib_1.0.0.json"),
+        manifest.to_string(),
+    )
+    .expect("write");
+    mirror
+}
+
+#[test]
+fn libraries_needed_from_other_packages_resolve_through_runpaths_alone() {
+    let dir = tempfile::tempdir().expect("temp");
+    let mirror = two_package_mirror(dir.path());
+    let store = dir.path().join("store");
+    let base = format!("file://{}", mirror.display());
+    let cache = dir.path().join("cache");
+    let common = [
+        "--source",
+        "nvidia",
+        "--cuda",
+        "1.0.0",
+        "--base-url",
+        &base,
+        "--cache",
+        s(&cache),
+        "--store-dir",
+        s(&store),
+    ];
+    // Alone, libbar needs a library no package of the set provides.
+    let (code, _, stderr) = run(&[&["build"][..], &common, &["libbar"]].concat());
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(
+            "libbar: lib/lib/libbar.so.1 needs libfoo.so.1, which no package of the set provides"
+        ),
+        "{stderr}"
+    );
+    // Named first, it is built second.
+    let built = build_json(&[&common[..], &["libbar", "libfoo"]].concat());
+    assert_eq!(built[0]["package"], "libfoo");
+    assert_eq!(built[1]["depends_on"], serde_json::json!(["libfoo"]));
+    let foo_lib = output(&built, "libfoo", "lib");
+    let bar_lib = output(&built, "libbar", "lib");
+    let bar_bin = output(&built, "libbar", "bin");
+    let (_, view, _) = run(&[
+        "--json",
+        "elf",
+        &format!("{bar_lib}/lib/libbar.so.1"),
+        &format!("{bar_bin}/bin/bartool"),
+    ]);
+    let view: serde_json::Value = serde_json::from_str(&view).expect("json");
+    let runpath = |suffix: &str| {
+        view["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .find(|f| f["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
+            .map(|f| f["runpath"].clone())
+            .expect("the file")
+    };
+    assert_eq!(runpath("libbar.so.1"), format!("$ORIGIN:{foo_lib}/lib"));
+    assert_eq!(runpath("bartool"), format!("{bar_lib}/lib"));
+    // The program runs with an empty environment: every library found by runpath.
+    let out = Command::new(format!("{bar_bin}/bin/bartool"))
+        .env_clear()
+        .output()
+        .expect("runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
+    // Nothing needed is left unresolved without the system's folders but libc.
+    let (_, resolved, _) = run(&["--json", "elf", "--resolve", "--no-system", s(&store)]);
+    let resolved: serde_json::Value = serde_json::from_str(&resolved).expect("json");
+    for file in resolved["files"].as_array().expect("files") {
+        for library in file["resolved"].as_array().into_iter().flatten() {
+            if library["path"].is_null() {
+                assert_eq!(library["name"], "libc.so.6", "{}", file["path"]);
+            }
+        }
+    }
+    // References follow the runpaths: bar's lib needs foo's lib, bin needs bar's lib.
+    let (_, closure, _) = run(&["--json", "closure", "--store-dir", s(&store), bar_bin]);
+    let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
+    let mut paths: Vec<&str> = closure["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .map(|p| p["path"].as_str().expect("path"))
+        .collect();
+    paths.sort_unstable();
+    let mut expected = vec![foo_lib, bar_lib, bar_bin];
+    expected.sort_unstable();
+    assert_eq!(paths, expected);
 }
