@@ -255,18 +255,18 @@ fn pack(parent: &Path, folder: &str, mirror: &Path, relative: &str) -> serde_jso
 /// needs libfoo, and bin/bartool, which needs libbar), built with gcc.
 fn two_package_mirror(dir: &Path) -> PathBuf {
     let src = dir.join("src");
-    let foo = src.join("libfoo-linux-x86_64-1.0-archive");
-    let bar = src.join("libbar-linux-x86_64-2.0-archive");
+    let foo_pkg = src.join("libfoo-linux-x86_64-1.0-archive");
+    let bar_pkg = src.join("libbar-linux-x86_64-2.0-archive");
     for folder in [
-        foo.join("lib"),
-        foo.join("include"),
-        bar.join("lib"),
-        bar.join("bin"),
+        foo_pkg.join("lib"),
+        foo_pkg.join("include"),
+        bar_pkg.join("lib"),
+        bar_pkg.join("bin"),
     ] {
         std::fs::create_dir_all(folder).expect("mkdir");
     }
     std::fs::write(src.join("foo.c"), "int foo(void) { return 40; }\n").expect("write");
-    std::fs::write(foo.join("include/foo.h"), "int foo(void);\n").expect("write");
+    std::fs::write(foo_pkg.join("include/foo.h"), "int foo(void);\n").expect("write");
     std::fs::write(
         src.join("bar.c"),
         "int foo(void);\nint bar(void) { return foo() + 2; }\n",
@@ -279,19 +279,19 @@ fn two_package_mirror(dir: &Path) -> PathBuf {
     .expect("write");
     sh(Command::new("gcc")
         .args(["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", "-o"])
-        .arg(foo.join("lib/libfoo.so.1"))
+        .arg(foo_pkg.join("lib/libfoo.so.1"))
         .arg(src.join("foo.c")));
     sh(Command::new("gcc")
         .args(["-shared", "-fPIC", "-Wl,-soname,libbar.so.1", "-o"])
-        .arg(bar.join("lib/libbar.so.1"))
+        .arg(bar_pkg.join("lib/libbar.so.1"))
         .arg(src.join("bar.c"))
-        .arg(foo.join("lib/libfoo.so.1")));
+        .arg(foo_pkg.join("lib/libfoo.so.1")));
     sh(Command::new("gcc")
         .arg("-o")
-        .arg(bar.join("bin/bartool"))
+        .arg(bar_pkg.join("bin/bartool"))
         .arg(src.join("tool.c"))
-        .arg(bar.join("lib/libbar.so.1"))
-        .arg(format!("-Wl,-rpath-link,{}", foo.join("lib").display())));
+        .arg(bar_pkg.join("lib/libbar.so.1"))
+        .arg(format!("-Wl,-rpath-link,{}", foo_pkg.join("lib").display())));
     let mirror = dir.join("mirror");
     let foo_record = pack(
         &src,
