@@ -317,7 +317,7 @@ pub enum BuildSource {
 #[allow(clippy::struct_excessive_bools, reason = "each is a command-line flag")]
 pub struct BuildArgs {
     /// Redist packages (cuda_cudart, libcublas, cuda_nvrtc, cudnn, …), with `==VERSION`
-    /// to pin a wheel's version
+    /// to pin a wheel's version, or `PACKAGE=FILE` for an archive or wheel already here
     #[arg(value_name = "PACKAGE", required_unless_present = "all")]
     pub packages: Vec<String>,
     /// Every package of the release (NVIDIA source)
@@ -350,7 +350,12 @@ pub struct BuildArgs {
     #[arg(long)]
     pub strict_targets: bool,
     /// The driver's library folder, put in the runpath of files that use the driver
-    #[arg(long, value_name = "DIR", default_value = "/run/opengl-driver/lib")]
+    /// (`host`: where this machine's libcuda.so.1 is)
+    #[arg(
+        long,
+        value_name = "DIR|host",
+        default_value = "/run/opengl-driver/lib"
+    )]
     pub driver_dir: String,
     /// Show what would be fetched and built, and do nothing
     #[arg(long)]

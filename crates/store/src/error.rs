@@ -24,6 +24,10 @@ pub enum Error {
     NotValid(String),
     #[error("invalid root name `{0}`: use letters, digits and +-._@=:, at most 200 bytes")]
     BadRootName(String),
+    #[error(
+        "`{0}` is neither a store path nor the name of a root (`cudapkgs store root list` shows them)"
+    )]
+    NoRoot(String),
     #[error("store database: {0}")]
     Database(String),
 }

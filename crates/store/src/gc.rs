@@ -80,6 +80,19 @@ impl Store {
         Ok(changed > 0)
     }
 
+    /// A store path as given, or the path the root of that name holds (so people can
+    /// say `libcublas-lib` for what `cudapkgs build` rooted).
+    pub fn resolve(&self, path_or_root: &str) -> Result<String, Error> {
+        if path_or_root.starts_with('/') {
+            return Ok(path_or_root.to_owned());
+        }
+        self.roots()?
+            .into_iter()
+            .find(|root| root.name == path_or_root)
+            .map(|root| root.path)
+            .ok_or_else(|| Error::NoRoot(path_or_root.to_owned()))
+    }
+
     /// Every root, by name.
     pub fn roots(&self) -> Result<Vec<Root>, Error> {
         let mut statement = self

@@ -41,30 +41,26 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
                 args.cuda
             ))
         })?;
-    let resolved = match args.source {
-        BuildSource::Pypi => resolve_wheels(args, &fetcher, major, &system)?,
-        BuildSource::Nvidia => resolve_archives(args, &fetcher, major, &system)?,
+    // `PACKAGE=FILE` builds a downloaded archive or wheel; the rest come from the source.
+    let (local, remote): (Vec<&String>, Vec<&String>) = args
+        .packages
+        .iter()
+        .partition(|spec| spec.contains('=') && !spec.contains("=="));
+    let local: Vec<Input> = local
+        .iter()
+        .map(|spec| local_input(spec))
+        .collect::<CliResult<_>>()?;
+    let remote: Vec<String> = remote.into_iter().cloned().collect();
+    let resolved = if remote.is_empty() && !args.all {
+        Vec::new()
+    } else {
+        match args.source {
+            BuildSource::Pypi => resolve_wheels(args, &remote, &fetcher, major, &system)?,
+            BuildSource::Nvidia => resolve_archives(args, &remote, &fetcher, major, &system)?,
+        }
     };
     if args.dry_run {
-        let mut text = String::new();
-        for r in &resolved {
-            let cached = fetcher.cached_path(&r.request.sha256).is_file();
-            let _ = writeln!(
-                text,
-                "{} {}  {}{}",
-                r.package,
-                r.version,
-                r.request.url,
-                if cached { "  (cached)" } else { "" }
-            );
-        }
-        let _ = writeln!(
-            text,
-            "then: unpack, split, resolve needed libraries across these {} packages, set runpaths, add to the store",
-            resolved.len()
-        );
-        Output::print(&text)?;
-        return Ok(Exit::Success);
+        return show_plan(&fetcher, &resolved, &local);
     }
     let capabilities = super::prune::requested_capabilities(
         args.capabilities.as_deref(),
@@ -83,9 +79,11 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
             archive: archive.map_err(|error| failure(&error).context(&r.package))?,
         });
     }
+    inputs.extend(local);
     let mut store = open_store(&args.location)?;
+    let driver_dir = driver_dir(&args.driver_dir)?;
     let options = Options {
-        driver_dir: args.driver_dir.clone(),
+        driver_dir,
         gpus: capabilities
             .iter()
             .map(|&capability| Gpu {
@@ -100,6 +98,51 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
     let built =
         build(&mut store, &inputs, &options).map_err(|error| CliError::new(error.to_string()))?;
     report(&built, output)
+}
+
+/// `--driver-dir`: a folder, or `host` for where this machine's driver library is.
+fn driver_dir(given: &str) -> CliResult<String> {
+    if given != "host" {
+        return Ok(given.to_owned());
+    }
+    cudapkgs_elf::auto::host_driver_dir()
+        .map(|dir| dir.display().to_string())
+        .ok_or_else(|| {
+            CliError::new("--driver-dir host: no libcuda.so.1 on this machine")
+                .with_hint("name the driver's folder")
+        })
+}
+
+/// `--dry-run`: what would be fetched (and whether it is cached) and built.
+fn show_plan(fetcher: &Fetcher, resolved: &[Resolved], local: &[Input]) -> CliResult<Exit> {
+    let mut text = String::new();
+    for r in resolved {
+        let cached = fetcher.cached_path(&r.request.sha256).is_file();
+        let _ = writeln!(
+            text,
+            "{} {}  {}{}",
+            r.package,
+            r.version,
+            r.request.url,
+            if cached { "  (cached)" } else { "" }
+        );
+    }
+    for input in local {
+        let _ = writeln!(
+            text,
+            "{} {}  {}",
+            input.package,
+            input.version,
+            input.archive.display()
+        );
+    }
+    let _ = writeln!(
+        text,
+        "then: unpack, split, resolve needed libraries across these {} packages, set runpaths, add to the store",
+        resolved.len() + local.len()
+    );
+    Output::print(&text)?;
+    Ok(Exit::Success)
 }
 
 fn report(built: &[Built], output: Output) -> CliResult<Exit> {
@@ -148,8 +191,36 @@ fn report(built: &[Built], output: Output) -> CliResult<Exit> {
     Ok(Exit::Success)
 }
 
+/// `PACKAGE=FILE`: the version from the file's name (a wheel's, or NVIDIA's
+/// `<package>-<system>-<version>-archive`), else `local`.
+fn local_input(spec: &str) -> CliResult<Input> {
+    let (package, file) = spec.split_once('=').expect("checked by the caller");
+    let archive = std::path::PathBuf::from(file);
+    if !archive.is_file() {
+        return Err(CliError::new(format!("{spec}: {file} is not a file")));
+    }
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let version = if let Some(stem) = name.strip_suffix(".whl") {
+        stem.split('-').nth(1).map(str::to_owned)
+    } else {
+        name.split_once("-archive.")
+            .and_then(|(stem, _)| stem.rsplit('-').next())
+            .map(str::to_owned)
+    }
+    .unwrap_or_else(|| "local".to_owned());
+    Ok(Input {
+        package: package.to_owned(),
+        version,
+        archive,
+    })
+}
+
 fn resolve_wheels(
     args: &BuildArgs,
+    packages: &[String],
     fetcher: &Fetcher,
     major: u32,
     system: &str,
@@ -161,7 +232,7 @@ fn resolve_wheels(
     }
     let index = args.index_url.clone().unwrap_or_else(pip_index_url);
     let mut resolved = Vec::new();
-    for spec in &args.packages {
+    for spec in packages {
         let (name, version) = match spec.split_once("==") {
             Some((name, version)) => (name, Some(version)),
             None => (spec.as_str(), None),
@@ -190,6 +261,7 @@ fn resolve_wheels(
 
 fn resolve_archives(
     args: &BuildArgs,
+    packages: &[String],
     fetcher: &Fetcher,
     major: u32,
     system: &str,
@@ -214,7 +286,7 @@ fn resolve_archives(
             .map(|p| p.key.clone())
             .collect()
     } else {
-        args.packages.clone()
+        packages.to_vec()
     };
     let mut resolved = Vec::new();
     for name in names {

@@ -39,13 +39,15 @@ fn kind(change: &PackageChange) -> &'static str {
 /// `cudapkgs diff BEFORE AFTER`.
 pub fn run(before: &str, after: &str, location: &StoreLocation, output: Output) -> CliResult<Exit> {
     let store = open_store(location)?;
+    let before = store.resolve(before).map_err(|error| failure(&error))?;
+    let after = store.resolve(after).map_err(|error| failure(&error))?;
     let ClosureDiff {
         changes,
         size_before,
         size_after,
-    } = cudapkgs_store::diff::diff(&store, &[before.to_owned()], &[after.to_owned()]).map_err(
-        |error| failure(&error).with_hint("both paths must be valid paths of this store"),
-    )?;
+    } = cudapkgs_store::diff::diff(&store, &[before], &[after]).map_err(|error| {
+        failure(&error).with_hint("both paths must be valid paths of this store")
+    })?;
     let reports: Vec<ChangeReport> = changes
         .iter()
         .map(|change| ChangeReport {

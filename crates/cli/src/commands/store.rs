@@ -147,6 +147,8 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
 /// `cudapkgs store info` and `cudapkgs path-info`.
 pub fn path_info(paths: &[String], location: &StoreLocation, output: Output) -> CliResult<Exit> {
     let store = open_store(location)?;
+    let paths = resolve_all(&store, paths)?;
+    let paths = &paths;
     let mut infos = Vec::new();
     for path in paths {
         let info = store.info(path).map_err(|error| failure(&error))?;
@@ -219,7 +221,8 @@ struct ClosureReport<'a> {
 /// `cudapkgs closure`: every path the roots need, biggest first, and the total.
 pub fn closure(paths: &[String], location: &StoreLocation, output: Output) -> CliResult<Exit> {
     let store = open_store(location)?;
-    let mut closure = store.closure(paths).map_err(|error| {
+    let paths = resolve_all(&store, paths)?;
+    let mut closure = store.closure(&paths).map_err(|error| {
         failure(&error)
             .with_hint("add it with `cudapkgs store add`, or check --store-dir and --root")
     })?;
@@ -271,6 +274,8 @@ pub fn why(
     output: Output,
 ) -> CliResult<Exit> {
     let store = open_store(location)?;
+    let path = &store.resolve(path).map_err(|error| failure(&error))?;
+    let dependency = &store.resolve(dependency).map_err(|error| failure(&error))?;
     let chain =
         cudapkgs_store::why::why(&store, path, dependency).map_err(|error| failure(&error))?;
     let Some(chain) = chain else {
@@ -324,6 +329,14 @@ fn info_report(info: &PathInfo) -> InfoReport<'_> {
         references: &info.references,
         registration_time: info.registration_time,
     }
+}
+
+/// Store paths as given, and root names replaced by the paths they hold.
+pub fn resolve_all(store: &Store, paths: &[String]) -> CliResult<Vec<String>> {
+    paths
+        .iter()
+        .map(|path| store.resolve(path).map_err(|error| failure(&error)))
+        .collect()
 }
 
 /// Opens the store `location` names, with unset flags taken from `CUDAPKGS_STORE_DIR`,
