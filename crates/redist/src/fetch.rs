@@ -48,6 +48,14 @@ impl Fetcher {
             // A stalled transfer fails and is resumed rather than hanging.
             .timeout_recv_body(Some(Duration::from_secs(300)))
             .http_status_as_error(false)
+            // The system's trust store (with `SSL_CERT_FILE`), as pip and curl use it:
+            // behind a company proxy, its certificate authority is there and not in
+            // Mozilla's list.
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
             .build();
         Fetcher {
             cache: cache.to_owned(),
