@@ -79,8 +79,9 @@ def main():
     print("built:", json.dumps({k: v["outputs"] for k, v in packages.items()}, indent=1))
     cudart_lib = glob.glob(os.path.join(packages["cuda_cudart"]["outputs"]["lib"], "lib", "libcudart.so.*"))[0]
     cublas_lib = glob.glob(os.path.join(packages["libcublas"]["outputs"]["lib"], "lib", "libcublas.so.*"))[0]
+    # Exit 1 is expected: without system folders, libc and friends stay unresolved.
     resolved = subprocess.run([args.cudapkgs, "--json", "elf", "--resolve", "--no-system", args.store],
-                              check=True, capture_output=True, text=True)
+                              check=False, capture_output=True, text=True)
     unresolved = sorted({
         library["name"]
         for f in json.loads(resolved.stdout)["files"]
