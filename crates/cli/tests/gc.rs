@@ -202,3 +202,28 @@ fn diff_names_packages_added_removed_and_changed_with_sizes() {
     assert_eq!(same["changes"], serde_json::json!([]));
     assert_eq!(same["size_delta"], 0);
 }
+
+#[test]
+fn adding_again_puts_back_a_valid_path_deleted_behind_the_stores_back() {
+    let dir = tempfile::tempdir().expect("temp");
+    let home = dir.path();
+    let path = add_text(home, "lib", "a library\n", &[]);
+    let status = Command::new("chmod")
+        .args(["-R", "u+w", &path])
+        .status()
+        .expect("chmod");
+    assert!(status.success());
+    std::fs::remove_dir_all(&path).expect("rm");
+    let (code, report, _) = run_at(home, &["store", "verify"]);
+    assert_eq!(code, 1);
+    assert!(
+        report.contains("registered but missing from disk"),
+        "{report}"
+    );
+    assert_eq!(add_text(home, "lib", "a library\n", &[]), path);
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&path).join("file")).expect("back"),
+        "a library\n"
+    );
+    assert_eq!(run_at(home, &["store", "verify"]).0, 0);
+}

@@ -267,7 +267,13 @@ impl Store {
             .collect();
         references.sort();
         let path = source_path(&self.folder, name, &hash, &references, false)?;
-        if self.info(&path)?.is_some() {
+        let destination = self.physical(&path);
+        // A valid path whose tree was deleted behind the store's back is put back (the
+        // content is the same: the path is its hash).
+        let present = |store: &Store| -> Result<bool, Error> {
+            Ok(store.info(&path)?.is_some() && destination.symlink_metadata().is_ok())
+        };
+        if present(self)? {
             return Ok(path);
         }
         // Beside the destination, then read-only, then renamed within one folder (which
@@ -275,16 +281,17 @@ impl Store {
         // its final name.
         std::fs::rename(&restored_at, staged).map_err(|e| Error::io(staged, e))?;
         copy::make_read_only(staged)?;
-        let destination = self.physical(&path);
         let _lock = lock_path(&destination)?;
-        if self.info(&path)?.is_some() {
+        if present(self)? {
             return Ok(path);
         }
         // Something at the destination that is not registered is left from an
         // interrupted add (or put there by hand): the new tree replaces it.
         copy::remove_tree(&destination)?;
         std::fs::rename(staged, &destination).map_err(|e| Error::io(&destination, e))?;
-        self.register(&path, &hash, size, &references)?;
+        if self.info(&path)?.is_none() {
+            self.register(&path, &hash, size, &references)?;
+        }
         Ok(path)
     }
 
