@@ -108,6 +108,34 @@ print(status, ptx.value.decode().count(".entry axpy"))
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Runpaths of the built runtime and nvrtc in the store under `root`; the patched nvrtc
+/// finds its builtins beside itself and compiles a kernel.
+fn check_runpaths_and_nvrtc(root: &Path, built: &serde_json::Value) {
+    let physical = |path: &str| root.join(path.trim_start_matches('/'));
+    let lib = output(built, "cuda_cudart", "lib");
+    // Runpaths: $ORIGIN, then the driver folder for libraries that load the driver.
+    let nvrtc_lib = physical(output(built, "cuda_nvrtc", "lib"));
+    let (_, view, _) = run(&["--json", "elf", s(&nvrtc_lib.join("lib/libnvrtc.so.13"))]);
+    let view: serde_json::Value = serde_json::from_str(&view).expect("json");
+    // nvrtc names libcuda.so.1 too (it may load the driver), so it gets the folder.
+    assert_eq!(
+        view["files"][0]["runpath"],
+        "$ORIGIN:/run/opengl-driver/lib"
+    );
+    let (_, view, _) = run(&[
+        "--json",
+        "elf",
+        s(&physical(lib).join("lib/libcudart.so.13")),
+    ]);
+    let view: serde_json::Value = serde_json::from_str(&view).expect("json");
+    assert_eq!(
+        view["files"][0]["runpath"],
+        "$ORIGIN:/run/opengl-driver/lib"
+    );
+    // The patched nvrtc finds its builtins beside itself and compiles a kernel.
+    assert_eq!(nvrtc_compiles(&nvrtc_lib.join("lib/libnvrtc.so.13")), "0 1");
+}
+
 #[test]
 fn real_packages_build_deterministically_with_small_closures() {
     let Some(mirror) = mirror() else { return };
@@ -151,13 +179,23 @@ fn real_packages_build_deterministically_with_small_closures() {
         .keys()
         .collect();
     assert_eq!(names, ["dev", "include", "lib", "out", "static"]);
-    // libcudadevrt.a carries SASS; H100's kernels are all there.
+    // The static libraries carry relocatable SASS (sm_90 among it); nothing there is a
+    // kernel the driver loads, so the H100 check has no kernel to look at.
     assert!(
         cudart["architectures"]["static"]
             .as_array()
             .is_some_and(|a| a.contains(&serde_json::json!("sm_90")))
     );
-    assert_eq!(cudart["kernels_without_image"], 0);
+    assert_eq!(cudart["kernels_checked"], 0);
+    // The second build downloaded nothing: each archive was fetched once.
+    let log = std::fs::read_to_string(dir.path().join("log")).expect("log");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("-archive.tar.xz"))
+            .count(),
+        2,
+        "{log}"
+    );
 
     // The lib output's closure is itself: no headers, static libraries or stubs.
     let lib = output(&first, "cuda_cudart", "lib");
@@ -195,27 +233,23 @@ fn real_packages_build_deterministically_with_small_closures() {
         Path::new(lib).join("lib/libcudart.so.13")
     );
 
-    // Runpaths: $ORIGIN, then the driver folder for libraries that load the driver.
-    let nvrtc_lib = physical(output(&first, "cuda_nvrtc", "lib"));
-    let (_, view, _) = run(&["--json", "elf", s(&nvrtc_lib.join("lib/libnvrtc.so.13"))]);
-    let view: serde_json::Value = serde_json::from_str(&view).expect("json");
-    // nvrtc names libcuda.so.1 too (it may load the driver), so it gets the folder.
-    assert_eq!(
-        view["files"][0]["runpath"],
-        "$ORIGIN:/run/opengl-driver/lib"
-    );
-    let (_, view, _) = run(&[
-        "--json",
-        "elf",
-        s(&physical(lib).join("lib/libcudart.so.13")),
-    ]);
-    let view: serde_json::Value = serde_json::from_str(&view).expect("json");
-    assert_eq!(
-        view["files"][0]["runpath"],
-        "$ORIGIN:/run/opengl-driver/lib"
-    );
-    // The patched nvrtc finds its builtins beside itself and compiles a kernel.
-    assert_eq!(nvrtc_compiles(&nvrtc_lib.join("lib/libnvrtc.so.13")), "0 1");
+    check_runpaths_and_nvrtc(&a, &first);
+}
+
+/// Libraries of the C and C++ runtimes, which the system provides.
+const SYSTEM: &[&str] = &[
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "librt.so.1",
+    "libpthread.so.0",
+    "libgcc_s.so.1",
+    "libstdc++.so.6",
+    "ld-linux-x86-64.so.2",
+];
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 fn sh(command: &mut Command) {
@@ -251,9 +285,10 @@ fn pack(parent: &Path, folder: &str, mirror: &Path, relative: &str) -> serde_jso
     })
 }
 
-/// A mirror of two packages: `libfoo` (libfoo.so.1) and `libbar` (libbar.so.1, which
+/// A mirror of three packages: `libfoo` (libfoo.so.1, and libkernels.so with device
+/// code, which needs the CUDA runtime), the real `cuda_cudart` from `real`, and `libbar` (libbar.so.1, which
 /// needs libfoo, and bin/bartool, which needs libbar), built with gcc.
-fn two_package_mirror(dir: &Path) -> PathBuf {
+fn two_package_mirror(dir: &Path, real: &Path) -> PathBuf {
     let src = dir.join("src");
     let foo_pkg = src.join("libfoo-linux-x86_64-1.0-archive");
     let bar_pkg = src.join("libbar-linux-x86_64-2.0-archive");
@@ -266,6 +301,12 @@ fn two_package_mirror(dir: &Path) -> PathBuf {
         std::fs::create_dir_all(folder).expect("mkdir");
     }
     std::fs::write(src.join("foo.c"), "int foo(void) { return 40; }\n").expect("write");
+    // A library with kernels (SASS for 7.5 and 8.6, PTX for 8.6) for the target checks.
+    std::fs::copy(
+        common::fixture("multiarch.so"),
+        foo_pkg.join("lib/libkernels.so"),
+    )
+    .expect("copy");
     std::fs::write(foo_pkg.join("include/foo.h"), "int foo(void);\n").expect("write");
     std::fs::write(
         src.join("bar.c"),
@@ -305,10 +346,23 @@ fn two_package_mirror(dir: &Path) -> PathBuf {
         &mirror,
         "libbar/linux-x86_64/libbar-linux-x86_64-2.0-archive.tar.xz",
     );
+    // The real CUDA runtime, which libkernels.so needs.
+    let real_manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(real.join("cuda/redist/redistrib_13.0.2.json")).expect("manifest"),
+    )
+    .expect("json");
+    let cudart = real_manifest["cuda_cudart"].clone();
+    let relative = cudart["linux-x86_64"]["relative_path"]
+        .as_str()
+        .expect("path");
+    let copy = mirror.join("cuda/redist").join(relative);
+    std::fs::create_dir_all(copy.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(real.join("cuda/redist").join(relative), &copy).expect("copy");
     let manifest = serde_json::json!({
         "release_label": "1.0.0",
         "libfoo": {"name": "foo", "version": "1.0", "linux-x86_64": foo_record},
         "libbar": {"name": "bar", "version": "2.0", "linux-x86_64": bar_record},
+        "cuda_cudart": cudart,
     });
     std::fs::write(
         mirror.join("cuda/redist/redistrib_1.0.0.json"),
@@ -320,8 +374,9 @@ fn two_package_mirror(dir: &Path) -> PathBuf {
 
 #[test]
 fn libraries_needed_from_other_packages_resolve_through_runpaths_alone() {
+    let Some(real) = mirror() else { return };
     let dir = tempfile::tempdir().expect("temp");
-    let mirror = two_package_mirror(dir.path());
+    let mirror = two_package_mirror(dir.path(), &real);
     let store = dir.path().join("store");
     let base = format!("file://{}", mirror.display());
     let cache = dir.path().join("cache");
@@ -346,10 +401,17 @@ fn libraries_needed_from_other_packages_resolve_through_runpaths_alone() {
         ),
         "{stderr}"
     );
-    // Named first, it is built second.
-    let built = build_json(&[&common[..], &["libbar", "libfoo"]].concat());
-    assert_eq!(built[0]["package"], "libfoo");
-    assert_eq!(built[1]["depends_on"], serde_json::json!(["libfoo"]));
+    // Named first, it is built last: after the runtime, then libfoo.
+    let built = build_json(&[&common[..], &["libbar", "libfoo", "cuda_cudart"]].concat());
+    let order: Vec<&str> = built
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| p["package"].as_str().expect("name"))
+        .collect();
+    assert_eq!(order, ["cuda_cudart", "libfoo", "libbar"]);
+    assert_eq!(built[1]["depends_on"], serde_json::json!(["cuda_cudart"]));
+    assert_eq!(built[2]["depends_on"], serde_json::json!(["libfoo"]));
     let foo_lib = output(&built, "libfoo", "lib");
     let bar_lib = output(&built, "libbar", "lib");
     let bar_bin = output(&built, "libbar", "bin");
@@ -383,7 +445,12 @@ fn libraries_needed_from_other_packages_resolve_through_runpaths_alone() {
     for file in resolved["files"].as_array().expect("files") {
         for library in file["resolved"].as_array().into_iter().flatten() {
             if library["path"].is_null() {
-                assert_eq!(library["name"], "libc.so.6", "{}", file["path"]);
+                let name = library["name"].as_str().expect("name");
+                assert!(
+                    SYSTEM.contains(&name),
+                    "{name} unresolved in {}",
+                    file["path"]
+                );
             }
         }
     }
@@ -397,7 +464,79 @@ fn libraries_needed_from_other_packages_resolve_through_runpaths_alone() {
         .map(|p| p["path"].as_str().expect("path"))
         .collect();
     paths.sort_unstable();
-    let mut expected = vec![foo_lib, bar_lib, bar_bin];
+    let mut expected = vec![
+        foo_lib,
+        bar_lib,
+        bar_bin,
+        output(&built, "cuda_cudart", "lib"),
+    ];
     expected.sort_unstable();
     assert_eq!(paths, expected);
+}
+
+#[test]
+fn kernels_without_an_image_for_the_requested_gpus_warn_or_fail() {
+    let Some(real) = mirror() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let mirror = two_package_mirror(dir.path(), &real);
+    let base = format!("file://{}", mirror.display());
+    let cache = dir.path().join("cache");
+    let at = |store: &str| -> Vec<String> {
+        [
+            "--source",
+            "nvidia",
+            "--cuda",
+            "1.0.0",
+            "--base-url",
+            &base,
+            "--cache",
+            s(&cache),
+            "--store-dir",
+            s(&dir.path().join(store)),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let args = |store: &str, extra: &[&str]| -> Vec<String> {
+        let mut all = vec!["build".to_owned()];
+        all.extend(at(store));
+        all.extend(extra.iter().map(|a| (*a).to_owned()));
+        all.push("libfoo".to_owned());
+        all.push("cuda_cudart".to_owned());
+        all
+    };
+    // 8.6: exact SASS for every kernel.
+    let ok = args("a", &["--capabilities", "8.6"]);
+    let built = build_json(&strs(&ok)[1..]);
+    let libfoo = built
+        .as_array()
+        .and_then(|list| list.iter().find(|p| p["package"] == "libfoo"))
+        .expect("libfoo");
+    assert_eq!(libfoo["kernels_checked"], 2, "{built}");
+    assert_eq!(libfoo["kernels_without_image"], 0);
+    assert_eq!(
+        libfoo["architectures"]["lib"],
+        serde_json::json!(["compute_86", "sm_75", "sm_86"])
+    );
+    // 7.0: SASS only for newer GPUs and PTX for 8.6: no image; a warning by default.
+    let warned = args("b", &["--capabilities", "7.0"]);
+    let (code, _, stderr) = run(&strs(&warned));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("lib/lib/libkernels.so") && stderr.contains("has no image for 7.0"),
+        "{stderr}"
+    );
+    // With --strict-targets the build fails and adds nothing.
+    let strict = args("c", &["--capabilities", "7.0", "--strict-targets"]);
+    let (code, _, stderr) = run(&strs(&strict));
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("kernels have no usable image (--strict-targets)"),
+        "{stderr}"
+    );
+    let store = dir.path().join("c");
+    let added: Vec<_> = std::fs::read_dir(&store)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(added.is_empty(), "added despite the failure: {added:?}");
 }

@@ -171,6 +171,7 @@ fn report(built: &[Built], output: Output) -> CliResult<Exit> {
                     "outputs": b.outputs.iter().map(|(o, p)| (o.clone(), p.clone())).collect::<std::collections::BTreeMap<_, _>>(),
                     "depends_on": b.depends_on,
                     "architectures": b.targets.architectures,
+                    "kernels_checked": b.targets.kernels_checked,
                     "kernels_without_image": b.targets.missing.len(),
                 })
             })
