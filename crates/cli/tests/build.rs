@@ -4,64 +4,10 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{run, s};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The mirror of real wheels (shared with the redist tests), or `None` outside CI
-/// without the wheels.
-fn mirror() -> Option<PathBuf> {
-    let wheels = repo().join(".tools/nvidia/wheels");
-    assert!(
-        wheels.is_dir() || std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/install-nvidia-tools.sh",
-        wheels.display()
-    );
-    if !wheels.is_dir() {
-        return None;
-    }
-    let out = repo().join("target/redist-mirror");
-    let status = Command::new("python3")
-        .arg(repo().join("scripts/redist-mirror.py"))
-        .args(["--wheels", s(&wheels), "--out", s(&out)])
-        .stdout(Stdio::null())
-        .status()
-        .expect("python3");
-    assert!(status.success());
-    Some(out)
-}
-
-/// Serves `root` on 127.0.0.1 until dropped.
-struct Server(std::process::Child, u16);
-
-impl Server {
-    fn start(root: &Path, log: &Path) -> Server {
-        let mut child = Command::new("python3")
-            .arg(repo().join("scripts/serve-mirror.py"))
-            .args(["--root", s(root), "--log", s(log)])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("port");
-        Server(child, line.trim().parse().expect("port"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Server, mirror, run, s};
 
 fn build_json(args: &[&str]) -> serde_json::Value {
     let (code, stdout, stderr) = run(&[&["--json", "build"][..], args].concat());
@@ -140,8 +86,8 @@ fn check_runpaths_and_nvrtc(root: &Path, built: &serde_json::Value) {
 fn real_packages_build_deterministically_with_small_closures() {
     let Some(mirror) = mirror() else { return };
     let dir = tempfile::tempdir().expect("temp");
-    let server = Server::start(&mirror, &dir.path().join("log"));
-    let url = format!("http://127.0.0.1:{}", server.1);
+    let server = Server::start(&mirror, &dir.path().join("log"), None);
+    let url = server.url();
     let cache = dir.path().join("cache");
     let args = |root: &Path| -> Vec<String> {
         [

@@ -1,8 +1,9 @@
 //! Helpers shared by the end-to-end tests: the fixtures and running the binary.
 #![allow(dead_code, reason = "each test binary uses some of these helpers")]
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 /// A file of the nvcc-built fixture set.
 pub(crate) fn fixture(name: &str) -> PathBuf {
@@ -28,4 +29,84 @@ pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
 /// A path as a command-line argument.
 pub(crate) fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
+}
+
+pub(crate) fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The mirror (built once, shared by the tests), or `None` without the wheels outside CI.
+pub(crate) fn mirror() -> Option<PathBuf> {
+    let wheels = repo().join(".tools/nvidia/wheels");
+    let have = wheels.is_dir();
+    assert!(
+        have || std::env::var_os("CI").is_none(),
+        "{} is missing: run scripts/install-nvidia-tools.sh",
+        wheels.display()
+    );
+    if !have {
+        return None;
+    }
+    let out = repo().join("target/redist-mirror");
+    let status = Command::new("python3")
+        .arg(repo().join("scripts/redist-mirror.py"))
+        .args(["--wheels", s(&wheels), "--out", s(&out)])
+        .stdout(Stdio::null())
+        .status()
+        .expect("python3");
+    assert!(status.success(), "redist-mirror.py failed");
+    Some(out)
+}
+
+/// A loopback HTTP server over `root`; killed when dropped.
+pub(crate) struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    pub(crate) fn start(root: &Path, log: &Path, break_first: Option<u64>) -> Server {
+        let mut command = Command::new("python3");
+        command.arg(repo().join("scripts/serve-mirror.py")).args([
+            "--root",
+            s(root),
+            "--log",
+            s(log),
+        ]);
+        if let Some(bytes) = break_first {
+            command.args(["--break-first", &bytes.to_string()]);
+        }
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port");
+        let port = line.trim().parse().expect("a port number");
+        Server {
+            child,
+            port,
+            log: log.to_owned(),
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The requests so far: `GET <path> <range or ->`.
+    pub(crate) fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
