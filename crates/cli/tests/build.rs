@@ -194,6 +194,25 @@ const SYSTEM: &[&str] = &[
     "ld-linux-x86-64.so.2",
 ];
 
+/// Build arguments for the three-package `mirror` (a `file://` one), its cache and store.
+fn source_args(mirror: &Path, cache: &Path, store: &Path) -> Vec<String> {
+    let base = format!("file://{}", mirror.display());
+    [
+        "--source",
+        "nvidia",
+        "--cuda",
+        "1.0.0",
+        "--base-url",
+        &base,
+        "--cache",
+        s(cache),
+        "--store-dir",
+        s(store),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -324,20 +343,8 @@ fn libraries_needed_from_other_packages_resolve_through_runpaths_alone() {
     let dir = tempfile::tempdir().expect("temp");
     let mirror = two_package_mirror(dir.path(), &real);
     let store = dir.path().join("store");
-    let base = format!("file://{}", mirror.display());
-    let cache = dir.path().join("cache");
-    let common = [
-        "--source",
-        "nvidia",
-        "--cuda",
-        "1.0.0",
-        "--base-url",
-        &base,
-        "--cache",
-        s(&cache),
-        "--store-dir",
-        s(&store),
-    ];
+    let common = source_args(&mirror, &dir.path().join("cache"), &store);
+    let common = strs(&common);
     // Alone, libbar needs a library no package of the set provides.
     let (code, _, stderr) = run(&[&["build"][..], &common, &["libbar"]].concat());
     assert_eq!(code, 2);
@@ -425,24 +432,8 @@ fn kernels_without_an_image_for_the_requested_gpus_warn_or_fail() {
     let Some(real) = mirror() else { return };
     let dir = tempfile::tempdir().expect("temp");
     let mirror = two_package_mirror(dir.path(), &real);
-    let base = format!("file://{}", mirror.display());
     let cache = dir.path().join("cache");
-    let at = |store: &str| -> Vec<String> {
-        [
-            "--source",
-            "nvidia",
-            "--cuda",
-            "1.0.0",
-            "--base-url",
-            &base,
-            "--cache",
-            s(&cache),
-            "--store-dir",
-            s(&dir.path().join(store)),
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    };
+    let at = |store: &str| source_args(&mirror, &cache, &dir.path().join(store));
     let args = |store: &str, extra: &[&str]| -> Vec<String> {
         let mut all = vec!["build".to_owned()];
         all.extend(at(store));
