@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Server, mirror, run, s};
+use common::{Server, mirror, mirror_with_cublas, run, s};
 
 fn build_json(args: &[&str]) -> serde_json::Value {
     let (code, stdout, stderr) = run(&[&["--json", "build"][..], args].concat());
@@ -455,6 +455,26 @@ fn kernels_without_an_image_for_the_requested_gpus_warn_or_fail() {
         libfoo["architectures"]["lib"],
         serde_json::json!(["compute_86", "sm_75", "sm_86"])
     );
+    // The plan names each archive, cached now; --all takes every package of the release.
+    let mut plan = vec!["build".to_owned(), "--dry-run".to_owned()];
+    plan.extend(at("d"));
+    plan.push("--all".to_owned());
+    let (code, text, stderr) = run(&strs(&plan));
+    assert_eq!(code, 0, "{stderr}");
+    let cases = [
+        ("cuda_cudart 13.0.96", true),
+        ("libfoo 1.0", true),
+        ("libbar 2.0", false),
+    ];
+    for (package, cached) in cases {
+        let line = text.lines().find(|l| l.starts_with(package));
+        assert_eq!(
+            line.map(|l| l.ends_with("(cached)")),
+            Some(cached),
+            "{text}"
+        );
+    }
+    assert!(!dir.path().join("d").exists(), "a dry run touches no store");
     // 7.0: SASS only for newer GPUs and PTX for 8.6: no image; a warning by default.
     let warned = args("b", &["--capabilities", "7.0"]);
     let (code, _, stderr) = run(&strs(&warned));
@@ -476,4 +496,66 @@ fn kernels_without_an_image_for_the_requested_gpus_warn_or_fail() {
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(added.is_empty(), "added despite the failure: {added:?}");
+}
+
+#[test]
+fn cublas_lib_closure_is_the_library_alone() {
+    let Some(mirror) = mirror_with_cublas() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp");
+    let store = dir.path().join("store");
+    let base = format!("file://{}", mirror.display());
+    let built = build_json(&[
+        "--source",
+        "nvidia",
+        "--cuda",
+        "13.0.2",
+        "--base-url",
+        &base,
+        "--cache",
+        s(&dir.path().join("cache")),
+        "--store-dir",
+        s(&store),
+        "libcublas",
+    ]);
+    let lib = output(&built, "libcublas", "lib");
+    let (code, closure, _) = run(&["--json", "closure", "--store-dir", s(&store), lib]);
+    assert_eq!(code, 0);
+    let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
+    assert_eq!(
+        closure["paths"].as_array().map(Vec::len),
+        Some(1),
+        "{closure}"
+    );
+    let files: Vec<String> = std::fs::read_dir(Path::new(lib).join("lib"))
+        .expect("lib")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.starts_with("libcublasLt.so.")),
+        "{files:?}"
+    );
+    assert!(
+        files.iter().all(|f| f.contains(".so")),
+        "only shared libraries: {files:?}"
+    );
+    assert!(!Path::new(lib).join("include").exists() && !Path::new(lib).join("lib/stubs").exists());
+    // libcublas.so finds libcublasLt beside itself.
+    let (_, view, _) = run(&[
+        "--json",
+        "elf",
+        "--resolve",
+        "--no-system",
+        &format!("{lib}/lib/libcublas.so.13"),
+    ]);
+    let view: serde_json::Value = serde_json::from_str(&view).expect("json");
+    let lt = view["files"][0]["resolved"]
+        .as_array()
+        .and_then(|r| r.iter().find(|l| l["name"] == "libcublasLt.so.13"))
+        .expect("libcublasLt needed");
+    assert!(
+        lt["path"].as_str().is_some_and(|p| p.starts_with(lib)),
+        "{lt}"
+    );
 }

@@ -37,6 +37,15 @@ pub(crate) fn repo() -> PathBuf {
 
 /// The mirror (built once, shared by the tests), or `None` without the wheels outside CI.
 pub(crate) fn mirror() -> Option<PathBuf> {
+    mirror_at("target/redist-mirror", &[])
+}
+
+/// The mirror with cuBLAS too (600 MB more, in a folder of its own).
+pub(crate) fn mirror_with_cublas() -> Option<PathBuf> {
+    mirror_at("target/redist-mirror-cublas", &["--with-cublas"])
+}
+
+fn mirror_at(folder: &str, extra: &[&str]) -> Option<PathBuf> {
     let wheels = repo().join(".tools/nvidia/wheels");
     let have = wheels.is_dir();
     assert!(
@@ -47,10 +56,11 @@ pub(crate) fn mirror() -> Option<PathBuf> {
     if !have {
         return None;
     }
-    let out = repo().join("target/redist-mirror");
+    let out = repo().join(folder);
     let status = Command::new("python3")
         .arg(repo().join("scripts/redist-mirror.py"))
         .args(["--wheels", s(&wheels), "--out", s(&out)])
+        .args(extra)
         .stdout(Stdio::null())
         .status()
         .expect("python3");
