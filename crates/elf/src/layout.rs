@@ -6,6 +6,7 @@ use crate::error::Error;
 
 pub(crate) const PT_LOAD: u32 = 1;
 pub(crate) const PT_DYNAMIC: u32 = 2;
+pub(crate) const PT_INTERP: u32 = 3;
 pub(crate) const PT_PHDR: u32 = 6;
 pub(crate) const PF_W: u32 = 2;
 pub(crate) const PF_R: u32 = 4;

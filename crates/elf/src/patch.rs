@@ -14,8 +14,8 @@
 use crate::error::Error;
 use crate::layout::{
     DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, DYN_LEN, DYN_SIZE, Layout,
-    PF_R, PF_W, PHDR_SIZE, PT_DYNAMIC, PT_LOAD, PT_PHDR, Phdr, SHDR_SIZE, SHT_DYNAMIC, SHT_NOBITS,
-    SHT_STRTAB,
+    PF_R, PF_W, PHDR_SIZE, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR, Phdr, SHDR_SIZE, SHT_DYNAMIC,
+    SHT_NOBITS, SHT_STRTAB,
 };
 
 /// What to do with the search path.
@@ -425,9 +425,7 @@ fn layout_plan(
     if let Some(tail) = reusable {
         phdrs.retain(|p| *p != tail);
     }
-    let file_page = page_size(layout.machine);
-    let (region_offset, region_address) =
-        region_place(&loads, reusable, layout.file_len, page, file_page)?;
+    let (region_offset, region_address) = region_place(&loads, reusable, layout, page)?;
 
     let phnum = phdrs.len() + 1;
     let pht_len = phnum as u64 * PHDR_SIZE;
@@ -593,39 +591,56 @@ fn reusable_region(layout: &Layout, loads: &[&Phdr]) -> Option<Phdr> {
     reusable.then_some(tail)
 }
 
-/// Where a new region goes: the reused one's place; else the first page past the end of
-/// the file, at an address above every segment that is congruent to that offset modulo
-/// the segments' alignment. (Placing the offset itself on a 2 MiB boundary, as NVIDIA's
-/// libraries align their segments, would pad each rewritten library by up to 2 MiB.)
+/// Where a new region goes: the reused one's place, else past the end of the file and
+/// above every segment's memory, with offset and address congruent modulo `align`.
+///
+/// A program (a file with an interpreter) keeps "address = offset + the first load
+/// segment's address minus offset": kernels older than Linux 5.18 compute `AT_PHDR` that
+/// way, and the moved program header table must be found. A library is mapped by the
+/// dynamic loader, which reads `PT_PHDR`'s address; its region starts at the first page
+/// past the end of the file (placing the offset on the segments' 2 MiB alignment, as the
+/// program rule needs for NVIDIA's libraries, would pad each by up to 2 MiB).
 fn region_place(
     loads: &[&Phdr],
     reusable: Option<Phdr>,
-    file_len: u64,
+    layout: &Layout,
     align: u64,
-    file_page: u64,
 ) -> Result<(u64, u64), Error> {
+    let file_len = layout.file_len;
+    let program = layout.phdrs.iter().any(|p| p.p_type == PT_INTERP);
     if let Some(tail) = reusable {
         return Ok((tail.p_offset, tail.p_vaddr));
     }
-    if loads.is_empty() {
-        return Err(Error::Unsupported("no load segment".into()));
-    }
+    let first = loads
+        .iter()
+        .min_by_key(|p| p.p_vaddr)
+        .ok_or_else(|| Error::Unsupported("no load segment".into()))?;
+    let delta = first.p_vaddr.checked_sub(first.p_offset).ok_or_else(|| {
+        Error::Unsupported("the first load segment's address is below its file offset".into())
+    })?;
     let memory_end = loads
         .iter()
         .map(|p| p.p_vaddr.saturating_add(p.p_memsz))
         .max()
         .unwrap_or(0);
-    let offset = align_up(file_len, file_page);
-    let address = align_up(memory_end, align)
-        .checked_add(offset % align.max(1))
-        .ok_or_else(|| {
-            Error::Unsupported("no address is left above the segments for a new one".into())
-        })?;
+    let no_room =
+        || Error::Unsupported("no address is left above the segments for a new one".into());
+    let (offset, address) = if program {
+        let offset =
+            align_up(file_len, align).max(align_up(memory_end.saturating_sub(delta), align));
+        (offset, offset.checked_add(delta).ok_or_else(no_room)?)
+    } else {
+        let offset = align_up(file_len, page_size(layout.machine));
+        let address = align_up(memory_end, align)
+            .checked_add(offset % align.max(1))
+            .ok_or_else(no_room)?;
+        (offset, address)
+    };
     // Gaps past the end of the file are holes, but one this large means segments
     // placed where no new one can follow them.
     if offset.saturating_sub(file_len) > MAX_GAP {
         return Err(Error::Unsupported(format!(
-            "a new segment would start {} bytes past the end of the file",
+            "a new segment would start {} bytes past the end of the file, above the segments' memory",
             offset - file_len
         )));
     }
