@@ -625,6 +625,11 @@ fn region_place(
         .unwrap_or(0);
     let no_room =
         || Error::Unsupported("no address is left above the segments for a new one".into());
+    // Segments at the top of the address space leave no room above them (and rounding
+    // up past it must not wrap around to the bottom).
+    if memory_end > MAX_ADDRESS {
+        return Err(no_room());
+    }
     let (offset, address) = if program {
         let offset =
             align_up(file_len, align).max(align_up(memory_end.saturating_sub(delta), align));

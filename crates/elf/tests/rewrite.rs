@@ -346,11 +346,23 @@ fn files_the_dynamic_view_refuses_are_not_rewritten() {
 }
 
 /// Found by the `elf_patch` fuzz target: segments reaching the top of the address space
-/// leave no room for a new one; the arithmetic used to wrap around.
+/// leave no room for a new one; the arithmetic used to wrap around (in programs, and
+/// again in libraries once their region followed the end of the file).
 #[test]
 fn no_room_above_the_segments_is_refused() {
+    for name in [
+        "segments-at-the-top-of-memory.so",
+        "library-segment-near-the-top-of-memory.so",
+    ] {
+        no_room_above_the_segments_is_refused_in(name);
+    }
+}
+
+fn no_room_above_the_segments_is_refused_in(name: &str) {
     let data = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/segments-at-the-top-of-memory.so"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name),
     )
     .expect("read");
     let changes = Changes {
@@ -367,13 +379,23 @@ fn no_room_above_the_segments_is_refused() {
             ),
             "{error}"
         ),
-        Ok(plan) => assert!(
-            plan.new_len < 1 << 32
-                && plan
-                    .writes
-                    .iter()
-                    .all(|(offset, bytes)| offset + bytes.len() as u64 <= plan.new_len)
-        ),
+        Ok(plan) => {
+            assert!(
+                plan.new_len < 1 << 32
+                    && plan
+                        .writes
+                        .iter()
+                        .all(|(offset, bytes)| offset + bytes.len() as u64 <= plan.new_len)
+            );
+            // An accepted plan must give a file that reads back with the new runpath.
+            let patched = cudapkgs_elf::patch::apply_in_memory(&data, &plan);
+            let info = cudapkgs_elf::read_dynamic(&patched).expect("readable");
+            assert_eq!(
+                info.runpath.as_deref(),
+                Some("$ORIGIN:/run/opengl-driver/lib:/a/longer/folder/to/force/a/new/region"),
+                "{name}"
+            );
+        }
     }
 }
 
