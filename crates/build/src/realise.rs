@@ -59,13 +59,9 @@ impl Built {
 
 /// Builds `inputs` into `store`; results in build order.
 pub fn build(store: &mut Store, inputs: &[Input], options: &Options) -> Result<Vec<Built>, Error> {
-    let parent = store.physical(store.folder());
-    let parent = parent.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let work = tempfile::Builder::new()
-        .prefix(".cudapkgs-build-")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
+    // Inside the store folder: moves into place stay on one file system, and a build
+    // killed midway leaves a temporary the next open of the store removes.
+    let work = store.work_dir()?;
     let prepared: Vec<Prepared> = cudapkgs_redist::parallel::map(inputs, options.jobs, |input| {
         prepare(input, &work.path().join(&input.package), &options.gpus)
     })

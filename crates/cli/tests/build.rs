@@ -559,3 +559,81 @@ fn cublas_lib_closure_is_the_library_alone() {
         "{lt}"
     );
 }
+
+/// The `.cudapkgs-` temporaries in the store folder under `root`.
+fn temporaries(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root.join("nix/store"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(".cudapkgs-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_build_killed_at_any_moment_resumes_to_the_same_paths() {
+    let Some(mirror) = mirror() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let base = format!("file://{}", mirror.display());
+    let cache = dir.path().join("cache");
+    let args = |root: &Path| -> Vec<String> {
+        [
+            "build",
+            "--source",
+            "nvidia",
+            "--cuda",
+            "13.0.2",
+            "--base-url",
+            &base,
+            "--cache",
+            s(&cache),
+            "--store-dir",
+            "/nix/store",
+            "--root",
+            s(root),
+            "cuda_cudart",
+            "cuda_nvrtc",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let reference_root = dir.path().join("reference");
+    let started = std::time::Instant::now();
+    let (code, reference, stderr) = run(&strs(&args(&reference_root)));
+    assert_eq!(code, 0, "{stderr}");
+    let warm = started.elapsed();
+    // Kills spread over one and a half builds' time, into one store; a kill that lands
+    // mid-build leaves its work folder, which the next run's opening of the store removes.
+    let root = dir.path().join("killed");
+    let kills = 8u32;
+    let mut interrupted = 0;
+    for i in 0..kills {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+            .args(args(&root))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cudapkgs");
+        std::thread::sleep(warm * 3 * i / (2 * kills));
+        let _ = child.kill();
+        let _ = child.wait();
+        interrupted += usize::from(!temporaries(&root).is_empty());
+    }
+    assert!(interrupted > 0, "no kill landed in the middle of a build");
+    let (code, resumed, stderr) = run(&strs(&args(&root)));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(resumed, reference, "the same store paths after the kills");
+    let (code, report, _) = run(&[
+        "store",
+        "verify",
+        "--store-dir",
+        "/nix/store",
+        "--root",
+        s(&root),
+    ]);
+    assert_eq!(code, 0, "{report}");
+    let leftovers = temporaries(&root);
+    assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
+}

@@ -43,6 +43,26 @@ pub enum Scan {
     ClosureOf(Vec<String>),
 }
 
+/// A private folder inside the store folder for work that ends in adds (a build):
+/// on the same file system as the store, removed when dropped, and removed by the next
+/// open of the store if its process died.
+#[derive(Debug)]
+pub struct WorkDir {
+    path: PathBuf,
+}
+
+impl WorkDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = copy::remove_tree(&self.path);
+    }
+}
+
 /// What `verify` checked and found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
@@ -139,6 +159,17 @@ impl Store {
             Some(root) => root.join(logical.trim_start_matches('/')),
             None => PathBuf::from(logical),
         }
+    }
+
+    /// A new private work folder (see `WorkDir`).
+    pub fn work_dir(&self) -> Result<WorkDir, Error> {
+        let path = self.physical(&self.folder).join(format!(
+            "{TEMP_PREFIX}{}-{}-work",
+            std::process::id(),
+            unique()
+        ));
+        std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(WorkDir { path })
     }
 
     /// The store folder on this machine.
