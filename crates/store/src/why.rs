@@ -99,6 +99,51 @@ fn locate(root: &Path, needle: &[u8]) -> Result<Option<(PathBuf, u64)>, Error> {
         }
         return Ok(None);
     }
-    let contents = std::fs::read(root).map_err(io)?;
-    Ok(memchr::memmem::find(&contents, needle).map(|offset| (root.to_owned(), offset as u64)))
+    let found = find_in_file(root, needle).map_err(io)?;
+    Ok(found.map(|offset| (root.to_owned(), offset)))
+}
+
+/// The offset of the first `needle` in the file at `path`, read in 1 MiB pieces (store
+/// libraries reach hundreds of MB); each piece is searched with the end of the last.
+fn find_in_file(path: &Path, needle: &[u8]) -> std::io::Result<Option<u64>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let keep = needle.len().saturating_sub(1);
+    let mut window: Vec<u8> = Vec::with_capacity((1 << 20) + keep);
+    // File offset of `window[0]`.
+    let mut start = 0u64;
+    let mut piece = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut piece)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        window.extend_from_slice(&piece[..n]);
+        if let Some(offset) = memchr::memmem::find(&window, needle) {
+            return Ok(Some(start + offset as u64));
+        }
+        let drop = window.len().saturating_sub(keep);
+        window.drain(..drop);
+        start += drop as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_in_file;
+
+    #[test]
+    fn finds_a_needle_across_pieces() {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = dir.path().join("big");
+        let mut data = vec![b'x'; (1 << 20) + 100];
+        let needle = b"6x6xx6w1j6jd5dmp3kb1ihvjxlri9vai";
+        // Straddling the first 1 MiB piece.
+        let at = (1 << 20) - 10;
+        data[at..at + needle.len()].copy_from_slice(needle);
+        std::fs::write(&path, &data).expect("write");
+        assert_eq!(find_in_file(&path, needle).expect("read"), Some(at as u64));
+        std::fs::write(&path, b"short").expect("write");
+        assert_eq!(find_in_file(&path, needle).expect("read"), None);
+    }
 }
