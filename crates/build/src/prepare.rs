@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use cudapkgs_elf::DynamicInfo;
-use cudapkgs_redist::split::{FixupOptions, OutputLocations, fix_up, split};
+use cudapkgs_redist::split::{FixupOptions, OutputLocations, files, fix_up, split};
 use cudapkgs_redist::unpack::{Limits, unpack};
 
 use crate::error::Error;
-use crate::targets::{TargetReport, check_targets};
+use crate::targets::TargetReport;
 
 /// Placeholders written into pkg-config files until the outputs' store paths are known.
 pub const LIB_PLACEHOLDER: &str = "@cudapkgs-lib@";
@@ -76,6 +76,8 @@ pub fn prepare(
         .collect();
     let mut provides = BTreeMap::new();
     let mut elf_files = Vec::new();
+    let mut targets = TargetReport::default();
+    // One pass, each file mapped once: its dynamic view and its device code.
     for output in &outputs {
         let base = root.join(output);
         for relative in files(&base)? {
@@ -84,30 +86,30 @@ pub fn prepare(
                 let folder = relative.parent().unwrap_or(Path::new("")).to_owned();
                 provides.insert(file_name(&relative), folder);
             }
-            if matches!(*output, "stubs" | "static") || path.is_symlink() {
+            if path.is_symlink() {
                 continue;
             }
-            let Ok(bytes) = std::fs::read(&path) else {
-                continue;
-            };
-            if !bytes.starts_with(b"\x7fELF") {
+            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+            let mapped = cudapkgs_tree::Mapped::open(&file).map_err(|e| Error::io(&path, e))?;
+            let bytes = mapped.bytes();
+            targets.add_file(output, &relative, bytes, gpus);
+            if matches!(*output, "stubs" | "static") || !bytes.starts_with(b"\x7fELF") {
                 continue;
             }
-            let info = cudapkgs_elf::read_dynamic(&bytes).map_err(|e| Error::Elf {
+            let info = cudapkgs_elf::read_dynamic(bytes).map_err(|e| Error::Elf {
                 path: path.clone(),
                 problem: e.to_string(),
             })?;
             if info.has_dynamic {
                 elf_files.push(ElfFile {
                     output,
-                    opens_driver: cudapkgs_elf::auto::mentions_driver_library(&bytes),
+                    opens_driver: cudapkgs_elf::auto::mentions_driver_library(bytes),
                     relative,
                     info,
                 });
             }
         }
     }
-    let targets = check_targets(&root, &outputs, gpus)?;
     let _ = std::fs::remove_dir_all(&tree);
     Ok(Prepared {
         input: input.clone(),
@@ -128,30 +130,6 @@ fn file_name(path: &Path) -> String {
 fn is_library_name(path: &Path) -> bool {
     let name = file_name(path);
     path.extension().is_some_and(|e| e == "so") || name.contains(".so.")
-}
-
-/// Files and links under `root`, relative, sorted.
-pub fn files(root: &Path) -> Result<Vec<PathBuf>, Error> {
-    let mut found = Vec::new();
-    let mut pending = vec![PathBuf::new()];
-    while let Some(relative) = pending.pop() {
-        let folder = root.join(&relative);
-        for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
-            let entry = entry.map_err(|e| Error::io(&folder, e))?;
-            let path = relative.join(entry.file_name());
-            if entry
-                .file_type()
-                .map_err(|e| Error::io(&folder, e))?
-                .is_dir()
-            {
-                pending.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
 }
 
 /// The libraries a package's files need from elsewhere: name → the first file needing it.

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cudapkgs_elf::patch::{Changes, RunpathChange};
+use cudapkgs_redist::split::files;
 use cudapkgs_store::store::{Scan, Store};
 
 use crate::error::Error;
 use crate::prepare::{
-    DEV_PLACEHOLDER, ElfFile, INCLUDE_PLACEHOLDER, Input, LIB_PLACEHOLDER, Prepared, files,
-    foreign_needs, prepare,
+    DEV_PLACEHOLDER, ElfFile, INCLUDE_PLACEHOLDER, Input, LIB_PLACEHOLDER, Prepared, foreign_needs,
+    prepare,
 };
 use crate::targets::TargetReport;
 
@@ -297,7 +298,11 @@ fn runpath(
 }
 
 fn set_runpath(path: &Path, runpath: &str) -> Result<(), Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // Mapped, not read: planning looks at the headers only (libraries reach 500 MB); the
+    // rewrite goes to a copy renamed into place, so the mapping stays valid.
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mapped = cudapkgs_tree::Mapped::open(&file).map_err(|e| Error::io(path, e))?;
+    let bytes = mapped.bytes();
     let change = if runpath.is_empty() {
         RunpathChange::Remove
     } else {
@@ -311,7 +316,7 @@ fn set_runpath(path: &Path, runpath: &str) -> Result<(), Error> {
         path: path.to_owned(),
         problem: e.to_string(),
     };
-    let plan = cudapkgs_elf::patch::plan(&bytes, &changes).map_err(|e| elf(&e))?;
+    let plan = cudapkgs_elf::patch::plan(bytes, &changes).map_err(|e| elf(&e))?;
     cudapkgs_elf::write::rewrite(path, &plan).map_err(|e| Error::io(path, e))
 }
 

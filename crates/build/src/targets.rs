@@ -6,9 +6,6 @@ use std::path::Path;
 
 use cudapkgs_fatbin::{EntryKind, Gpu, ScanOptions};
 
-use crate::error::Error;
-use crate::prepare::files;
-
 /// The device code of a package's outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetReport {
@@ -20,58 +17,42 @@ pub struct TargetReport {
     pub kernels_checked: usize,
 }
 
-/// Reads every binary of the outputs under `root`.
-pub fn check_targets(
-    root: &Path,
-    outputs: &[&'static str],
-    gpus: &[Gpu],
-) -> Result<TargetReport, Error> {
-    let mut report = TargetReport::default();
-    for output in outputs {
-        let base = root.join(output);
-        for relative in files(&base)? {
-            let path = base.join(&relative);
-            if path.is_symlink() {
-                continue;
-            }
-            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let mapped = cudapkgs_tree::Mapped::open(&file).map_err(|e| Error::io(&path, e))?;
-            let bytes = mapped.bytes();
-            if cudapkgs_fatbin::sniff(bytes).is_none() {
-                continue;
-            }
-            let options = ScanOptions {
-                kernels: !gpus.is_empty(),
-            };
-            let Ok(scan) = cudapkgs_fatbin::scan(bytes, options) else {
-                continue;
-            };
-            let architectures: BTreeSet<String> = scan
-                .entries()
-                .filter(|e| matches!(e.kind, EntryKind::Sass | EntryKind::Ptx))
-                .map(|e| e.arch.clone())
-                .collect();
-            if architectures.is_empty() {
-                continue;
-            }
-            report
-                .architectures
-                .entry(output)
-                .or_default()
-                .extend(architectures);
-            for gpu in gpus {
-                for verdict in cudapkgs_fatbin::file_verdicts(&scan, *gpu) {
-                    report.kernels_checked += 1;
-                    if verdict.image.is_none() {
-                        report.missing.push((
-                            gpu.capability.to_string(),
-                            format!("{output}/{}", relative.display()),
-                            verdict.kernel,
-                        ));
-                    }
+impl TargetReport {
+    /// Adds what the file at `relative` in `output` (its bytes) carries; files without
+    /// device code add nothing.
+    pub fn add_file(&mut self, output: &'static str, relative: &Path, bytes: &[u8], gpus: &[Gpu]) {
+        if cudapkgs_fatbin::sniff(bytes).is_none() {
+            return;
+        }
+        let options = ScanOptions {
+            kernels: !gpus.is_empty(),
+        };
+        let Ok(scan) = cudapkgs_fatbin::scan(bytes, options) else {
+            return;
+        };
+        let architectures: BTreeSet<String> = scan
+            .entries()
+            .filter(|e| matches!(e.kind, EntryKind::Sass | EntryKind::Ptx))
+            .map(|e| e.arch.clone())
+            .collect();
+        if architectures.is_empty() {
+            return;
+        }
+        self.architectures
+            .entry(output)
+            .or_default()
+            .extend(architectures);
+        for gpu in gpus {
+            for verdict in cudapkgs_fatbin::file_verdicts(&scan, *gpu) {
+                self.kernels_checked += 1;
+                if verdict.image.is_none() {
+                    self.missing.push((
+                        gpu.capability.to_string(),
+                        format!("{output}/{}", relative.display()),
+                        verdict.kernel,
+                    ));
                 }
             }
         }
     }
-    Ok(report)
 }

@@ -3,13 +3,13 @@
 //! shared libraries it provides and the ones it needs from elsewhere.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cudapkgs_fatbin::{EntryKind, ScanOptions};
 use cudapkgs_tree::{Outcome, Walk};
 
 use crate::error::Error;
-use crate::split::{FixupOptions, OutputLocations, fix_up, output_of};
+use crate::split::{FixupOptions, OutputLocations, files, fix_up, output_of};
 use crate::unpack::{Limits, unpack};
 
 /// The features of one package tree.
@@ -75,9 +75,7 @@ struct FileFeatures {
 /// Reads the features of the (unpacked, fixed-up) package at `root`.
 pub fn of_tree(root: &Path, threads: usize) -> Result<Features, Error> {
     let mut features = Features::default();
-    let mut files = Vec::new();
-    list(root, root, &mut files)?;
-    for file in &files {
+    for file in &files(root)? {
         features.outputs.insert(output_of(file));
     }
     let walk = Walk {
@@ -151,17 +149,4 @@ pub fn of_archive(archive: &Path) -> Result<Features, Error> {
 fn in_stubs(root: &Path, display: &str) -> bool {
     let path = Path::new(display);
     output_of(path.strip_prefix(root).unwrap_or(path)) == "stubs"
-}
-
-fn list(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), Error> {
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        if entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir() {
-            list(root, &path, found)?;
-        } else {
-            found.push(path.strip_prefix(root).unwrap_or(&path).to_owned());
-        }
-    }
-    Ok(())
 }

@@ -302,10 +302,8 @@ pub fn split(
             std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
         ));
     }
-    let mut files = Vec::new();
-    list_files(root, root, &mut files)?;
     let mut by_output: BTreeMap<&'static str, Vec<PathBuf>> = BTreeMap::new();
-    for file in files {
+    for file in files(root)? {
         by_output.entry(output_of(&file)).or_default().push(file);
     }
     let parent = out_dir.parent().unwrap_or(Path::new("."));
@@ -398,8 +396,14 @@ fn place(source: &Path, destination: &Path, consume: bool) -> Result<u64, Error>
     })
 }
 
-/// Files and links under `dir`, relative to `root`, sorted; folders are implied.
-fn list_files(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), Error> {
+/// Files and links under `root`, relative to it, sorted; folders are implied.
+pub fn files(root: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut found = Vec::new();
+    collect_files(root, root, &mut found)?;
+    Ok(found)
+}
+
+fn collect_files(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), Error> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .collect::<Result<_, _>>()
@@ -408,7 +412,7 @@ fn list_files(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), E
     for entry in entries {
         let path = entry.path();
         if entry.file_type().map_err(io(&path))?.is_dir() {
-            list_files(root, &path, found)?;
+            collect_files(root, &path, found)?;
         } else {
             found.push(path.strip_prefix(root).unwrap_or(&path).to_owned());
         }
