@@ -8,14 +8,13 @@ use cudapkgs_caps::DEFAULT_CUDA;
 use cudapkgs_fatbin::Gpu;
 use cudapkgs_redist::fetch::{Fetcher, Request};
 use cudapkgs_redist::pypi;
-use cudapkgs_redist::source::{Mirror, NVIDIA_BASE_URL};
 
-use super::redist::{ProgressLine, failure, fetcher_at, pip_index_url, this_system};
+use super::redist::{ProgressLine, failure, fetcher_at, mirror_at, pip_index_url, this_system};
 use super::store::open_store;
+use super::wheel::{parse_spec, resolve_wheel};
 use crate::cli::{BuildArgs, BuildSource};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
-use crate::settings::process_env;
 
 /// A package resolved to what will be downloaded.
 struct Resolved {
@@ -234,23 +233,15 @@ fn resolve_wheels(
     let index = args.index_url.clone().unwrap_or_else(pip_index_url);
     let mut resolved = Vec::new();
     for spec in packages {
-        let (name, version) = match spec.split_once("==") {
-            Some((name, version)) => (name, Some(version)),
-            None => (spec.as_str(), None),
-        };
-        let project = pypi::wheel_name(name, major).ok_or_else(|| {
-            CliError::new(format!("{name}: no wheel is known for this package"))
-                .with_hint("use a redist name such as cuda_cudart, libcublas, cuda_nvrtc, cudnn")
-        })?;
-        let wheels = pypi::wheels(fetcher, &index, &project).map_err(|error| failure(&error))?;
-        let wheel = pypi::pick(&wheels, version, system).ok_or_else(|| {
-            CliError::new(format!(
-                "{project}: no wheel for {system}{}",
-                version
-                    .map(|v| format!(" of version {v}"))
-                    .unwrap_or_default()
-            ))
-        })?;
+        let (name, version) = parse_spec(spec);
+        if pypi::wheel_name(name, major).is_none() {
+            return Err(
+                CliError::new(format!("{name}: no wheel is known for this package")).with_hint(
+                    "use a redist name such as cuda_cudart, libcublas, cuda_nvrtc, cudnn",
+                ),
+            );
+        }
+        let wheel = resolve_wheel(fetcher, &index, name, version, major, system)?;
         resolved.push(Resolved {
             package: name.to_owned(),
             version: wheel.version.clone(),
@@ -267,12 +258,7 @@ fn resolve_archives(
     major: u32,
     system: &str,
 ) -> CliResult<Vec<Resolved>> {
-    let base = args
-        .base_url
-        .clone()
-        .or_else(|| process_env("CUDAPKGS_REDIST_URL"))
-        .unwrap_or_else(|| NVIDIA_BASE_URL.to_owned());
-    let mirror = Mirror::new(&base);
+    let mirror = mirror_at(args.base_url.as_deref());
     let manifest = mirror
         .manifest(fetcher, "cuda", &args.cuda)
         .map_err(|error| {

@@ -44,9 +44,13 @@ pub fn fetcher_at(cache: Option<&PathBuf>) -> CliResult<Fetcher> {
 }
 
 pub fn mirror(source: &RedistSource) -> Mirror {
-    let base = source
-        .base_url
-        .clone()
+    mirror_at(source.base_url.as_deref())
+}
+
+/// `--base-url`, else `$CUDAPKGS_REDIST_URL`, else NVIDIA's server.
+pub fn mirror_at(base_url: Option<&str>) -> Mirror {
+    let base = base_url
+        .map(str::to_owned)
         .or_else(|| process_env("CUDAPKGS_REDIST_URL"))
         .unwrap_or_else(|| NVIDIA_BASE_URL.to_owned());
     Mirror::new(&base)
