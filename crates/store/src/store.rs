@@ -161,13 +161,19 @@ impl Store {
         }
     }
 
-    /// A new private work folder (see `WorkDir`).
-    pub fn work_dir(&self) -> Result<WorkDir, Error> {
-        let path = self.physical(&self.folder).join(format!(
-            "{TEMP_PREFIX}{}-{}-work",
+    /// A fresh temporary name in the store folder: the prefix, this process (so that an
+    /// open of the store can tell a dead process's temporaries), a unique part, `suffix`.
+    fn temporary(&self, suffix: &str) -> PathBuf {
+        self.physical(&self.folder).join(format!(
+            "{TEMP_PREFIX}{}-{}{suffix}",
             std::process::id(),
             unique()
-        ));
+        ))
+    }
+
+    /// A new private work folder (see `WorkDir`).
+    pub fn work_dir(&self) -> Result<WorkDir, Error> {
+        let path = self.temporary("-work");
         std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
         Ok(WorkDir { path })
     }
@@ -248,8 +254,7 @@ impl Store {
                 .filter_map(|info| Some((hash_part(&info.path)?, info.path)))
                 .collect(),
         };
-        let folder = self.physical(&self.folder);
-        let work = folder.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), unique()));
+        let work = self.temporary("");
         let mut staged = work.as_os_str().to_owned();
         staged.push("-tree");
         let staged = PathBuf::from(staged);
