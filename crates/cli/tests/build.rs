@@ -89,33 +89,25 @@ fn real_packages_build_deterministically_with_small_closures() {
     let server = Server::start(&mirror, &dir.path().join("log"), None);
     let url = server.url();
     let cache = dir.path().join("cache");
-    let args = |root: &Path| -> Vec<String> {
-        [
-            "--source",
-            "nvidia",
-            "--cuda",
-            "13.0.2",
-            "--base-url",
-            &url,
-            "--cache",
-            s(&cache),
+    let args = |root: &Path| {
+        let rest = [
             "--store-dir",
             "/nix/store",
             "--root",
             s(root),
             "--gpu",
             "H100",
-            "cuda_cudart",
-            "cuda_nvrtc",
-        ]
-        .map(str::to_owned)
-        .to_vec()
+        ];
+        nvidia_args(
+            &url,
+            "13.0.2",
+            &cache,
+            &[&rest[..], &["cuda_cudart", "cuda_nvrtc"]].concat(),
+        )
     };
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    let first_args = args(&a);
-    let first = build_json(&first_args.iter().map(String::as_str).collect::<Vec<_>>());
-    let second_args = args(&b);
-    let second = build_json(&second_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let first = build_json(&strs(&args(&a)));
+    let second = build_json(&strs(&args(&b)));
     assert_eq!(first, second, "two stores, the same paths");
     let cudart = &first[0];
     assert_eq!(cudart["package"], "cuda_cudart");
@@ -194,23 +186,28 @@ const SYSTEM: &[&str] = &[
     "ld-linux-x86-64.so.2",
 ];
 
-/// Build arguments for the three-package `mirror` (a `file://` one), its cache and store.
-fn source_args(mirror: &Path, cache: &Path, store: &Path) -> Vec<String> {
-    let base = format!("file://{}", mirror.display());
-    [
+/// `--source nvidia --cuda CUDA --base-url BASE --cache CACHE` and then `rest`.
+fn nvidia_args(base: &str, cuda: &str, cache: &Path, rest: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "--source",
         "nvidia",
         "--cuda",
-        "1.0.0",
+        cuda,
         "--base-url",
-        &base,
+        base,
         "--cache",
         s(cache),
-        "--store-dir",
-        s(store),
     ]
     .map(str::to_owned)
-    .to_vec()
+    .to_vec();
+    args.extend(rest.iter().map(|a| (*a).to_owned()));
+    args
+}
+
+/// Build arguments for the three-package `mirror` (a `file://` one), its cache and store.
+fn source_args(mirror: &Path, cache: &Path, store: &Path) -> Vec<String> {
+    let base = format!("file://{}", mirror.display());
+    nvidia_args(&base, "1.0.0", cache, &["--store-dir", s(store)])
 }
 
 fn strs(args: &[String]) -> Vec<&str> {
@@ -410,12 +407,7 @@ fn libraries_needed_from_other_packages_resolve_through_runpaths_alone() {
     // References follow the runpaths: bar's lib needs foo's lib, bin needs bar's lib.
     let (_, closure, _) = run(&["--json", "closure", "--store-dir", s(&store), bar_bin]);
     let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
-    let mut paths: Vec<&str> = closure["paths"]
-        .as_array()
-        .expect("paths")
-        .iter()
-        .map(|p| p["path"].as_str().expect("path"))
-        .collect();
+    let mut paths: Vec<&str> = common::closure_paths(&closure);
     paths.sort_unstable();
     let mut expected = vec![
         foo_lib,
@@ -506,19 +498,13 @@ fn cublas_lib_closure_is_the_library_alone() {
     let dir = tempfile::tempdir().expect("temp");
     let store = dir.path().join("store");
     let base = format!("file://{}", mirror.display());
-    let built = build_json(&[
-        "--source",
-        "nvidia",
-        "--cuda",
-        "13.0.2",
-        "--base-url",
+    let args = nvidia_args(
         &base,
-        "--cache",
-        s(&dir.path().join("cache")),
-        "--store-dir",
-        s(&store),
-        "libcublas",
-    ]);
+        "13.0.2",
+        &dir.path().join("cache"),
+        &["--store-dir", s(&store), "libcublas"],
+    );
+    let built = build_json(&strs(&args));
     let lib = output(&built, "libcublas", "lib");
     let (code, closure, _) = run(&["--json", "closure", "--store-dir", s(&store), lib]);
     assert_eq!(code, 0);
@@ -578,26 +564,20 @@ fn a_build_killed_at_any_moment_resumes_to_the_same_paths() {
     let dir = tempfile::tempdir().expect("temp");
     let base = format!("file://{}", mirror.display());
     let cache = dir.path().join("cache");
-    let args = |root: &Path| -> Vec<String> {
-        [
-            "build",
-            "--source",
-            "nvidia",
-            "--cuda",
-            "13.0.2",
-            "--base-url",
-            &base,
-            "--cache",
-            s(&cache),
+    let args = |root: &Path| {
+        let rest = [
             "--store-dir",
             "/nix/store",
             "--root",
             s(root),
             "cuda_cudart",
             "cuda_nvrtc",
+        ];
+        [
+            vec!["build".to_owned()],
+            nvidia_args(&base, "13.0.2", &cache, &rest),
         ]
-        .map(str::to_owned)
-        .to_vec()
+        .concat()
     };
     let reference_root = dir.path().join("reference");
     let started = std::time::Instant::now();

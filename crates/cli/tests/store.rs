@@ -452,12 +452,7 @@ fn assert_closure_equals_nix(ours: &Path, theirs: &Path, path: &str, count: usiz
     ]);
     assert_eq!(code, 0);
     let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
-    let mut ours_closure: Vec<&str> = closure["paths"]
-        .as_array()
-        .expect("paths")
-        .iter()
-        .map(|p| p["path"].as_str().expect("path"))
-        .collect();
+    let mut ours_closure: Vec<&str> = common::closure_paths(&closure);
     let sizes: Vec<u64> = closure["paths"]
         .as_array()
         .expect("paths")

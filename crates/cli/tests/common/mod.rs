@@ -26,6 +26,16 @@ pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The store paths of a `cudapkgs --json closure` report, in its order.
+pub(crate) fn closure_paths(closure: &serde_json::Value) -> Vec<&str> {
+    closure["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .map(|p| p["path"].as_str().expect("path"))
+        .collect()
+}
+
 /// A path as a command-line argument.
 pub(crate) fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
