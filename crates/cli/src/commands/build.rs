@@ -80,7 +80,9 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
     }
     inputs.extend(local);
     let mut store = open_store(&args.location)?;
-    let driver_dir = driver_dir(&args.driver_dir)?;
+    let driver_dir = super::patch::driver_dir(Some(&args.driver_dir))?
+        .display()
+        .to_string();
     let options = Options {
         driver_dir,
         gpus: capabilities
@@ -97,19 +99,6 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
     let built =
         build(&mut store, &inputs, &options).map_err(|error| CliError::new(error.to_string()))?;
     report(&built, output)
-}
-
-/// `--driver-dir`: a folder, or `host` for where this machine's driver library is.
-fn driver_dir(given: &str) -> CliResult<String> {
-    if given != "host" {
-        return Ok(given.to_owned());
-    }
-    cudapkgs_elf::auto::host_driver_dir()
-        .map(|dir| dir.display().to_string())
-        .ok_or_else(|| {
-            CliError::new("--driver-dir host: no libcuda.so.1 on this machine")
-                .with_hint("name the driver's folder")
-        })
 }
 
 /// `--dry-run`: what would be fetched (and whether it is cached) and built.

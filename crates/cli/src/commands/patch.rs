@@ -167,19 +167,25 @@ fn read_file(path: &Path) -> Result<DynamicInfo, String> {
     read_dynamic(map(path)?.bytes()).map_err(|error| error.to_string())
 }
 
+/// `--driver-dir`: a folder, `host` for where this machine's driver library is, or
+/// NixOS's driver folder when not given.
+pub fn driver_dir(given: Option<&str>) -> CliResult<PathBuf> {
+    match given {
+        Some("host") => host_driver_dir().ok_or_else(|| {
+            CliError::new("no libcuda.so.1 on this machine (outside stub folders)")
+                .with_hint("install the NVIDIA driver, or pass --driver-dir DIR")
+        }),
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => Ok(PathBuf::from(DEFAULT_DRIVER_DIR)),
+    }
+}
+
 type PlannedChanges = Vec<(PathBuf, Result<Changes, String>)>;
 
 /// Runpaths for every ELF file of the named trees; the inner error lists the needed
 /// libraries found nowhere.
 fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>> {
-    let driver_dir = match args.driver_dir.as_deref() {
-        Some("host") => host_driver_dir().ok_or_else(|| {
-            CliError::new("no libcuda.so.1 on this machine (outside stub folders)")
-                .with_hint("install the NVIDIA driver, or pass --driver-dir DIR")
-        })?,
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(DEFAULT_DRIVER_DIR),
-    };
+    let driver_dir = driver_dir(args.driver_dir.as_deref())?;
     let system = SearchPaths {
         system: if args.no_system {
             Vec::new()
