@@ -5,6 +5,7 @@
 //! mapped, never read whole into memory. Wheel and zip members that hold binaries are
 //! copied to a temporary file and mapped like any other file.
 
+pub mod dir;
 mod rewrite;
 
 pub use rewrite::{Rewrite, copy_tree, rewrite_file};
