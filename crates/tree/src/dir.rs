@@ -568,6 +568,34 @@ impl Dir {
     }
 }
 
+/// Opens the regular file a user named at `path` (a link there is followed: it was named)
+/// for reading. A FIFO, device or folder is refused at once, never waited on or read.
+pub fn open_named_file(path: &Path) -> io::Result<File> {
+    // Devices are not even opened (an open alone can act on some); the type is checked
+    // again on the open file in case the name changed meanwhile.
+    let named = Kind::of(FileType::from_raw_mode(rustix::fs::stat(path)?.st_mode));
+    if named != Kind::File {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is {}, not a file", path.display(), named.described()),
+        ));
+    }
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let kind = Kind::of(FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode));
+    if kind != Kind::File {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is {}, not a file", path.display(), kind.described()),
+        ));
+    }
+    rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
+    Ok(File::from(fd))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Resolution {
     Inside,

@@ -7,6 +7,7 @@
 
 pub mod dir;
 mod rewrite;
+pub mod scratch;
 
 pub use rewrite::{Rewrite, copy_tree, rewrite_file};
 
