@@ -471,6 +471,12 @@ impl Dir {
         Ok(())
     }
 
+    /// Sets the permission bits of this folder itself.
+    pub fn set_own_mode(&self, mode: u32) -> io::Result<()> {
+        rustix::fs::fchmod(&self.fd, Mode::from_raw_mode(mode))?;
+        Ok(())
+    }
+
     /// Files and links under the folder, relative to it, in name order; folders are
     /// implied and never followed through links.
     pub fn files(&self) -> io::Result<Vec<PathBuf>> {

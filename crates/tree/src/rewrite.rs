@@ -5,7 +5,10 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+use crate::dir::Dir;
 
 /// Positional changes to a file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,30 +60,67 @@ pub fn rewrite_file(path: &Path, rewrite: &Rewrite) -> io::Result<()> {
 
 /// Copies a file or a folder tree to `to`, which must not exist: files with their
 /// permissions, symbolic links as links, folders made writable by their owner (so that
-/// the copy of a read-only tree, such as a store output, can be changed).
+/// the copy of a read-only tree, such as a store output, can be changed). `from` itself
+/// is followed when it is a link (it was named); nothing below it is. FIFOs, sockets and
+/// devices are refused, never opened.
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     if to.symlink_metadata().is_ok() {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             format!("{} already exists", to.display()),
         ));
     }
-    let metadata = from.symlink_metadata()?;
-    if metadata.file_type().is_symlink() {
-        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
-    } else if metadata.is_dir() {
-        std::fs::create_dir(to)?;
-        let mut children: Vec<_> = std::fs::read_dir(from)?.collect::<Result<_, _>>()?;
-        children.sort_by_key(std::fs::DirEntry::file_name);
-        for child in children {
-            copy_tree(&child.path(), &to.join(child.file_name()))?;
-        }
-        let mode = metadata.permissions().mode() | 0o700;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
-    } else {
-        std::fs::copy(from, to).map(|_| ())
+    let metadata = std::fs::metadata(from)?;
+    if !metadata.is_dir() {
+        let mut source = crate::dir::open_named_file(from)?;
+        let parent = to.parent().filter(|p| !p.as_os_str().is_empty());
+        let parent = Dir::open(parent.unwrap_or(Path::new(".")))?;
+        let name = Path::new(to.file_name().unwrap_or_default());
+        let mut copy = parent.create_file(name, metadata.permissions().mode() & 0o7777)?;
+        io::copy(&mut source, &mut copy)?;
+        return Ok(());
     }
+    let source = Dir::open(from)?;
+    std::fs::create_dir(to)?;
+    let copy = Dir::open(to)?;
+    copy_folder(&source, &copy, Path::new(""))?;
+    let mode = metadata.permissions().mode() & 0o7777 | 0o700;
+    copy.set_own_mode(mode)?;
+    Ok(())
+}
+
+/// Copies the contents of the folder `relative` of `source` into the same place in `copy`.
+fn copy_folder(source: &Dir, copy: &Dir, relative: &Path) -> io::Result<()> {
+    use crate::dir::Kind;
+    for (name, kind) in source.entries(relative)? {
+        let path = relative.join(&name);
+        match kind {
+            Kind::Symlink => copy.symlink(&source.read_link(&path)?, &path)?,
+            Kind::Folder => {
+                let mode = source.status(&path)?.map_or(0o755, |s| s.mode);
+                copy.create_dir(&path, 0o700)?;
+                copy_folder(source, copy, &path)?;
+                copy.open_dir(&path)?.set_own_mode(mode | 0o700)?;
+            }
+            Kind::File => {
+                let mut from = source.open_file(&path)?;
+                let mode = from.metadata()?.permissions().mode() & 0o7777;
+                // Copies in the kernel (copy_file_range) where the file system allows.
+                io::copy(&mut from, &mut copy.create_file(&path, mode)?)?;
+            }
+            Kind::Special(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is {}, which cannot be copied",
+                        source.path().join(&path).display(),
+                        kind.described()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Frees the whole pages inside `[offset, offset + len)`; the range reads as zeros
@@ -133,6 +173,36 @@ mod tests {
         );
         std::fs::set_permissions(from.join("lib"), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
+    }
+
+    #[test]
+    fn copies_never_follow_links_or_open_special_files() {
+        let dir = tempfile::tempdir().expect("temp");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).expect("mkdir");
+        std::fs::write(outside.join("secret"), b"s").expect("write");
+        let from = dir.path().join("from");
+        std::fs::create_dir(&from).expect("mkdir");
+        std::os::unix::fs::symlink(&outside, from.join("pkg-config")).expect("link");
+        let to = dir.path().join("to");
+        copy_tree(&from, &to).expect("copy");
+        assert_eq!(
+            std::fs::read_link(to.join("pkg-config")).expect("a link"),
+            outside,
+            "copied as a link, not as the folder it names"
+        );
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            from.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .expect("mkfifo");
+        let error = copy_tree(&from, &dir.path().join("again")).expect_err("refused");
+        assert!(error.to_string().contains("is a FIFO"), "{error}");
+        let error = copy_tree(&from.join("fifo"), &dir.path().join("f")).expect_err("refused");
+        assert!(error.to_string().contains("is a FIFO"), "{error}");
     }
 
     #[test]
