@@ -70,7 +70,7 @@ pub fn prepare(
     };
     fix_up(&tree, &options)?;
     let root = work.join("outputs");
-    let outputs: Vec<&'static str> = split(&tree, &root, true, false)?
+    let outputs: Vec<&'static str> = split(&tree, &root, false)?
         .iter()
         .map(|o| o.name)
         .collect();

@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+use cudapkgs_tree::dir::Dir;
+use cudapkgs_tree::scratch::Scratch;
+
 use crate::error::Error;
 use crate::split::{FixupOptions, Output, OutputLocations, fix_up, split};
 use crate::unpack::{Limits, unpack};
@@ -13,9 +16,13 @@ pub struct Split {
     pub outputs: Vec<Output>,
 }
 
-/// Unpacks `source` (an archive, or a folder that is copied) and splits it into
-/// `out_dir/<output>/`, which appears whole or not at all. pkg-config files name the
-/// outputs under `out_dir`.
+/// The prefix of the work folders a split of a package leaves beside `out_dir` while it
+/// runs (removed by the next split there if its process was killed).
+const WORK_PREFIX: &str = ".cudapkgs-package-";
+
+/// Unpacks `source` (an archive, or a folder that is copied: it is read, never changed,
+/// and no link in it is followed) and splits it into `out_dir/<output>/`, which appears
+/// whole or not at all. pkg-config files name the outputs under `out_dir`.
 pub fn split_package(
     source: &Path,
     out_dir: &Path,
@@ -25,13 +32,19 @@ pub fn split_package(
     let parent = out_dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let out_dir = std::path::absolute(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let work = tempfile::Builder::new()
-        .prefix(".cudapkgs-package-")
-        .tempdir_in(parent)
+    cudapkgs_tree::scratch::remove_abandoned(parent, WORK_PREFIX)
         .map_err(|e| Error::io(parent, e))?;
+    let work = Scratch::create(parent, WORK_PREFIX).map_err(|e| Error::io(parent, e))?;
     let tree = work.path().join("tree");
-    if source.is_dir() {
+    if std::fs::metadata(source).is_ok_and(|m| m.is_dir()) {
         cudapkgs_tree::copy_tree(source, &tree).map_err(|e| Error::io(source, e))?;
+        let copied = Dir::open(&tree).map_err(|e| Error::io(source, e))?;
+        if let Some(escape) = copied.escaping_link().map_err(|e| Error::io(source, e))? {
+            return Err(Error::BadPackage {
+                path: source.to_owned(),
+                problem: crate::unpack::escaping(&escape),
+            });
+        }
     } else {
         unpack(source, &tree, limits)?;
     }
@@ -44,6 +57,6 @@ pub fn split_package(
         allow_usr,
     };
     let fixups = fix_up(&tree, &options)?;
-    let outputs = split(&tree, &out_dir, true, true)?;
+    let outputs = split(&tree, &out_dir, true)?;
     Ok(Split { fixups, outputs })
 }

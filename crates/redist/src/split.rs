@@ -13,6 +13,9 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use cudapkgs_tree::dir::{Dir, Kind};
+use cudapkgs_tree::scratch::Scratch;
+
 use crate::error::Error;
 
 /// The outputs, in Nixpkgs' order.
@@ -79,13 +82,16 @@ pub struct FixupOptions {
 }
 
 /// Applies the fix-ups to the package tree at `root`, in place; returns what was done.
+/// Every step works through a handle on `root` and follows no link: a link where a
+/// fix-up expects a folder (`nvidia`, `lib`, `pkg-config`) is left as it is.
 pub fn fix_up(root: &Path, options: &FixupOptions) -> Result<Vec<String>, Error> {
+    let dir = Dir::open(root).map_err(io(root))?;
     let mut done = Vec::new();
-    wheel_to_nvidia_layout(root, &mut done)?;
-    flatten_cuda_major(root, &mut done)?;
-    move_pkg_config(root, &options.locations, &mut done)?;
+    wheel_to_nvidia_layout(&dir, &mut done)?;
+    flatten_cuda_major(&dir, &mut done)?;
+    move_pkg_config(&dir, &options.locations, &mut done)?;
     if !options.allow_usr {
-        refuse_usr(root, root)?;
+        refuse_usr(&dir)?;
     }
     Ok(done)
 }
@@ -94,105 +100,115 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
+/// An I/O error at `relative` under `dir`, named by its full path.
+fn io_at<'a>(dir: &'a Dir, relative: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
+    move |e| Error::io(&dir.path().join(relative), e)
+}
+
+fn is_folder(dir: &Dir, relative: &Path) -> Result<bool, Error> {
+    Ok(dir.kind(relative).map_err(io_at(dir, relative))? == Some(Kind::Folder))
+}
+
 /// A wheel (`nvidia/<component>/{lib,include,bin}` beside `*.dist-info/`) takes NVIDIA's
 /// archive layout: the component folders' contents at the top, the licence as `LICENSE`,
 /// the wheel's metadata dropped.
-fn wheel_to_nvidia_layout(root: &Path, done: &mut Vec<String>) -> Result<(), Error> {
-    let nvidia = root.join("nvidia");
-    let mut metadata = Vec::new();
-    for entry in std::fs::read_dir(root).map_err(io(root))? {
-        let entry = entry.map_err(io(root))?;
-        if entry.file_name().to_string_lossy().ends_with(".dist-info") {
-            metadata.push(entry.path());
-        }
-    }
-    if !nvidia.is_dir() || metadata.is_empty() {
+fn wheel_to_nvidia_layout(dir: &Dir, done: &mut Vec<String>) -> Result<(), Error> {
+    let top = Path::new("");
+    let metadata: Vec<PathBuf> = dir
+        .entries(top)
+        .map_err(io_at(dir, top))?
+        .into_iter()
+        .filter(|(name, kind)| {
+            *kind == Kind::Folder && name.to_string_lossy().ends_with(".dist-info")
+        })
+        .map(|(name, _)| PathBuf::from(name))
+        .collect();
+    let nvidia = Path::new("nvidia");
+    if !is_folder(dir, nvidia)? || metadata.is_empty() {
         return Ok(());
     }
-    for component in std::fs::read_dir(&nvidia).map_err(io(&nvidia))? {
-        let component = component.map_err(io(&nvidia))?.path();
-        if !component.is_dir() {
+    for (component, kind) in dir.entries(nvidia).map_err(io_at(dir, nvidia))? {
+        if kind != Kind::Folder {
             continue;
         }
-        merge_into(&component, root)?;
+        merge_into(dir, &nvidia.join(&component), top)?;
         done.push(format!(
             "moved nvidia/{}/ to the top",
-            component.file_name().unwrap_or_default().to_string_lossy()
+            component.to_string_lossy()
         ));
     }
+    let license = Path::new("LICENSE");
     for info in &metadata {
         for name in ["licenses/License.txt", "LICENSE", "License.txt"] {
-            let license = info.join(name);
-            if license.is_file() && !root.join("LICENSE").exists() {
-                std::fs::rename(&license, root.join("LICENSE")).map_err(io(&license))?;
+            let candidate = info.join(name);
+            let is_file = dir.kind(&candidate).map_err(io_at(dir, &candidate))? == Some(Kind::File);
+            if is_file && dir.kind(license).map_err(io_at(dir, license))?.is_none() {
+                dir.rename_new(&candidate, dir, license)
+                    .map_err(io_at(dir, &candidate))?;
             }
         }
-        remove_all(info)?;
+        dir.remove_all(info).map_err(io_at(dir, info))?;
     }
-    remove_all(&nvidia)
+    dir.remove_all(nvidia).map_err(io_at(dir, nvidia))
 }
 
-/// Moves everything under `from` into `to`, merging folders; a file that would replace
-/// another is refused.
-fn merge_into(from: &Path, to: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(to).map_err(io(to))?;
-    for entry in std::fs::read_dir(from).map_err(io(from))? {
-        let entry = entry.map_err(io(from))?;
-        let source = entry.path();
-        let destination = to.join(entry.file_name());
-        let is_dir = entry.file_type().map_err(io(&source))?.is_dir();
-        if is_dir && destination.is_dir() {
-            merge_into(&source, &destination)?;
-        } else if destination.symlink_metadata().is_ok() {
-            return Err(Error::BadPackage {
-                path: source,
-                problem: format!("would replace {}", destination.display()),
-            });
-        } else {
-            std::fs::rename(&source, &destination).map_err(io(&destination))?;
+/// Moves everything under `from` into `to` (both relative to `dir`), merging folders; an
+/// entry that would replace another is refused.
+fn merge_into(dir: &Dir, from: &Path, to: &Path) -> Result<(), Error> {
+    dir.create_dir_all(to).map_err(io_at(dir, to))?;
+    for (name, kind) in dir.entries(from).map_err(io_at(dir, from))? {
+        let source = from.join(&name);
+        let destination = to.join(&name);
+        let present = dir.kind(&destination).map_err(io_at(dir, &destination))?;
+        match present {
+            Some(Kind::Folder) if kind == Kind::Folder => merge_into(dir, &source, &destination)?,
+            Some(_) => {
+                return Err(Error::BadPackage {
+                    path: dir.path().join(&source),
+                    problem: format!("would replace {}", dir.path().join(&destination).display()),
+                });
+            }
+            None => dir
+                .rename_new(&source, dir, &destination)
+                .map_err(io_at(dir, &destination))?,
         }
     }
     Ok(())
 }
 
-fn remove_all(path: &Path) -> Result<(), Error> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
-        _ => Ok(()),
-    }
-}
-
 /// `lib/12/…` → `lib/…` (cuDNN and others keep per-CUDA folders).
-fn flatten_cuda_major(root: &Path, done: &mut Vec<String>) -> Result<(), Error> {
-    let lib = root.join("lib");
-    let Ok(entries) = std::fs::read_dir(&lib) else {
+fn flatten_cuda_major(dir: &Dir, done: &mut Vec<String>) -> Result<(), Error> {
+    let lib = Path::new("lib");
+    if !is_folder(dir, lib)? {
         return Ok(());
-    };
-    for entry in entries {
-        let entry = entry.map_err(io(&lib))?;
-        let name = entry.file_name();
+    }
+    for (name, kind) in dir.entries(lib).map_err(io_at(dir, lib))? {
         let is_major = name
             .to_str()
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if !is_major || !entry.file_type().map_err(io(&lib))?.is_dir() {
+        if !is_major || kind != Kind::Folder {
             continue;
         }
-        let folder = entry.path();
-        for inner in std::fs::read_dir(&folder).map_err(io(&folder))? {
-            let inner = inner.map_err(io(&folder))?;
-            let destination = lib.join(inner.file_name());
-            if destination.symlink_metadata().is_ok() {
+        let folder = lib.join(&name);
+        for (inner, _) in dir.entries(&folder).map_err(io_at(dir, &folder))? {
+            let destination = lib.join(&inner);
+            if dir
+                .kind(&destination)
+                .map_err(io_at(dir, &destination))?
+                .is_some()
+            {
                 return Err(Error::BadPackage {
-                    path: inner.path(),
+                    path: dir.path().join(folder.join(&inner)),
                     problem: format!(
                         "flattening into lib/ would replace {}",
-                        destination.display()
+                        dir.path().join(&destination).display()
                     ),
                 });
             }
-            std::fs::rename(inner.path(), &destination).map_err(io(&destination))?;
+            dir.rename_new(&folder.join(&inner), dir, &destination)
+                .map_err(io_at(dir, &destination))?;
         }
-        std::fs::remove_dir(&folder).map_err(io(&folder))?;
+        dir.remove_dir(&folder).map_err(io_at(dir, &folder))?;
         done.push(format!(
             "flattened lib/{} into lib/",
             name.to_string_lossy()
@@ -201,31 +217,45 @@ fn flatten_cuda_major(root: &Path, done: &mut Vec<String>) -> Result<(), Error> 
     Ok(())
 }
 
+/// The most bytes of a pkg-config or CMake file read.
+const MAX_TEXT_FILE: u64 = 16 << 20;
+
 /// `pkg-config/*.pc` → `share/pkgconfig/`, with their folders rewritten.
-fn move_pkg_config(root: &Path, at: &OutputLocations, done: &mut Vec<String>) -> Result<(), Error> {
-    let source = root.join("pkg-config");
-    if !source.is_dir() {
+fn move_pkg_config(dir: &Dir, at: &OutputLocations, done: &mut Vec<String>) -> Result<(), Error> {
+    let source = Path::new("pkg-config");
+    if !is_folder(dir, source)? {
         return Ok(());
     }
-    let target = root.join("share/pkgconfig");
-    std::fs::create_dir_all(&target).map_err(io(&target))?;
-    for entry in std::fs::read_dir(&source).map_err(io(&source))? {
-        let entry = entry.map_err(io(&source))?;
-        let path = entry.path();
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let target = Path::new("share/pkgconfig");
+    dir.create_dir_all(target).map_err(io_at(dir, target))?;
+    for (name, kind) in dir.entries(source).map_err(io_at(dir, source))? {
+        let path = source.join(&name);
+        if kind != Kind::File {
+            return Err(Error::BadPackage {
+                path: dir.path().join(&path),
+                problem: format!("is {}; pkg-config files must be files", kind.described()),
+            });
+        }
+        let bytes = dir.read(&path, MAX_TEXT_FILE).map_err(io_at(dir, &path))?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::BadPackage {
+            path: dir.path().join(&path),
+            problem: "is not UTF-8 text".to_owned(),
+        })?;
         let rewritten: String = text
             .lines()
             .map(|line| rewrite_pc_line(line, at) + "\n")
             .collect();
-        let destination = target.join(entry.file_name());
-        std::fs::write(&destination, rewritten).map_err(io(&destination))?;
-        std::fs::remove_file(&path).map_err(io(&path))?;
+        let destination = target.join(&name);
+        dir.create_file(&destination, 0o644)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, rewritten.as_bytes()))
+            .map_err(io_at(dir, &destination))?;
+        dir.remove_file(&path).map_err(io_at(dir, &path))?;
         done.push(format!(
             "moved pkg-config/{0} to share/pkgconfig/{0}",
-            entry.file_name().to_string_lossy()
+            name.to_string_lossy()
         ));
     }
-    std::fs::remove_dir(&source).map_err(io(&source))?;
+    dir.remove_dir(source).map_err(io_at(dir, source))?;
     Ok(())
 }
 
@@ -247,24 +277,21 @@ fn rewrite_pc_line(line: &str, at: &OutputLocations) -> String {
 }
 
 /// pkg-config and CMake files must not send builds to the host's `/usr/`.
-fn refuse_usr(root: &Path, dir: &Path) -> Result<(), Error> {
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let entry = entry.map_err(io(dir))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(io(&path))?;
-        if kind.is_dir() {
-            refuse_usr(root, &path)?;
+fn refuse_usr(dir: &Dir) -> Result<(), Error> {
+    let top = Path::new("");
+    for relative in dir.files().map_err(io_at(dir, top))? {
+        if output_of(&relative) != "dev"
+            || dir.kind(&relative).map_err(io_at(dir, &relative))? != Some(Kind::File)
+        {
             continue;
         }
-        let relative = path.strip_prefix(root).unwrap_or(&path);
-        if !kind.is_file() || output_of(relative) != "dev" {
-            continue;
-        }
-        let text = std::fs::read(&path).map_err(io(&path))?;
+        let text = dir
+            .read(&relative, MAX_TEXT_FILE)
+            .map_err(io_at(dir, &relative))?;
         let text = String::from_utf8_lossy(&text);
         if let Some((number, line)) = text.lines().enumerate().find(|(_, l)| l.contains("/usr/")) {
             return Err(Error::BadPackage {
-                path: path.clone(),
+                path: dir.path().join(&relative),
                 problem: format!(
                     "line {}: `{}` refers to /usr/ (allow it with --allow-usr if that is intended)",
                     number + 1,
@@ -286,32 +313,31 @@ pub struct Output {
     pub bytes: u64,
 }
 
+/// The prefix of the work folders a split leaves beside `out_dir` while it runs.
+const WORK_PREFIX: &str = ".cudapkgs-split-";
+
 /// Splits the package tree at `root` into `out_dir/<output>/…` (`out_dir` must not
-/// exist; it appears whole or not at all). With `consume`, files are moved out of
-/// `root` rather than copied. With `link_outputs`, `out` also links every file of the
-/// other outputs (relative links, for a split folder; a store makes its own).
-pub fn split(
-    root: &Path,
-    out_dir: &Path,
-    consume: bool,
-    link_outputs: bool,
-) -> Result<Vec<Output>, Error> {
+/// exist; it appears whole or not at all), moving the files out of `root`. With
+/// `link_outputs`, `out` also links every file of the other outputs (relative links, for a
+/// split folder; a store makes its own). A link whose resolution leaves its output
+/// refuses the split.
+pub fn split(root: &Path, out_dir: &Path, link_outputs: bool) -> Result<Vec<Output>, Error> {
     if out_dir.symlink_metadata().is_ok() {
         return Err(Error::io(
             out_dir,
             std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
         ));
     }
+    let tree = Dir::open(root).map_err(io(root))?;
     let mut by_output: BTreeMap<&'static str, Vec<PathBuf>> = BTreeMap::new();
-    for file in files(root)? {
+    for file in tree.files().map_err(io(root))? {
         by_output.entry(output_of(&file)).or_default().push(file);
     }
     let parent = out_dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let work = tempfile::Builder::new()
-        .prefix(".cudapkgs-split-")
-        .tempdir_in(parent)
-        .map_err(io(parent))?;
+    cudapkgs_tree::scratch::remove_abandoned(parent, WORK_PREFIX).map_err(io(parent))?;
+    let scratch = Scratch::create(parent, WORK_PREFIX).map_err(io(parent))?;
+    let work = scratch.dir().map_err(io(parent))?;
     let mut outputs = Vec::new();
     for name in OUTPUTS {
         let Some(list) = by_output.get(name) else {
@@ -319,8 +345,25 @@ pub fn split(
         };
         let mut bytes = 0;
         for relative in list {
-            let destination = work.path().join(name).join(relative);
-            bytes += place(&root.join(relative), &destination, consume)?;
+            let destination = Path::new(name).join(relative);
+            if let Some(folder) = destination.parent() {
+                work.create_dir_all(folder).map_err(io_at(&work, folder))?;
+            }
+            let status = tree.status(relative).map_err(io_at(&tree, relative))?;
+            if let Some(status) = status.filter(|s| s.kind == Kind::File) {
+                bytes += status.size;
+            }
+            tree.rename_new(relative, &work, &destination)
+                .map_err(io_at(&work, &destination))?;
+        }
+        let output = work
+            .open_dir(Path::new(name))
+            .map_err(io_at(&work, Path::new(name)))?;
+        if let Some(escape) = output.escaping_link().map_err(io(output.path()))? {
+            return Err(Error::BadPackage {
+                path: root.to_owned(),
+                problem: format!("{} of output {name}", crate::unpack::escaping(&escape)),
+            });
         }
         outputs.push(Output {
             name,
@@ -329,20 +372,18 @@ pub fn split(
         });
     }
     if link_outputs {
-        link_compatibility_view(work.path(), &mut outputs)?;
+        link_compatibility_view(&work, &mut outputs)?;
     }
-    std::fs::rename(work.path(), out_dir).map_err(io(out_dir))?;
-    // The folder now lives at `out_dir`; nothing is left to clean.
-    let _ = work.keep();
+    std::fs::rename(scratch.path(), out_dir).map_err(io(out_dir))?;
     Ok(outputs)
 }
 
 /// `out` gets a link to every file of the other outputs, at the file's package path.
-fn link_compatibility_view(work: &Path, outputs: &mut Vec<Output>) -> Result<(), Error> {
+fn link_compatibility_view(work: &Dir, outputs: &mut Vec<Output>) -> Result<(), Error> {
     let mut links = Vec::new();
     for output in outputs.iter().filter(|o| o.name != "out") {
         for relative in &output.files {
-            let link = work.join("out").join(relative);
+            let link = Path::new("out").join(relative);
             let depth = relative.components().count();
             let mut target = PathBuf::new();
             for _ in 0..depth {
@@ -351,9 +392,9 @@ fn link_compatibility_view(work: &Path, outputs: &mut Vec<Output>) -> Result<(),
             target.push(output.name);
             target.push(relative);
             if let Some(parent) = link.parent() {
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
+                work.create_dir_all(parent).map_err(io_at(work, parent))?;
             }
-            std::os::unix::fs::symlink(&target, &link).map_err(io(&link))?;
+            work.symlink(&target, &link).map_err(io_at(work, &link))?;
             links.push(relative.clone());
         }
     }
@@ -375,49 +416,12 @@ fn link_compatibility_view(work: &Path, outputs: &mut Vec<Output>) -> Result<(),
     Ok(())
 }
 
-/// Moves or copies one file or link; returns the bytes of a regular file.
-fn place(source: &Path, destination: &Path, consume: bool) -> Result<u64, Error> {
-    if let Some(parent) = destination.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-    }
-    let metadata = source.symlink_metadata().map_err(io(source))?;
-    if consume {
-        std::fs::rename(source, destination).map_err(io(destination))?;
-    } else if metadata.file_type().is_symlink() {
-        let target = std::fs::read_link(source).map_err(io(source))?;
-        std::os::unix::fs::symlink(target, destination).map_err(io(destination))?;
-    } else {
-        std::fs::copy(source, destination).map_err(io(destination))?;
-    }
-    Ok(if metadata.is_file() {
-        metadata.len()
-    } else {
-        0
-    })
-}
-
-/// Files and links under `root`, relative to it, sorted; folders are implied.
+/// Files and links under `root`, relative to it, sorted; folders are implied and never
+/// followed through links.
 pub fn files(root: &Path) -> Result<Vec<PathBuf>, Error> {
-    let mut found = Vec::new();
-    collect_files(root, root, &mut found)?;
-    Ok(found)
-}
-
-fn collect_files(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .collect::<Result<_, _>>()
-        .map_err(io(dir))?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for entry in entries {
-        let path = entry.path();
-        if entry.file_type().map_err(io(&path))?.is_dir() {
-            collect_files(root, &path, found)?;
-        } else {
-            found.push(path.strip_prefix(root).unwrap_or(&path).to_owned());
-        }
-    }
-    Ok(())
+    Dir::open(root)
+        .and_then(|dir| dir.files())
+        .map_err(io(root))
 }
 
 #[cfg(test)]

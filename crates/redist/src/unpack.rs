@@ -1,14 +1,19 @@
 //! Unpacking tar.xz, tar.gz and zip (wheel) archives safely: no entry lands outside the
-//! target (no `..`, no absolute paths, no links that escape, no writes through links), no
-//! device files, a bound on the unpacked bytes, exec bits and symbolic links kept, and the
-//! archive's single top folder stripped. Everything is unpacked beside the target and
-//! renamed into place at the end: a refused or broken archive leaves nothing.
+//! target (no `..`, no absolute paths, nothing written through a link, no link whose
+//! resolution leaves the package), no device files or FIFOs, bounds on the unpacked bytes,
+//! the entries and the length of names and link targets, exec bits and symbolic links
+//! kept, and the archive's single top folder stripped. Everything is unpacked in a work
+//! folder beside the target and renamed into place at the end: a refused or broken
+//! archive leaves nothing.
 
-use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+use cudapkgs_tree::dir::{Dir, EscapingLink, Kind, MAX_LINK_TARGET};
+use cudapkgs_tree::scratch::Scratch;
 
 use crate::error::Error;
 
@@ -40,23 +45,27 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn detect(archive: &Path) -> Result<Format, Error> {
+    /// The format of an archive, by its first bytes (read at offset 0, whatever the
+    /// file's position).
+    pub fn of(file: &File) -> Option<Format> {
         let mut magic = [0u8; 6];
-        let mut file = File::open(archive).map_err(|e| Error::io(archive, e))?;
-        let n = file.read(&mut magic).map_err(|e| Error::io(archive, e))?;
+        let n = std::os::unix::fs::FileExt::read_at(file, &mut magic, 0).ok()?;
         match &magic[..n] {
-            [0xfd, b'7', b'z', b'X', b'Z', 0] => Ok(Format::TarXz),
-            [0x1f, 0x8b, ..] => Ok(Format::TarGz),
-            [b'P', b'K', 3, 4, ..] => Ok(Format::Zip),
-            _ => Err(Error::BadArchive {
-                archive: archive.to_owned(),
-                problem: "not a tar.xz, tar.gz or zip archive".to_owned(),
-            }),
+            [0xfd, b'7', b'z', b'X', b'Z', 0] => Some(Format::TarXz),
+            [0x1f, 0x8b, ..] => Some(Format::TarGz),
+            [b'P', b'K', 3, 4, ..] => Some(Format::Zip),
+            _ => None,
         }
     }
 }
 
 /// Unpacks `archive` into `target` (which must not exist), stripping a single top folder.
+///
+/// Every entry is written relative to a handle on a private work folder, and no link is
+/// followed on the way (`cudapkgs_tree::dir`), so nothing can land outside whatever the
+/// entries say. Once everything is unpacked, every link is resolved inside the package,
+/// following the links it meets; one that rises above the package (or loops) refuses the
+/// archive. Only then is the package renamed to `target`.
 pub fn unpack(archive: &Path, target: &Path, limits: Limits) -> Result<(), Error> {
     if target.symlink_metadata().is_ok() {
         return Err(Error::io(
@@ -64,84 +73,87 @@ pub fn unpack(archive: &Path, target: &Path, limits: Limits) -> Result<(), Error
             std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
         ));
     }
+    let file = cudapkgs_tree::dir::open_named_file(archive).map_err(|e| Error::io(archive, e))?;
+    let format = Format::of(&file).ok_or_else(|| Error::BadArchive {
+        archive: archive.to_owned(),
+        problem: "not a tar.xz, tar.gz or zip archive".to_owned(),
+    })?;
     let parent = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let work = tempfile::Builder::new()
-        .prefix(".cudapkgs-unpack-")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
-    let raw = work.path().join("raw");
-    std::fs::create_dir(&raw).map_err(|e| Error::io(&raw, e))?;
+    let work = Scratch::create(parent, WORK_PREFIX).map_err(|e| Error::io(parent, e))?;
     let bad = |problem: String| Error::BadArchive {
         archive: archive.to_owned(),
         problem,
     };
+    let io_at = |e: std::io::Error| Error::io(&work.path(), e);
+    let dir = work.dir().map_err(io_at)?;
+    dir.create_dir(Path::new("raw"), 0o755).map_err(io_at)?;
+    let raw = dir.open_dir(Path::new("raw")).map_err(io_at)?;
     let mut writer = Writer {
-        root: &raw,
+        dir: &raw,
         limits,
         bytes: 0,
         entries: 0,
-        links: HashSet::new(),
     };
-    let unpacked = match Format::detect(archive)? {
+    match format {
         Format::TarXz => {
-            let file = File::open(archive).map_err(|e| Error::io(archive, e))?;
             let stream = liblzma::read::XzDecoder::new(BufReader::with_capacity(1 << 20, file));
             unpack_tar(stream, &mut writer)
         }
         Format::TarGz => {
-            let file = File::open(archive).map_err(|e| Error::io(archive, e))?;
             let stream = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, file));
             unpack_tar(stream, &mut writer)
         }
-        Format::Zip => unpack_zip(archive, &mut writer),
+        Format::Zip => unpack_zip(file, &mut writer),
+    }
+    .map_err(bad)?;
+    let tree = match single_top_folder(&raw).map_err(io_at)? {
+        Some(top) => Path::new("raw").join(top),
+        None => PathBuf::from("raw"),
     };
-    unpacked.map_err(bad)?;
-    let top = single_top_folder(&raw).map_err(|e| Error::io(&raw, e))?;
-    let tree = top.unwrap_or(raw);
-    check_links_stay_inside(&tree, &tree).map_err(bad)?;
-    std::fs::rename(&tree, target).map_err(|e| Error::io(target, e))?;
+    let package = dir.open_dir(&tree).map_err(io_at)?;
+    if let Some(escape) = package.escaping_link().map_err(io_at)? {
+        return Err(bad(escaping(&escape)));
+    }
+    std::fs::rename(work.path().join(&tree), target).map_err(|e| Error::io(target, e))?;
     Ok(())
 }
 
+/// Why a link refuses a package.
+pub(crate) fn escaping(escape: &EscapingLink) -> String {
+    let what = if escape.loops {
+        "loops through more than 40 links"
+    } else {
+        "points outside the package"
+    };
+    format!(
+        "link {} -> {} {what}",
+        escape.link.display(),
+        escape.target.display()
+    )
+}
+
+/// The prefix of the work folders unpacking leaves beside its target while it runs.
+const WORK_PREFIX: &str = ".cudapkgs-unpack-";
+
+/// Removes work folders that killed unpacks left in `parent`.
+pub fn remove_abandoned(parent: &Path) -> Result<(), Error> {
+    cudapkgs_tree::scratch::remove_abandoned(parent, WORK_PREFIX)
+        .map(drop)
+        .map_err(|e| Error::io(parent, e))
+}
+
 /// The one folder `root` holds, when it holds nothing else.
-fn single_top_folder(root: &Path) -> std::io::Result<Option<PathBuf>> {
-    let entries: Vec<_> = std::fs::read_dir(root)?.collect::<Result<_, _>>()?;
+fn single_top_folder(root: &Dir) -> std::io::Result<Option<OsString>> {
+    let mut entries = root.entries(Path::new(""))?;
     match entries.as_slice() {
-        [only] if only.file_type()?.is_dir() => Ok(Some(only.path())),
+        [(_, Kind::Folder)] => Ok(entries.pop().map(|(name, _)| name)),
         _ => Ok(None),
     }
 }
 
-/// Every symbolic link under `dir` must point inside `root`.
-fn check_links_stay_inside(root: &Path, dir: &Path) -> Result<(), String> {
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-        let kind = entry.file_type().map_err(|e| e.to_string())?;
-        let path = entry.path();
-        if kind.is_symlink() {
-            let target = std::fs::read_link(&path).map_err(|e| e.to_string())?;
-            let inside = path
-                .parent()
-                .unwrap_or(root)
-                .strip_prefix(root)
-                .unwrap_or(Path::new(""));
-            if !stays_inside(inside, &target) {
-                let name = path.strip_prefix(root).unwrap_or(&path);
-                return Err(format!(
-                    "link {} -> {} points outside the package",
-                    name.display(),
-                    target.display()
-                ));
-            }
-        } else if kind.is_dir() {
-            check_links_stay_inside(root, &path)?;
-        }
-    }
-    Ok(())
-}
-
-/// Whether `target`, read from folder `from` (relative to the root), stays inside.
+/// Whether `target`, read from folder `from` (relative to the root), stays inside by its
+/// words alone (a first, cheap refusal; links are resolved once all are there).
 fn stays_inside(from: &Path, target: &Path) -> bool {
     if target.is_absolute() {
         return false;
@@ -165,6 +177,11 @@ fn stays_inside(from: &Path, target: &Path) -> bool {
 
 /// An entry's path as a relative path without `.`; `..` and absolute paths refused.
 fn clean_path(name: &Path) -> Result<PathBuf, String> {
+    if name.as_os_str().len() > MAX_LINK_TARGET {
+        return Err(format!(
+            "an entry name is longer than {MAX_LINK_TARGET} bytes"
+        ));
+    }
     let mut clean = PathBuf::new();
     for component in name.components() {
         match component {
@@ -193,14 +210,12 @@ enum Entry<'a> {
     Hardlink(PathBuf),
 }
 
-/// Writes entries under `root`, enforcing the limits and the rules.
+/// Writes entries under a folder handle, enforcing the limits and the rules.
 struct Writer<'a> {
-    root: &'a Path,
+    dir: &'a Dir,
     limits: Limits,
     bytes: u64,
     entries: u64,
-    /// Symbolic links made so far: nothing is written through one.
-    links: HashSet<PathBuf>,
 }
 
 impl Writer<'_> {
@@ -213,57 +228,20 @@ impl Writer<'_> {
         if relative.as_os_str().is_empty() {
             return Ok(());
         }
-        if relative.ancestors().skip(1).any(|a| self.links.contains(a)) {
-            return Err(format!(
-                "entry {} would be written through a symbolic link",
-                name.display()
-            ));
-        }
-        let path = self.root.join(&relative);
-        let io = |e: std::io::Error| format!("{}: {e}", relative.display());
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+        let failed = |e: std::io::Error| format!("entry {}: {e}", name.display());
+        if let Some(parent) = relative.parent() {
+            self.dir.create_dir_all(parent).map_err(failed)?;
         }
         match entry {
-            Entry::Folder => std::fs::create_dir_all(&path).map_err(io)?,
+            Entry::Folder => self.dir.create_dir_all(&relative).map_err(failed)?,
             Entry::File {
                 executable,
                 contents,
             } => {
-                let _ = std::fs::remove_file(&path);
-                let mut out = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(if executable { 0o755 } else { 0o644 })
-                    .open(&path)
-                    .map_err(io)?;
-                let room = self.limits.max_bytes - self.bytes;
-                let mut limited = contents.take(room + 1);
-                let mut buffer = vec![0u8; 1 << 16];
-                let mut copied = 0u64;
-                loop {
-                    let n = match limited.read(&mut buffer) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => {
-                            return Err(format!(
-                                "damaged or truncated in {}: {e}",
-                                relative.display()
-                            ));
-                        }
-                    };
-                    out.write_all(&buffer[..n]).map_err(io)?;
-                    copied += n as u64;
-                }
-                self.bytes += copied;
-                if copied > room {
-                    return Err(format!(
-                        "unpacks to more than {} bytes (a bomb?)",
-                        self.limits.max_bytes
-                    ));
-                }
-                out.flush().map_err(io)?;
+                self.clear(&relative).map_err(failed)?;
+                let mode = if executable { 0o755 } else { 0o644 };
+                let out = self.dir.create_file(&relative, mode).map_err(failed)?;
+                self.copy(contents, out, &relative)?;
             }
             Entry::Symlink(target) => {
                 let from = relative.parent().unwrap_or(Path::new(""));
@@ -274,29 +252,199 @@ impl Writer<'_> {
                         target.display()
                     ));
                 }
-                let _ = std::fs::remove_file(&path);
-                std::os::unix::fs::symlink(&target, &path).map_err(io)?;
-                self.links.insert(relative);
+                self.clear(&relative).map_err(failed)?;
+                self.dir.symlink(&target, &relative).map_err(failed)?;
             }
             Entry::Hardlink(target) => {
                 let source = clean_path(&target)?;
-                if self.links.contains(&source) {
-                    return Err(format!(
-                        "hard link {} names a symbolic link",
-                        name.display()
-                    ));
+                match self.dir.kind(&source) {
+                    Ok(Some(Kind::File)) => {}
+                    Ok(Some(Kind::Symlink)) => {
+                        return Err(format!(
+                            "hard link {} names a symbolic link",
+                            name.display()
+                        ));
+                    }
+                    _ => {
+                        return Err(format!(
+                            "hard link {} -> {} names no earlier file",
+                            name.display(),
+                            target.display()
+                        ));
+                    }
                 }
-                let source = self.root.join(source);
-                if !source.symlink_metadata().is_ok_and(|m| m.is_file()) {
-                    return Err(format!(
-                        "hard link {} -> {} names no earlier file",
-                        name.display(),
-                        target.display()
-                    ));
-                }
-                let _ = std::fs::remove_file(&path);
-                std::fs::hard_link(&source, &path).map_err(io)?;
+                self.clear(&relative).map_err(failed)?;
+                self.dir.hard_link(&source, &relative).map_err(failed)?;
             }
+        }
+        Ok(())
+    }
+
+    /// An entry met again replaces the earlier one, as tar does; a folder is never
+    /// replaced by something else.
+    fn clear(&self, relative: &Path) -> std::io::Result<()> {
+        match self.dir.kind(relative)? {
+            None => Ok(()),
+            Some(Kind::Folder) => Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "would replace a folder",
+            )),
+            Some(_) => self.dir.remove_file(relative),
+        }
+    }
+
+    /// Copies a file's contents within the bound on the unpacked bytes.
+    fn copy(
+        &mut self,
+        contents: &mut dyn Read,
+        mut out: File,
+        relative: &Path,
+    ) -> Result<(), String> {
+        let room = self.limits.max_bytes - self.bytes;
+        let mut limited = contents.take(room + 1);
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut copied = 0u64;
+        loop {
+            let n = match limited.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(format!(
+                        "damaged or truncated in {}: {e}",
+                        relative.display()
+                    ));
+                }
+            };
+            out.write_all(&buffer[..n])
+                .map_err(|e| format!("{}: {e}", relative.display()))?;
+            copied += n as u64;
+        }
+        self.bytes += copied;
+        if copied > room {
+            return Err(format!(
+                "unpacks to more than {} bytes (a bomb?)",
+                self.limits.max_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The most bytes of PAX records read for one entry.
+const MAX_PAX_RECORDS: u64 = 1 << 20;
+
+/// Reads an extension entry's data, refusing more than `limit` bytes.
+fn read_bounded(entry: &mut impl Read, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+    let mut data = Vec::new();
+    entry
+        .take(limit + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("damaged or truncated: {e}"))?;
+    if data.len() as u64 > limit {
+        return Err(format!("{what} is longer than {limit} bytes"));
+    }
+    Ok(data)
+}
+
+/// A GNU long name or link: its bytes up to the first NUL.
+fn long_name(data: Vec<u8>) -> Vec<u8> {
+    match data.iter().position(|&b| b == 0) {
+        Some(end) => data[..end].to_vec(),
+        None => data,
+    }
+}
+
+/// The extension records that describe the next real entry.
+#[derive(Default)]
+struct Extensions {
+    name: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    pax: Option<Vec<u8>>,
+}
+
+impl Extensions {
+    fn pax_value(&self, key: &[u8]) -> Option<&[u8]> {
+        let records = self.pax.as_deref()?;
+        tar::PaxExtensions::new(records)
+            .filter_map(Result::ok)
+            .filter(|record| record.key_bytes() == key)
+            .last()
+            .map(|record| record.value_bytes())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.name.is_none() && self.link.is_none() && self.pax.is_none()
+    }
+
+    /// Takes in `entry` when it is an extension record (true), each read within a bound.
+    fn absorb(&mut self, entry: &mut impl Read, kind: tar::EntryType) -> Result<bool, String> {
+        let limit = MAX_LINK_TARGET as u64;
+        match kind {
+            tar::EntryType::GNULongName => {
+                self.name = Some(long_name(read_bounded(entry, limit, "a long name")?));
+            }
+            tar::EntryType::GNULongLink => {
+                self.link = Some(long_name(read_bounded(entry, limit, "a long link")?));
+            }
+            tar::EntryType::XHeader => {
+                self.pax = Some(read_bounded(entry, MAX_PAX_RECORDS, "a PAX header")?);
+            }
+            tar::EntryType::XGlobalHeader => {
+                let global = Extensions {
+                    pax: Some(read_bounded(entry, MAX_PAX_RECORDS, "a PAX header")?),
+                    ..Extensions::default()
+                };
+                if [&b"path"[..], b"linkpath", b"size"]
+                    .iter()
+                    .any(|key| global.pax_value(key).is_some())
+                {
+                    return Err(
+                        "a global PAX header sets names or sizes for every entry".to_owned()
+                    );
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The name of the entry these records describe.
+    fn name(&self, header: &tar::Header) -> PathBuf {
+        let bytes = self
+            .pax_value(b"path")
+            .map(<[u8]>::to_vec)
+            .or_else(|| self.name.clone())
+            .unwrap_or_else(|| header.path_bytes().into_owned());
+        PathBuf::from(OsStr::from_bytes(&bytes))
+    }
+
+    /// The link target of the entry these records describe.
+    fn link(&self, header: &tar::Header, name: &Path) -> Result<PathBuf, String> {
+        let bytes = self
+            .pax_value(b"linkpath")
+            .map(<[u8]>::to_vec)
+            .or_else(|| self.link.clone())
+            .or_else(|| header.link_name_bytes().map(std::borrow::Cow::into_owned))
+            .filter(|bytes| !bytes.is_empty())
+            .ok_or_else(|| format!("{}: link without a target", name.display()))?;
+        Ok(PathBuf::from(OsStr::from_bytes(&bytes)))
+    }
+
+    /// Raw entries are sized by their header; a PAX size that says otherwise would make
+    /// this reader and others see different archives.
+    fn check_size(&self, header: &tar::Header, name: &Path) -> Result<(), String> {
+        let Some(size) = self.pax_value(b"size") else {
+            return Ok(());
+        };
+        let pax_size = std::str::from_utf8(size)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok());
+        if pax_size != header.entry_size().ok() {
+            return Err(format!(
+                "entry {}: its PAX size disagrees with its header",
+                name.display()
+            ));
         }
         Ok(())
     }
@@ -304,29 +452,28 @@ impl Writer<'_> {
 
 fn unpack_tar(stream: impl Read, writer: &mut Writer<'_>) -> Result<(), String> {
     let mut archive = tar::Archive::new(stream);
+    // Raw entries: the crate would read long names and PAX records into memory without a
+    // bound; here each is read within one.
     let entries = archive
         .entries()
-        .map_err(|e| format!("not a tar archive: {e}"))?;
+        .map_err(|e| format!("not a tar archive: {e}"))?
+        .raw(true);
+    let mut extensions = Extensions::default();
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("damaged or truncated: {e}"))?;
-        let name = entry
-            .path()
-            .map_err(|e| format!("unreadable entry name: {e}"))?
-            .into_owned();
         let kind = entry.header().entry_type();
-        let mode = entry.header().mode().unwrap_or(0o644);
-        let link = || -> Result<PathBuf, String> {
-            entry
-                .link_name()
-                .map_err(|e| format!("{}: unreadable link: {e}", name.display()))?
-                .map(std::borrow::Cow::into_owned)
-                .ok_or_else(|| format!("{}: link without a target", name.display()))
-        };
+        if extensions.absorb(&mut entry, kind)? {
+            continue;
+        }
+        let described = std::mem::take(&mut extensions);
+        let name = described.name(entry.header());
+        described.check_size(entry.header(), &name)?;
         let item = match kind {
             tar::EntryType::Directory => Entry::Folder,
-            tar::EntryType::Symlink => Entry::Symlink(link()?),
-            tar::EntryType::Link => Entry::Hardlink(link()?),
+            tar::EntryType::Symlink => Entry::Symlink(described.link(entry.header(), &name)?),
+            tar::EntryType::Link => Entry::Hardlink(described.link(entry.header(), &name)?),
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mode = entry.header().mode().unwrap_or(0o644);
                 writer.add(
                     &name,
                     Entry::File {
@@ -336,7 +483,6 @@ fn unpack_tar(stream: impl Read, writer: &mut Writer<'_>) -> Result<(), String> 
                 )?;
                 continue;
             }
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
             other => {
                 return Err(format!(
                     "entry {} is a {other:?}, not a file, folder or link",
@@ -346,14 +492,16 @@ fn unpack_tar(stream: impl Read, writer: &mut Writer<'_>) -> Result<(), String> 
         };
         writer.add(&name, item)?;
     }
+    if !extensions.is_empty() {
+        return Err("damaged or truncated: extension records describe no entry".to_owned());
+    }
     Ok(())
 }
 
 /// The file-type bits of a Unix mode.
 const KIND: u32 = 0o170_000;
 
-fn unpack_zip(archive: &Path, writer: &mut Writer<'_>) -> Result<(), String> {
-    let file = File::open(archive).map_err(|e| e.to_string())?;
+fn unpack_zip(file: File, writer: &mut Writer<'_>) -> Result<(), String> {
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| format!("not a readable zip archive: {e}"))?;
     for i in 0..zip.len() {
@@ -365,11 +513,10 @@ fn unpack_zip(archive: &Path, writer: &mut Writer<'_>) -> Result<(), String> {
         if member.is_dir() {
             writer.add(&name, Entry::Folder)?;
         } else if mode & KIND == 0o120_000 {
-            let mut target = String::new();
-            member
-                .read_to_string(&mut target)
-                .map_err(|e| format!("{}: unreadable link: {e}", name.display()))?;
-            writer.add(&name, Entry::Symlink(PathBuf::from(target)))?;
+            let target = read_bounded(&mut member, MAX_LINK_TARGET as u64, "a link target")
+                .map_err(|e| format!("{}: {e}", name.display()))?;
+            let target = PathBuf::from(OsStr::from_bytes(&target));
+            writer.add(&name, Entry::Symlink(target))?;
         } else if mode & KIND == 0 || mode & KIND == 0o100_000 {
             writer.add(
                 &name,

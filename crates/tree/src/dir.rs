@@ -164,7 +164,7 @@ impl Dir {
     /// The folder at `relative`, opened without following a link.
     pub fn open_dir(&self, relative: &Path) -> io::Result<Dir> {
         let parts = components(relative)?;
-        let fd = match self.walk(relative, &parts)? {
+        let fd = match self.walk(&parts)? {
             Handle::Owned(fd) => fd,
             Handle::Borrowed(fd) => fd.try_clone_to_owned()?,
         };
@@ -175,13 +175,13 @@ impl Dir {
     }
 
     /// Opens every folder of `parts` in turn from the handle.
-    fn walk(&self, relative: &Path, parts: &[&OsStr]) -> io::Result<Handle<'_>> {
+    fn walk(&self, parts: &[&OsStr]) -> io::Result<Handle<'_>> {
         let mut handle = Handle::Borrowed(self.fd.as_fd());
         for (depth, part) in parts.iter().enumerate() {
             let next = rustix::fs::openat(&handle, *part, FOLDER_FLAGS, Mode::empty()).map_err(
                 |errno| {
                     let shown: PathBuf = parts[..=depth].iter().collect();
-                    Self::not_a_folder(&handle, part, &shown, errno, relative)
+                    Self::not_a_folder(&handle, part, &shown, errno)
                 },
             )?;
             handle = Handle::Owned(next);
@@ -196,7 +196,6 @@ impl Dir {
         name: &OsStr,
         shown: &Path,
         errno: Errno,
-        relative: &Path,
     ) -> io::Error {
         if matches!(errno, Errno::LOOP | Errno::NOTDIR) {
             if let Ok(stat) = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -205,10 +204,9 @@ impl Dir {
                     return io::Error::new(
                         io::ErrorKind::NotADirectory,
                         format!(
-                            "{} is {}, not a folder (on the way to {}; links are not followed)",
+                            "{} is {}, not a folder (links are not followed)",
                             shown.display(),
                             kind.described(),
-                            relative.display()
                         ),
                     );
                 }
@@ -226,7 +224,7 @@ impl Dir {
                 "an empty path names the folder itself",
             ));
         };
-        Ok((self.walk(relative, folders)?, leaf))
+        Ok((self.walk(folders)?, leaf))
     }
 
     /// The entry at `relative`, not followed; `None` when nothing is there.
@@ -235,7 +233,7 @@ impl Dir {
         let stat = match parts.split_last() {
             None => rustix::fs::fstat(&self.fd),
             Some((leaf, folders)) => {
-                let parent = match self.walk(relative, folders) {
+                let parent = match self.walk(folders) {
                     Ok(parent) => parent,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                     Err(e) => return Err(e),
@@ -262,7 +260,7 @@ impl Dir {
     /// The entries of the folder at `relative` (`""` for this one), sorted by name.
     pub fn entries(&self, relative: &Path) -> io::Result<Vec<(OsString, Kind)>> {
         let parts = components(relative)?;
-        let folder = self.walk(relative, &parts)?;
+        let folder = self.walk(&parts)?;
         let mut listing = rustix::fs::Dir::read_from(&folder)?;
         let mut entries = Vec::new();
         while let Some(entry) = listing.read() {
@@ -298,7 +296,7 @@ impl Dir {
             let next = rustix::fs::openat(&handle, *part, FOLDER_FLAGS, Mode::empty()).map_err(
                 |errno| {
                     let shown: PathBuf = parts[..=depth].iter().collect();
-                    Self::not_a_folder(&handle, part, &shown, errno, relative)
+                    Self::not_a_folder(&handle, part, &shown, errno)
                 },
             )?;
             handle = Handle::Owned(next);
