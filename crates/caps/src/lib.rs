@@ -38,7 +38,7 @@ pub use compiler::{
     CompilerFamily, CompilerVerdict, HostCompiler, ParseCompilerError, UnknownCompilerLimits,
     check_host_compiler, newest_tabulated_cuda,
 };
-pub use options::{CudaOptions, OptionsError, OptionsWarning, ResolvedOptions};
+pub use options::{CudaOptions, OptionsError, OptionsWarning, ResolvedOptions, check_known};
 pub use platform::{HostPlatform, ParsePlatformError};
 pub use products::{PRODUCTS, Product, find_product, products_with, similar_products};
 pub use table::{

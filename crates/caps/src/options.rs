@@ -168,6 +168,26 @@ fn rows(capabilities: &[Capability]) -> impl Iterator<Item = &'static GpuArch> +
         .filter_map(|capability| table::lookup(*capability))
 }
 
+/// Refuses capabilities that are not in the GPU table (no GPU has them), naming the
+/// known ones.
+pub fn check_known(capabilities: &[Capability]) -> Result<(), OptionsError> {
+    let unknown: Vec<Capability> = capabilities
+        .iter()
+        .copied()
+        .filter(|capability| table::lookup(*capability).is_none())
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(OptionsError::UnknownCapabilities {
+        unknown,
+        known: table::GPU_TABLE
+            .iter()
+            .map(|arch| arch.capability)
+            .collect(),
+    })
+}
+
 impl CudaOptions {
     /// Validates the options and fixes the exact target list.
     pub fn resolve(&self) -> Result<ResolvedOptions, OptionsError> {
@@ -233,20 +253,7 @@ impl CudaOptions {
     }
 
     fn check(&self, capabilities: &[Capability]) -> Result<(), OptionsError> {
-        let unknown: Vec<Capability> = capabilities
-            .iter()
-            .copied()
-            .filter(|capability| table::lookup(*capability).is_none())
-            .collect();
-        if !unknown.is_empty() {
-            return Err(OptionsError::UnknownCapabilities {
-                unknown,
-                known: table::GPU_TABLE
-                    .iter()
-                    .map(|arch| arch.capability)
-                    .collect(),
-            });
-        }
+        check_known(capabilities)?;
 
         let unsupported: Vec<Capability> = rows(capabilities)
             .filter(|arch| !arch.supported_by(self.cuda))

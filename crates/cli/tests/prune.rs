@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture, run, s};
+use common::{fixture, repo, run, s};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,9 +68,6 @@ fn keeps_exactly_what_each_capability_needs() {
             "all",
             &["sass sm_86", "sass sm_86", "ptx compute_86"][..],
         ),
-        // Nothing serves 8.0 (sm_75 is another major, sm_86 and compute_86 are newer):
-        // the compile container empties, the kernel-less device-link container stays.
-        ("8.0", "auto", &["sass sm_75", "sass sm_86"][..]),
     ] {
         let dir = tempfile::tempdir().expect("temp");
         let lib = copy(dir.path(), "multiarch.so");
@@ -102,8 +99,20 @@ fn kernels_keep_their_images_and_tools_still_read_the_result() {
     ];
     let before: Vec<Vec<String>> = names.iter().map(|n| verdicts(&fixture(n), "9.0")).collect();
     let paths: Vec<PathBuf> = names.iter().map(|n| copy(dir.path(), n)).collect();
-    let (code, stdout, _) = run(&["prune", "--gpu", "H100", s(dir.path())]);
-    assert_eq!(code, 0, "{stdout}");
+    let family_specific = std::fs::read(fixture("family_f.so")).expect("read");
+    let (code, stdout, stderr) = run(&["prune", "--gpu", "H100", s(dir.path())]);
+    // family_f.so has code for 10.x and 12.x only: it is refused and left as it is,
+    // the others are pruned.
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("7 files pruned, 1 refused"), "{stdout}");
+    assert!(
+        stderr.contains("family_f.so: refusing to prune"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("family_f.so")).expect("read"),
+        family_specific
+    );
     for ((path, before), name) in paths.iter().zip(&before).zip(names) {
         assert_eq!(&verdicts(path, "9.0"), before, "{name}");
     }
@@ -275,4 +284,129 @@ fn output_prunes_a_copy_of_a_read_only_tree() {
     ]);
     assert_eq!(code, 2);
     assert!(stderr.contains("already exists"), "{stderr}");
+}
+
+/// A file of NVIDIA's packages as `scripts/install-nvidia-tools.sh` installs them; outside
+/// CI, `None` when they are not installed, said on stderr.
+fn nvidia_file(relative: &str) -> Option<PathBuf> {
+    let path = repo().join(".tools/nvidia").join(relative);
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: CI must run scripts/install-nvidia-tools.sh first",
+        path.display()
+    );
+    eprintln!(
+        "skipped: {} is missing (run scripts/install-nvidia-tools.sh)",
+        path.display()
+    );
+    None
+}
+
+#[test]
+fn a_kernel_without_an_image_for_a_requested_capability_refuses_the_file() {
+    for (name, capabilities, message) in [
+        (
+            "standalone.fatbin",
+            "7.5",
+            "kernel vec_axpy (container 0x0) has no image for 7.5 (it has sm_80, sm_90, compute_90)",
+        ),
+        // Nothing serves 8.0 in the compile container (sm_75 is another major, sm_86 and
+        // compute_86 are newer).
+        ("multiarch.so", "8.0", "has no image for 8.0"),
+        // 9.0 is served, 7.0 is not: one capability without an image is enough.
+        ("multiarch.so", "9.0,7.0", "has no image for 7.0"),
+    ] {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = copy(dir.path(), name);
+        let before = std::fs::read(&path).expect("read");
+        let (code, json, stderr) =
+            run(&["prune", "--json", "--capabilities", capabilities, s(&path)]);
+        assert_eq!(code, 1, "{name} {capabilities}: {json}{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+        let report: Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(report["summary"]["files_pruned"], 0);
+        assert_eq!(report["refused"][0][0], s(&path));
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            before,
+            "{name} untouched"
+        );
+    }
+}
+
+#[test]
+fn capabilities_no_gpu_has_are_refused() {
+    let dir = tempfile::tempdir().expect("temp");
+    let fatbin = copy(dir.path(), "standalone.fatbin");
+    let before = std::fs::read(&fatbin).expect("read");
+    for (flag, value) in [
+        ("--capabilities", "9.9"),
+        ("--capabilities", "9.0,99.0"),
+        ("--gpu", "9.9"),
+    ] {
+        let (code, stdout, stderr) = run(&["prune", flag, value, s(&fatbin)]);
+        assert_eq!(code, 2, "{flag} {value}: {stdout}{stderr}");
+        let unknown = value.rsplit(',').next().expect("one");
+        assert!(
+            stderr.contains(&format!(
+                "{flag}: unknown capability {unknown}; known capabilities: 3.5, 3.7"
+            )),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read(&fatbin).expect("read"), before);
+    }
+}
+
+#[test]
+fn bare_cubins_are_never_rewritten() {
+    let dir = tempfile::tempdir().expect("temp");
+    let cubin = copy(dir.path(), "standalone.cubin");
+    let original = std::fs::read(&cubin).expect("read");
+    let (code, stdout, stderr) = run(&["prune", "--capabilities", "9.0", s(&cubin)]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("0 files pruned"), "{stdout}");
+    let (code, _, stderr) = run(&["prune", "--capabilities", "10.0", s(&cubin)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("kernel vec_axpy (container 0x0) has no image for 10.0 (it has sm_90)"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&cubin).expect("read"), original);
+
+    // The device runtime's relocatable cubins (720 KiB to 1.3 MiB each), as cuobjdump or
+    // `inspect --extract` write them out of libcudadevrt.a.
+    let Some(devrt) = nvidia_file("nvidia/cu13/lib/libcudadevrt.a") else {
+        return;
+    };
+    let extracted = dir.path().join("devrt");
+    let (code, _, stderr) = run(&["inspect", "--extract", s(&extracted), s(&devrt)]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut cubins: Vec<PathBuf> = std::fs::read_dir(&extracted)
+        .expect("extracted")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "cubin"))
+        .collect();
+    cubins.sort();
+    assert!(cubins.len() >= 9, "{cubins:?}");
+    let before: Vec<Vec<u8>> = cubins
+        .iter()
+        .map(|c| std::fs::read(c).expect("read"))
+        .collect();
+    let mut args = vec!["prune", "--json", "--capabilities", "10.0"];
+    args.extend(cubins.iter().map(|c| s(c)));
+    let (code, json, stderr) = run(&args);
+    assert_eq!(code, 0, "{json}{stderr}");
+    let report: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(report["summary"]["removed_bytes"], 0, "{json}");
+    for (cubin, before) in cubins.iter().zip(&before) {
+        assert_eq!(
+            &std::fs::read(cubin).expect("read"),
+            before,
+            "{}",
+            cubin.display()
+        );
+    }
 }

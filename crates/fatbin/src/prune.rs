@@ -19,7 +19,7 @@ use crate::container::EntryKind;
 use crate::discover::SectionKind;
 use crate::error::{Bytes, Error};
 use crate::scan::{ContainerScan, EntryInfo, ScanOptions, scan};
-use crate::verdict::{Gpu, best_image, holders, sass_runs_on};
+use crate::verdict::{Gpu, best_image, holders, holds, sass_runs_on};
 
 /// What to do with PTX.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -74,6 +74,7 @@ impl PrunePlan {
 pub enum PruneError {
     #[error(transparent)]
     Read(#[from] Error),
+    /// The kernel has an image for the capability today that the pruning would remove.
     #[error(
         "refusing to prune: kernel {kernel} (container {container:#x}) would lose its only image for {capability}; keep PTX (--keep-ptx auto) or add the capability"
     )]
@@ -81,6 +82,19 @@ pub enum PruneError {
         kernel: String,
         container: u64,
         capability: Capability,
+    },
+    /// The kernel has no image for the capability at all: pruning for it would strip
+    /// the kernel (often the whole file) of code that other GPUs run.
+    #[error(
+        "refusing to prune: kernel {kernel} (container {container:#x}) has no image for {capability} (it has {}); ask only for capabilities the file serves (`cudapkgs inspect --gpu {capability}` lists the kernels without an image)",
+        images.join(", ")
+    )]
+    NoImage {
+        kernel: String,
+        container: u64,
+        capability: Capability,
+        /// The architectures of the entries that could serve some GPU.
+        images: Vec<String>,
     },
 }
 
@@ -117,11 +131,21 @@ pub fn plan_prune(data: &[u8], request: &PruneRequest) -> Result<PrunePlan, Prun
         if container.section == SectionKind::RelFatbin {
             continue;
         }
-        let keep = keep_set(container, &gpus, request.keep_ptx)?;
+        // A bare cubin is a single image: it stays whole, and its kernels are checked
+        // like any others.
+        let keep = if container.header_size.is_some() {
+            keep_set(container, &gpus, request.keep_ptx)
+        } else {
+            vec![true; container.entries.len()]
+        };
+        check_kernels(container, &gpus, &keep)?;
+        let Some(header_size) = container.header_size else {
+            continue;
+        };
         if keep.iter().all(|&kept| kept) {
             continue;
         }
-        rewrite_container(data, container, &keep, &mut plan)?;
+        rewrite_container(data, container, header_size, &keep, &mut plan)?;
         for (entry, _) in container
             .entries
             .iter()
@@ -148,17 +172,8 @@ pub fn plan_prune(data: &[u8], request: &PruneRequest) -> Result<PrunePlan, Prun
 }
 
 /// Which entries of a container stay.
-fn keep_set(
-    container: &ContainerScan,
-    gpus: &[Gpu],
-    keep_ptx: KeepPtx,
-) -> Result<Vec<bool>, PruneError> {
+fn keep_set(container: &ContainerScan, gpus: &[Gpu], keep_ptx: KeepPtx) -> Vec<bool> {
     let entries = &container.entries;
-    let index_of = |chosen: &EntryInfo| {
-        entries
-            .iter()
-            .position(|entry| entry.offset == chosen.offset)
-    };
     let mut keep: Vec<bool> = entries
         .iter()
         .map(|entry| match entry.kind {
@@ -185,66 +200,87 @@ fn keep_set(
                 any |= usable;
             }
         }
-        if !any {
-            return Ok(vec![true; entries.len()]);
-        }
-        return Ok(keep);
+        return if any { keep } else { vec![true; entries.len()] };
     }
 
     for kernel in &kernels {
         for gpu in gpus {
-            let Ok((chosen, _)) = best_image(holders(container, kernel), *gpu) else {
+            // Without PTX, the best SASS must do; `check_kernels` refuses when none can.
+            let candidates = holders(container, kernel)
+                .filter(|entry| keep_ptx != KeepPtx::None || entry.kind != EntryKind::Ptx);
+            if let Ok((chosen, _)) = best_image(candidates, *gpu) {
+                let index = entries
+                    .iter()
+                    .position(|entry| entry.offset == chosen.offset)
+                    .expect("an entry of this container");
+                keep[index] = true;
+            }
+        }
+    }
+    keep
+}
+
+/// Whether the driver could load this entry on some GPU: SASS that is not relocatable,
+/// or PTX.
+fn is_loadable(entry: &EntryInfo) -> bool {
+    match entry.kind {
+        EntryKind::Sass => !entry.is_relocatable(),
+        EntryKind::Ptx => true,
+        _ => false,
+    }
+}
+
+/// The check before anything is planned: every kernel the driver can load keeps an image
+/// for every requested capability. Kernels held only by relocatable code are device-linked
+/// elsewhere and judged there.
+fn check_kernels(container: &ContainerScan, gpus: &[Gpu], keep: &[bool]) -> Result<(), PruneError> {
+    for kernel in container.kernels() {
+        let images: Vec<String> = holders(container, kernel)
+            .filter(|entry| is_loadable(entry))
+            .map(|entry| entry.arch.clone())
+            .collect();
+        if images.is_empty() {
+            continue;
+        }
+        for gpu in gpus {
+            let kept = container
+                .entries
+                .iter()
+                .zip(keep)
+                .filter(|(entry, kept)| **kept && holds(entry, kernel))
+                .map(|(entry, _)| entry);
+            if best_image(kept, *gpu).is_ok() {
                 continue;
-            };
-            if keep_ptx == KeepPtx::None && chosen.kind == EntryKind::Ptx {
-                // Without PTX, the next best SASS must do.
-                let without_ptx =
-                    holders(container, kernel).filter(|entry| entry.kind != EntryKind::Ptx);
-                match best_image(without_ptx, *gpu) {
-                    Ok((fallback, _)) => {
-                        keep[index_of(fallback).expect("an entry of this container")] = true;
-                    }
-                    Err(_) => {
-                        return Err(PruneError::WouldBreak {
-                            kernel: (*kernel).to_owned(),
-                            container: container.offset,
-                            capability: gpu.capability,
-                        });
-                    }
+            }
+            let capability = gpu.capability;
+            return Err(if best_image(holders(container, kernel), *gpu).is_ok() {
+                PruneError::WouldBreak {
+                    kernel: kernel.to_owned(),
+                    container: container.offset,
+                    capability,
                 }
             } else {
-                keep[index_of(chosen).expect("an entry of this container")] = true;
-            }
-        }
-    }
-
-    // The check: every kernel that has an image for a requested capability keeps one.
-    for kernel in &kernels {
-        for gpu in gpus {
-            let before = best_image(holders(container, kernel), *gpu).is_ok();
-            let kept = holders(container, kernel)
-                .filter(|entry| keep[index_of(entry).expect("own entry")]);
-            if before && best_image(kept, *gpu).is_err() {
-                return Err(PruneError::WouldBreak {
-                    kernel: (*kernel).to_owned(),
+                PruneError::NoImage {
+                    kernel: kernel.to_owned(),
                     container: container.offset,
-                    capability: gpu.capability,
-                });
-            }
+                    capability,
+                    images,
+                }
+            });
         }
     }
-    Ok(keep)
+    Ok(())
 }
 
 /// Moves the kept entries to the container's start, shrinks its size, zeroes the rest.
 fn rewrite_container(
     data: &[u8],
     container: &ContainerScan,
+    header_size: u64,
     keep: &[bool],
     plan: &mut PrunePlan,
 ) -> Result<(), Error> {
     let bytes = Bytes::new(data, "fatbin container");
-    let header_size = u64::from(bytes.u16(container.offset + 6)?);
     let body_start = container.offset + header_size;
     let end = container.offset + container.size;
     let mut body = Vec::new();
@@ -257,15 +293,125 @@ fn rewrite_container(
         body.extend_from_slice(bytes.slice(entry.offset, entry.stored_size)?);
     }
     let new_end = body_start + body.len() as u64;
+    let Some(freed) = end.checked_sub(new_end) else {
+        return Err(Error::malformed(
+            "fatbin container",
+            container.offset,
+            format!(
+                "its kept entries ({} bytes) do not fit in its {} bytes",
+                body.len(),
+                container.size.saturating_sub(header_size)
+            ),
+        ));
+    };
     plan.writes.push((
         container.offset + 8,
         (body.len() as u64).to_le_bytes().to_vec(),
     ));
     plan.writes.push((body_start, body));
-    let freed = end - new_end;
-    plan.writes
-        .push((new_end, vec![0u8; usize::try_from(freed).unwrap_or(0)]));
+    // Bounded by the file's length, which is in memory already.
+    plan.writes.push((
+        new_end,
+        vec![0u8; usize::try_from(freed).expect("within the file")],
+    ));
     plan.zeroed.push((new_end, freed));
     plan.containers_changed += 1;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::tests::{container_bytes, entry_bytes};
+
+    /// An nvcc-built sm_90 cubin (new ABI) with one kernel, `vec_axpy`.
+    const CUBIN: &[u8] = include_bytes!("../../../fixtures/cuda/out/standalone.cubin");
+
+    fn request(capabilities: &str, keep_ptx: KeepPtx) -> PruneRequest {
+        PruneRequest {
+            capabilities: cudapkgs_caps::parse_capability_list(capabilities).expect("valid"),
+            keep_ptx,
+            driver_cuda: None,
+        }
+    }
+
+    /// Like the cubins of libcudadevrt.a: larger than the size a container header at
+    /// offset 6 would claim (the ELF identification's bytes 6 and 7, 0x4101).
+    fn large_cubin(elf_type: u16) -> Vec<u8> {
+        let mut data = CUBIN.to_vec();
+        data[0x10..0x12].copy_from_slice(&elf_type.to_le_bytes());
+        data.resize(0x10000, 0);
+        data
+    }
+
+    fn ptx(arch: u32, kernel: &str) -> Vec<u8> {
+        let text = format!(".version 8.0\n.target sm_{arch}\n.visible .entry {kernel}(\n)\n");
+        entry_bytes(1, arch, 0x11, text.as_bytes(), None)
+    }
+
+    #[test]
+    fn bare_cubins_stay_whole() {
+        for data in [CUBIN.to_vec(), large_cubin(2)] {
+            let plan = plan_prune(&data, &request("9.0", KeepPtx::Auto)).expect("serves 9.0");
+            assert_eq!(plan, PrunePlan::default());
+            let refused = plan_prune(&data, &request("10.0", KeepPtx::Auto));
+            assert_eq!(
+                refused,
+                Err(PruneError::NoImage {
+                    kernel: "vec_axpy".into(),
+                    container: 0,
+                    capability: Capability::baseline(10, 0),
+                    images: vec!["sm_90".into()],
+                })
+            );
+        }
+        // Relocatable code is kept for device links elsewhere: the file stays as it is.
+        let relocatable = large_cubin(1);
+        let plan = plan_prune(&relocatable, &request("10.0", KeepPtx::Auto)).expect("planned");
+        assert_eq!(plan, PrunePlan::default());
+    }
+
+    #[test]
+    fn a_kernel_without_an_image_for_a_requested_capability_refuses_the_plan() {
+        let data = container_bytes(&[ptx(80, "k"), ptx(90, "k")]);
+        for (capabilities, missing) in [("7.5", "7.5"), ("9.0,7.0", "7.0")] {
+            let error = plan_prune(&data, &request(capabilities, KeepPtx::Auto))
+                .expect_err(capabilities)
+                .to_string();
+            assert!(
+                error.contains(&format!(
+                    "kernel k (container 0x0) has no image for {missing}"
+                )) && error.contains("(it has compute_80, compute_90)"),
+                "{error}"
+            );
+        }
+        // compute_90 serves 9.0 and 10.0, compute_80 serves 8.6: one goes.
+        let plan = plan_prune(&data, &request("8.6", KeepPtx::Auto)).expect("served");
+        assert_eq!(plan.removed_bytes, ptx(90, "k").len() as u64);
+        let plan = plan_prune(&data, &request("9.0,10.0", KeepPtx::Auto)).expect("served");
+        assert_eq!(plan.removed_bytes, ptx(80, "k").len() as u64);
+        // Without PTX nothing serves: the kernel would lose the image it has.
+        let error = plan_prune(&data, &request("9.0", KeepPtx::None)).expect_err("no SASS");
+        assert!(matches!(error, PruneError::WouldBreak { .. }), "{error}");
+    }
+
+    #[test]
+    fn pruned_containers_keep_their_place_and_size() {
+        let sass = entry_bytes(2, 90, 0x11, CUBIN, None);
+        let data = container_bytes(&[ptx(80, "vec_axpy"), sass.clone()]);
+        let plan = plan_prune(&data, &request("9.0", KeepPtx::Auto)).expect("served");
+        let mut pruned = data.clone();
+        for (offset, bytes) in &plan.writes {
+            let start = usize::try_from(*offset).expect("small");
+            pruned[start..start + bytes.len()].copy_from_slice(bytes);
+        }
+        assert_eq!(pruned.len(), data.len());
+        assert_eq!(&pruned[8..16], &(sass.len() as u64).to_le_bytes());
+        assert_eq!(&pruned[0x10..0x10 + sass.len()], &sass[..]);
+        assert!(pruned[0x10 + sass.len()..].iter().all(|&b| b == 0));
+        assert_eq!(
+            plan.zeroed,
+            [((0x10 + sass.len()) as u64, ptx(80, "vec_axpy").len() as u64)]
+        );
+    }
 }

@@ -72,6 +72,10 @@ pub struct ContainerScan {
     pub offset: u64,
     /// Header plus entries.
     pub size: u64,
+    /// The fatbin container header's size; `None` for a bare cubin, which is one image
+    /// with no container around it and cannot be rewritten entry by entry.
+    #[serde(skip)]
+    pub header_size: Option<u64>,
     pub entries: Vec<EntryInfo>,
 }
 
@@ -215,6 +219,7 @@ fn scan_unit<R: ReadAt + ?Sized>(
                 section: section.kind,
                 offset: container.offset,
                 size: container.total_size,
+                header_size: Some(container.header_size),
                 entries,
             });
         }
@@ -342,6 +347,7 @@ fn bare_cubin(data: &[u8], options: ScanOptions) -> ContainerScan {
         section: SectionKind::File,
         offset: 0,
         size: data.len() as u64,
+        header_size: None,
         entries: vec![entry],
     }
 }

@@ -221,12 +221,18 @@ pub(crate) fn holders<'a>(
     container: &'a ContainerScan,
     kernel: &'a str,
 ) -> impl Iterator<Item = &'a EntryInfo> {
-    container.entries.iter().filter(move |entry| {
-        entry
-            .kernels
-            .as_ref()
-            .is_some_and(|names| names.iter().any(|name| name == kernel))
-    })
+    container
+        .entries
+        .iter()
+        .filter(move |entry| holds(entry, kernel))
+}
+
+/// Whether an entry's kernel list names `kernel`.
+pub(crate) fn holds(entry: &EntryInfo, kernel: &str) -> bool {
+    entry
+        .kernels
+        .as_ref()
+        .is_some_and(|names| names.iter().any(|name| name == kernel))
 }
 
 /// Verdicts for every kernel of a loadable container.

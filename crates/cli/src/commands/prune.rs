@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use cudapkgs_caps::{Capability, DEFAULT_CUDA, gpu_capability, parse_capability_list};
+use cudapkgs_caps::{Capability, DEFAULT_CUDA, check_known, gpu_capability, parse_capability_list};
 use cudapkgs_fatbin::{
     EntryKind, Format, KeepPtx, PruneError, PruneRequest, Removed, plan_prune, sniff,
 };
@@ -90,6 +90,14 @@ pub fn requested_capabilities(
     };
     capabilities.sort();
     capabilities.dedup();
+    // A capability no GPU has would match no image and so strip every kernel.
+    check_known(&capabilities).map_err(|error| {
+        CliError::from(error).context(if list.is_some() {
+            "--capabilities"
+        } else {
+            "--gpu"
+        })
+    })?;
     Ok(capabilities)
 }
 
@@ -196,7 +204,7 @@ fn prune_file(
 ) -> Result<Option<FileReport>, Failure> {
     let plan = match plan_prune(data, request) {
         Ok(plan) => plan,
-        Err(error @ PruneError::WouldBreak { .. }) => {
+        Err(error @ (PruneError::WouldBreak { .. } | PruneError::NoImage { .. })) => {
             return Err(Failure::WouldBreak(error.to_string()));
         }
         Err(PruneError::Read(cudapkgs_fatbin::Error::NotRecognized(_))) => return Ok(None),
@@ -322,9 +330,13 @@ fn human(report: &Report<'_>) -> String {
         .iter()
         .map(ToString::to_string)
         .collect();
+    let refused = match report.refused.len() {
+        0 => String::new(),
+        count => format!(", {count} refused and left untouched"),
+    };
     let _ = writeln!(
         out,
-        "\nkeeping {} (PTX: {}): {} files pruned, {verb} {} of {}",
+        "\nkeeping {} (PTX: {}): {} files pruned{refused}, {verb} {} of {}",
         capabilities.join(" "),
         report.keep_ptx,
         summary.files_pruned,
