@@ -80,6 +80,8 @@ pub fn unpack(archive: &Path, target: &Path, limits: Limits) -> Result<(), Error
     })?;
     let parent = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    cudapkgs_tree::scratch::remove_abandoned(parent, WORK_PREFIX)
+        .map_err(|e| Error::io(parent, e))?;
     let work = Scratch::create(parent, WORK_PREFIX).map_err(|e| Error::io(parent, e))?;
     let bad = |problem: String| Error::BadArchive {
         archive: archive.to_owned(),
@@ -135,13 +137,6 @@ pub(crate) fn escaping(escape: &EscapingLink) -> String {
 
 /// The prefix of the work folders unpacking leaves beside its target while it runs.
 const WORK_PREFIX: &str = ".cudapkgs-unpack-";
-
-/// Removes work folders that killed unpacks left in `parent`.
-pub fn remove_abandoned(parent: &Path) -> Result<(), Error> {
-    cudapkgs_tree::scratch::remove_abandoned(parent, WORK_PREFIX)
-        .map(drop)
-        .map_err(|e| Error::io(parent, e))
-}
 
 /// The one folder `root` holds, when it holds nothing else.
 fn single_top_folder(root: &Dir) -> std::io::Result<Option<OsString>> {

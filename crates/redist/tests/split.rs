@@ -97,3 +97,119 @@ fn usr_references_are_refused_with_file_and_line_unless_allowed() {
     assert_eq!(left, ["source"], "nothing left behind");
     split_package(&source, &out, true, Limits::default()).expect("allowed");
 }
+
+/// Every file under `root` with its contents, to prove a folder was left as it was.
+fn snapshot(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("dir") {
+            let path = entry.expect("entry").path();
+            let kind = path.symlink_metadata().expect("meta").file_type();
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() {
+                found.push((path.clone(), std::fs::read(&path).expect("read")));
+            } else {
+                found.push((path.clone(), Vec::new()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_folder_given_as_input_is_never_changed_or_followed_out_of() {
+    let dir = tempfile::tempdir().expect("temp");
+    let elsewhere = dir.path().join("elsewhere");
+    write(&elsewhere, "other.pc", "libdir=/opt/lib\n");
+    write(&elsewhere, "notes.txt", "mine");
+    let source = dir.path().join("source");
+    package(&source, "set(X 1)\n");
+    std::fs::remove_dir_all(source.join("pkg-config")).expect("rm");
+    std::os::unix::fs::symlink("../elsewhere", source.join("pkg-config")).expect("link");
+    let before = (snapshot(&source), snapshot(&elsewhere));
+    let out = dir.path().join("out");
+    let error = split_package(&source, &out, false, Limits::default()).expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("link pkg-config -> ../elsewhere points outside the package"),
+        "{error}"
+    );
+    assert_eq!((snapshot(&source), snapshot(&elsewhere)), before);
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_link_that_fix_ups_move_out_of_the_package_is_refused() {
+    // Inside the wheel `nvidia/cu13/lib/up -> ../../..` names the wheel's top; once
+    // `nvidia/cu13/` is moved to the top, the same words name the folder above it.
+    let dir = tempfile::tempdir().expect("temp");
+    let outside = dir.path().join("outside");
+    write(&outside, "keep", "keep");
+    let source = dir.path().join("wheel");
+    write(&source, "nvidia/cu13/lib/libx.so.13", "elf");
+    write(&source, "nvidia_x-13.0.dist-info/METADATA", "Name: x");
+    std::os::unix::fs::symlink("../../..", source.join("nvidia/cu13/lib/up")).expect("link");
+    let out = dir.path().join("out");
+    let error = split_package(&source, &out, false, Limits::default()).expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("link lib/up -> ../../.. points outside the package of output lib"),
+        "{error}"
+    );
+    assert!(!out.exists());
+    assert_eq!(snapshot(&outside).len(), 1);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("e").file_name())
+        .filter(|name| name.to_string_lossy().starts_with(".cudapkgs-"))
+        .collect();
+    assert!(left.is_empty(), "no work folder left: {left:?}");
+}
+
+#[test]
+fn links_in_place_of_fix_up_folders_are_not_followed() {
+    // `lib`, `nvidia` and `pkg-config` as links to folders inside the package: the
+    // fix-ups leave them as links and move nothing through them.
+    let dir = tempfile::tempdir().expect("temp");
+    let source = dir.path().join("source");
+    write(&source, "real/12/libz.so.1", "elf");
+    write(&source, "real/x.pc", "libdir=/opt/lib\n");
+    std::os::unix::fs::symlink("real", source.join("lib")).expect("link");
+    std::os::unix::fs::symlink("real", source.join("pkg-config")).expect("link");
+    let before = snapshot(&source);
+    let out = dir.path().join("out");
+    split_package(&source, &out, false, Limits::default()).expect("splits");
+    assert_eq!(snapshot(&source), before, "the input is untouched");
+    assert_eq!(
+        std::fs::read_link(out.join("lib/lib")).expect("lib is still a link"),
+        Path::new("real")
+    );
+    assert!(
+        out.join("out/real/12/libz.so.1").is_file(),
+        "lib/12 inside the link's folder was not flattened through it"
+    );
+}
+
+#[test]
+fn work_folders_of_killed_splits_are_removed_by_the_next_one() {
+    let dir = tempfile::tempdir().expect("temp");
+    let source = dir.path().join("source");
+    package(&source, "set(X 1)\n");
+    for prefix in [".cudapkgs-package-", ".cudapkgs-split-"] {
+        // An id no process can have: its owner is gone.
+        std::fs::create_dir_all(dir.path().join(format!("{prefix}4294967295-1-1/tree/lib")))
+            .expect("mkdir");
+    }
+    split_package(&source, &dir.path().join("out"), false, Limits::default()).expect("splits");
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["out", "source"]);
+}

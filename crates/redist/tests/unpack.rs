@@ -93,7 +93,7 @@ fn try_unpack(dir: &Path, archive: &[u8], limits: Limits) -> Result<(), Error> {
         let left: Vec<_> = std::fs::read_dir(dir)
             .expect("dir")
             .map(|e| e.expect("entry").file_name())
-            .filter(|n| n != "archive.tar.xz")
+            .filter(|n| n != "archive.tar.xz" && n != "outside")
             .collect();
         assert!(left.is_empty(), "left behind: {left:?}");
     }
@@ -326,4 +326,234 @@ fn wheels_unpack_and_hostile_zips_are_refused() {
         let error = try_unpack(dir.path(), &zip(&members), Limits::default()).expect_err("refused");
         assert!(error.to_string().contains(expected), "{error}");
     }
+}
+
+/// A folder beside the target with one file, to prove nothing outside changed.
+fn sentinel(dir: &Path) -> std::path::PathBuf {
+    let outside = dir.join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    std::fs::write(outside.join("keep"), b"keep").expect("write");
+    outside
+}
+
+fn assert_untouched(outside: &Path) {
+    let names: Vec<_> = std::fs::read_dir(outside)
+        .expect("outside")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["keep"], "nothing planted or removed outside");
+    assert_eq!(std::fs::read(outside.join("keep")).expect("read"), b"keep");
+}
+
+#[test]
+fn link_chains_that_resolve_outside_are_refused() {
+    // `y -> .` makes `y/y/y/y/../../..` look four levels deep; it resolves to the
+    // package's top, then three levels above it.
+    let dir = tempfile::tempdir().expect("temp");
+    let outside = sentinel(dir.path());
+    let error = try_unpack(
+        dir.path(),
+        &xz(&tar(&[
+            folder("top/"),
+            symlink("top/y", "."),
+            symlink("top/lib", "y/y/y/y/../../../outside"),
+            file("top/lib/planted", b"x"),
+        ])),
+        Limits::default(),
+    )
+    .expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("is a symbolic link, not a folder"),
+        "{error}"
+    );
+    assert_untouched(&outside);
+    refused(
+        &[
+            folder("top/"),
+            symlink("top/y", "."),
+            symlink("top/lib", "y/y/y/y/../../../outside"),
+        ],
+        "link lib -> y/y/y/y/../../../outside points outside the package",
+    );
+    // Each link inside by its words, out only together: `p -> q/..` with `q -> .`.
+    refused(
+        &[
+            folder("top/"),
+            symlink("top/p", "q/.."),
+            symlink("top/q", "."),
+        ],
+        "link p -> q/.. points outside the package",
+    );
+    refused(
+        &[folder("top/"), symlink("top/a", "b"), symlink("top/b", "a")],
+        "loops through more than 40 links",
+    );
+}
+
+#[test]
+fn hard_links_never_reach_through_links() {
+    refused(
+        &[
+            folder("top/"),
+            file("top/real", b"x"),
+            symlink("top/alias", "real"),
+            Member {
+                name: "top/hard",
+                kind: b'1',
+                mode: 0o644,
+                link: "top/alias",
+                data: b"",
+            },
+        ],
+        "names a symbolic link",
+    );
+    refused(
+        &[
+            folder("top/"),
+            symlink("top/y", "."),
+            file("top/real", b"x"),
+            Member {
+                name: "top/hard",
+                kind: b'1',
+                mode: 0o644,
+                link: "top/y/real",
+                data: b"",
+            },
+        ],
+        "names no earlier file",
+    );
+}
+
+/// A GNU long-name (`L`) or long-link (`K`) record, then the entry it names.
+fn long_record(kind: u8, data: &[u8]) -> Member<'_> {
+    Member {
+        name: "././@LongLink",
+        kind,
+        mode: 0o644,
+        link: "",
+        data,
+    }
+}
+
+#[test]
+fn long_names_and_link_targets_are_bounded() {
+    let huge = vec![b'a'; 1 << 20];
+    refused(
+        &[long_record(b'K', &huge), symlink("top/l", "placeholder")],
+        "a long link is longer than 4096 bytes",
+    );
+    refused(
+        &[long_record(b'L', &huge), file("top/f", b"x")],
+        "a long name is longer than 4096 bytes",
+    );
+    let pax = vec![b'x'; 2 << 20];
+    refused(
+        &[
+            Member {
+                name: "top/PaxHeader",
+                kind: b'x',
+                mode: 0o644,
+                link: "",
+                data: &pax,
+            },
+            file("top/f", b"x"),
+        ],
+        "a PAX header is longer than 1048576 bytes",
+    );
+    // A long name within the bound is honoured.
+    let dir = tempfile::tempdir().expect("temp");
+    let name = format!("top/{}", "n".repeat(200));
+    let mut record = name.clone().into_bytes();
+    record.push(0);
+    try_unpack(
+        dir.path(),
+        &xz(&tar(&[
+            long_record(b'L', &record),
+            file("top/short", b"long"),
+        ])),
+        Limits::default(),
+    )
+    .expect("unpacks");
+    assert_eq!(
+        std::fs::read(dir.path().join("target").join("n".repeat(200))).expect("long name"),
+        b"long"
+    );
+    let long_target = "t".repeat(5000);
+    let dir = tempfile::tempdir().expect("temp");
+    let error = try_unpack(
+        dir.path(),
+        &zip(&[("top/l", 0o120_777, long_target.as_bytes())]),
+        Limits::default(),
+    )
+    .expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("a link target is longer than 4096 bytes"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_pax_size_that_disagrees_with_its_header_is_refused() {
+    let record = b"13 size=9999\n";
+    refused(
+        &[
+            Member {
+                name: "top/PaxHeader",
+                kind: b'x',
+                mode: 0o644,
+                link: "",
+                data: record,
+            },
+            file("top/f", b"x"),
+        ],
+        "its PAX size disagrees with its header",
+    );
+}
+
+#[test]
+fn a_fifo_named_as_the_archive_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temp");
+    let fifo = dir.path().join("archive.tar.xz");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .expect("mkfifo");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let target = dir.path().join("target");
+    std::thread::spawn(move || {
+        let _ = sender.send(unpack(&fifo, &target, Limits::default()).map_err(|e| e.to_string()));
+    });
+    let result = receiver
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("unpacking a FIFO must not wait for a writer");
+    let error = result.expect_err("refused");
+    assert!(error.contains("is a FIFO, not a file"), "{error}");
+}
+
+#[test]
+fn work_folders_of_killed_unpacks_are_removed_by_the_next_run() {
+    let dir = tempfile::tempdir().expect("temp");
+    // What a killed process (an id no process can have) left beside its target.
+    let abandoned = dir.path().join(".cudapkgs-unpack-4294967295-1-1/raw/top");
+    std::fs::create_dir_all(&abandoned).expect("mkdir");
+    try_unpack(
+        dir.path(),
+        &xz(&tar(&[file("top/f", b"x")])),
+        Limits::default(),
+    )
+    .expect("unpacks");
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["archive.tar.xz", "target"]);
 }
