@@ -10,7 +10,9 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 
 use crate::dynamic::DynamicInfo;
-use crate::resolve::{SearchPaths, is_driver_library, is_stub_folder, matches_object};
+use crate::resolve::{
+    SearchPaths, is_driver_library, is_file_name, is_stub_folder, matches_object,
+};
 
 /// An ELF file of the tree, read.
 #[derive(Debug, Clone)]
@@ -95,6 +97,9 @@ pub struct AutoRunpath {
     pub needs_driver: bool,
     /// Needed libraries found nowhere.
     pub unresolved: Vec<String>,
+    /// Needed entries that are not plain file names (`/etc/passwd`, `../libx.so`): the
+    /// loader would take them from outside every searched folder, so no runpath serves.
+    pub not_file_names: Vec<String>,
 }
 
 /// How the automatic mode searches.
@@ -131,6 +136,7 @@ fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> A
     let mut entries: Vec<String> = Vec::new();
     let mut needs_driver = file.opens_driver;
     let mut unresolved = Vec::new();
+    let mut not_file_names = Vec::new();
     let mut push = |entry: String| {
         if !entries.contains(&entry) {
             entries.push(entry);
@@ -139,11 +145,13 @@ fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> A
     let mut sibling = false;
     let mut found: Vec<String> = Vec::new();
     for name in &info.needed {
-        if is_driver_library(name) {
-            needs_driver = true;
+        // Before the driver check: `../libcuda.so.1` is a path, not the driver.
+        if !is_file_name(name) {
+            not_file_names.push(name.clone());
             continue;
         }
-        if name.contains('/') {
+        if is_driver_library(name) {
+            needs_driver = true;
             continue;
         }
         if matches_object(&origin.join(name), info) {
@@ -183,6 +191,25 @@ fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> A
         before: info.runpath.clone().or_else(|| info.rpath.clone()),
         needs_driver,
         unresolved,
+        not_file_names,
+    }
+}
+
+/// Why `dir` cannot be the driver folder written into runpaths, if it cannot: a
+/// relative entry is searched from each program's working folder, `:` separates entries,
+/// and a runpath holds bytes the loader reads as text.
+pub fn driver_dir_problem(dir: &Path) -> Option<&'static str> {
+    let Some(text) = dir.to_str() else {
+        return Some("is not valid UTF-8");
+    };
+    if !dir.is_absolute() {
+        Some(
+            "is not absolute: the loader would look for the driver from each program's working folder",
+        )
+    } else if text.contains(':') {
+        Some("contains `:`, which separates runpath entries")
+    } else {
+        None
     }
 }
 
@@ -267,5 +294,55 @@ mod tests {
     fn driver_mentions() {
         assert!(mentions_driver_library(b"...libcuda.so.1\0..."));
         assert!(!mentions_driver_library(b"libcuda.so.1.2"));
+    }
+
+    #[test]
+    fn needed_paths_are_reported_not_searched() {
+        let dir = tempfile::tempdir().expect("temp");
+        let needed = [
+            "/etc/hostname",
+            "../../../../../../etc/passwd",
+            "../libcuda.so.1",
+            "..",
+            "libc.so.6",
+        ];
+        let file = TreeFile {
+            path: dir.path().join("lib/libx.so"),
+            info: DynamicInfo {
+                class: crate::Class::Elf64,
+                little_endian: true,
+                machine: 62,
+                machine_name: "x86_64",
+                kind: crate::ElfKind::SharedObject,
+                interpreter: None,
+                has_dynamic: true,
+                soname: None,
+                needed: needed.map(str::to_owned).to_vec(),
+                rpath: None,
+                runpath: None,
+            },
+            opens_driver: false,
+        };
+        let options = AutoOptions {
+            tree: dir.path().to_owned(),
+            driver_dir: PathBuf::from("/run/opengl-driver/lib"),
+            system: SearchPaths::default(),
+            allow_unresolved: vec!["libc.so.6".to_owned()],
+        };
+        let plan = plan_tree(&[file], &Providers::default(), &options);
+        assert_eq!(plan[0].not_file_names, needed[..4]);
+        assert!(plan[0].unresolved.is_empty(), "{plan:?}");
+        assert!(!plan[0].needs_driver, "a path to libcuda is not the driver");
+    }
+
+    #[test]
+    fn driver_folders_are_absolute_single_entries() {
+        assert_eq!(
+            driver_dir_problem(Path::new("/run/opengl-driver/lib")),
+            None
+        );
+        for bad in ["relative", "./lib", "", "/a:/b"] {
+            assert!(driver_dir_problem(Path::new(bad)).is_some(), "{bad}");
+        }
     }
 }

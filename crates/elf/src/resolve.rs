@@ -119,6 +119,13 @@ pub struct Resolved {
     pub stub: bool,
 }
 
+/// Whether `name` is a plain file name: not empty, not `.` or `..`, without `/` or NUL.
+/// Library names (`DT_NEEDED` entries a package may carry, names in package indexes)
+/// must be: anything else would be looked up outside the folders searched.
+pub fn is_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
+}
+
 /// Libraries that come with the NVIDIA driver rather than with any CUDA package.
 pub fn is_driver_library(name: &str) -> bool {
     let base = name.rsplit('/').next().unwrap_or(name);
@@ -167,6 +174,9 @@ pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> 
             let found = if name.contains('/') {
                 let candidate = Path::new(name);
                 matches_object(candidate, info).then(|| (candidate.to_owned(), Via::Path))
+            } else if !is_file_name(name) {
+                // `..` joined to a folder names its parent: nothing to search for.
+                None
             } else {
                 [
                     (&rpath, Via::Rpath),
@@ -209,7 +219,7 @@ pub fn shrink_list(list: &str, path: &Path, info: &DynamicInfo, search: &SearchP
         let provides = info
             .needed
             .iter()
-            .any(|name| !name.contains('/') && matches_object(&folder.join(name), info));
+            .any(|name| is_file_name(name) && matches_object(&folder.join(name), info));
         if provides && !kept.contains(&item) {
             kept.push(item);
         }

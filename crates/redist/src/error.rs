@@ -19,6 +19,10 @@ pub enum Error {
     },
     #[error("{url}: {problem}")]
     Download { url: String, problem: String },
+    /// A download past its bound: the size its index or manifest gave, or the fetcher's
+    /// maximum; nothing of it was kept.
+    #[error("{url}: {problem}")]
+    TooLarge { url: String, problem: String },
     #[error("{url}: sha256 mismatch: expected {expected}, got {actual}; the download was deleted")]
     HashMismatch {
         url: String,

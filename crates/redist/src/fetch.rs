@@ -4,7 +4,9 @@
 //!
 //! Layout of the cache folder: `sha256/<hex>` holds verified files (never downloaded
 //! again), `partial/<hex>` the bytes of an interrupted download, `partial/<hex>.lock`
-//! the lock of the process downloading it.
+//! the lock of the process downloading it. `<hex>` is always 64 hex digits, so no
+//! request names a file outside the cache; no download grows past its size, or past
+//! `Fetcher::max_size` when its size is unknown.
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -16,12 +18,26 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 
+/// The largest download of unknown size, and the largest size an index or manifest may
+/// declare: NVIDIA's largest archives (TensorRT) are near 7 GB.
+pub const DEFAULT_MAX_SIZE: u64 = 16 << 30;
+
+/// A SHA-256 as 64 hex digits, lower case: `None` when `text` is anything else.
+pub fn parse_sha256(text: &str) -> Option<String> {
+    (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| text.to_ascii_lowercase())
+}
+
+fn is_cache_key(sha256: &str) -> bool {
+    parse_sha256(sha256).is_some_and(|parsed| parsed == sha256)
+}
+
 /// What to download, and what it must be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// `http://`, `https://` or `file://`.
     pub url: String,
-    /// Lower-case hex SHA-256 of the file.
+    /// Lower-case hex SHA-256 of the file (64 digits; anything else is refused).
     pub sha256: String,
     /// Byte count, when known.
     pub size: Option<u64>,
@@ -39,6 +55,9 @@ pub struct Fetcher {
     pub retries: u32,
     /// The first pause between attempts; doubled each time.
     pub backoff: Duration,
+    /// The most bytes a download of unknown size may bring, and the largest size a
+    /// request may declare.
+    pub max_size: u64,
 }
 
 impl Fetcher {
@@ -62,6 +81,7 @@ impl Fetcher {
             agent: config.into(),
             retries: 4,
             backoff: Duration::from_millis(500),
+            max_size: DEFAULT_MAX_SIZE,
         }
     }
 
@@ -69,7 +89,13 @@ impl Fetcher {
     /// is the `Accept` header for HTTP.
     pub fn get_text(&self, url: &str, accept: &str) -> Result<String, Error> {
         if let Some(path) = url.strip_prefix("file://") {
-            return std::fs::read_to_string(path).map_err(|e| Error::io(Path::new(path), e));
+            let path = Path::new(path);
+            let mut text = String::new();
+            open_regular(path)?
+                .take(TEXT_LIMIT)
+                .read_to_string(&mut text)
+                .map_err(|e| Error::io(path, e))?;
+            return Ok(text);
         }
         let failed = |problem: String| Error::Download {
             url: url.to_owned(),
@@ -87,7 +113,7 @@ impl Fetcher {
                     200 => response
                         .into_body()
                         .with_config()
-                        .limit(256 << 20)
+                        .limit(TEXT_LIMIT)
                         .read_to_string()
                         .map_err(|e| (true, e.to_string())),
                     status @ (408 | 429 | 500..=599) => Err((true, format!("HTTP {status}"))),
@@ -105,14 +131,38 @@ impl Fetcher {
         }
     }
 
-    /// Where a verified file with this hash lives (whether or not it is there yet).
-    pub fn cached_path(&self, sha256: &str) -> PathBuf {
-        self.cache.join("sha256").join(sha256)
+    /// Where a verified file with this hash lives (whether or not it is there yet);
+    /// `sha256` must be 64 lower-case hex digits.
+    pub fn cached_path(&self, sha256: &str) -> Result<PathBuf, Error> {
+        if !is_cache_key(sha256) {
+            return Err(Error::NotFound(format!(
+                "`{sha256}` is not a SHA-256 (64 lower-case hex digits): no file in the cache has it"
+            )));
+        }
+        Ok(self.cache.join("sha256").join(sha256))
     }
 
     /// The verified file for `request`, downloaded unless the cache has it.
     pub fn fetch(&self, request: &Request, progress: Progress<'_>) -> Result<PathBuf, Error> {
-        let done = self.cached_path(&request.sha256);
+        if !is_cache_key(&request.sha256) {
+            return Err(Error::Download {
+                url: request.url.clone(),
+                problem: format!(
+                    "`{}` is not a SHA-256 (64 lower-case hex digits), so the download cannot be verified; nothing was downloaded",
+                    request.sha256
+                ),
+            });
+        }
+        if let Some(size) = request.size.filter(|&size| size > self.max_size) {
+            return Err(Error::TooLarge {
+                url: request.url.clone(),
+                problem: format!(
+                    "its size is given as {size} bytes, more than the maximum download of {} bytes; nothing was downloaded",
+                    self.max_size
+                ),
+            });
+        }
+        let done = self.cached_path(&request.sha256)?;
         if done.is_file() {
             return Ok(done);
         }
@@ -170,15 +220,20 @@ impl Fetcher {
         progress: Progress<'_>,
     ) -> Result<(Sha256, u64), Transfer> {
         let fatal = |e: std::io::Error| Transfer::Fatal(Error::io(partial, e));
+        // A local file is opened first: one that cannot be read leaves no partial file.
+        let local = match request.url.strip_prefix("file://") {
+            Some(path) => Some(open_regular(Path::new(path)).map_err(Transfer::Fatal)?),
+            None => None,
+        };
         let mut out = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .open(partial)
             .map_err(fatal)?;
-        let body: Box<dyn Read> = if let Some(path) = request.url.strip_prefix("file://") {
+        let body: Box<dyn Read> = if let Some(file) = local {
             out.set_len(0).map_err(fatal)?;
-            Box::new(File::open(path).map_err(|e| Transfer::Fatal(Error::io(Path::new(path), e)))?)
+            Box::new(file)
         } else {
             let have = out.metadata().map_err(fatal)?.len();
             let mut call = self.agent.get(&request.url);
@@ -206,6 +261,12 @@ impl Fetcher {
                     }));
                 }
             }
+            let promised = response.body().content_length().map(|n| n + have);
+            if let Some(promised) = promised.filter(|&n| n > self.limit(request)) {
+                drop(out);
+                let _ = std::fs::remove_file(partial);
+                return Err(Transfer::Fatal(self.too_large(request, promised)));
+            }
             Box::new(response.into_body().into_reader())
         };
         // The bytes kept from an earlier attempt are hashed first.
@@ -225,13 +286,16 @@ impl Fetcher {
                     )));
                 }
             };
+            // Refused before it is written: a server that never stops fills no disk.
+            if written + n as u64 > self.limit(request) {
+                drop(out);
+                let _ = std::fs::remove_file(partial);
+                return Err(Transfer::Fatal(self.too_large(request, written + n as u64)));
+            }
             out.write_all(&buffer[..n]).map_err(fatal)?;
             hasher.update(&buffer[..n]);
             written += n as u64;
             progress(request, written, request.size);
-            if request.size.is_some_and(|size| written > size) {
-                break;
-            }
         }
         if let Some(size) = request.size.filter(|&size| written < size) {
             return Err(Transfer::Retry(format!(
@@ -241,6 +305,57 @@ impl Fetcher {
         out.sync_all().map_err(fatal)?;
         Ok((hasher, written))
     }
+}
+
+impl Fetcher {
+    /// The most bytes `request` may bring.
+    fn limit(&self, request: &Request) -> u64 {
+        request.size.unwrap_or(self.max_size)
+    }
+
+    /// The refusal of a download that reached `bytes`, past its limit.
+    fn too_large(&self, request: &Request, bytes: u64) -> Error {
+        let problem = match request.size {
+            Some(size) => format!(
+                "the download reaches {bytes} bytes, more than the {size} bytes expected; it was stopped and nothing was kept"
+            ),
+            None => format!(
+                "no size was given and the download reaches {bytes} bytes, more than the maximum download of {} bytes; it was stopped and nothing was kept",
+                self.max_size
+            ),
+        };
+        Error::TooLarge {
+            url: request.url.clone(),
+            problem,
+        }
+    }
+}
+
+/// The most a manifest or index page may hold.
+const TEXT_LIMIT: u64 = 256 << 20;
+
+/// Opens a regular file for reading; anything else (a FIFO, a device, a folder) is
+/// refused at once, without blocking on it.
+fn open_regular(path: &Path) -> Result<File, Error> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(path, e.into()))?;
+    let file = File::from(fd);
+    let kind = file.metadata().map_err(|e| Error::io(path, e))?.file_type();
+    if !kind.is_file() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file: only files are read from file:// locations",
+            ),
+        ));
+    }
+    Ok(file)
 }
 
 enum Transfer {

@@ -224,13 +224,19 @@ fn parse_archive(value: &Value, at: &str, bad: &Bad<'_>) -> Result<Archive, Erro
             format!("`{relative_path}` leaves the manifest's folder"),
         ));
     }
-    let sha256 = required("sha256")?.to_ascii_lowercase();
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if relative_path.is_empty() || relative_path.ends_with('/') || relative_path.contains('\0') {
         return Err(bad(
-            &format!("{at}.sha256"),
-            format!("`{sha256}` is not 64 hex digits"),
+            &format!("{at}.relative_path"),
+            format!("`{}` does not name a file", relative_path.escape_debug()),
         ));
     }
+    let given = required("sha256")?;
+    let sha256 = crate::fetch::parse_sha256(&given).ok_or_else(|| {
+        bad(
+            &format!("{at}.sha256"),
+            format!("`{}` is not 64 hex digits", given.escape_debug()),
+        )
+    })?;
     // NVIDIA writes the size as a string; a number is accepted too.
     let size = match fields.get("size") {
         Some(Value::String(text)) => text.parse::<u64>().ok(),

@@ -126,7 +126,10 @@ pub fn wheels(fetcher: &Fetcher, index_url: &str, project: &str) -> Result<Vec<W
     parse_project_page(&text, &page)
 }
 
-/// Reads a PEP 691 project page; `page` resolves relative file URLs.
+/// Reads a PEP 691 project page; `page` resolves relative file URLs. Every wheel kept
+/// has a plain file name, a SHA-256 of 64 hex digits (the cache key) and an `http(s)`
+/// URL; a `file://` page (an index the user configured as a folder) may also point at
+/// files by relative URLs.
 pub fn parse_project_page(text: &str, page: &str) -> Result<Vec<Wheel>, Error> {
     let bad = |at: &str, problem: &str| Error::BadDocument {
         origin: page.to_owned(),
@@ -155,6 +158,12 @@ pub fn parse_project_page(text: &str, page: &str) -> Result<Vec<Wheel>, Error> {
         if yanked {
             continue;
         }
+        if !cudapkgs_elf::resolve::is_file_name(filename) {
+            return Err(bad(
+                &format!("{at}.filename"),
+                &format!("`{}` is not a plain file name", filename.escape_debug()),
+            ));
+        }
         // name-version(-build)?-python-abi-platform
         let parts: Vec<&str> = stem.split('-').collect();
         if parts.len() < 5 {
@@ -163,12 +172,36 @@ pub fn parse_project_page(text: &str, page: &str) -> Result<Vec<Wheel>, Error> {
         let url = file["url"]
             .as_str()
             .ok_or_else(|| bad(&format!("{at}.url"), "expected a string"))?;
+        let url = resolve(page, url).ok_or_else(|| {
+            bad(
+                &format!("{at}.url"),
+                &format!(
+                    "`{}`: an index may point only at http:// or https:// files",
+                    url.escape_debug()
+                ),
+            )
+        })?;
         let sha256 = file["hashes"]["sha256"].as_str().ok_or_else(|| {
             bad(
                 &format!("{at}.hashes"),
                 "no sha256: the wheel cannot be verified",
             )
         })?;
+        let sha256 = crate::fetch::parse_sha256(sha256).ok_or_else(|| {
+            bad(
+                &format!("{at}.hashes.sha256"),
+                &format!("`{}` is not 64 hex digits", sha256.escape_debug()),
+            )
+        })?;
+        let size = match &file["size"] {
+            Value::Null => None,
+            given => Some(given.as_u64().ok_or_else(|| {
+                bad(
+                    &format!("{at}.size"),
+                    "expected a byte count (a whole number)",
+                )
+            })?),
+        };
         wheels.push(Wheel {
             filename: filename.to_owned(),
             version: parts[1].to_owned(),
@@ -176,34 +209,82 @@ pub fn parse_project_page(text: &str, page: &str) -> Result<Vec<Wheel>, Error> {
                 .split('.')
                 .map(str::to_owned)
                 .collect(),
-            url: resolve(page, url),
-            sha256: sha256.to_ascii_lowercase(),
-            size: file["size"].as_u64(),
+            url,
+            sha256,
+            size,
         });
     }
     Ok(wheels)
 }
 
-/// `url` relative to `page` (absolute, host-relative or path-relative).
-fn resolve(page: &str, url: &str) -> String {
-    if url.contains("://") {
-        return url.to_owned();
+/// The scheme of an absolute URL (RFC 3986: a letter, then letters, digits, `+-.`, then
+/// `:`); `None` for a relative one.
+fn scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once(':')?;
+    let mut bytes = scheme.bytes();
+    (bytes.next()?.is_ascii_alphabetic()
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)))
+    .then_some(scheme)
+}
+
+fn is_http(url: &str) -> bool {
+    scheme(url).is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"))
+}
+
+/// `url` relative to `page`, when the index may point there: absolute URLs must be
+/// `http(s)`; relative ones keep the page's scheme and server (`file://` only for a
+/// page the user's own `file://` index holds), and `..` never climbs above the root.
+fn resolve(page: &str, url: &str) -> Option<String> {
+    if scheme(url).is_some() {
+        return is_http(url).then(|| url.to_owned());
     }
-    let scheme_end = page.find("://").map_or(0, |i| i + 3);
-    if let Some(path) = url.strip_prefix('/') {
-        let host_end = page[scheme_end..]
+    if url.starts_with("//") {
+        // Another server, the page's scheme.
+        let resolved = format!("{}:{url}", scheme(page)?);
+        return is_http(&resolved).then_some(resolved);
+    }
+    // `http://host:port` and the path after it; a `file://` URL is all path.
+    let origin_end = if page.starts_with("file://") {
+        "file://".len()
+    } else {
+        let scheme_end = page.find("://").map_or(0, |i| i + 3);
+        page[scheme_end..]
             .find('/')
-            .map_or(page.len(), |i| scheme_end + i);
-        return format!("{}/{path}", &page[..host_end]);
+            .map_or(page.len(), |i| scheme_end + i)
+    };
+    let (origin, page_path) = page.split_at(origin_end);
+    let path = if url.starts_with('/') {
+        url.to_owned()
+    } else {
+        let folder = page_path.rfind('/').map_or("", |i| &page_path[..=i]);
+        format!("{folder}{url}")
+    };
+    let resolved = format!("{origin}{}", remove_dot_segments(&path));
+    (is_http(&resolved) || page.starts_with("file://")).then_some(resolved)
+}
+
+/// `a/b/../c/./d` → `a/c/d`; a `..` at the root stays there (RFC 3986, 5.2.4).
+fn remove_dot_segments(path: &str) -> String {
+    let (root, rest) = match path.strip_prefix('/') {
+        Some(rest) => ("/", rest),
+        None => ("", path),
+    };
+    let mut kept: Vec<&str> = Vec::new();
+    let mut ends_in_folder = false;
+    for segment in rest.split('/') {
+        ends_in_folder = matches!(segment, "." | "..");
+        match segment {
+            "." => {}
+            ".." => {
+                kept.pop();
+            }
+            other => kept.push(other),
+        }
     }
-    let folder = page.rfind('/').map_or(page, |i| &page[..=i]);
-    let mut joined = format!("{folder}{url}");
-    // Collapse `x/../` so that `../../packages/…` links resolve.
-    while let Some(i) = joined[scheme_end..].find("/../").map(|i| i + scheme_end) {
-        let start = joined[..i].rfind('/').map_or(i, |s| s.max(scheme_end));
-        joined.replace_range(start..i + 3, "");
+    if ends_in_folder {
+        kept.push("");
     }
-    joined
+    format!("{root}{}", kept.join("/"))
 }
 
 /// The wheel of `version` (the newest when `None`) that fits `system`.
@@ -254,16 +335,24 @@ mod tests {
         let page = r#"{"meta": {"api-version": "1.1"}, "name": "nvidia-cublas", "files": [
             {"filename": "nvidia_cublas-13.0.0.19-py3-none-manylinux_2_27_aarch64.whl",
              "url": "../../packages/aa/nvidia_cublas-13.0.0.19-py3-none-manylinux_2_27_aarch64.whl",
-             "hashes": {"sha256": "AA"}, "size": 10},
+             "hashes": {"sha256": "HASH_A"}, "size": 10},
             {"filename": "nvidia_cublas-13.0.0.19-py3-none-manylinux_2_27_x86_64.whl",
-             "url": "/packages/bb/x.whl", "hashes": {"sha256": "bb"}},
+             "url": "/packages/bb/x.whl", "hashes": {"sha256": "HASH_B"}},
             {"filename": "nvidia_cublas-13.1.0.3-py3-none-manylinux_2_27_x86_64.whl",
-             "url": "https://files.example/y.whl", "hashes": {"sha256": "cc"}, "yanked": "broken"},
+             "url": "https://files.example/y.whl", "hashes": {"sha256": "HASH_C"}, "yanked": "broken"},
             {"filename": "nvidia_cublas-13.0.2.14-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
-             "url": "z.whl", "hashes": {"sha256": "dd"}},
+             "url": "z.whl", "hashes": {"sha256": "HASH_D"}},
             {"filename": "nvidia_cublas-13.0.2.14.tar.gz", "url": "s.tar.gz", "hashes": {"sha256": "ee"}}
         ]}"#;
-        let wheels = parse_project_page(page, "http://127.0.0.1:8000/simple/nvidia-cublas/")
+        let page = ["A", "b", "c", "d"]
+            .iter()
+            .fold(page.to_owned(), |page, digit| {
+                page.replace(
+                    &format!("HASH_{}", digit.to_ascii_uppercase()),
+                    &digit.repeat(64),
+                )
+            });
+        let wheels = parse_project_page(&page, "http://127.0.0.1:8000/simple/nvidia-cublas/")
             .expect("parses");
         assert_eq!(
             wheels.len(),
@@ -274,7 +363,8 @@ mod tests {
             wheels[0].url,
             "http://127.0.0.1:8000/packages/aa/nvidia_cublas-13.0.0.19-py3-none-manylinux_2_27_aarch64.whl"
         );
-        assert_eq!(wheels[0].sha256, "aa");
+        assert_eq!(wheels[0].sha256, "a".repeat(64), "hashes are lower case");
+        assert_eq!(wheels[0].size, Some(10));
         assert_eq!(wheels[1].url, "http://127.0.0.1:8000/packages/bb/x.whl");
         assert_eq!(
             wheels[2].url,
@@ -283,16 +373,48 @@ mod tests {
         let newest = pick(&wheels, None, "linux-x86_64").expect("a wheel");
         assert_eq!(newest.version, "13.0.2.14");
         let old = pick(&wheels, Some("13.0.0.19"), "linux-sbsa").expect("a wheel");
-        assert_eq!(old.sha256, "aa");
+        assert_eq!(old.sha256, "a".repeat(64));
         assert!(pick(&wheels, Some("9.9"), "linux-x86_64").is_none());
         let error = parse_project_page(
             r#"{"files": [{"filename": "a-1-py3-none-any.whl", "url": "u"}]}"#,
-            "p",
+            "http://127.0.0.1/simple/a/",
         )
         .expect_err("no hash");
         assert!(
             error.to_string().contains("$.files[0].hashes: no sha256"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn relative_urls_stay_on_the_page_server() {
+        let page = "http://127.0.0.1:8000/simple/p/";
+        let cases = [
+            ("../../../../../x.whl", "http://127.0.0.1:8000/x.whl"),
+            ("./a/./b/../c.whl", "http://127.0.0.1:8000/simple/p/a/c.whl"),
+            ("/../../x.whl", "http://127.0.0.1:8000/x.whl"),
+            ("//files.example/x.whl", "http://files.example/x.whl"),
+            ("HTTPS://files.example/x.whl", "HTTPS://files.example/x.whl"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(resolve(page, url).as_deref(), Some(expected), "{url}");
+        }
+        for url in [
+            "file:///etc/passwd",
+            "file:/etc/passwd",
+            "ftp://h/x.whl",
+            "data:,x",
+        ] {
+            assert_eq!(resolve(page, url), None, "{url}");
+        }
+        // A folder index the user configured keeps relative files in its file system,
+        // and still refuses absolute `file://` URLs and other hosts.
+        let folder = "file:///srv/index/simple/p/";
+        assert_eq!(
+            resolve(folder, "../../files/x.whl").as_deref(),
+            Some("file:///srv/index/files/x.whl")
+        );
+        assert_eq!(resolve(folder, "file:///etc/passwd"), None);
+        assert_eq!(resolve(folder, "//host/x.whl"), None);
     }
 }
