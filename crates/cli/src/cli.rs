@@ -39,6 +39,22 @@ pub struct GlobalArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Whether raw arguments ask for JSON (`--json`, `--format json`): what a usage error
+/// answers in when the parse itself failed.
+pub fn asks_for_json(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    let mut previous_was_format = false;
+    for arg in args {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--json" || arg == "--format=json" || (previous_was_format && arg == "json") {
+            return true;
+        }
+        previous_was_format = arg == "--format";
+    }
+    false
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Standard CUDA options (CUDA version, capabilities, forward compatibility),

@@ -19,6 +19,8 @@ pub enum Exit {
 pub struct CliError {
     pub message: String,
     pub hint: Option<String>,
+    /// Standard output was closed by its reader: stop quietly.
+    pub closed_pipe: bool,
 }
 
 impl CliError {
@@ -26,6 +28,15 @@ impl CliError {
         Self {
             message: message.into(),
             hint: None,
+            closed_pipe: false,
+        }
+    }
+
+    /// The reader of standard output went away (`cudapkgs … | head`).
+    pub fn closed_pipe() -> Self {
+        Self {
+            closed_pipe: true,
+            ..Self::new("standard output was closed")
         }
     }
 

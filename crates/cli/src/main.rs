@@ -23,7 +23,10 @@ use crate::output::Output;
 use crate::settings::Config;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let output = Output {
         json: cli.global.json,
         quiet: cli.global.quiet,
@@ -31,12 +34,45 @@ fn main() -> ExitCode {
     };
     let exit = match run(&cli, output) {
         Ok(exit) => exit,
+        // A reader that stopped reading (`| head`) is not a failure.
+        Err(error) if error.closed_pipe => Exit::Success,
         Err(error) => {
             output.report_error(&error);
             Exit::Usage
         }
     };
     ExitCode::from(exit as u8)
+}
+
+/// Help and version requests print as clap prints them; a usage error is also one JSON
+/// error document on stdout when JSON was asked for, since the parse that failed cannot
+/// say so.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    if cli::asks_for_json(std::env::args_os().skip(1)) {
+        let text = error.to_string();
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let message = lines
+            .next()
+            .map(|first| first.trim_start_matches("error: ").to_owned())
+            .unwrap_or_default();
+        let tips: Vec<&str> = lines.filter(|l| l.starts_with("tip:")).collect();
+        let hint = if tips.is_empty() {
+            "see --help".to_owned()
+        } else {
+            tips.join("; ")
+        };
+        output::print_error_document(&message, Some(&hint));
+    }
+    let _ = error.print();
+    ExitCode::from(Exit::Usage as u8)
 }
 
 fn run(cli: &Cli, output: Output) -> CliResult<Exit> {

@@ -47,13 +47,15 @@ impl Output {
             .map_err(|error| write_error(&error))
     }
 
+    /// A failure that will make the command exit 2 (shown under `--quiet` too).
+    pub fn error(self, message: impl std::fmt::Display) {
+        eprintln!("error: {message}");
+    }
+
     /// Reports a failure on stderr, and as JSON on stdout when JSON was asked for.
     pub fn report_error(self, error: &CliError) {
         if self.json {
-            let document = serde_json::json!({
-                "error": { "message": error.message, "hint": error.hint }
-            });
-            println!("{document:#}");
+            print_error_document(&error.message, error.hint.as_deref());
         }
         eprintln!("error: {}", error.message);
         if let Some(hint) = &error.hint {
@@ -62,6 +64,17 @@ impl Output {
     }
 }
 
+/// The JSON document of a failure, on stdout.
+pub fn print_error_document(message: &str, hint: Option<&str>) {
+    let document = serde_json::json!({ "error": { "message": message, "hint": hint } });
+    let mut stdout = io::stdout().lock();
+    // Nothing more can be said if stdout is gone too.
+    let _ = writeln!(stdout, "{document:#}").and_then(|()| stdout.flush());
+}
+
 fn write_error(error: &io::Error) -> CliError {
+    if error.kind() == io::ErrorKind::BrokenPipe {
+        return CliError::closed_pipe();
+    }
     CliError::new(format!("cannot write to standard output: {error}"))
 }

@@ -191,12 +191,7 @@ impl Dir {
 
     /// The error for a component that could not be opened as a folder: a link is named
     /// as such, since that is the refusal people need to understand.
-    fn not_a_folder(
-        parent: &impl AsFd,
-        name: &OsStr,
-        shown: &Path,
-        errno: Errno,
-    ) -> io::Error {
+    fn not_a_folder(parent: &impl AsFd, name: &OsStr, shown: &Path, errno: Errno) -> io::Error {
         if matches!(errno, Errno::LOOP | Errno::NOTDIR) {
             if let Ok(stat) = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
                 let kind = Kind::of(FileType::from_raw_mode(stat.st_mode));

@@ -114,7 +114,7 @@ pub fn run(args: &ElfArgs, output: Output) -> CliResult<Exit> {
     let mut failed = false;
     for file in &visited {
         if let Outcome::Failed(message) = &file.outcome {
-            output.warn(format!("{}: {message}", file.source.display));
+            output.error(format!("{}: {message}", file.source.display));
             failed = true;
         }
     }
