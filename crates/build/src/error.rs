@@ -21,6 +21,22 @@ pub enum Error {
         file: String,
         library: String,
     },
+    /// A `DT_NEEDED` entry that is a path (`/etc/hostname`, `../libx.so`), not a library
+    /// file name: the loader would take it from outside every runpath.
+    #[error(
+        "{package}: {file} needs `{entry}`, which is not a library file name (a name without `/`); nothing was added"
+    )]
+    NeededNotAFileName {
+        package: String,
+        file: String,
+        entry: String,
+    },
+    /// A package name or version that cannot name a folder or a store path.
+    #[error("package `{package}`: {problem}")]
+    BadInput { package: String, problem: String },
+    /// A driver folder that cannot be a runpath entry.
+    #[error("driver folder `{dir}` {problem}")]
+    DriverDir { dir: String, problem: &'static str },
     #[error("the packages need each other in a cycle: {0}")]
     Cycle(String),
     /// `--strict-targets` and a kernel with no usable image.

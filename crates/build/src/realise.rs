@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cudapkgs_elf::auto::driver_dir_problem;
 use cudapkgs_elf::patch::{Changes, RunpathChange};
+use cudapkgs_elf::resolve::is_file_name;
 use cudapkgs_redist::split::files;
 use cudapkgs_store::store::{Scan, Store};
 
@@ -25,7 +27,8 @@ pub const ADD_ORDER: &[&str] = &[
 /// How to build.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Added to the runpath of files that use the driver (`/run/opengl-driver/lib`).
+    /// Added to the runpath of files that use the driver (`/run/opengl-driver/lib`);
+    /// an absolute folder.
     pub driver_dir: String,
     /// The GPUs whose kernels are checked.
     pub gpus: Vec<cudapkgs_fatbin::Gpu>,
@@ -60,6 +63,7 @@ impl Built {
 
 /// Builds `inputs` into `store`; results in build order.
 pub fn build(store: &mut Store, inputs: &[Input], options: &Options) -> Result<Vec<Built>, Error> {
+    check(inputs, options)?;
     // Inside the store folder: moves into place stay on one file system, and a build
     // killed midway leaves a temporary the next open of the store removes.
     let work = store.work_dir()?;
@@ -108,12 +112,43 @@ pub fn build(store: &mut Store, inputs: &[Input], options: &Options) -> Result<V
     Ok(result)
 }
 
+/// Refuses what would put a file outside the build's folders or a bad entry into a
+/// runpath, before anything is unpacked: package names and versions name folders and
+/// store paths; the driver folder is written into runpaths as it is.
+fn check(inputs: &[Input], options: &Options) -> Result<(), Error> {
+    if let Some(problem) = driver_dir_problem(Path::new(&options.driver_dir)) {
+        return Err(Error::DriverDir {
+            dir: options.driver_dir.clone(),
+            problem,
+        });
+    }
+    for input in inputs {
+        for (what, value) in [("name", &input.package), ("version", &input.version)] {
+            cudapkgs_store::path::check_name(value).map_err(|error| Error::BadInput {
+                package: input.package.clone(),
+                problem: format!("the {what} cannot name a store path: {error}"),
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// For each package, the packages whose `lib` outputs provide what it needs; a library
-/// no package provides must be a system one, else the build fails naming it.
+/// no package provides must be a system one, else the build fails naming it. A needed
+/// entry that is a path rather than a file name fails the build.
 fn dependencies(prepared: &[Prepared]) -> Result<Vec<Vec<usize>>, Error> {
     let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
     let mut all = Vec::new();
     for (index, package) in prepared.iter().enumerate() {
+        for file in &package.elf_files {
+            if let Some(entry) = file.info.needed.iter().find(|name| !is_file_name(name)) {
+                return Err(Error::NeededNotAFileName {
+                    package: package.input.package.clone(),
+                    file: format!("{}/{}", file.output, file.relative.display()),
+                    entry: entry.clone(),
+                });
+            }
+        }
         let mut deps = Vec::new();
         for (library, file) in foreign_needs(package) {
             let provider = prepared

@@ -105,7 +105,9 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
 fn show_plan(fetcher: &Fetcher, resolved: &[Resolved], local: &[Input]) -> CliResult<Exit> {
     let mut text = String::new();
     for r in resolved {
-        let cached = fetcher.cached_path(&r.request.sha256).is_file();
+        let cached = fetcher
+            .cached_path(&r.request.sha256)
+            .is_ok_and(|path| path.is_file());
         let _ = writeln!(
             text,
             "{} {}  {}{}",

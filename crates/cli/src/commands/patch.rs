@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use cudapkgs_elf::auto::{
-    AutoOptions, Providers, TreeFile, host_driver_dir, mentions_driver_library, plan_tree,
+    AutoOptions, Providers, TreeFile, driver_dir_problem, host_driver_dir, mentions_driver_library,
+    plan_tree,
 };
 use cudapkgs_elf::patch::{Changes, RunpathChange, plan};
 use cudapkgs_elf::resolve::{SearchPaths, shrink_list};
@@ -159,8 +160,30 @@ fn explicit_changes(
 /// The file's bytes, mapped: planning reads only headers and tables, never the whole
 /// file.
 fn map(path: &Path) -> Result<Mapped, String> {
+    refuse_special(path)?;
     let file = std::fs::File::open(path).map_err(|error| error.to_string())?;
     Mapped::open(&file).map_err(|error| error.to_string())
+}
+
+/// Refuses a named special file before anything opens it: opening a FIFO blocks until
+/// a writer comes, and a device has no ELF file to rewrite.
+fn refuse_special(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(path)
+        .map_err(|error| error.to_string())?
+        .file_type();
+    let what = if kind.is_file() || kind.is_dir() {
+        return Ok(());
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    };
+    Err(format!("{what}, not a regular file"))
 }
 
 fn read_file(path: &Path) -> Result<DynamicInfo, String> {
@@ -175,7 +198,19 @@ pub fn driver_dir(given: Option<&str>) -> CliResult<PathBuf> {
             CliError::new("no libcuda.so.1 on this machine (outside stub folders)")
                 .with_hint("install the NVIDIA driver, or pass --driver-dir DIR")
         }),
-        Some(dir) => Ok(PathBuf::from(dir)),
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            match driver_dir_problem(&dir) {
+                Some(problem) => Err(CliError::new(format!(
+                    "driver folder `{}` {problem}",
+                    dir.display()
+                ))
+                .with_hint(
+                    "--driver-dir takes an absolute folder, like /run/opengl-driver/lib, or `host`",
+                )),
+                None => Ok(dir),
+            }
+        }
         None => Ok(PathBuf::from(DEFAULT_DRIVER_DIR)),
     }
 }
@@ -196,6 +231,8 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
     };
     let mut all = Vec::new();
     for root in &args.paths {
+        refuse_special(root)
+            .map_err(|problem| CliError::new(format!("{}: {problem}", root.display())))?;
         let root = std::fs::canonicalize(root)
             .map_err(|error| CliError::new(format!("{}: {error}", root.display())))?;
         let walk = Walk {
@@ -238,6 +275,24 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
         all.extend(plan_tree(&files, &providers, &options));
     }
 
+    let not_file_names: Vec<String> = all
+        .iter()
+        .flat_map(|plan| {
+            plan.not_file_names
+                .iter()
+                .map(move |entry| format!("{}: `{entry}`", plan.path.display()))
+        })
+        .collect();
+    if !not_file_names.is_empty() {
+        return Err(CliError::new(format!(
+            "{} needed entries are paths, not library file names; nothing was written:\n  {}",
+            not_file_names.len(),
+            not_file_names.join("\n  ")
+        ))
+        .with_hint(
+            "a needed library must be a name without `/`: fix the entries with --replace-needed OLD NEW",
+        ));
+    }
     let unresolved: Vec<String> = all
         .iter()
         .flat_map(|plan| {

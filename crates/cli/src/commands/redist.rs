@@ -21,8 +21,17 @@ use crate::settings::process_env;
 use crate::units;
 
 pub fn failure(error: &cudapkgs_redist::Error) -> CliError {
-    CliError::new(error.to_string())
+    let failed = CliError::new(error.to_string());
+    match error {
+        cudapkgs_redist::Error::TooLarge { .. } => failed.with_hint(format!(
+            "if the file is genuine, raise the limit with {MAX_DOWNLOAD_VARIABLE} (bytes, or with K, M, G or T)"
+        )),
+        _ => failed,
+    }
 }
+
+/// Bounds downloads of unknown size and the sizes an index may declare.
+const MAX_DOWNLOAD_VARIABLE: &str = "CUDAPKGS_MAX_DOWNLOAD";
 
 /// The cache of `source`.
 pub fn fetcher(source: &RedistSource) -> CliResult<Fetcher> {
@@ -40,7 +49,32 @@ pub fn fetcher_at(cache: Option<&PathBuf>) -> CliResult<Fetcher> {
             CliError::new("no download cache: neither XDG_CACHE_HOME nor HOME is set")
                 .with_hint("pass --cache or set CUDAPKGS_CACHE")
         })?;
-    Ok(Fetcher::new(&cache))
+    let mut fetcher = Fetcher::new(&cache);
+    if let Some(text) = process_env(MAX_DOWNLOAD_VARIABLE) {
+        fetcher.max_size = parse_byte_count(&text).ok_or_else(|| {
+            CliError::new(format!(
+                "environment variable {MAX_DOWNLOAD_VARIABLE}: `{text}` is not a byte count"
+            ))
+            .with_hint("write bytes, or a number with K, M, G or T (powers of 1024), like 20G")
+        })?;
+    }
+    Ok(fetcher)
+}
+
+/// `1000`, `500M`, `20G`, `1TiB`: powers of 1024 for the suffixes.
+fn parse_byte_count(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit.trim().trim_end_matches("iB").trim_end_matches('B') {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        "T" | "t" => 40,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 pub fn mirror(source: &RedistSource) -> Mirror {
