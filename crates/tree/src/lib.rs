@@ -15,6 +15,8 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+
+use dir::{Dir, Kind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -110,36 +112,65 @@ pub fn is_zip(magic: &[u8]) -> bool {
     magic.starts_with(b"PK\x03\x04")
 }
 
+/// Where a job's file is: named by the user, or found below a named folder.
+#[derive(Debug)]
+enum Place {
+    /// Opened by its name (a link the user named is followed).
+    Named(PathBuf),
+    /// `relative` below `roots[root]`, opened component by component without following
+    /// a link.
+    Found { root: usize, relative: PathBuf },
+}
+
 /// One unit of work: a file on disk, or a whole zip whose members are visited in turn.
 #[derive(Debug)]
 struct Job {
-    path: PathBuf,
+    place: Place,
     display: String,
     named: bool,
     zip: bool,
 }
 
+/// What the walk found: the folders named, the jobs, and what could not be read.
+struct Found<T> {
+    roots: Vec<Dir>,
+    jobs: Vec<Job>,
+    failures: Vec<Visited<T>>,
+    seen: HashSet<(u64, u64)>,
+}
+
 /// Visits every file under `inputs` that can hold device code, calling `work` with its
-/// bytes on several threads. Folders are walked recursively without following
-/// symbolic links; hard links are visited once. Results come back in path order.
+/// bytes on several threads. Folders are walked through folder handles without
+/// following symbolic links; hard links are visited once. A named FIFO, device or
+/// socket is reported, never opened in a way that waits. Results come back in path
+/// order.
 pub fn visit<T, F>(inputs: &[PathBuf], walk: Walk, threads: usize, work: F) -> Vec<Visited<T>>
 where
     T: Send,
     F: Fn(&Source, Input<'_>) -> Result<T, String> + Sync,
 {
-    let mut jobs = Vec::new();
-    let mut failures = Vec::new();
-    let mut seen = HashSet::new();
+    let mut found = Found {
+        roots: Vec::new(),
+        jobs: Vec::new(),
+        failures: Vec::new(),
+        seen: HashSet::new(),
+    };
     for input in inputs {
-        collect(input, true, walk, &mut seen, &mut jobs, &mut failures);
+        collect_named(input, walk, &mut found);
     }
+    let Found {
+        roots,
+        jobs,
+        failures,
+        ..
+    } = found;
 
     if threads <= 1 || jobs.len() <= 1 {
         // No worker threads for one file: a thread's fresh malloc arena costs more
         // than the file.
         let mut results = failures;
         for job in &jobs {
-            results.extend(run_job(job, walk, &work));
+            results.extend(run_job(job, &roots, walk, &work));
         }
         results.sort_by(|a, b| a.source.display.cmp(&b.source.display));
         return results;
@@ -152,7 +183,7 @@ where
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(index) else { break };
-                    let done = run_job(job, walk, &work);
+                    let done = run_job(job, &roots, walk, &work);
                     results
                         .lock()
                         .expect("no worker panics holding the lock")
@@ -166,77 +197,134 @@ where
     results
 }
 
-fn collect<T>(
-    path: &Path,
-    named: bool,
-    walk: Walk,
-    seen: &mut HashSet<(u64, u64)>,
-    jobs: &mut Vec<Job>,
-    failures: &mut Vec<Visited<T>>,
-) {
+/// A path the user named: a folder is walked, a file visited, anything else reported.
+fn collect_named<T>(path: &Path, walk: Walk, found: &mut Found<T>) {
     let display = path.display().to_string();
-    let metadata = if named {
-        std::fs::metadata(path)
-    } else {
-        std::fs::symlink_metadata(path)
-    };
-    let metadata = match metadata {
+    let metadata = match std::fs::metadata(path) {
         Ok(metadata) => metadata,
         Err(error) => {
-            failures.push(failure(display, named, 0, &error));
+            found.failures.push(failure(display, true, 0, &error));
             return;
         }
     };
     if metadata.is_dir() {
-        let mut children: Vec<PathBuf> = match std::fs::read_dir(path) {
-            Ok(read) => read
-                .filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .collect(),
-            Err(error) => {
-                failures.push(failure(display, named, 0, &error));
-                return;
+        match Dir::open(path) {
+            Ok(root) => {
+                found.roots.push(root);
+                collect_below(found.roots.len() - 1, Path::new(""), path, walk, found);
             }
-        };
-        children.sort();
-        for child in children {
-            collect(&child, false, walk, seen, jobs, failures);
+            Err(error) => found.failures.push(failure(display, true, 0, &error)),
         }
         return;
     }
     if !metadata.is_file() {
+        let message = format!(
+            "{}, not a file or folder: only files and folders are read",
+            special_kind(metadata.file_type())
+        );
+        found.failures.push(Visited {
+            source: Source {
+                display,
+                named: true,
+                size: 0,
+            },
+            outcome: Outcome::Failed(message),
+        });
         return;
     }
-    if !named && !seen.insert(file_identity(&metadata)) {
-        return;
+    // Only the zip check needs the first bytes: a named file is visited anyway.
+    let zip = walk.zips
+        && match dir::open_named_file(path).and_then(|file| read_magic(&file)) {
+            Ok(magic) => is_zip(&magic),
+            Err(error) => {
+                found
+                    .failures
+                    .push(failure(display, true, metadata.len(), &error));
+                return;
+            }
+        };
+    found.jobs.push(Job {
+        place: Place::Named(path.to_owned()),
+        display,
+        named: true,
+        zip,
+    });
+}
+
+/// What a file that is neither a regular file nor a folder is, for messages.
+fn special_kind(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "a file of unknown type"
     }
-    let magic = match read_magic(path) {
-        Ok(magic) => magic,
+}
+
+/// The folder at `relative` below root `root` (shown as `shown`): files are opened
+/// relative to their folder's handle, links and special files are skipped.
+fn collect_below<T>(root: usize, relative: &Path, shown: &Path, walk: Walk, found: &mut Found<T>) {
+    let listed = found.roots[root]
+        .open_dir(relative)
+        .and_then(|folder| Ok((folder.entries(Path::new(""))?, folder)));
+    let (entries, folder) = match listed {
+        Ok(listed) => listed,
         Err(error) => {
-            failures.push(failure(display, named, metadata.len(), &error));
+            let display = shown.display().to_string();
+            found
+                .failures
+                .push(failure(display, relative.as_os_str().is_empty(), 0, &error));
             return;
         }
     };
-    let zip = walk.zips && is_zip(&magic);
-    if named || zip || (walk.wants)(&magic) {
-        jobs.push(Job {
-            path: path.to_owned(),
-            display,
-            named,
-            zip,
-        });
+    for (name, kind) in entries {
+        let child = relative.join(&name);
+        let child_shown = shown.join(&name);
+        match kind {
+            Kind::Folder => collect_below(root, &child, &child_shown, walk, found),
+            Kind::File => {
+                let display = child_shown.display().to_string();
+                let opened = folder.open_file(Path::new(&name)).and_then(|file| {
+                    let metadata = file.metadata()?;
+                    Ok((read_magic(&file)?, metadata))
+                });
+                let (magic, metadata) = match opened {
+                    Ok(opened) => opened,
+                    Err(error) => {
+                        found.failures.push(failure(display, false, 0, &error));
+                        continue;
+                    }
+                };
+                if !found.seen.insert(file_identity(&metadata)) {
+                    continue;
+                }
+                let zip = walk.zips && is_zip(&magic);
+                if zip || (walk.wants)(&magic) {
+                    found.jobs.push(Job {
+                        place: Place::Found {
+                            root,
+                            relative: child,
+                        },
+                        display,
+                        named: false,
+                        zip,
+                    });
+                }
+            }
+            Kind::Symlink | Kind::Special(_) => {}
+        }
     }
 }
 
-#[cfg(unix)]
 fn file_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     (metadata.dev(), metadata.ino())
-}
-
-#[cfg(not(unix))]
-fn file_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
-    (metadata.len(), 0)
 }
 
 fn failure<T>(display: String, named: bool, size: u64, error: &io::Error) -> Visited<T> {
@@ -250,23 +338,34 @@ fn failure<T>(display: String, named: bool, size: u64, error: &io::Error) -> Vis
     }
 }
 
-fn read_magic(path: &Path) -> io::Result<Vec<u8>> {
-    let mut magic = Vec::with_capacity(MAGIC_LEN);
-    File::open(path)?
-        .take(MAGIC_LEN as u64)
-        .read_to_end(&mut magic)?;
+/// The first `MAGIC_LEN` bytes, read at offset 0 whatever the file's position.
+fn read_magic(file: &File) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut magic = vec![0u8; MAGIC_LEN];
+    let mut filled = 0;
+    while filled < MAGIC_LEN {
+        match file.read_at(&mut magic[filled..], filled as u64)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    magic.truncate(filled);
     Ok(magic)
 }
 
-fn run_job<T, F>(job: &Job, walk: Walk, work: &F) -> Vec<Visited<T>>
+fn run_job<T, F>(job: &Job, roots: &[Dir], walk: Walk, work: &F) -> Vec<Visited<T>>
 where
     F: Fn(&Source, Input<'_>) -> Result<T, String>,
 {
-    let opened = File::open(&job.path).and_then(|file| {
+    let opened = match &job.place {
+        Place::Named(path) => dir::open_named_file(path),
+        Place::Found { root, relative } => roots[*root].open_file(relative),
+    };
+    let opened = opened.and_then(|file| {
         let size = file.metadata()?.len();
-        Ok((Mapped::open(&file)?, size, file))
+        Ok((size, file))
     });
-    let (mapped, size, file) = match opened {
+    let (size, file) = match opened {
         Ok(opened) => opened,
         Err(error) => return vec![failure(job.display.clone(), job.named, 0, &error)],
     };
@@ -276,8 +375,12 @@ where
         size,
     };
     if job.zip {
-        return visit_zip(&job.path, &source, walk, work);
+        return visit_zip(file, &source, walk, work);
     }
+    let mapped = match Mapped::open(&file) {
+        Ok(mapped) => mapped,
+        Err(error) => return vec![failure(job.display.clone(), job.named, size, &error)],
+    };
     let input = Input {
         bytes: mapped.bytes(),
         file: &file,
@@ -287,7 +390,7 @@ where
 }
 
 /// Visits the members of a zip (a wheel) that hold binaries.
-fn visit_zip<T, F>(path: &Path, zip_source: &Source, walk: Walk, work: &F) -> Vec<Visited<T>>
+fn visit_zip<T, F>(file: File, zip_source: &Source, walk: Walk, work: &F) -> Vec<Visited<T>>
 where
     F: Fn(&Source, Input<'_>) -> Result<T, String>,
 {
@@ -296,10 +399,6 @@ where
             source: zip_source.clone(),
             outcome: Outcome::Failed(message),
         }]
-    };
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(error) => return fail(error.to_string()),
     };
     let mut archive = match zip::ZipArchive::new(file) {
         Ok(archive) => archive,
@@ -333,14 +432,16 @@ where
             named: false,
             size,
         };
-        let result = copy_to_temp(&magic, &mut member).and_then(|temp| {
-            let mapped = Mapped::open(temp.as_file()).map_err(|e| e.to_string())?;
-            let input = Input {
-                bytes: mapped.bytes(),
-                file: temp.as_file(),
-            };
-            work(&source, input)
-        });
+        let result = check_member_size(size, member.compressed_size())
+            .and_then(|()| copy_to_temp(&magic, &mut member, size))
+            .and_then(|temp| {
+                let mapped = Mapped::open(temp.as_file()).map_err(|e| e.to_string())?;
+                let input = Input {
+                    bytes: mapped.bytes(),
+                    file: temp.as_file(),
+                };
+                work(&source, input)
+            });
         results.push(Visited {
             source,
             outcome: result.into(),
@@ -355,11 +456,53 @@ where
     results
 }
 
-fn copy_to_temp(magic: &[u8], rest: &mut impl Read) -> Result<tempfile::NamedTempFile, String> {
+/// The largest zip member unpacked to a temporary file: ten times the largest CUDA
+/// library known (libtorch_cuda.so, about 1.5 GiB).
+pub const MAX_MEMBER_BYTES: u64 = 16 << 30;
+/// The highest compression ratio accepted for members above `RATIO_FREE_BYTES`.
+/// Libraries deflate by 2 to 10 times (pruned ones, with zeroed device code, somewhat
+/// more); deflate reaches about 1000:1 only on runs of one byte, which is what a zip bomb
+/// is made of.
+pub const MAX_COMPRESSION_RATIO: u64 = 100;
+/// Members up to this size are accepted whatever their ratio.
+const RATIO_FREE_BYTES: u64 = 16 << 20;
+
+/// Refuses a member whose declared size is beyond the bounds, before anything is written.
+fn check_member_size(declared: u64, compressed: u64) -> Result<(), String> {
+    if declared > MAX_MEMBER_BYTES {
+        return Err(format!(
+            "zip member declares {declared} bytes, more than the {MAX_MEMBER_BYTES} unpacked from one member; nothing of it was read"
+        ));
+    }
+    if declared > RATIO_FREE_BYTES && declared / compressed.max(1) > MAX_COMPRESSION_RATIO {
+        return Err(format!(
+            "zip member expands {compressed} bytes to {declared}, more than {MAX_COMPRESSION_RATIO} times: a zip bomb or a damaged zip file; nothing of it was read"
+        ));
+    }
+    Ok(())
+}
+
+/// Copies a member (`magic`, already read, then `rest`) to a temporary file; it must hold
+/// exactly the `declared` bytes the zip's directory promises.
+fn copy_to_temp(
+    magic: &[u8],
+    rest: &mut impl Read,
+    declared: u64,
+) -> Result<tempfile::NamedTempFile, String> {
     let mut temp = tempfile::NamedTempFile::new()
         .map_err(|e| format!("cannot create a temporary file: {e}"))?;
     io::Write::write_all(&mut temp, magic).map_err(|e| e.to_string())?;
-    io::copy(rest, &mut temp).map_err(|e| format!("cannot unpack member: {e}"))?;
+    let room = declared.saturating_sub(magic.len() as u64);
+    // One byte more than promised is enough to tell that the member lies.
+    let copied = io::copy(&mut rest.take(room + 1), &mut temp)
+        .map_err(|e| format!("cannot unpack member: {e}"))?;
+    let total = magic.len() as u64 + copied;
+    if total != declared {
+        let holds = if total > declared { "more" } else { "fewer" };
+        return Err(format!(
+            "zip member holds {holds} bytes than the {declared} its zip directory declares: a damaged or hostile zip file; it was not used"
+        ));
+    }
     Ok(temp)
 }
 
@@ -445,5 +588,150 @@ mod tests {
         zip.finish().expect("finish");
         let visited = visit(&[wheel], WALK, 1, |_, input| Ok(input.bytes.len()));
         assert!(matches!(visited[0].outcome, Outcome::NoBinaries));
+    }
+
+    fn mkfifo(path: &Path) {
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .expect("mkfifo");
+    }
+
+    /// `visit` on another thread, so that a wait on a FIFO fails the test instead of
+    /// hanging it.
+    fn visit_in_time(inputs: Vec<PathBuf>) -> Vec<Visited<usize>> {
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let visited = visit(&inputs, WALK, 2, |_, input| Ok(input.bytes.len()));
+            send.send(visited).expect("the test waits");
+        });
+        receive
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("visit waited on a FIFO")
+    }
+
+    #[test]
+    fn named_special_files_are_reported_and_found_ones_skipped_without_waiting() {
+        let dir = tempfile::tempdir().expect("temp");
+        let root = dir.path();
+        let fifo = root.join("pipe");
+        mkfifo(&fifo);
+        std::fs::create_dir(root.join("sub")).expect("mkdir");
+        mkfifo(&root.join("sub/pipe.so"));
+        std::fs::write(root.join("sub/a.so"), b"\x7fELF-a").expect("write");
+        let visited = visit_in_time(vec![
+            fifo.clone(),
+            PathBuf::from("/dev/null"),
+            root.join("sub"),
+        ]);
+        let outcomes: Vec<(String, String)> = visited
+            .iter()
+            .map(|v| {
+                let outcome = match &v.outcome {
+                    Outcome::Done(len) => len.to_string(),
+                    Outcome::NoBinaries => "none".to_owned(),
+                    Outcome::Failed(message) => message.clone(),
+                };
+                (
+                    v.source.display.replace(&root.display().to_string(), ""),
+                    outcome,
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (
+                    "/dev/null".to_owned(),
+                    "a character device, not a file or folder: only files and folders are read"
+                        .to_owned()
+                ),
+                (
+                    "/pipe".to_owned(),
+                    "a FIFO, not a file or folder: only files and folders are read".to_owned()
+                ),
+                ("/sub/a.so".to_owned(), "6".to_owned()),
+            ]
+        );
+    }
+
+    /// A wheel with one deflated member, `pkg/lib.so`, holding `content`.
+    fn wheel(path: &Path, content: &[u8]) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(File::create(path).expect("create"));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("pkg/lib.so", options).expect("start");
+        zip.write_all(content).expect("write");
+        zip.finish().expect("finish");
+        std::fs::read(path).expect("read")
+    }
+
+    fn member_outcome(wheel: &Path) -> String {
+        let visited = visit(&[wheel.to_owned()], WALK, 1, |_, input| {
+            Ok(input.bytes.len())
+        });
+        assert_eq!(visited.len(), 1);
+        assert!(visited[0].source.display.ends_with(".whl:pkg/lib.so"));
+        match &visited[0].outcome {
+            Outcome::Done(len) => len.to_string(),
+            Outcome::NoBinaries => "none".to_owned(),
+            Outcome::Failed(message) => message.clone(),
+        }
+    }
+
+    #[test]
+    fn zip_members_that_lie_about_their_size_are_refused() {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = dir.path().join("liar.whl");
+        let mut content = b"\x7fELF".to_vec();
+        content.extend((0..4000u32).map(|i| (i % 251) as u8));
+        let mut data = wheel(&path, &content);
+        assert_eq!(member_outcome(&path), content.len().to_string());
+        // Declare 100 bytes in the local header (offset 22) and the central directory
+        // entry (offset 24); the deflate stream still holds 4004.
+        let central = data
+            .windows(4)
+            .position(|w| w == b"PK\x01\x02")
+            .expect("central directory");
+        for at in [22, central + 24] {
+            data[at..at + 4].copy_from_slice(&100u32.to_le_bytes());
+        }
+        std::fs::write(&path, &data).expect("write");
+        let outcome = member_outcome(&path);
+        assert!(
+            outcome.contains("holds more bytes than the 100 its zip directory declares"),
+            "{outcome}"
+        );
+        // Declaring more than it holds is as wrong.
+        for at in [22, central + 24] {
+            data[at..at + 4].copy_from_slice(&5000u32.to_le_bytes());
+        }
+        std::fs::write(&path, &data).expect("write");
+        let outcome = member_outcome(&path);
+        assert!(
+            outcome.contains("holds fewer bytes than the 5000"),
+            "{outcome}"
+        );
+    }
+
+    #[test]
+    fn zip_bombs_are_refused_before_anything_is_unpacked() {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = dir.path().join("bomb.whl");
+        let mut content = b"\x7fELF".to_vec();
+        content.resize(64 << 20, 0);
+        let data = wheel(&path, &content);
+        assert!(data.len() < 1 << 20, "{}", data.len());
+        let outcome = member_outcome(&path);
+        assert!(
+            outcome.contains("expands") && outcome.contains("more than 100 times"),
+            "{outcome}"
+        );
+        assert!(check_member_size(MAX_MEMBER_BYTES + 1, MAX_MEMBER_BYTES).is_err());
+        assert!(check_member_size(MAX_MEMBER_BYTES, MAX_MEMBER_BYTES / 10).is_ok());
+        // Small members are never refused for their ratio.
+        assert!(check_member_size(RATIO_FREE_BYTES, 1).is_ok());
     }
 }
