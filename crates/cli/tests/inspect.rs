@@ -406,3 +406,181 @@ fn extract_writes_decompressed_cubins_and_ptx() {
     let cubin = std::fs::read(out.path().join("multiarch.4.sm_86.cubin")).expect("cubin");
     assert!(cubin.starts_with(b"\x7fELF"));
 }
+
+/// A wheel holding `members` (name, bytes), deflated.
+fn wheel(path: &Path, members: &[(&str, &[u8])]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).expect("create"));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in members {
+        zip.start_file(*name, options).expect("start");
+        zip.write_all(bytes).expect("write");
+    }
+    zip.finish().expect("finish");
+}
+
+/// Every path under `root`, relative, sorted.
+fn tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, at: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(at).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            found.push(
+                path.strip_prefix(root)
+                    .expect("below")
+                    .display()
+                    .to_string(),
+            );
+            if path.symlink_metadata().expect("stat").is_dir() {
+                walk(root, &path, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(root, root, &mut found);
+    found.sort();
+    found
+}
+
+#[test]
+fn extract_writes_only_inside_its_folder() {
+    let dir = tempfile::tempdir().expect("temp");
+    let deep = dir.path().join("a/b");
+    std::fs::create_dir_all(&deep).expect("mkdir");
+    let fatbin = std::fs::read(fixture("standalone.fatbin")).expect("read");
+    let whl = deep.join("w.whl");
+    // Member names that, taken as paths, lead up and out.
+    wheel(&whl, &[("pkg/..", &fatbin), ("../../up.fatbin", &fatbin)]);
+    let out = deep.join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    // A link planted where an entry will be written must be replaced, not written through.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep").expect("write");
+    std::os::unix::fs::symlink(&victim, out.join("pkg.1.sm_80.cubin")).expect("symlink");
+
+    let result = run(&["inspect", "--extract", path_str(&out), path_str(&whl)]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let standalone = fixture("standalone.fatbin").canonicalize().expect("path");
+    let several = run(&[
+        "inspect",
+        "--extract",
+        path_str(&out),
+        path_str(&whl),
+        path_str(&standalone),
+    ]);
+    assert_eq!(several.code, 0, "{}", several.stderr);
+
+    assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep");
+    let mut expected = vec!["a", "a/b", "a/b/out", "a/b/w.whl", "victim"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let stems = [
+        "pkg".to_owned(),
+        "up".to_owned(),
+        format!(
+            "{}_up.fatbin",
+            path_str(&whl)
+                .trim_start_matches('/')
+                .replace(['/', ':'], "_")
+        ),
+        format!(
+            "{}_pkg",
+            path_str(&whl)
+                .trim_start_matches('/')
+                .replace(['/', ':'], "_")
+        ),
+        path_str(&standalone)
+            .trim_start_matches('/')
+            .replace('/', "_"),
+    ];
+    for stem in &stems {
+        for name in ["1.sm_80.cubin", "2.sm_90.cubin", "3.compute_90.ptx"] {
+            expected.push(format!("a/b/out/{stem}.{name}"));
+        }
+    }
+    expected.sort();
+    assert_eq!(tree(dir.path()), expected);
+    assert!(
+        !out.join("pkg.1.sm_80.cubin")
+            .symlink_metadata()
+            .expect("stat")
+            .file_type()
+            .is_symlink()
+    );
+}
+
+/// Runs cudapkgs, failing the test if it has not finished within 30 seconds.
+fn run_in_time(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args(args)
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cudapkgs runs");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            child.kill().expect("kill");
+            panic!("cudapkgs {args:?} still runs after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("output");
+    Run {
+        code: output.status.code().expect("exit code"),
+        stdout: String::from_utf8(output.stdout).expect("utf-8"),
+        stderr: String::from_utf8(output.stderr).expect("utf-8"),
+    }
+}
+
+#[test]
+fn named_special_files_are_errors_and_never_waited_on() {
+    let dir = tempfile::tempdir().expect("temp");
+    let fifo = dir.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    for command in [&["inspect"][..], &["prune", "--capabilities", "9.0"][..]] {
+        let mut args = command.to_vec();
+        args.extend(["/dev/zero", path_str(&fifo)]);
+        let result = run_in_time(&args);
+        assert_eq!(result.code, 2, "{command:?}: {}", result.stderr);
+        for expected in [
+            "error: /dev/zero: a character device, not a file or folder".to_owned(),
+            format!("error: {}: a FIFO, not a file or folder", fifo.display()),
+        ] {
+            assert!(
+                result.stderr.contains(&expected),
+                "{command:?}: {}",
+                result.stderr
+            );
+        }
+    }
+    let result = run_in_time(&["prune", "--json", "--capabilities", "9.0", path_str(&fifo)]);
+    assert_eq!(result.code, 2, "{}", result.stderr);
+    let report: Value = serde_json::from_str(&result.stdout).expect("one JSON document");
+    assert_eq!(report["unreadable"][0][0], path_str(&fifo));
+    // Found in a folder, a FIFO is skipped like any file without device code.
+    let result = run_in_time(&["inspect", path_str(dir.path())]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+}
+
+#[test]
+fn wheels_whose_members_expand_beyond_reason_are_refused() {
+    let dir = tempfile::tempdir().expect("temp");
+    let whl = dir.path().join("bomb.whl");
+    let mut bomb = b"\x7fELF".to_vec();
+    bomb.resize(64 << 20, 0);
+    wheel(&whl, &[("pkg/lib.so", &bomb)]);
+    assert!(std::fs::metadata(&whl).expect("stat").len() < 1 << 20);
+    let result = run(&["inspect", path_str(&whl)]);
+    assert_eq!(result.code, 2, "{}", result.stderr);
+    assert!(
+        result.stderr.contains(&format!(
+            "error: {}:pkg/lib.so: zip member expands",
+            whl.display()
+        )) && result.stderr.contains("more than 100 times"),
+        "{}",
+        result.stderr
+    );
+}

@@ -56,6 +56,8 @@ struct Report<'a> {
     files: Vec<&'a FileReport>,
     /// Files left untouched because pruning would break a kernel.
     refused: Vec<(&'a str, &'a str)>,
+    /// Files left untouched because they could not be read or rewritten.
+    unreadable: Vec<(&'a str, &'a str)>,
     summary: Summary,
 }
 
@@ -173,6 +175,7 @@ pub fn run(args: &PruneArgs, output: Output) -> CliResult<Exit> {
         dry_run: args.dry_run,
         files: reports.iter().copied().filter(|r| r.changed).collect(),
         refused: refused.clone(),
+        unreadable: unreadable.clone(),
         summary,
     };
     if output.json || args.format == TextOrJson::Json {
@@ -184,7 +187,7 @@ pub fn run(args: &PruneArgs, output: Output) -> CliResult<Exit> {
         output.warn(format!("{path}: {message} (left untouched)"));
     }
     for (path, message) in &unreadable {
-        output.warn(format!("{path}: {message} (left untouched)"));
+        output.error(format!("{path}: {message} (left untouched)"));
     }
     Ok(if !unreadable.is_empty() {
         Exit::Usage

@@ -4,12 +4,11 @@ mod extract;
 mod render;
 mod report;
 
-use std::path::Path;
-
 use cudapkgs_caps::{DEFAULT_CUDA, gpu_capability};
 use cudapkgs_fatbin::{
     Error as FatbinError, FileReader, Format, Gpu, ScanOptions, file_verdicts, scan_with, sniff,
 };
+use cudapkgs_tree::dir::Dir;
 use cudapkgs_tree::{self as tree, Walk};
 
 use crate::cli::{InspectArgs, TextOrJson};
@@ -31,10 +30,18 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
             })
         })
         .transpose()?;
-    if let Some(dir) = &args.extract {
-        std::fs::create_dir_all(dir)
-            .map_err(|error| CliError::new(format!("cannot create {}: {error}", dir.display())))?;
-    }
+    let extract_dir = args
+        .extract
+        .as_deref()
+        .map(|dir| {
+            std::fs::create_dir_all(dir)
+                .and_then(|()| Dir::open(dir))
+                .map_err(|error| {
+                    CliError::new(format!("cannot create {}: {error}", dir.display()))
+                        .with_hint("--extract needs a folder it can write into")
+                })
+        })
+        .transpose()?;
     let several_inputs = args.paths.len() > 1 || args.paths.iter().any(|path| path.is_dir());
     let options = ScanOptions {
         kernels: gpu.is_some(),
@@ -56,7 +63,7 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
         // The verdicts carry the kernel names; the per-entry lists (hundreds of
         // thousands of names in a venv) are not kept.
         scanned.forget_kernels();
-        let extracted = match &args.extract {
+        let extracted = match &extract_dir {
             Some(dir) if scanned.has_device_code() => {
                 extract::write_entries(dir, &source.display, several_inputs, data)?
             }
@@ -78,7 +85,7 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
         Output::print(&render::human(&report, list_entries))?;
     }
     for (path, message) in report.failures() {
-        output.warn(format!("{path}: {message}"));
+        output.error(format!("{path}: {message}"));
     }
     Ok(report.exit())
 }
@@ -101,12 +108,4 @@ fn describe(error: &FatbinError, data: &[u8]) -> String {
         }
         other => other.to_string(),
     }
-}
-
-/// The part of a display path after the last `/`.
-pub(crate) fn file_name(display: &str) -> &str {
-    Path::new(display)
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or(display)
 }
