@@ -1,6 +1,6 @@
 //! The one error type of this crate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -12,8 +12,17 @@ pub enum Error {
     },
     #[error("{path}: {what}")]
     Unsupported { path: PathBuf, what: String },
-    #[error("{0}: changed while being read; nothing was stored")]
+    #[error("{0}: changed while it was being read")]
     Changed(PathBuf),
+    /// Writing the copy of `path` into the store failed (a full disk, say); the
+    /// temporary copy is gone, so the message names the file that was being copied.
+    #[error("{path}: cannot copy it into the store folder {folder}: {source}")]
+    Copying {
+        path: PathBuf,
+        folder: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "invalid store path name `{0}`: use letters, digits and +-._?=, not starting with a dot, at most 211 bytes"
     )]
@@ -28,15 +37,63 @@ pub enum Error {
         "`{0}` is neither a store path nor the name of a root (`cudapkgs store root list` shows them)"
     )]
     NoRoot(String),
+    #[error("the store folder `{0}` must be an absolute path")]
+    RelativeStoreDir(String),
+    #[error("there is no store at {0}")]
+    NoStore(PathBuf),
+    #[error("the store folder {folder} has no database at {database}")]
+    NoDatabase { folder: PathBuf, database: PathBuf },
+    /// The database registers nothing, yet the folder holds store paths: it is another
+    /// store's folder, or this store's database was lost. Deleting would take them all.
+    #[error(
+        "the store folder {folder} holds {count} store path{plural} (such as {example}) that the database {database} does not know; nothing was changed",
+        plural = if *count == 1 { "" } else { "s" }
+    )]
+    UnknownPaths {
+        folder: PathBuf,
+        database: PathBuf,
+        count: usize,
+        example: String,
+    },
+    #[error("{path} is not a usable store database ({problem})")]
+    CorruptDatabase { path: PathBuf, problem: String },
+    #[error("{0}: this user cannot write it")]
+    NotWritable(PathBuf),
+    #[error("{path}: {problem}")]
+    Sqlite { path: PathBuf, problem: String },
+    #[error("the store was opened read-only; {0} needs a store opened for writing")]
+    ReadOnly(&'static str),
     #[error("store database: {0}")]
     Database(String),
 }
 
 impl Error {
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_owned(),
             source,
+        }
+    }
+
+    /// The same error with a path under `from` named as the same place under `to`: a
+    /// temporary that is removed afterwards is named by what it stands for.
+    pub(crate) fn relocated(self, from: &Path, to: &Path) -> Self {
+        let moved = |path: PathBuf| match path.strip_prefix(from) {
+            Ok(rest) if rest.as_os_str().is_empty() => to.to_owned(),
+            Ok(rest) => to.join(rest),
+            Err(_) => path,
+        };
+        match self {
+            Error::Io { path, source } => Error::Io {
+                path: moved(path),
+                source,
+            },
+            Error::Unsupported { path, what } => Error::Unsupported {
+                path: moved(path),
+                what,
+            },
+            Error::Changed(path) => Error::Changed(moved(path)),
+            other => other,
         }
     }
 }

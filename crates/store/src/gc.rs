@@ -3,17 +3,20 @@
 //!
 //! A collection holds the collector's lock exclusively, so no add runs meanwhile (adds
 //! hold it shared: a path just added and not yet rooted must not go). The dead paths are
-//! unregistered in one transaction first (the set is closed under referrers, so no valid
-//! path is ever left referring to an invalid one) and only then removed from disk; a
-//! collection killed in between leaves unregistered trees, which the next one removes.
+//! unregistered and marked pending in one transaction first (the set is closed under
+//! referrers, so no valid path is ever left referring to an invalid one) and only then
+//! removed from disk, each under its path's lock; a collection killed in between leaves
+//! pending trees, which the next writing open of the store removes.
+//!
+//! A database that registers nothing beside a folder of store paths (lost, or another
+//! store's) is refused: collecting would delete every one of them.
 
 use std::collections::HashSet;
 
 use rusqlite::params;
 
-use crate::copy;
 use crate::error::Error;
-use crate::store::{Store, TEMP_PREFIX, db_error, is_lock_file};
+use crate::store::{Store, sql};
 
 /// A garbage-collector root: `name` keeps `path` and its closure alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +60,7 @@ pub(crate) fn check_root_name(name: &str) -> Result<(), Error> {
 impl Store {
     /// Makes `name` a root for the valid `path` (replacing what `name` held before).
     pub fn add_root(&mut self, name: &str, path: &str) -> Result<(), Error> {
+        self.require_writable("adding a root")?;
         check_root_name(name)?;
         let changed = self
             .db
@@ -64,7 +68,7 @@ impl Store {
                 "INSERT OR REPLACE INTO Roots (name, path) SELECT ?1, id FROM ValidPaths WHERE path = ?2",
                 params![name, path],
             )
-            .map_err(|e| db_error(&e))?;
+            .map_err(sql(&self.db_path))?;
         if changed == 0 {
             return Err(Error::NotValid(path.to_owned()));
         }
@@ -73,10 +77,11 @@ impl Store {
 
     /// Removes the root `name`; false when there was none.
     pub fn remove_root(&mut self, name: &str) -> Result<bool, Error> {
+        self.require_writable("removing a root")?;
         let changed = self
             .db
             .execute("DELETE FROM Roots WHERE name = ?1", params![name])
-            .map_err(|e| db_error(&e))?;
+            .map_err(sql(&self.db_path))?;
         Ok(changed > 0)
     }
 
@@ -98,7 +103,7 @@ impl Store {
         let mut statement = self
             .db
             .prepare("SELECT r.name, v.path FROM Roots r JOIN ValidPaths v ON v.id = r.path ORDER BY r.name")
-            .map_err(|e| db_error(&e))?;
+            .map_err(sql(&self.db_path))?;
         statement
             .query_map([], |row| {
                 Ok(Root {
@@ -106,16 +111,24 @@ impl Store {
                     path: row.get(1)?,
                 })
             })
-            .map_err(|e| db_error(&e))?
+            .map_err(sql(&self.db_path))?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| db_error(&e))
+            .map_err(sql(&self.db_path))
     }
 
     /// Removes every valid path outside the closure of the roots, and every unregistered
     /// entry of the store folder (temporaries of running adds aside). `dry_run` only
-    /// reports.
+    /// reports (and works on a store opened read-only).
     pub fn collect_garbage(&mut self, dry_run: bool) -> Result<Collection, Error> {
-        let _no_adds = self.gc_lock(!dry_run)?;
+        if !dry_run {
+            self.require_writable("collecting garbage")?;
+        }
+        let _no_adds = if dry_run {
+            None
+        } else {
+            Some(self.gc_lock(true)?)
+        };
+        self.refuse_unknown_store_paths()?;
         let roots: Vec<String> = self.roots()?.into_iter().map(|root| root.path).collect();
         let alive: HashSet<String> = self
             .closure(&roots)?
@@ -129,7 +142,8 @@ impl Store {
                 dead.push((path, size));
             }
         }
-        let unregistered = self.unregistered_entries(&alive, &dead)?;
+        // Under the lock no add is at work: pending trees are left over, and go too.
+        let unregistered = self.unregistered(!dry_run)?;
         let collection = Collection {
             dead,
             unregistered,
@@ -150,69 +164,33 @@ impl Store {
         Ok(collection)
     }
 
-    /// Logical paths of the store folder's entries that are neither valid nor about to
-    /// be collected, skipping temporaries (a running add's, or removed on open) and locks.
-    fn unregistered_entries(
-        &self,
-        alive: &HashSet<String>,
-        dead: &[(String, u64)],
-    ) -> Result<Vec<String>, Error> {
-        let dead: HashSet<&str> = dead.iter().map(|(path, _)| path.as_str()).collect();
-        let folder = self.physical_folder();
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
-            let entry = entry.map_err(|e| Error::io(&folder, e))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            let logical = format!("{}/{name}", self.folder);
-            if name.starts_with(TEMP_PREFIX)
-                || is_lock_file(&entry)
-                || alive.contains(&logical)
-                || dead.contains(logical.as_str())
-            {
-                continue;
-            }
-            found.push(logical);
-        }
-        found.sort();
-        Ok(found)
-    }
-
-    /// Unregisters `dead` in one transaction.
+    /// Unregisters `dead` in one transaction, marking them pending until their trees are
+    /// removed.
     fn unregister(&mut self, dead: &[(String, u64)]) -> Result<(), Error> {
+        let failed = sql(&self.db_path);
         let transaction = self
             .db
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| db_error(&e))?;
+            .map_err(&failed)?;
         for (path, _) in dead {
             transaction
                 .execute(
                     "DELETE FROM Refs WHERE referrer = (SELECT id FROM ValidPaths WHERE path = ?1)",
                     params![path],
                 )
-                .map_err(|e| db_error(&e))?;
+                .map_err(&failed)?;
+            transaction
+                .execute(
+                    "INSERT OR IGNORE INTO Pending (path) VALUES (?1)",
+                    params![path],
+                )
+                .map_err(&failed)?;
         }
         for (path, _) in dead {
             transaction
                 .execute("DELETE FROM ValidPaths WHERE path = ?1", params![path])
-                .map_err(|e| db_error(&e))?;
+                .map_err(&failed)?;
         }
-        transaction.commit().map_err(|e| db_error(&e))
-    }
-
-    /// Removes the tree of a path that is not (or no longer) valid, and its lock file.
-    /// (Adds wait for the collection, so nothing registers it meanwhile.)
-    fn remove_unregistered(&self, path: &str) -> Result<(), Error> {
-        let physical = self.physical(path);
-        copy::remove_tree(&physical)?;
-        let mut lock_file = physical.into_os_string();
-        lock_file.push(".lock");
-        match std::fs::remove_file(&lock_file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::io(std::path::Path::new(&lock_file), e))
-            }
-            _ => Ok(()),
-        }
+        transaction.commit().map_err(&failed)
     }
 }

@@ -14,6 +14,7 @@ mod pipe;
 pub mod restore;
 pub mod scan;
 pub mod store;
+mod unchanged;
 pub mod why;
 
 pub use error::Error;

@@ -28,6 +28,14 @@ pub fn check_name(name: &str) -> Result<(), Error> {
     }
 }
 
+/// Whether a store folder entry is named like a store path: 32 characters of Nix's
+/// base-32 (a 20-byte hash), `-`, and a valid name.
+pub fn is_store_path_name(entry: &str) -> bool {
+    entry
+        .split_once('-')
+        .is_some_and(|(hash, name)| base32::decode(hash, 20).is_some() && check_name(name).is_ok())
+}
+
 /// The 32 characters of a store path's hash (its base name's start).
 pub fn hash_part(path: &str) -> Option<[u8; 32]> {
     path.rsplit('/')
@@ -92,6 +100,23 @@ mod tests {
             &"x".repeat(212),
         ] {
             assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn store_path_names_are_told_from_other_entries() {
+        let path = source_path("/nix/store", "tree", &[7; 32], &[], false).expect("path");
+        assert!(is_store_path_name(path.rsplit('/').next().expect("base")));
+        for other in [
+            "stray-by-hand",
+            "README",
+            "0000000000000000000000000000000-short",
+            "00000000000000000000000000000000",
+            "00000000000000000000000000000000-",
+            "e0000000000000000000000000000000-not-base32",
+            "00000000000000000000000000000000-.hidden",
+        ] {
+            assert!(!is_store_path_name(other), "{other}");
         }
     }
 }

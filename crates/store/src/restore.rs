@@ -125,8 +125,10 @@ pub fn restore(input: impl BufRead, target: &Path) -> Result<(), Error> {
         inner: input,
         offset: 0,
     };
+    // The scratch folder is gone by the time anyone reads an error: name the target.
+    let named_by_target = |error: Error| error.relocated(&staged, target);
     reader.expect(b"nix-archive-1")?;
-    node(&mut reader, &staged, 0)?;
+    node(&mut reader, &staged, 0).map_err(named_by_target)?;
     let mut rest = [0u8; 1];
     if reader
         .inner
@@ -136,7 +138,7 @@ pub fn restore(input: impl BufRead, target: &Path) -> Result<(), Error> {
     {
         return Err(reader.bad("bytes after the end of the archive"));
     }
-    seal_folders(&staged)?;
+    seal_folders(&staged).map_err(named_by_target)?;
     std::fs::rename(&staged, target).map_err(|e| Error::io(target, e))
 }
 

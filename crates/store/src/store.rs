@@ -2,26 +2,41 @@
 //! physical root, like Nix's chroot stores), registered in a SQLite database.
 //!
 //! Adding a tree: its NAR is hashed while scanning for the hash parts of every valid
-//! path (its references), the store path is computed as Nix would, the tree is copied
-//! into a temporary folder inside the store, renamed into place, made read-only, and
-//! registered with its references in one transaction. A path is valid only once that
-//! transaction commits; temporaries of an interrupted add are removed on the next open.
+//! path (its references) and restored, from the same stream, into a temporary folder
+//! inside the store; the tree is then checked to be as it was before the read (else the
+//! add is refused), the store path is computed as Nix would, and the copy is made
+//! read-only, renamed into place and registered with its references in one
+//! transaction. A path is valid only once that transaction commits; temporaries of an
+//! interrupted add are removed on the next open.
+//!
+//! Between its rename and its registration a tree is *pending*: recorded in the
+//! database (before the rename) as possibly present without being valid, while its add
+//! holds the path's lock. A collection marks the paths it unregisters the same way until
+//! their trees are gone. Whoever later holds the lock of a pending path that is not
+//! valid removes its tree: a killed add or collection leaves nothing the next writing
+//! command does not clean, and `verify` counts pending trees as work in progress.
+//!
+//! Read-only opens (for queries) create and change nothing: the database is opened
+//! read-only, in SQLite's rollback-journal mode, which needs no write access to read.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::error::Error;
 use crate::gc::check_root_name;
-use crate::nar::{self, HashingWriter};
-use crate::path::{hash_part, source_path};
+use crate::nar::{self, HashingWriter, Seen, under};
+use crate::path::{hash_part, is_store_path_name, source_path};
 use crate::scan::ReferenceScanner;
 use crate::{base32, copy};
 
 pub(crate) const TEMP_PREFIX: &str = ".cudapkgs-add-";
+
+/// The database's file name in the state folder.
+const DATABASE: &str = "db.sqlite";
 
 /// An open store.
 #[derive(Debug)]
@@ -29,7 +44,21 @@ pub struct Store {
     pub(crate) folder: String,
     root: Option<PathBuf>,
     state_dir: PathBuf,
+    pub(crate) db_path: PathBuf,
+    writable: bool,
     pub(crate) db: Connection,
+}
+
+/// How a command uses the store it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Queries: nothing is created or changed (the database is opened read-only), and a
+    /// store that does not exist is an error.
+    ReadOnly,
+    /// Changes to a store that must exist already (collecting, repairing, roots).
+    Existing,
+    /// Adds: the store is created on first use.
+    Create,
 }
 
 /// Which valid paths an add looks for in the new tree; those found become its references.
@@ -122,29 +151,83 @@ pub struct PathInfo {
     pub registration_time: i64,
 }
 
-pub(crate) fn db_error(error: &rusqlite::Error) -> Error {
-    Error::Database(error.to_string())
+/// Turns SQLite's errors about the database at `database` into this crate's, naming it.
+pub(crate) fn sql(database: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |error| match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            Error::CorruptDatabase {
+                path: database.to_owned(),
+                problem: error.to_string(),
+            }
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) => Error::NotWritable(database.to_owned()),
+        _ => Error::Sqlite {
+            path: database.to_owned(),
+            problem: error.to_string(),
+        },
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the store with logical folder `store_dir` (part of every
     /// path's hash) and optional physical `root` where it lives on this machine.
     pub fn open(store_dir: &str, root: Option<&Path>, state_dir: &Path) -> Result<Store, Error> {
-        let store_dir = store_dir.trim_end_matches('/').to_owned();
-        if !store_dir.starts_with('/') {
-            return Err(Error::Database(format!(
-                "the store folder `{store_dir}` must be an absolute path"
-            )));
+        Store::open_with(store_dir, root, state_dir, Access::Create)
+    }
+
+    /// Opens the store for `access`. A writing open finishes what killed adds and
+    /// collections left, and refuses a database that registers nothing beside a folder
+    /// of store paths (collecting would delete them all).
+    pub fn open_with(
+        store_dir: &str,
+        root: Option<&Path>,
+        state_dir: &Path,
+        access: Access,
+    ) -> Result<Store, Error> {
+        let folder = store_dir.trim_end_matches('/').to_owned();
+        if !folder.starts_with('/') {
+            return Err(Error::RelativeStoreDir(folder));
         }
-        let store = Store {
-            folder: store_dir,
-            root: root.map(Path::to_owned),
-            state_dir: state_dir.to_owned(),
-            db: open_database(state_dir)?,
+        let root = root.map(Path::to_owned);
+        let physical = physical_of(root.as_deref(), &folder);
+        let db_path = state_dir.join(DATABASE);
+        if access != Access::Create {
+            if !physical.is_dir() {
+                return Err(Error::NoStore(physical));
+            }
+            if !db_path.is_file() {
+                return Err(Error::NoDatabase {
+                    folder: physical,
+                    database: db_path,
+                });
+            }
+        }
+        let writable = access != Access::ReadOnly;
+        let db = if writable {
+            if database_is_new(&db_path) {
+                // Still new once the folder is listed: no add of this store placed what
+                // is there (an add creates the database first).
+                refuse_unknown_paths(&physical, &db_path, |_| Ok(database_is_new(&db_path)))?;
+            }
+            std::fs::create_dir_all(state_dir).map_err(|e| Error::io(state_dir, e))?;
+            open_writable(&db_path)?
+        } else {
+            open_read_only(&db_path)?
         };
-        let physical = store.physical(&store.folder);
-        std::fs::create_dir_all(&physical).map_err(|e| Error::io(&physical, e))?;
-        store.remove_temporaries()?;
+        let store = Store {
+            folder,
+            root,
+            state_dir: state_dir.to_owned(),
+            db_path,
+            writable,
+            db,
+        };
+        if writable {
+            std::fs::create_dir_all(&physical).map_err(|e| Error::io(&physical, e))?;
+            store.remove_temporaries()?;
+            store.finish_interrupted()?;
+            store.refuse_unknown_store_paths()?;
+        }
         Ok(store)
     }
 
@@ -155,9 +238,15 @@ impl Store {
 
     /// Where a logical path lives on this machine.
     pub fn physical(&self, logical: &str) -> PathBuf {
-        match &self.root {
-            Some(root) => root.join(logical.trim_start_matches('/')),
-            None => PathBuf::from(logical),
+        physical_of(self.root.as_deref(), logical)
+    }
+
+    /// Fails unless the store was opened for writing; `what` names the operation.
+    pub(crate) fn require_writable(&self, what: &'static str) -> Result<(), Error> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(Error::ReadOnly(what))
         }
     }
 
@@ -173,6 +262,7 @@ impl Store {
 
     /// A new private work folder (see `WorkDir`).
     pub fn work_dir(&self) -> Result<WorkDir, Error> {
+        self.require_writable("a work folder")?;
         let path = self.temporary("-work");
         std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
         Ok(WorkDir { path })
@@ -184,9 +274,10 @@ impl Store {
     }
 
     /// Holds the garbage collector's lock until dropped: shared by adds (which may create
-    /// paths no root holds yet), exclusive for a collection.
+    /// paths no root holds yet), exclusive for a collection and a repair.
     pub(crate) fn gc_lock(&self, exclusive: bool) -> Result<std::fs::File, Error> {
-        lock_file(&self.state_dir.join("gc.lock"), exclusive)
+        let lock = lock_file(&self.state_dir.join("gc.lock"), exclusive, true)?;
+        Ok(lock.expect("a waiting lock is always taken"))
     }
 
     fn remove_temporaries(&self) -> Result<(), Error> {
@@ -207,25 +298,163 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the trees of pending paths whose add or collection died, and their marks.
+    fn finish_interrupted(&self) -> Result<(), Error> {
+        for path in self.pending()? {
+            let Some(physical) = self.entry(&path) else {
+                self.unmark_pending(&path)?;
+                continue;
+            };
+            // Held: its add or collection is still at work.
+            let Some(_lock) = lock_path(&physical, false)? else {
+                continue;
+            };
+            if self.info(&path)?.is_none() {
+                copy::remove_tree(&physical)?;
+            }
+            self.unmark_pending(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Pending paths: trees that may be in the store folder without being valid.
+    pub(crate) fn pending(&self) -> Result<Vec<String>, Error> {
+        self.query_paths("SELECT path FROM Pending")
+    }
+
+    fn query_paths(&self, query: &str) -> Result<Vec<String>, Error> {
+        let mut statement = self.db.prepare_cached(query).map_err(sql(&self.db_path))?;
+        statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(sql(&self.db_path))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql(&self.db_path))
+    }
+
+    /// Records that `path`'s tree may appear without being valid (see the module's notes).
+    fn mark_pending(&self, path: &str) -> Result<(), Error> {
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO Pending (path) VALUES (?1)",
+                params![path],
+            )
+            .map(drop)
+            .map_err(sql(&self.db_path))
+    }
+
+    pub(crate) fn unmark_pending(&self, path: &str) -> Result<(), Error> {
+        self.db
+            .execute("DELETE FROM Pending WHERE path = ?1", params![path])
+            .map(drop)
+            .map_err(sql(&self.db_path))
+    }
+
+    /// The physical path of `path` if it names an entry of the store folder (and so is
+    /// safe to remove), `None` for anything else.
+    pub(crate) fn entry(&self, path: &str) -> Option<PathBuf> {
+        let name = path.strip_prefix(&self.folder)?.strip_prefix('/')?;
+        let plain = !name.is_empty() && name != "." && name != ".." && !name.contains('/');
+        plain.then(|| self.physical(path))
+    }
+
+    /// Refuses a store whose database registers nothing while its folder holds store
+    /// paths that are neither valid nor pending: they are another store's, or this
+    /// store's database was lost, and collecting or repairing would delete them.
+    pub(crate) fn refuse_unknown_store_paths(&self) -> Result<(), Error> {
+        let any_valid: bool = self
+            .db
+            .query_row("SELECT EXISTS (SELECT 1 FROM ValidPaths)", [], |row| {
+                row.get(0)
+            })
+            .map_err(sql(&self.db_path))?;
+        if any_valid {
+            return Ok(());
+        }
+        let mut known = None;
+        refuse_unknown_paths(&self.physical_folder(), &self.db_path, |name| {
+            let (valid, pending) = match &known {
+                Some(known) => known,
+                None => known.insert(self.known()?),
+            };
+            let path = format!("{}/{name}", self.folder);
+            Ok(!valid.contains(&path) && !pending.contains(&path))
+        })
+    }
+
+    /// The valid and the pending paths, read together (one consistent view).
+    fn known(&self) -> Result<(HashSet<String>, HashSet<String>), Error> {
+        let read = self
+            .db
+            .unchecked_transaction()
+            .map_err(sql(&self.db_path))?;
+        let valid = self.query_paths("SELECT path FROM ValidPaths")?;
+        let pending = self.query_paths("SELECT path FROM Pending")?;
+        read.finish().map_err(sql(&self.db_path))?;
+        Ok((valid.into_iter().collect(), pending.into_iter().collect()))
+    }
+
+    /// Entries of the store folder that are not valid paths (logical paths, sorted),
+    /// temporaries and lock files aside; without `with_pending`, also the trees that an
+    /// add is placing or a collection removing (theirs, not left over).
+    pub(crate) fn unregistered(&self, with_pending: bool) -> Result<Vec<String>, Error> {
+        let folder = self.physical_folder();
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
+            let entry = entry.map_err(|e| Error::io(&folder, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(TEMP_PREFIX) && !is_lock_file(&entry) {
+                names.push(name);
+            }
+        }
+        // Read after the listing: a tree placed since is pending or valid by now (its
+        // mark is committed before its rename).
+        let (valid, pending) = self.known()?;
+        let mut found = Vec::new();
+        for name in names {
+            let path = format!("{}/{name}", self.folder);
+            let known = valid.contains(&path) || (!with_pending && pending.contains(&path));
+            // Gone since the listing: a collection removed it (and then its mark).
+            if !known && folder.join(&name).symlink_metadata().is_ok() {
+                found.push(path);
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Removes the tree of a path that is not (or no longer) valid, its pending mark and
+    /// its lock file, holding its lock.
+    pub(crate) fn remove_unregistered(&self, path: &str) -> Result<(), Error> {
+        let physical = self
+            .entry(path)
+            .ok_or_else(|| Error::Database(format!("{path} is not in the store folder")))?;
+        let lock = lock_path(&physical, true)?;
+        copy::remove_tree(&physical)?;
+        self.unmark_pending(path)?;
+        let mut lock_file = physical.into_os_string();
+        lock_file.push(".lock");
+        match std::fs::remove_file(&lock_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(Path::new(&lock_file), e));
+            }
+            _ => {}
+        }
+        drop(lock);
+        Ok(())
+    }
+
     /// The hash parts of every valid path, for reference scanning.
     fn valid_hash_parts(&self) -> Result<Vec<([u8; 32], String)>, Error> {
-        let mut statement = self
-            .db
-            .prepare("SELECT path FROM ValidPaths")
-            .map_err(|e| db_error(&e))?;
-        let paths = statement
-            .query_map([], |row| row.get::<_, String>(0))
-            .map_err(|e| db_error(&e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| db_error(&e))?;
-        Ok(paths
+        Ok(self
+            .query_paths("SELECT path FROM ValidPaths")?
             .into_iter()
             .filter_map(|path| Some((hash_part(&path)?, path)))
             .collect())
     }
 
     /// Adds the tree at `source` under `name`; returns its store path. Adding the same
-    /// content again returns the same path and changes nothing.
+    /// content again returns the same path and changes nothing. A tree that changes while
+    /// it is read is refused (`Error::Changed`) and nothing is stored.
     ///
     /// With `Scan::Nothing` the path is the one `nix-store --add` gives (no references).
     /// Otherwise every candidate path the tree mentions (in contents, names or link
@@ -240,6 +469,7 @@ impl Store {
         scan: &Scan,
         gc_root: Option<&str>,
     ) -> Result<String, Error> {
+        self.require_writable("adding")?;
         crate::path::check_name(name)?;
         if let Some(root) = gc_root {
             check_root_name(root)?;
@@ -258,7 +488,11 @@ impl Store {
         let mut staged = work.as_os_str().to_owned();
         staged.push("-tree");
         let staged = PathBuf::from(staged);
-        let added = self.stage_and_place(source, name, &candidates, &work, &staged);
+        let added = self
+            .stage_and_place(source, name, &candidates, &work, &staged)
+            .map_err(|error| {
+                self.named_by_source(error, source, &[&work.join("tree"), &staged, &work])
+            });
         // Whatever was not moved into place (on failure, or when another process placed
         // the same path first) goes.
         let _ = copy::remove_tree(&work);
@@ -270,8 +504,35 @@ impl Store {
         Ok(added)
     }
 
+    /// An error about one of an add's `temporaries` (copies of `source`, removed by the
+    /// time anyone reads the message) told as a failure to copy the file of `source`.
+    fn named_by_source(&self, error: Error, source: &Path, temporaries: &[&Path]) -> Error {
+        let Error::Io {
+            path,
+            source: cause,
+        } = error
+        else {
+            return error;
+        };
+        match temporaries
+            .iter()
+            .find_map(|temporary| path.strip_prefix(temporary).ok())
+        {
+            Some(relative) => Error::Copying {
+                path: under(source, relative),
+                folder: self.physical_folder(),
+                source: cause,
+            },
+            None => Error::Io {
+                path,
+                source: cause,
+            },
+        }
+    }
+
     /// Serialises `source` once, hashing and scanning the stream while it is restored
-    /// into `work/tree` (so what is stored is exactly what was hashed), then places it.
+    /// into `work/tree` (so what is stored is exactly what was hashed), checks that the
+    /// source did not change meanwhile, then places the copy.
     fn stage_and_place(
         &mut self,
         source: &Path,
@@ -283,6 +544,8 @@ impl Store {
         std::fs::create_dir(work).map_err(|e| Error::io(work, e))?;
         let restored_at = work.join("tree");
         let (writer, reader) = crate::pipe::chunk_pipe();
+        let read_from = SystemTime::now();
+        let before = nar::stamps(source)?;
         let (dumped, restored) = std::thread::scope(|scope| {
             let restoring = scope.spawn(|| crate::restore::restore(reader, &restored_at));
             let dumped = dump_hashing_and_scanning(source, candidates, writer);
@@ -293,9 +556,20 @@ impl Store {
                     .expect("the restoring thread does not panic"),
             )
         });
-        // A failed dump makes the restore fail too; its own error says more.
-        let Dumped { hash, size, found } = dumped?;
-        restored?;
+        // The restore fails on its own only when writing fails (a full disk): that is the
+        // cause, and the dump then only saw its pipe close. Otherwise the dump's error
+        // (a changed or unreadable source) cut the stream short and says more.
+        let Dumped {
+            hash,
+            size,
+            found,
+            seen,
+        } = match (dumped, restored) {
+            (_, Err(written @ Error::Io { .. })) | (Err(written), _) => return Err(written),
+            (Ok(_), Err(other)) => return Err(other),
+            (Ok(dumped), Ok(())) => dumped,
+        };
+        crate::unchanged::confirm_unchanged(source, &before, &seen, &restored_at, read_from)?;
         let mut references: Vec<String> = candidates
             .iter()
             .filter(|(hash_part, _)| found.contains(hash_part))
@@ -317,20 +591,32 @@ impl Store {
         // its final name.
         std::fs::rename(&restored_at, staged).map_err(|e| Error::io(staged, e))?;
         copy::make_read_only(staged)?;
-        let _lock = lock_path(&destination)?;
+        let _lock = lock_path(&destination, true)?;
         if present(self)? {
             return Ok(path);
         }
+        // Pending from here until registered: should this process die, the next open
+        // removes the tree (and `verify` meanwhile knows whose it is).
+        self.mark_pending(&path)?;
         // Something at the destination that is not registered is left from an
         // interrupted add (or put there by hand): the new tree replaces it.
-        copy::remove_tree(&destination)?;
-        std::fs::rename(staged, &destination).map_err(|e| Error::io(&destination, e))?;
-        if self.info(&path)?.is_none() {
-            self.register(&path, &hash, size, &references)?;
+        let placed = copy::remove_tree(&destination)
+            .and_then(|()| {
+                std::fs::rename(staged, &destination).map_err(|e| Error::io(&destination, e))
+            })
+            .and_then(|()| self.register(&path, &hash, size, &references));
+        if let Err(error) = placed {
+            if self.info(&path).ok().flatten().is_none() {
+                let _ = copy::remove_tree(&destination);
+            }
+            let _ = self.unmark_pending(&path);
+            return Err(error);
         }
         Ok(path)
     }
 
+    /// Makes `path` valid with its references, and no longer pending, in one transaction
+    /// (nothing changes for a path already valid).
     fn register(
         &mut self,
         path: &str,
@@ -341,87 +627,101 @@ impl Store {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let failed = sql(&self.db_path);
         // Immediate: the write lock is taken (waiting its turn) before anything is read.
         let transaction = self
             .db
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| db_error(&e))?;
+            .map_err(&failed)?;
         transaction
             .execute(
                 "INSERT OR IGNORE INTO ValidPaths (path, hash, registrationTime, narSize) VALUES (?1, ?2, ?3, ?4)",
                 params![path, format!("sha256:{}", base32::encode(hash)), i64::try_from(now).unwrap_or(0), i64::try_from(size).unwrap_or(i64::MAX)],
             )
-            .map_err(|e| db_error(&e))?;
+            .map_err(&failed)?;
         for reference in references {
             transaction
                 .execute(
                     "INSERT OR IGNORE INTO Refs (referrer, reference) SELECT a.id, b.id FROM ValidPaths a, ValidPaths b WHERE a.path = ?1 AND b.path = ?2",
                     params![path, reference],
                 )
-                .map_err(|e| db_error(&e))?;
+                .map_err(&failed)?;
         }
-        transaction.commit().map_err(|e| db_error(&e))
+        transaction
+            .execute("DELETE FROM Pending WHERE path = ?1", params![path])
+            .map_err(&failed)?;
+        transaction.commit().map_err(&failed)
     }
 
     /// Every valid path, sorted.
     pub fn valid_paths(&self) -> Result<Vec<String>, Error> {
-        let mut paths: Vec<String> = self
-            .valid_hash_parts()?
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
+        let mut paths = self.query_paths("SELECT path FROM ValidPaths")?;
         paths.sort();
         Ok(paths)
     }
 
     /// Checks the store against its database: every valid path's tree must be on disk
     /// with its registered NAR hash and size, and everything in the store folder must be
-    /// registered (temporaries of running adds and lock files aside). With `repair`,
-    /// unregistered entries are removed; damaged valid paths are only reported.
+    /// registered (temporaries, pending trees and lock files aside). Paths added or
+    /// collected while it runs are not problems. With `repair`, unregistered entries
+    /// are removed (under the collector's lock, so that no add is placing one);
+    /// damaged valid paths are only reported.
     pub fn verify(&self, repair: bool) -> Result<Verification, Error> {
-        let mut problems = Vec::new();
+        if repair {
+            self.require_writable("repairing")?;
+        }
         let valid = self.valid_paths()?;
+        let mut problems = Vec::new();
         for path in &valid {
-            let physical = self.physical(path);
-            if physical.symlink_metadata().is_err() {
-                problems.push(Problem::Missing(path.clone()));
-                continue;
-            }
-            let (hash, size) = nar::hash(&physical)?;
-            let info = self.info(path)?.expect("listed as valid");
-            let actual = format!("sha256:{}", base32::encode(&hash));
-            if actual != info.nar_hash || size != info.nar_size {
-                problems.push(Problem::Changed {
-                    path: path.clone(),
-                    registered: info.nar_hash,
-                    actual,
+            problems.extend(self.check_valid_path(path)?);
+        }
+        if repair {
+            let _no_adds = self.gc_lock(true)?;
+            self.refuse_unknown_store_paths()?;
+            for path in self.unregistered(true)? {
+                self.remove_unregistered(&path)?;
+                problems.push(Problem::Unregistered {
+                    path,
+                    removed: true,
                 });
             }
-        }
-        let folder = self.physical(&self.folder);
-        let valid_names: HashSet<&str> =
-            valid.iter().filter_map(|p| p.rsplit('/').next()).collect();
-        for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
-            let entry = entry.map_err(|e| Error::io(&folder, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(TEMP_PREFIX)
-                || is_lock_file(&entry)
-                || valid_names.contains(name.as_str())
-            {
-                continue;
-            }
-            if repair {
-                copy::remove_tree(&entry.path())?;
-            }
-            problems.push(Problem::Unregistered {
-                path: format!("{}/{name}", self.folder),
-                removed: repair,
-            });
+        } else {
+            problems.extend(self.unregistered(false)?.into_iter().map(|path| {
+                Problem::Unregistered {
+                    path,
+                    removed: false,
+                }
+            }));
         }
         Ok(Verification {
             checked: valid.len(),
             problems,
         })
+    }
+
+    /// What is wrong with the tree of the valid `path`, if anything; nothing for a path
+    /// collected meanwhile.
+    fn check_valid_path(&self, path: &str) -> Result<Option<Problem>, Error> {
+        let Some(info) = self.info(path)? else {
+            return Ok(None);
+        };
+        let still_valid = || -> Result<bool, Error> { Ok(self.info(path)?.is_some()) };
+        let physical = self.physical(path);
+        if physical.symlink_metadata().is_err() {
+            return Ok(still_valid()?.then(|| Problem::Missing(path.to_owned())));
+        }
+        let (hash, size) = match nar::hash(&physical) {
+            Ok(hashed) => hashed,
+            Err(_) if !still_valid()? => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let actual = format!("sha256:{}", base32::encode(&hash));
+        let changed = actual != info.nar_hash || size != info.nar_size;
+        Ok((changed && still_valid()?).then(|| Problem::Changed {
+            path: path.to_owned(),
+            registered: info.nar_hash,
+            actual,
+        }))
     }
 
     /// `roots` and every path they reference, directly or not; an invalid root is an
@@ -445,6 +745,7 @@ impl Store {
 
     /// What the database knows of `path`, if it is valid.
     pub fn info(&self, path: &str) -> Result<Option<PathInfo>, Error> {
+        let failed = sql(&self.db_path);
         // Cached statements: a closure asks this once per path.
         let row = self
             .db
@@ -462,19 +763,19 @@ impl Store {
                 })
             })
             .optional()
-            .map_err(|e| db_error(&e))?;
+            .map_err(&failed)?;
         let Some((id, nar_hash, nar_size, registration_time)) = row else {
             return Ok(None);
         };
         let mut statement = self
             .db
             .prepare_cached("SELECT v.path FROM Refs r JOIN ValidPaths v ON v.id = r.reference WHERE r.referrer = ?1 ORDER BY v.path")
-            .map_err(|e| db_error(&e))?;
+            .map_err(&failed)?;
         let references = statement
             .query_map(params![id], |row| row.get::<_, String>(0))
-            .map_err(|e| db_error(&e))?
+            .map_err(&failed)?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| db_error(&e))?;
+            .map_err(&failed)?;
         Ok(Some(PathInfo {
             path: path.to_owned(),
             nar_hash,
@@ -482,6 +783,57 @@ impl Store {
             references,
             registration_time,
         }))
+    }
+}
+
+/// Where the logical `path` lives under the physical `root`, if any.
+fn physical_of(root: Option<&Path>, logical: &str) -> PathBuf {
+    match root {
+        Some(root) => root.join(logical.trim_start_matches('/')),
+        None => PathBuf::from(logical),
+    }
+}
+
+/// Whether the database file does not exist yet (or is empty, which SQLite takes for
+/// a new database).
+fn database_is_new(path: &Path) -> bool {
+    path.symlink_metadata().map_or(true, |m| m.len() == 0)
+}
+
+/// Fails with `Error::UnknownPaths` when the store folder `folder` holds entries named
+/// like store paths that `unknown` calls unknown to the `database`. `unknown` is asked
+/// after the listing, and an entry counts only if it is still there afterwards, so that
+/// a path an add placed meanwhile (known by then) or a collection removed does not.
+fn refuse_unknown_paths(
+    folder: &Path,
+    database: &Path,
+    mut unknown: impl FnMut(&str) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    let names: Vec<String> = match std::fs::read_dir(folder) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(folder, e)),
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter(|entry| !is_lock_file(entry))
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| is_store_path_name(name))
+            .collect(),
+    };
+    let mut found = Vec::new();
+    for name in names {
+        if unknown(&name)? && folder.join(&name).symlink_metadata().is_ok() {
+            found.push(name);
+        }
+    }
+    found.sort();
+    match found.first() {
+        None => Ok(()),
+        Some(example) => Err(Error::UnknownPaths {
+            folder: folder.to_owned(),
+            database: database.to_owned(),
+            count: found.len(),
+            example: folder.join(example).display().to_string(),
+        }),
     }
 }
 
@@ -495,12 +847,12 @@ fn unique() -> String {
     format!("{nanos}-{count}")
 }
 
-/// Holds an exclusive lock on `<path>.lock` until dropped, so that adds (and removals)
-/// of one path by several processes take turns.
-fn lock_path(path: &Path) -> Result<std::fs::File, Error> {
+/// Holds an exclusive lock on `<path>.lock` until dropped, so that adds and removals of
+/// one path by several processes take turns; without `wait`, `None` when it is held.
+fn lock_path(path: &Path, wait: bool) -> Result<Option<std::fs::File>, Error> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
-    lock_file(Path::new(&lock_path), true)
+    lock_file(Path::new(&lock_path), true, wait)
 }
 
 /// Whether a store folder entry is a path's lock file: an empty file `<path>.lock`.
@@ -511,21 +863,39 @@ pub(crate) fn is_lock_file(entry: &std::fs::DirEntry) -> bool {
         && entry.metadata().is_ok_and(|m| m.is_file() && m.len() == 0)
 }
 
-/// Holds a `flock` on `path` (created if needed) until the file is dropped.
-fn lock_file(path: &Path, exclusive: bool) -> Result<std::fs::File, Error> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    let operation = if exclusive {
-        rustix::fs::FlockOperation::LockExclusive
-    } else {
-        rustix::fs::FlockOperation::LockShared
+/// Holds a `flock` on `path` (created if needed) until the file is dropped; without
+/// `wait`, `None` when another process holds it.
+fn lock_file(path: &Path, exclusive: bool, wait: bool) -> Result<Option<std::fs::File>, Error> {
+    use rustix::fs::FlockOperation;
+    use std::os::unix::fs::MetadataExt;
+    let operation = match (exclusive, wait) {
+        (true, true) => FlockOperation::LockExclusive,
+        (true, false) => FlockOperation::NonBlockingLockExclusive,
+        (false, true) => FlockOperation::LockShared,
+        (false, false) => FlockOperation::NonBlockingLockShared,
     };
-    rustix::fs::flock(&file, operation).map_err(|e| Error::io(path, e.into()))?;
-    Ok(file)
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        match rustix::fs::flock(&file, operation) {
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+            Err(e) => return Err(Error::io(path, e.into())),
+            Ok(()) => {}
+        }
+        // A lock file removed (a collection removes a dead path's) while this process
+        // waited for it locks nothing: lock the file that is there now.
+        let held = file.metadata().map_err(|e| Error::io(path, e))?;
+        if path
+            .symlink_metadata()
+            .is_ok_and(|now| now.ino() == held.ino() && now.dev() == held.dev())
+        {
+            return Ok(Some(file));
+        }
+    }
 }
 
 /// What one pass over a tree's NAR found.
@@ -534,6 +904,8 @@ struct Dumped {
     size: u64,
     /// The candidate hash parts seen.
     found: HashSet<[u8; 32]>,
+    /// Every node as it was read.
+    seen: Vec<Seen>,
 }
 
 /// Writes the NAR of `source` to `out` while hashing it and scanning it for candidates.
@@ -547,7 +919,8 @@ fn dump_hashing_and_scanning(
         1 << 20,
         Tee(Tee(HashingWriter::default(), scanner), out),
     );
-    nar::dump(source, &mut writer)?;
+    let mut seen = Vec::new();
+    nar::dump_seeing(source, &mut writer, &mut seen)?;
     let Tee(Tee(hashing, scanner), out) = writer
         .into_inner()
         .map_err(|e| Error::io(source, e.into_error()))?;
@@ -557,6 +930,7 @@ fn dump_hashing_and_scanning(
         hash,
         size,
         found: scanner.into_found(),
+        seen,
     })
 }
 
@@ -576,36 +950,87 @@ impl<A: Write, B: Write> Write for Tee<A, B> {
     }
 }
 
-fn open_database(state_dir: &Path) -> Result<Connection, Error> {
-    std::fs::create_dir_all(state_dir).map_err(|e| Error::io(state_dir, e))?;
-    let path = state_dir.join("db.sqlite");
-    let db = Connection::open(&path).map_err(|e| db_error(&e))?;
+/// The tables; `Pending` holds the paths whose trees may be present without being valid.
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS ValidPaths (
+        id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+        path TEXT UNIQUE NOT NULL,
+        hash TEXT NOT NULL,
+        registrationTime INTEGER NOT NULL,
+        narSize INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS Refs (
+        referrer INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE CASCADE,
+        reference INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT,
+        PRIMARY KEY (referrer, reference)
+    );
+    CREATE TABLE IF NOT EXISTS Roots (
+        name TEXT PRIMARY KEY NOT NULL,
+        path INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT
+    );
+    CREATE TABLE IF NOT EXISTS Pending (
+        path TEXT PRIMARY KEY NOT NULL
+    );";
+
+/// Opens the database for reading only: SQLite creates and changes nothing (no
+/// journal is needed to read one in rollback-journal mode).
+fn open_read_only(path: &Path) -> Result<Connection, Error> {
+    let db = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql(path))?;
     db.busy_timeout(std::time::Duration::from_secs(60))
-        .map_err(|e| db_error(&e))?;
-    // Switching to WAL and creating the tables can meet another process doing the same;
-    // SQLite answers that with "locked" without waiting, so the setup is retried.
+        .map_err(sql(path))?;
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(sql(path))?;
+    // Older stores have no `Pending` table: nothing of theirs is pending.
+    for table in ["ValidPaths", "Refs", "Roots", "Pending"] {
+        if !tables.iter().any(|t| t == table) {
+            if table == "Pending" {
+                db.execute_batch(
+                    "PRAGMA temp_store = MEMORY;
+                     CREATE TEMP TABLE Pending (path TEXT PRIMARY KEY NOT NULL);",
+                )
+                .map_err(sql(path))?;
+            } else {
+                return Err(Error::CorruptDatabase {
+                    path: path.to_owned(),
+                    problem: format!("it has no {table} table"),
+                });
+            }
+        }
+    }
+    Ok(db)
+}
+
+/// Opens the database for reading and writing, creating it and its tables if needed.
+fn open_writable(path: &Path) -> Result<Connection, Error> {
+    let db = Connection::open(path).map_err(sql(path))?;
+    db.busy_timeout(std::time::Duration::from_secs(60))
+        .map_err(sql(path))?;
+    // Creating the tables can meet another process doing the same; SQLite answers that
+    // with "locked" without waiting, so the setup is retried.
     let started = std::time::Instant::now();
-    let setup = || {
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL;
-         PRAGMA foreign_keys = ON;
-         CREATE TABLE IF NOT EXISTS ValidPaths (
-             id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-             path TEXT UNIQUE NOT NULL,
-             hash TEXT NOT NULL,
-             registrationTime INTEGER NOT NULL,
-             narSize INTEGER NOT NULL
-         );
-         CREATE TABLE IF NOT EXISTS Refs (
-             referrer INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE CASCADE,
-             reference INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT,
-             PRIMARY KEY (referrer, reference)
-         );
-         CREATE TABLE IF NOT EXISTS Roots (
-             name TEXT PRIMARY KEY NOT NULL,
-             path INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT
-         );",
-        )
+    let setup = || -> rusqlite::Result<()> {
+        db.execute_batch("PRAGMA foreign_keys = ON;")?;
+        // Rollback-journal mode (SQLite's default), so that users who can read the store
+        // but not write it can query it: a WAL database needs its shared-memory file
+        // written even to be read. A database still in WAL mode from an older version is
+        // switched when no other process has it open.
+        let mode: String = db.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            let _ = db.query_row("PRAGMA journal_mode = DELETE", [], |row| {
+                row.get::<_, String>(0)
+            });
+        }
+        db.execute_batch(SCHEMA)
     };
     loop {
         match setup() {
@@ -618,7 +1043,7 @@ fn open_database(state_dir: &Path) -> Result<Connection, Error> {
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(error) => return Err(db_error(&error)),
+            Err(error) => return Err(sql(path)(error)),
         }
     }
     Ok(db)

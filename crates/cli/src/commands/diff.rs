@@ -3,9 +3,10 @@
 use std::fmt::Write as _;
 
 use cudapkgs_store::diff::{ClosureDiff, PackageChange};
+use cudapkgs_store::store::Access;
 use serde::Serialize;
 
-use super::store::{failure, open_store};
+use super::store::{failure, open_store_for};
 use crate::cli::StoreLocation;
 use crate::error::{CliResult, Exit};
 use crate::output::Output;
@@ -38,7 +39,7 @@ fn kind(change: &PackageChange) -> &'static str {
 
 /// `cudapkgs diff BEFORE AFTER`.
 pub fn run(before: &str, after: &str, location: &StoreLocation, output: Output) -> CliResult<Exit> {
-    let store = open_store(location)?;
+    let store = open_store_for(location, Access::ReadOnly)?;
     let before = store.resolve(before).map_err(|error| failure(&error))?;
     let after = store.resolve(after).map_err(|error| failure(&error))?;
     let ClosureDiff {

@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::store::{failure, open_store};
+use cudapkgs_store::store::Access;
+
+use super::store::{failure, open_store_for};
 use crate::cli::{RootCommand, StoreLocation};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
@@ -24,7 +26,7 @@ pub fn root(command: &RootCommand, output: Output) -> CliResult<Exit> {
             path,
             location,
         } => {
-            let mut store = open_store(location)?;
+            let mut store = open_store_for(location, Access::Existing)?;
             store.add_root(name, path).map_err(|error| {
                 failure(&error).with_hint("add the path with `cudapkgs store add` first")
             })?;
@@ -36,7 +38,7 @@ pub fn root(command: &RootCommand, output: Output) -> CliResult<Exit> {
             Ok(Exit::Success)
         }
         RootCommand::Remove { name, location } => {
-            let mut store = open_store(location)?;
+            let mut store = open_store_for(location, Access::Existing)?;
             if !store.remove_root(name).map_err(|error| failure(&error))? {
                 return Err(CliError::new(format!("there is no root named `{name}`"))
                     .with_hint("`cudapkgs store root list` shows the roots"));
@@ -44,7 +46,7 @@ pub fn root(command: &RootCommand, output: Output) -> CliResult<Exit> {
             Ok(Exit::Success)
         }
         RootCommand::List { location } => {
-            let store = open_store(location)?;
+            let store = open_store_for(location, Access::ReadOnly)?;
             let roots = store.roots().map_err(|error| failure(&error))?;
             let reports: Vec<RootReport> = roots
                 .iter()
@@ -75,7 +77,12 @@ struct DeadReport<'a> {
 
 /// `cudapkgs gc [--dry-run]`.
 pub fn gc(dry_run: bool, location: &StoreLocation, output: Output) -> CliResult<Exit> {
-    let mut store = open_store(location)?;
+    let access = if dry_run {
+        Access::ReadOnly
+    } else {
+        Access::Existing
+    };
+    let mut store = open_store_for(location, access)?;
     let collection = store
         .collect_garbage(dry_run)
         .map_err(|error| failure(&error))?;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
-use cudapkgs_store::store::{PathInfo, Problem, Scan, Store, Verification};
+use cudapkgs_store::store::{Access, PathInfo, Problem, Scan, Store, Verification};
 use cudapkgs_store::{base32, nar, path, restore};
 use serde::Serialize;
 
@@ -30,15 +30,53 @@ struct StorePathReport {
 }
 
 pub fn failure(error: &cudapkgs_store::Error) -> CliError {
-    CliError::new(error.to_string())
+    let failed = CliError::new(error.to_string());
+    match hint(error) {
+        Some(hint) => failed.with_hint(hint),
+        None => failed,
+    }
+}
+
+/// What to do about a store error, where the message alone does not say.
+fn hint(error: &cudapkgs_store::Error) -> Option<&'static str> {
+    use cudapkgs_store::Error;
+    let cannot_write = "pass --root or --state-dir to use a store this user can write";
+    Some(match error {
+        Error::NoStore(_) => {
+            "check --store-dir and --root (`cudapkgs store add` and `cudapkgs build` create a store)"
+        }
+        Error::NoDatabase { .. } => "check --state-dir, the folder that holds the store's database",
+        Error::UnknownPaths { .. } => {
+            "point --store-dir, --root and --state-dir at the store these paths belong to; if nobody needs them, remove them by hand"
+        }
+        Error::CorruptDatabase { .. } => {
+            "nothing was changed; check --state-dir, or restore the file from a backup"
+        }
+        Error::Changed(_) => "nothing was stored; try again once nothing writes to it",
+        Error::Copying { .. } => {
+            "nothing was stored; make room (or get write access) where the store folder lives and try again"
+        }
+        Error::NotWritable(_) => cannot_write,
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            cannot_write
+        }
+        _ => return None,
+    })
 }
 
 pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
     match command {
         NarCommand::Dump { path } => {
+            // Bytes on standard output cannot be taken back: what can be refused is
+            // refused before the first one (a missing path, a FIFO, an unreadable file).
+            nar::check_dumpable(path).map_err(|error| failure(&error))?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            nar::dump(path, &mut out).map_err(|error| failure(&error))?;
+            if let Err(error) = nar::dump(path, &mut out) {
+                // What is still buffered is not written after all.
+                let _ = out.into_parts();
+                return Err(failure(&error));
+            }
             out.flush().map_err(|error| {
                 CliError::new(format!("cannot write to standard output: {error}"))
             })?;
@@ -123,6 +161,8 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
                 Some(name) => name.clone(),
                 None => default_name(path)?,
             };
+            // A source that cannot be stored is refused before the store is touched.
+            nar::check_dumpable(path).map_err(|error| failure(&error))?;
             let mut store = open_store(location)?;
             let added = store
                 .add(path, &name, &scan, gc_root.as_deref())
@@ -146,7 +186,7 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
 
 /// `cudapkgs store info` and `cudapkgs path-info`.
 pub fn path_info(paths: &[String], location: &StoreLocation, output: Output) -> CliResult<Exit> {
-    let store = open_store(location)?;
+    let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
     let paths = &paths;
     let mut infos = Vec::new();
@@ -180,7 +220,12 @@ pub fn path_info(paths: &[String], location: &StoreLocation, output: Output) -> 
 
 /// `cudapkgs store verify`.
 fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<Exit> {
-    let store = open_store(location)?;
+    let access = if repair {
+        Access::Existing
+    } else {
+        Access::ReadOnly
+    };
+    let store = open_store_for(location, access)?;
     let Verification { checked, problems } =
         store.verify(repair).map_err(|error| failure(&error))?;
     let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -220,7 +265,7 @@ struct ClosureReport<'a> {
 
 /// `cudapkgs closure`: every path the roots need, biggest first, and the total.
 pub fn closure(paths: &[String], location: &StoreLocation, output: Output) -> CliResult<Exit> {
-    let store = open_store(location)?;
+    let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
     let mut closure = store.closure(&paths).map_err(|error| {
         failure(&error)
@@ -273,7 +318,7 @@ pub fn why(
     location: &StoreLocation,
     output: Output,
 ) -> CliResult<Exit> {
-    let store = open_store(location)?;
+    let store = open_store_for(location, Access::ReadOnly)?;
     let path = &store.resolve(path).map_err(|error| failure(&error))?;
     let dependency = &store.resolve(dependency).map_err(|error| failure(&error))?;
     let chain =
@@ -339,9 +384,14 @@ pub fn resolve_all(store: &Store, paths: &[String]) -> CliResult<Vec<String>> {
         .collect()
 }
 
-/// Opens the store `location` names, with unset flags taken from `CUDAPKGS_STORE_DIR`,
-/// `CUDAPKGS_STORE_ROOT` and `CUDAPKGS_STATE_DIR`, then the defaults.
+/// Opens the store `location` names for adding, creating it on first use.
 pub fn open_store(location: &StoreLocation) -> CliResult<Store> {
+    open_store_for(location, Access::Create)
+}
+
+/// Opens the store `location` names for `access`, with unset flags taken from
+/// `CUDAPKGS_STORE_DIR`, `CUDAPKGS_STORE_ROOT` and `CUDAPKGS_STATE_DIR`, then the defaults.
+pub fn open_store_for(location: &StoreLocation, access: Access) -> CliResult<Store> {
     let env = crate::settings::process_env;
     let store_dir = match location
         .store_dir
@@ -370,9 +420,8 @@ pub fn open_store(location: &StoreLocation) -> CliResult<Store> {
                 None => logical,
             }
         });
-    Store::open(store_dir, root.as_deref(), &state_dir).map_err(|error| {
-        failure(&error).with_hint("pass --root or --state-dir to use a store this user can write")
-    })
+    Store::open_with(store_dir, root.as_deref(), &state_dir, access)
+        .map_err(|error| failure(&error))
 }
 
 /// `$XDG_DATA_HOME/cudapkgs/store`, with XDG's fallback `~/.local/share`.
