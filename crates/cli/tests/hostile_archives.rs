@@ -1,0 +1,238 @@
+//! Hostile archives given to `split` and to `build PACKAGE=FILE`: link chains that look
+//! inside but resolve outside, files written through them, hard links reaching through
+//! them, and links the fix-ups would follow. Each is refused with nothing changed outside,
+//! nothing left beside the output, and nothing in the store.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::{run, s};
+
+/// One tar member, written by hand so that any name and link can be made.
+struct Member<'a> {
+    name: &'a str,
+    kind: u8,
+    link: &'a str,
+    data: &'a [u8],
+}
+
+fn file<'a>(name: &'a str, data: &'a [u8]) -> Member<'a> {
+    Member {
+        name,
+        kind: b'0',
+        link: "",
+        data,
+    }
+}
+
+fn symlink<'a>(name: &'a str, link: &'a str) -> Member<'a> {
+    Member {
+        name,
+        kind: b'2',
+        link,
+        data: b"",
+    }
+}
+
+fn hard_link<'a>(name: &'a str, link: &'a str) -> Member<'a> {
+    Member {
+        name,
+        kind: b'1',
+        link,
+        data: b"",
+    }
+}
+
+fn octal(field: &mut [u8], value: u64) {
+    let text = format!("{value:0width$o}", width = field.len() - 1);
+    field[..text.len()].copy_from_slice(text.as_bytes());
+}
+
+/// A tar.xz in NVIDIA's naming, so `build` takes its version from the name.
+fn archive(dir: &Path, members: &[Member<'_>]) -> PathBuf {
+    let mut tar = Vec::new();
+    for m in members {
+        let mut header = [0u8; 512];
+        header[..m.name.len()].copy_from_slice(m.name.as_bytes());
+        octal(&mut header[100..108], 0o644);
+        octal(&mut header[108..116], 0);
+        octal(&mut header[116..124], 0);
+        octal(&mut header[124..136], m.data.len() as u64);
+        octal(&mut header[136..148], 1_700_000_000);
+        header[156] = m.kind;
+        header[157..157 + m.link.len()].copy_from_slice(m.link.as_bytes());
+        header[257..263].copy_from_slice(b"ustar\0");
+        header[263..265].copy_from_slice(b"00");
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
+        header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        tar.extend_from_slice(&header);
+        tar.extend_from_slice(m.data);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+    tar.resize(tar.len() + 1024, 0);
+    let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    encoder.write_all(&tar).expect("compress");
+    let path = dir.join("libfoo-linux-x86_64-1.0.0-archive.tar.xz");
+    std::fs::write(&path, encoder.finish().expect("compress")).expect("write");
+    path
+}
+
+/// Every entry under `root` with its contents (links by target), sorted.
+fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("dir") {
+            let path = entry.expect("entry").path();
+            let kind = path.symlink_metadata().expect("meta").file_type();
+            if kind.is_dir() {
+                found.push((path.clone(), Vec::new()));
+                pending.push(path);
+            } else if kind.is_symlink() {
+                let target = std::fs::read_link(&path).expect("link");
+                found.push((path, target.into_os_string().into_encoded_bytes()));
+            } else {
+                found.push((path.clone(), std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The attacks, each a whole archive: what it tries, and its members. The package sits
+/// in `pkg/`; `deep` is a link target from `chains`.
+fn attacks(deep: &str) -> Vec<(&'static str, &'static str, Vec<Member<'_>>)> {
+    vec![
+        (
+            "a file planted through a chain that looks inside",
+            "pkg/lib is a symbolic link, not a folder",
+            vec![
+                symlink("pkg/y", "."),
+                symlink("pkg/lib", deep),
+                file("pkg/lib/planted", b"planted"),
+            ],
+        ),
+        (
+            "a chain the fix-ups would follow (pkg-config is moved and removed)",
+            "link pkg-config -> y/y/y/y/y/y/y/y/y/y/y/y/../",
+            vec![
+                symlink("pkg/y", "."),
+                symlink("pkg/pkg-config", deep),
+                file("pkg/include/x.h", b"int x;"),
+            ],
+        ),
+        (
+            "a hard link to an outside file's contents through a chain",
+            "hard link pkg/lib/libcopied.so -> pkg/up/secret names no earlier file",
+            vec![
+                symlink("pkg/y", "."),
+                symlink("pkg/up", deep),
+                hard_link("pkg/lib/libcopied.so", "pkg/up/secret"),
+            ],
+        ),
+    ]
+}
+
+/// Link targets that look twelve folders deep (`y -> .`), inside by their words, and
+/// climb from 3 to 12 levels above the package: whatever the depth of the work folders,
+/// one of them names a planted `outside/`.
+fn chains() -> Vec<String> {
+    (3..=12)
+        .map(|ups| format!("{}{}outside", "y/".repeat(12), "../".repeat(ups)))
+        .collect()
+}
+
+/// An `outside/` folder with two files in `work` and in each of its ancestors up to
+/// `top` (the test's own folder): what escaping links would reach.
+fn plant_sentinels(work: &Path, top: &Path) -> Vec<PathBuf> {
+    let mut sentinels = Vec::new();
+    for at in work.ancestors().take_while(|at| at.starts_with(top)) {
+        let sentinel = at.join("outside");
+        std::fs::create_dir(&sentinel).expect("mkdir");
+        std::fs::write(sentinel.join("secret"), b"secret").expect("write");
+        std::fs::write(sentinel.join("keep"), b"keep").expect("write");
+        sentinels.push(sentinel);
+    }
+    sentinels
+}
+
+#[test]
+fn split_refuses_hostile_archives_and_changes_nothing_outside() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path().join("a/b/c/d");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let sentinels = plant_sentinels(&work, dir.path());
+    for deep in chains() {
+        for (attack, expected, members) in attacks(&deep) {
+            let before: Vec<_> = sentinels.iter().map(|p| snapshot(p)).collect();
+            let archive = archive(dir.path(), &members);
+            let out = work.join("out");
+            let (code, _, stderr) = run(&["split", s(&archive), "--out", s(&out)]);
+            assert_eq!(code, 2, "{attack}: {stderr}");
+            assert!(stderr.contains(expected), "{attack}: {stderr}");
+            let after: Vec<_> = sentinels.iter().map(|p| snapshot(p)).collect();
+            assert_eq!(after, before, "{attack}: something outside changed");
+            let left: Vec<_> = std::fs::read_dir(&work)
+                .expect("work")
+                .map(|e| e.expect("entry").file_name())
+                .filter(|name| name != "outside")
+                .collect();
+            assert!(left.is_empty(), "{attack}: left {left:?}");
+        }
+    }
+}
+
+#[test]
+fn build_refuses_hostile_archives_and_adds_nothing() {
+    let dir = tempfile::tempdir().expect("temp");
+    let store = dir.path().join("s/t/o/r/e");
+    let state = dir.path().join("state");
+    let above = store.parent().expect("parent");
+    std::fs::create_dir_all(above).expect("mkdir");
+    let sentinels = plant_sentinels(above, dir.path());
+    for deep in chains() {
+        for (attack, expected, members) in attacks(&deep) {
+            let before: Vec<_> = sentinels.iter().map(|p| snapshot(p)).collect();
+            let archive = archive(dir.path(), &members);
+            let input = format!("libfoo={}", archive.display());
+            let (code, _, stderr) = run(&[
+                "build",
+                &input,
+                "--store-dir",
+                s(&store),
+                "--state-dir",
+                s(&state),
+                "--no-gc-roots",
+                "--cache",
+                s(&dir.path().join("cache")),
+            ]);
+            assert_eq!(code, 2, "{attack}: {stderr}");
+            assert!(stderr.contains(expected), "{attack}: {stderr}");
+            let after: Vec<_> = sentinels.iter().map(|p| snapshot(p)).collect();
+            assert_eq!(after, before, "{attack}: something outside changed");
+            let in_store: Vec<_> = std::fs::read_dir(&store)
+                .expect("store")
+                .map(|e| e.expect("entry").file_name())
+                .filter(|name| name != "outside")
+                .collect();
+            assert!(
+                in_store.is_empty(),
+                "{attack}: the store holds {in_store:?}"
+            );
+            let (code, stdout, _) = run(&[
+                "--json",
+                "store",
+                "verify",
+                "--store-dir",
+                s(&store),
+                "--state-dir",
+                s(&state),
+            ]);
+            assert_eq!(code, 0, "{attack}: {stdout}");
+        }
+    }
+}
