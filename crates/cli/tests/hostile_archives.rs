@@ -236,3 +236,31 @@ fn build_refuses_hostile_archives_and_adds_nothing() {
         }
     }
 }
+
+#[test]
+fn split_of_a_fifo_or_a_folder_holding_one_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temp");
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).expect("mkdir");
+    for fifo in [dir.path().join("archive.tar.xz"), folder.join("pipe")] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+    }
+    for (input, expected) in [
+        (dir.path().join("archive.tar.xz"), "is a FIFO, not a file"),
+        (folder.clone(), "is a FIFO, which cannot be copied"),
+    ] {
+        let out = dir.path().join("out");
+        let (code, _, stderr) = common::run_within(
+            std::time::Duration::from_secs(30),
+            &[],
+            &["split", s(&input), "--out", s(&out)],
+        );
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!out.exists());
+    }
+}
