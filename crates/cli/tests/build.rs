@@ -617,3 +617,149 @@ fn a_build_killed_at_any_moment_resumes_to_the_same_paths() {
     let leftovers = temporaries(&root);
     assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
 }
+
+/// `libevil-linux-x86_64-1.0-archive.tar.xz` under `dir`, in NVIDIA's layout:
+/// lib/libevil.so.1, built with gcc, whose needed `libm.so.6` is rewritten to `needed`.
+fn package_needing(dir: &Path, needed: &str) -> PathBuf {
+    let src = dir.join("src");
+    let package = src.join("libevil-linux-x86_64-1.0-archive");
+    std::fs::create_dir_all(package.join("lib")).expect("mkdir");
+    std::fs::write(
+        src.join("evil.c"),
+        "double evil(double x) { return x * 2; }\n",
+    )
+    .expect("write");
+    let library = package.join("lib/libevil.so.1");
+    sh(Command::new("gcc")
+        .args(["-shared", "-fPIC", "-Wl,-soname,libevil.so.1", "-o"])
+        .arg(&library)
+        .arg(src.join("evil.c"))
+        .args(["-Wl,--no-as-needed", "-lm"]));
+    if needed != "libm.so.6" {
+        let (code, _, stderr) = run(&[
+            "patch",
+            "--replace-needed",
+            "libm.so.6",
+            needed,
+            s(&library),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let relative = "libevil/linux-x86_64/libevil-linux-x86_64-1.0-archive.tar.xz";
+    pack(
+        &src,
+        "libevil-linux-x86_64-1.0-archive",
+        &dir.join("mirror"),
+        relative,
+    );
+    dir.join("mirror/cuda/redist").join(relative)
+}
+
+/// The entries of the store folder `store` that belong to the package `libevil`.
+fn added(store: &Path) -> Vec<String> {
+    std::fs::read_dir(store)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.contains("libevil"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `build SPEC` into the store `dir/store`, with its cache in `dir/cache`, and `extra`.
+fn build_local(dir: &Path, spec: &str, extra: &[&str]) -> (i32, String, String) {
+    let (store, cache) = (dir.join("store"), dir.join("cache"));
+    let args = [
+        "build",
+        spec,
+        "--store-dir",
+        s(&store),
+        "--cache",
+        s(&cache),
+    ];
+    run(&[&args[..], extra].concat())
+}
+
+#[test]
+fn needed_paths_are_not_system_libraries() {
+    for needed in ["/etc/hostname", "../../../../../../etc/passwd"] {
+        let dir = tempfile::tempdir().expect("temp");
+        let archive = package_needing(dir.path(), needed);
+        let store = dir.path().join("store");
+        let spec = format!("libevil={}", archive.display());
+        let (code, _, stderr) = build_local(dir.path(), &spec, &[]);
+        assert_eq!(code, 2, "{needed}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "libevil: lib/lib/libevil.so.1 needs `{needed}`, which is not a library file name"
+            )),
+            "{stderr}"
+        );
+        assert_eq!(added(&store), Vec::<String>::new(), "{needed}");
+    }
+    // The same package needing the library by its name builds.
+    let dir = tempfile::tempdir().expect("temp");
+    let archive = package_needing(dir.path(), "libm.so.6");
+    let store = dir.path().join("store");
+    let spec = format!("libevil={}", archive.display());
+    let (code, _, stderr) = build_local(dir.path(), &spec, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!added(&store).is_empty());
+}
+
+#[test]
+fn driver_folders_must_be_absolute_and_package_names_plain() {
+    let dir = tempfile::tempdir().expect("temp");
+    let archive = package_needing(dir.path(), "libm.so.6");
+    let store = dir.path().join("store");
+    let spec = format!("libevil={}", archive.display());
+    for (driver_dir, problem) in [
+        (
+            "relative/lib",
+            "driver folder `relative/lib` is not absolute",
+        ),
+        (
+            "/opt/a:/opt/b",
+            "driver folder `/opt/a:/opt/b` contains `:`",
+        ),
+    ] {
+        let (code, _, stderr) = build_local(dir.path(), &spec, &["--driver-dir", driver_dir]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(problem), "{stderr}");
+        assert!(
+            stderr.contains("--driver-dir takes an absolute folder"),
+            "{stderr}"
+        );
+        assert_eq!(added(&store), Vec::<String>::new());
+    }
+    // A package name is a file name inside the build's work folder, never a path out.
+    let spec = format!("../../escaped={}", archive.display());
+    let (code, _, stderr) = build_local(dir.path(), &spec, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("package `../../escaped`: the name cannot name a store path"),
+        "{stderr}"
+    );
+    let escaped: Vec<_> = walk_names(dir.path())
+        .into_iter()
+        .filter(|name| name.contains("escaped"))
+        .collect();
+    assert!(
+        escaped.is_empty(),
+        "made outside the work folder: {escaped:?}"
+    );
+}
+
+/// Every path under `dir`.
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        found.push(path.display().to_string());
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(walk_names(&path));
+        }
+    }
+    found
+}

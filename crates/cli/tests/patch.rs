@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fixture, run, s};
+use common::{fixture, run, run_within, s};
 
 use std::path::{Path, PathBuf};
 
@@ -235,4 +235,105 @@ fn auto_refuses_unresolved_libraries_and_writes_nothing() {
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("libc.so.6"), "{stderr}");
+}
+
+/// The bytes of every file under `root`, by path.
+fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root).expect("dir").flatten() {
+        let path = entry.path();
+        if entry.file_type().expect("type").is_dir() {
+            files.extend(snapshot(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).expect("read")));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn special_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temp");
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let limit = std::time::Duration::from_secs(30);
+    for (file, kind) in [(s(&fifo), "a FIFO"), ("/dev/zero", "a device")] {
+        let (code, _, stderr) = run_within(limit, &[], &["patch", "--set-runpath", "/x", file]);
+        assert_eq!(code, 2, "{file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{file}: {kind}, not a regular file")),
+            "{stderr}"
+        );
+        let (code, _, stderr) = run_within(limit, &[], &["patch", "--auto", file]);
+        assert_eq!(code, 2, "{file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{file}: {kind}, not a regular file")),
+            "{stderr}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, ["fifo"], "nothing was written beside it");
+}
+
+#[test]
+fn auto_refuses_needed_paths_and_writes_nothing() {
+    let (_dir, root) = package();
+    for (file, old, new) in [
+        ("bin/app", "libcudart.so.13", "../lib/libcudart.so.13"),
+        ("lib/libmulti.so", "libgcc_s.so.1", "/etc/hostname"),
+    ] {
+        let (code, _, stderr) = run(&["patch", "--replace-needed", old, new, s(&root.join(file))]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let before = snapshot(&root);
+    let (code, _, stderr) = run(&["patch", "--auto", s(&root)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("2 needed entries are paths, not library file names; nothing was written"),
+        "{stderr}"
+    );
+    for line in [
+        format!(
+            "{}: `../lib/libcudart.so.13`",
+            root.join("bin/app").display()
+        ),
+        format!(
+            "{}: `/etc/hostname`",
+            root.join("lib/libmulti.so").display()
+        ),
+    ] {
+        assert!(stderr.contains(&line), "{line} in {stderr}");
+    }
+    assert!(stderr.contains("--replace-needed"), "the hint: {stderr}");
+    assert!(snapshot(&root) == before, "a file changed");
+}
+
+#[test]
+fn auto_refuses_a_driver_folder_that_is_not_absolute() {
+    let (_dir, root) = package();
+    let before = snapshot(&root);
+    for (driver_dir, problem) in [
+        ("relative/lib", "is not absolute"),
+        ("/opt/a:/opt/b", "contains `:`"),
+    ] {
+        let (code, _, stderr) = run(&["patch", "--auto", s(&root), "--driver-dir", driver_dir]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains(&format!("driver folder `{driver_dir}` {problem}")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("--driver-dir takes an absolute folder"),
+            "{stderr}"
+        );
+        assert!(snapshot(&root) == before, "a file changed");
+    }
 }

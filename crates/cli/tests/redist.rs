@@ -6,8 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use common::{Server, mirror, repo, run, s};
+use common::{Server, mirror, repo, run, run_within, s};
 
 fn json(args: &[&str]) -> serde_json::Value {
     let (code, stdout, stderr) = run(&[&["--json"][..], args].concat());
@@ -146,10 +147,7 @@ fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
         stderr.contains(&format!("sha256 mismatch: expected {fake}, got {sha}")),
         "{stderr}"
     );
-    let kept: Vec<_> = walk(&liar_cache)
-        .into_iter()
-        .filter(|p| Path::new(p).extension().is_none_or(|e| e != "lock"))
-        .collect();
+    let kept = kept(&liar_cache);
     assert!(kept.is_empty(), "left in the cache: {kept:?}");
 
     let (code, _, stderr) = run(&[
@@ -164,6 +162,14 @@ fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
     ]);
     assert_eq!(code, 2);
     assert!(stderr.contains("no manifest for cuda 9.9.9"), "{stderr}");
+}
+
+/// What a cache holds but its locks (which stay, so that a waiting process keeps its own).
+fn kept(cache: &Path) -> Vec<String> {
+    walk(cache)
+        .into_iter()
+        .filter(|p| Path::new(p).extension().is_none_or(|e| e != "lock"))
+        .collect()
 }
 
 /// Regular files under `dir`.
@@ -287,18 +293,12 @@ fn fetch_split_and_features_of_a_release() {
 
 /// Runs cudapkgs with only `vars` in its environment.
 fn run_with(vars: &[(&str, &Path)], args: &[&str]) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cudapkgs"));
-    command.args(args).env_clear();
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    let output = command.output().expect("cudapkgs runs");
-    (
-        output.status.code().expect("exit code"),
-        String::from_utf8(output.stdout).expect("utf-8"),
-        String::from_utf8(output.stderr).expect("utf-8"),
-    )
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(name, value)| (*name, s(value))).collect();
+    run_within(LIMIT, &vars, args)
 }
+
+/// Long enough for any command here; the hostile inputs below used to hang.
+const LIMIT: Duration = Duration::from_secs(120);
 
 #[test]
 fn wheels_resolve_through_a_simple_index_and_split_like_archives() {
@@ -329,7 +329,7 @@ fn wheels_resolve_through_a_simple_index_and_split_like_archives() {
         "name": "nvidia-cuda-runtime",
         "files": [
             {"filename": name, "url": format!("../../files/{name}"), "hashes": {"sha256": sha256(&wheel)}},
-            {"filename": name.replace("x86_64", "aarch64"), "url": "../../files/none.whl", "hashes": {"sha256": "00"}},
+            {"filename": name.replace("x86_64", "aarch64"), "url": "../../files/none.whl", "hashes": {"sha256": "0".repeat(64)}},
         ],
     });
     std::fs::write(project.join("index.json"), page.to_string()).expect("write");
@@ -392,4 +392,228 @@ fn wheels_resolve_through_a_simple_index_and_split_like_archives() {
     assert!(out.join("lib/lib/libcudart.so.13").is_file());
     assert!(out.join("out/LICENSE").is_file());
     assert!(!out.join("out/nvidia").exists());
+}
+
+const WHEEL: &str = "nvidia_cuda_runtime-13.0.96-py3-none-manylinux_2_27_x86_64.whl";
+
+/// A simple index under `dir/index`, served on 127.0.0.1: the project page of
+/// nvidia-cuda-runtime lists `files` as given, and `files/` holds `wheels`.
+fn hostile_index(dir: &Path, files: &serde_json::Value, wheels: &[(&str, &[u8])]) -> Server {
+    let root = dir.join("index");
+    write_page(&root, files);
+    std::fs::create_dir_all(root.join("files")).expect("mkdir");
+    for (name, bytes) in wheels {
+        std::fs::write(root.join("files").join(name), bytes).expect("write");
+    }
+    Server::start(&root, &dir.join("log"), None)
+}
+
+/// (Re)writes the project page of the index at `root`.
+fn write_page(root: &Path, files: &serde_json::Value) {
+    let project = root.join("simple/nvidia-cuda-runtime");
+    std::fs::create_dir_all(&project).expect("mkdir");
+    let page = serde_json::json!({"meta": {"api-version": "1.1"}, "files": files});
+    std::fs::write(project.join("index.json"), page.to_string()).expect("write");
+}
+
+/// `redist wheel cuda_cudart` through `server`'s index into `cache`, with `vars`.
+fn wheel_through(server: &Server, cache: &Path, vars: &[(&str, &str)]) -> (i32, String, String) {
+    let index = format!("{}/simple", server.url());
+    run_within(
+        LIMIT,
+        vars,
+        &[
+            "redist",
+            "wheel",
+            "cuda_cudart",
+            "--index-url",
+            &index,
+            "--cache",
+            s(cache),
+            "--system",
+            "linux-x86_64",
+        ],
+    )
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("temp");
+    let path = dir.path().join("f");
+    std::fs::write(&path, bytes).expect("write");
+    sha256(&path)
+}
+
+#[test]
+fn an_index_hash_that_is_a_path_is_refused_and_nothing_is_built() {
+    let dir = tempfile::tempdir().expect("temp");
+    let cache = dir.path().join("c/cache");
+    // Where `cache/sha256/../../victim/target.whl` leads.
+    let victim = dir.path().join("c/victim/target.whl");
+    std::fs::create_dir_all(victim.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&victim, b"never verified").expect("write");
+    let files = serde_json::json!([{
+        "filename": WHEEL,
+        "url": format!("../../files/{WHEEL}"),
+        "hashes": {"sha256": "../../victim/target.whl"},
+    }]);
+    let server = hostile_index(dir.path(), &files, &[(WHEEL, b"wheel")]);
+    let expected = "$.files[0].hashes.sha256: `../../victim/target.whl` is not 64 hex digits";
+
+    let (code, stdout, stderr) = wheel_through(&server, &cache, &[]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    assert!(!stdout.contains("victim"), "{stdout}");
+
+    let store = dir.path().join("store");
+    let index = format!("{}/simple", server.url());
+    let (code, stdout, stderr) = run_within(
+        LIMIT,
+        &[],
+        &[
+            "build",
+            "cuda_cudart",
+            "--index-url",
+            &index,
+            "--cache",
+            s(&cache),
+            "--system",
+            "linux-x86_64",
+            "--store-dir",
+            s(&store),
+        ],
+    );
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    assert!(!store.exists(), "a store was made");
+    assert!(
+        !server.requests().iter().any(|r| r.contains("/files/")),
+        "{:?}",
+        server.requests()
+    );
+    assert_eq!(std::fs::read(&victim).expect("read"), b"never verified");
+    assert_eq!(kept(&cache), Vec::<String>::new());
+}
+
+#[test]
+fn an_index_cannot_point_at_files_on_this_machine() {
+    let dir = tempfile::tempdir().expect("temp");
+    let secret = dir.path().join("secret.whl");
+    std::fs::write(&secret, b"local bytes").expect("write");
+    let url = format!("file://{}", secret.display());
+    let files = serde_json::json!([{
+        "filename": WHEEL,
+        "url": url,
+        "hashes": {"sha256": sha256(&secret)},
+    }]);
+    let server = hostile_index(dir.path(), &files, &[]);
+    let cache = dir.path().join("cache");
+    let (code, stdout, stderr) = wheel_through(&server, &cache, &[]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "$.files[0].url: `{url}`: an index may point only at http:// or https:// files"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(kept(&cache), Vec::<String>::new());
+}
+
+#[test]
+fn downloads_stop_at_their_size_or_the_configured_maximum() {
+    let dir = tempfile::tempdir().expect("temp");
+    let wheel = vec![7u8; 3 << 20];
+    let sha = sha256_of(&wheel);
+    // No size: only the maximum bounds what the server may send.
+    let unsized_entry = serde_json::json!([{
+        "filename": WHEEL,
+        "url": format!("../../files/{WHEEL}"),
+        "hashes": {"sha256": sha},
+    }]);
+    let server = hostile_index(dir.path(), &unsized_entry, &[(WHEEL, &wheel)]);
+    let bounded = dir.path().join("bounded");
+    let (code, stdout, stderr) =
+        wheel_through(&server, &bounded, &[("CUDAPKGS_MAX_DOWNLOAD", "1M")]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("no size was given")
+            && stderr.contains("more than the maximum download of 1048576 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("CUDAPKGS_MAX_DOWNLOAD"),
+        "the hint: {stderr}"
+    );
+    assert_eq!(kept(&bounded), Vec::<String>::new());
+    // Under the default maximum the same file is fine.
+    let open = dir.path().join("open");
+    let (code, stdout, stderr) = wheel_through(&server, &open, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&sha), "{stdout}");
+
+    // A size beyond the maximum is refused before anything is asked of the server.
+    let huge = serde_json::json!([{
+        "filename": WHEEL,
+        "url": format!("../../files/{WHEEL}"),
+        "hashes": {"sha256": sha},
+        "size": 1u64 << 40,
+    }]);
+    write_page(&dir.path().join("index"), &huge);
+    let before = server.requests().len();
+    let fresh = dir.path().join("fresh");
+    let (code, _, stderr) = wheel_through(&server, &fresh, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("its size is given as 1099511627776 bytes, more than the maximum"),
+        "{stderr}"
+    );
+    let asked = &server.requests()[before..];
+    assert!(!asked.iter().any(|r| r.contains("/files/")), "{asked:?}");
+    assert_eq!(kept(&fresh), Vec::<String>::new());
+
+    let (code, _, stderr) = wheel_through(&server, &fresh, &[("CUDAPKGS_MAX_DOWNLOAD", "lots")]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("environment variable CUDAPKGS_MAX_DOWNLOAD: `lots` is not a byte count"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_mirror_archive_that_is_a_fifo_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temp");
+    let folder = dir.path().join("mirror/cuda/redist");
+    std::fs::create_dir_all(folder.join("p")).expect("mkdir");
+    let made = Command::new("mkfifo")
+        .arg(folder.join("p/p-archive.tar.xz"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let manifest = serde_json::json!({"p": {"version": "1", "linux-x86_64": {
+        "relative_path": "p/p-archive.tar.xz", "sha256": "0".repeat(64), "size": "10"}}});
+    std::fs::write(folder.join("redistrib_1.0.0.json"), manifest.to_string()).expect("write");
+    let base = format!("file://{}", dir.path().join("mirror").display());
+    let cache = dir.path().join("cache");
+    let (code, _, stderr) = run_within(
+        Duration::from_secs(30),
+        &[],
+        &[
+            "redist",
+            "fetch",
+            "--version",
+            "1.0.0",
+            "--base-url",
+            &base,
+            "--cache",
+            s(&cache),
+            "--system",
+            "linux-x86_64",
+            "p",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("p-archive.tar.xz: not a regular file"),
+        "{stderr}"
+    );
+    assert_eq!(kept(&cache), Vec::<String>::new());
 }

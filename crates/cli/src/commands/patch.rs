@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use cudapkgs_elf::auto::{
-    AutoOptions, Providers, TreeFile, driver_dir_problem, host_driver_dir, mentions_driver_library,
-    plan_tree,
+    AutoOptions, AutoRunpath, Providers, TreeFile, driver_dir_problem, host_driver_dir,
+    mentions_driver_library, plan_tree,
 };
 use cudapkgs_elf::patch::{Changes, RunpathChange, plan};
 use cudapkgs_elf::resolve::{SearchPaths, shrink_list};
@@ -275,24 +275,7 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
         all.extend(plan_tree(&files, &providers, &options));
     }
 
-    let not_file_names: Vec<String> = all
-        .iter()
-        .flat_map(|plan| {
-            plan.not_file_names
-                .iter()
-                .map(move |entry| format!("{}: `{entry}`", plan.path.display()))
-        })
-        .collect();
-    if !not_file_names.is_empty() {
-        return Err(CliError::new(format!(
-            "{} needed entries are paths, not library file names; nothing was written:\n  {}",
-            not_file_names.len(),
-            not_file_names.join("\n  ")
-        ))
-        .with_hint(
-            "a needed library must be a name without `/`: fix the entries with --replace-needed OLD NEW",
-        ));
-    }
+    refuse_needed_paths(&all)?;
     let unresolved: Vec<String> = all
         .iter()
         .flat_map(|plan| {
@@ -330,6 +313,29 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
             )
         })
         .collect()))
+}
+
+/// A needed entry that is a path gets no runpath: the plans are refused whole.
+fn refuse_needed_paths(plans: &[AutoRunpath]) -> CliResult<()> {
+    let entries: Vec<String> = plans
+        .iter()
+        .flat_map(|plan| {
+            plan.not_file_names
+                .iter()
+                .map(move |entry| format!("{}: `{entry}`", plan.path.display()))
+        })
+        .collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::new(format!(
+        "{} needed entries are paths, not library file names; nothing was written:\n  {}",
+        entries.len(),
+        entries.join("\n  ")
+    ))
+    .with_hint(
+        "a needed library must be a name without `/`: fix the entries with --replace-needed OLD NEW",
+    ))
 }
 
 fn apply(path: &Path, change: &Result<Changes, String>, dry_run: bool) -> Change {

@@ -26,6 +26,51 @@ pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs cudapkgs with only `vars` in its environment, and fails the test when it has
+/// not finished within `limit` (it is killed first): for inputs that used to hang.
+pub(crate) fn run_within(
+    limit: std::time::Duration,
+    vars: &[(&str, &str)],
+    args: &[&str],
+) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args(args)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cudapkgs runs");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cudapkgs {args:?} still ran after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (
+        status.code().expect("exit code"),
+        stdout.join().expect("stdout"),
+        stderr.join().expect("stderr"),
+    )
+}
+
 /// The store paths of a `cudapkgs --json closure` report, in its order.
 pub(crate) fn closure_paths(closure: &serde_json::Value) -> Vec<&str> {
     closure["paths"]
