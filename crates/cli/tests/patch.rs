@@ -266,7 +266,9 @@ fn special_files_are_refused_at_once() {
         let (code, _, stderr) = run_within(limit, &[], &["patch", "--set-runpath", "/x", file]);
         assert_eq!(code, 2, "{file}: {stderr}");
         assert!(
-            stderr.contains(&format!("{file}: {kind}, not a regular file")),
+            stderr.contains(&format!(
+                "error: {file}: {kind}, not a regular file (left untouched)"
+            )),
             "{stderr}"
         );
         let (code, _, stderr) = run_within(limit, &[], &["patch", "--auto", file]);

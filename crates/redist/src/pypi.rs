@@ -227,8 +227,12 @@ fn scheme(url: &str) -> Option<&str> {
     .then_some(scheme)
 }
 
+/// `http://…` or `https://…` (a scheme without `//` names no server).
 fn is_http(url: &str) -> bool {
-    scheme(url).is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"))
+    ["http://", "https://"].iter().any(|prefix| {
+        url.get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    })
 }
 
 /// `url` relative to `page`, when the index may point there: absolute URLs must be

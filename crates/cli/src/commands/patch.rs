@@ -94,7 +94,7 @@ pub fn run(args: &PatchArgs, output: Output) -> CliResult<Exit> {
     }
     let failed = report.files.iter().filter(|f| f.error.is_some()).count();
     for file in report.files.iter().filter(|f| f.error.is_some()) {
-        output.warn(format!(
+        output.error(format!(
             "{}: {} (left untouched)",
             file.path,
             file.error.as_deref().unwrap_or_default()

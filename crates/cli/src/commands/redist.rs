@@ -370,7 +370,7 @@ fn fetch(
                 json.push(serde_json::json!({"package": key, "path": path}));
             }
             Err(error) => {
-                output.warn(format!("{key}: {error}"));
+                output.error(format!("{key}: {error}"));
                 failed.get_or_insert(error);
             }
         }
