@@ -7,17 +7,27 @@ use std::process::Command;
 
 use common::{fixture, run, s};
 
-/// Whether a real `nix-store` is here; under CI its absence is a failure.
+/// Whether a real `nix-store` is here; under CI its absence is a failure, elsewhere the
+/// test says it is skipped.
 fn have_nix() -> bool {
-    let nix = Command::new("nix-store")
-        .arg("--version")
+    have_tool("nix-store", "--version", "nix-bin")
+}
+
+/// Whether `tool` runs (`tool ARG` succeeds); under CI its absence is a failure, elsewhere
+/// the calling test says it is skipped.
+fn have_tool(tool: &str, arg: &str, package: &str) -> bool {
+    let found = Command::new(tool)
+        .arg(arg)
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
-        nix || std::env::var_os("CI").is_none(),
-        "nix-store is missing: CI must install nix-bin"
+        found || std::env::var_os("CI").is_none(),
+        "{tool} is missing: CI must install {package}"
     );
-    nix
+    if !found {
+        eprintln!("skipped: {tool} is missing (install {package})");
+    }
+    found
 }
 
 /// Runs `nix-store ARGS` against the store under `root`; returns stdout.
@@ -43,16 +53,15 @@ fn in_store(ours: &Path, args: &[&str]) -> (i32, String, String) {
 
 /// Starts `cudapkgs store add TREE` on the `/nix/store` store under `root`, its output piped.
 fn spawn_add(root: &Path, tree: &Path) -> std::process::Child {
+    spawn_in_store(root, &["store", "add", s(tree)])
+}
+
+/// Starts cudapkgs on the `/nix/store` store under `root`, its output piped.
+fn spawn_in_store(root: &Path, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
-        .args([
-            "store",
-            "add",
-            "--store-dir",
-            "/nix/store",
-            "--root",
-            s(root),
-            s(tree),
-        ])
+        .args(args)
+        .args(["--store-dir", "/nix/store", "--root", s(root)])
+        .env_clear()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -280,6 +289,35 @@ fn count_temporaries(folder: &Path) -> usize {
     })
 }
 
+/// The store-path entries of the store folder (temporaries and lock files aside).
+fn store_path_entries(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder).map_or_else(
+        |_| Vec::new(),
+        |entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| {
+                    !name.starts_with('.')
+                        && Path::new(name).extension().is_none_or(|e| e != "lock")
+                })
+                .collect()
+        },
+    );
+    names.sort();
+    names
+}
+
+/// `store verify` of the `/nix/store` store under `root`: clean, with `valid` paths.
+fn assert_verify_clean(root: &Path, valid: usize, context: &str) {
+    let (code, report, stderr) = in_store(root, &["store", "verify"]);
+    assert_eq!(code, 0, "{context}: {report}{stderr}");
+    assert!(
+        report.contains(&format!("{valid} valid paths checked, 0 problems")),
+        "{context}: {report}"
+    );
+}
+
 #[test]
 fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
     let dir = tempfile::tempdir().expect("temp");
@@ -293,41 +331,46 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
     let (code, expected, _) = run(&["store", "path", s(&tree)]);
     assert_eq!(code, 0);
     let expected = expected.trim().to_owned();
+    let other = dir.path().join("other");
+    std::fs::write(&other, "another path\n").expect("write");
     let clean = || {
-        let status = Command::new("chmod").args(["-R", "u+w", s(&root)]).status();
-        assert!(status.expect("chmod").success());
-        std::fs::remove_dir_all(&root).expect("clean root");
+        if root.exists() {
+            let status = Command::new("chmod").args(["-R", "u+w", s(&root)]).status();
+            assert!(status.expect("chmod").success());
+            std::fs::remove_dir_all(&root).expect("clean root");
+        }
+        // The store exists, with another path, before any add is killed.
+        let (code, _, stderr) = in_store(&root, &["store", "add", s(&other)]);
+        assert_eq!(code, 0, "{stderr}");
     };
     // An add with the caches warm (the first one loads the binary and the tree) sets the
-    // schedule; then adds are interrupted at moments spread over two and a half of it.
+    // schedule.
     let mut full = std::time::Duration::MAX;
     for _ in 0..2 {
+        clean();
         let started = std::time::Instant::now();
         assert!(add().wait().expect("wait").success());
         full = full.min(started.elapsed());
-        clean();
     }
-    let attempts = 16u32;
+    clean();
+    // Kills at moments spread over two and a half adds (early ones land mid-add, late
+    // ones after it, with slack for the clean-up an add does after a killed one), then
+    // as many around the end of an add, where its tree is placed and registered.
+    let spread = 16u32;
+    let moments: Vec<std::time::Duration> = (0..spread)
+        .map(|attempt| full * attempt / 6)
+        .chain((0..spread).map(|attempt| full * (14 + attempt) / 20))
+        .collect();
     let (mut unregistered, mut mid_copy) = (0, 0);
-    for attempt in 0..attempts {
+    for (attempt, moment) in moments.iter().enumerate() {
         let mut child = add();
-        // From 0 to 2.5 adds: early kills land mid-add, late ones after it (with slack
-        // for the clean-up an add does after a killed one).
-        std::thread::sleep(full * attempt / 6);
+        std::thread::sleep(*moment);
         let _ = child.kill();
         let _ = child.wait();
-        // Counted before the next open removes them.
+        // Counted before the next writing open removes them.
         mid_copy += usize::from(count_temporaries(&folder) > 0);
         // Registered means complete: the database and the disk agree.
-        let (code, _, _) = run(&[
-            "store",
-            "info",
-            "--store-dir",
-            "/nix/store",
-            "--root",
-            s(&root),
-            &expected,
-        ]);
+        let (code, _, _) = in_store(&root, &["store", "info", &expected]);
         if code == 0 {
             let (_, hash, _) = run(&[
                 "nar",
@@ -342,34 +385,131 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
         } else {
             unregistered += 1;
         }
+        // Whatever the kill left is an add's work in progress, not a problem: right
+        // away, and once a writing command has cleaned up.
+        let valid = 1 + usize::from(code == 0);
+        assert_verify_clean(&root, valid, &format!("attempt {attempt}, right after"));
         mid_copy += usize::from(count_temporaries(&folder) > 0);
-        if folder.exists() {
-            let mut entries = Vec::new();
-            store_entries(&folder, &mut entries);
-            let writable: Vec<_> = entries.iter().filter(|(_, w)| *w).collect();
-            assert!(
-                writable.is_empty(),
-                "attempt {attempt}: writable {writable:?}"
-            );
+        let mut entries = Vec::new();
+        store_entries(&folder, &mut entries);
+        let writable: Vec<_> = entries.iter().filter(|(_, w)| *w).collect();
+        assert!(
+            writable.is_empty(),
+            "attempt {attempt}: writable {writable:?}"
+        );
+        let (code, _, stderr) = in_store(&root, &["store", "add", s(&other)]);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(count_temporaries(&folder), 0, "attempt {attempt}");
+        assert_eq!(
+            store_path_entries(&folder).len(),
+            valid,
+            "attempt {attempt}: {:?}",
+            store_path_entries(&folder)
+        );
+        assert_verify_clean(&root, valid, &format!("attempt {attempt}, cleaned"));
+        if valid == 2 {
+            clean();
         }
     }
-    eprintln!("{unregistered} of {attempts} adds interrupted, {mid_copy} with a temporary left");
+    eprintln!(
+        "{unregistered} of {} adds interrupted, {mid_copy} with a temporary left",
+        moments.len()
+    );
     assert!(
-        unregistered > 0 && mid_copy > 0 && unregistered < attempts,
+        unregistered > 0 && mid_copy > 0 && unregistered < moments.len(),
         "kills must land both during and after adds"
     );
     // The next add finishes the job and removes every temporary.
-    let (code, added, _) = run(&[
-        "store",
-        "add",
-        "--store-dir",
-        "/nix/store",
-        "--root",
-        s(&root),
-        s(&tree),
-    ]);
+    let (code, added, _) = in_store(&root, &["store", "add", s(&tree)]);
     assert_eq!((code, added.trim()), (0, expected.as_str()));
     assert_eq!(count_temporaries(&folder), 0);
+    assert_verify_clean(&root, 2, "at the end");
+}
+
+/// Holds the write lock of the SQLite database at `db` (as another process's
+/// transaction would) until dropped.
+struct DatabaseWriteLock(std::process::Child);
+
+impl DatabaseWriteLock {
+    fn take(db: &Path) -> DatabaseWriteLock {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys\n\
+                 db = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                 db.execute('BEGIN IMMEDIATE')\n\
+                 print('locked', flush=True)\n\
+                 sys.stdin.read()",
+                s(db),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("read");
+        assert_eq!(line.trim(), "locked");
+        DatabaseWriteLock(child)
+    }
+}
+
+impl Drop for DatabaseWriteLock {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_add_killed_while_it_waits_to_register_leaves_no_unregistered_path() {
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path().join("root");
+    let folder = root.join("nix/store");
+    let first = library_tree(dir.path(), "first");
+    let (code, _, stderr) = in_store(&root, &["store", "add", s(&first)]);
+    assert_eq!(code, 0, "{stderr}");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).expect("mkdir");
+    write_varied_files(&tree, 2, 4096);
+    let (_, expected, _) = run(&["store", "path", s(&tree)]);
+    let expected = expected.trim();
+    // Another process's transaction makes the add wait for the database once its copy
+    // is staged: it is killed there, as deep into placing its tree as the lock lets it.
+    let lock = DatabaseWriteLock::take(&root.join("nix/var/cudapkgs/db.sqlite"));
+    let mut child = spawn_add(&root, &tree);
+    let started = std::time::Instant::now();
+    while count_temporaries(&folder) < 2 && !folder.join(&expected[11..]).exists() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the add never staged its copy"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the add did not wait"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the add did not wait"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(lock);
+    assert_verify_clean(&root, 1, "after the kill");
+    // The next writing command removes the temporaries; nothing unregistered is left.
+    let (code, _, stderr) = in_store(&root, &["store", "add", s(&first)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(count_temporaries(&folder), 0);
+    assert_eq!(store_path_entries(&folder).len(), 1);
+    let (code, added, stderr) = in_store(&root, &["store", "add", s(&tree)]);
+    assert_eq!((code, added.trim()), (0, expected), "{stderr}");
+    assert_verify_clean(&root, 2, "after adding again");
 }
 
 /// Publishes `path` of the store under `root` in a `file://` cache at `cache`, claiming it
@@ -642,4 +782,534 @@ fn verify_finds_changed_and_unregistered_paths_and_repairs_leftovers() {
     let (code, report, _) = run(&[&["store", "verify"][..], &root].concat());
     assert_eq!(code, 1);
     assert!(report.contains("1 problem\n"), "{report}");
+}
+
+/// One change to a tree, the `i`-th of a series.
+type Change = fn(&Path, u32);
+
+/// Runs `change(tree, i)` for i = 0, 1, … every millisecond until stopped.
+struct KeepChanging {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u32>>,
+}
+
+impl KeepChanging {
+    fn start(tree: &Path, change: Change) -> KeepChanging {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let tree = tree.to_owned();
+        let thread = std::thread::spawn(move || {
+            let mut i = 0;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                change(&tree, i);
+                i += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            i
+        });
+        KeepChanging {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops; returns how many changes were made.
+    fn stop(mut self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().expect("running").join().expect("join")
+    }
+}
+
+/// Writes `bytes` at `offset` of `path`, in place.
+fn overwrite(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.write_all_at(bytes, offset).expect("write");
+}
+
+#[test]
+fn an_add_refuses_a_tree_that_changes_while_it_is_read() {
+    // The tree is read in name order: `part000.bin` first, `part047.bin` last.
+    let changes: [(&str, Change); 5] = [
+        ("a write behind the reader", |tree, i| {
+            overwrite(&tree.join("part000.bin"), 1000, &i.to_le_bytes());
+        }),
+        ("a write ahead of the reader", |tree, i| {
+            overwrite(&tree.join("part047.bin"), 1000, &i.to_le_bytes());
+        }),
+        ("an append", |tree, i| {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(tree.join("part024.bin"))
+                .expect("open");
+            std::io::Write::write_all(&mut file, &i.to_le_bytes()).expect("append");
+        }),
+        ("a new file", |tree, i| {
+            std::fs::write(tree.join(format!("new{i}")), b"new").expect("write");
+        }),
+        ("a removed file", |tree, i| {
+            let _ = std::fs::remove_file(tree.join(format!("spare/{i}")));
+        }),
+    ];
+    for (what, change) in changes {
+        let dir = tempfile::tempdir().expect("temp");
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("spare")).expect("mkdir");
+        write_varied_files(&tree, 48, 128 << 10);
+        for i in 0..300 {
+            std::fs::write(tree.join(format!("spare/{i}")), b"spare").expect("write");
+        }
+        let root = dir.path().join("root");
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"another path").expect("write");
+        assert_eq!(in_store(&root, &["store", "add", s(&other)]).0, 0);
+        let changing = KeepChanging::start(&tree, change);
+        let (code, stdout, stderr) = in_store(&root, &["store", "add", s(&tree)]);
+        let changes_made = changing.stop();
+        assert!(changes_made > 0, "{what}: nothing changed");
+        assert_eq!(code, 2, "{what}: stored {stdout}");
+        assert!(
+            stderr.contains("changed while it was being read")
+                && stderr.contains("nothing was stored"),
+            "{what}: {stderr}"
+        );
+        assert!(stderr.contains(s(&tree)), "{what}: {stderr}");
+        // Nothing is registered, placed or left behind.
+        let folder = root.join("nix/store");
+        assert_eq!(store_path_entries(&folder).len(), 1, "{what}");
+        assert_eq!(count_temporaries(&folder), 0, "{what}");
+        assert_verify_clean(&root, 1, what);
+        // Once it stays still, the same tree is stored.
+        let (code, _, stderr) = in_store(&root, &["store", "add", s(&tree)]);
+        assert_eq!(code, 0, "{what}: {stderr}");
+    }
+}
+
+#[test]
+fn special_files_are_refused_at_once_and_json_errors_stay_alone_on_stdout() {
+    if !have_tool("mkfifo", "--version", "coreutils") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp");
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).expect("mkdir");
+    std::fs::write(tree.join("a"), b"a file before the pipe").expect("write");
+    assert!(
+        Command::new("mkfifo")
+            .arg(tree.join("pipe"))
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let root = dir.path().join("root");
+    let missing = dir.path().join("missing");
+    let cases: [(&[&str], &Path); 7] = [
+        (&["nar", "dump"], &missing),
+        (&["nar", "dump"], &fifo),
+        (&["nar", "dump"], &tree),
+        (&["nar", "dump"], Path::new("/dev/null")),
+        (&["store", "add"], &fifo),
+        (&["store", "add"], &tree),
+        (&["store", "add"], Path::new("/dev/null")),
+    ];
+    for (command, input) in cases {
+        let store = ["--store-dir", "/nix/store", "--root", s(&root)];
+        let location: &[&str] = if command[0] == "store" { &store } else { &[] };
+        let args = [&["--json"][..], command, location, &[s(input)]].concat();
+        let (code, stdout, stderr) =
+            common::run_within(std::time::Duration::from_secs(20), &[], &args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        // Exactly one JSON document: no NAR bytes before it.
+        let error: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: stdout is not one JSON document ({e}): {stdout:?}")
+        });
+        let message = error["error"]["message"].as_str().expect("message");
+        let named = if input == tree {
+            tree.join("pipe")
+        } else {
+            input.to_owned()
+        };
+        assert!(message.contains(s(&named)), "{args:?}: {message}");
+        // A refused add touches no store.
+        assert!(!root.exists(), "{args:?} created {}", root.display());
+    }
+}
+
+/// Every file and folder under `root`: its path, type, size, permissions and
+/// modification time.
+fn snapshot(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(path) = pending.pop() {
+        let metadata = path.symlink_metadata().expect("stat");
+        found.push(format!(
+            "{} {:o} {} {}.{}",
+            path.display(),
+            metadata.mode(),
+            metadata.size(),
+            metadata.mtime(),
+            metadata.mtime_nsec()
+        ));
+        if metadata.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("ls") {
+                pending.push(entry.expect("entry").path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Runs cudapkgs as a user who can read `root`'s store but not write it: `nobody` when
+/// this is root (whom permissions do not stop), else this user with write permission
+/// taken away (and given back after).
+fn run_as_reader(root: &Path, args: &[&str]) -> (i32, String, String) {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let chmod = |mode: &str| {
+        let status = Command::new("chmod").args(["-R", mode, s(root)]).status();
+        assert!(status.expect("chmod").success());
+    };
+    let mut command = if is_root {
+        let mut command = Command::new("setpriv");
+        command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        command.arg(env!("CARGO_BIN_EXE_cudapkgs"));
+        command
+    } else {
+        chmod("a-w");
+        Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    };
+    let output = command
+        .args(args)
+        .args(["--store-dir", "/nix/store", "--root", s(root)])
+        .env_clear()
+        .output()
+        .expect("cudapkgs");
+    if !is_root {
+        chmod("u+w");
+    }
+    (
+        output.status.code().expect("exit code"),
+        String::from_utf8(output.stdout).expect("utf-8"),
+        String::from_utf8(output.stderr).expect("utf-8"),
+    )
+}
+
+#[test]
+fn queries_work_for_a_reader_who_cannot_write_and_change_nothing() {
+    if !have_tool("setpriv", "--version", "util-linux") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp");
+    // Readable by everyone, as a shared store is.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let root = dir.path().join("root");
+    let lib = library_tree(dir.path(), "cuda-lib");
+    let (_, lib_path, _) = in_store(&root, &["store", "add", s(&lib)]);
+    let lib_path = lib_path.trim().to_owned();
+    let app = dir.path().join("app");
+    std::fs::write(&app, format!("uses {lib_path}/lib\n")).expect("write");
+    let (code, app_path, stderr) = in_store(
+        &root,
+        &[
+            "store",
+            "add",
+            "--scan-references",
+            "--gc-root",
+            "app",
+            s(&app),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let app_path = app_path.trim().to_owned();
+    let queries: [&[&str]; 9] = [
+        &["path-info", &app_path],
+        &["store", "info", "app"],
+        &["closure", "app"],
+        &["why", &app_path, &lib_path],
+        &["diff", &lib_path, &app_path],
+        &["store", "verify"],
+        &["store", "root", "list"],
+        &["gc", "--dry-run"],
+        &["--json", "gc", "--dry-run"],
+    ];
+    let before = snapshot(&root);
+    for query in queries {
+        let (code, stdout, stderr) = in_store(&root, query);
+        assert_eq!(code, 0, "{query:?}: {stderr}");
+        let (reader_code, reader_stdout, stderr) = run_as_reader(&root, query);
+        assert_eq!(reader_code, 0, "{query:?} as a reader: {stderr}");
+        assert_eq!(reader_stdout, stdout, "{query:?}");
+        assert_eq!(snapshot(&root), before, "{query:?} changed the store");
+    }
+    // What writes says it cannot, and names what.
+    let (code, _, stderr) = run_as_reader(&root, &["gc"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("Permission denied") || stderr.contains("cannot write"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: pass --root or --state-dir"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(&root), before);
+}
+
+#[test]
+fn commands_on_a_store_that_does_not_exist_say_so_and_create_nothing() {
+    let dir = tempfile::tempdir().expect("temp");
+    let typo = dir.path().join("typo");
+    let path = "/nix/store/00000000000000000000000000000000-x";
+    let commands: [&[&str]; 9] = [
+        &["store", "verify"],
+        &["store", "verify", "--repair"],
+        &["path-info", path],
+        &["closure", path],
+        &["why", path, path],
+        &["diff", path, path],
+        &["store", "root", "list"],
+        &["gc", "--dry-run"],
+        &["gc"],
+    ];
+    for command in commands {
+        let (code, _, stderr) =
+            run(&[command, &["--store-dir", "/nix/store", "--root", s(&typo)]].concat());
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "there is no store at {}/nix/store",
+                typo.display()
+            )),
+            "{command:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: check --store-dir and --root"),
+            "{stderr}"
+        );
+        let (code, _, stderr) = run(&[command, &["--store-dir", s(&typo)]].concat());
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("there is no store at"),
+            "{command:?}: {stderr}"
+        );
+        assert!(!typo.exists(), "{command:?} created {}", typo.display());
+    }
+    // A store whose database is elsewhere than --state-dir says which file is missing.
+    let root = dir.path().join("root");
+    let lib = library_tree(dir.path(), "cuda-lib");
+    assert_eq!(in_store(&root, &["store", "add", s(&lib)]).0, 0);
+    let state = dir.path().join("state-typo");
+    let (code, _, stderr) = in_store(&root, &["store", "verify", "--state-dir", s(&state)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("has no database at {}/db.sqlite", state.display())),
+        "{stderr}"
+    );
+    assert!(!state.exists());
+}
+
+#[test]
+fn a_corrupt_database_is_named_and_left_as_it_is() {
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path().join("root");
+    let lib = library_tree(dir.path(), "cuda-lib");
+    let (_, added, _) = in_store(&root, &["store", "add", s(&lib)]);
+    let database = root.join("nix/var/cudapkgs/db.sqlite");
+    let garbage = b"this is not a database, only text that took its place\n".repeat(100);
+    std::fs::write(&database, &garbage).expect("write");
+    let commands: [&[&str]; 6] = [
+        &["store", "verify"],
+        &["store", "verify", "--repair"],
+        &["path-info", added.trim()],
+        &["gc"],
+        &["gc", "--dry-run"],
+        &["store", "add", s(&lib)],
+    ];
+    for command in commands {
+        let (code, _, stderr) = in_store(&root, command);
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{} is not a usable store database",
+                database.display()
+            )),
+            "{command:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: nothing was changed"),
+            "{command:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("--root or --state-dir to use a store"),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read(&database).expect("read"),
+            garbage,
+            "{command:?}"
+        );
+        assert!(root.join(added.trim().trim_start_matches('/')).exists());
+    }
+}
+
+#[test]
+fn a_write_that_fails_during_an_add_names_the_file_and_the_cause() {
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).expect("mkdir");
+    std::fs::write(tree.join("a-small-file"), b"small").expect("write");
+    write_varied_files(&tree, 1, 8 << 20);
+    let big = tree.join("part000.bin");
+    let root = dir.path().join("root");
+    assert_eq!(
+        in_store(
+            &root,
+            &["store", "add", s(&dir.path().join("tree/a-small-file"))]
+        )
+        .0,
+        0
+    );
+    // Files this process writes may not grow past 1 MiB (with the signal that would kill
+    // it ignored, the write fails instead): the store's copy of the big file cannot be
+    // written, as on a full disk.
+    let limited = |args: &[&str]| {
+        let output = Command::new("sh")
+            .args(["-c", "trap '' XFSZ; ulimit -f 2048; exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_cudapkgs"))
+            .args(args)
+            .env_clear()
+            .output()
+            .expect("sh");
+        (
+            output.status.code().expect("exit code"),
+            String::from_utf8(output.stderr).expect("utf-8"),
+        )
+    };
+    let (code, stderr) = limited(&[
+        "store",
+        "add",
+        "--store-dir",
+        "/nix/store",
+        "--root",
+        s(&root),
+        s(&tree),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: cannot copy it into the store folder {}/nix/store",
+            big.display(),
+            root.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("File too large"), "{stderr}");
+    assert!(stderr.contains("nothing was stored"), "{stderr}");
+    assert!(
+        !stderr.contains("reader stopped") && !stderr.contains(".cudapkgs-"),
+        "{stderr}"
+    );
+    let folder = root.join("nix/store");
+    assert_eq!(store_path_entries(&folder).len(), 1);
+    assert_eq!(count_temporaries(&folder), 0);
+    assert_verify_clean(&root, 1, "after the failed add");
+    // Restoring a NAR names the target the user gave, not its scratch folder.
+    let nar = dir.path().join("tree.nar");
+    let dumped = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args(["nar", "dump", s(&tree)])
+        .output()
+        .expect("dump");
+    std::fs::write(&nar, dumped.stdout).expect("write");
+    let target = dir.path().join("restored");
+    let output = Command::new("sh")
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 2048; exec \"$0\" nar restore \"$1\" < \"$2\"",
+        ])
+        .arg(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args([s(&target), s(&nar)])
+        .env_clear()
+        .output()
+        .expect("sh");
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}/part000.bin: File too large", target.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".cudapkgs-"), "{stderr}");
+    assert!(!target.exists());
+}
+
+#[test]
+fn verify_neither_reports_nor_removes_paths_added_while_it_runs() {
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path().join("root");
+    // Big enough that hashing it takes a while: 256 MiB (the source is sparse).
+    let big = dir.path().join("big");
+    std::fs::create_dir(&big).expect("mkdir");
+    std::fs::File::create(big.join("zeros"))
+        .and_then(|file| file.set_len(256 << 20))
+        .expect("sparse file");
+    let (code, _, stderr) = in_store(&root, &["store", "add", s(&big)]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut valid = 1;
+    let mut added_meanwhile = 0;
+    for verify in [&["store", "verify"][..], &["store", "verify", "--repair"]] {
+        let mut child = spawn_in_store(&root, verify);
+        let mut added = Vec::new();
+        let mut i = 0;
+        while child.try_wait().expect("wait").is_none() {
+            let tree = dir.path().join(format!("tree-{}-{i}", verify.len()));
+            std::fs::write(&tree, format!("added while {verify:?} ran: {i}\n")).expect("write");
+            let root_name = format!("r{}-{i}", verify.len());
+            let (code, path, stderr) =
+                in_store(&root, &["store", "add", "--gc-root", &root_name, s(&tree)]);
+            assert_eq!(code, 0, "{stderr}");
+            added_meanwhile += usize::from(child.try_wait().expect("wait").is_none());
+            added.push(path.trim().to_owned());
+            i += 1;
+        }
+        let output = child.wait_with_output().expect("wait");
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{verify:?}: {report}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(report.contains(" 0 problems"), "{verify:?}: {report}");
+        for path in &added {
+            assert_eq!(in_store(&root, &["store", "info", path]).0, 0, "{path}");
+            assert!(
+                root.join(path.trim_start_matches('/')).exists(),
+                "{path} removed"
+            );
+        }
+        valid += added.len();
+        assert_verify_clean(&root, valid, &format!("after {verify:?}"));
+    }
+    eprintln!("{added_meanwhile} adds finished while a verify ran");
+    assert!(
+        added_meanwhile >= 2,
+        "adds must finish while verify runs (a bigger store makes it run longer)"
+    );
 }

@@ -57,6 +57,10 @@ pub enum Error {
     },
     #[error("{path} is not a usable store database ({problem})")]
     CorruptDatabase { path: PathBuf, problem: String },
+    #[error(
+        "{0} holds a transaction that a killed process left unfinished, which only a user who can write it can roll back"
+    )]
+    Interrupted(PathBuf),
     #[error("{0}: this user cannot write it")]
     NotWritable(PathBuf),
     #[error("{path}: {problem}")]

@@ -20,6 +20,7 @@
 //! read-only, in SQLite's rollback-journal mode, which needs no write access to read.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -950,62 +951,95 @@ impl<A: Write, B: Write> Write for Tee<A, B> {
     }
 }
 
-/// The tables; `Pending` holds the paths whose trees may be present without being valid.
-const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS ValidPaths (
-        id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-        path TEXT UNIQUE NOT NULL,
-        hash TEXT NOT NULL,
-        registrationTime INTEGER NOT NULL,
-        narSize INTEGER NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS Refs (
-        referrer INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE CASCADE,
-        reference INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT,
-        PRIMARY KEY (referrer, reference)
-    );
-    CREATE TABLE IF NOT EXISTS Roots (
-        name TEXT PRIMARY KEY NOT NULL,
-        path INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT
-    );
-    CREATE TABLE IF NOT EXISTS Pending (
-        path TEXT PRIMARY KEY NOT NULL
-    );";
+/// The tables and their columns; `Pending` holds the paths whose trees may be present
+/// without being valid.
+const TABLES: [(&str, &str); 4] = [
+    (
+        "ValidPaths",
+        "id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+         path TEXT UNIQUE NOT NULL,
+         hash TEXT NOT NULL,
+         registrationTime INTEGER NOT NULL,
+         narSize INTEGER NOT NULL",
+    ),
+    (
+        "Refs",
+        "referrer INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE CASCADE,
+         reference INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT,
+         PRIMARY KEY (referrer, reference)",
+    ),
+    (
+        "Roots",
+        "name TEXT PRIMARY KEY NOT NULL,
+         path INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT",
+    ),
+    ("Pending", "path TEXT PRIMARY KEY NOT NULL"),
+];
 
-/// Opens the database for reading only: SQLite creates and changes nothing (no
-/// journal is needed to read one in rollback-journal mode).
+/// `CREATE TABLE` statements for `tables` (temporary ones: in memory, for this
+/// connection only).
+fn create_tables<'a>(
+    tables: impl Iterator<Item = &'a (&'a str, &'a str)>,
+    temporary: bool,
+) -> String {
+    let kind = if temporary {
+        "TEMP TABLE"
+    } else {
+        "TABLE IF NOT EXISTS"
+    };
+    tables.fold(String::new(), |mut statements, (name, columns)| {
+        let _ = writeln!(statements, "CREATE {kind} {name} ({columns});");
+        statements
+    })
+}
+
+/// Opens the database for reading only: SQLite creates and changes nothing (a database
+/// in rollback-journal mode needs no write access to be read). The one exception is a
+/// transaction that a killed writer left in the journal: no one can read the database
+/// before it is rolled back, so a user who may write the database rolls it back.
 fn open_read_only(path: &Path) -> Result<Connection, Error> {
-    let db = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sql(path))?;
-    db.busy_timeout(std::time::Duration::from_secs(60))
-        .map_err(sql(path))?;
-    let tables: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .and_then(|mut statement| {
-            statement
-                .query_map([], |row| row.get(0))?
-                .collect::<Result<_, _>>()
-        })
-        .map_err(sql(path))?;
-    // Older stores have no `Pending` table: nothing of theirs is pending.
-    for table in ["ValidPaths", "Refs", "Roots", "Pending"] {
-        if !tables.iter().any(|t| t == table) {
-            if table == "Pending" {
-                db.execute_batch(
-                    "PRAGMA temp_store = MEMORY;
-                     CREATE TEMP TABLE Pending (path TEXT PRIMARY KEY NOT NULL);",
-                )
-                .map_err(sql(path))?;
-            } else {
-                return Err(Error::CorruptDatabase {
-                    path: path.to_owned(),
-                    problem: format!("it has no {table} table"),
-                });
+    let open = || -> rusqlite::Result<(Connection, Vec<String>)> {
+        let db = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        db.busy_timeout(std::time::Duration::from_secs(60))?;
+        let tables = db
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok((db, tables))
+    };
+    let (db, tables) = match open() {
+        Err(rusqlite::Error::SqliteFailure(failure, _))
+            if failure.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK =>
+        {
+            let rolled_back = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+                .and_then(|db| db.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())));
+            if rolled_back.is_err() {
+                return Err(Error::Interrupted(path.to_owned()));
             }
+            open().map_err(sql(path))?
         }
+        other => other.map_err(sql(path))?,
+    };
+    let missing: Vec<_> = TABLES
+        .iter()
+        .filter(|(name, _)| !tables.iter().any(|table| table == name))
+        .collect();
+    // No tables: a database created by an add killed before it wrote anything. Older
+    // stores have no `Pending` table: nothing of theirs is pending.
+    let usable = tables.is_empty() || missing.iter().all(|(name, _)| *name == "Pending");
+    if !usable {
+        return Err(Error::CorruptDatabase {
+            path: path.to_owned(),
+            problem: format!("it has no {} table", missing[0].0),
+        });
+    }
+    if !missing.is_empty() {
+        let temporary = create_tables(missing.into_iter(), true);
+        db.execute_batch(&format!("PRAGMA temp_store = MEMORY; {temporary}"))
+            .map_err(sql(path))?;
     }
     Ok(db)
 }
@@ -1018,6 +1052,10 @@ fn open_writable(path: &Path) -> Result<Connection, Error> {
     // Creating the tables can meet another process doing the same; SQLite answers that
     // with "locked" without waiting, so the setup is retried.
     let started = std::time::Instant::now();
+    let schema = format!(
+        "BEGIN IMMEDIATE; {} COMMIT;",
+        create_tables(TABLES.iter(), false)
+    );
     let setup = || -> rusqlite::Result<()> {
         db.execute_batch("PRAGMA foreign_keys = ON;")?;
         // Rollback-journal mode (SQLite's default), so that users who can read the store
@@ -1030,7 +1068,18 @@ fn open_writable(path: &Path) -> Result<Connection, Error> {
                 row.get::<_, String>(0)
             });
         }
-        db.execute_batch(SCHEMA)
+        let present: Vec<String> = db
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        if TABLES
+            .iter()
+            .any(|(name, _)| !present.iter().any(|table| table == name))
+        {
+            // In one transaction: a database is never seen with some of its tables.
+            db.execute_batch(&schema)?;
+        }
+        Ok(())
     };
     loop {
         match setup() {
@@ -1041,9 +1090,13 @@ fn open_writable(path: &Path) -> Result<Connection, Error> {
                     rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
                 ) && started.elapsed() < std::time::Duration::from_secs(60) =>
             {
+                let _ = db.execute_batch("ROLLBACK");
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(error) => return Err(sql(path)(error)),
+            Err(error) => {
+                let _ = db.execute_batch("ROLLBACK");
+                return Err(sql(path)(error));
+            }
         }
     }
     Ok(db)

@@ -56,6 +56,9 @@ fn hint(error: &cudapkgs_store::Error) -> Option<&'static str> {
         Error::Copying { .. } => {
             "nothing was stored; make room (or get write access) where the store folder lives and try again"
         }
+        Error::Interrupted(_) => {
+            "run a command that writes the store (such as `cudapkgs store verify --repair`) as its owner"
+        }
         Error::NotWritable(_) => cannot_write,
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
             cannot_write
