@@ -227,3 +227,235 @@ fn adding_again_puts_back_a_valid_path_deleted_behind_the_stores_back() {
     );
     assert_eq!(run_at(home, &["store", "verify"]).0, 0);
 }
+
+/// Every entry of the store folder under `data_home`, sorted.
+fn store_folder(data_home: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data_home.join("cudapkgs/store"))
+        .expect("store folder")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_missing_or_empty_database_beside_store_paths_is_refused_and_nothing_is_deleted() {
+    let dir = tempfile::tempdir().expect("temp");
+    let home = dir.path().join("home");
+    let kept = add_text(&home, "kept", "rooted\n", &["--gc-root", "kept"]);
+    let loose = add_text(&home, "loose", "not rooted\n", &[]);
+    let database = home.join("cudapkgs/var/cudapkgs/db.sqlite");
+    let folder = store_folder(&home);
+    // A database that registers nothing, with all its tables: another store's, whose
+    // only path was collected.
+    let other = dir.path().join("other");
+    add_text(&other, "gone", "collected\n", &[]);
+    assert_eq!(run_at(&other, &["gc"]).0, 0);
+    let empty = std::fs::read(other.join("cudapkgs/var/cudapkgs/db.sqlite")).expect("read");
+    let original = std::fs::read(&database).expect("read");
+
+    let missing: &[u8] = &[];
+    for (what, replacement) in [
+        ("missing", None),
+        ("empty", Some(missing)),
+        ("without paths", Some(empty.as_slice())),
+    ] {
+        match replacement {
+            None => std::fs::remove_file(&database).expect("rm"),
+            Some(bytes) => std::fs::write(&database, bytes).expect("write"),
+        }
+        for command in [
+            &["gc"][..],
+            &["gc", "--dry-run"],
+            &["store", "verify", "--repair"],
+            &["store", "add", s(&home.join("sources/kept"))],
+        ] {
+            let (code, _, stderr) = run_at(&home, command);
+            assert_eq!(code, 2, "{what}, {command:?}: {stderr}");
+            // Without a file, only what creates a store looks at the folder; it and
+            // everything else refuses a database that knows none of its paths.
+            let refused = if what == "missing" && !command.contains(&"add") {
+                format!("has no database at {}", database.display())
+            } else {
+                format!("such as {}", kept.as_str().min(loose.as_str()))
+            };
+            assert!(stderr.contains(&refused), "{what}, {command:?}: {stderr}");
+            assert_eq!(store_folder(&home), folder, "{what}, {command:?}");
+            let now = std::fs::read(&database).ok();
+            assert_eq!(
+                now.as_deref(),
+                replacement,
+                "{what}, {command:?} changed the database"
+            );
+        }
+    }
+    // With its own database back, the store collects as it should.
+    std::fs::write(&database, original).expect("write");
+    let done = json(&home, &["gc"]);
+    assert_eq!(done["removed"][0]["path"], loose.as_str());
+    assert!(valid(&home, &kept) && Path::new(&kept).exists());
+}
+
+#[test]
+fn a_first_store_and_a_store_emptied_by_collections_are_not_refused() {
+    let dir = tempfile::tempdir().expect("temp");
+    let home = dir.path();
+    // Empty, and named things that are not store paths: nothing to protect.
+    let path = add_text(home, "only", "collected\n", &[]);
+    assert_eq!(json(home, &["gc"])["removed"][0]["path"], path.as_str());
+    std::fs::write(home.join("cudapkgs/store/notes"), "by hand\n").expect("write");
+    let done = json(home, &["gc"]);
+    assert_eq!(
+        done["unregistered_removed"][0],
+        s(&home.join("cudapkgs/store/notes"))
+    );
+    assert_eq!(json(home, &["gc"])["kept"], 0);
+    let (code, report, _) = run_at(home, &["store", "verify", "--repair"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(store_folder(home), Vec::<String>::new());
+    // The next add into the emptied store works.
+    add_text(home, "again", "added\n", &[]);
+}
+
+/// How long the concurrency test runs: `CUDAPKGS_STRESS_SECONDS`, 30 by default.
+fn stress_duration() -> std::time::Duration {
+    let seconds = std::env::var("CUDAPKGS_STRESS_SECONDS")
+        .ok()
+        .map_or(30, |value| {
+            value.parse().expect("CUDAPKGS_STRESS_SECONDS: seconds")
+        });
+    std::time::Duration::from_secs(seconds)
+}
+
+/// Runs `work(0)`, `work(1)`, … until `deadline`; returns how many rounds ran.
+fn until(deadline: std::time::Instant, mut work: impl FnMut(u32)) -> u32 {
+    let mut round = 0;
+    while std::time::Instant::now() < deadline {
+        work(round);
+        round += 1;
+    }
+    round
+}
+
+/// Adds paths referring to `shared` until `deadline`, two in three with a root (every
+/// fourth of which gives its root up again, for its path to be collected); returns the
+/// roots still held, with their paths, and how many adds ran.
+fn add_until(
+    home: &Path,
+    shared: &str,
+    adder: u32,
+    deadline: std::time::Instant,
+) -> (Vec<(String, String)>, u32) {
+    let mut rooted: Vec<(String, String)> = Vec::new();
+    let rounds = until(deadline, |round| {
+        let name = format!("p{adder}-{round}");
+        let text = format!("{name} uses {shared}\n{}", "x".repeat(64 << 10));
+        if round % 3 == 0 {
+            add_text(home, &name, &text, &["--scan-references"]);
+            return;
+        }
+        let path = add_text(
+            home,
+            &name,
+            &text,
+            &["--scan-references", "--gc-root", &name],
+        );
+        if round % 4 == 1 {
+            if let Some((old, _)) = rooted.pop() {
+                let (code, _, stderr) = run_at(home, &["store", "root", "remove", &old]);
+                assert_eq!(code, 0, "{stderr}");
+            }
+        }
+        rooted.push((name, path));
+    });
+    (rooted, rounds)
+}
+
+#[test]
+fn collections_repairs_and_rooted_adds_at_once_lose_no_rooted_path() {
+    let dir = tempfile::tempdir().expect("temp");
+    let home = dir.path();
+    // A path every add refers to (so collections follow references too).
+    let shared = add_text(home, "shared", "needed by all\n", &["--gc-root", "shared"]);
+    let deadline = std::time::Instant::now() + stress_duration();
+    let verifying = |command: &'static [&'static str]| {
+        move || {
+            until(deadline, |_| {
+                let (code, report, stderr) = run_at(home, command);
+                assert_eq!(code, 0, "{command:?}: {report}{stderr}");
+                assert!(report.contains(" 0 problems"), "{command:?}: {report}");
+            })
+        }
+    };
+    let collected = std::sync::atomic::AtomicUsize::new(0);
+    let collecting = || {
+        until(deadline, |_| {
+            let removed = json(home, &["gc"])["removed"]
+                .as_array()
+                .map_or(0, Vec::len);
+            collected.fetch_add(removed, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let (rooted, rounds) = std::thread::scope(|scope| {
+        let shared = shared.as_str();
+        let adders =
+            [0, 1].map(|adder| scope.spawn(move || add_until(home, shared, adder, deadline)));
+        let others = [
+            scope.spawn(collecting),
+            scope.spawn(verifying(&["store", "verify", "--repair"])),
+            scope.spawn(verifying(&["store", "verify"])),
+        ];
+        let mut rooted = Vec::new();
+        let mut rounds = Vec::new();
+        for adder in adders {
+            let (paths, count) = adder.join().expect("adder");
+            rooted.extend(paths);
+            rounds.push(count);
+        }
+        rounds.extend(others.map(|other| other.join().expect("checker")));
+        (rooted, rounds)
+    });
+    eprintln!(
+        "rounds: adds {} and {}, gc {} (removing {} paths), verify --repair {}, verify {}; {} paths rooted",
+        rounds[0],
+        rounds[1],
+        rounds[2],
+        collected.load(std::sync::atomic::Ordering::Relaxed),
+        rounds[3],
+        rounds[4],
+        rooted.len()
+    );
+    assert!(
+        rounds.iter().all(|&count| count > 1),
+        "every loop ran: {rounds:?}"
+    );
+    assert!(
+        collected.into_inner() > 0,
+        "the collections removed nothing"
+    );
+    // Every path still rooted is valid, whole, and held by its root.
+    let roots = json(home, &["store", "root", "list"]);
+    for (name, path) in &rooted {
+        assert!(valid(home, path), "{name}: {path} lost");
+        assert!(
+            Path::new(path).join("file").is_file(),
+            "{name}: {path} emptied"
+        );
+        let held = roots
+            .as_array()
+            .expect("roots")
+            .iter()
+            .any(|root| root["name"] == name.as_str() && root["path"] == path.as_str());
+        assert!(held, "{name} no longer holds {path}");
+    }
+    assert!(valid(home, &shared));
+    let (code, report, stderr) = run_at(home, &["store", "verify"]);
+    assert_eq!(code, 0, "{report}{stderr}");
+    assert!(report.contains(" 0 problems"), "{report}");
+}

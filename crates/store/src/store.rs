@@ -470,6 +470,18 @@ impl Store {
         scan: &Scan,
         gc_root: Option<&str>,
     ) -> Result<String, Error> {
+        Ok(self.add_with_info(source, name, scan, gc_root)?.path)
+    }
+
+    /// `add`, returning what the database knows of the path as it was added (read before
+    /// a collection could remove a path without a root).
+    pub fn add_with_info(
+        &mut self,
+        source: &Path,
+        name: &str,
+        scan: &Scan,
+        gc_root: Option<&str>,
+    ) -> Result<PathInfo, Error> {
         self.require_writable("adding")?;
         crate::path::check_name(name)?;
         if let Some(root) = gc_root {
@@ -502,7 +514,7 @@ impl Store {
         if let Some(root) = gc_root {
             self.add_root(root, &added)?;
         }
-        Ok(added)
+        self.info(&added)?.ok_or(Error::NotValid(added))
     }
 
     /// An error about one of an add's `temporaries` (copies of `source`, removed by the

@@ -167,17 +167,13 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
             // A source that cannot be stored is refused before the store is touched.
             nar::check_dumpable(path).map_err(|error| failure(&error))?;
             let mut store = open_store(location)?;
-            let added = store
-                .add(path, &name, &scan, gc_root.as_deref())
-                .map_err(|error| failure(&error))?;
             let info = store
-                .info(&added)
-                .map_err(|error| failure(&error))?
-                .ok_or_else(|| CliError::new(format!("{added} was not registered")))?;
+                .add_with_info(path, &name, &scan, gc_root.as_deref())
+                .map_err(|error| failure(&error))?;
             if output.json {
                 Output::print_json(&info_report(&info))?;
             } else {
-                Output::print(&format!("{added}\n"))?;
+                Output::print(&format!("{}\n", info.path))?;
             }
             Ok(Exit::Success)
         }
