@@ -48,6 +48,10 @@ impl Output {
     }
 
     /// A failure that will make the command exit 2 (shown under `--quiet` too).
+    #[allow(
+        clippy::unused_self,
+        reason = "called like `warn` and `detail`, whose output depends on the settings"
+    )]
     pub fn error(self, message: impl std::fmt::Display) {
         eprintln!("error: {message}");
     }
