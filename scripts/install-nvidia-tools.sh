@@ -31,6 +31,13 @@ PINS=(
   "nvidia-cuda-nvdisasm==13.2.86 53606e719ecae07a2335f95902d5a1393a0cc1c317499ee7ffcf628a44385f2c"
 )
 
+# Wheels that are only downloaded (into $PREFIX/wheels): tests unpack them into trees of
+# their own, since their files would collide with a pinned wheel's here (both cuDNN
+# wheels install nvidia/cudnn/).
+DOWNLOAD_ONLY=(
+  "nvidia-cudnn-cu13==9.28.1.4 a54f205b1db1f2895d99f398754db1369816f0569dd459731f925635cf7b65ec"
+)
+
 log() { printf '%s\n' "$*" >&2; }
 die() { log "install-nvidia-tools: error: $*"; exit 1; }
 
@@ -62,18 +69,8 @@ verify() {
   [[ -f "$PREFIX/nvidia/cudnn/lib/libcudnn.so.9" ]] || { log "missing $PREFIX/nvidia/cudnn/lib/libcudnn.so.9"; return 1; }
 }
 
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && verify 2>/dev/null >&2; then
-  log "install-nvidia-tools: already installed in $PREFIX"
-  printf '%s\n' "$BIN"
-  exit 0
-fi
-
-log "install-nvidia-tools: installing into $PREFIX"
-rm -f "$STAMP"
-# Start from an empty tree so that files of older pins do not linger.
-rm -rf "$PREFIX/nvidia"
-mkdir -p "$PREFIX/wheels"
 WHEELS="$PREFIX/wheels"
+mkdir -p "$WHEELS"
 
 # wheel_for PIN: path of the downloaded wheel of PIN with the right hash, or
 # nothing.
@@ -89,27 +86,42 @@ wheel_for() {
   done
 }
 
-REQS="$WHEELS/requirements.txt"
-: > "$REQS"
-need_download=0
-for pin in "${PINS[@]}"; do
-  printf '%s --hash=sha256:%s\n' "${pin%% *}" "${pin##* }" >> "$REQS"
-  if [[ -z "$(wheel_for "$pin")" ]]; then
-    need_download=1
-    # Drop a damaged or different file of the same name before downloading.
+# download PIN...: fetches the pins whose wheel is missing, verified by pip.
+download() {
+  local reqs="$WHEELS/requirements-$$.txt" missing=0 pin spec name
+  : > "$reqs"
+  for pin in "$@"; do
+    [[ -n "$(wheel_for "$pin")" ]] && continue
+    missing=1
     spec="${pin%% *}"; name="${spec%%==*}"
+    # Drop a damaged or different file of the same name before downloading.
     rm -f "$WHEELS/${name//-/_}-${spec##*==}-"*.whl
+    printf '%s --hash=sha256:%s\n' "$spec" "${pin##* }" >> "$reqs"
+  done
+  if (( missing )); then
+    "$PY" -m pip download --quiet --disable-pip-version-check \
+      --no-deps --only-binary=:all: --require-hashes \
+      --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 \
+      --implementation py --python-version 3 \
+      -d "$WHEELS" -r "$reqs" >&2 || { rm -f "$reqs"; die "pip download failed"; }
   fi
-done
+  rm -f "$reqs"
+}
 
-if (( need_download )); then
-  "$PY" -m pip download --quiet --disable-pip-version-check \
-    --no-deps --only-binary=:all: --require-hashes \
-    --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 \
-    --implementation py --python-version 3 \
-    -d "$WHEELS" -r "$REQS" >&2 || die "pip download failed"
+download "${DOWNLOAD_ONLY[@]}"
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && verify 2>/dev/null >&2; then
+  log "install-nvidia-tools: already installed in $PREFIX"
+  printf '%s\n' "$BIN"
+  exit 0
 fi
+
+log "install-nvidia-tools: installing into $PREFIX"
+rm -f "$STAMP"
+# Start from an empty tree so that files of older pins do not linger.
+rm -rf "$PREFIX/nvidia"
+download "${PINS[@]}"
 
 for pin in "${PINS[@]}"; do
   whl="$(wheel_for "$pin")"
