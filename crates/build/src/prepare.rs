@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use cudapkgs_elf::DynamicInfo;
+use cudapkgs_elf::loads::{LoadName, load_names};
 use cudapkgs_redist::split::{FixupOptions, OutputLocations, files, fix_up, split};
 use cudapkgs_redist::unpack::{Limits, unpack};
 
@@ -34,7 +35,15 @@ pub struct ElfFile {
     /// Relative to the output's root.
     pub relative: PathBuf,
     pub info: DynamicInfo,
-    pub opens_driver: bool,
+    /// The libraries it may load at run time, by name.
+    pub loads: Vec<LoadName>,
+}
+
+impl ElfFile {
+    /// Loads a driver library itself (`dlopen("libcuda.so.1")`).
+    pub fn opens_driver(&self) -> bool {
+        cudapkgs_elf::auto::opens_driver(&self.loads)
+    }
 }
 
 /// A package split into output folders under `root`, and read.
@@ -70,10 +79,7 @@ pub fn prepare(
     };
     fix_up(&tree, &options)?;
     let root = work.join("outputs");
-    let outputs: Vec<&'static str> = split(&tree, &root, false)?
-        .iter()
-        .map(|o| o.name)
-        .collect();
+    let outputs: Vec<&'static str> = split(&tree, &root, false)?.iter().map(|o| o.name).collect();
     let mut provides = BTreeMap::new();
     let mut elf_files = Vec::new();
     let mut targets = TargetReport::default();
@@ -103,7 +109,7 @@ pub fn prepare(
             if info.has_dynamic {
                 elf_files.push(ElfFile {
                     output,
-                    opens_driver: cudapkgs_elf::auto::mentions_driver_library(bytes),
+                    loads: load_names(bytes),
                     relative,
                     info,
                 });
@@ -130,6 +136,24 @@ fn file_name(path: &Path) -> String {
 fn is_library_name(path: &Path) -> bool {
     let name = file_name(path);
     path.extension().is_some_and(|e| e == "so") || name.contains(".so.")
+}
+
+/// The run-time loads of a package's files that none of its own libraries answers (and
+/// that are not the driver): load → the first file naming it.
+pub fn foreign_loads(prepared: &Prepared) -> BTreeMap<LoadName, String> {
+    let mut loads = BTreeMap::new();
+    for file in &prepared.elf_files {
+        for load in &file.loads {
+            let own = prepared.provides.keys().any(|name| load.matches(name));
+            if own || cudapkgs_elf::resolve::is_driver_library(load.as_str()) {
+                continue;
+            }
+            loads
+                .entry(load.clone())
+                .or_insert_with(|| format!("{}/{}", file.output, file.relative.display()));
+        }
+    }
+    loads
 }
 
 /// The libraries a package's files need from elsewhere: name → the first file needing it.

@@ -13,8 +13,8 @@ use cudapkgs_store::store::{Scan, Store};
 
 use crate::error::Error;
 use crate::prepare::{
-    DEV_PLACEHOLDER, ElfFile, INCLUDE_PLACEHOLDER, Input, LIB_PLACEHOLDER, Prepared, foreign_needs,
-    prepare,
+    DEV_PLACEHOLDER, ElfFile, INCLUDE_PLACEHOLDER, Input, LIB_PLACEHOLDER, Prepared, foreign_loads,
+    foreign_needs, prepare,
 };
 use crate::targets::TargetReport;
 
@@ -174,7 +174,43 @@ fn dependencies(prepared: &[Prepared]) -> Result<Vec<Vec<usize>>, Error> {
         deps.sort_unstable();
         all.push(deps);
     }
+    add_load_edges(prepared, &mut all);
     Ok(all)
+}
+
+/// Run-time loads make dependencies too: a package whose file loads a library another
+/// package of the set provides depends on it, unless that would close a circle with the
+/// edges already there (store paths cannot refer to each other both ways; the needed
+/// libraries' edges come first).
+fn add_load_edges(prepared: &[Prepared], dependencies: &mut [Vec<usize>]) {
+    for (index, package) in prepared.iter().enumerate() {
+        for load in foreign_loads(package).into_keys() {
+            let providers = prepared.iter().enumerate().filter(|(other, p)| {
+                *other != index && p.provides.keys().any(|name| load.matches(name))
+            });
+            for (other, _) in providers {
+                if !dependencies[index].contains(&other) && !reaches(dependencies, other, index) {
+                    dependencies[index].push(other);
+                    dependencies[index].sort_unstable();
+                }
+            }
+        }
+    }
+}
+
+/// Whether `from` depends on `to`, directly or not.
+fn reaches(dependencies: &[Vec<usize>], from: usize, to: usize) -> bool {
+    let mut seen = vec![false; dependencies.len()];
+    let mut pending = vec![from];
+    while let Some(at) = pending.pop() {
+        if at == to {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[at], true) {
+            pending.extend(&dependencies[at]);
+        }
+    }
+    false
 }
 
 /// Dependencies first; among the ready, the order given.
@@ -289,7 +325,8 @@ fn join(store_path: &str, folder: &Path) -> String {
 }
 
 /// `$ORIGIN` for libraries (nvrtc loads its builtins from beside itself), then the
-/// folders of the needed libraries, then the driver folder for driver users.
+/// folders of the needed libraries, then those of the libraries it loads at run time
+/// (cuDNN's sub-libraries, cuBLASLt, NVRTC), then the driver folder for driver users.
 fn runpath(
     file: &ElfFile,
     package: &Prepared,
@@ -310,7 +347,7 @@ fn runpath(
         .iter()
         .find(|(o, _)| o == "lib")
         .map(|(_, p)| p.as_str());
-    let mut driver = file.opens_driver;
+    let mut driver = file.opens_driver();
     for library in &file.info.needed {
         if cudapkgs_elf::resolve::is_driver_library(library) {
             driver = true;
@@ -323,6 +360,17 @@ fn runpath(
                 push(join(lib, folder));
             }
         } else if let Some(folder) = folders.get(library) {
+            push(folder.clone());
+        }
+    }
+    for load in &file.loads {
+        let own = package.provides.iter().find(|(name, _)| load.matches(name));
+        if let Some((_, folder)) = own {
+            let beside = file.relative.parent().unwrap_or(Path::new("")) == folder.as_path();
+            if let (Some(lib), false) = (own_lib, file.output == "lib" && beside) {
+                push(join(lib, folder));
+            }
+        } else if let Some((_, folder)) = folders.iter().find(|(name, _)| load.matches(name)) {
             push(folder.clone());
         }
     }

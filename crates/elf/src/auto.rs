@@ -1,8 +1,10 @@
 //! Automatic runpaths for a whole tree, the way packagers need them: each ELF file gets
 //! `$ORIGIN` when a sibling provides one of its libraries, then the folders that provide
 //! the others (inside the tree as `$ORIGIN`-relative paths, elsewhere as they are), then
-//! the driver folder when it loads the NVIDIA driver. Stub folders never appear;
-//! libraries found nowhere are reported instead of guessed.
+//! the entries it already had that still find one of its libraries, then the driver
+//! folder when it uses the NVIDIA driver. "Its libraries" are the needed ones and those
+//! it loads at run time (`loads`), found by name in the tree. Stub folders never appear;
+//! needed libraries found nowhere are reported instead of guessed.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -10,8 +12,10 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 
 use crate::dynamic::DynamicInfo;
+use crate::loads::LoadName;
 use crate::resolve::{
-    SearchPaths, is_driver_library, is_file_name, is_stub_folder, matches_object,
+    SearchPaths, expand_list, is_driver_library, is_file_name, is_stub_folder, matches_object,
+    provides_any,
 };
 
 /// An ELF file of the tree, read.
@@ -19,18 +23,20 @@ use crate::resolve::{
 pub struct TreeFile {
     pub path: PathBuf,
     pub info: DynamicInfo,
-    /// Loads a driver library itself (`dlopen("libcuda.so.1")`), as the CUDA runtime does.
-    pub opens_driver: bool,
+    /// The libraries it may load at run time (`loads::load_names` of its bytes).
+    pub loads: Vec<LoadName>,
 }
 
-/// Whether a file's bytes name a driver library it may `dlopen`.
-pub fn mentions_driver_library(bytes: &[u8]) -> bool {
-    [
-        b"libcuda.so.1\0".as_slice(),
-        b"libnvidia-ml.so.1\0".as_slice(),
-    ]
-    .iter()
-    .any(|needle| memchr::memmem::find(bytes, needle).is_some())
+impl TreeFile {
+    /// Loads a driver library itself (`dlopen("libcuda.so.1")`), as the CUDA runtime does.
+    pub fn opens_driver(&self) -> bool {
+        opens_driver(&self.loads)
+    }
+}
+
+/// Whether run-time loads name a driver library.
+pub fn opens_driver(loads: &[LoadName]) -> bool {
+    loads.iter().any(|load| is_driver_library(load.as_str()))
 }
 
 /// Where libraries can come from: every library file name (symbolic links included)
@@ -75,6 +81,21 @@ impl Providers {
                 }
             }
         }
+    }
+
+    /// Every folder holding a library `load` names, with that library's file name, that
+    /// the loader would accept for `info`.
+    pub fn find_load(&self, load: &LoadName, info: &DynamicInfo) -> Vec<(&str, &Path)> {
+        self.by_name
+            .iter()
+            .filter(|(name, _)| load.matches(name))
+            .flat_map(|(name, folders)| {
+                folders
+                    .iter()
+                    .filter(move |folder| matches_object(&folder.join(name), info))
+                    .map(move |folder| (name.as_str(), folder.as_path()))
+            })
+            .collect()
     }
 
     /// The first folder whose `name` the loader would accept for `info`.
@@ -134,7 +155,7 @@ fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> A
     let info = &file.info;
     let origin = file.path.parent().unwrap_or_else(|| Path::new("."));
     let mut entries: Vec<String> = Vec::new();
-    let mut needs_driver = file.opens_driver;
+    let mut needs_driver = file.opens_driver();
     let mut unresolved = Vec::new();
     let mut not_file_names = Vec::new();
     let mut push = |entry: String| {
@@ -176,11 +197,28 @@ fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> A
             unresolved.push(name.clone());
         }
     }
+    // A run-time load is served by the folders of the tree that hold what it names; one
+    // that names nothing here is the program's own business (an optional library).
+    for load in &file.loads {
+        if is_driver_library(load.as_str()) {
+            continue;
+        }
+        for (_, folder) in providers.find_load(load, info) {
+            if folder == origin {
+                sibling = true;
+            } else {
+                found.push(written_folder(folder, origin, &options.tree));
+            }
+        }
+    }
     if sibling {
         push("$ORIGIN".to_owned());
     }
     for folder in found {
         push(folder);
+    }
+    for kept in kept_entries(file, options) {
+        push(kept);
     }
     if needs_driver {
         push(options.driver_dir.display().to_string());
@@ -193,6 +231,26 @@ fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> A
         unresolved,
         not_file_names,
     }
+}
+
+/// The file's current search-path entries that still find one of its needed or
+/// run-time-loaded libraries (a folder outside the tree it was given, a sibling package
+/// of a venv): never dropped. Stub folders go.
+fn kept_entries(file: &TreeFile, options: &AutoOptions) -> Vec<String> {
+    let info = &file.info;
+    let Some(current) = info.runpath.as_deref().or(info.rpath.as_deref()) else {
+        return Vec::new();
+    };
+    let origin = file.path.parent().unwrap_or_else(|| Path::new("."));
+    current
+        .split(':')
+        .filter(|entry| !entry.is_empty())
+        .filter(|entry| {
+            let folder = expand_list(entry, origin, info, &options.system).remove(0);
+            !is_stub_folder(&folder) && provides_any(&folder, info, &file.loads)
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Why `dir` cannot be the driver folder written into runpaths, if it cannot: a
@@ -291,9 +349,10 @@ mod tests {
     }
 
     #[test]
-    fn driver_mentions() {
-        assert!(mentions_driver_library(b"...libcuda.so.1\0..."));
-        assert!(!mentions_driver_library(b"libcuda.so.1.2"));
+    fn driver_loads() {
+        assert!(opens_driver(&[LoadName::new("libcuda.so.1")]));
+        assert!(opens_driver(&[LoadName::new("libnvidia-ml.so.1")]));
+        assert!(!opens_driver(&[LoadName::new("libcudart.so.13")]));
     }
 
     #[test]
@@ -321,7 +380,7 @@ mod tests {
                 rpath: None,
                 runpath: None,
             },
-            opens_driver: false,
+            loads: Vec::new(),
         };
         let options = AutoOptions {
             tree: dir.path().to_owned(),

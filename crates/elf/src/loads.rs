@@ -21,6 +21,11 @@ fn is_name_byte(byte: u8) -> bool {
 }
 
 impl LoadName {
+    /// A name as it would be found in a file (`libcublasLt.so.12`, `libnvrtc.so.%d`).
+    pub fn new(name: impl Into<String>) -> LoadName {
+        LoadName(name.into())
+    }
+
     /// The name as found (`libnvrtc.so.%d`).
     pub fn as_str(&self) -> &str {
         &self.0

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::dynamic::{Class, DynamicInfo, class_and_machine};
+use crate::loads::LoadName;
 
 /// How the loader is set up for a search.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -150,23 +151,51 @@ pub fn is_stub_folder(folder: &Path) -> bool {
     folder.file_name().is_some_and(|name| name == "stubs")
 }
 
+/// The folders the loader searches for one object, in its order.
+struct SearchOrder {
+    steps: Vec<(Vec<PathBuf>, Via)>,
+}
+
+impl SearchOrder {
+    fn of(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> SearchOrder {
+        let origin = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_owned);
+        let expand = |list: &str| expand_list(list, &origin, info, search);
+        let rpath = match (&info.rpath, &info.runpath) {
+            (Some(rpath), None) => expand(rpath),
+            _ => Vec::new(),
+        };
+        let ld_library_path = search
+            .ld_library_path
+            .as_deref()
+            .map(&expand)
+            .unwrap_or_default();
+        let runpath = info.runpath.as_deref().map(&expand).unwrap_or_default();
+        SearchOrder {
+            steps: vec![
+                (rpath, Via::Rpath),
+                (ld_library_path, Via::LdLibraryPath),
+                (runpath, Via::Runpath),
+                (search.system.clone(), Via::System),
+            ],
+        }
+    }
+
+    /// The first folder, in the loader's order, where `pick` finds a file.
+    fn find(&self, mut pick: impl FnMut(&Path) -> Option<PathBuf>) -> Option<(PathBuf, Via)> {
+        self.steps.iter().find_map(|(folders, via)| {
+            folders
+                .iter()
+                .find_map(|folder| pick(folder))
+                .map(|found| (found, *via))
+        })
+    }
+}
+
 /// Resolves every `DT_NEEDED` entry of the file at `path` (described by `info`).
 pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> Vec<Resolved> {
-    let origin = path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_owned);
-    let expand = |list: &str| expand_list(list, &origin, info, search);
-    let rpath = match (&info.rpath, &info.runpath) {
-        (Some(rpath), None) => expand(rpath),
-        _ => Vec::new(),
-    };
-    let ld_library_path = search
-        .ld_library_path
-        .as_deref()
-        .map(&expand)
-        .unwrap_or_default();
-    let runpath = info.runpath.as_deref().map(&expand).unwrap_or_default();
-
+    let order = SearchOrder::of(path, info, search);
     info.needed
         .iter()
         .map(|name| {
@@ -178,19 +207,9 @@ pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> 
                 // `..` joined to a folder names its parent: nothing to search for.
                 None
             } else {
-                [
-                    (&rpath, Via::Rpath),
-                    (&ld_library_path, Via::LdLibraryPath),
-                    (&runpath, Via::Runpath),
-                    (&search.system, Via::System),
-                ]
-                .into_iter()
-                .find_map(|(folders, via)| {
-                    folders
-                        .iter()
-                        .map(|folder| folder.join(name))
-                        .find(|candidate| matches_object(candidate, info))
-                        .map(|found| (found, via))
+                order.find(|folder| {
+                    let candidate = folder.join(name);
+                    matches_object(&candidate, info).then_some(candidate)
                 })
             };
             let stub = found
@@ -207,24 +226,114 @@ pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> 
         .collect()
 }
 
-/// The entries of a search list that provide at least one needed library (as the
-/// loader would accept it), in their order, without repeats: `--shrink-runpath`.
-pub fn shrink_list(list: &str, path: &Path, info: &DynamicInfo, search: &SearchPaths) -> String {
+/// The run-time loads of a file worth showing beside its needed libraries: not a needed
+/// library again, and not the file's own name.
+pub fn extra_loads<'a>(
+    path: &Path,
+    info: &DynamicInfo,
+    loads: &'a [LoadName],
+) -> Vec<&'a LoadName> {
+    let own = path.file_name().and_then(|n| n.to_str());
+    loads
+        .iter()
+        .filter(|load| {
+            !info.needed.iter().any(|needed| load.matches(needed))
+                && !info
+                    .soname
+                    .as_deref()
+                    .is_some_and(|soname| load.matches(soname))
+                && !own.is_some_and(|own| load.matches(own))
+        })
+        .collect()
+}
+
+/// Where `dlopen` would find each of `loads` for the file at `path`: the folders searched
+/// as for its needed libraries, the first file there whose name the load name matches.
+pub fn resolve_loads(
+    path: &Path,
+    info: &DynamicInfo,
+    loads: &[&LoadName],
+    search: &SearchPaths,
+) -> Vec<Resolved> {
+    let order = SearchOrder::of(path, info, search);
+    let mut listings: std::collections::HashMap<PathBuf, Vec<String>> =
+        std::collections::HashMap::new();
+    loads
+        .iter()
+        .map(|load| {
+            let found = order.find(|folder| {
+                let names = listings
+                    .entry(folder.to_owned())
+                    .or_insert_with(|| folder_names(folder));
+                names
+                    .iter()
+                    .filter(|name| load.matches(name))
+                    .map(|name| folder.join(name))
+                    .find(|candidate| matches_object(candidate, info))
+            });
+            let stub = found
+                .as_ref()
+                .is_some_and(|(found, _)| found.parent().is_some_and(is_stub_folder));
+            Resolved {
+                name: load.to_string(),
+                driver: is_driver_library(load.as_str()),
+                path: found.as_ref().map(|(found, _)| found.clone()),
+                via: found.map(|(_, via)| via),
+                stub,
+            }
+        })
+        .collect()
+}
+
+/// The file names in `folder`, sorted (none when it cannot be read).
+fn folder_names(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .map(|read| {
+            read.filter_map(Result::ok)
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The entries of a search list that provide at least one needed library or run-time
+/// load (as the loader would accept it), in their order, without repeats:
+/// `--shrink-runpath`.
+pub fn shrink_list(
+    list: &str,
+    path: &Path,
+    info: &DynamicInfo,
+    loads: &[LoadName],
+    search: &SearchPaths,
+) -> String {
     let origin = path
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_owned);
     let mut kept: Vec<&str> = Vec::new();
     for item in list.split(':').filter(|item| !item.is_empty()) {
         let folder = expand_list(item, &origin, info, search).remove(0);
-        let provides = info
-            .needed
-            .iter()
-            .any(|name| is_file_name(name) && matches_object(&folder.join(name), info));
-        if provides && !kept.contains(&item) {
+        if provides_any(&folder, info, loads) && !kept.contains(&item) {
             kept.push(item);
         }
     }
     kept.join(":")
+}
+
+/// Whether `folder` holds a library that `info` needs or one of `loads` names, as the
+/// loader would accept it.
+pub fn provides_any(folder: &Path, info: &DynamicInfo, loads: &[LoadName]) -> bool {
+    let needed = info
+        .needed
+        .iter()
+        .any(|name| is_file_name(name) && matches_object(&folder.join(name), info));
+    needed
+        || (!loads.is_empty()
+            && folder_names(folder).iter().any(|name| {
+                loads.iter().any(|load| load.matches(name))
+                    && matches_object(&folder.join(name), info)
+            }))
 }
 
 /// Splits a search list on `:` and expands its tokens.

@@ -4,7 +4,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use cudapkgs_elf::resolve::{Resolved, SearchPaths, Via, resolve_needed};
+use cudapkgs_elf::loads::load_names;
+use cudapkgs_elf::resolve::{
+    Resolved, SearchPaths, Via, extra_loads, resolve_loads, resolve_needed,
+};
 use cudapkgs_elf::{DynamicInfo, read_dynamic};
 use cudapkgs_tree::{self as tree, Outcome, Visited, Walk};
 use serde::Serialize;
@@ -20,6 +23,12 @@ struct FileView {
     info: DynamicInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
     resolved: Option<Vec<Resolved>>,
+    /// Libraries it may load at run time (`dlopen`), by the names in its bytes, beside
+    /// the needed ones.
+    loads: Vec<String>,
+    /// Where each of `loads` would be found, with `--resolve`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loads_resolved: Option<Vec<Resolved>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,10 +83,23 @@ pub fn run(args: &ElfArgs, output: Output) -> CliResult<Exit> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let visited = tree::visit(&args.paths, walk, threads, |source, input| {
         let info = read_dynamic(input.bytes).map_err(|error| error.to_string())?;
-        let resolved = args
+        let path = Path::new(&source.display);
+        let resolved = args.resolve.then(|| resolve_needed(path, &info, &search));
+        let all_loads = if info.has_dynamic {
+            load_names(input.bytes)
+        } else {
+            Vec::new()
+        };
+        let loads = extra_loads(path, &info, &all_loads);
+        let loads_resolved = args
             .resolve
-            .then(|| resolve_needed(Path::new(&source.display), &info, &search));
-        Ok(FileView { info, resolved })
+            .then(|| resolve_loads(path, &info, &loads, &search));
+        Ok(FileView {
+            loads: loads.iter().map(ToString::to_string).collect(),
+            info,
+            resolved,
+            loads_resolved,
+        })
     });
 
     let mut summary = Summary::default();
@@ -172,6 +194,20 @@ fn human(visited: &[Visited<FileView>], single: bool, resolve: bool) -> String {
                 .unwrap_or_default();
             let line = format!("  {label:<12} {name:<width$}{detail}");
             let _ = writeln!(out, "{}", line.trim_end());
+        }
+        // A run-time load found nowhere is not a problem: the program may go without it
+        // (or the name sits in a message); it is shown so that a missing one is seen.
+        let loads = view.loads_resolved.iter().flatten();
+        let width = loads.clone().map(|l| l.name.len()).max().unwrap_or(0);
+        for (index, resolved) in loads.enumerate() {
+            problems += usize::from(resolved.driver && resolved.stub);
+            let label = if index == 0 { "dlopen" } else { "" };
+            let found = if resolved.path.is_some() || resolved.driver {
+                where_found(resolved)
+            } else {
+                "not found (loaded at run time when present)".to_owned()
+            };
+            let _ = writeln!(out, "  {label:<12} {:<width$} → {found}", resolved.name);
         }
     }
     if resolve && !single {

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use cudapkgs_elf::auto::{
-    AutoOptions, AutoRunpath, Providers, TreeFile, driver_dir_problem, host_driver_dir,
-    mentions_driver_library, plan_tree,
+    AutoOptions, AutoRunpath, Providers, TreeFile, driver_dir_problem, host_driver_dir, plan_tree,
 };
+use cudapkgs_elf::loads::{LoadName, load_names};
 use cudapkgs_elf::patch::{Changes, RunpathChange, plan};
 use cudapkgs_elf::resolve::{SearchPaths, shrink_list};
 use cudapkgs_elf::write::rewrite;
@@ -115,7 +115,7 @@ fn explicit_changes(
     args.paths
         .iter()
         .map(|path| {
-            let change = read_file(path).map(|info| {
+            let change = read_file(path).map(|(info, loads)| {
                 let runpath = if let Some(value) = &args.set_runpath {
                     RunpathChange::Set(value.clone())
                 } else if let Some(added) = &args.add_runpath {
@@ -136,7 +136,7 @@ fn explicit_changes(
                     RunpathChange::Remove
                 } else if args.shrink_runpath {
                     let current = search_path(&info).unwrap_or_default();
-                    let kept = shrink_list(&current, path, &info, &SearchPaths::default());
+                    let kept = shrink_list(&current, path, &info, &loads, &SearchPaths::default());
                     if kept.is_empty() {
                         RunpathChange::Remove
                     } else {
@@ -186,8 +186,11 @@ fn refuse_special(path: &Path) -> Result<(), String> {
     Err(format!("{what}, not a regular file"))
 }
 
-fn read_file(path: &Path) -> Result<DynamicInfo, String> {
-    read_dynamic(map(path)?.bytes()).map_err(|error| error.to_string())
+/// A file's dynamic view and the libraries it may load at run time.
+fn read_file(path: &Path) -> Result<(DynamicInfo, Vec<LoadName>), String> {
+    let mapped = map(path)?;
+    let info = read_dynamic(mapped.bytes()).map_err(|error| error.to_string())?;
+    Ok((info, load_names(mapped.bytes())))
 }
 
 /// `--driver-dir`: a folder, `host` for where this machine's driver library is, or
@@ -248,7 +251,7 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
                 let info = read_dynamic(input.bytes).map_err(|error| error.to_string())?;
                 Ok(TreeFile {
                     path: PathBuf::from(&source.display),
-                    opens_driver: mentions_driver_library(input.bytes),
+                    loads: load_names(input.bytes),
                     info,
                 })
             },
