@@ -166,7 +166,7 @@ impl Store {
 
     /// Unregisters `dead` in one transaction, marking them pending until their trees are
     /// removed.
-    fn unregister(&mut self, dead: &[(String, u64)]) -> Result<(), Error> {
+    pub(crate) fn unregister(&mut self, dead: &[(String, u64)]) -> Result<(), Error> {
         let failed = sql(&self.db_path);
         let transaction = self
             .db

@@ -1,7 +1,7 @@
 //! The store's formats, compatible with Nix: base-32 (`base32`), NAR serialisation and
 //! hashing (`nar`), reading NARs back into trees (`restore`), and store paths of trees
-//! added by content (`path`), reference scanning (`scan`), and a store registered in
-//! SQLite (`store`).
+//! added by content (`path`), reference scanning (`scan`), copying a tree as one state
+//! of it (`snapshot`), and a store registered in SQLite (`store`).
 
 pub mod base32;
 mod copy;
@@ -13,8 +13,8 @@ pub mod path;
 mod pipe;
 pub mod restore;
 pub mod scan;
+pub mod snapshot;
 pub mod store;
-mod unchanged;
 pub mod why;
 
 pub use error::Error;

@@ -60,6 +60,11 @@ impl Stamp {
         self.modified >= nanos || self.changed >= nanos
     }
 
+    /// Whether both times are whole seconds: the file system keeps no finer ones.
+    pub(crate) fn has_whole_seconds(&self) -> bool {
+        self.modified % 1_000_000_000 == 0 && self.changed % 1_000_000_000 == 0
+    }
+
     pub(crate) fn file_type(&self) -> FileType {
         FileType::from_raw_mode(self.mode)
     }
@@ -270,14 +275,29 @@ fn node(
     token(out, b")").map_err(io)
 }
 
-/// A regular file's contents as one token, streamed; the file must keep its size.
+/// A regular file's contents as one token, streamed in pieces of up to 1 MiB (whatever
+/// `out` is); the file must keep its size.
 fn contents(mut file: File, path: &Path, len: u64, out: &mut impl Write) -> Result<(), Error> {
     let io = |e| Error::io(path, e);
     out.write_all(&len.to_le_bytes()).map_err(io)?;
-    let copied = io::copy(&mut (&mut file).take(len), out).map_err(io)?;
-    // Shorter or longer than it was a moment ago: written to meanwhile.
+    let mut piece = vec![0u8; usize::try_from(len.min(1 << 20)).unwrap_or(1 << 20)];
+    let mut left = len;
+    while left > 0 {
+        let wanted = usize::try_from(left).map_or(piece.len(), |left| left.min(piece.len()));
+        match file.read(&mut piece[..wanted]) {
+            // Shorter than it was a moment ago: written to meanwhile.
+            Ok(0) => return Err(Error::Changed(path.to_owned())),
+            Ok(read) => {
+                out.write_all(&piece[..read]).map_err(io)?;
+                left -= read as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    // Longer than it was: written to as well.
     let mut more = [0u8; 1];
-    if copied != len || file.read(&mut more).map_err(io)? != 0 {
+    if file.read(&mut more).map_err(io)? != 0 {
         return Err(Error::Changed(path.to_owned()));
     }
     let padding = usize::try_from((8 - len % 8) % 8).unwrap_or(0);

@@ -21,7 +21,6 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,9 +28,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::error::Error;
 use crate::gc::check_root_name;
-use crate::nar::{self, HashingWriter, Seen, under};
+use crate::nar::{self, HashingWriter, under};
 use crate::path::{hash_part, is_store_path_name, source_path};
 use crate::scan::ReferenceScanner;
+use crate::snapshot::Tee;
 use crate::{base32, copy};
 
 pub(crate) const TEMP_PREFIX: &str = ".cudapkgs-add-";
@@ -543,9 +543,9 @@ impl Store {
         }
     }
 
-    /// Serialises `source` once, hashing and scanning the stream while it is restored
-    /// into `work/tree` (so what is stored is exactly what was hashed), checks that the
-    /// source did not change meanwhile, then places the copy.
+    /// Copies `source` into `work/tree` as one state of it, hashing and scanning the
+    /// stream the copy is restored from (so what is stored is exactly what was hashed),
+    /// then places the copy.
     fn stage_and_place(
         &mut self,
         source: &Path,
@@ -556,33 +556,15 @@ impl Store {
     ) -> Result<String, Error> {
         std::fs::create_dir(work).map_err(|e| Error::io(work, e))?;
         let restored_at = work.join("tree");
-        let (writer, reader) = crate::pipe::chunk_pipe();
-        let read_from = SystemTime::now();
-        let before = nar::stamps(source)?;
-        let (dumped, restored) = std::thread::scope(|scope| {
-            let restoring = scope.spawn(|| crate::restore::restore(reader, &restored_at));
-            let dumped = dump_hashing_and_scanning(source, candidates, writer);
-            (
-                dumped,
-                restoring
-                    .join()
-                    .expect("the restoring thread does not panic"),
-            )
-        });
-        // The restore fails on its own only when writing fails (a full disk): that is the
-        // cause, and the dump then only saw its pipe close. Otherwise the dump's error
-        // (a changed or unreadable source) cut the stream short and says more.
-        let Dumped {
-            hash,
-            size,
-            found,
-            seen,
-        } = match (dumped, restored) {
-            (_, Err(written @ Error::Io { .. })) | (Err(written), _) => return Err(written),
-            (Ok(_), Err(other)) => return Err(other),
-            (Ok(dumped), Ok(())) => dumped,
-        };
-        crate::unchanged::confirm_unchanged(source, &before, &seen, &restored_at, read_from)?;
+        let scanner = ReferenceScanner::new(candidates.iter().map(|(hash, _)| *hash));
+        let mut tap =
+            std::io::BufWriter::with_capacity(1 << 20, Tee(HashingWriter::default(), scanner));
+        crate::snapshot::copy(source, &restored_at, &mut tap)?;
+        let Tee(hashing, scanner) = tap
+            .into_inner()
+            .map_err(|e| Error::io(source, e.into_error()))?;
+        let (hash, size) = hashing.finish();
+        let found = scanner.into_found();
         let mut references: Vec<String> = candidates
             .iter()
             .filter(|(hash_part, _)| found.contains(hash_part))
@@ -911,58 +893,6 @@ fn lock_file(path: &Path, exclusive: bool, wait: bool) -> Result<Option<std::fs:
     }
 }
 
-/// What one pass over a tree's NAR found.
-struct Dumped {
-    hash: [u8; 32],
-    size: u64,
-    /// The candidate hash parts seen.
-    found: HashSet<[u8; 32]>,
-    /// Every node as it was read.
-    seen: Vec<Seen>,
-}
-
-/// Writes the NAR of `source` to `out` while hashing it and scanning it for candidates.
-fn dump_hashing_and_scanning(
-    source: &Path,
-    candidates: &[([u8; 32], String)],
-    out: impl Write,
-) -> Result<Dumped, Error> {
-    let scanner = ReferenceScanner::new(candidates.iter().map(|(hash, _)| *hash));
-    let mut writer = std::io::BufWriter::with_capacity(
-        1 << 20,
-        Tee(Tee(HashingWriter::default(), scanner), out),
-    );
-    let mut seen = Vec::new();
-    nar::dump_seeing(source, &mut writer, &mut seen)?;
-    let Tee(Tee(hashing, scanner), out) = writer
-        .into_inner()
-        .map_err(|e| Error::io(source, e.into_error()))?;
-    drop(out);
-    let (hash, size) = hashing.finish();
-    Ok(Dumped {
-        hash,
-        size,
-        found: scanner.into_found(),
-        seen,
-    })
-}
-
-/// Writes to two writers.
-struct Tee<A, B>(A, B);
-
-impl<A: Write, B: Write> Write for Tee<A, B> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write_all(buf)?;
-        self.1.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()?;
-        self.1.flush()
-    }
-}
-
 /// The tables and their columns; `Pending` holds the paths whose trees may be present
 /// without being valid.
 const TABLES: [(&str, &str); 4] = [
@@ -1112,4 +1042,152 @@ fn open_writable(path: &Path) -> Result<Connection, Error> {
         }
     }
     Ok(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path, access: Access) -> Result<Store, Error> {
+        Store::open_with(
+            "/nix/store",
+            Some(&dir.join("root")),
+            &dir.join("state"),
+            access,
+        )
+    }
+
+    /// A tree under its final name, complete and read-only, as an add leaves it between
+    /// its rename and its registration.
+    fn place_by_hand(store: &Store, name: &str) -> (String, PathBuf) {
+        let path = source_path("/nix/store", name, &[7; 32], &[], false).expect("path");
+        let physical = store.physical(&path);
+        std::fs::create_dir(&physical).expect("mkdir");
+        std::fs::write(physical.join("file"), name).expect("write");
+        copy::make_read_only(&physical).expect("read-only");
+        (path, physical)
+    }
+
+    #[test]
+    fn a_pending_tree_is_work_in_progress_until_its_owner_is_gone() {
+        let dir = tempfile::tempdir().expect("temp");
+        let store = open(dir.path(), Access::Create).expect("open");
+        // An add killed after placing its tree, before registering it.
+        let (path, physical) = place_by_hand(&store, "killed");
+        store.mark_pending(&path).expect("mark");
+        drop(store);
+        let reader = open(dir.path(), Access::ReadOnly).expect("open");
+        assert_eq!(reader.verify(false).expect("verify").problems, []);
+        // While the path's lock is held, its add is still at work: the tree stays.
+        let held = lock_path(&physical, true).expect("lock");
+        drop(open(dir.path(), Access::Existing).expect("open"));
+        assert!(physical.exists());
+        drop(held);
+        // Once it is free, the next writing open removes the tree and the mark.
+        let store = open(dir.path(), Access::Existing).expect("open");
+        assert!(!physical.exists());
+        assert_eq!(store.pending().expect("pending"), Vec::<String>::new());
+        assert_eq!(store.verify(false).expect("verify").problems, []);
+    }
+
+    #[test]
+    fn a_collection_killed_before_removing_leaves_nothing_the_next_open_keeps() {
+        let dir = tempfile::tempdir().expect("temp");
+        let source = dir.path().join("source");
+        std::fs::write(&source, "collected").expect("write");
+        let mut store = open(dir.path(), Access::Create).expect("open");
+        let path = store
+            .add(&source, "source", &Scan::Nothing, None)
+            .expect("add");
+        // What a collection does first: unregister, and mark the tree pending.
+        store.unregister(&[(path.clone(), 0)]).expect("unregister");
+        drop(store);
+        // The database registers nothing, but the store path in the folder is pending:
+        // not someone else's, and not refused.
+        let store = open(dir.path(), Access::Existing).expect("open");
+        assert!(!store.physical(&path).exists());
+        assert_eq!(store.verify(false).expect("verify").problems, []);
+    }
+
+    #[test]
+    fn removals_stay_inside_the_store_folder() {
+        let dir = tempfile::tempdir().expect("temp");
+        let store = open(dir.path(), Access::Create).expect("open");
+        let outside = dir.path().join("root/outside");
+        std::fs::write(&outside, "not the store's").expect("write");
+        for path in [
+            "/nix/store/../outside",
+            "/nix/store/..",
+            "/nix/store/.",
+            "/nix/store/",
+            "/nix/store/a/b",
+            "/nix/storefront",
+            "/etc/passwd",
+        ] {
+            assert_eq!(store.entry(path), None, "{path}");
+        }
+        // A mark naming something else is dropped without removing anything.
+        store.mark_pending("/nix/store/../outside").expect("mark");
+        drop(store);
+        let store = open(dir.path(), Access::Existing).expect("open");
+        assert!(outside.exists());
+        assert_eq!(store.pending().expect("pending"), Vec::<String>::new());
+        assert!(matches!(
+            store.remove_unregistered("/nix/store/../outside"),
+            Err(Error::Database(_))
+        ));
+        assert!(outside.exists());
+    }
+
+    #[test]
+    fn a_store_opened_read_only_writes_nothing() {
+        let dir = tempfile::tempdir().expect("temp");
+        let source = dir.path().join("source");
+        std::fs::write(&source, "a file").expect("write");
+        let path = open(dir.path(), Access::Create)
+            .expect("open")
+            .add(&source, "source", &Scan::Nothing, Some("kept"))
+            .expect("add");
+        let mut store = open(dir.path(), Access::ReadOnly).expect("open");
+        let refused = [
+            store.add(&source, "other", &Scan::Nothing, None).err(),
+            store.collect_garbage(false).err(),
+            store.verify(true).err(),
+            store.work_dir().err(),
+            store.add_root("r", &path).err(),
+            store.remove_root("kept").err(),
+        ];
+        for error in refused {
+            assert!(matches!(error, Some(Error::ReadOnly(_))), "{error:?}");
+        }
+        // What it can do, it does.
+        assert_eq!(store.collect_garbage(true).expect("dry run").alive, 1);
+        assert_eq!(store.roots().expect("roots").len(), 1);
+    }
+
+    #[test]
+    fn unknown_store_paths_beside_an_empty_database_are_refused() {
+        let dir = tempfile::tempdir().expect("temp");
+        let store = open(dir.path(), Access::Create).expect("open");
+        let (_, physical) = place_by_hand(&store, "foreign");
+        drop(store);
+        let database = dir.path().join("state/db.sqlite");
+        for access in [Access::Create, Access::Existing] {
+            assert!(
+                matches!(
+                    open(dir.path(), access),
+                    Err(Error::UnknownPaths { count: 1, .. })
+                ),
+                "{access:?}"
+            );
+        }
+        // Nor does a missing database get created beside them.
+        std::fs::remove_file(&database).expect("rm");
+        assert!(matches!(
+            open(dir.path(), Access::Create),
+            Err(Error::UnknownPaths { .. })
+        ));
+        assert!(!database.exists());
+        assert!(physical.exists());
+    }
 }

@@ -1,5 +1,6 @@
-//! Proof that a tree did not change while an add read it, so that what is stored is one
-//! state of the tree and not a mix of two.
+//! Copying a tree as one state of it: read once, its NAR restored into the copy and
+//! passed to a tap (the add's hashing and scanning), and refused if the tree changed
+//! while it was read, so that what is stored is never a mix of two states.
 //!
 //! Every node is looked at before the read, as the read reaches it, and afterwards: the
 //! same nodes, each with the same inode, type, permissions, size, modification and
@@ -8,37 +9,102 @@
 //! come from a coarse clock (and some file systems keep whole seconds), so a change
 //! right after a change made just before the read could leave them as they were: nodes
 //! touched shortly before the read began are also compared, byte for byte, with the
-//! copy that was stored.
+//! copy.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::error::Error;
-use crate::nar::{Seen, Stamp, under};
+use crate::nar::{self, Seen, Stamp, under};
 
-/// How long before the read a node's timestamps could hide a change: the clock file
-/// systems stamp with lags by up to a scheduler tick, and ext3, HFS+ and FAT keep one or
-/// two seconds.
-const TIMESTAMPS_HIDE: Duration = Duration::from_secs(3);
+/// How long before the read a change can hide in a node's timestamps: on file systems
+/// that keep nanoseconds, a tick of the coarse clock they are stamped from (10 ms at
+/// most); on those that keep whole seconds (ext3, HFS+; FAT keeps two), a few seconds.
+const FINE_TIMESTAMPS_HIDE: Duration = Duration::from_millis(50);
+const WHOLE_SECONDS_HIDE: Duration = Duration::from_secs(3);
 
-/// Nanoseconds since the epoch from which a node counts as touched around the read
-/// started at `read_from`.
-fn recent_from(read_from: SystemTime) -> i128 {
-    let start = read_from
-        .checked_sub(TIMESTAMPS_HIDE)
+/// Copies the tree at `source` to `target` (which must not exist) from one reading of
+/// its NAR, which is also written to `tap`. A source that changed while it was read is
+/// refused (`Error::Changed`) and nothing is left at `target`; so is a write that
+/// fails, with the error about the file being written (under `target`).
+pub fn copy(source: &Path, target: &Path, tap: &mut impl Write) -> Result<(), Error> {
+    let read_from = SystemTime::now();
+    let before = nar::stamps(source)?;
+    let (writer, reader) = crate::pipe::chunk_pipe();
+    let (seen, restored) = std::thread::scope(|scope| {
+        let restoring = scope.spawn(|| crate::restore::restore(reader, target));
+        let seen = dump_to(source, tap, writer);
+        (
+            seen,
+            restoring
+                .join()
+                .expect("the restoring thread does not panic"),
+        )
+    });
+    // The restore fails on its own only when writing fails (a full disk): that is the
+    // cause, and the dump then only saw its pipe close. Otherwise the dump's error (a
+    // changed or unreadable source) cut the stream short and says more.
+    let seen = match (seen, restored) {
+        (_, Err(written @ Error::Io { .. })) | (Err(written), _) => return Err(written),
+        (Ok(_), Err(other)) => return Err(other),
+        (Ok(seen), Ok(())) => seen,
+    };
+    confirm_unchanged(source, &before, &seen, target, read_from).inspect_err(|_| {
+        let _ = crate::copy::remove_tree(target);
+    })
+}
+
+/// Dumps `source` to `tap` and, buffered, to `pipe`; returns the nodes as they were read.
+fn dump_to(source: &Path, tap: &mut impl Write, pipe: impl Write) -> Result<Vec<Seen>, Error> {
+    let mut pipe = std::io::BufWriter::with_capacity(1 << 20, pipe);
+    let mut seen = Vec::new();
+    nar::dump_seeing(source, &mut Tee(&mut *tap, &mut pipe), &mut seen)?;
+    tap.flush().map_err(|e| Error::io(source, e))?;
+    // Dropping the pipe's end is the end of the stream.
+    pipe.into_inner()
+        .map_err(|e| Error::io(source, e.into_error()))?;
+    Ok(seen)
+}
+
+/// Writes to two writers.
+pub(crate) struct Tee<A, B>(pub(crate) A, pub(crate) B);
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(buf)?;
+        self.1.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()?;
+        self.1.flush()
+    }
+}
+
+/// Whether a node with `stamp` was touched so shortly before the read that began at
+/// `read_from` (or after) that its timestamps may hide a change.
+fn recently_touched(stamp: &Stamp, read_from: SystemTime) -> bool {
+    let hide = if stamp.has_whole_seconds() {
+        WHOLE_SECONDS_HIDE
+    } else {
+        FINE_TIMESTAMPS_HIDE
+    };
+    let from = read_from
+        .checked_sub(hide)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .unwrap_or_default();
-    i128::try_from(start.as_nanos()).unwrap_or(i128::MAX)
+    stamp.touched_since(i128::try_from(from.as_nanos()).unwrap_or(i128::MAX))
 }
 
 /// Checks that the tree at `source` is, after the read that began at `read_from`, what
 /// it was `before` it and what the read `seen`, and that the recently touched nodes hold
 /// what was stored at `copy`.
-pub(crate) fn confirm_unchanged(
+fn confirm_unchanged(
     source: &Path,
     before: &[Seen],
     seen: &[Seen],
@@ -62,8 +128,10 @@ pub(crate) fn confirm_unchanged(
             return Err(Error::Changed(path));
         }
     }
-    let recent = recent_from(read_from);
-    for node in seen.iter().filter(|node| node.stamp.touched_since(recent)) {
+    for node in seen
+        .iter()
+        .filter(|node| recently_touched(&node.stamp, read_from))
+    {
         let path = under(source, &node.relative);
         let stored = under(copy, &node.relative);
         let same = match node.stamp.file_type() {
@@ -133,11 +201,10 @@ fn same_names(path: &Path, stored: &Path) -> Result<bool, Error> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
     use std::path::PathBuf;
 
     use super::*;
-    use crate::{nar, restore};
+    use crate::restore;
 
     /// A tree read in this order: `a`, `b`, `c/`, `c/d`, `e` (a link to `a`), each file
     /// 100 000 bytes, last touched long enough ago that any change moves its timestamps.
@@ -154,17 +221,17 @@ mod tests {
         source
     }
 
-    /// A writer that keeps what it is given and runs `change` once it holds `after` bytes.
+    /// A tap that runs `change` once it has seen `after` bytes.
     struct ChangeAt<F: FnOnce()> {
-        bytes: Vec<u8>,
+        seen: usize,
         after: usize,
         change: Option<F>,
     }
 
     impl<F: FnOnce()> Write for ChangeAt<F> {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.bytes.extend_from_slice(buf);
-            if self.bytes.len() >= self.after {
+            self.seen += buf.len();
+            if self.seen >= self.after {
                 if let Some(change) = self.change.take() {
                     change();
                 }
@@ -177,21 +244,18 @@ mod tests {
         }
     }
 
-    /// Reads `source` as an add does (stamps, a dump restored into a copy, the check),
-    /// running `change` when the stream is `after` bytes in.
+    /// Copies `source` as an add does, running `change` when the stream is `after`
+    /// bytes in; a refused copy must leave nothing.
     fn read_changing(source: &Path, after: usize, change: impl FnOnce()) -> Result<(), Error> {
-        let read_from = SystemTime::now();
-        let before = nar::stamps(source)?;
-        let mut out = ChangeAt {
-            bytes: Vec::new(),
+        let copy_at = source.with_file_name("copy");
+        let mut tap = ChangeAt {
+            seen: 0,
             after,
             change: Some(change),
         };
-        let mut seen = Vec::new();
-        nar::dump_seeing(source, &mut out, &mut seen)?;
-        let copy = source.with_file_name("copy");
-        restore::restore(out.bytes.as_slice(), &copy)?;
-        confirm_unchanged(source, &before, &seen, &copy, read_from)
+        let copied = copy(source, &copy_at, &mut tap);
+        assert_eq!(copied.is_ok(), copy_at.exists(), "{copied:?}");
+        copied
     }
 
     /// The stream is this far in while `b`'s contents go by.
@@ -347,7 +411,7 @@ mod tests {
         assert_eq!(path, file);
         // Long untouched nodes are trusted by their timestamps (their contents are not
         // read a second time).
-        let long_after = read_from + TIMESTAMPS_HIDE * 2;
+        let long_after = read_from + WHOLE_SECONDS_HIDE * 2;
         confirm_unchanged(&source, &seen, &seen, &copy, long_after).expect("trusted");
     }
 }
