@@ -131,17 +131,14 @@ pub fn plan_prune(data: &[u8], request: &PruneRequest) -> Result<PrunePlan, Prun
         if container.section == SectionKind::RelFatbin {
             continue;
         }
-        // A bare cubin is a single image: it stays whole, and its kernels are checked
-        // like any others.
-        let keep = if container.header_size.is_some() {
-            keep_set(container, &gpus, request.keep_ptx)
-        } else {
-            vec![true; container.entries.len()]
-        };
-        check_kernels(container, &gpus, &keep)?;
         let Some(header_size) = container.header_size else {
+            // A bare cubin is a single image: it stays whole, and its kernels are
+            // checked like any others.
+            check_kernels(container, &gpus, &vec![true; container.entries.len()])?;
             continue;
         };
+        let keep = keep_set(container, &gpus, request.keep_ptx);
+        check_kernels(container, &gpus, &keep)?;
         if keep.iter().all(|&kept| kept) {
             continue;
         }
