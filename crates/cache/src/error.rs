@@ -1,0 +1,43 @@
+use std::path::PathBuf;
+
+/// What can go wrong with a cache.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Location(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request to a remote cache failed.
+    #[error("{url}: {problem}")]
+    Remote { url: String, problem: String },
+    /// What a cache holds is not what it claims (a bad narinfo, hash, size, signature).
+    #[error("{what}: {problem}")]
+    Untrusted { what: String, problem: String },
+    /// A path or object that the cache does not have.
+    #[error("{0}")]
+    Missing(String),
+    #[error("{0}")]
+    Store(#[from] cudapkgs_store::Error),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn untrusted(what: impl Into<String>, problem: impl Into<String>) -> Error {
+        Error::Untrusted {
+            what: what.into(),
+            problem: problem.into(),
+        }
+    }
+}

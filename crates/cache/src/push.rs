@@ -1,0 +1,303 @@
+//! Pushing closures into a cache: each path's NAR is written once, compressed, hashed
+//! and checked against the store on the way, uploaded under its file hash, and only then
+//! its narinfo, signed. A narinfo is written only after the narinfos of its references,
+//! so a cache never announces a path whose closure it lacks, and a killed push leaves at
+//! most NARs no narinfo points to. Paths whose narinfo is there already are skipped.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+
+use cudapkgs_nix::narinfo::NarInfo;
+use cudapkgs_nix::signature::SecretKey;
+use cudapkgs_store::store::{PathInfo, Store};
+
+use crate::backend::Backend;
+use crate::compress::{Encoder, Settings};
+use crate::verify::{HashingWriter, sha256_field};
+use crate::{CACHE_INFO_KEY, Error, narinfo_key};
+
+/// How to push.
+#[derive(Debug)]
+pub struct Options<'a> {
+    pub compression: Settings,
+    /// Signs every narinfo when given.
+    pub secret_key: Option<&'a SecretKey>,
+    /// Paths compressed and uploaded at once.
+    pub jobs: usize,
+}
+
+/// What happened to one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Its narinfo was there already.
+    Present(String),
+    /// Its NAR and narinfo were written.
+    Pushed {
+        path: String,
+        nar_size: u64,
+        file_size: u64,
+    },
+}
+
+/// What a push did, in the order it happened.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub events: Vec<Event>,
+}
+
+/// A NAR uploaded, waiting for its narinfo.
+#[derive(Debug)]
+struct Uploaded {
+    info: NarInfo,
+    file_size: u64,
+}
+
+/// Pushes the closures of `roots` (valid paths of `store`) to `backend`. `progress` is
+/// told of each path as it is done.
+pub fn push(
+    store: &Store,
+    roots: &[String],
+    backend: &dyn Backend,
+    options: &Options<'_>,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<Report, Error> {
+    let store_dir = store.folder().to_owned();
+    check_cache_info(backend, &store_dir)?;
+    let closure = store.closure(roots)?;
+    let infos: HashMap<String, PathInfo> = closure
+        .into_iter()
+        .map(|info| (info.path.clone(), info))
+        .collect();
+    // The biggest first, so that the last to finish is not a big one started late.
+    let mut queue: Vec<(&PathInfo, PathBuf)> = infos
+        .values()
+        .map(|info| (info, store.physical(&info.path)))
+        .collect();
+    queue.sort_by(|a, b| {
+        b.0.nar_size
+            .cmp(&a.0.nar_size)
+            .then(a.0.path.cmp(&b.0.path))
+    });
+    let queue = Mutex::new(queue.into_iter().collect::<VecDeque<_>>());
+    let stop = AtomicBool::new(false);
+    let (sender, receiver) = mpsc::channel::<Result<(String, Option<Uploaded>), Error>>();
+    let mut report = Report::default();
+    let mut first_error = None;
+    std::thread::scope(|scope| {
+        for _ in 0..options.jobs.max(1) {
+            let sender = sender.clone();
+            let (queue, stop) = (&queue, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let next = queue
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .pop_front();
+                    let Some((info, physical)) = next else { break };
+                    let done = upload_unless_present(backend, info, &physical, options)
+                        .map(|uploaded| (info.path.clone(), uploaded));
+                    if done.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    if sender.send(done).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        // Narinfos are written here, one at a time, each once its references' are.
+        let mut published: HashSet<String> = HashSet::new();
+        let mut waiting: BTreeMap<String, Uploaded> = BTreeMap::new();
+        for done in receiver {
+            match done {
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+                Ok((path, None)) => {
+                    published.insert(path.clone());
+                    let event = Event::Present(path);
+                    progress(&event);
+                    report.events.push(event);
+                }
+                Ok((path, Some(uploaded))) => {
+                    waiting.insert(path, uploaded);
+                }
+            }
+            if first_error.is_some() {
+                continue;
+            }
+            if let Err(error) = publish_ready(
+                backend,
+                &store_dir,
+                &infos,
+                &mut waiting,
+                &mut published,
+                options.secret_key,
+                &mut |event| {
+                    progress(&event);
+                    report.events.push(event);
+                },
+            ) {
+                stop.store(true, Ordering::Relaxed);
+                first_error.get_or_insert(error);
+            }
+        }
+    });
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(report),
+    }
+}
+
+/// Writes `nix-cache-info` if the cache has none; refuses a cache of another store folder.
+fn check_cache_info(backend: &dyn Backend, store_dir: &str) -> Result<(), Error> {
+    match backend.get_small(CACHE_INFO_KEY, 64 << 10)? {
+        Some(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let info = cudapkgs_nix::cache_info::CacheInfo::parse(&text).map_err(|e| {
+                Error::untrusted(
+                    format!("{}/{CACHE_INFO_KEY}", backend.describe()),
+                    e.to_string(),
+                )
+            })?;
+            if info.store_dir != store_dir {
+                return Err(Error::Location(format!(
+                    "{} holds paths of the store folder {}, not {store_dir}",
+                    backend.describe(),
+                    info.store_dir
+                )));
+            }
+            Ok(())
+        }
+        None => backend.put_bytes(
+            CACHE_INFO_KEY,
+            cudapkgs_nix::cache_info::CacheInfo::new(store_dir)
+                .render()
+                .as_bytes(),
+            "text/x-nix-cache-info",
+        ),
+    }
+}
+
+/// Uploads the NAR of `info` unless its narinfo is in the cache; returns the narinfo
+/// to write (unsigned), or `None` when present.
+fn upload_unless_present(
+    backend: &dyn Backend,
+    info: &PathInfo,
+    physical: &std::path::Path,
+    options: &Options<'_>,
+) -> Result<Option<Uploaded>, Error> {
+    let hash_part = cudapkgs_nix::store_path::hash_part_of(&info.path);
+    if backend.size(&narinfo_key(hash_part))?.is_some() {
+        return Ok(None);
+    }
+    let staging = backend.staging_folder()?;
+    let temporary = match &staging {
+        Some(folder) => tempfile::NamedTempFile::new_in(folder),
+        None => tempfile::NamedTempFile::new(),
+    }
+    .map_err(|e| Error::io(staging.unwrap_or_else(std::env::temp_dir), e))?;
+    let (file, temporary) = temporary.into_parts();
+    let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let encoder = Encoder::new(options.compression, compressed)?;
+    let mut nar = HashingWriter::new(encoder);
+    cudapkgs_store::nar::dump(physical, &mut nar)?;
+    let written = |e: std::io::Error| Error::io(&*temporary, e);
+    let (encoder, nar_hash, nar_size) = nar.finish();
+    let compressed = encoder.finish().map_err(written)?;
+    let (mut file, file_hash, file_size) = compressed.finish();
+    file.flush().map_err(written)?;
+    let nar_hash = sha256_field(&nar_hash);
+    if nar_hash != info.nar_hash || nar_size != info.nar_size {
+        return Err(Error::untrusted(
+            info.path.clone(),
+            format!(
+                "its tree has changed since it was added (the store registered {} of {} bytes, the tree is {nar_hash} of {nar_size}); run `cudapkgs store verify`",
+                info.nar_hash, info.nar_size
+            ),
+        ));
+    }
+    drop(file);
+    let file_hash = sha256_field(&file_hash);
+    let digits = file_hash.trim_start_matches("sha256:");
+    let url = format!(
+        "nar/{digits}{}",
+        options.compression.compression.extension()
+    );
+    backend.put_temporary(&url, temporary, "application/x-nix-nar")?;
+    let references = info
+        .references
+        .iter()
+        .filter_map(|r| r.rsplit('/').next().map(str::to_owned))
+        .collect();
+    Ok(Some(Uploaded {
+        info: NarInfo {
+            store_path: info.path.clone(),
+            url,
+            compression: options.compression.compression,
+            file_hash: Some(file_hash),
+            file_size: Some(file_size),
+            nar_hash,
+            nar_size,
+            references,
+            deriver: None,
+            sigs: Vec::new(),
+            ca: None,
+            other: Vec::new(),
+        },
+        file_size,
+    }))
+}
+
+/// Writes the narinfo of every waiting path whose references are all published, until
+/// none is left that can be.
+fn publish_ready(
+    backend: &dyn Backend,
+    store_dir: &str,
+    infos: &HashMap<String, PathInfo>,
+    waiting: &mut BTreeMap<String, Uploaded>,
+    published: &mut HashSet<String>,
+    secret_key: Option<&SecretKey>,
+    report: &mut dyn FnMut(Event),
+) -> Result<(), Error> {
+    loop {
+        let ready: Vec<String> = waiting
+            .keys()
+            .filter(|path| {
+                infos[*path]
+                    .references
+                    .iter()
+                    .all(|r| r == *path || published.contains(r))
+            })
+            .cloned()
+            .collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        for path in ready {
+            let Uploaded {
+                mut info,
+                file_size,
+            } = waiting.remove(&path).expect("waiting");
+            if let Some(key) = secret_key {
+                key.sign_narinfo(&mut info, store_dir);
+            }
+            backend.put_bytes(
+                &narinfo_key(info.hash_part()),
+                info.render().as_bytes(),
+                "text/x-nix-narinfo",
+            )?;
+            published.insert(path.clone());
+            report(Event::Pushed {
+                path,
+                nar_size: info.nar_size,
+                file_size,
+            });
+        }
+    }
+}
