@@ -90,6 +90,12 @@ impl Finding {
         }
     }
 
+    /// Whether the place keeps the build from having exactly the request: it forces
+    /// other targets, or it is a list of what the project supports that lacks some.
+    pub fn conflicts_with(&self, request: &Request) -> bool {
+        (self.overrides_user || self.upper_bound) && self.disagrees_with(request)
+    }
+
     /// The capabilities the place builds SASS for.
     pub fn capabilities(&self) -> BTreeSet<Capability> {
         self.forced.sass()
@@ -153,8 +159,9 @@ pub(crate) enum Fill {
     /// Removed (a later argument of a command whose first one now holds every flag;
     /// a `list(APPEND …)` to a list that now holds every capability).
     Nothing,
-    /// `CMAKE_CUDA_ARCHITECTURES` syntax: `75-real;86-real;86-virtual`.
-    CmakeArchitectures,
+    /// `CMAKE_CUDA_ARCHITECTURES` syntax: `75-real;86-real;86-virtual`, quoted when the
+    /// slot is a whole CMake argument.
+    CmakeArchitectures { quoted: bool },
     /// `TORCH_CUDA_ARCH_LIST` syntax: `7.5;8.6+PTX`.
     TorchArchList,
     /// TensorFlow syntax: `sm_75,compute_86`.

@@ -64,14 +64,14 @@ impl Language {
 /// A file's text with comments and docstrings blanked, byte for byte (so offsets in it
 /// are offsets in the file), and where its string literals are.
 #[derive(Debug, Clone)]
-pub struct Masked {
-    pub text: String,
+pub(crate) struct Masked {
+    pub(crate) text: String,
     /// Ranges of one-line-style string literals, quotes included, in order.
-    pub strings: Vec<Range<usize>>,
+    pub(crate) strings: Vec<Range<usize>>,
 }
 
 impl Masked {
-    pub fn new(text: &str, language: Language) -> Masked {
+    pub(crate) fn new(text: &str, language: Language) -> Masked {
         let bytes = text.as_bytes();
         let mut out = bytes.to_vec();
         let mut strings = Vec::new();
@@ -114,7 +114,7 @@ impl Masked {
     }
 
     /// The string literal holding `offset`, quotes included.
-    pub fn string_at(&self, offset: usize) -> Option<Range<usize>> {
+    pub(crate) fn string_at(&self, offset: usize) -> Option<Range<usize>> {
         let index = self
             .strings
             .partition_point(|range| range.start <= offset)
@@ -165,7 +165,7 @@ fn blank(out: &mut [u8], start: usize, end: usize) {
 }
 
 /// The line (1-based) of a byte offset.
-pub fn line_of(text: &str, offset: usize) -> usize {
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|&&b| b == b'\n')

@@ -6,19 +6,26 @@
 //! nothing here prints or reads the environment.
 
 mod detect;
+mod diff;
 mod finding;
 mod lang;
+mod rewrite;
 mod sources;
 mod syntax;
 mod target;
+pub mod torch;
+mod write;
 
 use std::path::PathBuf;
 
 pub use detect::scan_text;
+pub use diff::unified_diff;
 pub use finding::{Finding, Kind, describe};
 pub use lang::Language;
+pub use rewrite::{Edit, FilePlan, Manual, apply, plan};
 pub use sources::{MAX_FILE_BYTES, Origin, SourceFile, read};
 pub use target::{Forced, Request, Target};
+pub use write::{open_root, replace_file};
 
 /// Every way this crate refuses input.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +45,10 @@ pub enum Error {
     Archive { path: PathBuf, message: String },
     #[error("{} is larger than {limit} bytes, more than a build file", path.display())]
     TooLarge { path: PathBuf, limit: u64 },
+    #[error("{} is {kind}, not a file: it is not rewritten", path.display())]
+    NotRegular { path: PathBuf, kind: String },
+    #[error("{}: {message}", path.display())]
+    Torch { path: PathBuf, message: String },
 }
 
 /// The findings of one build file.

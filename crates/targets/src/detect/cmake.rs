@@ -80,7 +80,7 @@ pub(crate) fn detect(masked: &Masked) -> Vec<Finding> {
                     continue;
                 };
                 if let Some(&index) = lists.get(name) {
-                    append_to_list(&mut findings[index], &command);
+                    append_to_list(&mut findings[index], &command, text);
                 }
             }
             "set_target_properties" | "set_property" => {
@@ -190,7 +190,7 @@ fn architectures(command: &Command<'_>, branches: &[Branch]) -> Option<Finding> 
     };
     let slot = Slot {
         range,
-        fill: Fill::CmakeArchitectures,
+        fill: Fill::CmakeArchitectures { quoted: true },
     };
     Some(
         Finding::new(Kind::CmakeArchitectures, forced, vec![slot])
@@ -257,7 +257,7 @@ fn list_slot(values: &[Argument<'_>]) -> Option<(Forced, Slot)> {
     Some((forced, slot))
 }
 
-fn append_to_list(finding: &mut Finding, command: &Command<'_>) {
+fn append_to_list(finding: &mut Finding, command: &Command<'_>, text: &str) {
     let values = &command.args[2..];
     let Some((Forced::Targets(added), slot)) = list_slot(values) else {
         return;
@@ -265,11 +265,17 @@ fn append_to_list(finding: &mut Finding, command: &Command<'_>) {
     if let Forced::Targets(targets) = &mut finding.forced {
         targets.extend(added);
     }
+    // The space before the values goes too: `list(APPEND CUDA_ARCHS)`.
+    let start = slot.range.start - spaces_before(text, slot.range.start);
     finding.slots.push(Slot {
-        range: slot.range,
+        range: start..slot.range.end,
         fill: Fill::Nothing,
     });
     finding.span.1 = command.start;
+}
+
+fn spaces_before(text: &str, at: usize) -> usize {
+    text[..at].len() - text[..at].trim_end_matches([' ', '\t']).len()
 }
 
 /// `CUDA_ARCHITECTURES` given to targets: a literal list is a finding; a `${LIST}`
@@ -300,7 +306,7 @@ fn property(command: &Command<'_>) -> Option<(Option<Finding>, Vec<String>)> {
     let forced = parse_list(&text, &[';', ' '], cmake_item)?;
     let slot = Slot {
         range: values.first()?.range.start..values.last()?.range.end,
-        fill: Fill::CmakeArchitectures,
+        fill: Fill::CmakeArchitectures { quoted: true },
     };
     let finding = Finding::new(Kind::CmakeProperty, forced, vec![slot])
         .at(command.start, command.start)

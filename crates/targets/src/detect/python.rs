@@ -156,7 +156,8 @@ fn project_default(masked: &Masked, index: usize, name: &str) -> Option<Finding>
     )
 }
 
-/// `SUPPORTED_ARCHS = ["8.0", "9.0"]` or `CUDA_ARCHS = "80;90"` at the start of a line.
+/// `SUPPORTED_ARCHS = ["8.0", "9.0"]` or `CUDA_ARCHS = "80;90"` at the start of a line,
+/// for upper-case names.
 fn list_assignments(masked: &Masked) -> Vec<Finding> {
     let text = masked.text.as_str();
     let mut findings = Vec::new();
@@ -172,7 +173,10 @@ fn list_assignments(masked: &Masked) -> Vec<Finding> {
             .trim()
             .trim_end_matches(|c: char| c == ':' || c.is_whitespace());
         let name = name.split(':').next().unwrap_or(name).trim();
-        if value.starts_with('=') || !is_identifier(name) || !names_a_list(name) {
+        // Constants only (`SUPPORTED_ARCHS`): a library's lower-case variables are its
+        // own business, not build configuration.
+        let constant = !name.bytes().any(|b| b.is_ascii_lowercase());
+        if value.starts_with('=') || !is_identifier(name) || !names_a_list(name) || !constant {
             continue;
         }
         let value_start = line_start + (line.len() - value.len());

@@ -30,14 +30,14 @@ const VARIABLES: &[Variable] = &[
         kind: Kind::CmakeArchitectures,
         separators: &[';'],
         parse_item: cmake_item,
-        fill: Fill::CmakeArchitectures,
+        fill: Fill::CmakeArchitectures { quoted: false },
     },
     Variable {
         name: "CUDAARCHS",
         kind: Kind::CmakeArchitectures,
         separators: &[';'],
         parse_item: cmake_item,
-        fill: Fill::CmakeArchitectures,
+        fill: Fill::CmakeArchitectures { quoted: false },
     },
     Variable {
         name: "TF_CUDA_COMPUTE_CAPABILITIES",
