@@ -136,6 +136,10 @@ pub enum Command {
         #[command(flatten)]
         location: StoreLocation,
     },
+    /// Hard-coded GPU architecture lists in source trees and sdists: find them, rewrite
+    /// them to the requested targets; PyTorch's extension allow-list
+    #[command(subcommand)]
+    Targets(crate::commands::targets::TargetsCommand),
     /// Why PATH needs DEP: the shortest chain of references, and for every hop the file and
     /// byte offset where the reference sits (exit 1 if DEP is not in PATH's closure)
     Why {

@@ -104,6 +104,7 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
             location,
         } => commands::diff::run(before, after, location, output),
         Command::Gc { dry_run, location } => commands::gc::gc(*dry_run, location, output),
+        Command::Targets(command) => commands::targets::run(command, output, &config, &env),
         Command::Why {
             path,
             dependency,

@@ -33,11 +33,12 @@ struct FlagsReport<'a> {
     warnings: Vec<String>,
 }
 
-/// Everything the command needs after settings are merged.
-struct Request {
-    options: CudaOptions,
+/// Everything the command needs after settings are merged (`targets` resolves its
+/// request the same way).
+pub(crate) struct Request {
+    pub(crate) options: CudaOptions,
     host_compiler: Option<HostCompiler>,
-    sources: Vec<(&'static str, Source)>,
+    pub(crate) sources: Vec<(&'static str, Source)>,
 }
 
 pub fn run(
@@ -94,7 +95,11 @@ fn format_name(format: FlagsFormat) -> String {
         .unwrap_or_default()
 }
 
-fn request(args: &FlagsArgs, config: &Config, env: EnvLookup<'_>) -> CliResult<Request> {
+pub(crate) fn request(
+    args: &FlagsArgs,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<Request> {
     let cuda = layered(
         args.cuda.map(|v| (v, "--cuda")),
         "CUDAPKGS_CUDA",

@@ -12,4 +12,5 @@ pub mod patch;
 pub mod prune;
 pub mod redist;
 pub mod store;
+pub mod targets;
 pub mod wheel;

@@ -1,0 +1,245 @@
+//! `cudapkgs targets rewrite`: the places that force targets, made to state the request.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use cudapkgs_targets::{FilePlan, Origin, SourceFile};
+use serde::Serialize;
+
+use super::scan::FindingJson;
+use super::{RequestJson, RewriteArgs, json, read_input, request};
+use crate::error::{CliError, CliResult, Exit};
+use crate::output::Output;
+use crate::settings::{Config, EnvLookup};
+
+#[derive(Debug, Serialize)]
+struct RewriteJson {
+    request: RequestJson,
+    rewritten: Vec<FindingJson>,
+    manual: Vec<ManualJson>,
+    files_changed: Vec<String>,
+    /// Where the files were written: SRC, the --out copy, or nowhere (--patch, or
+    /// refused).
+    written_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ManualJson {
+    file: String,
+    line: usize,
+    kind: &'static str,
+    reason: String,
+}
+
+pub(super) fn run(
+    args: &RewriteArgs,
+    output: Output,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<Exit> {
+    let request = request(&args.request, output, config, env, None, false)?.ok_or_else(|| {
+        CliError::new("no targets requested: a rewrite needs to know what to write")
+            .with_hint("pass --capabilities LIST or --gpu NAME")
+    })?;
+    let (origin, files) = read_input(&args.path, &args.exclude)?;
+    if origin == Origin::Sdist && !args.patch {
+        return Err(CliError::new(format!(
+            "{} is an sdist: it is read, never changed",
+            args.path.display()
+        ))
+        .with_hint(
+            "use --patch for a diff to apply after unpacking, or unpack it and rewrite the folder",
+        ));
+    }
+    let input = args.path.display().to_string();
+    let plans: Vec<(&SourceFile, FilePlan)> = files
+        .iter()
+        .map(|file| {
+            (
+                file,
+                cudapkgs_targets::plan(&file.text, file.language, &request),
+            )
+        })
+        .filter(|(_, plan)| {
+            !plan.edits.is_empty() || !plan.manual.is_empty() || !plan.remaining.is_empty()
+        })
+        .collect();
+
+    let mut rewritten = Vec::new();
+    let mut manual = Vec::new();
+    let mut patch = String::new();
+    let mut changed: Vec<(&SourceFile, &FilePlan)> = Vec::new();
+    for (file, plan) in &plans {
+        let name = file.path.display().to_string();
+        rewritten.extend(
+            plan.rewritten
+                .iter()
+                .map(|f| FindingJson::new(&input, &name, f)),
+        );
+        manual.extend(plan.manual.iter().map(|m| ManualJson {
+            file: name.clone(),
+            line: m.line,
+            kind: m.kind.name(),
+            reason: m.reason.clone(),
+        }));
+        manual.extend(plan.remaining.iter().map(|f| ManualJson {
+            file: name.clone(),
+            line: f.line,
+            kind: f.kind.name(),
+            reason: "still forces other targets after the rewrite; edit by hand".to_owned(),
+        }));
+        if !plan.edits.is_empty() {
+            patch.push_str(&cudapkgs_targets::unified_diff(
+                &name,
+                &file.text,
+                &plan.edits,
+            ));
+            changed.push((file, plan));
+        }
+    }
+
+    let needs_person = !manual.is_empty();
+    let refused = needs_person && !args.partial;
+    let written_to = if args.patch || refused || changed.is_empty() {
+        None
+    } else {
+        Some(write(args, origin, &changed)?)
+    };
+
+    if json(output, args.format) {
+        Output::print_json(&RewriteJson {
+            request: RequestJson::new(&request),
+            rewritten,
+            manual,
+            files_changed: changed
+                .iter()
+                .map(|(f, _)| f.path.display().to_string())
+                .collect(),
+            written_to: written_to.as_ref().map(|p| p.display().to_string()),
+            patch: args.patch.then_some(patch),
+        })?;
+    } else {
+        if args.patch {
+            Output::print(&patch)?;
+        }
+        let summary = human(
+            &rewritten,
+            &manual,
+            changed.len(),
+            written_to.as_deref(),
+            refused,
+            args.patch,
+        );
+        if args.patch {
+            eprint!("{summary}");
+        } else {
+            Output::print(&summary)?;
+        }
+    }
+    Ok(if !needs_person {
+        Exit::Success
+    } else {
+        Exit::Problems
+    })
+}
+
+/// Writes every changed file, in SRC or in a fresh copy of it; returns where.
+fn write(
+    args: &RewriteArgs,
+    origin: Origin,
+    changed: &[(&SourceFile, &FilePlan)],
+) -> CliResult<PathBuf> {
+    let target = match &args.out {
+        Some(out) => {
+            cudapkgs_tree::copy_tree(&args.path, out).map_err(|error| {
+                CliError::new(format!(
+                    "cannot copy {} to {}: {error}",
+                    args.path.display(),
+                    out.display()
+                ))
+                .with_hint("--out names a folder that does not exist yet")
+            })?;
+            out.clone()
+        }
+        None => args.path.clone(),
+    };
+    // A named build file is rewritten in its folder, by its name.
+    let root_path = match origin {
+        Origin::File => target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned(),
+        Origin::Tree | Origin::Sdist => target.clone(),
+    };
+    let root = cudapkgs_targets::open_root(&root_path).map_err(|e| CliError::new(e.to_string()))?;
+    for (file, plan) in changed {
+        cudapkgs_targets::replace_file(&root, &file.path, plan.new_text.as_bytes())
+            .map_err(|error| CliError::new(error.to_string()))?;
+    }
+    Ok(target)
+}
+
+fn human(
+    rewritten: &[FindingJson],
+    manual: &[ManualJson],
+    files: usize,
+    written_to: Option<&Path>,
+    refused: bool,
+    patch: bool,
+) -> String {
+    let mut out = String::new();
+    for finding in rewritten {
+        let _ = writeln!(
+            out,
+            "{}:{}  {}  {} → request",
+            finding.file,
+            finding.line,
+            finding.kind,
+            finding.architectures.join(" ")
+        );
+    }
+    for place in manual {
+        let _ = writeln!(
+            out,
+            "{}:{}  {}  needs a person: {}",
+            place.file, place.line, place.kind, place.reason
+        );
+    }
+    let places = if rewritten.len() == 1 {
+        "place"
+    } else {
+        "places"
+    };
+    let files_word = if files == 1 { "file" } else { "files" };
+    let _ = match written_to {
+        Some(path) => writeln!(
+            out,
+            "rewrote {} {places} in {files} {files_word} in {}",
+            rewritten.len(),
+            path.display()
+        ),
+        None if refused => writeln!(
+            out,
+            "nothing written: {} {} a person (use --partial to write the rest)",
+            manual.len(),
+            if manual.len() == 1 {
+                "place needs"
+            } else {
+                "places need"
+            }
+        ),
+        None if patch => writeln!(
+            out,
+            "{} {places} in {files} {files_word} in the patch",
+            rewritten.len()
+        ),
+        None => writeln!(
+            out,
+            "nothing to rewrite: every place already states the request"
+        ),
+    };
+    out
+}
