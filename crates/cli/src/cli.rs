@@ -136,6 +136,17 @@ pub enum Command {
         #[command(flatten)]
         location: StoreLocation,
     },
+    /// Binary caches in Nix's protocol: signing keys
+    #[command(subcommand)]
+    Cache(crate::commands::cache::CacheCommand),
+    /// Push the closures of store paths to a binary cache (a folder, an HTTP cache, S3):
+    /// compressed NARs and signed narinfos
+    Push(crate::commands::cache::PushArgs),
+    /// Serve a binary cache (a folder, S3) or a store over HTTP in Nix's protocol
+    Serve(crate::commands::cache::ServeArgs),
+    /// Copy store paths with their closures from a binary cache into the store, checking
+    /// signatures, hashes and sizes
+    Copy(crate::commands::cache::CopyArgs),
     /// Hard-coded GPU architecture lists in source trees and sdists: find them, rewrite
     /// them to the requested targets; PyTorch's extension allow-list
     #[command(subcommand)]
@@ -321,6 +332,9 @@ pub enum RedistCommand {
         /// Downloads at once
         #[arg(long, value_name = "N", default_value_t = 4)]
         jobs: usize,
+        /// Pre-releases may be chosen (PEP 440: `rc`, `.dev`, …)
+        #[arg(long)]
+        pre: bool,
     },
 }
 
@@ -337,7 +351,8 @@ pub enum BuildSource {
 #[allow(clippy::struct_excessive_bools, reason = "each is a command-line flag")]
 pub struct BuildArgs {
     /// Redist packages (cuda_cudart, libcublas, cuda_nvrtc, cudnn, …), with `==VERSION`
-    /// to pin a wheel's version, or `PACKAGE=FILE` for an archive or wheel already here
+    /// (or other PEP 440 specifiers) to pin a version, or `PACKAGE=FILE` for an archive
+    /// or wheel already here; what they require is built too
     #[arg(value_name = "PACKAGE", required_unless_present = "all")]
     pub packages: Vec<String>,
     /// Every package of the release (NVIDIA source)
@@ -345,10 +360,17 @@ pub struct BuildArgs {
     pub all: bool,
     #[arg(long, value_enum, default_value_t = BuildSource::Pypi)]
     pub source: BuildSource,
-    /// The CUDA release: `13.0.2` for NVIDIA's manifests; for PyPI its major picks the
-    /// wheels (`13` → nvidia-cuda-runtime, `12` → nvidia-cuda-runtime-cu12)
+    /// The CUDA release: `12.9.1`, or `12.6` or `13` for the newest such release (NVIDIA's
+    /// manifests, or PyPI's cuda-toolkit pins); its major picks the wheels (`12` →
+    /// nvidia-cuda-runtime-cu12)
     #[arg(long, value_name = "X.Y.Z", default_value = "13")]
     pub cuda: String,
+    /// Pre-releases may be chosen (PEP 440: `rc`, `.dev`, …); else only when named
+    #[arg(long)]
+    pub pre: bool,
+    /// Build only the packages named, not what they require
+    #[arg(long)]
+    pub no_deps: bool,
     /// NVIDIA's manifests and archives [default: $CUDAPKGS_REDIST_URL, else NVIDIA's server]
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,

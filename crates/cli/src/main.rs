@@ -104,6 +104,10 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
             location,
         } => commands::diff::run(before, after, location, output),
         Command::Gc { dry_run, location } => commands::gc::gc(*dry_run, location, output),
+        Command::Cache(command) => commands::cache::cache(command, output),
+        Command::Push(args) => commands::cache::push(args, output),
+        Command::Serve(args) => commands::cache::serve(args, output),
+        Command::Copy(args) => commands::cache::copy(args, output),
         Command::Targets(command) => commands::targets::run(command, output, &config, &env),
         Command::Why {
             path,

@@ -1,6 +1,7 @@
 //! One module per subcommand: arguments in, library calls, rendering out.
 
 pub mod build;
+pub mod cache;
 pub mod diff;
 pub mod elf;
 pub mod features;

@@ -1,0 +1,620 @@
+//! `cudapkgs cache keygen`, `push`, `serve` and `copy`: binary caches in Nix's protocol.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use cudapkgs_cache::backend::{self, Access, Credentials, HttpClient};
+use cudapkgs_cache::location::Location;
+use cudapkgs_cache::serve::{Config, Logger, Server, Source};
+use cudapkgs_cache::{compress, push, substitute};
+use cudapkgs_nix::narinfo::Compression;
+use cudapkgs_nix::signature::{PublicKey, SecretKey};
+use cudapkgs_store::store::Access as StoreAccess;
+use serde::Serialize;
+
+use crate::cli::StoreLocation;
+use crate::error::{CliError, CliResult, Exit};
+use crate::output::Output;
+use crate::settings::process_env;
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Make a signing key pair: NAME is the key's name (such as cache.example.org-1);
+    /// the secret key goes to SECRET_FILE (mode 0600), the public one to PUBLIC_FILE, in
+    /// the format and order of `nix-store --generate-binary-cache-key`
+    Keygen {
+        name: String,
+        #[arg(value_name = "SECRET_FILE")]
+        secret_file: PathBuf,
+        #[arg(value_name = "PUBLIC_FILE")]
+        public_file: PathBuf,
+    },
+}
+
+/// How NARs are compressed in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PushCompression {
+    Zstd,
+    Xz,
+    None,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = PUSH_EXAMPLES)]
+pub struct PushArgs {
+    /// The cache: file:///FOLDER, http(s)://HOST[:PORT] (one that takes PUT, such as
+    /// `cudapkgs serve --push-token-file`), or s3://BUCKET?endpoint=URL&region=REGION
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Sign every narinfo with this key (from `cudapkgs cache keygen` or Nix)
+    #[arg(long, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "zstd")]
+    pub compression: PushCompression,
+    /// The compression level [default: zstd 3, xz 6]
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<i32>,
+    /// Paths compressed and uploaded at once
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
+    /// A file holding the token of an HTTP cache [env: CUDAPKGS_CACHE_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Store paths or root names; their closures are pushed
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    #[command(flatten)]
+    pub location: StoreLocation,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = SERVE_EXAMPLES)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port, printed)
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Serve this cache: file:///FOLDER or s3://BUCKET?…
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "store",
+        conflicts_with = "store"
+    )]
+    pub cache: Option<String>,
+    /// Serve the valid paths of the store (see --store-dir, --root, --state-dir),
+    /// narinfos made and signed on the fly
+    #[arg(long)]
+    pub store: bool,
+    /// Sign every narinfo served with this key
+    #[arg(long, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Accept pushes (PUT) from clients that send the token in this file
+    #[arg(long, value_name = "FILE")]
+    pub push_token_file: Option<PathBuf>,
+    /// Connections served at once; more are answered 503
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_connections: usize,
+    /// The largest NAR a push may upload, in bytes (K, M, G suffixes)
+    #[arg(long, default_value = "16G", value_name = "BYTES")]
+    pub max_upload: String,
+    /// The priority announced in nix-cache-info (lower wins)
+    #[arg(long, default_value_t = 40, value_name = "N")]
+    pub priority: u32,
+    #[command(flatten)]
+    pub location: StoreLocation,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = COPY_EXAMPLES)]
+pub struct CopyArgs {
+    /// The cache: file:///FOLDER, http(s)://HOST[:PORT] or s3://BUCKET?…
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// A key whose signatures are trusted: `name:base64`, or a file holding one
+    /// (repeatable) [env: CUDAPKGS_TRUSTED_PUBLIC_KEYS, space-separated]
+    #[arg(long = "trusted-public-key", value_name = "KEY")]
+    pub trusted_public_keys: Vec<String>,
+    /// Give up on a server that sends nothing for this many seconds
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub stall_timeout: u64,
+    /// Store paths (or their hash parts); their closures are copied
+    #[arg(required = true, value_name = "STORE_PATH")]
+    pub paths: Vec<String>,
+    #[command(flatten)]
+    pub location: StoreLocation,
+}
+
+const PUSH_EXAMPLES: &str = "\
+Examples:
+  cudapkgs push --to file:///srv/cache --secret-key-file cache.sk libcublas-lib
+  cudapkgs push --to http://cache.lan:8080 --token-file token --secret-key-file cache.sk libcublas
+  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… \\
+    cudapkgs push --to 's3://cuda-cache?endpoint=https://s3.example.org&region=eu-1' libcublas
+
+Every NAR is written once (compressed, hashed, checked against the store), uploaded as
+nar/<file hash>.nar.zst, and only then its narinfo, after those of its references: a
+killed push never leaves a narinfo without its NAR or its closure. Paths whose narinfo
+is in the cache are skipped. NVIDIA's licences forbid redistributing some components:
+push CUDA packages to a public cache only with a licence basis for each.";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  cudapkgs serve --cache file:///srv/cache
+  cudapkgs serve --store --store-dir /nix/store --root /srv/r --secret-key-file cache.sk
+  cudapkgs serve --cache file:///srv/cache --push-token-file token --listen 0.0.0.0:8080
+
+Nix uses it as a substituter: `nix copy --from http://127.0.0.1:8080 PATH` with the key in
+trusted-public-keys. Every request is logged on stderr (not with -q).";
+
+const COPY_EXAMPLES: &str = "\
+Examples:
+  cudapkgs copy --from http://cache.lan:8080 --trusted-public-key \"$(cat cache.pk)\" /nix/store/…-libcublas-13.1-lib
+
+Every narinfo must be signed by a trusted key; each NAR is checked (size, hash,
+references) before its path is registered, references first. Only paths named by
+their contents can be stored (as `nix-store --add` and `cudapkgs build` make them).";
+
+fn cache_failure(error: &cudapkgs_cache::Error) -> CliError {
+    use cudapkgs_cache::Error;
+    let failed = CliError::new(error.to_string());
+    match error {
+        Error::Store(store) => super::store::failure(store),
+        Error::Untrusted { .. } => {
+            failed.with_hint("nothing was registered; check the cache and the trusted keys")
+        }
+        Error::Location(_) => failed.with_hint(
+            "name a cache as file:///FOLDER, http(s)://HOST[:PORT] or s3://BUCKET?endpoint=URL&region=REGION",
+        ),
+        Error::Remote { .. } => {
+            failed.with_hint("check that the cache is running and reachable, then try again")
+        }
+        _ => failed,
+    }
+}
+
+/// Reads a key file, naming it on failure.
+fn read_key_file(path: &Path) -> CliResult<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        CliError::new(format!("cannot read {}: {e}", path.display()))
+            .with_hint("name a key file made by `cudapkgs cache keygen` or `nix-store --generate-binary-cache-key`")
+    })
+}
+
+fn secret_key(path: Option<&Path>) -> CliResult<Option<SecretKey>> {
+    path.map(|path| {
+        SecretKey::parse(&read_key_file(path)?)
+            .map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+    })
+    .transpose()
+}
+
+/// S3 credentials from AWS's usual variables; anonymous without.
+fn s3_credentials() -> Option<Credentials> {
+    Some(Credentials {
+        access_key: process_env("AWS_ACCESS_KEY_ID")?,
+        secret_key: process_env("AWS_SECRET_ACCESS_KEY")?,
+        session_token: process_env("AWS_SESSION_TOKEN"),
+    })
+}
+
+fn location(url: &str, flag: &str) -> CliResult<Location> {
+    Location::parse(url).map_err(|e| cache_failure(&e).context(flag))
+}
+
+pub fn cache(command: &CacheCommand, output: Output) -> CliResult<Exit> {
+    match command {
+        CacheCommand::Keygen {
+            name,
+            secret_file,
+            public_file,
+        } => keygen(name, secret_file, public_file, output),
+    }
+}
+
+fn keygen(name: &str, secret_file: &Path, public_file: &Path, output: Output) -> CliResult<Exit> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = SecretKey::generate(name).map_err(|e| CliError::new(e.to_string()))?;
+    for path in [secret_file, public_file] {
+        if path.symlink_metadata().is_ok() {
+            return Err(
+                CliError::new(format!("{} exists already", path.display())).with_hint(
+                    "keys are never overwritten: name new files, or remove the old ones yourself",
+                ),
+            );
+        }
+    }
+    let write = |path: &Path, text: &str, mode: u32| -> CliResult<()> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
+    };
+    write(secret_file, &key.to_text(), 0o600)?;
+    if let Err(error) = write(public_file, &key.public().to_text(), 0o644) {
+        let _ = std::fs::remove_file(secret_file);
+        return Err(error);
+    }
+    if output.json {
+        Output::print_json(&serde_json::json!({
+            "name": name,
+            "public_key": key.public().to_text(),
+            "secret_key_file": secret_file.display().to_string(),
+            "public_key_file": public_file.display().to_string(),
+        }))?;
+    } else {
+        Output::print(&format!("{}\n", key.public().to_text()))?;
+    }
+    Ok(Exit::Success)
+}
+
+#[derive(Debug, Serialize)]
+struct PushReport {
+    cache: String,
+    pushed: Vec<PushedPath>,
+    present: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PushedPath {
+    path: String,
+    nar_size: u64,
+    file_size: u64,
+}
+
+pub fn push(args: &PushArgs, output: Output) -> CliResult<Exit> {
+    let target = location(&args.to, "--to")?;
+    let key = secret_key(args.secret_key_file.as_deref())?;
+    if key.is_none() {
+        output.warn("pushing without --secret-key-file: clients that check signatures will refuse these paths");
+    }
+    let token = match &args.token_file {
+        Some(path) => Some(read_key_file(path)?.trim().to_owned()),
+        None => process_env("CUDAPKGS_CACHE_TOKEN"),
+    };
+    let compression = match args.compression {
+        PushCompression::Zstd => Compression::Zstd,
+        PushCompression::Xz => Compression::Xz,
+        PushCompression::None => Compression::None,
+    };
+    let mut settings = compress::Settings::default_zstd();
+    settings.compression = compression;
+    settings.level = args
+        .compression_level
+        .unwrap_or_else(|| compress::Settings::default_level(compression));
+    let store = super::store::open_store_for(&args.location, StoreAccess::ReadOnly)?;
+    let roots = super::store::resolve_all(&store, &args.paths)?;
+    let access = Access {
+        token,
+        s3: s3_credentials(),
+        client: HttpClient::default(),
+    };
+    let backend = backend::open(&target, &access, true).map_err(|e| cache_failure(&e))?;
+    let options = push::Options {
+        compression: settings,
+        secret_key: key.as_ref(),
+        jobs: args.jobs.max(1),
+    };
+    let progress = |event: &push::Event| {
+        if let push::Event::Pushed {
+            path, file_size, ..
+        } = event
+        {
+            output.detail(format!(
+                "pushed {path} ({})",
+                crate::units::bytes(*file_size)
+            ));
+        }
+    };
+    let report = push::push(&store, &roots, backend.as_ref(), &options, &progress)
+        .map_err(|e| cache_failure(&e))?;
+    let mut summary = PushReport {
+        cache: backend.describe(),
+        pushed: Vec::new(),
+        present: Vec::new(),
+    };
+    for event in report.events {
+        match event {
+            push::Event::Present(path) => summary.present.push(path),
+            push::Event::Pushed {
+                path,
+                nar_size,
+                file_size,
+            } => summary.pushed.push(PushedPath {
+                path,
+                nar_size,
+                file_size,
+            }),
+        }
+    }
+    if output.json {
+        Output::print_json(&summary)?;
+    } else {
+        let nar: u64 = summary.pushed.iter().map(|p| p.nar_size).sum();
+        let file: u64 = summary.pushed.iter().map(|p| p.file_size).sum();
+        Output::print(&format!(
+            "pushed {} path{} to {} ({} of NAR as {}), {} already there\n",
+            summary.pushed.len(),
+            if summary.pushed.len() == 1 { "" } else { "s" },
+            summary.cache,
+            crate::units::bytes(nar),
+            crate::units::bytes(file),
+            summary.present.len()
+        ))?;
+    }
+    Ok(Exit::Success)
+}
+
+/// `16G`, `512M`, `100K` or plain bytes.
+fn parse_size(text: &str) -> CliResult<u64> {
+    let text = text.trim();
+    let (digits, shift) = match text.chars().last() {
+        Some('K' | 'k') => (&text[..text.len() - 1], 10),
+        Some('M' | 'm') => (&text[..text.len() - 1], 20),
+        Some('G' | 'g') => (&text[..text.len() - 1], 30),
+        Some('T' | 't') => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| {
+            CliError::new(format!("--max-upload: {text:?} is not a size"))
+                .with_hint("give bytes, or a number with K, M, G or T")
+        })
+}
+
+pub fn serve(args: &ServeArgs, output: Output) -> CliResult<Exit> {
+    let secret_key = secret_key(args.secret_key_file.as_deref())?;
+    let push_token = match &args.push_token_file {
+        Some(path) => {
+            let token = read_key_file(path)?.trim().to_owned();
+            if token.len() < 16 {
+                return Err(CliError::new(format!(
+                    "{}: the push token has {} characters; at least 16 are needed",
+                    path.display(),
+                    token.len()
+                )));
+            }
+            Some(token)
+        }
+        None => None,
+    };
+    let (source, store_dir, describe) =
+        serve_source(args, secret_key.is_some(), push_token.is_some(), output)?;
+    let pushes = push_token.is_some();
+    let config = Config {
+        source,
+        store_dir,
+        secret_key,
+        push_token,
+        max_connections: args.max_connections.max(1),
+        max_upload: parse_size(&args.max_upload)?,
+        idle_timeout: Duration::from_secs(30),
+        priority: args.priority,
+    };
+    let server = Server::bind(args.listen, config)
+        .map_err(|e| cache_failure(&e).with_hint("choose another --listen address or port"))?;
+    let address = server.local_addr().map_err(|e| cache_failure(&e))?;
+    if pushes && !address.ip().is_loopback() {
+        output.warn("pushes are accepted over plain HTTP beyond this machine: the token travels unencrypted; put a TLS proxy in front");
+    }
+    let url = format!("http://{address}");
+    if output.json {
+        Output::print_json(
+            &serde_json::json!({ "url": url, "store_dir": server.store_dir(), "serving": describe }),
+        )?;
+    } else {
+        Output::print(&format!("{url}\n"))?;
+        if !output.quiet {
+            eprintln!("serving {describe} ({}) on {url}", server.store_dir());
+        }
+    }
+    let log = request_logger(output.quiet);
+    server.run(&log).map_err(|e| cache_failure(&e))?;
+    Ok(Exit::Success)
+}
+
+/// What `serve` serves: the source, its store folder, and how to name it.
+fn serve_source(
+    args: &ServeArgs,
+    signed: bool,
+    pushes: bool,
+    output: Output,
+) -> CliResult<(Source, String, String)> {
+    Ok(if args.store {
+        let store = super::store::open_store_for(&args.location, StoreAccess::ReadOnly)?;
+        if !signed {
+            output.warn("serving a store without --secret-key-file: Nix will refuse its unsigned narinfos unless it trusts no signatures");
+        }
+        let store_dir = store.folder().to_owned();
+        let location = StoreLocation {
+            store_dir: args.location.store_dir.clone(),
+            root: args.location.root.clone(),
+            state_dir: args.location.state_dir.clone(),
+        };
+        // Each connection opens the store for itself (a database handle is not shared).
+        let open = move || {
+            super::store::open_store_for(&location, StoreAccess::ReadOnly).map_err(|e| e.message)
+        };
+        (
+            Source::Store {
+                store_dir: store_dir.clone(),
+                open: Box::new(open),
+            },
+            store_dir.clone(),
+            format!("the store {store_dir}"),
+        )
+    } else {
+        let url = args.cache.as_deref().unwrap_or_default();
+        let target = location(url, "--cache")?;
+        if matches!(target, Location::Http(_)) {
+            return Err(
+                CliError::new("--cache: serving another HTTP cache is not supported")
+                    .with_hint("serve a file:// folder or an s3:// bucket"),
+            );
+        }
+        let access = Access {
+            token: None,
+            s3: s3_credentials(),
+            client: HttpClient::default(),
+        };
+        let backend = backend::open(&target, &access, pushes).map_err(|e| cache_failure(&e))?;
+        let describe = backend.describe();
+        let store_dir = args
+            .location
+            .store_dir
+            .clone()
+            .or_else(|| process_env("CUDAPKGS_STORE_DIR"))
+            .unwrap_or_else(|| "/nix/store".to_owned());
+        (Source::Cache(backend), store_dir, describe)
+    })
+}
+
+/// Writes one line per request on stderr (nothing when quiet).
+fn request_logger(quiet: bool) -> Logger {
+    Arc::new(move |entry| {
+        if !quiet {
+            let mut line = String::new();
+            let _ = write!(
+                line,
+                "{} {} {} {} {} {:.1}ms",
+                entry.peer.ip(),
+                entry.method,
+                entry.path,
+                entry.status,
+                entry.bytes,
+                entry.duration.as_secs_f64() * 1e3
+            );
+            eprintln!("{line}");
+        }
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct CopyReport {
+    cache: String,
+    copied: Vec<CopiedPath>,
+    present: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct CopiedPath {
+    path: String,
+    nar_size: u64,
+    file_size: u64,
+    signed_by: String,
+}
+
+/// Trusted keys from the flags (text or files) and `CUDAPKGS_TRUSTED_PUBLIC_KEYS`.
+fn trusted_keys(values: &[String]) -> CliResult<Vec<PublicKey>> {
+    let mut keys = Vec::new();
+    let from_env = process_env("CUDAPKGS_TRUSTED_PUBLIC_KEYS").unwrap_or_default();
+    for value in values
+        .iter()
+        .map(String::as_str)
+        .chain(from_env.split_whitespace())
+    {
+        let key = match PublicKey::parse(value) {
+            Ok(key) => key,
+            Err(error) if Path::new(value).is_file() => {
+                PublicKey::parse(&read_key_file(Path::new(value))?)
+                    .map_err(|e| {
+                        CliError::new(format!("{value}: {e}")).context("--trusted-public-key")
+                    })
+                    .or(Err(CliError::new(format!(
+                        "--trusted-public-key: {value}: {error}"
+                    ))))?
+            }
+            Err(error) => {
+                return Err(
+                    CliError::new(format!("--trusted-public-key: {error}")).with_hint(
+                        "give name:base64 as in Nix's trusted-public-keys, or a file holding it",
+                    ),
+                );
+            }
+        };
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+pub fn copy(args: &CopyArgs, output: Output) -> CliResult<Exit> {
+    let source = location(&args.from, "--from")?;
+    let trusted = trusted_keys(&args.trusted_public_keys)?;
+    if trusted.is_empty() {
+        return Err(
+            CliError::new("no trusted public key: every narinfo must be signed by one")
+                .with_hint("pass --trusted-public-key name:base64 (the cache's public key)"),
+        );
+    }
+    let access = Access {
+        token: None,
+        s3: s3_credentials(),
+        client: HttpClient::new(Duration::from_secs(args.stall_timeout.max(1))),
+    };
+    let backend = backend::open(&source, &access, false).map_err(|e| cache_failure(&e))?;
+    let mut store = super::store::open_store(&args.location)?;
+    let progress = |event: &substitute::Event| {
+        if let substitute::Event::Fetched {
+            path, file_size, ..
+        } = event
+        {
+            output.detail(format!(
+                "copied {path} ({})",
+                crate::units::bytes(*file_size)
+            ));
+        }
+    };
+    let report = substitute::substitute(
+        &mut store,
+        backend.as_ref(),
+        &args.paths,
+        &substitute::Options { trusted: &trusted },
+        &progress,
+    )
+    .map_err(|e| cache_failure(&e))?;
+    let mut summary = CopyReport {
+        cache: backend.describe(),
+        copied: Vec::new(),
+        present: Vec::new(),
+    };
+    for event in report.events {
+        match event {
+            substitute::Event::Present(path) => summary.present.push(path),
+            substitute::Event::Fetched {
+                path,
+                nar_size,
+                file_size,
+                signer,
+            } => summary.copied.push(CopiedPath {
+                path,
+                nar_size,
+                file_size,
+                signed_by: signer,
+            }),
+        }
+    }
+    if output.json {
+        Output::print_json(&summary)?;
+    } else {
+        let nar: u64 = summary.copied.iter().map(|p| p.nar_size).sum();
+        Output::print(&format!(
+            "copied {} path{} from {} ({}), {} already there\n",
+            summary.copied.len(),
+            if summary.copied.len() == 1 { "" } else { "s" },
+            summary.cache,
+            crate::units::bytes(nar),
+            summary.present.len()
+        ))?;
+    }
+    Ok(Exit::Success)
+}
