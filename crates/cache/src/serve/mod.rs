@@ -8,7 +8,6 @@ mod routes;
 
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,17 +18,30 @@ use crate::Error;
 use crate::backend::Backend;
 
 /// Where answers come from.
-#[derive(Debug)]
 pub enum Source {
     /// A cache's objects, served as they are (narinfos signed again with the server's
     /// key, if it has one).
     Cache(Box<dyn Backend>),
-    /// The valid paths of a store, opened read-only by each connection.
+    /// The valid paths of a store, opened (read-only) by each connection with `open`.
     Store {
         store_dir: String,
-        root: Option<PathBuf>,
-        state_dir: PathBuf,
+        open: StoreOpener,
     },
+}
+
+/// Opens the store a server serves; the error is a message for the client.
+pub type StoreOpener = Box<dyn Fn() -> Result<cudapkgs_store::store::Store, String> + Send + Sync>;
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Cache(backend) => f.debug_tuple("Cache").field(backend).finish(),
+            Source::Store { store_dir, .. } => f
+                .debug_struct("Store")
+                .field("store_dir", store_dir)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// How to serve.

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use cudapkgs_nix::cache_info::CacheInfo;
 use cudapkgs_nix::narinfo::{Compression, NarInfo};
 use cudapkgs_nix::store_path;
-use cudapkgs_store::store::{Access, Store};
+use cudapkgs_store::store::Store;
 
 use super::http::{self, Payload, Request, Response, byte_range};
 use super::{Config, Source};
@@ -171,21 +171,11 @@ fn not_found() -> Response {
 }
 
 fn open_store<'a>(shared: &Shared, connection: &'a mut Connection) -> Result<&'a Store, Error> {
-    let Source::Store {
-        store_dir,
-        root,
-        state_dir,
-    } = &shared.config.source
-    else {
+    let Source::Store { open, .. } = &shared.config.source else {
         unreachable!("a store is opened only to serve one");
     };
     if connection.store.is_none() {
-        connection.store = Some(Store::open_with(
-            store_dir,
-            root.as_deref(),
-            state_dir,
-            Access::ReadOnly,
-        )?);
+        connection.store = Some(open().map_err(Error::Unsupported)?);
     }
     Ok(connection.store.as_ref().expect("opened above"))
 }
