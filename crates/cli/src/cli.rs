@@ -638,6 +638,14 @@ pub struct InspectArgs {
     /// How many of the heaviest files the summary shows
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
+    /// Exit 1 unless every file with device code holds SASS for exactly these
+    /// capabilities (like 9.0 or 8.6,9.0a) and PTX only for forward compatibility (the
+    /// highest capability's baseline)
+    #[arg(long, value_name = "LIST")]
+    pub expect_capabilities: Option<String>,
+    /// With --expect-capabilities: expect SASS only, no PTX
+    #[arg(long, requires = "expect_capabilities")]
+    pub no_forward_compat: bool,
     /// What to print
     #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
     pub format: TextOrJson,

@@ -1,5 +1,6 @@
 //! `cudapkgs inspect`: the device code in files and trees, and per-kernel verdicts.
 
+mod expect;
 mod extract;
 mod render;
 mod report;
@@ -42,6 +43,11 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
                 })
         })
         .transpose()?;
+    let expectation = args
+        .expect_capabilities
+        .as_deref()
+        .map(|list| expect::Expectation::new(list, !args.no_forward_compat))
+        .transpose()?;
     let several_inputs = args.paths.len() > 1 || args.paths.iter().any(|path| path.is_dir());
     let options = ScanOptions {
         kernels: gpu.is_some(),
@@ -77,17 +83,29 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
     });
 
     let report = Report::new(visited, gpu, args.top);
+    let checked = expectation
+        .as_ref()
+        .map(|expectation| expect::check(&report, expectation));
     if output.json || args.format == TextOrJson::Json {
-        Output::print_json(&report.json())?;
+        let mut json = report.json();
+        json.expectation.clone_from(&checked);
+        Output::print_json(&json)?;
     } else {
         let list_entries =
             args.entries || (!several_inputs && report.files_with_device_code() <= 1);
-        Output::print(&render::human(&report, list_entries))?;
+        let mut text = render::human(&report, list_entries);
+        if let Some(checked) = &checked {
+            text.push_str(&expect::human(checked));
+        }
+        Output::print(&text)?;
     }
     for (path, message) in report.failures() {
         output.error(format!("{path}: {message}"));
     }
-    Ok(report.exit())
+    Ok(match report.exit() {
+        Exit::Success if checked.as_ref().is_some_and(|checked| !checked.pass) => Exit::Problems,
+        exit => exit,
+    })
 }
 
 /// Formats that can hold device code (zip files are opened by the walk itself).

@@ -90,6 +90,9 @@ pub(crate) struct ReportJson<'a> {
     summary: Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     verdict: Option<GpuTotals>,
+    /// With `--expect-capabilities`: each binary's targets against the expected ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) expectation: Option<super::expect::ExpectationJson>,
 }
 
 impl Report {
@@ -175,6 +178,7 @@ impl Report {
             files,
             summary: self.summary.clone(),
             verdict: self.gpu_totals.clone(),
+            expectation: None,
         }
     }
 }
