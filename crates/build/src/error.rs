@@ -12,14 +12,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A needed library that no package of the set provides and the system does not have.
-    #[error(
-        "{package}: {file} needs {library}, which no package of the set provides (add the package that has it)"
-    )]
-    Unresolved {
-        package: String,
-        file: String,
-        library: String,
+    /// Needed libraries that no package of the set provides and the system does not
+    /// have: every one of the set, found at once.
+    #[error("{}", unresolved(.0))]
+    Unresolved(Vec<Missing>),
+    /// A request that cannot be resolved to packages (an unknown package or release, no
+    /// wheel or archive for the system, conflicting versions); `hint` says what to do.
+    #[error("{problem}")]
+    Resolve {
+        problem: String,
+        hint: Option<String>,
     },
     /// A `DT_NEEDED` entry that is a path (`/etc/hostname`, `../libx.so`), not a library
     /// file name: the loader would take it from outside every runpath.
@@ -47,6 +49,28 @@ pub enum Error {
         path: std::path::PathBuf,
         problem: String,
     },
+}
+
+/// A library a file needs that no package of the set provides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    pub package: String,
+    /// `<output>/<path in the output>`.
+    pub file: String,
+    pub library: String,
+}
+
+fn unresolved(missing: &[Missing]) -> String {
+    let lines: Vec<String> = missing
+        .iter()
+        .map(|m| {
+            format!(
+                "{}: {} needs {}, which no package of the set provides",
+                m.package, m.file, m.library
+            )
+        })
+        .collect();
+    lines.join("\n")
 }
 
 impl Error {

@@ -1,11 +1,12 @@
 //! `cudapkgs build`: CUDA packages from NVIDIA's archives or PyPI's wheels into the
 //! store, split into outputs, with dependencies read from the ELF files, runpaths set,
 //! GPU targets checked, and `out` as the compatibility view (`realise`, `prepare`,
-//! `targets`).
+//! `targets`), from a request resolved to packages with what they require (`resolve`).
 
 mod error;
 pub mod prepare;
 pub mod realise;
+pub mod resolve;
 pub mod targets;
 
-pub use error::Error;
+pub use error::{Error, Missing};

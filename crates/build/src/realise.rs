@@ -11,7 +11,7 @@ use cudapkgs_elf::resolve::is_file_name;
 use cudapkgs_redist::split::files;
 use cudapkgs_store::store::{Scan, Store};
 
-use crate::error::Error;
+use crate::error::{Error, Missing};
 use crate::prepare::{
     DEV_PLACEHOLDER, ElfFile, INCLUDE_PLACEHOLDER, Input, LIB_PLACEHOLDER, Prepared, foreign_loads,
     foreign_needs, prepare,
@@ -134,11 +134,13 @@ fn check(inputs: &[Input], options: &Options) -> Result<(), Error> {
 }
 
 /// For each package, the packages whose `lib` outputs provide what it needs; a library
-/// no package provides must be a system one, else the build fails naming it. A needed
+/// no package provides must be a system one, else the build fails naming every such
+/// library of the set at once. A needed
 /// entry that is a path rather than a file name fails the build.
 fn dependencies(prepared: &[Prepared]) -> Result<Vec<Vec<usize>>, Error> {
     let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
     let mut all = Vec::new();
+    let mut missing = Vec::new();
     for (index, package) in prepared.iter().enumerate() {
         for file in &package.elf_files {
             if let Some(entry) = file.info.needed.iter().find(|name| !is_file_name(name)) {
@@ -162,17 +164,18 @@ fn dependencies(prepared: &[Prepared]) -> Result<Vec<Vec<usize>>, Error> {
                     }
                 }
                 None if system.iter().any(|folder| folder.join(&library).exists()) => {}
-                None => {
-                    return Err(Error::Unresolved {
-                        package: package.input.package.clone(),
-                        file,
-                        library,
-                    });
-                }
+                None => missing.push(Missing {
+                    package: package.input.package.clone(),
+                    file,
+                    library,
+                }),
             }
         }
         deps.sort_unstable();
         all.push(deps);
+    }
+    if !missing.is_empty() {
+        return Err(Error::Unresolved(missing));
     }
     add_load_edges(prepared, &mut all);
     Ok(all)

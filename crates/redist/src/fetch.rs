@@ -88,14 +88,65 @@ impl Fetcher {
     /// A small document (a manifest, an index page) read whole into memory; `accept`
     /// is the `Accept` header for HTTP.
     pub fn get_text(&self, url: &str, accept: &str) -> Result<String, Error> {
+        let bytes = self.get_bytes(url, accept, TEXT_LIMIT)?;
+        String::from_utf8(bytes).map_err(|_| Error::Download {
+            url: url.to_owned(),
+            problem: "not UTF-8 text".to_owned(),
+        })
+    }
+
+    /// A small file (a wheel's metadata, a metapackage) read whole into memory, at most
+    /// `limit` bytes, and kept only when its size (where given) and SHA-256 match.
+    pub fn get_verified(&self, request: &Request, limit: u64) -> Result<Vec<u8>, Error> {
+        if !is_cache_key(&request.sha256) {
+            return Err(Error::Download {
+                url: request.url.clone(),
+                problem: format!(
+                    "`{}` is not a SHA-256 (64 lower-case hex digits), so the file cannot be verified",
+                    request.sha256
+                ),
+            });
+        }
+        let limit = request.size.map_or(limit, |size| size.min(limit));
+        let bytes = self.get_bytes(&request.url, "*/*", limit)?;
+        if let Some(size) = request.size.filter(|&size| size != bytes.len() as u64) {
+            return Err(Error::Download {
+                url: request.url.clone(),
+                problem: format!("size mismatch: expected {size} bytes, got {}", bytes.len()),
+            });
+        }
+        let actual = hex(&Sha256::digest(&bytes));
+        if actual != request.sha256 {
+            return Err(Error::HashMismatch {
+                url: request.url.clone(),
+                expected: request.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The bytes of `url` (`file://` reads only regular files), refused past `limit`,
+    /// with retries for the failures worth another attempt.
+    fn get_bytes(&self, url: &str, accept: &str, limit: u64) -> Result<Vec<u8>, Error> {
+        let bounded = |bytes: Vec<u8>| {
+            if bytes.len() as u64 > limit {
+                Err(Error::TooLarge {
+                    url: url.to_owned(),
+                    problem: format!("more than {limit} bytes; nothing was kept"),
+                })
+            } else {
+                Ok(bytes)
+            }
+        };
         if let Some(path) = url.strip_prefix("file://") {
             let path = Path::new(path);
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             open_regular(path)?
-                .take(TEXT_LIMIT)
-                .read_to_string(&mut text)
+                .take(limit + 1)
+                .read_to_end(&mut bytes)
                 .map_err(|e| Error::io(path, e))?;
-            return Ok(text);
+            return bounded(bytes);
         }
         let failed = |problem: String| Error::Download {
             url: url.to_owned(),
@@ -110,18 +161,22 @@ impl Fetcher {
                 .call()
                 .map_err(|e| (true, e.to_string()))
                 .and_then(|response| match response.status().as_u16() {
-                    200 => response
-                        .into_body()
-                        .with_config()
-                        .limit(TEXT_LIMIT)
-                        .read_to_string()
-                        .map_err(|e| (true, e.to_string())),
+                    200 => {
+                        let mut bytes = Vec::new();
+                        response
+                            .into_body()
+                            .into_reader()
+                            .take(limit + 1)
+                            .read_to_end(&mut bytes)
+                            .map(|_| bytes)
+                            .map_err(|e| (true, e.to_string()))
+                    }
                     status @ (408 | 429 | 500..=599) => Err((true, format!("HTTP {status}"))),
                     404 => Err((false, "HTTP 404: not found".to_owned())),
                     status => Err((false, format!("HTTP {status}"))),
                 });
             match outcome {
-                Ok(text) => return Ok(text),
+                Ok(bytes) => return bounded(bytes),
                 Err((true, _)) if attempt < self.retries => {
                     std::thread::sleep(self.backoff * 2u32.saturating_pow(attempt));
                     attempt += 1;
@@ -373,13 +428,7 @@ fn verify_and_place(
     partial: &Path,
     done: &Path,
 ) -> Result<(), Error> {
-    let actual = hasher
-        .finalize()
-        .iter()
-        .fold(String::with_capacity(64), |mut text, byte| {
-            let _ = write!(text, "{byte:02x}");
-            text
-        });
+    let actual = hex(&hasher.finalize());
     if let Some(expected) = request.size.filter(|&expected| expected != size) {
         let _ = std::fs::remove_file(partial);
         return Err(Error::Download {
@@ -398,6 +447,15 @@ fn verify_and_place(
         });
     }
     std::fs::rename(partial, done).map_err(|e| Error::io(done, e))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest
+        .iter()
+        .fold(String::with_capacity(64), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 struct HashWriter<'a>(&'a mut Sha256);

@@ -1,6 +1,8 @@
 //! NVIDIA's CUDA redistributables: manifests (`manifest`), verified and cached downloads
 //! (`fetch`), safe unpacking (`unpack`), fix-ups and the split into outputs (`split`),
-//! PyPI wheels as a second source (`pypi`), and per-package features (`features`).
+//! PyPI wheels as a second source (`pypi`, with `requirement` for their dependencies),
+//! which package provides which library (`providers`), and per-package features
+//! (`features`).
 
 mod error;
 pub mod features;
@@ -8,7 +10,9 @@ pub mod fetch;
 pub mod manifest;
 pub mod package;
 pub mod parallel;
+pub mod providers;
 pub mod pypi;
+pub mod requirement;
 pub mod source;
 pub mod split;
 pub mod unpack;

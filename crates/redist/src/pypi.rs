@@ -1,43 +1,68 @@
 //! PyPI as a second source of NVIDIA's components: the redist package ↔ wheel name table,
-//! and wheels resolved through a simple index in its JSON form (PEP 691), with the
-//! index's SHA-256 checked by the download.
+//! wheels listed by a simple index in its JSON form (PEP 691) with the index's SHA-256
+//! checked by the download, the choice of a wheel by PEP 440 rules, and the
+//! `Requires-Dist` of a wheel's core metadata (from the index's metadata file, PEP 658,
+//! or from the wheel itself).
 
+use std::str::FromStr;
+
+use pep440_rs::{Version, VersionSpecifiers};
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::fetch::{Fetcher, Request};
+use crate::requirement::Requirement;
 
 /// PyPI's simple index.
 pub const PYPI_INDEX_URL: &str = "https://pypi.org/simple";
 
 /// Redist package → wheel name stem. CUDA 12's wheels add `-cu12`; CUDA 13's toolkit
 /// wheels have no suffix; the libraries released apart from the toolkit (cuDNN, NCCL,
-/// cuSPARSELt) name the major in both.
+/// cuSPARSELt, cuTENSOR, cuDSS) name the major in both.
 const WHEELS: &[(&str, &str)] = &[
     ("cuda_cccl", "nvidia-cuda-cccl"),
+    ("cuda_crt", "nvidia-cuda-crt"),
     ("cuda_cudart", "nvidia-cuda-runtime"),
     ("cuda_cuobjdump", "nvidia-cuda-cuobjdump"),
     ("cuda_cupti", "nvidia-cuda-cupti"),
+    ("cuda_cuxxfilt", "nvidia-cuda-cuxxfilt"),
     ("cuda_nvcc", "nvidia-cuda-nvcc"),
     ("cuda_nvdisasm", "nvidia-cuda-nvdisasm"),
+    ("cuda_nvml_dev", "nvidia-nvml-dev"),
     ("cuda_nvrtc", "nvidia-cuda-nvrtc"),
     ("cuda_nvtx", "nvidia-nvtx"),
+    ("cuda_opencl", "nvidia-cuda-opencl"),
+    ("cuda_profiler_api", "nvidia-cuda-profiler-api"),
+    ("cuda_sanitizer_api", "nvidia-cuda-sanitizer-api"),
     ("libcublas", "nvidia-cublas"),
     ("libcufft", "nvidia-cufft"),
     ("libcufile", "nvidia-cufile"),
     ("libcurand", "nvidia-curand"),
     ("libcusolver", "nvidia-cusolver"),
     ("libcusparse", "nvidia-cusparse"),
+    ("libnpp", "nvidia-npp"),
+    ("libnvfatbin", "nvidia-nvfatbin"),
     ("libnvjitlink", "nvidia-nvjitlink"),
     ("libnvjpeg", "nvidia-nvjpeg"),
     ("libnvvm", "nvidia-nvvm"),
     ("cudnn", "nvidia-cudnn"),
     ("nccl", "nvidia-nccl"),
+    ("libcusparse_lt", "nvidia-cusparselt"),
+    ("libcutensor", "cutensor"),
+    ("libcudss", "nvidia-cudss"),
+    // The name this table used before NVIDIA's manifest key.
     ("cusparselt", "nvidia-cusparselt"),
 ];
 
 /// Released apart from the toolkit: their wheels always carry `-cu<major>`.
-const ALWAYS_SUFFIXED: &[&str] = &["cudnn", "nccl", "cusparselt"];
+const ALWAYS_SUFFIXED: &[&str] = &[
+    "cudnn",
+    "nccl",
+    "libcusparse_lt",
+    "cusparselt",
+    "libcutensor",
+    "libcudss",
+];
 
 /// The wheel project of a redist package for CUDA major `cuda_major`.
 pub fn wheel_name(package: &str, cuda_major: u32) -> Option<String> {
@@ -53,10 +78,19 @@ pub fn wheel_name(package: &str, cuda_major: u32) -> Option<String> {
 pub fn package_of_wheel(project: &str) -> Option<&'static str> {
     let normalized = normalize(project);
     let stem = match normalized.rsplit_once("-cu") {
-        Some((stem, major)) if major.bytes().all(|b| b.is_ascii_digit()) => stem.to_owned(),
+        Some((stem, major)) if !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()) => {
+            stem.to_owned()
+        }
         _ => normalized,
     };
     WHEELS.iter().find(|(_, w)| *w == stem).map(|(p, _)| *p)
+}
+
+/// The CUDA major a wheel project is built for, when its name says (`-cu12`).
+pub fn cuda_major_of_wheel(project: &str) -> Option<u32> {
+    let normalized = normalize(project);
+    let (_, major) = normalized.rsplit_once("-cu")?;
+    major.parse().ok()
 }
 
 /// PEP 503 normalisation: lower case, runs of `-_.` as one `-`.
@@ -78,12 +112,18 @@ pub fn normalize(project: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wheel {
     pub filename: String,
+    /// As the file name writes it.
     pub version: String,
+    /// The same, read by PEP 440's rules (ordering, pre-releases).
+    pub pep440: Version,
     /// Platform tags (`manylinux_2_27_x86_64`, …).
     pub platforms: Vec<String>,
     pub url: String,
     pub sha256: String,
     pub size: Option<u64>,
+    /// The SHA-256 of the core metadata file the index serves beside the wheel
+    /// (`<url>.metadata`, PEP 658 and 714), when it offers one with a hash.
+    pub metadata_sha256: Option<String>,
 }
 
 impl Wheel {
@@ -93,6 +133,15 @@ impl Wheel {
             sha256: self.sha256.clone(),
             size: self.size,
         }
+    }
+
+    /// The download of the wheel's core metadata alone, verified by its own hash.
+    pub fn metadata_request(&self) -> Option<Request> {
+        Some(Request {
+            url: format!("{}.metadata", self.url),
+            sha256: self.metadata_sha256.clone()?,
+            size: None,
+        })
     }
 
     /// Whether it installs on Linux for NVIDIA's system name (`linux-x86_64`, `linux-sbsa`).
@@ -169,6 +218,11 @@ pub fn parse_project_page(text: &str, page: &str) -> Result<Vec<Wheel>, Error> {
         if parts.len() < 5 {
             return Err(bad(&format!("{at}.filename"), "not a wheel file name"));
         }
+        // A version PEP 440 cannot read cannot be ordered or matched: left out, as pip
+        // leaves it out.
+        let Ok(pep440) = Version::from_str(parts[1]) else {
+            continue;
+        };
         let url = file["url"]
             .as_str()
             .ok_or_else(|| bad(&format!("{at}.url"), "expected a string"))?;
@@ -202,9 +256,12 @@ pub fn parse_project_page(text: &str, page: &str) -> Result<Vec<Wheel>, Error> {
                 )
             })?),
         };
+        let metadata_sha256 =
+            core_metadata_hash(file, &at).map_err(|(at, problem)| bad(&at, &problem))?;
         wheels.push(Wheel {
             filename: filename.to_owned(),
             version: parts[1].to_owned(),
+            pep440,
             platforms: parts[parts.len() - 1]
                 .split('.')
                 .map(str::to_owned)
@@ -212,9 +269,35 @@ pub fn parse_project_page(text: &str, page: &str) -> Result<Vec<Wheel>, Error> {
             url,
             sha256,
             size,
+            metadata_sha256,
         });
     }
     Ok(wheels)
+}
+
+/// The hash of a file's core metadata: `core-metadata` (PEP 714) or its older name
+/// `data-dist-info-metadata` (PEP 658) is `true`, `false` or a hash object; only a
+/// SHA-256 lets the metadata be verified, so `true` alone offers nothing usable.
+fn core_metadata_hash(file: &Value, at: &str) -> Result<Option<String>, (String, String)> {
+    for key in ["core-metadata", "data-dist-info-metadata"] {
+        match &file[key] {
+            Value::Object(hashes) => {
+                let Some(given) = hashes.get("sha256") else {
+                    return Ok(None);
+                };
+                let text = given.as_str().unwrap_or_default();
+                return crate::fetch::parse_sha256(text).map(Some).ok_or_else(|| {
+                    (
+                        format!("{at}.{key}.sha256"),
+                        format!("`{}` is not 64 hex digits", text.escape_debug()),
+                    )
+                });
+            }
+            Value::Null => {}
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// The scheme of an absolute URL (RFC 3986: a letter, then letters, digits, `+-.`, then
@@ -291,23 +374,149 @@ fn remove_dot_segments(path: &str) -> String {
     format!("{root}{}", kept.join("/"))
 }
 
-/// The wheel of `version` (the newest when `None`) that fits `system`.
-pub fn pick<'a>(wheels: &'a [Wheel], version: Option<&str>, system: &str) -> Option<&'a Wheel> {
-    wheels
-        .iter()
-        .filter(|w| w.fits(system) && version.is_none_or(|v| w.version == v))
-        .max_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)))
+/// Which versions a choice may take.
+#[derive(Debug, Clone, Default)]
+pub struct Constraint {
+    /// Every specifier must hold (empty: any version).
+    pub specifiers: VersionSpecifiers,
+    /// Pre-releases (`a`, `b`, `rc`, `.dev`) may be chosen. They are also allowed when a
+    /// specifier names one itself (`==9.28.0.42.dev76646929`), as PEP 440 says.
+    pub prereleases: bool,
 }
 
-fn version_key(version: &str) -> Vec<u64> {
-    version
-        .split('.')
-        .map(|part| {
-            part.bytes()
-                .take_while(u8::is_ascii_digit)
-                .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'))
+impl Constraint {
+    pub fn new(specifiers: VersionSpecifiers, prereleases: bool) -> Constraint {
+        Constraint {
+            specifiers,
+            prereleases,
+        }
+    }
+
+    /// Whether `version` may be chosen.
+    pub fn allows(&self, version: &Version) -> bool {
+        self.specifiers.contains(version) && (!version.any_prerelease() || self.takes_prereleases())
+    }
+
+    fn takes_prereleases(&self) -> bool {
+        self.prereleases || self.specifiers.iter().any(|s| s.version().any_prerelease())
+    }
+}
+
+/// Why no wheel was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoWheel {
+    /// No wheel at all for the system.
+    NoneForSystem,
+    /// Wheels for the system exist, none of an allowed version: the versions that
+    /// have one (newest first), and those of them that only pre-releases would match.
+    NoVersion {
+        available: Vec<String>,
+        prereleases_matching: Vec<String>,
+    },
+}
+
+/// The newest wheel for `system` whose version `constraint` allows.
+pub fn pick<'a>(
+    wheels: &'a [Wheel],
+    constraint: &Constraint,
+    system: &str,
+) -> Result<&'a Wheel, NoWheel> {
+    let fitting: Vec<&Wheel> = wheels.iter().filter(|w| w.fits(system)).collect();
+    if fitting.is_empty() {
+        return Err(NoWheel::NoneForSystem);
+    }
+    if let Some(best) = fitting
+        .iter()
+        .filter(|w| constraint.allows(&w.pep440))
+        .max_by(|a, b| a.pep440.cmp(&b.pep440))
+    {
+        return Ok(best);
+    }
+    let mut available: Vec<&Wheel> = fitting.clone();
+    available.sort_by(|a, b| b.pep440.cmp(&a.pep440));
+    available.dedup_by(|a, b| a.pep440 == b.pep440);
+    let prereleases_matching = available
+        .iter()
+        .filter(|w| w.pep440.any_prerelease() && constraint.specifiers.contains(&w.pep440))
+        .map(|w| w.version.clone())
+        .collect();
+    Err(NoWheel::NoVersion {
+        available: available.iter().map(|w| w.version.clone()).collect(),
+        prereleases_matching,
+    })
+}
+
+/// The largest core metadata file read (NVIDIA's are a few kilobytes).
+pub const METADATA_LIMIT: u64 = 1 << 20;
+
+/// The `Requires-Dist` entries of a core metadata file (the RFC 822 headers before the
+/// first empty line; continuation lines joined).
+pub fn requires_dist(metadata: &str, origin: &str) -> Result<Vec<Requirement>, Error> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in metadata.lines() {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = headers.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    headers
+        .iter()
+        .filter(|(name, _)| name == "requires-dist")
+        .map(|(_, value)| {
+            value
+                .parse::<Requirement>()
+                .map_err(|e| Error::BadDocument {
+                    origin: origin.to_owned(),
+                    at: "Requires-Dist".to_owned(),
+                    problem: e.to_string(),
+                })
         })
         .collect()
+}
+
+/// The core metadata (`<name>-<version>.dist-info/METADATA`) inside the wheel at `path`.
+pub fn wheel_metadata(path: &std::path::Path) -> Result<String, Error> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    wheel_metadata_from(file, &path.display().to_string())
+}
+
+/// The same, from a wheel's bytes; `origin` names it in errors.
+pub fn wheel_metadata_from(
+    wheel: impl std::io::Read + std::io::Seek,
+    origin: &str,
+) -> Result<String, Error> {
+    use std::io::Read as _;
+    let bad = |problem: String| Error::BadArchive {
+        archive: std::path::PathBuf::from(origin),
+        problem,
+    };
+    let mut zip = zip::ZipArchive::new(wheel).map_err(|e| bad(format!("not a zip file: {e}")))?;
+    let name = zip
+        .file_names()
+        .find(|name| {
+            name.strip_suffix(".dist-info/METADATA")
+                .is_some_and(|folder| !folder.contains('/'))
+        })
+        .map(str::to_owned)
+        .ok_or_else(|| bad("no .dist-info/METADATA: not a wheel".to_owned()))?;
+    let member = zip
+        .by_name(&name)
+        .map_err(|e| bad(format!("{name}: {e}")))?;
+    let mut text = String::new();
+    member
+        .take(METADATA_LIMIT)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(format!("{name}: {e}")))?;
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -374,11 +583,21 @@ mod tests {
             wheels[2].url,
             "http://127.0.0.1:8000/simple/nvidia-cublas/z.whl"
         );
-        let newest = pick(&wheels, None, "linux-x86_64").expect("a wheel");
+        let newest = pick(&wheels, &Constraint::default(), "linux-x86_64").expect("a wheel");
         assert_eq!(newest.version, "13.0.2.14");
-        let old = pick(&wheels, Some("13.0.0.19"), "linux-sbsa").expect("a wheel");
+        let old = pick(&wheels, &exactly("13.0.0.19"), "linux-sbsa").expect("a wheel");
         assert_eq!(old.sha256, "a".repeat(64));
-        assert!(pick(&wheels, Some("9.9"), "linux-x86_64").is_none());
+        assert_eq!(
+            pick(&wheels, &exactly("9.9"), "linux-x86_64"),
+            Err(NoWheel::NoVersion {
+                available: vec!["13.0.2.14".to_owned(), "13.0.0.19".to_owned()],
+                prereleases_matching: Vec::new(),
+            })
+        );
+        assert_eq!(
+            pick(&wheels, &Constraint::default(), "linux-ppc64le"),
+            Err(NoWheel::NoneForSystem)
+        );
         let error = parse_project_page(
             r#"{"files": [{"filename": "a-1-py3-none-any.whl", "url": "u"}]}"#,
             "http://127.0.0.1/simple/a/",
@@ -386,6 +605,139 @@ mod tests {
         .expect_err("no hash");
         assert!(
             error.to_string().contains("$.files[0].hashes: no sha256"),
+            "{error}"
+        );
+    }
+
+    fn exactly(version: &str) -> Constraint {
+        Constraint::new(
+            VersionSpecifiers::from_str(&format!("=={version}")).expect("specifier"),
+            false,
+        )
+    }
+
+    /// A page listing one x86-64 wheel per version.
+    fn page_of(project: &str, versions: &[&str]) -> Vec<Wheel> {
+        let files: Vec<Value> = versions
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "filename": format!("{project}-{v}-py3-none-manylinux_2_27_x86_64.whl"),
+                    "url": format!("{project}-{v}.whl"),
+                    "hashes": {"sha256": "a".repeat(64)},
+                })
+            })
+            .collect();
+        let page = serde_json::json!({ "files": files }).to_string();
+        parse_project_page(&page, "http://127.0.0.1/simple/p/").expect("parses")
+    }
+
+    #[test]
+    fn pre_releases_only_when_asked() {
+        // Versions of nvidia-cudnn-cu13 on PyPI: development builds sort before the
+        // release they lead to, and are pre-releases.
+        let wheels = page_of(
+            "nvidia_cudnn_cu13",
+            &[
+                "9.28.0.27.dev72339430",
+                "9.28.0.42",
+                "9.28.0.42.dev76646929",
+                "9.29.0.1rc1",
+                "9.28.1.4",
+            ],
+        );
+        let newest = pick(&wheels, &Constraint::default(), "linux-x86_64").expect("a wheel");
+        assert_eq!(newest.version, "9.28.1.4");
+        let with_pre = Constraint::new(VersionSpecifiers::empty(), true);
+        assert_eq!(
+            pick(&wheels, &with_pre, "linux-x86_64")
+                .expect("a wheel")
+                .version,
+            "9.29.0.1rc1"
+        );
+        // Naming a pre-release asks for it.
+        let named = exactly("9.28.0.42.dev76646929");
+        assert_eq!(
+            pick(&wheels, &named, "linux-x86_64")
+                .expect("a wheel")
+                .version,
+            "9.28.0.42.dev76646929"
+        );
+        // `==9.29.*` matches only a pre-release: refused, and the refusal says so.
+        let only_pre = Constraint::new(
+            VersionSpecifiers::from_str("==9.29.*").expect("specifier"),
+            false,
+        );
+        match pick(&wheels, &only_pre, "linux-x86_64") {
+            Err(NoWheel::NoVersion {
+                prereleases_matching,
+                available,
+            }) => {
+                assert_eq!(prereleases_matching, ["9.29.0.1rc1"]);
+                assert_eq!(available[0], "9.29.0.1rc1");
+                assert_eq!(available.len(), 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Versions PEP 440 cannot read are left out, as pip leaves them.
+        assert_eq!(page_of("x", &["1.0", "not-a-version"]).len(), 1);
+    }
+
+    #[test]
+    fn metadata_files_are_offered_only_with_a_hash() {
+        let page = serde_json::json!({"files": [
+            {"filename": "a-1.0-py3-none-any.whl", "url": "a.whl", "hashes": {"sha256": "a".repeat(64)},
+             "core-metadata": {"sha256": "B".repeat(64)}},
+            {"filename": "a-2.0-py3-none-any.whl", "url": "b.whl", "hashes": {"sha256": "a".repeat(64)},
+             "data-dist-info-metadata": {"sha256": "c".repeat(64)}},
+            {"filename": "a-3.0-py3-none-any.whl", "url": "c.whl", "hashes": {"sha256": "a".repeat(64)},
+             "core-metadata": true},
+            {"filename": "a-4.0-py3-none-any.whl", "url": "d.whl", "hashes": {"sha256": "a".repeat(64)},
+             "core-metadata": false},
+        ]})
+        .to_string();
+        let wheels = parse_project_page(&page, "http://127.0.0.1/simple/a/").expect("parses");
+        let hashes: Vec<Option<String>> =
+            wheels.iter().map(|w| w.metadata_sha256.clone()).collect();
+        assert_eq!(
+            hashes,
+            [Some("b".repeat(64)), Some("c".repeat(64)), None, None]
+        );
+        let request = wheels[0].metadata_request().expect("offered");
+        assert_eq!(request.url, "http://127.0.0.1/simple/a/a.whl.metadata");
+        assert_eq!(request.sha256, "b".repeat(64));
+        let bad = serde_json::json!({"files": [
+            {"filename": "a-1.0-py3-none-any.whl", "url": "a.whl", "hashes": {"sha256": "a".repeat(64)},
+             "core-metadata": {"sha256": "../x"}},
+        ]})
+        .to_string();
+        let error = parse_project_page(&bad, "http://127.0.0.1/simple/a/").expect_err("bad hash");
+        assert!(
+            error
+                .to_string()
+                .contains("$.files[0].core-metadata.sha256"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn requires_dist_is_read_from_the_headers_only() {
+        let metadata = "Metadata-Version: 2.4\nName: nvidia-cusolver\nVersion: 12.4.1.2\n\
+            Requires-Dist: nvidia-cublas\nRequires-Dist: nvidia-nvjitlink\nRequires-Dist:\n  nvidia-cusparse\n\n\
+            Requires-Dist: not-a-header\n";
+        let names: Vec<String> = requires_dist(metadata, "m")
+            .expect("reads")
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["nvidia-cublas", "nvidia-nvjitlink", "nvidia-cusparse"]
+        );
+        let error =
+            requires_dist("Requires-Dist: x @ file:///etc\n", "m.metadata").expect_err("a URL");
+        assert!(
+            error.to_string().starts_with("m.metadata: Requires-Dist: "),
             "{error}"
         );
     }

@@ -2,84 +2,38 @@
 
 use std::fmt::Write as _;
 
-use cudapkgs_build::prepare::Input;
 use cudapkgs_build::realise::{Built, Options, build};
+use cudapkgs_build::resolve::{
+    self, Origin, Requirer, Resolution, Source, Spec, Why, cuda_major, extend_for, providers_for,
+    resolve,
+};
+use cudapkgs_build::{Error as BuildError, Missing};
 use cudapkgs_caps::DEFAULT_CUDA;
 use cudapkgs_fatbin::Gpu;
 use cudapkgs_redist::fetch::{Fetcher, Request};
-use cudapkgs_redist::pypi;
 
-use super::redist::{ProgressLine, failure, fetcher_at, mirror_at, pip_index_url, this_system};
+use super::redist::{ProgressLine, failure, fetcher_at, mirror_url, pip_index_url, this_system};
 use super::store::open_store;
-use super::wheel::{parse_spec, resolve_wheel};
 use crate::cli::{BuildArgs, BuildSource};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 
-/// A package resolved to what will be downloaded.
-struct Resolved {
-    package: String,
-    version: String,
-    request: Request,
-}
-
 pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
     let fetcher = fetcher_at(args.cache.as_ref())?;
-    let system = args
-        .system
-        .clone()
-        .unwrap_or_else(|| this_system().to_owned());
-    let major: u32 = args
-        .cuda
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .ok_or_else(|| {
-            CliError::new(format!(
-                "--cuda {}: expected a release like 13.0.2 or a major like 13",
-                args.cuda
-            ))
-        })?;
-    // `PACKAGE=FILE` builds a downloaded archive or wheel; the rest come from the source.
-    let (local, remote): (Vec<&String>, Vec<&String>) = args
-        .packages
-        .iter()
-        .partition(|spec| spec.contains('=') && !spec.contains("=="));
-    let local: Vec<Input> = local
-        .iter()
-        .map(|spec| local_input(spec))
-        .collect::<CliResult<_>>()?;
-    let remote: Vec<String> = remote.into_iter().cloned().collect();
-    let resolved = if remote.is_empty() && !args.all {
-        Vec::new()
-    } else {
-        match args.source {
-            BuildSource::Pypi => resolve_wheels(args, &remote, &fetcher, major, &system)?,
-            BuildSource::Nvidia => resolve_archives(args, &remote, &fetcher, major, &system)?,
-        }
-    };
+    let mut request = request_of(args)?;
+    let progress = ProgressLine::new(output);
+    let update = |r: &Request, d, t| progress.update(r, d, t);
     if args.dry_run {
-        return show_plan(&fetcher, &resolved, &local);
+        let resolution = resolve(&fetcher, &request, &update).map_err(resolve_failure)?;
+        progress.finish();
+        tell(&resolution, output);
+        return show_plan(&fetcher, &resolution);
     }
     let capabilities = super::prune::requested_capabilities(
         args.capabilities.as_deref(),
         &args.gpus,
         DEFAULT_CUDA,
     )?;
-    let progress = ProgressLine::new(output);
-    let requests: Vec<Request> = resolved.iter().map(|r| r.request.clone()).collect();
-    let archives = fetcher.fetch_all(&requests, args.jobs, &|r, d, t| progress.update(r, d, t));
-    progress.finish();
-    let mut inputs = Vec::new();
-    for (r, archive) in resolved.iter().zip(archives) {
-        inputs.push(Input {
-            package: r.package.clone(),
-            version: r.version.clone(),
-            archive: archive.map_err(|error| failure(&error).context(&r.package))?,
-        });
-    }
-    inputs.extend(local);
-    let mut store = open_store(&args.location)?;
     let driver_dir = super::patch::driver_dir(Some(&args.driver_dir))?
         .display()
         .to_string();
@@ -96,46 +50,207 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
         jobs: args.jobs,
         gc_roots: !args.no_gc_roots,
     };
-    let built =
-        build(&mut store, &inputs, &options).map_err(|error| CliError::new(error.to_string()))?;
-    report(&built, output)
+    // Opened once something is resolved and downloaded: a refused request makes no store.
+    let mut store = None;
+    // What the files need beyond what resolution knew brings one more round each time
+    // it names a package not yet in the set; a round that adds nothing reports the rest.
+    loop {
+        let resolution = resolve(&fetcher, &request, &update).map_err(resolve_failure)?;
+        let archives = fetcher.fetch_all(&resolution.downloads(), args.jobs, &update);
+        progress.finish();
+        tell(&resolution, output);
+        let mut downloaded = Vec::new();
+        for (download, archive) in resolution.downloads().iter().zip(archives) {
+            let package = resolution
+                .packages
+                .iter()
+                .find(|r| r.origin == Origin::Remote(download.clone()))
+                .map_or("", |r| r.package.as_str());
+            downloaded.push(archive.map_err(|error| failure(&error).context(package))?);
+        }
+        let inputs = resolution.inputs(&downloaded);
+        if store.is_none() {
+            store = Some(open_store(&args.location)?);
+        }
+        let store = store.as_mut().expect("opened above");
+        match build(store, &inputs, &options) {
+            Ok(built) => return report(&built, &resolution, output),
+            Err(BuildError::Unresolved(missing)) => {
+                if request.dependencies && extend_for(&mut request, &resolution, &missing) {
+                    for line in missing_lines(&missing, &request) {
+                        output.warn(format!("{line}; adding it"));
+                    }
+                    continue;
+                }
+                return report_missing(&missing, &request, output);
+            }
+            Err(error) => return Err(CliError::new(error.to_string())),
+        }
+    }
+}
+
+/// The request the arguments make.
+fn request_of(args: &BuildArgs) -> CliResult<resolve::Request> {
+    let packages: Vec<Spec> = args
+        .packages
+        .iter()
+        .map(|spec| spec.parse::<Spec>().map_err(resolve_failure))
+        .collect::<CliResult<_>>()?;
+    let source = match args.source {
+        BuildSource::Pypi => Source::Pypi {
+            index_url: args.index_url.clone().unwrap_or_else(pip_index_url),
+        },
+        BuildSource::Nvidia => Source::Nvidia {
+            base_url: mirror_url(args.base_url.as_deref()),
+        },
+    };
+    Ok(resolve::Request {
+        packages,
+        source,
+        cuda: args.cuda.clone(),
+        system: args
+            .system
+            .clone()
+            .unwrap_or_else(|| this_system().to_owned()),
+        prereleases: args.pre,
+        dependencies: !args.no_deps,
+        all: args.all,
+        download_for_metadata: !args.dry_run,
+        jobs: args.jobs,
+    })
+}
+
+/// A resolution's failure, with its hint.
+pub fn resolve_failure(error: BuildError) -> CliError {
+    match error {
+        BuildError::Resolve { problem, hint } => {
+            let failed = CliError::new(problem);
+            match hint {
+                Some(hint) => failed.with_hint(hint),
+                None => failed,
+            }
+        }
+        BuildError::Redist(error) => failure(&error),
+        other => CliError::new(other.to_string()),
+    }
+}
+
+/// The release and what was brought, on standard error.
+fn tell(resolution: &Resolution, output: Output) {
+    if let Some(from) = &resolution.release_from {
+        output.detail(format!("CUDA {} from {from}", resolution.cuda));
+    }
+    for note in &resolution.notes {
+        output.detail(note);
+    }
+    for resolved in &resolution.packages {
+        if !resolved.required_by.is_empty() {
+            output.detail(format!(
+                "{} {}: {}",
+                resolved.package,
+                resolved.version,
+                because(&resolved.required_by)
+            ));
+        }
+    }
+}
+
+/// `required by cudnn, loaded by libcusolver`.
+fn because(requirers: &[Requirer]) -> String {
+    let words: Vec<String> = requirers
+        .iter()
+        .map(|r| match r.why {
+            Why::Declared => format!("required by {}", r.package),
+            Why::Loads => format!("needed by {}'s libraries", r.package),
+            Why::Library => format!("provides a library {} needs", r.package),
+        })
+        .collect();
+    words.join(", ")
+}
+
+/// One line per missing library, naming the package that would provide it.
+fn missing_lines(missing: &[Missing], request: &resolve::Request) -> Vec<String> {
+    let major = cuda_major(&request.cuda).unwrap_or(13);
+    missing
+        .iter()
+        .zip(providers_for(missing, major))
+        .map(|(m, provider)| {
+            let offer = provider.map_or_else(
+                || "no package of NVIDIA's releases is known to have it".to_owned(),
+                |p| format!("{p} provides it"),
+            );
+            format!(
+                "{}: {} needs {}, which no package of the set provides ({offer})",
+                m.package, m.file, m.library
+            )
+        })
+        .collect()
+}
+
+/// Every library no package provides, at once: exit 1.
+fn report_missing(
+    missing: &[Missing],
+    request: &resolve::Request,
+    output: Output,
+) -> CliResult<Exit> {
+    for line in missing_lines(missing, request) {
+        output.error(line);
+    }
+    let major = cuda_major(&request.cuda).unwrap_or(13);
+    if output.json {
+        let rows: Vec<serde_json::Value> = missing
+            .iter()
+            .zip(providers_for(missing, major))
+            .map(|(m, provider)| {
+                serde_json::json!({
+                    "package": m.package,
+                    "file": m.file,
+                    "library": m.library,
+                    "provider": provider,
+                })
+            })
+            .collect();
+        Output::print_json(&serde_json::json!({ "unresolved": rows }))?;
+    }
+    Ok(Exit::Problems)
 }
 
 /// `--dry-run`: what would be fetched (and whether it is cached) and built.
-fn show_plan(fetcher: &Fetcher, resolved: &[Resolved], local: &[Input]) -> CliResult<Exit> {
+fn show_plan(fetcher: &Fetcher, resolution: &Resolution) -> CliResult<Exit> {
     let mut text = String::new();
-    for r in resolved {
-        let cached = fetcher
-            .cached_path(&r.request.sha256)
-            .is_ok_and(|path| path.is_file());
+    for r in &resolution.packages {
+        let (place, cached) = match &r.origin {
+            Origin::Remote(request) => (
+                request.url.clone(),
+                fetcher
+                    .cached_path(&request.sha256)
+                    .is_ok_and(|path| path.is_file()),
+            ),
+            Origin::Local(path) => (path.display().to_string(), false),
+        };
+        let why = if r.required_by.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", because(&r.required_by))
+        };
         let _ = writeln!(
             text,
-            "{} {}  {}{}",
+            "{} {}  {place}{}{why}",
             r.package,
             r.version,
-            r.request.url,
             if cached { "  (cached)" } else { "" }
-        );
-    }
-    for input in local {
-        let _ = writeln!(
-            text,
-            "{} {}  {}",
-            input.package,
-            input.version,
-            input.archive.display()
         );
     }
     let _ = writeln!(
         text,
         "then: unpack, split, resolve needed libraries across these {} packages, set runpaths, add to the store",
-        resolved.len() + local.len()
+        resolution.packages.len()
     );
     Output::print(&text)?;
     Ok(Exit::Success)
 }
 
-fn report(built: &[Built], output: Output) -> CliResult<Exit> {
+fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult<Exit> {
     for package in built {
         for (capability, file, kernel) in package.targets.missing.iter().take(5) {
             output.warn(format!(
@@ -163,6 +278,12 @@ fn report(built: &[Built], output: Output) -> CliResult<Exit> {
                     "architectures": b.targets.architectures,
                     "kernels_checked": b.targets.kernels_checked,
                     "kernels_without_image": b.targets.missing.len(),
+                    "required_by": resolution
+                        .packages
+                        .iter()
+                        .find(|r| r.package == b.package)
+                        .map(|r| r.required_by.iter().map(|by| by.package.clone()).collect::<Vec<_>>())
+                        .unwrap_or_default(),
                 })
             })
             .collect();
@@ -180,112 +301,4 @@ fn report(built: &[Built], output: Output) -> CliResult<Exit> {
         Output::print(&text)?;
     }
     Ok(Exit::Success)
-}
-
-/// `PACKAGE=FILE`: the version from the file's name (a wheel's, or NVIDIA's
-/// `<package>-<system>-<version>-archive`), else `local`.
-fn local_input(spec: &str) -> CliResult<Input> {
-    let (package, file) = spec.split_once('=').expect("checked by the caller");
-    let archive = std::path::PathBuf::from(file);
-    if !archive.is_file() {
-        return Err(CliError::new(format!("{spec}: {file} is not a file")));
-    }
-    let name = archive
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let version = if let Some(stem) = name.strip_suffix(".whl") {
-        stem.split('-').nth(1).map(str::to_owned)
-    } else {
-        name.split_once("-archive.")
-            .and_then(|(stem, _)| stem.rsplit('-').next())
-            .map(str::to_owned)
-    }
-    .unwrap_or_else(|| "local".to_owned());
-    Ok(Input {
-        package: package.to_owned(),
-        version,
-        archive,
-    })
-}
-
-fn resolve_wheels(
-    args: &BuildArgs,
-    packages: &[String],
-    fetcher: &Fetcher,
-    major: u32,
-    system: &str,
-) -> CliResult<Vec<Resolved>> {
-    if args.all {
-        return Err(CliError::new(
-            "--all needs --source nvidia (PyPI has no release list)",
-        ));
-    }
-    let index = args.index_url.clone().unwrap_or_else(pip_index_url);
-    let mut resolved = Vec::new();
-    for spec in packages {
-        let (name, version) = parse_spec(spec);
-        if pypi::wheel_name(name, major).is_none() {
-            return Err(
-                CliError::new(format!("{name}: no wheel is known for this package")).with_hint(
-                    "use a redist name such as cuda_cudart, libcublas, cuda_nvrtc, cudnn",
-                ),
-            );
-        }
-        let wheel = resolve_wheel(fetcher, &index, name, version, major, system)?;
-        resolved.push(Resolved {
-            package: name.to_owned(),
-            version: wheel.version.clone(),
-            request: wheel.request(),
-        });
-    }
-    Ok(resolved)
-}
-
-fn resolve_archives(
-    args: &BuildArgs,
-    packages: &[String],
-    fetcher: &Fetcher,
-    major: u32,
-    system: &str,
-) -> CliResult<Vec<Resolved>> {
-    let mirror = mirror_at(args.base_url.as_deref());
-    let manifest = mirror
-        .manifest(fetcher, "cuda", &args.cuda)
-        .map_err(|error| {
-            failure(&error)
-                .with_hint("--source nvidia needs the full release in --cuda, like 12.9.1")
-        })?;
-    let names: Vec<String> = if args.all {
-        manifest
-            .packages
-            .values()
-            .filter(|p| p.archive(system, Some(major)).is_some())
-            .map(|p| p.key.clone())
-            .collect()
-    } else {
-        packages.to_vec()
-    };
-    let mut resolved = Vec::new();
-    for name in names {
-        let package = manifest.packages.get(&name).ok_or_else(|| {
-            CliError::new(format!("CUDA {} has no package `{name}`", args.cuda))
-                .with_hint("`cudapkgs redist list --version RELEASE` shows the packages")
-        })?;
-        let archive = package
-            .archive(system, Some(major))
-            .or_else(|| package.archive(system, None))
-            .ok_or_else(|| {
-                CliError::new(format!(
-                    "{name} {} has no archive for {system}",
-                    package.version
-                ))
-            })?;
-        resolved.push(Resolved {
-            package: name.clone(),
-            version: package.version.clone(),
-            request: mirror.request("cuda", archive),
-        });
-    }
-    Ok(resolved)
 }

@@ -83,59 +83,25 @@ pub fn mirror(source: &RedistSource) -> Mirror {
 
 /// `--base-url`, else `$CUDAPKGS_REDIST_URL`, else NVIDIA's server.
 pub fn mirror_at(base_url: Option<&str>) -> Mirror {
-    let base = base_url
+    Mirror::new(&mirror_url(base_url))
+}
+
+/// The base URL of [`mirror_at`].
+pub fn mirror_url(base_url: Option<&str>) -> String {
+    base_url
         .map(str::to_owned)
         .or_else(|| process_env("CUDAPKGS_REDIST_URL"))
-        .unwrap_or_else(|| NVIDIA_BASE_URL.to_owned());
-    Mirror::new(&base)
+        .unwrap_or_else(|| NVIDIA_BASE_URL.to_owned())
 }
 
-/// The index pip would use: `$PIP_INDEX_URL`, else `index-url` of pip's configuration
-/// files (global, then user, then `$PIP_CONFIG_FILE`, later ones winning), else PyPI.
+/// The index pip would use: `$PIP_INDEX_URL`, else pip's configuration, else PyPI.
 pub fn pip_index_url() -> String {
-    if let Some(url) = process_env("PIP_INDEX_URL") {
-        return url;
-    }
-    let mut files = vec![PathBuf::from("/etc/pip.conf")];
-    if let Some(home) = process_env("HOME") {
-        files.push(PathBuf::from(&home).join(".pip/pip.conf"));
-        let config = process_env("XDG_CONFIG_HOME").unwrap_or_else(|| format!("{home}/.config"));
-        files.push(PathBuf::from(config).join("pip/pip.conf"));
-    }
-    if let Some(file) = process_env("PIP_CONFIG_FILE") {
-        files.push(PathBuf::from(file));
-    }
-    files
-        .iter()
-        .rev()
-        .filter_map(|file| std::fs::read_to_string(file).ok())
-        .find_map(|text| ini_value(&text, &["global", "install", "download"], "index-url"))
-        .unwrap_or_else(|| cudapkgs_redist::pypi::PYPI_INDEX_URL.to_owned())
-}
-
-/// `key` in one of `sections` of an INI text (pip spells keys with `-` or `_`).
-fn ini_value(text: &str, sections: &[&str], key: &str) -> Option<String> {
-    let mut in_section = false;
-    let mut found = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            in_section = sections.contains(&name.trim());
-        } else if let Some((k, v)) = line.split_once('=').filter(|_| in_section) {
-            if k.trim().replace('_', "-") == key {
-                found = Some(v.trim().to_owned());
-            }
-        }
-    }
-    found
+    cudapkgs_build::resolve::pip_index_url(&process_env)
 }
 
 /// NVIDIA's name for this machine's system.
 pub fn this_system() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
-        "linux-sbsa"
-    } else {
-        "linux-x86_64"
-    }
+    cudapkgs_build::resolve::host_system()
 }
 
 pub fn load_manifest(source: &RedistSource, fetcher: &Fetcher) -> CliResult<Manifest> {
@@ -234,19 +200,19 @@ pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
             system,
             cache,
             jobs,
+            pre,
         } => {
             let index = index_url.clone().unwrap_or_else(pip_index_url);
             let fetcher = fetcher_at(cache.as_ref())?;
-            let system = system.as_deref().unwrap_or_else(|| this_system());
-            super::wheel::fetch_wheels(
-                &fetcher,
-                &index,
+            let wanted = super::wheel::WheelRequest {
+                index: &index,
                 packages,
-                *cuda_major,
-                system,
-                *jobs,
-                output,
-            )
+                cuda_major: *cuda_major,
+                system: system.as_deref().unwrap_or_else(|| this_system()),
+                prereleases: *pre,
+                jobs: *jobs,
+            };
+            super::wheel::fetch_wheels(&fetcher, &wanted, output)
         }
     }
 }
