@@ -2,7 +2,8 @@
 """Serve a folder over HTTP on 127.0.0.1 with `Range` support, for download tests.
 
 Prints the port on its first line, then serves until killed. A path ending in `/` serves
-that folder's `index.json` (a simple index's project page in its JSON form). Every request is appended to
+that folder's `index.json` (a simple index's project page in its JSON form), or an HTML
+listing of the folder when it has none (as NVIDIA's server lists its manifests). Every request is appended to
 LOG as `GET <path> <range header or ->`. With `--break-first N`, the first request for each
 file sends only N bytes of the body and drops the connection (a download interrupted).
 
@@ -26,15 +27,29 @@ def handler(root, log_path, break_first):
         def log_message(self, *args):
             pass
 
+        def listing(self, names):
+            links = "".join(f'<a href="{name}">{name}</a><br/>\n' for name in names)
+            body = f"<html><body>\n{links}</body></html>\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_GET(self):
             wanted = self.headers.get("Range")
             with lock, open(log_path, "a") as log:
                 log.write(f"GET {self.path} {wanted or '-'}\n")
             path = os.path.realpath(os.path.join(root, self.path.lstrip("/")))
-            if self.path.endswith("/"):
-                # A folder's page (a simple index's project page) is its index.json.
-                path = os.path.join(path, "index.json")
-            if not path.startswith(os.path.realpath(root) + os.sep) or not os.path.isfile(path):
+            inside = (path + os.sep).startswith(os.path.realpath(root) + os.sep)
+            if self.path.endswith("/") and inside and os.path.isdir(path):
+                page = os.path.join(path, "index.json")
+                if not os.path.isfile(page):
+                    # A folder without one is listed as web servers list folders.
+                    self.listing(sorted(os.listdir(path)))
+                    return
+                path = page
+            if not inside or not os.path.isfile(path):
                 self.send_response(404)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
