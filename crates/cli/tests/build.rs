@@ -771,3 +771,62 @@ fn walk_names(dir: &Path) -> Vec<String> {
     }
     found
 }
+
+#[test]
+fn every_missing_library_is_named_at_once_and_known_providers_are_brought() {
+    let Some(real) = mirror() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let mirror = two_package_mirror(dir.path(), &real);
+    let store = dir.path().join("store");
+    let common = source_args(&mirror, &dir.path().join("cache"), &store);
+    let common = strs(&common);
+    // libfoo's libkernels.so needs the CUDA runtime; NVIDIA's cuda_cudart provides it,
+    // and the release has it: a second round brings it.
+    let (code, stdout, stderr) = run(&[&["--json", "build"][..], &common, &["libfoo"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(
+            "libfoo: lib/lib/libkernels.so needs libcudart.so.13, which no package of the set provides (cuda_cudart provides it); adding it"
+        ),
+        "{stderr}"
+    );
+    let built: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let names: Vec<&str> = built
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| p["package"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["cuda_cudart", "libfoo"]);
+
+    // Two packages that each need a library none of the set provides: both are named
+    // in one run, with the package that has one, and nothing is added.
+    let other = tempfile::tempdir().expect("temp");
+    let evil = package_needing(other.path(), "libcublasLt.so.13");
+    let bar = mirror.join("cuda/redist/libbar/linux-x86_64/libbar-linux-x86_64-2.0-archive.tar.xz");
+    let (code, stdout, stderr) = run(&[
+        "--json",
+        "build",
+        "--no-deps",
+        &format!("libevil={}", evil.display()),
+        &format!("libbar={}", bar.display()),
+        "--store-dir",
+        s(&other.path().join("store")),
+        "--cache",
+        s(&other.path().join("cache")),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(
+        report["unresolved"],
+        serde_json::json!([
+            {"package": "libevil", "file": "lib/lib/libevil.so.1", "library": "libcublasLt.so.13", "provider": "libcublas"},
+            {"package": "libbar", "file": "lib/lib/libbar.so.1", "library": "libfoo.so.1", "provider": null},
+        ])
+    );
+    assert!(
+        stderr.contains("libevil: lib/lib/libevil.so.1 needs libcublasLt.so.13, which no package of the set provides (libcublas provides it)"),
+        "{stderr}"
+    );
+    assert_eq!(added(&other.path().join("store")), Vec::<String>::new());
+}
