@@ -39,4 +39,16 @@ fi
 nvidia_bin=$(bash scripts/install-nvidia-tools.sh | tail -n 1)
 export CUDAPKGS_CUOBJDUMP="$nvidia_bin/cuobjdump"
 
+# Real source releases (pinned sdists) and PyTorch's extension builder for `targets`;
+# patch(1) applies the diffs `targets rewrite --patch` prints.
+bash scripts/install-targets-sources.sh >/dev/null
+if ! command -v patch >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patch >/dev/null
+  else
+    echo "patch is needed: install Debian's patch" >&2
+    exit 1
+  fi
+fi
+
 cargo nextest run --workspace --no-fail-fast
