@@ -1344,3 +1344,90 @@ fn a_killed_push_leaves_no_narinfo_without_its_nar() {
     ]);
     assert!(copied.starts_with("copied 1 path"), "{copied}");
 }
+
+#[test]
+fn a_killed_server_leaves_no_partial_upload() {
+    let world = World::new();
+    let cache = world.path("cache");
+    std::fs::create_dir_all(&cache).expect("mkdir");
+    let token = world.path("token");
+    std::fs::write(&token, "0123456789abcdef-token").expect("write");
+    let url = format!("file://{}", cache.display());
+    let args = ["--cache", url.as_str(), "--push-token-file", s(&token)];
+    let mut serve = Serve::start(&world, &args);
+    let mut upload = TcpStream::connect(("127.0.0.1", serve.port())).expect("connect");
+    let head = "PUT /nar/big.nar HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\
+                Authorization: Bearer 0123456789abcdef-token\r\n\r\n";
+    upload.write_all(head.as_bytes()).expect("head");
+    upload
+        .write_all(&vec![1u8; 1 << 20])
+        .expect("part of the body");
+    // Until the server has written part of it into its work folder.
+    let started = Instant::now();
+    let written = || {
+        std::fs::read_dir(&cache)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".cudapkgs-upload-")
+            })
+            .any(|e| std::fs::read_dir(e.path()).into_iter().flatten().count() > 0)
+    };
+    while !written() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(written(), "the upload never reached the work folder");
+    serve.child.kill().expect("kill -9");
+    serve.child.wait().expect("wait");
+    assert!(!cache.join("nar/big.nar").exists());
+    // The next server that takes pushes removes the dead one's work folder.
+    let again = Serve::start(&world, &args);
+    let (status, _, _) = again.get("/nar/big.nar", "");
+    assert_eq!(status, 404);
+    let left: Vec<_> = std::fs::read_dir(&cache)
+        .expect("cache")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn serve_bounds_its_connections() {
+    let world = World::new();
+    let cache = world.path("cache");
+    std::fs::create_dir_all(&cache).expect("mkdir");
+    let url = format!("file://{}", cache.display());
+    let serve = Serve::start(&world, &["--cache", &url, "--max-connections", "2"]);
+    // Two connections held open (keep-alive, idle) take every slot.
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", serve.port())).expect("connect");
+            stream
+                .write_all(b"GET /nix-cache-info HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("send");
+            let mut buffer = [0; 512];
+            let n = stream.read(&mut buffer).expect("answer");
+            assert!(buffer[..n].starts_with(b"HTTP/1.1 200"));
+            stream
+        })
+        .collect();
+    let (status, head, _) = serve.get("/nix-cache-info", "");
+    assert_eq!(status, 503, "{head}");
+    assert!(head.contains("Retry-After"), "{head}");
+    drop(held);
+    // Freed slots serve again.
+    let started = Instant::now();
+    loop {
+        let (status, _, _) = serve.get("/nix-cache-info", "");
+        if status == 200 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still {status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
