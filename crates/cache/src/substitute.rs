@@ -61,22 +61,28 @@ pub fn substitute(
     let mut report = Report::default();
     // Every narinfo of the closure is read and checked before any NAR is fetched.
     let mut narinfos: HashMap<String, NarInfo> = HashMap::new();
-    let mut pending: Vec<String> = paths
-        .iter()
-        .map(|p| store_path::hash_part_of(p).to_owned())
-        .collect();
-    for (path, hash) in paths.iter().zip(&pending) {
-        if !store_path::is_hash_part(hash) {
+    // Each with its full path when known: a valid one needs no narinfo.
+    let mut pending: Vec<(String, Option<String>)> = Vec::new();
+    for path in paths {
+        let hash = store_path::hash_part_of(path).to_owned();
+        if !store_path::is_hash_part(&hash) {
             return Err(Error::Location(format!(
                 "{path:?} is not a store path (or the hash part of one)"
             )));
         }
+        pending.push((hash, path.starts_with('/').then(|| path.clone())));
     }
     let mut seen = HashSet::new();
     let mut present = Vec::new();
-    while let Some(hash) = pending.pop() {
+    while let Some((hash, full)) = pending.pop() {
         if !seen.insert(hash.clone()) {
             continue;
+        }
+        if let Some(full) = full {
+            if store.info(&full)?.is_some() {
+                present.push(full);
+                continue;
+            }
         }
         let info = fetch_narinfo(backend, &store_dir, &hash, options)?;
         if store.info(&info.store_path)?.is_some() {
@@ -84,7 +90,10 @@ pub fn substitute(
             continue;
         }
         for reference in &info.references {
-            pending.push(store_path::hash_part_of(reference).to_owned());
+            pending.push((
+                store_path::hash_part_of(reference).to_owned(),
+                Some(format!("{store_dir}/{reference}")),
+            ));
         }
         narinfos.insert(info.store_path.clone(), info);
     }

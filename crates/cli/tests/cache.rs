@@ -1431,3 +1431,36 @@ fn serve_bounds_its_connections() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn copy_needs_no_narinfo_for_references_already_in_the_store() {
+    let t = pushed_package("zstd");
+    let from = t.file_url();
+    let first = t.world.ok(&[
+        "copy",
+        "--from",
+        &from,
+        "--trusted-public-key",
+        &t.public,
+        &t.dep,
+    ]);
+    assert!(first.starts_with("copied 1 path"), "{first}");
+    std::fs::remove_file(t.narinfo_path(&t.dep)).expect("remove");
+    let second = t.world.ok(&[
+        "copy",
+        "--from",
+        &from,
+        "--trusted-public-key",
+        &t.public,
+        &t.pkg,
+    ]);
+    assert!(
+        second.starts_with("copied 1 path") && second.contains("1 already there"),
+        "{second}"
+    );
+    let verify = t.world.ok(&["store", "verify"]);
+    assert!(
+        verify.contains("2 valid paths checked, 0 problems"),
+        "{verify}"
+    );
+}
