@@ -254,37 +254,6 @@ fn a_release_gives_its_own_wheels_and_what_they_require() {
         "{requests:?}"
     );
 
-    // cuDNN brings cuBLAS (declared) and NVRTC (loaded by its sub-libraries); its
-    // development builds and release candidates are left out unless asked for.
-    let (code, text, stderr) = plan(&server, &cache, &["--cuda", "12.6", "cudnn"]);
-    assert_eq!(code, 0, "{stderr}");
-    let names: Vec<String> = planned(&text).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(
-        names,
-        [
-            "cudnn 9.28.0.42",
-            "libcublas 12.6.4.1",
-            "cuda_nvrtc 12.6.85"
-        ],
-        "{text}"
-    );
-    let (code, text, stderr) = plan(&server, &cache, &["--cuda", "12.6", "--pre", "cudnn"]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(text.starts_with("cudnn 9.29.0.1rc1 "), "{text}");
-    let (code, text, stderr) = plan(
-        &server,
-        &cache,
-        &[
-            "--cuda",
-            "12.6",
-            "--no-deps",
-            "cudnn==9.28.0.42.dev76646929",
-        ],
-    );
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(planned(&text).len(), 1, "{text}");
-    assert!(text.starts_with("cudnn 9.28.0.42.dev76646929 "), "{text}");
-
     // A major alone takes its newest release whose pins admit an exact pin.
     let (code, text, stderr) = plan(&server, &cache, &["--cuda", "12", "--no-deps", "libcublas"]);
     assert_eq!(code, 0, "{stderr}");
@@ -318,6 +287,46 @@ fn a_release_gives_its_own_wheels_and_what_they_require() {
         stderr.contains("nvidia-cublas-cu12: no wheel of") && stderr.contains("(CUDA 12.6.3)"),
         "{stderr}"
     );
+}
+
+#[test]
+fn pre_releases_only_when_asked_and_metadata_files_verified() {
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path().join("index");
+    cuda12_index(&root);
+    let server = Server::start(&root, &dir.path().join("log"), None);
+    let cache = dir.path().join("cache");
+
+    // cuDNN brings cuBLAS (declared) and NVRTC (loaded by its sub-libraries); its
+    // development builds and release candidates are left out unless asked for.
+    let (code, text, stderr) = plan(&server, &cache, &["--cuda", "12.6", "cudnn"]);
+    assert_eq!(code, 0, "{stderr}");
+    let names: Vec<String> = planned(&text).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "cudnn 9.28.0.42",
+            "libcublas 12.6.4.1",
+            "cuda_nvrtc 12.6.85"
+        ],
+        "{text}"
+    );
+    let (code, text, stderr) = plan(&server, &cache, &["--cuda", "12.6", "--pre", "cudnn"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.starts_with("cudnn 9.29.0.1rc1 "), "{text}");
+    let (code, text, stderr) = plan(
+        &server,
+        &cache,
+        &[
+            "--cuda",
+            "12.6",
+            "--no-deps",
+            "cudnn==9.28.0.42.dev76646929",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(planned(&text).len(), 1, "{text}");
+    assert!(text.starts_with("cudnn 9.28.0.42.dev76646929 "), "{text}");
 
     // A metadata file that is not the one the index's hash names is refused.
     let metadata =
