@@ -34,7 +34,8 @@ pub fn unified_diff(path: &str, text: &str, edits: &[Edit]) -> String {
         |line: usize| &text[starts[line]..starts.get(line + 1).copied().unwrap_or(text.len())];
 
     let mut out = format!("--- a/{path}\n+++ b/{path}\n");
-    let mut delta: isize = 0;
+    // Lines the earlier hunks took from the old text and gave the new one.
+    let (mut old_before, mut new_before) = (0usize, 0usize);
     let mut index = 0;
     while index < blocks.len() {
         // A hunk takes every block whose context touches the previous one's.
@@ -80,15 +81,17 @@ pub fn unified_diff(path: &str, text: &str, edits: &[Edit]) -> String {
             new_count += 1;
             line += 1;
         }
-        let new_first = old_first as isize + delta;
+        // The earlier hunks cover lines before this one, so this cannot underflow.
+        let new_first = old_first - old_before + new_before;
         let _ = writeln!(
             out,
             "@@ -{} +{} @@",
             range(old_first, old_count),
-            range(new_first.max(0) as usize, new_count)
+            range(new_first, new_count)
         );
         out.push_str(&body);
-        delta += new_count as isize - old_count as isize;
+        old_before += old_count;
+        new_before += new_count;
         index = end + 1;
     }
     out
@@ -137,7 +140,10 @@ mod tests {
 
     #[test]
     fn hunks_carry_three_lines_of_context() {
-        let text: String = (1..=20).map(|n| format!("line {n}\n")).collect();
+        let mut text = String::new();
+        for n in 1..=20 {
+            let _ = writeln!(text, "line {n}");
+        }
         let edits = [
             edit(&text, "line 5", "five"),
             edit(&text, "line 16", "sixteen\nmore"),

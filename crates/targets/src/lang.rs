@@ -167,10 +167,8 @@ fn blank(out: &mut [u8], start: usize, end: usize) {
 /// The line (1-based) of a byte offset.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
+        .split(|&b| b == b'\n')
         .count()
-        + 1
 }
 
 #[cfg(test)]

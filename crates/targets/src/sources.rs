@@ -45,13 +45,8 @@ pub fn read(path: &Path) -> Result<(Origin, Vec<SourceFile>), Error> {
     if metadata.is_dir() {
         return Ok((Origin::Tree, read_tree(path)?));
     }
-    let name = path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if name.ends_with(".tar.gz") || name.ends_with(".tgz") || name.ends_with(".zip") {
-        return Ok((Origin::Sdist, read_sdist(path, &name)?));
+    if let Some(format) = archive_format(path) {
+        return Ok((Origin::Sdist, read_sdist(path, format)?));
     }
     let language = Language::of(path).ok_or_else(|| Error::NotSource {
         path: path.to_owned(),
@@ -126,7 +121,30 @@ fn read_tree(root: &Path) -> Result<Vec<SourceFile>, Error> {
     Ok(files)
 }
 
-fn read_sdist(path: &Path, name: &str) -> Result<Vec<SourceFile>, Error> {
+/// How an sdist is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArchiveFormat {
+    TarGz,
+    Zip,
+}
+
+fn archive_format(path: &Path) -> Option<ArchiveFormat> {
+    let lower = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+    };
+    match lower(path).as_deref()? {
+        "zip" => Some(ArchiveFormat::Zip),
+        "tgz" => Some(ArchiveFormat::TarGz),
+        "gz" if lower(Path::new(path.file_stem()?)).as_deref() == Some("tar") => {
+            Some(ArchiveFormat::TarGz)
+        }
+        _ => None,
+    }
+}
+
+fn read_sdist(path: &Path, format: ArchiveFormat) -> Result<Vec<SourceFile>, Error> {
     let archive = |message: String| Error::Archive {
         path: path.to_owned(),
         message,
@@ -147,7 +165,7 @@ fn read_sdist(path: &Path, name: &str) -> Result<Vec<SourceFile>, Error> {
         Ok(())
     };
     let mut count = 0usize;
-    if name.ends_with(".zip") {
+    if format == ArchiveFormat::Zip {
         let mut zip = zip::ZipArchive::new(file).map_err(|e| archive(e.to_string()))?;
         for index in 0..zip.len() {
             let mut entry = zip.by_index(index).map_err(|e| archive(e.to_string()))?;

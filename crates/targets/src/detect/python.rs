@@ -93,7 +93,8 @@ fn default_string(masked: &Masked, index: usize) -> Option<&Range<usize>> {
     let text = masked.text.as_str();
     let name = &masked.strings[index];
     let before = text[..name.start].trim_end().strip_suffix('(')?.trim_end();
-    if !(before.ends_with("getenv") || before.ends_with(".get") || before.ends_with("setdefault")) {
+    let method = before.rsplit(['.', ' ', '(', '=']).next().unwrap_or("");
+    if !matches!(method, "getenv" | "get" | "setdefault") {
         return None;
     }
     let value = masked.strings.get(index + 1)?;

@@ -91,12 +91,11 @@ fn assignment(text: &str, at: usize, variable: &Variable) -> Option<Finding> {
     }
     let value_text = spaced.trim_start_matches([' ', '\t']);
     let value_start = text.len() - value_text.len();
-    let (start, end) = match value_text.chars().next() {
-        Some(quote @ ('"' | '\'')) => {
-            let close = value_text[1..].find(quote)?;
-            (value_start + 1, value_start + 1 + close)
-        }
-        _ => {
+    let (start, end) = if let Some(quote @ ('"' | '\'')) = value_text.chars().next() {
+        let close = value_text[1..].find(quote)?;
+        (value_start + 1, value_start + 1 + close)
+    } else {
+        {
             let stops: &[char] = if variable.separators.contains(&',') {
                 &[' ', '\t', '\n', '"', '\'', ')', ']', '}', '\\']
             } else {

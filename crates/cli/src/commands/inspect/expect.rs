@@ -27,7 +27,7 @@ impl Expectation {
     pub fn new(list: &str, forward_compat: bool) -> CliResult<Expectation> {
         let capabilities = parse_capability_list(list)
             .map_err(|error| CliError::new(error.to_string()).context("--expect-capabilities"))?;
-        let resolved = resolve(capabilities, forward_compat)
+        let resolved = resolve(&capabilities, forward_compat)
             .map_err(|error| CliError::from(error).context("--expect-capabilities"))?;
         Ok(Expectation {
             sass: resolved.capabilities.iter().copied().collect(),
@@ -39,7 +39,7 @@ impl Expectation {
 /// Resolves with the default CUDA release, or the newest the table knows when a
 /// capability needs it: the release only decides what is valid here.
 fn resolve(
-    capabilities: Vec<Capability>,
+    capabilities: &[Capability],
     forward_compat: bool,
 ) -> Result<ResolvedOptions, cudapkgs_caps::OptionsError> {
     let platform = if capabilities
@@ -52,7 +52,7 @@ fn resolve(
     };
     let options = |cuda| CudaOptions {
         cuda,
-        capabilities: Some(capabilities.clone()),
+        capabilities: Some(capabilities.to_vec()),
         forward_compat,
         platform,
     };

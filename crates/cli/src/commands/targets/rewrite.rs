@@ -67,39 +67,12 @@ pub(super) fn run(
         })
         .collect();
 
-    let mut rewritten = Vec::new();
-    let mut manual = Vec::new();
-    let mut patch = String::new();
-    let mut changed: Vec<(&SourceFile, &FilePlan)> = Vec::new();
-    for (file, plan) in &plans {
-        let name = file.path.display().to_string();
-        rewritten.extend(
-            plan.rewritten
-                .iter()
-                .map(|f| FindingJson::new(&input, &name, f)),
-        );
-        manual.extend(plan.manual.iter().map(|m| ManualJson {
-            file: name.clone(),
-            line: m.line,
-            kind: m.kind.name(),
-            reason: m.reason.clone(),
-        }));
-        manual.extend(plan.remaining.iter().map(|f| ManualJson {
-            file: name.clone(),
-            line: f.line,
-            kind: f.kind.name(),
-            reason: "still forces other targets after the rewrite; edit by hand".to_owned(),
-        }));
-        if !plan.edits.is_empty() {
-            patch.push_str(&cudapkgs_targets::unified_diff(
-                &name,
-                &file.text,
-                &plan.edits,
-            ));
-            changed.push((file, plan));
-        }
-    }
-
+    let Outcome {
+        rewritten,
+        manual,
+        patch,
+        changed,
+    } = outcome(&input, &plans);
     let needs_person = !manual.is_empty();
     let refused = needs_person && !args.partial;
     let written_to = if args.patch || refused || changed.is_empty() {
@@ -138,11 +111,61 @@ pub(super) fn run(
             Output::print(&summary)?;
         }
     }
-    Ok(if !needs_person {
-        Exit::Success
-    } else {
+    Ok(if needs_person {
         Exit::Problems
+    } else {
+        Exit::Success
     })
+}
+
+/// The places rewritten and left, the diff, and the files that change.
+struct Outcome<'a> {
+    rewritten: Vec<FindingJson>,
+    manual: Vec<ManualJson>,
+    patch: String,
+    changed: Vec<(&'a SourceFile, &'a FilePlan)>,
+}
+
+fn outcome<'a>(input: &str, plans: &'a [(&'a SourceFile, FilePlan)]) -> Outcome<'a> {
+    let mut rewritten = Vec::new();
+    let mut manual = Vec::new();
+    let mut patch = String::new();
+    let mut changed: Vec<(&SourceFile, &FilePlan)> = Vec::new();
+    for (file, plan) in plans {
+        let name = file.path.display().to_string();
+        rewritten.extend(
+            plan.rewritten
+                .iter()
+                .map(|f| FindingJson::new(input, &name, f)),
+        );
+        manual.extend(plan.manual.iter().map(|m| ManualJson {
+            file: name.clone(),
+            line: m.line,
+            kind: m.kind.name(),
+            reason: m.reason.clone(),
+        }));
+        manual.extend(plan.remaining.iter().map(|f| ManualJson {
+            file: name.clone(),
+            line: f.line,
+            kind: f.kind.name(),
+            reason: "still forces other targets after the rewrite; edit by hand".to_owned(),
+        }));
+        if !plan.edits.is_empty() {
+            patch.push_str(&cudapkgs_targets::unified_diff(
+                &name,
+                &file.text,
+                &plan.edits,
+            ));
+            changed.push((file, plan));
+        }
+    }
+
+    Outcome {
+        rewritten,
+        manual,
+        patch,
+        changed,
+    }
 }
 
 /// Writes every changed file, in SRC or in a fresh copy of it; returns where.
@@ -188,7 +211,7 @@ fn human(
     files: usize,
     written_to: Option<&Path>,
     refused: bool,
-    patch: bool,
+    as_patch: bool,
 ) -> String {
     let mut out = String::new();
     for finding in rewritten {
@@ -213,11 +236,11 @@ fn human(
     } else {
         "places"
     };
-    let files_word = if files == 1 { "file" } else { "files" };
+    let file_noun = if files == 1 { "file" } else { "files" };
     let _ = match written_to {
         Some(path) => writeln!(
             out,
-            "rewrote {} {places} in {files} {files_word} in {}",
+            "rewrote {} {places} in {files} {file_noun} in {}",
             rewritten.len(),
             path.display()
         ),
@@ -231,9 +254,9 @@ fn human(
                 "places need"
             }
         ),
-        None if patch => writeln!(
+        None if as_patch => writeln!(
             out,
-            "{} {places} in {files} {files_word} in the patch",
+            "{} {places} in {files} {file_noun} in the patch",
             rewritten.len()
         ),
         None => writeln!(
