@@ -1464,3 +1464,37 @@ fn copy_needs_no_narinfo_for_references_already_in_the_store() {
         "{verify}"
     );
 }
+
+#[test]
+fn trusted_keys_come_from_the_flags_else_the_environment() {
+    let t = pushed_package("zstd");
+    let (_, other) = t.world.keygen("other-1");
+    let root = t.world.ours();
+    let from = t.file_url();
+    let copy = |flags: &[&str], env: &[(&str, &str)]| {
+        let store = ["--store-dir", "/nix/store", "--root", s(&root)];
+        let args = [
+            &["copy", "--from", from.as_str()][..],
+            flags,
+            &[&t.dep],
+            &store,
+        ]
+        .concat();
+        World::cudapkgs(&args, env)
+    };
+    // The flag wins over the environment: the wrong key named on the command line.
+    let env = [("CUDAPKGS_TRUSTED_PUBLIC_KEYS", t.public.as_str())];
+    let (code, _, stderr) = copy(&["--trusted-public-key", &other], &env);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("trusted: other-1"), "{stderr}");
+    let (code, stdout, stderr) = copy(&[], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("copied 1 path"), "{stdout}");
+    // A key file works as well as its text; a bad key is named.
+    let (code, _, stderr) = copy(&["--trusted-public-key", "not-a-key"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--trusted-public-key"), "{stderr}");
+    let (code, _, stderr) = copy(&[], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no trusted public key"), "{stderr}");
+}

@@ -514,10 +514,15 @@ struct CopiedPath {
     signed_by: String,
 }
 
-/// Trusted keys from the flags (text or files) and `CUDAPKGS_TRUSTED_PUBLIC_KEYS`.
+/// Trusted keys from the flags (text or files), else from `CUDAPKGS_TRUSTED_PUBLIC_KEYS`
+/// (flags win over the environment, as for every setting).
 fn trusted_keys(values: &[String]) -> CliResult<Vec<PublicKey>> {
     let mut keys = Vec::new();
-    let from_env = process_env("CUDAPKGS_TRUSTED_PUBLIC_KEYS").unwrap_or_default();
+    let from_env = if values.is_empty() {
+        process_env("CUDAPKGS_TRUSTED_PUBLIC_KEYS").unwrap_or_default()
+    } else {
+        String::new()
+    };
     for value in values
         .iter()
         .map(String::as_str)
@@ -525,14 +530,10 @@ fn trusted_keys(values: &[String]) -> CliResult<Vec<PublicKey>> {
     {
         let key = match PublicKey::parse(value) {
             Ok(key) => key,
-            Err(error) if Path::new(value).is_file() => {
-                PublicKey::parse(&read_key_file(Path::new(value))?)
-                    .map_err(|e| {
-                        CliError::new(format!("{value}: {e}")).context("--trusted-public-key")
-                    })
-                    .or(Err(CliError::new(format!(
-                        "--trusted-public-key: {value}: {error}"
-                    ))))?
+            Err(_) if Path::new(value).is_file() => {
+                PublicKey::parse(&read_key_file(Path::new(value))?).map_err(|e| {
+                    CliError::new(format!("{value}: {e}")).context("--trusted-public-key")
+                })?
             }
             Err(error) => {
                 return Err(
