@@ -46,6 +46,15 @@ fuzz_target!(|data: &[u8]| {
         };
         for wheel in wheels {
             assert!(is_cache_key(&wheel.sha256), "{}", wheel.sha256);
+            // A metadata file is offered only with a hash that can verify it.
+            if let Some(hash) = &wheel.metadata_sha256 {
+                assert!(is_cache_key(hash), "{hash}");
+                assert!(
+                    wheel
+                        .metadata_request()
+                        .is_some_and(|r| r.url == format!("{}.metadata", wheel.url))
+                );
+            }
             let name = &wheel.filename;
             assert!(
                 !name.is_empty()
