@@ -1,14 +1,16 @@
 //! The pruning planner on arbitrary bytes, for several requests. A refusal must be true
-//! (the kernel it names has no image for the capability it names, or only PTX that the
-//! request drops), and, being an error rather than a plan, writes nothing. A plan may
-//! only rewrite `.nv_fatbin` and `.fatbin` containers (never a bare cubin), keeping whole
-//! entries byte for byte; the file must still scan, every kernel the driver can load
-//! must keep an image for every requested capability, and pruning again changes nothing.
+//! (nothing in the file runs on the capability it names, or the kernel it names would
+//! lose the PTX image the request drops) and, being an error rather than a plan, writes
+//! nothing. A plan may only rewrite `.nv_fatbin` and `.fatbin` containers (never a bare
+//! cubin), keeping whole entries byte for byte and in order; the file must still scan,
+//! every kernel keeps the images it had for the requested capabilities, every requested
+//! capability still runs something, the kernels built only for other GPUs are counted
+//! exactly, and pruning again changes nothing.
 #![no_main]
 
 use cudapkgs_caps::parse_capability_list;
 use cudapkgs_fatbin::{
-    ContainerScan, EntryInfo, EntryKind, FileScan, Gpu, KeepPtx, PruneError, PrunePlan,
+    ContainerScan, EntryInfo, EntryKind, FileScan, Gpu, ImageMatch, KeepPtx, PruneError, PrunePlan,
     PruneRequest, ScanOptions, SectionKind, container_verdicts, plan_prune, scan,
 };
 use libfuzzer_sys::fuzz_target;
@@ -42,11 +44,11 @@ fn kernels_scan(data: &[u8]) -> FileScan {
     scan(data, ScanOptions { kernels: true }).expect("the planner scanned it")
 }
 
-fn gpus(request: &PruneRequest) -> impl Iterator<Item = Gpu> + '_ {
-    request.capabilities.iter().map(|capability| Gpu {
+fn gpu(request: &PruneRequest, capability: cudapkgs_caps::Capability) -> Gpu {
+    Gpu {
         capability: capability.without_variant(),
         driver_cuda: request.driver_cuda,
-    })
+    }
 }
 
 /// SASS that is not relocatable, or PTX: what the driver could load on some GPU.
@@ -65,58 +67,115 @@ fn holds(entry: &EntryInfo, kernel: &str) -> bool {
         .is_some_and(|names| names.iter().any(|name| name == kernel))
 }
 
+/// A container the driver loads from, the kernels a loadable entry of it holds, and
+/// whether each has an image on each requested GPU.
+struct Loadable<'s> {
+    container: &'s ContainerScan,
+    /// Per kernel, per GPU of the request.
+    kernels: Vec<(&'s str, Vec<Option<ImageMatch>>)>,
+}
+
+fn kernels_the_driver_loads<'s>(scan: &'s FileScan, gpus: &[Gpu]) -> Vec<Loadable<'s>> {
+    scan.containers()
+        .filter(|c| c.section != SectionKind::RelFatbin)
+        .map(|container| {
+            let verdicts: Vec<_> = gpus
+                .iter()
+                .map(|g| container_verdicts(container, *g))
+                .collect();
+            let kernels = container
+                .kernels()
+                .into_iter()
+                .filter(|k| container.entries.iter().any(|e| loadable(e) && holds(e, k)))
+                .map(|kernel| {
+                    let images = verdicts
+                        .iter()
+                        .map(|list| {
+                            list.iter()
+                                .find(|v| v.kernel == kernel)
+                                .expect("a kernel of the container")
+                                .image
+                        })
+                        .collect();
+                    (kernel, images)
+                })
+                .collect();
+            Loadable { container, kernels }
+        })
+        .collect()
+}
+
+fn gpus(request: &PruneRequest) -> Vec<Gpu> {
+    request
+        .capabilities
+        .iter()
+        .map(|c| gpu(request, *c))
+        .collect()
+}
+
 fn check_refusal(data: &[u8], request: &PruneRequest, refusal: &PruneError) {
-    let (kernel, offset, capability, dropped_ptx) = match refusal {
+    let before = kernels_scan(data);
+    let gpus = gpus(request);
+    let loadable_kernels = kernels_the_driver_loads(&before, &gpus);
+    match refusal {
         PruneError::WouldBreak {
             kernel,
             container,
             capability,
-        } => (kernel, *container, *capability, true),
-        PruneError::NoImage {
-            kernel,
-            container,
-            capability,
-            ..
-        } => (kernel, *container, *capability, false),
+        } => {
+            // It has an image today, and only PTX, which the request drops, provides it.
+            assert_eq!(request.keep_ptx, KeepPtx::None);
+            let at = gpus
+                .iter()
+                .position(|g| g.capability == *capability)
+                .expect("requested");
+            let (_, images) = loadable_kernels
+                .iter()
+                .filter(|l| l.container.offset == *container)
+                .flat_map(|l| l.kernels.iter())
+                .find(|(name, _)| name == kernel)
+                .expect("the refusal names a kernel the driver can load");
+            assert_eq!(images[at], Some(ImageMatch::PtxJit));
+        }
+        PruneError::Unserved { capability, images } => {
+            let at = gpus
+                .iter()
+                .position(|g| g.capability == *capability)
+                .expect("requested");
+            let mut archs: Vec<&str> = Vec::new();
+            for loadable_kernel in &loadable_kernels {
+                for (kernel, images) in &loadable_kernel.kernels {
+                    assert_eq!(images[at], None, "{kernel} runs on {capability}");
+                    for entry in loadable_kernel
+                        .container
+                        .entries
+                        .iter()
+                        .filter(|e| loadable(e) && holds(e, kernel))
+                    {
+                        if !archs.contains(&entry.arch.as_str()) {
+                            archs.push(&entry.arch);
+                        }
+                    }
+                }
+            }
+            assert!(!archs.is_empty(), "refused a file without kernels");
+            assert_eq!(archs, *images);
+        }
         PruneError::Read(_) => unreachable!("handled by the caller"),
-    };
-    assert!(
-        request
-            .capabilities
-            .iter()
-            .any(|c| c.without_variant() == capability)
-    );
-    let before = kernels_scan(data);
-    let container = before
-        .containers()
-        .find(|c| c.offset == offset && c.section != SectionKind::RelFatbin)
-        .expect("the refusal names a container of the file");
-    assert!(
-        container
-            .entries
-            .iter()
-            .any(|e| loadable(e) && holds(e, kernel)),
-        "refused for a kernel no loadable entry holds"
-    );
-    let gpu = Gpu {
-        capability,
-        driver_cuda: request.driver_cuda,
-    };
-    let verdict = container_verdicts(container, gpu)
-        .into_iter()
-        .find(|v| &v.kernel == kernel)
-        .expect("the refusal names a kernel of the container");
-    if dropped_ptx {
-        // It has an image today, and only PTX, which the request drops, provides it.
-        assert_eq!(request.keep_ptx, KeepPtx::None);
-        assert_eq!(verdict.image, Some(cudapkgs_fatbin::ImageMatch::PtxJit));
-    } else {
-        assert_eq!(verdict.image, None, "refused a kernel that has an image");
     }
 }
 
 fn check_plan(data: &[u8], request: &PruneRequest, plan: &PrunePlan) {
     let before = kernels_scan(data);
+    let gpus = gpus(request);
+    let loadable_kernels = kernels_the_driver_loads(&before, &gpus);
+    let without_image = loadable_kernels
+        .iter()
+        .flat_map(|l| l.kernels.iter())
+        .filter(|(_, images)| images.iter().any(Option::is_none))
+        .count();
+    assert_eq!(plan.kernels_without_image, without_image as u64);
+
     let rewritable: Vec<&ContainerScan> = before
         .containers()
         .filter(|c| c.section != SectionKind::RelFatbin && c.header_size.is_some())
@@ -162,28 +221,40 @@ fn check_plan(data: &[u8], request: &PruneRequest, plan: &PrunePlan) {
         }
         let kept: u64 = new.entries.iter().map(|e| e.stored_size).sum();
         removed += old.entries.iter().map(|e| e.stored_size).sum::<u64>() - kept;
+    }
+    assert_eq!(removed, plan.removed_bytes);
 
-        // `__nv_relfatbin` code is judged after device linking, not here.
-        if old.section == SectionKind::RelFatbin {
-            continue;
-        }
-        for kernel in old.kernels() {
-            if !old.entries.iter().any(|e| loadable(e) && holds(e, kernel)) {
-                continue;
-            }
-            for gpu in gpus(request) {
-                let verdict = container_verdicts(new, gpu)
-                    .into_iter()
-                    .find(|v| v.kernel == kernel);
+    // Every image a kernel had for a requested capability is still there, so every
+    // capability still runs something.
+    let after_kernels = kernels_the_driver_loads(&after, &gpus);
+    for loadable_kernel in &loadable_kernels {
+        let now = after_kernels
+            .iter()
+            .find(|l| l.container.offset == loadable_kernel.container.offset)
+            .expect("containers stay");
+        for (kernel, images) in &loadable_kernel.kernels {
+            let kept = now.kernels.iter().find(|(name, _)| name == kernel);
+            for (at, image) in images.iter().enumerate() {
                 assert!(
-                    verdict.is_some_and(|v| v.image.is_some()),
+                    image.is_none() || kept.is_some_and(|(_, now)| now[at].is_some()),
                     "kernel {kernel} lost its image for {}",
-                    gpu.capability
+                    gpus[at].capability
                 );
             }
         }
     }
-    assert_eq!(removed, plan.removed_bytes);
+    if loadable_kernels.iter().any(|l| !l.kernels.is_empty()) {
+        for (at, gpu) in gpus.iter().enumerate() {
+            assert!(
+                loadable_kernels
+                    .iter()
+                    .flat_map(|l| l.kernels.iter())
+                    .any(|(_, images)| images[at].is_some()),
+                "nothing runs on {}",
+                gpu.capability
+            );
+        }
+    }
     let again = plan_prune(&pruned, request).expect("a pruned file prunes again");
     assert!(!again.changed(), "pruning twice changed the file again");
 }

@@ -306,18 +306,17 @@ fn nvidia_file(relative: &str) -> Option<PathBuf> {
 }
 
 #[test]
-fn a_kernel_without_an_image_for_a_requested_capability_refuses_the_file() {
+fn a_capability_nothing_in_the_file_serves_is_refused() {
     for (name, capabilities, message) in [
         (
             "standalone.fatbin",
             "7.5",
-            "kernel vec_axpy (container 0x0) has no image for 7.5 (it has sm_80, sm_90, compute_90)",
+            "refusing to prune: nothing in the file runs on 7.5 (its kernels have images for sm_80, sm_90, compute_90)",
         ),
-        // Nothing serves 8.0 in the compile container (sm_75 is another major, sm_86 and
-        // compute_86 are newer).
-        ("multiarch.so", "8.0", "has no image for 8.0"),
-        // 9.0 is served, 7.0 is not: one capability without an image is enough.
-        ("multiarch.so", "9.0,7.0", "has no image for 7.0"),
+        // sm_75 is another major, sm_86 and compute_86 are newer.
+        ("multiarch.so", "8.0", "nothing in the file runs on 8.0"),
+        // 9.0 is served, 7.0 is not: one capability served by nothing is enough.
+        ("multiarch.so", "9.0,7.0", "nothing in the file runs on 7.0"),
     ] {
         let dir = tempfile::tempdir().expect("temp");
         let path = copy(dir.path(), name);
@@ -371,7 +370,7 @@ fn bare_cubins_are_never_rewritten() {
     let (code, _, stderr) = run(&["prune", "--capabilities", "10.0", s(&cubin)]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("kernel vec_axpy (container 0x0) has no image for 10.0 (it has sm_90)"),
+        stderr.contains("nothing in the file runs on 10.0 (its kernels have images for sm_90)"),
         "{stderr}"
     );
     assert_eq!(std::fs::read(&cubin).expect("read"), original);
@@ -409,4 +408,73 @@ fn bare_cubins_are_never_rewritten() {
             cubin.display()
         );
     }
+}
+
+/// `standalone.fatbin` followed by a copy of its container whose entries are for 7.5
+/// (SASS) and 10.0 (PTX): its kernels have no image for 9.0, the first container's do.
+fn with_kernels_for_other_gpus(dir: &Path) -> PathBuf {
+    let original = std::fs::read(fixture("standalone.fatbin")).expect("read");
+    let mut other = original.clone();
+    let end = 0x10 + u64::from_le_bytes(other[8..16].try_into().expect("8 bytes"));
+    let mut at = 0x10;
+    while at < end {
+        let entry = usize::try_from(at).expect("small");
+        let kind = u16::from_le_bytes([other[entry], other[entry + 1]]);
+        let arch: u32 = if kind == 1 { 100 } else { 75 };
+        other[entry + 0x1c..entry + 0x20].copy_from_slice(&arch.to_le_bytes());
+        let header = u32::from_le_bytes(other[entry + 4..entry + 8].try_into().expect("4"));
+        let payload = u64::from_le_bytes(other[entry + 8..entry + 16].try_into().expect("8"));
+        at += u64::from(header) + payload;
+    }
+    let path = dir.join("mixed.fatbin");
+    std::fs::write(&path, [original, other].concat()).expect("write");
+    path
+}
+
+#[test]
+fn kernels_built_only_for_other_gpus_lose_their_code_and_are_counted() {
+    let dir = tempfile::tempdir().expect("temp");
+    let mixed = with_kernels_for_other_gpus(dir.path());
+    assert_eq!(
+        entries(&mixed),
+        [
+            "sass sm_80",
+            "sass sm_90",
+            "ptx compute_90",
+            "sass sm_75",
+            "sass sm_75",
+            "ptx compute_100"
+        ]
+    );
+    let (code, stdout, _) = run(&["prune", "--dry-run", "--capabilities", "9.0", s(&mixed)]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("2 kernels have images for other GPUs only")
+            && stdout.contains("their code would be removed"),
+        "{stdout}"
+    );
+    let (code, json, stderr) = run(&["prune", "--json", "--capabilities", "9.0", s(&mixed)]);
+    assert_eq!(code, 0, "{json}{stderr}");
+    let report: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(report["summary"]["kernels_without_image"], 2, "{json}");
+    assert_eq!(entries(&mixed), ["sass sm_90"]);
+    let (code, stdout, _) = run(&["prune", "--capabilities", "9.0", s(&mixed)]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("0 files pruned"), "{stdout}");
+
+    // NVIDIA's own libraries carry such kernels: cuBLAS has some for 7.5 only.
+    let Some(cublas) = nvidia_file("nvidia/cu13/lib/libcublas.so.13") else {
+        return;
+    };
+    let (code, json, stderr) = run(&["prune", "--json", "--dry-run", "--gpu", "H100", s(&cublas)]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&json).expect("json");
+    assert!(
+        report["summary"]["kernels_without_image"].as_u64() > Some(0),
+        "{json}"
+    );
+    assert!(
+        report["summary"]["removed_bytes"].as_u64() > Some(0),
+        "{json}"
+    );
 }

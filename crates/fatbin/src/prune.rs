@@ -7,7 +7,9 @@
 //! container, the container's size shrinks, and the freed tail is zeroed: every
 //! container stays at its address, so the pointers to it stay valid. Before anything is
 //! planned, the result is checked: every kernel that has an image for a requested
-//! capability today keeps one.
+//! capability today keeps one, and every requested capability keeps an image of some
+//! kernel. Kernels built only for other GPUs (libraries carry many, dispatched on their
+//! own architecture only) lose their entries and are counted.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -61,6 +63,9 @@ pub struct PrunePlan {
     pub removed: Vec<Removed>,
     pub removed_bytes: u64,
     pub containers_changed: usize,
+    /// Kernels that have no image for some requested capability, before as after: code
+    /// built only for other GPUs.
+    pub kernels_without_image: u64,
 }
 
 impl PrunePlan {
@@ -83,17 +88,15 @@ pub enum PruneError {
         container: u64,
         capability: Capability,
     },
-    /// The kernel has no image for the capability at all: pruning for it would strip
-    /// the kernel (often the whole file) of code that other GPUs run.
+    /// No kernel of the file has an image for the capability: pruning for it would remove
+    /// all the file's device code.
     #[error(
-        "refusing to prune: kernel {kernel} (container {container:#x}) has no image for {capability} (it has {}); ask only for capabilities the file serves (`cudapkgs inspect --gpu {capability}` lists the kernels without an image)",
+        "refusing to prune: nothing in the file runs on {capability} (its kernels have images for {}); ask only for capabilities the file serves",
         images.join(", ")
     )]
-    NoImage {
-        kernel: String,
-        container: u64,
+    Unserved {
         capability: Capability,
-        /// The architectures of the entries that could serve some GPU.
+        /// The architectures of the entries that hold kernels the driver can load.
         images: Vec<String>,
     },
 }
@@ -126,6 +129,7 @@ pub fn plan_prune(data: &[u8], request: &PruneRequest) -> Result<PrunePlan, Prun
         })
         .collect();
     let mut plan = PrunePlan::default();
+    let mut served = Served::new(gpus.len());
     let mut removed: BTreeMap<(EntryKind, String), Removed> = BTreeMap::new();
     for container in scanned.containers() {
         if container.section == SectionKind::RelFatbin {
@@ -134,11 +138,12 @@ pub fn plan_prune(data: &[u8], request: &PruneRequest) -> Result<PrunePlan, Prun
         let Some(header_size) = container.header_size else {
             // A bare cubin is a single image: it stays whole, and its kernels are
             // checked like any others.
-            check_kernels(container, &gpus, &vec![true; container.entries.len()])?;
+            let keep = vec![true; container.entries.len()];
+            check_kernels(container, &gpus, &keep, &mut served)?;
             continue;
         };
         let keep = keep_set(container, &gpus, request.keep_ptx);
-        check_kernels(container, &gpus, &keep)?;
+        check_kernels(container, &gpus, &keep, &mut served)?;
         if keep.iter().all(|&kept| kept) {
             continue;
         }
@@ -162,6 +167,15 @@ pub fn plan_prune(data: &[u8], request: &PruneRequest) -> Result<PrunePlan, Prun
             plan.removed_bytes += entry.stored_size;
         }
     }
+    if !served.images.is_empty() {
+        if let Some(gpu) = gpus.iter().zip(&served.by_gpu).find(|(_, ok)| !**ok) {
+            return Err(PruneError::Unserved {
+                capability: gpu.0.capability,
+                images: served.images,
+            });
+        }
+    }
+    plan.kernels_without_image = served.kernels_without_image;
     plan.removed = removed.into_values().collect();
     plan.removed
         .sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.arch.cmp(&b.arch)));
@@ -227,19 +241,50 @@ fn is_loadable(entry: &EntryInfo) -> bool {
     }
 }
 
-/// The check before anything is planned: every kernel the driver can load keeps an image
-/// for every requested capability. Kernels held only by relocatable code are device-linked
-/// elsewhere and judged there.
-fn check_kernels(container: &ContainerScan, gpus: &[Gpu], keep: &[bool]) -> Result<(), PruneError> {
+/// What the check has seen so far, across the file's containers.
+#[derive(Debug)]
+struct Served {
+    /// Per requested capability: whether some kernel keeps an image for it.
+    by_gpu: Vec<bool>,
+    kernels_without_image: u64,
+    /// Architectures of the entries that hold kernels the driver can load, in file order.
+    images: Vec<String>,
+}
+
+impl Served {
+    fn new(gpus: usize) -> Self {
+        Served {
+            by_gpu: vec![false; gpus],
+            kernels_without_image: 0,
+            images: Vec::new(),
+        }
+    }
+}
+
+/// The check before anything is planned: a kernel the driver can load that has an image
+/// for a requested capability keeps one. Kernels held only by relocatable code are
+/// device-linked elsewhere and judged there.
+fn check_kernels(
+    container: &ContainerScan,
+    gpus: &[Gpu],
+    keep: &[bool],
+    served: &mut Served,
+) -> Result<(), PruneError> {
     for kernel in container.kernels() {
-        let images: Vec<String> = holders(container, kernel)
+        let images: Vec<&str> = holders(container, kernel)
             .filter(|entry| is_loadable(entry))
-            .map(|entry| entry.arch.clone())
+            .map(|entry| entry.arch.as_str())
             .collect();
         if images.is_empty() {
             continue;
         }
-        for gpu in gpus {
+        for arch in images {
+            if !served.images.iter().any(|seen| seen == arch) {
+                served.images.push(arch.to_owned());
+            }
+        }
+        let mut without_image = false;
+        for (gpu, gpu_served) in gpus.iter().zip(&mut served.by_gpu) {
             let kept = container
                 .entries
                 .iter()
@@ -247,24 +292,18 @@ fn check_kernels(container: &ContainerScan, gpus: &[Gpu], keep: &[bool]) -> Resu
                 .filter(|(entry, kept)| **kept && holds(entry, kernel))
                 .map(|(entry, _)| entry);
             if best_image(kept, *gpu).is_ok() {
-                continue;
-            }
-            let capability = gpu.capability;
-            return Err(if best_image(holders(container, kernel), *gpu).is_ok() {
-                PruneError::WouldBreak {
+                *gpu_served = true;
+            } else if best_image(holders(container, kernel), *gpu).is_ok() {
+                return Err(PruneError::WouldBreak {
                     kernel: kernel.to_owned(),
                     container: container.offset,
-                    capability,
-                }
+                    capability: gpu.capability,
+                });
             } else {
-                PruneError::NoImage {
-                    kernel: kernel.to_owned(),
-                    container: container.offset,
-                    capability,
-                    images,
-                }
-            });
+                without_image = true;
+            }
         }
+        served.kernels_without_image += u64::from(without_image);
     }
     Ok(())
 }
@@ -354,9 +393,7 @@ mod tests {
             let refused = plan_prune(&data, &request("10.0", KeepPtx::Auto));
             assert_eq!(
                 refused,
-                Err(PruneError::NoImage {
-                    kernel: "vec_axpy".into(),
-                    container: 0,
+                Err(PruneError::Unserved {
                     capability: Capability::baseline(10, 0),
                     images: vec!["sm_90".into()],
                 })
@@ -369,7 +406,7 @@ mod tests {
     }
 
     #[test]
-    fn a_kernel_without_an_image_for_a_requested_capability_refuses_the_plan() {
+    fn a_capability_nothing_in_the_file_serves_is_refused() {
         let data = container_bytes(&[ptx(80, "k"), ptx(90, "k")]);
         for (capabilities, missing) in [("7.5", "7.5"), ("9.0,7.0", "7.0")] {
             let error = plan_prune(&data, &request(capabilities, KeepPtx::Auto))
@@ -377,8 +414,8 @@ mod tests {
                 .to_string();
             assert!(
                 error.contains(&format!(
-                    "kernel k (container 0x0) has no image for {missing}"
-                )) && error.contains("(it has compute_80, compute_90)"),
+                    "nothing in the file runs on {missing} (its kernels have images for compute_80, compute_90)"
+                )),
                 "{error}"
             );
         }
@@ -390,6 +427,26 @@ mod tests {
         // Without PTX nothing serves: the kernel would lose the image it has.
         let error = plan_prune(&data, &request("9.0", KeepPtx::None)).expect_err("no SASS");
         assert!(matches!(error, PruneError::WouldBreak { .. }), "{error}");
+    }
+
+    #[test]
+    fn kernels_built_only_for_other_gpus_lose_their_entries_and_are_counted() {
+        // As in cuBLAS: one container serves 9.0, another holds the cubin's two kernels
+        // built for 7.5 only, which a library launches on 7.5 devices only.
+        let served = container_bytes(&[ptx(80, "k")]);
+        let other = container_bytes(&[entry_bytes(2, 75, 0x11, CUBIN, None)]);
+        let data = [served.clone(), other.clone()].concat();
+        let plan = plan_prune(&data, &request("9.0", KeepPtx::Auto)).expect("served");
+        assert_eq!(plan.kernels_without_image, 2);
+        assert_eq!(plan.removed_bytes, other.len() as u64 - 0x10);
+        assert_eq!(
+            plan.zeroed,
+            [(served.len() as u64 + 0x10, other.len() as u64 - 0x10)]
+        );
+        // For 7.5 the other way round: compute_80 cannot serve 7.5, sm_75 can.
+        let plan = plan_prune(&data, &request("7.5", KeepPtx::Auto)).expect("served");
+        assert_eq!(plan.kernels_without_image, 1);
+        assert_eq!(plan.removed_bytes, served.len() as u64 - 0x10);
     }
 
     #[test]

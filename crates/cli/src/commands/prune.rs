@@ -25,6 +25,8 @@ struct FileReport {
     changed: bool,
     removed_bytes: u64,
     removed: Vec<Removed>,
+    /// Kernels built only for other GPUs than those requested, whose entries go.
+    kernels_without_image: u64,
     apparent_size: u64,
     allocated_before: u64,
     allocated_after: u64,
@@ -38,6 +40,7 @@ struct FileReport {
 struct Summary {
     files_pruned: usize,
     removed_bytes: u64,
+    kernels_without_image: u64,
     apparent_size: u64,
     allocated_before: u64,
     allocated_after: u64,
@@ -207,7 +210,7 @@ fn prune_file(
 ) -> Result<Option<FileReport>, Failure> {
     let plan = match plan_prune(data, request) {
         Ok(plan) => plan,
-        Err(error @ (PruneError::WouldBreak { .. } | PruneError::NoImage { .. })) => {
+        Err(error @ (PruneError::WouldBreak { .. } | PruneError::Unserved { .. })) => {
             return Err(Failure::WouldBreak(error.to_string()));
         }
         Err(PruneError::Read(cudapkgs_fatbin::Error::NotRecognized(_))) => return Ok(None),
@@ -247,6 +250,7 @@ fn prune_file(
         changed: plan.changed(),
         removed_bytes: plan.removed_bytes,
         removed: plan.removed,
+        kernels_without_image: plan.kernels_without_image,
         apparent_size: after.len(),
         allocated_before: before.blocks() * 512,
         allocated_after: after.blocks() * 512,
@@ -278,6 +282,7 @@ fn summarize(reports: &[&FileReport], compressed: bool) -> Summary {
     for report in reports {
         summary.files_pruned += usize::from(report.changed);
         summary.removed_bytes += report.removed_bytes;
+        summary.kernels_without_image += report.kernels_without_image;
         summary.apparent_size += report.apparent_size;
         summary.allocated_before += report.allocated_before;
         summary.allocated_after += report.allocated_after;
@@ -346,6 +351,18 @@ fn human(report: &Report<'_>) -> String {
         bytes(summary.removed_bytes),
         bytes(summary.apparent_size),
     );
+    if summary.kernels_without_image > 0 {
+        let _ = writeln!(
+            out,
+            "{} kernels have images for other GPUs only (libraries launch such kernels on their own architecture): their code {}",
+            summary.kernels_without_image,
+            if report.dry_run {
+                "would be removed"
+            } else {
+                "was removed"
+            }
+        );
+    }
     if !report.dry_run {
         let _ = writeln!(
             out,
