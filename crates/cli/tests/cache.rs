@@ -946,6 +946,23 @@ fn serve_speaks_the_protocol() {
             s(&token),
         ],
     );
+    // Objects are readable by every user (another web server may serve the folder).
+    for folder in [cache.clone(), cache.join("nar")] {
+        for entry in std::fs::read_dir(&folder)
+            .expect("cache")
+            .filter_map(Result::ok)
+        {
+            let meta = entry.metadata().expect("metadata");
+            if meta.is_file() {
+                assert_eq!(
+                    meta.permissions().mode() & 0o777,
+                    0o644,
+                    "{}",
+                    entry.path().display()
+                );
+            }
+        }
+    }
     let (status, _, body) = serve.get("/nix-cache-info", "");
     assert_eq!(status, 200);
     assert_eq!(

@@ -168,8 +168,12 @@ impl Backend for FolderBackend {
         };
         let at = |e| Error::io(self.path_of(key), e);
         self.make_parent(key).map_err(at)?;
+        // Temporary files are private (0600); objects are for every reader of the folder.
         std::fs::File::open(&file)
-            .and_then(|f| f.sync_all())
+            .and_then(|f| {
+                f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+                f.sync_all()
+            })
             .map_err(at)?;
         work.rename(&name, &self.root, Path::new(key)).map_err(at)?;
         // Renamed away: nothing is left to delete.
