@@ -137,6 +137,12 @@ fn show_plan(fetcher: &Fetcher, resolved: &[Resolved], local: &[Input]) -> CliRe
 
 fn report(built: &[Built], output: Output) -> CliResult<Exit> {
     for package in built {
+        for (root, was) in &package.repointed {
+            output.warn(format!(
+                "root {root} now holds this build of {} {}; what it held ({was}) stays rooted by its versioned root",
+                package.package, package.version
+            ));
+        }
         for (capability, file, kernel) in package.targets.missing.iter().take(5) {
             output.warn(format!(
                 "{}: {file}: {kernel} has no image for {capability}",
@@ -163,6 +169,7 @@ fn report(built: &[Built], output: Output) -> CliResult<Exit> {
                     "architectures": b.targets.architectures,
                     "kernels_checked": b.targets.kernels_checked,
                     "kernels_without_image": b.targets.missing.len(),
+                    "repointed": b.repointed.iter().map(|(root, was)| serde_json::json!({"root": root, "was": was})).collect::<Vec<_>>(),
                 })
             })
             .collect();
