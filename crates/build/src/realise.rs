@@ -36,7 +36,9 @@ pub struct Options {
     pub strict_targets: bool,
     /// Packages prepared at once.
     pub jobs: usize,
-    /// Register each output as a garbage-collector root `<package>-<output>`.
+    /// Register each output as the garbage-collector roots `<package>-<output>` (the
+    /// latest build) and `<package>-<version>-<output>` (kept when a build of another
+    /// version takes the short name), `out` as `<package>` and `<package>-<version>`.
     pub gc_roots: bool,
 }
 
@@ -50,6 +52,9 @@ pub struct Built {
     /// Packages of the set whose libraries it needs.
     pub depends_on: Vec<String>,
     pub targets: TargetReport,
+    /// Roots this build took from another path: (root, the path it held). That path
+    /// stays rooted by its versioned root.
+    pub repointed: Vec<(String, String)>,
 }
 
 impl Built {
@@ -262,14 +267,21 @@ fn realise(
         .flat_map(|d| d.outputs.iter().map(|(_, p)| p.clone()))
         .collect();
     let mut outputs: Vec<(String, String)> = Vec::new();
-    for output in ADD_ORDER.iter().filter(|o| package.outputs.contains(o)) {
+    let mut repointed = Vec::new();
+    let links = unversioned_links(package);
+    let present = |output: &&&str| {
+        package.outputs.contains(output) || (**output == "dev" && !links.is_empty())
+    };
+    for output in ADD_ORDER.iter().filter(present) {
         let dir = package.root.join(output);
         for file in package.elf_files.iter().filter(|f| f.output == *output) {
             let runpath = runpath(file, package, &folders, &outputs, options);
             set_runpath(&dir.join(&file.relative), &runpath)?;
         }
         if *output == "dev" {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
             fill_pkg_config(&dir, &outputs)?;
+            link_for_linking(&dir, &links, &outputs)?;
         }
         let path = add(
             store,
@@ -278,6 +290,7 @@ fn realise(
             &candidates,
             options,
             &format!("{name}-{output}"),
+            &mut repointed,
         )?;
         if *output == "lib" {
             for (library, folder) in &package.provides {
@@ -296,6 +309,7 @@ fn realise(
         &candidates,
         options,
         name,
+        &mut repointed,
     )?;
     outputs.push(("out".to_owned(), path));
     Ok(Built {
@@ -304,9 +318,13 @@ fn realise(
         outputs,
         depends_on: deps.iter().map(|d| d.package.clone()).collect(),
         targets: package.targets.clone(),
+        repointed,
     })
 }
 
+/// Adds one output (its store name is `name`) and, with roots, roots it as `name` (which
+/// carries the version, so it is never taken by another build) and as the short `root`,
+/// noting in `repointed` when the short root held another path before.
 fn add(
     store: &mut Store,
     dir: &Path,
@@ -314,9 +332,23 @@ fn add(
     candidates: &[String],
     options: &Options,
     root: &str,
+    repointed: &mut Vec<(String, String)>,
 ) -> Result<String, Error> {
-    let root = options.gc_roots.then_some(root);
-    Ok(store.add(dir, name, &Scan::ClosureOf(candidates.to_vec()), root)?)
+    let scan = Scan::ClosureOf(candidates.to_vec());
+    if !options.gc_roots {
+        return Ok(store.add(dir, name, &scan, None)?);
+    }
+    let before = store
+        .roots()?
+        .into_iter()
+        .find(|existing| existing.name == root)
+        .map(|existing| existing.path);
+    let path = store.add(dir, name, &scan, Some(name))?;
+    store.add_root(root, &path)?;
+    if let Some(before) = before.filter(|before| *before != path) {
+        repointed.push((root.to_owned(), before));
+    }
+    Ok(path)
 }
 
 fn join(store_path: &str, folder: &Path) -> String {
@@ -404,6 +436,61 @@ fn set_runpath(path: &Path, runpath: &str) -> Result<(), Error> {
     };
     let plan = cudapkgs_elf::patch::plan(bytes, &changes).map_err(|e| elf(&e))?;
     cudapkgs_elf::write::rewrite(path, &plan).map_err(|e| Error::io(path, e))
+}
+
+/// For each versioned library of the `lib` output (`lib/libcublas.so.13`) without its
+/// unversioned name: (the link `-lcublas` looks for, relative to an output, and the file
+/// it names, relative to the `lib` output). The shortest version of a name is taken
+/// (`libX.so.13` over `libX.so.13.1.0`), as the soname usually is.
+fn unversioned_links(package: &Prepared) -> Vec<(PathBuf, PathBuf)> {
+    let mut chosen: BTreeMap<(PathBuf, String), String> = BTreeMap::new();
+    for (name, folder) in &package.provides {
+        let Some((stem, version)) = name.split_once(".so.") else {
+            continue;
+        };
+        let versioned = !version.is_empty()
+            && version
+                .split('.')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+        let unversioned = format!("{stem}.so");
+        if !versioned || package.provides.contains_key(&unversioned) {
+            continue;
+        }
+        let entry = chosen
+            .entry((folder.clone(), unversioned))
+            .or_insert_with(|| name.clone());
+        if name.len() < entry.len() {
+            entry.clone_from(name);
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|((folder, link), target)| (folder.join(link), folder.join(target)))
+        .collect()
+}
+
+/// The `dev` output's links for linking (`lib/libcublas.so` → the `lib` output's
+/// `lib/libcublas.so.13`), absolute so they name the store path.
+fn link_for_linking(
+    dev: &Path,
+    links: &[(PathBuf, PathBuf)],
+    added: &[(String, String)],
+) -> Result<(), Error> {
+    let Some((_, lib)) = added.iter().find(|(output, _)| output == "lib") else {
+        return Ok(());
+    };
+    for (link, target) in links {
+        let at = dev.join(link);
+        if at.symlink_metadata().is_ok() {
+            continue;
+        }
+        if let Some(parent) = at.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        std::os::unix::fs::symlink(Path::new(lib).join(target), &at)
+            .map_err(|e| Error::io(&at, e))?;
+    }
+    Ok(())
 }
 
 /// pkg-config files point at the `lib` and `include` outputs' store paths, and at their

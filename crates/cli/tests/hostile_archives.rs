@@ -5,79 +5,13 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use common::tar::{Member, file, hard_link, nvidia_archive, symlink};
 use common::{run, s};
 
-/// One tar member, written by hand so that any name and link can be made.
-struct Member<'a> {
-    name: &'a str,
-    kind: u8,
-    link: &'a str,
-    data: &'a [u8],
-}
-
-fn file<'a>(name: &'a str, data: &'a [u8]) -> Member<'a> {
-    Member {
-        name,
-        kind: b'0',
-        link: "",
-        data,
-    }
-}
-
-fn symlink<'a>(name: &'a str, link: &'a str) -> Member<'a> {
-    Member {
-        name,
-        kind: b'2',
-        link,
-        data: b"",
-    }
-}
-
-fn hard_link<'a>(name: &'a str, link: &'a str) -> Member<'a> {
-    Member {
-        name,
-        kind: b'1',
-        link,
-        data: b"",
-    }
-}
-
-fn octal(field: &mut [u8], value: u64) {
-    let text = format!("{value:0width$o}", width = field.len() - 1);
-    field[..text.len()].copy_from_slice(text.as_bytes());
-}
-
-/// A tar.xz in NVIDIA's naming, so `build` takes its version from the name.
 fn archive(dir: &Path, members: &[Member<'_>]) -> PathBuf {
-    let mut tar = Vec::new();
-    for m in members {
-        let mut header = [0u8; 512];
-        header[..m.name.len()].copy_from_slice(m.name.as_bytes());
-        octal(&mut header[100..108], 0o644);
-        octal(&mut header[108..116], 0);
-        octal(&mut header[116..124], 0);
-        octal(&mut header[124..136], m.data.len() as u64);
-        octal(&mut header[136..148], 1_700_000_000);
-        header[156] = m.kind;
-        header[157..157 + m.link.len()].copy_from_slice(m.link.as_bytes());
-        header[257..263].copy_from_slice(b"ustar\0");
-        header[263..265].copy_from_slice(b"00");
-        header[148..156].copy_from_slice(b"        ");
-        let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
-        header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        tar.extend_from_slice(&header);
-        tar.extend_from_slice(m.data);
-        tar.resize(tar.len().div_ceil(512) * 512, 0);
-    }
-    tar.resize(tar.len() + 1024, 0);
-    let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 1);
-    encoder.write_all(&tar).expect("compress");
-    let path = dir.join("libfoo-linux-x86_64-1.0.0-archive.tar.xz");
-    std::fs::write(&path, encoder.finish().expect("compress")).expect("write");
-    path
+    nvidia_archive(dir, "libfoo", "1.0.0", members)
 }
 
 /// Every entry under `root` with its contents (links by target), sorted.

@@ -221,3 +221,128 @@ fn shrink_runpath_keeps_the_folders_of_run_time_loads() {
     // cuBLASLt and NVRTC live in cu13/lib; the folders of other wheel layouts go.
     assert_eq!(runpath_of(&engines), "$ORIGIN:$ORIGIN/../../cu13/lib");
 }
+
+/// The store paths of `root`'s closure, by JSON.
+fn closure(store: &Path, state: &Path, root: &str) -> Vec<String> {
+    let (code, stdout, stderr) = run(&[
+        "--json",
+        "closure",
+        "--store-dir",
+        s(store),
+        "--state-dir",
+        s(state),
+        root,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let closure: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    common::closure_paths(&closure)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The store path a root holds.
+fn path_of(store: &Path, state: &Path, root: &str) -> String {
+    let (code, stdout, stderr) = run(&[
+        "--json",
+        "path-info",
+        "--store-dir",
+        s(store),
+        "--state-dir",
+        s(state),
+        root,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let infos: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    infos[0]["path"].as_str().expect("path").to_owned()
+}
+
+#[test]
+fn cudnn_built_into_the_store_loads_cublas_and_nvrtc_from_their_outputs() {
+    let Some(wheels) = wheels() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let (store, state) = (dir.path().join("store"), dir.path().join("state"));
+    let input = |package: &str, prefix: &str| {
+        format!(
+            "{package}={}",
+            wheel(&wheels, prefix).expect("wheel").display()
+        )
+    };
+    let (cudnn, cublas, nvrtc) = (
+        input("cudnn", "nvidia_cudnn_cu13-9"),
+        input("libcublas", "nvidia_cublas-13"),
+        input("cuda_nvrtc", "nvidia_cuda_nvrtc-13"),
+    );
+    let (code, _, stderr) = run(&[
+        "build",
+        &cudnn,
+        &cublas,
+        &nvrtc,
+        "--store-dir",
+        s(&store),
+        "--state-dir",
+        s(&state),
+        "--cache",
+        s(&dir.path().join("cache")),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let cudnn_closure = closure(&store, &state, "cudnn-lib");
+    let lib_of = |root: &str| path_of(&store, &state, root);
+    for needed in ["libcublas-lib", "cuda_nvrtc-lib"] {
+        let path = lib_of(needed);
+        assert!(
+            cudnn_closure.contains(&path),
+            "cuDNN's lib closure {cudnn_closure:?} lacks {needed} ({path})"
+        );
+    }
+    let front = Path::new(&lib_of("cudnn-lib")).join("lib/libcudnn.so.9");
+    assert_cudnn_works(&front, "from the store");
+    let engines = runpath_of(&front.with_file_name("libcudnn_engines_precompiled.so.9"));
+    assert!(
+        engines.contains(&lib_of("libcublas-lib")) && engines.contains(&lib_of("cuda_nvrtc-lib")),
+        "{engines}"
+    );
+    // `-lcudnn` links against the dev output (and the whole-package view), whose
+    // unversioned links name the lib output; the program runs through its runpath.
+    let dev = lib_of("cudnn-dev");
+    let out = lib_of("cudnn");
+    for (view, folder) in [("dev", format!("{dev}/lib")), ("out", format!("{out}/lib"))] {
+        let link = Path::new(&folder).join("libcudnn.so");
+        assert!(
+            link.symlink_metadata().expect("there").is_symlink(),
+            "{view}"
+        );
+        assert_eq!(
+            std::fs::canonicalize(&link).expect("resolves"),
+            Path::new(&lib_of("cudnn-lib")).join("lib/libcudnn.so.9"),
+            "{view}"
+        );
+        let program = dir.path().join(format!("version-{view}"));
+        let source = dir.path().join("version.c");
+        std::fs::write(
+            &source,
+            "#include <stdio.h>\nsize_t cudnnGetVersion(void);\nint main(void) { printf(\"%zu\\n\", cudnnGetVersion()); return 0; }\n",
+        )
+        .expect("write");
+        let linked = Command::new("gcc")
+            .arg(&source)
+            .arg(format!("-L{folder}"))
+            .arg("-lcudnn")
+            .arg(format!("-Wl,-rpath,{}/lib", lib_of("cudnn-lib")))
+            .arg("-o")
+            .arg(&program)
+            .output()
+            .expect("gcc runs");
+        assert!(
+            linked.status.success(),
+            "{view}: {}",
+            String::from_utf8_lossy(&linked.stderr)
+        );
+        let ran = Command::new(&program).env_clear().output().expect("runs");
+        let printed = String::from_utf8_lossy(&ran.stdout);
+        assert!(
+            ran.status.success() && printed.starts_with('9'),
+            "{view}: {printed}"
+        );
+    }
+}

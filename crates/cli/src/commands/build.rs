@@ -252,6 +252,12 @@ fn show_plan(fetcher: &Fetcher, resolution: &Resolution) -> CliResult<Exit> {
 
 fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult<Exit> {
     for package in built {
+        for (root, was) in &package.repointed {
+            output.warn(format!(
+                "root {root} now holds this build of {} {}; what it held ({was}) stays rooted by its versioned root",
+                package.package, package.version
+            ));
+        }
         for (capability, file, kernel) in package.targets.missing.iter().take(5) {
             output.warn(format!(
                 "{}: {file}: {kernel} has no image for {capability}",
@@ -284,6 +290,7 @@ fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult
                         .find(|r| r.package == b.package)
                         .map(|r| r.required_by.iter().map(|by| by.package.clone()).collect::<Vec<_>>())
                         .unwrap_or_default(),
+                    "repointed": b.repointed.iter().map(|(root, was)| serde_json::json!({"root": root, "was": was})).collect::<Vec<_>>(),
                 })
             })
             .collect();

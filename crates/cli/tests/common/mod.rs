@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: the fixtures and running the binary.
 #![allow(dead_code, reason = "each test binary uses some of these helpers")]
 
+pub(crate) mod tar;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
