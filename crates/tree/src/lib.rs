@@ -3,7 +3,8 @@
 //!
 //! Files are found first (cheap), then handed to worker threads; each file's bytes are
 //! mapped, never read whole into memory. Wheel and zip members that hold binaries are
-//! copied to a temporary file and mapped like any other file.
+//! copied to a temporary file and mapped like any other file; a member must hold exactly
+//! the size the zip declares, within bounds on size and compression ratio.
 
 pub mod dir;
 mod rewrite;
