@@ -19,6 +19,7 @@ SDISTS=(
   "llama_cpp_python-0.3.16.tar.gz llama-cpp-python 34ed0f9bd9431af045bb63d9324ae620ad0536653740e9bb163a2e1fcb973be6"
   "vllm-0.33.0.tar.gz vllm f4c33c2503d52bb411146afa9618a4f48bed68912f617e6803ac8d76e4c74112"
   "lightgbm-4.6.0.tar.gz lightgbm cb1c59720eb569389c0ba74d14f52351b573af489f230032a1c9f314f8bab7fe"
+  "lightgbm-4.7.0.tar.gz lightgbm f8e20f682c9aabd000bcf4a7ed8aa6f473c1adfecccae34ec24e823d156f4af0"
   "causal_conv1d-1.7.0.tar.gz causal-conv1d 3202758494eaa7b597ce1c282dfa188889506bfcb92cad3c407d26736bfcd32b"
   "mamba_ssm-2.3.2.post1.tar.gz mamba-ssm 104cc47e9101e5401a675fa2b784f2952b9b037f3b1dd83b5ac544394e95d028"
   "torch_scatter-2.1.2.tar.gz torch-scatter 69b3aa435f2424ac6a1bfb6ff702da6eb73b33ca0db38fb26989c74159258e47"

@@ -201,6 +201,35 @@ fn lightgbm_sets_its_own_list_for_target_properties() {
 }
 
 #[test]
+fn lightgbm_4_7_sets_its_list_in_a_function_called_only_as_a_default() {
+    let Some(sources) = sources() else { return };
+    let archive = sdist(&sources, "lightgbm-4.7.0.tar.gz");
+    let (_, report) = json_of(&["targets", "scan", "--json", s(&archive)]);
+    // cmake/Utils.cmake sets CMAKE_CUDA_ARCHITECTURES inside compute_cmake_cuda_archs(),
+    // which CMakeLists.txt calls inside if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES).
+    let for_cuda_13 = at(&report, "cmake/Utils.cmake", 20);
+    assert_eq!(for_cuda_13["kind"], "cmake-architectures");
+    assert_eq!(for_cuda_13["overrides_user"], false);
+    assert!(
+        for_cuda_13["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("CMakeLists.txt:180"),
+        "{for_cuda_13:#}"
+    );
+    // Only Eigen's own test list (vendored, not built) still forces anything.
+    let (code, report) = json_of(&[
+        "targets",
+        "scan",
+        "--json",
+        s(&archive),
+        "--exclude",
+        "external_libs",
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+}
+
+#[test]
 fn llama_cpp_cmake_defaults_give_way_to_the_user_and_its_makefile_does_not() {
     let Some(sources) = sources() else { return };
     let archive = sdist(&sources, "llama_cpp_python-0.3.16.tar.gz");
@@ -220,11 +249,15 @@ fn llama_cpp_cmake_defaults_give_way_to_the_user_and_its_makefile_does_not() {
     let makefile = at(&report, "vendor/llama.cpp/Makefile", 650);
     assert_eq!(architectures(makefile), ["native"]);
     assert_eq!(makefile["overrides_user"], true);
+    // Its CI script passes its own list on cmake's command line.
+    let ci = at(&report, "vendor/llama.cpp/ci/run.sh", 60);
+    assert_eq!(ci["kind"], "cmake-architectures");
+    assert_eq!(ci["overrides_user"], true);
     let forcing: Vec<&Value> = findings(&report)
         .iter()
         .filter(|f| f["overrides_user"] == true)
         .collect();
-    assert_eq!(forcing.len(), 1, "{forcing:#?}");
+    assert_eq!(forcing.len(), 2, "{forcing:#?}");
 
     // The CMake build that llama-cpp-python runs follows CMAKE_CUDA_ARCHITECTURES.
     let (code, report) = json_of(&[
@@ -234,6 +267,8 @@ fn llama_cpp_cmake_defaults_give_way_to_the_user_and_its_makefile_does_not() {
         s(&archive),
         "--exclude",
         "vendor/llama.cpp/Makefile",
+        "--exclude",
+        "vendor/llama.cpp/ci",
     ]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["summary"]["forcing"], 0);

@@ -75,6 +75,9 @@ pub struct Finding {
     pub(crate) slots: Vec<Slot>,
     /// Byte offsets of the first and last place, turned into lines by the scan.
     pub(crate) span: (usize, usize),
+    /// The CMake function or macro whose body holds the place: whether it forces
+    /// anything depends on where it is called.
+    pub(crate) function: Option<String>,
 }
 
 impl Finding {
@@ -112,6 +115,7 @@ impl Finding {
             reason: String::new(),
             slots,
             span: (0, 0),
+            function: None,
         }
     }
 

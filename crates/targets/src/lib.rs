@@ -18,7 +18,7 @@ mod write;
 
 use std::path::PathBuf;
 
-pub use detect::scan_text;
+pub use detect::{Context, scan_text, scan_text_in};
 pub use diff::unified_diff;
 pub use finding::{Finding, Kind, describe};
 pub use lang::Language;
@@ -61,10 +61,11 @@ pub struct FileScan {
 
 /// Scans build files; files without findings are left out.
 pub fn scan(files: &[SourceFile]) -> Vec<FileScan> {
+    let context = Context::of(files);
     files
         .iter()
         .filter_map(|file| {
-            let findings = scan_text(&file.text, file.language);
+            let findings = scan_text_in(&file.text, file.language, &context);
             (!findings.is_empty()).then(|| FileScan {
                 path: file.path.clone(),
                 language: file.language,

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 
+use crate::detect::Context;
 use crate::finding::{Fill, Finding, Kind};
 use crate::lang::Language;
 use crate::target::Request;
@@ -37,9 +38,10 @@ pub struct FilePlan {
     pub remaining: Vec<Finding>,
 }
 
-/// Plans the rewrite of every finding of `text` that conflicts with `request`.
-pub fn plan(text: &str, language: Language, request: &Request) -> FilePlan {
-    let findings = crate::scan_text(text, language);
+/// Plans the rewrite of every finding of `text` (a file of a tree whose other files
+/// give `context`) that conflicts with `request`.
+pub fn plan(text: &str, language: Language, request: &Request, context: &Context) -> FilePlan {
+    let findings = crate::scan_text_in(text, language, context);
     let mut rewritten = Vec::new();
     let mut edits = Vec::new();
     let mut manual = Vec::new();
@@ -64,7 +66,7 @@ pub fn plan(text: &str, language: Language, request: &Request) -> FilePlan {
     let remaining = if edits.is_empty() {
         Vec::new()
     } else {
-        crate::scan_text(&new_text, language)
+        crate::scan_text_in(&new_text, language, context)
             .into_iter()
             .filter(|finding| finding.conflicts_with(request))
             .filter(|finding| {

@@ -42,28 +42,17 @@ pub(crate) fn detect(masked: &Masked) -> Vec<Finding> {
     let mut lists: BTreeMap<String, usize> = BTreeMap::new();
     let mut property_uses: BTreeMap<String, Vec<usize>> = BTreeMap::new();
 
+    let mut functions: Vec<String> = Vec::new();
     for command in commands(text) {
         let first = command.args.first().map(|arg| arg.value);
+        let before = findings.len();
+        if follow(&mut branches, &command) {
+            continue;
+        }
         match command.name.as_str() {
-            "if" => branches.push(Branch {
-                condition: condition(&command),
-                negated: false,
-            }),
-            "elseif" => {
-                if let Some(branch) = branches.last_mut() {
-                    *branch = Branch {
-                        condition: condition(&command),
-                        negated: false,
-                    };
-                }
-            }
-            "else" => {
-                if let Some(branch) = branches.last_mut() {
-                    branch.negated = true;
-                }
-            }
-            "endif" => {
-                branches.pop();
+            "function" | "macro" => functions.push(first.unwrap_or("").to_ascii_lowercase()),
+            "endfunction" | "endmacro" => {
+                functions.pop();
             }
             "set" if first == Some("CMAKE_CUDA_ARCHITECTURES") => {
                 findings.extend(architectures(&command, &branches));
@@ -93,6 +82,9 @@ pub(crate) fn detect(masked: &Masked) -> Vec<Finding> {
             }
             _ => {}
         }
+        for finding in &mut findings[before..] {
+            finding.function.clone_from(&functions.last().cloned());
+        }
     }
     for (name, index) in &lists {
         if let Some(uses) = property_uses.get(name) {
@@ -108,6 +100,24 @@ pub(crate) fn detect(masked: &Masked) -> Vec<Finding> {
     findings
 }
 
+/// Every call of a command in the file (functions and macros included), with the line
+/// and whether a `CMAKE_CUDA_ARCHITECTURES` guard encloses it.
+pub(crate) fn calls(masked: &Masked) -> Vec<(String, usize, bool)> {
+    let text = masked.text.as_str();
+    let mut branches: Vec<Branch> = Vec::new();
+    let mut calls = Vec::new();
+    for command in commands(text) {
+        if !follow(&mut branches, &command) {
+            calls.push((
+                command.name.clone(),
+                crate::lang::line_of(text, command.start),
+                guarded(&branches, "CMAKE_CUDA_ARCHITECTURES").is_some(),
+            ));
+        }
+    }
+    calls
+}
+
 /// Names of lists that hold architectures: `CUDA_ARCHS`, `CUDA_SUPPORTED_ARCHS`,
 /// `COMPUTE_CAPABILITY`, `GPU_TARGETS`.
 pub(crate) fn names_a_list(name: &str) -> bool {
@@ -118,6 +128,34 @@ pub(crate) fn names_a_list(name: &str) -> bool {
             "CMAKE_CUDA_ARCHITECTURES" | "CMAKE_SYSTEM_PROCESSOR" | "CMAKE_OSX_ARCHITECTURES"
         )
         && !upper.starts_with("CMAKE_")
+}
+
+/// Follows `if`/`elseif`/`else`/`endif`; true when `command` was one of them.
+fn follow(branches: &mut Vec<Branch>, command: &Command<'_>) -> bool {
+    match command.name.as_str() {
+        "if" => branches.push(Branch {
+            condition: condition(command),
+            negated: false,
+        }),
+        "elseif" => {
+            if let Some(branch) = branches.last_mut() {
+                *branch = Branch {
+                    condition: condition(command),
+                    negated: false,
+                };
+            }
+        }
+        "else" => {
+            if let Some(branch) = branches.last_mut() {
+                branch.negated = true;
+            }
+        }
+        "endif" => {
+            branches.pop();
+        }
+        _ => return false,
+    }
+    true
 }
 
 fn condition(command: &Command<'_>) -> String {

@@ -46,6 +46,14 @@ const VARIABLES: &[Variable] = &[
         parse_item: tensorflow_item,
         fill: Fill::TensorflowList,
     },
+    // XLA's and JAX's spelling of the same list.
+    Variable {
+        name: "HERMETIC_CUDA_COMPUTE_CAPABILITIES",
+        kind: Kind::TensorflowCapabilities,
+        separators: &[','],
+        parse_item: tensorflow_item,
+        fill: Fill::TensorflowList,
+    },
     Variable {
         name: "cuda_compute_capabilities",
         kind: Kind::TensorflowCapabilities,
@@ -59,9 +67,8 @@ pub(crate) fn detect(text: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     for variable in VARIABLES {
         for at in occurrences(text, variable.name) {
-            // HERMETIC_CUDA_COMPUTE_CAPABILITIES is XLA's spelling of the same list.
-            let hermetic = text[..at].ends_with("HERMETIC_");
-            if !word_starts(text, at) && !hermetic {
+            // `-DCMAKE_CUDA_ARCHITECTURES=…` on a cmake command line.
+            if !word_starts(text, at) && !text[..at].ends_with("-D") {
                 continue;
             }
             findings.extend(assignment(text, at, variable));

@@ -54,12 +54,13 @@ pub(super) fn run(
         ));
     }
     let input = args.path.display().to_string();
+    let context = cudapkgs_targets::Context::of(&files);
     let plans: Vec<(&SourceFile, FilePlan)> = files
         .iter()
         .map(|file| {
             (
                 file,
-                cudapkgs_targets::plan(&file.text, file.language, &request),
+                cudapkgs_targets::plan(&file.text, file.language, &request, &context),
             )
         })
         .filter(|(_, plan)| {

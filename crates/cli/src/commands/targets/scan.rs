@@ -160,10 +160,10 @@ fn human(
         );
     }
     let defaults = findings.len() - forcing;
-    let against = if request.is_some() {
-        "targets other than the request"
-    } else {
-        "their own targets"
+    let against = match (request.is_some(), forcing) {
+        (true, _) => "targets other than the request",
+        (false, 1) => "its own targets",
+        (false, _) => "their own targets",
     };
     let _ = writeln!(
         out,
