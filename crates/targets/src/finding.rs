@@ -85,7 +85,9 @@ impl Finding {
     pub fn disagrees_with(&self, request: &Request) -> bool {
         match &self.forced {
             Forced::Keyword(_) => true,
-            Forced::Targets(targets) if self.kind.states_targets() => *targets != request.targets,
+            Forced::Targets(targets) if self.kind.states_targets() => {
+                *targets != request.expressed_as(self.kind)
+            }
             Forced::Targets(_) if self.upper_bound => {
                 !request.capabilities().is_subset(&self.forced.sass())
             }

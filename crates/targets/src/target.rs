@@ -86,6 +86,33 @@ impl Request {
         Request { targets, options }
     }
 
+    /// The targets the request comes to in a kind's own spelling: PyTorch's and Meson's
+    /// lists have no PTX-only item (`9.0+PTX` adds SASS for 9.0), nor has TensorFlow's
+    /// (`compute_90`), so a request whose PTX target has no SASS comes to one more
+    /// target there. That is the best such a place can say, and what it is compared with.
+    pub fn expressed_as(&self, kind: crate::finding::Kind) -> BTreeSet<Target> {
+        use crate::finding::Kind;
+        let (text, separators, parse_item): (
+            String,
+            &[char],
+            fn(&str, &mut BTreeSet<Target>) -> Option<()>,
+        ) = match kind {
+            Kind::TorchArchList | Kind::MesonArchFlags => {
+                (self.options.torch_arch_list(), &[';'], torch_item)
+            }
+            Kind::TensorflowCapabilities => (
+                self.options.tensorflow_capabilities(),
+                &[','],
+                tensorflow_item,
+            ),
+            _ => return self.targets.clone(),
+        };
+        match parse_list(&text, separators, parse_item) {
+            Some(Forced::Targets(targets)) => targets,
+            _ => self.targets.clone(),
+        }
+    }
+
     pub fn capabilities(&self) -> BTreeSet<Capability> {
         self.options.capabilities.iter().copied().collect()
     }

@@ -275,4 +275,17 @@ mod tests {
         assert_eq!(plan.manual[0].line, 6);
         assert!(plan.manual[0].reason.contains("different conditions"));
     }
+
+    #[test]
+    fn lists_without_a_ptx_only_spelling_compare_with_what_they_can_say() {
+        // 9.0a with forward compatibility: SASS sm_90a and PTX compute_90, which
+        // PyTorch can only write as `9.0a;9.0+PTX` (SASS sm_90 too).
+        let text =
+            "export TORCH_CUDA_ARCH_LIST=\"8.0\"\nexport TF_CUDA_COMPUTE_CAPABILITIES=sm_80\n";
+        let new = rewritten(text, Language::Shell, "9.0a");
+        assert_eq!(
+            new,
+            "export TORCH_CUDA_ARCH_LIST=\"9.0a;9.0+PTX\"\nexport TF_CUDA_COMPUTE_CAPABILITIES=sm_90a,compute_90\n"
+        );
+    }
 }
