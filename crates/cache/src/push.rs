@@ -5,7 +5,7 @@
 //! most NARs no narinfo points to. Paths whose narinfo is there already are skipped.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +17,7 @@ use cudapkgs_store::store::{PathInfo, Store};
 
 use crate::backend::Backend;
 use crate::compress::{Encoder, Settings};
+use crate::pipeline::{ChunkSender, drain};
 use crate::verify::{HashingWriter, sha256_field};
 use crate::{CACHE_INFO_KEY, Error, narinfo_key};
 
@@ -203,15 +204,17 @@ fn upload_unless_present(
     }
     .map_err(|e| Error::io(staging.unwrap_or_else(std::env::temp_dir), e))?;
     let (file, temporary) = temporary.into_parts();
-    let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let encoder = Encoder::new(options.compression, compressed)?;
-    let mut nar = HashingWriter::new(encoder);
-    cudapkgs_store::nar::dump(physical, &mut nar)?;
     let written = |e: std::io::Error| Error::io(&*temporary, e);
-    let (encoder, nar_hash, nar_size) = nar.finish();
-    let compressed = encoder.finish().map_err(written)?;
-    let (mut file, file_hash, file_size) = compressed.finish();
-    file.flush().map_err(written)?;
+    let compressed = compress_nar(physical, file, options.compression);
+    let Compressed {
+        nar_hash,
+        nar_size,
+        file_hash,
+        file_size,
+    } = compressed.map_err(|e| match e {
+        Stage::Nar(error) => error,
+        Stage::Io(error) => written(error),
+    })?;
     let nar_hash = sha256_field(&nar_hash);
     if nar_hash != info.nar_hash || nar_size != info.nar_size {
         return Err(Error::untrusted(
@@ -222,7 +225,6 @@ fn upload_unless_present(
             ),
         ));
     }
-    drop(file);
     let file_hash = sha256_field(&file_hash);
     let digits = file_hash.trim_start_matches("sha256:");
     let url = format!(
@@ -252,6 +254,71 @@ fn upload_unless_present(
         },
         file_size,
     }))
+}
+
+/// What compressing a NAR gave.
+struct Compressed {
+    nar_hash: [u8; 32],
+    nar_size: u64,
+    file_hash: [u8; 32],
+    file_size: u64,
+}
+
+/// Where compressing failed: reading the tree, or compressing and writing.
+enum Stage {
+    Nar(Error),
+    Io(std::io::Error),
+}
+
+/// Writes the NAR of the tree at `physical` compressed into `file` (flushed to disk),
+/// hashing both; three threads: the NAR and its hash, compression, the file and its hash.
+fn compress_nar(
+    physical: &std::path::Path,
+    file: std::fs::File,
+    settings: Settings,
+) -> Result<Compressed, Stage> {
+    let (nar_sender, nar_receiver) = mpsc::sync_channel(4);
+    let (out_sender, out_receiver) = mpsc::sync_channel(4);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut nar = HashingWriter::new(ChunkSender::new(nar_sender));
+            cudapkgs_store::nar::dump(physical, &mut nar).map_err(|e| Stage::Nar(e.into()))?;
+            let (sender, hash, size) = nar.finish();
+            sender.finish().map_err(Stage::Io)?;
+            Ok::<_, Stage>((hash, size))
+        });
+        let writer = scope.spawn(move || {
+            let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+            drain(out_receiver, &mut out)?;
+            let (buffered, hash, size) = out.finish();
+            let file = buffered
+                .into_inner()
+                .map_err(std::io::IntoInnerError::into_error)?;
+            // On disk before anything can name it.
+            file.sync_all()?;
+            Ok::<_, std::io::Error>((hash, size))
+        });
+        let compressed = (|| {
+            let mut encoder = Encoder::new(settings, ChunkSender::new(out_sender))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            drain(nar_receiver, &mut encoder)?;
+            encoder.finish()?.finish()
+        })();
+        // A failed stage stops those before it (their sends fail) and ends those after
+        // it early: the cause is the last stage that failed, so they are asked in
+        // reverse order.
+        let read = reader.join().expect("the NAR thread does not panic");
+        let written = writer.join().expect("the writing thread does not panic");
+        let (file_hash, file_size) = written.map_err(Stage::Io)?;
+        compressed.map_err(Stage::Io)?;
+        let (nar_hash, nar_size) = read?;
+        Ok(Compressed {
+            nar_hash,
+            nar_size,
+            file_hash,
+            file_size,
+        })
+    })
 }
 
 /// Writes the narinfo of every waiting path whose references are all published, until
