@@ -92,11 +92,7 @@ impl Request {
     /// target there. That is the best such a place can say, and what it is compared with.
     pub fn expressed_as(&self, kind: crate::finding::Kind) -> BTreeSet<Target> {
         use crate::finding::Kind;
-        let (text, separators, parse_item): (
-            String,
-            &[char],
-            fn(&str, &mut BTreeSet<Target>) -> Option<()>,
-        ) = match kind {
+        let (text, separators, parse_item): (String, &[char], ItemParser) = match kind {
             Kind::TorchArchList | Kind::MesonArchFlags => {
                 (self.options.torch_arch_list(), &[';'], torch_item)
             }
@@ -164,6 +160,9 @@ impl Request {
 /// Capabilities of GPUs older than the GPU table, still named in old build files
 /// (Fermi, Kepler's first, Tegra K1, X1 and X2).
 const OLDER_CAPABILITIES: [(u8, u8); 6] = [(2, 0), (2, 1), (3, 0), (3, 2), (5, 3), (6, 2)];
+
+/// Reads one item of a list in some build system's spelling into targets.
+pub(crate) type ItemParser = fn(&str, &mut BTreeSet<Target>) -> Option<()>;
 
 /// Parses one capability the way the caps crate does, refusing what no GPU has.
 fn capability(text: &str) -> Option<Capability> {
@@ -364,7 +363,7 @@ pub(crate) fn list_item(item: &str) -> Option<Capability> {
 pub(crate) fn parse_list(
     text: &str,
     separators: &[char],
-    parse_item: fn(&str, &mut BTreeSet<Target>) -> Option<()>,
+    parse_item: ItemParser,
 ) -> Option<Forced> {
     let items: Vec<&str> = text
         .split(separators)

@@ -2,18 +2,15 @@
 //! `export TORCH_CUDA_ARCH_LIST="7.0;8.0"`, `-DCMAKE_CUDA_ARCHITECTURES=80;90`,
 //! `--repo_env=HERMETIC_CUDA_COMPUTE_CAPABILITIES=sm_80,compute_90`.
 
-use std::collections::BTreeSet;
-
-use crate::finding::Slot;
-use crate::finding::{Fill, Finding, Kind};
+use crate::finding::{Fill, Finding, Kind, Slot};
 use crate::syntax::{occurrences, word_starts};
-use crate::target::{Target, cmake_item, parse_list, tensorflow_item, torch_item};
+use crate::target::{ItemParser, cmake_item, parse_list, tensorflow_item, torch_item};
 
 struct Variable {
     name: &'static str,
     kind: Kind,
     separators: &'static [char],
-    parse_item: fn(&str, &mut BTreeSet<Target>) -> Option<()>,
+    parse_item: ItemParser,
     fill: Fill,
 }
 
