@@ -48,15 +48,17 @@ pub(crate) fn append_receiver(text: &str, open: usize) -> Option<&str> {
 /// The line (0-based) of the nearest earlier line with less indentation: the `if`,
 /// `for`, `def` or other header a Python line runs under; `None` at module level.
 pub(crate) fn python_block(text: &str, offset: usize) -> Option<usize> {
-    let lines: Vec<&str> = text[..offset].split('\n').collect();
-    let current = lines.last().copied().unwrap_or("");
-    let indent = indentation(text[offset - current.len()..].lines().next().unwrap_or(""));
-    lines[..lines.len() - 1]
-        .iter()
-        .enumerate()
-        .rev()
-        .find(|(_, line)| !line.trim().is_empty() && indentation(line) < indent)
-        .map(|(index, _)| index)
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let indent = indentation(text[line_start..].lines().next().unwrap_or(""));
+    let earlier = text[..line_start].strip_suffix('\n')?;
+    let mut index = earlier.matches('\n').count() + 1;
+    for line in earlier.rsplit('\n') {
+        index -= 1;
+        if !line.trim().is_empty() && indentation(line) < indent {
+            return Some(index);
+        }
+    }
+    None
 }
 
 fn indentation(line: &str) -> usize {

@@ -184,7 +184,7 @@ fn element_of(masked: &Masked, place: &Place) -> Option<Element> {
     if content_text.trim() != flag_text.trim() || place.flag_start < content.start {
         return None;
     }
-    let string_index = masked.strings.iter().position(|s| *s == string)?;
+    let string_index = masked.strings.partition_point(|s| s.start < string.start);
     let after_flag_string = (place.flag_start == place.value.start)
         .then(|| string_index.checked_sub(1))
         .flatten()

@@ -181,10 +181,11 @@ fn list_assignments(masked: &Masked) -> Vec<Finding> {
             continue;
         }
         let value_start = line_start + (line.len() - value.len());
-        let strings: Vec<&Range<usize>> = masked
-            .strings
+        // The strings are in order: find the line's by bisection, not by a pass over all.
+        let from = masked.strings.partition_point(|s| s.start < value_start);
+        let strings: Vec<&Range<usize>> = masked.strings[from..]
             .iter()
-            .filter(|s| s.start >= value_start && s.end <= offset)
+            .take_while(|s| s.end <= offset)
             .collect();
         let (Some(first), Some(last)) = (strings.first(), strings.last()) else {
             continue;
