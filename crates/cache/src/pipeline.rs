@@ -1,29 +1,57 @@
 //! Moving a stream between threads in chunks, so that the stages of a push (writing and
 //! hashing the NAR, compressing it, hashing and writing the result) run side by side.
+//! Chunks go back to the sender once written, so a stream of any length reuses a few
+//! buffers (fresh ones would cost a page fault per page).
 
 use std::io::{self, Write};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 
 /// The bytes one send carries.
 const CHUNK: usize = 1 << 20;
 
-/// A writer whose bytes go, in chunks, to the thread holding the receiving end.
+/// Chunks in flight between two stages.
+const DEPTH: usize = 4;
+
+/// A writer whose bytes go, in chunks, to the thread holding the `ChunkReceiver`.
 #[derive(Debug)]
 pub(crate) struct ChunkSender {
     buffer: Vec<u8>,
     sender: SyncSender<Vec<u8>>,
+    returned: Receiver<Vec<u8>>,
 }
 
-impl ChunkSender {
-    pub(crate) fn new(sender: SyncSender<Vec<u8>>) -> Self {
+/// The receiving end: `drain` writes what arrives.
+#[derive(Debug)]
+pub(crate) struct ChunkReceiver {
+    receiver: Receiver<Vec<u8>>,
+    give_back: Sender<Vec<u8>>,
+}
+
+/// A connected pair.
+pub(crate) fn chunk_channel() -> (ChunkSender, ChunkReceiver) {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(DEPTH);
+    let (give_back, returned) = std::sync::mpsc::channel();
+    (
         ChunkSender {
             buffer: Vec::with_capacity(CHUNK),
             sender,
-        }
-    }
+            returned,
+        },
+        ChunkReceiver {
+            receiver,
+            give_back,
+        },
+    )
+}
 
+impl ChunkSender {
     fn send(&mut self) -> io::Result<()> {
-        let full = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
+        let mut next = self
+            .returned
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        next.clear();
+        let full = std::mem::replace(&mut self.buffer, next);
         self.sender
             .send(full)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the next stage stopped"))
@@ -55,9 +83,11 @@ impl Write for ChunkSender {
 }
 
 /// Writes every chunk received into `out`, until the sender is gone.
-pub(crate) fn drain(receiver: Receiver<Vec<u8>>, out: &mut impl Write) -> io::Result<()> {
-    for chunk in receiver {
+pub(crate) fn drain(chunks: ChunkReceiver, out: &mut impl Write) -> io::Result<()> {
+    for chunk in chunks.receiver {
         out.write_all(&chunk)?;
+        // The sender may be gone already: then the buffer is simply freed.
+        let _ = chunks.give_back.send(chunk);
     }
     Ok(())
 }
@@ -69,14 +99,13 @@ mod tests {
     #[test]
     fn bytes_arrive_whole_and_in_order() {
         let data: Vec<u8> = (0..3_000_017u32).map(|i| (i % 251) as u8).collect();
-        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        let (mut writer, receiver) = chunk_channel();
         let expected = data.clone();
         let consumer = std::thread::spawn(move || {
             let mut out = Vec::new();
             drain(receiver, &mut out).expect("drain");
             out
         });
-        let mut writer = ChunkSender::new(sender);
         for piece in data.chunks(77_777) {
             writer.write_all(piece).expect("write");
         }
@@ -86,9 +115,8 @@ mod tests {
 
     #[test]
     fn a_stopped_consumer_fails_the_writer() {
-        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let (mut writer, receiver) = chunk_channel();
         drop(receiver);
-        let mut writer = ChunkSender::new(sender);
         let error = writer
             .write_all(&vec![0; 3 * CHUNK])
             .expect_err("nobody reads");

@@ -17,7 +17,7 @@ use cudapkgs_store::store::{PathInfo, Store};
 
 use crate::backend::Backend;
 use crate::compress::{Encoder, Settings};
-use crate::pipeline::{ChunkSender, drain};
+use crate::pipeline::{chunk_channel, drain};
 use crate::verify::{HashingWriter, sha256_field};
 use crate::{CACHE_INFO_KEY, Error, narinfo_key};
 
@@ -277,11 +277,11 @@ fn compress_nar(
     file: std::fs::File,
     settings: Settings,
 ) -> Result<Compressed, Stage> {
-    let (nar_sender, nar_receiver) = mpsc::sync_channel(4);
-    let (out_sender, out_receiver) = mpsc::sync_channel(4);
+    let (nar_sender, nar_receiver) = chunk_channel();
+    let (out_sender, out_receiver) = chunk_channel();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
-            let mut nar = HashingWriter::new(ChunkSender::new(nar_sender));
+            let mut nar = HashingWriter::new(nar_sender);
             cudapkgs_store::nar::dump(physical, &mut nar).map_err(|e| Stage::Nar(e.into()))?;
             let (sender, hash, size) = nar.finish();
             sender.finish().map_err(Stage::Io)?;
@@ -299,7 +299,7 @@ fn compress_nar(
             Ok::<_, std::io::Error>((hash, size))
         });
         let compressed = (|| {
-            let mut encoder = Encoder::new(settings, ChunkSender::new(out_sender))
+            let mut encoder = Encoder::new(settings, out_sender)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             drain(nar_receiver, &mut encoder)?;
             encoder.finish()?.finish()
