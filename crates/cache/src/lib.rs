@@ -27,3 +27,6 @@ pub fn narinfo_key(hash_part: &str) -> String {
 
 /// The key of the cache's description.
 pub const CACHE_INFO_KEY: &str = "nix-cache-info";
+
+/// The largest narinfo read (they are well under a KiB).
+pub(crate) const NARINFO_LIMIT: u64 = 1 << 20;

@@ -197,12 +197,7 @@ fn upload_unless_present(
     if backend.size(&narinfo_key(hash_part))?.is_some() {
         return Ok(None);
     }
-    let staging = backend.staging_folder()?;
-    let temporary = match &staging {
-        Some(folder) => tempfile::NamedTempFile::new_in(folder),
-        None => tempfile::NamedTempFile::new(),
-    }
-    .map_err(|e| Error::io(staging.unwrap_or_else(std::env::temp_dir), e))?;
+    let temporary = crate::backend::temporary_file(backend)?;
     let (file, temporary) = temporary.into_parts();
     let written = |e: std::io::Error| Error::io(&*temporary, e);
     let compressed = compress_nar(physical, file, options.compression);

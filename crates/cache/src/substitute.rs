@@ -16,10 +16,7 @@ use cudapkgs_store::store::{Scan, Store};
 
 use crate::backend::Backend;
 use crate::verify::{HashingReader, sha256_field};
-use crate::{CACHE_INFO_KEY, Error, compress, narinfo_key};
-
-/// The largest narinfo read.
-const NARINFO_LIMIT: u64 = 1 << 20;
+use crate::{CACHE_INFO_KEY, Error, NARINFO_LIMIT, compress, narinfo_key};
 
 /// What a substitution trusts.
 #[derive(Debug)]

@@ -97,15 +97,14 @@ pub fn check_sha256_field(value: &str) -> Result<(), String> {
     }
 }
 
-/// Checks that a NAR's `URL:` is a relative path of plain components, so that
-/// following it never leaves the cache.
+/// Checks that a NAR's `URL:` (or any key of a cache) is a relative path of plain
+/// components, so that following it never leaves the cache: no empty part, no leading
+/// `/`, no part starting with `.` (so neither `.` nor `..`, nor hidden names).
 pub fn check_url(url: &str) -> Result<(), String> {
     let plain = !url.is_empty()
-        && !url.starts_with('/')
         && url.split('/').all(|part| {
             !part.is_empty()
-                && part != "."
-                && part != ".."
+                && !part.starts_with('.')
                 && part
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "+-._=".contains(c))
@@ -416,6 +415,8 @@ NarSize: 8\nSystem: x86_64-linux\n";
             (with(1, Some("URL: ../../etc/passwd")), "relative path"),
             (with(1, Some("URL: /etc/passwd")), "relative path"),
             (with(1, Some("URL: nar/./x")), "relative path"),
+            (with(1, Some("URL: nar/.hidden")), "relative path"),
+            (with(1, Some("URL: nar//x")), "relative path"),
             (with(1, Some("URL: https://elsewhere/x")), "relative path"),
             (with(2, Some("Compression: lzip")), "unknown compression"),
             (with(5, Some("NarHash: sha256:abc")), "not a SHA-256"),

@@ -134,23 +134,17 @@ pub fn open(location: &Location, access: &Access, create: bool) -> Result<Box<dy
     })
 }
 
-/// Checks that `key` is a relative path of plain names (no empty parts, no leading `/`,
-/// no part starting with `.`, so neither `.` nor `..`), naming it otherwise.
+/// Checks that `key` is a relative path of plain names, as a narinfo's `URL` must be.
 pub(crate) fn check_key(key: &str) -> Result<(), Error> {
-    let plain = !key.is_empty()
-        && key.split('/').all(|part| {
-            // Hidden names are the backends' own (work folders), never objects.
-            !part.is_empty()
-                && !part.starts_with('.')
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+-._=".contains(&b))
-        });
-    if plain {
-        Ok(())
-    } else {
-        Err(Error::Location(format!(
-            "{key:?} is not a plain path inside the cache"
-        )))
+    cudapkgs_nix::narinfo::check_url(key).map_err(Error::Location)
+}
+
+/// A new temporary file where `backend` wants the files handed to `put_temporary`.
+pub(crate) fn temporary_file(backend: &dyn Backend) -> Result<tempfile::NamedTempFile, Error> {
+    let staging = backend.staging_folder()?;
+    match &staging {
+        Some(folder) => tempfile::NamedTempFile::new_in(folder),
+        None => tempfile::NamedTempFile::new(),
     }
+    .map_err(|e| Error::io(staging.unwrap_or_else(std::env::temp_dir), e))
 }

@@ -17,9 +17,8 @@ use super::http::{self, Payload, Request, Response, byte_range};
 use super::{Config, Source};
 use crate::backend::{Body, check_key};
 use crate::verify::{HashingWriter, sha256_field};
-use crate::{CACHE_INFO_KEY, Error, narinfo_key};
+use crate::{CACHE_INFO_KEY, Error, NARINFO_LIMIT, narinfo_key};
 
-const NARINFO_LIMIT: u64 = 1 << 20;
 const NARINFO_TYPE: &str = "text/x-nix-narinfo";
 const NAR_TYPE: &str = "application/x-nix-nar";
 
@@ -498,12 +497,7 @@ fn put_nar(
     body: &mut impl Read,
 ) -> Result<(), (u16, String)> {
     let failed = |e: Error| (500, e.to_string());
-    let staging = backend.staging_folder().map_err(failed)?;
-    let temporary = match &staging {
-        Some(folder) => tempfile::NamedTempFile::new_in(folder),
-        None => tempfile::NamedTempFile::new(),
-    }
-    .map_err(|e| (500, format!("no room for the upload: {e}")))?;
+    let temporary = crate::backend::temporary_file(backend).map_err(failed)?;
     let (file, temporary) = temporary.into_parts();
     let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
     std::io::copy(body, &mut out).map_err(|e| (400, format!("reading the body failed: {e}")))?;
