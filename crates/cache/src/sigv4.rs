@@ -163,6 +163,18 @@ pub(crate) fn encode_path(path: &str) -> String {
     })
 }
 
+/// Percent-encodes a query name or value: everything but unreserved characters.
+pub(crate) fn encode_query(text: &str) -> String {
+    text.bytes().fold(String::new(), |mut out, b| {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +218,12 @@ Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
         // 2024-02-29 23:59:59, a leap day.
         assert_eq!(amz_date(1_709_251_199), "20240229T235959Z");
         assert_eq!(amz_date(4_102_444_800), "21000101T000000Z");
+    }
+
+    #[test]
+    fn query_values_are_encoded_whole() {
+        assert_eq!(encode_query("a/b+c=d e"), "a%2Fb%2Bc%3Dd%20e");
+        assert_eq!(encode_query(""), "");
     }
 
     #[test]

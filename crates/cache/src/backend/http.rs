@@ -52,6 +52,13 @@ pub(crate) fn body_reader(response: ureq::http::Response<ureq::Body>) -> Box<dyn
     )
 }
 
+/// A small response body as text (at most `limit` bytes of it).
+pub(crate) fn body_text(response: ureq::http::Response<ureq::Body>, limit: u64) -> String {
+    let mut text = String::new();
+    let _ = body_reader(response).take(limit).read_to_string(&mut text);
+    text
+}
+
 /// The start of an error response's body, for messages.
 pub(crate) fn error_text(response: ureq::http::Response<ureq::Body>) -> String {
     let status = response.status();
