@@ -6,6 +6,7 @@
 mod error;
 pub mod prepare;
 pub mod realise;
+mod record;
 pub mod resolve;
 pub mod targets;
 

@@ -16,6 +16,7 @@ use crate::prepare::{
     DEV_PLACEHOLDER, ElfFile, INCLUDE_PLACEHOLDER, Input, LIB_PLACEHOLDER, Prepared, foreign_loads,
     foreign_needs, prepare,
 };
+use crate::record;
 use crate::targets::TargetReport;
 
 /// The order outputs enter the store: libraries first, so that the others can point
@@ -40,6 +41,8 @@ pub struct Options {
     /// latest build) and `<package>-<version>-<output>` (kept when a build of another
     /// version takes the short name), `out` as `<package>` and `<package>-<version>`.
     pub gc_roots: bool,
+    /// Build even when a record says these inputs were built (`--rebuild`).
+    pub rebuild: bool,
 }
 
 /// One package in the store.
@@ -55,6 +58,8 @@ pub struct Built {
     /// Roots this build took from another path: (root, the path it held). That path
     /// stays rooted by its versioned root.
     pub repointed: Vec<(String, String)>,
+    /// Taken from a build record: nothing was unpacked or added.
+    pub reused: bool,
 }
 
 impl Built {
@@ -69,6 +74,46 @@ impl Built {
 /// Builds `inputs` into `store`; results in build order.
 pub fn build(store: &mut Store, inputs: &[Input], options: &Options) -> Result<Vec<Built>, Error> {
     check(inputs, options)?;
+    let key = record::key(store, inputs, options)?;
+    if !options.rebuild {
+        if let Some(built) = recalled(store, &key, options)? {
+            return Ok(built);
+        }
+    }
+    let built = build_anew(store, inputs, options)?;
+    record::keep(store, &key, &built)?;
+    Ok(built)
+}
+
+/// The recorded build of these inputs, rooted again as a build would root it; `None`
+/// when there is no record, or its outputs went meanwhile.
+fn recalled(store: &mut Store, key: &str, options: &Options) -> Result<Option<Vec<Built>>, Error> {
+    let Some(mut built) = record::recall(store, key)? else {
+        return Ok(None);
+    };
+    if options.gc_roots {
+        for package in &mut built {
+            let mut repointed = Vec::new();
+            for (output, path) in &package.outputs {
+                let short = if output == "out" {
+                    package.package.clone()
+                } else {
+                    format!("{}-{output}", package.package)
+                };
+                match root(store, path, &short, &mut repointed) {
+                    // Collected between the record's check and its roots: build.
+                    Err(Error::Store(cudapkgs_store::Error::NotValid(_))) => return Ok(None),
+                    other => other?,
+                }
+            }
+            package.repointed = repointed;
+        }
+    }
+    Ok(Some(built))
+}
+
+/// Builds `inputs` from their archives.
+fn build_anew(store: &mut Store, inputs: &[Input], options: &Options) -> Result<Vec<Built>, Error> {
     // Inside the store folder: moves into place stay on one file system, and a build
     // killed midway leaves a temporary the next open of the store removes.
     let work = store.work_dir()?;
@@ -319,6 +364,7 @@ fn realise(
         depends_on: deps.iter().map(|d| d.package.clone()).collect(),
         targets: package.targets.clone(),
         repointed,
+        reused: false,
     })
 }
 
@@ -331,24 +377,42 @@ fn add(
     name: &str,
     candidates: &[String],
     options: &Options,
-    root: &str,
+    root_name: &str,
     repointed: &mut Vec<(String, String)>,
 ) -> Result<String, Error> {
     let scan = Scan::ClosureOf(candidates.to_vec());
     if !options.gc_roots {
         return Ok(store.add(dir, name, &scan, None)?);
     }
+    let path = store.add(dir, name, &scan, Some(name))?;
+    root(store, &path, root_name, repointed)?;
+    Ok(path)
+}
+
+/// Roots `path` by its versioned name (its store name, which no other build takes) and
+/// by the `short` name, noting in `repointed` when `short` held another path before.
+fn root(
+    store: &mut Store,
+    path: &str,
+    short: &str,
+    repointed: &mut Vec<(String, String)>,
+) -> Result<(), Error> {
+    let versioned = path
+        .rsplit('/')
+        .next()
+        .and_then(|base| base.get(33..))
+        .unwrap_or(short);
     let before = store
         .roots()?
         .into_iter()
-        .find(|existing| existing.name == root)
+        .find(|existing| existing.name == short)
         .map(|existing| existing.path);
-    let path = store.add(dir, name, &scan, Some(name))?;
-    store.add_root(root, &path)?;
-    if let Some(before) = before.filter(|before| *before != path) {
-        repointed.push((root.to_owned(), before));
+    store.add_root(versioned, path)?;
+    store.add_root(short, path)?;
+    if let Some(before) = before.filter(|before| before != path) {
+        repointed.push((short.to_owned(), before));
     }
-    Ok(path)
+    Ok(())
 }
 
 fn join(store_path: &str, folder: &Path) -> String {

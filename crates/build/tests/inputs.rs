@@ -15,6 +15,7 @@ fn options(driver_dir: &str) -> Options {
         strict_targets: false,
         jobs: 1,
         gc_roots: false,
+        rebuild: false,
     }
 }
 

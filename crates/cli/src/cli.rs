@@ -408,6 +408,9 @@ pub struct BuildArgs {
     /// Do not make the outputs garbage-collector roots (`<package>-<output>`)
     #[arg(long)]
     pub no_gc_roots: bool,
+    /// Build again even when the store records a build of the same inputs
+    #[arg(long)]
+    pub rebuild: bool,
     #[command(flatten)]
     pub location: StoreLocation,
 }

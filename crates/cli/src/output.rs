@@ -22,6 +22,13 @@ impl Output {
         }
     }
 
+    /// What happened, for people (a summary line): on stderr, silent with `--quiet`.
+    pub fn note(self, message: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
     /// A detail shown with `-v`.
     pub fn detail(self, message: impl std::fmt::Display) {
         if self.verbose > 0 && !self.quiet {

@@ -1,7 +1,8 @@
 //! The store's formats, compatible with Nix: base-32 (`base32`), NAR serialisation and
 //! hashing (`nar`), reading NARs back into trees (`restore`), and store paths of trees
 //! added by content (`path`), reference scanning (`scan`), copying a tree as one state
-//! of it (`snapshot`), and a store registered in SQLite (`store`).
+//! of it (`snapshot`), and a store registered in SQLite (`store`) with what builds
+//! remember (`records`).
 
 pub mod base32;
 mod copy;
@@ -11,6 +12,7 @@ pub mod gc;
 pub mod nar;
 pub mod path;
 mod pipe;
+mod records;
 pub mod restore;
 pub mod scan;
 pub mod snapshot;

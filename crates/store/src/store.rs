@@ -894,8 +894,9 @@ fn lock_file(path: &Path, exclusive: bool, wait: bool) -> Result<Option<std::fs:
 }
 
 /// The tables and their columns; `Pending` holds the paths whose trees may be present
-/// without being valid.
-const TABLES: [(&str, &str); 4] = [
+/// without being valid; `BuildRecords` and `FileHashes` are what builds remember
+/// (`records.rs`).
+const TABLES: [(&str, &str); 6] = [
     (
         "ValidPaths",
         "id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
@@ -916,7 +917,23 @@ const TABLES: [(&str, &str); 4] = [
          path INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT",
     ),
     ("Pending", "path TEXT PRIMARY KEY NOT NULL"),
+    (
+        "BuildRecords",
+        "key TEXT PRIMARY KEY NOT NULL,
+         record TEXT NOT NULL,
+         time INTEGER NOT NULL",
+    ),
+    (
+        "FileHashes",
+        "path TEXT PRIMARY KEY NOT NULL,
+         identity TEXT NOT NULL,
+         sha256 TEXT NOT NULL",
+    ),
 ];
+
+/// Tables that stores made by older versions lack: created when missing, never a sign
+/// of damage.
+const ADDED_LATER: [&str; 3] = ["Pending", "BuildRecords", "FileHashes"];
 
 /// `CREATE TABLE` statements for `tables` (temporary ones: in memory, for this
 /// connection only).
@@ -970,8 +987,8 @@ fn open_read_only(path: &Path) -> Result<Connection, Error> {
         .filter(|(name, _)| !tables.iter().any(|table| table == name))
         .collect();
     // No tables: a database created by an add killed before it wrote anything. Older
-    // stores have no `Pending` table: nothing of theirs is pending.
-    let usable = tables.is_empty() || missing.iter().all(|(name, _)| *name == "Pending");
+    // stores lack the tables added later: nothing of theirs is pending or recorded.
+    let usable = tables.is_empty() || missing.iter().all(|(name, _)| ADDED_LATER.contains(name));
     if !usable {
         return Err(Error::CorruptDatabase {
             path: path.to_owned(),

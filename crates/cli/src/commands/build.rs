@@ -49,6 +49,7 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
         strict_targets: args.strict_targets,
         jobs: args.jobs,
         gc_roots: !args.no_gc_roots,
+        rebuild: args.rebuild,
     };
     // Opened once something is resolved and downloaded: a refused request makes no store.
     let mut store = None;
@@ -251,6 +252,13 @@ fn show_plan(fetcher: &Fetcher, resolution: &Resolution) -> CliResult<Exit> {
 }
 
 fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult<Exit> {
+    let reused = built.iter().filter(|b| b.reused).count();
+    if reused > 0 {
+        let packages = if reused == 1 { "package" } else { "packages" };
+        output.note(format!(
+            "{reused} {packages} already built: the store records a build of these inputs (--rebuild builds again)"
+        ));
+    }
     for package in built {
         for (root, was) in &package.repointed {
             output.warn(format!(
@@ -290,6 +298,7 @@ fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult
                         .find(|r| r.package == b.package)
                         .map(|r| r.required_by.iter().map(|by| by.package.clone()).collect::<Vec<_>>())
                         .unwrap_or_default(),
+                    "reused": b.reused,
                     "repointed": b.repointed.iter().map(|(root, was)| serde_json::json!({"root": root, "was": was})).collect::<Vec<_>>(),
                 })
             })
