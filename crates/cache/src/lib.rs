@@ -11,7 +11,6 @@ pub mod backend;
 pub mod compress;
 mod error;
 pub mod location;
-mod pipeline;
 pub mod push;
 pub mod serve;
 mod sigv4;

@@ -17,7 +17,6 @@ use cudapkgs_store::store::{PathInfo, Store};
 
 use crate::backend::Backend;
 use crate::compress::{Encoder, Settings};
-use crate::pipeline::{chunk_channel, drain};
 use crate::verify::{HashingWriter, sha256_field};
 use crate::{CACHE_INFO_KEY, Error, narinfo_key};
 
@@ -265,54 +264,32 @@ enum Stage {
     Io(std::io::Error),
 }
 
-/// Writes the NAR of the tree at `physical` compressed into `file` (flushed to disk),
-/// hashing both; three threads: the NAR and its hash, compression, the file and its hash.
+/// Writes the NAR of the tree at `physical` compressed into `file`,
+/// hashing the NAR and the file on the way. One pass on this thread, zstd's workers
+/// beside it: handing the stages to threads of their own measured slower on two cores
+/// (more system time, no less wall time; `bench/cache_push_vs_zstd.py`).
 fn compress_nar(
     physical: &std::path::Path,
     file: std::fs::File,
     settings: Settings,
 ) -> Result<Compressed, Stage> {
-    let (nar_sender, nar_receiver) = chunk_channel();
-    let (out_sender, out_receiver) = chunk_channel();
-    std::thread::scope(|scope| {
-        let reader = scope.spawn(move || {
-            let mut nar = HashingWriter::new(nar_sender);
-            cudapkgs_store::nar::dump(physical, &mut nar).map_err(|e| Stage::Nar(e.into()))?;
-            let (sender, hash, size) = nar.finish();
-            sender.finish().map_err(Stage::Io)?;
-            Ok::<_, Stage>((hash, size))
-        });
-        let writer = scope.spawn(move || {
-            let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-            drain(out_receiver, &mut out)?;
-            let (buffered, hash, size) = out.finish();
-            let file = buffered
-                .into_inner()
-                .map_err(std::io::IntoInnerError::into_error)?;
-            // On disk before anything can name it.
-            file.sync_all()?;
-            Ok::<_, std::io::Error>((hash, size))
-        });
-        let compressed = (|| {
-            let mut encoder = Encoder::new(settings, out_sender)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            drain(nar_receiver, &mut encoder)?;
-            encoder.finish()?.finish()
-        })();
-        // A failed stage stops those before it (their sends fail) and ends those after
-        // it early: the cause is the last stage that failed, so they are asked in
-        // reverse order.
-        let read = reader.join().expect("the NAR thread does not panic");
-        let written = writer.join().expect("the writing thread does not panic");
-        let (file_hash, file_size) = written.map_err(Stage::Io)?;
-        compressed.map_err(Stage::Io)?;
-        let (nar_hash, nar_size) = read?;
-        Ok(Compressed {
-            nar_hash,
-            nar_size,
-            file_hash,
-            file_size,
-        })
+    let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let encoder = Encoder::new(settings, compressed)
+        .map_err(|e| Stage::Io(std::io::Error::other(e.to_string())))?;
+    let mut nar = HashingWriter::new(encoder);
+    cudapkgs_store::nar::dump(physical, &mut nar).map_err(|e| Stage::Nar(e.into()))?;
+    let (encoder, nar_hash, nar_size) = nar.finish();
+    let (buffered, file_hash, file_size) = encoder.finish().map_err(Stage::Io)?.finish();
+    // A folder cache flushes it to disk as it takes it (`put_temporary`); a file that is
+    // only uploaded need not be.
+    buffered
+        .into_inner()
+        .map_err(|e| Stage::Io(e.into_error()))?;
+    Ok(Compressed {
+        nar_hash,
+        nar_size,
+        file_hash,
+        file_size,
     })
 }
 
