@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cudapkgs_elf::DynamicInfo;
 use cudapkgs_elf::loads::{LoadName, load_names};
+use cudapkgs_fatbin::{PruneError, PruneRequest};
 use cudapkgs_redist::split::{FixupOptions, OutputLocations, files, fix_up, split};
 use cudapkgs_redist::unpack::{Limits, unpack};
 
@@ -58,13 +59,31 @@ pub struct Prepared {
     pub provides: BTreeMap<String, PathBuf>,
     pub elf_files: Vec<ElfFile>,
     pub targets: TargetReport,
+    /// What pruning removed, per output it changed.
+    pub pruned: BTreeMap<&'static str, Pruned>,
 }
 
-/// Unpacks `input` into `work` (which must not exist) and reads it.
+/// What pruning did to one output.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub files: usize,
+    pub removed_bytes: u64,
+    /// Files left whole because pruning them would cost a kernel an image it has for
+    /// a requested capability, or leave a capability nothing to run: (file, why).
+    pub refused: Vec<(String, String)>,
+}
+
+/// Outputs whose device code is pruned: the libraries and programs that run, and the
+/// static libraries linked into them. Stubs carry none.
+const PRUNED_OUTPUTS: &[&str] = &["lib", "bin", "static"];
+
+/// Unpacks `input` into `work` (which must not exist) and reads it; with `prune`, the
+/// device code no requested capability can use is removed first.
 pub fn prepare(
     input: &Input,
     work: &Path,
     gpus: &[cudapkgs_fatbin::Gpu],
+    prune: Option<&PruneRequest>,
 ) -> Result<Prepared, Error> {
     std::fs::create_dir_all(work).map_err(|e| Error::io(work, e))?;
     let tree = work.join("tree");
@@ -83,7 +102,9 @@ pub fn prepare(
     let mut provides = BTreeMap::new();
     let mut elf_files = Vec::new();
     let mut targets = TargetReport::default();
-    // One pass, each file mapped once: its dynamic view and its device code.
+    let mut pruned: BTreeMap<&'static str, Pruned> = BTreeMap::new();
+    // One pass, each file mapped once (twice when pruned): its dynamic view and its
+    // device code.
     for output in &outputs {
         let base = root.join(output);
         for relative in files(&base)? {
@@ -94,6 +115,9 @@ pub fn prepare(
             }
             if path.is_symlink() {
                 continue;
+            }
+            if let Some(request) = prune.filter(|_| PRUNED_OUTPUTS.contains(output)) {
+                prune_file(&path, &relative, request, pruned.entry(output).or_default())?;
             }
             let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
             let mapped = cudapkgs_tree::Mapped::open(&file).map_err(|e| Error::io(&path, e))?;
@@ -117,6 +141,7 @@ pub fn prepare(
         }
     }
     let _ = std::fs::remove_dir_all(&tree);
+    pruned.retain(|_, done| done.files > 0 || !done.refused.is_empty());
     Ok(Prepared {
         input: input.clone(),
         root,
@@ -124,7 +149,43 @@ pub fn prepare(
         provides,
         elf_files,
         targets,
+        pruned,
     })
+}
+
+/// Prunes one file in place (it is the build's own copy); a refused plan leaves it whole
+/// and is noted.
+fn prune_file(
+    path: &Path,
+    relative: &Path,
+    request: &PruneRequest,
+    done: &mut Pruned,
+) -> Result<(), Error> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mapped = cudapkgs_tree::Mapped::open(&file).map_err(|e| Error::io(path, e))?;
+    let plan = match cudapkgs_fatbin::plan_prune(mapped.bytes(), request) {
+        Ok(plan) => plan,
+        Err(PruneError::Read(_)) => return Ok(()),
+        Err(refusal) => {
+            done.refused
+                .push((relative.display().to_string(), refusal.to_string()));
+            return Ok(());
+        }
+    };
+    if !plan.changed() {
+        return Ok(());
+    }
+    let rewrite = cudapkgs_tree::Rewrite {
+        truncate: None,
+        writes: plan.writes,
+        new_len: mapped.bytes().len() as u64,
+        holes: plan.zeroed,
+    };
+    drop(mapped);
+    cudapkgs_tree::rewrite_file(path, &rewrite).map_err(|e| Error::io(path, e))?;
+    done.files += 1;
+    done.removed_bytes += plan.removed_bytes;
+    Ok(())
 }
 
 fn file_name(path: &Path) -> String {

@@ -13,8 +13,8 @@ use cudapkgs_store::store::{Scan, Store};
 
 use crate::error::{Error, Missing};
 use crate::prepare::{
-    DEV_PLACEHOLDER, ElfFile, INCLUDE_PLACEHOLDER, Input, LIB_PLACEHOLDER, Prepared, foreign_loads,
-    foreign_needs, prepare,
+    DEV_PLACEHOLDER, ElfFile, INCLUDE_PLACEHOLDER, Input, LIB_PLACEHOLDER, Prepared, Pruned,
+    foreign_loads, foreign_needs, prepare,
 };
 use crate::record;
 use crate::targets::TargetReport;
@@ -43,6 +43,9 @@ pub struct Options {
     pub gc_roots: bool,
     /// Build even when a record says these inputs were built (`--rebuild`).
     pub rebuild: bool,
+    /// Prune the device code of the outputs to these capabilities; outputs pruned are
+    /// paths of their own, named so (`…-lib-sm90`).
+    pub prune: Option<cudapkgs_fatbin::PruneRequest>,
 }
 
 /// One package in the store.
@@ -60,6 +63,8 @@ pub struct Built {
     pub repointed: Vec<(String, String)>,
     /// Taken from a build record: nothing was unpacked or added.
     pub reused: bool,
+    /// What pruning removed, per output (empty without `Options::prune`).
+    pub pruned: BTreeMap<String, Pruned>,
 }
 
 impl Built {
@@ -118,7 +123,12 @@ fn build_anew(store: &mut Store, inputs: &[Input], options: &Options) -> Result<
     // killed midway leaves a temporary the next open of the store removes.
     let work = store.work_dir()?;
     let prepared: Vec<Prepared> = cudapkgs_redist::parallel::map(inputs, options.jobs, |input| {
-        prepare(input, &work.path().join(&input.package), &options.gpus)
+        prepare(
+            input,
+            &work.path().join(&input.package),
+            &options.gpus,
+            options.prune.as_ref(),
+        )
     })
     .into_iter()
     .collect::<Result<_, _>>()?;
@@ -328,10 +338,16 @@ fn realise(
             fill_pkg_config(&dir, &outputs)?;
             link_for_linking(&dir, &links, &outputs)?;
         }
+        let store_name = match (package.pruned.get(output), &options.prune) {
+            (Some(done), Some(request)) if done.files > 0 => {
+                format!("{name}-{version}-{output}-{}", pruned_suffix(request))
+            }
+            _ => format!("{name}-{version}-{output}"),
+        };
         let path = add(
             store,
             &dir,
-            &format!("{name}-{version}-{output}"),
+            &store_name,
             &candidates,
             options,
             &format!("{name}-{output}"),
@@ -365,7 +381,22 @@ fn realise(
         targets: package.targets.clone(),
         repointed,
         reused: false,
+        pruned: package
+            .pruned
+            .iter()
+            .map(|(output, done)| ((*output).to_owned(), done.clone()))
+            .collect(),
     })
+}
+
+/// What the name of a pruned output says: its capabilities (`sm90`, `sm80-sm90a`).
+fn pruned_suffix(request: &cudapkgs_fatbin::PruneRequest) -> String {
+    let names: Vec<String> = request
+        .capabilities
+        .iter()
+        .map(|capability| format!("sm{}", capability.digits()))
+        .collect();
+    names.join("-")
 }
 
 /// Adds one output (its store name is `name`) and, with roots, roots it as `name` (which

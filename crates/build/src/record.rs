@@ -16,12 +16,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::prepare::Input;
+use crate::prepare::{Input, Pruned};
 use crate::realise::{Built, Options};
 use crate::targets::TargetReport;
 
 /// Bumped whenever the same inputs would build different outputs.
-const RECORD_FORMAT: u32 = 1;
+const RECORD_FORMAT: u32 = 2;
 
 /// What a record's key is the hash of, written as canonical JSON.
 #[derive(Serialize)]
@@ -32,6 +32,7 @@ struct KeyInputs<'a> {
     driver_dir: &'a str,
     gpus: Vec<String>,
     strict_targets: bool,
+    prune: Option<String>,
     /// Package → (version, the archive's SHA-256), sorted by package.
     packages: BTreeMap<&'a str, (&'a str, String)>,
 }
@@ -50,6 +51,7 @@ pub(crate) fn key(store: &mut Store, inputs: &[Input], options: &Options) -> Res
         driver_dir: &options.driver_dir,
         gpus: options.gpus.iter().map(|gpu| format!("{gpu:?}")).collect(),
         strict_targets: options.strict_targets,
+        prune: options.prune.as_ref().map(|request| format!("{request:?}")),
         packages,
     };
     let text = serde_json::to_string(&inputs).expect("plain data serialises");
@@ -106,6 +108,8 @@ struct RecordedPackage {
     architectures: BTreeMap<String, Vec<String>>,
     missing: Vec<(String, String, String)>,
     kernels_checked: usize,
+    /// Output → (files pruned, bytes removed, files left whole with why).
+    pruned: BTreeMap<String, (usize, u64, Vec<(String, String)>)>,
 }
 
 /// Keeps what `built` gave under `key`.
@@ -125,6 +129,14 @@ pub(crate) fn keep(store: &mut Store, key: &str, built: &[Built]) -> Result<(), 
                 .collect(),
             missing: b.targets.missing.clone(),
             kernels_checked: b.targets.kernels_checked,
+            pruned: b
+                .pruned
+                .iter()
+                .map(|(output, done)| {
+                    let refused = done.refused.clone();
+                    (output.clone(), (done.files, done.removed_bytes, refused))
+                })
+                .collect(),
         })
         .collect();
     let text = serde_json::to_string(&packages).expect("plain data serialises");
@@ -170,6 +182,18 @@ pub(crate) fn recall(store: &Store, key: &str) -> Result<Option<Vec<Built>>, Err
                 },
                 repointed: Vec::new(),
                 reused: true,
+                pruned: p
+                    .pruned
+                    .into_iter()
+                    .map(|(output, (files, removed_bytes, refused))| {
+                        let done = Pruned {
+                            files,
+                            removed_bytes,
+                            refused,
+                        };
+                        (output, done)
+                    })
+                    .collect(),
             })
             .collect(),
     ))

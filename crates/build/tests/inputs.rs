@@ -16,6 +16,7 @@ fn options(driver_dir: &str) -> Options {
         jobs: 1,
         gc_roots: false,
         rebuild: false,
+        prune: None,
     }
 }
 

@@ -391,6 +391,10 @@ pub struct BuildArgs {
     /// Fail when a kernel has no image for a requested GPU (default: warn)
     #[arg(long)]
     pub strict_targets: bool,
+    /// Prune the outputs' device code to the requested GPUs (--gpu or --capabilities):
+    /// pruned outputs are store paths of their own, named `…-lib-sm90`
+    #[arg(long)]
+    pub prune: bool,
     /// The driver's library folder, put in the runpath of files that use the driver
     /// (`host`: where this machine's libcuda.so.1 is)
     #[arg(

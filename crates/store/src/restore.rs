@@ -102,6 +102,91 @@ fn copy_exactly(input: &mut impl BufRead, len: u64, out: &mut impl Write) -> io:
     Ok(len - left)
 }
 
+/// Writes a file leaving holes where whole 4 KiB blocks (counted from the file's start)
+/// are zeros (pruned device code, padding): the file reads the same, the NAR is the same,
+/// and only the blocks that hold data take room on disk.
+struct Sparse {
+    file: File,
+    /// Bytes written or skipped so far.
+    offset: u64,
+    /// A block's beginning not yet known to be zeros or not.
+    partial: Vec<u8>,
+}
+
+const BLOCK: usize = 4096;
+
+impl Sparse {
+    fn new(file: File) -> Sparse {
+        Sparse {
+            file,
+            offset: 0,
+            partial: Vec::with_capacity(BLOCK),
+        }
+    }
+
+    /// Writes whole blocks at the current offset, each run of blocks that hold data in
+    /// one write, skipping the blocks of zeros.
+    fn put(&mut self, blocks: &[u8]) -> io::Result<()> {
+        let mut run_start = 0;
+        let mut at = 0;
+        while at < blocks.len() {
+            let end = (at + BLOCK).min(blocks.len());
+            if blocks[at..end].iter().all(|&b| b == 0) {
+                self.write_run(&blocks[run_start..at], run_start)?;
+                run_start = end;
+            }
+            at = end;
+        }
+        self.write_run(&blocks[run_start..], run_start)?;
+        self.offset += blocks.len() as u64;
+        Ok(())
+    }
+
+    fn write_run(&self, run: &[u8], from: usize) -> io::Result<()> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        std::os::unix::fs::FileExt::write_all_at(&self.file, run, self.offset + from as u64)
+    }
+
+    /// Writes what is left and gives the file its length (a trailing hole included).
+    fn finish(mut self) -> io::Result<File> {
+        let rest = std::mem::take(&mut self.partial);
+        if !rest.is_empty() {
+            std::os::unix::fs::FileExt::write_all_at(&self.file, &rest, self.offset)?;
+            self.offset += rest.len() as u64;
+        }
+        self.file.set_len(self.offset)?;
+        Ok(self.file)
+    }
+}
+
+impl Write for Sparse {
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        let taken = buf.len();
+        if !self.partial.is_empty() {
+            let need = (BLOCK - self.partial.len()).min(buf.len());
+            self.partial.extend_from_slice(&buf[..need]);
+            buf = &buf[need..];
+            if self.partial.len() < BLOCK {
+                return Ok(taken);
+            }
+            let block = std::mem::take(&mut self.partial);
+            self.put(&block)?;
+            self.partial = block;
+            self.partial.clear();
+        }
+        let whole = buf.len() / BLOCK * BLOCK;
+        self.put(&buf[..whole])?;
+        self.partial.extend_from_slice(&buf[whole..]);
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Restores the NAR read from `input` at `target`, which must not exist. The tree is
 /// built beside `target` and renamed into place only when the whole archive was valid:
 /// a refused archive leaves nothing behind.
@@ -175,14 +260,15 @@ fn node<R: BufRead>(reader: &mut Reader<R>, target: &Path, depth: usize) -> Resu
                 return Err(reader.bad("expected `contents`"));
             }
             let len = reader.u64()?;
-            let mut file = File::create_new(target).map_err(io)?;
-            let copied = copy_exactly(&mut reader.inner, len, &mut file).map_err(io)?;
+            let file = File::create_new(target).map_err(io)?;
+            let mut sparse = Sparse::new(file);
+            let copied = copy_exactly(&mut reader.inner, len, &mut sparse).map_err(io)?;
             if copied != len {
                 return Err(reader.bad("ends inside a file's contents"));
             }
             reader.offset += len;
             reader.padding(len)?;
-            file.flush().map_err(io)?;
+            let file = sparse.finish().map_err(io)?;
             let mode = if executable { 0o555 } else { 0o444 };
             file.set_permissions(std::fs::Permissions::from_mode(mode))
                 .map_err(io)?;
@@ -248,4 +334,39 @@ fn node<R: BufRead>(reader: &mut Reader<R>, target: &Path, depth: usize) -> Resu
         }
     }
     reader.expect(b")")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn zeros_become_holes_and_the_file_reads_the_same() {
+        // Data, 1 MiB of zeros, data, and zeros to the end, written in odd pieces.
+        let mut contents = vec![7u8; 5000];
+        contents.extend(vec![0u8; 1 << 20]);
+        contents.extend(vec![9u8; 3000]);
+        contents.extend(vec![0u8; 70_000]);
+        for piece in [1, 13, 4096, 5000, 65_536, 1 << 20] {
+            let dir = tempfile::tempdir().expect("temp");
+            let path = dir.path().join("f");
+            let mut sparse = Sparse::new(File::create_new(&path).expect("create"));
+            for chunk in contents.chunks(piece) {
+                sparse.write_all(chunk).expect("write");
+            }
+            sparse.finish().expect("finish");
+            assert_eq!(
+                std::fs::read(&path).expect("read"),
+                contents,
+                "pieces of {piece}"
+            );
+            let allocated = std::fs::metadata(&path).expect("meta").blocks() * 512;
+            // Where the file system makes holes, the zeros take no room.
+            assert!(
+                allocated < contents.len() as u64 / 2,
+                "pieces of {piece}: {allocated} bytes allocated"
+            );
+        }
+    }
 }

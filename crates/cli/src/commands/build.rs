@@ -9,7 +9,7 @@ use cudapkgs_build::resolve::{
 };
 use cudapkgs_build::{Error as BuildError, Missing};
 use cudapkgs_caps::DEFAULT_CUDA;
-use cudapkgs_fatbin::Gpu;
+use cudapkgs_fatbin::{Gpu, KeepPtx, PruneRequest};
 use cudapkgs_redist::fetch::{Fetcher, Request};
 
 use super::redist::{ProgressLine, failure, fetcher_at, mirror_url, pip_index_url, this_system};
@@ -37,6 +37,15 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
     let driver_dir = super::patch::driver_dir(Some(&args.driver_dir))?
         .display()
         .to_string();
+    if args.prune && capabilities.is_empty() {
+        return Err(CliError::new("--prune needs the GPUs to prune for")
+            .with_hint("pass --gpu NAME or --capabilities LIST"));
+    }
+    let prune = args.prune.then(|| PruneRequest {
+        capabilities: capabilities.clone(),
+        keep_ptx: KeepPtx::Auto,
+        driver_cuda: None,
+    });
     let options = Options {
         driver_dir,
         gpus: capabilities
@@ -50,6 +59,7 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
         jobs: args.jobs,
         gc_roots: !args.no_gc_roots,
         rebuild: args.rebuild,
+        prune,
     };
     // Opened once something is resolved and downloaded: a refused request makes no store.
     let mut store = None;
@@ -260,6 +270,22 @@ fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult
         ));
     }
     for package in built {
+        for (output_name, done) in &package.pruned {
+            if done.files > 0 {
+                output.note(format!(
+                    "{} {output_name}: pruned {} ({} files)",
+                    package.package,
+                    crate::units::bytes(done.removed_bytes),
+                    done.files
+                ));
+            }
+            for (file, why) in &done.refused {
+                output.warn(format!(
+                    "{}: {output_name}/{file} left whole: {why}",
+                    package.package
+                ));
+            }
+        }
         for (root, was) in &package.repointed {
             output.warn(format!(
                 "root {root} now holds this build of {} {}; what it held ({was}) stays rooted by its versioned root",
@@ -299,6 +325,7 @@ fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult
                         .map(|r| r.required_by.iter().map(|by| by.package.clone()).collect::<Vec<_>>())
                         .unwrap_or_default(),
                     "reused": b.reused,
+                    "pruned": b.pruned.iter().map(|(o, d)| (o.clone(), serde_json::json!({"files": d.files, "removed_bytes": d.removed_bytes, "refused": d.refused}))).collect::<std::collections::BTreeMap<_, _>>(),
                     "repointed": b.repointed.iter().map(|(root, was)| serde_json::json!({"root": root, "was": was})).collect::<Vec<_>>(),
                 })
             })
