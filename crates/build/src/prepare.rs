@@ -64,7 +64,7 @@ pub struct Prepared {
 }
 
 /// What pruning did to one output.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pruned {
     pub files: usize,
     pub removed_bytes: u64,

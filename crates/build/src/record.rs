@@ -108,8 +108,8 @@ struct RecordedPackage {
     architectures: BTreeMap<String, Vec<String>>,
     missing: Vec<(String, String, String)>,
     kernels_checked: usize,
-    /// Output → (files pruned, bytes removed, files left whole with why).
-    pruned: BTreeMap<String, (usize, u64, Vec<(String, String)>)>,
+    /// Output → what pruning did to it.
+    pruned: BTreeMap<String, Pruned>,
 }
 
 /// Keeps what `built` gave under `key`.
@@ -129,14 +129,7 @@ pub(crate) fn keep(store: &mut Store, key: &str, built: &[Built]) -> Result<(), 
                 .collect(),
             missing: b.targets.missing.clone(),
             kernels_checked: b.targets.kernels_checked,
-            pruned: b
-                .pruned
-                .iter()
-                .map(|(output, done)| {
-                    let refused = done.refused.clone();
-                    (output.clone(), (done.files, done.removed_bytes, refused))
-                })
-                .collect(),
+            pruned: b.pruned.clone(),
         })
         .collect();
     let text = serde_json::to_string(&packages).expect("plain data serialises");
@@ -182,18 +175,7 @@ pub(crate) fn recall(store: &Store, key: &str) -> Result<Option<Vec<Built>>, Err
                 },
                 repointed: Vec::new(),
                 reused: true,
-                pruned: p
-                    .pruned
-                    .into_iter()
-                    .map(|(output, (files, removed_bytes, refused))| {
-                        let done = Pruned {
-                            files,
-                            removed_bytes,
-                            refused,
-                        };
-                        (output, done)
-                    })
-                    .collect(),
+                pruned: p.pruned,
             })
             .collect(),
     ))
