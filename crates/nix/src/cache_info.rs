@@ -42,10 +42,13 @@ impl CacheInfo {
             let value = value.trim();
             match key {
                 "StoreDir" => {
-                    if !value.starts_with('/') {
-                        return Err(bad(format!("StoreDir {value:?} is not an absolute path")));
+                    let folder = value.trim_end_matches('/');
+                    if !value.starts_with('/') || folder.is_empty() {
+                        return Err(bad(format!(
+                            "StoreDir {value:?} is not an absolute path below /"
+                        )));
                     }
-                    store_dir = Some(value.trim_end_matches('/').to_owned());
+                    store_dir = Some(folder.to_owned());
                 }
                 "WantMassQuery" => want_mass_query = value == "1",
                 "Priority" => {
@@ -91,6 +94,10 @@ mod tests {
         assert!(!nix.want_mass_query);
         assert!(CacheInfo::parse("WantMassQuery: 1\n").is_err());
         assert!(CacheInfo::parse("StoreDir: relative\n").is_err());
+        // The root is no store folder: trimmed, it would render as an empty one (found
+        // by the narinfo fuzz target).
+        assert!(CacheInfo::parse("StoreDir: /\n").is_err());
+        assert!(CacheInfo::parse("StoreDir: //\n").is_err());
         assert!(CacheInfo::parse("garbage\n").is_err());
     }
 }
