@@ -43,7 +43,8 @@ impl CacheInfo {
             match key {
                 "StoreDir" => {
                     let folder = value.trim_end_matches('/');
-                    if !value.starts_with('/') || folder.is_empty() {
+                    let plain = folder.trim() == folder && !folder.contains(char::is_control);
+                    if !value.starts_with('/') || folder.is_empty() || !plain {
                         return Err(bad(format!(
                             "StoreDir {value:?} is not an absolute path below /"
                         )));
@@ -98,6 +99,8 @@ mod tests {
         // by the narinfo fuzz target).
         assert!(CacheInfo::parse("StoreDir: /\n").is_err());
         assert!(CacheInfo::parse("StoreDir: //\n").is_err());
+        assert!(CacheInfo::parse("StoreDir: /nix/store /\n").is_err());
+        assert!(CacheInfo::parse("StoreDir: /nix\u{0}/store\n").is_err());
         assert!(CacheInfo::parse("garbage\n").is_err());
     }
 }
