@@ -1515,3 +1515,79 @@ fn trusted_keys_come_from_the_flags_else_the_environment() {
     assert_eq!(code, 2);
     assert!(stderr.contains("no trusted public key"), "{stderr}");
 }
+
+/// The payload of a chunked body.
+fn unchunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size");
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..line_end]).expect("hex"), 16)
+            .expect("chunk size");
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[..size]);
+        assert_eq!(&body[size..size + 2], b"\r\n");
+        body = &body[size + 2..];
+    }
+}
+
+#[test]
+fn serve_store_writes_nars_as_it_sends_them() {
+    let world = World::new();
+    let (secret, _) = world.keygen("test-1");
+    let (_, dep) = world.package("hello");
+    let ours = world.ours();
+    let serve = Serve::start(
+        &world,
+        &[
+            "--store",
+            "--store-dir",
+            "/nix/store",
+            "--root",
+            s(&ours),
+            "--secret-key-file",
+            s(&secret),
+        ],
+    );
+    let nar = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args(["nar", "dump"])
+        .arg(ours.join(dep.trim_start_matches('/')))
+        .output()
+        .expect("nar dump")
+        .stdout;
+    let url = format!("/nar/{}.nar", hash_part(&dep));
+    let (status, head, body) = serve.get(&url, "");
+    assert_eq!(status, 200);
+    assert!(
+        head.contains(&format!("Content-Length: {}", nar.len())),
+        "{head}"
+    );
+    assert!(body == nar, "the NAR served differs from `nar dump`");
+    let (status, _, body) = serve.get(&url, "Range: bytes=100-299\r\n");
+    assert_eq!((status, body.as_slice()), (206, &nar[100..300]));
+    // A client that takes zstd gets it, compressed as it is made, in chunks.
+    let (status, head, body) = serve.get(&url, "Accept-Encoding: gzip, zstd\r\n");
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("Content-Encoding: zstd") && head.contains("Transfer-Encoding: chunked"),
+        "{head}"
+    );
+    let compressed = unchunk(&body);
+    assert!(compressed.len() < nar.len() / 2);
+    let decoded = zstd::stream::decode_all(&compressed[..]).expect("zstd");
+    assert!(decoded == nar, "the zstd stream holds another NAR");
+    // Ranges stay plain.
+    let (status, head, body) = serve.get(&url, "Accept-Encoding: zstd\r\nRange: bytes=0-9\r\n");
+    assert_eq!((status, body.as_slice()), (206, &nar[..10]));
+    assert!(!head.contains("Content-Encoding"), "{head}");
+    // Pushes go to caches, not to a store.
+    let (status, _, _) = serve.request(
+        b"PUT /nar/x.nar HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx",
+    );
+    assert_eq!(status, 405);
+}

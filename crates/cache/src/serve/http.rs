@@ -179,6 +179,9 @@ pub(crate) enum Payload {
     Stream(Box<dyn Read + Send>, u64),
     /// `len` bytes that a function writes (a NAR made as it is sent).
     Writer(WriteBody, u64),
+    /// Bytes of a length not known in advance (a NAR compressed as it is sent), sent
+    /// with chunked transfer encoding (what the function returns is not used).
+    Chunked(WriteBody),
 }
 
 /// A response to write.
@@ -215,6 +218,7 @@ impl Response {
         match &self.payload {
             Payload::Bytes(bytes) => bytes.len() as u64,
             Payload::File(_, len) | Payload::Stream(_, len) | Payload::Writer(_, len) => *len,
+            Payload::Chunked(_) => 0,
         }
     }
 }
@@ -258,7 +262,11 @@ pub(crate) fn write_response(
     for (name, value) in &response.headers {
         let _ = write!(head, "{name}: {value}\r\n");
     }
-    let _ = write!(head, "Content-Length: {len}\r\n");
+    if matches!(response.payload, Payload::Chunked(_)) {
+        head.push_str("Transfer-Encoding: chunked\r\n");
+    } else {
+        let _ = write!(head, "Content-Length: {len}\r\n");
+    }
     if !keep_alive {
         head.push_str("Connection: close\r\n");
     }
@@ -291,8 +299,66 @@ pub(crate) fn write_response(
             out.flush()?;
             check_sent(sent, len)?;
         }
+        Payload::Chunked(write) => {
+            stream.write_all(head.as_bytes())?;
+            let mut out = Chunks {
+                out: &mut *stream,
+                buffer: Vec::with_capacity(CHUNK),
+                sent: 0,
+            };
+            write(&mut out)?;
+            return out.finish();
+        }
     }
     Ok(len)
+}
+
+/// The payload of one chunk of a chunked body.
+const CHUNK: usize = 256 << 10;
+
+/// Chunked transfer encoding: what is written goes out in chunks of `CHUNK` bytes;
+/// `finish` sends the last, empty one.
+struct Chunks<'a> {
+    out: &'a mut TcpStream,
+    buffer: Vec<u8>,
+    /// Payload bytes sent so far.
+    sent: u64,
+}
+
+impl Chunks<'_> {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let mut chunk = format!("{:x}\r\n", self.buffer.len()).into_bytes();
+        chunk.extend_from_slice(&self.buffer);
+        chunk.extend_from_slice(b"\r\n");
+        self.sent += self.buffer.len() as u64;
+        self.buffer.clear();
+        self.out.write_all(&chunk)
+    }
+
+    /// Sends the rest and the last chunk; returns the payload bytes sent.
+    fn finish(mut self) -> io::Result<u64> {
+        self.send()?;
+        self.out.write_all(b"0\r\n\r\n")?;
+        Ok(self.sent)
+    }
+}
+
+impl Write for Chunks<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let taken = (CHUNK - self.buffer.len()).min(bytes.len());
+        self.buffer.extend_from_slice(&bytes[..taken]);
+        if self.buffer.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A body shorter than its `Content-Length` must fail the connection, so that the

@@ -314,6 +314,26 @@ fn store_nar(
         return Ok(not_found());
     };
     let physical = store.physical(&path);
+    // Clients that take zstd (Nix from 2.14 on) get the NAR compressed as it is made,
+    // at zstd's fastest level: a store is served on a network that is slower than that.
+    // Ranges (resumed downloads) are served from the plain NAR.
+    let takes_zstd = request
+        .header("accept-encoding")
+        .is_some_and(|value| value.split(',').any(|v| v.trim().starts_with("zstd")));
+    if takes_zstd && request.header("range").is_none() {
+        let write = move |out: &mut dyn Write| -> std::io::Result<u64> {
+            let mut encoder = zstd::stream::write::Encoder::new(out, 1)?;
+            cudapkgs_store::nar::dump(&physical, &mut encoder)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            encoder.finish()?;
+            Ok(0)
+        };
+        return Ok(
+            Response::new(200, NAR_TYPE, Payload::Chunked(Box::new(write)))
+                .with_header("Content-Encoding", "zstd")
+                .with_header("Vary", "Accept-Encoding"),
+        );
+    }
     ranged(request, info.nar_size, move |range| {
         let len = range.end - range.start;
         Ok(Payload::Writer(
