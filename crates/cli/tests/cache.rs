@@ -1591,3 +1591,161 @@ fn serve_store_writes_nars_as_it_sends_them() {
     );
     assert_eq!(status, 405);
 }
+
+/// Builds, with a real Nix in the private store under `root`, a derivation whose output
+/// is named by its derivation (input-addressed), not by its contents.
+fn nix_build(world: &World, root: &Path) -> String {
+    let output = world
+        .nix("nix-build")
+        .args(["--store", &format!("local?root={}", root.display())])
+        .args(["--option", "extra-sandbox-paths", "/bin /lib /lib64 /usr", "--no-out-link"])
+        .args([
+            "-E",
+            r#"derivation { name = "built"; system = "x86_64-linux"; PATH = "/usr/bin:/bin"; builder = "/bin/sh"; args = [ "-c" "mkdir $out; echo built > $out/file" ]; }"#,
+        ])
+        .output()
+        .expect("nix-build");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn serve_signs_a_nix_cache_with_its_key_and_copy_refuses_paths_named_by_derivations() {
+    if !have_nix() {
+        return;
+    }
+    let world = World::new();
+    let (secret, public) = world.keygen("ours-1");
+    let theirs = world.path("theirs");
+    let built = nix_build(&world, &theirs);
+    // An unsigned cache written by Nix.
+    let cache = world.path("nix-cache");
+    let pushed = world
+        .nix("nix")
+        .args([
+            "copy",
+            "--from",
+            &format!("local?root={}", theirs.display()),
+        ])
+        .args([
+            "--to",
+            &format!("file://{}?compression=zstd", cache.display()),
+            &built,
+        ])
+        .output()
+        .expect("nix copy --to");
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let unsigned = Serve::start(&world, &["--cache", &format!("file://{}", cache.display())]);
+    let refused = world.nix_copy_from(&unsigned.url, &world.path("refused"), &public, &built);
+    assert!(
+        !refused.status.success(),
+        "Nix took an unsigned, input-addressed path"
+    );
+    // Served with our key, the same narinfos are signed on the fly and Nix takes them.
+    let signed = Serve::start(
+        &world,
+        &[
+            "--cache",
+            &format!("file://{}", cache.display()),
+            "--secret-key-file",
+            s(&secret),
+        ],
+    );
+    let copied = world.nix_copy_from(&signed.url, &world.path("copied"), &public, &built);
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    // cudapkgs' store holds paths named by their contents only: a clear refusal, nothing
+    // registered.
+    let (code, stderr) = world.fails(&[
+        "copy",
+        "--from",
+        &signed.url,
+        "--trusted-public-key",
+        &public,
+        &built,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not named by its contents"), "{stderr}");
+    assert!(!world.valid(&built));
+}
+
+#[test]
+fn push_and_copy_answer_in_json() {
+    let world = World::new();
+    let (secret, public) = world.keygen("test-1");
+    let (pkg, dep) = world.package("hello");
+    let cache = world.path("cache");
+    let to = format!("file://{}", cache.display());
+    let report: serde_json::Value = serde_json::from_str(&world.ok(&[
+        "--json",
+        "push",
+        "--to",
+        &to,
+        "--secret-key-file",
+        s(&secret),
+        &pkg,
+    ]))
+    .expect("one JSON document");
+    let pushed: Vec<&str> = report["pushed"]
+        .as_array()
+        .expect("pushed")
+        .iter()
+        .map(|p| p["path"].as_str().expect("path"))
+        .collect();
+    // References first.
+    assert_eq!(pushed, [dep.as_str(), pkg.as_str()]);
+    assert!(report["pushed"][0]["file_size"].as_u64().expect("size") > 0);
+    std::fs::rename(world.ours(), world.path("original")).expect("move");
+    let report: serde_json::Value = serde_json::from_str(&world.ok(&[
+        "--json",
+        "copy",
+        "--from",
+        &to,
+        "--trusted-public-key",
+        &public,
+        &pkg,
+    ]))
+    .expect("one JSON document");
+    assert_eq!(report["copied"].as_array().expect("copied").len(), 2);
+    assert_eq!(report["copied"][1]["signed_by"], "test-1");
+    // A failure is one JSON document too.
+    let root = world.ours();
+    let (code, stdout, _) = World::cudapkgs(
+        &[
+            "--json",
+            "copy",
+            "--from",
+            "ftp://x",
+            "--trusted-public-key",
+            &public,
+            &pkg,
+            "--store-dir",
+            "/nix/store",
+            "--root",
+            s(&root),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    let error: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("unknown kind of cache")
+    );
+}
