@@ -825,3 +825,61 @@ fn expect_capabilities_holds_only_for_exactly_the_requested_targets() {
     let (code, _, _) = run(&["inspect", "--expect-capabilities", "9.0", s(&source)]);
     assert_ne!(code, 0);
 }
+
+#[test]
+fn sdists_are_read_as_archives_and_bad_input_is_refused() {
+    let work = tempfile::tempdir().expect("temp");
+    // A zip sdist, and a tar.gz whose member climbs out of it, written by Python.
+    let script = r#"
+import io, sys, tarfile, zipfile
+folder = sys.argv[1]
+text = b"flags = ['-gencode', 'arch=compute_80,code=sm_80']\n"
+with zipfile.ZipFile(folder + "/pkg-1.0.zip", "w") as z:
+    z.writestr("pkg-1.0/setup.py", text)
+with tarfile.open(folder + "/evil-1.0.tar.gz", "w:gz") as t:
+    info = tarfile.TarInfo("evil-1.0/../../setup.py")
+    info.size = len(text)
+    t.addfile(info, io.BytesIO(text))
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script, s(work.path())])
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let (code, report) = json_of(&[
+        "targets",
+        "scan",
+        "--json",
+        s(&work.path().join("pkg-1.0.zip")),
+    ]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        at(&report, "setup.py", 1)["architectures"],
+        serde_json::json!(["sm_80"])
+    );
+
+    let (code, stdout, stderr) = run(&[
+        "targets",
+        "scan",
+        "--json",
+        s(&work.path().join("evil-1.0.tar.gz")),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("leaves the archive"), "{stderr}");
+    let error: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("leaves the archive")
+    );
+
+    let readme = work.path().join("README.md");
+    std::fs::write(&readme, "-gencode arch=compute_80,code=sm_80\n").expect("write");
+    let (code, _, stderr) = run(&["targets", "scan", s(&readme)]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not a source tree, an sdist"), "{stderr}");
+    let (code, _, stderr) = run(&["targets", "scan", s(&work.path().join("missing"))]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot read"), "{stderr}");
+}
