@@ -12,7 +12,10 @@ use cudapkgs_nix::narinfo::NarInfo;
 use cudapkgs_nix::signature::{PublicKey, trusted_signer};
 use cudapkgs_nix::store_path;
 use cudapkgs_store::scan::ReferenceScanner;
-use cudapkgs_store::store::{Scan, Store};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use cudapkgs_store::store::{Scan, Store, WorkDir};
 
 use crate::backend::Backend;
 use crate::verify::{HashingReader, sha256_field};
@@ -23,6 +26,8 @@ use crate::{CACHE_INFO_KEY, Error, NARINFO_LIMIT, compress, narinfo_key};
 pub struct Options<'a> {
     /// Every narinfo must carry a signature by one of these.
     pub trusted: &'a [PublicKey],
+    /// NARs downloaded at once.
+    pub jobs: usize,
 }
 
 /// What happened to one path.
@@ -99,13 +104,85 @@ pub fn substitute(
         progress(&event);
         report.events.push(event);
     }
-    for path in dependency_order(&narinfos, &store_dir) {
-        let info = &narinfos[&path];
-        let event = fetch_one(store, backend, &store_dir, info, options)?;
-        progress(&event);
-        report.events.push(event);
-    }
+    // Every path is checked to be storable before anything is downloaded.
+    let planned = dependency_order(&narinfos, &store_dir)
+        .into_iter()
+        .map(|path| plan(&narinfos[&path], &store_dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    let work: Vec<WorkDir> = planned
+        .iter()
+        .map(|_| store.work_dir())
+        .collect::<Result<_, _>>()?;
+    fetch_all(
+        backend,
+        &planned,
+        &work,
+        options.jobs,
+        &mut |index, fetched| {
+            let event = register(
+                store,
+                &store_dir,
+                &planned[index],
+                &work[index],
+                &fetched,
+                options,
+            )?;
+            progress(&event);
+            report.events.push(event);
+            Ok(())
+        },
+    )?;
     Ok(report)
+}
+
+/// Downloads every planned path, `jobs` at once, and hands each download to `register`
+/// in the plan's order (references first) as soon as it and those before it are done.
+/// The first failure stops the downloads not yet started and is returned.
+fn fetch_all(
+    backend: &dyn Backend,
+    planned: &[Planned<'_>],
+    work: &[WorkDir],
+    jobs: usize,
+    register: &mut dyn FnMut(usize, Fetched) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (sender, receiver) = mpsc::channel::<(usize, Result<Fetched, Error>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, planned.len().max(1)) {
+            let (sender, next, stop) = (sender.clone(), &next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(one) = planned.get(index) else { break };
+                    let tree = work[index].path().join("tree");
+                    let fetched = download(backend, one.info, &one.references, &tree)
+                        .and_then(|fetched| check(backend, one, &fetched).map(|()| fetched));
+                    if sender.send((index, fetched)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        let mut done: HashMap<usize, Fetched> = HashMap::new();
+        let mut cursor = 0;
+        for (index, fetched) in receiver {
+            let outcome = fetched.and_then(|fetched| {
+                done.insert(index, fetched);
+                while let Some(fetched) = done.remove(&cursor) {
+                    register(cursor, fetched)?;
+                    cursor += 1;
+                }
+                Ok(())
+            });
+            if let Err(error) = outcome {
+                stop.store(true, Ordering::Relaxed);
+                return Err(error);
+            }
+        }
+        Ok(())
+    })
 }
 
 fn check_store_dir(backend: &dyn Backend, store_dir: &str) -> Result<(), Error> {
@@ -204,17 +281,20 @@ fn dependency_order(narinfos: &HashMap<String, NarInfo>, store_dir: &str) -> Vec
     order
 }
 
-/// Downloads, checks and registers one path whose references are valid.
-fn fetch_one(
-    store: &mut Store,
-    backend: &dyn Backend,
-    store_dir: &str,
-    info: &NarInfo,
-    options: &Options<'_>,
-) -> Result<Event, Error> {
+/// A path to fetch, checked to be storable: its name, references and NAR digest.
+struct Planned<'a> {
+    info: &'a NarInfo,
+    name: String,
+    references: Vec<String>,
+    expected: [u8; 32],
+}
+
+/// Checks that the store can hold the path of `info`: named by its contents (the path
+/// the announced NAR hash and references give), without a reference to itself.
+fn plan<'a>(info: &'a NarInfo, store_dir: &str) -> Result<Planned<'a>, Error> {
     let path = &info.store_path;
     let base = store_path::base_name(store_dir, path).map_err(|p| Error::untrusted(path, p))?;
-    let name = &base[store_path::HASH_LEN + 1..];
+    let name = base[store_path::HASH_LEN + 1..].to_owned();
     let references: Vec<String> = info
         .references
         .iter()
@@ -229,43 +309,69 @@ fn fetch_one(
             format!("NarHash {} is not a SHA-256 in base-32", info.nar_hash),
         )
     })?;
-    // The path the store gives these contents: checked before anything is downloaded.
     let computed =
-        cudapkgs_store::path::source_path(store_dir, name, &expected, &references, false)?;
+        cudapkgs_store::path::source_path(store_dir, &name, &expected, &references, false)?;
     if &computed != path {
         return Err(not_storable(
             path,
             "it is not named by its contents (a path Nix built from a derivation, or one with a content address of another kind)",
         ));
     }
-    let work = store.work_dir()?;
-    let tree = work.path().join("tree");
-    let fetched = download(backend, info, &references, &tree)?;
+    Ok(Planned {
+        info,
+        name,
+        references,
+        expected,
+    })
+}
+
+/// Checks a download against its narinfo (sizes, hashes) and its references against
+/// those the NAR mentions.
+fn check(backend: &dyn Backend, planned: &Planned<'_>, fetched: &Fetched) -> Result<(), Error> {
+    let info = planned.info;
     check_download(
         &format!("{}/{}", backend.describe(), info.url),
         info,
-        &expected,
-        &fetched,
+        &planned.expected,
+        fetched,
     )?;
-    let mut found: Vec<String> = references
+    let mut found: Vec<&String> = planned
+        .references
         .iter()
         .filter(|r| cudapkgs_store::path::hash_part(r).is_some_and(|h| fetched.found.contains(&h)))
-        .cloned()
         .collect();
     found.sort();
-    let mut claimed = references.clone();
-    claimed.sort();
-    if found != claimed {
+    if found.len() != planned.references.len() {
         return Err(Error::untrusted(
-            path,
+            &info.store_path,
             format!(
                 "its contents mention {} of the {} references its narinfo gives",
                 found.len(),
-                claimed.len()
+                planned.references.len()
             ),
         ));
     }
-    let added = store.add(&tree, name, &Scan::ClosureOf(references), None)?;
+    Ok(())
+}
+
+/// Adds a checked download to the store (its references are valid by now).
+fn register(
+    store: &mut Store,
+    store_dir: &str,
+    planned: &Planned<'_>,
+    work: &WorkDir,
+    fetched: &Fetched,
+    options: &Options<'_>,
+) -> Result<Event, Error> {
+    let info = planned.info;
+    let path = &info.store_path;
+    let tree = work.path().join("tree");
+    let added = store.add(
+        &tree,
+        &planned.name,
+        &Scan::ClosureOf(planned.references.clone()),
+        None,
+    )?;
     if &added != path {
         return Err(Error::untrusted(
             path,

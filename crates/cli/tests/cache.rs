@@ -1749,3 +1749,80 @@ fn push_and_copy_answer_in_json() {
             .contains("unknown kind of cache")
     );
 }
+
+#[test]
+fn copy_downloads_side_by_side_and_registers_references_first() {
+    let world = World::new();
+    let (secret, public) = world.keygen("test-1");
+    // A chain a <- b <- c and a fan of four beside it, all under one top path.
+    let mut previous: Option<String> = None;
+    let mut inputs = Vec::new();
+    for name in ["a", "b", "c", "d", "e", "f", "g"] {
+        let tree = world.path(name);
+        std::fs::create_dir_all(&tree).expect("mkdir");
+        let mention = if name <= "c" {
+            previous.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        std::fs::write(
+            tree.join("data"),
+            format!("{name} {mention}\n").repeat(20_000),
+        )
+        .expect("write");
+        let mut args = vec!["store", "add", "--name", name];
+        if name <= "c" {
+            if let Some(p) = &previous {
+                args.extend(["--input", p.as_str()]);
+            }
+        }
+        args.push(s(&tree));
+        let path = world.ok(&args).trim().to_owned();
+        if name <= "c" {
+            previous = Some(path.clone());
+        }
+        inputs.push(path);
+    }
+    let top = world.path("top");
+    std::fs::create_dir_all(&top).expect("mkdir");
+    std::fs::write(top.join("refs"), inputs.join("\n")).expect("write");
+    let mut args = vec!["store", "add", "--name", "top"];
+    for input in &inputs {
+        args.extend(["--input", input.as_str()]);
+    }
+    args.push(s(&top));
+    let top_path = world.ok(&args).trim().to_owned();
+    let cache = world.path("cache");
+    push(&world, &cache, &secret, &["--jobs", "3"], &[&top_path]);
+    std::fs::rename(world.ours(), world.path("original")).expect("move");
+    let to = format!("file://{}", cache.display());
+    let copied = world.ok(&[
+        "--json",
+        "copy",
+        "--from",
+        &to,
+        "--trusted-public-key",
+        &public,
+        "--jobs",
+        "3",
+        &top_path,
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&copied).expect("json");
+    let order: Vec<&str> = report["copied"]
+        .as_array()
+        .expect("copied")
+        .iter()
+        .map(|c| c["path"].as_str().expect("path"))
+        .collect();
+    assert_eq!(order.len(), 8);
+    // Every path after its references.
+    let position = |p: &str| order.iter().position(|o| *o == p).expect("copied");
+    assert!(position(&inputs[0]) < position(&inputs[1]));
+    assert!(position(&inputs[1]) < position(&inputs[2]));
+    assert_eq!(position(&top_path), 7);
+    let verify = world.ok(&["store", "verify"]);
+    assert!(
+        verify.contains("8 valid paths checked, 0 problems"),
+        "{verify}"
+    );
+}

@@ -121,6 +121,9 @@ pub struct CopyArgs {
     /// Give up on a server that sends nothing for this many seconds
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub stall_timeout: u64,
+    /// NARs downloaded at once
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
     /// Store paths (or their hash parts); their closures are copied
     #[arg(required = true, value_name = "STORE_PATH")]
     pub paths: Vec<String>,
@@ -579,7 +582,10 @@ pub fn copy(args: &CopyArgs, output: Output) -> CliResult<Exit> {
         &mut store,
         backend.as_ref(),
         &args.paths,
-        &substitute::Options { trusted: &trusted },
+        &substitute::Options {
+            trusted: &trusted,
+            jobs: args.jobs.max(1),
+        },
         &progress,
     )
     .map_err(|e| cache_failure(&e))?;
