@@ -95,11 +95,7 @@ fn format_name(format: FlagsFormat) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn request(
-    args: &FlagsArgs,
-    config: &Config,
-    env: EnvLookup<'_>,
-) -> CliResult<Request> {
+pub(crate) fn request(args: &FlagsArgs, config: &Config, env: EnvLookup<'_>) -> CliResult<Request> {
     let cuda = layered(
         args.cuda.map(|v| (v, "--cuda")),
         "CUDAPKGS_CUDA",
