@@ -1826,3 +1826,39 @@ fn copy_downloads_side_by_side_and_registers_references_first() {
         "{verify}"
     );
 }
+
+#[test]
+fn copy_resumes_a_download_that_broke_off() {
+    let t = pushed_package("none");
+    // A plain web server over the cache folder whose first answer for each file stops
+    // after 5000 bytes of its body.
+    let log = t.world.path("requests.log");
+    let server = common::Server::start(&t.cache, &log, Some(5000));
+    let copied = t.world.ok(&[
+        "copy",
+        "--from",
+        &server.url(),
+        "--trusted-public-key",
+        &t.public,
+        &t.pkg,
+    ]);
+    assert!(copied.starts_with("copied 2 paths"), "{copied}");
+    let nar = t.nar_file(&t.dep);
+    let name = nar
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains(&name) && r.ends_with("bytes=5000-")),
+        "{requests:?}"
+    );
+    let verify = t.world.ok(&["store", "verify"]);
+    assert!(
+        verify.contains("2 valid paths checked, 0 problems"),
+        "{verify}"
+    );
+}

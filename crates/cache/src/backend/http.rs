@@ -72,7 +72,7 @@ pub(crate) fn error_text(response: ureq::http::Response<ureq::Body>) -> String {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HttpBackend {
     base: String,
     token: Option<String>,
@@ -92,10 +92,53 @@ impl HttpBackend {
         format!("{}/{key}", self.base)
     }
 
+    /// Runs an idempotent request, again (twice at most) when the connection failed
+    /// before an answer came: a server may close a kept-alive connection at any time.
+    fn idempotent(
+        &self,
+        key: &str,
+        send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<ureq::http::Response<ureq::Body>, Error> {
+        let mut attempt = 0;
+        loop {
+            match send() {
+                Err(ureq::Error::Io(_) | ureq::Error::ConnectionFailed) if attempt < 2 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(100 << attempt));
+                }
+                outcome => return outcome.map_err(|e| self.remote(key, e)),
+            }
+        }
+    }
+
     fn remote(&self, key: &str, problem: impl std::fmt::Display) -> Error {
         Error::Remote {
             url: self.url(key),
             problem: problem.to_string(),
+        }
+    }
+
+    /// The rest of the object at `key` from byte `offset` (`Range: bytes=OFFSET-`, which
+    /// every server that takes ranges understands).
+    fn get_from(&self, key: &str, offset: u64) -> Result<Box<dyn Read + Send>, Error> {
+        let response = self.idempotent(key, || {
+            self.client
+                .agent
+                .get(self.url(key))
+                .header("Range", format!("bytes={offset}-"))
+                .call()
+        })?;
+        let starts_there = response
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .is_some_and(|start| start.parse() == Ok(offset));
+        match response.status().as_u16() {
+            206 if starts_there => Ok(body_reader(response)),
+            206 | 200 => Err(self.remote(key, "the server ignored the byte range asked for")),
+            _ => Err(self.remote(key, error_text(response))),
         }
     }
 
@@ -127,12 +170,7 @@ impl HttpBackend {
 impl Backend for HttpBackend {
     fn size(&self, key: &str) -> Result<Option<u64>, Error> {
         check_key(key)?;
-        let response = self
-            .client
-            .agent
-            .head(self.url(key))
-            .call()
-            .map_err(|e| self.remote(key, e))?;
+        let response = self.idempotent(key, || self.client.agent.head(self.url(key)).call())?;
         match response.status().as_u16() {
             200 => Ok(Some(
                 response
@@ -150,17 +188,21 @@ impl Backend for HttpBackend {
 
     fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Option<Object>, Error> {
         check_key(key)?;
-        let mut request = self.client.agent.get(self.url(key));
-        if let Some(range) = &range {
-            if range.is_empty() {
-                return Ok(Some(Object {
-                    len: 0,
-                    body: Body::Stream(Box::new(std::io::empty())),
-                }));
-            }
-            request = request.header("Range", format!("bytes={}-{}", range.start, range.end - 1));
+        if range.as_ref().is_some_and(std::ops::Range::is_empty) {
+            return Ok(Some(Object {
+                len: 0,
+                body: Body::Stream(Box::new(std::io::empty())),
+            }));
         }
-        let response = request.call().map_err(|e| self.remote(key, e))?;
+        let response = self.idempotent(key, || {
+            let request = self.client.agent.get(self.url(key));
+            match &range {
+                Some(range) => request
+                    .header("Range", format!("bytes={}-{}", range.start, range.end - 1))
+                    .call(),
+                None => request.call(),
+            }
+        })?;
         let status = response.status().as_u16();
         match status {
             200 | 206 => {}
@@ -171,9 +213,21 @@ impl Backend for HttpBackend {
             return Err(self.remote(key, "the server ignored the byte range asked for"));
         }
         let len = response.body().content_length();
+        // Resumed with a byte range even when the server does not announce
+        // `Accept-Ranges` (a server that ignores the range fails the resume cleanly).
+        let resumable = range.is_none();
+        let body = body_reader(response);
+        let body = match len {
+            Some(len) if resumable => {
+                let (backend, key) = (self.clone(), key.to_owned());
+                let reopen = move |offset: u64| backend.get_from(&key, offset);
+                Box::new(super::Resuming::new(body, len, Box::new(reopen)))
+            }
+            _ => body,
+        };
         Ok(Some(Object {
             len: range.map_or(len.unwrap_or(0), |r| r.end - r.start),
-            body: Body::Stream(body_reader(response)),
+            body: Body::Stream(body),
         }))
     }
 

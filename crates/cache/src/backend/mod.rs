@@ -106,6 +106,65 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Opens an object again from a byte offset to its end.
+pub(crate) type Reopen = Box<dyn FnMut(u64) -> Result<Box<dyn Read + Send>, Error> + Send>;
+
+/// Attempts to continue a transfer that broke off.
+const RESUMES: u32 = 4;
+
+/// Reads a remote object of `len` bytes; when a read fails (a dropped connection, a
+/// stall, an early end), the object is asked for again from the byte where it broke off,
+/// up to `RESUMES` times with a growing pause, as Nix resumes downloads.
+pub(crate) struct Resuming {
+    inner: Box<dyn Read + Send>,
+    reopen: Reopen,
+    offset: u64,
+    len: u64,
+    resumes_left: u32,
+}
+
+impl Resuming {
+    pub(crate) fn new(inner: Box<dyn Read + Send>, len: u64, reopen: Reopen) -> Resuming {
+        Resuming {
+            inner,
+            reopen,
+            offset: 0,
+            len,
+            resumes_left: RESUMES,
+        }
+    }
+}
+
+impl Read for Resuming {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let failure = match self.inner.read(buf) {
+                Ok(0) if self.offset < self.len && !buf.is_empty() => std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the transfer ended after {} of {} bytes",
+                        self.offset, self.len
+                    ),
+                ),
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => e,
+            };
+            if self.resumes_left == 0 {
+                return Err(failure);
+            }
+            let attempt = RESUMES - self.resumes_left;
+            self.resumes_left -= 1;
+            std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
+            self.inner = (self.reopen)(self.offset)
+                .map_err(|e| std::io::Error::other(format!("{failure}; resuming failed: {e}")))?;
+        }
+    }
+}
+
 /// How to reach remote caches.
 #[derive(Debug, Clone, Default)]
 pub struct Access {

@@ -37,7 +37,7 @@ fn xml_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct S3Backend {
     location: S3Location,
     credentials: Option<Credentials>,
@@ -362,9 +362,22 @@ impl Backend for S3Backend {
             _ => return Err(self.remote(key, error_text(response))),
         }
         let len = response.body().content_length().unwrap_or(0);
+        let body = body_reader(response);
+        let body: Box<dyn std::io::Read + Send> = if range.is_none() {
+            let (backend, key) = (self.clone(), key.to_owned());
+            let reopen = move |offset: u64| -> Result<Box<dyn std::io::Read + Send>, Error> {
+                let object = backend.get(&key, Some(offset..len))?.ok_or_else(|| {
+                    Error::Missing(format!("{key} went away during its download"))
+                })?;
+                Ok(object.body.into_reader())
+            };
+            Box::new(super::Resuming::new(body, len, Box::new(reopen)))
+        } else {
+            body
+        };
         Ok(Some(Object {
             len: range.map_or(len, |r| r.end - r.start),
-            body: Body::Stream(body_reader(response)),
+            body: Body::Stream(body),
         }))
     }
 
