@@ -1862,3 +1862,67 @@ fn copy_resumes_a_download_that_broke_off() {
         "{verify}"
     );
 }
+
+#[test]
+fn push_goes_through_serve_with_a_token() {
+    let world = World::new();
+    let (secret, public) = world.keygen("test-1");
+    let (pkg, _) = world.package("hello");
+    let cache = world.path("cache");
+    std::fs::create_dir_all(&cache).expect("mkdir");
+    let token = world.path("token");
+    std::fs::write(&token, "0123456789abcdef-token\n").expect("write");
+    let serve = Serve::start(
+        &world,
+        &[
+            "--cache",
+            &format!("file://{}", cache.display()),
+            "--push-token-file",
+            s(&token),
+        ],
+    );
+    // Without the token: refused, and the cache stays empty.
+    let (code, stderr) = world.fails(&[
+        "push",
+        "--to",
+        &serve.url,
+        "--secret-key-file",
+        s(&secret),
+        &pkg,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(!cache.join(format!("{}.narinfo", hash_part(&pkg))).exists());
+    let pushed = world.ok(&[
+        "push",
+        "--to",
+        &serve.url,
+        "--token-file",
+        s(&token),
+        "--secret-key-file",
+        s(&secret),
+        &pkg,
+    ]);
+    assert!(pushed.starts_with("pushed 2 paths"), "{pushed}");
+    let again = world.ok(&[
+        "push",
+        "--to",
+        &serve.url,
+        "--token-file",
+        s(&token),
+        "--secret-key-file",
+        s(&secret),
+        &pkg,
+    ]);
+    assert!(again.contains("2 already there"), "{again}");
+    std::fs::rename(world.ours(), world.path("original")).expect("move");
+    let copied = world.ok(&[
+        "copy",
+        "--from",
+        &serve.url,
+        "--trusted-public-key",
+        &public,
+        &pkg,
+    ]);
+    assert!(copied.starts_with("copied 2 paths"), "{copied}");
+}
