@@ -5,9 +5,10 @@
 //! accepts `PUT` (`http(s)://`), or an S3 bucket (`s3://`). `push` writes the closures of
 //! store paths into one, `substitute` brings paths from one into a store after checking
 //! signatures, hashes and sizes, and `serve` answers Nix's HTTP requests from a cache or
-//! straight from a store.
+//! straight from a store; `collect` removes what killed pushes left in a folder cache.
 
 pub mod backend;
+pub mod collect;
 pub mod compress;
 mod error;
 pub mod location;

@@ -136,7 +136,7 @@ pub enum Command {
         #[command(flatten)]
         location: StoreLocation,
     },
-    /// Binary caches in Nix's protocol: signing keys
+    /// Binary caches in Nix's protocol: signing keys, collecting a folder cache's garbage
     #[command(subcommand)]
     Cache(crate::commands::cache::CacheCommand),
     /// Push the closures of store paths to a binary cache (a folder, an HTTP cache, S3):

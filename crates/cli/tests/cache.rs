@@ -1926,3 +1926,65 @@ fn push_goes_through_serve_with_a_token() {
     ]);
     assert!(copied.starts_with("copied 2 paths"), "{copied}");
 }
+
+#[test]
+fn cache_gc_removes_only_old_nars_no_narinfo_names() {
+    let t = pushed_package("zstd");
+    let nar = t.cache.join("nar");
+    let old = nar.join("orphan.nar.zst");
+    std::fs::write(&old, b"left by a killed push").expect("write");
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .and_then(|f| f.set_modified(two_hours_ago))
+        .expect("age it");
+    let young = nar.join("young.nar.zst");
+    std::fs::write(&young, b"a push in progress").expect("write");
+    let outside = t.world.path("outside");
+    std::fs::write(&outside, b"not the cache's").expect("write");
+    std::os::unix::fs::symlink(&outside, nar.join("link.nar.zst")).expect("link");
+    let url = t.file_url();
+    let gc = |extra: &[&str]| {
+        let args = [&["cache", "gc", "--cache", url.as_str()][..], extra].concat();
+        World::cudapkgs(&args, &[])
+    };
+    let (code, stdout, stderr) = gc(&["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("would remove 1 NAR file"), "{stdout}");
+    assert!(old.exists());
+    let (code, stdout, stderr) = gc(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("removed 1 NAR file") && stdout.contains("1 younger kept, 2 named"),
+        "{stdout}"
+    );
+    assert!(!old.exists() && young.exists());
+    assert!(nar.join("link.nar.zst").symlink_metadata().is_ok() && outside.exists());
+    // The cache still serves its paths.
+    let copied = t.world.ok(&[
+        "copy",
+        "--from",
+        &url,
+        "--trusted-public-key",
+        &t.public,
+        &t.pkg,
+    ]);
+    assert!(copied.starts_with("copied 2 paths"), "{copied}");
+    // A narinfo it cannot read stops it before anything goes.
+    std::fs::write(&old, b"again").expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .and_then(|f| f.set_modified(two_hours_ago))
+        .expect("age it");
+    std::fs::write(
+        t.cache.join(format!("{}.narinfo", "1".repeat(32))),
+        "garbage\n",
+    )
+    .expect("write");
+    let (code, _, stderr) = gc(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("nothing was removed"), "{stderr}");
+    assert!(old.exists());
+}

@@ -33,6 +33,20 @@ pub enum CacheCommand {
         #[arg(value_name = "PUBLIC_FILE")]
         public_file: PathBuf,
     },
+    /// Remove the NAR files of a folder cache that no narinfo names (what killed pushes
+    /// leave), once they are older than --older-than
+    Gc {
+        /// The cache: file:///FOLDER
+        #[arg(long, value_name = "URL")]
+        cache: String,
+        /// Keep unnamed NARs younger than this many seconds (a push in progress uploads
+        /// its NAR before its narinfo)
+        #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+        older_than: u64,
+        /// Only say what would be removed
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// How NARs are compressed in the cache.
@@ -215,7 +229,54 @@ pub fn cache(command: &CacheCommand, output: Output) -> CliResult<Exit> {
             secret_file,
             public_file,
         } => keygen(name, secret_file, public_file, output),
+        CacheCommand::Gc {
+            cache,
+            older_than,
+            dry_run,
+        } => collect(cache, *older_than, *dry_run, output),
     }
+}
+
+fn collect(url: &str, older_than: u64, dry_run: bool, output: Output) -> CliResult<Exit> {
+    let Location::Folder(folder) = location(url, "--cache")? else {
+        return Err(
+            CliError::new("--cache: only a file:// cache can be collected")
+                .with_hint("name the cache's folder as file:///FOLDER"),
+        );
+    };
+    let collection =
+        cudapkgs_cache::collect::collect(&folder, Duration::from_secs(older_than), dry_run)
+            .map_err(|e| cache_failure(&e))?;
+    let bytes: u64 = collection.unreferenced.iter().map(|(_, size)| size).sum();
+    if output.json {
+        Output::print_json(&serde_json::json!({
+            "dry_run": dry_run,
+            "removed": collection.unreferenced.iter().map(|(key, size)| serde_json::json!({"key": key, "size": size})).collect::<Vec<_>>(),
+            "kept_young": collection.young,
+            "referenced": collection.referenced,
+        }))?;
+    } else {
+        for (key, _) in &collection.unreferenced {
+            output.detail(format!(
+                "{} {key}",
+                if dry_run { "would remove" } else { "removed" }
+            ));
+        }
+        Output::print(&format!(
+            "{} {} NAR file{} ({}) that no narinfo names; {} younger kept, {} named\n",
+            if dry_run { "would remove" } else { "removed" },
+            collection.unreferenced.len(),
+            if collection.unreferenced.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            crate::units::bytes(bytes),
+            collection.young.len(),
+            collection.referenced
+        ))?;
+    }
+    Ok(Exit::Success)
 }
 
 fn keygen(name: &str, secret_file: &Path, public_file: &Path, output: Output) -> CliResult<Exit> {
