@@ -14,6 +14,9 @@ pub enum Error {
     /// A request to a remote cache failed.
     #[error("{url}: {problem}")]
     Remote { url: String, problem: String },
+    /// A remote cache could not be reached (the connection failed before an answer).
+    #[error("{url}: cannot reach the cache: {problem}")]
+    Unreachable { url: String, problem: String },
     /// What a cache holds is not what it claims (a bad narinfo, hash, size, signature).
     #[error("{what}: {problem}")]
     Untrusted { what: String, problem: String },

@@ -1988,3 +1988,28 @@ fn cache_gc_removes_only_old_nars_no_narinfo_names() {
     assert!(stderr.contains("nothing was removed"), "{stderr}");
     assert!(old.exists());
 }
+
+#[test]
+fn copy_says_when_a_cache_cannot_be_reached() {
+    let world = World::new();
+    // A port nobody listens on any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let (code, stderr) = world.fails(&[
+        "copy",
+        "--from",
+        &format!("http://127.0.0.1:{port}"),
+        "--trusted-public-key",
+        "k:lt0M+wvFcLypgp4pfYQyyaXoXIQh4UzYydo5/+j3Z3s=",
+        "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-x",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot reach the cache"), "{stderr}");
+    assert!(
+        stderr.contains("hint: check that the cache is running"),
+        "{stderr}"
+    );
+}

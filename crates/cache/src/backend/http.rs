@@ -106,7 +106,15 @@ impl HttpBackend {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(100 << attempt));
                 }
-                outcome => return outcome.map_err(|e| self.remote(key, e)),
+                outcome => {
+                    return outcome.map_err(|e| match e {
+                        ureq::Error::Io(_) | ureq::Error::ConnectionFailed => Error::Unreachable {
+                            url: self.url(key),
+                            problem: e.to_string(),
+                        },
+                        other => self.remote(key, other),
+                    });
+                }
             }
         }
     }

@@ -144,10 +144,13 @@ impl S3Backend {
             builder = builder.header(*name, value);
         }
         let request = builder.body(body).map_err(|e| self.remote(key, e))?;
-        self.client
-            .agent
-            .run(request)
-            .map_err(|e| self.remote(key, e))
+        self.client.agent.run(request).map_err(|e| match e {
+            ureq::Error::Io(_) | ureq::Error::ConnectionFailed => Error::Unreachable {
+                url: format!("{}/{key}", self.describe()),
+                problem: e.to_string(),
+            },
+            other => self.remote(key, other),
+        })
     }
 
     /// A request without a body.
@@ -158,7 +161,18 @@ impl S3Backend {
         query: &[(&str, &str)],
         headers: &[(&str, String)],
     ) -> Result<ureq::http::Response<ureq::Body>, Error> {
-        self.send(method, key, query, headers, &sigv4::sha256_hex(b""), ())
+        // Without a body a request can be sent again (twice at most) when its connection
+        // failed before an answer: a server may close a kept-alive connection any time.
+        let mut attempt = 0;
+        loop {
+            match self.send(method, key, query, headers, &sigv4::sha256_hex(b""), ()) {
+                Err(Error::Unreachable { .. }) if attempt < 2 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Fails unless the response is a success, with S3's message.

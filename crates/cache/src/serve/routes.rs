@@ -117,7 +117,7 @@ pub(crate) fn answer(
     };
     let response = outcome.unwrap_or_else(|error| {
         let status = match error {
-            Error::Remote { .. } => 502,
+            Error::Remote { .. } | Error::Unreachable { .. } => 502,
             _ => 500,
         };
         Response::text(status, &error.to_string())

@@ -186,7 +186,7 @@ fn cache_failure(error: &cudapkgs_cache::Error) -> CliError {
         Error::Location(_) => failed.with_hint(
             "name a cache as file:///FOLDER, http(s)://HOST[:PORT] or s3://BUCKET?endpoint=URL&region=REGION",
         ),
-        Error::Remote { .. } => {
+        Error::Remote { .. } | Error::Unreachable { .. } => {
             failed.with_hint("check that the cache is running and reachable, then try again")
         }
         _ => failed,
