@@ -293,6 +293,7 @@ fn projects_that_follow_the_user_are_clean() {
     let (code, report) = json_of(&["targets", "scan", "--json", s(&vllm)]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(at(&report, "CMakeLists.txt", 129)["overrides_user"], false);
+    assert_eq!(at(&report, "CMakeLists.txt", 129)["upper_bound"], true);
     let (code, report) = json_of(&[
         "targets",
         "scan",

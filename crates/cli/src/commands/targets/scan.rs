@@ -33,6 +33,8 @@ pub(super) struct FindingJson {
     pub kind: &'static str,
     pub architectures: Vec<String>,
     pub overrides_user: bool,
+    /// A list of what the project supports, which filters the user's request.
+    pub upper_bound: bool,
     pub reason: String,
 }
 
@@ -46,6 +48,7 @@ impl FindingJson {
             kind: finding.kind.name(),
             architectures: finding.forced.names(),
             overrides_user: finding.overrides_user,
+            upper_bound: finding.upper_bound,
             reason: finding.reason.clone(),
         }
     }
@@ -143,10 +146,13 @@ fn human(
         .max()
         .unwrap_or(0);
     for finding in findings {
-        let verdict = if request.is_some() || finding.overrides_user {
-            "forces"
-        } else {
-            "default"
+        let verdict = match (
+            request.is_some() || finding.overrides_user,
+            finding.upper_bound,
+        ) {
+            (true, _) => "forces",
+            (false, true) => "limits",
+            (false, false) => "default",
         };
         let _ = writeln!(
             out,
@@ -176,8 +182,8 @@ fn human(
         if files_read == 1 { "file" } else { "files" },
         if defaults > 0 {
             format!(
-                "; {defaults} {} the user's choice replaces",
-                if defaults == 1 { "default" } else { "defaults" }
+                "; {defaults} more {} the user's choice (defaults it replaces, lists of what is supported)",
+                if defaults == 1 { "follows" } else { "follow" }
             )
         } else {
             String::new()
