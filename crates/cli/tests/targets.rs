@@ -581,6 +581,26 @@ fn a_rewrite_needs_a_request_and_keeps_modes() {
         1,
         "no temporary left"
     );
+    // --out of a single file writes the copy and leaves the file alone.
+    let copy = work.path().join("build-9.0.sh");
+    let before = std::fs::read(&script).expect("read");
+    let (code, stdout, stderr) = run(&[
+        "targets",
+        "rewrite",
+        "--capabilities",
+        "9.0",
+        "--out",
+        s(&copy),
+        s(&script),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(std::fs::read(&script).expect("read"), before);
+    assert!(
+        std::fs::read_to_string(&copy)
+            .expect("read")
+            .contains("TORCH_CUDA_ARCH_LIST=\"9.0+PTX\"")
+    );
+    std::fs::remove_file(&copy).expect("remove");
     // Twice the same rewrite changes nothing.
     let (code, stdout, _) = run(&[
         "targets",

@@ -189,18 +189,23 @@ fn write(
         }
         None => args.path.clone(),
     };
-    // A named build file is rewritten in its folder, by its name.
-    let root_path = match origin {
-        Origin::File => target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned(),
-        Origin::Tree | Origin::Sdist => target.clone(),
+    // A named build file is rewritten in its folder, under its name there (the copy's
+    // with --out, never the original's).
+    let (root_path, named) = match origin {
+        Origin::File => (
+            target
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_owned(),
+            Some(PathBuf::from(target.file_name().unwrap_or_default())),
+        ),
+        Origin::Tree | Origin::Sdist => (target.clone(), None),
     };
     let root = cudapkgs_targets::open_root(&root_path).map_err(|e| CliError::new(e.to_string()))?;
     for (file, plan) in changed {
-        cudapkgs_targets::replace_file(&root, &file.path, plan.new_text.as_bytes())
+        let relative = named.as_ref().unwrap_or(&file.path);
+        cudapkgs_targets::replace_file(&root, relative, plan.new_text.as_bytes())
             .map_err(|error| CliError::new(error.to_string()))?;
     }
     Ok(target)
