@@ -601,6 +601,18 @@ fn a_rewrite_needs_a_request_and_keeps_modes() {
             .contains("TORCH_CUDA_ARCH_LIST=\"9.0+PTX\"")
     );
     std::fs::remove_file(&copy).expect("remove");
+    let (code, _, stderr) = run(&[
+        "targets",
+        "rewrite",
+        "--capabilities",
+        "9.0",
+        "--out",
+        s(&work.path().join("inside")),
+        s(work.path()),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is inside"), "{stderr}");
+    assert!(!work.path().join("inside").exists());
     // Twice the same rewrite changes nothing.
     let (code, stdout, _) = run(&[
         "targets",

@@ -177,6 +177,7 @@ fn write(
 ) -> CliResult<PathBuf> {
     let target = match &args.out {
         Some(out) => {
+            refuse_copy_into_itself(&args.path, out)?;
             cudapkgs_tree::copy_tree(&args.path, out).map_err(|error| {
                 CliError::new(format!(
                     "cannot copy {} to {}: {error}",
@@ -209,6 +210,27 @@ fn write(
             .map_err(|error| CliError::new(error.to_string()))?;
     }
     Ok(target)
+}
+
+/// A copy inside the tree it copies would copy itself without end.
+fn refuse_copy_into_itself(source: &Path, out: &Path) -> CliResult<()> {
+    let source = std::fs::canonicalize(source)
+        .map_err(|error| CliError::new(format!("cannot read {}: {error}", source.display())))?;
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(parent) = std::fs::canonicalize(parent) {
+        if parent.starts_with(&source) {
+            return Err(CliError::new(format!(
+                "--out {} is inside {}",
+                out.display(),
+                source.display()
+            ))
+            .with_hint("name a folder outside the source tree"));
+        }
+    }
+    Ok(())
 }
 
 fn human(
