@@ -123,7 +123,12 @@ impl FromStr for Requirement {
     type Err = ParseError;
 
     fn from_str(text: &str) -> Result<Requirement, ParseError> {
-        let mut parser = Parser { text, at: 0 };
+        let mut parser = Parser {
+            text,
+            at: 0,
+            depth: 0,
+            terms: 0,
+        };
         let requirement = parser.requirement()?;
         parser.skip_space();
         if parser.at < text.len() {
@@ -201,7 +206,16 @@ fn version_specifiers(op: Op, version: &str) -> Option<VersionSpecifiers> {
 struct Parser<'a> {
     text: &'a str,
     at: usize,
+    /// Parentheses open around the marker being read.
+    depth: usize,
+    /// Comparisons read so far.
+    terms: usize,
 }
+
+/// Markers are read and evaluated by recursion: bounded, so that no metadata file can
+/// exhaust the stack (real ones nest two or three deep and hold a handful of terms).
+const MAX_MARKER_DEPTH: usize = 32;
+const MAX_MARKER_TERMS: usize = 256;
 
 impl<'a> Parser<'a> {
     fn error(&self, problem: &str) -> ParseError {
@@ -341,11 +355,24 @@ impl<'a> Parser<'a> {
 
     fn atom(&mut self) -> Result<Marker, ParseError> {
         if self.eat("(") {
+            self.depth += 1;
+            if self.depth > MAX_MARKER_DEPTH {
+                return Err(self.error(&format!(
+                    "markers nested more than {MAX_MARKER_DEPTH} deep"
+                )));
+            }
             let marker = self.or()?;
             if !self.eat(")") {
                 return Err(self.error("expected `)` in the marker"));
             }
+            self.depth -= 1;
             return Ok(marker);
+        }
+        self.terms += 1;
+        if self.terms > MAX_MARKER_TERMS {
+            return Err(self.error(&format!(
+                "a marker of more than {MAX_MARKER_TERMS} comparisons"
+            )));
         }
         let left = self.value()?;
         let op = self.op()?;
@@ -467,5 +494,18 @@ mod tests {
             let error = text.parse::<Requirement>().expect_err(text);
             assert_eq!(error.at, at, "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn markers_that_would_exhaust_the_stack_are_refused() {
+        // Found by the requirement fuzz target: deep parentheses overflowed the stack.
+        let deep = format!("x; {}os_name == 'a'{}", "(".repeat(100_000), ")".repeat(100_000));
+        let error = deep.parse::<Requirement>().expect_err("too deep");
+        assert!(error.problem.contains("nested more than 32 deep"), "{error}");
+        let long = format!("x; {}", vec!["os_name == 'a'"; 100_000].join(" and "));
+        let error = long.parse::<Requirement>().expect_err("too long");
+        assert!(error.problem.contains("more than 256 comparisons"), "{error}");
+        let fine = format!("x; {}os_name == 'posix'{}", "(".repeat(32), ")".repeat(32));
+        assert!(parse(&fine).applies(&Environment::linux("linux-x86_64")));
     }
 }
