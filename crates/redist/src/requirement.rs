@@ -357,9 +357,9 @@ impl<'a> Parser<'a> {
         if self.eat("(") {
             self.depth += 1;
             if self.depth > MAX_MARKER_DEPTH {
-                return Err(self.error(&format!(
-                    "markers nested more than {MAX_MARKER_DEPTH} deep"
-                )));
+                return Err(
+                    self.error(&format!("markers nested more than {MAX_MARKER_DEPTH} deep"))
+                );
             }
             let marker = self.or()?;
             if !self.eat(")") {
@@ -499,12 +499,22 @@ mod tests {
     #[test]
     fn markers_that_would_exhaust_the_stack_are_refused() {
         // Found by the requirement fuzz target: deep parentheses overflowed the stack.
-        let deep = format!("x; {}os_name == 'a'{}", "(".repeat(100_000), ")".repeat(100_000));
+        let deep = format!(
+            "x; {}os_name == 'a'{}",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        );
         let error = deep.parse::<Requirement>().expect_err("too deep");
-        assert!(error.problem.contains("nested more than 32 deep"), "{error}");
+        assert!(
+            error.problem.contains("nested more than 32 deep"),
+            "{error}"
+        );
         let long = format!("x; {}", vec!["os_name == 'a'"; 100_000].join(" and "));
         let error = long.parse::<Requirement>().expect_err("too long");
-        assert!(error.problem.contains("more than 256 comparisons"), "{error}");
+        assert!(
+            error.problem.contains("more than 256 comparisons"),
+            "{error}"
+        );
         let fine = format!("x; {}os_name == 'posix'{}", "(".repeat(32), ")".repeat(32));
         assert!(parse(&fine).applies(&Environment::linux("linux-x86_64")));
     }
