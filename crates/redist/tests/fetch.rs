@@ -114,8 +114,11 @@ fn sha256_of(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::new(), |mut hex, b| {
+            use std::fmt::Write;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 fn no_progress(_: &Request, _: u64, _: Option<u64>) {}
@@ -241,13 +244,13 @@ fn file_urls_read_only_regular_files() {
             sha256: "0".repeat(64),
             size: None,
         };
-        let (fetched, text) = within(Duration::from_secs(30), move || {
+        let (archive, text) = within(Duration::from_secs(30), move || {
             (
                 fetcher.fetch(&request, &no_progress),
                 fetcher.get_text(&request.url, "application/json"),
             )
         });
-        for error in [fetched.expect_err("refused"), text.expect_err("refused")] {
+        for error in [archive.expect_err("refused"), text.expect_err("refused")] {
             assert!(
                 error.to_string().contains("not a regular file"),
                 "{url}: {error}"
