@@ -43,6 +43,11 @@ pub fn root(command: &RootCommand, output: Output) -> CliResult<Exit> {
                 return Err(CliError::new(format!("there is no root named `{name}`"))
                     .with_hint("`cudapkgs store root list` shows the roots"));
             }
+            if output.json {
+                Output::print_json(&serde_json::json!({ "removed": name }))?;
+            } else {
+                output.detail(format!("root {name} removed"));
+            }
             Ok(Exit::Success)
         }
         RootCommand::List { location } => {

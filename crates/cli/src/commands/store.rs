@@ -89,6 +89,9 @@ pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
             let stdin = std::io::stdin();
             let input = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
             restore::restore(input, target).map_err(|error| failure(&error))?;
+            if output.json {
+                Output::print_json(&serde_json::json!({ "restored": target }))?;
+            }
             Ok(Exit::Success)
         }
         NarCommand::Hash { paths } => {
