@@ -158,8 +158,10 @@ pub(crate) enum Fill {
     /// all values, as `"-gencode", "arch=…"` pairs or `"-gencode=arch=…"` elements.
     GencodeElements { quote: char, pairs: bool },
     /// A quoted CMake argument holding one flag: every flag, unquoted, as several
-    /// arguments.
-    CmakeArguments,
+    /// arguments. `separate`: the argument is followed directly by another (`"…"x`,
+    /// which CMake reads as two), so the flags get a space after them; unquoted, they
+    /// would run into it.
+    CmakeArguments { separate: bool },
     /// Not rewritten: a person has to decide.
     Manual { reason: &'static str },
     /// Removed (a later argument of a command whose first one now holds every flag;

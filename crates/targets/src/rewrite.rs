@@ -115,7 +115,8 @@ fn finding_edits(finding: &Finding, request: &Request) -> Result<Vec<Edit>, Stri
 fn fill(fill: &Fill, slots: usize, request: &Request) -> Result<String, String> {
     let options = &request.options;
     Ok(match fill {
-        Fill::NvccFlags | Fill::CmakeArguments => request.nvcc_flags(),
+        Fill::NvccFlags | Fill::CmakeArguments { separate: false } => request.nvcc_flags(),
+        Fill::CmakeArguments { separate: true } => format!("{} ", request.nvcc_flags()),
         Fill::GencodeValue {
             position,
             same_block,

@@ -263,7 +263,12 @@ fn element_findings(text: &str, masked: &Masked, group: &Group, places: &[Place]
                 Slot {
                     range: string.clone(),
                     fill: if index == 0 {
-                        Fill::CmakeArguments
+                        Fill::CmakeArguments {
+                            separate: text[string.end..]
+                                .chars()
+                                .next()
+                                .is_some_and(|c| !(c.is_whitespace() || c == ')')),
+                        }
                     } else {
                         Fill::Nothing
                     },

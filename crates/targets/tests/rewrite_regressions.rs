@@ -1,0 +1,65 @@
+//! Rewrites checked as the `targets` fuzz target checks them (a rewrite with no place
+//! left to a person scans clean for its request, and a second rewrite changes nothing),
+//! on inputs it found wrong, minimised by hand, and on their neighbours.
+
+use cudapkgs_caps::{CudaOptions, HostPlatform, parse_capability_list};
+use cudapkgs_targets::{Context, Language, Request, plan};
+
+fn request(list: &str) -> Request {
+    Request::new(
+        CudaOptions {
+            cuda: "13.0".parse().expect("cuda"),
+            capabilities: Some(parse_capability_list(list).expect("list")),
+            forward_compat: true,
+            platform: HostPlatform::X86_64,
+        }
+        .resolve()
+        .expect("valid"),
+    )
+}
+
+/// Rewrites `text` for `list`, checks the result as the fuzz target does, and returns it.
+fn rewritten(text: &str, language: Language, list: &str) -> String {
+    let request = request(list);
+    let context = Context::default();
+    let first = plan(text, language, &request, &context);
+    assert!(first.manual.is_empty(), "{:?}", first.manual);
+    assert!(
+        first.remaining.is_empty(),
+        "{:?}\n{}",
+        first.remaining,
+        first.new_text
+    );
+    let second = plan(&first.new_text, language, &request, &context);
+    assert!(
+        second.edits.is_empty(),
+        "{:?}\n{}",
+        second.edits,
+        first.new_text
+    );
+    first.new_text
+}
+
+#[test]
+fn a_quoted_cmake_argument_followed_directly_by_another_stays_apart() {
+    // CMake reads `"…"x` as two arguments (with a warning); the flags written in place
+    // of the quoted one must not run into the `x`.
+    let text = "f(\"arch=compute_75,code=sm_75\"x)\n";
+    assert_eq!(
+        rewritten(text, Language::CMake, "9.0"),
+        "f(-gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90 x)\n"
+    );
+    assert_eq!(
+        rewritten(text, Language::CMake, "8.6 9.0a"),
+        "f(-gencode=arch=compute_86,code=sm_86 -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 x)\n"
+    );
+    // Arguments already apart are left as they are.
+    assert_eq!(
+        rewritten(
+            "f(\"arch=compute_75,code=sm_75\" x)\n",
+            Language::CMake,
+            "9.0"
+        ),
+        "f(-gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90 x)\n"
+    );
+}
