@@ -63,3 +63,15 @@ fn a_quoted_cmake_argument_followed_directly_by_another_stays_apart() {
         "f(-gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90 x)\n"
     );
 }
+
+#[test]
+fn a_gencode_argument_before_its_value_is_rewritten_with_it() {
+    // `"-gencode" "arch=…"` are two arguments of one flag: the flags written in their
+    // place carry their own `-gencode=`, so the lone `-gencode` must go too (nvcc would
+    // read the next flag as its value).
+    let text = "list(APPEND F \"-gencode\" \"arch=compute_75,code=sm_75\" \"-gencode\" \"arch=compute_80,code=sm_80\")\n";
+    assert_eq!(
+        rewritten(text, Language::CMake, "9.0"),
+        "list(APPEND F -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90 )\n"
+    );
+}

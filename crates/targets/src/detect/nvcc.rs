@@ -259,9 +259,16 @@ fn element_findings(text: &str, masked: &Masked, group: &Group, places: &[Place]
             .iter()
             .enumerate()
             .map(|(index, place)| {
-                let string = &place.element.as_ref().expect("elements").string;
+                let element = place.element.as_ref().expect("elements");
+                let string = &element.string;
+                // A `"-gencode"` argument before the value goes with it: the flags
+                // written in their place each carry their own.
+                let start = element
+                    .after_flag_string
+                    .as_ref()
+                    .map_or(string.start, |flag| flag.start);
                 Slot {
-                    range: string.clone(),
+                    range: start..string.end,
                     fill: if index == 0 {
                         Fill::CmakeArguments {
                             separate: text[string.end..]
