@@ -113,6 +113,24 @@ impl Masked {
         }
     }
 
+    /// What a string literal of `strings` holds between its quotes; `None` when it is
+    /// not closed (a quote left open at the end of a line, or of a CMake file), whose
+    /// range may be a single quote.
+    pub(crate) fn content(&self, string: &Range<usize>) -> Option<&str> {
+        let bytes = self.text.as_bytes();
+        let inner = string.start.checked_add(1)?..string.end.checked_sub(1)?;
+        let quote = *bytes.get(string.start)?;
+        let escapes = bytes
+            .get(inner.clone())?
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        let closed = string.len() >= 2 && bytes[string.end - 1] == quote && escapes % 2 == 0;
+        // The quotes are ASCII, so the inner bounds are character boundaries.
+        closed.then(|| &self.text[inner])
+    }
+
     /// The string literal holding `offset`, quotes included.
     pub(crate) fn string_at(&self, offset: usize) -> Option<Range<usize>> {
         let index = self
@@ -215,6 +233,18 @@ mod tests {
         let masked = Masked::new(shell, Language::Shell);
         assert!(masked.text.starts_with("echo ${#x} a#b  "));
         assert!(!masked.text.contains("sm_80"));
+    }
+
+    #[test]
+    fn only_closed_strings_have_a_content() {
+        let text = "a = 'x' + \"\nb = 'y\\'\nc = ''\n";
+        let masked = Masked::new(text, Language::Python);
+        let contents: Vec<_> = masked.strings.iter().map(|s| masked.content(s)).collect();
+        assert_eq!(contents, [Some("x"), None, None, Some("")]);
+        let masked = Masked::new("set(X \"a\\\"", Language::CMake);
+        assert_eq!(masked.strings.len(), 1);
+        assert_eq!(masked.strings[0], 6..10);
+        assert_eq!(masked.content(&masked.strings[0]), None);
     }
 
     #[test]

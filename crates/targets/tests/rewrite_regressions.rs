@@ -3,7 +3,7 @@
 //! on inputs it found wrong, minimised by hand, and on their neighbours.
 
 use cudapkgs_caps::{CudaOptions, HostPlatform, parse_capability_list};
-use cudapkgs_targets::{Context, Language, Request, plan};
+use cudapkgs_targets::{Context, Language, Request, plan, scan_text};
 
 fn request(list: &str) -> Request {
     Request::new(
@@ -74,4 +74,28 @@ fn a_gencode_argument_before_its_value_is_rewritten_with_it() {
         rewritten(text, Language::CMake, "9.0"),
         "list(APPEND F -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90 )\n"
     );
+}
+
+#[test]
+fn a_quote_left_open_at_the_end_of_a_line_is_no_string_to_read() {
+    // A lone quote before a line break is a string literal of one byte: reading what
+    // it holds between its quotes sliced backwards.
+    let python = "\"\nflags = (\"-gencode\", \"arch=compute_80,code=sm_80\")\n";
+    assert_eq!(scan_text(python, Language::Python).len(), 1);
+    assert!(
+        rewritten(python, Language::Python, "9.0")
+            .ends_with("flags = (\"-gencode\", \"arch=compute_90,code=[sm_90,compute_90]\")\n")
+    );
+    let python = "\"\n\"arch=compute_80,code=sm_80\"\n";
+    let first = plan(
+        python,
+        Language::Python,
+        &request("9.0"),
+        &Context::default(),
+    );
+    assert_eq!(first.manual.len(), 1, "a value compared or computed with");
+    let meson = "nvcc_arch_flags(a, '\n)\n";
+    assert!(scan_text(meson, Language::Meson).is_empty());
+    // An open string is not an item of a literal list.
+    assert!(scan_text("CUDA_ARCHS = [\"8.0\", \"9.0,\n", Language::Python).is_empty());
 }

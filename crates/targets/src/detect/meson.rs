@@ -30,9 +30,12 @@ pub(crate) fn detect(masked: &Masked) -> Vec<Finding> {
             continue;
         };
         let mut targets = BTreeSet::new();
-        let parsed = strings
-            .iter()
-            .all(|s| torch_item(&text[s.start + 1..s.end - 1], &mut targets).is_some());
+        let parsed = strings.iter().all(|s| {
+            masked
+                .content(s)
+                .and_then(|item| torch_item(item, &mut targets))
+                .is_some()
+        });
         if !parsed || targets.is_empty() {
             continue;
         }

@@ -177,11 +177,11 @@ fn arch_places(text: &str) -> Vec<Place> {
 /// `"-gencode"` element), if it does.
 fn element_of(masked: &Masked, place: &Place) -> Option<Element> {
     let string = masked.string_at(place.value.start)?;
-    let content = (string.start + 1)..(string.end - 1);
+    let content_text = masked.content(&string)?;
+    let content_start = string.start + 1;
     let text = &masked.text;
-    let content_text = text.get(content.clone())?;
-    let flag_text = text.get(place.flag_start.max(content.start)..place.value.end)?;
-    if content_text.trim() != flag_text.trim() || place.flag_start < content.start {
+    let flag_text = text.get(place.flag_start.max(content_start)..place.value.end)?;
+    if content_text.trim() != flag_text.trim() || place.flag_start < content_start {
         return None;
     }
     let string_index = masked.strings.partition_point(|s| s.start < string.start);
@@ -190,8 +190,9 @@ fn element_of(masked: &Masked, place: &Place) -> Option<Element> {
         .flatten()
         .map(|index| masked.strings[index].clone())
         .filter(|previous| {
-            let inner = &text[previous.start + 1..previous.end - 1];
-            GENCODE_FLAGS.contains(&inner)
+            masked
+                .content(previous)
+                .is_some_and(|inner| GENCODE_FLAGS.contains(&inner))
                 && text[previous.end..string.start]
                     .chars()
                     .all(|c| c == ',' || c.is_whitespace())

@@ -13,10 +13,9 @@ use crate::target::{Forced, Target, list_item, parse_list, torch_item};
 const TORCH: &str = "TORCH_CUDA_ARCH_LIST";
 
 pub(crate) fn detect(masked: &Masked) -> Vec<Finding> {
-    let text = masked.text.as_str();
     let mut findings = Vec::new();
     for (index, string) in masked.strings.iter().enumerate() {
-        let Some(name) = inner(text, string) else {
+        let Some(name) = masked.content(string) else {
             continue;
         };
         if name == TORCH {
@@ -29,12 +28,6 @@ pub(crate) fn detect(masked: &Masked) -> Vec<Finding> {
     }
     findings.extend(list_assignments(masked));
     findings
-}
-
-fn inner<'a>(text: &'a str, string: &Range<usize>) -> Option<&'a str> {
-    let start = string.start + 1;
-    let end = string.end.checked_sub(1)?;
-    (start <= end).then(|| &text[start..end])
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -56,7 +49,7 @@ fn environ_assignment(masked: &Masked, index: usize) -> Option<Finding> {
     if between.contains('\n') {
         return None;
     }
-    let forced = parse_list(inner(text, value)?, &[';', ' '], torch_item)?;
+    let forced = parse_list(masked.content(value)?, &[';', ' '], torch_item)?;
     let guard = enclosing_headers(text, name.start)
         .into_iter()
         .find(|header| header.contains(TORCH));
@@ -103,9 +96,8 @@ fn default_string(masked: &Masked, index: usize) -> Option<&Range<usize>> {
 
 /// `os.getenv("TORCH_CUDA_ARCH_LIST", "8.0")`: a default the user's value replaces.
 fn default_argument(masked: &Masked, index: usize) -> Option<Finding> {
-    let text = masked.text.as_str();
     let value = default_string(masked, index)?;
-    let forced = parse_list(inner(text, value)?, &[';', ' '], torch_item)?;
+    let forced = parse_list(masked.content(value)?, &[';', ' '], torch_item)?;
     Some(
         Finding::new(
             Kind::TorchArchList,
@@ -125,9 +117,8 @@ fn default_argument(masked: &Masked, index: usize) -> Option<Finding> {
 
 /// `os.getenv("FLASH_ATTN_CUDA_ARCHS", "80;90;100;120")`: the project's own variable.
 fn project_default(masked: &Masked, index: usize, name: &str) -> Option<Finding> {
-    let text = masked.text.as_str();
     let value = default_string(masked, index)?;
-    let content = inner(text, value)?;
+    let content = masked.content(value)?;
     let separator = [';', ',', ' ']
         .into_iter()
         .find(|separator| content.contains(*separator))
@@ -201,7 +192,14 @@ fn list_assignments(masked: &Masked) -> Vec<Finding> {
         {
             continue;
         }
-        let items: Vec<&str> = strings.iter().filter_map(|s| inner(text, s)).collect();
+        // A string left open is no literal.
+        let Some(items) = strings
+            .iter()
+            .map(|s| masked.content(s))
+            .collect::<Option<Vec<&str>>>()
+        else {
+            continue;
+        };
         let (fill, range, capabilities) = if let [only] = items.as_slice() {
             let separator = [';', ',', ' ']
                 .into_iter()
