@@ -27,6 +27,9 @@ pub struct Input {
     pub version: String,
     /// The downloaded archive or wheel.
     pub archive: PathBuf,
+    /// Its SHA-256 (hex) when already known: a download's, verified against the index or
+    /// the manifest. `None` for a file given as it is (it is hashed).
+    pub sha256: Option<String>,
 }
 
 /// An ELF file of an output, as the loader will see it.

@@ -78,8 +78,7 @@ impl Built {
 
 /// Builds `inputs` into `store`; results in build order.
 pub fn build(store: &mut Store, inputs: &[Input], options: &Options) -> Result<Vec<Built>, Error> {
-    check(inputs, options)?;
-    let key = record::key(store, inputs, options)?;
+    let key = record_key(store, inputs, options)?;
     if !options.rebuild {
         if let Some(built) = recalled(store, &key, options)? {
             return Ok(built);
@@ -90,9 +89,46 @@ pub fn build(store: &mut Store, inputs: &[Input], options: &Options) -> Result<V
     Ok(built)
 }
 
+/// The key a build of `inputs` with `options` is recorded under. Inputs whose SHA-256 is
+/// known are not read, so the key of a set to download is known before its downloads.
+pub fn record_key(store: &mut Store, inputs: &[Input], options: &Options) -> Result<String, Error> {
+    check(inputs, options)?;
+    record::key(store, inputs, options)
+}
+
+/// A record of `key` obtained elsewhere (a binary cache), kept once the outputs it names
+/// are valid here, and the build it records rooted as a build would root it; `None` when
+/// an output is missing.
+pub fn adopt(
+    store: &mut Store,
+    key: &str,
+    record: &str,
+    options: &Options,
+) -> Result<Option<Vec<Built>>, Error> {
+    let Some(paths) = record::paths(record) else {
+        return Ok(None);
+    };
+    for path in &paths {
+        if store.info(path)?.is_none() {
+            return Ok(None);
+        }
+    }
+    store.set_build_record(key, record)?;
+    recalled(store, key, options)
+}
+
+/// The store paths a record's text names; `None` for text that is no record.
+pub fn record_paths(record: &str) -> Option<Vec<String>> {
+    record::paths(record)
+}
+
 /// The recorded build of these inputs, rooted again as a build would root it; `None`
 /// when there is no record, or its outputs went meanwhile.
-fn recalled(store: &mut Store, key: &str, options: &Options) -> Result<Option<Vec<Built>>, Error> {
+pub fn recalled(
+    store: &mut Store,
+    key: &str,
+    options: &Options,
+) -> Result<Option<Vec<Built>>, Error> {
     let Some(mut built) = record::recall(store, key)? else {
         return Ok(None);
     };

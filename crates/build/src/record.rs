@@ -41,7 +41,10 @@ struct KeyInputs<'a> {
 pub(crate) fn key(store: &mut Store, inputs: &[Input], options: &Options) -> Result<String, Error> {
     let mut packages = BTreeMap::new();
     for input in inputs {
-        let hash = archive_hash(store, &input.archive)?;
+        let hash = match &input.sha256 {
+            Some(known) => known.clone(),
+            None => archive_hash(store, &input.archive)?,
+        };
         packages.insert(input.package.as_str(), (input.version.as_str(), hash));
     }
     let inputs = KeyInputs {
@@ -179,6 +182,17 @@ pub(crate) fn recall(store: &Store, key: &str) -> Result<Option<Vec<Built>>, Err
             })
             .collect(),
     ))
+}
+
+/// The store paths a record's text names (every output of every package).
+pub(crate) fn paths(text: &str) -> Option<Vec<String>> {
+    let packages: Vec<RecordedPackage> = serde_json::from_str(text).ok()?;
+    Some(
+        packages
+            .into_iter()
+            .flat_map(|p| p.outputs.into_iter().map(|(_, path)| path))
+            .collect(),
+    )
 }
 
 /// The output's name as the outputs' table spells it.

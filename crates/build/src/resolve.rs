@@ -119,14 +119,17 @@ impl Resolution {
         self.packages
             .iter()
             .filter_map(|resolved| {
-                let archive = match &resolved.origin {
-                    Origin::Remote(_) => downloaded.next()?.clone(),
-                    Origin::Local(path) => path.clone(),
+                let (archive, sha256) = match &resolved.origin {
+                    Origin::Remote(request) => {
+                        (downloaded.next()?.clone(), Some(request.sha256.clone()))
+                    }
+                    Origin::Local(path) => (path.clone(), None),
                 };
                 Some(Input {
                     package: resolved.package.clone(),
                     version: resolved.version.clone(),
                     archive,
+                    sha256,
                 })
             })
             .collect()

@@ -25,6 +25,7 @@ fn input(package: &str, version: &str, archive: &Path) -> Input {
         package: package.to_owned(),
         version: version.to_owned(),
         archive: archive.to_owned(),
+        sha256: None,
     }
 }
 

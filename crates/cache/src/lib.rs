@@ -5,7 +5,8 @@
 //! accepts `PUT` (`http(s)://`), or an S3 bucket (`s3://`). `push` writes the closures of
 //! store paths into one, `substitute` brings paths from one into a store after checking
 //! signatures, hashes and sizes, and `serve` answers Nix's HTTP requests from a cache or
-//! straight from a store; `collect` removes what killed pushes left in a folder cache.
+//! straight from a store; `collect` removes what killed pushes left in a folder cache;
+//! `records` keeps builds' records beside their outputs, signed.
 
 pub mod backend;
 pub mod collect;
@@ -13,6 +14,7 @@ pub mod compress;
 mod error;
 pub mod location;
 pub mod push;
+pub mod records;
 pub mod serve;
 mod sigv4;
 pub mod substitute;

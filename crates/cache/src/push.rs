@@ -41,6 +41,8 @@ pub enum Event {
         nar_size: u64,
         file_size: u64,
     },
+    /// A build record whose outputs were all pushed, written signed.
+    Record(String),
 }
 
 /// What a push did, in the order it happened.
@@ -148,10 +150,24 @@ pub fn push(
             }
         }
     });
-    match first_error {
-        Some(error) => Err(error),
-        None => Ok(report),
+    if let Some(error) = first_error {
+        return Err(error);
     }
+    // Last: a record never names a path the cache lacks.
+    if let Some(secret) = options.secret_key {
+        for (key, text) in store.build_records()? {
+            let Some(paths) = crate::records::outputs(&text) else {
+                continue;
+            };
+            if !paths.is_empty() && paths.iter().all(|path| infos.contains_key(path)) {
+                crate::records::push(backend, &key, &text, secret)?;
+                let event = Event::Record(key);
+                progress(&event);
+                report.events.push(event);
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// Writes `nix-cache-info` if the cache has none; refuses a cache of another store folder.

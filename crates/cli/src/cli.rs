@@ -415,6 +415,15 @@ pub struct BuildArgs {
     /// Build again even when the store records a build of the same inputs
     #[arg(long)]
     pub rebuild: bool,
+    /// A binary cache to take the set's outputs from when it holds a signed record of a
+    /// build of the same inputs (file://, http(s)://, s3://); repeatable
+    /// [env: CUDAPKGS_SUBSTITUTERS, space-separated]
+    #[arg(long = "substituter", value_name = "URL")]
+    pub substituters: Vec<String>,
+    /// A key whose signatures records and narinfos of the substituters must carry
+    /// (name:base64, or a file holding it); repeatable [env: CUDAPKGS_TRUSTED_PUBLIC_KEYS]
+    #[arg(long = "trusted-public-key", value_name = "KEY")]
+    pub trusted_public_keys: Vec<String>,
     #[command(flatten)]
     pub location: StoreLocation,
 }

@@ -22,6 +22,20 @@ impl Store {
             .map_err(sql(&self.db_path))
     }
 
+    /// Every record, by key.
+    pub fn build_records(&self) -> Result<Vec<(String, String)>, Error> {
+        let failed = sql(&self.db_path);
+        let mut statement = self
+            .db
+            .prepare("SELECT key, record FROM BuildRecords ORDER BY key")
+            .map_err(&failed)?;
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(&failed)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&failed)
+    }
+
     /// Keeps `record` under `key`, in place of what was there.
     pub fn set_build_record(&mut self, key: &str, record: &str) -> Result<(), Error> {
         let now = SystemTime::now()

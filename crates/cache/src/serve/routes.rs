@@ -17,9 +17,12 @@ use super::http::{self, Payload, Request, Response, byte_range};
 use super::{Config, Source};
 use crate::backend::{Body, check_key};
 use crate::verify::{HashingWriter, sha256_field};
-use crate::{CACHE_INFO_KEY, Error, NARINFO_LIMIT, narinfo_key};
+use crate::{CACHE_INFO_KEY, Error, NARINFO_LIMIT, narinfo_key, records};
 
 const NARINFO_TYPE: &str = "text/x-nix-narinfo";
+
+/// The largest build record taken or served.
+const RECORD_LIMIT: u64 = 4 << 20;
 const NAR_TYPE: &str = "application/x-nix-nar";
 
 /// What every connection shares.
@@ -151,6 +154,14 @@ fn read_route(
             Source::Store { .. } => store_narinfo(shared, open_store(shared, connection)?, hash),
         };
     }
+    if let Some(build) = record_build_key(path) {
+        return match &shared.config.source {
+            Source::Cache(backend) => cache_record(backend.as_ref(), build),
+            Source::Store { .. } => {
+                Ok(store_record(shared, open_store(shared, connection)?, build))
+            }
+        };
+    }
     if let Some(key) = path.strip_prefix('/').filter(|k| k.starts_with("nar/")) {
         if check_key(key).is_err() {
             return Ok(not_found());
@@ -167,6 +178,37 @@ fn read_route(
 
 fn not_found() -> Response {
     Response::text(404, "not found")
+}
+
+/// The build key of a record's path (`/build/<key>.record`).
+fn record_build_key(path: &str) -> Option<&str> {
+    path.strip_prefix("/build/")?.strip_suffix(".record")
+}
+
+/// A cache's record file, as it is (its signature is the pusher's).
+fn cache_record(backend: &dyn crate::backend::Backend, build: &str) -> Result<Response, Error> {
+    if check_key(&records::record_key(build)).is_err() {
+        return Ok(not_found());
+    }
+    match backend.get_small(&records::record_key(build), RECORD_LIMIT)? {
+        Some(bytes) => Ok(Response::new(200, "text/plain", Payload::Bytes(bytes))),
+        None => Ok(not_found()),
+    }
+}
+
+/// A store's record, signed now with the server's key (unsigned records are useless to
+/// clients, so without a key there are none).
+fn store_record(shared: &Shared, store: &Store, build: &str) -> Response {
+    let Some(secret) = &shared.config.secret_key else {
+        return not_found();
+    };
+    let Ok(Some(text)) = store.build_record(build) else {
+        return not_found();
+    };
+    match records::render(build, &text, secret) {
+        Ok(file) => Response::new(200, "text/plain", Payload::Bytes(file.into_bytes())),
+        Err(_) => not_found(),
+    }
 }
 
 fn open_store<'a>(shared: &Shared, connection: &'a mut Connection) -> Result<&'a Store, Error> {
@@ -434,9 +476,10 @@ fn put_route(
     }
     let key = request.path.trim_start_matches('/');
     let narinfo = narinfo_hash(&request.path);
+    let record = record_build_key(&request.path);
     let is_nar = key.starts_with("nar/") && key.contains(".nar") && check_key(key).is_ok();
-    if narinfo.is_none() && !is_nar {
-        return refuse(403, "only narinfos and NARs can be pushed");
+    if narinfo.is_none() && record.is_none() && !is_nar {
+        return refuse(403, "only narinfos, NARs and build records can be pushed");
     }
     if request.header("transfer-encoding").is_some() {
         return refuse(411, "send the body with a Content-Length");
@@ -449,6 +492,8 @@ fn put_route(
     };
     let limit = if narinfo.is_some() {
         NARINFO_LIMIT
+    } else if record.is_some() {
+        RECORD_LIMIT
     } else {
         shared.config.max_upload
     };
@@ -463,9 +508,10 @@ fn put_route(
         return refuse(400, "the connection failed");
     }
     let mut body = reader.take(len);
-    let stored = match narinfo {
-        Some(hash) => put_narinfo(shared, backend.as_ref(), hash, &mut body, len),
-        None => put_nar(backend.as_ref(), key, &mut body),
+    let stored = match (narinfo, record) {
+        (Some(hash), _) => put_narinfo(shared, backend.as_ref(), hash, &mut body, len),
+        (None, Some(build)) => put_record(shared, backend.as_ref(), build, &mut body, len),
+        (None, None) => put_nar(backend.as_ref(), key, &mut body),
     };
     let unread = body.limit() > 0;
     match stored {
@@ -508,6 +554,39 @@ fn put_narinfo(
     }
     backend
         .put_bytes(&narinfo_key(hash), text.as_bytes(), NARINFO_TYPE)
+        .map_err(|e| (500, e.to_string()))
+}
+
+/// A build record: well formed, under its own key, and only once the cache has a
+/// narinfo for every output it names (clients take outputs by the record alone).
+fn put_record(
+    shared: &Shared,
+    backend: &dyn crate::backend::Backend,
+    build: &str,
+    body: &mut impl Read,
+    len: u64,
+) -> Result<(), (u16, String)> {
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    body.read_to_end(&mut bytes)
+        .map_err(|e| (400, format!("reading the body failed: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| (400, "the record is not UTF-8".to_owned()))?;
+    let paths = records::outputs_of(&text, build).map_err(|e| (400, e.to_string()))?;
+    for path in paths {
+        let hash = store_path::hash_part_of(&path);
+        if !store_path::is_hash_part(hash) || !path.starts_with(&shared.store_dir) {
+            return Err((
+                400,
+                format!("the record names {path}, not a path of this cache"),
+            ));
+        }
+        match backend.size(&narinfo_key(hash)) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err((409, format!("push {path} before the record naming it"))),
+            Err(e) => return Err((502, e.to_string())),
+        }
+    }
+    backend
+        .put_bytes(&records::record_key(build), text.as_bytes(), "text/plain")
         .map_err(|e| (500, e.to_string()))
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use cudapkgs_build::realise::{Built, Options, build};
+use cudapkgs_build::realise::{Built, Options, build, recalled, record_key};
 use cudapkgs_build::resolve::{
     self, Origin, Requirer, Resolution, Source, Spec, Why, cuda_major, extend_for, providers_for,
     resolve,
@@ -67,9 +67,25 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
     // it names a package not yet in the set; a round that adds nothing reports the rest.
     loop {
         let resolution = resolve(&fetcher, &request, &update).map_err(resolve_failure)?;
-        let archives = fetcher.fetch_all(&resolution.downloads(), args.jobs, &update);
         progress.finish();
         tell(&resolution, output);
+        if store.is_none() {
+            store = Some(open_store(&args.location)?);
+        }
+        // A set built before, here or in a substituter, is not downloaded again: the
+        // record's key needs only the archives' hashes, which resolution gives.
+        if let Some(exit) = without_building(
+            store.as_mut().expect("opened above"),
+            &fetcher,
+            &resolution,
+            &options,
+            args,
+            output,
+        )? {
+            return Ok(exit);
+        }
+        let archives = fetcher.fetch_all(&resolution.downloads(), args.jobs, &update);
+        progress.finish();
         let mut downloaded = Vec::new();
         for (download, archive) in resolution.downloads().iter().zip(archives) {
             let package = resolution
@@ -80,9 +96,6 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
             downloaded.push(archive.map_err(|error| failure(&error).context(package))?);
         }
         let inputs = resolution.inputs(&downloaded);
-        if store.is_none() {
-            store = Some(open_store(&args.location)?);
-        }
         let store = store.as_mut().expect("opened above");
         match build(store, &inputs, &options) {
             Ok(built) => return report(&built, &resolution, output),
@@ -98,6 +111,66 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
             Err(error) => return Err(CliError::new(error.to_string())),
         }
     }
+}
+
+/// The set's outputs without a build: from the store's record of the same inputs, or
+/// from a substituter's; `None` when neither has one (or `--rebuild`).
+fn without_building(
+    store: &mut cudapkgs_store::store::Store,
+    fetcher: &Fetcher,
+    resolution: &Resolution,
+    options: &Options,
+    args: &BuildArgs,
+    output: Output,
+) -> CliResult<Option<Exit>> {
+    if args.rebuild {
+        return Ok(None);
+    }
+    let planned: Vec<std::path::PathBuf> = resolution
+        .downloads()
+        .iter()
+        .map(|download| fetcher.cached_path(&download.sha256))
+        .collect::<Result<_, _>>()
+        .map_err(|error| failure(&error))?;
+    let inputs = resolution.inputs(&planned);
+    let build_failure = |error: BuildError| CliError::new(error.to_string());
+    let key = record_key(store, &inputs, options).map_err(build_failure)?;
+    if let Some(built) = recalled(store, &key, options).map_err(build_failure)? {
+        return report(&built, resolution, output).map(Some);
+    }
+    let substituters: Vec<String> = if args.substituters.is_empty() {
+        crate::settings::process_env("CUDAPKGS_SUBSTITUTERS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    } else {
+        args.substituters.clone()
+    };
+    if substituters.is_empty() {
+        return Ok(None);
+    }
+    let taken = super::cache::substitute_build(
+        store,
+        &key,
+        &substituters,
+        &args.trusted_public_keys,
+        options,
+        output,
+    )?;
+    let Some((built, from)) = taken else {
+        return Ok(None);
+    };
+    let packages = if built.len() == 1 {
+        "package"
+    } else {
+        "packages"
+    };
+    output.note(format!(
+        "{} {packages} taken from {from}: it holds a signed record of a build of these inputs",
+        built.len()
+    ));
+    report(&built, resolution, output).map(Some)
 }
 
 /// The request the arguments make.

@@ -10,10 +10,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use cudapkgs_cache::backend::{self, Access, Credentials, HttpClient};
 use cudapkgs_cache::location::Location;
 use cudapkgs_cache::serve::{Config, Logger, Server, Source};
-use cudapkgs_cache::{compress, push, substitute};
+use cudapkgs_cache::{compress, push, records, substitute};
 use cudapkgs_nix::narinfo::Compression;
 use cudapkgs_nix::signature::{PublicKey, SecretKey};
-use cudapkgs_store::store::Access as StoreAccess;
+use cudapkgs_store::store::{Access as StoreAccess, Store};
 use serde::Serialize;
 
 use crate::cli::StoreLocation;
@@ -324,6 +324,8 @@ struct PushReport {
     cache: String,
     pushed: Vec<PushedPath>,
     present: Vec<String>,
+    /// Keys of the build records pushed (those whose outputs all went).
+    records: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -383,6 +385,7 @@ pub fn push(args: &PushArgs, output: Output) -> CliResult<Exit> {
         cache: backend.describe(),
         pushed: Vec::new(),
         present: Vec::new(),
+        records: Vec::new(),
     };
     for event in report.events {
         match event {
@@ -396,6 +399,7 @@ pub fn push(args: &PushArgs, output: Output) -> CliResult<Exit> {
                 nar_size,
                 file_size,
             }),
+            push::Event::Record(key) => summary.records.push(key),
         }
     }
     if output.json {
@@ -404,13 +408,15 @@ pub fn push(args: &PushArgs, output: Output) -> CliResult<Exit> {
         let nar: u64 = summary.pushed.iter().map(|p| p.nar_size).sum();
         let file: u64 = summary.pushed.iter().map(|p| p.file_size).sum();
         Output::print(&format!(
-            "pushed {} path{} to {} ({} of NAR as {}), {} already there\n",
+            "pushed {} path{} to {} ({} of NAR as {}), {} already there; {} build record{}\n",
             summary.pushed.len(),
             if summary.pushed.len() == 1 { "" } else { "s" },
             summary.cache,
             crate::units::bytes(nar),
             crate::units::bytes(file),
-            summary.present.len()
+            summary.present.len(),
+            summary.records.len(),
+            if summary.records.len() == 1 { "" } else { "s" },
         ))?;
     }
     Ok(Exit::Success)
@@ -610,6 +616,61 @@ fn trusted_keys(values: &[String]) -> CliResult<Vec<PublicKey>> {
         keys.push(key);
     }
     Ok(keys)
+}
+
+/// A build taken from the first of `urls` that has a trusted record of `key`: its outputs
+/// copied with their closures (every narinfo checked as `copy` checks it), its record
+/// kept and its outputs rooted here. `None` when no cache has one; a cache that cannot be
+/// reached or holds a record no trusted key signed is passed over with a warning, as a
+/// substituter that fails is (the set is then built).
+pub fn substitute_build(
+    store: &mut Store,
+    key: &str,
+    urls: &[String],
+    trusted: &[String],
+    options: &cudapkgs_build::realise::Options,
+    output: Output,
+) -> CliResult<Option<(Vec<cudapkgs_build::realise::Built>, String)>> {
+    let trusted = trusted_keys(trusted)?;
+    if trusted.is_empty() {
+        return Err(CliError::new("a substituter needs a trusted public key")
+            .with_hint("pass --trusted-public-key name:base64 (the cache's public key)"));
+    }
+    let access = Access {
+        token: None,
+        s3: s3_credentials(),
+        client: HttpClient::default(),
+    };
+    for url in urls {
+        let source = location(url, "--substituter")?;
+        let mut attempt = || -> Result<Option<Vec<cudapkgs_build::realise::Built>>, String> {
+            let backend = backend::open(&source, &access, false).map_err(|e| e.to_string())?;
+            let Some((text, _signer)) =
+                records::fetch(backend.as_ref(), key, &trusted).map_err(|e| e.to_string())?
+            else {
+                return Ok(None);
+            };
+            let paths = records::outputs(&text).unwrap_or_default();
+            substitute::substitute(
+                store,
+                backend.as_ref(),
+                &paths,
+                &substitute::Options {
+                    trusted: &trusted,
+                    jobs: options.jobs.max(1),
+                },
+                &|_| {},
+            )
+            .map_err(|e| e.to_string())?;
+            cudapkgs_build::realise::adopt(store, key, &text, options).map_err(|e| e.to_string())
+        };
+        match attempt() {
+            Ok(Some(built)) => return Ok(Some((built, url.clone()))),
+            Ok(None) => {}
+            Err(problem) => output.warn(format!("substituter {url}: {problem}; building instead")),
+        }
+    }
+    Ok(None)
 }
 
 pub fn copy(args: &CopyArgs, output: Output) -> CliResult<Exit> {
