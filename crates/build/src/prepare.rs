@@ -30,6 +30,9 @@ pub struct Input {
     /// Its SHA-256 (hex) when already known: a download's, verified against the index or
     /// the manifest. `None` for a file given as it is (it is hashed).
     pub sha256: Option<String>,
+    /// Its licence when the source names it (NVIDIA's manifests); a wheel's comes from its
+    /// metadata.
+    pub licence: Option<String>,
 }
 
 /// An ELF file of an output, as the loader will see it.
@@ -64,6 +67,8 @@ pub struct Prepared {
     pub targets: TargetReport,
     /// What pruning removed, per output it changed.
     pub pruned: BTreeMap<&'static str, Pruned>,
+    /// The package's licence, as its source or its wheel metadata names it.
+    pub licence: Option<String>,
 }
 
 /// What pruning did to one output.
@@ -91,6 +96,7 @@ pub fn prepare(
     std::fs::create_dir_all(work).map_err(|e| Error::io(work, e))?;
     let tree = work.join("tree");
     unpack(&input.archive, &tree, Limits::default())?;
+    let licence = input.licence.clone().or_else(|| wheel_licence(&tree));
     let options = FixupOptions {
         locations: OutputLocations {
             dev: PathBuf::from(DEV_PLACEHOLDER),
@@ -153,7 +159,39 @@ pub fn prepare(
         elf_files,
         targets,
         pruned,
+        licence,
     })
+}
+
+/// The licence a wheel's metadata declares (`License-Expression`, else `License`, else a
+/// `License ::` classifier), read before the fix-ups drop the metadata.
+fn wheel_licence(tree: &Path) -> Option<String> {
+    let dir = cudapkgs_tree::dir::Dir::open(tree).ok()?;
+    let info = dir
+        .entries(Path::new(""))
+        .ok()?
+        .into_iter()
+        .find(|(name, kind)| {
+            *kind == cudapkgs_tree::dir::Kind::Folder
+                && name.to_string_lossy().ends_with(".dist-info")
+        })?;
+    let metadata = dir
+        .read(&Path::new(&info.0).join("METADATA"), 1 << 20)
+        .ok()?;
+    let text = String::from_utf8_lossy(&metadata);
+    // The headers end at the first blank line; the description follows.
+    let headers: Vec<&str> = text.lines().take_while(|line| !line.is_empty()).collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+    };
+    header("License-Expression:")
+        .or_else(|| header("License:"))
+        .or_else(|| header("Classifier: License ::"))
 }
 
 /// Prunes one file in place (it is the build's own copy); a refused plan leaves it whole

@@ -65,6 +65,8 @@ pub struct Built {
     pub reused: bool,
     /// What pruning removed, per output (empty without `Options::prune`).
     pub pruned: BTreeMap<String, Pruned>,
+    /// The licence its source or its wheel metadata names.
+    pub licence: Option<String>,
 }
 
 impl Built {
@@ -422,6 +424,7 @@ fn realise(
             .iter()
             .map(|(output, done)| ((*output).to_owned(), done.clone()))
             .collect(),
+        licence: package.licence.clone(),
     })
 }
 

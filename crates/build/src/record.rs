@@ -21,7 +21,7 @@ use crate::realise::{Built, Options};
 use crate::targets::TargetReport;
 
 /// Bumped whenever the same inputs would build different outputs.
-const RECORD_FORMAT: u32 = 2;
+const RECORD_FORMAT: u32 = 3;
 
 /// What a record's key is the hash of, written as canonical JSON.
 #[derive(Serialize)]
@@ -113,6 +113,9 @@ struct RecordedPackage {
     kernels_checked: usize,
     /// Output → what pruning did to it.
     pruned: BTreeMap<String, Pruned>,
+    /// What a cache checks before it takes the outputs (`push` refuses what may not be
+    /// redistributed).
+    licence: Option<String>,
 }
 
 /// Keeps what `built` gave under `key`.
@@ -133,6 +136,7 @@ pub(crate) fn keep(store: &mut Store, key: &str, built: &[Built]) -> Result<(), 
             missing: b.targets.missing.clone(),
             kernels_checked: b.targets.kernels_checked,
             pruned: b.pruned.clone(),
+            licence: b.licence.clone(),
         })
         .collect();
     let text = serde_json::to_string(&packages).expect("plain data serialises");
@@ -179,6 +183,7 @@ pub(crate) fn recall(store: &Store, key: &str) -> Result<Option<Vec<Built>>, Err
                 repointed: Vec::new(),
                 reused: true,
                 pruned: p.pruned,
+                licence: p.licence,
             })
             .collect(),
     ))

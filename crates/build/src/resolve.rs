@@ -96,6 +96,9 @@ pub struct Resolved {
     pub from: String,
     /// Empty: asked for by the user.
     pub required_by: Vec<Requirer>,
+    /// The licence NVIDIA's manifest names (`CUDA Toolkit`); a wheel's is read from its
+    /// metadata when it is unpacked.
+    pub licence: Option<String>,
 }
 
 /// The packages to build.
@@ -119,6 +122,7 @@ impl Resolution {
         self.packages
             .iter()
             .filter_map(|resolved| {
+                let licence = resolved.licence.clone();
                 let (archive, sha256) = match &resolved.origin {
                     Origin::Remote(request) => {
                         (downloaded.next()?.clone(), Some(request.sha256.clone()))
@@ -130,6 +134,7 @@ impl Resolution {
                     version: resolved.version.clone(),
                     archive,
                     sha256,
+                    licence,
                 })
             })
             .collect()
@@ -210,6 +215,7 @@ fn local_packages(request: &Request, resolution: &mut Resolution) -> Result<Vec<
             origin: Origin::Local(file.clone()),
             from: file.display().to_string(),
             required_by: Vec::new(),
+            licence: None,
         });
         local.push((spec.name.clone(), requirements));
     }

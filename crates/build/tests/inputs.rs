@@ -26,6 +26,7 @@ fn input(package: &str, version: &str, archive: &Path) -> Input {
         version: version.to_owned(),
         archive: archive.to_owned(),
         sha256: None,
+        licence: None,
     }
 }
 

@@ -27,6 +27,9 @@ pub enum Error {
     Store(#[from] cudapkgs_store::Error),
     #[error("{0}")]
     Unsupported(String),
+    /// Outputs whose licence does not allow the push (see `push::Options::private`).
+    #[error("{0}")]
+    Licence(String),
 }
 
 impl Error {

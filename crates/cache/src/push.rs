@@ -28,6 +28,11 @@ pub struct Options<'a> {
     pub secret_key: Option<&'a SecretKey>,
     /// Paths compressed and uploaded at once.
     pub jobs: usize,
+    /// The cache is the pusher's own (a development cache nobody else reads): every
+    /// licence allows that.
+    pub private: bool,
+    /// Packages whose licence the pusher has checked allows them in this cache.
+    pub redistributable: &'a [String],
 }
 
 /// What happened to one path.
@@ -68,12 +73,15 @@ pub fn push(
     progress: &(dyn Fn(&Event) + Sync),
 ) -> Result<Report, Error> {
     let store_dir = store.folder().to_owned();
-    check_cache_info(backend, &store_dir)?;
     let closure = store.closure(roots)?;
     let infos: HashMap<String, PathInfo> = closure
         .into_iter()
         .map(|info| (info.path.clone(), info))
         .collect();
+    if !options.private {
+        refuse_unlicensed(store, &infos, options.redistributable)?;
+    }
+    check_cache_info(backend, &store_dir)?;
     // The biggest first, so that the last to finish is not a big one started late.
     let mut queue: Vec<(&PathInfo, PathBuf)> = infos
         .values()
@@ -155,19 +163,69 @@ pub fn push(
     }
     // Last: a record never names a path the cache lacks.
     if let Some(secret) = options.secret_key {
-        for (key, text) in store.build_records()? {
-            let Some(paths) = crate::records::outputs(&text) else {
-                continue;
-            };
-            if !paths.is_empty() && paths.iter().all(|path| infos.contains_key(path)) {
-                crate::records::push(backend, &key, &text, secret)?;
-                let event = Event::Record(key);
-                progress(&event);
-                report.events.push(event);
+        push_records(store, &infos, backend, secret, &mut |event| {
+            progress(&event);
+            report.events.push(event);
+        })?;
+    }
+    Ok(report)
+}
+
+/// Pushes, signed, the build records of `store` whose outputs were all pushed.
+fn push_records(
+    store: &Store,
+    pushed: &HashMap<String, PathInfo>,
+    backend: &dyn Backend,
+    secret: &SecretKey,
+    done: &mut dyn FnMut(Event),
+) -> Result<(), Error> {
+    for (key, text) in store.build_records()? {
+        let Some(paths) = crate::records::outputs(&text) else {
+            continue;
+        };
+        if !paths.is_empty() && paths.iter().all(|path| pushed.contains_key(path)) {
+            crate::records::push(backend, &key, &text, secret)?;
+            done(Event::Record(key));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is written, paths that builds made of packages nobody said
+/// may go to this cache: NVIDIA's licences forbid redistributing some components, so a
+/// cache others read needs a licence basis per package (`redistributable`). Paths no
+/// build record names (added by hand) are the pusher's own.
+fn refuse_unlicensed(
+    store: &Store,
+    pushed: &HashMap<String, PathInfo>,
+    redistributable: &[String],
+) -> Result<(), Error> {
+    let mut refused = std::collections::BTreeSet::new();
+    for (_, text) in store.build_records()? {
+        let Ok(packages) = serde_json::from_str::<Vec<serde_json::Value>>(&text) else {
+            continue;
+        };
+        for package in &packages {
+            let name = package["package"].as_str().unwrap_or_default();
+            let outputs = package["outputs"].as_array().cloned().unwrap_or_default();
+            let in_push = outputs.iter().any(|pair| {
+                pair.get(1)
+                    .and_then(|p| p.as_str())
+                    .is_some_and(|path| pushed.contains_key(path))
+            });
+            if in_push && !redistributable.iter().any(|allowed| allowed == name) {
+                let licence = package["licence"].as_str().unwrap_or("no licence named");
+                refused.insert(format!("{name} ({licence})"));
             }
         }
     }
-    Ok(report)
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Licence(format!(
+        "may not go to a cache others read without a licence basis: {}",
+        refused.into_iter().collect::<Vec<_>>().join(", ")
+    )))
 }
 
 /// Writes `nix-cache-info` if the cache has none; refuses a cache of another store folder.

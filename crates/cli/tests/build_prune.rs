@@ -92,6 +92,9 @@ fn pruned_outputs_are_paths_of_their_own_and_serve_the_gpu() {
         |built: &serde_json::Value| built[0]["outputs"]["lib"].as_str().expect("lib").to_owned();
     let (whole_lib, pruned_lib) = (lib(&whole), lib(&pruned));
     assert_ne!(whole_lib, pruned_lib);
+    // The wheel's metadata names its licence, which the record keeps for `push`.
+    let licence = whole[0]["licence"].as_str().unwrap_or_default();
+    assert!(licence.contains("NVIDIA"), "{}", whole[0]);
     assert!(pruned_lib.ends_with("-lib-sm90"), "{pruned_lib}");
     assert_eq!(
         whole[0]["outputs"]["include"], pruned[0]["outputs"]["include"],

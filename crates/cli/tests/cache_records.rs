@@ -60,48 +60,52 @@ fn archive_requests(server: &Server) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_second_store_takes_a_recorded_build_from_the_cache_and_downloads_no_archive() {
-    let Some(mirror) = mirror() else { return };
-    let dir = tempfile::tempdir().expect("temp");
-    let server = Server::start(&mirror, &dir.path().join("log"), None);
-    let base = server.url();
-    let (sk, pk) = (dir.path().join("sk"), dir.path().join("pk"));
+/// A key pair `name` in `dir`: (secret file, public file).
+fn keygen(dir: &Path, file: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (sk, pk) = (
+        dir.join(format!("{file}.sk")),
+        dir.join(format!("{file}.pk")),
+    );
     let (code, _, stderr) = run(&["cache", "keygen", "ci-1", s(&sk), s(&pk)]);
     assert_eq!(code, 0, "{stderr}");
-    let other_pk = dir.path().join("other.pk");
-    let (code, _, _) = run(&[
-        "cache",
-        "keygen",
-        "ci-1",
-        s(&dir.path().join("other.sk")),
-        s(&other_pk),
-    ]);
-    assert_eq!(code, 0);
+    (sk, pk)
+}
 
-    let (first_root, first_cache) = (dir.path().join("a"), dir.path().join("cache-a"));
-    let (code, first, stderr) = build(&base, &first_root, &first_cache, &[]);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        archive_requests(&server).len(),
-        2,
-        "the first store downloads both"
-    );
-    let binary_cache = format!("file://{}", dir.path().join("binary-cache").display());
-    let roots: Vec<&str> = vec!["cuda_cudart", "cuda_nvrtc"];
+/// Pushes the set built under `root` to `cache`: refused until each package's licence
+/// basis is given, then with its record.
+fn push_set(root: &Path, cache: &str, sk: &Path) {
     let mut push = vec![
         "--json",
         "push",
         "--to",
-        &binary_cache,
+        cache,
         "--secret-key-file",
-        s(&sk),
+        s(sk),
         "--store-dir",
         "/nix/store",
         "--root",
-        s(&first_root),
+        s(root),
+        "cuda_cudart",
+        "cuda_nvrtc",
     ];
-    push.extend(&roots);
+    // NVIDIA's licences forbid redistributing some components: without a basis for
+    // each package (or a private cache) nothing goes.
+    let (code, _, stderr) = run(&push);
+    assert_eq!(code, 2, "{stderr}");
+    for package in ["cuda_cudart (CUDA Toolkit)", "cuda_nvrtc (CUDA Toolkit)"] {
+        assert!(stderr.contains(package), "{stderr}");
+    }
+    let folder = Path::new(cache.trim_start_matches("file://"));
+    assert!(
+        std::fs::read_dir(folder).map_or(0, Iterator::count) == 0,
+        "nothing written to the cache"
+    );
+    push.extend([
+        "--redistributable",
+        "cuda_cudart",
+        "--redistributable",
+        "cuda_nvrtc",
+    ]);
     let (code, stdout, stderr) = run(&push);
     assert_eq!(code, 0, "{stderr}");
     let pushed: serde_json::Value = serde_json::from_str(&stdout).expect("json");
@@ -110,15 +114,50 @@ fn a_second_store_takes_a_recorded_build_from_the_cache_and_downloads_no_archive
         Some(1),
         "{pushed}"
     );
+}
+
+/// `store verify` is clean and `gc` keeps everything in the store under `root`.
+fn assert_registered_and_rooted(root: &Path) {
+    for command in [&["store", "verify"][..], &["gc", "--dry-run"]] {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(command);
+        args.extend(["--store-dir", "/nix/store", "--root", s(root)]);
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, 0, "{command:?}: {stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+        if command[0] == "gc" {
+            assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+        }
+    }
+}
+
+#[test]
+fn a_second_store_takes_a_recorded_build_from_the_cache_and_downloads_no_archive() {
+    let Some(mirror) = mirror() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let server = Server::start(&mirror, &dir.path().join("log"), None);
+    let base = server.url();
+    let (sk, pk) = keygen(dir.path(), "cache");
+    let (_, impostor) = keygen(dir.path(), "other");
+
+    let first_root = dir.path().join("a");
+    let (code, first, stderr) = build(&base, &first_root, &dir.path().join("cache-a"), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        archive_requests(&server).len(),
+        2,
+        "the first store downloads both"
+    );
+    let binary_cache = format!("file://{}", dir.path().join("binary-cache").display());
+    push_set(&first_root, &binary_cache, &sk);
 
     // Trusting another key under the same name: the record is passed over, and built.
-    let (untrusted_root, untrusted_cache) = (dir.path().join("u"), dir.path().join("cache-u"));
     let substituter = ["--substituter", &binary_cache, "--trusted-public-key"];
     let (code, built, stderr) = build(
         &base,
-        &untrusted_root,
-        &untrusted_cache,
-        &[&substituter[..], &[s(&other_pk)]].concat(),
+        &dir.path().join("u"),
+        &dir.path().join("cache-u"),
+        &[&substituter[..], &[s(&impostor)]].concat(),
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("no trusted key signed it"), "{stderr}");
@@ -129,7 +168,6 @@ fn a_second_store_takes_a_recorded_build_from_the_cache_and_downloads_no_archive
         "built from the archives"
     );
 
-    let requested = archive_requests(&server).len();
     let (second_root, second_cache) = (dir.path().join("b"), dir.path().join("cache-b"));
     let (code, second, stderr) = build(
         &base,
@@ -142,25 +180,14 @@ fn a_second_store_takes_a_recorded_build_from_the_cache_and_downloads_no_archive
     assert_eq!(outputs(&second), outputs(&first), "the same paths");
     assert_eq!(
         archive_requests(&server).len(),
-        requested,
+        4,
         "the second store downloads no archive"
     );
     assert!(
         std::fs::read_dir(second_cache.join("sha256")).map_or(0, Iterator::count) == 0,
         "nothing in its download cache"
     );
-    // The outputs are registered and rooted: verify is clean and gc keeps them.
-    for command in [&["store", "verify"][..], &["gc", "--dry-run"]] {
-        let mut args = vec!["--json"];
-        args.extend_from_slice(command);
-        args.extend(["--store-dir", "/nix/store", "--root", s(&second_root)]);
-        let (code, stdout, stderr) = run(&args);
-        assert_eq!(code, 0, "{command:?}: {stderr}");
-        let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
-        if command[0] == "gc" {
-            assert_eq!(report["removed"], serde_json::json!([]), "{report}");
-        }
-    }
+    assert_registered_and_rooted(&second_root);
     // And a second run there is a plain record hit.
     let (code, again, stderr) = build(&base, &second_root, &second_cache, &[]);
     assert_eq!(code, 0, "{stderr}");
@@ -179,18 +206,16 @@ fn a_second_store_takes_a_recorded_build_from_the_cache_and_downloads_no_archive
     ]);
     let cache_server = Serve::start(&["--cache", &binary_cache]);
     for (name, url) in [("store", &store_server.url), ("cache", &cache_server.url)] {
-        let root = dir.path().join(format!("over-{name}"));
-        let requested = archive_requests(&server).len();
         let (code, built, stderr) = build(
             &base,
-            &root,
+            &dir.path().join(format!("over-{name}")),
             &dir.path().join(format!("cache-{name}")),
             &["--substituter", url, "--trusted-public-key", s(&pk)],
         );
         assert_eq!(code, 0, "{name}: {stderr}");
         assert!(stderr.contains("taken from"), "{name}: {stderr}");
         assert_eq!(outputs(&built), outputs(&first), "{name}");
-        assert_eq!(archive_requests(&server).len(), requested, "{name}");
+        assert_eq!(archive_requests(&server).len(), 4, "{name}");
     }
 }
 

@@ -128,6 +128,7 @@ pub(super) fn resolve(
             origin: Origin::Remote(manifests.mirror.request(&product, archive)),
             from: format!("{product} {label}"),
             required_by: want.by.into_iter().collect(),
+            licence: package.license.clone(),
         });
         if request.dependencies {
             wants.extend(needs_of(&want.package, major));

@@ -104,6 +104,7 @@ pub(super) fn resolve(
                 origin: Origin::Remote(wheel.request()),
                 from: wheel.filename.clone(),
                 required_by: want.by.into_iter().collect(),
+                licence: None,
             });
             chosen.push((resolution.packages.len() - 1, wheel));
         }

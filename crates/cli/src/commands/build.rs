@@ -398,6 +398,7 @@ fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult
                         .map(|r| r.required_by.iter().map(|by| by.package.clone()).collect::<Vec<_>>())
                         .unwrap_or_default(),
                     "reused": b.reused,
+                    "licence": b.licence,
                     "pruned": b.pruned.iter().map(|(o, d)| (o.clone(), serde_json::json!({"files": d.files, "removed_bytes": d.removed_bytes, "refused": d.refused}))).collect::<std::collections::BTreeMap<_, _>>(),
                     "repointed": b.repointed.iter().map(|(root, was)| serde_json::json!({"root": root, "was": was})).collect::<Vec<_>>(),
                 })

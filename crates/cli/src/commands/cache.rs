@@ -78,6 +78,14 @@ pub struct PushArgs {
     /// A file holding the token of an HTTP cache [env: CUDAPKGS_CACHE_TOKEN]
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// The cache is yours alone (a development cache): outputs of every package may go
+    /// there whatever their licence
+    #[arg(long)]
+    pub private: bool,
+    /// A package whose licence you have checked allows it in this cache (NVIDIA's forbid
+    /// redistributing some components); repeatable
+    #[arg(long, value_name = "PACKAGE")]
+    pub redistributable: Vec<String>,
     /// Store paths or root names; their closures are pushed
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
@@ -189,6 +197,9 @@ fn cache_failure(error: &cudapkgs_cache::Error) -> CliError {
         Error::Remote { .. } | Error::Unreachable { .. } => {
             failed.with_hint("check that the cache is running and reachable, then try again")
         }
+        Error::Licence(_) => failed.with_hint(
+            "nothing was pushed; pass --private for a cache only you read, or --redistributable PACKAGE for each package whose licence allows this cache",
+        ),
         _ => failed,
     }
 }
@@ -367,6 +378,8 @@ pub fn push(args: &PushArgs, output: Output) -> CliResult<Exit> {
         compression: settings,
         secret_key: key.as_ref(),
         jobs: args.jobs.max(1),
+        private: args.private,
+        redistributable: &args.redistributable,
     };
     let progress = |event: &push::Event| {
         if let push::Event::Pushed {
