@@ -415,6 +415,10 @@ pub struct BuildArgs {
     /// Build again even when the store records a build of the same inputs
     #[arg(long)]
     pub rebuild: bool,
+    /// Use no network: index pages and manifests from the copies the last online run
+    /// kept, archives from the download cache (anything not there is an error)
+    #[arg(long)]
+    pub offline: bool,
     /// A binary cache to take the set's outputs from when it holds a signed record of a
     /// build of the same inputs (file://, http(s)://, s3://); repeatable
     /// [env: CUDAPKGS_SUBSTITUTERS, space-separated]

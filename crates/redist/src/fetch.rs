@@ -58,6 +58,9 @@ pub struct Fetcher {
     /// The most bytes a download of unknown size may bring, and the largest size a
     /// request may declare.
     pub max_size: u64,
+    /// Nothing from the network: documents (index pages, manifests) come from the copies
+    /// the last online run kept, files from the cache; anything not there is an error.
+    pub offline: bool,
 }
 
 impl Fetcher {
@@ -82,13 +85,45 @@ impl Fetcher {
             retries: 4,
             backoff: Duration::from_millis(500),
             max_size: DEFAULT_MAX_SIZE,
+            offline: false,
+        }
+    }
+
+    /// Where the copy of the document at `url` (asked for as `accept`) is kept: named by
+    /// a hash of both, so that a URL cannot name a path.
+    fn document_copy(&self, url: &str, accept: &str) -> PathBuf {
+        let name = hex(&Sha256::digest(format!("{accept} {url}").as_bytes()));
+        self.cache.join("documents").join(name)
+    }
+
+    /// The error for what an offline run would have to fetch.
+    fn offline_miss(url: &str) -> Error {
+        Error::Download {
+            url: url.to_owned(),
+            problem: "not in the download cache, and the network is not used (--offline); run once online first".to_owned(),
         }
     }
 
     /// A small document (a manifest, an index page) read whole into memory; `accept`
     /// is the `Accept` header for HTTP.
+    /// Online, the document is also kept (replacing the last copy) for offline runs.
     pub fn get_text(&self, url: &str, accept: &str) -> Result<String, Error> {
-        let bytes = self.get_bytes(url, accept, TEXT_LIMIT)?;
+        let copy = self.document_copy(url, accept);
+        let bytes = if self.offline && !url.starts_with("file://") {
+            let mut bytes = Vec::new();
+            open_regular(&copy)
+                .map_err(|_| Self::offline_miss(url))?
+                .take(TEXT_LIMIT + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io(&copy, e))?;
+            bytes
+        } else {
+            let bytes = self.get_bytes(url, accept, TEXT_LIMIT)?;
+            if !url.starts_with("file://") {
+                keep_copy(&copy, &bytes)?;
+            }
+            bytes
+        };
         String::from_utf8(bytes).map_err(|_| Error::Download {
             url: url.to_owned(),
             problem: "not UTF-8 text".to_owned(),
@@ -108,7 +143,15 @@ impl Fetcher {
             });
         }
         let limit = request.size.map_or(limit, |size| size.min(limit));
-        let bytes = self.get_bytes(&request.url, "*/*", limit)?;
+        // Verified small files are kept by their hash like any download.
+        let kept = self.cached_path(&request.sha256)?;
+        let bytes = match std::fs::read(&kept) {
+            Ok(bytes) => bytes,
+            Err(_) if self.offline && !request.url.starts_with("file://") => {
+                return Err(Self::offline_miss(&request.url));
+            }
+            Err(_) => self.get_bytes(&request.url, "*/*", limit)?,
+        };
         if let Some(size) = request.size.filter(|&size| size != bytes.len() as u64) {
             return Err(Error::Download {
                 url: request.url.clone(),
@@ -122,6 +165,9 @@ impl Fetcher {
                 expected: request.sha256.clone(),
                 actual,
             });
+        }
+        if !kept.is_file() {
+            keep_copy(&kept, &bytes)?;
         }
         Ok(bytes)
     }
@@ -220,6 +266,9 @@ impl Fetcher {
         let done = self.cached_path(&request.sha256)?;
         if done.is_file() {
             return Ok(done);
+        }
+        if self.offline && !request.url.starts_with("file://") {
+            return Err(Self::offline_miss(&request.url));
         }
         let partial_dir = self.cache.join("partial");
         for dir in [&partial_dir, &self.cache.join("sha256")] {
@@ -390,6 +439,20 @@ impl Fetcher {
 const TEXT_LIMIT: u64 = 256 << 20;
 
 /// Opens a regular file for reading; anything else (a FIFO, a device, a folder) is
+/// Replaces the kept copy of a document: written beside it, then renamed, so a reader
+/// never sees half of one.
+fn keep_copy(copy: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let folder = copy.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
+    let mut temporary =
+        tempfile::NamedTempFile::new_in(folder).map_err(|e| Error::io(folder, e))?;
+    std::io::Write::write_all(&mut temporary, bytes).map_err(|e| Error::io(folder, e))?;
+    temporary
+        .persist(copy)
+        .map(drop)
+        .map_err(|e| Error::io(copy, e.error))
+}
+
 /// refused at once, without blocking on it.
 fn open_regular(path: &Path) -> Result<File, Error> {
     use rustix::fs::{Mode, OFlags};

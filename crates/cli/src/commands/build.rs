@@ -19,7 +19,8 @@ use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 
 pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
-    let fetcher = fetcher_at(args.cache.as_ref())?;
+    let mut fetcher = fetcher_at(args.cache.as_ref())?;
+    fetcher.offline = args.offline;
     let mut request = request_of(args)?;
     let progress = ProgressLine::new(output);
     let update = |r: &Request, d, t| progress.update(r, d, t);
