@@ -80,6 +80,19 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         io::copy(&mut source, &mut copy)?;
         return Ok(());
     }
+    // A copy inside what it copies would copy itself without end.
+    let parent = to.parent().filter(|p| !p.as_os_str().is_empty());
+    let parent = std::fs::canonicalize(parent.unwrap_or(Path::new(".")))?;
+    if parent.starts_with(std::fs::canonicalize(from)?) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is inside {}, which it would copy",
+                to.display(),
+                from.display()
+            ),
+        ));
+    }
     let source = Dir::open(from)?;
     std::fs::create_dir(to)?;
     let copy = Dir::open(to)?;
@@ -203,6 +216,19 @@ mod tests {
         assert!(error.to_string().contains("is a FIFO"), "{error}");
         let error = copy_tree(&from.join("fifo"), &dir.path().join("f")).expect_err("refused");
         assert!(error.to_string().contains("is a FIFO"), "{error}");
+    }
+
+    #[test]
+    fn a_copy_inside_its_source_is_refused() {
+        let dir = tempfile::tempdir().expect("temp");
+        let from = dir.path().join("from");
+        std::fs::create_dir_all(from.join("sub")).expect("mkdir");
+        std::fs::write(from.join("f"), b"x").expect("write");
+        for to in [from.join("copy"), from.join("sub/copy")] {
+            let error = copy_tree(&from, &to).expect_err("refused");
+            assert!(error.to_string().contains("which it would copy"), "{error}");
+            assert!(!to.exists());
+        }
     }
 
     #[test]
