@@ -165,10 +165,13 @@ fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
 }
 
 /// What a cache holds but its locks (which stay, so that a waiting process keeps its own).
+/// Downloads the cache holds (lock files aside, and the copies of documents that parsed,
+/// which offline runs read).
 fn kept(cache: &Path) -> Vec<String> {
     walk(cache)
         .into_iter()
         .filter(|p| Path::new(p).extension().is_none_or(|e| e != "lock"))
+        .filter(|p| !Path::new(p).starts_with(cache.join("documents")))
         .collect()
 }
 

@@ -106,10 +106,10 @@ impl Fetcher {
 
     /// A small document (a manifest, an index page) read whole into memory; `accept`
     /// is the `Accept` header for HTTP.
-    /// Online, the document is also kept (replacing the last copy) for offline runs.
+    /// Offline, the copy an online run kept (see [`Fetcher::get_document`]).
     pub fn get_text(&self, url: &str, accept: &str) -> Result<String, Error> {
-        let copy = self.document_copy(url, accept);
         let bytes = if self.offline && !url.starts_with("file://") {
+            let copy = self.document_copy(url, accept);
             let mut bytes = Vec::new();
             open_regular(&copy)
                 .map_err(|_| Self::offline_miss(url))?
@@ -118,16 +118,28 @@ impl Fetcher {
                 .map_err(|e| Error::io(&copy, e))?;
             bytes
         } else {
-            let bytes = self.get_bytes(url, accept, TEXT_LIMIT)?;
-            if !url.starts_with("file://") {
-                keep_copy(&copy, &bytes)?;
-            }
-            bytes
+            self.get_bytes(url, accept, TEXT_LIMIT)?
         };
         String::from_utf8(bytes).map_err(|_| Error::Download {
             url: url.to_owned(),
             problem: "not UTF-8 text".to_owned(),
         })
+    }
+
+    /// A document read by `parse`; online, one that parses is kept (in place of the last
+    /// copy) for offline runs, and one that does not leaves nothing.
+    pub fn get_document<T>(
+        &self,
+        url: &str,
+        accept: &str,
+        parse: impl FnOnce(&str) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let text = self.get_text(url, accept)?;
+        let parsed = parse(&text)?;
+        if !self.offline && !url.starts_with("file://") {
+            keep_copy(&self.document_copy(url, accept), text.as_bytes())?;
+        }
+        Ok(parsed)
     }
 
     /// A small file (a wheel's metadata, a metapackage) read whole into memory, at most

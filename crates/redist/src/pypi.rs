@@ -164,15 +164,16 @@ pub fn wheels(fetcher: &Fetcher, index_url: &str, project: &str) -> Result<Vec<W
         index_url.trim_end_matches('/'),
         normalize(project)
     );
-    let text = fetcher
-        .get_text(&page, "application/vnd.pypi.simple.v1+json")
+    fetcher
+        .get_document(&page, "application/vnd.pypi.simple.v1+json", |text| {
+            parse_project_page(text, &page)
+        })
         .map_err(|error| match error {
             Error::Download { problem, .. } if problem.contains("404") => {
                 Error::NotFound(format!("{page}: the index has no project `{project}`"))
             }
             other => other,
-        })?;
-    parse_project_page(&text, &page)
+        })
 }
 
 /// Reads a PEP 691 project page; `page` resolves relative file URLs. Every wheel kept

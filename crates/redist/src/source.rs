@@ -45,13 +45,16 @@ impl Mirror {
         version: &str,
     ) -> Result<Manifest, Error> {
         let url = self.manifest_url(redist, version);
-        let text = fetcher.get_text(&url, "application/json").map_err(|error| match error {
-            Error::Download { url, problem } if problem.contains("404") => Error::NotFound(format!(
-                "{url}: no manifest for {redist} {version} (check the version, and --base-url)"
-            )),
-            other => other,
-        })?;
-        Manifest::parse(&text, &url)
+        fetcher
+            .get_document(&url, "application/json", |text| Manifest::parse(text, &url))
+            .map_err(|error| match error {
+                Error::Download { url, problem } if problem.contains("404") => {
+                    Error::NotFound(format!(
+                        "{url}: no manifest for {redist} {version} (check the version, and --base-url)"
+                    ))
+                }
+                other => other,
+            })
     }
 
     /// The releases whose manifests `redist`'s folder lists, oldest first by PEP 440's
@@ -68,7 +71,9 @@ impl Mirror {
                 .collect()
         } else {
             let page = fetcher
-                .get_text(&format!("{folder}/"), "text/html")
+                .get_document(&format!("{folder}/"), "text/html", |text| {
+                    Ok(text.to_owned())
+                })
                 .map_err(|error| match error {
                     Error::Download { url, problem } if problem.contains("404") => Error::NotFound(
                         format!("{url}: no release folder for {redist} (check --base-url)"),
