@@ -59,7 +59,7 @@ pub struct Built {
     pub depends_on: Vec<String>,
     pub targets: TargetReport,
     /// Roots this build took from another path: (root, the path it held). That path
-    /// stays rooted by its versioned root.
+    /// stays rooted by its own root (its base name).
     pub repointed: Vec<(String, String)>,
     /// Taken from a build record: nothing was unpacked or added.
     pub reused: bool,
@@ -438,8 +438,8 @@ fn pruned_suffix(request: &cudapkgs_fatbin::PruneRequest) -> String {
     names.join("-")
 }
 
-/// Adds one output (its store name is `name`) and, with roots, roots it as `name` (which
-/// carries the version, so it is never taken by another build) and as the short `root`,
+/// Adds one output (its store name is `name`) and, with roots, roots it by its path's
+/// base name (which no other build takes) and as the short `root`,
 /// noting in `repointed` when the short root held another path before.
 fn add(
     store: &mut Store,
@@ -454,32 +454,51 @@ fn add(
     if !options.gc_roots {
         return Ok(store.add(dir, name, &scan, None)?);
     }
-    let path = store.add(dir, name, &scan, Some(name))?;
-    root(store, &path, root_name, repointed)?;
+    let before = rooted_by(store, root_name)?;
+    // Rooted by the short name as it is added, so no collection can take it first.
+    let path = store.add(dir, name, &scan, Some(root_name))?;
+    keep_rooted(store, &path, root_name, before, repointed)?;
     Ok(path)
 }
 
-/// Roots `path` by its versioned name (its store name, which no other build takes) and
-/// by the `short` name, noting in `repointed` when `short` held another path before.
+/// Roots `path` by its own name (its base name, hash included: builds of one version
+/// with other options have other paths, so no other build takes it) and by the `short`
+/// name, noting in `repointed` when `short` held another path before.
 fn root(
     store: &mut Store,
     path: &str,
     short: &str,
     repointed: &mut Vec<(String, String)>,
 ) -> Result<(), Error> {
-    let versioned = path
-        .rsplit('/')
-        .next()
-        .and_then(|base| base.get(33..))
-        .unwrap_or(short);
-    let before = store
+    let before = rooted_by(store, short)?;
+    store.add_root(short, path)?;
+    keep_rooted(store, path, short, before, repointed)
+}
+
+/// The path the root `name` holds.
+fn rooted_by(store: &Store, name: &str) -> Result<Option<String>, Error> {
+    Ok(store
         .roots()?
         .into_iter()
-        .find(|existing| existing.name == short)
-        .map(|existing| existing.path);
-    store.add_root(versioned, path)?;
-    store.add_root(short, path)?;
+        .find(|existing| existing.name == name)
+        .map(|existing| existing.path))
+}
+
+/// Roots `path` by its base name, and `before` (what the short root held) too when
+/// the short root moved from it, noting that in `repointed`.
+fn keep_rooted(
+    store: &mut Store,
+    path: &str,
+    short: &str,
+    before: Option<String>,
+    repointed: &mut Vec<(String, String)>,
+) -> Result<(), Error> {
+    let own_root = |path: &str| path.rsplit('/').next().unwrap_or(short).to_owned();
+    store.add_root(&own_root(path), path)?;
     if let Some(before) = before.filter(|before| before != path) {
+        // Also when a path was rooted by another name (older versions used the store
+        // name without its hash): the warning promises it stays rooted.
+        store.add_root(&own_root(&before), &before)?;
         repointed.push((short.to_owned(), before));
     }
     Ok(())

@@ -1,6 +1,7 @@
-//! Roots of builds of different versions: the latest build takes the short names
-//! (`libfoo-lib`), every build keeps its versioned ones (`libfoo-1.0.0-lib`), so no
-//! build moves another out of the collector's reach.
+//! Roots of builds of different versions, or of one version from other inputs: the
+//! latest build takes the short names (`libfoo-lib`), every build keeps roots named by
+//! its paths (`<hash>-libfoo-1.0.0-lib`), so no build moves another out of the
+//! collector's reach.
 
 mod common;
 
@@ -24,6 +25,11 @@ fn build(dir: &Path, archive: &Path) -> serde_json::Value {
     ]);
     assert_eq!(code, 0, "{stderr}");
     serde_json::from_str(&stdout).expect("json")
+}
+
+/// A store path's base name: the root each build's output keeps.
+fn base(path: &str) -> &str {
+    path.rsplit('/').next().expect("base name")
 }
 
 fn store_json(dir: &Path, args: &[&str]) -> serde_json::Value {
@@ -81,8 +87,8 @@ fn a_build_of_another_version_keeps_the_first_rooted() {
         Some(lib(&two)),
         "the short name follows the latest"
     );
-    assert_eq!(root("libfoo-1.0.0-lib"), Some(lib(&one)));
-    assert_eq!(root("libfoo-2.0.0-lib"), Some(lib(&two)));
+    assert_eq!(root(base(&lib(&one))), Some(lib(&one)));
+    assert_eq!(root(base(&lib(&two))), Some(lib(&two)));
     let took = |root: &str, output: &str| serde_json::json!({"root": root, "was": one[0]["outputs"][output]});
     assert_eq!(
         two[0]["repointed"],
@@ -96,12 +102,8 @@ fn a_build_of_another_version_keeps_the_first_rooted() {
     );
 
     // Once the first version's own roots go, so can it.
-    for name in [
-        "libfoo-1.0.0-lib",
-        "libfoo-1.0.0-include",
-        "libfoo-1.0.0-dev",
-        "libfoo-1.0.0",
-    ] {
+    for output in ["lib", "include", "dev", "out"] {
+        let name = base(one[0]["outputs"][output].as_str().expect("output"));
         let removed = store_json(dir.path(), &["store", "root", "remove", name]);
         assert_eq!(removed["removed"], name);
     }
@@ -112,6 +114,37 @@ fn a_build_of_another_version_keeps_the_first_rooted() {
         .iter()
         .map(|r| r["path"].as_str().expect("path"))
         .collect();
-    assert!(removed.contains(&lib(&one).as_str()), "{collection}");
+    let left = store_json(dir.path(), &["store", "root", "list"]);
+    assert!(removed.contains(&lib(&one).as_str()), "{collection} {left}");
     assert!(!removed.contains(&lib(&two).as_str()), "{collection}");
+}
+
+#[test]
+fn a_build_of_the_same_version_from_other_inputs_keeps_the_first_rooted() {
+    let dir = tempfile::tempdir().expect("temp");
+    let archive = |bytes: &[u8]| {
+        let folder = dir.path().join(format!("{}", bytes.len()));
+        std::fs::create_dir(&folder).expect("mkdir");
+        nvidia_archive(
+            &folder,
+            "libfoo",
+            "1.0.0",
+            &[file("libfoo/lib/libfoo.so.1", bytes)],
+        )
+    };
+    let (first, second) = (archive(b"one"), archive(b"other"));
+    let one = build(dir.path(), &first);
+    let two = build(dir.path(), &second);
+    let lib =
+        |built: &serde_json::Value| built[0]["outputs"]["lib"].as_str().expect("lib").to_owned();
+    assert_ne!(lib(&one), lib(&two));
+    // Both paths are named `libfoo-1.0.0-lib`: a root by that name alone would have
+    // moved to the second build, while the warning said the first stays rooted.
+    assert_eq!(base(&lib(&one))[33..], base(&lib(&two))[33..]);
+    let collection = store_json(dir.path(), &["gc", "--dry-run"]);
+    assert_eq!(collection["removed"], serde_json::json!([]), "{collection}");
+    assert_eq!(
+        two[0]["repointed"][0],
+        serde_json::json!({"root": "libfoo-lib", "was": lib(&one)})
+    );
 }

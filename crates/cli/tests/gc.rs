@@ -86,8 +86,12 @@ fn gc_keeps_the_closures_of_roots_and_removes_everything_else() {
     both.sort();
     assert_eq!(info[0]["references"], serde_json::json!(both));
 
-    let stray = Path::new(&app).with_file_name("stray-by-hand");
+    // Named like a store path, unregistered: an interrupted add's, removed. Named like
+    // nothing of the store's: somebody's, never touched.
+    let stray = Path::new(&app).with_file_name("00000000000000000000000000000000-stray");
     std::fs::create_dir(&stray).expect("mkdir");
+    let foreign = Path::new(&app).with_file_name("notes-by-hand");
+    std::fs::write(&foreign, "mine\n").expect("write");
 
     let roots = json(home, &["store", "root", "list"]);
     assert_eq!(roots, serde_json::json!([{"name": "app", "path": app}]));
@@ -102,7 +106,7 @@ fn gc_keeps_the_closures_of_roots_and_removes_everything_else() {
     let mut expected = vec![unrelated.as_str(), scanned.as_str()];
     expected.sort_unstable();
     assert_eq!(would, expected);
-    assert_eq!(dry["unregistered_removed"][0], s(&stray));
+    assert_eq!(dry["unregistered_removed"], serde_json::json!([s(&stray)]));
     assert_eq!(dry["kept"], 2);
     assert!(valid(home, &unrelated) && Path::new(&unrelated).exists() && stray.exists());
 
@@ -110,6 +114,7 @@ fn gc_keeps_the_closures_of_roots_and_removes_everything_else() {
     assert_eq!(done["removed"], dry["removed"]);
     assert!(!valid(home, &unrelated) && !Path::new(&unrelated).exists());
     assert!(!Path::new(&scanned).exists() && !stray.exists());
+    assert_eq!(std::fs::read_to_string(&foreign).expect("kept"), "mine\n");
     assert!(valid(home, &app) && valid(home, &lib));
     let (code, report, stderr) = run_at(home, &["store", "verify"]);
     assert_eq!(code, 0, "{report}{stderr}");
@@ -126,7 +131,7 @@ fn gc_keeps_the_closures_of_roots_and_removes_everything_else() {
         .expect("store folder")
         .map(|entry| entry.expect("entry").file_name())
         .collect();
-    assert!(left.is_empty(), "left in the store: {left:?}");
+    assert_eq!(left, ["notes-by-hand"], "left in the store");
 }
 
 #[test]
@@ -282,6 +287,12 @@ fn a_missing_or_empty_database_beside_store_paths_is_refused_and_nothing_is_dele
             // everything else refuses a database that knows none of its paths.
             let refused = if what == "missing" && !command.contains(&"add") {
                 format!("has no database at {}", database.display())
+            } else if what == "without paths" {
+                // Another store's: it says so before it looks at the folder.
+                format!(
+                    "describes the store folder {}",
+                    other.join("cudapkgs/store").display()
+                )
             } else {
                 format!("such as {}", kept.as_str().min(loose.as_str()))
             };
@@ -306,19 +317,17 @@ fn a_missing_or_empty_database_beside_store_paths_is_refused_and_nothing_is_dele
 fn a_first_store_and_a_store_emptied_by_collections_are_not_refused() {
     let dir = tempfile::tempdir().expect("temp");
     let home = dir.path();
-    // Empty, and named things that are not store paths: nothing to protect.
+    // Empty: nothing to protect. What is not named like a store path is never the
+    // store's to remove.
     let path = add_text(home, "only", "collected\n", &[]);
     assert_eq!(json(home, &["gc"])["removed"][0]["path"], path.as_str());
     std::fs::write(home.join("cudapkgs/store/notes"), "by hand\n").expect("write");
     let done = json(home, &["gc"]);
-    assert_eq!(
-        done["unregistered_removed"][0],
-        s(&home.join("cudapkgs/store/notes"))
-    );
+    assert_eq!(done["unregistered_removed"], serde_json::json!([]));
     assert_eq!(json(home, &["gc"])["kept"], 0);
     let (code, report, _) = run_at(home, &["store", "verify", "--repair"]);
     assert_eq!(code, 0, "{report}");
-    assert_eq!(store_folder(home), Vec::<String>::new());
+    assert_eq!(store_folder(home), ["notes"]);
     // The next add into the emptied store works.
     add_text(home, "again", "added\n", &[]);
 }

@@ -55,6 +55,36 @@ pub enum Error {
         count: usize,
         example: String,
     },
+    /// The folder about to become a store holds entries no store puts there.
+    #[error(
+        "{folder} is not empty and is no store folder: it holds {count} entr{plural} that {are} no store path{s} (such as `{example}`); nothing was changed",
+        plural = if *count == 1 { "y" } else { "ies" },
+        are = if *count == 1 { "is" } else { "are" },
+        s = if *count == 1 { "" } else { "s" }
+    )]
+    ForeignEntries {
+        folder: PathBuf,
+        count: usize,
+        example: String,
+    },
+    /// The database's paths live in another logical store folder.
+    #[error(
+        "the database {database} describes the store folder {described}, not {given}; nothing was changed"
+    )]
+    OtherStore {
+        database: PathBuf,
+        described: String,
+        given: String,
+    },
+    /// The database was made for another physical folder, which still exists.
+    #[error(
+        "the database {database} belongs to the store at {recorded}, not {given}; nothing was changed"
+    )]
+    OtherFolder {
+        database: PathBuf,
+        recorded: PathBuf,
+        given: PathBuf,
+    },
     #[error("{path} is not a usable store database ({problem})")]
     CorruptDatabase { path: PathBuf, problem: String },
     #[error(

@@ -206,6 +206,7 @@ impl Store {
         let writable = access != Access::ReadOnly;
         let db = if writable {
             if database_is_new(&db_path) {
+                refuse_foreign_entries(&physical)?;
                 // Still new once the folder is listed: no add of this store placed what
                 // is there (an add creates the database first).
                 refuse_unknown_paths(&physical, &db_path, |_| Ok(database_is_new(&db_path)))?;
@@ -223,6 +224,7 @@ impl Store {
             writable,
             db,
         };
+        store.check_identity()?;
         if writable {
             std::fs::create_dir_all(&physical).map_err(|e| Error::io(&physical, e))?;
             store.remove_temporaries()?;
@@ -382,6 +384,74 @@ impl Store {
         })
     }
 
+    /// Refuses a database that describes another store: one whose paths live in another
+    /// logical folder (a mistyped `--store-dir` beside the real store shares its default
+    /// database), or, for writing, one made for another physical folder that still exists
+    /// (a store's copy, or the logical folder given without its `--root`): collecting
+    /// would judge that folder's entries by a list of someone else's. A writing open
+    /// records both folders; a store moved away from its recorded folder is taken over.
+    fn check_identity(&self) -> Result<(), Error> {
+        let recorded = self.store_info(STORE_FOLDER)?;
+        let described = match &recorded {
+            Some(folder) => Some(folder.clone()),
+            None => self
+                .query_paths("SELECT path FROM ValidPaths LIMIT 1")?
+                .pop()
+                .and_then(|path| path.rsplit_once('/').map(|(folder, _)| folder.to_owned())),
+        };
+        if let Some(described) = described.filter(|described| *described != self.folder) {
+            return Err(Error::OtherStore {
+                database: self.db_path.clone(),
+                described,
+                given: self.folder.clone(),
+            });
+        }
+        if !self.writable {
+            return Ok(());
+        }
+        let physical = canonical(&self.physical_folder())?;
+        let physical_text = physical.to_string_lossy().into_owned();
+        let recorded_physical = self.store_info(PHYSICAL_FOLDER)?;
+        if let Some(before) = &recorded_physical
+            && *before != physical_text
+            && Path::new(before).is_dir()
+        {
+            return Err(Error::OtherFolder {
+                database: self.db_path.clone(),
+                recorded: PathBuf::from(before),
+                given: physical,
+            });
+        }
+        if recorded.is_none() {
+            self.set_store_info(STORE_FOLDER, &self.folder)?;
+        }
+        if recorded_physical.as_deref() != Some(physical_text.as_str()) {
+            self.set_store_info(PHYSICAL_FOLDER, &physical_text)?;
+        }
+        Ok(())
+    }
+
+    fn store_info(&self, key: &str) -> Result<Option<String>, Error> {
+        self.db
+            .query_row(
+                "SELECT value FROM StoreInfo WHERE key = ?1",
+                params![key],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql(&self.db_path))
+    }
+
+    fn set_store_info(&self, key: &str, value: &str) -> Result<(), Error> {
+        self.db
+            .execute(
+                "INSERT OR REPLACE INTO StoreInfo (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(sql(&self.db_path))
+    }
+
     /// The valid and the pending paths, read together (one consistent view).
     fn known(&self) -> Result<(HashSet<String>, HashSet<String>), Error> {
         let read = self
@@ -394,16 +464,21 @@ impl Store {
         Ok((valid.into_iter().collect(), pending.into_iter().collect()))
     }
 
-    /// Entries of the store folder that are not valid paths (logical paths, sorted),
-    /// temporaries and lock files aside; without `with_pending`, also the trees that an
+    /// Entries of the store folder named like store paths that are not valid paths
+    /// (logical paths, sorted), lock files aside; without `with_pending`, also the trees that an
     /// add is placing or a collection removing (theirs, not left over).
     pub(crate) fn unregistered(&self, with_pending: bool) -> Result<Vec<String>, Error> {
         let folder = self.physical_folder();
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
             let entry = entry.map_err(|e| Error::io(&folder, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with(TEMP_PREFIX) && !is_lock_file(&entry) {
+            // Only what is named like a store path is the store's to judge; anything
+            // else (a user's file in a folder mistaken for a store, Nix's `.links`) is
+            // never reported or removed.
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if is_store_path_name(&name) && !is_lock_file(&entry) {
                 names.push(name);
             }
         }
@@ -789,10 +864,50 @@ fn physical_of(root: Option<&Path>, logical: &str) -> PathBuf {
     }
 }
 
+/// `path` with links and `..` resolved as far as it exists (a store folder a first add
+/// is about to create has not been made yet).
+fn canonical(path: &Path) -> Result<PathBuf, Error> {
+    match path.canonicalize() {
+        Ok(path) => Ok(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match (path.parent(), path.file_name()) {
+                (Some(parent), Some(name)) => Ok(canonical(parent)?.join(name)),
+                _ => Ok(path.to_owned()),
+            }
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 /// Whether the database file does not exist yet (or is empty, which SQLite takes for
 /// a new database).
 fn database_is_new(path: &Path) -> bool {
     path.symlink_metadata().map_or(true, |m| m.len() == 0)
+}
+
+/// Fails with `Error::ForeignEntries` when the folder about to become a store holds
+/// entries that no store puts there: it is somebody's folder, given by mistake, and a
+/// store there would one day collect what it does not know.
+fn refuse_foreign_entries(folder: &Path) -> Result<(), Error> {
+    let mut foreign: Vec<String> = match std::fs::read_dir(folder) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(folder, e)),
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter(|entry| !is_lock_file(entry))
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| !is_store_path_name(name) && !name.starts_with(TEMP_PREFIX))
+            .collect(),
+    };
+    foreign.sort();
+    match foreign.first() {
+        None => Ok(()),
+        Some(example) => Err(Error::ForeignEntries {
+            folder: folder.to_owned(),
+            count: foreign.len(),
+            example: example.clone(),
+        }),
+    }
 }
 
 /// Fails with `Error::UnknownPaths` when the store folder `folder` holds entries named
@@ -896,7 +1011,7 @@ fn lock_file(path: &Path, exclusive: bool, wait: bool) -> Result<Option<std::fs:
 /// The tables and their columns; `Pending` holds the paths whose trees may be present
 /// without being valid; `BuildRecords` and `FileHashes` are what builds remember
 /// (`records.rs`).
-const TABLES: [(&str, &str); 6] = [
+const TABLES: [(&str, &str); 7] = [
     (
         "ValidPaths",
         "id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
@@ -924,6 +1039,10 @@ const TABLES: [(&str, &str); 6] = [
          time INTEGER NOT NULL",
     ),
     (
+        "StoreInfo",
+        "key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL",
+    ),
+    (
         "FileHashes",
         "path TEXT PRIMARY KEY NOT NULL,
          identity TEXT NOT NULL,
@@ -933,7 +1052,12 @@ const TABLES: [(&str, &str); 6] = [
 
 /// Tables that stores made by older versions lack: created when missing, never a sign
 /// of damage.
-const ADDED_LATER: [&str; 3] = ["Pending", "BuildRecords", "FileHashes"];
+const ADDED_LATER: [&str; 4] = ["Pending", "BuildRecords", "StoreInfo", "FileHashes"];
+
+/// `StoreInfo` keys: the logical store folder the database describes, and the physical
+/// folder (canonical) it was last opened for writing at.
+const STORE_FOLDER: &str = "storeDir";
+const PHYSICAL_FOLDER: &str = "physicalDir";
 
 /// `CREATE TABLE` statements for `tables` (temporary ones: in memory, for this
 /// connection only).

@@ -362,8 +362,10 @@ fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult
         }
         for (root, was) in &package.repointed {
             output.warn(format!(
-                "root {root} now holds this build of {} {}; what it held ({was}) stays rooted by its versioned root",
-                package.package, package.version
+                "root {root} now holds this build of {} {}; what it held ({was}) stays rooted as {}",
+                package.package,
+                package.version,
+                was.rsplit('/').next().unwrap_or(was)
             ));
         }
         for (capability, file, kernel) in package.targets.missing.iter().take(5) {

@@ -49,6 +49,15 @@ fn hint(error: &cudapkgs_store::Error) -> Option<&'static str> {
         Error::UnknownPaths { .. } => {
             "point --store-dir, --root and --state-dir at the store these paths belong to; if nobody needs them, remove them by hand"
         }
+        Error::ForeignEntries { .. } => {
+            "give --store-dir a new or empty folder (or one that holds only store paths)"
+        }
+        Error::OtherStore { .. } => {
+            "check --store-dir for a typo; a second store beside another needs its own --state-dir"
+        }
+        Error::OtherFolder { .. } => {
+            "give this store its own --state-dir, or pass the --root the database was made with; a copy of a store is a new store (fill it with `cudapkgs copy` from a cache)"
+        }
         Error::CorruptDatabase { .. } => {
             "nothing was changed; check --state-dir, or restore the file from a backup"
         }
