@@ -426,7 +426,8 @@ fn kernels_without_an_image_for_the_requested_gpus_warn_or_fail() {
     let dir = tempfile::tempdir().expect("temp");
     let mirror = two_package_mirror(dir.path(), &real);
     let cache = dir.path().join("cache");
-    let at = |store: &str| source_args(&mirror, &cache, &dir.path().join(store));
+    // Each store in a folder of its own, with its own default database beside it.
+    let at = |store: &str| source_args(&mirror, &cache, &dir.path().join(store).join("store"));
     let args = |store: &str, extra: &[&str]| -> Vec<String> {
         let mut all = vec!["build".to_owned()];
         all.extend(at(store));
@@ -484,7 +485,7 @@ fn kernels_without_an_image_for_the_requested_gpus_warn_or_fail() {
         stderr.contains("kernels have no usable image (--strict-targets)"),
         "{stderr}"
     );
-    let store = dir.path().join("c");
+    let store = dir.path().join("c/store");
     let added: Vec<_> = std::fs::read_dir(&store)
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();

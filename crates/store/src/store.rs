@@ -36,6 +36,9 @@ use crate::{base32, copy};
 
 pub(crate) const TEMP_PREFIX: &str = ".cudapkgs-add-";
 
+/// The end of an owner lock's name (`<TEMP_PREFIX><owner>.owner.lock`).
+const OWNER_LOCK: &str = ".owner.lock";
+
 /// The database's file name in the state folder.
 const DATABASE: &str = "db.sqlite";
 
@@ -48,6 +51,23 @@ pub struct Store {
     pub(crate) db_path: PathBuf,
     writable: bool,
     pub(crate) db: Connection,
+    /// A writing open's name for its temporaries and the lock it holds on
+    /// `<prefix><owner>.owner.lock` while it or a work folder of it lives (see
+    /// `remove_temporaries`).
+    owner: Option<(String, std::sync::Arc<OwnerLock>)>,
+}
+
+/// A held owner lock; the last of the store and its work folders to go removes it.
+#[derive(Debug)]
+struct OwnerLock {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl Drop for OwnerLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// How a command uses the store it opens.
@@ -79,6 +99,8 @@ pub enum Scan {
 #[derive(Debug)]
 pub struct WorkDir {
     path: PathBuf,
+    /// Held so that no other open takes the folder for a dead process's.
+    _owner: Option<std::sync::Arc<OwnerLock>>,
 }
 
 impl WorkDir {
@@ -216,17 +238,19 @@ impl Store {
         } else {
             open_read_only(&db_path)?
         };
-        let store = Store {
+        let mut store = Store {
             folder,
             root,
             state_dir: state_dir.to_owned(),
             db_path,
             writable,
             db,
+            owner: None,
         };
         store.check_identity()?;
         if writable {
             std::fs::create_dir_all(&physical).map_err(|e| Error::io(&physical, e))?;
+            store.take_owner_lock()?;
             store.remove_temporaries()?;
             store.finish_interrupted()?;
             store.refuse_unknown_store_paths()?;
@@ -253,14 +277,26 @@ impl Store {
         }
     }
 
-    /// A fresh temporary name in the store folder: the prefix, this process (so that an
-    /// open of the store can tell a dead process's temporaries), a unique part, `suffix`.
+    /// A fresh temporary name in the store folder: the prefix, this open's owner name (so
+    /// that another open can tell whether its owner is alive), a unique part, `suffix`.
     fn temporary(&self, suffix: &str) -> PathBuf {
-        self.physical(&self.folder).join(format!(
-            "{TEMP_PREFIX}{}-{}{suffix}",
-            std::process::id(),
-            unique()
-        ))
+        let owner = self.owner.as_ref().map_or("", |(owner, _)| owner.as_str());
+        self.physical(&self.folder)
+            .join(format!("{TEMP_PREFIX}{owner}-{}{suffix}", unique()))
+    }
+
+    /// Names this writing open and holds its owner lock, before any temporary exists.
+    fn take_owner_lock(&mut self) -> Result<(), Error> {
+        let name = format!("{}.{}", std::process::id(), unique().replace('-', "."));
+        let path = self.owner_lock(&name);
+        let file = lock_file(&path, true, true)?.expect("a waiting lock is always taken");
+        self.owner = Some((name, std::sync::Arc::new(OwnerLock { path, _file: file })));
+        Ok(())
+    }
+
+    fn owner_lock(&self, owner: &str) -> PathBuf {
+        self.physical_folder()
+            .join(format!("{TEMP_PREFIX}{owner}{OWNER_LOCK}"))
     }
 
     /// A new private work folder (see `WorkDir`).
@@ -268,7 +304,10 @@ impl Store {
         self.require_writable("a work folder")?;
         let path = self.temporary("-work");
         std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(WorkDir { path })
+        Ok(WorkDir {
+            path,
+            _owner: self.owner.as_ref().map(|(_, lock)| lock.clone()),
+        })
     }
 
     /// The store folder on this machine.
@@ -283,19 +322,62 @@ impl Store {
         Ok(lock.expect("a waiting lock is always taken"))
     }
 
+    /// Removes the temporaries of opens that ended without removing them (killed). An
+    /// owner is alive while its lock is held: that holds across PID namespaces (two
+    /// containers sharing a store), where another process's PID cannot be looked up.
+    /// Temporaries from before owner locks are judged by their process ID.
     fn remove_temporaries(&self) -> Result<(), Error> {
         let folder = self.physical(&self.folder);
+        let mut by_owner = std::collections::BTreeMap::<String, Vec<PathBuf>>::new();
         for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
             let entry = entry.map_err(|e| Error::io(&folder, e))?;
             let name = entry.file_name();
             let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
                 continue;
             };
-            // A temporary of a process still running is its add in progress.
-            let owner = rest.split('-').next().unwrap_or_default();
-            let running = !owner.is_empty() && Path::new("/proc").join(owner).exists();
-            if !running || owner == std::process::id().to_string() {
-                copy::remove_tree(&entry.path())?;
+            let owner = rest
+                .strip_suffix(OWNER_LOCK)
+                .unwrap_or_else(|| rest.split('-').next().unwrap_or_default());
+            let temporaries = by_owner.entry(owner.to_owned()).or_default();
+            if !rest.ends_with(OWNER_LOCK) {
+                temporaries.push(entry.path());
+            }
+        }
+        let mine = self.owner.as_ref().map(|(owner, _)| owner.as_str());
+        for (owner, temporaries) in by_owner {
+            if Some(owner.as_str()) == mine {
+                continue;
+            }
+            let lock_path = self.owner_lock(&owner);
+            let lock = match std::fs::OpenOptions::new().write(true).open(&lock_path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // No lock: an older version's temporary (named by its process ID
+                    // alone), or one whose owner's lock another open just removed.
+                    let pid = owner.split('.').next().unwrap_or_default();
+                    let running = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+                    if owner.contains('.') || !running {
+                        for temporary in &temporaries {
+                            copy::remove_tree(temporary)?;
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => return Err(Error::io(&lock_path, e)),
+            };
+            match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Err(rustix::io::Errno::WOULDBLOCK) => continue,
+                Err(e) => return Err(Error::io(&lock_path, e.into())),
+                Ok(()) => {}
+            }
+            for temporary in &temporaries {
+                copy::remove_tree(temporary)?;
+            }
+            match std::fs::remove_file(&lock_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(&lock_path, e));
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -1207,6 +1289,39 @@ mod tests {
         std::fs::write(physical.join("file"), name).expect("write");
         copy::make_read_only(&physical).expect("read-only");
         (path, physical)
+    }
+
+    #[test]
+    fn temporaries_are_judged_by_their_owners_lock_not_by_a_process_id() {
+        let dir = tempfile::tempdir().expect("temp");
+        let store = open(dir.path(), Access::Create).expect("open");
+        let folder = store.physical_folder();
+        // Above any PID this machine hands out: a process of another PID namespace (a
+        // container sharing the store), whose PID cannot be looked up here.
+        let owner = "4194305.1.2";
+        let temporary = folder.join(format!("{TEMP_PREFIX}{owner}-3-4"));
+        std::fs::create_dir(&temporary).expect("mkdir");
+        let held = lock_file(&store.owner_lock(owner), true, true)
+            .expect("lock")
+            .expect("taken");
+        drop(open(dir.path(), Access::Existing).expect("open"));
+        assert!(temporary.exists(), "its owner is alive: its lock is held");
+        drop(held);
+        drop(open(dir.path(), Access::Existing).expect("open"));
+        assert!(!temporary.exists(), "its owner is gone");
+        assert!(!store.owner_lock(owner).exists(), "and so is its lock");
+        // An older version's temporary, named by a dead process's ID, goes too; the
+        // work folders of a live open stay, and the open's lock goes with the last.
+        let legacy = folder.join(format!("{TEMP_PREFIX}4194305-1-2"));
+        std::fs::create_dir(&legacy).expect("mkdir");
+        let work = store.work_dir().expect("work");
+        let mine = store.owner_lock(&store.owner.as_ref().expect("owner").0);
+        drop(store);
+        drop(open(dir.path(), Access::Existing).expect("open"));
+        assert!(!legacy.exists());
+        assert!(work.path().is_dir() && mine.exists());
+        drop(work);
+        assert!(!mine.exists());
     }
 
     #[test]
