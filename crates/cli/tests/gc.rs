@@ -353,7 +353,8 @@ fn until(deadline: std::time::Instant, mut work: impl FnMut(u32)) -> u32 {
 }
 
 /// Adds paths referring to `shared` until `deadline`, two in three with a root (every
-/// fourth of which gives its root up again, for its path to be collected); returns the
+/// fourth of which gives its root up again, for its path to be collected), the third
+/// rooted after its add, racing the collections; returns the
 /// roots still held, with their paths, and how many adds ran.
 fn add_until(
     home: &Path,
@@ -366,7 +367,15 @@ fn add_until(
         let name = format!("p{adder}-{round}");
         let text = format!("{name} uses {shared}\n{}", "x".repeat(64 << 10));
         if round % 3 == 0 {
-            add_text(home, &name, &text, &["--scan-references"]);
+            // Unrooted: a collection may take it at once; a root added afterwards
+            // either holds it or is refused because the path is gone.
+            let path = add_text(home, &name, &text, &["--scan-references"]);
+            let late = format!("late-{name}");
+            let (code, _, stderr) = run_at(home, &["store", "root", "add", &late, &path]);
+            match code {
+                0 => rooted.push((late, path)),
+                _ => assert!(stderr.contains("is not a valid path"), "{stderr}"),
+            }
             return;
         }
         let path = add_text(

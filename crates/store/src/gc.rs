@@ -62,6 +62,9 @@ impl Store {
     pub fn add_root(&mut self, name: &str, path: &str) -> Result<(), Error> {
         self.require_writable("adding a root")?;
         check_root_name(name)?;
+        // Not while a collection runs: it may have judged `path` dead already, and would
+        // then fail to unregister a path a root holds.
+        let _no_collection = self.gc_lock(false)?;
         let changed = self
             .db
             .execute(
