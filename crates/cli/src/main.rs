@@ -49,6 +49,12 @@ fn main() -> ExitCode {
 /// say so.
 fn usage_error(error: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
+    let json = cli::asks_for_json(std::env::args_os().skip(1));
+    if error.kind() == ErrorKind::DisplayVersion && json {
+        let version = serde_json::json!({"name": "cudapkgs", "version": env!("CARGO_PKG_VERSION")});
+        println!("{version}");
+        return ExitCode::SUCCESS;
+    }
     if matches!(
         error.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
@@ -56,7 +62,7 @@ fn usage_error(error: &clap::Error) -> ExitCode {
         let _ = error.print();
         return ExitCode::SUCCESS;
     }
-    if cli::asks_for_json(std::env::args_os().skip(1)) {
+    if json {
         let text = error.to_string();
         let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
         let message = lines

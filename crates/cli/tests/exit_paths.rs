@@ -123,6 +123,37 @@ fn help_and_version_succeed() {
 }
 
 #[test]
+fn the_version_under_json_is_a_json_document() {
+    let output = cudapkgs()
+        .args(["--json", "--version"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(0));
+    let version: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(version["name"], "cudapkgs");
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn a_nar_is_no_json_document() {
+    let dir = tempfile::tempdir().expect("temp");
+    std::fs::write(dir.path().join("f"), "x\n").expect("write");
+    let output = cudapkgs()
+        .args(["--json", "nar", "dump"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let error: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no JSON document")),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_closed_pipe_is_not_an_error() {
     // `gpus` prints a table longer than one line; the reader takes nothing.
     let mut child = cudapkgs()
