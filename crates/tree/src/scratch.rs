@@ -1,8 +1,11 @@
 //! Private work folders beside a result that appears whole by rename, and the removal of
 //! those a killed process left behind.
 //!
-//! A work folder is named `<prefix><pid>-<unique>`: the next run in the same place removes
-//! the ones whose process is gone, so an interrupted command leaves nothing for long.
+//! A work folder is named `<prefix><pid>-<unique>` and locked (`flock`) by its process
+//! while it lives: the next run in the same place removes the ones whose lock is free and
+//! whose process is gone, so an interrupted command leaves nothing for long. The lock is
+//! what counts across PID namespaces (containers sharing a folder), where another
+//! process's ID cannot be looked up; the ID keeps older versions' unlocked folders.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,8 @@ use crate::dir::{Dir, Kind};
 pub struct Scratch {
     parent: Dir,
     name: String,
+    /// The folder opened and locked: it is in use.
+    _lock: std::fs::File,
 }
 
 impl Scratch {
@@ -33,7 +38,16 @@ impl Scratch {
                 COUNTER.fetch_add(1, Ordering::Relaxed)
             );
             match parent.create_dir(Path::new(&name), 0o700) {
-                Ok(()) => return Ok(Scratch { parent, name }),
+                Ok(()) => {
+                    let Some(lock) = lock_folder(&parent.path().join(&name))? else {
+                        return Err(io::Error::other("a new work folder is locked already"));
+                    };
+                    return Ok(Scratch {
+                        parent,
+                        name,
+                        _lock: lock,
+                    });
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
@@ -88,10 +102,38 @@ pub fn remove_abandoned(parent: &Path, prefix: &str) -> io::Result<Vec<String>> 
         if kind != Kind::Folder || is_running(owner) {
             continue;
         }
+        // Held: its process lives in another PID namespace.
+        let Some(_held) = lock_folder(&parent.join(name))? else {
+            continue;
+        };
         dir.remove_all(Path::new(name))?;
         removed.push(name.to_owned());
     }
     Ok(removed)
+}
+
+/// Locks the folder `path` (not following a link), or `None` when another holds it.
+fn lock_folder(path: &Path) -> io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let folder = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(folder_only_flags())
+        .open(path)?;
+    match rustix::fs::flock(
+        &folder,
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    ) {
+        Ok(()) => Ok(Some(folder)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `O_DIRECTORY | O_NOFOLLOW`, as the open flags `std` passes through.
+fn folder_only_flags() -> i32 {
+    (rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW)
+        .bits()
+        .cast_signed()
 }
 
 /// Whether a process with this id exists (a reused id keeps a dead one's folder until
@@ -120,5 +162,24 @@ mod tests {
         let path = scratch.path();
         drop(scratch);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_locked_folder_of_a_process_out_of_sight_stays() {
+        let temp = tempfile::tempdir().expect("temp");
+        // A process of another PID namespace: its ID is not visible here, its lock is.
+        let theirs = temp.path().join(".work-4294967295-2-2");
+        std::fs::create_dir(&theirs).expect("mkdir");
+        let held = lock_folder(&theirs).expect("lock").expect("taken");
+        assert_eq!(
+            remove_abandoned(temp.path(), ".work-").expect("clean"),
+            Vec::<String>::new()
+        );
+        assert!(theirs.is_dir());
+        drop(held);
+        assert_eq!(
+            remove_abandoned(temp.path(), ".work-").expect("clean"),
+            [".work-4294967295-2-2"]
+        );
     }
 }
