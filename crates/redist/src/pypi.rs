@@ -127,6 +127,14 @@ pub struct Wheel {
 }
 
 impl Wheel {
+    /// Whether the file name names the project `normalized` (a name `normalize` gave).
+    pub fn is_of(&self, normalized: &str) -> bool {
+        self.filename
+            .split('-')
+            .next()
+            .is_some_and(|name| normalize(name) == normalized)
+    }
+
     pub fn request(&self) -> Request {
         Request {
             url: self.url.clone(),
@@ -157,16 +165,20 @@ impl Wheel {
     }
 }
 
-/// The wheels of `project` listed by the index at `index_url`, yanked ones left out.
+/// The wheels of `project` listed by the index at `index_url`, yanked ones and those of
+/// other projects (named so by their file names, as pip skips them) left out.
 pub fn wheels(fetcher: &Fetcher, index_url: &str, project: &str) -> Result<Vec<Wheel>, Error> {
-    let page = format!(
-        "{}/{}/",
-        index_url.trim_end_matches('/'),
-        normalize(project)
-    );
+    let project_name = normalize(project);
+    let page = format!("{}/{project_name}/", index_url.trim_end_matches('/'));
     fetcher
         .get_document(&page, "application/vnd.pypi.simple.v1+json", |text| {
             parse_project_page(text, &page)
+        })
+        .map(|wheels| {
+            wheels
+                .into_iter()
+                .filter(|wheel| wheel.is_of(&project_name))
+                .collect()
         })
         .map_err(|error| match error {
             Error::Download { problem, .. } if problem.contains("404") => {
@@ -542,6 +554,22 @@ mod tests {
         assert_eq!(package_of_wheel("nvidia_cublas_cu12"), Some("libcublas"));
         assert_eq!(package_of_wheel("nvidia-cudnn-cu13"), Some("cudnn"));
         assert_eq!(package_of_wheel("torch"), None);
+    }
+
+    #[test]
+    fn wheels_named_for_another_project_are_not_the_projects() {
+        let page = format!(
+            r#"{{"files": [
+            {{"filename": "totally_other_project-99.0-py3-none-manylinux_2_27_x86_64.whl", "url": "a.whl", "hashes": {{"sha256": "{hash}"}}}},
+            {{"filename": "NVIDIA.Cuda_Runtime-13.0.96-py3-none-manylinux_2_27_x86_64.whl", "url": "b.whl", "hashes": {{"sha256": "{hash}"}}}}
+            ]}}"#,
+            hash = "a".repeat(64)
+        );
+        let wheels = parse_project_page(&page, "http://127.0.0.1:8000/simple/nvidia-cuda-runtime/")
+            .expect("parses");
+        let project = normalize("nvidia_cuda_runtime");
+        let of: Vec<bool> = wheels.iter().map(|wheel| wheel.is_of(&project)).collect();
+        assert_eq!(of, [false, true]);
     }
 
     #[test]
