@@ -145,6 +145,39 @@ fn dry_run_writes_nothing_and_bad_files_stay_untouched() {
     assert!(stderr.contains("nothing to do"), "{stderr}");
 }
 
+/// A store path's files are read-only, but root may replace them anyway (and anyone may
+/// rename over a file in a folder they can write): patch and prune refuse a file
+/// without write permission, named or through a link, and the store stays valid.
+#[test]
+fn read_only_store_paths_are_never_rewritten() {
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("lib")).expect("mkdir");
+    std::fs::copy(fixture("multiarch.so"), tree.join("lib/libk.so")).expect("copy");
+    let (store_dir, state_dir) = (dir.path().join("store"), dir.path().join("var"));
+    let store = ["--store-dir", s(&store_dir), "--state-dir", s(&state_dir)];
+    let (code, added, stderr) = run(&[&["store", "add"][..], &store, &[s(&tree)]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let lib = Path::new(added.trim()).join("lib/libk.so");
+    let before = std::fs::read(&lib).expect("read");
+    let link = dir.path().join("link.so");
+    std::os::unix::fs::symlink(&lib, &link).expect("link");
+
+    let (code, _, stderr) = run(&["patch", "--set-runpath", "/elsewhere", s(&link)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is read-only", lib.display())) && stderr.contains("copy it"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["prune", "--capabilities", "8.6", s(&lib)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is read-only"), "{stderr}");
+
+    assert_eq!(std::fs::read(&lib).expect("read"), before);
+    let (code, stdout, stderr) = run(&[&["store", "verify"][..], &store].concat());
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
 #[test]
 fn auto_sets_origin_providers_and_driver_folder_never_stubs() {
     let (_dir, root) = package();
