@@ -145,6 +145,41 @@ fn dry_run_writes_nothing_and_bad_files_stay_untouched() {
     assert!(stderr.contains("nothing to do"), "{stderr}");
 }
 
+/// A file named without a folder, from the folder it is in: `$ORIGIN` is that folder
+/// (it used to be empty, so `$ORIGIN` read as `/`, the library it finds was missing and
+/// --shrink-runpath dropped the entry).
+#[test]
+fn a_bare_file_name_has_its_folder_as_origin() {
+    let dir = tempfile::tempdir().expect("temp");
+    let lib = dir.path().join("libmulti.so");
+    std::fs::copy(fixture("multiarch.so"), &lib).expect("copy");
+    std::fs::copy(fixture("multiarch.so"), dir.path().join("libcudart.so.13")).expect("copy");
+    let (code, _, stderr) = run(&["patch", "--set-runpath", "$ORIGIN:/nonexistent", s(&lib)]);
+    assert_eq!(code, 0, "{stderr}");
+    let in_folder = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .output()
+            .expect("cudapkgs runs");
+        let stdout = String::from_utf8(output.stdout).expect("utf-8");
+        let stderr = String::from_utf8(output.stderr).expect("utf-8");
+        assert!(output.status.code().is_some(), "{stderr}");
+        stdout
+    };
+
+    let json = in_folder(&["elf", "--resolve", "--json", "libmulti.so"]);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    let cudart = &report["files"][0]["resolved"][0];
+    assert_eq!(cudart["name"], "libcudart.so.13", "{json}");
+    assert_eq!(cudart["path"], "./libcudart.so.13", "{json}");
+    assert_eq!(cudart["via"], "runpath", "{json}");
+
+    in_folder(&["patch", "--shrink-runpath", "libmulti.so"]);
+    assert_eq!(runpath(&lib).as_deref(), Some("$ORIGIN"));
+}
+
 /// A store path's files are read-only, but root may replace them anyway (and anyone may
 /// rename over a file in a folder they can write): patch and prune refuse a file
 /// without write permission, named or through a link, and the store stays valid.

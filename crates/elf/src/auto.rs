@@ -15,7 +15,7 @@ use crate::dynamic::DynamicInfo;
 use crate::loads::LoadName;
 use crate::resolve::{
     SearchPaths, expand_list, is_driver_library, is_file_name, is_stub_folder, matches_object,
-    provides_any,
+    origin_folder, provides_any,
 };
 
 /// An ELF file of the tree, read.
@@ -153,7 +153,7 @@ pub fn plan_tree(
 
 fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> AutoRunpath {
     let info = &file.info;
-    let origin = file.path.parent().unwrap_or_else(|| Path::new("."));
+    let origin = origin_folder(&file.path);
     let mut entries: Vec<String> = Vec::new();
     let mut needs_driver = file.opens_driver();
     let mut unresolved = Vec::new();
@@ -241,7 +241,7 @@ fn kept_entries(file: &TreeFile, options: &AutoOptions) -> Vec<String> {
     let Some(current) = info.runpath.as_deref().or(info.rpath.as_deref()) else {
         return Vec::new();
     };
-    let origin = file.path.parent().unwrap_or_else(|| Path::new("."));
+    let origin = origin_folder(&file.path);
     current
         .split(':')
         .filter(|entry| !entry.is_empty())
