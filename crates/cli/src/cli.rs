@@ -715,7 +715,9 @@ pub struct PatchArgs {
     /// Keep only the search path entries that provide a needed library
     #[arg(long, group = "search")]
     pub shrink_runpath: bool,
-    /// Store the search path as DT_RPATH (searched before LD_LIBRARY_PATH) instead of DT_RUNPATH
+    /// Store the search path as DT_RPATH (searched before LD_LIBRARY_PATH, and for the
+    /// libraries' own dependencies); without it, edits keep the file's kind (DT_RUNPATH
+    /// for a file with neither)
     #[arg(long)]
     pub force_rpath: bool,
     /// Rename a needed library (and its version dependencies); repeatable

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fixture, run, run_within, s};
+use common::{fixture, run, run_within, s, tool};
 
 use std::path::{Path, PathBuf};
 
@@ -143,6 +143,154 @@ fn dry_run_writes_nothing_and_bad_files_stay_untouched() {
     let (code, _, stderr) = run(&["patch", s(&lib)]);
     assert_eq!(code, 2);
     assert!(stderr.contains("nothing to do"), "{stderr}");
+}
+
+/// `readelf -d`'s lines for the search paths of `path`.
+fn search_path_entries(readelf: &Path, path: &Path) -> Vec<String> {
+    let output = std::process::Command::new(readelf)
+        .arg("-d")
+        .arg(path)
+        .output()
+        .expect("readelf runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("(RPATH)") || line.contains("(RUNPATH)"))
+        .map(|line| {
+            line.split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// Builds, in `dir`, `lib/libb.so`, `lib/liba.so` (which needs libb and has no search
+/// path of its own) and `app`, which needs liba and has the DT_RPATH `$ORIGIN/lib`:
+/// the loader finds libb through the program's DT_RPATH, as it would not through a
+/// DT_RUNPATH.
+fn program_with_rpath(gcc: &Path, dir: &Path) -> PathBuf {
+    std::fs::create_dir(dir.join("lib")).expect("mkdir");
+    let compile = |source: &str, args: &[&str]| {
+        let file = dir.join("source.c");
+        std::fs::write(&file, source).expect("write");
+        let status = std::process::Command::new(gcc)
+            .arg(&file)
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .expect("gcc runs");
+        assert!(status.success(), "gcc {args:?}");
+    };
+    compile(
+        "int b(void) { return 42; }",
+        &["-shared", "-fPIC", "-o", "lib/libb.so"],
+    );
+    compile(
+        "int b(void); int a(void) { return b(); }",
+        &["-shared", "-fPIC", "-o", "lib/liba.so", "-Llib", "-lb"],
+    );
+    compile(
+        "#include <stdio.h>\nint a(void); int main(void) { printf(\"%d\\n\", a()); return 0; }",
+        &[
+            "-o",
+            "app",
+            "-Llib",
+            "-la",
+            "-Wl,-rpath-link,lib",
+            "-Wl,--disable-new-dtags,-rpath,$ORIGIN/lib",
+        ],
+    );
+    dir.join("app")
+}
+
+/// Runs the program of `program_with_rpath` with an empty environment.
+fn prints_42(program: &Path) {
+    let output = std::process::Command::new(program)
+        .env_clear()
+        .output()
+        .expect("runs");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "42\n",
+        "{}: {}",
+        program.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Every edit keeps DT_RPATH, and the program keeps running (it used to become
+/// DT_RUNPATH, and the program stopped finding libb). A file with neither still gets
+/// DT_RUNPATH.
+#[test]
+fn edits_keep_rpath_as_rpath() {
+    let (Some(gcc), Some(readelf)) = (tool("gcc"), tool("readelf")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp");
+    let app = program_with_rpath(&gcc, dir.path());
+    let lib = dir.path().join("lib");
+    prints_42(&app);
+    assert_eq!(
+        search_path_entries(&readelf, &app),
+        ["(RPATH) Library rpath: [$ORIGIN/lib]"]
+    );
+
+    let (_, stdout, _) = run(&["patch", "--shrink-runpath", s(&app)]);
+    assert!(stdout.contains("app: unchanged"), "{stdout}");
+    for (args, expected) in [
+        (&["--add-runpath", "/opt/none"][..], "$ORIGIN/lib:/opt/none"),
+        (&["--set-runpath", "$ORIGIN/lib"][..], "$ORIGIN/lib"),
+        (
+            &[
+                "--set-runpath",
+                "$ORIGIN/lib:/a/longer/folder/for/a/new/region/of/the/file",
+            ][..],
+            "$ORIGIN/lib:/a/longer/folder/for/a/new/region/of/the/file",
+        ),
+        (&["--shrink-runpath"][..], "$ORIGIN/lib"),
+    ] {
+        let (code, stdout, stderr) = run(&[&["patch"][..], args, &[s(&app)]].concat());
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(stdout.contains(": changed: rpath '"), "{stdout}");
+        assert_eq!(
+            search_path_entries(&readelf, &app),
+            [format!("(RPATH) Library rpath: [{expected}]")],
+            "{args:?}"
+        );
+        prints_42(&app);
+    }
+
+    // The automatic mode keeps it too (the copy finds its libraries under --lib-root).
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).expect("mkdir");
+    std::fs::copy(&app, tree.join("app")).expect("copy");
+    let (code, _, stderr) = run(&["patch", "--auto", s(&tree), "--lib-root", s(&lib)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        search_path_entries(&readelf, &tree.join("app")),
+        [format!("(RPATH) Library rpath: [{}]", lib.display())]
+    );
+    prints_42(&tree.join("app"));
+
+    let (code, stdout, _) = run(&["patch", "--set-runpath", "$ORIGIN", s(&lib.join("libb.so"))]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains(": changed: runpath (none) → '$ORIGIN'"),
+        "{stdout}"
+    );
+    assert_eq!(
+        search_path_entries(&readelf, &lib.join("libb.so")),
+        ["(RUNPATH) Library runpath: [$ORIGIN]"]
+    );
+    let (_, stdout, _) = run(&["patch", "--force-rpath", s(&lib.join("libb.so"))]);
+    assert!(
+        stdout.contains(": changed: runpath '$ORIGIN' → rpath '$ORIGIN'"),
+        "{stdout}"
+    );
+    assert_eq!(
+        search_path_entries(&readelf, &lib.join("libb.so")),
+        ["(RPATH) Library rpath: [$ORIGIN]"]
+    );
 }
 
 /// A file named without a folder, from the folder it is in: `$ORIGIN` is that folder

@@ -31,8 +31,9 @@ pub enum RunpathChange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     pub runpath: RunpathChange,
-    /// Store the search path as `DT_RPATH` (searched before `LD_LIBRARY_PATH`) instead of
-    /// `DT_RUNPATH`.
+    /// Store the search path as `DT_RPATH` (searched before `LD_LIBRARY_PATH`, and for the
+    /// libraries' own dependencies too). Without it a new search path keeps the kind the
+    /// file has (`written_as_rpath`), `DT_RUNPATH` for a file with neither.
     pub force_rpath: bool,
     /// `DT_NEEDED` entries to rename: `(old, new)`.
     pub replace_needed: Vec<(String, String)>,
@@ -187,6 +188,18 @@ fn text_of(layout: &Layout, tag: i64, value: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// Whether a new search path for a file with `info` is written as `DT_RPATH`: when asked
+/// (`force_rpath`), or when the file has `DT_RPATH` and no `DT_RUNPATH`. Turning one kind
+/// into the other changes what the loader does with it (`DT_RPATH` precedes
+/// `LD_LIBRARY_PATH` and serves the dependencies' own needs), so edits keep the kind.
+pub fn written_as_rpath(info: &crate::DynamicInfo, force_rpath: bool) -> bool {
+    keeps_rpath(info.rpath.is_some(), info.runpath.is_some(), force_rpath)
+}
+
+fn keeps_rpath(has_rpath: bool, has_runpath: bool, force_rpath: bool) -> bool {
+    force_rpath || (has_rpath && !has_runpath)
+}
+
 /// Applies the search-path part of `changes` to the entries.
 fn change_runpath(
     layout: &Layout,
@@ -210,7 +223,8 @@ fn change_runpath(
         }
         RunpathChange::Remove => entries.retain(|(t, _)| !is_path(*t)),
         RunpathChange::Set(path) => {
-            let tag = if changes.force_rpath {
+            let has = |tag: i64| entries.iter().any(|(t, _)| *t == tag);
+            let tag = if keeps_rpath(has(DT_RPATH), has(DT_RUNPATH), changes.force_rpath) {
                 DT_RPATH
             } else {
                 DT_RUNPATH
@@ -799,6 +813,36 @@ mod tests {
             info.needed.contains(&"libc-renamed.so.6".to_owned())
                 && !info.needed.contains(&"libc.so.6".to_owned())
         );
+    }
+
+    #[test]
+    fn edits_keep_rpath_as_rpath() {
+        let force = |path: &str| Changes {
+            force_rpath: true,
+            ..set(path)
+        };
+        let original = library();
+        let with_rpath = apply_in_memory(&original, &plan(&original, &force("/a")).expect("plan"));
+        let search_paths = |data: &[u8]| {
+            let info = read_dynamic(data).expect("readable");
+            (info.rpath, info.runpath)
+        };
+        assert_eq!(search_paths(&with_rpath), (Some("/a".into()), None));
+        // Shorter (in place), then longer (a new region): DT_RPATH both times.
+        let shorter = apply_in_memory(&with_rpath, &plan(&with_rpath, &set("/")).expect("plan"));
+        assert_eq!(search_paths(&shorter), (Some("/".into()), None));
+        let longer = "/a/longer/search/path/than/any/string/of/the/file";
+        let longer_plan = plan(&shorter, &set(longer)).expect("plan");
+        assert!(longer_plan.grew);
+        let grown = apply_in_memory(&shorter, &longer_plan);
+        assert_eq!(search_paths(&grown), (Some(longer.into()), None));
+        // The same value again changes nothing (it used to become DT_RUNPATH).
+        assert!(!plan(&grown, &set(longer)).expect("plan").changed);
+        // A file with neither gets DT_RUNPATH, as one with DT_RUNPATH keeps it.
+        let fresh = apply_in_memory(&original, &plan(&original, &set("/b")).expect("plan"));
+        assert_eq!(search_paths(&fresh), (None, Some("/b".into())));
+        let again = apply_in_memory(&fresh, &plan(&fresh, &set("/c")).expect("plan"));
+        assert_eq!(search_paths(&again), (None, Some("/c".into())));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use cudapkgs_elf::auto::{
     AutoOptions, AutoRunpath, Providers, TreeFile, driver_dir_problem, host_driver_dir, plan_tree,
 };
 use cudapkgs_elf::loads::{LoadName, load_names};
-use cudapkgs_elf::patch::{Changes, RunpathChange, plan};
+use cudapkgs_elf::patch::{Changes, RunpathChange, plan, written_as_rpath};
 use cudapkgs_elf::resolve::{SearchPaths, shrink_list};
 use cudapkgs_elf::write::rewrite;
 use cudapkgs_elf::{DynamicInfo, read_dynamic};
@@ -28,6 +28,9 @@ struct Change {
     changed: bool,
     /// The file grew by a region at its end (strings or tables that did not fit).
     grew: bool,
+    /// The kinds of the search path before and after: "rpath" or "runpath".
+    #[serde(skip)]
+    kinds: (&'static str, &'static str),
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -348,6 +351,7 @@ fn apply(path: &Path, change: &Result<Changes, String>, dry_run: bool) -> Change
         after: None,
         changed: false,
         grew: false,
+        kinds: ("runpath", "runpath"),
         error: None,
     };
     let result = (|| -> Result<(), String> {
@@ -356,6 +360,15 @@ fn apply(path: &Path, change: &Result<Changes, String>, dry_run: bool) -> Change
         let data = mapped.bytes();
         let before = read_dynamic(data).map_err(|error| error.to_string())?;
         report.before = search_path(&before);
+        let kind = |rpath: bool| if rpath { "rpath" } else { "runpath" };
+        let before_kind = kind(before.runpath.is_none() && before.rpath.is_some());
+        report.kinds = match &change.runpath {
+            RunpathChange::Remove => (before_kind, before_kind),
+            _ => (
+                before_kind,
+                kind(written_as_rpath(&before, change.force_rpath)),
+            ),
+        };
         let plan = plan(data, change).map_err(|error| error.to_string())?;
         report.changed = plan.changed;
         report.grew = plan.grew;
@@ -390,12 +403,17 @@ fn human(report: &Report) -> String {
                 .map_or_else(|| "(none)".to_owned(), |v| format!("'{v}'"))
         };
         if file.changed {
+            let (before_kind, after_kind) = file.kinds;
+            let after = if after_kind == before_kind {
+                show(&file.after)
+            } else {
+                format!("{after_kind} {}", show(&file.after))
+            };
             let _ = writeln!(
                 out,
-                "{}: {verb}: runpath {} → {}",
+                "{}: {verb}: {before_kind} {} → {after}",
                 file.path,
                 show(&file.before),
-                show(&file.after)
             );
         } else {
             let _ = writeln!(out, "{}: unchanged", file.path);

@@ -88,6 +88,21 @@ pub(crate) fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
+/// A program from `PATH` (readelf, gcc, patchelf), or `None` outside CI when it is not
+/// installed; in CI (`CI` set) a missing one fails the test.
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|folder| folder.join(name))
+            .find(|path| path.is_file())
+    });
+    assert!(
+        found.is_some() || std::env::var_os("CI").is_none(),
+        "{name} is missing: CI must install it"
+    );
+    found
+}
+
 pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
