@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fixture, run, run_within, s, tool};
+use common::{fixture, run, run_in, run_within, s, tool};
 
 use std::path::{Path, PathBuf};
 
@@ -293,6 +293,47 @@ fn edits_keep_rpath_as_rpath() {
     );
 }
 
+/// A relative --lib-root is taken from the working folder and written absolute (it used
+/// to be written as it was, to be searched from each program's working folder); one
+/// that does not exist is refused. An absolute entry a file already has that finds a
+/// needed library resolves it (it used to be "found nowhere").
+#[test]
+fn auto_takes_relative_lib_roots_and_keeps_entries_that_resolve() {
+    let dir = tempfile::tempdir().expect("temp");
+    let folder = std::fs::canonicalize(dir.path()).expect("canonical");
+    for sub in ["deps", "t1", "t2"] {
+        std::fs::create_dir(folder.join(sub)).expect("mkdir");
+    }
+    // multiarch.so needs libcudart.so.13; any library of its class stands in for it.
+    std::fs::copy(fixture("multiarch.so"), folder.join("deps/libcudart.so.13")).expect("copy");
+    for tree in ["t1", "t2"] {
+        std::fs::copy(
+            fixture("multiarch.so"),
+            folder.join(tree).join("libmulti.so"),
+        )
+        .expect("copy");
+    }
+    let deps = folder.join("deps").display().to_string();
+
+    let (code, _, stderr) = run_in(&folder, &["patch", "--auto", "t1", "--lib-root", "deps"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(runpath(&folder.join("t1/libmulti.so")), Some(deps.clone()));
+    let (code, _, stderr) = run_in(&folder, &["patch", "--auto", "t1", "--lib-root", "nope"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--lib-root `nope`: No such file"),
+        "{stderr}"
+    );
+
+    let lib = folder.join("t2/libmulti.so");
+    let (code, _, stderr) = run(&["patch", "--set-runpath", &deps, s(&lib)]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(&["patch", "--auto", s(&folder.join("t2"))]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("libmulti.so: unchanged"), "{stdout}");
+    assert_eq!(runpath(&lib), Some(deps));
+}
+
 /// A file named without a folder, from the folder it is in: `$ORIGIN` is that folder
 /// (it used to be empty, so `$ORIGIN` read as `/`, the library it finds was missing and
 /// --shrink-runpath dropped the entry).
@@ -304,27 +345,15 @@ fn a_bare_file_name_has_its_folder_as_origin() {
     std::fs::copy(fixture("multiarch.so"), dir.path().join("libcudart.so.13")).expect("copy");
     let (code, _, stderr) = run(&["patch", "--set-runpath", "$ORIGIN:/nonexistent", s(&lib)]);
     assert_eq!(code, 0, "{stderr}");
-    let in_folder = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
-            .args(args)
-            .current_dir(dir.path())
-            .env_clear()
-            .output()
-            .expect("cudapkgs runs");
-        let stdout = String::from_utf8(output.stdout).expect("utf-8");
-        let stderr = String::from_utf8(output.stderr).expect("utf-8");
-        assert!(output.status.code().is_some(), "{stderr}");
-        stdout
-    };
-
-    let json = in_folder(&["elf", "--resolve", "--json", "libmulti.so"]);
+    let (_, json, _) = run_in(dir.path(), &["elf", "--resolve", "--json", "libmulti.so"]);
     let report: Value = serde_json::from_str(&json).expect("json");
     let cudart = &report["files"][0]["resolved"][0];
     assert_eq!(cudart["name"], "libcudart.so.13", "{json}");
     assert_eq!(cudart["path"], "./libcudart.so.13", "{json}");
     assert_eq!(cudart["via"], "runpath", "{json}");
 
-    in_folder(&["patch", "--shrink-runpath", "libmulti.so"]);
+    let (code, _, stderr) = run_in(dir.path(), &["patch", "--shrink-runpath", "libmulti.so"]);
+    assert_eq!(code, 0, "{stderr}");
     assert_eq!(runpath(&lib).as_deref(), Some("$ORIGIN"));
 }
 

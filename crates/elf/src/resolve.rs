@@ -391,11 +391,12 @@ pub fn matches_object(candidate: &Path, info: &DynamicInfo) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dynamic::ElfKind;
 
-    fn info(needed: &[&str], rpath: Option<&str>, runpath: Option<&str>) -> DynamicInfo {
+    /// An x86-64 shared library's view with these entries.
+    pub(crate) fn info(needed: &[&str], rpath: Option<&str>, runpath: Option<&str>) -> DynamicInfo {
         DynamicInfo {
             class: Class::Elf64,
             little_endian: true,
@@ -412,7 +413,7 @@ mod tests {
     }
 
     /// An ELF header of the given class and machine: enough for the loader's check.
-    fn fake_library(path: &Path, class: u8, machine: u16) {
+    pub(crate) fn fake_library(path: &Path, class: u8, machine: u16) {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         let mut header = vec![0u8; 64];
         header[..4].copy_from_slice(b"\x7fELF");

@@ -235,6 +235,7 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
         },
         ..SearchPaths::default()
     };
+    let lib_roots = lib_roots(&args.lib_roots)?;
     let mut all = Vec::new();
     for root in &args.paths {
         refuse_special(root)
@@ -270,7 +271,7 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
             }
         }
         let mut roots = vec![root.clone()];
-        roots.extend(args.lib_roots.iter().cloned());
+        roots.extend(lib_roots.iter().cloned());
         let providers = Providers::index(&roots);
         let options = AutoOptions {
             tree: root,
@@ -319,6 +320,28 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
             )
         })
         .collect()))
+}
+
+/// The `--lib-root` folders, absolute: their libraries' folders are written into runpaths
+/// as they are, and a relative entry would be searched from each program's working
+/// folder.
+fn lib_roots(given: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
+    given
+        .iter()
+        .map(|root| {
+            let refused = |problem: String| {
+                CliError::new(format!("--lib-root `{}`: {problem}", root.display())).with_hint(
+                    "name a folder that exists (a relative one is taken from the working folder)",
+                )
+            };
+            let absolute =
+                std::fs::canonicalize(root).map_err(|error| refused(error.to_string()))?;
+            if !absolute.is_dir() {
+                return Err(refused("not a folder".to_owned()));
+            }
+            Ok(absolute)
+        })
+        .collect()
 }
 
 /// A needed entry that is a path gets no runpath: the plans are refused whole.

@@ -16,8 +16,14 @@ pub(crate) fn fixture(name: &str) -> PathBuf {
 
 /// Runs cudapkgs with an empty environment; returns the exit code, stdout and stderr.
 pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
+    run_in(Path::new("."), args)
+}
+
+/// Runs cudapkgs in `folder` with an empty environment, as `run` does.
+pub(crate) fn run_in(folder: &Path, args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
         .args(args)
+        .current_dir(folder)
         .env_clear()
         .output()
         .expect("cudapkgs runs");
