@@ -594,7 +594,10 @@ fn reusable_region(layout: &Layout, loads: &[&Phdr]) -> Option<Phdr> {
         .iter()
         .filter(|s| s.sh_type != SHT_NOBITS)
         .all(|s| {
-            s.sh_offset + s.sh_size <= start
+            // Checked: a null section's fields are not validated when read.
+            s.sh_offset
+                .checked_add(s.sh_size)
+                .is_some_and(|end| end <= start)
                 || (s.sh_offset >= start && matches!(s.sh_type, SHT_DYNAMIC | SHT_STRTAB))
         });
     let reusable = start + tail.p_filesz == layout.file_len
@@ -843,6 +846,34 @@ mod tests {
         assert_eq!(search_paths(&fresh), (None, Some("/b".into())));
         let again = apply_in_memory(&fresh, &plan(&fresh, &set("/c")).expect("plan"));
         assert_eq!(search_paths(&again), (None, Some("/c".into())));
+    }
+
+    /// Found by review: a section whose size reaches past the end of the address space
+    /// overflowed the planner's arithmetic (a panic, or a wrapped end in a release
+    /// build). The input is the `elf_patch` fuzz target's regression file.
+    #[test]
+    fn sections_past_the_end_of_the_file_are_refused() {
+        let input = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/elf-patch-section-size-overflows");
+        let data = std::fs::read(input).expect("the regression file");
+        let long = "$ORIGIN:/run/opengl-driver/lib:/a/longer/folder/to/force/a/new/region";
+        let error = plan(&data, &set(long)).expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "malformed ELF file at offset 0x3128: section 1 (at 0x238, 18446744073709551615 \
+             bytes) extends past the end of the file (13928 bytes)"
+        );
+        // One byte past the end is refused too; a section ending at the end is not.
+        let mut data = data;
+        let size_at = 0x3128 + 32;
+        let past = (data.len() - 0x238 + 1) as u64;
+        data[size_at..size_at + 8].copy_from_slice(&past.to_le_bytes());
+        assert!(matches!(
+            plan(&data, &set(long)),
+            Err(Error::Malformed { .. })
+        ));
+        data[size_at..size_at + 8].copy_from_slice(&(past - 1).to_le_bytes());
+        assert!(plan(&data, &set(long)).is_ok());
     }
 
     #[test]
