@@ -1,8 +1,9 @@
 //! The runpath rewriter on arbitrary bytes: planning may refuse, but a plan it makes
-//! must produce a file whose dynamic view reads back with the new runpath.
+//! must produce a file whose dynamic view reads back with the new search path, of the
+//! kind the file had (`DT_RPATH` stays `DT_RPATH`).
 #![no_main]
 
-use cudapkgs_elf::patch::{Changes, RunpathChange, apply_in_memory, plan};
+use cudapkgs_elf::patch::{Changes, RunpathChange, apply_in_memory, plan, written_as_rpath};
 use cudapkgs_elf::read_dynamic;
 use libfuzzer_sys::fuzz_target;
 
@@ -17,7 +18,13 @@ fuzz_target!(|data: &[u8]| {
     if plan.new_len > 64 << 20 {
         return;
     }
+    let before = read_dynamic(data).expect("a planned file is readable");
     let patched = apply_in_memory(data, &plan);
     let info = read_dynamic(&patched).expect("a planned rewrite stays readable");
-    assert_eq!(info.runpath.as_deref(), Some(RUNPATH));
+    let (written, other) = if written_as_rpath(&before, false) {
+        (info.rpath, info.runpath)
+    } else {
+        (info.runpath, info.rpath)
+    };
+    assert_eq!((written.as_deref(), other), (Some(RUNPATH), None));
 });

@@ -503,7 +503,9 @@ the requested architectures, LTO-IR is left alone. Nothing is written if a kerne
 lose its only image for a requested capability (exit 1). Each container is rewritten in
 place (kept entries first, size reduced, tail zeroed), so every pointer to it stays
 valid; each file is replaced atomically and the zeroed ranges become holes where the
-file system supports them. Pruning twice to the same capabilities changes nothing.";
+file system supports them. A file without write permission (a store path's) is refused,
+even for root: prune a copy with --output. Pruning twice to the same capabilities
+changes nothing.";
 
 const PATCH_EXAMPLES: &str = "\
 Examples:
@@ -515,14 +517,17 @@ Examples:
   cudapkgs patch --auto .venv/lib/python3.12/site-packages --driver-dir host
 
 Each file is rewritten atomically (a copy beside it, flushed, renamed over it) with its
-permissions kept; symbolic links are followed. Rewriting the same way twice changes
-nothing, and repeated rewrites do not grow the file beyond the strings they add.
+permissions kept; symbolic links are followed. A file without write permission (a store
+path's) is refused, even for root. A file's DT_RPATH stays DT_RPATH and its DT_RUNPATH
+stays DT_RUNPATH (a file with neither gets DT_RUNPATH) unless --force-rpath. Rewriting
+the same way twice changes nothing, and repeated rewrites do not grow the file beyond
+the strings they add.
 --auto gives every ELF file with a dynamic section the runpath: $ORIGIN when a sibling
 provides a needed library, then the folders (in the tree or under --lib-root) providing
-the others, then the driver folder if it loads the NVIDIA driver (needs it, or
-dlopens libcuda.so.1). Stub folders never appear. Libraries found nowhere (nor in the
-system folders, unless --no-system) stop the run before anything is written (exit 1),
-unless named with --allow-unresolved.";
+the others, then the entries it already had that still find one, then the driver
+folder if it loads the NVIDIA driver (needs it, or dlopens libcuda.so.1). Stub folders
+never appear. Libraries found nowhere (nor in the system folders, unless --no-system)
+stop the run before anything is written (exit 1), unless named with --allow-unresolved.";
 
 const ELF_EXAMPLES: &str = "\
 Examples:
@@ -715,7 +720,9 @@ pub struct PatchArgs {
     /// Keep only the search path entries that provide a needed library
     #[arg(long, group = "search")]
     pub shrink_runpath: bool,
-    /// Store the search path as DT_RPATH (searched before LD_LIBRARY_PATH) instead of DT_RUNPATH
+    /// Store the search path as DT_RPATH (searched before LD_LIBRARY_PATH, and for the
+    /// libraries' own dependencies); without it, edits keep the file's kind (DT_RUNPATH
+    /// for a file with neither)
     #[arg(long)]
     pub force_rpath: bool,
     /// Rename a needed library (and its version dependencies); repeatable

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fixture, run, run_within, s};
+use common::{fixture, run, run_in, run_within, s, tool};
 
 use std::path::{Path, PathBuf};
 
@@ -143,6 +143,252 @@ fn dry_run_writes_nothing_and_bad_files_stay_untouched() {
     let (code, _, stderr) = run(&["patch", s(&lib)]);
     assert_eq!(code, 2);
     assert!(stderr.contains("nothing to do"), "{stderr}");
+}
+
+/// `readelf -d`'s lines for the search paths of `path`.
+fn search_path_entries(readelf: &Path, path: &Path) -> Vec<String> {
+    let output = std::process::Command::new(readelf)
+        .arg("-d")
+        .arg(path)
+        .output()
+        .expect("readelf runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("(RPATH)") || line.contains("(RUNPATH)"))
+        .map(|line| {
+            line.split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// Builds, in `dir`, `lib/libb.so`, `lib/liba.so` (which needs libb and has no search
+/// path of its own) and `app`, which needs liba and has the DT_RPATH `$ORIGIN/lib`:
+/// the loader finds libb through the program's DT_RPATH, as it would not through a
+/// DT_RUNPATH.
+fn program_with_rpath(gcc: &Path, dir: &Path) -> PathBuf {
+    std::fs::create_dir(dir.join("lib")).expect("mkdir");
+    let compile = |source: &str, args: &[&str]| {
+        let file = dir.join("source.c");
+        std::fs::write(&file, source).expect("write");
+        let status = std::process::Command::new(gcc)
+            .arg(&file)
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .expect("gcc runs");
+        assert!(status.success(), "gcc {args:?}");
+    };
+    compile(
+        "int b(void) { return 42; }",
+        &["-shared", "-fPIC", "-o", "lib/libb.so"],
+    );
+    compile(
+        "int b(void); int a(void) { return b(); }",
+        &["-shared", "-fPIC", "-o", "lib/liba.so", "-Llib", "-lb"],
+    );
+    compile(
+        "#include <stdio.h>\nint a(void); int main(void) { printf(\"%d\\n\", a()); return 0; }",
+        &[
+            "-o",
+            "app",
+            "-Llib",
+            "-la",
+            "-Wl,-rpath-link,lib",
+            "-Wl,--disable-new-dtags,-rpath,$ORIGIN/lib",
+        ],
+    );
+    dir.join("app")
+}
+
+/// Runs the program of `program_with_rpath` with an empty environment.
+fn prints_42(program: &Path) {
+    let output = std::process::Command::new(program)
+        .env_clear()
+        .output()
+        .expect("runs");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "42\n",
+        "{}: {}",
+        program.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Every edit keeps DT_RPATH, and the program keeps running (it used to become
+/// DT_RUNPATH, and the program stopped finding libb). A file with neither still gets
+/// DT_RUNPATH.
+#[test]
+fn edits_keep_rpath_as_rpath() {
+    let (Some(gcc), Some(readelf)) = (tool("gcc"), tool("readelf")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp");
+    let app = program_with_rpath(&gcc, dir.path());
+    let lib = dir.path().join("lib");
+    prints_42(&app);
+    assert_eq!(
+        search_path_entries(&readelf, &app),
+        ["(RPATH) Library rpath: [$ORIGIN/lib]"]
+    );
+
+    let (_, stdout, _) = run(&["patch", "--shrink-runpath", s(&app)]);
+    assert!(stdout.contains("app: unchanged"), "{stdout}");
+    for (args, expected) in [
+        (&["--add-runpath", "/opt/none"][..], "$ORIGIN/lib:/opt/none"),
+        (&["--set-runpath", "$ORIGIN/lib"][..], "$ORIGIN/lib"),
+        (
+            &[
+                "--set-runpath",
+                "$ORIGIN/lib:/a/longer/folder/for/a/new/region/of/the/file",
+            ][..],
+            "$ORIGIN/lib:/a/longer/folder/for/a/new/region/of/the/file",
+        ),
+        (&["--shrink-runpath"][..], "$ORIGIN/lib"),
+    ] {
+        let (code, stdout, stderr) = run(&[&["patch"][..], args, &[s(&app)]].concat());
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(stdout.contains(": changed: rpath '"), "{stdout}");
+        assert_eq!(
+            search_path_entries(&readelf, &app),
+            [format!("(RPATH) Library rpath: [{expected}]")],
+            "{args:?}"
+        );
+        prints_42(&app);
+    }
+
+    // The automatic mode keeps it too (the copy finds its libraries under --lib-root).
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).expect("mkdir");
+    std::fs::copy(&app, tree.join("app")).expect("copy");
+    let (code, _, stderr) = run(&["patch", "--auto", s(&tree), "--lib-root", s(&lib)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        search_path_entries(&readelf, &tree.join("app")),
+        [format!("(RPATH) Library rpath: [{}]", lib.display())]
+    );
+    prints_42(&tree.join("app"));
+
+    let (code, stdout, _) = run(&["patch", "--set-runpath", "$ORIGIN", s(&lib.join("libb.so"))]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains(": changed: runpath (none) → '$ORIGIN'"),
+        "{stdout}"
+    );
+    assert_eq!(
+        search_path_entries(&readelf, &lib.join("libb.so")),
+        ["(RUNPATH) Library runpath: [$ORIGIN]"]
+    );
+    let (_, stdout, _) = run(&["patch", "--force-rpath", s(&lib.join("libb.so"))]);
+    assert!(
+        stdout.contains(": changed: runpath '$ORIGIN' → rpath '$ORIGIN'"),
+        "{stdout}"
+    );
+    assert_eq!(
+        search_path_entries(&readelf, &lib.join("libb.so")),
+        ["(RPATH) Library rpath: [$ORIGIN]"]
+    );
+}
+
+/// A relative --lib-root is taken from the working folder and written absolute (it used
+/// to be written as it was, to be searched from each program's working folder); one
+/// that does not exist is refused. An absolute entry a file already has that finds a
+/// needed library resolves it (it used to be "found nowhere").
+#[test]
+fn auto_takes_relative_lib_roots_and_keeps_entries_that_resolve() {
+    let dir = tempfile::tempdir().expect("temp");
+    let folder = std::fs::canonicalize(dir.path()).expect("canonical");
+    for sub in ["deps", "t1", "t2"] {
+        std::fs::create_dir(folder.join(sub)).expect("mkdir");
+    }
+    // multiarch.so needs libcudart.so.13; any library of its class stands in for it.
+    std::fs::copy(fixture("multiarch.so"), folder.join("deps/libcudart.so.13")).expect("copy");
+    for tree in ["t1", "t2"] {
+        std::fs::copy(
+            fixture("multiarch.so"),
+            folder.join(tree).join("libmulti.so"),
+        )
+        .expect("copy");
+    }
+    let deps = folder.join("deps").display().to_string();
+
+    let (code, _, stderr) = run_in(&folder, &["patch", "--auto", "t1", "--lib-root", "deps"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(runpath(&folder.join("t1/libmulti.so")), Some(deps.clone()));
+    let (code, _, stderr) = run_in(&folder, &["patch", "--auto", "t1", "--lib-root", "nope"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--lib-root `nope`: No such file"),
+        "{stderr}"
+    );
+
+    let lib = folder.join("t2/libmulti.so");
+    let (code, _, stderr) = run(&["patch", "--set-runpath", &deps, s(&lib)]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(&["patch", "--auto", s(&folder.join("t2"))]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("libmulti.so: unchanged"), "{stdout}");
+    assert_eq!(runpath(&lib), Some(deps));
+}
+
+/// A file named without a folder, from the folder it is in: `$ORIGIN` is that folder
+/// (it used to be empty, so `$ORIGIN` read as `/`, the library it finds was missing and
+/// --shrink-runpath dropped the entry).
+#[test]
+fn a_bare_file_name_has_its_folder_as_origin() {
+    let dir = tempfile::tempdir().expect("temp");
+    let lib = dir.path().join("libmulti.so");
+    std::fs::copy(fixture("multiarch.so"), &lib).expect("copy");
+    std::fs::copy(fixture("multiarch.so"), dir.path().join("libcudart.so.13")).expect("copy");
+    let (code, _, stderr) = run(&["patch", "--set-runpath", "$ORIGIN:/nonexistent", s(&lib)]);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, json, _) = run_in(dir.path(), &["elf", "--resolve", "--json", "libmulti.so"]);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    let cudart = &report["files"][0]["resolved"][0];
+    assert_eq!(cudart["name"], "libcudart.so.13", "{json}");
+    assert_eq!(cudart["path"], "./libcudart.so.13", "{json}");
+    assert_eq!(cudart["via"], "runpath", "{json}");
+
+    let (code, _, stderr) = run_in(dir.path(), &["patch", "--shrink-runpath", "libmulti.so"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(runpath(&lib).as_deref(), Some("$ORIGIN"));
+}
+
+/// A store path's files are read-only, but root may replace them anyway (and anyone may
+/// rename over a file in a folder they can write): patch and prune refuse a file
+/// without write permission, named or through a link, and the store stays valid.
+#[test]
+fn read_only_store_paths_are_never_rewritten() {
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("lib")).expect("mkdir");
+    std::fs::copy(fixture("multiarch.so"), tree.join("lib/libk.so")).expect("copy");
+    let (store_dir, state_dir) = (dir.path().join("store"), dir.path().join("var"));
+    let store = ["--store-dir", s(&store_dir), "--state-dir", s(&state_dir)];
+    let (code, added, stderr) = run(&[&["store", "add"][..], &store, &[s(&tree)]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let lib = Path::new(added.trim()).join("lib/libk.so");
+    let before = std::fs::read(&lib).expect("read");
+    let link = dir.path().join("link.so");
+    std::os::unix::fs::symlink(&lib, &link).expect("link");
+
+    let (code, _, stderr) = run(&["patch", "--set-runpath", "/elsewhere", s(&link)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is read-only", lib.display()))
+            && stderr.contains("change a copy"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["prune", "--capabilities", "8.6", s(&lib)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is read-only"), "{stderr}");
+
+    assert_eq!(std::fs::read(&lib).expect("read"), before);
+    let (code, stdout, stderr) = run(&[&["store", "verify"][..], &store].concat());
+    assert_eq!(code, 0, "{stdout}{stderr}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::dynamic::DynamicInfo;
 use crate::loads::LoadName;
 use crate::resolve::{
     SearchPaths, expand_list, is_driver_library, is_file_name, is_stub_folder, matches_object,
-    provides_any,
+    origin_folder, provides_any,
 };
 
 /// An ELF file of the tree, read.
@@ -153,7 +153,7 @@ pub fn plan_tree(
 
 fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> AutoRunpath {
     let info = &file.info;
-    let origin = file.path.parent().unwrap_or_else(|| Path::new("."));
+    let origin = origin_folder(&file.path);
     let mut entries: Vec<String> = Vec::new();
     let mut needs_driver = file.opens_driver();
     let mut unresolved = Vec::new();
@@ -165,6 +165,7 @@ fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> A
     };
     let mut sibling = false;
     let mut found: Vec<String> = Vec::new();
+    let kept = kept_entries(file, options);
     for name in &info.needed {
         // Before the driver check: `../libcuda.so.1` is a path, not the driver.
         if !is_file_name(name) {
@@ -181,6 +182,14 @@ fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> A
         }
         if let Some(folder) = providers.find(name, info) {
             found.push(written_folder(folder, origin, &options.tree));
+            continue;
+        }
+        // An entry the file keeps serves it where it is (one outside the tree and the
+        // library roots); a relative one would depend on the working folder.
+        let kept_provides = kept
+            .iter()
+            .any(|(_, folder)| folder.is_absolute() && matches_object(&folder.join(name), info));
+        if kept_provides {
             continue;
         }
         let system = options
@@ -217,8 +226,8 @@ fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> A
     for folder in found {
         push(folder);
     }
-    for kept in kept_entries(file, options) {
-        push(kept);
+    for (entry, _) in kept {
+        push(entry);
     }
     if needs_driver {
         push(options.driver_dir.display().to_string());
@@ -235,21 +244,21 @@ fn plan_file(file: &TreeFile, providers: &Providers, options: &AutoOptions) -> A
 
 /// The file's current search-path entries that still find one of its needed or
 /// run-time-loaded libraries (a folder outside the tree it was given, a sibling package
-/// of a venv): never dropped. Stub folders go.
-fn kept_entries(file: &TreeFile, options: &AutoOptions) -> Vec<String> {
+/// of a venv), with the folders they name: never dropped. Stub folders go.
+fn kept_entries(file: &TreeFile, options: &AutoOptions) -> Vec<(String, PathBuf)> {
     let info = &file.info;
     let Some(current) = info.runpath.as_deref().or(info.rpath.as_deref()) else {
         return Vec::new();
     };
-    let origin = file.path.parent().unwrap_or_else(|| Path::new("."));
+    let origin = origin_folder(&file.path);
     current
         .split(':')
         .filter(|entry| !entry.is_empty())
-        .filter(|entry| {
+        .map(|entry| {
             let folder = expand_list(entry, origin, info, &options.system).remove(0);
-            !is_stub_folder(&folder) && provides_any(&folder, info, &file.loads)
+            (entry.to_owned(), folder)
         })
-        .map(str::to_owned)
+        .filter(|(_, folder)| !is_stub_folder(folder) && provides_any(folder, info, &file.loads))
         .collect()
 }
 
@@ -392,6 +401,29 @@ mod tests {
         assert_eq!(plan[0].not_file_names, needed[..4]);
         assert!(plan[0].unresolved.is_empty(), "{plan:?}");
         assert!(!plan[0].needs_driver, "a path to libcuda is not the driver");
+    }
+
+    #[test]
+    fn an_absolute_entry_that_finds_a_needed_library_resolves_it() {
+        use crate::resolve::tests::{fake_library, info};
+        let dir = tempfile::tempdir().expect("temp");
+        let deps = dir.path().join("deps");
+        fake_library(&deps.join("liba.so"), 2, 62);
+        let runpath = format!("{}:{}", deps.display(), dir.path().join("empty").display());
+        let file = TreeFile {
+            path: dir.path().join("tree/app"),
+            info: info(&["liba.so", "libb.so"], None, Some(&runpath)),
+            loads: Vec::new(),
+        };
+        let options = AutoOptions {
+            tree: dir.path().join("tree"),
+            driver_dir: PathBuf::from("/run/opengl-driver/lib"),
+            system: SearchPaths::default(),
+            allow_unresolved: Vec::new(),
+        };
+        let plan = plan_tree(&[file], &Providers::default(), &options);
+        assert_eq!(plan[0].unresolved, ["libb.so"], "{plan:?}");
+        assert_eq!(plan[0].runpath, deps.display().to_string());
     }
 
     #[test]

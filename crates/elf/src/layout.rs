@@ -10,6 +10,7 @@ pub(crate) const PT_INTERP: u32 = 3;
 pub(crate) const PT_PHDR: u32 = 6;
 pub(crate) const PF_W: u32 = 2;
 pub(crate) const PF_R: u32 = 4;
+pub(crate) const SHT_NULL: u32 = 0;
 pub(crate) const SHT_STRTAB: u32 = 3;
 pub(crate) const SHT_DYNAMIC: u32 = 6;
 pub(crate) const SHT_DYNSYM: u32 = 11;
@@ -65,7 +66,8 @@ impl Phdr {
     }
 }
 
-/// A section header and where it sits.
+/// A section header and where it sits. A section with contents (not null, not
+/// `SHT_NOBITS`) lies inside the file: checked when read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shdr {
     /// File offset of this header.
@@ -325,19 +327,38 @@ fn read_phdrs(r: &Reader<'_>, phoff: u64, phnum: u64) -> Result<Vec<Phdr>, Error
     Ok(phdrs)
 }
 
+/// The section headers. A section with contents in the file must lie inside it: the
+/// planner compares section ends with the places it writes to.
 fn read_shdrs(r: &Reader<'_>, shoff: u64, shnum: u64) -> Result<Vec<Shdr>, Error> {
     let mut shdrs = Vec::new();
     for index in 0..shnum {
         let at = shoff + index * SHDR_SIZE;
         r.bytes(at, SHDR_SIZE, "section header")?;
-        shdrs.push(Shdr {
+        let shdr = Shdr {
             at,
             sh_type: r.u32(at + 4, "section header")?,
             sh_addr: r.u64(at + 16, "section header")?,
             sh_offset: r.u64(at + 24, "section header")?,
             sh_size: r.u64(at + 32, "section header")?,
             sh_entsize: r.u64(at + 56, "section header")?,
-        });
+        };
+        let file_len = r.data.len() as u64;
+        let holds_bytes = !matches!(shdr.sh_type, SHT_NULL | SHT_NOBITS);
+        if holds_bytes
+            && shdr
+                .sh_offset
+                .checked_add(shdr.sh_size)
+                .is_none_or(|end| end > file_len)
+        {
+            return Err(Error::malformed(
+                at,
+                format!(
+                    "section {index} (at {:#x}, {} bytes) extends past the end of the file ({file_len} bytes)",
+                    shdr.sh_offset, shdr.sh_size
+                ),
+            ));
+        }
+        shdrs.push(shdr);
     }
     Ok(shdrs)
 }

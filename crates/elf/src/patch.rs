@@ -31,8 +31,9 @@ pub enum RunpathChange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     pub runpath: RunpathChange,
-    /// Store the search path as `DT_RPATH` (searched before `LD_LIBRARY_PATH`) instead of
-    /// `DT_RUNPATH`.
+    /// Store the search path as `DT_RPATH` (searched before `LD_LIBRARY_PATH`, and for the
+    /// libraries' own dependencies too). Without it a new search path keeps the kind the
+    /// file has (`written_as_rpath`), `DT_RUNPATH` for a file with neither.
     pub force_rpath: bool,
     /// `DT_NEEDED` entries to rename: `(old, new)`.
     pub replace_needed: Vec<(String, String)>,
@@ -187,6 +188,18 @@ fn text_of(layout: &Layout, tag: i64, value: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// Whether a new search path for a file with `info` is written as `DT_RPATH`: when asked
+/// (`force_rpath`), or when the file has `DT_RPATH` and no `DT_RUNPATH`. Turning one kind
+/// into the other changes what the loader does with it (`DT_RPATH` precedes
+/// `LD_LIBRARY_PATH` and serves the dependencies' own needs), so edits keep the kind.
+pub fn written_as_rpath(info: &crate::DynamicInfo, force_rpath: bool) -> bool {
+    keeps_rpath(info.rpath.is_some(), info.runpath.is_some(), force_rpath)
+}
+
+fn keeps_rpath(has_rpath: bool, has_runpath: bool, force_rpath: bool) -> bool {
+    force_rpath || (has_rpath && !has_runpath)
+}
+
 /// Applies the search-path part of `changes` to the entries.
 fn change_runpath(
     layout: &Layout,
@@ -210,7 +223,8 @@ fn change_runpath(
         }
         RunpathChange::Remove => entries.retain(|(t, _)| !is_path(*t)),
         RunpathChange::Set(path) => {
-            let tag = if changes.force_rpath {
+            let has = |tag: i64| entries.iter().any(|(t, _)| *t == tag);
+            let tag = if keeps_rpath(has(DT_RPATH), has(DT_RUNPATH), changes.force_rpath) {
                 DT_RPATH
             } else {
                 DT_RUNPATH
@@ -580,7 +594,10 @@ fn reusable_region(layout: &Layout, loads: &[&Phdr]) -> Option<Phdr> {
         .iter()
         .filter(|s| s.sh_type != SHT_NOBITS)
         .all(|s| {
-            s.sh_offset + s.sh_size <= start
+            // Checked: a null section's fields are not validated when read.
+            s.sh_offset
+                .checked_add(s.sh_size)
+                .is_some_and(|end| end <= start)
                 || (s.sh_offset >= start && matches!(s.sh_type, SHT_DYNAMIC | SHT_STRTAB))
         });
     let reusable = start + tail.p_filesz == layout.file_len
@@ -799,6 +816,64 @@ mod tests {
             info.needed.contains(&"libc-renamed.so.6".to_owned())
                 && !info.needed.contains(&"libc.so.6".to_owned())
         );
+    }
+
+    #[test]
+    fn edits_keep_rpath_as_rpath() {
+        let force = |path: &str| Changes {
+            force_rpath: true,
+            ..set(path)
+        };
+        let original = library();
+        let with_rpath = apply_in_memory(&original, &plan(&original, &force("/a")).expect("plan"));
+        let search_paths = |data: &[u8]| {
+            let info = read_dynamic(data).expect("readable");
+            (info.rpath, info.runpath)
+        };
+        assert_eq!(search_paths(&with_rpath), (Some("/a".into()), None));
+        // Shorter (in place), then longer (a new region): DT_RPATH both times.
+        let shorter = apply_in_memory(&with_rpath, &plan(&with_rpath, &set("/")).expect("plan"));
+        assert_eq!(search_paths(&shorter), (Some("/".into()), None));
+        let longer = "/a/longer/search/path/than/any/string/of/the/file";
+        let longer_plan = plan(&shorter, &set(longer)).expect("plan");
+        assert!(longer_plan.grew);
+        let grown = apply_in_memory(&shorter, &longer_plan);
+        assert_eq!(search_paths(&grown), (Some(longer.into()), None));
+        // The same value again changes nothing (it used to become DT_RUNPATH).
+        assert!(!plan(&grown, &set(longer)).expect("plan").changed);
+        // A file with neither gets DT_RUNPATH, as one with DT_RUNPATH keeps it.
+        let fresh = apply_in_memory(&original, &plan(&original, &set("/b")).expect("plan"));
+        assert_eq!(search_paths(&fresh), (None, Some("/b".into())));
+        let again = apply_in_memory(&fresh, &plan(&fresh, &set("/c")).expect("plan"));
+        assert_eq!(search_paths(&again), (None, Some("/c".into())));
+    }
+
+    /// Found by review: a section whose size reaches past the end of the address space
+    /// overflowed the planner's arithmetic (a panic, or a wrapped end in a release
+    /// build). The input is the `elf_patch` fuzz target's regression file.
+    #[test]
+    fn sections_past_the_end_of_the_file_are_refused() {
+        let input = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/elf-patch-section-size-overflows");
+        let data = std::fs::read(input).expect("the regression file");
+        let long = "$ORIGIN:/run/opengl-driver/lib:/a/longer/folder/to/force/a/new/region";
+        let error = plan(&data, &set(long)).expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "malformed ELF file at offset 0x3128: section 1 (at 0x238, 18446744073709551615 \
+             bytes) extends past the end of the file (13928 bytes)"
+        );
+        // One byte past the end is refused too; a section ending at the end is not.
+        let mut data = data;
+        let size_at = 0x3128 + 32;
+        let past = (data.len() - 0x238 + 1) as u64;
+        data[size_at..size_at + 8].copy_from_slice(&past.to_le_bytes());
+        assert!(matches!(
+            plan(&data, &set(long)),
+            Err(Error::Malformed { .. })
+        ));
+        data[size_at..size_at + 8].copy_from_slice(&(past - 1).to_le_bytes());
+        assert!(plan(&data, &set(long)).is_ok());
     }
 
     #[test]

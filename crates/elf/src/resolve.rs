@@ -151,6 +151,15 @@ pub fn is_stub_folder(folder: &Path) -> bool {
     folder.file_name().is_some_and(|name| name == "stubs")
 }
 
+/// The folder `$ORIGIN` stands for in the search paths of the file at `path`: its
+/// parent, or `.` for a bare file name (whose parent is the empty path, which would turn
+/// `$ORIGIN/lib` into `/lib`).
+pub fn origin_folder(path: &Path) -> &Path {
+    path.parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// The folders the loader searches for one object, in its order.
 struct SearchOrder {
     steps: Vec<(Vec<PathBuf>, Via)>,
@@ -158,10 +167,8 @@ struct SearchOrder {
 
 impl SearchOrder {
     fn of(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> SearchOrder {
-        let origin = path
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_owned);
-        let expand = |list: &str| expand_list(list, &origin, info, search);
+        let origin = origin_folder(path);
+        let expand = |list: &str| expand_list(list, origin, info, search);
         let rpath = match (&info.rpath, &info.runpath) {
             (Some(rpath), None) => expand(rpath),
             _ => Vec::new(),
@@ -308,12 +315,10 @@ pub fn shrink_list(
     loads: &[LoadName],
     search: &SearchPaths,
 ) -> String {
-    let origin = path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_owned);
+    let origin = origin_folder(path);
     let mut kept: Vec<&str> = Vec::new();
     for item in list.split(':').filter(|item| !item.is_empty()) {
-        let folder = expand_list(item, &origin, info, search).remove(0);
+        let folder = expand_list(item, origin, info, search).remove(0);
         if provides_any(&folder, info, loads) && !kept.contains(&item) {
             kept.push(item);
         }
@@ -386,11 +391,12 @@ pub fn matches_object(candidate: &Path, info: &DynamicInfo) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dynamic::ElfKind;
 
-    fn info(needed: &[&str], rpath: Option<&str>, runpath: Option<&str>) -> DynamicInfo {
+    /// An x86-64 shared library's view with these entries.
+    pub(crate) fn info(needed: &[&str], rpath: Option<&str>, runpath: Option<&str>) -> DynamicInfo {
         DynamicInfo {
             class: Class::Elf64,
             little_endian: true,
@@ -407,7 +413,7 @@ mod tests {
     }
 
     /// An ELF header of the given class and machine: enough for the loader's check.
-    fn fake_library(path: &Path, class: u8, machine: u16) {
+    pub(crate) fn fake_library(path: &Path, class: u8, machine: u16) {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         let mut header = vec![0u8; 64];
         header[..4].copy_from_slice(b"\x7fELF");
@@ -463,6 +469,21 @@ mod tests {
         );
         let nothing = found(&info(&["libx.so.1"], None, None), &SearchPaths::default());
         assert_eq!((nothing.via, nothing.path), (None, None));
+    }
+
+    #[test]
+    fn a_bare_file_name_has_the_current_folder_as_origin() {
+        assert_eq!(origin_folder(Path::new("libx.so")), Path::new("."));
+        assert_eq!(origin_folder(Path::new("./libx.so")), Path::new("."));
+        assert_eq!(origin_folder(Path::new("lib/libx.so")), Path::new("lib"));
+        assert_eq!(origin_folder(Path::new("/libx.so")), Path::new("/"));
+        let expanded = expand_list(
+            "$ORIGIN/../lib",
+            origin_folder(Path::new("libx.so")),
+            &info(&[], None, None),
+            &SearchPaths::default(),
+        );
+        assert_eq!(expanded, [PathBuf::from("./../lib")]);
     }
 
     #[test]

@@ -25,10 +25,18 @@ pub struct Rewrite {
 
 /// Applies `rewrite` to the file at `path` (a symbolic link's target). Holes are
 /// punched only where the file system supports it; elsewhere the zeros stay written.
+///
+/// A file without any write permission bit is refused before anything is written: the
+/// copy-and-rename would replace it even where opening it for writing is denied (its
+/// folder writable, or the caller root, who ignores mode bits), and such files are
+/// mostly store paths, which must never change.
 pub fn rewrite_file(path: &Path, rewrite: &Rewrite) -> io::Result<()> {
     let path = std::fs::canonicalize(path)?;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let permissions = std::fs::metadata(&path)?.permissions();
+    if permissions.mode() & 0o222 == 0 {
+        return Err(read_only(&path));
+    }
     let mut temp = tempfile::Builder::new()
         .prefix(".cudapkgs-")
         .tempfile_in(dir)?;
@@ -58,9 +66,22 @@ pub fn rewrite_file(path: &Path, rewrite: &Rewrite) -> io::Result<()> {
     Ok(())
 }
 
+/// The refusal of a file that has no write permission bit.
+fn read_only(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{} is read-only (no write permission): store paths are immutable; \
+             change a copy of it instead (cp, then chmod u+w)",
+            path.display()
+        ),
+    )
+}
+
 /// Copies a file or a folder tree to `to`, which must not exist: files with their
-/// permissions, symbolic links as links, folders made writable by their owner (so that
-/// the copy of a read-only tree, such as a store output, can be changed). `from` itself
+/// permissions plus write permission for their owner, symbolic links as links, folders
+/// made writable by their owner (so that the copy of a read-only tree, such as a store
+/// output, can be changed). `from` itself
 /// is followed when it is a link (it was named); nothing below it is. FIFOs, sockets and
 /// devices are refused, never opened.
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
@@ -76,7 +97,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         let parent = to.parent().filter(|p| !p.as_os_str().is_empty());
         let parent = Dir::open(parent.unwrap_or(Path::new(".")))?;
         let name = Path::new(to.file_name().unwrap_or_default());
-        let mut copy = parent.create_file(name, metadata.permissions().mode() & 0o7777)?;
+        let mut copy = parent.create_file(name, copied_file_mode(metadata.permissions().mode()))?;
         io::copy(&mut source, &mut copy)?;
         return Ok(());
     }
@@ -117,7 +138,7 @@ fn copy_folder(source: &Dir, copy: &Dir, relative: &Path) -> io::Result<()> {
             }
             Kind::File => {
                 let mut from = source.open_file(&path)?;
-                let mode = from.metadata()?.permissions().mode() & 0o7777;
+                let mode = copied_file_mode(from.metadata()?.permissions().mode());
                 // Copies in the kernel (copy_file_range) where the file system allows.
                 io::copy(&mut from, &mut copy.create_file(&path, mode)?)?;
             }
@@ -134,6 +155,12 @@ fn copy_folder(source: &Dir, copy: &Dir, relative: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The mode of a file's copy: the original's, writable by its owner (the copy exists to
+/// be changed, and `rewrite_file` refuses files nobody may write).
+fn copied_file_mode(original: u32) -> u32 {
+    original & 0o7777 | 0o200
 }
 
 /// Frees the whole pages inside `[offset, offset + len)`; the range reads as zeros
@@ -178,7 +205,11 @@ mod tests {
             Path::new("libx.so.1")
         );
         let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(mode(&to.join("lib/libx.so.1")), 0o555);
+        assert_eq!(
+            mode(&to.join("lib/libx.so.1")),
+            0o755,
+            "the copy is writable by its owner"
+        );
         assert_eq!(mode(&to.join("lib")), 0o755);
         assert!(
             copy_tree(&from, &to).is_err(),
@@ -229,6 +260,42 @@ mod tests {
             assert!(error.to_string().contains("which it would copy"), "{error}");
             assert!(!to.exists());
         }
+    }
+
+    #[test]
+    fn read_only_files_are_refused_and_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp");
+        let path = dir.path().join("libk.so");
+        std::fs::write(&path, b"original").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        let link = dir.path().join("link.so");
+        std::os::unix::fs::symlink(&path, &link).expect("link");
+        let rewrite = Rewrite {
+            writes: vec![(0, b"replaced".to_vec())],
+            new_len: 8,
+            ..Rewrite::default()
+        };
+        // The folder is writable (and the tests may run as root): only the mode tells.
+        for named in [&path, &link] {
+            let error = rewrite_file(named, &rewrite).expect_err("refused");
+            assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
+            let message = error.to_string();
+            assert!(
+                message.contains(&path.display().to_string()) && message.contains("read-only"),
+                "{message}"
+            );
+        }
+        assert_eq!(std::fs::read(&path).expect("read"), b"original");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            2,
+            "no temporary left behind"
+        );
+        // Any write bit will do: a file writable by its group only is rewritten.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o464)).expect("chmod");
+        rewrite_file(&link, &rewrite).expect("rewrite");
+        assert_eq!(std::fs::read(&path).expect("read"), b"replaced");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use cudapkgs_elf::auto::{
     AutoOptions, AutoRunpath, Providers, TreeFile, driver_dir_problem, host_driver_dir, plan_tree,
 };
 use cudapkgs_elf::loads::{LoadName, load_names};
-use cudapkgs_elf::patch::{Changes, RunpathChange, plan};
+use cudapkgs_elf::patch::{Changes, RunpathChange, plan, written_as_rpath};
 use cudapkgs_elf::resolve::{SearchPaths, shrink_list};
 use cudapkgs_elf::write::rewrite;
 use cudapkgs_elf::{DynamicInfo, read_dynamic};
@@ -28,6 +28,9 @@ struct Change {
     changed: bool,
     /// The file grew by a region at its end (strings or tables that did not fit).
     grew: bool,
+    /// The kinds of the search path before and after: "rpath" or "runpath".
+    #[serde(skip)]
+    kinds: (&'static str, &'static str),
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -232,6 +235,7 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
         },
         ..SearchPaths::default()
     };
+    let lib_roots = lib_roots(&args.lib_roots)?;
     let mut all = Vec::new();
     for root in &args.paths {
         refuse_special(root)
@@ -267,7 +271,7 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
             }
         }
         let mut roots = vec![root.clone()];
-        roots.extend(args.lib_roots.iter().cloned());
+        roots.extend(lib_roots.iter().cloned());
         let providers = Providers::index(&roots);
         let options = AutoOptions {
             tree: root,
@@ -318,6 +322,28 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
         .collect()))
 }
 
+/// The `--lib-root` folders, absolute: their libraries' folders are written into runpaths
+/// as they are, and a relative entry would be searched from each program's working
+/// folder.
+fn lib_roots(given: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
+    given
+        .iter()
+        .map(|root| {
+            let refused = |problem: String| {
+                CliError::new(format!("--lib-root `{}`: {problem}", root.display())).with_hint(
+                    "name a folder that exists (a relative one is taken from the working folder)",
+                )
+            };
+            let absolute =
+                std::fs::canonicalize(root).map_err(|error| refused(error.to_string()))?;
+            if !absolute.is_dir() {
+                return Err(refused("not a folder".to_owned()));
+            }
+            Ok(absolute)
+        })
+        .collect()
+}
+
 /// A needed entry that is a path gets no runpath: the plans are refused whole.
 fn refuse_needed_paths(plans: &[AutoRunpath]) -> CliResult<()> {
     let entries: Vec<String> = plans
@@ -348,6 +374,7 @@ fn apply(path: &Path, change: &Result<Changes, String>, dry_run: bool) -> Change
         after: None,
         changed: false,
         grew: false,
+        kinds: ("runpath", "runpath"),
         error: None,
     };
     let result = (|| -> Result<(), String> {
@@ -356,6 +383,15 @@ fn apply(path: &Path, change: &Result<Changes, String>, dry_run: bool) -> Change
         let data = mapped.bytes();
         let before = read_dynamic(data).map_err(|error| error.to_string())?;
         report.before = search_path(&before);
+        let kind = |rpath: bool| if rpath { "rpath" } else { "runpath" };
+        let before_kind = kind(before.runpath.is_none() && before.rpath.is_some());
+        report.kinds = match &change.runpath {
+            RunpathChange::Remove => (before_kind, before_kind),
+            _ => (
+                before_kind,
+                kind(written_as_rpath(&before, change.force_rpath)),
+            ),
+        };
         let plan = plan(data, change).map_err(|error| error.to_string())?;
         report.changed = plan.changed;
         report.grew = plan.grew;
@@ -390,12 +426,17 @@ fn human(report: &Report) -> String {
                 .map_or_else(|| "(none)".to_owned(), |v| format!("'{v}'"))
         };
         if file.changed {
+            let (before_kind, after_kind) = file.kinds;
+            let after = if after_kind == before_kind {
+                show(&file.after)
+            } else {
+                format!("{after_kind} {}", show(&file.after))
+            };
             let _ = writeln!(
                 out,
-                "{}: {verb}: runpath {} → {}",
+                "{}: {verb}: {before_kind} {} → {after}",
                 file.path,
                 show(&file.before),
-                show(&file.after)
             );
         } else {
             let _ = writeln!(out, "{}: unchanged", file.path);

@@ -16,8 +16,14 @@ pub(crate) fn fixture(name: &str) -> PathBuf {
 
 /// Runs cudapkgs with an empty environment; returns the exit code, stdout and stderr.
 pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
+    run_in(Path::new("."), args)
+}
+
+/// Runs cudapkgs in `folder` with an empty environment, as `run` does.
+pub(crate) fn run_in(folder: &Path, args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
         .args(args)
+        .current_dir(folder)
         .env_clear()
         .output()
         .expect("cudapkgs runs");
@@ -86,6 +92,21 @@ pub(crate) fn closure_paths(closure: &serde_json::Value) -> Vec<&str> {
 /// A path as a command-line argument.
 pub(crate) fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
+}
+
+/// A program from `PATH` (readelf, gcc, patchelf), or `None` outside CI when it is not
+/// installed; in CI (`CI` set) a missing one fails the test.
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|folder| folder.join(name))
+            .find(|path| path.is_file())
+    });
+    assert!(
+        found.is_some() || std::env::var_os("CI").is_none(),
+        "{name} is missing: CI must install it"
+    );
+    found
 }
 
 pub(crate) fn repo() -> PathBuf {
