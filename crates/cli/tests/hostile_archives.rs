@@ -1,6 +1,6 @@
 //! Hostile archives given to `split` and to `build PACKAGE=FILE`: link chains that look
 //! inside but resolve outside, files written through them, hard links reaching through
-//! them, and links the fix-ups would follow. Each is refused with nothing changed outside,
+//! them, links the fix-ups would follow, and zips that name one entry's bytes many times. Each is refused with nothing changed outside,
 //! nothing left beside the output, and nothing in the store.
 
 mod common;
@@ -197,4 +197,62 @@ fn split_of_a_fifo_or_a_folder_holding_one_is_refused_at_once() {
         assert!(stderr.contains(expected), "{stderr}");
         assert!(!out.exists());
     }
+}
+
+/// A wheel-like zip whose library's deflated bytes are named again `copies` times (more
+/// central-directory entries, no data of their own): each name would unpack it again.
+fn overlapping_zip(path: &Path, copies: usize) {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("pkg/lib/libfoo.so.1", options)
+        .expect("start");
+    zip.write_all(&vec![0u8; 4 << 20]).expect("write");
+    for copy in 0..copies {
+        zip.shallow_copy_file(
+            "pkg/lib/libfoo.so.1",
+            &format!("pkg/lib/libfoo-copy{copy}.so.1"),
+        )
+        .expect("copy");
+    }
+    let bytes = zip.finish().expect("finish").into_inner();
+    std::fs::write(path, bytes).expect("write");
+}
+
+#[test]
+fn a_zip_naming_one_entry_many_times_is_refused_by_every_reader() {
+    let dir = tempfile::tempdir().expect("temp");
+    let archive = dir.path().join("bomb.zip");
+    overlapping_zip(&archive, 100);
+    let expected = "share the bytes at offset 0: one compressed stream under several names";
+
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).expect("mkdir");
+    let out = work.join("out");
+    let (code, _, stderr) = run(&["split", s(&archive), "--out", s(&out)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    assert_eq!(std::fs::read_dir(&work).expect("work").count(), 0);
+
+    let store = dir.path().join("store");
+    let input = format!("libfoo={}", archive.display());
+    let (code, _, stderr) = run(&[
+        "build",
+        &input,
+        "--store-dir",
+        s(&store),
+        "--state-dir",
+        s(&dir.path().join("state")),
+        "--no-gc-roots",
+        "--cache",
+        s(&dir.path().join("cache")),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    assert_eq!(std::fs::read_dir(&store).expect("store").count(), 0);
+
+    let (code, stdout, stderr) = run(&["inspect", s(&archive)]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains(expected), "{stdout}{stderr}");
 }

@@ -14,6 +14,7 @@ use std::path::{Component, Path, PathBuf};
 
 use cudapkgs_tree::dir::{Dir, EscapingLink, Kind, MAX_LINK_TARGET};
 use cudapkgs_tree::scratch::Scratch;
+use cudapkgs_tree::zip_archive::{max_unpacked_bytes, open_zip};
 
 use crate::error::Error;
 
@@ -497,8 +498,12 @@ fn unpack_tar(stream: impl Read, writer: &mut Writer<'_>) -> Result<(), String> 
 const KIND: u32 = 0o170_000;
 
 fn unpack_zip(file: File, writer: &mut Writer<'_>) -> Result<(), String> {
-    let mut zip = zip::ZipArchive::new(BufReader::new(file))
-        .map_err(|e| format!("not a readable zip archive: {e}"))?;
+    let archive_bytes = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut zip = open_zip(BufReader::new(file)).map_err(|e| e.to_string())?;
+    // Entries may still lie about their sizes: what they really unpack to is bounded by
+    // the same ratio.
+    let bound = max_unpacked_bytes(archive_bytes);
+    writer.limits.max_bytes = writer.limits.max_bytes.min(bound);
     for i in 0..zip.len() {
         let mut member = zip
             .by_index(i)
