@@ -12,7 +12,7 @@ use std::io::{BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use cudapkgs_tree::dir::{Dir, EscapingLink, Kind, MAX_LINK_TARGET};
+use cudapkgs_tree::dir::{Dir, EscapingLink, Kind, MAX_LINK_TARGET, MAX_PATH_COMPONENTS};
 use cudapkgs_tree::scratch::Scratch;
 use cudapkgs_tree::zip_archive::{max_unpacked_bytes, open_zip};
 
@@ -178,6 +178,7 @@ fn clean_path(name: &Path) -> Result<PathBuf, String> {
             "an entry name is longer than {MAX_LINK_TARGET} bytes"
         ));
     }
+    refuse_deep(name, "entry")?;
     let mut clean = PathBuf::new();
     for component in name.components() {
         match component {
@@ -192,6 +193,19 @@ fn clean_path(name: &Path) -> Result<PathBuf, String> {
         }
     }
     Ok(clean)
+}
+
+/// Refuses a path of more than [`MAX_PATH_COMPONENTS`] components (`what` names it).
+fn refuse_deep(path: &Path, what: &str) -> Result<(), String> {
+    let count = path.components().count();
+    if count <= MAX_PATH_COMPONENTS {
+        return Ok(());
+    }
+    let shown: PathBuf = path.components().take(4).collect();
+    Err(format!(
+        "{what} {}/… has {count} path components, more than the {MAX_PATH_COMPONENTS} accepted (no real package nests so deep)",
+        shown.display()
+    ))
 }
 
 /// What an archive entry is.
@@ -240,6 +254,7 @@ impl Writer<'_> {
                 self.copy(contents, out, &relative)?;
             }
             Entry::Symlink(target) => {
+                refuse_deep(&target, &format!("the target of link {}:", name.display()))?;
                 let from = relative.parent().unwrap_or(Path::new(""));
                 if !stays_inside(from, &target) {
                     return Err(format!(

@@ -7,6 +7,7 @@
 //! the size the zip declares, within bounds on size and compression ratio.
 
 pub mod dir;
+pub mod links;
 mod rewrite;
 pub mod scratch;
 pub mod zip_archive;
