@@ -8,7 +8,8 @@
 //! - a sentinel folder beside the work folder is never changed, whatever happens;
 //! - a refused archive leaves nothing in the work folder;
 //! - in an accepted archive, and in every output of its split, each link resolves inside
-//!   (its package, or its output), followed as the kernel follows it;
+//!   (its package, or its output; `out`, which links the others' files, inside the split
+//!   folder), followed as the kernel follows it;
 //! - nothing but files, folders and links is ever created.
 #![no_main]
 
@@ -230,8 +231,11 @@ fuzz_target!(|input: Input| {
                 allow_usr: true,
             };
             if fix_up(&target, &options).is_ok() {
-                if let Ok(outputs) = split(&target, &work.join("out"), false) {
-                    for output in outputs {
+                // With `out` linking the other outputs' files: those links rise into
+                // the split folder, so `out` is checked within it, the others alone.
+                if let Ok(outputs) = split(&target, &work.join("out"), true) {
+                    check_inside(&work.join("out"));
+                    for output in outputs.iter().filter(|o| o.name != "out") {
                         check_inside(&work.join("out").join(output.name));
                     }
                 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use cudapkgs_elf::DynamicInfo;
 use cudapkgs_elf::loads::{LoadName, load_names};
 use cudapkgs_fatbin::{PruneError, PruneRequest};
-use cudapkgs_redist::split::{FixupOptions, OutputLocations, files, fix_up, split};
+use cudapkgs_redist::split::{
+    CrossLink, FixupOptions, OutputLocations, files, fix_up, refuse_links_out_of_outputs, split,
+};
 use cudapkgs_redist::unpack::{Limits, unpack};
 
 use crate::error::Error;
@@ -105,9 +107,18 @@ pub fn prepare(
         },
         allow_usr: false,
     };
-    fix_up(&tree, &options)?;
+    // Errors name the archive: the work folders they would name are gone.
+    let named = |at: &Path| {
+        let at = at.to_owned();
+        move |e: cudapkgs_redist::Error| e.naming_archive(&at, &input.archive)
+    };
+    fix_up(&tree, &options).map_err(named(&tree))?;
     let root = work.join("outputs");
-    let outputs: Vec<&'static str> = split(&tree, &root, false)?.iter().map(|o| o.name).collect();
+    let outputs: Vec<&'static str> = split(&tree, &root, false)
+        .map_err(named(&tree))?
+        .iter()
+        .map(|o| o.name)
+        .collect();
     let mut provides = BTreeMap::new();
     let mut elf_files = Vec::new();
     let mut targets = TargetReport::default();
@@ -150,6 +161,18 @@ pub fn prepare(
         }
     }
     let _ = std::fs::remove_dir_all(&tree);
+    // The links `dev` and `out` will get are checked with the outputs' own before anything
+    // is patched or added.
+    let for_linking: Vec<CrossLink> = crate::realise::unversioned_links(&provides)
+        .into_iter()
+        .map(|(link, target)| CrossLink {
+            output: "dev",
+            link,
+            into: "lib",
+            target,
+        })
+        .collect();
+    refuse_links_out_of_outputs(&root, &for_linking).map_err(named(&root))?;
     pruned.retain(|_, done| done.files > 0 || !done.refused.is_empty());
     Ok(Prepared {
         input: input.clone(),

@@ -361,7 +361,7 @@ fn realise(
         .collect();
     let mut outputs: Vec<(String, String)> = Vec::new();
     let mut repointed = Vec::new();
-    let links = unversioned_links(package);
+    let links = unversioned_links(&package.provides);
     let present = |output: &&&str| {
         package.outputs.contains(output) || (**output == "dev" && !links.is_empty())
     };
@@ -595,9 +595,9 @@ fn set_runpath(path: &Path, runpath: &str) -> Result<(), Error> {
 /// unversioned name: (the link `-lcublas` looks for, relative to an output, and the file
 /// it names, relative to the `lib` output). The shortest version of a name is taken
 /// (`libX.so.13` over `libX.so.13.1.0`), as the soname usually is.
-fn unversioned_links(package: &Prepared) -> Vec<(PathBuf, PathBuf)> {
+pub(crate) fn unversioned_links(provides: &BTreeMap<String, PathBuf>) -> Vec<(PathBuf, PathBuf)> {
     let mut chosen: BTreeMap<(PathBuf, String), String> = BTreeMap::new();
-    for (name, folder) in &package.provides {
+    for (name, folder) in provides {
         let Some((stem, version)) = name.split_once(".so.") else {
             continue;
         };
@@ -606,7 +606,7 @@ fn unversioned_links(package: &Prepared) -> Vec<(PathBuf, PathBuf)> {
                 .split('.')
                 .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
         let unversioned = format!("{stem}.so");
-        if !versioned || package.provides.contains_key(&unversioned) {
+        if !versioned || provides.contains_key(&unversioned) {
             continue;
         }
         let entry = chosen

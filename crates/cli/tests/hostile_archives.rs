@@ -1,6 +1,6 @@
 //! Hostile archives given to `split` and to `build PACKAGE=FILE`: link chains that look
 //! inside but resolve outside, files written through them, hard links reaching through
-//! them, and links the fix-ups would follow. Each is refused with nothing changed outside,
+//! them, links the fix-ups would follow, and zips that name one entry's bytes many times. Each is refused with nothing changed outside,
 //! nothing left beside the output, and nothing in the store.
 
 mod common;
@@ -196,5 +196,172 @@ fn split_of_a_fifo_or_a_folder_holding_one_is_refused_at_once() {
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
         assert!(!out.exists());
+    }
+}
+
+/// A wheel-like zip whose library's deflated bytes are named again `copies` times (more
+/// central-directory entries, no data of their own): each name would unpack it again.
+fn overlapping_zip(path: &Path, copies: usize) {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("pkg/lib/libfoo.so.1", options)
+        .expect("start");
+    zip.write_all(&vec![0u8; 4 << 20]).expect("write");
+    for copy in 0..copies {
+        zip.shallow_copy_file(
+            "pkg/lib/libfoo.so.1",
+            &format!("pkg/lib/libfoo-copy{copy}.so.1"),
+        )
+        .expect("copy");
+    }
+    let bytes = zip.finish().expect("finish").into_inner();
+    std::fs::write(path, bytes).expect("write");
+}
+
+#[test]
+fn a_zip_naming_one_entry_many_times_is_refused_by_every_reader() {
+    let dir = tempfile::tempdir().expect("temp");
+    let archive = dir.path().join("bomb.zip");
+    overlapping_zip(&archive, 100);
+    let expected = "share the bytes at offset 0: one compressed stream under several names";
+
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).expect("mkdir");
+    let out = work.join("out");
+    let (code, _, stderr) = run(&["split", s(&archive), "--out", s(&out)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    assert_eq!(std::fs::read_dir(&work).expect("work").count(), 0);
+
+    let store = dir.path().join("store");
+    let input = format!("libfoo={}", archive.display());
+    let (code, _, stderr) = run(&[
+        "build",
+        &input,
+        "--store-dir",
+        s(&store),
+        "--state-dir",
+        s(&dir.path().join("state")),
+        "--no-gc-roots",
+        "--cache",
+        s(&dir.path().join("cache")),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    assert_eq!(std::fs::read_dir(&store).expect("store").count(), 0);
+
+    let (code, stdout, stderr) = run(&["inspect", s(&archive)]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains(expected), "{stdout}{stderr}");
+}
+
+/// For the flattening attack: a link twelve folders deep in `lib/12/` climbing twelve
+/// levels (to `lib/` as unpacked, to the top once flattened), and one at the top that
+/// climbs through it to `outside/`.
+fn flattening_names() -> [String; 3] {
+    let deep = (1..=12)
+        .map(|i| format!("a{i}"))
+        .collect::<Vec<_>>()
+        .join("/");
+    [
+        format!("pkg/lib/12/{deep}"),
+        [".."; 12].join("/"),
+        format!("lib/{deep}/{}outside/secret", "../".repeat(13)),
+    ]
+}
+
+/// Links that stay inside the package as unpacked, and inside each output as split, but
+/// lead out once the fix-ups have moved folders or once `out` (and `dev`) link the other
+/// outputs' files: what each attack does, the refusal expected, whether `split` sees it
+/// too (the `dev` links for linking are the build's alone), and the members.
+fn links_out_of_outputs(
+    flattening: &[String; 3],
+) -> Vec<(&'static str, String, bool, Vec<Member<'_>>)> {
+    let [moved, climb, reaching] = flattening;
+    vec![
+        (
+            "a link the flattening of lib/12/ moves one level up",
+            format!("link w -> {reaching} points outside the package after the fix-ups"),
+            true,
+            vec![
+                symlink(moved, climb),
+                file("pkg/lib/12/libfoo.so.1", b"x"),
+                symlink("pkg/w", reaching),
+            ],
+        ),
+        (
+            "a link through one of the static output's links, missing from lib",
+            "link w -> lib/a/l/.. points outside the package of output out, once out links the files of the other outputs".to_owned(),
+            true,
+            vec![
+                symlink("pkg/lib/x.a", "p/q/r"),
+                symlink("pkg/lib/a/l", "../x.a/../.."),
+                symlink("pkg/w", "lib/a/l/.."),
+            ],
+        ),
+        (
+            "a link through the dev output's link for linking to a library that climbs",
+            "link w -> lib/libfoo.so/../outside/secret points outside the package of output out, once out links the files of the other outputs".to_owned(),
+            false,
+            vec![
+                symlink("pkg/lib/libfoo.so.1", ".."),
+                symlink("pkg/w", "lib/libfoo.so/../outside/secret"),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn links_that_leave_the_outputs_once_linked_are_refused_before_anything_is_added() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).expect("mkdir");
+    let store = dir.path().join("store");
+    let state = dir.path().join("state");
+    let flattening = flattening_names();
+    for (attack, expected, split_sees_it, members) in links_out_of_outputs(&flattening) {
+        let archive = archive(dir.path(), &members);
+        let out = work.join("out");
+        let (code, _, stderr) = run(&["split", s(&archive), "--out", s(&out)]);
+        if split_sees_it {
+            assert_eq!(code, 2, "{attack}: {stderr}");
+            assert!(stderr.contains(&expected), "{attack}: {stderr}");
+            let left: Vec<_> = std::fs::read_dir(&work).expect("work").collect();
+            assert!(left.is_empty(), "{attack}: left {left:?}");
+        } else {
+            assert_eq!(code, 0, "{attack}: {stderr}");
+            std::fs::remove_dir_all(&out).expect("remove");
+        }
+        let input = format!("libfoo={}", archive.display());
+        let (code, _, stderr) = run(&[
+            "build",
+            &input,
+            "--store-dir",
+            s(&store),
+            "--state-dir",
+            s(&state),
+            "--no-gc-roots",
+            "--cache",
+            s(&dir.path().join("cache")),
+        ]);
+        assert_eq!(code, 2, "{attack}: {stderr}");
+        assert!(stderr.contains(&expected), "{attack}: {stderr}");
+        let in_store: Vec<_> = std::fs::read_dir(&store).expect("store").collect();
+        assert!(
+            in_store.is_empty(),
+            "{attack}: the store holds {in_store:?}"
+        );
+        let (code, stdout, _) = run(&[
+            "--json",
+            "store",
+            "verify",
+            "--store-dir",
+            s(&store),
+            "--state-dir",
+            s(&state),
+        ]);
+        assert_eq!(code, 0, "{attack}: {stdout}");
     }
 }

@@ -620,3 +620,48 @@ fn a_mirror_archive_that_is_a_fifo_is_refused_at_once() {
     );
     assert_eq!(kept(&cache), Vec::<String>::new());
 }
+
+#[test]
+fn an_index_that_never_answers_fails_after_the_response_timeout() {
+    // Accepts every connection and holds it without a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    let dir = tempfile::tempdir().expect("temp");
+    let index = format!("http://127.0.0.1:{port}/simple");
+    let wheel = |timeout: &str| {
+        run_within(
+            Duration::from_secs(60),
+            &[("CUDAPKGS_RESPONSE_TIMEOUT", timeout)],
+            &[
+                "redist",
+                "wheel",
+                "cuda_cudart",
+                "--index-url",
+                &index,
+                "--cache",
+                s(&dir.path().join("cache")),
+                "--system",
+                "linux-x86_64",
+            ],
+        )
+    };
+    let (code, stdout, stderr) = wheel("1");
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("{index}/"))
+            && stderr.contains("accepted the connection but sent no response within 1 s"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = wheel("soon");
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(
+            "environment variable CUDAPKGS_RESPONSE_TIMEOUT: `soon` is not a number of seconds"
+        ),
+        "{stderr}"
+    );
+}

@@ -40,6 +40,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same error naming `archive` (and the path inside it) where it named `tree`,
+    /// the work folder the archive was unpacked in, which is gone when anyone reads it.
+    #[must_use]
+    pub fn naming_archive(self, tree: &std::path::Path, archive: &std::path::Path) -> Self {
+        match self {
+            Error::BadPackage { path, problem } => {
+                let path = match path.strip_prefix(tree) {
+                    Ok(inside) if inside.as_os_str().is_empty() => archive.to_owned(),
+                    Ok(inside) => archive.join(inside),
+                    Err(_) => path,
+                };
+                Error::BadPackage { path, problem }
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_owned(),

@@ -22,6 +22,10 @@ use crate::error::Error;
 /// declare: NVIDIA's largest archives (TensorRT) are near 7 GB.
 pub const DEFAULT_MAX_SIZE: u64 = 16 << 30;
 
+/// How long a server may take to send a response's status and headers once asked: an
+/// index that accepts the connection and never answers fails rather than hangs.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A SHA-256 as 64 hex digits, lower case: `None` when `text` is anything else.
 pub fn parse_sha256(text: &str) -> Option<String> {
     (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -46,11 +50,33 @@ pub struct Request {
 /// Called with (bytes so far, total when known) as a download goes.
 pub type Progress<'a> = &'a (dyn Fn(&Request, u64, Option<u64>) + Sync);
 
+/// The HTTP agent of a fetcher: bounded waits for a connection, a response and a body.
+fn agent(response_timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(response_timeout))
+        // A stalled transfer fails and is resumed rather than hanging.
+        .timeout_recv_body(Some(Duration::from_secs(300)))
+        .http_status_as_error(false)
+        // The system's trust store (with `SSL_CERT_FILE`), as pip and curl use it:
+        // behind a company proxy, its certificate authority is there and not in
+        // Mozilla's list.
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                .build(),
+        )
+        .build()
+        .into()
+}
+
 /// A download cache.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     cache: PathBuf,
     agent: ureq::Agent,
+    /// Set with [`Fetcher::set_response_timeout`]: the agent is built with it.
+    response_timeout: Duration,
     /// Further attempts after a failed one.
     pub retries: u32,
     /// The first pause between attempts; doubled each time.
@@ -65,27 +91,36 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(cache: &Path) -> Fetcher {
-        let config = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(30)))
-            // A stalled transfer fails and is resumed rather than hanging.
-            .timeout_recv_body(Some(Duration::from_secs(300)))
-            .http_status_as_error(false)
-            // The system's trust store (with `SSL_CERT_FILE`), as pip and curl use it:
-            // behind a company proxy, its certificate authority is there and not in
-            // Mozilla's list.
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-                    .build(),
-            )
-            .build();
         Fetcher {
             cache: cache.to_owned(),
-            agent: config.into(),
+            agent: agent(DEFAULT_RESPONSE_TIMEOUT),
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             retries: 4,
             backoff: Duration::from_millis(500),
             max_size: DEFAULT_MAX_SIZE,
             offline: false,
+        }
+    }
+
+    /// How long a server may take to send a response's status and headers once asked
+    /// ([`DEFAULT_RESPONSE_TIMEOUT`] unless set).
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+
+    pub fn set_response_timeout(&mut self, timeout: Duration) {
+        self.agent = agent(timeout);
+        self.response_timeout = timeout;
+    }
+
+    /// Why a request failed, for its error: a response timeout says how long was waited.
+    fn describe(&self, error: &ureq::Error) -> String {
+        match error {
+            ureq::Error::Timeout(ureq::Timeout::RecvResponse) => format!(
+                "the server accepted the connection but sent no response within {} s",
+                self.response_timeout.as_secs_f64()
+            ),
+            other => other.to_string(),
         }
     }
 
@@ -217,7 +252,7 @@ impl Fetcher {
                 .get(url)
                 .header("Accept", accept)
                 .call()
-                .map_err(|e| (true, e.to_string()))
+                .map_err(|e| (true, self.describe(&e)))
                 .and_then(|response| match response.status().as_u16() {
                     200 => {
                         let mut bytes = Vec::new();
@@ -356,7 +391,9 @@ impl Fetcher {
             if have > 0 {
                 call = call.header("Range", format!("bytes={have}-"));
             }
-            let response = call.call().map_err(|e| Transfer::Retry(e.to_string()))?;
+            let response = call
+                .call()
+                .map_err(|e| Transfer::Retry(self.describe(&e)))?;
             match response.status().as_u16() {
                 206 if have > 0 => {}
                 200 => out.set_len(0).map_err(fatal)?,

@@ -56,7 +56,9 @@ pub fn split_package(
         },
         allow_usr,
     };
-    let fixups = fix_up(&tree, &options)?;
-    let outputs = split(&tree, &out_dir, true)?;
+    // Errors name the archive: the work folder they would name is gone.
+    let named = |e: Error| e.naming_archive(&tree, source);
+    let fixups = fix_up(&tree, &options).map_err(named)?;
+    let outputs = split(&tree, &out_dir, true).map_err(named)?;
     Ok(Split { fixups, outputs })
 }

@@ -512,7 +512,7 @@ pub fn wheel_metadata_from(
         archive: std::path::PathBuf::from(origin),
         problem,
     };
-    let mut zip = zip::ZipArchive::new(wheel).map_err(|e| bad(format!("not a zip file: {e}")))?;
+    let mut zip = cudapkgs_tree::zip_archive::open_zip(wheel).map_err(|e| bad(e.to_string()))?;
     let name = zip
         .file_names()
         .find(|name| {

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use cudapkgs_tree::dir::{Dir, Kind};
+use cudapkgs_tree::links::{LinkTree, Scope};
 use cudapkgs_tree::scratch::Scratch;
 
 use crate::error::Error;
@@ -92,6 +93,14 @@ pub fn fix_up(root: &Path, options: &FixupOptions) -> Result<Vec<String>, Error>
     move_pkg_config(&dir, &options.locations, &mut done)?;
     if !options.allow_usr {
         refuse_usr(&dir)?;
+    }
+    // Moving folders changes where `..` leads: a link that stayed inside as unpacked may
+    // not after the flattening.
+    if let Some(escape) = dir.escaping_link().map_err(io(root))? {
+        return Err(Error::BadPackage {
+            path: root.to_owned(),
+            problem: format!("{} after the fix-ups", crate::unpack::escaping(&escape)),
+        });
     }
     Ok(done)
 }
@@ -372,10 +381,80 @@ pub fn split(root: &Path, out_dir: &Path, link_outputs: bool) -> Result<Vec<Outp
         });
     }
     if link_outputs {
+        refuse_links_out_of(&work, root, &[])?;
         link_compatibility_view(&work, &mut outputs)?;
     }
     std::fs::rename(scratch.path(), out_dir).map_err(io(out_dir))?;
     Ok(outputs)
+}
+
+/// A link one output gets to a file of another: `out`'s links to every file of the
+/// others, and any a caller makes after the split (the build's `dev` links for linking).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossLink {
+    /// The output holding the link, and the link's path in it.
+    pub output: &'static str,
+    pub link: PathBuf,
+    /// The output linked into, and the path there.
+    pub into: &'static str,
+    pub target: PathBuf,
+}
+
+impl CrossLink {
+    /// The link's target relative to it, as in a folder holding the outputs side by side
+    /// (a store writes the other output's path instead: the same place).
+    fn relative_target(&self) -> PathBuf {
+        let mut target = PathBuf::new();
+        for _ in self.link.components() {
+            target.push("..");
+        }
+        target.push(self.into);
+        target.push(&self.target);
+        target
+    }
+}
+
+/// Refuses the outputs under `root` (one folder each, as the split left them) when a link
+/// would lead out of them once `extra` and `out`'s links to every file of the others are
+/// made: each output is a store path of its own, so rising above one is leaving it,
+/// unless straight into another of the package's outputs. Nothing is changed.
+pub fn refuse_links_out_of_outputs(root: &Path, extra: &[CrossLink]) -> Result<(), Error> {
+    let outputs = Dir::open(root).map_err(io(root))?;
+    refuse_links_out_of(&outputs, root, extra)
+}
+
+/// [`refuse_links_out_of_outputs`] on the outputs under `work`; errors name `package`.
+fn refuse_links_out_of(work: &Dir, package: &Path, extra: &[CrossLink]) -> Result<(), Error> {
+    let mut tree = LinkTree::read(work).map_err(io(work.path()))?;
+    let in_work = |link: &CrossLink| Path::new(link.output).join(&link.link);
+    for link in extra {
+        tree.plan_link(&in_work(link), &link.relative_target());
+    }
+    for into in OUTPUTS.iter().filter(|o| **o != "out") {
+        for file in tree.files_below(Path::new(into)) {
+            let link = CrossLink {
+                output: "out",
+                link: file.clone(),
+                into,
+                target: file,
+            };
+            tree.plan_link(&in_work(&link), &link.relative_target());
+        }
+    }
+    let Some(mut escape) = tree.escaping_link(Scope::SideBySide) else {
+        return Ok(());
+    };
+    let mut parts = escape.link.components();
+    let output = parts.next().map(|c| c.as_os_str().to_owned());
+    escape.link = parts.as_path().to_owned();
+    Err(Error::BadPackage {
+        path: package.to_owned(),
+        problem: format!(
+            "{} of output {}, once out links the files of the other outputs",
+            crate::unpack::escaping(&escape),
+            output.unwrap_or_default().to_string_lossy()
+        ),
+    })
 }
 
 /// `out` gets a link to every file of the other outputs, at the file's package path.
@@ -384,13 +463,13 @@ fn link_compatibility_view(work: &Dir, outputs: &mut Vec<Output>) -> Result<(), 
     for output in outputs.iter().filter(|o| o.name != "out") {
         for relative in &output.files {
             let link = Path::new("out").join(relative);
-            let depth = relative.components().count();
-            let mut target = PathBuf::new();
-            for _ in 0..depth {
-                target.push("..");
+            let target = CrossLink {
+                output: "out",
+                link: relative.clone(),
+                into: output.name,
+                target: relative.clone(),
             }
-            target.push(output.name);
-            target.push(relative);
+            .relative_target();
             if let Some(parent) = link.parent() {
                 work.create_dir_all(parent).map_err(io_at(work, parent))?;
             }

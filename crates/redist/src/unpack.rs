@@ -12,8 +12,9 @@ use std::io::{BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use cudapkgs_tree::dir::{Dir, EscapingLink, Kind, MAX_LINK_TARGET};
+use cudapkgs_tree::dir::{Dir, EscapingLink, Kind, MAX_LINK_TARGET, MAX_PATH_COMPONENTS};
 use cudapkgs_tree::scratch::Scratch;
+use cudapkgs_tree::zip_archive::{max_unpacked_bytes, open_zip};
 
 use crate::error::Error;
 
@@ -177,6 +178,7 @@ fn clean_path(name: &Path) -> Result<PathBuf, String> {
             "an entry name is longer than {MAX_LINK_TARGET} bytes"
         ));
     }
+    refuse_deep(name, "entry")?;
     let mut clean = PathBuf::new();
     for component in name.components() {
         match component {
@@ -191,6 +193,19 @@ fn clean_path(name: &Path) -> Result<PathBuf, String> {
         }
     }
     Ok(clean)
+}
+
+/// Refuses a path of more than [`MAX_PATH_COMPONENTS`] components (`what` names it).
+fn refuse_deep(path: &Path, what: &str) -> Result<(), String> {
+    let count = path.components().count();
+    if count <= MAX_PATH_COMPONENTS {
+        return Ok(());
+    }
+    let shown: PathBuf = path.components().take(4).collect();
+    Err(format!(
+        "{what} {}/… has {count} path components, more than the {MAX_PATH_COMPONENTS} accepted (no real package nests so deep)",
+        shown.display()
+    ))
 }
 
 /// What an archive entry is.
@@ -239,6 +254,7 @@ impl Writer<'_> {
                 self.copy(contents, out, &relative)?;
             }
             Entry::Symlink(target) => {
+                refuse_deep(&target, &format!("the target of link {}:", name.display()))?;
                 let from = relative.parent().unwrap_or(Path::new(""));
                 if !stays_inside(from, &target) {
                     return Err(format!(
@@ -497,8 +513,12 @@ fn unpack_tar(stream: impl Read, writer: &mut Writer<'_>) -> Result<(), String> 
 const KIND: u32 = 0o170_000;
 
 fn unpack_zip(file: File, writer: &mut Writer<'_>) -> Result<(), String> {
-    let mut zip = zip::ZipArchive::new(BufReader::new(file))
-        .map_err(|e| format!("not a readable zip archive: {e}"))?;
+    let archive_bytes = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut zip = open_zip(BufReader::new(file)).map_err(|e| e.to_string())?;
+    // Entries may still lie about their sizes: what they really unpack to is bounded by
+    // the same ratio.
+    let bound = max_unpacked_bytes(archive_bytes);
+    writer.limits.max_bytes = writer.limits.max_bytes.min(bound);
     for i in 0..zip.len() {
         let mut member = zip
             .by_index(i)

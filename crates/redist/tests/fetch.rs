@@ -84,6 +84,11 @@ fn ten_mebibytes(stream: &mut TcpStream) {
     }
 }
 
+/// Accepts the request and never answers, until the client hangs up.
+fn silent(stream: &mut TcpStream) {
+    let _ = stream.read(&mut [0u8; 1]);
+}
+
 /// Runs `work` on a thread and fails the test when it takes longer than `limit`: the
 /// behaviours under test used to block forever.
 fn within<T: Send + 'static>(limit: Duration, work: impl FnOnce() -> T + Send + 'static) -> T {
@@ -182,6 +187,43 @@ fn a_body_without_end_stops_at_the_maximum_and_leaves_nothing() {
         "{error}"
     );
     assert_eq!(files_under(&cache), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_server_that_never_answers_fails_after_the_response_timeout() {
+    let server = Loopback::start(silent);
+    let dir = tempfile::tempdir().expect("temp");
+    let mut fetcher = Fetcher::new(&dir.path().join("cache"));
+    fetcher.set_response_timeout(Duration::from_secs(1));
+    fetcher.retries = 1;
+    fetcher.backoff = Duration::from_millis(10);
+    let page = server.url("/simple/cuda-cudart/");
+    let file = Request {
+        url: server.url("/x.whl"),
+        sha256: "0".repeat(64),
+        size: None,
+    };
+    let (page_error, file_error) = within(Duration::from_secs(30), {
+        let page = page.clone();
+        let file = file.clone();
+        move || {
+            (
+                fetcher.get_text(&page, "text/html").expect_err("no answer"),
+                fetcher.fetch(&file, &no_progress).expect_err("no answer"),
+            )
+        }
+    });
+    for (error, url) in [(page_error, &page), (file_error, &file.url)] {
+        let message = error.to_string();
+        assert!(matches!(error, Error::Download { .. }), "{message}");
+        assert!(
+            message.starts_with(url.as_str())
+                && message.contains("accepted the connection but sent no response within 1 s"),
+            "{message}"
+        );
+    }
+    // Each was asked again once before giving up.
+    assert_eq!(server.requests().len(), 4, "{:?}", server.requests());
 }
 
 #[test]

@@ -158,7 +158,7 @@ fn a_link_that_fix_ups_move_out_of_the_package_is_refused() {
     assert!(
         error
             .to_string()
-            .contains("link lib/up -> ../../.. points outside the package of output lib"),
+            .contains("link lib/up -> ../../.. points outside the package after the fix-ups"),
         "{error}"
     );
     assert!(!out.exists());

@@ -497,6 +497,37 @@ fn long_names_and_link_targets_are_bounded() {
 }
 
 #[test]
+fn paths_and_link_targets_deeper_than_the_bound_are_refused() {
+    let long = |text: String| {
+        let mut record = text.into_bytes();
+        record.push(0);
+        record
+    };
+    // 257 components, then 256: the bound is on components, whatever their length.
+    let too_deep = long(format!("top/{}f", "d/".repeat(255)));
+    refused(
+        &[long_record(b'L', &too_deep), file("top/f", b"x")],
+        "entry top/d/d/d/… has 257 path components, more than the 256 accepted",
+    );
+    let deep_target = long("a/".repeat(257));
+    refused(
+        &[
+            long_record(b'K', &deep_target),
+            symlink("top/l", "placeholder"),
+        ],
+        "the target of link top/l: a/a/a/a/… has 257 path components, more than the 256 accepted",
+    );
+    let deepest = long(format!("top/{}f", "d/".repeat(254)));
+    let dir = tempfile::tempdir().expect("temp");
+    try_unpack(
+        dir.path(),
+        &xz(&tar(&[long_record(b'L', &deepest), file("top/f", b"x")])),
+        Limits::default(),
+    )
+    .expect("256 components unpack");
+}
+
+#[test]
 fn a_pax_size_that_disagrees_with_its_header_is_refused() {
     let record = b"13 size=9999\n";
     refused(

@@ -166,7 +166,8 @@ fn read_sdist(path: &Path, format: ArchiveFormat) -> Result<Vec<SourceFile>, Err
     };
     let mut count = 0usize;
     if format == ArchiveFormat::Zip {
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| archive(e.to_string()))?;
+        let mut zip =
+            cudapkgs_tree::zip_archive::open_zip(file).map_err(|e| archive(e.to_string()))?;
         for index in 0..zip.len() {
             let mut entry = zip.by_index(index).map_err(|e| archive(e.to_string()))?;
             if !entry.is_file() {

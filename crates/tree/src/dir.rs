@@ -18,11 +18,14 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::links::{LinkTree, Scope};
+
 /// The longest link target accepted, as the kernel's `PATH_MAX`.
 pub const MAX_LINK_TARGET: usize = 4096;
 
-/// The most links one resolution follows, as Linux's `MAXSYMLINKS`.
-const MAX_LINK_HOPS: usize = 40;
+/// The most components an archive entry's path or a link target may have: real
+/// packages nest a dozen folders deep; deep paths only make link resolution slow.
+pub const MAX_PATH_COMPONENTS: usize = 256;
 
 /// An open folder.
 #[derive(Debug)]
@@ -493,77 +496,9 @@ impl Dir {
     /// The first link under the folder whose resolution (following the links it meets,
     /// as the kernel would, inside this folder) rises above the folder or loops.
     /// A component that does not exist ends the links met, but `..` after it still
-    /// counts, so a dangling link cannot point outside either.
+    /// counts, so a dangling link cannot point outside either (see [`crate::links`]).
     pub fn escaping_link(&self) -> io::Result<Option<EscapingLink>> {
-        for relative in self.files()? {
-            if self.kind(&relative)? != Some(Kind::Symlink) {
-                continue;
-            }
-            let target = self.read_link(&relative)?;
-            let from: Vec<OsString> = relative
-                .parent()
-                .map(|p| p.iter().map(OsStr::to_owned).collect())
-                .unwrap_or_default();
-            match self.resolve_inside(from, &target)? {
-                Resolution::Inside => {}
-                outcome => {
-                    return Ok(Some(EscapingLink {
-                        link: relative,
-                        target,
-                        loops: outcome == Resolution::Loops,
-                    }));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Follows `target` from the folder `from` (components below this folder).
-    fn resolve_inside(&self, mut at: Vec<OsString>, target: &Path) -> io::Result<Resolution> {
-        if target.has_root() {
-            return Ok(Resolution::Leaves);
-        }
-        // Still to walk, last first.
-        let mut pending: Vec<OsString> = target.iter().rev().map(OsStr::to_owned).collect();
-        let mut hops = 0;
-        // Once a component is missing or not a folder, nothing further is a real entry.
-        let mut real = true;
-        while let Some(part) = pending.pop() {
-            if part == "." {
-                continue;
-            }
-            if part == ".." {
-                if at.pop().is_none() {
-                    return Ok(Resolution::Leaves);
-                }
-                continue;
-            }
-            at.push(part);
-            if !real {
-                continue;
-            }
-            let here: PathBuf = at.iter().collect();
-            match self.kind(&here) {
-                Ok(Some(Kind::Symlink)) => {
-                    hops += 1;
-                    if hops > MAX_LINK_HOPS {
-                        return Ok(Resolution::Loops);
-                    }
-                    let next = self.read_link(&here)?;
-                    if next.has_root() {
-                        return Ok(Resolution::Leaves);
-                    }
-                    at.pop();
-                    pending.extend(next.iter().rev().map(OsStr::to_owned));
-                }
-                Ok(Some(Kind::Folder)) => {}
-                Ok(_) => real = false,
-                // A file on the way: the rest cannot exist.
-                Err(e) if e.kind() == io::ErrorKind::NotADirectory => real = false,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(Resolution::Inside)
+        Ok(LinkTree::read(self)?.escaping_link(Scope::Folder))
     }
 }
 
@@ -593,13 +528,6 @@ pub fn open_named_file(path: &Path) -> io::Result<File> {
     }
     rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
     Ok(File::from(fd))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Resolution {
-    Inside,
-    Leaves,
-    Loops,
 }
 
 #[cfg(test)]

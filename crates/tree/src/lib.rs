@@ -7,8 +7,10 @@
 //! the size the zip declares, within bounds on size and compression ratio.
 
 pub mod dir;
+pub mod links;
 mod rewrite;
 pub mod scratch;
+pub mod zip_archive;
 
 pub use rewrite::{Rewrite, copy_tree, rewrite_file};
 
@@ -401,9 +403,9 @@ where
             outcome: Outcome::Failed(message),
         }]
     };
-    let mut archive = match zip::ZipArchive::new(file) {
+    let mut archive = match zip_archive::open_zip(file) {
         Ok(archive) => archive,
-        Err(error) => return fail(format!("unreadable zip file: {error}")),
+        Err(error) => return fail(error.to_string()),
     };
     let mut results = Vec::new();
     for index in 0..archive.len() {

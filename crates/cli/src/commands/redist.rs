@@ -33,6 +33,9 @@ pub fn failure(error: &cudapkgs_redist::Error) -> CliError {
 /// Bounds downloads of unknown size and the sizes an index may declare.
 const MAX_DOWNLOAD_VARIABLE: &str = "CUDAPKGS_MAX_DOWNLOAD";
 
+/// How long a server may take to answer a request (whole seconds).
+const RESPONSE_TIMEOUT_VARIABLE: &str = "CUDAPKGS_RESPONSE_TIMEOUT";
+
 /// The cache of `source`.
 pub fn fetcher(source: &RedistSource) -> CliResult<Fetcher> {
     fetcher_at(source.cache.as_ref())
@@ -57,6 +60,16 @@ pub fn fetcher_at(cache: Option<&PathBuf>) -> CliResult<Fetcher> {
             ))
             .with_hint("write bytes, or a number with K, M, G or T (powers of 1024), like 20G")
         })?;
+    }
+    if let Some(text) = process_env(RESPONSE_TIMEOUT_VARIABLE) {
+        let seconds = text.trim().parse::<u64>().ok().filter(|&s| s > 0);
+        let seconds = seconds.ok_or_else(|| {
+            CliError::new(format!(
+                "environment variable {RESPONSE_TIMEOUT_VARIABLE}: `{text}` is not a number of seconds"
+            ))
+            .with_hint("write whole seconds above 0, like 120")
+        })?;
+        fetcher.set_response_timeout(std::time::Duration::from_secs(seconds));
     }
     Ok(fetcher)
 }
