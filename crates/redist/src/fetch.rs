@@ -6,7 +6,9 @@
 //! again), `partial/<hex>` the bytes of an interrupted download, `partial/<hex>.lock`
 //! the lock of the process downloading it. `<hex>` is always 64 hex digits, so no
 //! request names a file outside the cache; no download grows past its size, or past
-//! `Fetcher::max_size` when its size is unknown.
+//! `Fetcher::max_size` when its size is unknown. What interrupted downloads keep is
+//! bounded all together by `Fetcher::max_partial` (the oldest go first), so that an index
+//! that breaks off every file it names cannot fill the disk run after run.
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -21,6 +23,10 @@ use crate::error::Error;
 /// The largest download of unknown size, and the largest size an index or manifest may
 /// declare: NVIDIA's largest archives (TensorRT) are near 7 GB.
 pub const DEFAULT_MAX_SIZE: u64 = 16 << 30;
+
+/// What interrupted downloads keep all together: the largest single download, so that
+/// any one of them can resume.
+pub const DEFAULT_MAX_PARTIAL: u64 = DEFAULT_MAX_SIZE;
 
 /// How long a server may take to send a response's status and headers once asked: an
 /// index that accepts the connection and never answers fails rather than hangs.
@@ -84,6 +90,8 @@ pub struct Fetcher {
     /// The most bytes a download of unknown size may bring, and the largest size a
     /// request may declare.
     pub max_size: u64,
+    /// The most bytes interrupted downloads keep for resumption, all together.
+    pub max_partial: u64,
     /// Nothing from the network: documents (index pages, manifests) come from the copies
     /// the last online run kept, files from the cache; anything not there is an error.
     pub offline: bool,
@@ -98,6 +106,7 @@ impl Fetcher {
             retries: 4,
             backoff: Duration::from_millis(500),
             max_size: DEFAULT_MAX_SIZE,
+            max_partial: DEFAULT_MAX_PARTIAL,
             offline: false,
         }
     }
@@ -333,11 +342,17 @@ impl Fetcher {
                 Ok(hashed) => break hashed,
                 Err(Transfer::Fatal(error)) => return Err(error),
                 Err(Transfer::Retry(problem)) if attempt >= self.retries => {
+                    let kept = trim_partials(&partial_dir, &partial, self.max_partial)?;
                     return Err(Error::Download {
                         url: request.url.clone(),
                         problem: format!(
-                            "{problem} (after {} attempts; the bytes so far are kept, and the next run resumes)",
-                            attempt + 1
+                            "{problem} (after {} attempts; {})",
+                            attempt + 1,
+                            if kept {
+                                "the bytes so far are kept, and the next run resumes"
+                            } else {
+                                "the bytes so far are more than interrupted downloads may keep, and were removed"
+                            }
                         ),
                     });
                 }
@@ -584,6 +599,63 @@ impl Write for HashWriter<'_> {
 }
 
 /// Holds an exclusive `flock` on `path` until the file is dropped.
+/// Keeps the interrupted downloads in `folder` within `cap` bytes all together after
+/// `kept` broke off: the others go oldest first (those another process is downloading
+/// stay), then `kept` itself if it alone is more. Returns whether `kept` stays.
+fn trim_partials(folder: &Path, kept: &Path, cap: u64) -> Result<bool, Error> {
+    let size_of = |path: &Path| path.metadata().map_or(0, |m| m.len());
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(folder).map_err(|e| Error::io(folder, e))? {
+        let entry = entry.map_err(|e| Error::io(folder, e))?;
+        let path = entry.path();
+        let is_lock = path.extension().is_some_and(|e| e == "lock");
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        if !is_lock && path != kept && metadata.is_file() {
+            let modified = metadata.modified().unwrap_or(std::time::UNIX_EPOCH);
+            others.push((modified, metadata.len(), path));
+        }
+    }
+    others.sort();
+    let mut total = size_of(kept) + others.iter().map(|(_, size, _)| size).sum::<u64>();
+    for (_, size, path) in others {
+        if total <= cap {
+            break;
+        }
+        let mut lock_name = path.clone().into_os_string();
+        lock_name.push(".lock");
+        let Some(_held) = try_lock(Path::new(&lock_name))? else {
+            continue;
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => total -= size,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => total -= size,
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    if total > cap {
+        std::fs::remove_file(kept).map_err(|e| Error::io(kept, e))?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The lock at `path` if no other process holds it.
+fn try_lock(path: &Path) -> Result<Option<File>, Error> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(Error::io(path, e.into())),
+    }
+}
+
 fn lock(path: &Path) -> Result<File, Error> {
     let file = OpenOptions::new()
         .create(true)

@@ -84,6 +84,12 @@ fn ten_mebibytes(stream: &mut TcpStream) {
     }
 }
 
+/// Promises 10 MiB, sends 1 MiB and hangs up.
+fn breaks_off(stream: &mut TcpStream) {
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n");
+    let _ = stream.write_all(&vec![1u8; 1 << 20]);
+}
+
 /// Accepts the request and never answers, until the client hangs up.
 fn silent(stream: &mut TcpStream) {
     let _ = stream.read(&mut [0u8; 1]);
@@ -161,6 +167,67 @@ fn a_hash_that_is_a_path_names_no_file_and_downloads_nothing() {
     assert!(server.requests().is_empty(), "{:?}", server.requests());
     assert!(!cache.exists(), "the cache was created");
     assert_eq!(std::fs::read(&victim).expect("read"), b"not verified");
+}
+
+#[test]
+fn what_broken_off_downloads_keep_is_bounded_all_together() {
+    let server = Loopback::start(breaks_off);
+    let dir = tempfile::tempdir().expect("temp");
+    let cache = dir.path().join("cache");
+    let mut fetcher = Fetcher::new(&cache);
+    fetcher.retries = 0;
+    fetcher.max_partial = (5 << 20) / 2;
+    let partials = |cache: &Path| {
+        let mut names: Vec<String> = files_under(&cache.join("partial"))
+            .iter()
+            .map(|path| {
+                path.file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    // Each file the index names (with a hash of its choosing) breaks off after 1 MiB.
+    let hashes: Vec<String> = ["1", "2", "3"]
+        .iter()
+        .map(|digit| digit.repeat(64))
+        .collect();
+    for (i, sha256) in hashes.iter().enumerate() {
+        let request = Request {
+            url: server.url(&format!("/{i}.whl")),
+            sha256: sha256.clone(),
+            size: None,
+        };
+        let fetcher = fetcher.clone();
+        let error = within(Duration::from_secs(60), move || {
+            fetcher.fetch(&request, &no_progress)
+        })
+        .expect_err("broken off");
+        assert!(
+            error.to_string().contains("the bytes so far are kept"),
+            "{error}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Two MiB fit under the bound; the oldest went to make room for the third.
+    assert_eq!(partials(&cache), [hashes[1].clone(), hashes[2].clone()]);
+    // One that alone is more than the bound keeps nothing.
+    let mut small = fetcher.clone();
+    small.max_partial = 1 << 19;
+    let request = Request {
+        url: server.url("/big.whl"),
+        sha256: "4".repeat(64),
+        size: None,
+    };
+    let error = within(Duration::from_secs(60), move || {
+        small.fetch(&request, &no_progress)
+    })
+    .expect_err("broken off");
+    assert!(error.to_string().contains("were removed"), "{error}");
+    assert_eq!(partials(&cache), Vec::<String>::new());
 }
 
 #[test]

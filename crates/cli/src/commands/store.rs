@@ -79,15 +79,15 @@ fn hint(error: &cudapkgs_store::Error) -> Option<&'static str> {
 pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
     match command {
         NarCommand::Dump { path } => {
+            // Bytes on standard output cannot be taken back: what can be refused is
+            // refused before the first one (a missing path, a FIFO, an unreadable file).
+            nar::check_dumpable(path).map_err(|error| failure(&error))?;
             if output.json {
                 return Err(CliError::new(
                     "nar dump writes the NAR itself to standard output, which is no JSON document",
                 )
                 .with_hint("drop --json"));
             }
-            // Bytes on standard output cannot be taken back: what can be refused is
-            // refused before the first one (a missing path, a FIFO, an unreadable file).
-            nar::check_dumpable(path).map_err(|error| failure(&error))?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
             if let Err(error) = nar::dump(path, &mut out) {
