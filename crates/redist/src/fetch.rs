@@ -129,8 +129,22 @@ impl Fetcher {
                 "the server accepted the connection but sent no response within {} s",
                 self.response_timeout.as_secs_f64()
             ),
+            ureq::Error::Timeout(ureq::Timeout::Global) => self.document_late(),
             other => other.to_string(),
         }
+    }
+
+    /// How long a small body (a page, a manifest, metadata) may take to arrive whole:
+    /// twice the response timeout.
+    fn document_timeout(&self) -> Duration {
+        self.response_timeout * 2
+    }
+
+    fn document_late(&self) -> String {
+        format!(
+            "the server did not send the whole document within {} s",
+            self.document_timeout().as_secs_f64()
+        )
     }
 
     /// Where the copy of the document at `url` (asked for as `accept`) is kept: named by
@@ -256,10 +270,15 @@ impl Fetcher {
         };
         let mut attempt = 0;
         loop {
+            // Small bodies (pages, manifests, metadata) have the response's time to
+            // arrive whole: one that trickles a byte at a time is no download to wait for.
             let outcome = self
                 .agent
                 .get(url)
                 .header("Accept", accept)
+                .config()
+                .timeout_global(Some(self.document_timeout()))
+                .build()
                 .call()
                 .map_err(|e| (true, self.describe(&e)))
                 .and_then(|response| match response.status().as_u16() {
@@ -271,7 +290,12 @@ impl Fetcher {
                             .take(limit + 1)
                             .read_to_end(&mut bytes)
                             .map(|_| bytes)
-                            .map_err(|e| (true, e.to_string()))
+                            .map_err(|e| {
+                                match e.get_ref().and_then(|e| e.downcast_ref::<ureq::Error>()) {
+                                    Some(inner) => (true, self.describe(inner)),
+                                    None => (true, e.to_string()),
+                                }
+                            })
                     }
                     status @ (408 | 429 | 500..=599) => Err((true, format!("HTTP {status}"))),
                     404 => Err((false, "HTTP 404: not found".to_owned())),

@@ -90,6 +90,14 @@ fn breaks_off(stream: &mut TcpStream) {
     let _ = stream.write_all(&vec![1u8; 1 << 20]);
 }
 
+/// A page whose body comes a byte a second, without end.
+fn trickles(stream: &mut TcpStream) {
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    while stream.write_all(b"1\r\n \r\n").is_ok() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Accepts the request and never answers, until the client hangs up.
 fn silent(stream: &mut TcpStream) {
     let _ = stream.read(&mut [0u8; 1]);
@@ -291,6 +299,38 @@ fn a_server_that_never_answers_fails_after_the_response_timeout() {
     }
     // Each was asked again once before giving up.
     assert_eq!(server.requests().len(), 4, "{:?}", server.requests());
+}
+
+#[test]
+fn a_page_that_trickles_fails_after_twice_the_response_timeout() {
+    let server = Loopback::start(trickles);
+    let dir = tempfile::tempdir().expect("temp");
+    let mut fetcher = Fetcher::new(&dir.path().join("cache"));
+    fetcher.set_response_timeout(Duration::from_secs(1));
+    fetcher.retries = 1;
+    fetcher.backoff = Duration::from_millis(10);
+    let page = server.url("/simple/cuda-cudart/");
+    let started = std::time::Instant::now();
+    let error = within(Duration::from_secs(30), {
+        let page = page.clone();
+        move || {
+            fetcher
+                .get_text(&page, "text/html")
+                .expect_err("never whole")
+        }
+    });
+    let message = error.to_string();
+    assert!(
+        message.starts_with(page.as_str())
+            && message.contains("did not send the whole document within 2 s"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.requests().len(), 2, "asked again once");
 }
 
 #[test]
