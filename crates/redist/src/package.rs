@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use cudapkgs_tree::dir::Dir;
-use cudapkgs_tree::scratch::Scratch;
+use cudapkgs_tree::scratch::{MadeFolders, Scratch};
 
 use crate::error::Error;
 use crate::split::{FixupOptions, Output, OutputLocations, fix_up, split};
@@ -30,7 +30,7 @@ pub fn split_package(
     limits: Limits,
 ) -> Result<Split, Error> {
     let parent = out_dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let made = MadeFolders::create_all(parent).map_err(|e| Error::io(parent, e))?;
     let out_dir = std::path::absolute(out_dir).map_err(|e| Error::io(out_dir, e))?;
     cudapkgs_tree::scratch::remove_abandoned(parent, WORK_PREFIX)
         .map_err(|e| Error::io(parent, e))?;
@@ -60,5 +60,6 @@ pub fn split_package(
     let named = |e: Error| e.naming_archive(&tree, source);
     let fixups = fix_up(&tree, &options).map_err(named)?;
     let outputs = split(&tree, &out_dir, true).map_err(named)?;
+    made.keep();
     Ok(Split { fixups, outputs })
 }

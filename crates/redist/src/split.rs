@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use cudapkgs_tree::dir::{Dir, Kind};
 use cudapkgs_tree::links::{LinkTree, Scope};
-use cudapkgs_tree::scratch::Scratch;
+use cudapkgs_tree::scratch::{MadeFolders, Scratch};
 
 use crate::error::Error;
 
@@ -174,7 +174,10 @@ fn merge_into(dir: &Dir, from: &Path, to: &Path) -> Result<(), Error> {
             Some(_) => {
                 return Err(Error::BadPackage {
                     path: dir.path().join(&source),
-                    problem: format!("would replace {}", dir.path().join(&destination).display()),
+                    problem: format!(
+                        "would go to {}, which another part of the package holds already",
+                        destination.display()
+                    ),
                 });
             }
             None => dir
@@ -343,9 +346,10 @@ pub fn split(root: &Path, out_dir: &Path, link_outputs: bool) -> Result<Vec<Outp
         by_output.entry(output_of(&file)).or_default().push(file);
     }
     let parent = out_dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let made = MadeFolders::create_all(parent).map_err(io(parent))?;
     cudapkgs_tree::scratch::remove_abandoned(parent, WORK_PREFIX).map_err(io(parent))?;
-    let scratch = Scratch::create(parent, WORK_PREFIX).map_err(io(parent))?;
+    // Becomes `out_dir`: a folder like one the user made (0755 less the umask).
+    let scratch = Scratch::create_with_mode(parent, WORK_PREFIX, 0o755).map_err(io(parent))?;
     let work = scratch.dir().map_err(io(parent))?;
     let mut outputs = Vec::new();
     for name in OUTPUTS {
@@ -385,6 +389,7 @@ pub fn split(root: &Path, out_dir: &Path, link_outputs: bool) -> Result<Vec<Outp
         link_compatibility_view(&work, &mut outputs)?;
     }
     std::fs::rename(scratch.path(), out_dir).map_err(io(out_dir))?;
+    made.keep();
     Ok(outputs)
 }
 

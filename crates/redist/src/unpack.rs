@@ -496,8 +496,9 @@ fn unpack_tar(stream: impl Read, writer: &mut Writer<'_>) -> Result<(), String> 
             }
             other => {
                 return Err(format!(
-                    "entry {} is a {other:?}, not a file, folder or link",
-                    name.display()
+                    "entry {} is {}, not a file, folder or link",
+                    name.display(),
+                    entry_kind(other)
                 ));
             }
         };
@@ -548,4 +549,20 @@ fn unpack_zip(file: File, writer: &mut Writer<'_>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What a tar entry of a type the unpacker refuses is, in words.
+fn entry_kind(kind: tar::EntryType) -> String {
+    match kind {
+        tar::EntryType::Fifo => "a named pipe (FIFO)".to_owned(),
+        tar::EntryType::Char => "a character device".to_owned(),
+        tar::EntryType::Block => "a block device".to_owned(),
+        tar::EntryType::GNUSparse => "a GNU sparse file".to_owned(),
+        other => match other.as_byte() {
+            printable @ 0x21..=0x7e => {
+                format!("of the unknown type `{}`", char::from(printable))
+            }
+            byte => format!("of the unknown type {byte:#04x}"),
+        },
+    }
 }

@@ -213,3 +213,49 @@ fn work_folders_of_killed_splits_are_removed_by_the_next_one() {
     left.sort();
     assert_eq!(left, ["out", "source"]);
 }
+
+#[test]
+fn two_wheel_folders_with_one_library_name_are_refused_naming_the_archive_and_the_place() {
+    let dir = tempfile::tempdir().expect("temp");
+    let source = dir.path().join("conflict");
+    write(&source, "x.dist-info/METADATA", "Name: x\n");
+    write(&source, "nvidia/a/lib/libx.so.1", "a");
+    write(&source, "nvidia/b/lib/libx.so.1", "b");
+    let out = dir.path().join("out");
+    let message = split_package(&source, &out, false, Limits::default())
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        message.contains("/conflict/nvidia/b/lib/libx.so.1: would go to lib/libx.so.1"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(".cudapkgs-"),
+        "no work folder is named: {message}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_refused_split_leaves_no_folders_and_a_split_looks_like_a_folder_the_user_made() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp");
+    let bad = dir.path().join("bad");
+    write(&bad, "x.dist-info/METADATA", "Name: x\n");
+    write(&bad, "nvidia/a/lib/libx.so.1", "a");
+    write(&bad, "nvidia/b/lib/libx.so.1", "b");
+    let deep = dir.path().join("new/deep/out");
+    split_package(&bad, &deep, false, Limits::default()).expect_err("refused");
+    assert!(
+        !dir.path().join("new").exists(),
+        "the folders made for it are gone"
+    );
+
+    let good = dir.path().join("good");
+    package(&good, "set(X 1)\n");
+    split_package(&good, &deep, false, Limits::default()).expect("split");
+    let mode = |path: &Path| path.metadata().expect("stat").permissions().mode() & 0o777;
+    let made_by_hand = dir.path().join("by-hand");
+    std::fs::create_dir(&made_by_hand).expect("mkdir");
+    assert_eq!(mode(&deep), mode(&made_by_hand) & 0o755);
+}

@@ -215,6 +215,26 @@ fn hostile_archives_are_refused_whole() {
 }
 
 #[test]
+fn entries_of_other_types_are_named_in_words() {
+    for (kind, words) in [
+        (b'6', "p/x is a named pipe (FIFO)"),
+        (b'3', "p/x is a character device"),
+        (b'4', "p/x is a block device"),
+        (b'S', "p/x is a GNU sparse file"),
+        (b'V', "p/x is of the unknown type `V`"),
+    ] {
+        let member = Member {
+            name: "p/x",
+            kind,
+            mode: 0o644,
+            link: "",
+            data: b"",
+        };
+        refused(&[folder("p/"), member], words);
+    }
+}
+
+#[test]
 fn a_link_escaping_the_stripped_top_folder_is_refused() {
     // Inside the archive, but outside the package once its top folder is stripped.
     refused(

@@ -26,6 +26,12 @@ pub struct Scratch {
 impl Scratch {
     /// A new private folder (mode 0700) named `<prefix><pid>-<unique>` in `parent`.
     pub fn create(parent: &Path, prefix: &str) -> io::Result<Scratch> {
+        Scratch::create_with_mode(parent, prefix, 0o700)
+    }
+
+    /// The same with `mode` (less the process's umask), for a folder that becomes a
+    /// result by rename and should look like one a user made.
+    pub fn create_with_mode(parent: &Path, prefix: &str, mode: u32) -> io::Result<Scratch> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let parent = Dir::open(parent)?;
         loop {
@@ -37,7 +43,7 @@ impl Scratch {
                 std::process::id(),
                 COUNTER.fetch_add(1, Ordering::Relaxed)
             );
-            match parent.create_dir(Path::new(&name), 0o700) {
+            match parent.create_dir(Path::new(&name), mode) {
                 Ok(()) => {
                     let Some(lock) = lock_folder(&parent.path().join(&name))? else {
                         return Err(io::Error::other("a new work folder is locked already"));
@@ -78,6 +84,53 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = self.parent.remove_all(Path::new(&self.name));
+    }
+}
+
+/// The folders `create_all` made on the way to a folder; unless kept, those still empty
+/// are removed again when dropped (a refused command leaves no folders behind).
+#[derive(Debug)]
+pub struct MadeFolders {
+    made: Vec<PathBuf>,
+}
+
+impl MadeFolders {
+    /// Creates `path` and the folders above it that are missing, remembering which.
+    pub fn create_all(path: &Path) -> io::Result<MadeFolders> {
+        let mut missing = Vec::new();
+        let mut at = Some(path);
+        while let Some(folder) = at.filter(|f| !f.as_os_str().is_empty()) {
+            if folder.symlink_metadata().is_ok() {
+                break;
+            }
+            missing.push(folder.to_owned());
+            at = folder.parent();
+        }
+        let mut made = MadeFolders { made: Vec::new() };
+        for folder in missing.into_iter().rev() {
+            match std::fs::create_dir(&folder) {
+                Ok(()) => made.made.push(folder),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(made)
+    }
+
+    /// Keeps the folders: the command succeeded.
+    pub fn keep(mut self) {
+        self.made.clear();
+    }
+}
+
+impl Drop for MadeFolders {
+    fn drop(&mut self) {
+        for folder in self.made.iter().rev() {
+            // Only when empty: anything put there since is not ours to remove.
+            if std::fs::remove_dir(folder).is_err() {
+                break;
+            }
+        }
     }
 }
 
@@ -162,6 +215,21 @@ mod tests {
         let path = scratch.path();
         drop(scratch);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn folders_made_on_the_way_go_unless_kept() {
+        let temp = tempfile::tempdir().expect("temp");
+        let deep = temp.path().join("a/b/c");
+        drop(MadeFolders::create_all(&deep).expect("create"));
+        assert!(!temp.path().join("a").exists());
+        // One that holds something since stays, with the folders above it.
+        let made = MadeFolders::create_all(&deep).expect("create");
+        std::fs::write(temp.path().join("a/b/other"), "x").expect("write");
+        drop(made);
+        assert!(!deep.exists() && temp.path().join("a/b/other").is_file());
+        MadeFolders::create_all(&deep).expect("create").keep();
+        assert!(deep.is_dir());
     }
 
     #[test]
