@@ -172,6 +172,19 @@ fn patch_auto_keeps_cudnn_loading_its_sub_libraries_and_cublas() {
                     .any(|entry| entry == "$ORIGIN/../../cu13/lib"),
                 "{label}: {engines}"
             );
+            // `elf --resolve` shows the loads: a stem the code completes with a version
+            // as such, found through the runpath the automatic mode kept.
+            let ext = site.join("nvidia/cudnn/lib/libcudnn_ext.so.9");
+            let (code, text, stderr) = run(&["elf", "--resolve", s(&ext)]);
+            assert_eq!(code, 0, "{label}: {stderr}");
+            let nvrtc = text
+                .lines()
+                .map(|line| line.trim_start_matches("  dlopen").trim())
+                .find(|line| line.starts_with("libnvrtc.so.* "));
+            assert!(
+                nvrtc.is_some_and(|line| line.contains("cu13/lib/libnvrtc.so.13")),
+                "{label}: {text}"
+            );
         }
         // The automatic mode is idempotent on the result.
         let (code, stdout, stderr) = run(&[

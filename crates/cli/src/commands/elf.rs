@@ -197,8 +197,20 @@ fn human(visited: &[Visited<FileView>], single: bool, resolve: bool) -> String {
         }
         // A run-time load found nowhere is not a problem: the program may go without it
         // (or the name sits in a message); it is shown so that a missing one is seen.
+        // A stem the code completes with a version (`libnvrtc.so.`) is shown as such.
+        let shown = |name: &str| {
+            if name.ends_with(".so.") {
+                format!("{name}*")
+            } else {
+                name.to_owned()
+            }
+        };
         let loads = view.loads_resolved.iter().flatten();
-        let width = loads.clone().map(|l| l.name.len()).max().unwrap_or(0);
+        let width = loads
+            .clone()
+            .map(|l| shown(&l.name).len())
+            .max()
+            .unwrap_or(0);
         for (index, resolved) in loads.enumerate() {
             problems += usize::from(resolved.driver && resolved.stub);
             let label = if index == 0 { "dlopen" } else { "" };
@@ -207,7 +219,11 @@ fn human(visited: &[Visited<FileView>], single: bool, resolve: bool) -> String {
             } else {
                 "not found (loaded at run time when present)".to_owned()
             };
-            let _ = writeln!(out, "  {label:<12} {:<width$} → {found}", resolved.name);
+            let _ = writeln!(
+                out,
+                "  {label:<12} {:<width$} → {found}",
+                shown(&resolved.name)
+            );
         }
     }
     if resolve && !single {
