@@ -82,7 +82,11 @@ fn a_copy_of_a_store_is_not_judged_by_the_originals_database() {
     assert!(copied.success());
     let store = new.join("store");
     let before = names(&store);
-    assert_eq!(before.len(), 2, "the path and its lock: {before:?}");
+    assert_eq!(
+        before.len(),
+        3,
+        "the mark, the path and its lock: {before:?}"
+    );
     let described = format!("describes the store folder {}", s(&old.join("store")));
     for command in [
         &["gc"][..],
@@ -154,11 +158,12 @@ fn the_logical_folder_without_its_root_is_refused_and_a_moved_store_is_taken_ove
     assert!(state.join("db.sqlite").is_file());
     refused(
         &["gc", "--store-dir", s(&logical), "--state-dir", s(&state)],
-        "belongs to the store at",
+        "is not the one it was made for",
     );
     assert!(theirs.join("lib/libc.so.6").is_file());
 
-    // Moved as a whole, the store is the same store at its new place.
+    // Moved as a whole, the store is the same store at its new place (it carries its
+    // mark), and so it is through a link left where it was.
     let moved = dir.path().join("moved");
     std::fs::rename(&chroot, &moved).expect("mv");
     let (code, stdout, stderr) = run(&[
@@ -178,4 +183,104 @@ fn the_logical_folder_without_its_root_is_refused_and_a_moved_store_is_taken_ove
         .join(name);
     assert!(physical.join("f").is_file());
     assert!(theirs.join("lib/libc.so.6").is_file());
+}
+
+#[test]
+fn a_moved_store_reached_through_a_link_is_the_same_store() {
+    let dir = tempfile::tempdir().expect("temp");
+    let src = source(dir.path());
+    let home = dir.path().join("home");
+    let store = home.join("store");
+    let (code, _, stderr) = run(&[
+        "store",
+        "add",
+        s(&src),
+        "--store-dir",
+        s(&store),
+        "--gc-root",
+        "k",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).expect("mkdir");
+    std::fs::rename(&store, disk.join("store")).expect("mv");
+    std::os::unix::fs::symlink(disk.join("store"), &store).expect("ln -s");
+    for command in [
+        &["gc"][..],
+        &["store", "verify", "--repair"],
+        &["store", "add", s(&src)],
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["--store-dir", s(&store)]);
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, 0, "{args:?}: {stdout}{stderr}");
+    }
+}
+
+#[test]
+fn a_store_folder_is_claimed_by_one_database() {
+    let dir = tempfile::tempdir().expect("temp");
+    let src = source(dir.path());
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::write(other.join("g"), "y\n").expect("write");
+    let store = dir.path().join("store");
+    let at = |state: &str, command: &[&str]| -> (i32, String, String) {
+        let mut args = command.to_vec();
+        let state = dir.path().join(state);
+        args.extend(["--store-dir", s(&store), "--state-dir", s(&state)]);
+        run(&args)
+    };
+    // The first database's only path is collected: the folder holds no store path,
+    // and a second database is still refused (two first adds racing look the same).
+    let (code, _, stderr) = at("s1", &["store", "add", s(&src)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(at("s1", &["gc"]).0, 0);
+    let (code, _, stderr) = at("s2", &["store", "add", s(&other), "--gc-root", "theirs"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is marked as the store of another database"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("s2").exists(),
+        "no database was made for it"
+    );
+
+    // Wiped by hand and made anew by another database: the first one no longer
+    // judges it.
+    let (code, _, stderr) = at("s1", &["store", "add", s(&src), "--gc-root", "mine"]);
+    assert_eq!(code, 0, "{stderr}");
+    make_writable(&store);
+    std::fs::remove_dir_all(&store).expect("rm -r");
+    let (code, theirs, stderr) = at("s2", &["store", "add", s(&other), "--gc-root", "theirs"]);
+    assert_eq!(code, 0, "{stderr}");
+    for command in [
+        &["gc"][..],
+        &["store", "verify", "--repair"],
+        &["store", "verify"],
+    ] {
+        let (code, _, stderr) = at("s1", command);
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+    }
+    assert!(Path::new(theirs.trim()).join("g").is_file());
+}
+
+/// Gives the owner write permission on everything under `root` (store paths are
+/// read-only), so that a test can remove it.
+fn make_writable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = root.symlink_metadata() else {
+        return;
+    };
+    if metadata.is_symlink() {
+        return;
+    }
+    let mode = metadata.permissions().mode() | 0o200;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    if metadata.is_dir() {
+        for entry in std::fs::read_dir(root).expect("list") {
+            make_writable(&entry.expect("entry").path());
+        }
+    }
 }

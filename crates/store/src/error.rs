@@ -76,15 +76,16 @@ pub enum Error {
         described: String,
         given: String,
     },
-    /// The database was made for another physical folder, which still exists.
+    /// The store folder is marked as another database's.
     #[error(
-        "the database {database} belongs to the store at {recorded}, not {given}; nothing was changed"
+        "the store folder {folder} is marked as the store of another database than {database} (or that store's database was lost or replaced); nothing was changed"
     )]
-    OtherFolder {
-        database: PathBuf,
-        recorded: PathBuf,
-        given: PathBuf,
-    },
+    OtherDatabase { folder: PathBuf, database: PathBuf },
+    /// The database registers paths, and the store folder has no mark of it.
+    #[error(
+        "the database {database} registers paths, but the store folder {folder} is not the one it was made for (it has no mark of that store: it was removed or replaced, or it is another folder); nothing was changed"
+    )]
+    UnmarkedFolder { folder: PathBuf, database: PathBuf },
     #[error("{path} is not a usable store database ({problem})")]
     CorruptDatabase { path: PathBuf, problem: String },
     #[error(

@@ -9,6 +9,7 @@ mod copy;
 pub mod diff;
 mod error;
 pub mod gc;
+mod identity;
 pub mod nar;
 pub mod path;
 mod pipe;

@@ -28,6 +28,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::error::Error;
 use crate::gc::check_root_name;
+use crate::identity::MARK;
 use crate::nar::{self, HashingWriter, under};
 use crate::path::{hash_part, is_store_path_name, source_path};
 use crate::scan::ReferenceScanner;
@@ -49,7 +50,7 @@ pub struct Store {
     root: Option<PathBuf>,
     state_dir: PathBuf,
     pub(crate) db_path: PathBuf,
-    writable: bool,
+    pub(crate) writable: bool,
     pub(crate) db: Connection,
     /// A writing open's name for its temporaries and the lock it holds on
     /// `<prefix><owner>.owner.lock` while it or a work folder of it lives (see
@@ -228,6 +229,12 @@ impl Store {
         let writable = access != Access::ReadOnly;
         let db = if writable {
             if database_is_new(&db_path) {
+                if physical.join(MARK).symlink_metadata().is_ok() {
+                    return Err(Error::OtherDatabase {
+                        folder: physical,
+                        database: db_path,
+                    });
+                }
                 refuse_foreign_entries(&physical)?;
                 // Still new once the folder is listed: no add of this store placed what
                 // is there (an add creates the database first).
@@ -247,13 +254,16 @@ impl Store {
             db,
             owner: None,
         };
-        store.check_identity()?;
+        store.check_described_folder()?;
         if writable {
             std::fs::create_dir_all(&physical).map_err(|e| Error::io(&physical, e))?;
+            store.claim_folder()?;
             store.take_owner_lock()?;
             store.remove_temporaries()?;
             store.finish_interrupted()?;
             store.refuse_unknown_store_paths()?;
+        } else {
+            store.check_folder_mark()?;
         }
         Ok(store)
     }
@@ -407,7 +417,7 @@ impl Store {
         self.query_paths("SELECT path FROM Pending")
     }
 
-    fn query_paths(&self, query: &str) -> Result<Vec<String>, Error> {
+    pub(crate) fn query_paths(&self, query: &str) -> Result<Vec<String>, Error> {
         let mut statement = self.db.prepare_cached(query).map_err(sql(&self.db_path))?;
         statement
             .query_map([], |row| row.get::<_, String>(0))
@@ -464,74 +474,6 @@ impl Store {
             let path = format!("{}/{name}", self.folder);
             Ok(!valid.contains(&path) && !pending.contains(&path))
         })
-    }
-
-    /// Refuses a database that describes another store: one whose paths live in another
-    /// logical folder (a mistyped `--store-dir` beside the real store shares its default
-    /// database), or, for writing, one made for another physical folder that still exists
-    /// (a store's copy, or the logical folder given without its `--root`): collecting
-    /// would judge that folder's entries by a list of someone else's. A writing open
-    /// records both folders; a store moved away from its recorded folder is taken over.
-    fn check_identity(&self) -> Result<(), Error> {
-        let recorded = self.store_info(STORE_FOLDER)?;
-        let described = match &recorded {
-            Some(folder) => Some(folder.clone()),
-            None => self
-                .query_paths("SELECT path FROM ValidPaths LIMIT 1")?
-                .pop()
-                .and_then(|path| path.rsplit_once('/').map(|(folder, _)| folder.to_owned())),
-        };
-        if let Some(described) = described.filter(|described| *described != self.folder) {
-            return Err(Error::OtherStore {
-                database: self.db_path.clone(),
-                described,
-                given: self.folder.clone(),
-            });
-        }
-        if !self.writable {
-            return Ok(());
-        }
-        let physical = canonical(&self.physical_folder())?;
-        let physical_text = physical.to_string_lossy().into_owned();
-        let recorded_physical = self.store_info(PHYSICAL_FOLDER)?;
-        if let Some(before) = &recorded_physical
-            && *before != physical_text
-            && Path::new(before).is_dir()
-        {
-            return Err(Error::OtherFolder {
-                database: self.db_path.clone(),
-                recorded: PathBuf::from(before),
-                given: physical,
-            });
-        }
-        if recorded.is_none() {
-            self.set_store_info(STORE_FOLDER, &self.folder)?;
-        }
-        if recorded_physical.as_deref() != Some(physical_text.as_str()) {
-            self.set_store_info(PHYSICAL_FOLDER, &physical_text)?;
-        }
-        Ok(())
-    }
-
-    fn store_info(&self, key: &str) -> Result<Option<String>, Error> {
-        self.db
-            .query_row(
-                "SELECT value FROM StoreInfo WHERE key = ?1",
-                params![key],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(sql(&self.db_path))
-    }
-
-    fn set_store_info(&self, key: &str, value: &str) -> Result<(), Error> {
-        self.db
-            .execute(
-                "INSERT OR REPLACE INTO StoreInfo (key, value) VALUES (?1, ?2)",
-                params![key, value],
-            )
-            .map(drop)
-            .map_err(sql(&self.db_path))
     }
 
     /// The valid and the pending paths, read together (one consistent view).
@@ -946,21 +888,6 @@ fn physical_of(root: Option<&Path>, logical: &str) -> PathBuf {
     }
 }
 
-/// `path` with links and `..` resolved as far as it exists (a store folder a first add
-/// is about to create has not been made yet).
-fn canonical(path: &Path) -> Result<PathBuf, Error> {
-    match path.canonicalize() {
-        Ok(path) => Ok(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            match (path.parent(), path.file_name()) {
-                (Some(parent), Some(name)) => Ok(canonical(parent)?.join(name)),
-                _ => Ok(path.to_owned()),
-            }
-        }
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
-
 /// Whether the database file does not exist yet (or is empty, which SQLite takes for
 /// a new database).
 fn database_is_new(path: &Path) -> bool {
@@ -978,7 +905,9 @@ fn refuse_foreign_entries(folder: &Path) -> Result<(), Error> {
             .filter_map(Result::ok)
             .filter(|entry| !is_lock_file(entry))
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|name| !is_store_path_name(name) && !name.starts_with(TEMP_PREFIX))
+            .filter(|name| {
+                !is_store_path_name(name) && !name.starts_with(TEMP_PREFIX) && name != MARK
+            })
             .collect(),
     };
     foreign.sort();
@@ -1030,7 +959,7 @@ fn refuse_unknown_paths(
 }
 
 /// A name no other add uses: this process and a counter.
-fn unique() -> String {
+pub(crate) fn unique() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1135,11 +1064,6 @@ const TABLES: [(&str, &str); 7] = [
 /// Tables that stores made by older versions lack: created when missing, never a sign
 /// of damage.
 const ADDED_LATER: [&str; 4] = ["Pending", "BuildRecords", "StoreInfo", "FileHashes"];
-
-/// `StoreInfo` keys: the logical store folder the database describes, and the physical
-/// folder (canonical) it was last opened for writing at.
-const STORE_FOLDER: &str = "storeDir";
-const PHYSICAL_FOLDER: &str = "physicalDir";
 
 /// `CREATE TABLE` statements for `tables` (temporary ones: in memory, for this
 /// connection only).

@@ -55,8 +55,11 @@ fn hint(error: &cudapkgs_store::Error) -> Option<&'static str> {
         Error::OtherStore { .. } => {
             "check --store-dir for a typo; a second store beside another needs its own --state-dir"
         }
-        Error::OtherFolder { .. } => {
-            "give this store its own --state-dir, or pass the --root the database was made with; a copy of a store is a new store (fill it with `cudapkgs copy` from a cache)"
+        Error::OtherDatabase { .. } => {
+            "pass the --state-dir of the database this store folder belongs to, or give this store a folder of its own"
+        }
+        Error::UnmarkedFolder { .. } => {
+            "pass the --root the database was made with; if that store's folder is gone for good, remove the database too"
         }
         Error::CorruptDatabase { .. } => {
             "nothing was changed; check --state-dir, or restore the file from a backup"

@@ -1,0 +1,192 @@
+//! Which store a database describes, and which database a store folder belongs to.
+//!
+//! A database records the logical store folder its paths live in (`StoreInfo.storeDir`)
+//! and a name of its own (`StoreInfo.storeId`), which it writes as the mark
+//! `.cudapkgs-store` into the store folder it first claims. A writing open refuses a
+//! folder whose mark is another database's, and a folder without a mark when the database
+//! registers paths (the folder was replaced, or it is another folder: the logical folder
+//! given without its `--root`, a store wiped and made anew by another database). A store
+//! moved as a whole, or reached through a link, carries its mark and stays itself.
+//! Collecting or repairing judges a folder's entries by the database's list of valid
+//! paths, so that list must be this folder's.
+
+use std::io::Write as _;
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::error::Error;
+use crate::store::{Store, sql, unique};
+
+/// The mark's file name in the store folder (no store path is named so, and it is no
+/// temporary).
+pub(crate) const MARK: &str = ".cudapkgs-store";
+
+/// `StoreInfo` keys.
+const STORE_FOLDER: &str = "storeDir";
+const STORE_ID: &str = "storeId";
+
+impl Store {
+    /// Refuses a database whose paths live in another logical folder: a mistyped
+    /// `--store-dir` beside the real store shares its default database, and so does a
+    /// copied store. A writing open records the folder.
+    pub(crate) fn check_described_folder(&self) -> Result<(), Error> {
+        let recorded = self.store_info(STORE_FOLDER)?;
+        let described = match &recorded {
+            Some(folder) => Some(folder.clone()),
+            None => self
+                .query_paths("SELECT path FROM ValidPaths LIMIT 1")?
+                .pop()
+                .and_then(|path| path.rsplit_once('/').map(|(folder, _)| folder.to_owned())),
+        };
+        if let Some(described) = described.filter(|described| *described != self.folder) {
+            return Err(Error::OtherStore {
+                database: self.db_path.clone(),
+                described,
+                given: self.folder.clone(),
+            });
+        }
+        if self.writable && recorded.is_none() {
+            self.set_store_info(STORE_FOLDER, &self.folder)?;
+        }
+        Ok(())
+    }
+
+    /// For a writing open: makes sure the store folder is this database's, marking it
+    /// when it is not marked yet and the database has no paths elsewhere to answer for.
+    pub(crate) fn claim_folder(&self) -> Result<(), Error> {
+        if let (Some(ours), Some(mark)) = (self.store_info(STORE_ID)?, self.read_mark()?)
+            && ours == mark
+        {
+            return Ok(());
+        }
+        // Under the database's write lock: two first opens of one new database take
+        // turns, and the second finds the first one's mark as its own.
+        self.db
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql(&self.db_path))?;
+        let claimed = self.claim_folder_locked();
+        let end = if claimed.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
+        self.db.execute_batch(end).map_err(sql(&self.db_path))?;
+        claimed
+    }
+
+    fn claim_folder_locked(&self) -> Result<(), Error> {
+        let ours = self.store_info(STORE_ID)?;
+        let mark = self.read_mark()?;
+        match (ours, mark) {
+            (Some(ours), Some(mark)) if ours == mark => Ok(()),
+            (_, Some(_)) => Err(self.marked_by_another()),
+            (Some(ours), None) => {
+                if self.registers_paths()? {
+                    return Err(Error::UnmarkedFolder {
+                        folder: self.physical_folder(),
+                        database: self.db_path.clone(),
+                    });
+                }
+                self.write_mark(&ours)
+            }
+            // A new database, or one from before marks (whose folder is taken as its
+            // own, as it always was).
+            (None, None) => {
+                let id = format!("{}-{}", std::process::id(), unique());
+                self.write_mark(&id)?;
+                self.set_store_info(STORE_ID, &id)
+            }
+        }
+    }
+
+    /// For a read-only open: refuses a folder another database marked, when this one
+    /// registers paths (one that registers none answers every query with nothing, and a
+    /// dry collection refuses the folder's store paths by itself).
+    pub(crate) fn check_folder_mark(&self) -> Result<(), Error> {
+        if !self.registers_paths()? {
+            return Ok(());
+        }
+        match self.read_mark()? {
+            Some(mark) if self.store_info(STORE_ID)?.as_deref() != Some(mark.as_str()) => {
+                Err(self.marked_by_another())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn marked_by_another(&self) -> Error {
+        Error::OtherDatabase {
+            folder: self.physical_folder(),
+            database: self.db_path.clone(),
+        }
+    }
+
+    fn registers_paths(&self) -> Result<bool, Error> {
+        self.db
+            .query_row("SELECT EXISTS (SELECT 1 FROM ValidPaths)", [], |row| {
+                row.get(0)
+            })
+            .map_err(sql(&self.db_path))
+    }
+
+    /// The mark's contents; `Some("")` for one being written (another open is claiming
+    /// the folder), and any mark that is no plain file counts as another's.
+    fn read_mark(&self) -> Result<Option<String>, Error> {
+        let path = self.physical_folder().join(MARK);
+        match path.symlink_metadata() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+            Ok(metadata) if !metadata.is_file() || metadata.len() > 4096 => {
+                return Ok(Some(String::new()));
+            }
+            Ok(_) => {}
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Some(text.trim_end().to_owned()))
+    }
+
+    /// Writes the mark, failing as another's when one appeared meanwhile (two first
+    /// adds with different databases: only one claims the folder).
+    fn write_mark(&self, id: &str) -> Result<(), Error> {
+        let path = self.physical_folder().join(MARK);
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(self.marked_by_another());
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        // Read-only, as everything in a store folder is.
+        writeln!(file, "{id}")
+            .and_then(|()| {
+                file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o444))
+            })
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(&path, e))
+    }
+
+    fn store_info(&self, key: &str) -> Result<Option<String>, Error> {
+        self.db
+            .query_row(
+                "SELECT value FROM StoreInfo WHERE key = ?1",
+                params![key],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql(&self.db_path))
+    }
+
+    fn set_store_info(&self, key: &str, value: &str) -> Result<(), Error> {
+        self.db
+            .execute(
+                "INSERT OR REPLACE INTO StoreInfo (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(sql(&self.db_path))
+    }
+}
