@@ -493,7 +493,7 @@ fn keep_rooted(
     before: Option<String>,
     repointed: &mut Vec<(String, String)>,
 ) -> Result<(), Error> {
-    let own_root = |path: &str| path.rsplit('/').next().unwrap_or(short).to_owned();
+    let own_root = cudapkgs_store::gc::own_root_name;
     store.add_root(&own_root(path), path)?;
     if let Some(before) = before.filter(|before| before != path) {
         // Also when a path was rooted by another name (older versions used the store

@@ -43,10 +43,32 @@ impl Collection {
     }
 }
 
+/// The root that names `path` itself: its base name, made a valid root name when it is
+/// not one (`?` becomes `_`, and a long name keeps its hash and as much of the rest as
+/// fits), so that no other path takes it.
+pub fn own_root_name(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let mut name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+-._@=:".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    name.truncate(MAX_ROOT_NAME);
+    name
+}
+
+/// The longest root name.
+const MAX_ROOT_NAME: usize = 200;
+
 /// Root names are single path components people type: letters, digits and `+-._@=:`.
 pub(crate) fn check_root_name(name: &str) -> Result<(), Error> {
     let valid = !name.is_empty()
-        && name.len() <= 200
+        && name.len() <= MAX_ROOT_NAME
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+-._@=:".contains(&b));
@@ -195,5 +217,23 @@ impl Store {
                 .map_err(&failed)?;
         }
         transaction.commit().map_err(&failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_store_path_has_a_valid_root_of_its_own() {
+        let hash = "0".repeat(32);
+        let plain = format!("/nix/store/{hash}-libcublas-13.0-lib");
+        assert_eq!(own_root_name(&plain), format!("{hash}-libcublas-13.0-lib"));
+        // Store names may hold `?` and reach 211 bytes after the hash.
+        let long = format!("/nix/store/{hash}-{}?{}", "a".repeat(150), "b".repeat(60));
+        let root = own_root_name(&long);
+        assert!(check_root_name(&root).is_ok(), "{root}");
+        assert!(root.starts_with(&format!("{hash}-aaa")) && root.len() == MAX_ROOT_NAME);
+        assert_eq!(root.as_bytes()[33 + 150], b'_');
     }
 }

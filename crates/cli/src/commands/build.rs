@@ -365,7 +365,7 @@ fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult
                 "root {root} now holds this build of {} {}; what it held ({was}) stays rooted as {}",
                 package.package,
                 package.version,
-                was.rsplit('/').next().unwrap_or(was)
+                cudapkgs_store::gc::own_root_name(was)
             ));
         }
         for (capability, file, kernel) in package.targets.missing.iter().take(5) {
