@@ -61,8 +61,10 @@ fn agent(response_timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(response_timeout))
-        // A stalled transfer fails and is resumed rather than hanging.
-        .timeout_recv_body(Some(Duration::from_secs(300)))
+        // A transfer that stalls (no byte for that long) fails and is resumed rather than
+        // hanging; a slow one that keeps going is never cut (ureq's body timeout would
+        // bound the whole body).
+        .timeout_per_read(Some(response_timeout))
         .http_status_as_error(false)
         // The system's trust store (with `SSL_CERT_FILE`), as pip and curl use it:
         // behind a company proxy, its certificate authority is there and not in
@@ -360,6 +362,8 @@ impl Fetcher {
         if done.is_file() {
             return Ok(done);
         }
+        // Downloads interrupted without a last failure (a killed process) count too.
+        trim_partials(&partial_dir, &partial, self.max_partial)?;
         let mut attempt = 0;
         let (hasher, size) = loop {
             match self.transfer(request, &partial, progress) {
@@ -433,9 +437,13 @@ impl Fetcher {
             let response = call
                 .call()
                 .map_err(|e| Transfer::Retry(self.describe(&e)))?;
-            match response.status().as_u16() {
-                206 if have > 0 => {}
-                200 => out.set_len(0).map_err(fatal)?,
+            let resumed = match response.status().as_u16() {
+                206 if have > 0 => true,
+                // The whole file again (the server ignores `Range`): it starts over.
+                200 => {
+                    out.set_len(0).map_err(fatal)?;
+                    false
+                }
                 416 => {
                     // What is here is already as long as the file, or longer: start over.
                     out.set_len(0).map_err(fatal)?;
@@ -452,8 +460,9 @@ impl Fetcher {
                         problem: format!("HTTP {status}"),
                     }));
                 }
-            }
-            let promised = response.body().content_length().map(|n| n + have);
+            };
+            let kept = if resumed { have } else { 0 };
+            let promised = response.body().content_length().map(|n| n + kept);
             if let Some(promised) = promised.filter(|&n| n > self.limit(request)) {
                 drop(out);
                 let _ = std::fs::remove_file(partial);

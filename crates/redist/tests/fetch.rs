@@ -90,6 +90,56 @@ fn breaks_off(stream: &mut TcpStream) {
     let _ = stream.write_all(&vec![1u8; 1 << 20]);
 }
 
+/// The body of `breaks_off_once_then_ignores_range`.
+fn two_mebibytes_of_sevens() -> Vec<u8> {
+    vec![7u8; 2 << 20]
+}
+
+/// The first request gets half the body and a hang-up; every later one the whole body
+/// with 200, whatever `Range` it asks (as servers that ignore `Range` answer).
+fn breaks_off_once_then_ignores_range(stream: &mut TcpStream) {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let body = two_mebibytes_of_sevens();
+    let header = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+    let _ = stream.write_all(header.as_bytes());
+    if CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        let _ = stream.write_all(&body[..body.len() / 2]);
+        return;
+    }
+    let _ = stream.write_all(&body);
+}
+
+/// The first request gets half the body and then nothing, the connection held open; a
+/// request with `Range` gets the rest (206); each part comes in slices 200 ms apart.
+fn stalls_once_then_resumes(stream: &mut TcpStream) {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let body = two_mebibytes_of_sevens();
+    let half = body.len() / 2;
+    let slowly = |stream: &mut TcpStream, part: &[u8]| {
+        for slice in part.chunks(part.len() / 4) {
+            if stream.write_all(slice).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    if CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        let header = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let _ = stream.write_all(header.as_bytes());
+        slowly(stream, &body[..half]);
+        let _ = stream.read(&mut [0u8; 1]);
+        return;
+    }
+    let header = format!(
+        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {half}-{}/{}\r\n\r\n",
+        body.len() - half,
+        body.len() - 1,
+        body.len()
+    );
+    let _ = stream.write_all(header.as_bytes());
+    slowly(stream, &body[half..]);
+}
+
 /// A page whose body comes a byte a second, without end.
 fn trickles(stream: &mut TcpStream) {
     let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -299,6 +349,52 @@ fn a_server_that_never_answers_fails_after_the_response_timeout() {
     }
     // Each was asked again once before giving up.
     assert_eq!(server.requests().len(), 4, "{:?}", server.requests());
+}
+
+#[test]
+fn a_download_resumed_from_a_server_that_ignores_range_starts_over() {
+    let server = Loopback::start(breaks_off_once_then_ignores_range);
+    let dir = tempfile::tempdir().expect("temp");
+    let mut fetcher = Fetcher::new(&dir.path().join("cache"));
+    fetcher.backoff = Duration::from_millis(10);
+    let body = two_mebibytes_of_sevens();
+    let request = Request {
+        url: server.url("/x.whl"),
+        sha256: sha256_of(&body),
+        // Known, as indexes give it: the second answer's length plus the bytes kept
+        // from the first had been taken for more than the file holds.
+        size: Some(body.len() as u64),
+    };
+    let path = within(Duration::from_secs(60), move || {
+        fetcher.fetch(&request, &no_progress)
+    })
+    .expect("the second attempt brings the whole file");
+    assert_eq!(std::fs::read(path).expect("read"), body);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+}
+
+#[test]
+fn a_stalled_download_is_resumed_and_a_slow_one_is_not_cut() {
+    let server = Loopback::start(stalls_once_then_resumes);
+    let dir = tempfile::tempdir().expect("temp");
+    let mut fetcher = Fetcher::new(&dir.path().join("cache"));
+    // Each part takes longer than the timeout, with no pause as long as it.
+    fetcher.set_response_timeout(Duration::from_millis(700));
+    fetcher.backoff = Duration::from_millis(10);
+    let body = two_mebibytes_of_sevens();
+    let request = Request {
+        url: server.url("/x.whl"),
+        sha256: sha256_of(&body),
+        size: Some(body.len() as u64),
+    };
+    let path = within(Duration::from_secs(30), move || {
+        fetcher.fetch(&request, &no_progress)
+    })
+    .expect("resumed after the stall");
+    assert_eq!(std::fs::read(path).expect("read"), body);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "one stall, one resumption: {requests:?}");
 }
 
 #[test]
