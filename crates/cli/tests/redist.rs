@@ -665,3 +665,14 @@ fn an_index_that_never_answers_fails_after_the_response_timeout() {
         "{stderr}"
     );
 }
+
+#[test]
+fn split_takes_a_bare_output_name_in_the_current_folder() {
+    let dir = tempfile::tempdir().expect("temp");
+    let package = dir.path().join("package");
+    std::fs::create_dir_all(package.join("include")).expect("mkdir");
+    std::fs::write(package.join("include/x.h"), "int x;\n").expect("write");
+    let (code, _, stderr) = common::run_in(dir.path(), &["split", "package", "--out", "out"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(dir.path().join("out/include/include/x.h").is_file());
+}

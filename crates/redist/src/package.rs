@@ -29,7 +29,7 @@ pub fn split_package(
     allow_usr: bool,
     limits: Limits,
 ) -> Result<Split, Error> {
-    let parent = out_dir.parent().unwrap_or(Path::new("."));
+    let parent = cudapkgs_tree::folder_of(out_dir);
     let made = MadeFolders::create_all(parent).map_err(|e| Error::io(parent, e))?;
     let out_dir = std::path::absolute(out_dir).map_err(|e| Error::io(out_dir, e))?;
     cudapkgs_tree::scratch::remove_abandoned(parent, WORK_PREFIX)

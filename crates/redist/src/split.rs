@@ -345,7 +345,7 @@ pub fn split(root: &Path, out_dir: &Path, link_outputs: bool) -> Result<Vec<Outp
     for file in tree.files().map_err(io(root))? {
         by_output.entry(output_of(&file)).or_default().push(file);
     }
-    let parent = out_dir.parent().unwrap_or(Path::new("."));
+    let parent = cudapkgs_tree::folder_of(out_dir);
     let made = MadeFolders::create_all(parent).map_err(io(parent))?;
     cudapkgs_tree::scratch::remove_abandoned(parent, WORK_PREFIX).map_err(io(parent))?;
     // Becomes `out_dir`: a folder like one the user made (0755 less the umask).

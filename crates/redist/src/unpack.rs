@@ -79,7 +79,7 @@ pub fn unpack(archive: &Path, target: &Path, limits: Limits) -> Result<(), Error
         archive: archive.to_owned(),
         problem: "not a tar.xz, tar.gz or zip archive".to_owned(),
     })?;
-    let parent = target.parent().unwrap_or(Path::new("."));
+    let parent = cudapkgs_tree::folder_of(target);
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     cudapkgs_tree::scratch::remove_abandoned(parent, WORK_PREFIX)
         .map_err(|e| Error::io(parent, e))?;
@@ -92,6 +92,13 @@ pub fn unpack(archive: &Path, target: &Path, limits: Limits) -> Result<(), Error
     let dir = work.dir().map_err(io_at)?;
     dir.create_dir(Path::new("raw"), 0o755).map_err(io_at)?;
     let raw = dir.open_dir(Path::new("raw")).map_err(io_at)?;
+    // A compressed stream of zeros is tiny: what an archive unpacks to is bounded by a
+    // ratio to its size (NVIDIA's tar.xz archives unpack to a few times theirs).
+    let archive_bytes = file.metadata().map_err(|e| Error::io(archive, e))?.len();
+    let limits = Limits {
+        max_bytes: limits.max_bytes.min(max_unpacked_bytes(archive_bytes)),
+        ..limits
+    };
     let mut writer = Writer {
         dir: &raw,
         limits,
@@ -304,6 +311,21 @@ impl Writer<'_> {
         }
     }
 
+    /// Refuses a file of `size` bytes that the bound has no room for.
+    fn refuse_past_bound(&self, size: u64) -> Result<(), String> {
+        if size > self.limits.max_bytes - self.bytes {
+            return Err(self.past_bound());
+        }
+        Ok(())
+    }
+
+    fn past_bound(&self) -> String {
+        format!(
+            "unpacks to more than {} bytes (a bomb?)",
+            self.limits.max_bytes
+        )
+    }
+
     /// Copies a file's contents within the bound on the unpacked bytes.
     fn copy(
         &mut self,
@@ -333,10 +355,7 @@ impl Writer<'_> {
         }
         self.bytes += copied;
         if copied > room {
-            return Err(format!(
-                "unpacks to more than {} bytes (a bomb?)",
-                self.limits.max_bytes
-            ));
+            return Err(self.past_bound());
         }
         Ok(())
     }
@@ -484,6 +503,9 @@ fn unpack_tar(stream: impl Read, writer: &mut Writer<'_>) -> Result<(), String> 
             tar::EntryType::Symlink => Entry::Symlink(described.link(entry.header(), &name)?),
             tar::EntryType::Link => Entry::Hardlink(described.link(entry.header(), &name)?),
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                // Refused by what it declares, before a byte of it is written.
+                let declared = entry.header().size().unwrap_or(0);
+                writer.refuse_past_bound(declared)?;
                 let mode = entry.header().mode().unwrap_or(0o644);
                 writer.add(
                     &name,
@@ -514,12 +536,9 @@ fn unpack_tar(stream: impl Read, writer: &mut Writer<'_>) -> Result<(), String> 
 const KIND: u32 = 0o170_000;
 
 fn unpack_zip(file: File, writer: &mut Writer<'_>) -> Result<(), String> {
-    let archive_bytes = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut zip = open_zip(BufReader::new(file)).map_err(|e| e.to_string())?;
     // Entries may still lie about their sizes: what they really unpack to is bounded by
-    // the same ratio.
-    let bound = max_unpacked_bytes(archive_bytes);
-    writer.limits.max_bytes = writer.limits.max_bytes.min(bound);
+    // the archive's ratio as every format's is.
+    let mut zip = open_zip(BufReader::new(file)).map_err(|e| e.to_string())?;
     for i in 0..zip.len() {
         let mut member = zip
             .by_index(i)

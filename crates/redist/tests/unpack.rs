@@ -248,6 +248,27 @@ fn a_link_escaping_the_stripped_top_folder_is_refused() {
 }
 
 #[test]
+fn what_a_tar_unpacks_to_is_bounded_by_its_size() {
+    // One entry declaring 3 GiB in an archive of a few hundred bytes: the bound is
+    // 1 GiB for small archives (256 times the size for big ones), whatever the limits
+    // allow, and the entry is refused before a byte of it is written.
+    let mut archive = tar(&[folder("top/"), file("top/big", b"")]);
+    let header = &mut archive[512..1024];
+    octal(&mut header[124..136], 3 << 30);
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let dir = tempfile::tempdir().expect("temp");
+    let error = try_unpack(dir.path(), &xz(&archive), Limits::default()).expect_err("bounded");
+    assert!(
+        error
+            .to_string()
+            .contains("unpacks to more than 1073741824 bytes"),
+        "{error}"
+    );
+}
+
+#[test]
 fn bombs_and_broken_archives_are_refused() {
     let dir = tempfile::tempdir().expect("temp");
     let zeros = vec![0u8; 4 << 20];

@@ -110,6 +110,15 @@ pub struct Walk {
     pub zips: bool,
 }
 
+/// The folder `path` is in: its parent, or `.` for a bare name (whose parent is the
+/// empty path, which names no folder).
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
 /// A zip local file header: wheels and zip files.
 pub fn is_zip(magic: &[u8]) -> bool {
     magic.starts_with(b"PK\x03\x04")

@@ -15,8 +15,8 @@ pub const MAX_UNPACKED_RATIO: u64 = 256;
 /// What any archive may unpack to, whatever its size.
 pub const RATIO_FREE_UNPACKED_BYTES: u64 = 1 << 30;
 
-/// The most bytes a zip of `archive_bytes` may unpack to in all: 256 times its size, or
-/// 1 GiB for small ones.
+/// The most bytes an archive (zip or tar) of `archive_bytes` may unpack to in all: 256
+/// times its size, or 1 GiB for small ones.
 pub fn max_unpacked_bytes(archive_bytes: u64) -> u64 {
     archive_bytes
         .saturating_mul(MAX_UNPACKED_RATIO)
