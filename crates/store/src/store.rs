@@ -337,6 +337,7 @@ impl Store {
     /// containers sharing a store), where another process's PID cannot be looked up.
     /// Temporaries from before owner locks are judged by their process ID.
     fn remove_temporaries(&self) -> Result<(), Error> {
+        use std::os::unix::fs::OpenOptionsExt;
         let folder = self.physical(&self.folder);
         let mut by_owner = std::collections::BTreeMap::<String, Vec<PathBuf>>::new();
         for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
@@ -359,7 +360,23 @@ impl Store {
                 continue;
             }
             let lock_path = self.owner_lock(&owner);
-            let lock = match std::fs::OpenOptions::new().write(true).open(&lock_path) {
+            // An owner's lock is a plain file: anything else there (a folder, a link)
+            // locks nothing and goes, with the temporaries it would have guarded.
+            if lock_path
+                .symlink_metadata()
+                .is_ok_and(|metadata| !metadata.is_file())
+            {
+                copy::remove_tree(&lock_path)?;
+                for temporary in &temporaries {
+                    copy::remove_tree(temporary)?;
+                }
+                continue;
+            }
+            let lock = match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
+                .open(&lock_path)
+            {
                 Ok(file) => file,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     // No lock: an older version's temporary (named by its process ID
@@ -1246,6 +1263,24 @@ mod tests {
         assert!(work.path().is_dir() && mine.exists());
         drop(work);
         assert!(!mine.exists());
+        // What sits at a lock's name but is no plain file locks nothing: a folder, a
+        // link to nowhere.
+        for (owner, make) in [("4194305.5.6", "folder"), ("4194305.7.8", "link")] {
+            let store = open(dir.path(), Access::Existing).expect("open");
+            let lock = store.owner_lock(owner);
+            let temporary = folder.join(format!("{TEMP_PREFIX}{owner}-1-1"));
+            std::fs::create_dir(&temporary).expect("mkdir");
+            match make {
+                "folder" => std::fs::create_dir(&lock).expect("mkdir"),
+                _ => std::os::unix::fs::symlink("nowhere", &lock).expect("link"),
+            }
+            drop(store);
+            drop(open(dir.path(), Access::Existing).expect("a writing open works"));
+            assert!(
+                lock.symlink_metadata().is_err() && !temporary.exists(),
+                "{make}"
+            );
+        }
     }
 
     #[test]
