@@ -33,7 +33,8 @@ pub struct Rewrite {
 pub fn rewrite_file(path: &Path, rewrite: &Rewrite) -> io::Result<()> {
     let path = std::fs::canonicalize(path)?;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let permissions = std::fs::metadata(&path)?.permissions();
+    let metadata = std::fs::metadata(&path)?;
+    let permissions = metadata.permissions();
     if permissions.mode() & 0o222 == 0 {
         return Err(read_only(&path));
     }
@@ -56,6 +57,7 @@ pub fn rewrite_file(path: &Path, rewrite: &Rewrite) -> io::Result<()> {
     for &(offset, len) in &rewrite.holes {
         punch_hole(file, offset, len);
     }
+    keep_owner(file, &metadata);
     file.set_permissions(permissions)?;
     file.sync_all()?;
     temp.persist(&path).map_err(|error| error.error)?;
@@ -64,6 +66,23 @@ pub fn rewrite_file(path: &Path, rewrite: &Rewrite) -> io::Result<()> {
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// Gives the new copy the original's owner and group, as an edit in place would keep
+/// them (root patching a user's file must not make it root's). Where that is not
+/// allowed (an ordinary user cannot give files away), the copy stays the caller's, who
+/// could write the original anyway.
+fn keep_owner(copy: &File, original: &std::fs::Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    let (uid, gid) = (original.uid(), original.gid());
+    let current = copy.metadata().map(|m| (m.uid(), m.gid())).ok();
+    if current != Some((uid, gid)) {
+        let _ = rustix::fs::fchown(
+            copy,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        );
+    }
 }
 
 /// The refusal of a file that has no write permission bit.
@@ -178,6 +197,34 @@ fn punch_hole(file: &File, offset: u64, len: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rewritten_file_keeps_its_owner_and_group() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("temp");
+        let path = dir.path().join("libx.so");
+        std::fs::write(&path, b"0123456789").expect("write");
+        let (uid, gid) = (4_000_123, 4_000_456);
+        let given = rustix::fs::chown(
+            &path,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        );
+        if given.is_err() {
+            eprintln!("skipped: only root can give a file away to test this");
+            return;
+        }
+        let rewrite = Rewrite {
+            writes: vec![(0, b"ab".to_vec())],
+            truncate: None,
+            new_len: 10,
+            holes: Vec::new(),
+        };
+        rewrite_file(&path, &rewrite).expect("rewrite");
+        let metadata = std::fs::metadata(&path).expect("stat");
+        assert_eq!((metadata.uid(), metadata.gid()), (uid, gid));
+        assert_eq!(std::fs::read(&path).expect("read"), b"ab23456789");
+    }
 
     #[test]
     fn copies_trees_with_links_and_modes() {
