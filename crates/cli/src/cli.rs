@@ -106,6 +106,9 @@ pub enum Command {
     PathInfo {
         #[arg(required = true, value_name = "STORE_PATH")]
         paths: Vec<String>,
+        /// Also the NAR size of each path's closure, as `nix path-info -S`
+        #[arg(short = 'S', long)]
+        closure_size: bool,
         #[command(flatten)]
         location: StoreLocation,
     },
@@ -231,6 +234,9 @@ pub enum StoreCommand {
     Info {
         #[arg(required = true, value_name = "STORE_PATH")]
         paths: Vec<String>,
+        /// Also the NAR size of each path's closure, as `nix path-info -S`
+        #[arg(short = 'S', long)]
+        closure_size: bool,
         #[command(flatten)]
         location: StoreLocation,
     },
@@ -477,6 +483,9 @@ pub struct FeaturesArgs {
 /// Where a store is.
 #[derive(Debug, Args)]
 pub struct StoreLocation {
+    /// A Nix store, read only, in Nix's syntax: `nix` (the system's), `local?root=DIR`
+    #[arg(long, value_name = "URI", conflicts_with_all = ["store_dir", "root", "state_dir"])]
+    pub store: Option<String>,
     /// The store folder, part of every path's hash [default: $CUDAPKGS_STORE_DIR, else
     /// $XDG_DATA_HOME/cudapkgs/store; /nix/store for paths Nix can use]
     #[arg(long, value_name = "DIR")]

@@ -100,9 +100,11 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Features(args) => commands::features::run(args, output),
         Command::Nar(command) => commands::store::nar(command, output),
         Command::Store(command) => commands::store::store(command, output),
-        Command::PathInfo { paths, location } => {
-            commands::store::path_info(paths, location, output)
-        }
+        Command::PathInfo {
+            paths,
+            closure_size,
+            location,
+        } => commands::store::path_info(paths, *closure_size, location, output),
         Command::Closure { paths, location } => commands::store::closure(paths, location, output),
         Command::Diff {
             before,

@@ -86,6 +86,11 @@ pub enum Error {
         "the database {database} registers paths, but the store folder {folder} is not the one it was made for (it has no mark of that store: it was removed or replaced, or it is another folder); nothing was changed"
     )]
     UnmarkedFolder { folder: PathBuf, database: PathBuf },
+    /// A writing command, or a collection, pointed at Nix's own database.
+    #[error(
+        "{0} is Nix's database: its store is only read (path-info, closure, why, diff, store verify), never changed, and its roots are Nix's"
+    )]
+    NixDatabase(PathBuf),
     #[error("{path} is not a usable store database ({problem})")]
     CorruptDatabase { path: PathBuf, problem: String },
     #[error(

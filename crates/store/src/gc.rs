@@ -145,6 +145,10 @@ impl Store {
     /// entry of the store folder (temporaries of running adds aside). `dry_run` only
     /// reports (and works on a store opened read-only).
     pub fn collect_garbage(&mut self, dry_run: bool) -> Result<Collection, Error> {
+        if self.nix {
+            // Nix's roots live outside its database: every path would look dead.
+            return Err(Error::NixDatabase(self.db_path.clone()));
+        }
         if !dry_run {
             self.require_writable("collecting garbage")?;
         }

@@ -52,6 +52,8 @@ pub struct Store {
     pub(crate) db_path: PathBuf,
     pub(crate) writable: bool,
     pub(crate) db: Connection,
+    /// The database is Nix's own: read, never written, and without our tables.
+    pub(crate) nix: bool,
     /// A writing open's name for its temporaries and the lock it holds on
     /// `<prefix><owner>.owner.lock` while it or a work folder of it lives (see
     /// `remove_temporaries`).
@@ -227,7 +229,10 @@ impl Store {
             }
         }
         let writable = access != Access::ReadOnly;
-        let db = if writable {
+        if writable && is_nix_database(&db_path) {
+            return Err(Error::NixDatabase(db_path));
+        }
+        let (db, nix) = if writable {
             if database_is_new(&db_path) {
                 if physical.join(MARK).symlink_metadata().is_ok() {
                     return Err(Error::OtherDatabase {
@@ -241,7 +246,7 @@ impl Store {
                 refuse_unknown_paths(&physical, &db_path, |_| Ok(database_is_new(&db_path)))?;
             }
             std::fs::create_dir_all(state_dir).map_err(|e| Error::io(state_dir, e))?;
-            open_writable(&db_path)?
+            (open_writable(&db_path)?, false)
         } else {
             open_read_only(&db_path)?
         };
@@ -252,6 +257,7 @@ impl Store {
             db_path,
             writable,
             db,
+            nix,
             owner: None,
         };
         store.check_described_folder()?;
@@ -868,7 +874,8 @@ impl Store {
                     Ok((
                         row.get::<_, i64>(0)?,
                         row.get::<_, String>(1)?,
-                        row.get::<_, i64>(2)?,
+                        // Nix's older paths may have no size recorded.
+                        row.get::<_, Option<i64>>(2)?.unwrap_or(0),
                         row.get::<_, i64>(3)?,
                     ))
                 })
@@ -889,7 +896,7 @@ impl Store {
             .map_err(&failed)?;
         Ok(Some(PathInfo {
             path: path.to_owned(),
-            nar_hash,
+            nar_hash: nix_base32_hash(&nar_hash),
             nar_size: u64::try_from(nar_size).unwrap_or(0),
             references,
             registration_time,
@@ -902,6 +909,21 @@ fn physical_of(root: Option<&Path>, logical: &str) -> PathBuf {
     match root {
         Some(root) => root.join(logical.trim_start_matches('/')),
         None => PathBuf::from(logical),
+    }
+}
+
+/// A NAR hash as `sha256:<base-32>`: Nix's database keeps it in hex (`sha256:<hex>`),
+/// ours in base-32 already, and Nix shows base-32.
+fn nix_base32_hash(hash: &str) -> String {
+    let Some(hex) = hash.strip_prefix("sha256:").filter(|hex| hex.len() == 64) else {
+        return hash.to_owned();
+    };
+    let bytes: Option<Vec<u8>> = (0..32)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    match bytes {
+        Some(bytes) => format!("sha256:{}", base32::encode(&bytes)),
+        None => hash.to_owned(),
     }
 }
 
@@ -1103,7 +1125,30 @@ fn create_tables<'a>(
 /// in rollback-journal mode needs no write access to be read). The one exception is a
 /// transaction that a killed writer left in the journal: no one can read the database
 /// before it is rolled back, so a user who may write the database rolls it back.
-fn open_read_only(path: &Path) -> Result<Connection, Error> {
+/// Whether the tables are those of Nix's own database (which has `DerivationOutputs`;
+/// ours never does).
+fn is_nix_schema(tables: &[String]) -> bool {
+    tables.iter().any(|table| table == "DerivationOutputs")
+}
+
+/// Whether the database at `path` is Nix's (false for one that cannot be read: the
+/// opening that follows says why).
+fn is_nix_database(path: &Path) -> bool {
+    let Ok(db) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return false;
+    };
+    db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .is_ok_and(|tables| is_nix_schema(&tables))
+}
+
+/// Opens the database for reading; also says whether it is Nix's own (whose schema
+/// has only `ValidPaths` and `Refs` of ours).
+fn open_read_only(path: &Path) -> Result<(Connection, bool), Error> {
     let open = || -> rusqlite::Result<(Connection, Vec<String>)> {
         let db = Connection::open_with_flags(
             path,
@@ -1133,9 +1178,14 @@ fn open_read_only(path: &Path) -> Result<Connection, Error> {
         .iter()
         .filter(|(name, _)| !tables.iter().any(|table| table == name))
         .collect();
+    let nix = is_nix_schema(&tables);
     // No tables: a database created by an add killed before it wrote anything. Older
-    // stores lack the tables added later: nothing of theirs is pending or recorded.
-    let usable = tables.is_empty() || missing.iter().all(|(name, _)| ADDED_LATER.contains(name));
+    // stores lack the tables added later: nothing of theirs is pending or recorded. Nix's
+    // database has the paths and references, and none of what only we keep.
+    let usable = tables.is_empty()
+        || missing.iter().all(|(name, _)| {
+            ADDED_LATER.contains(name) || (nix && !["ValidPaths", "Refs"].contains(name))
+        });
     if !usable {
         return Err(Error::CorruptDatabase {
             path: path.to_owned(),
@@ -1147,7 +1197,7 @@ fn open_read_only(path: &Path) -> Result<Connection, Error> {
         db.execute_batch(&format!("PRAGMA temp_store = MEMORY; {temporary}"))
             .map_err(sql(path))?;
     }
-    Ok(db)
+    Ok((db, nix))
 }
 
 /// Opens the database for reading and writing, creating it and its tables if needed.

@@ -520,6 +520,7 @@ fn serve_source(
         }
         let store_dir = store.folder().to_owned();
         let location = StoreLocation {
+            store: args.location.store.clone(),
             store_dir: args.location.store_dir.clone(),
             root: args.location.root.clone(),
             state_dir: args.location.state_dir.clone(),

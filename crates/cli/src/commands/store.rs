@@ -55,6 +55,7 @@ fn hint(error: &cudapkgs_store::Error) -> Option<&'static str> {
         Error::OtherStore { .. } => {
             "check --store-dir for a typo; a second store beside another needs its own --state-dir"
         }
+        Error::NixDatabase(_) => "use nix-store or nix-collect-garbage to change a Nix store",
         Error::OtherDatabase { .. } => {
             "pass the --state-dir of the database this store folder belongs to, or give this store a folder of its own"
         }
@@ -199,13 +200,22 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
             Ok(Exit::Success)
         }
         StoreCommand::Verify { repair, location } => verify(*repair, location, output),
-        StoreCommand::Info { paths, location } => path_info(paths, location, output),
+        StoreCommand::Info {
+            paths,
+            closure_size,
+            location,
+        } => path_info(paths, *closure_size, location, output),
         StoreCommand::Root(command) => super::gc::root(command, output),
     }
 }
 
 /// `cudapkgs store info` and `cudapkgs path-info`.
-pub fn path_info(paths: &[String], location: &StoreLocation, output: Output) -> CliResult<Exit> {
+pub fn path_info(
+    paths: &[String],
+    closure_size: bool,
+    location: &StoreLocation,
+    output: Output,
+) -> CliResult<Exit> {
     let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
     let paths = &paths;
@@ -218,7 +228,15 @@ pub fn path_info(paths: &[String], location: &StoreLocation, output: Output) -> 
         })?;
         infos.push(info);
     }
-    let reports: Vec<InfoReport> = infos.iter().map(info_report).collect();
+    let mut reports: Vec<InfoReport> = infos.iter().map(info_report).collect();
+    if closure_size {
+        for report in &mut reports {
+            let closure = store
+                .closure(&[report.path.to_owned()])
+                .map_err(|error| failure(&error))?;
+            report.closure_size = Some(closure.iter().map(|info| info.nar_size).sum());
+        }
+    }
     if output.json {
         Output::print_json(&reports)?;
     } else {
@@ -229,6 +247,9 @@ pub fn path_info(paths: &[String], location: &StoreLocation, output: Output) -> 
                 "{}\n  nar hash: {}\n  nar size: {}",
                 r.path, r.nar_hash, r.nar_size
             );
+            if let Some(size) = r.closure_size {
+                let _ = writeln!(text, "  closure size: {size}");
+            }
             for reference in r.references {
                 let _ = writeln!(text, "  reference: {reference}");
             }
@@ -384,6 +405,9 @@ struct InfoReport<'a> {
     nar_size: u64,
     references: &'a [String],
     registration_time: i64,
+    /// With `-S`: the NAR bytes of the path's closure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closure_size: Option<u64>,
 }
 
 fn info_report(info: &PathInfo) -> InfoReport<'_> {
@@ -393,6 +417,7 @@ fn info_report(info: &PathInfo) -> InfoReport<'_> {
         nar_size: info.nar_size,
         references: &info.references,
         registration_time: info.registration_time,
+        closure_size: None,
     }
 }
 
@@ -412,6 +437,25 @@ pub fn open_store(location: &StoreLocation) -> CliResult<Store> {
 /// Opens the store `location` names for `access`, with unset flags taken from
 /// `CUDAPKGS_STORE_DIR`, `CUDAPKGS_STORE_ROOT` and `CUDAPKGS_STATE_DIR`, then the defaults.
 pub fn open_store_for(location: &StoreLocation, access: Access) -> CliResult<Store> {
+    if let Some(uri) = &location.store {
+        if access != Access::ReadOnly {
+            return Err(CliError::new(format!(
+                "--store {uri} names a Nix store, which cudapkgs only reads"
+            ))
+            .with_hint("use --store-dir, --root and --state-dir for a store of cudapkgs"));
+        }
+        let nix = cudapkgs_nix::store_uri::parse(uri).map_err(|error| {
+            CliError::new(format!("--store {error}"))
+                .with_hint("a Nix store is named `nix` or `local?root=DIR`")
+        })?;
+        return Store::open_with(
+            &nix.store_dir,
+            nix.root.as_deref(),
+            &nix.database_dir,
+            access,
+        )
+        .map_err(|error| failure(&error));
+    }
     let env = crate::settings::process_env;
     let store_dir = match location
         .store_dir
