@@ -480,12 +480,19 @@ pub struct FeaturesArgs {
     pub jobs: usize,
 }
 
-/// Where a store is.
-#[derive(Debug, Args)]
+/// Where a store is: a Nix store by its URI, or the folders of a store.
+#[derive(Debug, Clone, Args)]
 pub struct StoreLocation {
     /// A Nix store, read only, in Nix's syntax: `nix` (the system's), `local?root=DIR`
     #[arg(long, value_name = "URI", conflicts_with_all = ["store_dir", "root", "state_dir"])]
     pub store: Option<String>,
+    #[command(flatten)]
+    pub folders: StoreFolders,
+}
+
+/// The folders of a store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreFolders {
     /// The store folder, part of every path's hash [default: $CUDAPKGS_STORE_DIR, else
     /// $XDG_DATA_HOME/cudapkgs/store; /nix/store for paths Nix can use]
     #[arg(long, value_name = "DIR")]

@@ -561,7 +561,8 @@ fn temporaries(root: &Path) -> Vec<String> {
         .map(|d| {
             d.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.starts_with(".cudapkgs-"))
+                // The store's mark is no temporary.
+                .filter(|name| name.starts_with(".cudapkgs-") && name != ".cudapkgs-store")
                 .collect()
         })
         .unwrap_or_default()

@@ -51,27 +51,56 @@ impl Store {
         Ok(())
     }
 
-    /// For a writing open: makes sure the store folder is this database's, marking it
-    /// when it is not marked yet and the database has no paths elsewhere to answer for.
+    /// For a writing open: refuses a folder marked by another database, and an unmarked
+    /// one when the database registers paths (a database from before marks claims its
+    /// folder now); an unmarked folder of a database without paths is claimed by its
+    /// first add.
+    pub(crate) fn check_folder_for_writing(&self) -> Result<(), Error> {
+        if let (Some(ours), Some(mark)) = (self.store_info(STORE_ID)?, self.read_mark()?)
+            && ours == mark
+        {
+            return Ok(());
+        }
+        // Another open of this database may be claiming the folder (its mark written,
+        // its name not yet committed): judged under the database's write lock.
+        self.under_write_lock(Self::check_folder_for_writing_locked)
+    }
+
+    fn check_folder_for_writing_locked(&self) -> Result<(), Error> {
+        match (self.store_info(STORE_ID)?, self.read_mark()?) {
+            (Some(ours), Some(mark)) if ours == mark => Ok(()),
+            (_, Some(_)) => Err(self.marked_by_another()),
+            (Some(_), None) if self.registers_paths()? => Err(Error::UnmarkedFolder {
+                folder: self.physical_folder(),
+                database: self.db_path.clone(),
+            }),
+            (None, None) if self.registers_paths()? => self.claim_folder_locked(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs `work` in a transaction that holds the database's write lock.
+    fn under_write_lock(&self, work: impl FnOnce(&Self) -> Result<(), Error>) -> Result<(), Error> {
+        self.db
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql(&self.db_path))?;
+        let done = work(self);
+        let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.db.execute_batch(end).map_err(sql(&self.db_path))?;
+        done
+    }
+
+    /// Before an add: makes sure the store folder is this database's, marking it when it
+    /// is not marked yet and the database has no paths elsewhere to answer for.
     pub(crate) fn claim_folder(&self) -> Result<(), Error> {
         if let (Some(ours), Some(mark)) = (self.store_info(STORE_ID)?, self.read_mark()?)
             && ours == mark
         {
             return Ok(());
         }
-        // Under the database's write lock: two first opens of one new database take
+        // Under the database's write lock: two first adds of one new database take
         // turns, and the second finds the first one's mark as its own.
-        self.db
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(sql(&self.db_path))?;
-        let claimed = self.claim_folder_locked();
-        let end = if claimed.is_ok() {
-            "COMMIT"
-        } else {
-            "ROLLBACK"
-        };
-        self.db.execute_batch(end).map_err(sql(&self.db_path))?;
-        claimed
+        self.under_write_lock(Self::claim_folder_locked)
     }
 
     fn claim_folder_locked(&self) -> Result<(), Error> {

@@ -234,16 +234,16 @@ impl Store {
         }
         let (db, nix) = if writable {
             if database_is_new(&db_path) {
+                refuse_foreign_entries(&physical)?;
+                // Still new once the folder is listed: no add of this store placed what
+                // is there (an add creates the database first).
+                refuse_unknown_paths(&physical, &db_path, |_| Ok(database_is_new(&db_path)))?;
                 if physical.join(MARK).symlink_metadata().is_ok() {
                     return Err(Error::OtherDatabase {
                         folder: physical,
                         database: db_path,
                     });
                 }
-                refuse_foreign_entries(&physical)?;
-                // Still new once the folder is listed: no add of this store placed what
-                // is there (an add creates the database first).
-                refuse_unknown_paths(&physical, &db_path, |_| Ok(database_is_new(&db_path)))?;
             }
             std::fs::create_dir_all(state_dir).map_err(|e| Error::io(state_dir, e))?;
             (open_writable(&db_path)?, false)
@@ -263,7 +263,7 @@ impl Store {
         store.check_described_folder()?;
         if writable {
             std::fs::create_dir_all(&physical).map_err(|e| Error::io(&physical, e))?;
-            store.claim_folder()?;
+            store.check_folder_for_writing()?;
             store.take_owner_lock()?;
             store.remove_temporaries()?;
             store.finish_interrupted()?;
@@ -610,6 +610,9 @@ impl Store {
             check_root_name(root)?;
         }
         let _collection_waits = self.gc_lock(false)?;
+        // The first path placed marks the folder as this database's store (a command
+        // refused before it leaves no mark).
+        self.claim_folder()?;
         let candidates = match scan {
             Scan::Nothing => Vec::new(),
             Scan::EveryValidPath => self.valid_hash_parts()?,

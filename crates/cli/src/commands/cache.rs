@@ -16,7 +16,7 @@ use cudapkgs_nix::signature::{PublicKey, SecretKey};
 use cudapkgs_store::store::{Access as StoreAccess, Store};
 use serde::Serialize;
 
-use crate::cli::StoreLocation;
+use crate::cli::{StoreFolders, StoreLocation};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::settings::process_env;
@@ -126,8 +126,18 @@ pub struct ServeArgs {
     /// The priority announced in nix-cache-info (lower wins)
     #[arg(long, default_value_t = 40, value_name = "N")]
     pub priority: u32,
+    /// The store `--store` serves (its own `--store` is that switch, not a URI)
     #[command(flatten)]
-    pub location: StoreLocation,
+    pub folders: StoreFolders,
+}
+
+impl ServeArgs {
+    fn location(&self) -> StoreLocation {
+        StoreLocation {
+            store: None,
+            folders: self.folders.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -514,17 +524,12 @@ fn serve_source(
     output: Output,
 ) -> CliResult<(Source, String, String)> {
     Ok(if args.store {
-        let store = super::store::open_store_for(&args.location, StoreAccess::ReadOnly)?;
+        let store = super::store::open_store_for(&args.location(), StoreAccess::ReadOnly)?;
         if !signed {
             output.warn("serving a store without --secret-key-file: Nix will refuse its unsigned narinfos unless it trusts no signatures");
         }
         let store_dir = store.folder().to_owned();
-        let location = StoreLocation {
-            store: args.location.store.clone(),
-            store_dir: args.location.store_dir.clone(),
-            root: args.location.root.clone(),
-            state_dir: args.location.state_dir.clone(),
-        };
+        let location = args.location();
         // Each connection opens the store for itself (a database handle is not shared).
         let open = move || {
             super::store::open_store_for(&location, StoreAccess::ReadOnly).map_err(|e| e.message)
@@ -554,7 +559,7 @@ fn serve_source(
         let backend = backend::open(&target, &access, pushes).map_err(|e| cache_failure(&e))?;
         let describe = backend.describe();
         let store_dir = args
-            .location
+            .folders
             .store_dir
             .clone()
             .or_else(|| process_env("CUDAPKGS_STORE_DIR"))

@@ -457,6 +457,7 @@ pub fn open_store_for(location: &StoreLocation, access: Access) -> CliResult<Sto
         .map_err(|error| failure(&error));
     }
     let env = crate::settings::process_env;
+    let location = &location.folders;
     let store_dir = match location
         .store_dir
         .clone()
