@@ -164,6 +164,10 @@ pub enum Command {
         #[command(flatten)]
         location: StoreLocation,
     },
+    /// Check the runtime closures of STORE_PATH… against a policy: no denied package, no
+    /// whole CUDA toolkit, static library, header or stub library, no runpath into a stubs
+    /// folder; each violation with the chain that pulls it in (exit 1 if any)
+    Check(crate::commands::check::CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -117,6 +117,7 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Serve(args) => commands::cache::serve(args, output),
         Command::Copy(args) => commands::cache::copy(args, output),
         Command::Targets(command) => commands::targets::run(command, output, &config, &env),
+        Command::Check(args) => commands::check::run(args, output),
         Command::Why {
             path,
             dependency,

@@ -1,8 +1,8 @@
 //! A real Nix store, built by Nix 2.8 in the test (a "torch" output that names a
 //! "magma" output from inside a library), read with `--store local?root=R`: the
 //! closure is `nix-store -qR`'s, hashes and sizes are Nix's, `why` names the file and
-//! offset, and nothing in the store or its database changes; every command that would
-//! write is refused.
+//! offset, `check --deny magma` fails with that chain, and nothing in the store or its
+//! database changes; every command that would write is refused.
 
 mod common;
 
@@ -151,6 +151,20 @@ fn a_nix_store_is_read_as_nix_reads_it_and_never_changed() {
         bytes[offset..].starts_with(&magma.as_bytes()["/nix/store/".len()..][..32]),
         "{why}"
     );
+    // The policy check names the chain that pulls the denied package in.
+    let (code, stdout, stderr) = run(&[
+        "--json", "check", "--store", &uri, &torch, "--deny", "magma",
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let denied = &report["violations"][0];
+    assert_eq!(
+        (denied["rule"].as_str(), denied["path"].as_str()),
+        (Some("denied"), Some(*magma))
+    );
+    assert_eq!(denied["chain"][0]["file"], "lib/libtorch.so");
+    let (code, stdout, stderr) = run(&["check", "--store", &uri, &torch]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
     let (code, report, stderr) = run(&["store", "verify", "--store", &uri]);
     assert_eq!(code, 0, "{report}{stderr}");
 

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod check;
 pub mod diff;
 pub mod elf;
 pub mod features;

@@ -345,11 +345,32 @@ pub fn closure(paths: &[String], location: &StoreLocation, output: Output) -> Cl
 }
 
 #[derive(Debug, Serialize)]
-struct HopReport<'a> {
+pub(crate) struct HopReport<'a> {
     path: &'a str,
     next: &'a str,
     file: String,
     offset: u64,
+}
+
+impl<'a> HopReport<'a> {
+    pub(crate) fn of(hop: &'a cudapkgs_store::why::Hop) -> Self {
+        HopReport {
+            path: &hop.path,
+            next: &hop.next,
+            file: hop.file.display().to_string(),
+            offset: hop.offset,
+        }
+    }
+
+    /// `  -> NEXT  (FILE, byte N)`, as `why` prints a hop.
+    pub(crate) fn line(&self) -> String {
+        let file = if self.file.is_empty() {
+            "the file itself"
+        } else {
+            &self.file
+        };
+        format!("  -> {}  ({file}, byte {})", self.next, self.offset)
+    }
 }
 
 /// `cudapkgs why`: the shortest reference chain from `path` to `dependency`.
@@ -372,26 +393,13 @@ pub fn why(
         }
         return Ok(Exit::Problems);
     };
-    let hops: Vec<HopReport> = chain
-        .iter()
-        .map(|hop| HopReport {
-            path: &hop.path,
-            next: &hop.next,
-            file: hop.file.display().to_string(),
-            offset: hop.offset,
-        })
-        .collect();
+    let hops: Vec<HopReport> = chain.iter().map(HopReport::of).collect();
     if output.json {
         Output::print_json(&serde_json::json!({ "chain": hops }))?;
     } else {
         let mut text = format!("{path}\n");
         for hop in &hops {
-            let file = if hop.file.is_empty() {
-                "the file itself"
-            } else {
-                &hop.file
-            };
-            let _ = writeln!(text, "  -> {}  ({file}, byte {})", hop.next, hop.offset);
+            let _ = writeln!(text, "{}", hop.line());
         }
         Output::print(&text)?;
     }

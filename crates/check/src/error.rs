@@ -1,0 +1,32 @@
+//! The one error type of this crate.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] cudapkgs_store::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {problem}")]
+    Policy { path: PathBuf, problem: String },
+    #[error("`{0}` is no package name")]
+    BadName(String),
+    #[error(
+        "no rule `{0}` (the rules: denied, toolkit, static-library, header, stub-library, stub-runpath)"
+    )]
+    UnknownRule(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! What a runtime closure may hold: the rules, which of them apply, the denied names.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// One thing a runtime closure should not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    /// A package the policy names (`--deny magma`).
+    Denied,
+    /// A whole CUDA toolkit (a path that holds `nvcc`): the monolith that pulls every
+    /// library and the compiler into a runtime closure.
+    Toolkit,
+    /// A static library (`.a`): needed only to link.
+    StaticLibrary,
+    /// A header under `include/`: needed only to compile.
+    Header,
+    /// A link-time stand-in in a `stubs` folder: loading it at run time breaks programs
+    /// (a stub `libcuda.so` fails every call).
+    StubLibrary,
+    /// A runpath entry naming a `stubs` folder.
+    StubRunpath,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 6] = [
+        Rule::Denied,
+        Rule::Toolkit,
+        Rule::StaticLibrary,
+        Rule::Header,
+        Rule::StubLibrary,
+        Rule::StubRunpath,
+    ];
+
+    /// The rule's name in policies, flags and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Denied => "denied",
+            Rule::Toolkit => "toolkit",
+            Rule::StaticLibrary => "static-library",
+            Rule::Header => "header",
+            Rule::StubLibrary => "stub-library",
+            Rule::StubRunpath => "stub-runpath",
+        }
+    }
+
+    /// What a violation of the rule is, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Rule::Denied => "a denied package",
+            Rule::Toolkit => "a whole CUDA toolkit (it holds nvcc)",
+            Rule::StaticLibrary => "a static library",
+            Rule::Header => "a header",
+            Rule::StubLibrary => "a stub library",
+            Rule::StubRunpath => "a runpath that names a stubs folder",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|rule| rule.name() == name)
+    }
+}
+
+/// The rules that apply and the package names denied (by default: every rule, no name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Package names (`magma` denies `magma`, `magma-2.9` and `magma-lib`).
+    pub deny: Vec<String>,
+    /// Rules switched off.
+    pub allow: Vec<Rule>,
+}
+
+/// A policy file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    deny: Vec<String>,
+    #[serde(default)]
+    allow: Vec<String>,
+}
+
+impl Policy {
+    /// Reads a policy file: `deny = ["magma"]`, `allow = ["header"]`.
+    pub fn parse(text: &str, origin: &Path) -> Result<Policy, Error> {
+        let bad = |problem: String| Error::Policy {
+            path: origin.to_owned(),
+            problem,
+        };
+        let file: PolicyFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut policy = Policy::default();
+        for name in file.deny {
+            policy.deny_name(&name).map_err(|e| bad(e.to_string()))?;
+        }
+        for name in &file.allow {
+            policy.allow_rule(name).map_err(|e| bad(e.to_string()))?;
+        }
+        Ok(policy)
+    }
+
+    /// Denies the package `name`.
+    pub fn deny_name(&mut self, name: &str) -> Result<(), Error> {
+        if name.is_empty() || name.contains('/') {
+            return Err(Error::BadName(name.to_owned()));
+        }
+        self.deny.push(name.to_owned());
+        Ok(())
+    }
+
+    /// Switches the rule `name` off.
+    pub fn allow_rule(&mut self, name: &str) -> Result<(), Error> {
+        let rule = Rule::from_name(name).ok_or_else(|| Error::UnknownRule(name.to_owned()))?;
+        self.allow.push(rule);
+        Ok(())
+    }
+
+    pub fn applies(&self, rule: Rule) -> bool {
+        !self.allow.contains(&rule)
+    }
+
+    /// The denied name that `package` (a store path's name without its version) is.
+    pub fn denies(&self, package: &str) -> Option<&str> {
+        self.deny.iter().map(String::as_str).find(|denied| {
+            package == *denied
+                || package
+                    .strip_prefix(denied)
+                    .is_some_and(|rest| rest.starts_with('-'))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_name_rules_and_packages() {
+        let policy = Policy::parse(
+            "deny = [\"magma\"]\nallow = [\"header\"]\n",
+            Path::new("p.toml"),
+        )
+        .expect("parses");
+        assert_eq!(policy.denies("magma"), Some("magma"));
+        assert_eq!(policy.denies("magma-lib"), Some("magma"));
+        assert_eq!(policy.denies("magmatic"), None);
+        assert!(!policy.applies(Rule::Header) && policy.applies(Rule::StaticLibrary));
+        let error = Policy::parse("allow = [\"headers\"]\n", Path::new("p.toml"))
+            .expect_err("unknown rule");
+        assert!(error.to_string().contains("p.toml"), "{error}");
+        assert!(error.to_string().contains("`headers`"), "{error}");
+        assert!(Policy::parse("denied = []\n", Path::new("p.toml")).is_err());
+    }
+}
