@@ -17,7 +17,7 @@ pub enum Error {
     #[error("`{0}` is no package name")]
     BadName(String),
     #[error(
-        "no rule `{0}` (the rules: denied, toolkit, static-library, header, stub-library, stub-runpath)"
+        "no rule `{0}` (the rules: denied, toolkit, static-library, header, stub-library, stub-runpath, unresolved)"
     )]
     UnknownRule(String),
 }

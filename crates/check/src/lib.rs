@@ -3,6 +3,7 @@
 //! into stub folders), each violation with the reference chain that pulls it in.
 
 mod error;
+pub mod files;
 pub mod policy;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,102 @@ pub fn check_closure(store: &Store, roots: &[String], policy: &Policy) -> Result
                     chain: chain.clone(),
                 });
             }
+        }
+    }
+    Ok(report)
+}
+
+/// One thing a file's run-time closure holds against the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileViolation {
+    pub rule: Rule,
+    /// The file (links resolved).
+    pub file: PathBuf,
+    pub bytes: u64,
+    /// What it is: the denied name, the runpath entry, the library found nowhere.
+    pub detail: String,
+    /// The file checked that reaches it, and each hop: the file and the name it loads.
+    pub start: PathBuf,
+    pub chain: Vec<(PathBuf, String)>,
+}
+
+/// What a check of files found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileReport {
+    /// ELF files in the run-time closure.
+    pub files: usize,
+    pub violations: Vec<FileViolation>,
+}
+
+/// Checks the run-time closures of `roots` (folders: their programs and Python
+/// modules, or every ELF file when they hold only libraries; files: themselves) against
+/// `policy`; `system` are the folders the loader searches last.
+pub fn check_files(
+    roots: &[PathBuf],
+    system: &[PathBuf],
+    policy: &Policy,
+) -> Result<FileReport, Error> {
+    let graph = files::FileGraph::build(roots, system)?;
+    let owners = files::owners(roots)?;
+    let starts = files::starts(&graph, roots);
+    let mut report = FileReport::default();
+    let mut reached_from = vec![None; graph.nodes.len()];
+    for &start in &starts {
+        for node in graph.closure(&[start]) {
+            reached_from[node].get_or_insert(start);
+        }
+    }
+    for (node, start) in reached_from.iter().enumerate() {
+        let Some(start) = *start else { continue };
+        report.files += 1;
+        let file = &graph.nodes[node];
+        let mut found: Vec<(Rule, String)> = Vec::new();
+        let name = file
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let owner = owners.get(&file.path).map(String::as_str);
+        let denied = owner
+            .and_then(|owner| policy.denies(&owner.to_lowercase().replace('_', "-")))
+            .or_else(|| {
+                name.as_deref()
+                    .and_then(|name| name.strip_prefix("lib"))
+                    .and_then(|name| name.split(".so").next())
+                    .and_then(|library| policy.denies(library))
+            });
+        if let Some(denied) = denied {
+            found.push((Rule::Denied, denied.to_owned()));
+        }
+        if file
+            .path
+            .parent()
+            .is_some_and(cudapkgs_elf::resolve::is_stub_folder)
+        {
+            found.push((Rule::StubLibrary, String::new()));
+        }
+        for entry in &file.search_list {
+            if cudapkgs_elf::resolve::is_stub_folder(Path::new(entry)) {
+                found.push((Rule::StubRunpath, entry.clone()));
+            }
+        }
+        for library in &file.unresolved {
+            found.push((Rule::Unresolved, library.clone()));
+        }
+        for (rule, detail) in found.into_iter().filter(|(rule, _)| policy.applies(*rule)) {
+            let chain = graph
+                .why(start, node)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(from, edge)| (graph.nodes[from].path.clone(), edge.name))
+                .collect();
+            report.violations.push(FileViolation {
+                rule,
+                file: file.path.clone(),
+                bytes: file.bytes,
+                detail,
+                start: graph.nodes[start].path.clone(),
+                chain,
+            });
         }
     }
     Ok(report)

@@ -23,16 +23,19 @@ pub enum Rule {
     StubLibrary,
     /// A runpath entry naming a `stubs` folder.
     StubRunpath,
+    /// A needed library found nowhere the loader looks (driver libraries aside).
+    Unresolved,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 6] = [
+    pub const ALL: [Rule; 7] = [
         Rule::Denied,
         Rule::Toolkit,
         Rule::StaticLibrary,
         Rule::Header,
         Rule::StubLibrary,
         Rule::StubRunpath,
+        Rule::Unresolved,
     ];
 
     /// The rule's name in policies, flags and JSON.
@@ -44,6 +47,7 @@ impl Rule {
             Rule::Header => "header",
             Rule::StubLibrary => "stub-library",
             Rule::StubRunpath => "stub-runpath",
+            Rule::Unresolved => "unresolved",
         }
     }
 
@@ -56,6 +60,7 @@ impl Rule {
             Rule::Header => "a header",
             Rule::StubLibrary => "a stub library",
             Rule::StubRunpath => "a runpath that names a stubs folder",
+            Rule::Unresolved => "a needed library found nowhere",
         }
     }
 

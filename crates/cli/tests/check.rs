@@ -141,3 +141,118 @@ fn the_runtime_closure_of_a_lib_output_passes_and_the_whole_package_does_not() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--deny"), "{stderr}");
 }
+
+/// NVIDIA's wheels of cuDNN 9 for CUDA 13, cuBLAS 13 and NVRTC 13, or `None` outside CI
+/// without them.
+fn cudnn_wheels() -> Option<Vec<PathBuf>> {
+    let folder = repo().join(".tools/nvidia/wheels");
+    let find = |prefix: &str| {
+        std::fs::read_dir(&folder).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .find(|path| {
+                    path.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                })
+        })
+    };
+    let wheels: Option<Vec<PathBuf>> = [
+        "nvidia_cudnn_cu13-9",
+        "nvidia_cublas-13",
+        "nvidia_cuda_nvrtc-13",
+    ]
+    .iter()
+    .map(|prefix| find(prefix))
+    .collect();
+    if wheels.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the cuDNN, cuBLAS and NVRTC wheels are missing: run scripts/install-nvidia-tools.sh"
+        );
+        eprintln!("skipped: the cuDNN, cuBLAS and NVRTC wheels are missing");
+    }
+    wheels
+}
+
+#[test]
+fn a_pip_tree_is_checked_through_its_elf_graph_and_run_time_loads() {
+    let Some(wheels) = cudnn_wheels() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let site = dir.path().join("site-packages");
+    std::fs::create_dir(&site).expect("mkdir");
+    for wheel in &wheels {
+        let unzipped = std::process::Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(wheel)
+            .arg(&site)
+            .status()
+            .expect("python3 runs");
+        assert!(unzipped.success());
+    }
+    let front = site.join("nvidia/cudnn/lib/libcudnn.so.9");
+    let (code, stdout, stderr) = run(&["--json", "check", s(&site)]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    // cuDNN's front library reaches cuBLASLt only through run-time loads: its
+    // sub-libraries are loaded by name, and they load cuBLASLt.
+    let (code, stdout, stderr) = run(&["--json", "check", s(&front), "--deny", "cublasLt"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let denied = &report["violations"][0];
+    assert_eq!(denied["rule"], "denied");
+    assert!(
+        denied["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("/libcublasLt.so.13")),
+        "{denied}"
+    );
+    let hops = denied["chain"].as_array().expect("chain");
+    assert!(hops.len() >= 2, "through a sub-library: {denied}");
+    assert!(
+        hops[0]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("/libcudnn.so.9"))
+            && hops[0]["loads"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("libcudnn_")),
+        "{denied}"
+    );
+
+    // A needed library found nowhere, and a runpath into a stubs folder.
+    let (code, _, stderr) = run(&[
+        "patch",
+        "--replace-needed",
+        "librt.so.1",
+        "libnot-there.so.1",
+        "--add-runpath",
+        "/usr/local/cuda/lib64/stubs",
+        s(&front),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(&["--json", "check", s(&front)]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let mut found: Vec<(&str, &str)> = report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| {
+            (
+                v["rule"].as_str().expect("rule"),
+                v["detail"].as_str().expect("detail"),
+            )
+        })
+        .collect();
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        [
+            ("stub-runpath", "/usr/local/cuda/lib64/stubs"),
+            ("unresolved", "libnot-there.so.1")
+        ]
+    );
+    let (code, _, stderr) = run(&["check", s(&front), "cuda_cudart"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not both"), "{stderr}");
+}

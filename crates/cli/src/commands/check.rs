@@ -1,7 +1,7 @@
 //! `cudapkgs check`: runtime closures against a policy.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use cudapkgs_check::{Policy, Report};
@@ -16,8 +16,10 @@ use crate::units;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Store paths, or names of roots, whose closures are checked
-    #[arg(required = true, value_name = "STORE_PATH")]
+    /// Store paths or names of roots; or folders and files (a venv, a container's
+    /// root), written with a `/` (`./venv`), whose run-time closures through the ELF
+    /// graph are checked
+    #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
     /// A policy file: `deny = ["magma"]`, `allow = ["header"]` (rules switched off)
     #[arg(long, value_name = "FILE")]
@@ -46,6 +48,19 @@ struct ViolationReport<'a> {
 
 pub fn run(args: &CheckArgs, output: Output) -> CliResult<Exit> {
     let policy = policy(args)?;
+    let files: Vec<&String> = args
+        .paths
+        .iter()
+        .filter(|path| names_a_file(path))
+        .collect();
+    if !files.is_empty() {
+        if files.len() != args.paths.len() {
+            return Err(CliError::new(
+                "give either store paths and roots, or folders and files, not both",
+            ));
+        }
+        return run_on_files(&args.paths, &policy, output);
+    }
     let store = open_store_for(&args.location, Access::ReadOnly)?;
     let roots = resolve_all(&store, &args.paths)?;
     let report =
@@ -59,6 +74,111 @@ pub fn run(args: &CheckArgs, output: Output) -> CliResult<Exit> {
     } else {
         Exit::Problems
     })
+}
+
+/// Whether `path` names a file or folder of this machine rather than a store path or a
+/// root: it has a `/` (root names never do) and is not named like a store path.
+fn names_a_file(path: &str) -> bool {
+    let base = Path::new(path)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.contains('/') && !cudapkgs_store::path::is_store_path_name(&base)
+}
+
+#[derive(Debug, Serialize)]
+struct FileViolationReport<'a> {
+    rule: &'static str,
+    file: &'a Path,
+    bytes: u64,
+    detail: &'a str,
+    start: &'a Path,
+    chain: Vec<FileHopReport<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct FileHopReport<'a> {
+    file: &'a Path,
+    loads: &'a str,
+}
+
+fn run_on_files(paths: &[String], policy: &Policy, output: Output) -> CliResult<Exit> {
+    let roots: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+    for root in &roots {
+        if root.symlink_metadata().is_err() {
+            return Err(CliError::new(format!(
+                "{}: no such file or folder",
+                root.display()
+            )));
+        }
+    }
+    let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
+    let report = cudapkgs_check::check_files(&roots, &system, policy)
+        .map_err(|error| CliError::new(error.to_string()))?;
+    let violations: Vec<FileViolationReport> = report
+        .violations
+        .iter()
+        .map(|v| FileViolationReport {
+            rule: v.rule.name(),
+            file: &v.file,
+            bytes: v.bytes,
+            detail: &v.detail,
+            start: &v.start,
+            chain: v
+                .chain
+                .iter()
+                .map(|(file, loads)| FileHopReport { file, loads })
+                .collect(),
+        })
+        .collect();
+    if output.json {
+        Output::print_json(&serde_json::json!({
+            "files_checked": report.files,
+            "violations": violations,
+        }))?;
+    } else {
+        let mut text = String::new();
+        for v in &report.violations {
+            let detail = if v.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" `{}`", v.detail)
+            };
+            let _ = writeln!(
+                text,
+                "{}{detail}: {} ({})",
+                v.rule.describe(),
+                v.file.display(),
+                units::bytes(v.bytes)
+            );
+            if !v.chain.is_empty() {
+                let _ = writeln!(text, "  from {}", v.start.display());
+                for (file, loads) in &v.chain {
+                    let _ = writeln!(text, "    {} loads {loads}", file.display());
+                }
+            }
+        }
+        let _ = writeln!(
+            text,
+            "{} files checked, {}",
+            report.files,
+            violation_count(report.violations.len())
+        );
+        Output::print(&text)?;
+    }
+    Ok(if report.violations.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Problems
+    })
+}
+
+fn violation_count(count: usize) -> String {
+    match count {
+        0 => "no violation".to_owned(),
+        1 => "1 violation".to_owned(),
+        n => format!("{n} violations"),
+    }
 }
 
 /// The policy file's, with the flags' names and rules added.
@@ -129,11 +249,11 @@ fn print(report: &Report, output: Output) -> CliResult<()> {
             }
         }
     }
-    let paths = report.paths;
-    let _ = match report.violations.len() {
-        0 => writeln!(text, "{paths} paths checked, no violation"),
-        1 => writeln!(text, "{paths} paths checked, 1 violation"),
-        n => writeln!(text, "{paths} paths checked, {n} violations"),
-    };
+    let _ = writeln!(
+        text,
+        "{} paths checked, {}",
+        report.paths,
+        violation_count(report.violations.len())
+    );
     Output::print(&text)
 }
