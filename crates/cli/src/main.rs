@@ -11,11 +11,12 @@ mod commands;
 mod error;
 mod output;
 mod settings;
-mod units;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+/// Byte sizes and shares for people, shared with the libraries' pages.
+use cudapkgs_tree::units;
 
 use crate::cli::{Cli, Command};
 use crate::error::{CliResult, Exit};

@@ -1,4 +1,4 @@
-//! Numbers for people: byte sizes and shares.
+//! Numbers for people: byte sizes and shares, as every command and page shows them.
 
 /// `1.5 KiB`, `298.1 MiB`, `812 B`.
 pub fn bytes(count: u64) -> String {
