@@ -4,6 +4,7 @@
 
 mod error;
 pub mod policy;
+pub mod treemap;
 
 use std::path::{Path, PathBuf};
 

@@ -106,7 +106,11 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
             closure_size,
             location,
         } => commands::store::path_info(paths, *closure_size, location, output),
-        Command::Closure { paths, location } => commands::store::closure(paths, location, output),
+        Command::Closure {
+            paths,
+            html,
+            location,
+        } => commands::store::closure(paths, html.as_deref(), location, output),
         Command::Diff {
             before,
             after,

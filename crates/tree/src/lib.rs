@@ -14,7 +14,7 @@ pub mod scratch;
 pub mod units;
 pub mod zip_archive;
 
-pub use rewrite::{Rewrite, copy_tree, rewrite_file};
+pub use rewrite::{Rewrite, copy_tree, rewrite_file, write_file_atomically};
 
 use std::collections::HashSet;
 use std::fs::File;
