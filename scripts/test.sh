@@ -51,4 +51,14 @@ if ! command -v patch >/dev/null 2>&1; then
   fi
 fi
 
+# Headless Chromium loads the page `closure --html` writes (no console errors, the shapes).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is needed: install Debian's chromium" >&2
+    exit 1
+  fi
+fi
+
 cargo nextest run --workspace --no-fail-fast

@@ -5,6 +5,7 @@
 mod error;
 pub mod files;
 pub mod policy;
+pub mod treemap;
 
 use std::path::{Path, PathBuf};
 

@@ -117,6 +117,10 @@ pub enum Command {
     Closure {
         #[arg(required = true, value_name = "STORE_PATH")]
         paths: Vec<String>,
+        /// Also write a treemap of the closure to FILE: one self-contained HTML page of
+        /// store paths, their files and each file's device code per GPU architecture
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         #[command(flatten)]
         location: StoreLocation,
     },

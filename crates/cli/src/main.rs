@@ -11,11 +11,12 @@ mod commands;
 mod error;
 mod output;
 mod settings;
-mod units;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+/// Byte sizes and shares for people, shared with the libraries' pages.
+use cudapkgs_tree::units;
 
 use crate::cli::{Cli, Command};
 use crate::error::{CliResult, Exit};
@@ -105,7 +106,11 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
             closure_size,
             location,
         } => commands::store::path_info(paths, *closure_size, location, output),
-        Command::Closure { paths, location } => commands::store::closure(paths, location, output),
+        Command::Closure {
+            paths,
+            html,
+            location,
+        } => commands::store::closure(paths, html.as_deref(), location, output),
         Command::Diff {
             before,
             after,

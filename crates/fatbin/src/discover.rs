@@ -90,6 +90,16 @@ pub fn sniff(data: &[u8]) -> Option<Format> {
     None
 }
 
+/// Whether a file starting with `magic` is of a format whose device code [`units`] finds
+/// (an ELF file, an `ar` archive, a `.fatbin` or a cubin; a zip file's members are files
+/// of their own).
+pub fn holds_device_code(magic: &[u8]) -> bool {
+    matches!(
+        sniff(magic),
+        Some(Format::Elf | Format::Archive | Format::Fatbin | Format::Cubin)
+    )
+}
+
 /// Finds the device code in a file's bytes (not zip files: see `tree`). Only the
 /// headers of ELF files and archives are read.
 pub fn units(data: &[u8]) -> Result<Vec<Unit>, Error> {

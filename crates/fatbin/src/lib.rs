@@ -22,11 +22,12 @@ pub mod verdict;
 
 pub use container::{Compression, Container, Entry, EntryFlags, EntryKind, containers};
 pub use cubin::{CubinInfo, CubinType, parse_cubin};
-pub use discover::{FatbinSection, Format, SectionKind, Unit, sniff, units};
+pub use discover::{FatbinSection, Format, SectionKind, Unit, holds_device_code, sniff, units};
 pub use error::{Error, FileReader, ReadAt};
 pub use prune::{KeepPtx, PruneError, PrunePlan, PruneRequest, Removed, plan_prune};
 pub use ptx::{PtxInfo, parse_ptx};
 pub use scan::{
-    ContainerScan, EntryInfo, FileScan, ScanOptions, UnitScan, all_entries, scan, scan_with,
+    ArchTotal, ArchTotals, ContainerScan, EntryInfo, FileScan, ScanOptions, UnitScan, all_entries,
+    scan, scan_with,
 };
 pub use verdict::{Gpu, ImageMatch, KernelVerdict, container_verdicts, file_verdicts};

@@ -1,6 +1,8 @@
 //! A whole file's device code as owned records: every container and entry with the
 //! fields people and tools ask about, and (on request) each entry's kernels.
 
+use std::collections::BTreeMap;
+
 use cudapkgs_caps::Capability;
 use serde::Serialize;
 
@@ -150,6 +152,62 @@ impl EntryInfo {
 fn parse_pair(text: &str) -> Option<(u16, u16)> {
     let (major, minor) = text.split_once('.')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// Bytes of one architecture and kind across entries.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ArchTotal {
+    pub arch: String,
+    pub kind: EntryKind,
+    pub entries: u64,
+    /// Bytes in the files (compressed where compressed).
+    pub stored_bytes: u64,
+    /// Bytes once decompressed.
+    pub content_bytes: u64,
+}
+
+/// Entries summed per kind and architecture, as they are added.
+#[derive(Debug, Clone, Default)]
+pub struct ArchTotals(BTreeMap<(EntryKind, String), ArchTotal>);
+
+impl ArchTotals {
+    pub fn add(&mut self, entry: &EntryInfo) {
+        let total = self
+            .0
+            .entry((entry.kind, entry.arch.clone()))
+            .or_insert_with(|| ArchTotal {
+                arch: entry.arch.clone(),
+                kind: entry.kind,
+                entries: 0,
+                stored_bytes: 0,
+                content_bytes: 0,
+            });
+        total.entries += 1;
+        total.stored_bytes += entry.stored_size;
+        total.content_bytes += entry.uncompressed_size;
+    }
+
+    /// The totals, most stored bytes first, then by architecture and kind.
+    pub fn biggest_first(self) -> Vec<ArchTotal> {
+        let mut totals: Vec<ArchTotal> = self.0.into_values().collect();
+        // Stable over the map's (kind, architecture) order.
+        totals.sort_by(|a, b| {
+            b.stored_bytes
+                .cmp(&a.stored_bytes)
+                .then(a.arch.cmp(&b.arch))
+        });
+        totals
+    }
+}
+
+impl<'a> FromIterator<&'a EntryInfo> for ArchTotals {
+    fn from_iter<I: IntoIterator<Item = &'a EntryInfo>>(entries: I) -> Self {
+        let mut totals = ArchTotals::default();
+        for entry in entries {
+            totals.add(entry);
+        }
+        totals
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

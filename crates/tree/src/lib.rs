@@ -1,5 +1,6 @@
 //! Files to look at: folders walked, wheels opened, files mapped into memory, and the
 //! work spread over the machine's cores; and files changed atomically (`rewrite`).
+//! Byte sizes for people (`units`) live here as the lowest crate that shows files.
 //!
 //! Files are found first (cheap), then handed to worker threads; each file's bytes are
 //! mapped, never read whole into memory. Wheel and zip members that hold binaries are
@@ -10,9 +11,10 @@ pub mod dir;
 pub mod links;
 mod rewrite;
 pub mod scratch;
+pub mod units;
 pub mod zip_archive;
 
-pub use rewrite::{Rewrite, copy_tree, rewrite_file};
+pub use rewrite::{Rewrite, copy_tree, rewrite_file, write_file_atomically};
 
 use std::collections::HashSet;
 use std::fs::File;

@@ -68,6 +68,30 @@ pub fn rewrite_file(path: &Path, rewrite: &Rewrite) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes `contents` to `path` as a whole: into a temporary file beside it, flushed, then
+/// renamed over `path`, so that a reader sees the old file or the new one, never a part.
+/// A link at `path` is replaced, not written through; a folder there is refused by the
+/// rename (and the temporary removed). A new file gets mode 0666 less the umask, as any
+/// program's new file does.
+pub fn write_file_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".cudapkgs-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)?;
+    temp.write_all(contents)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|error| error.error)?;
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
 /// Gives the new copy the original's owner and group, as an edit in place would keep
 /// them (root patching a user's file must not make it root's). Where that is not
 /// allowed (an ordinary user cannot give files away), the copy stays the caller's, who
@@ -343,6 +367,32 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o464)).expect("chmod");
         rewrite_file(&link, &rewrite).expect("rewrite");
         assert_eq!(std::fs::read(&path).expect("read"), b"replaced");
+    }
+
+    #[test]
+    fn whole_writes_replace_files_and_links_and_leave_folders_alone() {
+        let dir = tempfile::tempdir().expect("temp");
+        let page = dir.path().join("page.html");
+        write_file_atomically(&page, b"first").expect("new file");
+        write_file_atomically(&page, b"second").expect("replaced");
+        assert_eq!(std::fs::read(&page).expect("read"), b"second");
+        let mode = std::fs::metadata(&page).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+        // A link is replaced by the file, its target left as it was.
+        let link = dir.path().join("link.html");
+        std::os::unix::fs::symlink(&page, &link).expect("link");
+        write_file_atomically(&link, b"third").expect("link replaced");
+        assert!(std::fs::symlink_metadata(&link).expect("stat").is_file());
+        assert_eq!(std::fs::read(&page).expect("read"), b"second");
+        let folder = dir.path().join("folder");
+        std::fs::create_dir(&folder).expect("mkdir");
+        write_file_atomically(&folder, b"x").expect_err("a folder is refused");
+        assert!(folder.is_dir());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            3,
+            "no temporary left behind"
+        );
     }
 
     #[test]

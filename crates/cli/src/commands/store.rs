@@ -302,10 +302,29 @@ fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<E
 struct ClosureReport<'a> {
     paths: Vec<InfoReport<'a>>,
     total_nar_size: u64,
+    /// The treemap page written, with `--html`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    html: Option<String>,
 }
 
-/// `cudapkgs closure`: every path the roots need, biggest first, and the total.
-pub fn closure(paths: &[String], location: &StoreLocation, output: Output) -> CliResult<Exit> {
+/// `cudapkgs closure`: every path the roots need, biggest first, and the total; with
+/// `--html`, also the treemap page.
+pub fn closure(
+    paths: &[String],
+    html: Option<&Path>,
+    location: &StoreLocation,
+    output: Output,
+) -> CliResult<Exit> {
+    if let Some(page) = html.filter(|page| page.is_dir()) {
+        return Err(CliError::new(format!(
+            "--html {}: a folder, not a file to write the treemap to",
+            page.display()
+        ))
+        .with_hint(format!(
+            "name the page to write, such as {}",
+            page.join("closure.html").display()
+        )));
+    }
     let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
     let mut closure = store.closure(&paths).map_err(|error| {
@@ -317,9 +336,14 @@ pub fn closure(paths: &[String], location: &StoreLocation, output: Output) -> Cl
             .cmp(&a.nar_size)
             .then_with(|| a.path.cmp(&b.path))
     });
+    if let Some(page) = html {
+        write_treemap(&store, &paths, &closure, page)?;
+        output.note(format!("treemap written to {}", page.display()));
+    }
     let report = ClosureReport {
         total_nar_size: closure.iter().map(|info| info.nar_size).sum(),
         paths: closure.iter().map(info_report).collect(),
+        html: html.map(|page| page.display().to_string()),
     };
     if output.json {
         Output::print_json(&report)?;
@@ -342,6 +366,34 @@ pub fn closure(paths: &[String], location: &StoreLocation, output: Output) -> Cl
         Output::print(&text)?;
     }
     Ok(Exit::Success)
+}
+
+/// Reads the closure's files and device code and writes the treemap page at `page`,
+/// whole or not at all.
+fn write_treemap(
+    store: &Store,
+    roots: &[String],
+    closure: &[PathInfo],
+    page: &Path,
+) -> CliResult<()> {
+    let treemap =
+        cudapkgs_check::treemap::gather(store, roots, closure).map_err(|error| match error {
+            cudapkgs_check::Error::Store(error) => failure(&error),
+            other => CliError::new(format!("cannot read the closure's files: {other}"))
+                .with_hint("the treemap reads every file of the closure: run as a user who can"),
+        })?;
+    let html = cudapkgs_check::treemap::render_html(&treemap);
+    cudapkgs_tree::write_file_atomically(page, html.as_bytes()).map_err(|error| {
+        let hint = match error.kind() {
+            std::io::ErrorKind::NotFound => "create its folder first, or name a page elsewhere",
+            _ => "name a page in a folder this user can write (--html FILE)",
+        };
+        CliError::new(format!(
+            "cannot write the treemap to {}: {error}",
+            page.display()
+        ))
+        .with_hint(hint)
+    })
 }
 
 #[derive(Debug, Serialize)]

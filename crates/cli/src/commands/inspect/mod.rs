@@ -7,7 +7,7 @@ mod report;
 
 use cudapkgs_caps::{DEFAULT_CUDA, gpu_capability};
 use cudapkgs_fatbin::{
-    Error as FatbinError, FileReader, Format, Gpu, ScanOptions, file_verdicts, scan_with, sniff,
+    Error as FatbinError, FileReader, Gpu, ScanOptions, file_verdicts, holds_device_code, scan_with,
 };
 use cudapkgs_tree::dir::Dir;
 use cudapkgs_tree::{self as tree, Walk};
@@ -54,6 +54,7 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
 
+    // Zip files are opened by the walk itself.
     let walk = Walk {
         wants: holds_device_code,
         zips: true,
@@ -106,14 +107,6 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
         Exit::Success if checked.as_ref().is_some_and(|checked| !checked.pass) => Exit::Problems,
         exit => exit,
     })
-}
-
-/// Formats that can hold device code (zip files are opened by the walk itself).
-fn holds_device_code(magic: &[u8]) -> bool {
-    matches!(
-        sniff(magic),
-        Some(Format::Elf | Format::Archive | Format::Fatbin | Format::Cubin)
-    )
 }
 
 /// Error text for a file that could not be scanned: a named file of another kind says

@@ -1,9 +1,9 @@
 //! The results of an inspection, their totals, and the stable JSON document.
 
-use std::collections::BTreeMap;
-
 use cudapkgs_caps::{Capability, CudaVersion};
-use cudapkgs_fatbin::{EntryKind, FileScan, Format, Gpu, ImageMatch, KernelVerdict, UnitScan};
+use cudapkgs_fatbin::{
+    ArchTotal, ArchTotals, FileScan, Format, Gpu, ImageMatch, KernelVerdict, UnitScan,
+};
 use cudapkgs_tree::{Outcome, Visited};
 use serde::Serialize;
 
@@ -24,18 +24,6 @@ pub(crate) struct Report {
     pub gpu: Option<Gpu>,
     pub summary: Summary,
     pub gpu_totals: Option<GpuTotals>,
-}
-
-/// Bytes of one architecture and kind across all files.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub(crate) struct ArchTotal {
-    pub arch: String,
-    pub kind: EntryKind,
-    pub entries: u64,
-    /// Bytes in the files (compressed where compressed).
-    pub stored_bytes: u64,
-    /// Bytes once decompressed.
-    pub content_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -193,7 +181,7 @@ fn with_device_code(
 }
 
 fn summarize(files: &[Visited<FileResult>], top: usize) -> Summary {
-    let mut by_arch: BTreeMap<(EntryKind, String), ArchTotal> = BTreeMap::new();
+    let mut by_arch = ArchTotals::default();
     let mut summary = Summary {
         files_scanned: files
             .iter()
@@ -221,26 +209,10 @@ fn summarize(files: &[Visited<FileResult>], top: usize) -> Summary {
         });
         for entry in result.scan.entries() {
             summary.entries += 1;
-            let total = by_arch
-                .entry((entry.kind, entry.arch.clone()))
-                .or_insert_with(|| ArchTotal {
-                    arch: entry.arch.clone(),
-                    kind: entry.kind,
-                    entries: 0,
-                    stored_bytes: 0,
-                    content_bytes: 0,
-                });
-            total.entries += 1;
-            total.stored_bytes += entry.stored_size;
-            total.content_bytes += entry.uncompressed_size;
+            by_arch.add(entry);
         }
     }
-    summary.by_arch = by_arch.into_values().collect();
-    summary.by_arch.sort_by(|a, b| {
-        b.stored_bytes
-            .cmp(&a.stored_bytes)
-            .then(a.arch.cmp(&b.arch))
-    });
+    summary.by_arch = by_arch.biggest_first();
     summary.heaviest.sort_by(|a, b| {
         b.device_code_bytes
             .cmp(&a.device_code_bytes)

@@ -1,4 +1,4 @@
-//! Numbers for people: byte sizes and shares.
+//! Numbers for people: byte sizes and shares, as every command and page shows them.
 
 /// `1.5 KiB`, `298.1 MiB`, `812 B`.
 pub fn bytes(count: u64) -> String {
@@ -35,6 +35,16 @@ pub fn share(part: u64, whole: u64) -> String {
     format!("{percent:.0}%")
 }
 
+/// `41.3%` of a whole, for shares that may be small; `-` when the whole is zero.
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".to_owned();
+    }
+    #[allow(clippy::cast_precision_loss, reason = "display only")]
+    let percent = part as f64 * 100.0 / whole as f64;
+    format!("{percent:.1}%")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +58,7 @@ mod tests {
         assert_eq!(delta(0), "+0 B");
         assert_eq!(share(41, 100), "41%");
         assert_eq!(share(1, 0), "-");
+        assert_eq!(percent(413, 1000), "41.3%");
+        assert_eq!(percent(1, 0), "-");
     }
 }
