@@ -18,6 +18,7 @@ use crate::Error;
 pub struct FileNode {
     /// The file, links resolved.
     pub path: PathBuf,
+    pub soname: Option<String>,
     pub bytes: u64,
     pub edges: Vec<FileEdge>,
     /// Needed libraries found nowhere (driver libraries aside: they come with the host).
@@ -50,35 +51,48 @@ pub struct FileGraph {
 
 impl FileGraph {
     /// The graph of every ELF file under `roots` (folders or files), and of every file
-    /// outside them that those load, with the system folders `system` searched last.
-    pub fn build(roots: &[PathBuf], system: &[PathBuf]) -> Result<FileGraph, Error> {
+    /// outside them that those load, with the system folders `system` searched last;
+    /// files are read `threads` at a time.
+    pub fn build(
+        roots: &[PathBuf],
+        system: &[PathBuf],
+        threads: usize,
+    ) -> Result<FileGraph, Error> {
         let search = SearchPaths {
             system: system.to_vec(),
             ..SearchPaths::default()
         };
         let mut graph = FileGraph::default();
-        let mut pending: VecDeque<PathBuf> = VecDeque::new();
+        let mut wave: Vec<PathBuf> = Vec::new();
         for root in roots {
             let root = std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
             if root.is_dir() {
-                pending.extend(elf_candidates(&root)?);
+                wave.extend(elf_candidates(&root)?);
             } else {
-                pending.push_back(root);
+                wave.push(root);
             }
         }
-        // Edges are found by path; nodes get their numbers as they are read.
+        let mut queued: std::collections::HashSet<PathBuf> = wave.iter().cloned().collect();
+        // Read in waves (the files named, then what they load, …), each wave's files at
+        // once; edges are found by path, and nodes numbered in the order of the waves.
         let mut found_edges: Vec<Vec<FoundEdge>> = Vec::new();
-        while let Some(path) = pending.pop_front() {
-            if graph.index.contains_key(&path) {
-                continue;
+        while !wave.is_empty() {
+            let read = read_nodes(&wave, &search, threads)?;
+            let mut next = Vec::new();
+            for (path, result) in wave.into_iter().zip(read) {
+                let Some((node, edges)) = result else {
+                    continue;
+                };
+                for (_, to, _) in &edges {
+                    if queued.insert(to.clone()) {
+                        next.push(to.clone());
+                    }
+                }
+                graph.index.insert(path, graph.nodes.len());
+                graph.nodes.push(node);
+                found_edges.push(edges);
             }
-            let Some((node, edges)) = read_node(&path, &search)? else {
-                continue;
-            };
-            pending.extend(edges.iter().map(|(_, to, _)| to.clone()));
-            graph.index.insert(path, graph.nodes.len());
-            graph.nodes.push(node);
-            found_edges.push(edges);
+            wave = next;
         }
         for (node, edges) in graph.nodes.iter_mut().zip(found_edges) {
             node.edges = edges
@@ -166,6 +180,38 @@ fn elf_candidates(root: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(found)
 }
 
+/// `read_node` for each of `paths`, `threads` at a time, in their order.
+fn read_nodes(
+    paths: &[PathBuf],
+    search: &SearchPaths,
+    threads: usize,
+) -> Result<Vec<Option<(FileNode, Vec<FoundEdge>)>>, Error> {
+    let threads = threads.clamp(1, paths.len().max(1));
+    let results: Vec<Vec<(usize, Result<Option<(FileNode, Vec<FoundEdge>)>, Error>)>> =
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|worker| {
+                    scope.spawn(move || {
+                        (worker..paths.len())
+                            .step_by(threads)
+                            .map(|i| (i, read_node(&paths[i], search)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| worker.join().expect("a reader never panics"))
+                .collect()
+        });
+    let mut ordered: Vec<Option<(FileNode, Vec<FoundEdge>)>> =
+        (0..paths.len()).map(|_| None).collect();
+    for (i, result) in results.into_iter().flatten() {
+        ordered[i] = result?;
+    }
+    Ok(ordered)
+}
+
 /// Reads the ELF file at `path` (links resolved) and where the libraries it loads are;
 /// `None` for a file that is no dynamic ELF object.
 fn read_node(
@@ -215,6 +261,7 @@ fn read_node(
         .map(str::to_owned)
         .collect();
     let node = FileNode {
+        soname: info.soname.clone(),
         path: path.to_owned(),
         bytes: bytes.len() as u64,
         edges: Vec::new(),

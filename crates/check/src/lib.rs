@@ -102,8 +102,18 @@ pub fn check_files(
     roots: &[PathBuf],
     system: &[PathBuf],
     policy: &Policy,
+    threads: usize,
 ) -> Result<FileReport, Error> {
-    let graph = files::FileGraph::build(roots, system)?;
+    let graph = files::FileGraph::build(roots, system, threads)?;
+    // A library another file of the tree provides by its soname is found once that
+    // file is loaded (the loader reuses a loaded library of that name): a Python module
+    // of torchvision needs libc10.so without a runpath to it, and `import torch` loads
+    // it first. Only a name no file provides is found nowhere.
+    let provided: std::collections::HashSet<&str> = graph
+        .nodes
+        .iter()
+        .filter_map(|node| node.soname.as_deref())
+        .collect();
     let owners = files::owners(roots)?;
     let starts = files::starts(&graph, roots);
     let mut report = FileReport::default();
@@ -146,7 +156,11 @@ pub fn check_files(
                 found.push((Rule::StubRunpath, entry.clone()));
             }
         }
-        for library in &file.unresolved {
+        for library in file
+            .unresolved
+            .iter()
+            .filter(|l| !provided.contains(l.as_str()))
+        {
             found.push((Rule::Unresolved, library.clone()));
         }
         for (rule, detail) in found.into_iter().filter(|(rule, _)| policy.applies(*rule)) {

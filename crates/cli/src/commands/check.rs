@@ -113,7 +113,8 @@ fn run_on_files(paths: &[String], policy: &Policy, output: Output) -> CliResult<
         }
     }
     let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
-    let report = cudapkgs_check::check_files(&roots, &system, policy)
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let report = cudapkgs_check::check_files(&roots, &system, policy, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     let violations: Vec<FileViolationReport> = report
         .violations
