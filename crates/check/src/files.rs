@@ -31,6 +31,10 @@ pub struct FileNode {
 /// and whether it is a run-time load.
 type FoundEdge = (String, PathBuf, bool);
 
+/// What reading one file gives: its node and its edges, or nothing for a file that is
+/// no dynamic ELF object.
+type ReadFile = Option<(FileNode, Vec<FoundEdge>)>;
+
 /// One library a file loads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEdge {
@@ -185,27 +189,25 @@ fn read_nodes(
     paths: &[PathBuf],
     search: &SearchPaths,
     threads: usize,
-) -> Result<Vec<Option<(FileNode, Vec<FoundEdge>)>>, Error> {
+) -> Result<Vec<ReadFile>, Error> {
     let threads = threads.clamp(1, paths.len().max(1));
-    let results: Vec<Vec<(usize, Result<Option<(FileNode, Vec<FoundEdge>)>, Error>)>> =
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|worker| {
-                    scope.spawn(move || {
-                        (worker..paths.len())
-                            .step_by(threads)
-                            .map(|i| (i, read_node(&paths[i], search)))
-                            .collect::<Vec<_>>()
-                    })
+    let results: Vec<Vec<(usize, Result<ReadFile, Error>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|worker| {
+                scope.spawn(move || {
+                    (worker..paths.len())
+                        .step_by(threads)
+                        .map(|i| (i, read_node(&paths[i], search)))
+                        .collect::<Vec<_>>()
                 })
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| worker.join().expect("a reader never panics"))
-                .collect()
-        });
-    let mut ordered: Vec<Option<(FileNode, Vec<FoundEdge>)>> =
-        (0..paths.len()).map(|_| None).collect();
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("a reader never panics"))
+            .collect()
+    });
+    let mut ordered: Vec<ReadFile> = (0..paths.len()).map(|_| None).collect();
     for (i, result) in results.into_iter().flatten() {
         ordered[i] = result?;
     }
@@ -214,10 +216,7 @@ fn read_nodes(
 
 /// Reads the ELF file at `path` (links resolved) and where the libraries it loads are;
 /// `None` for a file that is no dynamic ELF object.
-fn read_node(
-    path: &Path,
-    search: &SearchPaths,
-) -> Result<Option<(FileNode, Vec<FoundEdge>)>, Error> {
+fn read_node(path: &Path, search: &SearchPaths) -> Result<ReadFile, Error> {
     let Ok(file) = std::fs::File::open(path) else {
         return Ok(None);
     };
