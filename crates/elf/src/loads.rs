@@ -132,9 +132,20 @@ fn collect_names(data: &[u8], names: &mut Vec<LoadName>) {
     }
 }
 
+/// Read-only sections that hold no names a program loads: device code (CUDA's
+/// fatbins, most of a CUDA library's bytes) and unwind tables. Skipping them spares
+/// reading the bulk of every CUDA library.
+const NAMELESS_SECTIONS: [&[u8]; 5] = [
+    b".nv_fatbin",
+    b"__nv_relfatbin",
+    b".eh_frame",
+    b".eh_frame_hdr",
+    b".gcc_except_table",
+];
+
 /// The byte ranges of read-only, allocated, non-executable data: `SHT_PROGBITS` sections
-/// without write or exec flags, or (for files without section headers) the load segments
-/// that are only readable.
+/// without write or exec flags (but `NAMELESS_SECTIONS`), or (for files without section
+/// headers) the load segments that are only readable.
 fn read_only_data(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
     match FileKind::parse(bytes) {
         Ok(FileKind::Elf64) => ranges::<elf::FileHeader64<Endianness>>(bytes),
@@ -153,8 +164,8 @@ fn ranges<H: FileHeader<Endian = Endianness>>(bytes: &[u8]) -> Vec<std::ops::Ran
         let end = start.checked_add(usize::try_from(size).ok()?)?;
         (end <= bytes.len()).then_some(start..end)
     };
-    let sections: Vec<_> = file
-        .elf_section_table()
+    let table = file.elf_section_table();
+    let read_only: Vec<_> = table
         .iter()
         .filter(|section| {
             let flags = section.sh_flags(endian).0;
@@ -162,15 +173,24 @@ fn ranges<H: FileHeader<Endian = Endianness>>(bytes: &[u8]) -> Vec<std::ops::Ran
                 && flags & elf::SHF_ALLOC.0 != 0
                 && flags & (elf::SHF_WRITE.0 | elf::SHF_EXECINSTR.0) == 0
         })
-        .filter_map(|section| {
-            in_file(
-                section.sh_offset(endian).into(),
-                section.sh_size(endian).into(),
-            )
-        })
         .collect();
-    if !sections.is_empty() {
-        return sections;
+    // Files with read-only data only in sections known to hold no names have nothing
+    // to scan; they do not fall back to their segments.
+    if !read_only.is_empty() {
+        return read_only
+            .into_iter()
+            .filter(|section| {
+                table
+                    .section_name(endian, section)
+                    .map_or(true, |name| !NAMELESS_SECTIONS.contains(&name))
+            })
+            .filter_map(|section| {
+                in_file(
+                    section.sh_offset(endian).into(),
+                    section.sh_size(endian).into(),
+                )
+            })
+            .collect();
     }
     file.elf_program_headers()
         .iter()
@@ -190,6 +210,36 @@ fn ranges<H: FileHeader<Endian = Endianness>>(bytes: &[u8]) -> Vec<std::ops::Ran
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_code_and_unwind_tables_are_not_read_for_names() {
+        use object::{Object, ObjectSection};
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/cuda/out/arch_a.so"
+        );
+        let bytes = std::fs::read(path).expect("fixture");
+        let file = object::File::parse(&*bytes).expect("elf");
+        let skipped: Vec<std::ops::Range<usize>> = [".nv_fatbin", ".eh_frame"]
+            .iter()
+            .map(|name| {
+                let section = file.section_by_name(name).expect("the section is there");
+                let (offset, size) = section.file_range().expect("in the file");
+                let start = usize::try_from(offset).expect("small");
+                start..start + usize::try_from(size).expect("small")
+            })
+            .collect();
+        let read = read_only_data(&bytes);
+        assert!(!read.is_empty(), ".rodata is still read");
+        for range in &read {
+            for skip in &skipped {
+                assert!(
+                    range.end <= skip.start || skip.end <= range.start,
+                    "{range:?} {skip:?}"
+                );
+            }
+        }
+    }
 
     fn names_in(data: &[u8]) -> Vec<String> {
         let mut names = Vec::new();
