@@ -353,3 +353,101 @@ pub fn starts(graph: &FileGraph, roots: &[PathBuf]) -> Vec<usize> {
     }
     starts
 }
+
+/// Whether a command-line argument names a file or folder of this machine rather than a
+/// store path or a root: it has a `/` (root names never do) and is not named like a
+/// store path.
+pub fn names_a_file(argument: &str) -> bool {
+    let base = Path::new(argument)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    argument.contains('/') && !cudapkgs_store::path::is_store_path_name(&base)
+}
+
+/// The run-time closure of some folders and files, as people read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeClosure {
+    /// Every file of the closure (biggest first): its path, bytes, and the Python
+    /// distribution that owns it.
+    pub files: Vec<(PathBuf, u64, Option<String>)>,
+    /// Bytes and files of the closure per distribution (biggest first); files of no
+    /// distribution count under `None`.
+    pub by_distribution: Vec<(Option<String>, u64, usize)>,
+    /// Libraries found at more than one place (by the name before `.so`), with each
+    /// place: the same library twice, often in two versions.
+    pub duplicates: Vec<(String, Vec<PathBuf>)>,
+    /// ELF files under the folders given that no run-time path from their programs and
+    /// Python modules reaches.
+    pub unreached: Vec<PathBuf>,
+}
+
+/// The run-time closure of `roots` (see `starts`), read `threads` files at a time.
+pub fn tree_closure(
+    roots: &[PathBuf],
+    system: &[PathBuf],
+    threads: usize,
+) -> Result<TreeClosure, Error> {
+    let graph = FileGraph::build(roots, system, threads)?;
+    let owners = owners(roots)?;
+    let starts = starts(&graph, roots);
+    let reached = graph.closure(&starts);
+    let mut report = TreeClosure::default();
+    for &node in &reached {
+        let file = &graph.nodes[node];
+        let owner = owners.get(&file.path).cloned();
+        report.files.push((file.path.clone(), file.bytes, owner));
+    }
+    report
+        .files
+        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut by_distribution: HashMap<Option<String>, (u64, usize)> = HashMap::new();
+    let mut by_library: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    for (path, bytes, owner) in &report.files {
+        let entry = by_distribution.entry(owner.clone()).or_default();
+        entry.0 += bytes;
+        entry.1 += 1;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if let Some(library) = name.split(".so").next().filter(|_| name.contains(".so")) {
+            by_library
+                .entry(library.to_owned())
+                .or_default()
+                .push(path.clone());
+        }
+    }
+    report.by_distribution = by_distribution
+        .into_iter()
+        .map(|(owner, (bytes, count))| (owner, bytes, count))
+        .collect();
+    report
+        .by_distribution
+        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    report.duplicates = by_library
+        .into_iter()
+        .filter(|(_, places)| places.len() > 1)
+        .map(|(library, mut places)| {
+            places.sort();
+            (library, places)
+        })
+        .collect();
+    report.duplicates.sort();
+    let mut in_closure = vec![false; graph.nodes.len()];
+    for &node in &reached {
+        in_closure[node] = true;
+    }
+    for root in roots
+        .iter()
+        .filter_map(|root| std::fs::canonicalize(root).ok())
+    {
+        if !root.is_dir() {
+            continue;
+        }
+        report.unreached.extend(
+            (0..graph.nodes.len())
+                .filter(|&node| !in_closure[node] && graph.nodes[node].path.starts_with(&root))
+                .map(|node| graph.nodes[node].path.clone()),
+        );
+    }
+    report.unreached.sort();
+    Ok(report)
+}

@@ -115,7 +115,9 @@ pub enum Command {
     /// Every path STORE_PATH… needs at run time (the references, followed), biggest first,
     /// with the total size
     Closure {
-        #[arg(required = true, value_name = "STORE_PATH")]
+        /// Store paths or names of roots; or folders and files written with a `/`
+        /// (`./venv`): their run-time closure through the ELF graph, by distribution
+        #[arg(required = true, value_name = "PATH")]
         paths: Vec<String>,
         /// Also write a treemap of the closure to FILE: one self-contained HTML page of
         /// store paths, their files and each file's device code per GPU architecture

@@ -51,7 +51,7 @@ pub fn run(args: &CheckArgs, output: Output) -> CliResult<Exit> {
     let files: Vec<&String> = args
         .paths
         .iter()
-        .filter(|path| names_a_file(path))
+        .filter(|path| cudapkgs_check::files::names_a_file(path))
         .collect();
     if !files.is_empty() {
         if files.len() != args.paths.len() {
@@ -74,16 +74,6 @@ pub fn run(args: &CheckArgs, output: Output) -> CliResult<Exit> {
     } else {
         Exit::Problems
     })
-}
-
-/// Whether `path` names a file or folder of this machine rather than a store path or a
-/// root: it has a `/` (root names never do) and is not named like a store path.
-fn names_a_file(path: &str) -> bool {
-    let base = Path::new(path)
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.contains('/') && !cudapkgs_store::path::is_store_path_name(&base)
 }
 
 #[derive(Debug, Serialize)]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cudapkgs_store::store::{Access, PathInfo, Problem, Scan, Store, Verification};
 use cudapkgs_store::{base32, nar, path, restore};
@@ -325,6 +325,15 @@ pub fn closure(
             page.join("closure.html").display()
         )));
     }
+    if paths
+        .iter()
+        .any(|path| cudapkgs_check::files::names_a_file(path))
+    {
+        if html.is_some() {
+            return Err(CliError::new("--html draws store closures, not folders"));
+        }
+        return tree_closure(paths, output);
+    }
     let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
     let mut closure = store.closure(&paths).map_err(|error| {
@@ -365,6 +374,171 @@ pub fn closure(
         );
         Output::print(&text)?;
     }
+    Ok(Exit::Success)
+}
+
+#[derive(Debug, Serialize)]
+struct TreeFileReport<'a> {
+    path: &'a Path,
+    bytes: u64,
+    distribution: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct DistributionReport<'a> {
+    distribution: Option<&'a str>,
+    bytes: u64,
+    files: usize,
+}
+
+/// `why ./FILE DEP`: how a file's run-time closure reaches DEP (a file, or a library's
+/// file name), each hop the file and the name it loads.
+fn why_file(file: &Path, dependency: &Path, output: Output) -> CliResult<Exit> {
+    let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let graph = cudapkgs_check::files::FileGraph::build(&[file.to_owned()], &system, threads)
+        .map_err(|error| CliError::new(error.to_string()))?;
+    let from = graph
+        .node(file)
+        .ok_or_else(|| CliError::new(format!("{}: no dynamic ELF file", file.display())))?;
+    // A name without a folder is a library of the closure by its file name.
+    let to = if dependency.components().count() == 1 {
+        graph
+            .closure(&[from])
+            .into_iter()
+            .find(|&node| graph.nodes[node].path.file_name() == Some(dependency.as_os_str()))
+    } else {
+        graph.node(dependency)
+    };
+    let chain = to.and_then(|to| graph.why(from, to));
+    let Some(chain) = chain else {
+        if output.json {
+            Output::print_json(&serde_json::json!({ "chain": null }))?;
+        } else {
+            Output::print(&format!(
+                "{} is not in the run-time closure of {}\n",
+                dependency.display(),
+                file.display()
+            ))?;
+        }
+        return Ok(Exit::Problems);
+    };
+    let hops: Vec<serde_json::Value> = chain
+        .iter()
+        .map(|(node, edge)| {
+            serde_json::json!({
+                "file": graph.nodes[*node].path,
+                "loads": edge.name,
+                "next": graph.nodes[edge.to].path,
+                "at_run_time": edge.loaded,
+            })
+        })
+        .collect();
+    if output.json {
+        Output::print_json(&serde_json::json!({ "chain": hops }))?;
+    } else {
+        let mut text = format!("{}\n", graph.nodes[from].path.display());
+        for (_, edge) in &chain {
+            let how = if edge.loaded {
+                "loads at run time"
+            } else {
+                "needs"
+            };
+            let _ = writeln!(
+                text,
+                "  {how} {} -> {}",
+                edge.name,
+                graph.nodes[edge.to].path.display()
+            );
+        }
+        Output::print(&text)?;
+    }
+    Ok(Exit::Success)
+}
+
+/// `closure ./FOLDER…`: the run-time closure of plain folders and files.
+fn tree_closure(paths: &[String], output: Output) -> CliResult<Exit> {
+    let roots: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+    for (root, given) in roots.iter().zip(paths) {
+        if !cudapkgs_check::files::names_a_file(given) {
+            return Err(CliError::new(
+                "give either store paths and roots, or folders and files, not both",
+            ));
+        }
+        if root.symlink_metadata().is_err() {
+            return Err(CliError::new(format!(
+                "{}: no such file or folder",
+                root.display()
+            )));
+        }
+    }
+    let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let closure = cudapkgs_check::files::tree_closure(&roots, &system, threads)
+        .map_err(|error| CliError::new(error.to_string()))?;
+    let total: u64 = closure.files.iter().map(|(_, bytes, _)| bytes).sum();
+    if output.json {
+        let files: Vec<TreeFileReport> = closure
+            .files
+            .iter()
+            .map(|(path, bytes, owner)| TreeFileReport {
+                path,
+                bytes: *bytes,
+                distribution: owner.as_deref(),
+            })
+            .collect();
+        let by_distribution: Vec<DistributionReport> = closure
+            .by_distribution
+            .iter()
+            .map(|(owner, bytes, files)| DistributionReport {
+                distribution: owner.as_deref(),
+                bytes: *bytes,
+                files: *files,
+            })
+            .collect();
+        let duplicates: Vec<serde_json::Value> = closure
+            .duplicates
+            .iter()
+            .map(|(library, places)| serde_json::json!({"library": library, "places": places}))
+            .collect();
+        return Output::print_json(&serde_json::json!({
+            "files": files,
+            "total_bytes": total,
+            "by_distribution": by_distribution,
+            "duplicates": duplicates,
+            "unreached": closure.unreached,
+        }))
+        .map(|()| Exit::Success);
+    }
+    let mut text = String::new();
+    for (owner, bytes, files) in &closure.by_distribution {
+        let _ = writeln!(
+            text,
+            "{:>10}  {} ({files} files)",
+            crate::units::bytes(*bytes),
+            owner.as_deref().unwrap_or("(no distribution)")
+        );
+    }
+    let _ = writeln!(
+        text,
+        "{:>10}  total, {} files",
+        crate::units::bytes(total),
+        closure.files.len()
+    );
+    for (library, places) in &closure.duplicates {
+        let _ = writeln!(text, "{library} is in {} places:", places.len());
+        for place in places {
+            let _ = writeln!(text, "  {}", place.display());
+        }
+    }
+    if !closure.unreached.is_empty() {
+        let _ = writeln!(
+            text,
+            "{} ELF files no program or module here loads (--json lists them)",
+            closure.unreached.len()
+        );
+    }
+    Output::print(&text)?;
     Ok(Exit::Success)
 }
 
@@ -432,6 +606,9 @@ pub fn why(
     location: &StoreLocation,
     output: Output,
 ) -> CliResult<Exit> {
+    if cudapkgs_check::files::names_a_file(path) {
+        return why_file(Path::new(path), Path::new(dependency), output);
+    }
     let store = open_store_for(location, Access::ReadOnly)?;
     let path = &store.resolve(path).map_err(|error| failure(&error))?;
     let dependency = &store.resolve(dependency).map_err(|error| failure(&error))?;
