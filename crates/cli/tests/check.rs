@@ -219,42 +219,7 @@ fn a_pip_tree_is_checked_through_its_elf_graph_and_run_time_loads() {
         "{denied}"
     );
 
-    // The same closure, by distribution, and `why` names each hop's load.
-    let (code, stdout, stderr) = run(&["--json", "closure", s(&site)]);
-    assert_eq!(code, 0, "{stderr}");
-    let closure: serde_json::Value = serde_json::from_str(&stdout).expect("json");
-    let mut distributions: Vec<&str> = closure["by_distribution"]
-        .as_array()
-        .expect("by distribution")
-        .iter()
-        .filter_map(|d| d["distribution"].as_str())
-        .collect();
-    distributions.sort_unstable();
-    assert_eq!(
-        distributions,
-        ["nvidia_cublas", "nvidia_cuda_nvrtc", "nvidia_cudnn_cu13"]
-    );
-    let total: u64 = closure["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .map(|f| f["bytes"].as_u64().expect("bytes"))
-        .sum();
-    assert_eq!(closure["total_bytes"], total);
-    let (code, stdout, stderr) = run(&["--json", "why", s(&front), "libcublasLt.so.13"]);
-    assert_eq!(code, 0, "{stderr}");
-    let why: serde_json::Value = serde_json::from_str(&stdout).expect("json");
-    let hops = why["chain"].as_array().expect("chain");
-    assert_eq!(hops.len(), 2, "{why}");
-    assert_eq!(hops[0]["at_run_time"], true);
-    assert!(
-        hops[1]["next"]
-            .as_str()
-            .is_some_and(|n| n.ends_with("/cu13/lib/libcublasLt.so.13")),
-        "{why}"
-    );
-    let (code, _, _) = run(&["why", s(&front), "libnot-there.so.1"]);
-    assert_eq!(code, 1);
+    closure_by_distribution_and_why(&site, &front);
 
     // A needed library found nowhere, and a runpath into a stubs folder.
     let (code, _, stderr) = run(&[
@@ -302,4 +267,44 @@ fn a_pip_tree_is_checked_through_its_elf_graph_and_run_time_loads() {
     let (code, _, stderr) = run(&["check", s(&front), "cuda_cudart"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("not both"), "{stderr}");
+}
+
+/// The closure of the installed tree by distribution, and `why` naming each hop's load.
+fn closure_by_distribution_and_why(site: &Path, front: &Path) {
+    // The same closure, by distribution, and `why` names each hop's load.
+    let (code, stdout, stderr) = run(&["--json", "closure", s(site)]);
+    assert_eq!(code, 0, "{stderr}");
+    let closure: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let mut distributions: Vec<&str> = closure["by_distribution"]
+        .as_array()
+        .expect("by distribution")
+        .iter()
+        .filter_map(|d| d["distribution"].as_str())
+        .collect();
+    distributions.sort_unstable();
+    assert_eq!(
+        distributions,
+        ["nvidia_cublas", "nvidia_cuda_nvrtc", "nvidia_cudnn_cu13"]
+    );
+    let total: u64 = closure["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["bytes"].as_u64().expect("bytes"))
+        .sum();
+    assert_eq!(closure["total_bytes"], total);
+    let (code, stdout, stderr) = run(&["--json", "why", s(front), "libcublasLt.so.13"]);
+    assert_eq!(code, 0, "{stderr}");
+    let why: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let hops = why["chain"].as_array().expect("chain");
+    assert_eq!(hops.len(), 2, "{why}");
+    assert_eq!(hops[0]["at_run_time"], true);
+    assert!(
+        hops[1]["next"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("/cu13/lib/libcublasLt.so.13")),
+        "{why}"
+    );
+    let (code, _, _) = run(&["why", s(front), "libnot-there.so.1"]);
+    assert_eq!(code, 1);
 }
