@@ -674,14 +674,19 @@ fn trim_partials(folder: &Path, kept: &Path, cap: u64) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// The lock at `path` if no other process holds it.
-fn try_lock(path: &Path) -> Result<Option<File>, Error> {
-    let file = OpenOptions::new()
+/// The lock file at `path`, created if needed.
+fn lock_file(path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::io(path, e))
+}
+
+/// The lock at `path` if no other process holds it.
+fn try_lock(path: &Path) -> Result<Option<File>, Error> {
+    let file = lock_file(path)?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Some(file)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
@@ -690,12 +695,7 @@ fn try_lock(path: &Path) -> Result<Option<File>, Error> {
 }
 
 fn lock(path: &Path) -> Result<File, Error> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+    let file = lock_file(path)?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| Error::io(path, e.into()))?;
     Ok(file)

@@ -48,17 +48,11 @@ struct ViolationReport<'a> {
 
 pub fn run(args: &CheckArgs, output: Output) -> CliResult<Exit> {
     let policy = policy(args)?;
-    let files: Vec<&String> = args
+    if args
         .paths
         .iter()
-        .filter(|path| cudapkgs_check::files::names_a_file(path))
-        .collect();
-    if !files.is_empty() {
-        if files.len() != args.paths.len() {
-            return Err(CliError::new(
-                "give either store paths and roots, or folders and files, not both",
-            ));
-        }
+        .any(|path| cudapkgs_check::files::names_a_file(path))
+    {
         return run_on_files(&args.paths, &policy, output);
     }
     let store = open_store_for(&args.location, Access::ReadOnly)?;
@@ -92,18 +86,30 @@ struct FileHopReport<'a> {
     loads: &'a str,
 }
 
-fn run_on_files(paths: &[String], policy: &Policy, output: Output) -> CliResult<Exit> {
-    let roots: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
-    for root in &roots {
-        if root.symlink_metadata().is_err() {
-            return Err(CliError::new(format!(
-                "{}: no such file or folder",
-                root.display()
-            )));
+/// The folders and files named (each written with a `/`, and there), the system
+/// folders the loader searches last, and the threads to read files with: what a
+/// run-time closure of plain files needs.
+pub(crate) fn file_roots(paths: &[String]) -> CliResult<(Vec<PathBuf>, Vec<PathBuf>, usize)> {
+    let mut roots = Vec::new();
+    for path in paths {
+        if !cudapkgs_check::files::names_a_file(path) {
+            return Err(CliError::new(
+                "give either store paths and roots, or folders and files, not both",
+            ));
         }
+        let root = PathBuf::from(path);
+        if root.symlink_metadata().is_err() {
+            return Err(CliError::new(format!("{path}: no such file or folder")));
+        }
+        roots.push(root);
     }
     let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    Ok((roots, system, threads))
+}
+
+fn run_on_files(paths: &[String], policy: &Policy, output: Output) -> CliResult<Exit> {
+    let (roots, system, threads) = file_roots(paths)?;
     let report = cudapkgs_check::check_files(&roots, &system, policy, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     let violations: Vec<FileViolationReport> = report

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cudapkgs_store::store::{Access, PathInfo, Problem, Scan, Store, Verification};
 use cudapkgs_store::{base32, nar, path, restore};
@@ -394,9 +394,8 @@ struct DistributionReport<'a> {
 /// `why ./FILE DEP`: how a file's run-time closure reaches DEP (a file, or a library's
 /// file name), each hop the file and the name it loads.
 fn why_file(file: &Path, dependency: &Path, output: Output) -> CliResult<Exit> {
-    let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let graph = cudapkgs_check::files::FileGraph::build(&[file.to_owned()], &system, threads)
+    let (roots, system, threads) = super::check::file_roots(&[file.display().to_string()])?;
+    let graph = cudapkgs_check::files::FileGraph::build(&roots, &system, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     let from = graph
         .node(file)
@@ -458,22 +457,7 @@ fn why_file(file: &Path, dependency: &Path, output: Output) -> CliResult<Exit> {
 
 /// `closure ./FOLDER…`: the run-time closure of plain folders and files.
 fn tree_closure(paths: &[String], output: Output) -> CliResult<Exit> {
-    let roots: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
-    for (root, given) in roots.iter().zip(paths) {
-        if !cudapkgs_check::files::names_a_file(given) {
-            return Err(CliError::new(
-                "give either store paths and roots, or folders and files, not both",
-            ));
-        }
-        if root.symlink_metadata().is_err() {
-            return Err(CliError::new(format!(
-                "{}: no such file or folder",
-                root.display()
-            )));
-        }
-    }
-    let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let (roots, system, threads) = super::check::file_roots(paths)?;
     let closure = cudapkgs_check::files::tree_closure(&roots, &system, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     let total: u64 = closure.files.iter().map(|(_, bytes, _)| bytes).sum();
