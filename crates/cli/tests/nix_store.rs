@@ -202,5 +202,14 @@ fn a_nix_store_is_read_as_nix_reads_it_and_never_changed() {
     ]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is Nix's database"), "{stderr}");
+    // A store of cudapkgs laid over Nix's (the same --root, its own database): its
+    // collections would take Nix's paths for its own.
+    for command in [&["store", "add", s(&src)][..], &["gc"]] {
+        let mut args = command.to_vec();
+        args.extend(["--store-dir", "/nix/store", "--root", s(&root)]);
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("is also Nix's store"), "{args:?}: {stderr}");
+    }
     assert_eq!(state_of(&root), before, "the store or its database changed");
 }

@@ -76,6 +76,11 @@ pub enum Error {
         described: String,
         given: String,
     },
+    /// The store folder is also a Nix store's, with Nix's database beside it.
+    #[error(
+        "the store folder {folder} is also Nix's store (its database is {database}): cudapkgs would judge Nix's paths as its own; nothing was changed"
+    )]
+    SharedWithNix { folder: PathBuf, database: PathBuf },
     /// The store folder is marked as another database's.
     #[error(
         "the store folder {folder} is marked as the store of another database than {database} (or that store's database was lost or replaced); nothing was changed"

@@ -61,26 +61,34 @@ impl Store {
         {
             return Ok(());
         }
-        // Another open of this database may be claiming the folder (its mark written,
-        // its name not yet committed): judged under the database's write lock.
-        self.under_write_lock(Self::check_folder_for_writing_locked)
+        // Judged under the database's write lock, where another open's claim is whole.
+        if self.under_write_lock(Self::check_folder_for_writing_locked)? {
+            // A database from before marks, with its paths: it claims its folder now.
+            self.claim_folder()?;
+        }
+        Ok(())
     }
 
-    fn check_folder_for_writing_locked(&self) -> Result<(), Error> {
+    /// Refuses as `check_folder_for_writing` says; true when the folder is to be
+    /// claimed now.
+    fn check_folder_for_writing_locked(&self) -> Result<bool, Error> {
         match (self.store_info(STORE_ID)?, self.read_mark()?) {
-            (Some(ours), Some(mark)) if ours == mark => Ok(()),
+            (Some(ours), Some(mark)) if ours == mark => Ok(false),
             (_, Some(_)) => Err(self.marked_by_another()),
             (Some(_), None) if self.registers_paths()? => Err(Error::UnmarkedFolder {
                 folder: self.physical_folder(),
                 database: self.db_path.clone(),
             }),
-            (None, None) if self.registers_paths()? => self.claim_folder_locked(),
-            _ => Ok(()),
+            (None, None) => self.registers_paths(),
+            (Some(_), None) => Ok(false),
         }
     }
 
     /// Runs `work` in a transaction that holds the database's write lock.
-    fn under_write_lock(&self, work: impl FnOnce(&Self) -> Result<(), Error>) -> Result<(), Error> {
+    fn under_write_lock<T>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         self.db
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(sql(&self.db_path))?;
@@ -98,32 +106,38 @@ impl Store {
         {
             return Ok(());
         }
-        // Under the database's write lock: two first adds of one new database take
-        // turns, and the second finds the first one's mark as its own.
-        self.under_write_lock(Self::claim_folder_locked)
+        // The name is committed under the database's write lock first, and the mark
+        // written after: an add killed in between leaves a named database and an
+        // unmarked folder, which its next add marks (a mark naming no database would
+        // refuse it for good). Two first adds of one database take turns and write the
+        // same mark; of two databases, one mark wins and the other is refused.
+        let ours = self.under_write_lock(Self::claim_name)?;
+        if self.read_mark()?.is_some() {
+            return self.check_folder_for_writing();
+        }
+        match self.write_mark(&ours) {
+            Err(Error::OtherDatabase { .. }) if self.read_mark()?.as_deref() == Some(&ours) => {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
-    fn claim_folder_locked(&self) -> Result<(), Error> {
-        let ours = self.store_info(STORE_ID)?;
-        let mark = self.read_mark()?;
-        match (ours, mark) {
-            (Some(ours), Some(mark)) if ours == mark => Ok(()),
+    /// This database's name, given now if it has none, when the folder may be its
+    /// store: not marked by another, and not unmarked while the database has paths.
+    fn claim_name(&self) -> Result<String, Error> {
+        match (self.store_info(STORE_ID)?, self.read_mark()?) {
+            (Some(ours), Some(mark)) if ours == mark => Ok(ours),
             (_, Some(_)) => Err(self.marked_by_another()),
-            (Some(ours), None) => {
-                if self.registers_paths()? {
-                    return Err(Error::UnmarkedFolder {
-                        folder: self.physical_folder(),
-                        database: self.db_path.clone(),
-                    });
-                }
-                self.write_mark(&ours)
-            }
-            // A new database, or one from before marks (whose folder is taken as its
-            // own, as it always was).
+            (Some(_), None) if self.registers_paths()? => Err(Error::UnmarkedFolder {
+                folder: self.physical_folder(),
+                database: self.db_path.clone(),
+            }),
+            (Some(ours), None) => Ok(ours),
             (None, None) => {
                 let id = format!("{}-{}", std::process::id(), unique());
-                self.write_mark(&id)?;
-                self.set_store_info(STORE_ID, &id)
+                self.set_store_info(STORE_ID, &id)?;
+                Ok(id)
             }
         }
     }
@@ -217,5 +231,47 @@ impl Store {
             )
             .map(drop)
             .map_err(sql(&self.db_path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::store::{Access, Scan, Store};
+
+    use super::MARK;
+
+    fn open(dir: &Path) -> Store {
+        Store::open_with(
+            "/nix/store",
+            Some(&dir.join("root")),
+            &dir.join("state"),
+            Access::Create,
+        )
+        .expect("open")
+    }
+
+    #[test]
+    fn an_add_killed_while_it_claims_the_folder_leaves_it_claimable() {
+        let dir = tempfile::tempdir().expect("temp");
+        let store = open(dir.path());
+        // Killed after its name was committed, before its mark was written.
+        store.under_write_lock(Store::claim_name).expect("named");
+        drop(store);
+        let mark = dir.path().join("root/nix/store").join(MARK);
+        assert!(!mark.exists());
+        let source = dir.path().join("src");
+        std::fs::create_dir(&source).expect("mkdir");
+        std::fs::write(source.join("f"), "x").expect("write");
+        let mut store = open(dir.path());
+        store
+            .add(&source, "src", &Scan::Nothing, None)
+            .expect("the next add works");
+        assert!(mark.is_file());
+        assert_eq!(
+            store.read_mark().expect("read"),
+            store.store_info(super::STORE_ID).expect("read")
+        );
     }
 }

@@ -21,3 +21,11 @@ pub mod store;
 pub mod why;
 
 pub use error::Error;
+
+/// The folder `path` is in (`.` for a bare name).
+pub(crate) fn folder_of(path: &std::path::Path) -> &std::path::Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => std::path::Path::new("."),
+    }
+}

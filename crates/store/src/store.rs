@@ -217,6 +217,15 @@ impl Store {
         let root = root.map(Path::to_owned);
         let physical = physical_of(root.as_deref(), &folder);
         let db_path = state_dir.join(DATABASE);
+        // The folder may be Nix's store as well (`--root R` lays a store out as Nix's
+        // `local?root=R` does): its paths would be ours to collect.
+        let nix_beside = crate::folder_of(&physical).join("var/nix/db/db.sqlite");
+        if access != Access::ReadOnly && nix_beside != db_path && is_nix_database(&nix_beside) {
+            return Err(Error::SharedWithNix {
+                folder: physical,
+                database: nix_beside,
+            });
+        }
         if access != Access::Create {
             if !physical.is_dir() {
                 return Err(Error::NoStore(physical));
@@ -232,6 +241,7 @@ impl Store {
         if writable && is_nix_database(&db_path) {
             return Err(Error::NixDatabase(db_path));
         }
+
         let (db, nix) = if writable {
             if database_is_new(&db_path) {
                 refuse_foreign_entries(&physical)?;
@@ -1134,12 +1144,24 @@ fn is_nix_schema(tables: &[String]) -> bool {
     tables.iter().any(|table| table == "DerivationOutputs")
 }
 
-/// Whether the database at `path` is Nix's (false for one that cannot be read: the
-/// opening that follows says why).
+/// Whether the database at `path` is Nix's: by the files Nix keeps beside it (its
+/// `big-lock` and `schema`, readable while Nix holds the database busy), or by its
+/// tables.
 fn is_nix_database(path: &Path) -> bool {
+    let folder = crate::folder_of(path);
+    if ["big-lock", "schema"]
+        .iter()
+        .all(|name| folder.join(name).symlink_metadata().is_ok())
+    {
+        return true;
+    }
+    if path.symlink_metadata().is_err() {
+        return false;
+    }
     let Ok(db) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return false;
     };
+    let _ = db.busy_timeout(std::time::Duration::from_secs(60));
     db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
         .and_then(|mut statement| {
             statement
