@@ -217,6 +217,10 @@ fn read_nodes(
 /// Reads the ELF file at `path` (links resolved) and where the libraries it loads are;
 /// `None` for a file that is no dynamic ELF object.
 fn read_node(path: &Path, search: &SearchPaths) -> Result<ReadFile, Error> {
+    // Only regular files are ELF objects; opening a FIFO would wait.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Ok(None);
+    }
     let Ok(file) = std::fs::File::open(path) else {
         return Ok(None);
     };

@@ -105,15 +105,6 @@ pub fn check_files(
     threads: usize,
 ) -> Result<FileReport, Error> {
     let graph = files::FileGraph::build(roots, system, threads)?;
-    // A library another file of the tree provides by its soname is found once that
-    // file is loaded (the loader reuses a loaded library of that name): a Python module
-    // of torchvision needs libc10.so without a runpath to it, and `import torch` loads
-    // it first. Only a name no file provides is found nowhere.
-    let provided: std::collections::HashSet<&str> = graph
-        .nodes
-        .iter()
-        .filter_map(|node| node.soname.as_deref())
-        .collect();
     let owners = files::owners(roots)?;
     let starts = files::starts(&graph, roots);
     let mut report = FileReport::default();
@@ -123,6 +114,17 @@ pub fn check_files(
             reached_from[node].get_or_insert(start);
         }
     }
+    // A library that a file reached from another start provides by its soname is found
+    // once that file is loaded (the loader reuses a loaded library of that name): a
+    // Python module of torchvision needs libc10.so without a runpath to it, and `import
+    // torch` loads it first. A file nothing reaches provides nothing.
+    let provided: std::collections::HashSet<&str> = graph
+        .nodes
+        .iter()
+        .zip(&reached_from)
+        .filter(|(_, reached)| reached.is_some())
+        .filter_map(|(node, _)| node.soname.as_deref())
+        .collect();
     for (node, start) in reached_from.iter().enumerate() {
         let Some(start) = *start else { continue };
         report.files += 1;
@@ -134,7 +136,7 @@ pub fn check_files(
             .map(|n| n.to_string_lossy().into_owned());
         let owner = owners.get(&file.path).map(String::as_str);
         let denied = owner
-            .and_then(|owner| policy.denies(&owner.to_lowercase().replace('_', "-")))
+            .and_then(|owner| policy.denies_distribution(owner))
             .or_else(|| {
                 name.as_deref()
                     .and_then(|name| name.strip_prefix("lib"))

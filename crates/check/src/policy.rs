@@ -135,6 +135,16 @@ impl Policy {
                     .is_some_and(|rest| rest.starts_with('-'))
         })
     }
+
+    /// The denied name that the Python distribution `distribution` is, both spelt as
+    /// PEP 503 compares them (lower case, runs of `-_.` as one `-`).
+    pub fn denies_distribution(&self, distribution: &str) -> Option<&str> {
+        let wanted = cudapkgs_redist::pypi::normalize(distribution);
+        self.deny
+            .iter()
+            .map(String::as_str)
+            .find(|denied| cudapkgs_redist::pypi::normalize(denied) == wanted)
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +161,14 @@ mod tests {
         assert_eq!(policy.denies("magma"), Some("magma"));
         assert_eq!(policy.denies("magma-lib"), Some("magma"));
         assert_eq!(policy.denies("magmatic"), None);
+        let wheels = Policy::parse("deny = [\"NVIDIA_Cuda.Runtime\"]\n", Path::new("p.toml"))
+            .expect("parses");
+        assert!(wheels.denies_distribution("nvidia-cuda-runtime").is_some());
+        assert!(
+            wheels
+                .denies_distribution("nvidia_cuda_runtime_cu12")
+                .is_none()
+        );
         assert!(!policy.applies(Rule::Header) && policy.applies(Rule::StaticLibrary));
         let error = Policy::parse("allow = [\"headers\"]\n", Path::new("p.toml"))
             .expect_err("unknown rule");

@@ -308,3 +308,51 @@ fn closure_by_distribution_and_why(site: &Path, front: &Path) {
     let (code, _, _) = run(&["why", s(front), "libnot-there.so.1"]);
     assert_eq!(code, 1);
 }
+
+#[test]
+fn fifos_are_no_libraries_and_unreached_files_provide_nothing() {
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = dir.path().join("tree");
+    for folder in ["bin/lib", "other"] {
+        std::fs::create_dir_all(tree.join(folder)).expect("mkdir");
+    }
+    // A program that needs libfoo.so from its own lib/ folder, where a FIFO has that
+    // name; an unrelated library elsewhere in the tree is named libfoo.so too.
+    let program = tree.join("bin/prog");
+    std::fs::copy("/bin/true", &program).expect("copy /bin/true");
+    let (code, _, stderr) = run(&[
+        "patch",
+        "--replace-needed",
+        "libc.so.6",
+        "libfoo.so",
+        "--set-runpath",
+        "$ORIGIN/lib",
+        s(&program),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let fifo = tree.join("bin/lib/libfoo.so");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let other = tree.join("other/libfoo.so");
+    std::fs::copy(common::fixture("libscale_i.so"), &other).expect("copy");
+    let (code, _, stderr) = run(&["patch", "--set-soname", "libfoo.so", s(&other)]);
+    assert_eq!(code, 0, "{stderr}");
+    let limit = std::time::Duration::from_secs(30);
+    let (code, stdout, stderr) = common::run_within(limit, &[], &["--json", "check", s(&tree)]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let unresolved: Vec<&str> = report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter(|v| v["rule"] == "unresolved")
+        .map(|v| v["detail"].as_str().expect("detail"))
+        .collect();
+    assert_eq!(unresolved, ["libfoo.so"], "{report}");
+    let (code, _, stderr) = common::run_within(limit, &[], &["check", s(&fifo)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("neither a file nor a folder"), "{stderr}");
+}

@@ -243,3 +243,20 @@ fn the_page_is_written_whole_and_a_folder_is_refused() {
         "only the folder made above"
     );
 }
+
+#[test]
+fn a_page_is_never_written_inside_the_store() {
+    let dir = tempfile::tempdir().expect("temp");
+    let app = small_closure(dir.path());
+    let folder = Path::new(&app).parent().expect("store folder").to_owned();
+    for page in [
+        Path::new(&app).join("closure.html"),
+        folder.join(".cudapkgs-store"),
+    ] {
+        let before = std::fs::read(&page).ok();
+        let (code, _, stderr) = at(dir.path(), &["closure", "--html", s(&page), &app]);
+        assert_eq!(code, 2, "{}: {stderr}", page.display());
+        assert!(stderr.contains("inside the store folder"), "{stderr}");
+        assert_eq!(std::fs::read(&page).ok(), before, "{}", page.display());
+    }
+}

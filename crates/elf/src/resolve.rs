@@ -381,6 +381,10 @@ pub fn expand_list(
 /// Whether a candidate is an ELF file the loader would accept for `info`.
 pub fn matches_object(candidate: &Path, info: &DynamicInfo) -> bool {
     let mut header = [0u8; 20];
+    // Only a regular file is a library; opening a FIFO named like one would wait.
+    if !std::fs::metadata(candidate).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let Ok(mut file) = File::open(candidate) else {
         return false;
     };

@@ -32,7 +32,9 @@ pub fn parse(uri: &str) -> Result<LocalStore, Error> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let absolute = || {
             if value.starts_with('/') {
-                Ok(value.trim_end_matches('/').to_owned())
+                // `/` itself stays `/` (the system's store), not the empty path.
+                let trimmed = value.trim_end_matches('/');
+                Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
             } else {
                 Err(Error::Invalid(format!(
                     "`{uri}`: {key} must be an absolute folder, not `{value}`"
@@ -73,6 +75,8 @@ mod tests {
         assert_eq!(system.root, None);
         assert_eq!(system.database_dir, Path::new("/nix/var/nix/db"));
         assert_eq!(parse("local").expect("parses"), system);
+        let slash = parse("local?root=/").expect("parses");
+        assert_eq!(slash.database_dir, Path::new("/nix/var/nix/db"));
         let chroot = parse("local?root=/tmp/r/").expect("parses");
         assert_eq!(chroot.root.as_deref(), Some(Path::new("/tmp/r")));
         assert_eq!(chroot.database_dir, Path::new("/tmp/r/nix/var/nix/db"));

@@ -98,8 +98,14 @@ pub(crate) fn file_roots(paths: &[String]) -> CliResult<(Vec<PathBuf>, Vec<PathB
             ));
         }
         let root = PathBuf::from(path);
-        if root.symlink_metadata().is_err() {
-            return Err(CliError::new(format!("{path}: no such file or folder")));
+        match std::fs::metadata(&root) {
+            Err(_) => return Err(CliError::new(format!("{path}: no such file or folder"))),
+            Ok(metadata) if !metadata.is_file() && !metadata.is_dir() => {
+                return Err(CliError::new(format!(
+                    "{path}: neither a file nor a folder (a FIFO, socket or device is never opened)"
+                )));
+            }
+            Ok(_) => {}
         }
         roots.push(root);
     }

@@ -349,6 +349,7 @@ pub fn closure(
             .then_with(|| a.path.cmp(&b.path))
     });
     if let Some(page) = html {
+        refuse_page_in_store(&store, page)?;
         write_treemap(&store, &paths, &closure, page)?;
         output.note(format!("treemap written to {}", page.display()));
     }
@@ -527,6 +528,29 @@ fn tree_closure(paths: &[String], output: Output) -> CliResult<Exit> {
     }
     Output::print(&text)?;
     Ok(Exit::Success)
+}
+
+/// Refuses a page to be written inside the store folder (into a store path, or over
+/// the store's mark): a store is never written by a query.
+fn refuse_page_in_store(store: &Store, page: &Path) -> CliResult<()> {
+    let folder = store.physical(store.folder());
+    let Ok(folder) = std::fs::canonicalize(&folder) else {
+        return Ok(());
+    };
+    let parent = page
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let inside = std::fs::canonicalize(parent).is_ok_and(|parent| parent.starts_with(&folder));
+    if inside {
+        return Err(CliError::new(format!(
+            "--html {}: inside the store folder {}, which a query never writes",
+            page.display(),
+            folder.display()
+        ))
+        .with_hint("write the page somewhere else"));
+    }
+    Ok(())
 }
 
 /// Reads the closure's files and device code and writes the treemap page at `page`,
