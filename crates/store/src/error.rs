@@ -76,6 +76,11 @@ pub enum Error {
         described: String,
         given: String,
     },
+    /// Nix's database holds a transaction a killed Nix left unfinished.
+    #[error(
+        "{0} holds a transaction that a killed Nix command left unfinished; nothing was read or changed"
+    )]
+    NixUnfinished(PathBuf),
     /// The store folder is also a Nix store's, with Nix's database beside it.
     #[error(
         "the store folder {folder} is also Nix's store (its database is {database}): cudapkgs would judge Nix's paths as its own; nothing was changed"

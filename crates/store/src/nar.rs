@@ -232,6 +232,7 @@ fn node(
 ) -> Result<(), Error> {
     let path = place.path;
     let io = |e| Error::io(path, e);
+    refuse_too_deep(path, relative)?;
     let (stat, opened) = place.open_seen(relative, seen.as_deref_mut())?;
     token(out, b"(").map_err(io)?;
     token(out, b"type").map_err(io)?;
@@ -319,12 +320,28 @@ pub(crate) fn stamps(path: &Path) -> Result<Vec<Seen>, Error> {
     Ok(seen)
 }
 
+/// How deep folders may nest in a tree made a NAR: as deep as a NAR restores
+/// (`restore.rs`). Each level is a frame and an open folder; a hostile tree thousands
+/// of levels deep overflowed the stack.
+pub(crate) const MAX_DEPTH: usize = 256;
+
+fn refuse_too_deep(path: &Path, relative: &Path) -> Result<(), Error> {
+    if relative.components().count() > MAX_DEPTH {
+        return Err(Error::Unsupported {
+            path: path.to_owned(),
+            what: format!("folders nested more than {MAX_DEPTH} deep"),
+        });
+    }
+    Ok(())
+}
+
 fn walk(path: &Path, seen: Option<&mut Vec<Seen>>) -> Result<(), Error> {
     fn visit(
         place: Place<'_>,
         relative: &Path,
         mut seen: Option<&mut Vec<Seen>>,
     ) -> Result<(), Error> {
+        refuse_too_deep(place.path, relative)?;
         if let (_, Opened::Folder(folder)) = place.open_seen(relative, seen.as_deref_mut())? {
             for name in names(&folder, place.path)? {
                 let name = OsStr::from_bytes(&name);
@@ -383,4 +400,28 @@ pub fn hash(path: &Path) -> Result<([u8; 32], u64), Error> {
         .into_inner()
         .map_err(|e| Error::io(path, e.into_error()))?;
     Ok(writer.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_deeper_than_a_nar_restores_are_refused_not_overflowed() {
+        let dir = tempfile::tempdir().expect("temp");
+        let mut deep = dir.path().join("tree");
+        for _ in 0..MAX_DEPTH {
+            deep.push("a");
+        }
+        std::fs::create_dir_all(&deep).expect("mkdir");
+        std::fs::write(deep.join("f"), "x").expect("write");
+        // MAX_DEPTH folders below the top, and a file in the deepest: one level too many.
+        let error = hash(&dir.path().join("tree")).expect_err("too deep");
+        assert!(
+            error.to_string().contains("nested more than 256 deep"),
+            "{error}"
+        );
+        std::fs::remove_file(deep.join("f")).expect("rm");
+        hash(&dir.path().join("tree")).expect("as deep as a NAR restores");
+    }
 }

@@ -1190,6 +1190,10 @@ fn open_read_only(path: &Path) -> Result<(Connection, bool), Error> {
         Err(rusqlite::Error::SqliteFailure(failure, _))
             if failure.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK =>
         {
+            // Nix's database is Nix's to recover: a query never writes it.
+            if is_nix_database(path) {
+                return Err(Error::NixUnfinished(path.to_owned()));
+            }
             let rolled_back = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
                 .and_then(|db| db.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())));
             if rolled_back.is_err() {

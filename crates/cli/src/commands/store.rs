@@ -56,6 +56,9 @@ fn hint(error: &cudapkgs_store::Error) -> Option<&'static str> {
             "check --store-dir for a typo; a second store beside another needs its own --state-dir"
         }
         Error::NixDatabase(_) => "use nix-store or nix-collect-garbage to change a Nix store",
+        Error::NixUnfinished(_) => {
+            "run a Nix command on the store (nix-store --verify) to recover it"
+        }
         Error::SharedWithNix { .. } => {
             "give cudapkgs a --root of its own; read the Nix store with --store 'local?root=R'"
         }
