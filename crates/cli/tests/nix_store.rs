@@ -213,3 +213,45 @@ fn a_nix_store_is_read_as_nix_reads_it_and_never_changed() {
     }
     assert_eq!(state_of(&root), before, "the store or its database changed");
 }
+
+#[test]
+fn a_user_who_cannot_write_a_nix_store_still_reads_it() {
+    if common::tool("nix-build").is_none() || common::tool("runuser").is_none() {
+        eprintln!("skipped: nix-build or runuser is missing");
+        return;
+    }
+    let uid = Command::new("id").arg("-u").output().expect("id runs");
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: only root can run the read as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp");
+    // Readable by everyone, as a multi-user /nix is; written by root only.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let root = dir.path().join("root");
+    let torch = nix_build(&root);
+    let database = root.join("nix/var/nix/db");
+    for name in ["db.sqlite-wal", "db.sqlite-shm"] {
+        assert!(
+            !database.join(name).exists(),
+            "no Nix process has the database open"
+        );
+    }
+    let binary = dir.path().join("cudapkgs");
+    std::fs::copy(env!("CARGO_BIN_EXE_cudapkgs"), &binary).expect("copy");
+    let output = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&binary)
+        .args([
+            "closure",
+            "--store",
+            &format!("local?root={}", root.display()),
+            &torch,
+        ])
+        .output()
+        .expect("runuser runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2 paths"));
+}

@@ -1138,6 +1138,32 @@ fn create_tables<'a>(
 /// in rollback-journal mode needs no write access to be read). The one exception is a
 /// transaction that a killed writer left in the journal: no one can read the database
 /// before it is rolled back, so a user who may write the database rolls it back.
+/// Opens `path` as a database nobody changes meanwhile (SQLite's `immutable`): no
+/// lock, no WAL index, nothing created.
+fn open_immutable(path: &Path) -> rusqlite::Result<(Connection, Vec<String>)> {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            other => uri.push(other),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let db = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let tables = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok((db, tables))
+}
+
 /// Whether the tables are those of Nix's own database (which has `DerivationOutputs`;
 /// ours never does).
 fn is_nix_schema(tables: &[String]) -> bool {
@@ -1200,6 +1226,16 @@ fn open_read_only(path: &Path) -> Result<(Connection, bool), Error> {
                 return Err(Error::Interrupted(path.to_owned()));
             }
             open().map_err(sql(path))?
+        }
+        // A reader who may not write Nix's folder cannot make the WAL index that SQLite
+        // wants while no Nix process has the database open: read it as it is on disk.
+        Err(rusqlite::Error::SqliteFailure(failure, _))
+            if matches!(
+                failure.code,
+                rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
+            ) && is_nix_database(path) =>
+        {
+            open_immutable(path).map_err(sql(path))?
         }
         other => other.map_err(sql(path))?,
     };
