@@ -225,10 +225,13 @@ fn a_user_who_cannot_write_a_nix_store_still_reads_it() {
         eprintln!("skipped: only root can run the read as another user");
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp");
     // Readable by everyone, as a multi-user /nix is; written by root only.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
     let root = dir.path().join("root");
     let torch = nix_build(&root);
     let database = root.join("nix/var/nix/db");
