@@ -28,8 +28,9 @@ pub struct FileNode {
 }
 
 /// An edge while the graph is built: the name loaded, the file found (links resolved),
-/// and whether it is a run-time load.
-type FoundEdge = (String, PathBuf, bool);
+/// whether it is a run-time load, and the path the loader found it at (links kept: its
+/// `$ORIGIN` is that path's folder, not the link target's).
+type FoundEdge = (String, PathBuf, bool, PathBuf);
 
 /// What reading one file gives: its node and its edges, or nothing for a file that is
 /// no dynamic ELF object.
@@ -67,29 +68,32 @@ impl FileGraph {
             ..SearchPaths::default()
         };
         let mut graph = FileGraph::default();
-        let mut wave: Vec<PathBuf> = Vec::new();
+        // (the file, links resolved; the path it is found at, for its `$ORIGIN`)
+        let mut wave: Vec<(PathBuf, PathBuf)> = Vec::new();
         for root in roots {
+            let given = std::path::absolute(root).map_err(|e| Error::io(root, e))?;
             let root = std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
             if root.is_dir() {
-                wave.extend(elf_candidates(&root)?);
+                wave.extend(elf_candidates(&root)?.into_iter().map(|p| (p.clone(), p)));
             } else {
-                wave.push(root);
+                wave.push((root, given));
             }
         }
-        let mut queued: std::collections::HashSet<PathBuf> = wave.iter().cloned().collect();
+        let mut queued: std::collections::HashSet<PathBuf> =
+            wave.iter().map(|(path, _)| path.clone()).collect();
         // Read in waves (the files named, then what they load, …), each wave's files at
         // once; edges are found by path, and nodes numbered in the order of the waves.
         let mut found_edges: Vec<Vec<FoundEdge>> = Vec::new();
         while !wave.is_empty() {
             let read = read_nodes(&wave, &search, threads)?;
             let mut next = Vec::new();
-            for (path, result) in wave.into_iter().zip(read) {
+            for ((path, _), result) in wave.into_iter().zip(read) {
                 let Some((node, edges)) = result else {
                     continue;
                 };
-                for (_, to, _) in &edges {
+                for (_, to, _, found_at) in &edges {
                     if queued.insert(to.clone()) {
-                        next.push(to.clone());
+                        next.push((to.clone(), found_at.clone()));
                     }
                 }
                 graph.index.insert(path, graph.nodes.len());
@@ -101,7 +105,7 @@ impl FileGraph {
         for (node, edges) in graph.nodes.iter_mut().zip(found_edges) {
             node.edges = edges
                 .into_iter()
-                .filter_map(|(name, path, loaded)| {
+                .filter_map(|(name, path, loaded, _)| {
                     let to = *graph.index.get(&path)?;
                     Some(FileEdge { name, to, loaded })
                 })
@@ -186,7 +190,7 @@ fn elf_candidates(root: &Path) -> Result<Vec<PathBuf>, Error> {
 
 /// `read_node` for each of `paths`, `threads` at a time, in their order.
 fn read_nodes(
-    paths: &[PathBuf],
+    paths: &[(PathBuf, PathBuf)],
     search: &SearchPaths,
     threads: usize,
 ) -> Result<Vec<ReadFile>, Error> {
@@ -197,7 +201,7 @@ fn read_nodes(
                 scope.spawn(move || {
                     (worker..paths.len())
                         .step_by(threads)
-                        .map(|i| (i, read_node(&paths[i], search)))
+                        .map(|i| (i, read_node(&paths[i].0, &paths[i].1, search)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -216,7 +220,7 @@ fn read_nodes(
 
 /// Reads the ELF file at `path` (links resolved) and where the libraries it loads are;
 /// `None` for a file that is no dynamic ELF object.
-fn read_node(path: &Path, search: &SearchPaths) -> Result<ReadFile, Error> {
+fn read_node(path: &Path, found_at: &Path, search: &SearchPaths) -> Result<ReadFile, Error> {
     // Only regular files are ELF objects; opening a FIFO would wait.
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return Ok(None);
@@ -234,26 +238,25 @@ fn read_node(path: &Path, search: &SearchPaths) -> Result<ReadFile, Error> {
     };
     let mut edges = Vec::new();
     let mut unresolved = Vec::new();
-    for resolved in resolve_needed(path, &info, search) {
-        match resolved
+    // Searched from where the loader found the file: `$ORIGIN` is that folder.
+    for resolved in resolve_needed(found_at, &info, search) {
+        let found = resolved
             .path
-            .and_then(|found| std::fs::canonicalize(found).ok())
-        {
-            Some(found) => edges.push((resolved.name, found, false)),
+            .and_then(|at| Some((std::fs::canonicalize(&at).ok()?, at)));
+        match found {
+            Some((found, at)) => edges.push((resolved.name, found, false, at)),
             None if !resolved.driver => unresolved.push(resolved.name),
             None => {}
         }
     }
     let names = load_names(bytes);
-    let loads = extra_loads(path, &info, &names);
-    for resolved in resolve_loads(path, &info, &loads, search) {
-        if let Some(found) = resolved
-            .path
-            .and_then(|found| std::fs::canonicalize(found).ok())
+    let loads = extra_loads(found_at, &info, &names);
+    for resolved in resolve_loads(found_at, &info, &loads, search) {
+        if let Some(at) = resolved.path
+            && let Ok(found) = std::fs::canonicalize(&at)
+            && found != path
         {
-            if found != path {
-                edges.push((shown(&resolved.name), found, true));
-            }
+            edges.push((shown(&resolved.name), found, true, at));
         }
     }
     let search_list = info

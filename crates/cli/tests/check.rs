@@ -356,3 +356,78 @@ fn fifos_are_no_libraries_and_unreached_files_provide_nothing() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("neither a file nor a folder"), "{stderr}");
 }
+
+#[test]
+fn origin_is_the_folder_a_library_is_found_in_not_its_targets() {
+    let Some(gcc) = common::tool("gcc") else {
+        eprintln!("skipped: gcc is missing");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path();
+    for folder in ["tree/lib", "pkgs/A"] {
+        std::fs::create_dir_all(root.join(folder)).expect("mkdir");
+    }
+    let compile = |source: &str, code: &str, args: &[&str]| {
+        std::fs::write(root.join(source), code).expect("write");
+        let built = std::process::Command::new(&gcc)
+            .current_dir(root)
+            .arg(source)
+            .args(args)
+            .status()
+            .expect("gcc runs");
+        assert!(built.success(), "gcc {source}");
+    };
+    compile(
+        "b.c",
+        "int b(void){return 0;}",
+        &[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "pkgs/A/libB.so",
+            "-Wl,-soname,libB.so",
+        ],
+    );
+    // libA finds libB beside itself: in pkgs/A, not beside the link that names it.
+    compile(
+        "a.c",
+        "int b(void); int a(void){return b();}",
+        &[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "pkgs/A/libA.so",
+            "-Wl,-soname,libA.so",
+            "-Lpkgs/A",
+            "-lB",
+            "-Wl,-rpath,$ORIGIN",
+            "-Wl,--enable-new-dtags",
+        ],
+    );
+    std::os::unix::fs::symlink("../../pkgs/A/libA.so", root.join("tree/lib/libA.so"))
+        .expect("link");
+    compile(
+        "m.c",
+        "int a(void); int main(){return a();}",
+        &[
+            "-o",
+            "tree/prog",
+            "-Ltree/lib",
+            "-lA",
+            "-Wl,-rpath-link,pkgs/A",
+            "-Wl,-rpath,$ORIGIN/lib",
+            "-Wl,--enable-new-dtags",
+        ],
+    );
+    // The loader cannot start it: libA's $ORIGIN is tree/lib, where libB is not.
+    let started = std::process::Command::new(root.join("tree/prog"))
+        .output()
+        .expect("runs");
+    assert!(!started.status.success());
+    let (code, stdout, stderr) = run(&["--json", "check", s(&root.join("tree"))]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(report["violations"][0]["rule"], "unresolved", "{report}");
+    assert_eq!(report["violations"][0]["detail"], "libB.so", "{report}");
+}
