@@ -284,3 +284,40 @@ fn make_writable(root: &Path) {
         }
     }
 }
+
+#[test]
+fn a_copy_of_a_database_beside_its_original_is_refused() {
+    let dir = tempfile::tempdir().expect("temp");
+    let src = source(dir.path());
+    let original = dir.path().join("R");
+    let at = |root: &Path, command: &[&str]| -> (i32, String, String) {
+        let mut args = command.to_vec();
+        args.extend(["--store-dir", "/nix/store", "--root", s(root)]);
+        run(&args)
+    };
+    let (code, _, stderr) = at(&original, &["store", "add", s(&src), "--gc-root", "k"]);
+    assert_eq!(code, 0, "{stderr}");
+    // The store folder a link to another disk: a copy of the root reaches the same one.
+    let disk = dir.path().join("disk");
+    std::fs::rename(original.join("nix/store"), &disk).expect("mv");
+    std::os::unix::fs::symlink(&disk, original.join("nix/store")).expect("ln -s");
+    let copy = dir.path().join("R2");
+    let copied = std::process::Command::new("cp")
+        .args(["-a", s(&original), s(&copy)])
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let before = names(&disk);
+    for command in [
+        &["gc"][..],
+        &["store", "add", s(&src)],
+        &["store", "verify", "--repair"],
+    ] {
+        let (code, _, stderr) = at(&copy, command);
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+        assert!(stderr.contains("is a copy of"), "{stderr}");
+    }
+    assert_eq!(names(&disk), before);
+    let (code, _, stderr) = at(&original, &["gc"]);
+    assert_eq!(code, 0, "the original is still itself: {stderr}");
+}

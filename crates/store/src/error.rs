@@ -86,6 +86,14 @@ pub enum Error {
         "the store folder {folder} is also Nix's store (its database is {database}): cudapkgs would judge Nix's paths as its own; nothing was changed"
     )]
     SharedWithNix { folder: PathBuf, database: PathBuf },
+    /// The database is a copy of one still in place.
+    #[error(
+        "the database {database} is a copy of {original}, which is still there: both would take the same store for their own; nothing was changed"
+    )]
+    CopiedDatabase {
+        database: PathBuf,
+        original: PathBuf,
+    },
     /// The store folder is marked as another database's.
     #[error(
         "the store folder {folder} is marked as the store of another database than {database} (or that store's database was lost or replaced); nothing was changed"

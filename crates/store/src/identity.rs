@@ -11,6 +11,7 @@
 //! paths, so that list must be this folder's.
 
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{OptionalExtension, params};
 
@@ -24,6 +25,9 @@ pub(crate) const MARK: &str = ".cudapkgs-store";
 /// `StoreInfo` keys.
 const STORE_FOLDER: &str = "storeDir";
 const STORE_ID: &str = "storeId";
+/// Where the database file was when it last wrote: a copy of it, elsewhere, while the
+/// original is still there, is another database with the same name.
+const DATABASE_FILE: &str = "databaseFile";
 
 impl Store {
     /// Refuses a database whose paths live in another logical folder: a mistyped
@@ -56,6 +60,7 @@ impl Store {
     /// folder now); an unmarked folder of a database without paths is claimed by its
     /// first add.
     pub(crate) fn check_folder_for_writing(&self) -> Result<(), Error> {
+        self.refuse_copied_database()?;
         if let (Some(ours), Some(mark)) = (self.store_info(STORE_ID)?, self.read_mark()?)
             && ours == mark
         {
@@ -142,6 +147,23 @@ impl Store {
         }
     }
 
+    /// Refuses a database that is a copy of another one still in place (a root or a state
+    /// folder copied whole): both would claim the same folder by the same name, and each
+    /// would collect what the other added. A database moved away from its place takes
+    /// the new one.
+    fn refuse_copied_database(&self) -> Result<(), Error> {
+        let here = std::fs::canonicalize(&self.db_path).map_err(|e| Error::io(&self.db_path, e))?;
+        let here_text = here.to_string_lossy().into_owned();
+        match self.store_info(DATABASE_FILE)? {
+            Some(before) if before == here_text => Ok(()),
+            Some(before) if Path::new(&before).is_file() => Err(Error::CopiedDatabase {
+                database: here,
+                original: PathBuf::from(before),
+            }),
+            _ => self.set_store_info(DATABASE_FILE, &here_text),
+        }
+    }
+
     /// For a read-only open: refuses a folder another database marked, when this one
     /// registers paths (one that registers none answers every query with nothing, and a
     /// dry collection refuses the folder's store paths by itself).
@@ -192,24 +214,24 @@ impl Store {
     /// adds with different databases: only one claims the folder).
     fn write_mark(&self, id: &str) -> Result<(), Error> {
         let path = self.physical_folder().join(MARK);
-        let mut file = match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(file) => file,
+        // Written whole beside it, then linked into place: no other open ever reads a
+        // mark half written, and a link to an existing name fails, so one mark wins.
+        let whole = self.temporary("-mark");
+        let written = std::fs::File::create(&whole).and_then(|mut file| {
+            writeln!(file, "{id}")?;
+            // Read-only, as everything in a store folder is.
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o444))?;
+            file.sync_all()
+        });
+        let placed = written.and_then(|()| std::fs::hard_link(&whole, &path));
+        let _ = std::fs::remove_file(&whole);
+        match placed {
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(self.marked_by_another());
+                Err(self.marked_by_another())
             }
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        // Read-only, as everything in a store folder is.
-        writeln!(file, "{id}")
-            .and_then(|()| {
-                file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o444))
-            })
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io(&path, e))
+            Err(e) => Err(Error::io(&path, e)),
+        }
     }
 
     fn store_info(&self, key: &str) -> Result<Option<String>, Error> {

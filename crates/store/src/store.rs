@@ -305,7 +305,7 @@ impl Store {
 
     /// A fresh temporary name in the store folder: the prefix, this open's owner name (so
     /// that another open can tell whether its owner is alive), a unique part, `suffix`.
-    fn temporary(&self, suffix: &str) -> PathBuf {
+    pub(crate) fn temporary(&self, suffix: &str) -> PathBuf {
         let owner = self.owner.as_ref().map_or("", |(owner, _)| owner.as_str());
         self.physical(&self.folder)
             .join(format!("{TEMP_PREFIX}{owner}-{}{suffix}", unique()))

@@ -59,6 +59,9 @@ fn hint(error: &cudapkgs_store::Error) -> Option<&'static str> {
         Error::NixUnfinished(_) => {
             "run a Nix command on the store (nix-store --verify) to recover it"
         }
+        Error::CopiedDatabase { .. } => {
+            "use the original (its --state-dir or --root); a second store needs its own folder and database, filled with `cudapkgs copy` from a cache"
+        }
         Error::SharedWithNix { .. } => {
             "give cudapkgs a --root of its own; read the Nix store with --store 'local?root=R'"
         }
