@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Server, mirror, mirror_with_cublas, run, s};
+use common::{Server, mirror, mirror_with_cublas, nvidia_args, run, s};
 
 fn build_json(args: &[&str]) -> serde_json::Value {
     let (code, stdout, stderr) = run(&[&["--json", "build"][..], args].concat());
@@ -185,24 +185,6 @@ const SYSTEM: &[&str] = &[
     "libstdc++.so.6",
     "ld-linux-x86-64.so.2",
 ];
-
-/// `--source nvidia --cuda CUDA --base-url BASE --cache CACHE` and then `rest`.
-fn nvidia_args(base: &str, cuda: &str, cache: &Path, rest: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--source",
-        "nvidia",
-        "--cuda",
-        cuda,
-        "--base-url",
-        base,
-        "--cache",
-        s(cache),
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    args.extend(rest.iter().map(|a| (*a).to_owned()));
-    args
-}
 
 /// Build arguments for the three-package `mirror` (a `file://` one), its cache and store.
 fn source_args(mirror: &Path, cache: &Path, store: &Path) -> Vec<String> {

@@ -6,21 +6,11 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, mirror, run, s};
+use common::{Server, mirror, nvidia_args, run, s};
 
 fn build(base: &str, store: &Path, cache: &Path, extra: &[&str]) -> (i32, String, String) {
     let state = store.with_extension("state");
-    let mut args = vec![
-        "--json",
-        "build",
-        "--source",
-        "nvidia",
-        "--cuda",
-        "13.0.2",
-        "--base-url",
-        base,
-        "--cache",
-        s(cache),
+    let mut rest = vec![
         "--store-dir",
         s(store),
         "--state-dir",
@@ -28,8 +18,10 @@ fn build(base: &str, store: &Path, cache: &Path, extra: &[&str]) -> (i32, String
         "cuda_cudart",
         "cuda_nvrtc",
     ];
-    args.extend_from_slice(extra);
-    run(&args)
+    rest.extend_from_slice(extra);
+    let mut args = vec!["--json".to_owned(), "build".to_owned()];
+    args.extend(nvidia_args(base, "13.0.2", cache, &rest));
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 #[test]

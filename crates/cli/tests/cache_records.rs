@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, mirror, run, s};
+use common::{Server, mirror, nvidia_args, run, s};
 
 /// `build --source nvidia` of the mirror's CUDA runtime and NVRTC into a store under
 /// `root` (store folder `/nix/store`, as machines that share a cache have), with `extra`.
@@ -18,17 +18,7 @@ fn build(
     cache: &Path,
     extra: &[&str],
 ) -> (i32, serde_json::Value, String) {
-    let mut args = vec![
-        "--json",
-        "build",
-        "--source",
-        "nvidia",
-        "--cuda",
-        "13.0.2",
-        "--base-url",
-        base,
-        "--cache",
-        s(cache),
+    let mut rest = vec![
         "--store-dir",
         "/nix/store",
         "--root",
@@ -36,8 +26,10 @@ fn build(
         "cuda_cudart",
         "cuda_nvrtc",
     ];
-    args.extend_from_slice(extra);
-    let (code, stdout, stderr) = run(&args);
+    rest.extend_from_slice(extra);
+    let mut args = vec!["--json".to_owned(), "build".to_owned()];
+    args.extend(nvidia_args(base, "13.0.2", cache, &rest));
+    let (code, stdout, stderr) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
     (code, json, stderr)
 }

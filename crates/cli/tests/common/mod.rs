@@ -198,3 +198,21 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// `--source nvidia --cuda CUDA --base-url BASE --cache CACHE` and then `rest`.
+pub(crate) fn nvidia_args(base: &str, cuda: &str, cache: &Path, rest: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--source",
+        "nvidia",
+        "--cuda",
+        cuda,
+        "--base-url",
+        base,
+        "--cache",
+        s(cache),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(rest.iter().map(|a| (*a).to_owned()));
+    args
+}
