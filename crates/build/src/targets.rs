@@ -11,7 +11,9 @@ use cudapkgs_fatbin::{EntryKind, Gpu, ScanOptions};
 pub struct TargetReport {
     /// Output → SASS architectures (`sm_90`) and PTX (`compute_90`) found in it.
     pub architectures: BTreeMap<&'static str, BTreeSet<String>>,
-    /// Kernels with no usable image: (capability, file relative to the outputs, kernel).
+    /// Kernels of files that do not load on a requested GPU (kernels a file serving the
+    /// GPU holds for other architectures only are not missing):
+    /// (capability, file relative to the outputs, kernel).
     pub missing: Vec<(String, String, String)>,
     /// Kernels checked per requested capability.
     pub kernels_checked: usize,
@@ -45,7 +47,7 @@ impl TargetReport {
         for gpu in gpus {
             for verdict in cudapkgs_fatbin::file_verdicts(&scan, *gpu) {
                 self.kernels_checked += 1;
-                if verdict.image.is_none() {
+                if verdict.outcome == cudapkgs_fatbin::KernelOutcome::NoImage {
                     self.missing.push((
                         gpu.capability.to_string(),
                         format!("{output}/{}", relative.display()),

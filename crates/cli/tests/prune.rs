@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture, repo, run, s};
+use common::{fixture, nvidia_file, run, s};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -284,25 +284,6 @@ fn output_prunes_a_copy_of_a_read_only_tree() {
     ]);
     assert_eq!(code, 2);
     assert!(stderr.contains("already exists"), "{stderr}");
-}
-
-/// A file of NVIDIA's packages as `scripts/install-nvidia-tools.sh` installs them; outside
-/// CI, `None` when they are not installed, said on stderr.
-fn nvidia_file(relative: &str) -> Option<PathBuf> {
-    let path = repo().join(".tools/nvidia").join(relative);
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: CI must run scripts/install-nvidia-tools.sh first",
-        path.display()
-    );
-    eprintln!(
-        "skipped: {} is missing (run scripts/install-nvidia-tools.sh)",
-        path.display()
-    );
-    None
 }
 
 #[test]

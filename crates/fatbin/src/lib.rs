@@ -30,4 +30,7 @@ pub use scan::{
     ArchTotal, ArchTotals, ContainerScan, EntryInfo, FileScan, ScanOptions, UnitScan, all_entries,
     scan, scan_with,
 };
-pub use verdict::{Gpu, ImageMatch, KernelVerdict, container_verdicts, file_verdicts};
+pub use verdict::{
+    ContainerVerdict, FileVerdict, Gpu, ImageMatch, KernelOutcome, KernelVerdict,
+    container_verdict, file_verdict, file_verdicts,
+};

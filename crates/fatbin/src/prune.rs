@@ -20,8 +20,8 @@ use serde::Serialize;
 use crate::container::EntryKind;
 use crate::discover::SectionKind;
 use crate::error::{Bytes, Error};
-use crate::scan::{ContainerScan, EntryInfo, ScanOptions, scan};
-use crate::verdict::{Gpu, best_image, holders, holds, sass_runs_on};
+use crate::scan::{ContainerScan, ScanOptions, scan};
+use crate::verdict::{Gpu, best_image, holders, holds, loadable, sass_runs_on};
 
 /// What to do with PTX.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -231,16 +231,6 @@ fn keep_set(container: &ContainerScan, gpus: &[Gpu], keep_ptx: KeepPtx) -> Vec<b
     keep
 }
 
-/// Whether the driver could load this entry on some GPU: SASS that is not relocatable,
-/// or PTX.
-fn is_loadable(entry: &EntryInfo) -> bool {
-    match entry.kind {
-        EntryKind::Sass => !entry.is_relocatable(),
-        EntryKind::Ptx => true,
-        _ => false,
-    }
-}
-
 /// What the check has seen so far, across the file's containers.
 #[derive(Debug)]
 struct Served {
@@ -272,7 +262,7 @@ fn check_kernels(
 ) -> Result<(), PruneError> {
     for kernel in container.kernels() {
         let images: Vec<&str> = holders(container, kernel)
-            .filter(|entry| is_loadable(entry))
+            .filter(|entry| loadable(entry))
             .map(|entry| entry.arch.as_str())
             .collect();
         if images.is_empty() {

@@ -1,10 +1,18 @@
-//! Which image the driver would load for each kernel on a given GPU, or why none fits.
+//! Which image the driver would load from each container on a given GPU, or why none
+//! fits, and so which kernels the loaded module holds.
 //!
 //! Rules (see the fatbin reference): SASS runs within its major version on equal or
 //! higher minors (`a`: that exact capability; `f`: its family); PTX is JIT-compiled on
 //! any equal or higher capability (`a`: exact; `f`: family) if the driver knows its ISA
 //! version; compatible SASS wins over PTX; LTO-IR and relocatable cubins are never
 //! loaded. Containers without kernels (CUDA 13's device-link container) do not count.
+//!
+//! The driver loads one image per container (module), so a kernel present only in
+//! another architecture's image is absent there. NVIDIA's libraries and PyTorch ship
+//! whole containers, and kernels within containers, for one architecture each and
+//! launch them only there; so a file fails on a GPU only when none of its containers
+//! loads there (what a library pruned to other GPUs does), and kernels of other
+//! architectures in a file that does serve the GPU are counted, not failed.
 
 use std::fmt;
 
@@ -60,9 +68,10 @@ pub struct KernelVerdict {
     pub arch: Option<String>,
     /// File offset of the chosen entry.
     pub entry: Option<u64>,
-    /// Why each entry holding the kernel was rejected, when none fits.
+    /// Why the kernel has no image: each entry rejected, or where it is instead.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<String>,
+    pub outcome: KernelOutcome,
 }
 
 /// The first CUDA release that understands each PTX ISA version.
@@ -235,46 +244,289 @@ pub(crate) fn holds(entry: &EntryInfo, kernel: &str) -> bool {
         .is_some_and(|names| names.iter().any(|name| name == kernel))
 }
 
-/// Verdicts for every kernel of a loadable container.
-pub fn container_verdicts(container: &ContainerScan, gpu: Gpu) -> Vec<KernelVerdict> {
-    container
+/// What the driver does with one container on a GPU: it loads one image (the best
+/// entry for the device) or none, and the module then holds exactly that image's
+/// kernels.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerVerdict {
+    /// File offset of the container.
+    pub container: u64,
+    /// How the chosen image runs, or `None` when no entry fits.
+    pub image: Option<ImageMatch>,
+    /// The chosen entry's architecture.
+    pub arch: Option<String>,
+    /// File offset of the chosen entry.
+    pub entry: Option<u64>,
+    /// Why each entry was rejected, when none fits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<String>,
+    /// The architectures of the container's loadable entries.
+    pub architectures: Vec<String>,
+}
+
+/// What becomes of a kernel on a GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelOutcome {
+    /// In the image its container loads.
+    Runs,
+    /// Built for other architectures only, in a file that does serve this GPU: its
+    /// container loads another image or none, and the library launches it only where
+    /// it was built for (NVIDIA's libraries and PyTorch dispatch by architecture).
+    OtherArchitecture,
+    /// In a file none of whose containers loads on this GPU: the library fails there.
+    NoImage,
+}
+
+/// A file's verdict: its containers, its kernels, and whether it fails.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileVerdict {
+    pub containers: Vec<ContainerVerdict>,
+    pub kernels: Vec<KernelVerdict>,
+}
+
+impl FileVerdict {
+    /// The file has kernels the driver could load and none of its containers loads on
+    /// this GPU.
+    pub fn fails(&self) -> bool {
+        !self.kernels.is_empty() && self.containers.iter().all(|c| c.image.is_none())
+    }
+}
+
+/// Whether the driver could load an entry on some GPU.
+pub(crate) fn loadable(entry: &EntryInfo) -> bool {
+    match entry.kind {
+        EntryKind::Sass => !entry.is_relocatable(),
+        EntryKind::Ptx => true,
+        _ => false,
+    }
+}
+
+/// The image the driver would load from a container, with its kernels' verdicts.
+/// `outcome` of kernels without an image is settled per file by [`file_verdict`].
+pub fn container_verdict(
+    container: &ContainerScan,
+    gpu: Gpu,
+) -> (ContainerVerdict, Vec<KernelVerdict>) {
+    let architectures = container
+        .entries
+        .iter()
+        .filter(|entry| loadable(entry))
+        .map(|entry| entry.arch.clone())
+        .collect();
+    let chosen = best_image(container.entries.iter(), gpu);
+    let verdict = match &chosen {
+        Ok((entry, image)) => ContainerVerdict {
+            container: container.offset,
+            image: Some(*image),
+            arch: Some(entry.arch.clone()),
+            entry: Some(entry.offset),
+            rejected: Vec::new(),
+            architectures,
+        },
+        Err(rejected) => ContainerVerdict {
+            container: container.offset,
+            image: None,
+            arch: None,
+            entry: None,
+            rejected: rejected.clone(),
+            architectures,
+        },
+    };
+    let kernels = container
         .kernels()
         .into_iter()
         .map(|kernel| {
-            let (image, arch, entry, rejected) = match best_image(holders(container, kernel), gpu) {
-                Ok((entry, image)) => (
-                    Some(image),
-                    Some(entry.arch.clone()),
-                    Some(entry.offset),
-                    Vec::new(),
-                ),
-                Err(rejected) => (None, None, None, rejected),
-            };
-            KernelVerdict {
-                kernel: kernel.to_owned(),
-                container: container.offset,
-                image,
-                arch,
-                entry,
-                rejected,
+            // An entry whose kernels could not be listed is taken to hold them all.
+            let loaded = chosen
+                .as_ref()
+                .ok()
+                .filter(|(entry, _)| entry.kernels.is_none() || holds(entry, kernel));
+            match loaded {
+                Some((entry, image)) => KernelVerdict {
+                    kernel: kernel.to_owned(),
+                    container: container.offset,
+                    image: Some(*image),
+                    arch: Some(entry.arch.clone()),
+                    entry: Some(entry.offset),
+                    rejected: Vec::new(),
+                    outcome: KernelOutcome::Runs,
+                },
+                None => KernelVerdict {
+                    kernel: kernel.to_owned(),
+                    container: container.offset,
+                    image: None,
+                    arch: None,
+                    entry: None,
+                    rejected: match &chosen {
+                        Ok((entry, _)) => holders(container, kernel)
+                            .map(|holder| {
+                                format!(
+                                    "{}: only there; the driver loads {}",
+                                    holder.arch, entry.arch
+                                )
+                            })
+                            .collect(),
+                        Err(rejected) => rejected.clone(),
+                    },
+                    outcome: KernelOutcome::NoImage,
+                },
             }
         })
-        .collect()
+        .collect();
+    (verdict, kernels)
 }
 
-/// Verdicts for every kernel the driver would load from a file: containers in
-/// `.nv_fatbin` (and bare `.fatbin`/cubin files). Relocatable `__nv_relfatbin` code is
-/// judged after device linking, in the binary that links it.
+/// The verdict for everything the driver would load from a file: containers in
+/// `.nv_fatbin` (and bare `.fatbin`/cubin files) that hold kernels. Relocatable
+/// `__nv_relfatbin` code is judged after device linking, in the binary that links it.
+pub fn file_verdict(scan: &FileScan, gpu: Gpu) -> FileVerdict {
+    let mut verdict = FileVerdict::default();
+    for container in scan.containers() {
+        if container.section == SectionKind::RelFatbin {
+            continue;
+        }
+        let (judged, kernels) = container_verdict(container, gpu);
+        if kernels.is_empty() {
+            continue;
+        }
+        verdict.containers.push(judged);
+        verdict.kernels.extend(kernels);
+    }
+    if !verdict.fails() {
+        for kernel in &mut verdict.kernels {
+            if kernel.image.is_none() {
+                kernel.outcome = KernelOutcome::OtherArchitecture;
+            }
+        }
+    }
+    verdict
+}
+
+/// The kernels' verdicts of [`file_verdict`].
 pub fn file_verdicts(scan: &FileScan, gpu: Gpu) -> Vec<KernelVerdict> {
-    scan.containers()
-        .filter(|container| container.section != SectionKind::RelFatbin)
-        .flat_map(|container| container_verdicts(container, gpu))
-        .collect()
+    file_verdict(scan, gpu).kernels
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::Compression;
+    use crate::scan::UnitScan;
+
+    fn entry(offset: u64, kind: EntryKind, arch: &str, kernels: &[&str]) -> EntryInfo {
+        let digits = arch.trim_start_matches(|c: char| !c.is_ascii_digit());
+        let (major, minor) = digits.split_at(digits.len() - 1);
+        EntryInfo {
+            section: SectionKind::NvFatbin,
+            offset,
+            kind,
+            arch: arch.to_owned(),
+            capability: Some(cap(&format!("{major}.{minor}"))),
+            version: "8.0".to_owned(),
+            compression: Compression::None,
+            stored_size: 64,
+            compressed_size: None,
+            uncompressed_size: 64,
+            identifier: None,
+            options: None,
+            host: "linux",
+            debug: false,
+            relocatable: false,
+            cubin_type: None,
+            elf_abi: None,
+            kernels: Some(kernels.iter().map(|&k| k.to_owned()).collect()),
+            members: Vec::new(),
+            problem: None,
+        }
+    }
+
+    fn file(containers: Vec<Vec<EntryInfo>>) -> FileScan {
+        FileScan {
+            format: crate::Format::Elf,
+            units: vec![UnitScan {
+                section_bytes: 0,
+                containers: containers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, entries)| ContainerScan {
+                        section: SectionKind::NvFatbin,
+                        offset: 1000 * index as u64,
+                        size: 0,
+                        header_size: Some(16),
+                        entries,
+                    })
+                    .collect(),
+                member: None,
+            }],
+        }
+    }
+
+    fn gpu(text: &str) -> Gpu {
+        Gpu {
+            capability: cap(text),
+            driver_cuda: None,
+        }
+    }
+
+    fn outcome(verdict: &FileVerdict, kernel: &str) -> (KernelOutcome, Option<ImageMatch>) {
+        let found = verdict
+            .kernels
+            .iter()
+            .find(|v| v.kernel == kernel)
+            .expect(kernel);
+        (found.outcome, found.image)
+    }
+
+    #[test]
+    fn the_driver_loads_one_image_per_container_and_only_its_kernels() {
+        // SASS for 9.0 wins over PTX for 8.0, so `b`, in the PTX only, is not loaded.
+        let scan = file(vec![vec![
+            entry(16, EntryKind::Sass, "sm_90", &["a"]),
+            entry(100, EntryKind::Ptx, "compute_80", &["a", "b"]),
+        ]]);
+        let verdict = file_verdict(&scan, gpu("9.0"));
+        assert!(!verdict.fails());
+        assert_eq!(verdict.containers[0].arch.as_deref(), Some("sm_90"));
+        assert_eq!(
+            outcome(&verdict, "a"),
+            (KernelOutcome::Runs, Some(ImageMatch::ExactSass))
+        );
+        assert_eq!(
+            outcome(&verdict, "b"),
+            (KernelOutcome::OtherArchitecture, None)
+        );
+        // On 8.6 the PTX is the only image, and it holds both.
+        let verdict = file_verdict(&scan, gpu("8.6"));
+        assert_eq!(
+            outcome(&verdict, "b"),
+            (KernelOutcome::Runs, Some(ImageMatch::PtxJit))
+        );
+    }
+
+    #[test]
+    fn a_file_fails_only_when_none_of_its_containers_loads() {
+        let arch_specific = vec![
+            vec![entry(16, EntryKind::Sass, "sm_75", &["only75"])],
+            vec![entry(16, EntryKind::Sass, "sm_90", &["general"])],
+        ];
+        let verdict = file_verdict(&file(arch_specific.clone()), gpu("9.0"));
+        assert!(!verdict.fails());
+        assert_eq!(
+            outcome(&verdict, "only75"),
+            (KernelOutcome::OtherArchitecture, None)
+        );
+        // Pruned to 7.5 without PTX: nothing loads on 9.0.
+        let verdict = file_verdict(&file(vec![arch_specific[0].clone()]), gpu("9.0"));
+        assert!(verdict.fails());
+        assert_eq!(outcome(&verdict, "only75"), (KernelOutcome::NoImage, None));
+        assert_eq!(
+            verdict.kernels[0].rejected,
+            ["sm_75: SASS does not run on 9.0"]
+        );
+        // A file with no kernels at all does not fail.
+        assert!(!file_verdict(&file(Vec::new()), gpu("9.0")).fails());
+    }
 
     fn cap(text: &str) -> Capability {
         text.parse().expect(text)

@@ -216,3 +216,22 @@ pub(crate) fn nvidia_args(base: &str, cuda: &str, cache: &Path, rest: &[&str]) -
     args.extend(rest.iter().map(|a| (*a).to_owned()));
     args
 }
+
+/// A file of NVIDIA's packages as `scripts/install-nvidia-tools.sh` installs them; outside
+/// CI, `None` when they are not installed, said on stderr.
+pub(crate) fn nvidia_file(relative: &str) -> Option<PathBuf> {
+    let path = repo().join(".tools/nvidia").join(relative);
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: CI must run scripts/install-nvidia-tools.sh first",
+        path.display()
+    );
+    eprintln!(
+        "skipped: {} is missing (run scripts/install-nvidia-tools.sh)",
+        path.display()
+    );
+    None
+}

@@ -7,7 +7,7 @@ mod report;
 
 use cudapkgs_caps::{DEFAULT_CUDA, gpu_capability};
 use cudapkgs_fatbin::{
-    Error as FatbinError, FileReader, Gpu, ScanOptions, file_verdicts, holds_device_code, scan_with,
+    Error as FatbinError, FileReader, Gpu, ScanOptions, file_verdict, holds_device_code, scan_with,
 };
 use cudapkgs_tree::dir::Dir;
 use cudapkgs_tree::{self as tree, Walk};
@@ -64,8 +64,8 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
         let reader = FileReader::new(input.file).map_err(|error| error.to_string())?;
         let mut scanned =
             scan_with(data, &reader, options).map_err(|error| describe(&error, data))?;
-        let verdicts = gpu
-            .map(|gpu| file_verdicts(&scanned, gpu))
+        let verdict = gpu
+            .map(|gpu| file_verdict(&scanned, gpu))
             .unwrap_or_default();
         // The verdicts carry the kernel names; the per-entry lists (hundreds of
         // thousands of names in a venv) are not kept.
@@ -78,7 +78,8 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
         };
         Ok(FileResult {
             scan: scanned,
-            verdicts,
+            verdicts: verdict.kernels,
+            containers: verdict.containers,
             extracted,
         })
     });

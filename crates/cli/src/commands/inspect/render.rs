@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use cudapkgs_fatbin::{EntryInfo, ImageMatch};
+use cudapkgs_fatbin::{EntryInfo, ImageMatch, KernelOutcome};
 use cudapkgs_tree::Outcome;
 
 use super::report::{FileResult, Report};
@@ -184,7 +184,7 @@ fn verdicts(out: &mut String, report: &Report) {
         let unusable: Vec<_> = result
             .verdicts
             .iter()
-            .filter(|v| v.image.is_none())
+            .filter(|v| v.outcome == KernelOutcome::NoImage)
             .collect();
         let count = |image| {
             result
@@ -203,6 +203,17 @@ fn verdicts(out: &mut String, report: &Report) {
             if n > 0 {
                 parts.push(format!("{n} {label}"));
             }
+        }
+        let elsewhere = result
+            .verdicts
+            .iter()
+            .filter(|v| v.outcome == KernelOutcome::OtherArchitecture)
+            .count();
+        if elsewhere > 0 {
+            parts.push(format!(
+                "{elsewhere} built for other architectures only ({}), which the library launches only there",
+                other_architectures(result)
+            ));
         }
         if !unusable.is_empty() {
             parts.push(format!("{} without a usable image", unusable.len()));
@@ -242,6 +253,44 @@ fn verdicts(out: &mut String, report: &Report) {
         "{} of {} kernels have no usable image on {gpu}",
         totals.unusable, totals.kernels
     );
+    if totals.other_architecture > 0 {
+        let _ = writeln!(
+            out,
+            "{} {} built for other architectures only, in files that serve {gpu}: not failures",
+            totals.other_architecture,
+            plural(totals.other_architecture, "kernel is", "kernels are"),
+        );
+    }
+}
+
+/// The architectures of the containers that do not load on this GPU, or whose loaded
+/// image lacks some kernel: `sm_75, sm_80, compute_120`.
+fn other_architectures(result: &FileResult) -> String {
+    const SHOWN: usize = 8;
+    let mut archs: Vec<&str> = Vec::new();
+    for container in &result.containers {
+        for arch in &container.architectures {
+            if Some(arch) != container.arch.as_ref() && !archs.contains(&arch.as_str()) {
+                archs.push(arch);
+            }
+        }
+    }
+    // SASS before PTX, by capability: `sm_75, sm_80, sm_100a, compute_120`.
+    archs.sort_by_key(|arch| {
+        let ptx = arch.starts_with("compute_");
+        let digits: String = arch.chars().filter(char::is_ascii_digit).collect();
+        (
+            ptx,
+            digits.parse::<u32>().unwrap_or(u32::MAX),
+            arch.to_owned(),
+        )
+    });
+    let more = archs.len().saturating_sub(SHOWN);
+    let mut text = archs[..archs.len().min(SHOWN)].join(", ");
+    if more > 0 {
+        let _ = write!(text, " and {more} more");
+    }
+    text
 }
 
 /// The longest folder (ending in `/`) that every path starts with.

@@ -2,7 +2,8 @@
 
 use cudapkgs_caps::{Capability, CudaVersion};
 use cudapkgs_fatbin::{
-    ArchTotal, ArchTotals, FileScan, Format, Gpu, ImageMatch, KernelVerdict, UnitScan,
+    ArchTotal, ArchTotals, ContainerVerdict, FileScan, Format, Gpu, ImageMatch, KernelOutcome,
+    KernelVerdict, UnitScan,
 };
 use cudapkgs_tree::{Outcome, Visited};
 use serde::Serialize;
@@ -14,6 +15,8 @@ use crate::error::Exit;
 pub(crate) struct FileResult {
     pub scan: FileScan,
     pub verdicts: Vec<KernelVerdict>,
+    /// The image each container loads (with `--gpu`).
+    pub containers: Vec<ContainerVerdict>,
     pub extracted: usize,
 }
 
@@ -52,7 +55,12 @@ pub(crate) struct GpuTotals {
     pub exact_sass: usize,
     pub compatible_sass: usize,
     pub ptx_jit: usize,
+    /// Kernels built for other architectures only, in files that serve this GPU.
+    pub other_architecture: usize,
+    /// Kernels of files none of whose containers loads on this GPU.
     pub unusable: usize,
+    /// Files none of whose containers loads on this GPU.
+    pub files_failing: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -229,13 +237,21 @@ fn count_verdicts(files: &[Visited<FileResult>], gpu: Gpu) -> GpuTotals {
         ..GpuTotals::default()
     };
     for (_, result) in with_device_code(files) {
+        if result
+            .verdicts
+            .iter()
+            .any(|v| v.outcome == KernelOutcome::NoImage)
+        {
+            totals.files_failing += 1;
+        }
         for verdict in &result.verdicts {
             totals.kernels += 1;
-            match verdict.image {
-                Some(ImageMatch::ExactSass) => totals.exact_sass += 1,
-                Some(ImageMatch::CompatibleSass) => totals.compatible_sass += 1,
-                Some(ImageMatch::PtxJit) => totals.ptx_jit += 1,
-                None => totals.unusable += 1,
+            match (verdict.image, verdict.outcome) {
+                (Some(ImageMatch::ExactSass), _) => totals.exact_sass += 1,
+                (Some(ImageMatch::CompatibleSass), _) => totals.compatible_sass += 1,
+                (Some(ImageMatch::PtxJit), _) => totals.ptx_jit += 1,
+                (None, KernelOutcome::NoImage) => totals.unusable += 1,
+                (None, _) => totals.other_architecture += 1,
             }
         }
     }
