@@ -21,6 +21,7 @@ pub mod store;
 pub mod why;
 
 pub use error::Error;
+pub use records::{GpuCheckRecord, check_time};
 
 /// The folder `path` is in (`.` for a bare name).
 pub(crate) fn folder_of(path: &std::path::Path) -> &std::path::Path {

@@ -1073,8 +1073,8 @@ fn lock_file(path: &Path, exclusive: bool, wait: bool) -> Result<Option<std::fs:
 
 /// The tables and their columns; `Pending` holds the paths whose trees may be present
 /// without being valid; `BuildRecords` and `FileHashes` are what builds remember
-/// (`records.rs`).
-const TABLES: [(&str, &str); 7] = [
+/// (`records.rs`); `GpuChecks` the latest result of each check of a path on each GPU.
+const TABLES: [(&str, &str); 8] = [
     (
         "ValidPaths",
         "id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
@@ -1111,11 +1111,31 @@ const TABLES: [(&str, &str); 7] = [
          identity TEXT NOT NULL,
          sha256 TEXT NOT NULL",
     ),
+    (
+        "GpuChecks",
+        "path INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE CASCADE,
+         name TEXT NOT NULL,
+         gpu TEXT NOT NULL,
+         uuid TEXT NOT NULL,
+         capability TEXT NOT NULL,
+         driver TEXT NOT NULL,
+         passed INTEGER NOT NULL,
+         detail TEXT NOT NULL,
+         seconds REAL NOT NULL,
+         time INTEGER NOT NULL,
+         PRIMARY KEY (path, name, uuid)",
+    ),
 ];
 
 /// Tables that stores made by older versions lack: created when missing, never a sign
 /// of damage.
-const ADDED_LATER: [&str; 4] = ["Pending", "BuildRecords", "StoreInfo", "FileHashes"];
+const ADDED_LATER: [&str; 5] = [
+    "Pending",
+    "BuildRecords",
+    "StoreInfo",
+    "FileHashes",
+    "GpuChecks",
+];
 
 /// `CREATE TABLE` statements for `tables` (temporary ones: in memory, for this
 /// connection only).
