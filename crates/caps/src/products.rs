@@ -134,15 +134,60 @@ fn normalize(name: &str) -> String {
 }
 
 /// Finds a product by name, forgiving case, spacing and brand words
-/// (`nvidia h100`, `GeForce RTX 4090`, `rtx-4090` all find `RTX 4090`).
+/// (`nvidia h100`, `GeForce RTX 4090`, `rtx-4090` all find `RTX 4090`), and the
+/// memory and form-factor words of the names the driver and nvidia-smi report
+/// (`NVIDIA H100 80GB HBM3`, `NVIDIA A100-SXM4-40GB`, `H100 PCIe`, `NVIDIA GeForce RTX
+/// 4090 Laptop GPU`), which do not change the capability.
 pub fn find_product(name: &str) -> Option<&'static Product> {
+    let by_name = |wanted: &str| {
+        PRODUCTS
+            .iter()
+            .find(|product| normalize(product.name) == wanted)
+    };
     let wanted = normalize(name);
     if wanted.is_empty() {
         return None;
     }
-    PRODUCTS
-        .iter()
-        .find(|product| normalize(product.name) == wanted)
+    by_name(&wanted).or_else(|| {
+        let kept: String = words(name)
+            .into_iter()
+            .filter(|word| !is_variant_word(word))
+            .collect();
+        (!kept.is_empty() && kept != wanted)
+            .then(|| by_name(&kept))
+            .flatten()
+    })
+}
+
+/// A word of a reported device name that names memory, a form factor or an edition:
+/// `80gb`, `hbm3`, `sxm4`, `pcie`, `nvl`, `laptop`, `gpu`, `generation`.
+fn is_variant_word(word: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "pcie",
+        "nvl",
+        "laptop",
+        "gpu",
+        "generation",
+        "maxq",
+        "max",
+        "q",
+        "oem",
+        "lhr",
+        "server",
+        "workstation",
+        "edition",
+        "mig",
+        "nvlink",
+        "dgx",
+    ];
+    let memory = word
+        .strip_suffix("gb")
+        .is_some_and(|size| !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()));
+    let prefixed = |prefix: &str| {
+        word.strip_prefix(prefix)
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit() || b == b'e'))
+    };
+    memory || prefixed("hbm") || prefixed("sxm") || prefixed("gddr") || WORDS.contains(&word)
 }
 
 /// The words of a name, lowercase, without brand words.
@@ -189,6 +234,36 @@ pub fn products_with(capability: Capability, cuda: CudaVersion) -> Vec<&'static 
 mod tests {
     use super::*;
     use crate::table::lookup;
+
+    #[test]
+    fn finds_products_by_the_names_the_driver_reports() {
+        for (name, expected) in [
+            ("NVIDIA H100 80GB HBM3", "H100"),
+            ("NVIDIA H100 PCIe", "H100"),
+            ("H100 SXM", "H100"),
+            ("NVIDIA H100 NVL", "H100"),
+            ("NVIDIA H200", "H200"),
+            ("NVIDIA A100-SXM4-40GB", "A100"),
+            ("NVIDIA A100 80GB PCIe", "A100"),
+            ("Tesla V100-SXM2-16GB", "Tesla V100"),
+            ("NVIDIA GeForce RTX 4090 Laptop GPU", "RTX 4090"),
+            ("NVIDIA RTX 6000 Ada Generation", "RTX 6000 Ada"),
+            ("NVIDIA GH200 480GB", "GH200"),
+            (
+                "NVIDIA RTX PRO 6000 Blackwell Server Edition",
+                "RTX PRO 6000 Blackwell",
+            ),
+        ] {
+            assert_eq!(
+                find_product(name).map(|product| product.name),
+                Some(expected),
+                "{name}"
+            );
+        }
+        // Variant words alone name nothing, and do not make a wrong name right.
+        assert_eq!(find_product("NVIDIA 80GB PCIe"), None);
+        assert_eq!(find_product("H300 SXM5"), None);
+    }
 
     #[test]
     fn finds_products_however_they_are_written() {

@@ -174,7 +174,24 @@ pub enum Command {
     /// whole CUDA toolkit, static library, header or stub library, no runpath into a stubs
     /// folder; each violation with the chain that pulls it in (exit 1 if any)
     Check(crate::commands::check::CheckArgs),
+    /// On the local GPUs: load every container of PATH… the driver would load and look
+    /// up its kernels (every difference from `inspect --gpu native`'s verdict is
+    /// reported), and run the smoke test of each CUDA library found (cuBLAS's SGEMM,
+    /// cuDNN's convolution, …) in a process with an empty environment, proving where
+    /// each library came from (exit 1 on any failure)
+    #[command(after_long_help = GPU_CHECK_EXAMPLES)]
+    GpuCheck(crate::commands::gpu_check::GpuCheckArgs),
+    /// The child processes of gpu-check
+    #[command(subcommand, hide = true, name = "gpu-child")]
+    GpuChild(crate::commands::gpu_check::GpuChildCommand),
 }
+
+const GPU_CHECK_EXAMPLES: &str = "\
+Examples:
+  cudapkgs gpu-check libcublas-lib cudnn-lib       store paths built by `cudapkgs build`
+  cudapkgs gpu-check ./.venv/lib/python3.12/site-packages
+  cudapkgs gpu-check --smoke cublas --smoke cudnn ./.venv
+  cudapkgs gpu-check --nix-hook                    what a sandboxed build needs exposed";
 
 #[derive(Debug, Subcommand)]
 pub enum NarCommand {
@@ -401,7 +418,8 @@ pub struct BuildArgs {
     /// Capabilities whose kernels are checked, like 8.6,9.0
     #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
     pub capabilities: Option<String>,
-    /// A GPU whose kernels are checked, by name or capability; repeatable
+    /// A GPU whose kernels are checked, by name or capability, or `native` (this
+    /// machine's GPUs); repeatable
     #[arg(long = "gpu", value_name = "NAME")]
     pub gpus: Vec<String>,
     /// Fail when a kernel has no image for a requested GPU (default: warn)
@@ -614,8 +632,8 @@ pub struct FlagsArgs {
     /// default set of the CUDA release]
     #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
     pub capabilities: Option<String>,
-    /// A GPU by product name (H100, "RTX 4090", "Jetson Orin") or capability;
-    /// repeatable [env: CUDAPKGS_GPU]
+    /// A GPU by product name (H100, "RTX 4090", "Jetson Orin") or capability, or
+    /// `native` (this machine's GPUs); repeatable [env: CUDAPKGS_GPU]
     #[arg(long = "gpu", value_name = "NAME")]
     pub gpus: Vec<String>,
     /// Embed PTX for the highest capability so newer GPUs can run it (the default)
@@ -673,7 +691,8 @@ pub struct InspectArgs {
     /// Files or folders to inspect
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Judge every kernel for this GPU: a product name (H100) or capability (9.0)
+    /// Judge every kernel for this GPU: a product name (H100), a capability (9.0), or
+    /// `native` (this machine's GPU, with its driver's CUDA version as --driver-cuda)
     #[arg(long, value_name = "GPU")]
     pub gpu: Option<String>,
     /// With --gpu: the CUDA version the driver supports (nvidia-smi's "CUDA Version");
@@ -794,7 +813,8 @@ pub struct PruneArgs {
         required_unless_present = "gpus"
     )]
     pub capabilities: Option<String>,
-    /// A GPU to keep code for, by product name or capability; repeatable
+    /// A GPU to keep code for, by product name or capability, or `native` (this
+    /// machine's GPUs, with their driver's CUDA version as --driver-cuda); repeatable
     #[arg(long = "gpu", value_name = "NAME")]
     pub gpus: Vec<String>,
     /// Which PTX to keep

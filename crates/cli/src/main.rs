@@ -9,6 +9,7 @@
 mod cli;
 mod commands;
 mod error;
+mod native;
 mod output;
 mod settings;
 
@@ -123,6 +124,8 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Copy(args) => commands::cache::copy(args, output),
         Command::Targets(command) => commands::targets::run(command, output, &config, &env),
         Command::Check(args) => commands::check::run(args, output),
+        Command::GpuCheck(args) => commands::gpu_check::run(args, output),
+        Command::GpuChild(command) => commands::gpu_check::child(command),
         Command::Why {
             path,
             dependency,

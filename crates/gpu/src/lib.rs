@@ -14,6 +14,8 @@
 mod error;
 mod ffi;
 
+pub mod check;
+pub mod child;
 pub mod driver;
 pub mod ldcache;
 pub mod locate;

@@ -226,8 +226,16 @@ mod tests {
             seconds: 0.5,
             time,
         };
-        assert!(store.record_gpu_check(&path, &record(false, 1)).expect("record"));
-        assert!(store.record_gpu_check(&path, &record(true, 2)).expect("record"));
+        assert!(
+            store
+                .record_gpu_check(&path, &record(false, 1))
+                .expect("record")
+        );
+        assert!(
+            store
+                .record_gpu_check(&path, &record(true, 2))
+                .expect("record")
+        );
         let other_gpu = super::GpuCheckRecord {
             uuid: "GPU-2".to_owned(),
             ..record(true, 3)
@@ -236,7 +244,11 @@ mod tests {
         let kept = store.gpu_checks(&path).expect("query");
         assert_eq!(kept, [other_gpu, record(true, 2)]);
         let missing = format!("{}/00000000000000000000000000000000-none", store.folder());
-        assert!(!store.record_gpu_check(&missing, &record(true, 4)).expect("record"));
+        assert!(
+            !store
+                .record_gpu_check(&missing, &record(true, 4))
+                .expect("record")
+        );
         assert!(store.gpu_checks(&missing).expect("query").is_empty());
     }
 }

@@ -16,6 +16,11 @@ pub fn bytes(count: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// `1 file`, `3 files`: a count with the word that agrees with it.
+pub fn count(number: usize, one: &str, many: &str) -> String {
+    format!("{number} {}", if number == 1 { one } else { many })
+}
+
 /// `+1.5 KiB`, `-298.1 MiB`, `+0 B`.
 pub fn delta(count: i128) -> String {
     let sign = if count < 0 { '-' } else { '+' };

@@ -138,7 +138,8 @@ pub(crate) fn request(args: &FlagsArgs, config: &Config, env: EnvLookup<'_>) -> 
     let capabilities = match &targets.value {
         Targets::Capabilities(list) => Some(list.clone()),
         Targets::Gpus(names) => Some(
-            names
+            crate::native::expand(names)
+                .map_err(|error| error.context(&targets.source))?
                 .iter()
                 .map(|name| gpu_capability(name, cuda.value))
                 .collect::<Result<Vec<_>, _>>()

@@ -8,6 +8,7 @@ pub mod elf;
 pub mod features;
 pub mod flags;
 pub mod gc;
+pub mod gpu_check;
 pub mod gpus;
 pub mod inspect;
 pub mod patch;

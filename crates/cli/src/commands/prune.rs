@@ -84,6 +84,7 @@ pub fn requested_capabilities(
     gpus: &[String],
     cuda: cudapkgs_caps::CudaVersion,
 ) -> CliResult<Vec<Capability>> {
+    let gpus = crate::native::expand(gpus)?;
     let mut capabilities = match list {
         Some(list) => parse_capability_list(list)
             .map_err(|e| CliError::new(e.to_string()).context("--capabilities"))?,
@@ -107,10 +108,14 @@ pub fn requested_capabilities(
 }
 
 pub fn run(args: &PruneArgs, output: Output) -> CliResult<Exit> {
+    let driver_cuda = match args.driver_cuda {
+        Some(cuda) => Some(cuda),
+        None => crate::native::driver_cuda(&args.gpus)?,
+    };
     let capabilities = requested_capabilities(
         args.capabilities.as_deref(),
         &args.gpus,
-        args.driver_cuda.unwrap_or(DEFAULT_CUDA),
+        driver_cuda.unwrap_or(DEFAULT_CUDA),
     )?;
     if capabilities.is_empty() {
         return Err(CliError::new("no capabilities to keep")
@@ -123,7 +128,7 @@ pub fn run(args: &PruneArgs, output: Output) -> CliResult<Exit> {
             KeepPtxArg::All => KeepPtx::All,
             KeepPtxArg::None => KeepPtx::None,
         },
-        driver_cuda: args.driver_cuda,
+        driver_cuda,
     };
     let targets = match &args.output {
         Some(output) => {

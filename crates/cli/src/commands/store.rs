@@ -238,6 +238,11 @@ pub fn path_info(
         infos.push(info);
     }
     let mut reports: Vec<InfoReport> = infos.iter().map(info_report).collect();
+    for report in &mut reports {
+        report.gpu_checks = store
+            .gpu_checks(report.path)
+            .map_err(|error| failure(&error))?;
+    }
     if closure_size {
         for report in &mut reports {
             let closure = store
@@ -261,6 +266,20 @@ pub fn path_info(
             }
             for reference in r.references {
                 let _ = writeln!(text, "  reference: {reference}");
+            }
+            for check in &r.gpu_checks {
+                let _ = writeln!(
+                    text,
+                    "  gpu check {}: {} on {} ({}, {}, CUDA {}) in {:.1} s: {}",
+                    check.name,
+                    if check.passed { "passed" } else { "FAILED" },
+                    check.gpu,
+                    check.capability,
+                    check.uuid,
+                    check.driver,
+                    check.seconds,
+                    check.detail
+                );
             }
         }
         Output::print(&text)?;
@@ -662,6 +681,9 @@ struct InfoReport<'a> {
     /// With `-S`: the NAR bytes of the path's closure.
     #[serde(skip_serializing_if = "Option::is_none")]
     closure_size: Option<u64>,
+    /// The latest result of each `gpu-check` of the path on each GPU.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gpu_checks: Vec<cudapkgs_store::GpuCheckRecord>,
 }
 
 fn info_report(info: &PathInfo) -> InfoReport<'_> {
@@ -672,6 +694,7 @@ fn info_report(info: &PathInfo) -> InfoReport<'_> {
         references: &info.references,
         registration_time: info.registration_time,
         closure_size: None,
+        gpu_checks: Vec::new(),
     }
 }
 

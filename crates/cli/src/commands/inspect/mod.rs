@@ -16,18 +16,24 @@ use crate::cli::{InspectArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 
+pub(crate) use render::demangle;
 pub(crate) use report::{FileResult, Report};
 
 pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
-    let gpu = args
-        .gpu
-        .as_deref()
+    let named: Vec<String> = args.gpu.iter().cloned().collect();
+    let driver_cuda = match args.driver_cuda {
+        Some(cuda) => Some(cuda),
+        None => crate::native::driver_cuda(&named)?,
+    };
+    // `native` with GPUs of several kinds judges for the first.
+    let gpu = crate::native::expand(&named)?
+        .first()
         .map(|name| {
-            let capability = gpu_capability(name, args.driver_cuda.unwrap_or(DEFAULT_CUDA))
+            let capability = gpu_capability(name, driver_cuda.unwrap_or(DEFAULT_CUDA))
                 .map_err(|error| CliError::from(error).context("--gpu"))?;
             Ok::<_, CliError>(Gpu {
                 capability: capability.without_variant(),
-                driver_cuda: args.driver_cuda,
+                driver_cuda,
             })
         })
         .transpose()?;

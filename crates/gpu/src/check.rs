@@ -1,0 +1,551 @@
+//! `gpu-check`: for the paths under test, on every local GPU, load each container the
+//! driver would load and compare with the verdict, then run the smoke test of every
+//! CUDA library found. GPU work runs in child processes (the `gpu-child` command of
+//! the same executable) with an empty environment.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cudapkgs_caps::Capability;
+use cudapkgs_fatbin::{
+    FileReader, FileVerdict, Gpu, ScanOptions, file_verdict, holds_device_code, scan_with,
+};
+use cudapkgs_tree::{Outcome, Walk};
+use serde::Serialize;
+
+use crate::driver::{Device, DriverReport};
+use crate::probe::{ContainerProbe, Disagreement, ProbeResult, compare};
+use crate::smoke::{SmokeOutcome, SmokeTest, tests_for};
+
+/// The command of the executable that runs the children.
+pub const CHILD_COMMAND: &str = "gpu-child";
+
+/// The environment of every child: nothing but this, so no `LD_LIBRARY_PATH` or
+/// `CUDA_*` setting of the caller's shapes the result, and the driver writes no JIT
+/// cache under anyone's home.
+const CHILD_ENVIRONMENT: [(&str, &str); 1] = [("CUDA_CACHE_DISABLE", "1")];
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct CheckRequest {
+    /// This executable, which runs the children.
+    pub executable: PathBuf,
+    /// The driver library the children load.
+    pub driver: PathBuf,
+    /// Files, folders and store paths (physical) under test.
+    pub inputs: Vec<PathBuf>,
+    /// Where the CUDA libraries the smoke tests map may come from: the inputs and, for
+    /// store paths, their closures.
+    pub allowed: Vec<PathBuf>,
+    pub loads: bool,
+    /// The smoke tests to run where their library is found; empty: none.
+    pub smoke: Vec<SmokeTest>,
+    /// Devices to check by ordinal; empty: all.
+    pub devices: Vec<i32>,
+    /// Children loading containers at once per GPU, and threads scanning files.
+    pub jobs: usize,
+    pub smoke_timeout: Duration,
+}
+
+/// A file the driver would load containers from, with the verdict per capability.
+#[derive(Debug)]
+struct PlannedFile {
+    path: PathBuf,
+    input: usize,
+    /// `(offset, size, kernels)` of each container with kernels.
+    containers: Vec<(u64, u64, Vec<String>)>,
+    verdicts: Vec<(Capability, FileVerdict)>,
+}
+
+/// The result of the loads on one GPU.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadsReport {
+    pub files: usize,
+    pub containers: usize,
+    pub loaded: usize,
+    /// Containers the driver would not load (another architecture's code, or failing).
+    pub not_loaded: usize,
+    pub kernels: usize,
+    pub kernels_found: usize,
+    /// Files none of whose containers loaded: the library fails on this GPU.
+    pub failing_files: Vec<FailingFile>,
+    /// Where the verdict and the driver differ (each one a bug in the verdict rules).
+    pub disagreements: Vec<Disagreement>,
+    /// Containers whose load ended the child (a crash in the driver).
+    pub crashed: Vec<String>,
+    pub seconds: f64,
+    pub loads_per_second: f64,
+    /// Per input: (containers, loaded, problems).
+    #[serde(skip)]
+    pub by_input: Vec<(usize, usize, usize)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailingFile {
+    pub file: PathBuf,
+    pub kernels: usize,
+    /// The first kernels, mangled.
+    pub examples: Vec<String>,
+    /// Why the driver loaded nothing (its error for the first container).
+    pub error: String,
+}
+
+/// One smoke test's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SmokeReport {
+    pub test: SmokeTest,
+    pub library: PathBuf,
+    #[serde(skip)]
+    pub input: usize,
+    #[serde(flatten)]
+    pub outcome: SmokeOutcome,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceReport {
+    pub device: Device,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loads: Option<LoadsReport>,
+    pub smoke: Vec<SmokeReport>,
+}
+
+impl DeviceReport {
+    pub fn passed(&self) -> bool {
+        self.loads.as_ref().is_none_or(|loads| {
+            loads.failing_files.is_empty()
+                && loads.disagreements.is_empty()
+                && loads.crashed.is_empty()
+        }) && self.smoke.iter().all(|smoke| smoke.outcome.passed)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub driver: DriverReport,
+    pub devices: Vec<DeviceReport>,
+    /// Files that could not be read or scanned.
+    pub unreadable: Vec<(String, String)>,
+}
+
+impl CheckReport {
+    pub fn passed(&self) -> bool {
+        self.unreadable.is_empty() && self.devices.iter().all(DeviceReport::passed)
+    }
+}
+
+/// Runs the check on every requested device the driver reports.
+pub fn gpu_check(request: &CheckRequest, driver: DriverReport) -> CheckReport {
+    let devices: Vec<Device> = driver
+        .devices
+        .iter()
+        .filter(|device| request.devices.is_empty() || request.devices.contains(&device.ordinal))
+        .cloned()
+        .collect();
+    let capabilities: BTreeSet<Capability> = devices.iter().map(|d| d.capability).collect();
+    let (planned, unreadable) = if request.loads {
+        plan(&request.inputs, &capabilities, request.jobs)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let libraries = smoke_libraries(&request.inputs, &request.smoke);
+    let reports = devices
+        .into_iter()
+        .map(|device| {
+            let loads = request.loads.then(|| run_loads(request, &device, &planned));
+            let smoke = libraries
+                .iter()
+                .map(|(test, library, input)| {
+                    let started = Instant::now();
+                    let outcome = spawn_smoke(request, device.ordinal, *test, library);
+                    SmokeReport {
+                        test: *test,
+                        library: library.clone(),
+                        input: *input,
+                        outcome,
+                        seconds: started.elapsed().as_secs_f64(),
+                    }
+                })
+                .collect();
+            DeviceReport {
+                device,
+                loads,
+                smoke,
+            }
+        })
+        .collect();
+    CheckReport {
+        driver,
+        devices: reports,
+        unreadable,
+    }
+}
+
+/// Which input a file found by the walk belongs to.
+fn input_of(inputs: &[PathBuf], file: &Path) -> usize {
+    inputs
+        .iter()
+        .position(|input| file.starts_with(input))
+        .unwrap_or(0)
+}
+
+/// Scans every file of the inputs and judges it for each capability.
+fn plan(
+    inputs: &[PathBuf],
+    capabilities: &BTreeSet<Capability>,
+    threads: usize,
+) -> (Vec<PlannedFile>, Vec<(String, String)>) {
+    let walk = Walk {
+        wants: holds_device_code,
+        zips: false,
+    };
+    let visited = cudapkgs_tree::visit(inputs, walk, threads.max(1), |source, input| {
+        let reader = FileReader::new(input.file).map_err(|error| error.to_string())?;
+        let scan = scan_with(input.bytes, &reader, ScanOptions { kernels: true })
+            .map_err(|error| error.to_string())?;
+        let path = PathBuf::from(&source.display);
+        let verdicts: Vec<(Capability, FileVerdict)> = capabilities
+            .iter()
+            .map(|&capability| {
+                let gpu = Gpu {
+                    capability,
+                    driver_cuda: None,
+                };
+                (capability, file_verdict(&scan, gpu))
+            })
+            .collect();
+        let judged: BTreeSet<u64> = verdicts
+            .first()
+            .map(|(_, verdict)| verdict.containers.iter().map(|c| c.container).collect())
+            .unwrap_or_default();
+        let containers = scan
+            .containers()
+            .filter(|container| judged.contains(&container.offset))
+            .map(|container| {
+                let kernels = container.kernels().into_iter().map(str::to_owned).collect();
+                (container.offset, container.size, kernels)
+            })
+            .collect();
+        Ok(PlannedFile {
+            input: input_of(inputs, &path),
+            path,
+            containers,
+            verdicts,
+        })
+    });
+    let mut planned = Vec::new();
+    let mut unreadable = Vec::new();
+    for file in visited {
+        match file.outcome {
+            Outcome::Done(found) if !found.containers.is_empty() => planned.push(found),
+            Outcome::Done(_) | Outcome::NoBinaries => {}
+            Outcome::Failed(message) => unreadable.push((file.source.display, message)),
+        }
+    }
+    (planned, unreadable)
+}
+
+fn child(request: &CheckRequest, arguments: &[String]) -> std::io::Result<Child> {
+    Command::new(&request.executable)
+        .arg(CHILD_COMMAND)
+        .args(arguments)
+        .env_clear()
+        .envs(CHILD_ENVIRONMENT)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+}
+
+/// Loads `probes` in one child, restarting after a container that ends it.
+fn load_all(
+    request: &CheckRequest,
+    ordinal: i32,
+    probes: &[ContainerProbe],
+) -> Vec<Result<ProbeResult, String>> {
+    let arguments = [
+        "loads".to_owned(),
+        "--driver".to_owned(),
+        request.driver.display().to_string(),
+        "--device".to_owned(),
+        ordinal.to_string(),
+    ];
+    let mut results = Vec::with_capacity(probes.len());
+    // Children in a row that answered nothing: the second one means the child cannot
+    // load anything (no driver, no device), not that one container crashes it.
+    let mut silent = 0;
+    while results.len() < probes.len() {
+        let rest = &probes[results.len()..];
+        let mut process = match child(request, &arguments) {
+            Ok(process) => process,
+            Err(error) => {
+                let message = format!("cannot start {}: {error}", request.executable.display());
+                results.extend(rest.iter().map(|_| Err(message.clone())));
+                break;
+            }
+        };
+        let mut stdin = process.stdin.take();
+        let lines: Vec<String> = rest
+            .iter()
+            .map(|probe| serde_json::to_string(probe).unwrap_or_default())
+            .collect();
+        let writer = std::thread::spawn(move || {
+            if let Some(stdin) = stdin.as_mut() {
+                for line in lines {
+                    if writeln!(stdin, "{line}").is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let before = results.len();
+        if let Some(stdout) = process.stdout.take() {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<ProbeResult>(&line) {
+                    Ok(result) => results.push(Ok(result)),
+                    Err(_) => break,
+                }
+                if results.len() == probes.len() {
+                    break;
+                }
+            }
+        }
+        let _ = writer.join();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = process.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        let status = process.wait();
+        if results.len() < probes.len() {
+            // The child ended on the next container: record it and go on after it.
+            let why = match status {
+                Ok(status) => format!("the loading process ended ({status}): {}", stderr.trim()),
+                Err(error) => format!("the loading process was lost: {error}"),
+            };
+            silent = if results.len() == before {
+                silent + 1
+            } else {
+                0
+            };
+            if silent >= 2 {
+                let left = probes.len() - results.len();
+                results.extend(std::iter::repeat_n(Err(why), left));
+                break;
+            }
+            results.push(Err(why));
+        }
+    }
+    results
+}
+
+/// Loads every planned container on `device` and compares with the verdict.
+fn run_loads(request: &CheckRequest, device: &Device, planned: &[PlannedFile]) -> LoadsReport {
+    let started = Instant::now();
+    let probes: Vec<ContainerProbe> = planned
+        .iter()
+        .flat_map(|file| {
+            file.containers
+                .iter()
+                .map(|(offset, size, kernels)| ContainerProbe {
+                    file: file.path.clone(),
+                    offset: *offset,
+                    size: *size,
+                    kernels: kernels.clone(),
+                })
+        })
+        .collect();
+    // Several children share the work: the driver's loading is mostly CPU time.
+    let jobs = request.jobs.clamp(1, 16).min(probes.len().max(1));
+    let chunk = probes.len().div_ceil(jobs).max(1);
+    let results: Vec<Result<ProbeResult, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = probes
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || load_all(request, device.ordinal, part)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap_or_default())
+            .collect()
+    });
+    let mut report = LoadsReport {
+        by_input: vec![(0, 0, 0); request.inputs.len().max(1)],
+        ..LoadsReport::default()
+    };
+    let mut results = results.into_iter();
+    for file in planned {
+        let Some((_, verdict)) = file.verdicts.iter().find(|(c, _)| *c == device.capability) else {
+            continue;
+        };
+        report.files += 1;
+        let mut loaded_here = 0;
+        let mut first_error = None;
+        for (index, container) in verdict.containers.iter().enumerate() {
+            let Some(result) = results.next() else { break };
+            report.containers += 1;
+            report.by_input[file.input].0 += 1;
+            let kernels: Vec<_> = verdict
+                .kernels
+                .iter()
+                .filter(|kernel| kernel.container == container.container)
+                .collect();
+            report.kernels += kernels.len();
+            let result = match result {
+                Ok(result) => result,
+                Err(message) => {
+                    report.crashed.push(format!(
+                        "{} container {:#x}: {message}",
+                        file.path.display(),
+                        file.containers[index].0
+                    ));
+                    report.by_input[file.input].2 += 1;
+                    continue;
+                }
+            };
+            if result.load_error.is_none() {
+                report.loaded += 1;
+                loaded_here += 1;
+                report.by_input[file.input].1 += 1;
+                report.kernels_found += kernels.len() - result.missing.len();
+            } else {
+                report.not_loaded += 1;
+                first_error.get_or_insert_with(|| result.load_error.clone().unwrap_or_default());
+            }
+            let found = compare(&file.path, container, &kernels, &result);
+            report.by_input[file.input].2 += found.len();
+            report.disagreements.extend(found);
+        }
+        if loaded_here == 0 && !verdict.kernels.is_empty() {
+            report.by_input[file.input].2 += 1;
+            report.failing_files.push(FailingFile {
+                file: file.path.clone(),
+                kernels: verdict.kernels.len(),
+                examples: verdict
+                    .kernels
+                    .iter()
+                    .take(5)
+                    .map(|k| k.kernel.clone())
+                    .collect(),
+                error: first_error.unwrap_or_default(),
+            });
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss, reason = "a rate")]
+    {
+        report.loads_per_second = report.containers as f64 / report.seconds.max(1e-9);
+    }
+    report
+}
+
+/// The smoke tests the inputs call for: every library of `tests` found in them, by
+/// the input it is in.
+fn smoke_libraries(inputs: &[PathBuf], tests: &[SmokeTest]) -> Vec<(SmokeTest, PathBuf, usize)> {
+    let mut files = Vec::new();
+    for input in inputs {
+        library_files(input, &mut files, 0);
+    }
+    tests_for(&files)
+        .into_iter()
+        .filter(|(test, _)| tests.contains(test))
+        .map(|(test, file)| {
+            let input = input_of(inputs, &file);
+            (test, file, input)
+        })
+        .collect()
+}
+
+/// Files whose names could be CUDA libraries, under `path` (links to files included,
+/// links to folders never followed).
+fn library_files(path: &Path, found: &mut Vec<PathBuf>, depth: usize) {
+    let Ok(metadata) = path.symlink_metadata() else {
+        return;
+    };
+    if metadata.is_dir() && depth < 64 {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return;
+        };
+        let mut children: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
+        children.sort();
+        for child in children {
+            library_files(&child, found, depth + 1);
+        }
+    } else if path.is_file()
+        && path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| SmokeTest::for_file_name(name).is_some())
+    {
+        found.push(path.to_owned());
+    }
+}
+
+/// Runs one smoke test in a child and reads its outcome.
+fn spawn_smoke(
+    request: &CheckRequest,
+    ordinal: i32,
+    test: SmokeTest,
+    library: &Path,
+) -> SmokeOutcome {
+    let mut arguments = vec![
+        "smoke".to_owned(),
+        test.name().to_owned(),
+        "--driver".to_owned(),
+        request.driver.display().to_string(),
+        "--device".to_owned(),
+        ordinal.to_string(),
+        "--library".to_owned(),
+        library.display().to_string(),
+    ];
+    for allowed in &request.allowed {
+        arguments.push("--allow".to_owned());
+        arguments.push(allowed.display().to_string());
+    }
+    let failed = |detail: String| SmokeOutcome {
+        passed: false,
+        detail,
+        foreign: Vec::new(),
+        mapped: Vec::new(),
+    };
+    let mut process = match child(request, &arguments) {
+        Ok(process) => process,
+        Err(error) => return failed(format!("cannot start the test: {error}")),
+    };
+    drop(process.stdin.take());
+    let deadline = Instant::now() + request.smoke_timeout;
+    let status = loop {
+        match process.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) | Err(_) => {
+                let _ = process.kill();
+                let _ = process.wait();
+                break None;
+            }
+        }
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = process.stdout.take() {
+        let _ = pipe.read_to_string(&mut stdout);
+    }
+    if let Some(mut pipe) = process.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let Some(status) = status else {
+        return failed(format!(
+            "did not finish within {} s",
+            request.smoke_timeout.as_secs()
+        ));
+    };
+    if let Ok(outcome) = serde_json::from_str::<SmokeOutcome>(stdout.trim()) {
+        return outcome;
+    }
+    let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+    failed(format!(
+        "the test process ended ({status}) without a result: {tail}"
+    ))
+}
