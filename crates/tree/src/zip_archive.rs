@@ -33,22 +33,25 @@ pub fn open_zip<R: Read + Seek>(mut reader: R) -> io::Result<zip::ZipArchive<R>>
     let mut zip = zip::ZipArchive::new(reader)
         .map_err(|e| refused(format!("not a readable zip archive: {e}")))?;
     let bound = max_unpacked_bytes(archive_bytes);
-    let declared = zip.decompressed_size().unwrap_or(u128::MAX);
-    if declared > u128::from(bound) {
-        return Err(refused(format!(
-            "its entries declare {declared} bytes, more than {MAX_UNPACKED_RATIO} times the archive's {archive_bytes} bytes (at most {bound}): a zip bomb or a damaged zip file"
-        )));
-    }
+    // The sizes the central directory declares: they hold for entries written with a
+    // data descriptor too (streaming writers), whose local headers say 0.
+    let mut declared = 0u128;
     // (start of the local header, end of the data, entry index), in the order of the file.
     let mut spans = Vec::with_capacity(zip.len());
     for index in 0..zip.len() {
         let entry = zip
             .by_index_raw(index)
             .map_err(|e| refused(format!("damaged or truncated: entry {index}: {e}")))?;
+        declared += u128::from(entry.size());
         let start = entry.header_start();
         let data = entry.data_start().unwrap_or(start);
         let end = data.saturating_add(entry.compressed_size());
         spans.push((start, end, index));
+    }
+    if declared > u128::from(bound) {
+        return Err(refused(format!(
+            "its entries declare {declared} bytes, more than {MAX_UNPACKED_RATIO} times the archive's {archive_bytes} bytes (at most {bound}): a zip bomb or a damaged zip file"
+        )));
     }
     spans.sort_unstable();
     for pair in spans.windows(2) {
@@ -86,6 +89,21 @@ mod tests {
             zip.shallow_copy_file(existing, name).expect("copy");
         }
         zip.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn entries_written_with_a_data_descriptor_are_opened() {
+        // A streaming writer cannot seek back, so sizes follow the data.
+        let mut zip = zip::ZipWriter::new_stream(Vec::new());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("index.html", options).expect("start");
+        zip.write_all(&[b'x'; 10_000]).expect("write");
+        let archive = zip.finish().expect("finish").into_inner();
+        let read = zip::ZipArchive::new(Cursor::new(archive.clone())).expect("readable");
+        assert_eq!(read.decompressed_size(), None, "sizes after the data");
+        let zip = open_zip(Cursor::new(archive)).expect("opened");
+        assert_eq!(zip.len(), 1);
     }
 
     #[test]
