@@ -13,8 +13,8 @@
 set -u
 cudapkgs=$1 site=$2 out=$3
 mkdir -p "$out"
-step() { echo "== $*" | tee -a "$out/steps.txt"; }
-timed() { local start=$SECONDS; "$@"; local rc=$?; echo "rc=$rc seconds=$((SECONDS - start))" | tee -a "$out/steps.txt"; return $rc; }
+step() { echo "== $*" >> "$out/steps.txt"; }
+timed() { local start=$SECONDS; "$@"; local rc=$?; echo "rc=$rc seconds=$((SECONDS - start))" >> "$out/steps.txt"; return $rc; }
 
 step "nix hook"
 timed "$cudapkgs" gpu-check --nix-hook > "$out/nix-hook.txt" 2>&1
@@ -25,8 +25,7 @@ timed "$cudapkgs" inspect --gpu native "$site" > "$out/inspect-native.txt" 2>&1
 "$cudapkgs" --json inspect --gpu native "$site" > "$out/inspect-native.json" 2>/dev/null
 
 step "container loads over the venv"
-timed "$cudapkgs" --json gpu-check --no-smoke "$site" > "$out/loads.json" 2> "$out/loads.stderr"
-timeout 150 "$cudapkgs" gpu-check --no-smoke "$site" > "$out/loads.txt" 2>&1
+timed "$cudapkgs" gpu-check --no-smoke "$site" > "$out/loads.txt" 2>&1
 
 step "smoke tests of the venv's CUDA libraries"
 timed "$cudapkgs" gpu-check --no-loads "$site" > "$out/smoke-venv.txt" 2>&1
@@ -35,6 +34,7 @@ step "libtorch_cuda pruned to 8.0 without PTX"
 mkdir -p /tmp/pruned
 timed "$cudapkgs" prune --capabilities 8.0 --keep-ptx none --output /tmp/pruned/libtorch_cuda.so "$site/torch/lib/libtorch_cuda.so" > "$out/prune.txt" 2>&1
 timed "$cudapkgs" gpu-check --no-smoke /tmp/pruned > "$out/pruned.txt" 2>&1
+"$cudapkgs" --json gpu-check --no-smoke /tmp/pruned > "$out/pruned.json" 2>&1
 "$cudapkgs" inspect --gpu native /tmp/pruned/libtorch_cuda.so > "$out/pruned-inspect.txt" 2>&1
 echo "inspect rc=$?" >> "$out/pruned-inspect.txt"
 
@@ -78,4 +78,5 @@ libs=$(awk '{print $1}' "$out/roots.txt" | grep -- '-lib$' | sort -u | tr '\n' '
 step "gpu-check over the store's lib outputs: $libs"
 timed "$cudapkgs" gpu-check "${store[@]}" $libs > "$out/store-check.txt" 2>&1
 "$cudapkgs" path-info "${store[@]}" $libs > "$out/path-info.txt" 2>&1
+tar -C "$out" -czf "$out.tar.gz" . && rm -rf "$out"
 exit 0

@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cudapkgs_caps::Capability;
@@ -78,6 +80,9 @@ pub struct LoadsReport {
     pub crashed: Vec<String>,
     pub seconds: f64,
     pub loads_per_second: f64,
+    /// The files whose loads took longest (seconds in the driver, all children
+    /// together), at most five.
+    pub slowest: Vec<(PathBuf, f64)>,
     /// Per input: (containers, loaded, problems).
     #[serde(skip)]
     pub by_input: Vec<(usize, usize, usize)>,
@@ -260,86 +265,131 @@ fn child(request: &CheckRequest, arguments: &[String]) -> std::io::Result<Child>
         .spawn()
 }
 
-/// Loads `probes` in one child, restarting after a container that ends it.
-fn load_all(
-    request: &CheckRequest,
-    ordinal: i32,
-    probes: &[ContainerProbe],
-) -> Vec<Result<ProbeResult, String>> {
-    let arguments = [
-        "loads".to_owned(),
-        "--driver".to_owned(),
-        request.driver.display().to_string(),
-        "--device".to_owned(),
-        ordinal.to_string(),
-    ];
-    let mut results = Vec::with_capacity(probes.len());
-    // Children in a row that answered nothing: the second one means the child cannot
-    // load anything (no driver, no device), not that one container crashes it.
-    let mut silent = 0;
-    while results.len() < probes.len() {
-        let rest = &probes[results.len()..];
-        let mut process = match child(request, &arguments) {
-            Ok(process) => process,
-            Err(error) => {
-                let message = format!("cannot start {}: {error}", request.executable.display());
-                results.extend(rest.iter().map(|_| Err(message.clone())));
-                break;
-            }
+/// A child that loads containers one request at a time.
+struct Loader {
+    process: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Loader {
+    fn start(request: &CheckRequest, ordinal: i32) -> std::io::Result<Self> {
+        let arguments = [
+            "loads".to_owned(),
+            "--driver".to_owned(),
+            request.driver.display().to_string(),
+            "--device".to_owned(),
+            ordinal.to_string(),
+        ];
+        let mut process = child(request, &arguments)?;
+        let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+            return Err(std::io::Error::other("no pipes to the child"));
         };
-        let mut stdin = process.stdin.take();
-        let lines: Vec<String> = rest
-            .iter()
-            .map(|probe| serde_json::to_string(probe).unwrap_or_default())
-            .collect();
-        let writer = std::thread::spawn(move || {
-            if let Some(stdin) = stdin.as_mut() {
-                for line in lines {
-                    if writeln!(stdin, "{line}").is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        let before = results.len();
-        if let Some(stdout) = process.stdout.take() {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match serde_json::from_str::<ProbeResult>(&line) {
-                    Ok(result) => results.push(Ok(result)),
-                    Err(_) => break,
-                }
-                if results.len() == probes.len() {
-                    break;
-                }
-            }
-        }
-        let _ = writer.join();
+        Ok(Loader {
+            process,
+            stdin,
+            stdout: BufReader::new(stdout),
+        })
+    }
+
+    /// The child's answer, or `None` when it ended instead.
+    fn load(&mut self, probe: &ContainerProbe) -> Option<ProbeResult> {
+        let line = serde_json::to_string(probe).ok()?;
+        writeln!(self.stdin, "{line}").ok()?;
+        self.stdin.flush().ok()?;
+        let mut answer = String::new();
+        self.stdout.read_line(&mut answer).ok()?;
+        serde_json::from_str(&answer).ok()
+    }
+
+    /// Ends the child; why it ended, when it was not asked to.
+    fn finish(self) -> String {
+        let Loader {
+            mut process, stdin, ..
+        } = self;
+        drop(stdin);
+        let status = process.wait();
         let mut stderr = String::new();
         if let Some(mut pipe) = process.stderr.take() {
             let _ = pipe.read_to_string(&mut stderr);
         }
-        let status = process.wait();
-        if results.len() < probes.len() {
-            // The child ended on the next container: record it and go on after it.
-            let why = match status {
-                Ok(status) => format!("the loading process ended ({status}): {}", stderr.trim()),
-                Err(error) => format!("the loading process was lost: {error}"),
-            };
-            silent = if results.len() == before {
-                silent + 1
-            } else {
-                0
-            };
-            if silent >= 2 {
-                let left = probes.len() - results.len();
-                results.extend(std::iter::repeat_n(Err(why), left));
-                break;
-            }
-            results.push(Err(why));
+        match status {
+            Ok(status) => format!("the loading process ended ({status}): {}", stderr.trim()),
+            Err(error) => format!("the loading process was lost: {error}"),
         }
     }
-    results
+}
+
+/// Loads `probes` with `jobs` children, each taking the next container when it has
+/// answered for the last (some take seconds: PTX compiled at load), a child that ends
+/// on a container replaced for the rest.
+fn load_all(
+    request: &CheckRequest,
+    ordinal: i32,
+    probes: &[ContainerProbe],
+    jobs: usize,
+) -> Vec<Result<ProbeResult, String>> {
+    let next = AtomicUsize::new(0);
+    // Set when fresh children end before answering twice in a row: the child cannot
+    // load anything here (no driver, no device), so the rest are not tried.
+    let broken: Mutex<Option<String>> = Mutex::new(None);
+    let worker = || {
+        let mut answers = Vec::new();
+        let mut loader: Option<Loader> = None;
+        let mut fresh_deaths = 0;
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(probe) = probes.get(index) else {
+                break;
+            };
+            if let Some(reason) = broken.lock().ok().and_then(|b| b.clone()) {
+                answers.push((index, Err(reason)));
+                continue;
+            }
+            let fresh = loader.is_none();
+            if fresh {
+                match Loader::start(request, ordinal) {
+                    Ok(started) => loader = Some(started),
+                    Err(error) => {
+                        let reason =
+                            format!("cannot start {}: {error}", request.executable.display());
+                        if let Ok(mut b) = broken.lock() {
+                            *b = Some(reason.clone());
+                        }
+                        answers.push((index, Err(reason)));
+                        continue;
+                    }
+                }
+            }
+            let answer = loader.as_mut().and_then(|l| l.load(probe));
+            if let Some(answer) = answer {
+                fresh_deaths = 0;
+                answers.push((index, Ok(answer)));
+                continue;
+            }
+            let reason = loader.take().map(Loader::finish).unwrap_or_default();
+            fresh_deaths = if fresh { fresh_deaths + 1 } else { 0 };
+            if fresh_deaths >= 2 {
+                if let Ok(mut b) = broken.lock() {
+                    *b = Some(reason.clone());
+                }
+            }
+            answers.push((index, Err(reason)));
+        }
+        if let Some(loader) = loader {
+            loader.finish();
+        }
+        answers
+    };
+    let mut answers: Vec<(usize, Result<ProbeResult, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs.max(1)).map(|_| scope.spawn(worker)).collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap_or_default())
+            .collect()
+    });
+    answers.sort_by_key(|(index, _)| *index);
+    answers.into_iter().map(|(_, answer)| answer).collect()
 }
 
 /// Loads every planned container on `device` and compares with the verdict.
@@ -360,17 +410,7 @@ fn run_loads(request: &CheckRequest, device: &Device, planned: &[PlannedFile]) -
         .collect();
     // Several children share the work: the driver's loading is mostly CPU time.
     let jobs = request.jobs.clamp(1, 16).min(probes.len().max(1));
-    let chunk = probes.len().div_ceil(jobs).max(1);
-    let results: Vec<Result<ProbeResult, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = probes
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || load_all(request, device.ordinal, part)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().unwrap_or_default())
-            .collect()
-    });
+    let results = load_all(request, device.ordinal, &probes, jobs);
     let mut report = LoadsReport {
         by_input: vec![(0, 0, 0); request.inputs.len().max(1)],
         ..LoadsReport::default()
@@ -383,6 +423,7 @@ fn run_loads(request: &CheckRequest, device: &Device, planned: &[PlannedFile]) -
         report.files += 1;
         let mut loaded_here = 0;
         let mut first_error = None;
+        let mut file_seconds = 0.0;
         for (index, container) in verdict.containers.iter().enumerate() {
             let Some(result) = results.next() else { break };
             report.containers += 1;
@@ -405,6 +446,7 @@ fn run_loads(request: &CheckRequest, device: &Device, planned: &[PlannedFile]) -
                     continue;
                 }
             };
+            file_seconds += result.seconds;
             if result.load_error.is_none() {
                 report.loaded += 1;
                 loaded_here += 1;
@@ -418,6 +460,7 @@ fn run_loads(request: &CheckRequest, device: &Device, planned: &[PlannedFile]) -
             report.by_input[file.input].2 += found.len();
             report.disagreements.extend(found);
         }
+        report.slowest.push((file.path.clone(), file_seconds));
         if loaded_here == 0 && !verdict.kernels.is_empty() {
             report.by_input[file.input].2 += 1;
             report.failing_files.push(FailingFile {
@@ -433,6 +476,8 @@ fn run_loads(request: &CheckRequest, device: &Device, planned: &[PlannedFile]) -
             });
         }
     }
+    report.slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    report.slowest.truncate(5);
     report.seconds = started.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss, reason = "a rate")]
     {

@@ -348,6 +348,21 @@ fn device_text(out: &mut String, device: &DeviceReport) {
             loads.seconds,
             loads.loads_per_second
         );
+        let slow: Vec<String> = loads
+            .slowest
+            .iter()
+            .filter(|(_, seconds)| *seconds >= 1.0)
+            .map(|(file, seconds)| {
+                let name = file.file_name().map_or_else(
+                    || file.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                format!("{name} {seconds:.1} s")
+            })
+            .collect();
+        if !slow.is_empty() {
+            let _ = writeln!(out, "  slowest loads: {}", slow.join(", "));
+        }
         for failing in &loads.failing_files {
             let examples: Vec<String> = failing
                 .examples

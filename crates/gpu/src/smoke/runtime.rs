@@ -297,11 +297,13 @@ pub(super) fn nvjitlink(
             create(&raw mut handle, 1, options.as_ptr()),
         )?;
         let linked = (|| {
+            // PTX is text the linker reads up to its NUL, which the size counts.
+            let ptx = CString::new(SCALE_PTX).unwrap_or_default();
             let added = add_data(
                 handle,
                 NVJITLINK_INPUT_PTX,
-                SCALE_PTX.as_ptr().cast(),
-                SCALE_PTX.len(),
+                ptx.as_ptr().cast(),
+                ptx.as_bytes_with_nul().len(),
                 name.as_ptr(),
             );
             let done = if added == 0 { complete(handle) } else { added };
