@@ -416,7 +416,7 @@ pub struct BuildArgs {
     #[arg(
         long,
         value_name = "DIR|host",
-        default_value = "/run/opengl-driver/lib"
+        default_value = cudapkgs_elf::auto::DEFAULT_DRIVER_DIR
     )]
     pub driver_dir: String,
     /// Show what would be fetched and built, and do nothing

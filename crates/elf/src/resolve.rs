@@ -7,9 +7,11 @@
 //! expanded; an empty list item means the current folder. A candidate counts only if it
 //! is an ELF file of the same class and machine, as the loader checks.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -202,6 +204,16 @@ impl SearchOrder {
 
 /// Resolves every `DT_NEEDED` entry of the file at `path` (described by `info`).
 pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> Vec<Resolved> {
+    resolve_needed_with(path, info, search, &Lookups::default())
+}
+
+/// `resolve_needed`, with what it reads of the file system kept in `lookups`.
+pub fn resolve_needed_with(
+    path: &Path,
+    info: &DynamicInfo,
+    search: &SearchPaths,
+    lookups: &Lookups,
+) -> Vec<Resolved> {
     let order = SearchOrder::of(path, info, search);
     info.needed
         .iter()
@@ -209,14 +221,18 @@ pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> 
             let driver = is_driver_library(name);
             let found = if name.contains('/') {
                 let candidate = Path::new(name);
-                matches_object(candidate, info).then(|| (candidate.to_owned(), Via::Path))
+                lookups
+                    .matches_object(candidate, info)
+                    .then(|| (candidate.to_owned(), Via::Path))
             } else if !is_file_name(name) {
                 // `..` joined to a folder names its parent: nothing to search for.
                 None
             } else {
                 order.find(|folder| {
                     let candidate = folder.join(name);
-                    matches_object(&candidate, info).then_some(candidate)
+                    lookups
+                        .matches_object(&candidate, info)
+                        .then_some(candidate)
                 })
             };
             let stub = found
@@ -231,6 +247,47 @@ pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> 
             }
         })
         .collect()
+}
+
+/// What searches read of the file system, kept so that the searches of a whole tree's
+/// files (which search the same system folders for the same libraries) read each folder
+/// listing and each candidate's header once. Shared between threads.
+#[derive(Debug, Default)]
+pub struct Lookups {
+    listings: Mutex<HashMap<PathBuf, Arc<Vec<String>>>>,
+    /// Each candidate's class and machine; `None` for no ELF file (or none there).
+    objects: Mutex<HashMap<PathBuf, Option<(Class, u16)>>>,
+}
+
+impl Lookups {
+    /// The file names in `folder`, sorted (none when it cannot be read).
+    fn names(&self, folder: &Path) -> Arc<Vec<String>> {
+        if let Some(names) = lock(&self.listings).get(folder) {
+            return Arc::clone(names);
+        }
+        let names = Arc::new(folder_names(folder));
+        lock(&self.listings).insert(folder.to_owned(), Arc::clone(&names));
+        names
+    }
+
+    /// `matches_object`, each candidate read once.
+    fn matches_object(&self, candidate: &Path, info: &DynamicInfo) -> bool {
+        let known = lock(&self.objects).get(candidate).copied();
+        let object = known.unwrap_or_else(|| {
+            let object = object_kind(candidate);
+            lock(&self.objects).insert(candidate.to_owned(), object);
+            object
+        });
+        object == Some((info.class, info.machine))
+    }
+}
+
+/// A lock whose holder cannot leave the map half changed: a panic elsewhere does not
+/// make the cache unusable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The run-time loads of a file worth showing beside its needed libraries: not a needed
@@ -262,21 +319,28 @@ pub fn resolve_loads(
     loads: &[&LoadName],
     search: &SearchPaths,
 ) -> Vec<Resolved> {
+    resolve_loads_with(path, info, loads, search, &Lookups::default())
+}
+
+/// `resolve_loads`, with what it reads of the file system kept in `lookups`.
+pub fn resolve_loads_with(
+    path: &Path,
+    info: &DynamicInfo,
+    loads: &[&LoadName],
+    search: &SearchPaths,
+    lookups: &Lookups,
+) -> Vec<Resolved> {
     let order = SearchOrder::of(path, info, search);
-    let mut listings: std::collections::HashMap<PathBuf, Vec<String>> =
-        std::collections::HashMap::new();
     loads
         .iter()
         .map(|load| {
             let found = order.find(|folder| {
-                let names = listings
-                    .entry(folder.to_owned())
-                    .or_insert_with(|| folder_names(folder));
-                names
+                lookups
+                    .names(folder)
                     .iter()
                     .filter(|name| load.matches(name))
                     .map(|name| folder.join(name))
-                    .find(|candidate| matches_object(candidate, info))
+                    .find(|candidate| lookups.matches_object(candidate, info))
             });
             let stub = found
                 .as_ref()
@@ -380,18 +444,20 @@ pub fn expand_list(
 
 /// Whether a candidate is an ELF file the loader would accept for `info`.
 pub fn matches_object(candidate: &Path, info: &DynamicInfo) -> bool {
+    object_kind(candidate) == Some((info.class, info.machine))
+}
+
+/// The class and machine of the ELF file at `candidate`; `None` when it is no regular
+/// ELF file.
+fn object_kind(candidate: &Path) -> Option<(Class, u16)> {
     let mut header = [0u8; 20];
     // Only a regular file is a library; opening a FIFO named like one would wait.
     if !std::fs::metadata(candidate).is_ok_and(|m| m.is_file()) {
-        return false;
+        return None;
     }
-    let Ok(mut file) = File::open(candidate) else {
-        return false;
-    };
-    if file.read_exact(&mut header).is_err() {
-        return false;
-    }
-    class_and_machine(&header) == Some((info.class, info.machine))
+    let mut file = File::open(candidate).ok()?;
+    file.read_exact(&mut header).ok()?;
+    class_and_machine(&header)
 }
 
 #[cfg(test)]

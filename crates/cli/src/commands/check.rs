@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use cudapkgs_check::{Policy, Report};
+use cudapkgs_elf::resolve::SearchPaths;
 use cudapkgs_store::store::Access;
 use serde::Serialize;
 
@@ -28,9 +29,21 @@ pub struct CheckArgs {
     #[arg(long = "deny", value_name = "NAME")]
     pub deny: Vec<String>,
     /// A rule switched off: denied, toolkit, static-library, header, stub-library,
-    /// stub-runpath (repeat for more)
+    /// stub-runpath, unresolved, driver, missing-target, unrequested-target (repeat for
+    /// more)
     #[arg(long = "allow", value_name = "RULE")]
     pub allow: Vec<String>,
+    /// Device code must be for exactly these GPUs: each file with device code needs an
+    /// image for every one, and holds no SASS or PTX that none of them loads (`8.6,9.0`)
+    #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
+    pub capabilities: Option<String>,
+    /// As --capabilities, by product name or capability (repeat for more)
+    #[arg(long = "gpu", value_name = "NAME")]
+    pub gpus: Vec<String>,
+    /// The driver's library folder that files using the driver must find (`host`: where
+    /// this machine's libcuda.so.1 is) [default: /run/opengl-driver/lib]
+    #[arg(long, value_name = "DIR|host")]
+    pub driver_dir: Option<String>,
     #[command(flatten)]
     pub location: StoreLocation,
 }
@@ -86,10 +99,10 @@ struct FileHopReport<'a> {
     loads: &'a str,
 }
 
-/// The folders and files named (each written with a `/`, and there), the system
-/// folders the loader searches last, and the threads to read files with: what a
+/// The folders and files named (each written with a `/`, and there), how the loader
+/// searches (the system folders last), and the threads to read files with: what a
 /// run-time closure of plain files needs.
-pub(crate) fn file_roots(paths: &[String]) -> CliResult<(Vec<PathBuf>, Vec<PathBuf>, usize)> {
+pub(crate) fn file_roots(paths: &[String]) -> CliResult<(Vec<PathBuf>, SearchPaths, usize)> {
     let mut roots = Vec::new();
     for path in paths {
         if !cudapkgs_check::files::names_a_file(path) {
@@ -109,14 +122,17 @@ pub(crate) fn file_roots(paths: &[String]) -> CliResult<(Vec<PathBuf>, Vec<PathB
         }
         roots.push(root);
     }
-    let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
+    let search = cudapkgs_elf::resolve::SearchPaths {
+        system: cudapkgs_elf::resolve::SearchPaths::system_folders(),
+        ..Default::default()
+    };
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    Ok((roots, system, threads))
+    Ok((roots, search, threads))
 }
 
 fn run_on_files(paths: &[String], policy: &Policy, output: Output) -> CliResult<Exit> {
-    let (roots, system, threads) = file_roots(paths)?;
-    let report = cudapkgs_check::check_files(&roots, &system, policy, threads)
+    let (roots, search, threads) = file_roots(paths)?;
+    let report = cudapkgs_check::check_files(&roots, &search, policy, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     let violations: Vec<FileViolationReport> = report
         .violations
@@ -184,7 +200,8 @@ fn violation_count(count: usize) -> String {
     }
 }
 
-/// The policy file's, with the flags' names and rules added.
+/// The policy file's, with the flags' names and rules added and their GPUs and driver
+/// folder in place of the file's.
 fn policy(args: &CheckArgs) -> CliResult<Policy> {
     let mut policy = match &args.policy {
         Some(path) => {
@@ -203,6 +220,16 @@ fn policy(args: &CheckArgs) -> CliResult<Policy> {
         policy
             .allow_rule(rule)
             .map_err(|error| CliError::new(format!("--allow: {error}")))?;
+    }
+    if args.capabilities.is_some() || !args.gpus.is_empty() {
+        policy.capabilities = super::prune::requested_capabilities(
+            args.capabilities.as_deref(),
+            &args.gpus,
+            cudapkgs_caps::DEFAULT_CUDA,
+        )?;
+    }
+    if args.driver_dir.is_some() {
+        policy.driver_dir = super::patch::driver_dir(args.driver_dir.as_deref())?;
     }
     Ok(policy)
 }

@@ -387,25 +387,13 @@ pub fn closure(
     Ok(Exit::Success)
 }
 
-#[derive(Debug, Serialize)]
-struct TreeFileReport<'a> {
-    path: &'a Path,
-    bytes: u64,
-    distribution: Option<&'a str>,
-}
-
-#[derive(Debug, Serialize)]
-struct DistributionReport<'a> {
-    distribution: Option<&'a str>,
-    bytes: u64,
-    files: usize,
-}
-
 /// `why ./FILE DEP`: how a file's run-time closure reaches DEP (a file, or a library's
 /// file name), each hop the file and the name it loads.
 fn why_file(file: &Path, dependency: &Path, output: Output) -> CliResult<Exit> {
-    let (roots, system, threads) = super::check::file_roots(&[file.display().to_string()])?;
-    let graph = cudapkgs_check::files::FileGraph::build(&roots, &system, threads)
+    let (roots, search, threads) = super::check::file_roots(&[file.display().to_string()])?;
+    let inputs = cudapkgs_check::files::Input::read_all(&roots)
+        .map_err(|error| CliError::new(error.to_string()))?;
+    let graph = cudapkgs_check::files::FileGraph::build(&inputs, &search, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     let from = graph
         .node(file)
@@ -467,57 +455,40 @@ fn why_file(file: &Path, dependency: &Path, output: Output) -> CliResult<Exit> {
 
 /// `closure ./FOLDER…`: the run-time closure of plain folders and files.
 fn tree_closure(paths: &[String], output: Output) -> CliResult<Exit> {
-    let (roots, system, threads) = super::check::file_roots(paths)?;
-    let closure = cudapkgs_check::files::tree_closure(&roots, &system, threads)
+    let (roots, search, threads) = super::check::file_roots(paths)?;
+    let closure = cudapkgs_check::files::tree_closure(&roots, &search, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
-    let total: u64 = closure.files.iter().map(|(_, bytes, _)| bytes).sum();
     if output.json {
-        let files: Vec<TreeFileReport> = closure
-            .files
-            .iter()
-            .map(|(path, bytes, owner)| TreeFileReport {
-                path,
-                bytes: *bytes,
-                distribution: owner.as_deref(),
-            })
-            .collect();
-        let by_distribution: Vec<DistributionReport> = closure
-            .by_distribution
-            .iter()
-            .map(|(owner, bytes, files)| DistributionReport {
-                distribution: owner.as_deref(),
-                bytes: *bytes,
-                files: *files,
-            })
-            .collect();
-        let duplicates: Vec<serde_json::Value> = closure
-            .duplicates
-            .iter()
-            .map(|(library, places)| serde_json::json!({"library": library, "places": places}))
-            .collect();
-        return Output::print_json(&serde_json::json!({
-            "files": files,
-            "total_bytes": total,
-            "by_distribution": by_distribution,
-            "duplicates": duplicates,
-            "unreached": closure.unreached,
-        }))
-        .map(|()| Exit::Success);
+        return Output::print_json(&tree_closure_json(&closure)).map(|()| Exit::Success);
     }
     let mut text = String::new();
-    for (owner, bytes, files) in &closure.by_distribution {
+    for distribution in &closure.by_distribution {
         let _ = writeln!(
             text,
-            "{:>10}  {} ({files} files)",
-            crate::units::bytes(*bytes),
-            owner.as_deref().unwrap_or("(no distribution)")
+            "{:>10}  {} ({}){}",
+            crate::units::bytes(distribution.bytes),
+            distribution.name.as_deref().unwrap_or("(no distribution)"),
+            files_count(distribution.files),
+            device_code_text(&distribution.device_code, ", device code")
         );
+        for file in closure.files.iter().filter(|file| {
+            file.distribution == distribution.name && !file.device_code.by_arch.is_empty()
+        }) {
+            let _ = writeln!(
+                text,
+                "{:>10}    {}{}",
+                crate::units::bytes(file.bytes),
+                shown_in(&file.path, &closure.roots).display(),
+                device_code_text(&file.device_code.by_arch, ", device code")
+            );
+        }
     }
     let _ = writeln!(
         text,
-        "{:>10}  total, {} files",
-        crate::units::bytes(total),
-        closure.files.len()
+        "{:>10}  total, {} files{}",
+        crate::units::bytes(closure.total_bytes()),
+        closure.files.len(),
+        device_code_text(&closure.device_code, "; device code")
     );
     for (library, places) in &closure.duplicates {
         let _ = writeln!(text, "{library} is in {} places:", places.len());
@@ -534,6 +505,95 @@ fn tree_closure(paths: &[String], output: Output) -> CliResult<Exit> {
     }
     Output::print(&text)?;
     Ok(Exit::Success)
+}
+
+/// The closure of folders as JSON: every file with its owner and device code, the same
+/// per distribution and for the whole closure, duplicates and unreached files.
+fn tree_closure_json(closure: &cudapkgs_check::files::TreeClosure) -> serde_json::Value {
+    let files: Vec<serde_json::Value> = closure
+        .files
+        .iter()
+        .map(|file| {
+            let mut value = serde_json::json!({
+                "path": file.path,
+                "bytes": file.bytes,
+                "distribution": file.distribution,
+                "device_code": file.device_code.by_arch,
+            });
+            if let Some(problem) = &file.device_code.problem {
+                value["device_code_problem"] = serde_json::json!(problem);
+            }
+            value
+        })
+        .collect();
+    let by_distribution: Vec<serde_json::Value> = closure
+        .by_distribution
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "distribution": d.name,
+                "bytes": d.bytes,
+                "files": d.files,
+                "device_code": d.device_code,
+            })
+        })
+        .collect();
+    let duplicates: Vec<serde_json::Value> = closure
+        .duplicates
+        .iter()
+        .map(|(library, places)| serde_json::json!({"library": library, "places": places}))
+        .collect();
+    serde_json::json!({
+        "files": files,
+        "total_bytes": closure.total_bytes(),
+        "by_distribution": by_distribution,
+        "device_code": closure.device_code,
+        "duplicates": duplicates,
+        "unreached": closure.unreached,
+    })
+}
+
+fn files_count(files: usize) -> String {
+    if files == 1 {
+        "1 file".to_owned()
+    } else {
+        format!("{files} files")
+    }
+}
+
+/// `, device code 1.2 GiB: sm_90 800 MiB, sm_80 400 MiB` (with `lead` first), or nothing
+/// for no device code.
+fn device_code_text(totals: &[cudapkgs_fatbin::ArchTotal], lead: &str) -> String {
+    /// Architectures named on a line; the rest are counted.
+    const SHOWN: usize = 6;
+    if totals.is_empty() {
+        return String::new();
+    }
+    let all: u64 = totals.iter().map(|total| total.stored_bytes).sum();
+    let mut each: Vec<String> = totals
+        .iter()
+        .take(SHOWN)
+        .map(|total| {
+            format!(
+                "{} {}",
+                cudapkgs_check::device::label(total),
+                crate::units::bytes(total.stored_bytes)
+            )
+        })
+        .collect();
+    if totals.len() > SHOWN {
+        each.push(format!("{} more", totals.len() - SHOWN));
+    }
+    format!("{lead} {}: {}", crate::units::bytes(all), each.join(", "))
+}
+
+/// A file of a closure as people read it: relative to the folder given that holds it.
+fn shown_in<'a>(path: &'a Path, roots: &[std::path::PathBuf]) -> &'a Path {
+    roots
+        .iter()
+        .filter(|root| root.is_dir())
+        .find_map(|root| path.strip_prefix(root).ok())
+        .unwrap_or(path)
 }
 
 /// Refuses a page to be written inside the store folder (into a store path, or over
