@@ -9,7 +9,7 @@ use cudapkgs_elf::DynamicInfo;
 use cudapkgs_elf::auto::opens_driver;
 use cudapkgs_elf::loads::LoadName;
 use cudapkgs_elf::resolve::{
-    SearchPaths, expand_list, is_driver_library, is_stub_folder, origin_folder,
+    SearchPaths, is_driver_library, is_stub_folder, own_folders, real_path_in,
 };
 
 /// Whether the file at `path` needs or loads a driver library and is none itself.
@@ -22,16 +22,10 @@ pub fn uses_driver(path: &Path, info: &DynamicInfo, loads: &[LoadName]) -> bool 
         && (info.needed.iter().any(|name| is_driver_library(name)) || opens_driver(loads))
 }
 
-/// The folders the file's own search list names, in the loader's order (`DT_RPATH` only
-/// without `DT_RUNPATH`), expanded for the file found at `found_at`.
+/// The folders the file's own search lists name, in the loader's order, expanded for the
+/// file found at `found_at` (inside the search's root, when there is one).
 pub fn own_search(found_at: &Path, info: &DynamicInfo, search: &SearchPaths) -> Vec<PathBuf> {
-    let origin = origin_folder(found_at);
-    let list = match (&info.runpath, &info.rpath) {
-        (Some(runpath), _) => runpath,
-        (None, Some(rpath)) => rpath,
-        (None, None) => return Vec::new(),
-    };
-    expand_list(list, origin, info, search)
+    own_folders(found_at, info, search)
 }
 
 /// Whether a runpath or rpath entry, as written, names the driver folder.
@@ -41,11 +35,20 @@ pub fn names_driver_dir<'a>(entries: impl IntoIterator<Item = &'a str>, driver_d
         .any(|entry| Path::new(entry) == driver_dir)
 }
 
-/// Whether a search through `folders` finds the driver: one of them is the driver folder,
-/// or holds a `libcuda.so.1` outside a stub folder.
-pub fn reaches_driver<'a>(folders: impl IntoIterator<Item = &'a Path>, driver_dir: &Path) -> bool {
+/// Whether a search through `folders` (paths of this machine) finds the driver: one of
+/// them is the driver folder (named inside the search's root), or holds a `libcuda.so.1`
+/// outside a stub folder.
+pub fn reaches_driver<'a>(
+    folders: impl IntoIterator<Item = &'a Path>,
+    driver_dir: &Path,
+    search: &SearchPaths,
+) -> bool {
+    let driver_dir = search.in_root(driver_dir);
     folders.into_iter().any(|folder| {
-        folder == driver_dir || (!is_stub_folder(folder) && folder.join("libcuda.so.1").is_file())
+        folder == driver_dir
+            || (!is_stub_folder(folder)
+                && real_path_in(search.root.as_deref(), &folder.join("libcuda.so.1"))
+                    .is_some_and(|real| real.is_file()))
     })
 }
 
@@ -65,9 +68,18 @@ mod tests {
         let stubs = dir.path().join("stubs");
         std::fs::create_dir(&stubs).expect("mkdir");
         std::fs::write(stubs.join("libcuda.so.1"), b"stub").expect("write");
-        assert!(!reaches_driver([stubs.as_path()], driver));
+        let here = SearchPaths::default();
+        assert!(!reaches_driver([stubs.as_path()], driver, &here));
         std::fs::write(dir.path().join("libcuda.so.1"), b"driver").expect("write");
-        assert!(reaches_driver([stubs.as_path(), dir.path()], driver));
-        assert!(reaches_driver([driver], driver));
+        assert!(reaches_driver([stubs.as_path(), dir.path()], driver, &here));
+        assert!(reaches_driver([driver], driver, &here));
+        // Inside a root, the driver folder is the root's.
+        let root = SearchPaths {
+            root: Some(dir.path().to_owned()),
+            ..SearchPaths::default()
+        };
+        let inside = dir.path().join("run/opengl-driver/lib");
+        assert!(reaches_driver([inside.as_path()], driver, &root));
+        assert!(!reaches_driver([driver], driver, &root));
     }
 }

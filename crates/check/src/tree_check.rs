@@ -106,7 +106,7 @@ pub fn check_files(
         }
         if let Some(own) = &file.driver_search {
             let folders = own.iter().chain(&search.system).map(PathBuf::as_path);
-            if !crate::driver::reaches_driver(folders, &policy.driver_dir) {
+            if !crate::driver::reaches_driver(folders, &policy.driver_dir, search) {
                 let detail = policy.driver_dir.display().to_string();
                 found.push((Rule::Driver, detail, file.bytes));
             }

@@ -120,9 +120,12 @@ pub enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<String>,
         /// Also write a treemap of the closure to FILE: one self-contained HTML page of
-        /// store paths, their files and each file's device code per GPU architecture
+        /// store paths (or distributions), their files and each file's device code per
+        /// GPU architecture
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+        #[command(flatten)]
+        tree: FileTreeArgs,
         #[command(flatten)]
         location: StoreLocation,
     },
@@ -167,6 +170,8 @@ pub enum Command {
         path: String,
         #[arg(value_name = "DEP")]
         dependency: String,
+        #[command(flatten)]
+        tree: FileTreeArgs,
         #[command(flatten)]
         location: StoreLocation,
     },
@@ -498,6 +503,18 @@ pub struct StoreLocation {
     pub store: Option<String>,
     #[command(flatten)]
     pub folders: StoreFolders,
+}
+
+/// How the run-time closure of folders and files is searched.
+#[derive(Debug, Clone, Args)]
+pub struct FileTreeArgs {
+    /// The files live in the file system whose root is DIR (a container's, unpacked):
+    /// its own etc/ld.so.conf and library folders are searched, absolute runpaths and
+    /// links are taken inside it, and this machine's folders never are. A single folder
+    /// given that holds etc/ and usr/lib/ is taken as a root by itself; `--root-fs /`
+    /// searches this machine's folders instead
+    #[arg(long, value_name = "DIR")]
+    pub root_fs: Option<PathBuf>,
 }
 
 /// The folders of a store.

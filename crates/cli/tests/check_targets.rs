@@ -60,23 +60,20 @@ fn library(at: &Path) {
     assert_eq!(code, 0, "{stderr}");
 }
 
-#[test]
-fn a_folder_holds_device_code_for_exactly_the_gpus_requested_or_says_what_differs() {
-    let Some(gcc) = common::tool("gcc") else {
-        eprintln!("skipped: gcc is missing");
-        return;
-    };
-    let dir = tempfile::tempdir().expect("temp");
-    let tree = dir.path().join("tree");
+/// A folder with `bin/prog`, a program that needs `lib/libmultiarch.so` (see
+/// `library`); returns the folder and the library.
+fn tree_with_program(gcc: &Path, dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let tree = dir.join("tree");
     std::fs::create_dir_all(tree.join("lib")).expect("mkdir");
     std::fs::create_dir_all(tree.join("bin")).expect("mkdir");
     let lib = tree.join("lib/libmultiarch.so");
     library(&lib);
-    std::fs::write(dir.path().join("m.c"), "int main(void){return 0;}").expect("write");
-    let built = std::process::Command::new(&gcc)
-        .current_dir(dir.path())
-        .args([
-            "m.c",
+    common::compile(
+        gcc,
+        dir,
+        "m.c",
+        "int main(void){return 0;}",
+        &[
             "-o",
             "tree/bin/prog",
             "-Wl,--no-as-needed",
@@ -85,10 +82,16 @@ fn a_folder_holds_device_code_for_exactly_the_gpus_requested_or_says_what_differ
             // Its CUDA runtime symbols stay undefined: it is never run.
             "-Wl,--allow-shlib-undefined",
             "-Wl,-rpath,$ORIGIN/../lib",
-        ])
-        .status()
-        .expect("gcc runs");
-    assert!(built.success());
+        ],
+    );
+    (tree, lib)
+}
+
+#[test]
+fn a_folder_holds_device_code_for_exactly_the_gpus_requested_or_says_what_differs() {
+    let Some(gcc) = common::gcc() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let (tree, lib) = tree_with_program(&gcc, dir.path());
     let sm_75 = inspected_bytes(&lib, "sm_75");
     let sm_86 = inspected_bytes(&lib, "sm_86");
     let compute_86 = inspected_bytes(&lib, "compute_86");
@@ -109,7 +112,7 @@ fn a_folder_holds_device_code_for_exactly_the_gpus_requested_or_says_what_differ
     let (code, stdout, _) = check(&["--capabilities", "8.6"]);
     assert_eq!(code, 1);
     let unrequested = ("unrequested-target".to_owned(), "sm_75".to_owned(), sm_75);
-    assert_eq!(violations(&stdout), [unrequested.clone()]);
+    assert_eq!(violations(&stdout), std::slice::from_ref(&unrequested));
     // The chain names the program that loads the library.
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     let violation = &report["violations"][0];
@@ -161,7 +164,16 @@ fn a_folder_holds_device_code_for_exactly_the_gpus_requested_or_says_what_differ
         "{stdout}"
     );
 
-    // Rules switched off, and targets refused as other commands refuse them.
+    switched_off_and_refused(&tree);
+}
+
+/// Rules switched off, and targets refused as other commands refuse them.
+fn switched_off_and_refused(tree: &Path) {
+    let check = |targets: &[&str]| {
+        let mut args = vec!["--json", "check", s(tree)];
+        args.extend_from_slice(targets);
+        run(&args)
+    };
     let (code, stdout, _) = check(&[
         "--capabilities",
         "8.0",

@@ -5,13 +5,30 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use cudapkgs_elf::resolve::real_path_in;
+
 #[derive(Debug, Default)]
 pub(crate) struct Canonical {
+    /// The file system root links are resolved in (`real_path_in`); `None` for this
+    /// machine's.
+    root: Option<PathBuf>,
     folders: HashMap<PathBuf, Option<PathBuf>>,
     files: HashMap<PathBuf, Option<PathBuf>>,
 }
 
 impl Canonical {
+    /// Resolves links inside `root` (a container's), or this machine's.
+    pub(crate) fn in_root(root: Option<&Path>) -> Canonical {
+        Canonical {
+            root: root.map(Path::to_owned),
+            ..Canonical::default()
+        }
+    }
+
+    fn real(&self, path: &Path) -> Option<PathBuf> {
+        real_path_in(self.root.as_deref(), path)
+    }
+
     /// `path` with every link resolved; `None` when nothing is there.
     pub(crate) fn of(&mut self, path: &Path) -> Option<PathBuf> {
         if let Some(known) = self.files.get(path) {
@@ -24,18 +41,18 @@ impl Canonical {
 
     fn resolve(&mut self, path: &Path) -> Option<PathBuf> {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return std::fs::canonicalize(path).ok();
+            return self.real(path);
         };
-        let folder = self
-            .folders
-            .entry(parent.to_owned())
-            .or_insert_with(|| std::fs::canonicalize(parent).ok())
-            .clone()?;
+        let folder = if let Some(known) = self.folders.get(parent) {
+            known.clone()
+        } else {
+            let real = self.real(parent);
+            self.folders.insert(parent.to_owned(), real.clone());
+            real
+        }?;
         let joined = folder.join(name);
         match joined.symlink_metadata() {
-            Ok(metadata) if metadata.file_type().is_symlink() => {
-                std::fs::canonicalize(&joined).ok()
-            }
+            Ok(metadata) if metadata.file_type().is_symlink() => self.real(&joined),
             Ok(_) => Some(joined),
             Err(_) => None,
         }

@@ -73,7 +73,7 @@ impl FileGraph {
         threads: usize,
     ) -> Result<FileGraph, Error> {
         let lookups = Lookups::default();
-        let mut canonical = Canonical::default();
+        let mut canonical = Canonical::in_root(search.root.as_deref());
         let mut graph = FileGraph::default();
         // (the file, links resolved; the path it is found at, for its `$ORIGIN`)
         let mut wave: Vec<(PathBuf, PathBuf)> = Vec::new();

@@ -47,6 +47,19 @@ pub fn starts(graph: &FileGraph, inputs: &[Input]) -> Vec<usize> {
     starts
 }
 
+/// Whether `folder` looks like the root of a file system (an unpacked container image):
+/// it holds `etc/` and `usr/lib/` as folders of its own. A venv, a conda environment or
+/// a store path never holds both.
+pub fn looks_like_root(folder: &Path) -> bool {
+    let own_folder = |name: &str| {
+        folder
+            .join(name)
+            .symlink_metadata()
+            .is_ok_and(|metadata| metadata.is_dir())
+    };
+    own_folder("etc") && own_folder("usr") && own_folder("usr/lib")
+}
+
 /// Whether a command-line argument names a file or folder of this machine rather than a
 /// store path or a root: it has a `/` (root names never do) and is not named like a
 /// store path.

@@ -10,7 +10,7 @@ use cudapkgs_store::store::Access;
 use serde::Serialize;
 
 use super::store::{HopReport, failure, open_store_for, resolve_all};
-use crate::cli::StoreLocation;
+use crate::cli::{FileTreeArgs, StoreLocation};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::units;
@@ -45,6 +45,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DIR|host")]
     pub driver_dir: Option<String>,
     #[command(flatten)]
+    pub tree: FileTreeArgs,
+    #[command(flatten)]
     pub location: StoreLocation,
 }
 
@@ -66,7 +68,7 @@ pub fn run(args: &CheckArgs, output: Output) -> CliResult<Exit> {
         .iter()
         .any(|path| cudapkgs_check::files::names_a_file(path))
     {
-        return run_on_files(&args.paths, &policy, output);
+        return run_on_files(&args.paths, &args.tree, &policy, output);
     }
     let store = open_store_for(&args.location, Access::ReadOnly)?;
     let roots = resolve_all(&store, &args.paths)?;
@@ -100,9 +102,13 @@ struct FileHopReport<'a> {
 }
 
 /// The folders and files named (each written with a `/`, and there), how the loader
-/// searches (the system folders last), and the threads to read files with: what a
-/// run-time closure of plain files needs.
-pub(crate) fn file_roots(paths: &[String]) -> CliResult<(Vec<PathBuf>, SearchPaths, usize)> {
+/// searches (the system folders last: this machine's, or a root's), and the threads to
+/// read files with: what a run-time closure of plain files needs.
+pub(crate) fn file_roots(
+    paths: &[String],
+    tree: &FileTreeArgs,
+    output: Output,
+) -> CliResult<(Vec<PathBuf>, SearchPaths, usize)> {
     let mut roots = Vec::new();
     for path in paths {
         if !cudapkgs_check::files::names_a_file(path) {
@@ -122,16 +128,61 @@ pub(crate) fn file_roots(paths: &[String]) -> CliResult<(Vec<PathBuf>, SearchPat
         }
         roots.push(root);
     }
-    let search = cudapkgs_elf::resolve::SearchPaths {
-        system: cudapkgs_elf::resolve::SearchPaths::system_folders(),
-        ..Default::default()
+    let root_fs = match &tree.root_fs {
+        Some(root) => Some(root.clone()),
+        None => match roots.as_slice() {
+            [only] if cudapkgs_check::files::looks_like_root(only) => {
+                output.note(format!(
+                    "{} holds etc/ and usr/lib/: searched as a file system root (its own \
+                     library folders; --root-fs / searches this machine's)",
+                    only.display()
+                ));
+                Some(only.clone())
+            }
+            _ => None,
+        },
+    };
+    let search = match root_fs {
+        None => SearchPaths {
+            system: SearchPaths::system_folders(),
+            ..SearchPaths::default()
+        },
+        Some(root) => {
+            let root = std::fs::canonicalize(&root)
+                .ok()
+                .filter(|root| root.is_dir())
+                .ok_or_else(|| {
+                    CliError::new(format!("--root-fs {}: no such folder", root.display()))
+                })?;
+            for given in &roots {
+                let inside = std::fs::canonicalize(given).is_ok_and(|g| g.starts_with(&root));
+                if !inside {
+                    return Err(CliError::new(format!(
+                        "{} is not inside the file system root {}",
+                        given.display(),
+                        root.display()
+                    ))
+                    .with_hint("name folders and files inside the root, or another --root-fs"));
+                }
+            }
+            SearchPaths {
+                system: SearchPaths::system_folders_in(&root),
+                root: (root != Path::new("/")).then_some(root),
+                ..SearchPaths::default()
+            }
+        }
     };
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     Ok((roots, search, threads))
 }
 
-fn run_on_files(paths: &[String], policy: &Policy, output: Output) -> CliResult<Exit> {
-    let (roots, search, threads) = file_roots(paths)?;
+fn run_on_files(
+    paths: &[String],
+    tree: &FileTreeArgs,
+    policy: &Policy,
+    output: Output,
+) -> CliResult<Exit> {
+    let (roots, search, threads) = file_roots(paths, tree, output)?;
     let report = cudapkgs_check::check_files(&roots, &search, policy, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     let violations: Vec<FileViolationReport> = report

@@ -9,7 +9,7 @@ use cudapkgs_store::store::{Access, PathInfo, Problem, Scan, Store, Verification
 use cudapkgs_store::{base32, nar, path, restore};
 use serde::Serialize;
 
-use crate::cli::{NarCommand, StoreCommand, StoreLocation};
+use crate::cli::{FileTreeArgs, NarCommand, StoreCommand, StoreLocation};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 
@@ -321,6 +321,7 @@ struct ClosureReport<'a> {
 pub fn closure(
     paths: &[String],
     html: Option<&Path>,
+    tree: &FileTreeArgs,
     location: &StoreLocation,
     output: Output,
 ) -> CliResult<Exit> {
@@ -341,7 +342,7 @@ pub fn closure(
         if html.is_some() {
             return Err(CliError::new("--html draws store closures, not folders"));
         }
-        return tree_closure(paths, output);
+        return tree_closure(paths, tree, output);
     }
     let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
@@ -389,8 +390,14 @@ pub fn closure(
 
 /// `why ./FILE DEP`: how a file's run-time closure reaches DEP (a file, or a library's
 /// file name), each hop the file and the name it loads.
-fn why_file(file: &Path, dependency: &Path, output: Output) -> CliResult<Exit> {
-    let (roots, search, threads) = super::check::file_roots(&[file.display().to_string()])?;
+fn why_file(
+    file: &Path,
+    dependency: &Path,
+    tree: &FileTreeArgs,
+    output: Output,
+) -> CliResult<Exit> {
+    let (roots, search, threads) =
+        super::check::file_roots(&[file.display().to_string()], tree, output)?;
     let inputs = cudapkgs_check::files::Input::read_all(&roots)
         .map_err(|error| CliError::new(error.to_string()))?;
     let graph = cudapkgs_check::files::FileGraph::build(&inputs, &search, threads)
@@ -454,8 +461,8 @@ fn why_file(file: &Path, dependency: &Path, output: Output) -> CliResult<Exit> {
 }
 
 /// `closure ./FOLDER…`: the run-time closure of plain folders and files.
-fn tree_closure(paths: &[String], output: Output) -> CliResult<Exit> {
-    let (roots, search, threads) = super::check::file_roots(paths)?;
+fn tree_closure(paths: &[String], tree: &FileTreeArgs, output: Output) -> CliResult<Exit> {
+    let (roots, search, threads) = super::check::file_roots(paths, tree, output)?;
     let closure = cudapkgs_check::files::tree_closure(&roots, &search, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     if output.json {
@@ -680,11 +687,12 @@ impl<'a> HopReport<'a> {
 pub fn why(
     path: &str,
     dependency: &str,
+    tree: &FileTreeArgs,
     location: &StoreLocation,
     output: Output,
 ) -> CliResult<Exit> {
     if cudapkgs_check::files::names_a_file(path) {
-        return why_file(Path::new(path), Path::new(dependency), output);
+        return why_file(Path::new(path), Path::new(dependency), tree, output);
     }
     let store = open_store_for(location, Access::ReadOnly)?;
     let path = &store.resolve(path).map_err(|error| failure(&error))?;
