@@ -58,6 +58,16 @@ impl TreeClosure {
     pub fn total_bytes(&self) -> u64 {
         self.files.iter().map(|file| file.bytes).sum()
     }
+
+    /// A file of the closure as people read it: relative to the folder given that holds
+    /// it, else as it is (a system library).
+    pub fn shown<'a>(&self, path: &'a std::path::Path) -> &'a std::path::Path {
+        self.roots
+            .iter()
+            .filter(|root| root.is_dir())
+            .find_map(|root| path.strip_prefix(root).ok())
+            .unwrap_or(path)
+    }
 }
 
 /// The run-time closure of `roots` (see `starts`), searched as `search` says, read

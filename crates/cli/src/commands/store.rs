@@ -339,10 +339,7 @@ pub fn closure(
         .iter()
         .any(|path| cudapkgs_check::files::names_a_file(path))
     {
-        if html.is_some() {
-            return Err(CliError::new("--html draws store closures, not folders"));
-        }
-        return tree_closure(paths, tree, output);
+        return tree_closure(paths, html, tree, output);
     }
     let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
@@ -461,12 +458,26 @@ fn why_file(
 }
 
 /// `closure ./FOLDER…`: the run-time closure of plain folders and files.
-fn tree_closure(paths: &[String], tree: &FileTreeArgs, output: Output) -> CliResult<Exit> {
+fn tree_closure(
+    paths: &[String],
+    html: Option<&Path>,
+    tree: &FileTreeArgs,
+    output: Output,
+) -> CliResult<Exit> {
     let (roots, search, threads) = super::check::file_roots(paths, tree, output)?;
     let closure = cudapkgs_check::files::tree_closure(&roots, &search, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
+    if let Some(page) = html {
+        let treemap = cudapkgs_check::treemap::gather_tree(&closure);
+        write_page(page, &cudapkgs_check::treemap::render_html(&treemap))?;
+        output.note(format!("treemap written to {}", page.display()));
+    }
     if output.json {
-        return Output::print_json(&tree_closure_json(&closure)).map(|()| Exit::Success);
+        let mut report = tree_closure_json(&closure);
+        if let Some(page) = html {
+            report["html"] = serde_json::json!(page.display().to_string());
+        }
+        return Output::print_json(&report).map(|()| Exit::Success);
     }
     let mut text = String::new();
     for distribution in &closure.by_distribution {
@@ -485,7 +496,7 @@ fn tree_closure(paths: &[String], tree: &FileTreeArgs, output: Output) -> CliRes
                 text,
                 "{:>10}    {}{}",
                 crate::units::bytes(file.bytes),
-                shown_in(&file.path, &closure.roots).display(),
+                closure.shown(&file.path).display(),
                 device_code_text(&file.device_code.by_arch, ", device code")
             );
         }
@@ -594,15 +605,6 @@ fn device_code_text(totals: &[cudapkgs_fatbin::ArchTotal], lead: &str) -> String
     format!("{lead} {}: {}", crate::units::bytes(all), each.join(", "))
 }
 
-/// A file of a closure as people read it: relative to the folder given that holds it.
-fn shown_in<'a>(path: &'a Path, roots: &[std::path::PathBuf]) -> &'a Path {
-    roots
-        .iter()
-        .filter(|root| root.is_dir())
-        .find_map(|root| path.strip_prefix(root).ok())
-        .unwrap_or(path)
-}
-
 /// Refuses a page to be written inside the store folder (into a store path, or over
 /// the store's mark): a store is never written by a query.
 fn refuse_page_in_store(store: &Store, page: &Path) -> CliResult<()> {
@@ -640,7 +642,11 @@ fn write_treemap(
             other => CliError::new(format!("cannot read the closure's files: {other}"))
                 .with_hint("the treemap reads every file of the closure: run as a user who can"),
         })?;
-    let html = cudapkgs_check::treemap::render_html(&treemap);
+    write_page(page, &cudapkgs_check::treemap::render_html(&treemap))
+}
+
+/// Writes the treemap page at `page`, whole or not at all.
+fn write_page(page: &Path, html: &str) -> CliResult<()> {
     cudapkgs_tree::write_file_atomically(page, html.as_bytes()).map_err(|error| {
         let hint = match error.kind() {
             std::io::ErrorKind::NotFound => "create its folder first, or name a page elsewhere",
