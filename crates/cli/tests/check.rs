@@ -441,3 +441,86 @@ fn origin_is_the_folder_a_library_is_found_in_not_its_targets() {
     assert_eq!(report["violations"][0]["rule"], "unresolved", "{report}");
     assert_eq!(report["violations"][0]["detail"], "libB.so", "{report}");
 }
+
+#[test]
+fn a_programs_rpath_serves_the_libraries_it_loads_unless_they_have_a_runpath() {
+    let Some(gcc) = common::gcc() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("tree/lib")).expect("mkdir");
+    common::compile(
+        &gcc,
+        root,
+        "b.c",
+        "int b(void){return 0;}",
+        &[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "tree/lib/libB.so",
+            "-Wl,-soname,libB.so",
+        ],
+    );
+    // libA needs libB and has no search list of its own (as auditwheel's vendored
+    // libraries); the program's DT_RPATH finds both.
+    let build = |a_runpath: Option<&str>| {
+        let mut args = vec![
+            "-shared",
+            "-fPIC",
+            "-o",
+            "tree/lib/libA.so",
+            "-Wl,-soname,libA.so",
+            "-Ltree/lib",
+            "-lB",
+        ];
+        let runpath = a_runpath.map(|r| format!("-Wl,-rpath,{r}"));
+        if let Some(runpath) = &runpath {
+            args.extend([runpath.as_str(), "-Wl,--enable-new-dtags"]);
+        }
+        common::compile(
+            &gcc,
+            root,
+            "a.c",
+            "int b(void); int a(void){return b();}",
+            &args,
+        );
+        common::compile(
+            &gcc,
+            root,
+            "m.c",
+            "int a(void); int main(){return a();}",
+            &[
+                "-o",
+                "tree/prog",
+                "-Ltree/lib",
+                "-lA",
+                "-Wl,-rpath-link,tree/lib",
+                "-Wl,-rpath,$ORIGIN/lib",
+                "-Wl,--disable-new-dtags",
+            ],
+        );
+    };
+    let starts = || {
+        std::process::Command::new(root.join("tree/prog"))
+            .env_clear()
+            .status()
+            .expect("runs")
+            .success()
+    };
+    build(None);
+    assert!(
+        starts(),
+        "the loader finds libB through the program's RPATH"
+    );
+    let (code, stdout, stderr) = run(&["--json", "check", s(&root.join("tree"))]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    // A RUNPATH of its own makes the loader ignore the RPATHs of those loading it.
+    build(Some("/nonexistent"));
+    assert!(!starts(), "the loader no longer finds libB");
+    let (code, stdout, stderr) = run(&["--json", "check", s(&root.join("tree"))]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(report["violations"][0]["rule"], "unresolved", "{report}");
+    assert_eq!(report["violations"][0]["detail"], "libB.so", "{report}");
+}

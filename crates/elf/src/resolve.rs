@@ -261,6 +261,39 @@ pub fn own_folders(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> Vec
         .collect()
 }
 
+/// The folders of the object's `DT_RPATH` (none when it has a `DT_RUNPATH`, which makes
+/// the loader ignore it), as searched for the file found at `path`. The loader also
+/// searches them for the libraries of the objects it loads on this one's behalf, as long
+/// as those have no `DT_RUNPATH` of their own: a Python module's `RPATH` of
+/// `$ORIGIN/../../scipy.libs` serves the libraries found there too.
+pub fn rpath_folders(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> Vec<PathBuf> {
+    let order = SearchOrder::of(path, info, search);
+    order
+        .steps
+        .into_iter()
+        .find(|(_, via)| *via == Via::Rpath)
+        .map(|(folders, _)| folders)
+        .unwrap_or_default()
+}
+
+/// The first of `folders` holding `name` as an object the loader would accept for
+/// `info`, read through `lookups`.
+pub fn find_in_folders(
+    folders: &[PathBuf],
+    name: &str,
+    info: &DynamicInfo,
+    search: &SearchPaths,
+    lookups: &Lookups,
+) -> Option<PathBuf> {
+    if !is_file_name(name) {
+        return None;
+    }
+    folders
+        .iter()
+        .map(|folder| folder.join(name))
+        .find(|candidate| lookups.matches_object(candidate, info, search))
+}
+
 /// The folders the loader searches for one object, in its order.
 struct SearchOrder {
     steps: Vec<(Vec<PathBuf>, Via)>,

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use cudapkgs_elf::loads::load_names;
 use cudapkgs_elf::resolve::{
-    Lookups, SearchPaths, extra_loads, resolve_loads_with, resolve_needed_with,
+    Lookups, SearchPaths, extra_loads, find_in_folders, resolve_loads_with, resolve_needed_with,
+    rpath_folders,
 };
 
 use super::canonical::Canonical;
@@ -52,9 +53,20 @@ pub struct FileEdge {
 /// it is a run-time load.
 type FoundEdge = (String, PathBuf, bool);
 
-/// What reading one file gives: its node and its edges, or nothing for a file that is
-/// no dynamic ELF object.
-type ReadFile = Option<(FileNode, Vec<FoundEdge>)>;
+/// What reading one file gives: its node, its edges and what a search on its behalf
+/// needs of it, or nothing for a file that is no dynamic ELF object.
+type ReadFile = Option<(FileNode, Vec<FoundEdge>, Inherited)>;
+
+/// What the loader's search for a file's libraries takes from the files that load it.
+#[derive(Debug, Clone)]
+struct Inherited {
+    /// The file's own `DT_RPATH` folders, which also serve what it loads (none when it
+    /// has a `DT_RUNPATH`).
+    rpath: Vec<PathBuf>,
+    /// For a file with needed libraries found nowhere and no `DT_RUNPATH` (whose search
+    /// then goes through its loaders' `DT_RPATH`s): its view, to match candidates.
+    info: Option<cudapkgs_elf::DynamicInfo>,
+}
 
 /// The ELF files under some roots and the libraries they load.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,35 +105,55 @@ impl FileGraph {
         let mut queued: HashSet<PathBuf> = wave.iter().map(|(path, _)| path.clone()).collect();
         // Read in waves (the files named, then what they load, …), each wave's files at
         // once; edges are found by path, and nodes numbered in the order of the waves.
+        // Once nothing is left to read, libraries found nowhere are looked for through
+        // the `DT_RPATH`s of the files that load theirs, which may bring more to read.
         let mut edges_by_node: Vec<Vec<(String, PathBuf, bool)>> = Vec::new();
+        let mut inherited: Vec<Inherited> = Vec::new();
         while !wave.is_empty() {
-            let read = crate::parallel::map(&wave, threads, |(path, found_at)| {
-                read_node(path, found_at, search, &lookups)
-            });
-            let mut next = Vec::new();
-            for ((path, _), result) in wave.into_iter().zip(read) {
-                let Some((node, found)) = result? else {
-                    continue;
-                };
-                let mut edges = Vec::with_capacity(found.len());
-                for (name, at, loaded) in found {
-                    let Some(to) = canonical.of(&at) else {
+            while !wave.is_empty() {
+                let read = crate::parallel::map(&wave, threads, |(path, found_at)| {
+                    read_node(path, found_at, search, &lookups)
+                });
+                let mut next = Vec::new();
+                for ((path, _), result) in wave.into_iter().zip(read) {
+                    let Some((node, found, passed_on)) = result? else {
                         continue;
                     };
-                    // A library that names itself does not load itself again.
-                    if loaded && to == path {
-                        continue;
+                    let mut edges = Vec::with_capacity(found.len());
+                    for (name, at, loaded) in found {
+                        let Some(to) = canonical.of(&at) else {
+                            continue;
+                        };
+                        // A library that names itself does not load itself again.
+                        if loaded && to == path {
+                            continue;
+                        }
+                        if queued.insert(to.clone()) {
+                            next.push((to.clone(), at));
+                        }
+                        edges.push((name, to, loaded));
                     }
-                    if queued.insert(to.clone()) {
-                        next.push((to.clone(), at));
-                    }
-                    edges.push((name, to, loaded));
+                    graph.index.insert(path, graph.nodes.len());
+                    graph.nodes.push(node);
+                    edges_by_node.push(edges);
+                    inherited.push(passed_on);
                 }
-                graph.index.insert(path, graph.nodes.len());
-                graph.nodes.push(node);
-                edges_by_node.push(edges);
+                wave = next;
             }
-            wave = next;
+            for (node, found) in graph.through_loaders(&edges_by_node, &inherited, search, &lookups)
+            {
+                let Some(to) = canonical.of(&found.1) else {
+                    continue;
+                };
+                let name = found.0;
+                graph.nodes[node]
+                    .unresolved
+                    .retain(|unresolved| *unresolved != name);
+                if queued.insert(to.clone()) {
+                    wave.push((to.clone(), found.1));
+                }
+                edges_by_node[node].push((name, to, false));
+            }
         }
         for (node, edges) in graph.nodes.iter_mut().zip(edges_by_node) {
             node.edges = edges
@@ -133,6 +165,59 @@ impl FileGraph {
                 .collect();
         }
         Ok(graph)
+    }
+
+    /// The needed libraries found nowhere by their files' own search that the loader
+    /// finds through the `DT_RPATH`s of the files loading them (up the chain of loaders,
+    /// as long as the file itself has no `DT_RUNPATH`): for each, the node and the name
+    /// with where it is found. A file loaded along several chains is searched through
+    /// all of them.
+    fn through_loaders(
+        &self,
+        edges_by_node: &[Vec<(String, PathBuf, bool)>],
+        inherited: &[Inherited],
+        search: &SearchPaths,
+        lookups: &Lookups,
+    ) -> Vec<(usize, (String, PathBuf))> {
+        let waiting: Vec<usize> = (0..self.nodes.len())
+            .filter(|&node| {
+                inherited[node].info.is_some() && !self.nodes[node].unresolved.is_empty()
+            })
+            .collect();
+        if waiting.is_empty() {
+            return Vec::new();
+        }
+        let mut loaders: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for (from, edges) in edges_by_node.iter().enumerate() {
+            for (_, to, _) in edges {
+                if let Some(&to) = self.index.get(to) {
+                    loaders[to].push(from);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for node in waiting {
+            let mut seen = vec![false; self.nodes.len()];
+            seen[node] = true;
+            let mut queue: VecDeque<usize> = loaders[node].iter().copied().collect();
+            let mut folders: Vec<PathBuf> = Vec::new();
+            while let Some(loader) = queue.pop_front() {
+                if std::mem::replace(&mut seen[loader], true) {
+                    continue;
+                }
+                folders.extend(inherited[loader].rpath.iter().cloned());
+                queue.extend(loaders[loader].iter().copied());
+            }
+            let Some(info) = &inherited[node].info else {
+                continue;
+            };
+            for name in &self.nodes[node].unresolved {
+                if let Some(at) = find_in_folders(&folders, name, info, search, lookups) {
+                    found.push((node, (name.clone(), at)));
+                }
+            }
+        }
+        found
     }
 
     /// The node of `path` (links resolved), if it is an ELF file of the graph.
@@ -244,6 +329,10 @@ fn read_node(
         .flat_map(|list| list.split(':'))
         .map(str::to_owned)
         .collect();
+    let passed_on = Inherited {
+        rpath: rpath_folders(found_at, &info, search),
+        info: (info.runpath.is_none() && !unresolved.is_empty()).then(|| info.clone()),
+    };
     let node = FileNode {
         soname: info.soname.clone(),
         path: path.to_owned(),
@@ -254,7 +343,7 @@ fn read_node(
         driver_search,
         device_code,
     };
-    Ok(Some((node, edges)))
+    Ok(Some((node, edges, passed_on)))
 }
 
 /// A load name as people read it: a stem the code completes with a version is shown
