@@ -46,8 +46,8 @@ pub struct TreeClosure {
     pub by_distribution: Vec<Distribution>,
     /// The closure's device code per architecture and kind, biggest first.
     pub device_code: Vec<ArchTotal>,
-    /// Libraries found at more than one place (by the name before `.so`), with each
-    /// place: the same library twice, often in two versions.
+    /// Libraries found at more than one place (by `library_name`), with each place: the
+    /// same library twice, often in two versions.
     pub duplicates: Vec<(String, Vec<PathBuf>)>,
     /// ELF files under the folders given that no run-time path from their programs and
     /// Python modules reaches.
@@ -112,7 +112,7 @@ pub fn tree_closure(
             closure_code.merge(total);
         }
         let name = file.path.file_name().unwrap_or_default().to_string_lossy();
-        if let Some(library) = name.split(".so").next().filter(|_| name.contains(".so")) {
+        if let Some(library) = library_name(&name) {
             by_library
                 .entry(library.to_owned())
                 .or_default()
@@ -156,4 +156,47 @@ pub fn tree_closure(
     }
     report.unreached.sort();
     Ok(report)
+}
+
+/// The library a file is, for finding the same one twice: its name before `.so`, without
+/// the hashes auditwheel adds when it vendors a library into a wheel
+/// (`libgfortran-040039e1-0352e75f.so.5.0.0` is `libgfortran`). Python modules are no
+/// libraries: two `_ops.so` of different packages are different modules.
+fn library_name(file: &str) -> Option<&str> {
+    let (mut stem, _) = file.split_once(".so")?;
+    if !stem.starts_with("lib") {
+        return None;
+    }
+    while let Some((rest, hash)) = stem.rsplit_once('-') {
+        if hash.len() == 8 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            stem = rest;
+        } else {
+            break;
+        }
+    }
+    Some(stem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::library_name;
+
+    #[test]
+    fn libraries_are_named_without_vendoring_hashes() {
+        assert_eq!(
+            library_name("libgfortran-040039e1-0352e75f.so.5.0.0"),
+            Some("libgfortran")
+        );
+        assert_eq!(
+            library_name("libgfortran-8f1e9814.so.5"),
+            Some("libgfortran")
+        );
+        assert_eq!(library_name("libcublasLt.so.13"), Some("libcublasLt"));
+        assert_eq!(
+            library_name("libnvrtc-builtins.so.13.0"),
+            Some("libnvrtc-builtins")
+        );
+        assert_eq!(library_name("_C.cpython-311-x86_64-linux-gnu.so"), None);
+        assert_eq!(library_name("libfoo"), None);
+    }
 }
