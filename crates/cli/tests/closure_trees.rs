@@ -97,6 +97,29 @@ fn a_conda_environment_is_reported_by_the_packages_its_records_list() {
     names.sort_unstable();
     assert_eq!(names, ["libfoo", "prog"]);
 
+    // A file two packages list (one installed over the other's) is said so.
+    std::fs::write(
+        env.join("conda-meta/libfoo-static-1.2-h0_0.json"),
+        r#"{"name": "libfoo-static", "files": ["lib/libfoo.so", "lib/libfoo.a"]}"#,
+    )
+    .expect("write");
+    let report = closure(&[s(&env)]);
+    let shared = &report["shared"][0];
+    assert!(
+        shared["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("/lib/libfoo.so")),
+        "{report}"
+    );
+    let mut sharing: Vec<&str> = shared["distributions"]
+        .as_array()
+        .expect("distributions")
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    sharing.sort_unstable();
+    assert_eq!(sharing, ["libfoo", "libfoo-static"], "{report}");
+
     // A record that is not one is refused, naming it.
     std::fs::write(env.join("conda-meta/broken-1-0.json"), "{\"files\": 3}").expect("write");
     let (code, _, stderr) = run(&["closure", s(&env)]);

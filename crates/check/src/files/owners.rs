@@ -12,7 +12,41 @@ use super::walk::{Input, lexical};
 use crate::Error;
 
 /// The package owning each file, by the file's path (links resolved).
-pub type Owners = HashMap<PathBuf, String>;
+#[derive(Debug, Clone, Default)]
+pub struct Owners {
+    by_file: HashMap<PathBuf, String>,
+    /// Files the records of more than one package list (one installed over the
+    /// other's), with every such package.
+    shared: HashMap<PathBuf, Vec<String>>,
+}
+
+impl Owners {
+    /// The package owning `file` (for a file several list, the one whose record was
+    /// read last: which was installed last is not recorded).
+    pub fn get(&self, file: &Path) -> Option<&String> {
+        self.by_file.get(file)
+    }
+
+    /// Every package that lists `file`, when more than one does.
+    pub fn sharing(&self, file: &Path) -> Option<&[String]> {
+        self.shared.get(file).map(Vec::as_slice)
+    }
+
+    fn insert(&mut self, file: PathBuf, package: &str) {
+        if let Some(previous) = self.by_file.get(&file)
+            && previous != package
+        {
+            let sharing = self
+                .shared
+                .entry(file.clone())
+                .or_insert_with(|| vec![previous.clone()]);
+            if !sharing.iter().any(|known| known == package) {
+                sharing.push(package.to_owned());
+            }
+        }
+        self.by_file.insert(file, package.to_owned());
+    }
+}
 
 /// What a conda package's record says that matters here.
 #[derive(Debug, Deserialize)]
@@ -27,7 +61,7 @@ struct CondaRecord {
 /// record's folder without passing a link, so a record's name, joined to it, is the
 /// path of the file (links resolved) that the graph knows it by.
 pub fn owners(inputs: &[Input]) -> Result<Owners, Error> {
-    let mut owners = Owners::new();
+    let mut owners = Owners::default();
     for input in inputs {
         for (relative, _) in input.regular_files() {
             let (Some(parent), Some(name)) = (relative.parent(), relative.file_name()) else {
@@ -63,7 +97,7 @@ fn read_record(record: &Path, folder: &Path, owners: &mut Owners) -> Result<(), 
             None => line.split(',').next().unwrap_or_default(),
         };
         if !file.is_empty() {
-            owners.insert(lexical(&folder.join(file)), distribution.clone());
+            owners.insert(lexical(&folder.join(file)), &distribution);
         }
     }
     Ok(())
@@ -77,7 +111,7 @@ fn read_conda_record(record: &Path, prefix: &Path, owners: &mut Owners) -> Resul
         problem: format!("not a conda package record: {e}"),
     })?;
     for file in &parsed.files {
-        owners.insert(lexical(&prefix.join(file)), parsed.name.clone());
+        owners.insert(lexical(&prefix.join(file)), &parsed.name);
     }
     Ok(())
 }

@@ -52,6 +52,9 @@ pub struct TreeClosure {
     /// ELF files under the folders given that no run-time path from their programs and
     /// Python modules reaches.
     pub unreached: Vec<PathBuf>,
+    /// Files of the closure that more than one package lists: one was installed over
+    /// the other's (two builds of NCCL writing the same `libnccl.so.2`), with each.
+    pub shared: Vec<(PathBuf, Vec<String>)>,
 }
 
 impl TreeClosure {
@@ -88,6 +91,9 @@ pub fn tree_closure(
     };
     for &node in &reached {
         let file = &graph.nodes[node];
+        if let Some(sharing) = owners.sharing(&file.path) {
+            report.shared.push((file.path.clone(), sharing.to_vec()));
+        }
         report.files.push(ClosureFile {
             path: file.path.clone(),
             bytes: file.bytes,
@@ -155,6 +161,7 @@ pub fn tree_closure(
         );
     }
     report.unreached.sort();
+    report.shared.sort();
     Ok(report)
 }
 

@@ -514,6 +514,14 @@ fn tree_closure(
             let _ = writeln!(text, "  {}", place.display());
         }
     }
+    for (file, packages) in &closure.shared {
+        let _ = writeln!(
+            text,
+            "{} is listed by {}: installed over each other",
+            closure.shown(file).display(),
+            packages.join(" and ")
+        );
+    }
     if !closure.unreached.is_empty() {
         let _ = writeln!(
             text,
@@ -568,6 +576,11 @@ fn tree_closure_json(closure: &cudapkgs_check::files::TreeClosure) -> serde_json
         "device_code": closure.device_code,
         "duplicates": duplicates,
         "unreached": closure.unreached,
+        "shared": closure
+            .shared
+            .iter()
+            .map(|(file, packages)| serde_json::json!({"file": file, "distributions": packages}))
+            .collect::<Vec<_>>(),
     })
 }
 
