@@ -175,9 +175,11 @@ pub enum Command {
         #[command(flatten)]
         location: StoreLocation,
     },
-    /// Check the runtime closures of STORE_PATH… against a policy: no denied package, no
-    /// whole CUDA toolkit, static library, header or stub library, no runpath into a stubs
-    /// folder; each violation with the chain that pulls it in (exit 1 if any)
+    /// Check the runtime closures of STORE_PATH… (or folders) against a policy: no denied
+    /// package, no whole CUDA toolkit, static library, header or stub library, no runpath
+    /// into a stubs folder, no library found nowhere, every driver user finds the driver,
+    /// and with --capabilities/--gpu device code for exactly those GPUs; each violation
+    /// with the chain that pulls it in (exit 1 if any)
     Check(crate::commands::check::CheckArgs),
 }
 
