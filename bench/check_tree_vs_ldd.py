@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Time `cudapkgs check DIR` (the run-time closure of every ELF file under DIR through
-needed libraries and run-time loads, with the policy's rules) against `ldd` run on each
-of those files (the loader's own resolution of needed libraries only, one process per
-file), on the same tree.
+needed libraries and run-time loads, with the policy's rules) and `cudapkgs closure DIR`
+(the same closure reported by distribution, with every file's device code per
+architecture) against `ldd` run on each of those files (the loader's own resolution of
+needed libraries only, one process per file), on the same tree.
 
     python3 bench/check_tree_vs_ldd.py [--cudapkgs target/release/cudapkgs] [--runs 5] DIR
 
@@ -41,9 +42,14 @@ def main():
     args = parser.parse_args()
     tree = os.path.abspath(args.tree)
     files = elf_files(tree)
-    ours, theirs = [], []
+    ours, theirs, closures = [], [], []
     checked = None
     for _ in range(args.runs):
+        start = time.perf_counter()
+        out = subprocess.run([args.cudapkgs, "--json", "closure", tree + "/"], capture_output=True, text=True)
+        closures.append(time.perf_counter() - start)
+        if out.returncode != 0:
+            raise SystemExit(f"cudapkgs closure failed: {out.stderr}")
         start = time.perf_counter()
         out = subprocess.run([args.cudapkgs, "--json", "check", tree + "/"], capture_output=True, text=True)
         ours.append(time.perf_counter() - start)
@@ -56,6 +62,7 @@ def main():
         theirs.append(time.perf_counter() - start)
     print(f"tree: {tree}: {len(files)} ELF files found by walking it; cudapkgs's closure: {checked} files")
     print("cudapkgs check:", " ".join(f"{t:.3f}" for t in ours), f"median {statistics.median(ours):.3f} s")
+    print("cudapkgs closure:", " ".join(f"{t:.3f}" for t in closures), f"median {statistics.median(closures):.3f} s")
     print("ldd per file:  ", " ".join(f"{t:.3f}" for t in theirs), f"median {statistics.median(theirs):.3f} s")
     print(f"ratio (ldd / cudapkgs): {statistics.median(theirs) / statistics.median(ours):.1f}x")
 

@@ -14,10 +14,13 @@ pub enum Error {
     },
     #[error("{path}: {problem}")]
     Policy { path: PathBuf, problem: String },
+    /// A package's record of its files that cannot be read as one.
+    #[error("{path}: {problem}")]
+    Record { path: PathBuf, problem: String },
     #[error("`{0}` is no package name")]
     BadName(String),
     #[error(
-        "no rule `{0}` (the rules: denied, toolkit, static-library, header, stub-library, stub-runpath, unresolved)"
+        "no rule `{0}` (the rules: denied, toolkit, static-library, header, stub-library, stub-runpath, unresolved, driver, missing-target, unrequested-target)"
     )]
     UnknownRule(String),
 }

@@ -1,7 +1,9 @@
-//! What a runtime closure may hold: the rules, which of them apply, the denied names.
+//! What a runtime closure may hold: the rules, which of them apply, the denied names,
+//! the GPUs its device code is for and where the driver is.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use cudapkgs_caps::Capability;
 use serde::Deserialize;
 
 use crate::Error;
@@ -25,10 +27,17 @@ pub enum Rule {
     StubRunpath,
     /// A needed library found nowhere the loader looks (driver libraries aside).
     Unresolved,
+    /// A file that uses the NVIDIA driver (needs or loads `libcuda.so.1`) and cannot find
+    /// the driver's folder.
+    Driver,
+    /// A file with device code where no kernel has an image a requested GPU would load.
+    MissingTarget,
+    /// Device code (SASS or PTX) for a GPU not requested that no requested GPU loads.
+    UnrequestedTarget,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 10] = [
         Rule::Denied,
         Rule::Toolkit,
         Rule::StaticLibrary,
@@ -36,6 +45,9 @@ impl Rule {
         Rule::StubLibrary,
         Rule::StubRunpath,
         Rule::Unresolved,
+        Rule::Driver,
+        Rule::MissingTarget,
+        Rule::UnrequestedTarget,
     ];
 
     /// The rule's name in policies, flags and JSON.
@@ -48,6 +60,9 @@ impl Rule {
             Rule::StubLibrary => "stub-library",
             Rule::StubRunpath => "stub-runpath",
             Rule::Unresolved => "unresolved",
+            Rule::Driver => "driver",
+            Rule::MissingTarget => "missing-target",
+            Rule::UnrequestedTarget => "unrequested-target",
         }
     }
 
@@ -61,6 +76,9 @@ impl Rule {
             Rule::StubLibrary => "a stub library",
             Rule::StubRunpath => "a runpath that names a stubs folder",
             Rule::Unresolved => "a needed library found nowhere",
+            Rule::Driver => "a driver user that cannot find the driver folder",
+            Rule::MissingTarget => "no image for a requested GPU",
+            Rule::UnrequestedTarget => "device code for a GPU not requested",
         }
     }
 
@@ -69,27 +87,47 @@ impl Rule {
     }
 }
 
-/// The rules that apply and the package names denied (by default: every rule, no name).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The rules that apply and what they compare with (by default: every rule, no name
+/// denied, device code not judged, NixOS's driver folder).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Package names (`magma` denies `magma`, `magma-2.9` and `magma-lib`).
     pub deny: Vec<String>,
     /// Rules switched off.
     pub allow: Vec<Rule>,
+    /// The GPUs device code must be for, exactly; none: device code is not judged.
+    pub capabilities: Vec<Capability>,
+    /// The folder files that use the driver must find it in (an absolute path).
+    pub driver_dir: PathBuf,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            deny: Vec::new(),
+            allow: Vec::new(),
+            capabilities: Vec::new(),
+            driver_dir: PathBuf::from(cudapkgs_elf::auto::DEFAULT_DRIVER_DIR),
+        }
+    }
 }
 
 /// A policy file as written.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct PolicyFile {
     #[serde(default)]
     deny: Vec<String>,
     #[serde(default)]
     allow: Vec<String>,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    driver_dir: Option<PathBuf>,
 }
 
 impl Policy {
-    /// Reads a policy file: `deny = ["magma"]`, `allow = ["header"]`.
+    /// Reads a policy file: `deny = ["magma"]`, `allow = ["header"]`, `capabilities =
+    /// ["8.6", "9.0"]`, `driver-dir = "/usr/lib/x86_64-linux-gnu"`.
     pub fn parse(text: &str, origin: &Path) -> Result<Policy, Error> {
         let bad = |problem: String| Error::Policy {
             path: origin.to_owned(),
@@ -102,6 +140,21 @@ impl Policy {
         }
         for name in &file.allow {
             policy.allow_rule(name).map_err(|e| bad(e.to_string()))?;
+        }
+        for text in &file.capabilities {
+            let capability = text
+                .parse::<Capability>()
+                .map_err(|e| bad(format!("capabilities: {e}")))?;
+            policy.capabilities.push(capability);
+        }
+        // A capability no GPU has would find every file missing its image.
+        cudapkgs_caps::check_known(&policy.capabilities)
+            .map_err(|e| bad(format!("capabilities: {e}")))?;
+        if let Some(dir) = file.driver_dir {
+            if let Some(problem) = cudapkgs_elf::auto::driver_dir_problem(&dir) {
+                return Err(bad(format!("driver-dir `{}` {problem}", dir.display())));
+            }
+            policy.driver_dir = dir;
         }
         Ok(policy)
     }
@@ -175,5 +228,21 @@ mod tests {
         assert!(error.to_string().contains("p.toml"), "{error}");
         assert!(error.to_string().contains("`headers`"), "{error}");
         assert!(Policy::parse("denied = []\n", Path::new("p.toml")).is_err());
+        let targets = Policy::parse(
+            "capabilities = [\"8.6\", \"sm_90a\"]\ndriver-dir = \"/opt/driver\"\n",
+            Path::new("p.toml"),
+        )
+        .expect("parses");
+        let shown: Vec<String> = targets
+            .capabilities
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["8.6", "9.0a"]);
+        assert_eq!(targets.driver_dir, Path::new("/opt/driver"));
+        for bad in ["capabilities = [\"8.8\"]\n", "driver-dir = \"lib\"\n"] {
+            let error = Policy::parse(bad, Path::new("p.toml")).expect_err(bad);
+            assert!(error.to_string().starts_with("p.toml: "), "{error}");
+        }
     }
 }

@@ -120,9 +120,12 @@ pub enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<String>,
         /// Also write a treemap of the closure to FILE: one self-contained HTML page of
-        /// store paths, their files and each file's device code per GPU architecture
+        /// store paths (or distributions), their files and each file's device code per
+        /// GPU architecture
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+        #[command(flatten)]
+        tree: FileTreeArgs,
         #[command(flatten)]
         location: StoreLocation,
     },
@@ -168,11 +171,15 @@ pub enum Command {
         #[arg(value_name = "DEP")]
         dependency: String,
         #[command(flatten)]
+        tree: FileTreeArgs,
+        #[command(flatten)]
         location: StoreLocation,
     },
-    /// Check the runtime closures of STORE_PATH… against a policy: no denied package, no
-    /// whole CUDA toolkit, static library, header or stub library, no runpath into a stubs
-    /// folder; each violation with the chain that pulls it in (exit 1 if any)
+    /// Check the runtime closures of STORE_PATH… (or folders) against a policy: no denied
+    /// package, no whole CUDA toolkit, static library, header or stub library, no runpath
+    /// into a stubs folder, no library found nowhere, every driver user finds the driver,
+    /// and with --capabilities/--gpu device code for exactly those GPUs; each violation
+    /// with the chain that pulls it in (exit 1 if any)
     Check(crate::commands::check::CheckArgs),
     /// On the local GPUs: load every container of PATH… the driver would load and look
     /// up its kernels (every difference from `inspect --gpu native`'s verdict is
@@ -434,7 +441,7 @@ pub struct BuildArgs {
     #[arg(
         long,
         value_name = "DIR|host",
-        default_value = "/run/opengl-driver/lib"
+        default_value = cudapkgs_elf::auto::DEFAULT_DRIVER_DIR
     )]
     pub driver_dir: String,
     /// Show what would be fetched and built, and do nothing
@@ -516,6 +523,18 @@ pub struct StoreLocation {
     pub store: Option<String>,
     #[command(flatten)]
     pub folders: StoreFolders,
+}
+
+/// How the run-time closure of folders and files is searched.
+#[derive(Debug, Clone, Args)]
+pub struct FileTreeArgs {
+    /// The files live in the file system whose root is DIR (a container's, unpacked):
+    /// its own etc/ld.so.conf and library folders are searched, absolute runpaths and
+    /// links are taken inside it, and this machine's folders never are. A single folder
+    /// given that holds etc/ and usr/lib/ is taken as a root by itself; `--root-fs /`
+    /// searches this machine's folders instead
+    #[arg(long, value_name = "DIR")]
+    pub root_fs: Option<PathBuf>,
 }
 
 /// The folders of a store.

@@ -110,8 +110,9 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Closure {
             paths,
             html,
+            tree,
             location,
-        } => commands::store::closure(paths, html.as_deref(), location, output),
+        } => commands::store::closure(paths, html.as_deref(), tree, location, output),
         Command::Diff {
             before,
             after,
@@ -129,7 +130,8 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Why {
             path,
             dependency,
+            tree,
             location,
-        } => commands::store::why(path, dependency, location, output),
+        } => commands::store::why(path, dependency, tree, location, output),
     }
 }

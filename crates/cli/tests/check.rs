@@ -191,12 +191,22 @@ fn a_pip_tree_is_checked_through_its_elf_graph_and_run_time_loads() {
         assert!(unzipped.success());
     }
     let front = site.join("nvidia/cudnn/lib/libcudnn.so.9");
-    let (code, stdout, stderr) = run(&["--json", "check", s(&site)]);
+    // The wheels name no driver folder: whether the driver is found depends on the
+    // machine (check_driver.rs tests that rule).
+    let (code, stdout, stderr) = run(&["--json", "check", s(&site), "--allow", "driver"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
 
     // cuDNN's front library reaches cuBLASLt only through run-time loads: its
     // sub-libraries are loaded by name, and they load cuBLASLt.
-    let (code, stdout, stderr) = run(&["--json", "check", s(&front), "--deny", "cublasLt"]);
+    let (code, stdout, stderr) = run(&[
+        "--json",
+        "check",
+        s(&front),
+        "--deny",
+        "cublasLt",
+        "--allow",
+        "driver",
+    ]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     let denied = &report["violations"][0];
@@ -242,7 +252,7 @@ fn a_pip_tree_is_checked_through_its_elf_graph_and_run_time_loads() {
         s(&front),
     ]);
     assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, stderr) = run(&["--json", "check", s(&site)]);
+    let (code, stdout, stderr) = run(&["--json", "check", s(&site), "--allow", "driver"]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     let mut found: Vec<(&str, &str)> = report["violations"]
@@ -425,6 +435,89 @@ fn origin_is_the_folder_a_library_is_found_in_not_its_targets() {
         .output()
         .expect("runs");
     assert!(!started.status.success());
+    let (code, stdout, stderr) = run(&["--json", "check", s(&root.join("tree"))]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(report["violations"][0]["rule"], "unresolved", "{report}");
+    assert_eq!(report["violations"][0]["detail"], "libB.so", "{report}");
+}
+
+#[test]
+fn a_programs_rpath_serves_the_libraries_it_loads_unless_they_have_a_runpath() {
+    let Some(gcc) = common::gcc() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("tree/lib")).expect("mkdir");
+    common::compile(
+        &gcc,
+        root,
+        "b.c",
+        "int b(void){return 0;}",
+        &[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "tree/lib/libB.so",
+            "-Wl,-soname,libB.so",
+        ],
+    );
+    // libA needs libB and has no search list of its own (as auditwheel's vendored
+    // libraries); the program's DT_RPATH finds both.
+    let build = |a_runpath: Option<&str>| {
+        let mut args = vec![
+            "-shared",
+            "-fPIC",
+            "-o",
+            "tree/lib/libA.so",
+            "-Wl,-soname,libA.so",
+            "-Ltree/lib",
+            "-lB",
+        ];
+        let runpath = a_runpath.map(|r| format!("-Wl,-rpath,{r}"));
+        if let Some(runpath) = &runpath {
+            args.extend([runpath.as_str(), "-Wl,--enable-new-dtags"]);
+        }
+        common::compile(
+            &gcc,
+            root,
+            "a.c",
+            "int b(void); int a(void){return b();}",
+            &args,
+        );
+        common::compile(
+            &gcc,
+            root,
+            "m.c",
+            "int a(void); int main(){return a();}",
+            &[
+                "-o",
+                "tree/prog",
+                "-Ltree/lib",
+                "-lA",
+                "-Wl,-rpath-link,tree/lib",
+                "-Wl,-rpath,$ORIGIN/lib",
+                "-Wl,--disable-new-dtags",
+            ],
+        );
+    };
+    let starts = || {
+        std::process::Command::new(root.join("tree/prog"))
+            .env_clear()
+            .status()
+            .expect("runs")
+            .success()
+    };
+    build(None);
+    assert!(
+        starts(),
+        "the loader finds libB through the program's RPATH"
+    );
+    let (code, stdout, stderr) = run(&["--json", "check", s(&root.join("tree"))]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    // A RUNPATH of its own makes the loader ignore the RPATHs of those loading it.
+    build(Some("/nonexistent"));
+    assert!(!starts(), "the loader no longer finds libB");
     let (code, stdout, stderr) = run(&["--json", "check", s(&root.join("tree"))]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");

@@ -2,8 +2,10 @@
 //! nvcc-built fixtures with device code, and an application path that refers to it),
 //! loaded in headless Chromium: no console message, one shape per store path, file and
 //! architecture with its label, the totals, markup in file names shown as text, and the
-//! same shapes in the page's own markup (for scripts off). Also how the page is written: replaced whole, a folder
-//! refused, a missing folder named.
+//! same shapes in the page's own markup (for scripts off); the same for a folder's closure
+//! (a site-packages with one distribution whose module loads an nvcc-built library),
+//! drawn by distribution. Also how the page is written: replaced whole, a folder refused,
+//! a missing folder named.
 
 mod common;
 
@@ -258,5 +260,105 @@ fn a_page_is_never_written_inside_the_store() {
         assert_eq!(code, 2, "{}: {stderr}", page.display());
         assert!(stderr.contains("inside the store folder"), "{stderr}");
         assert_eq!(std::fs::read(&page).ok(), before, "{}", page.display());
+    }
+}
+
+#[test]
+fn the_treemap_of_a_folder_shows_distributions_files_and_architectures_in_a_browser() {
+    let Some(browser) = chromium() else { return };
+    let Some(gcc) = common::gcc() else { return };
+    let dir = tempfile::tempdir().expect("temp");
+    let site = dir.path().join("site-packages");
+    let package = site.join("demo");
+    std::fs::create_dir_all(package.join("lib")).expect("mkdir");
+    // An nvcc-built library that needs no CUDA runtime here, and a Python module of the
+    // distribution that loads it.
+    let lib = package.join("lib/libmultiarch.so");
+    std::fs::copy(fixture("multiarch.so"), &lib).expect("copy");
+    let (code, _, stderr) = run(&[
+        "patch",
+        "--replace-needed",
+        "libcudart.so.13",
+        "libm.so.6",
+        "--set-soname",
+        "libmultiarch.so",
+        s(&lib),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    common::compile(
+        &gcc,
+        &package,
+        "ext.c",
+        "int ext(void){return 0;}",
+        &[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "_ext.cpython-311-x86_64-linux-gnu.so",
+            "-Wl,--no-as-needed",
+            "-Llib",
+            "-lmultiarch",
+            "-Wl,--allow-shlib-undefined",
+            "-Wl,-rpath,$ORIGIN/lib",
+        ],
+    );
+    let dist_info = site.join("demo-1.0.dist-info");
+    std::fs::create_dir(&dist_info).expect("mkdir");
+    std::fs::write(
+        dist_info.join("RECORD"),
+        "demo/_ext.cpython-311-x86_64-linux-gnu.so,,\ndemo/lib/libmultiarch.so,,\ndemo-1.0.dist-info/RECORD,,\n",
+    )
+    .expect("write");
+
+    let page = dir.path().join("closure.html");
+    let (code, stdout, stderr) = run(&["--json", "closure", "--html", s(&page), s(&site)]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(report["html"], s(&page));
+    let files = report["files"].as_array().expect("files").len();
+    let total = report["total_bytes"].as_u64().expect("total");
+
+    let (dom, console) = load(&browser, &page);
+    assert_eq!(console, Vec::<String>::new(), "console messages");
+    let groups: Vec<String> = shapes(&dom, "distribution")
+        .into_iter()
+        .map(|(_, label)| label)
+        .collect();
+    assert_eq!(groups, ["(no distribution)", "demo"], "{dom}");
+    let names: Vec<String> = shapes(&dom, "file")
+        .into_iter()
+        .map(|(_, label)| label)
+        .collect();
+    for ours in [
+        "demo/_ext.cpython-311-x86_64-linux-gnu.so",
+        "demo/lib/libmultiarch.so",
+    ] {
+        assert!(names.iter().any(|name| name == ours), "{ours}: {names:?}");
+    }
+    // The C library and the others it loads are drawn by their own paths.
+    assert!(
+        names.iter().any(|name| name.ends_with("/libc.so.6")),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), files, "one shape per file of the closure");
+    let architectures: Vec<String> = shapes(&dom, "arch")
+        .into_iter()
+        .map(|(_, label)| label)
+        .collect();
+    assert_eq!(architectures, ["compute_86", "sm_75", "sm_86"]);
+    let totals = dom
+        .split("<p id=\"totals\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .expect("totals");
+    assert!(
+        totals.contains(&format!(
+            "({total} bytes) in 2 distributions and {files} files; device code"
+        )),
+        "{totals}"
+    );
+    let html = std::fs::read_to_string(&page).expect("the page");
+    for kind in ["distribution", "file", "arch", "other"] {
+        assert_eq!(shapes(&html, kind), shapes(&dom, kind), "{kind}");
     }
 }

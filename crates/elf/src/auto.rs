@@ -310,11 +310,15 @@ fn relative_path(from: &Path, to: &Path) -> PathBuf {
     path
 }
 
+/// NixOS's driver folder, where files that use the driver look for it unless told
+/// otherwise (`--driver-dir`).
+pub const DEFAULT_DRIVER_DIR: &str = "/run/opengl-driver/lib";
+
 /// Where this machine's driver library lives: the loader's folders and the places
 /// container runtimes and NixOS put it, stub folders excluded.
 pub fn host_driver_dir() -> Option<PathBuf> {
     let mut folders = vec![
-        PathBuf::from("/run/opengl-driver/lib"),
+        PathBuf::from(DEFAULT_DRIVER_DIR),
         PathBuf::from("/usr/local/nvidia/lib64"),
         PathBuf::from("/usr/lib/wsl/lib"),
     ];

@@ -7,9 +7,11 @@
 //! expanded; an empty list item means the current folder. A candidate counts only if it
 //! is an ELF file of the same class and machine, as the loader checks.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -27,38 +29,70 @@ pub struct SearchPaths {
     pub lib: Option<String>,
     /// What `$PLATFORM` expands to; the machine name when unset.
     pub platform: Option<String>,
+    /// The root of the file system the files live in (a container's), when it is not
+    /// this machine's: absolute search folders, and absolute link targets, are taken
+    /// inside it, and `..` never rises above it. `system` is then the root's folders
+    /// (`system_folders_in`), written as paths of this machine.
+    pub root: Option<PathBuf>,
 }
 
 impl SearchPaths {
     /// This machine's system folders: `/etc/ld.so.conf` and what it includes, then the
     /// loader's built-in folders.
     pub fn system_folders() -> Vec<PathBuf> {
+        Self::system_folders_in(Path::new("/"))
+    }
+
+    /// The system folders of the file system whose root is `root` (a container's):
+    /// its own `etc/ld.so.conf` and the loader's built-in folders, inside it, written
+    /// as paths of this machine. Nothing of this machine's own folders is used.
+    pub fn system_folders_in(root: &Path) -> Vec<PathBuf> {
         let mut folders = Vec::new();
-        read_ld_so_conf(Path::new("/etc/ld.so.conf"), &mut folders, 0);
+        read_ld_so_conf(root, Path::new("/etc/ld.so.conf"), &mut folders, 0);
         for default in ["/lib64", "/usr/lib64", "/lib", "/usr/lib"] {
-            let path = PathBuf::from(default);
+            let path = inside(root, Path::new(default));
             if !folders.contains(&path) {
                 folders.push(path);
             }
         }
         folders
     }
+
+    /// `path`, named inside the root, as a path of this machine.
+    pub fn in_root(&self, path: &Path) -> PathBuf {
+        match &self.root {
+            Some(root) => inside(root, path),
+            None => path.to_owned(),
+        }
+    }
 }
 
-fn read_ld_so_conf(path: &Path, folders: &mut Vec<PathBuf>, depth: usize) {
-    let Ok(text) = std::fs::read_to_string(path) else {
+/// `path` (absolute inside `root`, or relative to its top) as a path of this machine.
+fn inside(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// Reads the loader's configuration file `path` (named inside `root`) and those it
+/// includes, adding the folders they list.
+fn read_ld_so_conf(root: &Path, path: &Path, folders: &mut Vec<PathBuf>, depth: usize) {
+    let Some(text) = real_path_in(Some(root), &inside(root, path))
+        .and_then(|real| std::fs::read_to_string(real).ok())
+    else {
         return;
     };
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or_default().trim();
         if let Some(pattern) = line.strip_prefix("include") {
+            let pattern = Path::new(pattern.trim());
+            // A relative pattern is relative to the including file's folder.
+            let pattern = path.parent().unwrap_or(Path::new("/")).join(pattern);
             if depth < 8 {
-                for included in expand_glob(pattern.trim()) {
-                    read_ld_so_conf(&included, folders, depth + 1);
+                for included in expand_glob(root, &pattern) {
+                    read_ld_so_conf(root, &included, folders, depth + 1);
                 }
             }
         } else if line.starts_with('/') {
-            let folder = PathBuf::from(line);
+            let folder = inside(root, Path::new(line));
             if !folders.contains(&folder) {
                 folders.push(folder);
             }
@@ -66,27 +100,81 @@ fn read_ld_so_conf(path: &Path, folders: &mut Vec<PathBuf>, depth: usize) {
     }
 }
 
-/// `dir/*.conf`-style patterns (a `*` in the last component only), sorted like the
-/// loader's configuration tool reads them.
-fn expand_glob(pattern: &str) -> Vec<PathBuf> {
-    let path = Path::new(pattern);
+/// The file `path` (a path of this machine) names, every link resolved, with `root` (a
+/// folder `path` lies under) taken as `/`: an absolute link target is followed inside
+/// the root and `..` never rises above it, as the loader inside a container would see
+/// it. Without a root, the links are this machine's. `None` when nothing is there (or
+/// the links loop).
+pub fn real_path_in(root: Option<&Path>, path: &Path) -> Option<PathBuf> {
+    let Some(root) = root.filter(|root| *root != Path::new("/")) else {
+        return std::fs::canonicalize(path).ok();
+    };
+    let relative = path.strip_prefix(root).ok()?;
+    let mut pending: Vec<std::ffi::OsString> = Vec::new();
+    push_components(relative, &mut pending);
+    let mut real = PathBuf::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            real.pop();
+            continue;
+        }
+        let candidate = real.join(&part);
+        let metadata = std::fs::symlink_metadata(root.join(&candidate)).ok()?;
+        if metadata.file_type().is_symlink() {
+            links += 1;
+            // The kernel's own limit on links followed in one lookup.
+            if links > 40 {
+                return None;
+            }
+            let target = std::fs::read_link(root.join(&candidate)).ok()?;
+            if target.is_absolute() {
+                real = PathBuf::new();
+            }
+            push_components(&target, &mut pending);
+        } else {
+            real = candidate;
+        }
+    }
+    Some(root.join(real))
+}
+
+/// Pushes the parts of `path` that name something (`..` kept) onto `pending`, last
+/// first, so that popping gives them in order.
+fn push_components(path: &Path, pending: &mut Vec<std::ffi::OsString>) {
+    use std::path::Component;
+    for component in path.components().rev() {
+        match component {
+            Component::Normal(name) => pending.push(name.to_owned()),
+            Component::ParentDir => pending.push("..".into()),
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+}
+
+/// `dir/*.conf`-style patterns (a `*` in the last component only) named inside `root`,
+/// sorted like the loader's configuration tool reads them; the paths found are named
+/// inside the root too.
+fn expand_glob(root: &Path, path: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Vec::new();
     };
     let Some((prefix, suffix)) = name.split_once('*') else {
         return vec![path.to_owned()];
     };
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+    let Some(real_dir) = real_path_in(Some(root), &inside(root, dir)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = std::fs::read_dir(real_dir)
         .map(|read| {
             read.filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .filter(|p| {
-                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                        n.starts_with(prefix)
-                            && n.ends_with(suffix)
-                            && n.len() >= prefix.len() + suffix.len()
-                    })
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .filter(|n| {
+                    n.starts_with(prefix)
+                        && n.ends_with(suffix)
+                        && n.len() >= prefix.len() + suffix.len()
                 })
+                .map(|n| dir.join(n))
                 .collect()
         })
         .unwrap_or_default();
@@ -160,6 +248,52 @@ pub fn origin_folder(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// The folders the object's own search lists name (`DT_RPATH` without `DT_RUNPATH`,
+/// `LD_LIBRARY_PATH`, `DT_RUNPATH`), in the loader's order, as searched for the file
+/// found at `path` (inside the root, when there is one); the system folders aside.
+pub fn own_folders(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> Vec<PathBuf> {
+    let mut order = SearchOrder::of(path, info, search);
+    order.steps.pop();
+    order
+        .steps
+        .into_iter()
+        .flat_map(|(folders, _)| folders)
+        .collect()
+}
+
+/// The folders of the object's `DT_RPATH` (none when it has a `DT_RUNPATH`, which makes
+/// the loader ignore it), as searched for the file found at `path`. The loader also
+/// searches them for the libraries of the objects it loads on this one's behalf, as long
+/// as those have no `DT_RUNPATH` of their own: a Python module's `RPATH` of
+/// `$ORIGIN/../../scipy.libs` serves the libraries found there too.
+pub fn rpath_folders(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> Vec<PathBuf> {
+    let order = SearchOrder::of(path, info, search);
+    order
+        .steps
+        .into_iter()
+        .find(|(_, via)| *via == Via::Rpath)
+        .map(|(folders, _)| folders)
+        .unwrap_or_default()
+}
+
+/// The first of `folders` holding `name` as an object the loader would accept for
+/// `info`, read through `lookups`.
+pub fn find_in_folders(
+    folders: &[PathBuf],
+    name: &str,
+    info: &DynamicInfo,
+    search: &SearchPaths,
+    lookups: &Lookups,
+) -> Option<PathBuf> {
+    if !is_file_name(name) {
+        return None;
+    }
+    folders
+        .iter()
+        .map(|folder| folder.join(name))
+        .find(|candidate| lookups.matches_object(candidate, info, search))
+}
+
 /// The folders the loader searches for one object, in its order.
 struct SearchOrder {
     steps: Vec<(Vec<PathBuf>, Via)>,
@@ -168,7 +302,20 @@ struct SearchOrder {
 impl SearchOrder {
     fn of(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> SearchOrder {
         let origin = origin_folder(path);
-        let expand = |list: &str| expand_list(list, origin, info, search);
+        // Inside a root, `$ORIGIN` is the folder as the root names it, and every folder
+        // the lists name is then taken inside the root.
+        let origin_in_root = search
+            .root
+            .as_deref()
+            .and_then(|root| origin.strip_prefix(root).ok())
+            .map(|relative| Path::new("/").join(relative));
+        let expand = |list: &str| match &origin_in_root {
+            Some(origin) => expand_list(list, origin, info, search)
+                .into_iter()
+                .map(|folder| search.in_root(&folder))
+                .collect(),
+            None => expand_list(list, origin, info, search),
+        };
         let rpath = match (&info.rpath, &info.runpath) {
             (Some(rpath), None) => expand(rpath),
             _ => Vec::new(),
@@ -202,21 +349,35 @@ impl SearchOrder {
 
 /// Resolves every `DT_NEEDED` entry of the file at `path` (described by `info`).
 pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> Vec<Resolved> {
+    resolve_needed_with(path, info, search, &Lookups::default())
+}
+
+/// `resolve_needed`, with what it reads of the file system kept in `lookups`.
+pub fn resolve_needed_with(
+    path: &Path,
+    info: &DynamicInfo,
+    search: &SearchPaths,
+    lookups: &Lookups,
+) -> Vec<Resolved> {
     let order = SearchOrder::of(path, info, search);
     info.needed
         .iter()
         .map(|name| {
             let driver = is_driver_library(name);
             let found = if name.contains('/') {
-                let candidate = Path::new(name);
-                matches_object(candidate, info).then(|| (candidate.to_owned(), Via::Path))
+                let candidate = search.in_root(Path::new(name));
+                lookups
+                    .matches_object(&candidate, info, search)
+                    .then_some((candidate, Via::Path))
             } else if !is_file_name(name) {
                 // `..` joined to a folder names its parent: nothing to search for.
                 None
             } else {
                 order.find(|folder| {
                     let candidate = folder.join(name);
-                    matches_object(&candidate, info).then_some(candidate)
+                    lookups
+                        .matches_object(&candidate, info, search)
+                        .then_some(candidate)
                 })
             };
             let stub = found
@@ -231,6 +392,58 @@ pub fn resolve_needed(path: &Path, info: &DynamicInfo, search: &SearchPaths) -> 
             }
         })
         .collect()
+}
+
+/// What searches read of the file system, kept so that the searches of a whole tree's
+/// files (which search the same system folders for the same libraries) read each folder
+/// listing and each candidate's header once. Shared between threads.
+#[derive(Debug, Default)]
+pub struct Lookups {
+    listings: Mutex<HashMap<PathBuf, Arc<Vec<String>>>>,
+    /// Each candidate's class and machine; `None` for no ELF file (or none there).
+    objects: Mutex<HashMap<PathBuf, Option<(Class, u16)>>>,
+}
+
+impl Lookups {
+    /// The file names in `folder`, sorted (none when it cannot be read).
+    fn names(&self, folder: &Path, search: &SearchPaths) -> Arc<Vec<String>> {
+        if let Some(names) = lock(&self.listings).get(folder) {
+            return Arc::clone(names);
+        }
+        let names = match &search.root {
+            Some(root) => real_path_in(Some(root), folder)
+                .map(|real| folder_names(&real))
+                .unwrap_or_default(),
+            None => folder_names(folder),
+        };
+        let names = Arc::new(names);
+        lock(&self.listings).insert(folder.to_owned(), Arc::clone(&names));
+        names
+    }
+
+    /// `matches_object` (inside the search's root), each candidate read once.
+    fn matches_object(&self, candidate: &Path, info: &DynamicInfo, search: &SearchPaths) -> bool {
+        let known = lock(&self.objects).get(candidate).copied();
+        let object = known.unwrap_or_else(|| {
+            let object = match &search.root {
+                Some(root) => {
+                    real_path_in(Some(root), candidate).and_then(|real| object_kind(&real))
+                }
+                None => object_kind(candidate),
+            };
+            lock(&self.objects).insert(candidate.to_owned(), object);
+            object
+        });
+        object == Some((info.class, info.machine))
+    }
+}
+
+/// A lock whose holder cannot leave the map half changed: a panic elsewhere does not
+/// make the cache unusable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The run-time loads of a file worth showing beside its needed libraries: not a needed
@@ -262,21 +475,28 @@ pub fn resolve_loads(
     loads: &[&LoadName],
     search: &SearchPaths,
 ) -> Vec<Resolved> {
+    resolve_loads_with(path, info, loads, search, &Lookups::default())
+}
+
+/// `resolve_loads`, with what it reads of the file system kept in `lookups`.
+pub fn resolve_loads_with(
+    path: &Path,
+    info: &DynamicInfo,
+    loads: &[&LoadName],
+    search: &SearchPaths,
+    lookups: &Lookups,
+) -> Vec<Resolved> {
     let order = SearchOrder::of(path, info, search);
-    let mut listings: std::collections::HashMap<PathBuf, Vec<String>> =
-        std::collections::HashMap::new();
     loads
         .iter()
         .map(|load| {
             let found = order.find(|folder| {
-                let names = listings
-                    .entry(folder.to_owned())
-                    .or_insert_with(|| folder_names(folder));
-                names
+                lookups
+                    .names(folder, search)
                     .iter()
                     .filter(|name| load.matches(name))
                     .map(|name| folder.join(name))
-                    .find(|candidate| matches_object(candidate, info))
+                    .find(|candidate| lookups.matches_object(candidate, info, search))
             });
             let stub = found
                 .as_ref()
@@ -380,24 +600,87 @@ pub fn expand_list(
 
 /// Whether a candidate is an ELF file the loader would accept for `info`.
 pub fn matches_object(candidate: &Path, info: &DynamicInfo) -> bool {
+    object_kind(candidate) == Some((info.class, info.machine))
+}
+
+/// The class and machine of the ELF file at `candidate`; `None` when it is no regular
+/// ELF file.
+fn object_kind(candidate: &Path) -> Option<(Class, u16)> {
     let mut header = [0u8; 20];
     // Only a regular file is a library; opening a FIFO named like one would wait.
     if !std::fs::metadata(candidate).is_ok_and(|m| m.is_file()) {
-        return false;
+        return None;
     }
-    let Ok(mut file) = File::open(candidate) else {
-        return false;
-    };
-    if file.read_exact(&mut header).is_err() {
-        return false;
-    }
-    class_and_machine(&header) == Some((info.class, info.machine))
+    let mut file = File::open(candidate).ok()?;
+    file.read_exact(&mut header).ok()?;
+    class_and_machine(&header)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::dynamic::ElfKind;
+
+    #[test]
+    fn a_root_has_its_own_system_folders_and_links() {
+        let dir = tempfile::tempdir().expect("temp");
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        for folder in [
+            "etc/ld.so.conf.d",
+            "opt/cuda/lib",
+            "opt/tool",
+            "usr/lib",
+            "lib",
+        ] {
+            std::fs::create_dir_all(root.join(folder)).expect("mkdir");
+        }
+        std::fs::write(
+            root.join("etc/ld.so.conf"),
+            "include ld.so.conf.d/*.conf\n/usr/local/lib # local\n",
+        )
+        .expect("write");
+        std::fs::write(root.join("etc/ld.so.conf.d/cuda.conf"), "/opt/cuda/lib\n").expect("write");
+        std::fs::write(root.join("opt/cuda/lib/libx.so.1"), b"x").expect("write");
+        // An absolute link is followed inside the root; `..` stops at its top.
+        std::os::unix::fs::symlink("/opt/cuda/lib/libx.so.1", root.join("usr/lib/libx.so.1"))
+            .expect("link");
+        std::os::unix::fs::symlink("../../../../opt", root.join("lib/up")).expect("link");
+        let folders = SearchPaths::system_folders_in(&root);
+        assert_eq!(
+            folders[..2],
+            [root.join("opt/cuda/lib"), root.join("usr/local/lib")]
+        );
+        assert!(folders.contains(&root.join("usr/lib")));
+        let real = root.join("opt/cuda/lib/libx.so.1");
+        assert_eq!(
+            real_path_in(Some(&root), &root.join("usr/lib/libx.so.1")),
+            Some(real.clone())
+        );
+        assert_eq!(
+            real_path_in(Some(&root), &root.join("lib/up/cuda/lib/libx.so.1")),
+            Some(real)
+        );
+        assert_eq!(
+            real_path_in(Some(&root), &root.join("usr/lib/libnone.so")),
+            None
+        );
+        // The root's `$ORIGIN` and absolute entries are folders inside it.
+        let search = SearchPaths {
+            system: folders,
+            root: Some(root.clone()),
+            ..SearchPaths::default()
+        };
+        let library = info(&["libx.so.1"], None, Some("$ORIGIN/../cuda/lib:/usr/lib"));
+        let owner = root.join("opt/tool/libowner.so");
+        assert_eq!(
+            own_folders(&owner, &library, &search),
+            [root.join("opt/tool/../cuda/lib"), root.join("usr/lib")]
+        );
+        // Even a search list that climbs far stays inside.
+        let climbing = info(&[], None, Some("$ORIGIN/../../../../.."));
+        let folder = own_folders(&owner, &climbing, &search).remove(0);
+        assert_eq!(real_path_in(Some(&root), &folder), Some(root.clone()));
+    }
 
     /// An x86-64 shared library's view with these entries.
     pub(crate) fn info(needed: &[&str], rpath: Option<&str>, runpath: Option<&str>) -> DynamicInfo {

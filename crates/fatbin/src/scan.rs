@@ -187,6 +187,22 @@ impl ArchTotals {
         total.content_bytes += entry.uncompressed_size;
     }
 
+    /// Adds a total of other entries (a file's, to sum a folder's).
+    pub fn merge(&mut self, other: &ArchTotal) {
+        let total = self
+            .0
+            .entry((other.kind, other.arch.clone()))
+            .or_insert_with(|| ArchTotal {
+                entries: 0,
+                stored_bytes: 0,
+                content_bytes: 0,
+                ..other.clone()
+            });
+        total.entries += other.entries;
+        total.stored_bytes += other.stored_bytes;
+        total.content_bytes += other.content_bytes;
+    }
+
     /// The totals, most stored bytes first, then by architecture and kind.
     pub fn biggest_first(self) -> Vec<ArchTotal> {
         let mut totals: Vec<ArchTotal> = self.0.into_values().collect();

@@ -258,27 +258,7 @@ impl Dir {
     /// The entries of the folder at `relative` (`""` for this one), sorted by name.
     pub fn entries(&self, relative: &Path) -> io::Result<Vec<(OsString, Kind)>> {
         let parts = components(relative)?;
-        let folder = self.walk(&parts)?;
-        let mut listing = rustix::fs::Dir::read_from(&folder)?;
-        let mut entries = Vec::new();
-        while let Some(entry) = listing.read() {
-            let entry = entry?;
-            let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if name == "." || name == ".." {
-                continue;
-            }
-            let kind = match entry.file_type() {
-                FileType::Unknown => {
-                    // Some file systems do not say in the listing.
-                    let stat = rustix::fs::statat(&folder, name, AtFlags::SYMLINK_NOFOLLOW)?;
-                    Kind::of(FileType::from_raw_mode(stat.st_mode))
-                }
-                known => Kind::of(known),
-            };
-            entries.push((name.to_owned(), kind));
-        }
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(entries)
+        list(&self.walk(&parts)?)
     }
 
     /// Creates the folder at `relative` and the folders on the way as needed; an existing
@@ -477,20 +457,29 @@ impl Dir {
     /// implied and never followed through links.
     pub fn files(&self) -> io::Result<Vec<PathBuf>> {
         let mut found = Vec::new();
-        self.collect_files(Path::new(""), &mut found)?;
+        collect(&self.fd, Path::new(""), &mut |path, _, _| {
+            found.push(path);
+            Ok(())
+        })?;
         Ok(found)
     }
 
-    fn collect_files(&self, relative: &Path, found: &mut Vec<PathBuf>) -> io::Result<()> {
-        for (name, kind) in self.entries(relative)? {
-            let path = relative.join(name);
-            if kind == Kind::Folder {
-                self.collect_files(&path, found)?;
-            } else {
-                found.push(path);
-            }
-        }
-        Ok(())
+    /// `files`, each with its status (read without following it).
+    pub fn files_with_status(&self) -> io::Result<Vec<(PathBuf, Status)>> {
+        let mut found = Vec::new();
+        collect(&self.fd, Path::new(""), &mut |path, folder, name| {
+            let stat = rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            found.push((
+                path,
+                Status {
+                    kind: Kind::of(FileType::from_raw_mode(stat.st_mode)),
+                    mode: stat.st_mode & 0o7777,
+                    size: u64::try_from(stat.st_size).unwrap_or(0),
+                },
+            ));
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     /// The first link under the folder whose resolution (following the links it meets,
@@ -500,6 +489,50 @@ impl Dir {
     pub fn escaping_link(&self) -> io::Result<Option<EscapingLink>> {
         Ok(LinkTree::read(self)?.escaping_link(Scope::Folder))
     }
+}
+
+/// What a walk does with each entry that is no folder: its path relative to the walk's
+/// folder, the folder that holds it and its name there.
+type Visit<'v> = dyn FnMut(PathBuf, BorrowedFd<'_>, &OsStr) -> io::Result<()> + 'v;
+
+/// Visits everything below the open `folder` but folders, in name order; each subfolder
+/// is opened from its parent's handle (never through a link), so a deep tree costs one
+/// open per folder.
+fn collect(folder: &impl AsFd, relative: &Path, visit: &mut Visit<'_>) -> io::Result<()> {
+    for (name, kind) in list(folder)? {
+        let path = relative.join(&name);
+        if kind == Kind::Folder {
+            let child = rustix::fs::openat(folder, name.as_os_str(), FOLDER_FLAGS, Mode::empty())?;
+            collect(&child, &path, visit)?;
+        } else {
+            visit(path, folder.as_fd(), &name)?;
+        }
+    }
+    Ok(())
+}
+
+/// The entries of an open folder, sorted by name.
+fn list(folder: &impl AsFd) -> io::Result<Vec<(OsString, Kind)>> {
+    let mut listing = rustix::fs::Dir::read_from(folder)?;
+    let mut entries = Vec::new();
+    while let Some(entry) = listing.read() {
+        let entry = entry?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            FileType::Unknown => {
+                // Some file systems do not say in the listing.
+                let stat = rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW)?;
+                Kind::of(FileType::from_raw_mode(stat.st_mode))
+            }
+            known => Kind::of(known),
+        };
+        entries.push((name.to_owned(), kind));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
 }
 
 /// Opens the regular file a user named at `path` (a link there is followed: it was named)

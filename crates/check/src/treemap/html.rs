@@ -28,7 +28,7 @@ h1 { font-size: 18px; margin: 0 0 4px; }
 .shape[data-kind="other"] { background: repeating-linear-gradient(45deg, #ddd 0 4px, #ccc 4px 8px); }
 .label { display: block; padding: 0 3px; font-size: 11px; line-height: 15px;
   overflow: hidden; text-overflow: ellipsis; pointer-events: none; }
-.shape[data-kind="path"] > .label { font-weight: 600; }
+.shape[data-kind="path"] > .label, .shape[data-kind="distribution"] > .label { font-weight: 600; }
 #architectures { list-style: none; padding: 0; margin: 4px 0 10px; }
 #architectures li { display: inline-block; margin-right: 14px; }
 .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px;
@@ -86,27 +86,28 @@ pub fn render_html(treemap: &Treemap) -> String {
         page,
         "<div id=\"map\" style=\"width:{WIDTH}px;height:{HEIGHT}px\">"
     );
-    let weights: Vec<u64> = treemap.paths.iter().map(|path| path.bytes).collect();
+    let weights: Vec<u64> = treemap.groups.iter().map(|group| group.bytes).collect();
     let area = Rect {
         x: 0.0,
         y: 0.0,
         width: WIDTH,
         height: HEIGHT,
     };
-    for (index, (path, rect)) in treemap
-        .paths
+    for (index, (group, rect)) in treemap
+        .groups
         .iter()
         .zip(squarify(&weights, area))
         .enumerate()
     {
-        draw(path, rect, path_hue(index), total, &mut page);
+        draw(group, rect, path_hue(index), total, &mut page);
     }
     page.push_str("</div>\n<div id=\"tip\" role=\"tooltip\" hidden></div>\n");
     let _ = writeln!(page, "<script>{SCRIPT}</script>\n</body>\n</html>");
     page
 }
 
-/// `1.2 MiB (1234567 bytes) in 3 store paths and 41 files; device code: 310.5 KiB (25.1%)`.
+/// `1.2 MiB (1234567 bytes) in 3 store paths and 41 files; device code: 310.5 KiB (25.1%)`
+/// (or in distributions, for a folder's closure).
 fn totals(treemap: &Treemap) -> String {
     let total = treemap.total_bytes();
     let device_code = treemap.device_code_bytes();
@@ -125,7 +126,12 @@ fn totals(treemap: &Treemap) -> String {
     format!(
         "Total: {} ({total} bytes) in {} and {}; {device_code}",
         bytes(total),
-        plural(treemap.paths.len(), "store path", "store paths"),
+        match treemap.groups.first().map(|group| group.kind) {
+            Some(NodeKind::Distribution) => {
+                plural(treemap.groups.len(), "distribution", "distributions")
+            }
+            _ => plural(treemap.groups.len(), "store path", "store paths"),
+        },
         plural(treemap.files, "file", "files"),
     )
 }
@@ -137,7 +143,7 @@ fn architectures(treemap: &Treemap) -> String {
     }
     let mut list = String::from("<ul id=\"architectures\">\n");
     for total in &treemap.device_code {
-        let label = super::architecture_label(total);
+        let label = crate::device::label(total);
         let _ = writeln!(
             list,
             "<li><span class=\"swatch\" style=\"background:{}\"></span>{} {}</li>",
@@ -157,6 +163,7 @@ fn draw(node: &Node, rect: Rect, hue: u32, total: u64, page: &mut String) {
     }
     let (kind, background) = match node.kind {
         NodeKind::StorePath => ("path", format!("hsl({hue},40%,86%)")),
+        NodeKind::Distribution => ("distribution", format!("hsl({hue},40%,86%)")),
         NodeKind::File => ("file", format!("hsl({hue},50%,72%)")),
         NodeKind::DeviceCode => ("arch", architecture_colour(&node.name)),
         NodeKind::Other => ("other", String::new()),
@@ -204,6 +211,7 @@ fn draw(node: &Node, rect: Rect, hue: u32, total: u64, page: &mut String) {
 fn tooltip(node: &Node, total: u64) -> String {
     let what = match node.kind {
         NodeKind::StorePath => "store path",
+        NodeKind::Distribution => "distribution",
         NodeKind::File => "file",
         NodeKind::DeviceCode => "device code",
         NodeKind::Other => "other",
@@ -295,7 +303,7 @@ mod tests {
         };
         Treemap {
             roots: vec![path.name.clone()],
-            paths: vec![path],
+            groups: vec![path],
             files: 2,
             device_code: vec![ArchTotal {
                 arch: "sm_86".into(),

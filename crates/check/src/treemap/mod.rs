@@ -1,32 +1,35 @@
-//! Where the bytes of a closure go: store paths, their files, and the device code of each
-//! file per GPU architecture, as a tree of sizes (`gather`), laid out as a squarified
-//! treemap (`layout`) and drawn as one self-contained HTML page (`html`).
+//! Where the bytes of a closure go: store paths (or, for folders, the distributions that
+//! own their files), their files, and the device code of each file per GPU architecture,
+//! as a tree of sizes (`gather` for store paths, `gather_tree` for folders), laid out as
+//! a squarified treemap (`layout`) and drawn as one self-contained HTML page (`html`).
 
 mod html;
 pub mod layout;
 
 use std::path::{Path, PathBuf};
 
-use cudapkgs_fatbin::{ArchTotal, ArchTotals, EntryKind, FileReader, ScanOptions, scan_with};
+use cudapkgs_fatbin::{ArchTotal, ArchTotals};
 use cudapkgs_store::store::{PathInfo, Store};
 use cudapkgs_tree::dir::{Dir, Kind};
 use cudapkgs_tree::{MAGIC_LEN, Mapped};
 
 use crate::Error;
+use crate::device::{DeviceCode, label};
+use crate::files::TreeClosure;
 
 pub use html::render_html;
 
-/// Files of a store path drawn one by one; the smaller rest are drawn as one shape, so a
-/// path of headers does not make a page of tens of thousands of slivers.
+/// Files of a store path (or distribution) drawn one by one; the smaller rest are drawn as
+/// one shape, so a path of headers does not make a page of tens of thousands of slivers.
 pub const MAX_FILES_PER_PATH: usize = 400;
 
 /// A closure's sizes, ready to draw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Treemap {
-    /// The store paths whose closure this is.
+    /// The store paths (or folders and files) whose closure this is.
     pub roots: Vec<String>,
-    /// One node per store path, in the order given.
-    pub paths: Vec<Node>,
+    /// One node per store path, in the order given, or per distribution.
+    pub groups: Vec<Node>,
     /// Regular files in the closure.
     pub files: usize,
     /// Device code across the closure, per architecture and kind, biggest first.
@@ -35,9 +38,9 @@ pub struct Treemap {
 
 impl Treemap {
     /// The closure's bytes: every store path's NAR size (or its files' bytes, for a path
-    /// whose NAR size the database left empty).
+    /// whose NAR size the database left empty), or every file's.
     pub fn total_bytes(&self) -> u64 {
-        self.paths.iter().map(|path| path.bytes).sum()
+        self.groups.iter().map(|group| group.bytes).sum()
     }
 
     pub fn device_code_bytes(&self) -> u64 {
@@ -52,7 +55,8 @@ impl Treemap {
 /// size holds beyond them is a child of kind `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    /// The store path, the file relative to its store path, or the architecture.
+    /// The store path, the distribution, the file (relative to its store path or the
+    /// folder given), or the architecture.
     pub name: String,
     pub kind: NodeKind,
     pub bytes: u64,
@@ -64,6 +68,8 @@ pub struct Node {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
     StorePath,
+    /// The files of a folder's closure that one package owns (or no package).
+    Distribution,
     File,
     /// One architecture's device code in a file (`sm_86`, `compute_90`).
     DeviceCode,
@@ -115,7 +121,7 @@ impl Node {
 pub fn gather(store: &Store, roots: &[String], closure: &[PathInfo]) -> Result<Treemap, Error> {
     let mut treemap = Treemap {
         roots: roots.to_vec(),
-        paths: Vec::with_capacity(closure.len()),
+        groups: Vec::with_capacity(closure.len()),
         files: 0,
         device_code: Vec::new(),
     };
@@ -127,32 +133,84 @@ pub fn gather(store: &Store, roots: &[String], closure: &[PathInfo]) -> Result<T
         for (file, bytes) in &found.files {
             let full = physical.join(file);
             let opened = found.open(file).map_err(|e| Error::io(&full, e))?;
-            let device_code =
-                device_code(&opened, &mut closure_device_code).map_err(|e| Error::io(&full, e))?;
-            files.push(file_node(file, &info.path, *bytes, device_code));
+            let device_code = device_code(&opened).map_err(|e| Error::io(&full, e))?;
+            for total in &device_code.by_arch {
+                closure_device_code.merge(total);
+            }
+            let name = if file.as_os_str().is_empty() {
+                store_name(&info.path).to_owned()
+            } else {
+                file.to_string_lossy().into_owned()
+            };
+            files.push(file_node(name, *bytes, device_code));
         }
         treemap.files += files.len();
-        files.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
-        if files.len() > MAX_FILES_PER_PATH {
-            let smaller = files.split_off(MAX_FILES_PER_PATH - 1);
-            let bytes = smaller.iter().map(|file| file.bytes).sum();
-            files.push(Node::leaf(
-                format!("{} smaller files", smaller.len()),
-                NodeKind::Other,
-                bytes,
-            ));
-        }
-        treemap.paths.push(Node::over(
+        treemap.groups.push(Node::over(
             info.path.clone(),
             NodeKind::StorePath,
             info.nar_size,
             String::new(),
-            files,
+            biggest_files(files),
             "NAR framing, folders and links",
         ));
     }
     treemap.device_code = closure_device_code.biggest_first();
     Ok(treemap)
+}
+
+/// The treemap of a folder's closure: each distribution (and the files no package owns),
+/// its files named as in the folder given, each file's device code. Nothing is read:
+/// the closure holds it all.
+pub fn gather_tree(closure: &TreeClosure) -> Treemap {
+    let mut treemap = Treemap {
+        roots: closure
+            .roots
+            .iter()
+            .map(|root| root.display().to_string())
+            .collect(),
+        groups: Vec::with_capacity(closure.by_distribution.len()),
+        files: closure.files.len(),
+        device_code: closure.device_code.clone(),
+    };
+    for distribution in &closure.by_distribution {
+        let files: Vec<Node> = closure
+            .files
+            .iter()
+            .filter(|file| file.distribution == distribution.name)
+            .map(|file| {
+                let name = closure.shown(&file.path).display().to_string();
+                file_node(name, file.bytes, file.device_code.clone())
+            })
+            .collect();
+        let count = files.len();
+        treemap.groups.push(Node::over(
+            distribution
+                .name
+                .clone()
+                .unwrap_or_else(|| "(no distribution)".to_owned()),
+            NodeKind::Distribution,
+            distribution.bytes,
+            format!("{count} {}", if count == 1 { "file" } else { "files" }),
+            biggest_files(files),
+            "other files",
+        ));
+    }
+    treemap
+}
+
+/// Files biggest first, the smallest beyond `MAX_FILES_PER_PATH` as one shape.
+fn biggest_files(mut files: Vec<Node>) -> Vec<Node> {
+    files.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+    if files.len() > MAX_FILES_PER_PATH {
+        let smaller = files.split_off(MAX_FILES_PER_PATH - 1);
+        let bytes = smaller.iter().map(|file| file.bytes).sum();
+        files.push(Node::leaf(
+            format!("{} smaller files", smaller.len()),
+            NodeKind::Other,
+            bytes,
+        ));
+    }
+    files
 }
 
 /// The regular files of a store path.
@@ -202,45 +260,16 @@ impl PathFiles {
     }
 }
 
-/// What a file holds of device code.
-#[derive(Debug, Default)]
-struct DeviceCode {
-    by_arch: Vec<ArchTotal>,
-    /// Why the device code could not be read, when it could not.
-    problem: Option<String>,
-}
-
-/// The device code of an open file, also added to `closure_totals`. Only files of a
-/// format that holds device code are mapped, and only their headers are read.
-fn device_code(
-    file: &std::fs::File,
-    closure_totals: &mut ArchTotals,
-) -> std::io::Result<DeviceCode> {
+/// The device code of an open file. Only files of a format that holds device code are
+/// mapped, and only their headers are read.
+fn device_code(file: &std::fs::File) -> std::io::Result<DeviceCode> {
     let mut magic = [0; MAGIC_LEN];
     let read = read_prefix(file, &mut magic)?;
     if !cudapkgs_fatbin::holds_device_code(&magic[..read]) {
         return Ok(DeviceCode::default());
     }
     let mapped = Mapped::open(file)?;
-    let reader = FileReader::new(file)?;
-    Ok(
-        match scan_with(mapped.bytes(), &reader, ScanOptions::default()) {
-            Ok(scan) => {
-                for entry in scan.entries() {
-                    closure_totals.add(entry);
-                }
-                DeviceCode {
-                    by_arch: scan.entries().collect::<ArchTotals>().biggest_first(),
-                    problem: None,
-                }
-            }
-            // A file whose device code cannot be read is still part of the closure.
-            Err(error) => DeviceCode {
-                by_arch: Vec::new(),
-                problem: Some(format!("its device code could not be read: {error}")),
-            },
-        },
-    )
+    DeviceCode::read(mapped.bytes(), file)
 }
 
 /// Reads up to `buffer.len()` bytes from the start of `file`.
@@ -256,17 +285,12 @@ fn read_prefix(file: &std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize
     Ok(filled)
 }
 
-fn file_node(file: &Path, store_path: &str, bytes: u64, device_code: DeviceCode) -> Node {
-    let name = if file.as_os_str().is_empty() {
-        store_name(store_path).to_owned()
-    } else {
-        file.to_string_lossy().into_owned()
-    };
+fn file_node(name: String, bytes: u64, device_code: DeviceCode) -> Node {
     let architectures = device_code
         .by_arch
         .into_iter()
         .map(|total| Node {
-            name: architecture_label(&total),
+            name: label(&total),
             kind: NodeKind::DeviceCode,
             bytes: total.stored_bytes,
             detail: format!(
@@ -291,15 +315,6 @@ fn file_node(file: &Path, store_path: &str, bytes: u64, device_code: DeviceCode)
         architectures,
         "host code and data",
     )
-}
-
-/// `sm_86`; kinds other than SASS and PTX (whose architectures already tell them apart)
-/// are named: `sm_90 (lto-ir)`.
-fn architecture_label(total: &ArchTotal) -> String {
-    match total.kind {
-        EntryKind::Sass | EntryKind::Ptx => total.arch.clone(),
-        kind => format!("{} ({})", total.arch, kind.name()),
-    }
 }
 
 /// A store path's name without its folder and hash: `cuda_cudart-13.0.96-lib`.

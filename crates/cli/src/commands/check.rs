@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use cudapkgs_check::{Policy, Report};
+use cudapkgs_elf::resolve::SearchPaths;
 use cudapkgs_store::store::Access;
 use serde::Serialize;
 
 use super::store::{HopReport, failure, open_store_for, resolve_all};
-use crate::cli::StoreLocation;
+use crate::cli::{FileTreeArgs, StoreLocation};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::units;
@@ -28,9 +29,23 @@ pub struct CheckArgs {
     #[arg(long = "deny", value_name = "NAME")]
     pub deny: Vec<String>,
     /// A rule switched off: denied, toolkit, static-library, header, stub-library,
-    /// stub-runpath (repeat for more)
+    /// stub-runpath, unresolved, driver, missing-target, unrequested-target (repeat for
+    /// more)
     #[arg(long = "allow", value_name = "RULE")]
     pub allow: Vec<String>,
+    /// Device code must be for exactly these GPUs: each file with device code needs an
+    /// image for every one, and holds no SASS or PTX that none of them loads (`8.6,9.0`)
+    #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
+    pub capabilities: Option<String>,
+    /// As --capabilities, by product name or capability (repeat for more)
+    #[arg(long = "gpu", value_name = "NAME")]
+    pub gpus: Vec<String>,
+    /// The driver's library folder that files using the driver must find (`host`: where
+    /// this machine's libcuda.so.1 is) [default: /run/opengl-driver/lib]
+    #[arg(long, value_name = "DIR|host")]
+    pub driver_dir: Option<String>,
+    #[command(flatten)]
+    pub tree: FileTreeArgs,
     #[command(flatten)]
     pub location: StoreLocation,
 }
@@ -53,7 +68,7 @@ pub fn run(args: &CheckArgs, output: Output) -> CliResult<Exit> {
         .iter()
         .any(|path| cudapkgs_check::files::names_a_file(path))
     {
-        return run_on_files(&args.paths, &policy, output);
+        return run_on_files(&args.paths, &args.tree, &policy, output);
     }
     let store = open_store_for(&args.location, Access::ReadOnly)?;
     let roots = resolve_all(&store, &args.paths)?;
@@ -86,10 +101,14 @@ struct FileHopReport<'a> {
     loads: &'a str,
 }
 
-/// The folders and files named (each written with a `/`, and there), the system
-/// folders the loader searches last, and the threads to read files with: what a
-/// run-time closure of plain files needs.
-pub(crate) fn file_roots(paths: &[String]) -> CliResult<(Vec<PathBuf>, Vec<PathBuf>, usize)> {
+/// The folders and files named (each written with a `/`, and there), how the loader
+/// searches (the system folders last: this machine's, or a root's), and the threads to
+/// read files with: what a run-time closure of plain files needs.
+pub(crate) fn file_roots(
+    paths: &[String],
+    tree: &FileTreeArgs,
+    output: Output,
+) -> CliResult<(Vec<PathBuf>, SearchPaths, usize)> {
     let mut roots = Vec::new();
     for path in paths {
         if !cudapkgs_check::files::names_a_file(path) {
@@ -109,14 +128,62 @@ pub(crate) fn file_roots(paths: &[String]) -> CliResult<(Vec<PathBuf>, Vec<PathB
         }
         roots.push(root);
     }
-    let system = cudapkgs_elf::resolve::SearchPaths::system_folders();
+    let root_fs = match &tree.root_fs {
+        Some(root) => Some(root.clone()),
+        None => match roots.as_slice() {
+            [only] if cudapkgs_check::files::looks_like_root(only) => {
+                output.note(format!(
+                    "{} holds etc/ and usr/lib/: searched as a file system root (its own \
+                     library folders; --root-fs / searches this machine's)",
+                    only.display()
+                ));
+                Some(only.clone())
+            }
+            _ => None,
+        },
+    };
+    let search = match root_fs {
+        None => SearchPaths {
+            system: SearchPaths::system_folders(),
+            ..SearchPaths::default()
+        },
+        Some(root) => {
+            let root = std::fs::canonicalize(&root)
+                .ok()
+                .filter(|root| root.is_dir())
+                .ok_or_else(|| {
+                    CliError::new(format!("--root-fs {}: no such folder", root.display()))
+                })?;
+            for given in &roots {
+                let inside = std::fs::canonicalize(given).is_ok_and(|g| g.starts_with(&root));
+                if !inside {
+                    return Err(CliError::new(format!(
+                        "{} is not inside the file system root {}",
+                        given.display(),
+                        root.display()
+                    ))
+                    .with_hint("name folders and files inside the root, or another --root-fs"));
+                }
+            }
+            SearchPaths {
+                system: SearchPaths::system_folders_in(&root),
+                root: (root != Path::new("/")).then_some(root),
+                ..SearchPaths::default()
+            }
+        }
+    };
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    Ok((roots, system, threads))
+    Ok((roots, search, threads))
 }
 
-fn run_on_files(paths: &[String], policy: &Policy, output: Output) -> CliResult<Exit> {
-    let (roots, system, threads) = file_roots(paths)?;
-    let report = cudapkgs_check::check_files(&roots, &system, policy, threads)
+fn run_on_files(
+    paths: &[String],
+    tree: &FileTreeArgs,
+    policy: &Policy,
+    output: Output,
+) -> CliResult<Exit> {
+    let (roots, search, threads) = file_roots(paths, tree, output)?;
+    let report = cudapkgs_check::check_files(&roots, &search, policy, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     let violations: Vec<FileViolationReport> = report
         .violations
@@ -184,7 +251,8 @@ fn violation_count(count: usize) -> String {
     }
 }
 
-/// The policy file's, with the flags' names and rules added.
+/// The policy file's, with the flags' names and rules added and their GPUs and driver
+/// folder in place of the file's.
 fn policy(args: &CheckArgs) -> CliResult<Policy> {
     let mut policy = match &args.policy {
         Some(path) => {
@@ -203,6 +271,16 @@ fn policy(args: &CheckArgs) -> CliResult<Policy> {
         policy
             .allow_rule(rule)
             .map_err(|error| CliError::new(format!("--allow: {error}")))?;
+    }
+    if args.capabilities.is_some() || !args.gpus.is_empty() {
+        policy.capabilities = super::prune::requested_capabilities(
+            args.capabilities.as_deref(),
+            &args.gpus,
+            cudapkgs_caps::DEFAULT_CUDA,
+        )?;
+    }
+    if args.driver_dir.is_some() {
+        policy.driver_dir = super::patch::driver_dir(args.driver_dir.as_deref())?;
     }
     Ok(policy)
 }

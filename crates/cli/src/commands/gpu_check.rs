@@ -109,13 +109,18 @@ struct Inputs {
     store: Option<Store>,
 }
 
-fn inputs(args: &GpuCheckArgs) -> CliResult<Inputs> {
+fn inputs(args: &GpuCheckArgs, output: Output) -> CliResult<Inputs> {
     if args
         .paths
         .iter()
         .any(|path| cudapkgs_check::files::names_a_file(path))
     {
-        let (roots, _, _) = super::check::file_roots(&args.paths)?;
+        // Only the named folders are needed: where the loader would search is the
+        // children's own business.
+        let tree = crate::cli::FileTreeArgs {
+            root_fs: Some(PathBuf::from("/")),
+        };
+        let (roots, _, _) = super::check::file_roots(&args.paths, &tree, output)?;
         return Ok(Inputs {
             allowed: roots.clone(),
             physical: roots,
@@ -169,7 +174,7 @@ pub fn run(args: &GpuCheckArgs, output: Output) -> CliResult<Exit> {
         .with_hint("gpu-check needs a machine with an NVIDIA GPU"));
     }
     drop(driver);
-    let inputs = inputs(args)?;
+    let inputs = inputs(args, output)?;
     let executable = std::env::current_exe()
         .map_err(|error| CliError::new(format!("cannot find this executable: {error}")))?;
     let request = CheckRequest {

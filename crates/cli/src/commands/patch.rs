@@ -41,8 +41,6 @@ struct Report {
     files: Vec<Change>,
 }
 
-const DEFAULT_DRIVER_DIR: &str = "/run/opengl-driver/lib";
-
 fn is_elf(magic: &[u8]) -> bool {
     magic.starts_with(b"\x7fELF")
 }
@@ -217,7 +215,7 @@ pub fn driver_dir(given: Option<&str>) -> CliResult<PathBuf> {
                 None => Ok(dir),
             }
         }
-        None => Ok(PathBuf::from(DEFAULT_DRIVER_DIR)),
+        None => Ok(PathBuf::from(cudapkgs_elf::auto::DEFAULT_DRIVER_DIR)),
     }
 }
 

@@ -9,7 +9,7 @@ use cudapkgs_store::store::{Access, PathInfo, Problem, Scan, Store, Verification
 use cudapkgs_store::{base32, nar, path, restore};
 use serde::Serialize;
 
-use crate::cli::{NarCommand, StoreCommand, StoreLocation};
+use crate::cli::{FileTreeArgs, NarCommand, StoreCommand, StoreLocation};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 
@@ -340,6 +340,7 @@ struct ClosureReport<'a> {
 pub fn closure(
     paths: &[String],
     html: Option<&Path>,
+    tree: &FileTreeArgs,
     location: &StoreLocation,
     output: Output,
 ) -> CliResult<Exit> {
@@ -357,10 +358,7 @@ pub fn closure(
         .iter()
         .any(|path| cudapkgs_check::files::names_a_file(path))
     {
-        if html.is_some() {
-            return Err(CliError::new("--html draws store closures, not folders"));
-        }
-        return tree_closure(paths, output);
+        return tree_closure(paths, html, tree, output);
     }
     let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
@@ -406,25 +404,19 @@ pub fn closure(
     Ok(Exit::Success)
 }
 
-#[derive(Debug, Serialize)]
-struct TreeFileReport<'a> {
-    path: &'a Path,
-    bytes: u64,
-    distribution: Option<&'a str>,
-}
-
-#[derive(Debug, Serialize)]
-struct DistributionReport<'a> {
-    distribution: Option<&'a str>,
-    bytes: u64,
-    files: usize,
-}
-
 /// `why ./FILE DEP`: how a file's run-time closure reaches DEP (a file, or a library's
 /// file name), each hop the file and the name it loads.
-fn why_file(file: &Path, dependency: &Path, output: Output) -> CliResult<Exit> {
-    let (roots, system, threads) = super::check::file_roots(&[file.display().to_string()])?;
-    let graph = cudapkgs_check::files::FileGraph::build(&roots, &system, threads)
+fn why_file(
+    file: &Path,
+    dependency: &Path,
+    tree: &FileTreeArgs,
+    output: Output,
+) -> CliResult<Exit> {
+    let (roots, search, threads) =
+        super::check::file_roots(&[file.display().to_string()], tree, output)?;
+    let inputs = cudapkgs_check::files::Input::read_all(&roots)
+        .map_err(|error| CliError::new(error.to_string()))?;
+    let graph = cudapkgs_check::files::FileGraph::build(&inputs, &search, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     let from = graph
         .node(file)
@@ -485,64 +477,69 @@ fn why_file(file: &Path, dependency: &Path, output: Output) -> CliResult<Exit> {
 }
 
 /// `closure ./FOLDER…`: the run-time closure of plain folders and files.
-fn tree_closure(paths: &[String], output: Output) -> CliResult<Exit> {
-    let (roots, system, threads) = super::check::file_roots(paths)?;
-    let closure = cudapkgs_check::files::tree_closure(&roots, &system, threads)
+fn tree_closure(
+    paths: &[String],
+    html: Option<&Path>,
+    tree: &FileTreeArgs,
+    output: Output,
+) -> CliResult<Exit> {
+    let (roots, search, threads) = super::check::file_roots(paths, tree, output)?;
+    let closure = cudapkgs_check::files::tree_closure(&roots, &search, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
-    let total: u64 = closure.files.iter().map(|(_, bytes, _)| bytes).sum();
+    if let Some(page) = html {
+        let treemap = cudapkgs_check::treemap::gather_tree(&closure);
+        write_page(page, &cudapkgs_check::treemap::render_html(&treemap))?;
+        output.note(format!("treemap written to {}", page.display()));
+    }
     if output.json {
-        let files: Vec<TreeFileReport> = closure
-            .files
-            .iter()
-            .map(|(path, bytes, owner)| TreeFileReport {
-                path,
-                bytes: *bytes,
-                distribution: owner.as_deref(),
-            })
-            .collect();
-        let by_distribution: Vec<DistributionReport> = closure
-            .by_distribution
-            .iter()
-            .map(|(owner, bytes, files)| DistributionReport {
-                distribution: owner.as_deref(),
-                bytes: *bytes,
-                files: *files,
-            })
-            .collect();
-        let duplicates: Vec<serde_json::Value> = closure
-            .duplicates
-            .iter()
-            .map(|(library, places)| serde_json::json!({"library": library, "places": places}))
-            .collect();
-        return Output::print_json(&serde_json::json!({
-            "files": files,
-            "total_bytes": total,
-            "by_distribution": by_distribution,
-            "duplicates": duplicates,
-            "unreached": closure.unreached,
-        }))
-        .map(|()| Exit::Success);
+        let mut report = tree_closure_json(&closure);
+        if let Some(page) = html {
+            report["html"] = serde_json::json!(page.display().to_string());
+        }
+        return Output::print_json(&report).map(|()| Exit::Success);
     }
     let mut text = String::new();
-    for (owner, bytes, files) in &closure.by_distribution {
+    for distribution in &closure.by_distribution {
         let _ = writeln!(
             text,
-            "{:>10}  {} ({files} files)",
-            crate::units::bytes(*bytes),
-            owner.as_deref().unwrap_or("(no distribution)")
+            "{:>10}  {} ({}){}",
+            crate::units::bytes(distribution.bytes),
+            distribution.name.as_deref().unwrap_or("(no distribution)"),
+            files_count(distribution.files),
+            device_code_text(&distribution.device_code, ", device code")
         );
+        for file in closure.files.iter().filter(|file| {
+            file.distribution == distribution.name && !file.device_code.by_arch.is_empty()
+        }) {
+            let _ = writeln!(
+                text,
+                "{:>10}    {}{}",
+                crate::units::bytes(file.bytes),
+                closure.shown(&file.path).display(),
+                device_code_text(&file.device_code.by_arch, ", device code")
+            );
+        }
     }
     let _ = writeln!(
         text,
-        "{:>10}  total, {} files",
-        crate::units::bytes(total),
-        closure.files.len()
+        "{:>10}  total, {} files{}",
+        crate::units::bytes(closure.total_bytes()),
+        closure.files.len(),
+        device_code_text(&closure.device_code, "; device code")
     );
     for (library, places) in &closure.duplicates {
         let _ = writeln!(text, "{library} is in {} places:", places.len());
         for place in places {
             let _ = writeln!(text, "  {}", place.display());
         }
+    }
+    for (file, packages) in &closure.shared {
+        let _ = writeln!(
+            text,
+            "{} is listed by {}: installed over each other",
+            closure.shown(file).display(),
+            packages.join(" and ")
+        );
     }
     if !closure.unreached.is_empty() {
         let _ = writeln!(
@@ -553,6 +550,91 @@ fn tree_closure(paths: &[String], output: Output) -> CliResult<Exit> {
     }
     Output::print(&text)?;
     Ok(Exit::Success)
+}
+
+/// The closure of folders as JSON: every file with its owner and device code, the same
+/// per distribution and for the whole closure, duplicates and unreached files.
+fn tree_closure_json(closure: &cudapkgs_check::files::TreeClosure) -> serde_json::Value {
+    let files: Vec<serde_json::Value> = closure
+        .files
+        .iter()
+        .map(|file| {
+            let mut value = serde_json::json!({
+                "path": file.path,
+                "bytes": file.bytes,
+                "distribution": file.distribution,
+                "device_code": file.device_code.by_arch,
+            });
+            if let Some(problem) = &file.device_code.problem {
+                value["device_code_problem"] = serde_json::json!(problem);
+            }
+            value
+        })
+        .collect();
+    let by_distribution: Vec<serde_json::Value> = closure
+        .by_distribution
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "distribution": d.name,
+                "bytes": d.bytes,
+                "files": d.files,
+                "device_code": d.device_code,
+            })
+        })
+        .collect();
+    let duplicates: Vec<serde_json::Value> = closure
+        .duplicates
+        .iter()
+        .map(|(library, places)| serde_json::json!({"library": library, "places": places}))
+        .collect();
+    serde_json::json!({
+        "files": files,
+        "total_bytes": closure.total_bytes(),
+        "by_distribution": by_distribution,
+        "device_code": closure.device_code,
+        "duplicates": duplicates,
+        "unreached": closure.unreached,
+        "shared": closure
+            .shared
+            .iter()
+            .map(|(file, packages)| serde_json::json!({"file": file, "distributions": packages}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn files_count(files: usize) -> String {
+    if files == 1 {
+        "1 file".to_owned()
+    } else {
+        format!("{files} files")
+    }
+}
+
+/// `, device code 1.2 GiB: sm_90 800 MiB, sm_80 400 MiB` (with `lead` first), or nothing
+/// for no device code.
+fn device_code_text(totals: &[cudapkgs_fatbin::ArchTotal], lead: &str) -> String {
+    /// Architectures named on a line; the rest are counted.
+    const SHOWN: usize = 6;
+    if totals.is_empty() {
+        return String::new();
+    }
+    let all: u64 = totals.iter().map(|total| total.stored_bytes).sum();
+    let mut each: Vec<String> = totals
+        .iter()
+        .take(SHOWN)
+        .map(|total| {
+            format!(
+                "{} {}",
+                cudapkgs_check::device::label(total),
+                crate::units::bytes(total.stored_bytes)
+            )
+        })
+        .collect();
+    if totals.len() > SHOWN {
+        each.push(format!("{} more", totals.len() - SHOWN));
+    }
+    format!("{lead} {}: {}", crate::units::bytes(all), each.join(", "))
 }
 
 /// Refuses a page to be written inside the store folder (into a store path, or over
@@ -592,7 +674,11 @@ fn write_treemap(
             other => CliError::new(format!("cannot read the closure's files: {other}"))
                 .with_hint("the treemap reads every file of the closure: run as a user who can"),
         })?;
-    let html = cudapkgs_check::treemap::render_html(&treemap);
+    write_page(page, &cudapkgs_check::treemap::render_html(&treemap))
+}
+
+/// Writes the treemap page at `page`, whole or not at all.
+fn write_page(page: &Path, html: &str) -> CliResult<()> {
     cudapkgs_tree::write_file_atomically(page, html.as_bytes()).map_err(|error| {
         let hint = match error.kind() {
             std::io::ErrorKind::NotFound => "create its folder first, or name a page elsewhere",
@@ -639,11 +725,12 @@ impl<'a> HopReport<'a> {
 pub fn why(
     path: &str,
     dependency: &str,
+    tree: &FileTreeArgs,
     location: &StoreLocation,
     output: Output,
 ) -> CliResult<Exit> {
     if cudapkgs_check::files::names_a_file(path) {
-        return why_file(Path::new(path), Path::new(dependency), output);
+        return why_file(Path::new(path), Path::new(dependency), tree, output);
     }
     let store = open_store_for(location, Access::ReadOnly)?;
     let path = &store.resolve(path).map_err(|error| failure(&error))?;

@@ -235,3 +235,25 @@ pub(crate) fn nvidia_file(relative: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// Compiles `code` (C) written to `source` in `folder` with gcc and `args`, for small
+/// real ELF files; the test fails if gcc does.
+pub(crate) fn compile(gcc: &Path, folder: &Path, source: &str, code: &str, args: &[&str]) {
+    std::fs::write(folder.join(source), code).expect("write the source");
+    let built = Command::new(gcc)
+        .current_dir(folder)
+        .arg(source)
+        .args(args)
+        .status()
+        .expect("gcc runs");
+    assert!(built.success(), "gcc {source} {args:?}");
+}
+
+/// gcc, or `None` outside CI without it (said on stderr); under CI its absence fails.
+pub(crate) fn gcc() -> Option<PathBuf> {
+    let found = tool("gcc");
+    if found.is_none() {
+        eprintln!("skipped: gcc is missing");
+    }
+    found
+}
