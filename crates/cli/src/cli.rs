@@ -174,6 +174,11 @@ pub enum Command {
     /// whole CUDA toolkit, static library, header or stub library, no runpath into a stubs
     /// folder; each violation with the chain that pulls it in (exit 1 if any)
     Check(crate::commands::check::CheckArgs),
+    /// Scheduled builds of the package set in cudapkgs.toml's [upkeep] table: the jobs,
+    /// runs with a results database, regressions, one issue per distinct failure, CI
+    /// matrices and a dashboard
+    #[command(subcommand)]
+    Upkeep(crate::commands::upkeep::UpkeepCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -123,6 +123,7 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Copy(args) => commands::cache::copy(args, output),
         Command::Targets(command) => commands::targets::run(command, output, &config, &env),
         Command::Check(args) => commands::check::run(args, output),
+        Command::Upkeep(command) => commands::upkeep::run(command, output, &config, &env),
         Command::Why {
             path,
             dependency,

@@ -84,11 +84,21 @@ fn default_releases() -> Vec<String> {
     vec!["13".to_owned()]
 }
 
-fn default_growth() -> f64 {
+/// The folder of job logs when none is named: `upkeep-logs` beside the database.
+pub fn default_logs(results: &Path) -> PathBuf {
+    results
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("upkeep-logs")
+}
+
+/// The closure growth allowed when the table sets none: 10%.
+pub fn default_growth() -> f64 {
     0.1
 }
 
-fn default_labels() -> Vec<String> {
+/// The labels of issues when the table sets none.
+pub fn default_labels() -> Vec<String> {
     vec!["upkeep".to_owned()]
 }
 
@@ -148,21 +158,19 @@ impl SetConfig {
         Ok(self)
     }
 
-    /// The results database: the table's, else `upkeep.sqlite` in `folder`.
+    /// The results database: the table's (relative to `folder`), else `upkeep.sqlite`
+    /// in `folder`.
     pub fn results_path(&self, folder: &Path) -> PathBuf {
-        self.results
-            .clone()
-            .unwrap_or_else(|| folder.join("upkeep.sqlite"))
+        folder.join(
+            self.results
+                .as_deref()
+                .unwrap_or(Path::new("upkeep.sqlite")),
+        )
     }
 
     /// The folder of job logs: the table's, else `upkeep-logs` beside the database.
     pub fn logs_path(&self, results: &Path) -> PathBuf {
-        self.logs.clone().unwrap_or_else(|| {
-            results
-                .parent()
-                .unwrap_or_else(|| Path::new("."))
-                .join("upkeep-logs")
-        })
+        self.logs.clone().unwrap_or_else(|| default_logs(results))
     }
 }
 

@@ -157,7 +157,7 @@ pub fn page(dashboard: &Dashboard, generated: i64) -> String {
             match row.cells.get(release) {
                 Some(found) => html.push_str(&cell(found)),
                 None => {
-                    html.push_str("<td class=\"none\" data-status=\"none\">not in the set</td>")
+                    html.push_str("<td class=\"none\" data-status=\"none\">not in the set</td>");
                 }
             }
         }
