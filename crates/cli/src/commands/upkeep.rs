@@ -129,12 +129,15 @@ pub fn failure(error: &UpkeepError) -> CliError {
 }
 
 /// The configuration file's folder, which the table's relative paths start from.
+/// Absolute, so that logs and drafts name places a reader can find from anywhere.
 pub fn config_folder(config: &Config) -> PathBuf {
-    config
+    let folder = config
         .path
         .as_deref()
         .and_then(Path::parent)
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        .filter(|folder| !folder.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf())
 }
 
 /// The `[upkeep]` table, checked, its paths made relative to the configuration file.

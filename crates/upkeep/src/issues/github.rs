@@ -64,21 +64,12 @@ impl GitHub {
             url: url.to_owned(),
             problem,
         };
-        let request = ureq::http::Request::builder()
-            .method(method)
-            .uri(url)
-            .header("Accept", "application/vnd.github+json")
-            .header("Authorization", format!("Bearer {}", self.token))
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .header(
-                "User-Agent",
-                concat!("cudapkgs-upkeep/", env!("CARGO_PKG_VERSION")),
-            )
-            .header("Content-Type", "application/json");
-        let request = request
-            .body(body.map(Value::to_string).unwrap_or_default())
-            .map_err(|e| failed(e.to_string()))?;
-        let mut response = self.agent.run(request).map_err(|e| failed(e.to_string()))?;
+        let sent = match (method, body) {
+            ("POST", Some(body)) => self.headers(self.agent.post(url)).send(body.to_string()),
+            ("PATCH", Some(body)) => self.headers(self.agent.patch(url)).send(body.to_string()),
+            _ => self.headers(self.agent.get(url)).call(),
+        };
+        let mut response = sent.map_err(|e| failed(e.to_string()))?;
         let status = response.status();
         let text = response
             .body_mut()
@@ -95,6 +86,19 @@ impl GitHub {
             return Ok(Value::Null);
         }
         serde_json::from_str(&text).map_err(|e| failed(format!("the answer is not JSON: {e}")))
+    }
+
+    /// GitHub's headers: its media type, the API version this speaks, the token.
+    fn headers<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        request
+            .header("Accept", "application/vnd.github+json")
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .header(
+                "User-Agent",
+                concat!("cudapkgs-upkeep/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("Content-Type", "application/json")
     }
 
     fn number(reference: &str) -> &str {
