@@ -32,8 +32,9 @@ pub struct TrackerArgs {
     /// Write issues as Markdown drafts in DIR instead of filing them
     #[arg(long, value_name = "DIR")]
     pub issues_dir: Option<PathBuf>,
-    /// Where readers of an issue find the logs: a URL that a log's path below the log
-    /// folder is appended to (a CI run's artifacts) [default: the path on this machine]
+    /// Where readers of an issue find the logs: the page they are published on (a CI
+    /// run's, with the log folder as an artifact), linked with the log's path below the
+    /// folder [default: the log's path on this machine]
     #[arg(long, value_name = "URL")]
     pub log_url: Option<String>,
 }

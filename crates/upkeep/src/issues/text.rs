@@ -6,12 +6,13 @@ use std::fmt::Write as _;
 use crate::regress::Change;
 use crate::results::{Failure, JobResult};
 
-/// Where logs are for readers of an issue: a URL their paths are appended to (a CI
-/// run's artifacts), or the paths as they are on the runner.
+/// Where logs are for readers of an issue: the page they are published on (a CI run's,
+/// whose artifacts hold the log folder), linked with the log's path below the folder;
+/// else the log's path on the machine that ran the job.
 #[derive(Debug, Clone, Default)]
 pub struct LogLinks {
     pub base_url: Option<String>,
-    /// The log folder, stripped from paths before they are appended to the URL.
+    /// The log folder, stripped from paths shown with the link.
     pub folder: std::path::PathBuf,
 }
 
@@ -19,7 +20,7 @@ impl LogLinks {
     pub fn link(&self, result: &JobResult) -> String {
         let relative = crate::run::relative_log(result, &self.folder);
         match &self.base_url {
-            Some(base) => format!("{}/{}", base.trim_end_matches('/'), relative.display()),
+            Some(base) => format!("[`{}`]({base})", relative.display()),
             None => format!("`{}`", result.log.display()),
         }
     }
