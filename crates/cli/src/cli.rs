@@ -191,6 +191,11 @@ pub enum Command {
     /// The child processes of gpu-check
     #[command(subcommand, hide = true, name = "gpu-child")]
     GpuChild(crate::commands::gpu_check::GpuChildCommand),
+    /// Scheduled builds of the package set in cudapkgs.toml's [upkeep] table: the jobs,
+    /// runs with a results database, regressions, one issue per distinct failure, CI
+    /// matrices and a dashboard
+    #[command(subcommand)]
+    Upkeep(crate::commands::upkeep::UpkeepCommand),
 }
 
 const GPU_CHECK_EXAMPLES: &str = "\

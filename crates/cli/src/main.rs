@@ -127,6 +127,7 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Check(args) => commands::check::run(args, output),
         Command::GpuCheck(args) => commands::gpu_check::run(args, output),
         Command::GpuChild(command) => commands::gpu_check::child(command),
+        Command::Upkeep(command) => commands::upkeep::run(command, output, &config, &env),
         Command::Why {
             path,
             dependency,

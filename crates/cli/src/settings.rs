@@ -55,6 +55,8 @@ pub struct CudaSection {
 struct ConfigDocument {
     #[serde(default)]
     cuda: CudaSection,
+    /// The package set `cudapkgs upkeep` builds (its own crate reads the table).
+    upkeep: Option<cudapkgs_upkeep::SetConfig>,
 }
 
 /// A loaded `cudapkgs.toml` (or none).
@@ -62,6 +64,7 @@ struct ConfigDocument {
 pub struct Config {
     pub path: Option<PathBuf>,
     pub cuda: CudaSection,
+    pub upkeep: Option<cudapkgs_upkeep::SetConfig>,
 }
 
 /// Reads the environment; a function so that tests can supply their own.
@@ -121,6 +124,7 @@ impl Config {
         Ok(Config {
             path: Some(path.to_owned()),
             cuda: document.cuda,
+            upkeep: document.upkeep,
         })
     }
 
@@ -428,6 +432,27 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn the_upkeep_table_sits_beside_cuda_and_is_read_whole() {
+        let file = config(
+            "[cuda]\nversion = \"12.6\"\n\n[upkeep]\npackages = [\"libcublas\"]\ncuda = [\"12.9\", \"13\"]\n\n[upkeep.cache]\nto = \"file:///srv/cache\"\nprivate = true\n",
+        );
+        assert_eq!(
+            file.cuda.version.map(|v| v.to_string()).as_deref(),
+            Some("12.6")
+        );
+        let upkeep = file.upkeep.expect("the table");
+        assert_eq!(upkeep.cuda, ["12.9", "13"]);
+        assert!(upkeep.cache.expect("cache").private);
+        assert!(config("[cuda]\nversion = \"12.6\"\n").upkeep.is_none());
+        let err = Config::parse(
+            "[upkeep]\npackages = [\"a\"]\nshards = 2\n",
+            Path::new("c.toml"),
+        )
+        .expect_err("unknown key");
+        assert!(err.message.contains("shards"), "{}", err.message);
     }
 
     #[test]

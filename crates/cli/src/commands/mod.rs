@@ -16,4 +16,6 @@ pub mod prune;
 pub mod redist;
 pub mod store;
 pub mod targets;
+pub mod upkeep;
+pub mod upkeep_run;
 pub mod wheel;

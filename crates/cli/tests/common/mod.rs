@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: the fixtures and running the binary.
 #![allow(dead_code, reason = "each test binary uses some of these helpers")]
 
+pub(crate) mod chromium;
 pub(crate) mod tar;
 
 use std::io::BufRead;

@@ -1,0 +1,51 @@
+//! The one error type of this crate.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The `[upkeep]` table asks for something that cannot be done.
+    #[error("[upkeep]: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Shard(String),
+    #[error("results database {path}: {source}")]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("results database {path}: {problem}")]
+    Schema { path: PathBuf, problem: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The issue tracker refused or could not be reached.
+    #[error("{method} {url}: {problem}")]
+    Tracker {
+        method: &'static str,
+        url: String,
+        problem: String,
+    },
+    #[error("{0}")]
+    Catalog(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn database(path: &Path, source: rusqlite::Error) -> Self {
+        Error::Database {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
