@@ -56,6 +56,11 @@ fn local() -> &'static Result<DriverReport, (String, Option<String>)> {
     })
 }
 
+/// Whether the default driver search finds a driver that sees a GPU.
+pub fn gpus_present() -> bool {
+    local().is_ok()
+}
+
 fn local_report() -> CliResult<&'static DriverReport> {
     local().as_ref().map_err(|(message, hint)| {
         let error = CliError::new(message.clone());

@@ -74,12 +74,10 @@ pub struct IssuesArgs {
     pub tracker: TrackerArgs,
 }
 
-/// The GPU check seam: the arguments of the step that checks a job's runtime outputs on
-/// this machine's GPU. `cudapkgs gpu-check` is not part of this executable yet, so
-/// there is none; once it is, return `Some(vec!["gpu-check".into()])` where a GPU is
-/// present (`/dev/nvidiactl`), and every job gains the step.
+/// The step that checks a job's runtime outputs on this machine's GPUs: every job
+/// gains it where the driver sees a GPU.
 fn gpu_check_step() -> Option<Vec<String>> {
-    None
+    crate::native::gpus_present().then(|| vec!["gpu-check".to_owned()])
 }
 
 /// The tracker the flags name, if any; GitHub's token is read here, by the binary.
