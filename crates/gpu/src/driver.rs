@@ -22,6 +22,9 @@ const CUDA_SUCCESS: CuResult = 0;
 const CUDA_ERROR_STUB_LIBRARY: CuResult = 34;
 const CUDA_ERROR_NO_DEVICE: CuResult = 100;
 const CUDA_ERROR_NOT_FOUND: CuResult = 500;
+const JIT_ERROR_LOG_BUFFER: c_int = 5;
+const JIT_ERROR_LOG_BUFFER_SIZE_BYTES: c_int = 6;
+const JIT_OPTIMIZATION_LEVEL: c_int = 7;
 const ATTRIBUTE_CAPABILITY_MAJOR: c_int = 75;
 const ATTRIBUTE_CAPABILITY_MINOR: c_int = 76;
 
@@ -40,6 +43,9 @@ functions!(Api {
     set_current = "cuCtxSetCurrent": fn(CuContext) -> CuResult;
     synchronize = "cuCtxSynchronize": fn() -> CuResult;
     module_load = "cuModuleLoadData": fn(*mut CuModule, *const c_void) -> CuResult;
+    module_load_ex = "cuModuleLoadDataEx": fn(
+        *mut CuModule, *const c_void, c_uint, *mut c_int, *mut *mut c_void
+    ) -> CuResult;
     module_unload = "cuModuleUnload": fn(CuModule) -> CuResult;
     module_function = "cuModuleGetFunction": fn(*mut CuFunction, CuModule, *const c_char) -> CuResult;
     mem_alloc = "cuMemAlloc_v2": fn(*mut CuDevicePtr, usize) -> CuResult;
@@ -364,6 +370,55 @@ impl<'d> Context<'d> {
         } else {
             Err(self.driver.code(code))
         }
+    }
+
+    /// Loads an image as [`Context::load`] does, compiling any PTX at the lowest
+    /// optimisation level (whether an image loads and which kernels it holds does not
+    /// depend on it; the compile takes a fraction of the time), and with the
+    /// compiler's error log in the error.
+    pub fn load_quickly(&self, image: &[u8]) -> Result<Module<'_>, CudaCode> {
+        let mut aligned = vec![0u64; image.len().div_ceil(8) + 1];
+        // SAFETY: `aligned` has at least `image.len()` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(image.as_ptr(), aligned.as_mut_ptr().cast(), image.len());
+        }
+        let mut log = vec![0u8; 4096];
+        let mut options = [
+            JIT_OPTIMIZATION_LEVEL,
+            JIT_ERROR_LOG_BUFFER,
+            JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+        ];
+        // Option values are passed in the pointers themselves, as cuda.h says.
+        let mut values: [*mut c_void; 3] = [
+            std::ptr::null_mut(),
+            log.as_mut_ptr().cast(),
+            std::ptr::without_provenance_mut(log.len()),
+        ];
+        let mut handle: CuModule = std::ptr::null_mut();
+        // SAFETY: cuda.h's signature; three options with their values; the log buffer
+        // has the size given; the image outlives the call.
+        let code = unsafe {
+            (self.driver.api.module_load_ex)(
+                &raw mut handle,
+                aligned.as_ptr().cast(),
+                3,
+                options.as_mut_ptr(),
+                values.as_mut_ptr(),
+            )
+        };
+        if code == CUDA_SUCCESS {
+            return Ok(Module {
+                context: self,
+                handle,
+            });
+        }
+        let mut error = self.driver.code(code);
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        let text = String::from_utf8_lossy(&log[..end]);
+        if !text.trim().is_empty() {
+            error.name = format!("{}: {}", error.name, text.trim());
+        }
+        Err(error)
     }
 
     /// Waits for the device's work.
