@@ -152,3 +152,96 @@ pub fn compare(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cudapkgs_fatbin::{ImageMatch, KernelOutcome};
+
+    fn container(image: Option<ImageMatch>) -> ContainerVerdict {
+        ContainerVerdict {
+            container: 0x40,
+            image,
+            arch: image.map(|_| "sm_90".to_owned()),
+            entry: image.map(|_| 0x50),
+            rejected: if image.is_none() {
+                vec!["sm_80: SASS does not run on 9.0".to_owned()]
+            } else {
+                Vec::new()
+            },
+            architectures: vec!["sm_80".to_owned(), "sm_90".to_owned()],
+        }
+    }
+
+    fn kernel(name: &str, image: Option<ImageMatch>) -> KernelVerdict {
+        KernelVerdict {
+            kernel: name.to_owned(),
+            container: 0x40,
+            image,
+            arch: image.map(|_| "sm_90".to_owned()),
+            entry: image.map(|_| 0x50),
+            rejected: Vec::new(),
+            outcome: if image.is_some() {
+                KernelOutcome::Runs
+            } else {
+                KernelOutcome::OtherArchitecture
+            },
+        }
+    }
+
+    fn result(load_error: Option<&str>, missing: &[&str]) -> ProbeResult {
+        ProbeResult {
+            load_error: load_error.map(str::to_owned),
+            missing: missing.iter().map(|&m| m.to_owned()).collect(),
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_driver_agreeing_with_the_verdict_is_no_disagreement() {
+        let sass = Some(ImageMatch::ExactSass);
+        let (a, b) = (kernel("a", sass), kernel("b", None));
+        let file = Path::new("lib.so");
+        assert!(compare(file, &container(sass), &[&a, &b], &result(None, &["b"])).is_empty());
+        let no_binary = result(Some("CUDA_ERROR_NO_BINARY_FOR_GPU"), &[]);
+        assert!(compare(file, &container(None), &[&b], &no_binary).is_empty());
+    }
+
+    #[test]
+    fn every_difference_is_named_with_both_sides() {
+        let sass = Some(ImageMatch::ExactSass);
+        let (a, b) = (kernel("a", sass), kernel("b", None));
+        let file = Path::new("lib.so");
+        // The verdict expected a load the driver refused.
+        let refused = compare(
+            file,
+            &container(sass),
+            &[&a],
+            &result(Some("CUDA_ERROR_INVALID_IMAGE"), &[]),
+        );
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].kernel, None);
+        assert_eq!(refused[0].predicted, "loads sm_90 (exact SASS)");
+        assert_eq!(
+            refused[0].observed,
+            "does not load: CUDA_ERROR_INVALID_IMAGE"
+        );
+        // The verdict expected no load, and the driver loaded it.
+        let loaded = compare(file, &container(None), &[&b], &result(None, &[]));
+        assert_eq!(loaded[0].observed, "loads");
+        assert!(loaded[0].predicted.contains("SASS does not run on 9.0"));
+        // Kernels: one expected and missing, one unexpected and found.
+        let kernels = compare(file, &container(sass), &[&a, &b], &result(None, &["a"]));
+        let named: Vec<(Option<&str>, &str)> = kernels
+            .iter()
+            .map(|d| (d.kernel.as_deref(), d.observed.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                (Some("a"), "not in the loaded module"),
+                (Some("b"), "found")
+            ]
+        );
+    }
+}
