@@ -156,7 +156,7 @@ pub fn gpu_check(request: &CheckRequest, driver: DriverReport) -> CheckReport {
     } else {
         (Vec::new(), Vec::new())
     };
-    let libraries = smoke_libraries(&request.inputs, &request.smoke);
+    let libraries = smoke_libraries(&request.inputs, &request.allowed, &request.smoke);
     let reports = devices
         .into_iter()
         .map(|device| {
@@ -486,12 +486,20 @@ fn run_loads(request: &CheckRequest, device: &Device, planned: &[PlannedFile]) -
     report
 }
 
-/// The smoke tests the inputs call for: every library of `tests` found in them, by
-/// the input it is in.
-fn smoke_libraries(inputs: &[PathBuf], tests: &[SmokeTest]) -> Vec<(SmokeTest, PathBuf, usize)> {
+/// The smoke tests the inputs call for: every library of `tests` found in them (links
+/// followed only into `allowed`), by the input it is in.
+fn smoke_libraries(
+    inputs: &[PathBuf],
+    allowed: &[PathBuf],
+    tests: &[SmokeTest],
+) -> Vec<(SmokeTest, PathBuf, usize)> {
+    let allowed: Vec<PathBuf> = allowed
+        .iter()
+        .map(|root| std::fs::canonicalize(root).unwrap_or_else(|_| root.clone()))
+        .collect();
     let mut files = Vec::new();
     for input in inputs {
-        library_files(input, &mut files, 0);
+        library_files(input, &allowed, &mut files, 0);
     }
     tests_for(&files)
         .into_iter()
@@ -503,9 +511,11 @@ fn smoke_libraries(inputs: &[PathBuf], tests: &[SmokeTest]) -> Vec<(SmokeTest, P
         .collect()
 }
 
-/// Files whose names could be CUDA libraries, under `path` (links to files included,
-/// links to folders never followed).
-fn library_files(path: &Path, found: &mut Vec<PathBuf>, depth: usize) {
+/// Files whose names could be CUDA libraries, under `path`: links to files inside
+/// `allowed` included (a library's soname link, an `out` output's links to its `lib`
+/// output), links out of it and links to folders never followed, so no code from
+/// outside what was named is loaded.
+fn library_files(path: &Path, allowed: &[PathBuf], found: &mut Vec<PathBuf>, depth: usize) {
     let Ok(metadata) = path.symlink_metadata() else {
         return;
     };
@@ -516,13 +526,15 @@ fn library_files(path: &Path, found: &mut Vec<PathBuf>, depth: usize) {
         let mut children: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
         children.sort();
         for child in children {
-            library_files(&child, found, depth + 1);
+            library_files(&child, allowed, found, depth + 1);
         }
     } else if path.is_file()
         && path
             .file_name()
             .and_then(|name| name.to_str())
             .is_some_and(|name| SmokeTest::for_file_name(name).is_some())
+        && std::fs::canonicalize(path)
+            .is_ok_and(|real| allowed.iter().any(|root| real.starts_with(root)))
     {
         found.push(path.to_owned());
     }
@@ -593,4 +605,36 @@ fn spawn_smoke(
     failed(format!(
         "the test process ended ({status}) without a result: {tail}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libraries_are_found_by_name_inside_the_tree_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tree = dir.path().join("env");
+        let lib = tree.join("lib");
+        std::fs::create_dir_all(&lib).expect("folders");
+        let outside = dir.path().join("libcudart.so.13");
+        std::fs::write(&outside, b"elsewhere").expect("write");
+        std::fs::write(lib.join("libcublas.so.13.1.0.3"), b"x").expect("write");
+        std::os::unix::fs::symlink("libcublas.so.13.1.0.3", lib.join("libcublas.so.13"))
+            .expect("link");
+        std::os::unix::fs::symlink(&outside, lib.join("libcudart.so.13")).expect("link");
+        std::os::unix::fs::symlink(dir.path(), lib.join("up")).expect("link");
+        std::fs::write(lib.join("libcublas.so"), b"linker's name").expect("write");
+        let only = std::slice::from_ref(&tree);
+        let found = smoke_libraries(only, only, &SmokeTest::ALL);
+        // The soname link and its file are one library; the link out of the tree, the
+        // folder link and the linker's name are not taken.
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, SmokeTest::Cublas);
+        assert_eq!(found[0].2, 0);
+        // Where the closure allows the link's target, it is taken.
+        let wider = [tree.clone(), dir.path().to_owned()];
+        let found = smoke_libraries(std::slice::from_ref(&tree), &wider, &SmokeTest::ALL);
+        assert_eq!(found.len(), 2, "{found:?}");
+    }
 }
