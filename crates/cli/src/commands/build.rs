@@ -2,12 +2,12 @@
 
 use std::fmt::Write as _;
 
-use cudapkgs_build::realise::{Built, Options, build, recalled, record_key};
-use cudapkgs_build::resolve::{
+use cudapkgs_builder::realise::{Built, Options, build, recalled, record_key};
+use cudapkgs_builder::resolve::{
     self, Origin, Requirer, Resolution, Source, Spec, Why, cuda_major, extend_for, providers_for,
     resolve,
 };
-use cudapkgs_build::{Error as BuildError, Missing};
+use cudapkgs_builder::{Error as BuildError, Missing};
 use cudapkgs_caps::DEFAULT_CUDA;
 use cudapkgs_fatbin::{Gpu, KeepPtx, PruneRequest};
 use cudapkgs_redist::fetch::{Fetcher, Request};

@@ -647,9 +647,9 @@ pub fn substitute_build(
     key: &str,
     urls: &[String],
     trusted: &[String],
-    options: &cudapkgs_build::realise::Options,
+    options: &cudapkgs_builder::realise::Options,
     output: Output,
-) -> CliResult<Option<(Vec<cudapkgs_build::realise::Built>, String)>> {
+) -> CliResult<Option<(Vec<cudapkgs_builder::realise::Built>, String)>> {
     let trusted = trusted_keys(trusted)?;
     if trusted.is_empty() {
         return Err(CliError::new("a substituter needs a trusted public key")
@@ -662,7 +662,7 @@ pub fn substitute_build(
     };
     for url in urls {
         let source = location(url, "--substituter")?;
-        let mut attempt = || -> Result<Option<Vec<cudapkgs_build::realise::Built>>, String> {
+        let mut attempt = || -> Result<Option<Vec<cudapkgs_builder::realise::Built>>, String> {
             let backend = backend::open(&source, &access, false).map_err(|e| e.to_string())?;
             let Some((text, _signer)) =
                 records::fetch(backend.as_ref(), key, &trusted).map_err(|e| e.to_string())?
@@ -681,7 +681,7 @@ pub fn substitute_build(
                 &|_| {},
             )
             .map_err(|e| e.to_string())?;
-            cudapkgs_build::realise::adopt(store, key, &text, options).map_err(|e| e.to_string())
+            cudapkgs_builder::realise::adopt(store, key, &text, options).map_err(|e| e.to_string())
         };
         match attempt() {
             Ok(Some(built)) => return Ok(Some((built, url.clone()))),

@@ -109,12 +109,12 @@ pub fn mirror_url(base_url: Option<&str>) -> String {
 
 /// The index pip would use: `$PIP_INDEX_URL`, else pip's configuration, else PyPI.
 pub fn pip_index_url() -> String {
-    cudapkgs_build::resolve::pip_index_url(&process_env)
+    cudapkgs_builder::resolve::pip_index_url(&process_env)
 }
 
 /// NVIDIA's name for this machine's system.
 pub fn this_system() -> &'static str {
-    cudapkgs_build::resolve::host_system()
+    cudapkgs_builder::resolve::host_system()
 }
 
 pub fn load_manifest(source: &RedistSource, fetcher: &Fetcher) -> CliResult<Manifest> {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use cudapkgs_build::resolve::{self, resolve};
+use cudapkgs_builder::resolve::{self, resolve};
 use cudapkgs_upkeep::job::{Catalog, plan};
 use cudapkgs_upkeep::report::{dashboard, html, utc};
 use cudapkgs_upkeep::shard::Shard;

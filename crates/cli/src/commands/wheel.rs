@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use cudapkgs_build::resolve::{self, Source, Spec};
+use cudapkgs_builder::resolve::{self, Source, Spec};
 use cudapkgs_redist::fetch::Fetcher;
 
 use super::build::resolve_failure;
