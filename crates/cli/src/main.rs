@@ -8,9 +8,12 @@
 
 mod cli;
 mod commands;
+mod context;
 mod error;
 mod native;
 mod output;
+mod progress;
+mod render;
 mod settings;
 
 use std::process::ExitCode;

@@ -6,9 +6,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use cudapkgs_caps::{Capability, CudaVersion, HostCompiler, HostPlatform, parse_capability_list};
+use cudapkgs_caps::{
+    Capability, CudaOptions, CudaVersion, DEFAULT_CUDA, HostCompiler, HostPlatform, gpu_capability,
+    parse_capability_list,
+};
 use serde::Deserialize;
 
+use crate::cli::FlagsArgs;
 use crate::error::{CliError, CliResult};
 
 /// Where a setting's value came from.
@@ -305,6 +309,93 @@ pub fn config_host_compiler(config: &Config) -> CliResult<Option<HostCompiler>> 
                 .map_err(|error| CliError::new(error.to_string()).context(config.source()))
         })
         .transpose()
+}
+
+/// The CUDA options of `flags` and `targets` once their flags, the environment and
+/// `cudapkgs.toml` are merged, with where each came from.
+pub struct CudaSettings {
+    pub options: CudaOptions,
+    pub host_compiler: Option<HostCompiler>,
+    pub sources: Vec<(&'static str, Source)>,
+}
+
+/// Merges the CUDA settings of `args` with the environment's and `config`'s.
+pub fn cuda_settings(
+    args: &FlagsArgs,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<CudaSettings> {
+    let cuda = layered(
+        args.cuda.map(|v| (v, "--cuda")),
+        "CUDAPKGS_CUDA",
+        env,
+        config.cuda.version,
+        config,
+    )?
+    .unwrap_or_else(|| Sourced::default(DEFAULT_CUDA));
+    let flag_fc = match (args.forward_compat, args.no_forward_compat) {
+        (true, _) => Some((Switch(true), "--forward-compat")),
+        (_, true) => Some((Switch(false), "--no-forward-compat")),
+        _ => None,
+    };
+    let forward_compat = layered(
+        flag_fc,
+        "CUDAPKGS_FORWARD_COMPAT",
+        env,
+        config.cuda.forward_compat.map(Switch),
+        config,
+    )?
+    .unwrap_or_else(|| Sourced::default(Switch(true)));
+    let platform = match layered(
+        args.platform.map(|p| (p, "--platform")),
+        "CUDAPKGS_PLATFORM",
+        env,
+        config.cuda.platform,
+        config,
+    )? {
+        Some(platform) => platform,
+        None => Sourced::default(this_machine_platform()?),
+    };
+    let host_compiler = layered(
+        args.host_compiler.map(|c| (c, "--host-compiler")),
+        "CUDAPKGS_HOST_COMPILER",
+        env,
+        config_host_compiler(config)?,
+        config,
+    )?;
+    let targets = targets(args.capabilities.as_deref(), &args.gpus, env, config)?;
+    let capabilities = match &targets.value {
+        Targets::Capabilities(list) => Some(list.clone()),
+        Targets::Gpus(names) => Some(
+            crate::native::expand(names)
+                .map_err(|error| error.context(&targets.source))?
+                .iter()
+                .map(|name| gpu_capability(name, cuda.value))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| CliError::from(error).context(&targets.source))?,
+        ),
+        Targets::Default => None,
+    };
+
+    Ok(CudaSettings {
+        options: CudaOptions {
+            cuda: cuda.value,
+            capabilities,
+            forward_compat: forward_compat.value.0,
+            platform: platform.value,
+        },
+        host_compiler: host_compiler.as_ref().map(|compiler| compiler.value),
+        sources: vec![
+            ("cuda", cuda.source),
+            ("capabilities", targets.source),
+            ("forward compatibility", forward_compat.source),
+            ("platform", platform.source),
+            (
+                "host compiler",
+                host_compiler.map_or(Source::Default, |compiler| compiler.source),
+            ),
+        ],
+    })
 }
 
 #[cfg(test)]

@@ -32,6 +32,14 @@ pub const DEFAULT_MAX_PARTIAL: u64 = DEFAULT_MAX_SIZE;
 /// index that accepts the connection and never answers fails rather than hangs.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The download cache's default folder: `$XDG_CACHE_HOME/cudapkgs`, else
+/// `~/.cache/cudapkgs`; `None` when neither is known.
+pub fn default_cache_dir(xdg_cache_home: Option<&str>, home: Option<&str>) -> Option<PathBuf> {
+    xdg_cache_home
+        .map(|dir| PathBuf::from(dir).join("cudapkgs"))
+        .or_else(|| home.map(|home| PathBuf::from(home).join(".cache/cudapkgs")))
+}
+
 /// A SHA-256 as 64 hex digits, lower case: `None` when `text` is anything else.
 pub fn parse_sha256(text: &str) -> Option<String> {
     (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -699,4 +707,22 @@ fn lock(path: &Path) -> Result<File, Error> {
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| Error::io(path, e.into()))?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod cache_dir_tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_folder_follows_xdg() {
+        assert_eq!(
+            default_cache_dir(Some("/c"), Some("/home/u")),
+            Some(PathBuf::from("/c/cudapkgs"))
+        );
+        assert_eq!(
+            default_cache_dir(None, Some("/home/u")),
+            Some(PathBuf::from("/home/u/.cache/cudapkgs"))
+        );
+        assert_eq!(default_cache_dir(None, None), None);
+    }
 }

@@ -260,3 +260,36 @@ fn parse_archive(value: &Value, at: &str, bad: &Bad<'_>) -> Result<Archive, Erro
         size,
     })
 }
+
+/// NVIDIA's system name for a machine architecture, spelt as `std::env::consts::ARCH`
+/// spells it: `linux-sbsa` for 64-bit Arm (servers and unified Jetson packages alike),
+/// `linux-x86_64` otherwise.
+pub fn system_for_arch(arch: &str) -> &'static str {
+    if arch == "aarch64" {
+        "linux-sbsa"
+    } else {
+        "linux-x86_64"
+    }
+}
+
+/// NVIDIA's system name for the machine this binary runs on.
+pub fn host_system() -> &'static str {
+    system_for_arch(std::env::consts::ARCH)
+}
+
+#[cfg(test)]
+mod system_tests {
+    use super::*;
+
+    #[test]
+    fn architectures_map_to_nvidia_system_names() {
+        assert_eq!(system_for_arch("aarch64"), "linux-sbsa");
+        assert_eq!(system_for_arch("x86_64"), "linux-x86_64");
+        let expected = if cfg!(target_arch = "aarch64") {
+            "linux-sbsa"
+        } else {
+            "linux-x86_64"
+        };
+        assert_eq!(host_system(), expected);
+    }
+}

@@ -2,7 +2,7 @@
 //! hashing (`nar`), reading NARs back into trees (`restore`), and store paths of trees
 //! added by content (`path`), reference scanning (`scan`), copying a tree as one state
 //! of it (`snapshot`), and a store registered in SQLite (`store`) with what builds
-//! remember (`records`).
+//! remember (`records`); where a store lives by default (`location`).
 
 pub mod base32;
 mod copy;
@@ -10,6 +10,7 @@ pub mod diff;
 mod error;
 pub mod gc;
 mod identity;
+pub mod location;
 pub mod nar;
 pub mod path;
 mod pipe;

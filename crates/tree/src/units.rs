@@ -50,6 +50,24 @@ pub fn percent(part: u64, whole: u64) -> String {
     format!("{percent:.1}%")
 }
 
+/// A byte count as people write it: `1000`, `500M`, `20G`, `1TiB`, `16 GB` (the suffixes
+/// K, M, G and T are powers of 1024). `None` for anything else, and for a count past
+/// `u64::MAX`.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit.trim().trim_end_matches("iB").trim_end_matches('B') {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        "T" | "t" => 40,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +83,18 @@ mod tests {
         assert_eq!(share(1, 0), "-");
         assert_eq!(percent(413, 1000), "41.3%");
         assert_eq!(percent(1, 0), "-");
+    }
+
+    #[test]
+    fn reads_byte_counts() {
+        assert_eq!(parse_bytes("1000"), Some(1000));
+        assert_eq!(parse_bytes("500M"), Some(500 << 20));
+        assert_eq!(parse_bytes(" 16 g "), Some(16 << 30));
+        assert_eq!(parse_bytes("1TiB"), Some(1 << 40));
+        assert_eq!(parse_bytes("2KB"), Some(2048));
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_bytes("G"), None);
+        assert_eq!(parse_bytes("-1"), None);
+        assert_eq!(parse_bytes("17179869184G"), None);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cudapkgs_build::resolve::Spec;
+use cudapkgs_builder::resolve::Spec;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use cudapkgs_build::resolve::Spec;
+use cudapkgs_builder::resolve::Spec;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SetConfig;

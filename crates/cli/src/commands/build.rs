@@ -2,21 +2,28 @@
 
 use std::fmt::Write as _;
 
-use cudapkgs_build::realise::{Built, Options, build, recalled, record_key};
-use cudapkgs_build::resolve::{
+use cudapkgs_builder::realise::{Built, Options, adopt, build, recalled, record_key};
+use cudapkgs_builder::resolve::{
     self, Origin, Requirer, Resolution, Source, Spec, Why, cuda_major, extend_for, providers_for,
     resolve,
 };
-use cudapkgs_build::{Error as BuildError, Missing};
+use cudapkgs_builder::{Error as BuildError, Missing};
+use cudapkgs_cache::backend::{self, Access, HttpClient};
+use cudapkgs_cache::{records, substitute};
 use cudapkgs_caps::DEFAULT_CUDA;
 use cudapkgs_fatbin::{Gpu, KeepPtx, PruneRequest};
 use cudapkgs_redist::fetch::{Fetcher, Request};
+use cudapkgs_redist::manifest::host_system;
+use cudapkgs_store::store::Store;
 
-use super::redist::{ProgressLine, failure, fetcher_at, mirror_url, pip_index_url, this_system};
-use super::store::open_store;
 use crate::cli::{BuildArgs, BuildSource};
+use crate::context::{
+    cache_location, driver_dir, fetcher_at, mirror_url, open_store, pip_index_url, redist_failure,
+    requested_capabilities, resolve_failure, s3_credentials, trusted_keys,
+};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::progress::ProgressLine;
 
 pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
     let mut fetcher = fetcher_at(args.cache.as_ref())?;
@@ -30,14 +37,9 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
         tell(&resolution, output);
         return show_plan(&fetcher, &resolution);
     }
-    let capabilities = super::prune::requested_capabilities(
-        args.capabilities.as_deref(),
-        &args.gpus,
-        DEFAULT_CUDA,
-    )?;
-    let driver_dir = super::patch::driver_dir(Some(&args.driver_dir))?
-        .display()
-        .to_string();
+    let capabilities =
+        requested_capabilities(args.capabilities.as_deref(), &args.gpus, DEFAULT_CUDA)?;
+    let driver_dir = driver_dir(Some(&args.driver_dir))?.display().to_string();
     if args.prune && capabilities.is_empty() {
         return Err(CliError::new("--prune needs the GPUs to prune for")
             .with_hint("pass --gpu NAME or --capabilities LIST"));
@@ -94,7 +96,7 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
                 .iter()
                 .find(|r| r.origin == Origin::Remote(download.clone()))
                 .map_or("", |r| r.package.as_str());
-            downloaded.push(archive.map_err(|error| failure(&error).context(package))?);
+            downloaded.push(archive.map_err(|error| redist_failure(&error).context(package))?);
         }
         let inputs = resolution.inputs(&downloaded);
         let store = store.as_mut().expect("opened above");
@@ -132,7 +134,7 @@ fn without_building(
         .iter()
         .map(|download| fetcher.cached_path(&download.sha256))
         .collect::<Result<_, _>>()
-        .map_err(|error| failure(&error))?;
+        .map_err(|error| redist_failure(&error))?;
     let inputs = resolution.inputs(&planned);
     let build_failure = |error: BuildError| CliError::new(error.to_string());
     let key = record_key(store, &inputs, options).map_err(build_failure)?;
@@ -151,7 +153,7 @@ fn without_building(
     if substituters.is_empty() {
         return Ok(None);
     }
-    let taken = super::cache::substitute_build(
+    let taken = substitute_build(
         store,
         &key,
         &substituters,
@@ -172,6 +174,61 @@ fn without_building(
         built.len()
     ));
     report(&built, resolution, output).map(Some)
+}
+
+/// A build taken from the first of `urls` that has a trusted record of `key`: its outputs
+/// copied with their closures (every narinfo checked as `copy` checks it), its record
+/// kept and its outputs rooted here. `None` when no cache has one; a cache that cannot be
+/// reached or holds a record no trusted key signed is passed over with a warning, as a
+/// substituter that fails is (the set is then built).
+fn substitute_build(
+    store: &mut Store,
+    key: &str,
+    urls: &[String],
+    trusted: &[String],
+    options: &Options,
+    output: Output,
+) -> CliResult<Option<(Vec<Built>, String)>> {
+    let trusted = trusted_keys(trusted)?;
+    if trusted.is_empty() {
+        return Err(CliError::new("a substituter needs a trusted public key")
+            .with_hint("pass --trusted-public-key name:base64 (the cache's public key)"));
+    }
+    let access = Access {
+        token: None,
+        s3: s3_credentials(),
+        client: HttpClient::default(),
+    };
+    for url in urls {
+        let source = cache_location(url, "--substituter")?;
+        let mut attempt = || -> Result<Option<Vec<Built>>, String> {
+            let backend = backend::open(&source, &access, false).map_err(|e| e.to_string())?;
+            let Some((text, _signer)) =
+                records::fetch(backend.as_ref(), key, &trusted).map_err(|e| e.to_string())?
+            else {
+                return Ok(None);
+            };
+            let paths = records::outputs(&text).unwrap_or_default();
+            substitute::substitute(
+                store,
+                backend.as_ref(),
+                &paths,
+                &substitute::Options {
+                    trusted: &trusted,
+                    jobs: options.jobs.max(1),
+                },
+                &|_| {},
+            )
+            .map_err(|e| e.to_string())?;
+            adopt(store, key, &text, options).map_err(|e| e.to_string())
+        };
+        match attempt() {
+            Ok(Some(built)) => return Ok(Some((built, url.clone()))),
+            Ok(None) => {}
+            Err(problem) => output.warn(format!("substituter {url}: {problem}; building instead")),
+        }
+    }
+    Ok(None)
 }
 
 /// The request the arguments make.
@@ -196,28 +253,13 @@ fn request_of(args: &BuildArgs) -> CliResult<resolve::Request> {
         system: args
             .system
             .clone()
-            .unwrap_or_else(|| this_system().to_owned()),
+            .unwrap_or_else(|| host_system().to_owned()),
         prereleases: args.pre,
         dependencies: !args.no_deps,
         all: args.all,
         download_for_metadata: !args.dry_run,
         jobs: args.jobs,
     })
-}
-
-/// A resolution's failure, with its hint.
-pub fn resolve_failure(error: BuildError) -> CliError {
-    match error {
-        BuildError::Resolve { problem, hint } => {
-            let failed = CliError::new(problem);
-            match hint {
-                Some(hint) => failed.with_hint(hint),
-                None => failed,
-            }
-        }
-        BuildError::Redist(error) => failure(&error),
-        other => CliError::new(other.to_string()),
-    }
 }
 
 /// The release and what was brought, on standard error.

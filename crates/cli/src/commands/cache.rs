@@ -7,16 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use cudapkgs_cache::backend::{self, Access, Credentials, HttpClient};
+use cudapkgs_cache::backend::{self, Access, HttpClient};
 use cudapkgs_cache::location::Location;
 use cudapkgs_cache::serve::{Config, Logger, Server, Source};
-use cudapkgs_cache::{compress, push, records, substitute};
+use cudapkgs_cache::{compress, push, substitute};
 use cudapkgs_nix::narinfo::Compression;
-use cudapkgs_nix::signature::{PublicKey, SecretKey};
-use cudapkgs_store::store::{Access as StoreAccess, Store};
+use cudapkgs_nix::signature::SecretKey;
+use cudapkgs_store::store::Access as StoreAccess;
 use serde::Serialize;
 
 use crate::cli::{StoreFolders, StoreLocation};
+use crate::context::{
+    cache_failure, cache_location, open_store, open_store_for, read_key_file, resolve_all,
+    s3_credentials, trusted_keys,
+};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::settings::process_env;
@@ -193,54 +197,12 @@ Every narinfo must be signed by a trusted key; each NAR is checked (size, hash,
 references) before its path is registered, references first. Only paths named by
 their contents can be stored (as `nix-store --add` and `cudapkgs build` make them).";
 
-fn cache_failure(error: &cudapkgs_cache::Error) -> CliError {
-    use cudapkgs_cache::Error;
-    let failed = CliError::new(error.to_string());
-    match error {
-        Error::Store(store) => super::store::failure(store),
-        Error::Untrusted { .. } => {
-            failed.with_hint("nothing was registered; check the cache and the trusted keys")
-        }
-        Error::Location(_) => failed.with_hint(
-            "name a cache as file:///FOLDER, http(s)://HOST[:PORT] or s3://BUCKET?endpoint=URL&region=REGION",
-        ),
-        Error::Remote { .. } | Error::Unreachable { .. } => {
-            failed.with_hint("check that the cache is running and reachable, then try again")
-        }
-        Error::Licence(_) => failed.with_hint(
-            "nothing was pushed; pass --private for a cache only you read, or --redistributable PACKAGE for each package whose licence allows this cache",
-        ),
-        _ => failed,
-    }
-}
-
-/// Reads a key file, naming it on failure.
-fn read_key_file(path: &Path) -> CliResult<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        CliError::new(format!("cannot read {}: {e}", path.display()))
-            .with_hint("name a key file made by `cudapkgs cache keygen` or `nix-store --generate-binary-cache-key`")
-    })
-}
-
 fn secret_key(path: Option<&Path>) -> CliResult<Option<SecretKey>> {
     path.map(|path| {
         SecretKey::parse(&read_key_file(path)?)
             .map_err(|e| CliError::new(format!("{}: {e}", path.display())))
     })
     .transpose()
-}
-
-/// S3 credentials from AWS's usual variables; anonymous without.
-fn s3_credentials() -> Option<Credentials> {
-    Some(Credentials {
-        access_key: process_env("AWS_ACCESS_KEY_ID")?,
-        secret_key: process_env("AWS_SECRET_ACCESS_KEY")?,
-        session_token: process_env("AWS_SESSION_TOKEN"),
-    })
-}
-
-fn location(url: &str, flag: &str) -> CliResult<Location> {
-    Location::parse(url).map_err(|e| cache_failure(&e).context(flag))
 }
 
 pub fn cache(command: &CacheCommand, output: Output) -> CliResult<Exit> {
@@ -259,7 +221,7 @@ pub fn cache(command: &CacheCommand, output: Output) -> CliResult<Exit> {
 }
 
 fn collect(url: &str, older_than: u64, dry_run: bool, output: Output) -> CliResult<Exit> {
-    let Location::Folder(folder) = location(url, "--cache")? else {
+    let Location::Folder(folder) = cache_location(url, "--cache")? else {
         return Err(
             CliError::new("--cache: only a file:// cache can be collected")
                 .with_hint("name the cache's folder as file:///FOLDER"),
@@ -357,7 +319,7 @@ struct PushedPath {
 }
 
 pub fn push(args: &PushArgs, output: Output) -> CliResult<Exit> {
-    let target = location(&args.to, "--to")?;
+    let target = cache_location(&args.to, "--to")?;
     let key = secret_key(args.secret_key_file.as_deref())?;
     if key.is_none() {
         output.warn("pushing without --secret-key-file: clients that check signatures will refuse these paths");
@@ -376,8 +338,8 @@ pub fn push(args: &PushArgs, output: Output) -> CliResult<Exit> {
     settings.level = args
         .compression_level
         .unwrap_or_else(|| compress::Settings::default_level(compression));
-    let store = super::store::open_store_for(&args.location, StoreAccess::ReadOnly)?;
-    let roots = super::store::resolve_all(&store, &args.paths)?;
+    let store = open_store_for(&args.location, StoreAccess::ReadOnly)?;
+    let roots = resolve_all(&store, &args.paths)?;
     let access = Access {
         token,
         s3: s3_credentials(),
@@ -445,24 +407,12 @@ pub fn push(args: &PushArgs, output: Output) -> CliResult<Exit> {
     Ok(Exit::Success)
 }
 
-/// `16G`, `512M`, `100K` or plain bytes.
+/// `--max-upload`: `16G`, `512M`, `100K` or plain bytes.
 fn parse_size(text: &str) -> CliResult<u64> {
-    let text = text.trim();
-    let (digits, shift) = match text.chars().last() {
-        Some('K' | 'k') => (&text[..text.len() - 1], 10),
-        Some('M' | 'm') => (&text[..text.len() - 1], 20),
-        Some('G' | 'g') => (&text[..text.len() - 1], 30),
-        Some('T' | 't') => (&text[..text.len() - 1], 40),
-        _ => (text, 0),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| {
-            CliError::new(format!("--max-upload: {text:?} is not a size"))
-                .with_hint("give bytes, or a number with K, M, G or T")
-        })
+    crate::units::parse_bytes(text).ok_or_else(|| {
+        CliError::new(format!("--max-upload: {:?} is not a size", text.trim()))
+            .with_hint("give bytes, or a number with K, M, G or T")
+    })
 }
 
 pub fn serve(args: &ServeArgs, output: Output) -> CliResult<Exit> {
@@ -524,16 +474,14 @@ fn serve_source(
     output: Output,
 ) -> CliResult<(Source, String, String)> {
     Ok(if args.store {
-        let store = super::store::open_store_for(&args.location(), StoreAccess::ReadOnly)?;
+        let store = open_store_for(&args.location(), StoreAccess::ReadOnly)?;
         if !signed {
             output.warn("serving a store without --secret-key-file: Nix will refuse its unsigned narinfos unless it trusts no signatures");
         }
         let store_dir = store.folder().to_owned();
         let location = args.location();
         // Each connection opens the store for itself (a database handle is not shared).
-        let open = move || {
-            super::store::open_store_for(&location, StoreAccess::ReadOnly).map_err(|e| e.message)
-        };
+        let open = move || open_store_for(&location, StoreAccess::ReadOnly).map_err(|e| e.message);
         (
             Source::Store {
                 store_dir: store_dir.clone(),
@@ -544,7 +492,7 @@ fn serve_source(
         )
     } else {
         let url = args.cache.as_deref().unwrap_or_default();
-        let target = location(url, "--cache")?;
+        let target = cache_location(url, "--cache")?;
         if matches!(target, Location::Http(_)) {
             return Err(
                 CliError::new("--cache: serving another HTTP cache is not supported")
@@ -603,97 +551,8 @@ struct CopiedPath {
     signed_by: String,
 }
 
-/// Trusted keys from the flags (text or files), else from `CUDAPKGS_TRUSTED_PUBLIC_KEYS`
-/// (flags win over the environment, as for every setting).
-fn trusted_keys(values: &[String]) -> CliResult<Vec<PublicKey>> {
-    let mut keys = Vec::new();
-    let from_env = if values.is_empty() {
-        process_env("CUDAPKGS_TRUSTED_PUBLIC_KEYS").unwrap_or_default()
-    } else {
-        String::new()
-    };
-    for value in values
-        .iter()
-        .map(String::as_str)
-        .chain(from_env.split_whitespace())
-    {
-        let key = match PublicKey::parse(value) {
-            Ok(key) => key,
-            Err(_) if Path::new(value).is_file() => {
-                PublicKey::parse(&read_key_file(Path::new(value))?).map_err(|e| {
-                    CliError::new(format!("{value}: {e}")).context("--trusted-public-key")
-                })?
-            }
-            Err(error) => {
-                return Err(
-                    CliError::new(format!("--trusted-public-key: {error}")).with_hint(
-                        "give name:base64 as in Nix's trusted-public-keys, or a file holding it",
-                    ),
-                );
-            }
-        };
-        keys.push(key);
-    }
-    Ok(keys)
-}
-
-/// A build taken from the first of `urls` that has a trusted record of `key`: its outputs
-/// copied with their closures (every narinfo checked as `copy` checks it), its record
-/// kept and its outputs rooted here. `None` when no cache has one; a cache that cannot be
-/// reached or holds a record no trusted key signed is passed over with a warning, as a
-/// substituter that fails is (the set is then built).
-pub fn substitute_build(
-    store: &mut Store,
-    key: &str,
-    urls: &[String],
-    trusted: &[String],
-    options: &cudapkgs_build::realise::Options,
-    output: Output,
-) -> CliResult<Option<(Vec<cudapkgs_build::realise::Built>, String)>> {
-    let trusted = trusted_keys(trusted)?;
-    if trusted.is_empty() {
-        return Err(CliError::new("a substituter needs a trusted public key")
-            .with_hint("pass --trusted-public-key name:base64 (the cache's public key)"));
-    }
-    let access = Access {
-        token: None,
-        s3: s3_credentials(),
-        client: HttpClient::default(),
-    };
-    for url in urls {
-        let source = location(url, "--substituter")?;
-        let mut attempt = || -> Result<Option<Vec<cudapkgs_build::realise::Built>>, String> {
-            let backend = backend::open(&source, &access, false).map_err(|e| e.to_string())?;
-            let Some((text, _signer)) =
-                records::fetch(backend.as_ref(), key, &trusted).map_err(|e| e.to_string())?
-            else {
-                return Ok(None);
-            };
-            let paths = records::outputs(&text).unwrap_or_default();
-            substitute::substitute(
-                store,
-                backend.as_ref(),
-                &paths,
-                &substitute::Options {
-                    trusted: &trusted,
-                    jobs: options.jobs.max(1),
-                },
-                &|_| {},
-            )
-            .map_err(|e| e.to_string())?;
-            cudapkgs_build::realise::adopt(store, key, &text, options).map_err(|e| e.to_string())
-        };
-        match attempt() {
-            Ok(Some(built)) => return Ok(Some((built, url.clone()))),
-            Ok(None) => {}
-            Err(problem) => output.warn(format!("substituter {url}: {problem}; building instead")),
-        }
-    }
-    Ok(None)
-}
-
 pub fn copy(args: &CopyArgs, output: Output) -> CliResult<Exit> {
-    let source = location(&args.from, "--from")?;
+    let source = cache_location(&args.from, "--from")?;
     let trusted = trusted_keys(&args.trusted_public_keys)?;
     if trusted.is_empty() {
         return Err(
@@ -707,7 +566,7 @@ pub fn copy(args: &CopyArgs, output: Output) -> CliResult<Exit> {
         client: HttpClient::new(Duration::from_secs(args.stall_timeout.max(1))),
     };
     let backend = backend::open(&source, &access, false).map_err(|e| cache_failure(&e))?;
-    let mut store = super::store::open_store(&args.location)?;
+    let mut store = open_store(&args.location)?;
     let progress = |event: &substitute::Event| {
         if let substitute::Event::Fetched {
             path, file_size, ..

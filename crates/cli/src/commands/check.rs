@@ -5,14 +5,16 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use cudapkgs_check::{Policy, Report};
-use cudapkgs_elf::resolve::SearchPaths;
 use cudapkgs_store::store::Access;
 use serde::Serialize;
 
-use super::store::{HopReport, failure, open_store_for, resolve_all};
 use crate::cli::{FileTreeArgs, StoreLocation};
+use crate::context::{
+    driver_dir, file_roots, open_store_for, requested_capabilities, resolve_all, store_failure,
+};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::render::HopReport;
 use crate::units;
 
 #[derive(Debug, Args)]
@@ -74,7 +76,7 @@ pub fn run(args: &CheckArgs, output: Output) -> CliResult<Exit> {
     let roots = resolve_all(&store, &args.paths)?;
     let report =
         cudapkgs_check::check_closure(&store, &roots, &policy).map_err(|error| match error {
-            cudapkgs_check::Error::Store(error) => failure(&error),
+            cudapkgs_check::Error::Store(error) => store_failure(&error),
             other => CliError::new(other.to_string()),
         })?;
     print(&report, output)?;
@@ -99,81 +101,6 @@ struct FileViolationReport<'a> {
 struct FileHopReport<'a> {
     file: &'a Path,
     loads: &'a str,
-}
-
-/// The folders and files named (each written with a `/`, and there), how the loader
-/// searches (the system folders last: this machine's, or a root's), and the threads to
-/// read files with: what a run-time closure of plain files needs.
-pub(crate) fn file_roots(
-    paths: &[String],
-    tree: &FileTreeArgs,
-    output: Output,
-) -> CliResult<(Vec<PathBuf>, SearchPaths, usize)> {
-    let mut roots = Vec::new();
-    for path in paths {
-        if !cudapkgs_check::files::names_a_file(path) {
-            return Err(CliError::new(
-                "give either store paths and roots, or folders and files, not both",
-            ));
-        }
-        let root = PathBuf::from(path);
-        match std::fs::metadata(&root) {
-            Err(_) => return Err(CliError::new(format!("{path}: no such file or folder"))),
-            Ok(metadata) if !metadata.is_file() && !metadata.is_dir() => {
-                return Err(CliError::new(format!(
-                    "{path}: neither a file nor a folder (a FIFO, socket or device is never opened)"
-                )));
-            }
-            Ok(_) => {}
-        }
-        roots.push(root);
-    }
-    let root_fs = match &tree.root_fs {
-        Some(root) => Some(root.clone()),
-        None => match roots.as_slice() {
-            [only] if cudapkgs_check::files::looks_like_root(only) => {
-                output.note(format!(
-                    "{} holds etc/ and usr/lib/: searched as a file system root (its own \
-                     library folders; --root-fs / searches this machine's)",
-                    only.display()
-                ));
-                Some(only.clone())
-            }
-            _ => None,
-        },
-    };
-    let search = match root_fs {
-        None => SearchPaths {
-            system: SearchPaths::system_folders(),
-            ..SearchPaths::default()
-        },
-        Some(root) => {
-            let root = std::fs::canonicalize(&root)
-                .ok()
-                .filter(|root| root.is_dir())
-                .ok_or_else(|| {
-                    CliError::new(format!("--root-fs {}: no such folder", root.display()))
-                })?;
-            for given in &roots {
-                let inside = std::fs::canonicalize(given).is_ok_and(|g| g.starts_with(&root));
-                if !inside {
-                    return Err(CliError::new(format!(
-                        "{} is not inside the file system root {}",
-                        given.display(),
-                        root.display()
-                    ))
-                    .with_hint("name folders and files inside the root, or another --root-fs"));
-                }
-            }
-            SearchPaths {
-                system: SearchPaths::system_folders_in(&root),
-                root: (root != Path::new("/")).then_some(root),
-                ..SearchPaths::default()
-            }
-        }
-    };
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    Ok((roots, search, threads))
 }
 
 fn run_on_files(
@@ -273,14 +200,14 @@ fn policy(args: &CheckArgs) -> CliResult<Policy> {
             .map_err(|error| CliError::new(format!("--allow: {error}")))?;
     }
     if args.capabilities.is_some() || !args.gpus.is_empty() {
-        policy.capabilities = super::prune::requested_capabilities(
+        policy.capabilities = requested_capabilities(
             args.capabilities.as_deref(),
             &args.gpus,
             cudapkgs_caps::DEFAULT_CUDA,
         )?;
     }
     if args.driver_dir.is_some() {
-        policy.driver_dir = super::patch::driver_dir(args.driver_dir.as_deref())?;
+        policy.driver_dir = driver_dir(args.driver_dir.as_deref())?;
     }
     Ok(policy)
 }

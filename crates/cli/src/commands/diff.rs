@@ -6,8 +6,8 @@ use cudapkgs_store::diff::{ClosureDiff, PackageChange};
 use cudapkgs_store::store::Access;
 use serde::Serialize;
 
-use super::store::{failure, open_store_for};
 use crate::cli::StoreLocation;
+use crate::context::{open_store_for, store_failure};
 use crate::error::{CliResult, Exit};
 use crate::output::Output;
 use crate::units;
@@ -40,14 +40,18 @@ fn kind(change: &PackageChange) -> &'static str {
 /// `cudapkgs diff BEFORE AFTER`.
 pub fn run(before: &str, after: &str, location: &StoreLocation, output: Output) -> CliResult<Exit> {
     let store = open_store_for(location, Access::ReadOnly)?;
-    let before = store.resolve(before).map_err(|error| failure(&error))?;
-    let after = store.resolve(after).map_err(|error| failure(&error))?;
+    let before = store
+        .resolve(before)
+        .map_err(|error| store_failure(&error))?;
+    let after = store
+        .resolve(after)
+        .map_err(|error| store_failure(&error))?;
     let ClosureDiff {
         changes,
         size_before,
         size_after,
     } = cudapkgs_store::diff::diff(&store, &[before], &[after]).map_err(|error| {
-        failure(&error).with_hint("both paths must be valid paths of this store")
+        store_failure(&error).with_hint("both paths must be valid paths of this store")
     })?;
     let reports: Vec<ChangeReport> = changes
         .iter()

@@ -9,10 +9,11 @@ use cudapkgs_redist::fetch::Request;
 use cudapkgs_redist::manifest::{Archive, Manifest, SystemArchives};
 use cudapkgs_redist::parallel;
 
-use super::redist::{ProgressLine, failure, fetcher, load_manifest, mirror};
 use crate::cli::FeaturesArgs;
+use crate::context::{fetcher, load_manifest, mirror, redist_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::progress::ProgressLine;
 
 /// One archive to read: package, system, CUDA variant (empty when none).
 struct Job {
@@ -42,14 +43,15 @@ pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
     progress.finish();
     let mut paths = Vec::new();
     for (job, archive) in jobs.iter().zip(archives) {
-        paths.push(archive.map_err(|error| failure(&error).context(&job.package))?);
+        paths.push(archive.map_err(|error| redist_failure(&error).context(&job.package))?);
     }
     let results = parallel::map(&paths, args.jobs, |path| of_archive(path));
     let mut document: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
     let mut text = String::new();
     for (job, result) in jobs.iter().zip(results) {
-        let features = result
-            .map_err(|error| failure(&error).context(format!("{} {}", job.package, job.system)))?;
+        let features = result.map_err(|error| {
+            redist_failure(&error).context(format!("{} {}", job.package, job.system))
+        })?;
         let _ = writeln!(
             text,
             "{} {}{}: outputs {}; {} GPU architectures; provides {}; needs {}",

@@ -3,17 +3,14 @@
 use std::fmt::Write as _;
 
 use cudapkgs_caps::{
-    Capability, CompilerVerdict, CudaOptions, CudaVersion, DEFAULT_CUDA, HostCompiler,
-    HostPlatform, ResolvedOptions, check_host_compiler, gpu_capability,
+    Capability, CompilerVerdict, CudaVersion, HostPlatform, ResolvedOptions, check_host_compiler,
 };
 use serde::Serialize;
 
 use crate::cli::{FlagsArgs, FlagsFormat};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
-use crate::settings::{
-    self, Config, EnvLookup, Source, Sourced, Switch, Targets, config_host_compiler, layered,
-};
+use crate::settings::{Config, EnvLookup, cuda_settings};
 
 /// The stable JSON document of `cudapkgs flags --format json`.
 #[derive(Debug, Serialize)]
@@ -33,14 +30,6 @@ struct FlagsReport<'a> {
     warnings: Vec<String>,
 }
 
-/// Everything the command needs after settings are merged (`targets` resolves its
-/// request the same way).
-pub(crate) struct Request {
-    pub(crate) options: CudaOptions,
-    host_compiler: Option<HostCompiler>,
-    pub(crate) sources: Vec<(&'static str, Source)>,
-}
-
 pub fn run(
     args: &FlagsArgs,
     output: Output,
@@ -48,7 +37,7 @@ pub fn run(
     env: EnvLookup<'_>,
 ) -> CliResult<Exit> {
     let format = effective_format(args.format, output.json)?;
-    let request = request(args, config, env)?;
+    let request = cuda_settings(args, config, env)?;
     for (setting, source) in &request.sources {
         output.detail(format!("{setting}: from {source}"));
     }
@@ -93,80 +82,6 @@ fn format_name(format: FlagsFormat) -> String {
     clap::ValueEnum::to_possible_value(&format)
         .map(|value| value.get_name().to_owned())
         .unwrap_or_default()
-}
-
-pub(crate) fn request(args: &FlagsArgs, config: &Config, env: EnvLookup<'_>) -> CliResult<Request> {
-    let cuda = layered(
-        args.cuda.map(|v| (v, "--cuda")),
-        "CUDAPKGS_CUDA",
-        env,
-        config.cuda.version,
-        config,
-    )?
-    .unwrap_or_else(|| Sourced::default(DEFAULT_CUDA));
-    let flag_fc = match (args.forward_compat, args.no_forward_compat) {
-        (true, _) => Some((Switch(true), "--forward-compat")),
-        (_, true) => Some((Switch(false), "--no-forward-compat")),
-        _ => None,
-    };
-    let forward_compat = layered(
-        flag_fc,
-        "CUDAPKGS_FORWARD_COMPAT",
-        env,
-        config.cuda.forward_compat.map(Switch),
-        config,
-    )?
-    .unwrap_or_else(|| Sourced::default(Switch(true)));
-    let platform = match layered(
-        args.platform.map(|p| (p, "--platform")),
-        "CUDAPKGS_PLATFORM",
-        env,
-        config.cuda.platform,
-        config,
-    )? {
-        Some(platform) => platform,
-        None => Sourced::default(settings::this_machine_platform()?),
-    };
-    let host_compiler = layered(
-        args.host_compiler.map(|c| (c, "--host-compiler")),
-        "CUDAPKGS_HOST_COMPILER",
-        env,
-        config_host_compiler(config)?,
-        config,
-    )?;
-    let targets = settings::targets(args.capabilities.as_deref(), &args.gpus, env, config)?;
-    let capabilities = match &targets.value {
-        Targets::Capabilities(list) => Some(list.clone()),
-        Targets::Gpus(names) => Some(
-            crate::native::expand(names)
-                .map_err(|error| error.context(&targets.source))?
-                .iter()
-                .map(|name| gpu_capability(name, cuda.value))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| CliError::from(error).context(&targets.source))?,
-        ),
-        Targets::Default => None,
-    };
-
-    Ok(Request {
-        options: CudaOptions {
-            cuda: cuda.value,
-            capabilities,
-            forward_compat: forward_compat.value.0,
-            platform: platform.value,
-        },
-        host_compiler: host_compiler.as_ref().map(|compiler| compiler.value),
-        sources: vec![
-            ("cuda", cuda.source),
-            ("capabilities", targets.source),
-            ("forward compatibility", forward_compat.source),
-            ("platform", platform.source),
-            (
-                "host compiler",
-                host_compiler.map_or(Source::Default, |compiler| compiler.source),
-            ),
-        ],
-    })
 }
 
 fn print(

@@ -12,10 +12,11 @@ use cudapkgs_gpu::smoke::SmokeTest;
 use cudapkgs_store::GpuCheckRecord;
 use cudapkgs_store::store::{Access, Store};
 
-use super::store::{failure, open_store_for, resolve_all};
 use crate::cli::StoreLocation;
+use crate::context::{file_roots, open_store_for, resolve_all, store_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::render::demangle;
 use crate::units;
 
 #[derive(Debug, Args)]
@@ -120,7 +121,7 @@ fn inputs(args: &GpuCheckArgs, output: Output) -> CliResult<Inputs> {
         let tree = crate::cli::FileTreeArgs {
             root_fs: Some(PathBuf::from("/")),
         };
-        let (roots, _, _) = super::check::file_roots(&args.paths, &tree, output)?;
+        let (roots, _, _) = file_roots(&args.paths, &tree, output)?;
         return Ok(Inputs {
             allowed: roots.clone(),
             physical: roots,
@@ -130,7 +131,9 @@ fn inputs(args: &GpuCheckArgs, output: Output) -> CliResult<Inputs> {
     }
     let store = open_store_for(&args.location, Access::ReadOnly)?;
     let paths = resolve_all(&store, &args.paths)?;
-    let closure = store.closure(&paths).map_err(|error| failure(&error))?;
+    let closure = store
+        .closure(&paths)
+        .map_err(|error| store_failure(&error))?;
     Ok(Inputs {
         physical: paths.iter().map(|path| store.physical(path)).collect(),
         allowed: closure
@@ -372,7 +375,7 @@ fn device_text(out: &mut String, device: &DeviceReport) {
             let examples: Vec<String> = failing
                 .examples
                 .iter()
-                .map(|kernel| super::inspect::demangle(kernel))
+                .map(|kernel| demangle(kernel))
                 .collect();
             let _ = writeln!(
                 out,
@@ -392,7 +395,7 @@ fn device_text(out: &mut String, device: &DeviceReport) {
                 disagreement
                     .kernel
                     .as_deref()
-                    .map(|k| format!(" kernel {}", super::inspect::demangle(k)))
+                    .map(|k| format!(" kernel {}", demangle(k)))
                     .unwrap_or_default(),
                 disagreement.predicted,
                 disagreement.observed

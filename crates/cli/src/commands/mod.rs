@@ -17,5 +17,3 @@ pub mod redist;
 pub mod store;
 pub mod targets;
 pub mod upkeep;
-pub mod upkeep_run;
-pub mod wheel;

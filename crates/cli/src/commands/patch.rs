@@ -4,9 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use cudapkgs_elf::auto::{
-    AutoOptions, AutoRunpath, Providers, TreeFile, driver_dir_problem, host_driver_dir, plan_tree,
-};
+use cudapkgs_elf::auto::{AutoOptions, AutoRunpath, Providers, TreeFile, plan_tree};
 use cudapkgs_elf::loads::{LoadName, load_names};
 use cudapkgs_elf::patch::{Changes, RunpathChange, plan, written_as_rpath};
 use cudapkgs_elf::resolve::{SearchPaths, shrink_list};
@@ -16,6 +14,7 @@ use cudapkgs_tree::{self as tree, Mapped, Outcome, Walk};
 use serde::Serialize;
 
 use crate::cli::{PatchArgs, TextOrJson};
+use crate::context::driver_dir;
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 
@@ -192,31 +191,6 @@ fn read_file(path: &Path) -> Result<(DynamicInfo, Vec<LoadName>), String> {
     let mapped = map(path)?;
     let info = read_dynamic(mapped.bytes()).map_err(|error| error.to_string())?;
     Ok((info, load_names(mapped.bytes())))
-}
-
-/// `--driver-dir`: a folder, `host` for where this machine's driver library is, or
-/// NixOS's driver folder when not given.
-pub fn driver_dir(given: Option<&str>) -> CliResult<PathBuf> {
-    match given {
-        Some("host") => host_driver_dir().ok_or_else(|| {
-            CliError::new("no libcuda.so.1 on this machine (outside stub folders)")
-                .with_hint("install the NVIDIA driver, or pass --driver-dir DIR")
-        }),
-        Some(dir) => {
-            let dir = PathBuf::from(dir);
-            match driver_dir_problem(&dir) {
-                Some(problem) => Err(CliError::new(format!(
-                    "driver folder `{}` {problem}",
-                    dir.display()
-                ))
-                .with_hint(
-                    "--driver-dir takes an absolute folder, like /run/opengl-driver/lib, or `host`",
-                )),
-                None => Ok(dir),
-            }
-        }
-        None => Ok(PathBuf::from(cudapkgs_elf::auto::DEFAULT_DRIVER_DIR)),
-    }
 }
 
 type PlannedChanges = Vec<(PathBuf, Result<Changes, String>)>;

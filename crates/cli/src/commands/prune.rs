@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use cudapkgs_caps::{Capability, DEFAULT_CUDA, check_known, gpu_capability, parse_capability_list};
+use cudapkgs_caps::{Capability, DEFAULT_CUDA};
 use cudapkgs_fatbin::{
     EntryKind, Format, KeepPtx, PruneError, PruneRequest, Removed, plan_prune, sniff,
 };
@@ -14,6 +14,7 @@ use cudapkgs_tree::{self as tree, Mapped, Outcome, Rewrite, Walk, copy_tree, rew
 use serde::Serialize;
 
 use crate::cli::{KeepPtxArg, PruneArgs, TextOrJson};
+use crate::context::requested_capabilities;
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::units::{bytes, share};
@@ -76,35 +77,6 @@ fn holds_containers(magic: &[u8]) -> bool {
         sniff(magic),
         Some(Format::Elf | Format::Archive | Format::Fatbin)
     )
-}
-
-/// `--capabilities LIST` or each `--gpu NAME`, sorted, without repeats.
-pub fn requested_capabilities(
-    list: Option<&str>,
-    gpus: &[String],
-    cuda: cudapkgs_caps::CudaVersion,
-) -> CliResult<Vec<Capability>> {
-    let gpus = crate::native::expand(gpus)?;
-    let mut capabilities = match list {
-        Some(list) => parse_capability_list(list)
-            .map_err(|e| CliError::new(e.to_string()).context("--capabilities"))?,
-        None => gpus
-            .iter()
-            .map(|name| gpu_capability(name, cuda))
-            .collect::<Result<_, _>>()
-            .map_err(|error| CliError::from(error).context("--gpu"))?,
-    };
-    capabilities.sort();
-    capabilities.dedup();
-    // A capability no GPU has would match no image and so strip every kernel.
-    check_known(&capabilities).map_err(|error| {
-        CliError::from(error).context(if list.is_some() {
-            "--capabilities"
-        } else {
-            "--gpu"
-        })
-    })?;
-    Ok(capabilities)
 }
 
 pub fn run(args: &PruneArgs, output: Output) -> CliResult<Exit> {

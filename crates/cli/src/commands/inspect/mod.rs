@@ -16,7 +16,6 @@ use crate::cli::{InspectArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 
-pub(crate) use render::demangle;
 pub(crate) use report::{FileResult, Report};
 
 pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {

@@ -7,6 +7,7 @@ use cudapkgs_fatbin::{EntryInfo, ImageMatch, KernelOutcome};
 use cudapkgs_tree::Outcome;
 
 use super::report::{FileResult, Report};
+use crate::render::demangle;
 use crate::units::{bytes, share};
 
 /// How many kernels without an image are listed per file before "… and N more".
@@ -305,14 +306,6 @@ fn common_folder<'a>(mut paths: impl Iterator<Item = &'a str>) -> &'a str {
     &first[..len]
 }
 
-/// A C++ name as people read it; other names unchanged.
-pub(crate) fn demangle(name: &str) -> String {
-    cpp_demangle::Symbol::new(name)
-        .ok()
-        .and_then(|symbol| symbol.demangle().ok())
-        .unwrap_or_else(|| name.to_owned())
-}
-
 fn plural(count: usize, one: &'static str, many: &'static str) -> &'static str {
     if count == 1 { one } else { many }
 }
@@ -336,11 +329,5 @@ mod tests {
             "/v/"
         );
         assert_eq!(common_folder(std::iter::empty()), "");
-    }
-
-    #[test]
-    fn demangles_cxx_names_only() {
-        assert_eq!(demangle("_Z5scalePffi"), "scale(float*, float, int)");
-        assert_eq!(demangle("plain_c_kernel"), "plain_c_kernel");
     }
 }

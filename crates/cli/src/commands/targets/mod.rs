@@ -13,10 +13,9 @@ use cudapkgs_targets::{Request, SourceFile};
 use serde::Serialize;
 
 use crate::cli::{FlagsArgs, FlagsFormat, TextOrJson};
-use crate::commands::flags;
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
-use crate::settings::{Config, EnvLookup, Source};
+use crate::settings::{Config, EnvLookup, Source, cuda_settings};
 
 #[derive(Debug, Subcommand)]
 pub enum TargetsCommand {
@@ -181,7 +180,7 @@ fn request(
         host_compiler: None,
         format: FlagsFormat::Human,
     };
-    let mut resolved = flags::request(&flags_args, config, env)?;
+    let mut resolved = cuda_settings(&flags_args, config, env)?;
     let source = |setting: &str| {
         resolved
             .sources

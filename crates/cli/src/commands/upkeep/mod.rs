@@ -1,19 +1,22 @@
 //! `cudapkgs upkeep`: the package set of `cudapkgs.toml`'s `[upkeep]` table. This module
 //! holds the command line and the commands that only read (`plan`, `matrix`, `report`)
-//! or combine databases (`merge`); `upkeep_run` runs jobs and files issues.
+//! or combine databases (`merge`); `run` runs jobs and files issues.
+
+mod run;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use cudapkgs_build::resolve::{self, resolve};
+use cudapkgs_builder::resolve::{self, resolve};
+use cudapkgs_redist::manifest::host_system;
 use cudapkgs_upkeep::job::{Catalog, plan};
 use cudapkgs_upkeep::report::{dashboard, html, utc};
 use cudapkgs_upkeep::shard::Shard;
 use cudapkgs_upkeep::{Error as UpkeepError, Job, Outcome, Results, SetConfig, matrix};
 
-use super::redist::{fetcher_at, this_system};
 use crate::cli::StoreFolders;
+use crate::context::{fetcher_at, mirror_url};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::settings::{Config, EnvLookup};
@@ -25,10 +28,10 @@ pub enum UpkeepCommand {
     /// Build every job of the set (or of one shard), check, measure and push the
     /// successes, record the results, report what changed (exit 1 if a job fails)
     #[command(after_long_help = RUN_EXAMPLES)]
-    Run(super::upkeep_run::RunArgs),
+    Run(run::RunArgs),
     /// File the newest result of every job: an issue per distinct failure, a comment
     /// when it recurs, closed when the job passes again
-    Issues(super::upkeep_run::IssuesArgs),
+    Issues(run::IssuesArgs),
     /// The CI job matrix: the plan dealt out to shards, for GitHub Actions or Buildkite
     Matrix(MatrixArgs),
     /// Merge shard databases into one, each run and result once
@@ -104,8 +107,8 @@ pub fn run(
 ) -> CliResult<Exit> {
     match command {
         UpkeepCommand::Plan(args) => plan_command(args, output, config),
-        UpkeepCommand::Run(args) => super::upkeep_run::run(args, output, config, env),
-        UpkeepCommand::Issues(args) => super::upkeep_run::issues(args, output, config, env),
+        UpkeepCommand::Run(args) => run::run(args, output, config, env),
+        UpkeepCommand::Issues(args) => run::issues(args, output, config, env),
         UpkeepCommand::Matrix(args) => matrix_command(args, config),
         UpkeepCommand::Merge(args) => merge(args, output),
         UpkeepCommand::Report(args) => report(args, output, config),
@@ -174,7 +177,7 @@ impl Catalog for Manifests<'_> {
         let request = resolve::Request {
             packages: Vec::new(),
             source: resolve::Source::Nvidia {
-                base_url: super::redist::mirror_url(self.set.base_url.as_deref()),
+                base_url: mirror_url(self.set.base_url.as_deref()),
             },
             cuda: cuda.to_owned(),
             system: system.to_owned(),
@@ -198,7 +201,7 @@ pub fn jobs_of(set: &SetConfig, shard: Option<&str>) -> CliResult<(Vec<Job>, Vec
             .map_err(|e| failure(&e).context("--shard"))?,
         None => Shard::ALL,
     };
-    let all = plan(set, this_system(), &Manifests { set }).map_err(|e| failure(&e))?;
+    let all = plan(set, host_system(), &Manifests { set }).map_err(|e| failure(&e))?;
     let mine = shard.select(&all);
     Ok((all, mine, shard))
 }

@@ -3,13 +3,13 @@
 
 use std::fmt::Write as _;
 
-use cudapkgs_build::resolve::{self, Source, Spec};
+use cudapkgs_builder::resolve::{self, Source, Spec};
 use cudapkgs_redist::fetch::Fetcher;
 
-use super::build::resolve_failure;
-use super::redist::{ProgressLine, failure};
+use crate::context::{redist_failure, resolve_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::progress::ProgressLine;
 
 /// Where `redist wheel` looks and what it takes.
 #[derive(Debug)]
@@ -64,7 +64,7 @@ pub fn fetch_wheels(fetcher: &Fetcher, wanted: &WheelRequest, output: Output) ->
         .zip(&resolution.packages)
         .zip(results)
     {
-        let path = result.map_err(|error| failure(&error).context(spec))?;
+        let path = result.map_err(|error| redist_failure(&error).context(spec))?;
         let _ = writeln!(text, "{}  {}", resolved.from, path.display());
         json.push(serde_json::json!({
             "package": spec,

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use cudapkgs_build::Error;
-use cudapkgs_build::prepare::Input;
-use cudapkgs_build::realise::{Options, build};
+use cudapkgs_builder::Error;
+use cudapkgs_builder::prepare::Input;
+use cudapkgs_builder::realise::{Options, build};
 use cudapkgs_store::store::Store;
 
 fn options(driver_dir: &str) -> Options {

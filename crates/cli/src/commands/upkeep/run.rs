@@ -14,7 +14,7 @@ use cudapkgs_upkeep::run::{Event, Judged, RunReport, run as run_jobs};
 use cudapkgs_upkeep::steps::Toolbox;
 use cudapkgs_upkeep::{Outcome, Results};
 
-use super::upkeep::{allowed_growth, failure, jobs_of, results_path, set_of, store_args};
+use super::{allowed_growth, failure, jobs_of, results_path, set_of, store_args};
 use crate::cli::StoreFolders;
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;

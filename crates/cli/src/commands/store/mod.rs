@@ -1,6 +1,8 @@
 //! `cudapkgs nar` and `cudapkgs store`: NAR serialisation, hashes and store paths,
 //! compatible with Nix.
 
+mod root;
+
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
@@ -10,8 +12,10 @@ use cudapkgs_store::{base32, nar, path, restore};
 use serde::Serialize;
 
 use crate::cli::{FileTreeArgs, NarCommand, StoreCommand, StoreLocation};
+use crate::context::{file_roots, open_store, open_store_for, resolve_all, store_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::render::HopReport;
 
 #[derive(Debug, Serialize)]
 struct NarHashReport {
@@ -29,72 +33,12 @@ struct StorePathReport {
     nar_size: u64,
 }
 
-pub fn failure(error: &cudapkgs_store::Error) -> CliError {
-    let failed = CliError::new(error.to_string());
-    match hint(error) {
-        Some(hint) => failed.with_hint(hint),
-        None => failed,
-    }
-}
-
-/// What to do about a store error, where the message alone does not say.
-fn hint(error: &cudapkgs_store::Error) -> Option<&'static str> {
-    use cudapkgs_store::Error;
-    let cannot_write = "pass --root or --state-dir to use a store this user can write";
-    Some(match error {
-        Error::NoStore(_) => {
-            "check --store-dir and --root (`cudapkgs store add` and `cudapkgs build` create a store)"
-        }
-        Error::NoDatabase { .. } => "check --state-dir, the folder that holds the store's database",
-        Error::UnknownPaths { .. } => {
-            "point --store-dir, --root and --state-dir at the store these paths belong to; if nobody needs them, remove them by hand"
-        }
-        Error::ForeignEntries { .. } => {
-            "give --store-dir a new or empty folder (or one that holds only store paths)"
-        }
-        Error::OtherStore { .. } => {
-            "check --store-dir for a typo; a second store beside another needs its own --state-dir"
-        }
-        Error::NixDatabase(_) => "use nix-store or nix-collect-garbage to change a Nix store",
-        Error::NixUnfinished(_) => {
-            "run a Nix command on the store (nix-store --verify) to recover it"
-        }
-        Error::CopiedDatabase { .. } => {
-            "use the original (its --state-dir or --root); a second store needs its own folder and database, filled with `cudapkgs copy` from a cache"
-        }
-        Error::SharedWithNix { .. } => {
-            "give cudapkgs a --root of its own; read the Nix store with --store 'local?root=R'"
-        }
-        Error::OtherDatabase { .. } => {
-            "pass the --state-dir of the database this store folder belongs to, or give this store a folder of its own"
-        }
-        Error::UnmarkedFolder { .. } => {
-            "pass the --root the database was made with; if that store's folder is gone for good, remove the database too"
-        }
-        Error::CorruptDatabase { .. } => {
-            "nothing was changed; check --state-dir, or restore the file from a backup"
-        }
-        Error::Changed(_) => "nothing was stored; try again once nothing writes to it",
-        Error::Copying { .. } => {
-            "nothing was stored; make room (or get write access) where the store folder lives and try again"
-        }
-        Error::Interrupted(_) => {
-            "run a command that writes the store (such as `cudapkgs store verify --repair`) as its owner"
-        }
-        Error::NotWritable(_) => cannot_write,
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
-            cannot_write
-        }
-        _ => return None,
-    })
-}
-
 pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
     match command {
         NarCommand::Dump { path } => {
             // Bytes on standard output cannot be taken back: what can be refused is
             // refused before the first one (a missing path, a FIFO, an unreadable file).
-            nar::check_dumpable(path).map_err(|error| failure(&error))?;
+            nar::check_dumpable(path).map_err(|error| store_failure(&error))?;
             if output.json {
                 return Err(CliError::new(
                     "nar dump writes the NAR itself to standard output, which is no JSON document",
@@ -106,7 +50,7 @@ pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
             if let Err(error) = nar::dump(path, &mut out) {
                 // What is still buffered is not written after all.
                 let _ = out.into_parts();
-                return Err(failure(&error));
+                return Err(store_failure(&error));
             }
             out.flush().map_err(|error| {
                 CliError::new(format!("cannot write to standard output: {error}"))
@@ -116,7 +60,7 @@ pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
         NarCommand::Restore { target } => {
             let stdin = std::io::stdin();
             let input = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
-            restore::restore(input, target).map_err(|error| failure(&error))?;
+            restore::restore(input, target).map_err(|error| store_failure(&error))?;
             if output.json {
                 Output::print_json(&serde_json::json!({ "restored": target }))?;
             }
@@ -125,7 +69,7 @@ pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
         NarCommand::Hash { paths } => {
             let mut hashes = Vec::new();
             for path in paths {
-                let (hash, size) = nar::hash(path).map_err(|error| failure(&error))?;
+                let (hash, size) = nar::hash(path).map_err(|error| store_failure(&error))?;
                 hashes.push(NarHashReport {
                     path: path.display().to_string(),
                     nar_hash: format!("sha256:{}", base32::encode(&hash)),
@@ -157,11 +101,11 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
                 Some(name) => name.clone(),
                 None => default_name(path)?,
             };
-            let (hash, size) = nar::hash(path).map_err(|error| failure(&error))?;
+            let (hash, size) = nar::hash(path).map_err(|error| store_failure(&error))?;
             let store_path =
                 path::source_path(store_dir.trim_end_matches('/'), &name, &hash, &[], false)
                     .map_err(|error| {
-                        failure(&error).with_hint("choose another name with --name")
+                        store_failure(&error).with_hint("choose another name with --name")
                     })?;
             let result = StorePathReport {
                 path: path.display().to_string(),
@@ -196,11 +140,11 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
                 None => default_name(path)?,
             };
             // A source that cannot be stored is refused before the store is touched.
-            nar::check_dumpable(path).map_err(|error| failure(&error))?;
+            nar::check_dumpable(path).map_err(|error| store_failure(&error))?;
             let mut store = open_store(location)?;
             let info = store
                 .add_with_info(path, &name, &scan, gc_root.as_deref())
-                .map_err(|error| failure(&error))?;
+                .map_err(|error| store_failure(&error))?;
             if output.json {
                 Output::print_json(&info_report(&info))?;
             } else {
@@ -214,7 +158,7 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
             closure_size,
             location,
         } => path_info(paths, *closure_size, location, output),
-        StoreCommand::Root(command) => super::gc::root(command, output),
+        StoreCommand::Root(command) => root::root(command, output),
     }
 }
 
@@ -230,7 +174,7 @@ pub fn path_info(
     let paths = &paths;
     let mut infos = Vec::new();
     for path in paths {
-        let info = store.info(path).map_err(|error| failure(&error))?;
+        let info = store.info(path).map_err(|error| store_failure(&error))?;
         let info = info.ok_or_else(|| {
             CliError::new(format!("{path} is not a valid path of this store"))
                 .with_hint("add it with `cudapkgs store add`, or check --store-dir and --root")
@@ -241,13 +185,13 @@ pub fn path_info(
     for report in &mut reports {
         report.gpu_checks = store
             .gpu_checks(report.path)
-            .map_err(|error| failure(&error))?;
+            .map_err(|error| store_failure(&error))?;
     }
     if closure_size {
         for report in &mut reports {
             let closure = store
                 .closure(&[report.path.to_owned()])
-                .map_err(|error| failure(&error))?;
+                .map_err(|error| store_failure(&error))?;
             report.closure_size = Some(closure.iter().map(|info| info.nar_size).sum());
         }
     }
@@ -295,8 +239,9 @@ fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<E
         Access::ReadOnly
     };
     let store = open_store_for(location, access)?;
-    let Verification { checked, problems } =
-        store.verify(repair).map_err(|error| failure(&error))?;
+    let Verification { checked, problems } = store
+        .verify(repair)
+        .map_err(|error| store_failure(&error))?;
     let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
     if output.json {
         Output::print_json(&serde_json::json!({
@@ -363,7 +308,7 @@ pub fn closure(
     let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
     let mut closure = store.closure(&paths).map_err(|error| {
-        failure(&error)
+        store_failure(&error)
             .with_hint("add it with `cudapkgs store add`, or check --store-dir and --root")
     })?;
     closure.sort_by(|a, b| {
@@ -412,8 +357,7 @@ fn why_file(
     tree: &FileTreeArgs,
     output: Output,
 ) -> CliResult<Exit> {
-    let (roots, search, threads) =
-        super::check::file_roots(&[file.display().to_string()], tree, output)?;
+    let (roots, search, threads) = file_roots(&[file.display().to_string()], tree, output)?;
     let inputs = cudapkgs_check::files::Input::read_all(&roots)
         .map_err(|error| CliError::new(error.to_string()))?;
     let graph = cudapkgs_check::files::FileGraph::build(&inputs, &search, threads)
@@ -483,7 +427,7 @@ fn tree_closure(
     tree: &FileTreeArgs,
     output: Output,
 ) -> CliResult<Exit> {
-    let (roots, search, threads) = super::check::file_roots(paths, tree, output)?;
+    let (roots, search, threads) = file_roots(paths, tree, output)?;
     let closure = cudapkgs_check::files::tree_closure(&roots, &search, threads)
         .map_err(|error| CliError::new(error.to_string()))?;
     if let Some(page) = html {
@@ -670,7 +614,7 @@ fn write_treemap(
 ) -> CliResult<()> {
     let treemap =
         cudapkgs_check::treemap::gather(store, roots, closure).map_err(|error| match error {
-            cudapkgs_check::Error::Store(error) => failure(&error),
+            cudapkgs_check::Error::Store(error) => store_failure(&error),
             other => CliError::new(format!("cannot read the closure's files: {other}"))
                 .with_hint("the treemap reads every file of the closure: run as a user who can"),
         })?;
@@ -692,35 +636,6 @@ fn write_page(page: &Path, html: &str) -> CliResult<()> {
     })
 }
 
-#[derive(Debug, Serialize)]
-pub(crate) struct HopReport<'a> {
-    path: &'a str,
-    next: &'a str,
-    file: String,
-    offset: u64,
-}
-
-impl<'a> HopReport<'a> {
-    pub(crate) fn of(hop: &'a cudapkgs_store::why::Hop) -> Self {
-        HopReport {
-            path: &hop.path,
-            next: &hop.next,
-            file: hop.file.display().to_string(),
-            offset: hop.offset,
-        }
-    }
-
-    /// `  -> NEXT  (FILE, byte N)`, as `why` prints a hop.
-    pub(crate) fn line(&self) -> String {
-        let file = if self.file.is_empty() {
-            "the file itself"
-        } else {
-            &self.file
-        };
-        format!("  -> {}  ({file}, byte {})", self.next, self.offset)
-    }
-}
-
 /// `cudapkgs why`: the shortest reference chain from `path` to `dependency`.
 pub fn why(
     path: &str,
@@ -733,10 +648,12 @@ pub fn why(
         return why_file(Path::new(path), Path::new(dependency), tree, output);
     }
     let store = open_store_for(location, Access::ReadOnly)?;
-    let path = &store.resolve(path).map_err(|error| failure(&error))?;
-    let dependency = &store.resolve(dependency).map_err(|error| failure(&error))?;
-    let chain =
-        cudapkgs_store::why::why(&store, path, dependency).map_err(|error| failure(&error))?;
+    let path = &store.resolve(path).map_err(|error| store_failure(&error))?;
+    let dependency = &store
+        .resolve(dependency)
+        .map_err(|error| store_failure(&error))?;
+    let chain = cudapkgs_store::why::why(&store, path, dependency)
+        .map_err(|error| store_failure(&error))?;
     let Some(chain) = chain else {
         if output.json {
             Output::print_json(&serde_json::json!({ "chain": null }))?;
@@ -783,86 +700,6 @@ fn info_report(info: &PathInfo) -> InfoReport<'_> {
         closure_size: None,
         gpu_checks: Vec::new(),
     }
-}
-
-/// Store paths as given, and root names replaced by the paths they hold.
-pub fn resolve_all(store: &Store, paths: &[String]) -> CliResult<Vec<String>> {
-    paths
-        .iter()
-        .map(|path| store.resolve(path).map_err(|error| failure(&error)))
-        .collect()
-}
-
-/// Opens the store `location` names for adding, creating it on first use.
-pub fn open_store(location: &StoreLocation) -> CliResult<Store> {
-    open_store_for(location, Access::Create)
-}
-
-/// Opens the store `location` names for `access`, with unset flags taken from
-/// `CUDAPKGS_STORE_DIR`, `CUDAPKGS_STORE_ROOT` and `CUDAPKGS_STATE_DIR`, then the defaults.
-pub fn open_store_for(location: &StoreLocation, access: Access) -> CliResult<Store> {
-    if let Some(uri) = &location.store {
-        if access != Access::ReadOnly {
-            return Err(CliError::new(format!(
-                "--store {uri} names a Nix store, which cudapkgs only reads"
-            ))
-            .with_hint("use --store-dir, --root and --state-dir for a store of cudapkgs"));
-        }
-        let nix = cudapkgs_nix::store_uri::parse(uri).map_err(|error| {
-            CliError::new(format!("--store {error}"))
-                .with_hint("a Nix store is named `nix` or `local?root=DIR`")
-        })?;
-        return Store::open_with(
-            &nix.store_dir,
-            nix.root.as_deref(),
-            &nix.database_dir,
-            access,
-        )
-        .map_err(|error| failure(&error));
-    }
-    let env = crate::settings::process_env;
-    let location = &location.folders;
-    let store_dir = match location
-        .store_dir
-        .clone()
-        .or_else(|| env("CUDAPKGS_STORE_DIR"))
-    {
-        Some(dir) => dir,
-        None => default_store_dir(&env)?,
-    };
-    let store_dir = store_dir.trim_end_matches('/');
-    let root = location
-        .root
-        .clone()
-        .or_else(|| env("CUDAPKGS_STORE_ROOT").map(Into::into));
-    let state_dir = location
-        .state_dir
-        .clone()
-        .or_else(|| env("CUDAPKGS_STATE_DIR").map(Into::into))
-        .unwrap_or_else(|| {
-            let logical = Path::new(store_dir)
-                .parent()
-                .unwrap_or(Path::new("/"))
-                .join("var/cudapkgs");
-            match &root {
-                Some(root) => root.join(logical.strip_prefix("/").unwrap_or(&logical)),
-                None => logical,
-            }
-        });
-    Store::open_with(store_dir, root.as_deref(), &state_dir, access)
-        .map_err(|error| failure(&error))
-}
-
-/// `$XDG_DATA_HOME/cudapkgs/store`, with XDG's fallback `~/.local/share`.
-fn default_store_dir(env: crate::settings::EnvLookup<'_>) -> CliResult<String> {
-    let data_home = env("XDG_DATA_HOME")
-        .filter(|dir| dir.starts_with('/'))
-        .or_else(|| env("HOME").map(|home| format!("{}/.local/share", home.trim_end_matches('/'))))
-        .ok_or_else(|| {
-            CliError::new("no store folder: neither XDG_DATA_HOME nor HOME is set")
-                .with_hint("pass --store-dir or set CUDAPKGS_STORE_DIR")
-        })?;
-    Ok(format!("{data_home}/cudapkgs/store"))
 }
 
 fn default_name(path: &Path) -> CliResult<String> {

@@ -249,15 +249,6 @@ pub fn extend_for(request: &mut Request, resolution: &Resolution, missing: &[Mis
     added
 }
 
-/// NVIDIA's name for the system this binary runs on.
-pub fn host_system() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
-        "linux-sbsa"
-    } else {
-        "linux-x86_64"
-    }
-}
-
 /// The index pip would use: `PIP_INDEX_URL`, else `index-url` of pip's configuration
 /// files (global, then user, then `PIP_CONFIG_FILE`, later ones winning), else PyPI.
 /// `variable` gives the environment's values (this crate reads no environment).

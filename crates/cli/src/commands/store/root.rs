@@ -1,0 +1,76 @@
+//! `cudapkgs store root add|remove|list`: the garbage collector's roots.
+
+use std::fmt::Write as _;
+
+use cudapkgs_store::store::Access;
+use serde::Serialize;
+
+use crate::cli::RootCommand;
+use crate::context::{open_store_for, store_failure};
+use crate::error::{CliError, CliResult, Exit};
+use crate::output::Output;
+
+#[derive(Debug, Serialize)]
+struct RootReport<'a> {
+    name: &'a str,
+    path: &'a str,
+}
+
+/// `cudapkgs store root add|remove|list`.
+pub fn root(command: &RootCommand, output: Output) -> CliResult<Exit> {
+    match command {
+        RootCommand::Add {
+            name,
+            path,
+            location,
+        } => {
+            let mut store = open_store_for(location, Access::Existing)?;
+            store.add_root(name, path).map_err(|error| {
+                store_failure(&error).with_hint("add the path with `cudapkgs store add` first")
+            })?;
+            if output.json {
+                Output::print_json(&RootReport { name, path })?;
+            } else {
+                output.detail(format!("root {name} -> {path}"));
+            }
+            Ok(Exit::Success)
+        }
+        RootCommand::Remove { name, location } => {
+            let mut store = open_store_for(location, Access::Existing)?;
+            if !store
+                .remove_root(name)
+                .map_err(|error| store_failure(&error))?
+            {
+                return Err(CliError::new(format!("there is no root named `{name}`"))
+                    .with_hint("`cudapkgs store root list` shows the roots"));
+            }
+            if output.json {
+                Output::print_json(&serde_json::json!({ "removed": name }))?;
+            } else {
+                output.detail(format!("root {name} removed"));
+            }
+            Ok(Exit::Success)
+        }
+        RootCommand::List { location } => {
+            let store = open_store_for(location, Access::ReadOnly)?;
+            let roots = store.roots().map_err(|error| store_failure(&error))?;
+            let reports: Vec<RootReport> = roots
+                .iter()
+                .map(|root| RootReport {
+                    name: &root.name,
+                    path: &root.path,
+                })
+                .collect();
+            if output.json {
+                Output::print_json(&reports)?;
+            } else {
+                let mut text = String::new();
+                for report in &reports {
+                    let _ = writeln!(text, "{}  {}", report.name, report.path);
+                }
+                Output::print(&text)?;
+            }
+            Ok(Exit::Success)
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Renderings more than one command shows: kernel names for people, and a hop of a
+//! reference chain.
+
+use serde::Serialize;
+
+/// A C++ name as people read it; other names unchanged.
+pub fn demangle(name: &str) -> String {
+    cpp_demangle::Symbol::new(name)
+        .ok()
+        .and_then(|symbol| symbol.demangle().ok())
+        .unwrap_or_else(|| name.to_owned())
+}
+
+/// One hop of a reference chain (`cudapkgs_store::why::Hop`), for JSON and as `why`
+/// prints it.
+#[derive(Debug, Serialize)]
+pub struct HopReport<'a> {
+    path: &'a str,
+    next: &'a str,
+    file: String,
+    offset: u64,
+}
+
+impl<'a> HopReport<'a> {
+    pub fn of(hop: &'a cudapkgs_store::why::Hop) -> Self {
+        HopReport {
+            path: &hop.path,
+            next: &hop.next,
+            file: hop.file.display().to_string(),
+            offset: hop.offset,
+        }
+    }
+
+    /// `  -> NEXT  (FILE, byte N)`, as `why` prints a hop.
+    pub fn line(&self) -> String {
+        let file = if self.file.is_empty() {
+            "the file itself"
+        } else {
+            &self.file
+        };
+        format!("  -> {}  ({file}, byte {})", self.next, self.offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demangles_cxx_names_only() {
+        assert_eq!(demangle("_Z5scalePffi"), "scale(float*, float, int)");
+        assert_eq!(demangle("plain_c_kernel"), "plain_c_kernel");
+    }
+}

@@ -1,0 +1,435 @@
+//! The layout ARCHITECTURE.md describes, checked against the code: the crate graph of the
+//! `Cargo.toml` files is the one its "Crate graph" table draws and breaks none of the
+//! layering rules, and no command module of the binary imports another.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Crate name → the workspace crates it depends on (any kind of dependency).
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+const BINARY: &str = "cudapkgs";
+
+/// Crates that depend on no other crate of the workspace.
+const LEAVES: [&str; 4] = [
+    "cudapkgs-caps",
+    "cudapkgs-nix",
+    "cudapkgs-store",
+    "cudapkgs-tree",
+];
+
+/// What `cudapkgs-redist`, NVIDIA's formats and downloads, must never depend on.
+const ABOVE_REDIST: [&str; 5] = [
+    "cudapkgs-builder",
+    "cudapkgs-cache",
+    "cudapkgs-check",
+    "cudapkgs-gpu",
+    "cudapkgs-upkeep",
+];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/cli is two folders below the workspace")
+        .to_path_buf()
+}
+
+/// The workspace crates `manifest` (a `Cargo.toml`'s text) depends on, and its name.
+fn edges_of(manifest: &str) -> (String, BTreeSet<String>) {
+    let table: toml::Table = manifest.parse().expect("a Cargo.toml parses");
+    let name = table["package"]["name"]
+        .as_str()
+        .expect("a package name")
+        .to_owned();
+    let mut edges = BTreeSet::new();
+    let mut tables = Vec::new();
+    for kind in ["dependencies", "dev-dependencies", "build-dependencies"] {
+        tables.extend(table.get(kind).and_then(toml::Value::as_table));
+    }
+    if let Some(targets) = table.get("target").and_then(toml::Value::as_table) {
+        for target in targets.values().filter_map(toml::Value::as_table) {
+            for kind in ["dependencies", "dev-dependencies", "build-dependencies"] {
+                tables.extend(target.get(kind).and_then(toml::Value::as_table));
+            }
+        }
+    }
+    for dependencies in tables {
+        for (key, value) in dependencies {
+            let package = value
+                .get("package")
+                .and_then(toml::Value::as_str)
+                .unwrap_or(key);
+            if package == BINARY || package.starts_with("cudapkgs-") {
+                edges.insert(package.to_owned());
+            }
+        }
+    }
+    (name, edges)
+}
+
+/// The graph of every `crates/*/Cargo.toml`.
+fn cargo_graph() -> Graph {
+    let mut graph = Graph::new();
+    let crates = workspace().join("crates");
+    for entry in std::fs::read_dir(&crates).expect("crates/ is readable") {
+        let manifest = entry.expect("an entry").path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let (name, edges) = edges_of(&text);
+        graph.insert(name, edges);
+    }
+    graph
+}
+
+/// The graph ARCHITECTURE.md's "Crate graph" table draws: rows of `` | `crate` | `a`,
+/// `b` | `` ("nothing" for none).
+fn documented_graph(architecture: &str) -> Graph {
+    let section = architecture
+        .split("\n### Crate graph\n")
+        .nth(1)
+        .expect("ARCHITECTURE.md has a `### Crate graph` section");
+    let mut graph = Graph::new();
+    for line in section.lines().skip_while(|line| !line.starts_with('|')) {
+        if !line.starts_with('|') {
+            break;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let [name, depends_on] = cells[..] else {
+            panic!("a row of two cells: {line}");
+        };
+        let Some(name) = name.strip_prefix('`').and_then(|n| n.strip_suffix('`')) else {
+            continue; // the header and its rule
+        };
+        let edges = depends_on
+            .split(',')
+            .map(str::trim)
+            .filter(|cell| *cell != "nothing")
+            .map(|cell| cell.trim_matches('`').to_owned())
+            .collect();
+        graph.insert(name.to_owned(), edges);
+    }
+    graph
+}
+
+/// Every edge that breaks a layering rule of ARCHITECTURE.md, as `from -> to: rule`.
+fn layering_violations(graph: &Graph) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (from, edges) in graph {
+        for to in edges {
+            let rule = if to == BINARY {
+                Some("nothing depends on the binary")
+            } else if LEAVES.contains(&from.as_str()) {
+                Some("caps, nix, store and tree depend on no other crate of the workspace")
+            } else if from == "cudapkgs-redist" && ABOVE_REDIST.contains(&to.as_str()) {
+                Some("redist depends on none of builder, cache, check, gpu and upkeep")
+            } else {
+                None
+            };
+            if let Some(rule) = rule {
+                violations.push(format!("{from} -> {to}: {rule}"));
+            }
+        }
+    }
+    violations.extend(cycles(graph));
+    violations
+}
+
+/// A violation per crate that reaches itself through its dependencies.
+fn cycles(graph: &Graph) -> Vec<String> {
+    let mut found = Vec::new();
+    for start in graph.keys() {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<&String> = graph[start].iter().collect();
+        while let Some(next) = todo.pop() {
+            if next == start {
+                found.push(format!("{start} depends on itself through others"));
+                break;
+            }
+            if seen.insert(next) {
+                todo.extend(graph.get(next).into_iter().flatten());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_crate_graph_is_the_one_architecture_md_draws() {
+    let architecture = std::fs::read_to_string(workspace().join("ARCHITECTURE.md"))
+        .expect("ARCHITECTURE.md is readable");
+    let documented = documented_graph(&architecture);
+    let actual = cargo_graph();
+    let mut differences = Vec::new();
+    for name in actual
+        .keys()
+        .chain(documented.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        let (real, drawn) = (actual.get(name), documented.get(name));
+        match (real, drawn) {
+            (Some(_), None) => differences.push(format!("{name} is not in the table")),
+            (None, Some(_)) => differences.push(format!("{name} is in the table, not in crates/")),
+            (Some(real), Some(drawn)) => {
+                for to in real.difference(drawn) {
+                    differences.push(format!("{name} -> {to} is in Cargo.toml, not in the table"));
+                }
+                for to in drawn.difference(real) {
+                    differences.push(format!("{name} -> {to} is in the table, not in Cargo.toml"));
+                }
+            }
+            (None, None) => unreachable!(),
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "ARCHITECTURE.md's crate graph and the Cargo.toml files differ:\n{}",
+        differences.join("\n")
+    );
+}
+
+#[test]
+fn no_crate_breaks_the_layering() {
+    let graph = cargo_graph();
+    assert!(graph.contains_key(BINARY) && graph.len() > 10, "{graph:?}");
+    let violations = layering_violations(&graph);
+    assert!(
+        violations.is_empty(),
+        "edges ARCHITECTURE.md forbids:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn the_layering_check_sees_forbidden_edges() {
+    let mut graph = cargo_graph();
+    assert!(layering_violations(&graph).is_empty());
+    for (from, to) in [
+        ("cudapkgs-store", "cudapkgs-elf"),
+        ("cudapkgs-caps", "cudapkgs-tree"),
+        ("cudapkgs-redist", "cudapkgs-builder"),
+        ("cudapkgs-upkeep", BINARY),
+        ("cudapkgs-elf", "cudapkgs-check"),
+    ] {
+        graph.get_mut(from).expect("a crate").insert(to.to_owned());
+        let violations = layering_violations(&graph);
+        assert!(
+            violations.iter().any(|v| v.starts_with(from)),
+            "{from} -> {to} passed: {violations:?}"
+        );
+        graph.get_mut(from).expect("a crate").remove(to);
+    }
+}
+
+#[test]
+fn dependencies_are_read_from_every_table() {
+    let manifest = r#"
+[package]
+name = "cudapkgs-elf"
+
+[dependencies]
+cudapkgs-tree.workspace = true
+serde = "1"
+
+[dev-dependencies]
+cudapkgs-store = { workspace = true }
+
+[target.'cfg(unix)'.dependencies]
+renamed = { package = "cudapkgs-caps", path = "../caps" }
+"#;
+    let (name, edges) = edges_of(manifest);
+    assert_eq!(name, "cudapkgs-elf");
+    assert_eq!(
+        edges.into_iter().collect::<Vec<_>>(),
+        ["cudapkgs-caps", "cudapkgs-store", "cudapkgs-tree"]
+    );
+}
+
+/// The Rust files below `folder`, recursively.
+fn rust_files(folder: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).expect("a readable folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The command modules: each file and folder of `commands/` but `mod.rs`.
+fn command_names(commands: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(commands)
+        .expect("commands/ is readable")
+        .map(|entry| entry.expect("an entry").path())
+        .filter(|path| path.is_dir() || path.file_name().is_some_and(|n| n != "mod.rs"))
+        .map(|path| {
+            path.file_stem()
+                .and_then(|stem| stem.to_str())
+                .expect("a plain name")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The modules `source` names right after `super::` (`super::a::b`, `super::{a, b::c}`),
+/// comments left out.
+fn super_imports(source: &str) -> Vec<String> {
+    let code: String = source
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut names = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("super::") {
+        rest = &rest[at + "super::".len()..];
+        let group = if let Some(inner) = rest.strip_prefix('{') {
+            let mut depth = 1;
+            let end = inner
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '{' => 1,
+                        '}' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map_or(inner.len(), |(i, _)| i);
+            top_level_items(&inner[..end])
+        } else {
+            vec![rest.to_owned()]
+        };
+        for item in group {
+            let name: String = item
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// The items of a `use` group, split at its top-level commas.
+fn top_level_items(group: &str) -> Vec<String> {
+    let mut items = vec![String::new()];
+    let mut depth = 0;
+    for c in group.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        items.last_mut().expect("one item at least").push(c);
+    }
+    items
+}
+
+/// Every import of one command module by another in `files` (path and source, below
+/// `commands/`), and every path through `crate::commands`.
+fn command_imports(files: &[(PathBuf, String)], commands: &BTreeSet<String>) -> Vec<String> {
+    let mut found = Vec::new();
+    for (path, source) in files {
+        let own = path
+            .components()
+            .next()
+            .and_then(|first| Path::new(first.as_os_str()).file_stem())
+            .and_then(|stem| stem.to_str())
+            .unwrap_or_default();
+        for name in super_imports(source) {
+            if name != own && commands.contains(&name) {
+                found.push(format!("{}: super::{name}", path.display()));
+            }
+        }
+        if source.contains("crate::commands") {
+            found.push(format!("{}: crate::commands", path.display()));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_command_module_imports_another() {
+    let commands = workspace().join("crates/cli/src/commands");
+    let names = command_names(&commands);
+    assert!(
+        names.contains("build") && names.contains("store"),
+        "{names:?}"
+    );
+    let files: Vec<(PathBuf, String)> = rust_files(&commands)
+        .into_iter()
+        .map(|path| {
+            let source = std::fs::read_to_string(&path).expect("a readable file");
+            let relative = path.strip_prefix(&commands).expect("below").to_path_buf();
+            (relative, source)
+        })
+        .collect();
+    let found = command_imports(&files, &names);
+    assert!(
+        found.is_empty(),
+        "command modules import each other (shared code belongs in context.rs, progress.rs, \
+         render.rs or a library):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn plumbing_modules_import_no_command() {
+    let source = workspace().join("crates/cli/src");
+    for path in rust_files(&source) {
+        let relative = path.strip_prefix(&source).expect("below");
+        if relative.starts_with("commands")
+            || ["main.rs", "cli.rs"].contains(&relative.to_str().unwrap_or_default())
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a readable file");
+        assert!(
+            !text.contains("crate::commands") && !text.contains("commands::"),
+            "{} uses a command module",
+            relative.display()
+        );
+    }
+}
+
+#[test]
+fn the_import_check_sees_imports_between_commands() {
+    let names: BTreeSet<String> = ["build", "redist", "store", "upkeep"]
+        .map(str::to_owned)
+        .into();
+    let check = |path: &str, source: &str| {
+        command_imports(&[(PathBuf::from(path), source.to_owned())], &names)
+    };
+    assert_eq!(
+        check("build.rs", "use super::redist::{ProgressLine, failure};"),
+        ["build.rs: super::redist"]
+    );
+    assert_eq!(
+        check("build.rs", "use super::{redist::fetcher, store};"),
+        ["build.rs: super::redist", "build.rs: super::store"]
+    );
+    assert_eq!(
+        check("redist/wheel.rs", "let s = super::super::store::open();"),
+        ["redist/wheel.rs: super::store"]
+    );
+    assert_eq!(
+        check("store/mod.rs", "x => crate::commands::gc::root(c),"),
+        ["store/mod.rs: crate::commands"]
+    );
+    assert!(check("upkeep/run.rs", "use super::{failure, set_of};").is_empty());
+    assert!(check("redist/mod.rs", "mod wheel; use super::redist::x;").is_empty());
+    assert!(check("store/mod.rs", "// super::build::run is not called here").is_empty());
+    assert!(check("build.rs", "mod tests { use super::*; }").is_empty());
+}
