@@ -37,12 +37,15 @@ pub fn open_driver(folder: Option<&Path>) -> CliResult<(Driver, DriverReport)> {
 fn local() -> &'static Result<DriverReport, (String, Option<String>)> {
     static LOCAL: OnceLock<Result<DriverReport, (String, Option<String>)>> = OnceLock::new();
     LOCAL.get_or_init(|| {
-        let (_, report) = open_driver(None).map_err(|error| {
+        let (driver, report) = open_driver(None).map_err(|error| {
             (
                 error.message,
                 Some("install the NVIDIA driver, or name the GPUs instead: --gpu H100".to_owned()),
             )
         })?;
+        // Kept loaded for the process: unloading the driver after cuInit can crash at
+        // exit.
+        std::mem::forget(driver);
         if report.devices.is_empty() {
             return Err((
                 format!(

@@ -26,9 +26,15 @@ use crate::smoke::{SmokeOutcome, SmokeTest, tests_for};
 pub const CHILD_COMMAND: &str = "gpu-child";
 
 /// The environment of every child: nothing but this, so no `LD_LIBRARY_PATH` or
-/// `CUDA_*` setting of the caller's shapes the result, and the driver writes no JIT
-/// cache under anyone's home.
-const CHILD_ENVIRONMENT: [(&str, &str); 1] = [("CUDA_CACHE_DISABLE", "1")];
+/// `CUDA_*` setting of the caller's shapes the result; the driver writes no JIT cache
+/// under anyone's home, loads every function of a module when it loads the module (so
+/// a kernel found is a kernel loaded), and NCCL reads no machine-wide configuration
+/// (which can name a network plug-in from outside the paths under test).
+const CHILD_ENVIRONMENT: [(&str, &str); 3] = [
+    ("CUDA_CACHE_DISABLE", "1"),
+    ("CUDA_MODULE_LOADING", "EAGER"),
+    ("NCCL_CONF_FILE", "/dev/null"),
+];
 
 /// What to check.
 #[derive(Debug, Clone)]
@@ -76,8 +82,10 @@ pub struct LoadsReport {
     pub failing_files: Vec<FailingFile>,
     /// Where the verdict and the driver differ (each one a bug in the verdict rules).
     pub disagreements: Vec<Disagreement>,
-    /// Containers whose load ended the child (a crash in the driver).
-    pub crashed: Vec<String>,
+    /// Containers the probe could not judge: the load ended the child (a crash in the
+    /// driver), the file could not be read, or the driver failed for a reason that is
+    /// no answer about the image (out of memory, no JIT compiler).
+    pub errors: Vec<String>,
     pub seconds: f64,
     pub loads_per_second: f64,
     /// The files whose loads took longest (seconds in the driver, all children
@@ -123,7 +131,7 @@ impl DeviceReport {
         self.loads.as_ref().is_none_or(|loads| {
             loads.failing_files.is_empty()
                 && loads.disagreements.is_empty()
-                && loads.crashed.is_empty()
+                && loads.errors.is_empty()
         }) && self.smoke.iter().all(|smoke| smoke.outcome.passed)
     }
 }
@@ -151,8 +159,12 @@ pub fn gpu_check(request: &CheckRequest, driver: DriverReport) -> CheckReport {
         .cloned()
         .collect();
     let capabilities: BTreeSet<Capability> = devices.iter().map(|d| d.capability).collect();
+    let driver_cuda = Some(cudapkgs_caps::CudaVersion::new(
+        u8::try_from(driver.cuda.major).unwrap_or(u8::MAX),
+        u8::try_from(driver.cuda.minor).unwrap_or(u8::MAX),
+    ));
     let (planned, unreadable) = if request.loads {
-        plan(&request.inputs, &capabilities, request.jobs)
+        plan(&request.inputs, &capabilities, driver_cuda, request.jobs)
     } else {
         (Vec::new(), Vec::new())
     };
@@ -165,7 +177,7 @@ pub fn gpu_check(request: &CheckRequest, driver: DriverReport) -> CheckReport {
                 .iter()
                 .map(|(test, library, input)| {
                     let started = Instant::now();
-                    let outcome = spawn_smoke(request, device.ordinal, *test, library);
+                    let outcome = spawn_smoke(request, &device.uuid, *test, library);
                     SmokeReport {
                         test: *test,
                         library: library.clone(),
@@ -201,6 +213,7 @@ fn input_of(inputs: &[PathBuf], file: &Path) -> usize {
 fn plan(
     inputs: &[PathBuf],
     capabilities: &BTreeSet<Capability>,
+    driver_cuda: Option<cudapkgs_caps::CudaVersion>,
     threads: usize,
 ) -> (Vec<PlannedFile>, Vec<(String, String)>) {
     let walk = Walk {
@@ -217,7 +230,7 @@ fn plan(
             .map(|&capability| {
                 let gpu = Gpu {
                     capability,
-                    driver_cuda: None,
+                    driver_cuda,
                 };
                 (capability, file_verdict(&scan, gpu))
             })
@@ -253,7 +266,7 @@ fn plan(
     (planned, unreadable)
 }
 
-fn child(request: &CheckRequest, arguments: &[String]) -> std::io::Result<Child> {
+fn child(request: &CheckRequest, arguments: &[std::ffi::OsString]) -> std::io::Result<Child> {
     Command::new(&request.executable)
         .arg(CHILD_COMMAND)
         .args(arguments)
@@ -265,31 +278,55 @@ fn child(request: &CheckRequest, arguments: &[String]) -> std::io::Result<Child>
         .spawn()
 }
 
+/// Reads a child's stderr while it runs (a full pipe would stop it), keeping the end.
+fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        let tail: Vec<&str> = text.lines().rev().take(5).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    })
+}
+
 /// A child that loads containers one request at a time.
 struct Loader {
     process: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    stderr: std::thread::JoinHandle<String>,
 }
 
 impl Loader {
-    fn start(request: &CheckRequest, ordinal: i32) -> std::io::Result<Self> {
-        let arguments = [
-            "loads".to_owned(),
-            "--driver".to_owned(),
-            request.driver.display().to_string(),
-            "--device".to_owned(),
-            ordinal.to_string(),
+    /// A child holding a context on the device, or why it could not get one.
+    fn start(request: &CheckRequest, uuid: &str) -> Result<Self, String> {
+        let arguments: Vec<std::ffi::OsString> = vec![
+            "loads".into(),
+            "--driver".into(),
+            request.driver.clone().into_os_string(),
+            "--uuid".into(),
+            uuid.into(),
         ];
-        let mut process = child(request, &arguments)?;
+        let mut process = child(request, &arguments)
+            .map_err(|error| format!("cannot start {}: {error}", request.executable.display()))?;
+        let stderr = drain(process.stderr.take());
         let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
-            return Err(std::io::Error::other("no pipes to the child"));
+            return Err("no pipes to the child".to_owned());
         };
-        Ok(Loader {
+        let mut loader = Loader {
             process,
             stdin,
             stdout: BufReader::new(stdout),
-        })
+            stderr,
+        };
+        let mut first = String::new();
+        let _ = loader.stdout.read_line(&mut first);
+        if first.trim() == crate::child::READY {
+            Ok(loader)
+        } else {
+            Err(loader.finish())
+        }
     }
 
     /// The child's answer, or `None` when it ended instead.
@@ -305,38 +342,36 @@ impl Loader {
     /// Ends the child; why it ended, when it was not asked to.
     fn finish(self) -> String {
         let Loader {
-            mut process, stdin, ..
+            mut process,
+            stdin,
+            stderr,
+            ..
         } = self;
         drop(stdin);
         let status = process.wait();
-        let mut stderr = String::new();
-        if let Some(mut pipe) = process.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
+        let stderr = stderr.join().unwrap_or_default();
         match status {
-            Ok(status) => format!("the loading process ended ({status}): {}", stderr.trim()),
+            Ok(status) => format!("the loading process ended ({status}): {stderr}"),
             Err(error) => format!("the loading process was lost: {error}"),
         }
     }
 }
 
 /// Loads `probes` with `jobs` children, each taking the next container when it has
-/// answered for the last (some take seconds: PTX compiled at load), a child that ends
-/// on a container replaced for the rest.
+/// answered for the last (some take seconds: PTX compiled at load); a child that ends
+/// on a container is replaced for the rest, and one that cannot start (no driver, a
+/// GPU another process holds) stops the loads with its reason.
 fn load_all(
     request: &CheckRequest,
-    ordinal: i32,
+    uuid: &str,
     probes: &[ContainerProbe],
     jobs: usize,
 ) -> Vec<Result<ProbeResult, String>> {
     let next = AtomicUsize::new(0);
-    // Set when fresh children end before answering twice in a row: the child cannot
-    // load anything here (no driver, no device), so the rest are not tried.
     let broken: Mutex<Option<String>> = Mutex::new(None);
     let worker = || {
         let mut answers = Vec::new();
         let mut loader: Option<Loader> = None;
-        let mut fresh_deaths = 0;
         loop {
             let index = next.fetch_add(1, Ordering::Relaxed);
             let Some(probe) = probes.get(index) else {
@@ -346,35 +381,24 @@ fn load_all(
                 answers.push((index, Err(reason)));
                 continue;
             }
-            let fresh = loader.is_none();
-            if fresh {
-                match Loader::start(request, ordinal) {
+            if loader.is_none() {
+                match Loader::start(request, uuid) {
                     Ok(started) => loader = Some(started),
-                    Err(error) => {
-                        let reason =
-                            format!("cannot start {}: {error}", request.executable.display());
+                    Err(reason) => {
                         if let Ok(mut b) = broken.lock() {
-                            *b = Some(reason.clone());
+                            b.get_or_insert_with(|| reason.clone());
                         }
                         answers.push((index, Err(reason)));
                         continue;
                     }
                 }
             }
-            let answer = loader.as_mut().and_then(|l| l.load(probe));
-            if let Some(answer) = answer {
-                fresh_deaths = 0;
+            if let Some(answer) = loader.as_mut().and_then(|l| l.load(probe)) {
                 answers.push((index, Ok(answer)));
-                continue;
+            } else {
+                let reason = loader.take().map(Loader::finish).unwrap_or_default();
+                answers.push((index, Err(reason)));
             }
-            let reason = loader.take().map(Loader::finish).unwrap_or_default();
-            fresh_deaths = if fresh { fresh_deaths + 1 } else { 0 };
-            if fresh_deaths >= 2 {
-                if let Ok(mut b) = broken.lock() {
-                    *b = Some(reason.clone());
-                }
-            }
-            answers.push((index, Err(reason)));
         }
         if let Some(loader) = loader {
             loader.finish();
@@ -408,9 +432,14 @@ fn run_loads(request: &CheckRequest, device: &Device, planned: &[PlannedFile]) -
                 })
         })
         .collect();
-    // Several children share the work: the driver's loading is mostly CPU time.
-    let jobs = request.jobs.clamp(1, 16).min(probes.len().max(1));
-    let results = load_all(request, device.ordinal, &probes, jobs);
+    // Several children share the work (the driver's loading is mostly CPU time),
+    // unless the GPU admits one process at a time.
+    let jobs = if device.exclusive {
+        1
+    } else {
+        request.jobs.clamp(1, 16).min(probes.len().max(1))
+    };
+    let results = load_all(request, &device.uuid, &probes, jobs);
     let mut report = LoadsReport {
         by_input: vec![(0, 0, 0); request.inputs.len().max(1)],
         ..LoadsReport::default()
@@ -434,10 +463,10 @@ fn run_loads(request: &CheckRequest, device: &Device, planned: &[PlannedFile]) -
                 .filter(|kernel| kernel.container == container.container)
                 .collect();
             report.kernels += kernels.len();
-            let result = match result {
-                Ok(result) => result,
-                Err(message) => {
-                    report.crashed.push(format!(
+            let result = match result.map(|r| (r.trouble(), r)) {
+                Ok((None, result)) => result,
+                Ok((Some(message), _)) | Err(message) => {
+                    report.errors.push(format!(
                         "{} container {:#x}: {message}",
                         file.path.display(),
                         file.containers[index].0
@@ -451,7 +480,7 @@ fn run_loads(request: &CheckRequest, device: &Device, planned: &[PlannedFile]) -
                 report.loaded += 1;
                 loaded_here += 1;
                 report.by_input[file.input].1 += 1;
-                report.kernels_found += kernels.len() - result.missing.len();
+                report.kernels_found += kernels.len().saturating_sub(result.missing.len());
             } else {
                 report.not_loaded += 1;
                 first_error.get_or_insert_with(|| result.load_error.clone().unwrap_or_default());
@@ -540,26 +569,27 @@ fn library_files(path: &Path, allowed: &[PathBuf], found: &mut Vec<PathBuf>, dep
     }
 }
 
-/// Runs one smoke test in a child and reads its outcome.
+/// Runs one smoke test in a child and reads its outcome: the last line of its
+/// output, from a child that exited as it should.
 fn spawn_smoke(
     request: &CheckRequest,
-    ordinal: i32,
+    uuid: &str,
     test: SmokeTest,
     library: &Path,
 ) -> SmokeOutcome {
-    let mut arguments = vec![
-        "smoke".to_owned(),
-        test.name().to_owned(),
-        "--driver".to_owned(),
-        request.driver.display().to_string(),
-        "--device".to_owned(),
-        ordinal.to_string(),
-        "--library".to_owned(),
-        library.display().to_string(),
+    let mut arguments: Vec<std::ffi::OsString> = vec![
+        "smoke".into(),
+        test.name().into(),
+        "--driver".into(),
+        request.driver.clone().into_os_string(),
+        "--uuid".into(),
+        uuid.into(),
+        "--library".into(),
+        library.to_owned().into_os_string(),
     ];
     for allowed in &request.allowed {
-        arguments.push("--allow".to_owned());
-        arguments.push(allowed.display().to_string());
+        arguments.push("--allow".into());
+        arguments.push(allowed.clone().into_os_string());
     }
     let failed = |detail: String| SmokeOutcome {
         passed: false,
@@ -572,6 +602,16 @@ fn spawn_smoke(
         Err(error) => return failed(format!("cannot start the test: {error}")),
     };
     drop(process.stdin.take());
+    // Both pipes are read while the child runs: a library that writes much would
+    // otherwise stop it until the deadline.
+    let stdout = process.stdout.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut printed = String::new();
+            let _ = pipe.read_to_string(&mut printed);
+            printed
+        })
+    });
+    let stderr = drain(process.stderr.take());
     let deadline = Instant::now() + request.smoke_timeout;
     let status = loop {
         match process.try_wait() {
@@ -584,27 +624,32 @@ fn spawn_smoke(
             }
         }
     };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut pipe) = process.stdout.take() {
-        let _ = pipe.read_to_string(&mut stdout);
-    }
-    if let Some(mut pipe) = process.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
+    let stdout = stdout
+        .and_then(|reader| reader.join().ok())
+        .unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
     let Some(status) = status else {
         return failed(format!(
             "did not finish within {} s",
             request.smoke_timeout.as_secs()
         ));
     };
-    if let Ok(outcome) = serde_json::from_str::<SmokeOutcome>(stdout.trim()) {
-        return outcome;
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("");
+    match serde_json::from_str::<SmokeOutcome>(last) {
+        Ok(outcome) if status.success() => outcome,
+        Ok(outcome) => SmokeOutcome {
+            passed: false,
+            detail: format!("{}; then the process ended ({status})", outcome.detail),
+            ..outcome
+        },
+        Err(_) => failed(format!(
+            "the test process ended ({status}) without a result: {stderr}"
+        )),
     }
-    let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-    failed(format!(
-        "the test process ended ({status}) without a result: {tail}"
-    ))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ const CUDA_ERROR_NOT_FOUND: CuResult = 500;
 const JIT_ERROR_LOG_BUFFER: c_int = 5;
 const JIT_ERROR_LOG_BUFFER_SIZE_BYTES: c_int = 6;
 const JIT_OPTIMIZATION_LEVEL: c_int = 7;
+const ATTRIBUTE_COMPUTE_MODE: c_int = 20;
 const ATTRIBUTE_CAPABILITY_MAJOR: c_int = 75;
 const ATTRIBUTE_CAPABILITY_MINOR: c_int = 76;
 
@@ -62,6 +63,9 @@ functions!(Api {
 #[derive(Debug)]
 pub struct Driver {
     library: Library,
+    /// The driver's own JIT libraries, opened by path from its folder first: libcuda
+    /// loads them by name, which in a sandbox without a loader cache finds nothing.
+    _companions: Vec<Library>,
     api: Api,
     /// `cuInit` found no device.
     no_device: bool,
@@ -76,6 +80,9 @@ pub struct Device {
     pub memory_bytes: u64,
     /// `GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, as nvidia-smi prints it.
     pub uuid: String,
+    /// One process at a time may hold a context (exclusive-process or prohibited
+    /// compute mode).
+    pub exclusive: bool,
 }
 
 /// A CUDA version as the driver reports it (`13000` is 13.0).
@@ -108,12 +115,14 @@ impl Driver {
     /// Loads the driver from `path` and initialises it. A machine whose driver sees
     /// no GPU gives a driver with no devices.
     pub fn open(path: &Path) -> Result<Self, GpuError> {
+        let companions = companions(path);
         let library = Library::open(path)?;
         let api = Api::load(&library)?;
         // SAFETY: the signature is cuda.h's; 0 is the only flag value.
         let code = unsafe { (api.init)(0) };
         let driver = Driver {
             library,
+            _companions: companions,
             api,
             no_device: code == CUDA_ERROR_NO_DEVICE,
         };
@@ -200,6 +209,7 @@ impl Driver {
         let mut minor = 0;
         let mut memory = 0usize;
         let mut uuid = [0u8; 16];
+        let mut mode = 0;
         // SAFETY: cuda.h's signatures; each writes into the buffer it is given, the
         // name at most its stated length, NUL-terminated.
         unsafe {
@@ -223,11 +233,16 @@ impl Driver {
                 "cuDeviceGetUuid",
                 (self.api.device_uuid)(&raw mut uuid, device),
             )?;
+            self.check(
+                "cuDeviceGetAttribute",
+                (self.api.device_attribute)(&raw mut mode, ATTRIBUTE_COMPUTE_MODE, device),
+            )?;
         }
-        // SAFETY: the driver NUL-terminated the name within the buffer.
-        let name = unsafe { CStr::from_ptr(name.as_ptr()) }
-            .to_string_lossy()
-            .into_owned();
+        let bytes: Vec<u8> = name.iter().map(|&c| c.to_ne_bytes()[0]).collect();
+        let name = CStr::from_bytes_until_nul(&bytes).map_or_else(
+            |_| String::from_utf8_lossy(&bytes).into_owned(),
+            |name| name.to_string_lossy().into_owned(),
+        );
         let capability = Capability::baseline(
             u8::try_from(major).unwrap_or(0),
             u8::try_from(minor).unwrap_or(0),
@@ -238,7 +253,18 @@ impl Driver {
             capability,
             memory_bytes: memory as u64,
             uuid: format_uuid(&uuid),
+            exclusive: mode != 0,
         })
+    }
+
+    /// The ordinal of the device with this UUID in this process's numbering (a parent
+    /// with `CUDA_VISIBLE_DEVICES` numbers its devices otherwise).
+    pub fn ordinal_of(&self, uuid: &str) -> Result<i32, GpuError> {
+        self.devices()?
+            .into_iter()
+            .find(|device| device.uuid == uuid)
+            .map(|device| device.ordinal)
+            .ok_or_else(|| GpuError::Wrong(format!("the driver sees no device {uuid}")))
     }
 
     /// The device's primary context, made current on this thread.
@@ -263,6 +289,39 @@ impl Driver {
             ordinal,
         })
     }
+}
+
+/// The start of the names of the libraries libcuda loads to compile PTX.
+const COMPANIONS: [&str; 3] = [
+    "libnvidia-ptxjitcompiler.so",
+    "libnvidia-nvvm.so",
+    "libnvidia-gpucomp.so",
+];
+
+/// The driver's JIT libraries beside `driver`, opened; those that fail are left to
+/// libcuda's own search.
+fn companions(driver: &Path) -> Vec<Library> {
+    let Some(folder) = driver.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    let mut names: Vec<PathBuf> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| COMPANIONS.iter().any(|start| name.starts_with(start)))
+        })
+        .collect();
+    // One file per library: the soname links sort before the versioned files.
+    names.sort();
+    names
+        .iter()
+        .filter_map(|path| Library::open(path).ok())
+        .collect()
 }
 
 fn format_uuid(bytes: &[u8; 16]) -> String {
@@ -302,6 +361,9 @@ impl Drop for Context<'_> {
 pub struct Module<'c> {
     context: &'c Context<'c>,
     handle: CuModule,
+    /// The image, kept while the module lives: the driver's documentation does not
+    /// promise a copy, and with lazy loading it may read it later.
+    _image: Vec<u64>,
 }
 
 impl Drop for Module<'_> {
@@ -366,6 +428,7 @@ impl<'d> Context<'d> {
             Ok(Module {
                 context: self,
                 handle,
+                _image: aligned,
             })
         } else {
             Err(self.driver.code(code))
@@ -410,6 +473,7 @@ impl<'d> Context<'d> {
             return Ok(Module {
                 context: self,
                 handle,
+                _image: aligned,
             });
         }
         let mut error = self.driver.code(code);

@@ -24,8 +24,15 @@ pub struct ContainerProbe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeResult {
     /// `None` when loaded; the driver's error name otherwise
-    /// (`CUDA_ERROR_NO_BINARY_FOR_GPU`).
+    /// (`CUDA_ERROR_NO_BINARY_FOR_GPU`), with the JIT compiler's log if any.
     pub load_error: Option<String>,
+    /// The driver's code for `load_error`.
+    #[serde(default)]
+    pub load_code: Option<i32>,
+    /// The probe itself failed (the file could not be read, a lookup failed): the
+    /// driver said nothing about the image.
+    #[serde(default)]
+    pub error: Option<String>,
     /// Declared kernels the loaded module lacks.
     pub missing: Vec<String>,
     pub seconds: f64,
@@ -57,6 +64,8 @@ pub fn probe(context: &Context<'_>, container: &ContainerProbe) -> Result<ProbeR
     let result = match context.load_quickly(&image) {
         Err(code) => ProbeResult {
             load_error: Some(code.name),
+            load_code: Some(code.code),
+            error: None,
             missing: Vec::new(),
             seconds: 0.0,
         },
@@ -77,6 +86,8 @@ pub fn probe(context: &Context<'_>, container: &ContainerProbe) -> Result<ProbeR
             }
             ProbeResult {
                 load_error: None,
+                load_code: None,
+                error: None,
                 missing,
                 seconds: 0.0,
             }
@@ -86,6 +97,29 @@ pub fn probe(context: &Context<'_>, container: &ContainerProbe) -> Result<ProbeR
         seconds: started.elapsed().as_secs_f64(),
         ..result
     })
+}
+
+/// The driver's answers about the image itself; any other failure (out of memory, no
+/// JIT compiler in a sandbox) says nothing about what the verdict predicts.
+const IMAGE_ANSWERS: [i32; 4] = [
+    200, // CUDA_ERROR_INVALID_IMAGE
+    209, // CUDA_ERROR_NO_BINARY_FOR_GPU
+    218, // CUDA_ERROR_INVALID_PTX
+    222, // CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+];
+
+impl ProbeResult {
+    /// What went wrong that is no answer about the image: the probe's own failure or a
+    /// driver failure of another kind.
+    pub fn trouble(&self) -> Option<String> {
+        if let Some(error) = &self.error {
+            return Some(error.clone());
+        }
+        match (self.load_code, &self.load_error) {
+            (Some(code), Some(name)) if !IMAGE_ANSWERS.contains(&code) => Some(name.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Where the driver and the verdict differ: each one is a bug in the verdict rules.
@@ -192,6 +226,8 @@ mod tests {
     fn result(load_error: Option<&str>, missing: &[&str]) -> ProbeResult {
         ProbeResult {
             load_error: load_error.map(str::to_owned),
+            load_code: load_error.map(|name| if name.contains("NO_BINARY") { 209 } else { 200 }),
+            error: None,
             missing: missing.iter().map(|&m| m.to_owned()).collect(),
             seconds: 0.0,
         }
@@ -218,6 +254,16 @@ mod tests {
             &container(sass),
             &[&a],
             &result(Some("CUDA_ERROR_INVALID_IMAGE"), &[]),
+        );
+        // Out of memory answers nothing about the image.
+        let oom = ProbeResult {
+            load_code: Some(2),
+            ..result(Some("CUDA_ERROR_OUT_OF_MEMORY"), &[])
+        };
+        assert_eq!(oom.trouble().as_deref(), Some("CUDA_ERROR_OUT_OF_MEMORY"));
+        assert_eq!(
+            result(Some("CUDA_ERROR_NO_BINARY_FOR_GPU"), &[]).trouble(),
+            None
         );
         assert_eq!(refused.len(), 1);
         assert_eq!(refused[0].kernel, None);

@@ -60,8 +60,9 @@ pub enum GpuChildCommand {
     Loads {
         #[arg(long)]
         driver: PathBuf,
+        /// The device's UUID (the parent and the child may number devices apart)
         #[arg(long)]
-        device: i32,
+        uuid: String,
     },
     /// Run one smoke test and print its outcome as JSON
     Smoke {
@@ -69,7 +70,7 @@ pub enum GpuChildCommand {
         #[arg(long)]
         driver: PathBuf,
         #[arg(long)]
-        device: i32,
+        uuid: String,
         #[arg(long)]
         library: PathBuf,
         #[arg(long = "allow")]
@@ -79,22 +80,22 @@ pub enum GpuChildCommand {
 
 pub fn child(command: &GpuChildCommand) -> CliResult<Exit> {
     match command {
-        GpuChildCommand::Loads { driver, device } => {
+        GpuChildCommand::Loads { driver, uuid } => {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();
-            cudapkgs_gpu::child::serve_loads(driver, *device, stdin, stdout)
+            cudapkgs_gpu::child::serve_loads(driver, uuid, stdin, stdout)
                 .map_err(|error| CliError::new(error.to_string()))?;
         }
         GpuChildCommand::Smoke {
             test,
             driver,
-            device,
+            uuid,
             library,
             allowed,
         } => {
             let test = SmokeTest::from_name(test)
                 .ok_or_else(|| CliError::new(format!("no smoke test {test}")))?;
-            let outcome = cudapkgs_gpu::child::run_smoke(driver, *device, test, library, allowed);
+            let outcome = cudapkgs_gpu::child::run_smoke(driver, uuid, test, library, allowed);
             Output::print_json(&outcome)?;
         }
     }
@@ -176,7 +177,23 @@ pub fn run(args: &GpuCheckArgs, output: Output) -> CliResult<Exit> {
         ))
         .with_hint("gpu-check needs a machine with an NVIDIA GPU"));
     }
-    drop(driver);
+    if let Some(missing) = args
+        .devices
+        .iter()
+        .find(|ordinal| !report.devices.iter().any(|d| d.ordinal == **ordinal))
+    {
+        return Err(CliError::new(format!(
+            "--device {missing}: the driver sees devices {}",
+            report
+                .devices
+                .iter()
+                .map(|d| d.ordinal.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    // The driver stays loaded to the end: unloading it after cuInit can crash at exit.
+    let _driver = driver;
     let inputs = inputs(args, output)?;
     let executable = std::env::current_exe()
         .map_err(|error| CliError::new(format!("cannot find this executable: {error}")))?;
@@ -401,8 +418,8 @@ fn device_text(out: &mut String, device: &DeviceReport) {
                 disagreement.observed
             );
         }
-        for crash in &loads.crashed {
-            let _ = writeln!(out, "  CRASH {crash}");
+        for error in &loads.errors {
+            let _ = writeln!(out, "  ERROR {error}");
         }
     }
     for smoke in &device.smoke {
