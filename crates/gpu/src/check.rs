@@ -569,8 +569,15 @@ fn library_files(path: &Path, allowed: &[PathBuf], found: &mut Vec<PathBuf>, dep
     }
 }
 
-/// Runs one smoke test in a child and reads its outcome: the last line of its
-/// output, from a child that exited as it should.
+/// The last JSON document in `printed`, which starts a line: what a library wrote
+/// before it is not part of it.
+fn last_document<T: serde::de::DeserializeOwned>(printed: &str) -> serde_json::Result<T> {
+    let start = printed.rfind("\n{").map_or(0, |at| at + 1);
+    serde_json::from_str(printed[start..].trim())
+}
+
+/// Runs one smoke test in a child and reads its outcome: the last JSON document it
+/// printed, from a child that exited as it should.
 fn spawn_smoke(
     request: &CheckRequest,
     uuid: &str,
@@ -634,12 +641,7 @@ fn spawn_smoke(
             request.smoke_timeout.as_secs()
         ));
     };
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("");
-    match serde_json::from_str::<SmokeOutcome>(last) {
+    match last_document::<SmokeOutcome>(&stdout) {
         Ok(outcome) if status.success() => outcome,
         Ok(outcome) => SmokeOutcome {
             passed: false,
@@ -655,6 +657,21 @@ fn spawn_smoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outcome_is_the_last_document_printed() {
+        let outcome = SmokeOutcome {
+            passed: true,
+            detail: "ok".to_owned(),
+            foreign: Vec::new(),
+            mapped: vec![PathBuf::from("/x/libcuda.so.1")],
+        };
+        let pretty = serde_json::to_string_pretty(&outcome).expect("json");
+        let printed = format!("NCCL INFO {{not json}}\n{{\"half\n{pretty}\n");
+        let read: SmokeOutcome = last_document(&printed).expect("read");
+        assert_eq!(read.mapped, outcome.mapped);
+        assert!(last_document::<SmokeOutcome>("no document\n").is_err());
+    }
 
     #[test]
     fn libraries_are_found_by_name_inside_the_tree_only() {
