@@ -14,6 +14,9 @@ const NCHW: c_int = 0;
 const FLOAT: c_int = 0;
 const CROSS_CORRELATION: c_int = 1;
 const IMPLICIT_GEMM: c_int = 0;
+/// Plain FMA arithmetic: a TF32 tensor-core path (allowed by default on newer GPUs)
+/// would not meet the CPU's answer to 1e-4.
+const FMA_MATH: c_int = 3;
 
 functions!(Cudnn {
     create = "cudnnCreate": fn(*mut *mut c_void) -> c_int;
@@ -27,6 +30,7 @@ functions!(Cudnn {
     conv_create = "cudnnCreateConvolutionDescriptor": fn(*mut *mut c_void) -> c_int;
     conv_set = "cudnnSetConvolution2dDescriptor": fn(*mut c_void, c_int, c_int, c_int, c_int, c_int, c_int, c_int, c_int) -> c_int;
     conv_destroy = "cudnnDestroyConvolutionDescriptor": fn(*mut c_void) -> c_int;
+    conv_math = "cudnnSetConvolutionMathType": fn(*mut c_void, c_int) -> c_int;
     workspace_size = "cudnnGetConvolutionForwardWorkspaceSize": fn(
         *mut c_void, *mut c_void, *mut c_void, *mut c_void, *mut c_void, c_int, *mut usize
     ) -> c_int;
@@ -143,6 +147,10 @@ impl<'a> Convolution<'a> {
             check(
                 "cudnnSetConvolution2dDescriptor",
                 (api.conv_set)(made.conv, 0, 0, 1, 1, 1, 1, CROSS_CORRELATION, FLOAT),
+            )?;
+            check(
+                "cudnnSetConvolutionMathType",
+                (api.conv_math)(made.conv, FMA_MATH),
             )?;
         }
         Ok(made)
