@@ -180,8 +180,8 @@ fn check_plan(data: &[u8], request: &PruneRequest, plan: &PrunePlan) {
         .containers()
         .filter(|c| c.section != SectionKind::RelFatbin && c.header_size.is_some())
         .collect();
-    let mut pruned = data.to_vec();
-    for (offset, bytes) in &plan.writes {
+    assert_eq!(plan.rewrite.new_len, data.len() as u64, "pruning changed the length");
+    for (offset, bytes) in &plan.rewrite.writes {
         let start = usize::try_from(*offset).expect("an offset in the file");
         let end = start.checked_add(bytes.len()).expect("no overflow");
         assert!(end <= data.len(), "a write past the end of the file");
@@ -191,8 +191,8 @@ fn check_plan(data: &[u8], request: &PruneRequest, plan: &PrunePlan) {
                 .any(|c| *offset >= c.offset && (end as u64) <= c.offset + c.size),
             "a write at {offset:#x} outside every rewritable container"
         );
-        pruned[start..end].copy_from_slice(bytes);
     }
+    let pruned = plan.rewrite.apply_in_memory(data);
     if !plan.changed() {
         assert_eq!(pruned, data);
         return;

@@ -28,6 +28,14 @@ pub(crate) const DT_VERNEEDNUM: i64 = 0x6fff_ffff;
 pub(crate) const DT_VERDEF: i64 = 0x6fff_fffc;
 pub(crate) const DT_VERDEFNUM: i64 = 0x6fff_fffd;
 
+/// Offsets of the ELF64 header's fields that a moved program header table changes.
+pub(crate) const E_PHOFF: u64 = 32;
+pub(crate) const E_PHNUM: u64 = 56;
+/// Offsets in an ELF64 section header of the fields that follow a moved table.
+pub(crate) const SH_ADDR: u64 = 16;
+pub(crate) const SH_OFFSET: u64 = 24;
+pub(crate) const SH_SIZE: u64 = 32;
+
 pub(crate) const PHDR_LEN: usize = 56;
 pub(crate) const PHDR_SIZE: u64 = PHDR_LEN as u64;
 pub(crate) const SHDR_SIZE: u64 = 64;
@@ -151,10 +159,10 @@ impl Layout {
             ));
         }
         let machine = r.u16(18, "ELF header")?;
-        let phoff = r.u64(32, "ELF header")?;
+        let phoff = r.u64(E_PHOFF, "ELF header")?;
         let shoff = r.u64(40, "ELF header")?;
         let phentsize = u64::from(r.u16(54, "ELF header")?);
-        let phnum = u64::from(r.u16(56, "ELF header")?);
+        let phnum = u64::from(r.u16(E_PHNUM, "ELF header")?);
         let shentsize = u64::from(r.u16(58, "ELF header")?);
         let shnum = u64::from(r.u16(60, "ELF header")?);
         if phnum > 0 && phentsize != PHDR_SIZE {
@@ -337,9 +345,9 @@ fn read_shdrs(r: &Reader<'_>, shoff: u64, shnum: u64) -> Result<Vec<Shdr>, Error
         let shdr = Shdr {
             at,
             sh_type: r.u32(at + 4, "section header")?,
-            sh_addr: r.u64(at + 16, "section header")?,
-            sh_offset: r.u64(at + 24, "section header")?,
-            sh_size: r.u64(at + 32, "section header")?,
+            sh_addr: r.u64(at + SH_ADDR, "section header")?,
+            sh_offset: r.u64(at + SH_OFFSET, "section header")?,
+            sh_size: r.u64(at + SH_SIZE, "section header")?,
             sh_entsize: r.u64(at + 56, "section header")?,
         };
         let file_len = r.data.len() as u64;

@@ -11,11 +11,13 @@
 //! already ends in such a region gets it rebuilt in place, so repeated rewrites neither
 //! add segments nor grow the file beyond the strings they add.
 
+use cudapkgs_tree::Rewrite;
+
 use crate::error::Error;
 use crate::layout::{
-    DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, DYN_LEN, DYN_SIZE, Layout,
-    PF_R, PF_W, PHDR_SIZE, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR, Phdr, SHDR_SIZE, SHT_DYNAMIC,
-    SHT_NOBITS, SHT_STRTAB,
+    DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ, DT_STRTAB, DYN_LEN, DYN_SIZE, E_PHNUM,
+    E_PHOFF, Layout, PF_R, PF_W, PHDR_SIZE, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR, Phdr, SH_ADDR,
+    SH_OFFSET, SH_SIZE, SHDR_SIZE, SHT_DYNAMIC, SHT_NOBITS, SHT_STRTAB,
 };
 
 /// What to do with the search path.
@@ -40,15 +42,11 @@ pub struct Changes {
     pub soname: Option<String>,
 }
 
-/// A rewrite, as writes against a copy of the original file.
+/// A rewrite of the file, and what kind of change it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// Cut the copy to this length before writing.
-    pub truncate: Option<u64>,
-    /// `(offset, bytes)` to write, in order.
-    pub writes: Vec<(u64, Vec<u8>)>,
-    /// Length of the result.
-    pub new_len: u64,
+    /// The positional writes against a copy of the original file.
+    pub rewrite: Rewrite,
     /// False when the file already is as asked: nothing to write.
     pub changed: bool,
     /// True when a region was added or rebuilt at the end of the file.
@@ -142,9 +140,7 @@ pub fn plan(data: &[u8], changes: &Changes) -> Result<Plan, Error> {
         .collect();
     if entries == before {
         return Ok(Plan {
-            truncate: None,
-            writes: Vec::new(),
-            new_len: layout.file_len,
+            rewrite: Rewrite::in_place(layout.file_len),
             changed: false,
             grew: false,
         });
@@ -399,9 +395,10 @@ fn in_place_plan(
         encode_dynamic(entries, layout.dynamic_capacity),
     ));
     Plan {
-        truncate: None,
-        writes,
-        new_len: layout.file_len,
+        rewrite: Rewrite {
+            writes,
+            ..Rewrite::in_place(layout.file_len)
+        },
         changed: true,
         grew: false,
     }
@@ -502,11 +499,7 @@ fn layout_plan(
         region.extend_from_slice(&placement.dynstr);
     }
 
-    // ELF header: where the program headers are and how many.
-    writes.push((32, region_offset.to_le_bytes().to_vec()));
-    let phnum =
-        u16::try_from(phnum).map_err(|_| Error::Unsupported("too many program headers".into()))?;
-    writes.push((56, phnum.to_le_bytes().to_vec()));
+    writes.extend(program_table_writes(region_offset, phnum)?);
 
     // Section headers follow what moved, so that readelf and debuggers agree.
     let moved_dynstr = needs_dynstr_move.then_some((dynstr_at, dynstr_len));
@@ -519,12 +512,25 @@ fn layout_plan(
     writes.push((region_offset, region));
 
     Ok(Plan {
-        truncate: reusable.map(|_| region_offset),
-        writes,
-        new_len: region_offset + region_len,
+        rewrite: Rewrite {
+            truncate: reusable.map(|_| region_offset),
+            writes,
+            new_len: region_offset + region_len,
+            holes: Vec::new(),
+        },
         changed: true,
         grew: true,
     })
+}
+
+/// The ELF header's writes for a program header table of `count` entries at `offset`.
+fn program_table_writes(offset: u64, count: usize) -> Result<[(u64, Vec<u8>); 2], Error> {
+    let count =
+        u16::try_from(count).map_err(|_| Error::Unsupported("too many program headers".into()))?;
+    Ok([
+        (E_PHOFF, offset.to_le_bytes().to_vec()),
+        (E_PHNUM, count.to_le_bytes().to_vec()),
+    ])
 }
 
 /// Section header updates for tables that moved into the region (`(offset in
@@ -545,9 +551,10 @@ fn section_header_writes(
             _ => None,
         };
         if let Some((at, size)) = moved {
-            writes.push((shdr.at + 16, (region_address + at).to_le_bytes().to_vec()));
-            writes.push((shdr.at + 24, (region_offset + at).to_le_bytes().to_vec()));
-            writes.push((shdr.at + 32, size.to_le_bytes().to_vec()));
+            let field = |offset: u64, value: u64| (shdr.at + offset, value.to_le_bytes().to_vec());
+            writes.push(field(SH_ADDR, region_address + at));
+            writes.push(field(SH_OFFSET, region_offset + at));
+            writes.push(field(SH_SIZE, size));
         }
     }
     writes
@@ -677,23 +684,6 @@ const MAX_GAP: u64 = 1 << 32;
 /// aarch64 with 48-bit addresses).
 const MAX_ADDRESS: u64 = 1 << 47;
 
-/// Applies a plan to bytes in memory (for tests and fuzzing; files use `write`).
-pub fn apply_in_memory(data: &[u8], plan: &Plan) -> Vec<u8> {
-    let mut out = data.to_vec();
-    if let Some(len) = plan.truncate {
-        out.truncate(usize::try_from(len).unwrap_or(usize::MAX));
-    }
-    out.resize(usize::try_from(plan.new_len).unwrap_or(usize::MAX), 0);
-    for (offset, bytes) in &plan.writes {
-        let start = usize::try_from(*offset).unwrap_or(usize::MAX);
-        if start + bytes.len() > out.len() {
-            out.resize(start + bytes.len(), 0);
-        }
-        out[start..start + bytes.len()].copy_from_slice(bytes);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,7 +713,7 @@ mod tests {
         let original = library();
         let plan1 = plan(&original, &set("$ORIGIN/../lib:/opt/cuda/lib64")).expect("plan");
         assert!(plan1.changed && plan1.grew);
-        let once = apply_in_memory(&original, &plan1);
+        let once = plan1.rewrite.apply_in_memory(&original);
         let info = read_dynamic(&once).expect("readable");
         assert_eq!(
             info.runpath.as_deref(),
@@ -737,18 +727,17 @@ mod tests {
                 .changed
         );
         // Another long value: the region is rebuilt, not stacked.
-        let twice = apply_in_memory(
-            &once,
-            &plan(&once, &set("/a/much/longer/runpath/than/before/by/far")).expect("plan"),
-        );
-        let thrice = apply_in_memory(
+        let twice = plan(&once, &set("/a/much/longer/runpath/than/before/by/far"))
+            .expect("plan")
+            .rewrite
+            .apply_in_memory(&once);
+        let thrice = plan(
             &twice,
-            &plan(
-                &twice,
-                &set("/another/long/runpath/value/for/the/third/time"),
-            )
-            .expect("plan"),
-        );
+            &set("/another/long/runpath/value/for/the/third/time"),
+        )
+        .expect("plan")
+        .rewrite
+        .apply_in_memory(&twice);
         let segments = |data: &[u8]| u16::from_le_bytes([data[56], data[57]]);
         assert_eq!(segments(&once), segments(&thrice));
         assert!(
@@ -766,13 +755,13 @@ mod tests {
     #[test]
     fn remove_and_shorter_values_stay_in_place() {
         let original = library();
-        let with = apply_in_memory(
-            &original,
-            &plan(&original, &set("/long/path/one:/long/path/two")).expect("plan"),
-        );
+        let with = plan(&original, &set("/long/path/one:/long/path/two"))
+            .expect("plan")
+            .rewrite
+            .apply_in_memory(&original);
         let shorter = plan(&with, &set("/short")).expect("plan");
-        assert!(!shorter.grew && shorter.truncate.is_none());
-        let shortened = apply_in_memory(&with, &shorter);
+        assert!(!shorter.grew && shorter.rewrite.truncate.is_none());
+        let shortened = shorter.rewrite.apply_in_memory(&with);
         assert_eq!(shortened.len(), with.len());
         assert_eq!(
             read_dynamic(&shortened)
@@ -781,17 +770,16 @@ mod tests {
                 .as_deref(),
             Some("/short")
         );
-        let removed = apply_in_memory(
+        let removed = plan(
             &shortened,
-            &plan(
-                &shortened,
-                &Changes {
-                    runpath: RunpathChange::Remove,
-                    ..Changes::default()
-                },
-            )
-            .expect("plan"),
-        );
+            &Changes {
+                runpath: RunpathChange::Remove,
+                ..Changes::default()
+            },
+        )
+        .expect("plan")
+        .rewrite
+        .apply_in_memory(&shortened);
         let info = read_dynamic(&removed).expect("readable");
         assert_eq!((info.runpath, info.rpath), (None, None));
     }
@@ -805,7 +793,10 @@ mod tests {
             replace_needed: vec![("libc.so.6".into(), "libc-renamed.so.6".into())],
             soname: Some("libm-custom.so.6".into()),
         };
-        let out = apply_in_memory(&original, &plan(&original, &changes).expect("plan"));
+        let out = plan(&original, &changes)
+            .expect("plan")
+            .rewrite
+            .apply_in_memory(&original);
         let info = read_dynamic(&out).expect("readable");
         assert_eq!(
             (info.rpath.as_deref(), info.runpath.as_deref()),
@@ -825,26 +816,38 @@ mod tests {
             ..set(path)
         };
         let original = library();
-        let with_rpath = apply_in_memory(&original, &plan(&original, &force("/a")).expect("plan"));
+        let with_rpath = plan(&original, &force("/a"))
+            .expect("plan")
+            .rewrite
+            .apply_in_memory(&original);
         let search_paths = |data: &[u8]| {
             let info = read_dynamic(data).expect("readable");
             (info.rpath, info.runpath)
         };
         assert_eq!(search_paths(&with_rpath), (Some("/a".into()), None));
         // Shorter (in place), then longer (a new region): DT_RPATH both times.
-        let shorter = apply_in_memory(&with_rpath, &plan(&with_rpath, &set("/")).expect("plan"));
+        let shorter = plan(&with_rpath, &set("/"))
+            .expect("plan")
+            .rewrite
+            .apply_in_memory(&with_rpath);
         assert_eq!(search_paths(&shorter), (Some("/".into()), None));
         let longer = "/a/longer/search/path/than/any/string/of/the/file";
         let longer_plan = plan(&shorter, &set(longer)).expect("plan");
         assert!(longer_plan.grew);
-        let grown = apply_in_memory(&shorter, &longer_plan);
+        let grown = longer_plan.rewrite.apply_in_memory(&shorter);
         assert_eq!(search_paths(&grown), (Some(longer.into()), None));
         // The same value again changes nothing (it used to become DT_RUNPATH).
         assert!(!plan(&grown, &set(longer)).expect("plan").changed);
         // A file with neither gets DT_RUNPATH, as one with DT_RUNPATH keeps it.
-        let fresh = apply_in_memory(&original, &plan(&original, &set("/b")).expect("plan"));
+        let fresh = plan(&original, &set("/b"))
+            .expect("plan")
+            .rewrite
+            .apply_in_memory(&original);
         assert_eq!(search_paths(&fresh), (None, Some("/b".into())));
-        let again = apply_in_memory(&fresh, &plan(&fresh, &set("/c")).expect("plan"));
+        let again = plan(&fresh, &set("/c"))
+            .expect("plan")
+            .rewrite
+            .apply_in_memory(&fresh);
         assert_eq!(search_paths(&again), (None, Some("/c".into())));
     }
 
