@@ -11,7 +11,8 @@ use std::fmt;
 use cudapkgs_caps::{Capability, Variant};
 use serde::Serialize;
 
-use crate::error::{Bytes, Error, ReadAt};
+use crate::error::Error;
+use crate::read::{Bytes, ReadAt};
 
 pub const CONTAINER_MAGIC: u32 = 0xBA55_ED50;
 const CONTAINER_HEADER_SIZE: u64 = 0x10;
@@ -689,7 +690,7 @@ pub(crate) mod tests {
         let data = container_bytes(&[entry_bytes(2, 80, 0x11, b"12345678", None)]);
         let mut file = tempfile::tempfile().expect("temp");
         std::io::Write::write_all(&mut file, &data).expect("write");
-        let reader = crate::error::FileReader::new(&file).expect("reader");
+        let reader = crate::read::FileReader::new(&file).expect("reader");
         let from_file: Vec<Entry> = containers(&reader, 0, data.len() as u64)
             .flat_map(|c| c.expect("container").entries(&reader).collect::<Vec<_>>())
             .collect::<Result<_, _>>()

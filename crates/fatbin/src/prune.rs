@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use crate::container::EntryKind;
 use crate::discover::SectionKind;
-use crate::error::{Bytes, Error};
+use crate::error::Error;
+use crate::read::Bytes;
 use crate::scan::{ContainerScan, ScanOptions, scan};
 use crate::verdict::{Gpu, best_image, holders, holds, loadable, sass_runs_on};
 
