@@ -2,44 +2,52 @@
 //! their file offsets: program and section headers, the dynamic table, the dynamic
 //! string table and what refers into it.
 
+use std::mem::{offset_of, size_of};
+
+use object::LittleEndian as LE;
+use object::elf::{self, Dyn64, FileHeader64, ProgramHeader64, SectionHeader64};
+
 use crate::error::Error;
 
-pub(crate) const PT_LOAD: u32 = 1;
-pub(crate) const PT_DYNAMIC: u32 = 2;
-pub(crate) const PT_INTERP: u32 = 3;
-pub(crate) const PT_PHDR: u32 = 6;
-pub(crate) const PF_W: u32 = 2;
-pub(crate) const PF_R: u32 = 4;
-pub(crate) const SHT_NULL: u32 = 0;
-pub(crate) const SHT_STRTAB: u32 = 3;
-pub(crate) const SHT_DYNAMIC: u32 = 6;
-pub(crate) const SHT_DYNSYM: u32 = 11;
-pub(crate) const SHT_NOBITS: u32 = 8;
+// `object`'s constants, as the raw values this module reads and writes.
+pub(crate) const PT_LOAD: u32 = elf::PT_LOAD.0;
+pub(crate) const PT_DYNAMIC: u32 = elf::PT_DYNAMIC.0;
+pub(crate) const PT_INTERP: u32 = elf::PT_INTERP.0;
+pub(crate) const PT_PHDR: u32 = elf::PT_PHDR.0;
+pub(crate) const PF_W: u32 = elf::PF_W.0;
+pub(crate) const PF_R: u32 = elf::PF_R.0;
+pub(crate) const SHT_NULL: u32 = elf::SHT_NULL.0;
+pub(crate) const SHT_STRTAB: u32 = elf::SHT_STRTAB.0;
+pub(crate) const SHT_DYNAMIC: u32 = elf::SHT_DYNAMIC.0;
+pub(crate) const SHT_DYNSYM: u32 = elf::SHT_DYNSYM.0;
+pub(crate) const SHT_NOBITS: u32 = elf::SHT_NOBITS.0;
+pub(crate) const EM_AARCH64: u16 = elf::EM_AARCH64.0;
 
-pub(crate) const DT_NULL: i64 = 0;
-pub(crate) const DT_NEEDED: i64 = 1;
-pub(crate) const DT_STRTAB: i64 = 5;
-pub(crate) const DT_STRSZ: i64 = 10;
-pub(crate) const DT_SONAME: i64 = 14;
-pub(crate) const DT_RPATH: i64 = 15;
-pub(crate) const DT_RUNPATH: i64 = 29;
-pub(crate) const DT_VERNEED: i64 = 0x6fff_fffe;
-pub(crate) const DT_VERNEEDNUM: i64 = 0x6fff_ffff;
-pub(crate) const DT_VERDEF: i64 = 0x6fff_fffc;
-pub(crate) const DT_VERDEFNUM: i64 = 0x6fff_fffd;
+pub(crate) const DT_NULL: i64 = elf::DT_NULL.0;
+pub(crate) const DT_NEEDED: i64 = elf::DT_NEEDED.0;
+pub(crate) const DT_STRTAB: i64 = elf::DT_STRTAB.0;
+pub(crate) const DT_STRSZ: i64 = elf::DT_STRSZ.0;
+pub(crate) const DT_SONAME: i64 = elf::DT_SONAME.0;
+pub(crate) const DT_RPATH: i64 = elf::DT_RPATH.0;
+pub(crate) const DT_RUNPATH: i64 = elf::DT_RUNPATH.0;
+pub(crate) const DT_VERNEED: i64 = elf::DT_VERNEED.0;
+pub(crate) const DT_VERNEEDNUM: i64 = elf::DT_VERNEEDNUM.0;
+pub(crate) const DT_VERDEF: i64 = elf::DT_VERDEF.0;
+pub(crate) const DT_VERDEFNUM: i64 = elf::DT_VERDEFNUM.0;
 
-/// Offsets of the ELF64 header's fields that a moved program header table changes.
-pub(crate) const E_PHOFF: u64 = 32;
-pub(crate) const E_PHNUM: u64 = 56;
+/// Offsets of the ELF64 header's fields that a moved program header table changes, as
+/// `object`'s raw header lays them out.
+pub(crate) const E_PHOFF: u64 = offset_of!(FileHeader64<LE>, e_phoff) as u64;
+pub(crate) const E_PHNUM: u64 = offset_of!(FileHeader64<LE>, e_phnum) as u64;
 /// Offsets in an ELF64 section header of the fields that follow a moved table.
-pub(crate) const SH_ADDR: u64 = 16;
-pub(crate) const SH_OFFSET: u64 = 24;
-pub(crate) const SH_SIZE: u64 = 32;
+pub(crate) const SH_ADDR: u64 = offset_of!(SectionHeader64<LE>, sh_addr) as u64;
+pub(crate) const SH_OFFSET: u64 = offset_of!(SectionHeader64<LE>, sh_offset) as u64;
+pub(crate) const SH_SIZE: u64 = offset_of!(SectionHeader64<LE>, sh_size) as u64;
 
-pub(crate) const PHDR_LEN: usize = 56;
+pub(crate) const PHDR_LEN: usize = size_of::<ProgramHeader64<LE>>();
 pub(crate) const PHDR_SIZE: u64 = PHDR_LEN as u64;
-pub(crate) const SHDR_SIZE: u64 = 64;
-pub(crate) const DYN_LEN: usize = 16;
+pub(crate) const SHDR_SIZE: u64 = size_of::<SectionHeader64<LE>>() as u64;
+pub(crate) const DYN_LEN: usize = size_of::<Dyn64<LE>>();
 pub(crate) const DYN_SIZE: u64 = DYN_LEN as u64;
 
 /// A program header.

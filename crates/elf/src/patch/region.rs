@@ -9,9 +9,9 @@ use super::entries::{encode_dynamic, set_value};
 use super::strings::Placement;
 use crate::error::Error;
 use crate::layout::{
-    DT_STRSZ, DT_STRTAB, DYN_LEN, DYN_SIZE, E_PHNUM, E_PHOFF, Layout, PF_R, PF_W, PHDR_SIZE,
-    PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR, Phdr, SH_ADDR, SH_OFFSET, SH_SIZE, SHDR_SIZE,
-    SHT_DYNAMIC, SHT_NOBITS, SHT_STRTAB,
+    DT_STRSZ, DT_STRTAB, DYN_LEN, DYN_SIZE, E_PHNUM, E_PHOFF, EM_AARCH64, Layout, PF_R, PF_W,
+    PHDR_SIZE, PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_PHDR, Phdr, SH_ADDR, SH_OFFSET, SH_SIZE,
+    SHDR_SIZE, SHT_DYNAMIC, SHT_NOBITS, SHT_STRTAB,
 };
 
 /// Spare `DT_NULL` slots given to a moved dynamic table, for later additions.
@@ -35,7 +35,11 @@ fn align_up(value: u64, align: u64) -> u64 {
 
 fn page_size(machine: u16) -> u64 {
     // aarch64 kernels may run with 64 KiB pages.
-    if machine == 183 { 0x1_0000 } else { 0x1000 }
+    if machine == EM_AARCH64 {
+        0x1_0000
+    } else {
+        0x1000
+    }
 }
 
 /// Everything fits where it is: the changed strings and the dynamic table are written
