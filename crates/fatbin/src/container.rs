@@ -16,6 +16,8 @@ use crate::read::{Bytes, ReadAt};
 
 pub const CONTAINER_MAGIC: u32 = 0xBA55_ED50;
 const CONTAINER_HEADER_SIZE: u64 = 0x10;
+/// Where a container header holds the size of the entries after it (a `u64`).
+pub(crate) const CONTAINER_SIZE_AT: u64 = 8;
 const ENTRY_BASE_HEADER_SIZE: u64 = 0x40;
 
 /// What an entry holds.
@@ -573,7 +575,7 @@ fn parse_container(
     }
     let version = bytes.u16(4)?;
     let header_size = u64::from(bytes.u16(6)?);
-    let size = bytes.u64(8)?;
+    let size = bytes.u64(CONTAINER_SIZE_AT)?;
     if header_size < CONTAINER_HEADER_SIZE {
         return Err(Error::malformed(
             WHAT,

@@ -18,7 +18,7 @@ use cudapkgs_caps::{Capability, CudaVersion};
 use cudapkgs_tree::Rewrite;
 use serde::Serialize;
 
-use crate::container::EntryKind;
+use crate::container::{CONTAINER_SIZE_AT, EntryKind};
 use crate::discover::SectionKind;
 use crate::error::Error;
 use crate::read::Bytes;
@@ -344,7 +344,7 @@ fn rewrite_container(
     };
     let rewrite = &mut plan.rewrite;
     rewrite.writes.push((
-        container.offset + 8,
+        container.offset + CONTAINER_SIZE_AT,
         (body.len() as u64).to_le_bytes().to_vec(),
     ));
     rewrite.writes.push((body_start, body));
