@@ -27,8 +27,8 @@ fn find_string(table: &[u8], text: &[u8]) -> Option<u64> {
         .map(|p| p as u64)
 }
 
-/// Gives every new string of `edited` an offset in the string table: the entries with
-/// their values, and how the table changes.
+/// Gives every new string of `edited` an offset in the string table: the entries, each
+/// string now an offset, and how the table changes.
 pub(super) fn place(
     layout: &Layout,
     edited: Edited,
@@ -52,8 +52,7 @@ pub(super) fn place(
         })
         .collect();
     let mut slots: Vec<(u64, usize)> = freed
-        .iter()
-        .copied()
+        .into_iter()
         .filter(|&(offset, len)| {
             let inside = |reference: u64| reference >= offset && reference <= offset + len as u64;
             let others_known = layout
