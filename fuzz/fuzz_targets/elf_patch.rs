@@ -3,7 +3,7 @@
 //! kind the file had (`DT_RPATH` stays `DT_RPATH`).
 #![no_main]
 
-use cudapkgs_elf::patch::{Changes, RunpathChange, apply_in_memory, plan, written_as_rpath};
+use cudapkgs_elf::patch::{Changes, RunpathChange, plan, written_as_rpath};
 use cudapkgs_elf::read_dynamic;
 use libfuzzer_sys::fuzz_target;
 
@@ -15,11 +15,11 @@ fuzz_target!(|data: &[u8]| {
         ..Changes::default()
     };
     let Ok(plan) = plan(data, &changes) else { return };
-    if plan.new_len > 64 << 20 {
+    if plan.rewrite.new_len > 64 << 20 {
         return;
     }
     let before = read_dynamic(data).expect("a planned file is readable");
-    let patched = apply_in_memory(data, &plan);
+    let patched = plan.rewrite.apply_in_memory(data);
     let info = read_dynamic(&patched).expect("a planned rewrite stays readable");
     let (written, other) = if written_as_rpath(&before, false) {
         (info.rpath, info.runpath)

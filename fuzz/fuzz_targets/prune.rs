@@ -11,7 +11,7 @@
 use cudapkgs_caps::parse_capability_list;
 use cudapkgs_fatbin::{
     ContainerScan, EntryInfo, EntryKind, FileScan, Gpu, ImageMatch, KeepPtx, PruneError, PrunePlan,
-    PruneRequest, ScanOptions, SectionKind, container_verdicts, plan_prune, scan,
+    PruneRequest, ScanOptions, SectionKind, container_verdict, plan_prune, scan,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -81,7 +81,7 @@ fn kernels_the_driver_loads<'s>(scan: &'s FileScan, gpus: &[Gpu]) -> Vec<Loadabl
         .map(|container| {
             let verdicts: Vec<_> = gpus
                 .iter()
-                .map(|g| container_verdicts(container, *g))
+                .map(|g| container_verdict(container, *g).1)
                 .collect();
             let kernels = container
                 .kernels()
@@ -180,8 +180,12 @@ fn check_plan(data: &[u8], request: &PruneRequest, plan: &PrunePlan) {
         .containers()
         .filter(|c| c.section != SectionKind::RelFatbin && c.header_size.is_some())
         .collect();
-    let mut pruned = data.to_vec();
-    for (offset, bytes) in &plan.writes {
+    assert_eq!(
+        plan.rewrite.new_len,
+        data.len() as u64,
+        "pruning changed the length"
+    );
+    for (offset, bytes) in &plan.rewrite.writes {
         let start = usize::try_from(*offset).expect("an offset in the file");
         let end = start.checked_add(bytes.len()).expect("no overflow");
         assert!(end <= data.len(), "a write past the end of the file");
@@ -191,8 +195,8 @@ fn check_plan(data: &[u8], request: &PruneRequest, plan: &PrunePlan) {
                 .any(|c| *offset >= c.offset && (end as u64) <= c.offset + c.size),
             "a write at {offset:#x} outside every rewritable container"
         );
-        pruned[start..end].copy_from_slice(bytes);
     }
+    let pruned = plan.rewrite.apply_in_memory(data);
     if !plan.changed() {
         assert_eq!(pruned, data);
         return;

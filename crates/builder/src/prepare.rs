@@ -239,14 +239,8 @@ fn prune_file(
     if !plan.changed() {
         return Ok(());
     }
-    let rewrite = cudapkgs_tree::Rewrite {
-        truncate: None,
-        writes: plan.writes,
-        new_len: mapped.bytes().len() as u64,
-        holes: plan.zeroed,
-    };
     drop(mapped);
-    cudapkgs_tree::rewrite_file(path, &rewrite).map_err(|e| Error::io(path, e))?;
+    cudapkgs_tree::rewrite_file(path, &plan.rewrite).map_err(|e| Error::io(path, e))?;
     done.files += 1;
     done.removed_bytes += plan.removed_bytes;
     Ok(())

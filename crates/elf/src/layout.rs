@@ -2,36 +2,62 @@
 //! their file offsets: program and section headers, the dynamic table, the dynamic
 //! string table and what refers into it.
 
+use std::mem::{offset_of, size_of};
+
+use object::LittleEndian as LE;
+use object::elf::{
+    self, Dyn64, FileHeader64, ProgramHeader64, SectionHeader64, Verdaux, Verdef, Vernaux, Verneed,
+};
+use object::{Pod, U32, U64};
+
 use crate::error::Error;
 
-pub(crate) const PT_LOAD: u32 = 1;
-pub(crate) const PT_DYNAMIC: u32 = 2;
-pub(crate) const PT_INTERP: u32 = 3;
-pub(crate) const PT_PHDR: u32 = 6;
-pub(crate) const PF_W: u32 = 2;
-pub(crate) const PF_R: u32 = 4;
-pub(crate) const SHT_NULL: u32 = 0;
-pub(crate) const SHT_STRTAB: u32 = 3;
-pub(crate) const SHT_DYNAMIC: u32 = 6;
-pub(crate) const SHT_DYNSYM: u32 = 11;
-pub(crate) const SHT_NOBITS: u32 = 8;
+// `object`'s constants, as the raw values this module reads and writes.
+pub(crate) const PT_LOAD: u32 = elf::PT_LOAD.0;
+pub(crate) const PT_DYNAMIC: u32 = elf::PT_DYNAMIC.0;
+pub(crate) const PT_INTERP: u32 = elf::PT_INTERP.0;
+pub(crate) const PT_PHDR: u32 = elf::PT_PHDR.0;
+pub(crate) const PF_W: u32 = elf::PF_W.0;
+pub(crate) const PF_R: u32 = elf::PF_R.0;
+pub(crate) const SHT_NULL: u32 = elf::SHT_NULL.0;
+pub(crate) const SHT_STRTAB: u32 = elf::SHT_STRTAB.0;
+pub(crate) const SHT_DYNAMIC: u32 = elf::SHT_DYNAMIC.0;
+pub(crate) const SHT_DYNSYM: u32 = elf::SHT_DYNSYM.0;
+pub(crate) const SHT_NOBITS: u32 = elf::SHT_NOBITS.0;
+pub(crate) const EM_AARCH64: u16 = elf::EM_AARCH64.0;
 
-pub(crate) const DT_NULL: i64 = 0;
-pub(crate) const DT_NEEDED: i64 = 1;
-pub(crate) const DT_STRTAB: i64 = 5;
-pub(crate) const DT_STRSZ: i64 = 10;
-pub(crate) const DT_SONAME: i64 = 14;
-pub(crate) const DT_RPATH: i64 = 15;
-pub(crate) const DT_RUNPATH: i64 = 29;
-pub(crate) const DT_VERNEED: i64 = 0x6fff_fffe;
-pub(crate) const DT_VERNEEDNUM: i64 = 0x6fff_ffff;
-pub(crate) const DT_VERDEF: i64 = 0x6fff_fffc;
-pub(crate) const DT_VERDEFNUM: i64 = 0x6fff_fffd;
+pub(crate) const DT_NULL: i64 = elf::DT_NULL.0;
+pub(crate) const DT_NEEDED: i64 = elf::DT_NEEDED.0;
+pub(crate) const DT_STRTAB: i64 = elf::DT_STRTAB.0;
+pub(crate) const DT_STRSZ: i64 = elf::DT_STRSZ.0;
+pub(crate) const DT_SONAME: i64 = elf::DT_SONAME.0;
+pub(crate) const DT_RPATH: i64 = elf::DT_RPATH.0;
+pub(crate) const DT_RUNPATH: i64 = elf::DT_RUNPATH.0;
+pub(crate) const DT_VERNEED: i64 = elf::DT_VERNEED.0;
+pub(crate) const DT_VERNEEDNUM: i64 = elf::DT_VERNEEDNUM.0;
+pub(crate) const DT_VERDEF: i64 = elf::DT_VERDEF.0;
+pub(crate) const DT_VERDEFNUM: i64 = elf::DT_VERDEFNUM.0;
 
-pub(crate) const PHDR_LEN: usize = 56;
+/// The offset of a field in `object`'s raw 64-bit little-endian record:
+/// `field!(FileHeader64, e_phoff)`.
+macro_rules! field {
+    ($record:ident, $name:ident) => {
+        offset_of!($record<LE>, $name) as u64
+    };
+}
+
+/// Offsets of the ELF64 header's fields that a moved program header table changes.
+pub(crate) const E_PHOFF: u64 = field!(FileHeader64, e_phoff);
+pub(crate) const E_PHNUM: u64 = field!(FileHeader64, e_phnum);
+/// Offsets in an ELF64 section header of the fields that follow a moved table.
+pub(crate) const SH_ADDR: u64 = field!(SectionHeader64, sh_addr);
+pub(crate) const SH_OFFSET: u64 = field!(SectionHeader64, sh_offset);
+pub(crate) const SH_SIZE: u64 = field!(SectionHeader64, sh_size);
+
+pub(crate) const PHDR_LEN: usize = size_of::<ProgramHeader64<LE>>();
 pub(crate) const PHDR_SIZE: u64 = PHDR_LEN as u64;
-pub(crate) const SHDR_SIZE: u64 = 64;
-pub(crate) const DYN_LEN: usize = 16;
+pub(crate) const SHDR_SIZE: u64 = size_of::<SectionHeader64<LE>>() as u64;
+pub(crate) const DYN_LEN: usize = size_of::<Dyn64<LE>>();
 pub(crate) const DYN_SIZE: u64 = DYN_LEN as u64;
 
 /// A program header.
@@ -52,16 +78,32 @@ pub(crate) struct Phdr {
 }
 
 impl Phdr {
+    fn from_raw(raw: &ProgramHeader64<LE>) -> Self {
+        Phdr {
+            p_type: raw.p_type.get(LE).0,
+            p_flags: raw.p_flags.get(LE).0,
+            p_offset: raw.p_offset.get(LE),
+            p_vaddr: raw.p_vaddr.get(LE),
+            p_paddr: raw.p_paddr.get(LE),
+            p_filesz: raw.p_filesz.get(LE),
+            p_memsz: raw.p_memsz.get(LE),
+            p_align: raw.p_align.get(LE),
+        }
+    }
+
     pub(crate) fn encode(&self) -> [u8; PHDR_LEN] {
+        let raw = ProgramHeader64::<LE> {
+            p_type: U32::new(LE, elf::ProgramType(self.p_type)),
+            p_flags: U32::new(LE, elf::ProgramFlags(self.p_flags)),
+            p_offset: U64::new(LE, self.p_offset),
+            p_vaddr: U64::new(LE, self.p_vaddr),
+            p_paddr: U64::new(LE, self.p_paddr),
+            p_filesz: U64::new(LE, self.p_filesz),
+            p_memsz: U64::new(LE, self.p_memsz),
+            p_align: U64::new(LE, self.p_align),
+        };
         let mut out = [0u8; PHDR_LEN];
-        out[0..4].copy_from_slice(&self.p_type.to_le_bytes());
-        out[4..8].copy_from_slice(&self.p_flags.to_le_bytes());
-        out[8..16].copy_from_slice(&self.p_offset.to_le_bytes());
-        out[16..24].copy_from_slice(&self.p_vaddr.to_le_bytes());
-        out[24..32].copy_from_slice(&self.p_paddr.to_le_bytes());
-        out[32..40].copy_from_slice(&self.p_filesz.to_le_bytes());
-        out[40..48].copy_from_slice(&self.p_memsz.to_le_bytes());
-        out[48..56].copy_from_slice(&self.p_align.to_le_bytes());
+        out.copy_from_slice(object::bytes_of(&raw));
         out
     }
 }
@@ -120,21 +162,12 @@ impl Reader<'_> {
             })
     }
 
-    fn u16(&self, at: u64, what: &str) -> Result<u16, Error> {
-        let b = self.bytes(at, 2, what)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&self, at: u64, what: &str) -> Result<u32, Error> {
-        let b = self.bytes(at, 4, what)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn u64(&self, at: u64, what: &str) -> Result<u64, Error> {
-        let b = self.bytes(at, 8, what)?;
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(b);
-        Ok(u64::from_le_bytes(raw))
+    /// `object`'s raw record at `at` (its fields are byte arrays: any offset will do).
+    fn record<T: Pod>(&self, at: u64, what: &str) -> Result<&T, Error> {
+        let bytes = self.bytes(at, size_of::<T>() as u64, what)?;
+        object::from_bytes(bytes)
+            .map(|(record, _)| record)
+            .map_err(|()| Error::malformed(at, format!("{what} cannot be read")))
     }
 }
 
@@ -150,22 +183,23 @@ impl Layout {
                 "only 64-bit little-endian ELF files (x86_64, aarch64) can be rewritten".into(),
             ));
         }
-        let machine = r.u16(18, "ELF header")?;
-        let phoff = r.u64(32, "ELF header")?;
-        let shoff = r.u64(40, "ELF header")?;
-        let phentsize = u64::from(r.u16(54, "ELF header")?);
-        let phnum = u64::from(r.u16(56, "ELF header")?);
-        let shentsize = u64::from(r.u16(58, "ELF header")?);
-        let shnum = u64::from(r.u16(60, "ELF header")?);
+        let header: &FileHeader64<LE> = r.record(0, "ELF header")?;
+        let machine = header.e_machine.get(LE).0;
+        let phoff = header.e_phoff.get(LE);
+        let shoff = header.e_shoff.get(LE);
+        let phentsize = u64::from(header.e_phentsize.get(LE));
+        let phnum = u64::from(header.e_phnum.get(LE));
+        let shentsize = u64::from(header.e_shentsize.get(LE));
+        let shnum = u64::from(header.e_shnum.get(LE));
         if phnum > 0 && phentsize != PHDR_SIZE {
             return Err(Error::malformed(
-                54,
+                field!(FileHeader64, e_phentsize),
                 format!("program header size {phentsize}, expected {PHDR_SIZE}"),
             ));
         }
         if shnum > 0 && shentsize != SHDR_SIZE {
             return Err(Error::malformed(
-                58,
+                field!(FileHeader64, e_shentsize),
                 format!("section header size {shentsize}, expected {SHDR_SIZE}"),
             ));
         }
@@ -299,11 +333,12 @@ fn read_dynamic_table(
     let mut dynamic = Vec::new();
     for index in 0..capacity {
         let at = segment.p_offset + index * DYN_SIZE;
-        let tag = i64::from_le_bytes(r.u64(at, "dynamic entry")?.to_le_bytes());
+        let entry: &Dyn64<LE> = r.record(at, "dynamic entry")?;
+        let tag = entry.d_tag.get(LE).0;
         if tag == DT_NULL {
             break;
         }
-        dynamic.push((tag, r.u64(at + 8, "dynamic entry")?));
+        dynamic.push((tag, entry.d_val.get(LE)));
     }
     Ok((dynamic, capacity))
 }
@@ -312,17 +347,7 @@ fn read_phdrs(r: &Reader<'_>, phoff: u64, phnum: u64) -> Result<Vec<Phdr>, Error
     let mut phdrs = Vec::new();
     for index in 0..phnum {
         let at = phoff + index * PHDR_SIZE;
-        r.bytes(at, PHDR_SIZE, "program header")?;
-        phdrs.push(Phdr {
-            p_type: r.u32(at, "program header")?,
-            p_flags: r.u32(at + 4, "program header")?,
-            p_offset: r.u64(at + 8, "program header")?,
-            p_vaddr: r.u64(at + 16, "program header")?,
-            p_paddr: r.u64(at + 24, "program header")?,
-            p_filesz: r.u64(at + 32, "program header")?,
-            p_memsz: r.u64(at + 40, "program header")?,
-            p_align: r.u64(at + 48, "program header")?,
-        });
+        phdrs.push(Phdr::from_raw(r.record(at, "program header")?));
     }
     Ok(phdrs)
 }
@@ -333,14 +358,14 @@ fn read_shdrs(r: &Reader<'_>, shoff: u64, shnum: u64) -> Result<Vec<Shdr>, Error
     let mut shdrs = Vec::new();
     for index in 0..shnum {
         let at = shoff + index * SHDR_SIZE;
-        r.bytes(at, SHDR_SIZE, "section header")?;
+        let raw: &SectionHeader64<LE> = r.record(at, "section header")?;
         let shdr = Shdr {
             at,
-            sh_type: r.u32(at + 4, "section header")?,
-            sh_addr: r.u64(at + 16, "section header")?,
-            sh_offset: r.u64(at + 24, "section header")?,
-            sh_size: r.u64(at + 32, "section header")?,
-            sh_entsize: r.u64(at + 56, "section header")?,
+            sh_type: raw.sh_type.get(LE).0,
+            sh_addr: raw.sh_addr.get(LE),
+            sh_offset: raw.sh_offset.get(LE),
+            sh_size: raw.sh_size.get(LE),
+            sh_entsize: raw.sh_entsize.get(LE),
         };
         let file_len = r.data.len() as u64;
         let holds_bytes = !matches!(shdr.sh_type, SHT_NULL | SHT_NOBITS);
@@ -376,19 +401,19 @@ fn read_versions(
     if let (Some(address), Some(count)) = (value(DT_VERNEED), value(DT_VERNEEDNUM)) {
         let mut at = offset_of(address)?;
         for _ in 0..count.min(4096) {
-            let file = r.u32(at + 4, "version dependency")?;
-            verneed_files.push((at + 4, file));
-            let aux_count = r.u16(at + 2, "version dependency")?;
-            let mut aux = at + u64::from(r.u32(at + 8, "version dependency")?);
-            for _ in 0..aux_count {
-                version_names.push(r.u32(aux + 8, "version dependency")?);
-                let next = r.u32(aux + 12, "version dependency")?;
+            let need: &Verneed<LE> = r.record(at, "version dependency")?;
+            verneed_files.push((at + field!(Verneed, vn_file), need.vn_file.get(LE)));
+            let mut aux = at + u64::from(need.vn_aux.get(LE));
+            for _ in 0..need.vn_cnt.get(LE) {
+                let entry: &Vernaux<LE> = r.record(aux, "version dependency")?;
+                version_names.push(entry.vna_name.get(LE));
+                let next = entry.vna_next.get(LE);
                 if next == 0 {
                     break;
                 }
                 aux += u64::from(next);
             }
-            let next = r.u32(at + 12, "version dependency")?;
+            let next = need.vn_next.get(LE);
             if next == 0 {
                 break;
             }
@@ -398,17 +423,18 @@ fn read_versions(
     if let (Some(address), Some(count)) = (value(DT_VERDEF), value(DT_VERDEFNUM)) {
         let mut at = offset_of(address)?;
         for _ in 0..count.min(4096) {
-            let aux_count = r.u16(at + 6, "version definition")?;
-            let mut aux = at + u64::from(r.u32(at + 12, "version definition")?);
-            for _ in 0..aux_count {
-                version_names.push(r.u32(aux, "version definition")?);
-                let next = r.u32(aux + 4, "version definition")?;
+            let definition: &Verdef<LE> = r.record(at, "version definition")?;
+            let mut aux = at + u64::from(definition.vd_aux.get(LE));
+            for _ in 0..definition.vd_cnt.get(LE) {
+                let entry: &Verdaux<LE> = r.record(aux, "version definition")?;
+                version_names.push(entry.vda_name.get(LE));
+                let next = entry.vda_next.get(LE);
                 if next == 0 {
                     break;
                 }
                 aux += u64::from(next);
             }
-            let next = r.u32(at + 16, "version definition")?;
+            let next = definition.vd_next.get(LE);
             if next == 0 {
                 break;
             }
@@ -425,4 +451,41 @@ pub(crate) fn file_offset(phdrs: &[Phdr], address: u64) -> Option<u64> {
         .filter(|p| p.p_type == PT_LOAD)
         .find(|p| address >= p.p_vaddr && address - p.p_vaddr < p.p_filesz)
         .map(|p| p.p_offset + (address - p.p_vaddr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_and_sizes_are_those_of_the_elf64_specification() {
+        assert_eq!(
+            (E_PHOFF, E_PHNUM, SH_ADDR, SH_OFFSET, SH_SIZE),
+            (32, 56, 16, 24, 32)
+        );
+        assert_eq!((PHDR_LEN, SHDR_SIZE, DYN_LEN), (56, 64, 16));
+        assert_eq!(field!(Verneed, vn_file), 4);
+    }
+
+    #[test]
+    fn program_headers_read_back_as_encoded() {
+        let phdr = Phdr {
+            p_type: PT_LOAD,
+            p_flags: PF_R | PF_W,
+            p_offset: 0x1000,
+            p_vaddr: 0x20_1000,
+            p_paddr: 0x20_1000,
+            p_filesz: 0x234,
+            p_memsz: 0x567,
+            p_align: 0x20_0000,
+        };
+        let bytes = phdr.encode();
+        assert_eq!(&bytes[..4], &PT_LOAD.to_le_bytes());
+        assert_eq!(&bytes[48..], &0x20_0000u64.to_le_bytes());
+        let read = Reader { data: &bytes };
+        assert_eq!(
+            Phdr::from_raw(read.record(0, "program header").expect("read")),
+            phdr
+        );
+    }
 }

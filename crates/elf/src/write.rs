@@ -4,7 +4,7 @@
 use std::io;
 use std::path::Path;
 
-use cudapkgs_tree::{Rewrite, rewrite_file};
+use cudapkgs_tree::rewrite_file;
 
 use crate::patch::Plan;
 
@@ -14,13 +14,5 @@ pub fn rewrite(path: &Path, plan: &Plan) -> io::Result<()> {
     if !plan.changed {
         return Ok(());
     }
-    rewrite_file(
-        path,
-        &Rewrite {
-            truncate: plan.truncate,
-            writes: plan.writes.clone(),
-            new_len: plan.new_len,
-            holes: Vec::new(),
-        },
-    )
+    rewrite_file(path, &plan.rewrite)
 }

@@ -380,15 +380,16 @@ fn no_room_above_the_segments_is_refused_in(name: &str) {
             "{error}"
         ),
         Ok(plan) => {
+            let rewrite = &plan.rewrite;
             assert!(
-                plan.new_len < 1 << 32
-                    && plan
+                rewrite.new_len < 1 << 32
+                    && rewrite
                         .writes
                         .iter()
-                        .all(|(offset, bytes)| offset + bytes.len() as u64 <= plan.new_len)
+                        .all(|(offset, bytes)| offset + bytes.len() as u64 <= rewrite.new_len)
             );
             // An accepted plan must give a file that reads back with the new runpath.
-            let patched = cudapkgs_elf::patch::apply_in_memory(&data, &plan);
+            let patched = rewrite.apply_in_memory(&data);
             let info = cudapkgs_elf::read_dynamic(&patched).expect("readable");
             assert_eq!(
                 info.runpath.as_deref(),

@@ -11,10 +11,13 @@ use std::fmt;
 use cudapkgs_caps::{Capability, Variant};
 use serde::Serialize;
 
-use crate::error::{Bytes, Error, ReadAt};
+use crate::error::Error;
+use crate::read::{Bytes, ReadAt};
 
 pub const CONTAINER_MAGIC: u32 = 0xBA55_ED50;
 const CONTAINER_HEADER_SIZE: u64 = 0x10;
+/// Where a container header holds the size of the entries after it (a `u64`).
+pub(crate) const CONTAINER_SIZE_AT: u64 = 8;
 const ENTRY_BASE_HEADER_SIZE: u64 = 0x40;
 
 /// What an entry holds.
@@ -572,7 +575,7 @@ fn parse_container(
     }
     let version = bytes.u16(4)?;
     let header_size = u64::from(bytes.u16(6)?);
-    let size = bytes.u64(8)?;
+    let size = bytes.u64(CONTAINER_SIZE_AT)?;
     if header_size < CONTAINER_HEADER_SIZE {
         return Err(Error::malformed(
             WHAT,
@@ -689,7 +692,7 @@ pub(crate) mod tests {
         let data = container_bytes(&[entry_bytes(2, 80, 0x11, b"12345678", None)]);
         let mut file = tempfile::tempfile().expect("temp");
         std::io::Write::write_all(&mut file, &data).expect("write");
-        let reader = crate::error::FileReader::new(&file).expect("reader");
+        let reader = crate::read::FileReader::new(&file).expect("reader");
         let from_file: Vec<Entry> = containers(&reader, 0, data.len() as u64)
             .flat_map(|c| c.expect("container").entries(&reader).collect::<Vec<_>>())
             .collect::<Result<_, _>>()

@@ -4,7 +4,8 @@ use object::read::elf::{ElfFile64, Sym};
 use object::{LittleEndian, Object, ObjectSymbol};
 use serde::Serialize;
 
-use crate::error::{Bytes, Error};
+use crate::error::Error;
+use crate::read::Bytes;
 
 /// `e_machine` of CUDA device code.
 pub const EM_CUDA: u16 = 190;

@@ -15,11 +15,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use cudapkgs_caps::{Capability, CudaVersion};
+use cudapkgs_tree::Rewrite;
 use serde::Serialize;
 
-use crate::container::EntryKind;
+use crate::container::{CONTAINER_SIZE_AT, EntryKind};
 use crate::discover::SectionKind;
-use crate::error::{Bytes, Error};
+use crate::error::Error;
+use crate::read::Bytes;
 use crate::scan::{ContainerScan, ScanOptions, scan};
 use crate::verdict::{Gpu, best_image, holders, holds, loadable, sass_runs_on};
 
@@ -54,12 +56,11 @@ pub struct Removed {
     pub bytes: u64,
 }
 
-/// A pruning, as writes against the file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A pruning: the rewrite of the file, and what it removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrunePlan {
-    pub writes: Vec<(u64, Vec<u8>)>,
-    /// Zeroed ranges, for hole punching.
-    pub zeroed: Vec<(u64, u64)>,
+    /// In place: the file keeps its length, and the freed tails of containers are holes.
+    pub rewrite: Rewrite,
     pub removed: Vec<Removed>,
     pub removed_bytes: u64,
     pub containers_changed: usize,
@@ -69,8 +70,19 @@ pub struct PrunePlan {
 }
 
 impl PrunePlan {
+    /// Removes nothing from a file of `len` bytes.
+    fn keeping_everything(len: usize) -> Self {
+        PrunePlan {
+            rewrite: Rewrite::in_place(len as u64),
+            removed: Vec::new(),
+            removed_bytes: 0,
+            containers_changed: 0,
+            kernels_without_image: 0,
+        }
+    }
+
     pub fn changed(&self) -> bool {
-        !self.writes.is_empty()
+        !self.rewrite.is_empty()
     }
 }
 
@@ -128,7 +140,7 @@ pub fn plan_prune(data: &[u8], request: &PruneRequest) -> Result<PrunePlan, Prun
             driver_cuda: request.driver_cuda,
         })
         .collect();
-    let mut plan = PrunePlan::default();
+    let mut plan = PrunePlan::keeping_everything(data.len());
     let mut served = Served::new(gpus.len());
     let mut removed: BTreeMap<(EntryKind, String), Removed> = BTreeMap::new();
     for container in scanned.containers() {
@@ -330,17 +342,18 @@ fn rewrite_container(
             ),
         ));
     };
-    plan.writes.push((
-        container.offset + 8,
+    let rewrite = &mut plan.rewrite;
+    rewrite.writes.push((
+        container.offset + CONTAINER_SIZE_AT,
         (body.len() as u64).to_le_bytes().to_vec(),
     ));
-    plan.writes.push((body_start, body));
+    rewrite.writes.push((body_start, body));
     // Bounded by the file's length, which is in memory already.
-    plan.writes.push((
+    rewrite.writes.push((
         new_end,
         vec![0u8; usize::try_from(freed).expect("within the file")],
     ));
-    plan.zeroed.push((new_end, freed));
+    rewrite.holes.push((new_end, freed));
     plan.containers_changed += 1;
     Ok(())
 }
@@ -379,7 +392,7 @@ mod tests {
     fn bare_cubins_stay_whole() {
         for data in [CUBIN.to_vec(), large_cubin(2)] {
             let plan = plan_prune(&data, &request("9.0", KeepPtx::Auto)).expect("serves 9.0");
-            assert_eq!(plan, PrunePlan::default());
+            assert_eq!(plan, PrunePlan::keeping_everything(data.len()));
             let refused = plan_prune(&data, &request("10.0", KeepPtx::Auto));
             assert_eq!(
                 refused,
@@ -392,7 +405,7 @@ mod tests {
         // Relocatable code is kept for device links elsewhere: the file stays as it is.
         let relocatable = large_cubin(1);
         let plan = plan_prune(&relocatable, &request("10.0", KeepPtx::Auto)).expect("planned");
-        assert_eq!(plan, PrunePlan::default());
+        assert_eq!(plan, PrunePlan::keeping_everything(relocatable.len()));
     }
 
     #[test]
@@ -430,7 +443,7 @@ mod tests {
         assert_eq!(plan.kernels_without_image, 2);
         assert_eq!(plan.removed_bytes, other.len() as u64 - 0x10);
         assert_eq!(
-            plan.zeroed,
+            plan.rewrite.holes,
             [(served.len() as u64 + 0x10, other.len() as u64 - 0x10)]
         );
         // For 7.5 the other way round: compute_80 cannot serve 7.5, sm_75 can.
@@ -444,17 +457,13 @@ mod tests {
         let sass = entry_bytes(2, 90, 0x11, CUBIN, None);
         let data = container_bytes(&[ptx(80, "vec_axpy"), sass.clone()]);
         let plan = plan_prune(&data, &request("9.0", KeepPtx::Auto)).expect("served");
-        let mut pruned = data.clone();
-        for (offset, bytes) in &plan.writes {
-            let start = usize::try_from(*offset).expect("small");
-            pruned[start..start + bytes.len()].copy_from_slice(bytes);
-        }
+        let pruned = plan.rewrite.apply_in_memory(&data);
         assert_eq!(pruned.len(), data.len());
         assert_eq!(&pruned[8..16], &(sass.len() as u64).to_le_bytes());
         assert_eq!(&pruned[0x10..0x10 + sass.len()], &sass[..]);
         assert!(pruned[0x10 + sass.len()..].iter().all(|&b| b == 0));
         assert_eq!(
-            plan.zeroed,
+            plan.rewrite.holes,
             [((0x10 + sass.len()) as u64, ptx(80, "vec_axpy").len() as u64)]
         );
     }

@@ -10,8 +10,9 @@ use crate::container::{Compression, Entry, EntryKind, containers};
 use crate::cubin::{CubinType, parse_cubin};
 use crate::decompress::content;
 use crate::discover::{Format, SectionKind, Unit, sniff, units};
-use crate::error::{Error, ReadAt};
+use crate::error::Error;
 use crate::ptx::parse_ptx;
+use crate::read::ReadAt;
 
 /// How much to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

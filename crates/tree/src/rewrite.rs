@@ -10,17 +10,54 @@ use std::path::Path;
 
 use crate::dir::Dir;
 
-/// Positional changes to a file.
+/// Positional changes to a file: what the ELF rewriter and pruning plan, applied to a
+/// file by [`rewrite_file`] and to bytes in memory by [`Rewrite::apply_in_memory`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rewrite {
-    /// Cut the copy to this length before writing.
+    /// Cut (or extend with zeros) the copy to this length before writing.
     pub truncate: Option<u64>,
     /// `(offset, bytes)` to write, in order.
     pub writes: Vec<(u64, Vec<u8>)>,
     /// Length of the result.
     pub new_len: u64,
-    /// Ranges of zeros to give back to the file system where it can make holes.
+    /// Ranges that `writes` fill with zeros, to give back to the file system where it
+    /// can make holes.
     pub holes: Vec<(u64, u64)>,
+}
+
+impl Rewrite {
+    /// Changes nothing yet to a file of `len` bytes, which keeps its length.
+    pub fn in_place(len: u64) -> Self {
+        Rewrite {
+            new_len: len,
+            ..Rewrite::default()
+        }
+    }
+
+    /// Whether the rewrite neither writes nor cuts anything.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.truncate.is_none()
+    }
+
+    /// The bytes [`rewrite_file`] would leave in a file holding `original`, step for
+    /// step (for tests and fuzzing). Holes need nothing: `writes` already zeroed them.
+    pub fn apply_in_memory(&self, original: &[u8]) -> Vec<u8> {
+        let len = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+        let mut out = original.to_vec();
+        if let Some(truncate) = self.truncate {
+            out.resize(len(truncate), 0);
+        }
+        for (offset, bytes) in &self.writes {
+            let start = len(*offset);
+            let end = start.saturating_add(bytes.len());
+            if end > out.len() {
+                out.resize(end, 0);
+            }
+            out[start..end].copy_from_slice(bytes);
+        }
+        out.resize(len(self.new_len), 0);
+        out
+    }
 }
 
 /// Applies `rewrite` to the file at `path` (a symbolic link's target). Holes are
@@ -392,6 +429,50 @@ mod tests {
             std::fs::read_dir(dir.path()).expect("dir").count(),
             3,
             "no temporary left behind"
+        );
+    }
+
+    #[test]
+    fn in_memory_rewrites_leave_what_files_get() {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = dir.path().join("libx.so");
+        let original = b"0123456789".to_vec();
+        let rewrites = [
+            Rewrite::in_place(10),
+            Rewrite {
+                writes: vec![(2, b"ab".to_vec()), (3, b"c".to_vec())],
+                ..Rewrite::in_place(10)
+            },
+            // A region rebuilt at the end: cut, then written past the old end.
+            Rewrite {
+                truncate: Some(6),
+                writes: vec![(0, b"X".to_vec()), (8, b"tail".to_vec())],
+                new_len: 12,
+                holes: Vec::new(),
+            },
+            // Extended with zeros past the writes, then shortened.
+            Rewrite {
+                writes: vec![(4, b"zz".to_vec())],
+                ..Rewrite::in_place(14)
+            },
+            Rewrite::in_place(4),
+        ];
+        for rewrite in rewrites {
+            std::fs::write(&path, &original).expect("write");
+            rewrite_file(&path, &rewrite).expect("rewrite");
+            assert_eq!(
+                std::fs::read(&path).expect("read"),
+                rewrite.apply_in_memory(&original),
+                "{rewrite:?}"
+            );
+        }
+        assert!(Rewrite::in_place(10).is_empty());
+        assert!(
+            !Rewrite {
+                truncate: Some(3),
+                ..Rewrite::in_place(3)
+            }
+            .is_empty()
         );
     }
 

@@ -10,7 +10,7 @@ use cudapkgs_caps::{Capability, DEFAULT_CUDA};
 use cudapkgs_fatbin::{
     EntryKind, Format, KeepPtx, PruneError, PruneRequest, Removed, plan_prune, sniff,
 };
-use cudapkgs_tree::{self as tree, Mapped, Outcome, Rewrite, Walk, copy_tree, rewrite_file};
+use cudapkgs_tree::{self as tree, Mapped, Outcome, Walk, copy_tree, rewrite_file};
 use serde::Serialize;
 
 use crate::cli::{KeepPtxArg, PruneArgs, TextOrJson};
@@ -201,13 +201,7 @@ fn prune_file(
         .transpose()
         .map_err(unreadable)?;
     if plan.changed() && !args.dry_run {
-        let rewrite = Rewrite {
-            truncate: None,
-            writes: plan.writes.clone(),
-            new_len: data.len() as u64,
-            holes: plan.zeroed.clone(),
-        };
-        rewrite_file(path, &rewrite)
+        rewrite_file(path, &plan.rewrite)
             .map_err(|error| Failure::Unreadable(format!("cannot rewrite: {error}")))?;
     }
     let after = std::fs::metadata(path).map_err(unreadable)?;
