@@ -75,27 +75,38 @@ struct Loadable<'s> {
     kernels: Vec<(&'s str, Vec<Option<ImageMatch>>)>,
 }
 
+/// The image each kernel would have if the driver chose among the entries holding it:
+/// pruning keeps, per kernel, what serves it (the verdict's one image per container
+/// is a narrower question), so its accounting is checked against this.
+fn image_among_holders(container: &ContainerScan, kernel: &str, gpu: Gpu) -> Option<ImageMatch> {
+    let holders = ContainerScan {
+        entries: container
+            .entries
+            .iter()
+            .filter(|e| holds(e, kernel))
+            .cloned()
+            .collect(),
+        ..container.clone()
+    };
+    container_verdict(&holders, gpu)
+        .1
+        .into_iter()
+        .find(|v| v.kernel == kernel)
+        .and_then(|v| v.image)
+}
+
 fn kernels_the_driver_loads<'s>(scan: &'s FileScan, gpus: &[Gpu]) -> Vec<Loadable<'s>> {
     scan.containers()
         .filter(|c| c.section != SectionKind::RelFatbin)
         .map(|container| {
-            let verdicts: Vec<_> = gpus
-                .iter()
-                .map(|g| container_verdict(container, *g).1)
-                .collect();
             let kernels = container
                 .kernels()
                 .into_iter()
                 .filter(|k| container.entries.iter().any(|e| loadable(e) && holds(e, k)))
                 .map(|kernel| {
-                    let images = verdicts
+                    let images = gpus
                         .iter()
-                        .map(|list| {
-                            list.iter()
-                                .find(|v| v.kernel == kernel)
-                                .expect("a kernel of the container")
-                                .image
-                        })
+                        .map(|gpu| image_among_holders(container, kernel, *gpu))
                         .collect();
                     (kernel, images)
                 })
