@@ -12,7 +12,8 @@ use cudapkgs_caps::{CudaVersion, HostCompiler, HostPlatform};
     about = "Small, correct and fast CUDA packages",
     long_about = "Small, correct and fast CUDA packages.\n\n\
         Settings come from command-line flags, then CUDAPKGS_* environment variables, \
-        then cudapkgs.toml (./cudapkgs.toml or ~/.config/cudapkgs/cudapkgs.toml).\n\n\
+        then cudapkgs.toml (./cudapkgs.toml or ~/.config/cudapkgs/cudapkgs.toml): [cuda] \
+        reaches flags, targets, build, prune and inspect; -v says where each value came from.\n\n\
         Exit codes: 0 success, 1 a check found problems, 2 bad usage or unreadable input.",
     propagate_version = true
 )]
@@ -407,9 +408,10 @@ pub struct BuildArgs {
     pub source: BuildSource,
     /// The CUDA release: `12.9.1`, or `12.6` or `13` for the newest such release (NVIDIA's
     /// manifests, or PyPI's cuda-toolkit pins); its major picks the wheels (`12` →
-    /// nvidia-cuda-runtime-cu12)
-    #[arg(long, value_name = "X.Y.Z", default_value = "13")]
-    pub cuda: String,
+    /// nvidia-cuda-runtime-cu12) [default: $CUDAPKGS_CUDA, else cudapkgs.toml's [cuda]
+    /// version, else 13]
+    #[arg(long, value_name = "X.Y.Z")]
+    pub cuda: Option<crate::settings::Release>,
     /// Pre-releases may be chosen (PEP 440: `rc`, `.dev`, …); else only when named
     #[arg(long)]
     pub pre: bool,
@@ -717,6 +719,8 @@ pub struct InspectArgs {
     pub paths: Vec<PathBuf>,
     /// Judge every kernel for this GPU: a product name (H100), a capability (9.0), or
     /// `native` (this machine's GPU, with its driver's CUDA version as --driver-cuda)
+    /// [default: the first of $CUDAPKGS_GPU or $CUDAPKGS_CAPABILITIES, else of
+    /// cudapkgs.toml's [cuda] gpus or capabilities]
     #[arg(long, value_name = "GPU")]
     pub gpu: Option<String>,
     /// With --gpu: the CUDA version the driver supports (nvidia-smi's "CUDA Version");
@@ -829,13 +833,9 @@ pub struct PruneArgs {
     /// Files or folders to prune
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Capabilities to keep, like 8.6,9.0
-    #[arg(
-        long,
-        value_name = "LIST",
-        conflicts_with = "gpus",
-        required_unless_present = "gpus"
-    )]
+    /// Capabilities to keep, like 8.6,9.0 [default: $CUDAPKGS_CAPABILITIES or
+    /// $CUDAPKGS_GPU, else cudapkgs.toml's [cuda] capabilities or gpus]
+    #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
     pub capabilities: Option<String>,
     /// A GPU to keep code for, by product name or capability, or `native` (this
     /// machine's GPUs, with their driver's CUDA version as --driver-cuda); repeatable

@@ -1,6 +1,5 @@
 //! What commands share between the command line and the libraries: the store a
-//! `StoreLocation` names, the download cache and mirror, the requested capabilities and
-//! the driver folder, the files a closure of plain files starts from, the caches' keys
+//! `StoreLocation` names, the download cache and mirror, the driver folder, the files a closure of plain files starts from, the caches' keys
 //! and credentials, and each library's errors as the binary's one error, with hints.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +7,6 @@ use std::path::{Path, PathBuf};
 use cudapkgs_builder::Error as BuildError;
 use cudapkgs_cache::backend::Credentials;
 use cudapkgs_cache::location::Location;
-use cudapkgs_caps::{Capability, check_known, gpu_capability, parse_capability_list};
 use cudapkgs_elf::auto::{driver_dir_problem, host_driver_dir};
 use cudapkgs_elf::resolve::SearchPaths;
 use cudapkgs_nix::signature::PublicKey;
@@ -263,35 +261,6 @@ pub fn resolve_failure(error: BuildError) -> CliError {
 }
 
 // What a build or check is for.
-
-/// `--capabilities LIST` or each `--gpu NAME`, sorted, without repeats.
-pub fn requested_capabilities(
-    list: Option<&str>,
-    gpus: &[String],
-    cuda: cudapkgs_caps::CudaVersion,
-) -> CliResult<Vec<Capability>> {
-    let gpus = crate::native::expand(gpus)?;
-    let mut capabilities = match list {
-        Some(list) => parse_capability_list(list)
-            .map_err(|e| CliError::new(e.to_string()).context("--capabilities"))?,
-        None => gpus
-            .iter()
-            .map(|name| gpu_capability(name, cuda))
-            .collect::<Result<_, _>>()
-            .map_err(|error| CliError::from(error).context("--gpu"))?,
-    };
-    capabilities.sort();
-    capabilities.dedup();
-    // A capability no GPU has would match no image and so strip every kernel.
-    check_known(&capabilities).map_err(|error| {
-        CliError::from(error).context(if list.is_some() {
-            "--capabilities"
-        } else {
-            "--gpu"
-        })
-    })?;
-    Ok(capabilities)
-}
 
 /// `--driver-dir`: a folder, `host` for where this machine's driver library is, or
 /// NixOS's driver folder when not given.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use cudapkgs_caps::{
-    Capability, CudaOptions, CudaVersion, DEFAULT_CUDA, HostCompiler, HostPlatform, gpu_capability,
-    parse_capability_list,
+    Capability, CudaOptions, CudaVersion, DEFAULT_CUDA, HostCompiler, HostPlatform, check_known,
+    gpu_capability, parse_capability_list,
 };
 use serde::Deserialize;
 
@@ -266,6 +266,185 @@ pub fn targets(
         value,
         source: config.source(),
     })
+}
+
+impl Targets {
+    /// The GPU names asked for (none when capabilities are).
+    pub fn names(&self) -> &[String] {
+        match self {
+            Targets::Gpus(names) => names,
+            Targets::Capabilities(_) | Targets::Default => &[],
+        }
+    }
+}
+
+/// Where targets came from, with the key for the config file: errors name it.
+fn targets_origin(targets: &Sourced<Targets>) -> String {
+    match (&targets.source, &targets.value) {
+        (Source::Config(path), Targets::Capabilities(_)) => {
+            format!("{} [cuda] capabilities", path.display())
+        }
+        (Source::Config(path), _) => format!("{} [cuda] gpus", path.display()),
+        (source, _) => source.to_string(),
+    }
+}
+
+/// The capabilities `targets` ask for, GPU names resolved with `cuda` (`native`: this
+/// machine's GPUs); sorted, without repeats, empty when nothing asks for any. Errors
+/// name the flag, variable or key the targets came from.
+pub fn capabilities_of(
+    targets: &Sourced<Targets>,
+    cuda: CudaVersion,
+) -> CliResult<Vec<Capability>> {
+    let origin = || targets_origin(targets);
+    let mut capabilities = match &targets.value {
+        Targets::Capabilities(list) => list.clone(),
+        Targets::Gpus(names) => crate::native::expand(names)
+            .map_err(|error| error.context(origin()))?
+            .iter()
+            .map(|name| gpu_capability(name, cuda))
+            .collect::<Result<_, _>>()
+            .map_err(|error| CliError::from(error).context(origin()))?,
+        Targets::Default => Vec::new(),
+    };
+    capabilities.sort();
+    capabilities.dedup();
+    // A capability no GPU has would match no image and so strip every kernel.
+    check_known(&capabilities).map_err(|error| CliError::from(error).context(origin()))?;
+    Ok(capabilities)
+}
+
+/// The first capability `targets` ask for, for a command that judges for one GPU
+/// (`native` with GPUs of several kinds gives the first of them); the capability as the
+/// names resolve, unchecked against the table, as `--gpu` takes it.
+pub fn first_capability(
+    targets: &Sourced<Targets>,
+    cuda: CudaVersion,
+) -> CliResult<Option<Capability>> {
+    match &targets.value {
+        Targets::Capabilities(list) => Ok(list.first().copied()),
+        Targets::Gpus(names) => crate::native::expand(names)
+            .map_err(|error| error.context(targets_origin(targets)))?
+            .first()
+            .map(|name| {
+                gpu_capability(name, cuda)
+                    .map_err(|error| CliError::from(error).context(targets_origin(targets)))
+            })
+            .transpose(),
+        Targets::Default => Ok(None),
+    }
+}
+
+/// How many targets were asked for (GPU names before `native` is expanded).
+pub fn target_count(targets: &Targets) -> usize {
+    match targets {
+        Targets::Capabilities(list) => list.len(),
+        Targets::Gpus(names) => names.len(),
+        Targets::Default => 0,
+    }
+}
+
+/// `--capabilities LIST` or each `--gpu NAME` alone, for commands whose targets come
+/// from their flags only; GPU names resolve with `cuda`.
+pub fn flag_capabilities(
+    list: Option<&str>,
+    gpus: &[String],
+    cuda: CudaVersion,
+) -> CliResult<Vec<Capability>> {
+    let targets = targets(list, gpus, &|_| None, &Config::default())?;
+    capabilities_of(&targets, cuda)
+}
+
+/// The CUDA release GPU names are resolved with, for a command without a `--cuda` of
+/// its own: `flag` (the driver's release, when given), else `CUDAPKGS_CUDA`, else
+/// `[cuda] version`, else the default release.
+pub fn names_release(
+    flag: Option<(CudaVersion, &'static str)>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<CudaVersion>> {
+    Ok(
+        layered(flag, "CUDAPKGS_CUDA", env, config.cuda.version, config)?
+            .unwrap_or_else(|| Sourced::default(DEFAULT_CUDA)),
+    )
+}
+
+/// A CUDA release as `build` takes it: a major (`13`), a release (`12.9`) or a full
+/// version (`12.9.1`); a major or a release stands for its newest release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release(String);
+
+/// The release `build` uses when none is set.
+pub const BUILD_DEFAULT_RELEASE: &str = "13";
+
+impl Release {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The major and minor (0 for a major alone), for what depends on the release.
+    pub fn version(&self) -> CudaVersion {
+        let mut parts = self
+            .0
+            .split('.')
+            .map(|part| part.parse::<u8>().unwrap_or(0));
+        let major = parts.next().unwrap_or(0);
+        CudaVersion::new(major, parts.next().unwrap_or(0))
+    }
+}
+
+impl fmt::Display for Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Release {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let parts: Vec<&str> = text.split('.').collect();
+        let number = |part: &&str| {
+            !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
+        };
+        let major_fits = parts
+            .first()
+            .is_some_and(|major| major.parse::<u8>().is_ok());
+        if parts.len() > 3 || !parts.iter().all(number) || !major_fits {
+            return Err(format!(
+                "invalid CUDA release `{text}`: expected a release like 12.9.1, 12.9 or 13"
+            ));
+        }
+        Ok(Release(text.to_owned()))
+    }
+}
+
+/// `build`'s release: `--cuda`, else `CUDAPKGS_CUDA`, else `[cuda] version`, else 13.
+pub fn build_release(
+    flag: Option<&Release>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<Release>> {
+    let from_config = config
+        .cuda
+        .version
+        .map(|version| Release(version.to_string()));
+    Ok(layered(
+        flag.map(|release| (release.clone(), "--cuda")),
+        "CUDAPKGS_CUDA",
+        env,
+        from_config,
+        config,
+    )?
+    .unwrap_or_else(|| Sourced::default(Release(BUILD_DEFAULT_RELEASE.to_owned()))))
+}
+
+/// Prints where each setting came from, for `-v`.
+pub fn tell_sources(output: crate::output::Output, sources: &[(&str, &Source)]) {
+    for (setting, source) in sources {
+        output.detail(format!("{setting}: from {source}"));
+    }
 }
 
 /// A yes/no setting as environment variables write it: `true`/`false`, `1`/`0`,
@@ -560,6 +739,54 @@ mod tests {
         assert!(
             err.message
                 .starts_with("environment variable CUDAPKGS_CONFIG"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_build_release_is_a_major_a_release_or_a_version() {
+        for good in ["13", "12.9", "12.9.1"] {
+            assert_eq!(good.parse::<Release>().expect(good).as_str(), good);
+        }
+        for bad in ["", "banana", "12.x", "12.9.1.2", "300", "12..1"] {
+            assert!(bad.parse::<Release>().is_err(), "{bad}");
+        }
+        let version = |text: &str| text.parse::<Release>().expect("valid").version();
+        assert_eq!(version("13"), CudaVersion::new(13, 0));
+        assert_eq!(version("12.9.1"), CudaVersion::new(12, 9));
+    }
+
+    #[test]
+    fn the_build_release_takes_the_first_level_that_sets_it() {
+        let file = config("[cuda]\nversion = \"12.6\"\n");
+        let env = env_of(&[("CUDAPKGS_CUDA", "12.8.1")]);
+        let flag: Release = "13".parse().expect("valid");
+        let from = |flag: Option<&Release>, env: EnvLookup<'_>, config: &Config| {
+            let release = build_release(flag, env, config).expect("valid");
+            (release.value.to_string(), release.source)
+        };
+        assert_eq!(
+            from(Some(&flag), &env, &file),
+            ("13".into(), Source::Flag("--cuda"))
+        );
+        assert_eq!(
+            from(None, &env, &file),
+            ("12.8.1".into(), Source::Env("CUDAPKGS_CUDA"))
+        );
+        assert_eq!(
+            from(None, &env_of(&[]), &file),
+            ("12.6".into(), Source::Config("/etc/cudapkgs.toml".into()))
+        );
+        assert_eq!(
+            from(None, &env_of(&[]), &Config::default()),
+            (BUILD_DEFAULT_RELEASE.into(), Source::Default)
+        );
+        let err =
+            build_release(None, &env_of(&[("CUDAPKGS_CUDA", "x")]), &file).expect_err("invalid");
+        assert!(
+            err.message
+                .starts_with("environment variable CUDAPKGS_CUDA"),
             "{}",
             err.message
         );

@@ -5,7 +5,6 @@ mod extract;
 mod render;
 mod report;
 
-use cudapkgs_caps::{DEFAULT_CUDA, gpu_capability};
 use cudapkgs_fatbin::{
     Error as FatbinError, FileReader, Gpu, ScanOptions, file_verdict, holds_device_code, scan_with,
 };
@@ -15,27 +14,44 @@ use cudapkgs_tree::{self as tree, Walk};
 use crate::cli::{InspectArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::settings::{
+    Config, EnvLookup, first_capability, names_release, target_count, targets, tell_sources,
+};
 
 pub(crate) use report::{FileResult, Report};
 
-pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
+pub fn run(
+    args: &InspectArgs,
+    output: Output,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<Exit> {
     let named: Vec<String> = args.gpu.iter().cloned().collect();
+    let targets = targets(None, &named, env, config)?;
     let driver_cuda = match args.driver_cuda {
         Some(cuda) => Some(cuda),
-        None => crate::native::driver_cuda(&named)?,
+        None => crate::native::driver_cuda(targets.value.names())?,
     };
-    // `native` with GPUs of several kinds judges for the first.
-    let gpu = crate::native::expand(&named)?
-        .first()
-        .map(|name| {
-            let capability = gpu_capability(name, driver_cuda.unwrap_or(DEFAULT_CUDA))
-                .map_err(|error| CliError::from(error).context("--gpu"))?;
-            Ok::<_, CliError>(Gpu {
-                capability: capability.without_variant(),
-                driver_cuda,
-            })
-        })
-        .transpose()?;
+    let release = names_release(driver_cuda.map(|cuda| (cuda, "--driver-cuda")), env, config)?;
+    tell_sources(
+        output,
+        &[("cuda", &release.source), ("gpu", &targets.source)],
+    );
+    // One GPU is judged: `native` with GPUs of several kinds, or several targets from
+    // the environment or cudapkgs.toml, judge for the first.
+    let capability = first_capability(&targets, release.value)?;
+    if let Some(first) = capability.filter(|_| target_count(&targets.value) > 1) {
+        if args.gpu.is_none() {
+            output.note(format!(
+                "judging every kernel for the first GPU of {} ({first})",
+                targets.source
+            ));
+        }
+    }
+    let gpu = capability.map(|capability| Gpu {
+        capability: capability.without_variant(),
+        driver_cuda,
+    });
     let extract_dir = args
         .extract
         .as_deref()
