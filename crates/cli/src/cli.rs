@@ -13,7 +13,8 @@ use cudapkgs_caps::{CudaVersion, HostCompiler, HostPlatform};
     long_about = "Small, correct and fast CUDA packages.\n\n\
         Settings come from command-line flags, then CUDAPKGS_* environment variables, \
         then cudapkgs.toml (./cudapkgs.toml or ~/.config/cudapkgs/cudapkgs.toml): [cuda] \
-        reaches flags, targets, build, prune and inspect; -v says where each value came from.\n\n\
+        reaches flags, targets, build, prune and inspect, [store] every store command; \
+        -v says where each value came from.\n\n\
         Exit codes: 0 success, 1 a check found problems, 2 bad usage or unreadable input.",
     propagate_version = true
 )]
@@ -235,9 +236,11 @@ pub enum StoreCommand {
         /// The name part [default: PATH's file name]
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
-        /// The store folder (part of the hash)
-        #[arg(long, value_name = "DIR", default_value = "/nix/store")]
-        store_dir: String,
+        /// The store folder (part of the hash) [default: $CUDAPKGS_STORE_DIR, else
+        /// cudapkgs.toml's [store] dir, else $XDG_DATA_HOME/cudapkgs/store, as for `store
+        /// add`; /nix/store for the path Nix gives]
+        #[arg(long, value_name = "DIR")]
+        store_dir: Option<String>,
     },
     /// Add PATH to a store and register it; print its store path (the one `nix-store
     /// --add` gives, unless --scan-references)

@@ -54,11 +54,26 @@ pub struct CudaSection {
     pub host_compiler: Option<String>,
 }
 
+/// The `[store]` table of `cudapkgs.toml`: the folders of the store every store
+/// command opens.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StoreSection {
+    /// The logical store folder (`--store-dir`).
+    pub dir: Option<String>,
+    /// Where that folder lives on this machine (`--root`).
+    pub root: Option<PathBuf>,
+    /// The folder of the store's database (`--state-dir`).
+    pub state: Option<PathBuf>,
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct ConfigDocument {
     #[serde(default)]
     cuda: CudaSection,
+    #[serde(default)]
+    store: StoreSection,
     /// The package set `cudapkgs upkeep` builds (its own crate reads the table).
     upkeep: Option<cudapkgs_upkeep::SetConfig>,
 }
@@ -68,6 +83,7 @@ struct ConfigDocument {
 pub struct Config {
     pub path: Option<PathBuf>,
     pub cuda: CudaSection,
+    pub store: StoreSection,
     pub upkeep: Option<cudapkgs_upkeep::SetConfig>,
 }
 
@@ -128,6 +144,7 @@ impl Config {
         Ok(Config {
             path: Some(path.to_owned()),
             cuda: document.cuda,
+            store: document.store,
             upkeep: document.upkeep,
         })
     }
@@ -444,6 +461,152 @@ pub fn build_release(
 pub fn tell_sources(output: crate::output::Output, sources: &[(&str, &Source)]) {
     for (setting, source) in sources {
         output.detail(format!("{setting}: from {source}"));
+    }
+}
+
+// The store.
+
+/// The store folders as the store commands open them, with where each came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    pub dir: Sourced<String>,
+    pub root: Option<Sourced<PathBuf>>,
+    pub state: Sourced<PathBuf>,
+}
+
+impl StoreSettings {
+    /// Each folder and where it came from, for `-v`.
+    pub fn sources(&self) -> Vec<(&'static str, &Source)> {
+        let mut sources = vec![("store dir", &self.dir.source)];
+        if let Some(root) = &self.root {
+            sources.push(("store root", &root.source));
+        }
+        sources.push(("state dir", &self.state.source));
+        sources
+    }
+}
+
+/// A folder the config file names, taken relative to the file's own folder.
+fn beside_config(config: &Config, path: &Path) -> PathBuf {
+    match config.path.as_deref().and_then(Path::parent) {
+        Some(folder) if path.is_relative() => folder.join(path),
+        _ => path.to_owned(),
+    }
+}
+
+/// The store folder: `flag`, else `CUDAPKGS_STORE_DIR`, else `[store] dir`; `None` when
+/// none of them sets it (each command has its default).
+pub fn store_dir(
+    flag: Option<&str>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Option<Sourced<String>>> {
+    let dir = layered(
+        flag.map(|dir| (dir.to_owned(), "--store-dir")),
+        "CUDAPKGS_STORE_DIR",
+        env,
+        config.store.dir.clone(),
+        config,
+    )?;
+    Ok(dir.map(|dir| Sourced {
+        value: dir.value.trim_end_matches('/').to_owned(),
+        source: dir.source,
+    }))
+}
+
+/// The store folder when nothing sets one: `$XDG_DATA_HOME/cudapkgs/store`, else
+/// `~/.local/share/cudapkgs/store`, or why there is none.
+fn default_store_dir(env: EnvLookup<'_>) -> CliResult<String> {
+    cudapkgs_store::location::default_store_dir(
+        env("XDG_DATA_HOME").as_deref(),
+        env("HOME").as_deref(),
+    )
+    .ok_or_else(|| {
+        CliError::new("no store folder: neither XDG_DATA_HOME nor HOME is set").with_hint(
+            "pass --store-dir, set CUDAPKGS_STORE_DIR, or write [store] dir in cudapkgs.toml",
+        )
+    })
+}
+
+/// The store folder of every store command: [`store_dir`], else the default one.
+pub fn store_folder(
+    flag: Option<&str>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<String>> {
+    match store_dir(flag, env, config)? {
+        Some(dir) => Ok(dir),
+        None => Ok(Sourced::default(default_store_dir(env)?)),
+    }
+}
+
+/// The folders of the store: each from its flag, else `CUDAPKGS_STORE_DIR`,
+/// `CUDAPKGS_STORE_ROOT` and `CUDAPKGS_STATE_DIR`, else `[store]`'s `dir`, `root` and
+/// `state`, else the defaults.
+pub fn store_settings(
+    dir: Option<&str>,
+    root: Option<&Path>,
+    state: Option<&Path>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<StoreSettings> {
+    let dir = store_folder(dir, env, config)?;
+    let root = layered(
+        root.map(|root| (root.to_owned(), "--root")),
+        "CUDAPKGS_STORE_ROOT",
+        env,
+        config
+            .store
+            .root
+            .as_deref()
+            .map(|root| beside_config(config, root)),
+        config,
+    )?;
+    let state = layered(
+        state.map(|state| (state.to_owned(), "--state-dir")),
+        "CUDAPKGS_STATE_DIR",
+        env,
+        config
+            .store
+            .state
+            .as_deref()
+            .map(|state| beside_config(config, state)),
+        config,
+    )?
+    .unwrap_or_else(|| {
+        Sourced::default(cudapkgs_store::location::default_state_dir(
+            &dir.value,
+            root.as_ref().map(|root| root.value.as_path()),
+        ))
+    });
+    Ok(StoreSettings { dir, root, state })
+}
+
+// The settings the whole run shares.
+
+/// The configuration this run loaded and its output, for the plumbing that opens what
+/// every command shares (the store) without each command passing them along.
+static LOADED: std::sync::OnceLock<(Config, crate::output::Output)> = std::sync::OnceLock::new();
+
+/// Remembers this run's configuration and output (once, before any command runs).
+pub fn install(config: Config, output: crate::output::Output) {
+    let _ = LOADED.set((config, output));
+}
+
+/// This run's configuration and output; no configuration and silent output before
+/// [`install`].
+pub fn loaded() -> (&'static Config, crate::output::Output) {
+    static NONE: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    match LOADED.get() {
+        Some((config, output)) => (config, *output),
+        None => (
+            NONE.get_or_init(Config::default),
+            crate::output::Output {
+                json: false,
+                quiet: true,
+                verbose: 0,
+            },
+        ),
     }
 }
 
@@ -790,5 +953,44 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn store_folders_come_from_flags_variables_the_file_then_defaults() {
+        let file = config("[store]\ndir = \"/nix/store/\"\nroot = \"r\"\n");
+        let none = env_of(&[]);
+        let from_file = store_settings(None, None, None, &none, &file).expect("valid");
+        assert_eq!(from_file.dir.value, "/nix/store");
+        assert_eq!(
+            from_file.dir.source,
+            Source::Config("/etc/cudapkgs.toml".into())
+        );
+        let root = from_file.root.expect("a root");
+        assert_eq!(root.value, Path::new("/etc/r"), "beside the file");
+        assert_eq!(from_file.state.value, Path::new("/etc/r/nix/var/cudapkgs"));
+        assert_eq!(from_file.state.source, Source::Default);
+
+        let env = env_of(&[
+            ("CUDAPKGS_STORE_DIR", "/opt/store"),
+            ("CUDAPKGS_STATE_DIR", "/var/s"),
+        ]);
+        let from_env =
+            store_settings(None, Some(Path::new("/x")), None, &env, &file).expect("valid");
+        assert_eq!(from_env.dir.source, Source::Env("CUDAPKGS_STORE_DIR"));
+        assert_eq!(from_env.root.expect("root").source, Source::Flag("--root"));
+        assert_eq!(from_env.state.value, Path::new("/var/s"));
+
+        let defaults = store_settings(
+            None,
+            None,
+            None,
+            &env_of(&[("HOME", "/home/u")]),
+            &Config::default(),
+        )
+        .expect("valid");
+        assert_eq!(defaults.dir.value, "/home/u/.local/share/cudapkgs/store");
+        assert_eq!(defaults.dir.source, Source::Default);
+        assert!(defaults.root.is_none());
+        assert!(store_settings(None, None, None, &none, &Config::default()).is_err());
     }
 }

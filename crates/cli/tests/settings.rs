@@ -1,5 +1,5 @@
 //! End-to-end tests of the settings layer: `cudapkgs.toml` and the `CUDAPKGS_*`
-//! variables reach `build`, `prune` and `inspect` as they reach
+//! variables reach `build`, `prune`, `inspect` and the store commands as they reach
 //! `flags`, flags win over variables over the file over the defaults, `-v` names each
 //! value's origin, and invalid values are refused naming the flag, variable or key.
 //! The real binary, real files, a private HOME and working folder, and an environment
@@ -327,6 +327,77 @@ fn a_configured_gpu_reaches_inspect() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("environment variable CUDAPKGS_GPU"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_store_table_reaches_every_store_command() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    std::fs::write(work.join("hello.txt"), "hello\n").expect("write");
+
+    // `store path` and `store add` agree on the default store, the user's.
+    let path = run_in(work, &["store", "path", "hello.txt"], &[]);
+    assert_eq!(path.code, 0, "{}", path.stderr);
+    let default_store = format!("{}/.local/share/cudapkgs/store/", s(work));
+    assert!(path.stdout.starts_with(&default_store), "{}", path.stdout);
+
+    // [store] names the folders; root and state are taken beside the file.
+    write_config(
+        work,
+        "[store]\ndir = \"/nix/store\"\nroot = \"r\"\nstate = \"state\"\n",
+    );
+    let path = run_in(work, &["-v", "store", "path", "hello.txt"], &[]);
+    assert_eq!(path.code, 0, "{}", path.stderr);
+    assert!(path.stdout.starts_with("/nix/store/"), "{}", path.stdout);
+    assert!(
+        path.stderr.contains("store dir: from cudapkgs.toml"),
+        "{}",
+        path.stderr
+    );
+    let added = run_in(work, &["-v", "store", "add", "hello.txt"], &[]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    assert_eq!(added.stdout, path.stdout);
+    for origin in [
+        "store dir: from cudapkgs.toml",
+        "store root: from cudapkgs.toml",
+        "state dir: from cudapkgs.toml",
+    ] {
+        assert!(added.stderr.contains(origin), "{}", added.stderr);
+    }
+    let name = added.stdout.trim().trim_start_matches("/nix/store/");
+    assert!(work.join("r/nix/store").join(name).is_file());
+    assert!(work.join("state").is_dir());
+    let info = run_in(work, &["path-info", added.stdout.trim()], &[]);
+    assert_eq!(info.code, 0, "{}", info.stderr);
+
+    // Variables beat the file, flags beat variables.
+    let env = [("CUDAPKGS_STORE_DIR", "/opt/store")];
+    let path = run_in(work, &["-v", "store", "path", "hello.txt"], &env);
+    assert!(path.stdout.starts_with("/opt/store/"), "{}", path.stdout);
+    assert!(
+        path.stderr
+            .contains("store dir: from environment variable CUDAPKGS_STORE_DIR"),
+        "{}",
+        path.stderr
+    );
+    let args = ["-v", "store", "path", "--store-dir", "/srv/s", "hello.txt"];
+    let path = run_in(work, &args, &env);
+    assert!(path.stdout.starts_with("/srv/s/"), "{}", path.stdout);
+    assert!(
+        path.stderr.contains("store dir: from --store-dir"),
+        "{}",
+        path.stderr
+    );
+
+    // An unknown key of the table is refused, naming the file and the key.
+    write_config(work, "[store]\nfolder = \"/nix/store\"\n");
+    let run = run_in(work, &["store", "path", "hello.txt"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cudapkgs.toml") && run.stderr.contains("folder"),
         "{}",
         run.stderr
     );
