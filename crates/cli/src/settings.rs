@@ -46,7 +46,7 @@ pub struct Sourced<T> {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CudaSection {
-    pub version: Option<CudaVersion>,
+    pub version: Option<Release>,
     pub capabilities: Option<Vec<Capability>>,
     pub gpus: Option<Vec<String>>,
     pub forward_compat: Option<bool>,
@@ -380,16 +380,47 @@ pub fn names_release(
     env: EnvLookup<'_>,
     config: &Config,
 ) -> CliResult<Sourced<CudaVersion>> {
-    Ok(
-        layered(flag, "CUDAPKGS_CUDA", env, config.cuda.version, config)?
-            .unwrap_or_else(|| Sourced::default(DEFAULT_CUDA)),
-    )
+    Ok(cuda_version(flag, env, config)?.unwrap_or_else(|| Sourced::default(DEFAULT_CUDA)))
 }
 
 /// A CUDA release as `build` takes it: a major (`13`), a release (`12.9`) or a full
 /// version (`12.9.1`); a major or a release stands for its newest release.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Release(String);
+
+impl TryFrom<String> for Release {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+/// The CUDA version (major and minor) of the commands that need one: `flag`, else
+/// `CUDAPKGS_CUDA`, else `[cuda] version`, which must then name a minor (`12.9`, not
+/// `13`); `None` when none sets it. The file is read only when it is the one used.
+fn cuda_version(
+    flag: Option<(CudaVersion, &'static str)>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Option<Sourced<CudaVersion>>> {
+    if let Some(set) = layered(flag, "CUDAPKGS_CUDA", env, None, config)? {
+        return Ok(Some(set));
+    }
+    let Some(release) = &config.cuda.version else {
+        return Ok(None);
+    };
+    let version = release.as_str().parse::<CudaVersion>().map_err(|error| {
+        CliError::new(error.to_string())
+            .context(format!("{} [cuda] version", config.source()))
+            .with_hint("this command needs a release with its minor, like 12.9")
+    })?;
+    Ok(Some(Sourced {
+        value: version,
+        source: config.source(),
+    }))
+}
 
 /// The release `build` uses when none is set.
 pub const BUILD_DEFAULT_RELEASE: &str = "13";
@@ -443,15 +474,11 @@ pub fn build_release(
     env: EnvLookup<'_>,
     config: &Config,
 ) -> CliResult<Sourced<Release>> {
-    let from_config = config
-        .cuda
-        .version
-        .map(|version| Release(version.to_string()));
     Ok(layered(
         flag.map(|release| (release.clone(), "--cuda")),
         "CUDAPKGS_CUDA",
         env,
-        from_config,
+        config.cuda.version.clone(),
         config,
     )?
     .unwrap_or_else(|| Sourced::default(Release(BUILD_DEFAULT_RELEASE.to_owned()))))
@@ -667,14 +694,8 @@ pub fn cuda_settings(
     config: &Config,
     env: EnvLookup<'_>,
 ) -> CliResult<CudaSettings> {
-    let cuda = layered(
-        args.cuda.map(|v| (v, "--cuda")),
-        "CUDAPKGS_CUDA",
-        env,
-        config.cuda.version,
-        config,
-    )?
-    .unwrap_or_else(|| Sourced::default(DEFAULT_CUDA));
+    let cuda = cuda_version(args.cuda.map(|v| (v, "--cuda")), env, config)?
+        .unwrap_or_else(|| Sourced::default(DEFAULT_CUDA));
     let flag_fc = match (args.forward_compat, args.no_forward_compat) {
         (true, _) => Some((Switch(true), "--forward-compat")),
         (_, true) => Some((Switch(false), "--no-forward-compat")),
@@ -761,11 +782,9 @@ mod tests {
     fn cuda(flag: Option<&str>, env: &[(&str, &str)], config_text: &str) -> Sourced<CudaVersion> {
         let config = config(config_text);
         let env = env_of(env);
-        layered(
+        cuda_version(
             flag.map(|v| (v.parse().expect("flag"), "--cuda")),
-            "CUDAPKGS_CUDA",
             &env,
-            config.cuda.version,
             &config,
         )
         .expect("valid")

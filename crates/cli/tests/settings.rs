@@ -62,33 +62,41 @@ fn planned_cudart(stdout: &str) -> Option<&str> {
         .and_then(|rest| rest.split_whitespace().next())
 }
 
+/// `cudapkgs -v build --dry-run --no-deps … cuda_cudart` from the mirror at `url`.
+fn plan(work: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let cache = work.join("cache");
+    let mut args = vec![
+        "-v",
+        "build",
+        "--dry-run",
+        "--source",
+        "nvidia",
+        "--base-url",
+        url,
+        "--cache",
+        s(&cache),
+        "--system",
+        "linux-x86_64",
+        "--no-deps",
+    ];
+    args.extend_from_slice(extra);
+    args.push("cuda_cudart");
+    run_in(work, &args, env)
+}
+
+/// The two-release mirror under `work`, served.
+fn serve_mirror(work: &Path) -> Server {
+    two_release_mirror(&work.join("mirror"));
+    Server::start(&work.join("mirror"), &work.join("log"), None)
+}
+
 #[test]
 fn the_release_reaches_build_from_flag_variable_and_file() {
     let dir = tempfile::tempdir().expect("temp");
     let work = dir.path();
-    two_release_mirror(&work.join("mirror"));
-    let server = Server::start(&work.join("mirror"), &work.join("log"), None);
+    let server = serve_mirror(work);
     let url = server.url();
-    let cache = work.join("cache");
-    let plan = |extra: &[&str], env: &[(&str, &str)]| {
-        let mut args = vec![
-            "-v",
-            "build",
-            "--dry-run",
-            "--source",
-            "nvidia",
-            "--base-url",
-            &url,
-            "--cache",
-            s(&cache),
-            "--system",
-            "linux-x86_64",
-            "--no-deps",
-        ];
-        args.extend_from_slice(extra);
-        args.push("cuda_cudart");
-        run_in(work, &args, env)
-    };
+    let plan = |extra: &[&str], env: &[(&str, &str)]| plan(work, &url, extra, env);
 
     // Nothing set: build's default release, CUDA 13.
     let run = plan(&[], &[]);
@@ -144,8 +152,15 @@ fn the_release_reaches_build_from_flag_variable_and_file() {
         run.stdout
     );
     assert!(run.stderr.contains("cuda: from --cuda"), "{}", run.stderr);
+}
 
-    // Invalid values are refused, naming where they came from.
+#[test]
+fn invalid_releases_are_refused_naming_their_origin() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    let server = serve_mirror(work);
+    let url = server.url();
+    let plan = |extra: &[&str], env: &[(&str, &str)]| plan(work, &url, extra, env);
     let run = plan(&[], &[("CUDAPKGS_CUDA", "banana")]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
@@ -162,6 +177,27 @@ fn the_release_reaches_build_from_flag_variable_and_file() {
         "{}",
         run.stderr
     );
+    // The file may name a major, as --cuda does: build takes it, and a command that
+    // needs a minor refuses it, naming the key.
+    write_config(work, "[cuda]\nversion = \"13\"\n");
+    let run = plan(&[], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        planned_cudart(&run.stdout),
+        Some("13.0.96"),
+        "{}",
+        run.stdout
+    );
+    let run = run_in(work, &["flags"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cudapkgs.toml [cuda] version: invalid CUDA version `13`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run_in(work, &["flags", "--cuda", "12.6"], &[]).code, 0);
+
     write_config(work, "[cuda]\nversion = \"banana\"\n");
     let run = plan(&[], &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
