@@ -744,7 +744,8 @@ pub struct InspectArgs {
     /// highest capability's baseline)
     #[arg(long, value_name = "LIST")]
     pub expect_capabilities: Option<String>,
-    /// With --expect-capabilities: expect SASS only, no PTX
+    /// With --expect-capabilities: expect SASS only, no PTX [default: $CUDAPKGS_FORWARD_COMPAT,
+    /// else cudapkgs.toml's [cuda] forward-compat, else PTX expected]
     #[arg(long, requires = "expect_capabilities")]
     pub no_forward_compat: bool,
     /// What to print

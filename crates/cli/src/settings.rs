@@ -654,6 +654,29 @@ impl FromStr for Switch {
     }
 }
 
+/// Forward compatibility (PTX for newer GPUs): `flag`, else `CUDAPKGS_FORWARD_COMPAT`,
+/// else `[cuda] forward-compat`, else on.
+pub fn forward_compat(
+    flag: Option<(bool, &'static str)>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<bool>> {
+    let set = layered(
+        flag.map(|(on, name)| (Switch(on), name)),
+        "CUDAPKGS_FORWARD_COMPAT",
+        env,
+        config.cuda.forward_compat.map(Switch),
+        config,
+    )?;
+    Ok(set.map_or_else(
+        || Sourced::default(true),
+        |set| Sourced {
+            value: set.value.0,
+            source: set.source,
+        },
+    ))
+}
+
 /// The platform of this machine: Jetson boards carry `/etc/nv_tegra_release`.
 pub fn this_machine_platform() -> CliResult<HostPlatform> {
     match std::env::consts::ARCH {
@@ -697,18 +720,11 @@ pub fn cuda_settings(
     let cuda = cuda_version(args.cuda.map(|v| (v, "--cuda")), env, config)?
         .unwrap_or_else(|| Sourced::default(DEFAULT_CUDA));
     let flag_fc = match (args.forward_compat, args.no_forward_compat) {
-        (true, _) => Some((Switch(true), "--forward-compat")),
-        (_, true) => Some((Switch(false), "--no-forward-compat")),
+        (true, _) => Some((true, "--forward-compat")),
+        (_, true) => Some((false, "--no-forward-compat")),
         _ => None,
     };
-    let forward_compat = layered(
-        flag_fc,
-        "CUDAPKGS_FORWARD_COMPAT",
-        env,
-        config.cuda.forward_compat.map(Switch),
-        config,
-    )?
-    .unwrap_or_else(|| Sourced::default(Switch(true)));
+    let forward_compat = forward_compat(flag_fc, env, config)?;
     let platform = match layered(
         args.platform.map(|p| (p, "--platform")),
         "CUDAPKGS_PLATFORM",
@@ -744,7 +760,7 @@ pub fn cuda_settings(
         options: CudaOptions {
             cuda: cuda.value,
             capabilities,
-            forward_compat: forward_compat.value.0,
+            forward_compat: forward_compat.value,
             platform: platform.value,
         },
         host_compiler: host_compiler.as_ref().map(|compiler| compiler.value),

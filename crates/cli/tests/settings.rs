@@ -369,6 +369,48 @@ fn a_configured_gpu_reaches_inspect() {
 }
 
 #[test]
+fn forward_compatibility_reaches_inspects_expectation() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    std::fs::copy(fixture("arch_a.so"), work.join("arch_a.so")).expect("copy fixture");
+    let expect = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["-v", "inspect", "--expect-capabilities", "9.0a"];
+        args.extend_from_slice(extra);
+        args.push("arch_a.so");
+        run_in(work, &args, env)
+    };
+    let with_ptx = "expected: SASS sm_90a, PTX compute_90";
+    let without_ptx = "expected: SASS sm_90a, no PTX";
+    assert!(expect(&[], &[]).stdout.contains(with_ptx));
+    let off = [("CUDAPKGS_FORWARD_COMPAT", "false")];
+    let run = expect(&[], &off);
+    assert!(run.stdout.contains(without_ptx), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("forward compatibility: from environment variable CUDAPKGS_FORWARD_COMPAT"),
+        "{}",
+        run.stderr
+    );
+    write_config(work, "[cuda]\nforward-compat = false\n");
+    assert!(expect(&[], &[]).stdout.contains(without_ptx));
+    let on = [("CUDAPKGS_FORWARD_COMPAT", "on")];
+    assert!(expect(&[], &on).stdout.contains(with_ptx));
+    assert!(
+        expect(&["--no-forward-compat"], &on)
+            .stdout
+            .contains(without_ptx)
+    );
+    let run = expect(&[], &[("CUDAPKGS_FORWARD_COMPAT", "maybe")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("environment variable CUDAPKGS_FORWARD_COMPAT: expected true or false"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn the_store_table_reaches_every_store_command() {
     let dir = tempfile::tempdir().expect("temp");
     let work = dir.path();
