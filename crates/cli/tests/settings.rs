@@ -311,6 +311,42 @@ fn targets_reach_prune_from_flag_variable_and_file() {
 }
 
 #[test]
+fn what_flags_exports_is_read_by_prune_and_build() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    std::fs::copy(fixture("arch_a.so"), work.join("arch_a.so")).expect("copy fixture");
+    let exported = run_in(work, &["flags", "--gpu", "H100", "--format", "env"], &[]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let vars: Vec<(String, String)> = exported
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("export CUDAPKGS_"))
+        .filter_map(|rest| rest.split_once('='))
+        .map(|(name, value)| {
+            (
+                format!("CUDAPKGS_{name}"),
+                value.trim_matches('\'').to_owned(),
+            )
+        })
+        .collect();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert!(env.contains(&("CUDAPKGS_CAPABILITIES", "9.0")), "{env:?}");
+    let run = run_in(work, &["-v", "prune", "--dry-run", "arch_a.so"], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(keeping(&run.stdout), Some("9.0"), "{}", run.stdout);
+
+    let server = serve_mirror(work);
+    let run = plan(work, &server.url(), &[], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        planned_cudart(&run.stdout),
+        Some("12.9.79"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn a_configured_gpu_reaches_inspect() {
     let dir = tempfile::tempdir().expect("temp");
     let work = dir.path();
