@@ -432,11 +432,12 @@ pub struct BuildArgs {
     pub cache: Option<PathBuf>,
     #[arg(long, value_name = "SYSTEM")]
     pub system: Option<String>,
-    /// Capabilities whose kernels are checked, like 8.6,9.0
+    /// Capabilities whose kernels are checked, like 8.6,9.0 [env: CUDAPKGS_CAPABILITIES]
     #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
     pub capabilities: Option<String>,
     /// A GPU whose kernels are checked, by name or capability, or `native` (this
-    /// machine's GPUs); repeatable
+    /// machine's GPUs), resolved with the release built; repeatable [env: CUDAPKGS_GPU;
+    /// default: cudapkgs.toml's [cuda] gpus or capabilities]
     #[arg(long = "gpu", value_name = "NAME")]
     pub gpus: Vec<String>,
     /// Fail when a kernel has no image for a requested GPU (default: warn)
@@ -843,6 +844,8 @@ pub struct PruneArgs {
     pub capabilities: Option<String>,
     /// A GPU to keep code for, by product name or capability, or `native` (this
     /// machine's GPUs, with their driver's CUDA version as --driver-cuda); repeatable
+    /// [env: CUDAPKGS_GPU; names resolve with --driver-cuda, else $CUDAPKGS_CUDA, else
+    /// cudapkgs.toml's [cuda] version, else 12.9]
     #[arg(long = "gpu", value_name = "NAME")]
     pub gpus: Vec<String>,
     /// Which PTX to keep
