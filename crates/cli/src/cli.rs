@@ -12,7 +12,9 @@ use cudapkgs_caps::{CudaVersion, HostCompiler, HostPlatform};
     about = "Small, correct and fast CUDA packages",
     long_about = "Small, correct and fast CUDA packages.\n\n\
         Settings come from command-line flags, then CUDAPKGS_* environment variables, \
-        then cudapkgs.toml (./cudapkgs.toml or ~/.config/cudapkgs/cudapkgs.toml).\n\n\
+        then cudapkgs.toml (./cudapkgs.toml or ~/.config/cudapkgs/cudapkgs.toml): [cuda] \
+        reaches flags, targets, build, prune and inspect, [store] every store command; \
+        -v says where each value came from.\n\n\
         Exit codes: 0 success, 1 a check found problems, 2 bad usage or unreadable input.",
     propagate_version = true
 )]
@@ -234,9 +236,11 @@ pub enum StoreCommand {
         /// The name part [default: PATH's file name]
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
-        /// The store folder (part of the hash)
-        #[arg(long, value_name = "DIR", default_value = "/nix/store")]
-        store_dir: String,
+        /// The store folder (part of the hash) [default: $CUDAPKGS_STORE_DIR, else
+        /// cudapkgs.toml's [store] dir, else $XDG_DATA_HOME/cudapkgs/store, as for `store
+        /// add`; /nix/store for the path Nix gives]
+        #[arg(long, value_name = "DIR")]
+        store_dir: Option<String>,
     },
     /// Add PATH to a store and register it; print its store path (the one `nix-store
     /// --add` gives, unless --scan-references)
@@ -407,9 +411,10 @@ pub struct BuildArgs {
     pub source: BuildSource,
     /// The CUDA release: `12.9.1`, or `12.6` or `13` for the newest such release (NVIDIA's
     /// manifests, or PyPI's cuda-toolkit pins); its major picks the wheels (`12` →
-    /// nvidia-cuda-runtime-cu12)
-    #[arg(long, value_name = "X.Y.Z", default_value = "13")]
-    pub cuda: String,
+    /// nvidia-cuda-runtime-cu12) [default: $CUDAPKGS_CUDA, else cudapkgs.toml's [cuda]
+    /// version, else 13]
+    #[arg(long, value_name = "X.Y.Z")]
+    pub cuda: Option<crate::settings::Release>,
     /// Pre-releases may be chosen (PEP 440: `rc`, `.dev`, …); else only when named
     #[arg(long)]
     pub pre: bool,
@@ -427,11 +432,12 @@ pub struct BuildArgs {
     pub cache: Option<PathBuf>,
     #[arg(long, value_name = "SYSTEM")]
     pub system: Option<String>,
-    /// Capabilities whose kernels are checked, like 8.6,9.0
+    /// Capabilities whose kernels are checked, like 8.6,9.0 [env: CUDAPKGS_CAPABILITIES]
     #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
     pub capabilities: Option<String>,
     /// A GPU whose kernels are checked, by name or capability, or `native` (this
-    /// machine's GPUs); repeatable
+    /// machine's GPUs), resolved with the release built; repeatable [env: CUDAPKGS_GPU;
+    /// default: cudapkgs.toml's [cuda] gpus or capabilities]
     #[arg(long = "gpu", value_name = "NAME")]
     pub gpus: Vec<String>,
     /// Fail when a kernel has no image for a requested GPU (default: warn)
@@ -717,6 +723,8 @@ pub struct InspectArgs {
     pub paths: Vec<PathBuf>,
     /// Judge every kernel for this GPU: a product name (H100), a capability (9.0), or
     /// `native` (this machine's GPU, with its driver's CUDA version as --driver-cuda)
+    /// [default: the first of $CUDAPKGS_GPU or $CUDAPKGS_CAPABILITIES, else of
+    /// cudapkgs.toml's [cuda] gpus or capabilities]
     #[arg(long, value_name = "GPU")]
     pub gpu: Option<String>,
     /// With --gpu: the CUDA version the driver supports (nvidia-smi's "CUDA Version");
@@ -737,7 +745,8 @@ pub struct InspectArgs {
     /// highest capability's baseline)
     #[arg(long, value_name = "LIST")]
     pub expect_capabilities: Option<String>,
-    /// With --expect-capabilities: expect SASS only, no PTX
+    /// With --expect-capabilities: expect SASS only, no PTX [default: $CUDAPKGS_FORWARD_COMPAT,
+    /// else cudapkgs.toml's [cuda] forward-compat, else PTX expected]
     #[arg(long, requires = "expect_capabilities")]
     pub no_forward_compat: bool,
     /// What to print
@@ -829,16 +838,14 @@ pub struct PruneArgs {
     /// Files or folders to prune
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Capabilities to keep, like 8.6,9.0
-    #[arg(
-        long,
-        value_name = "LIST",
-        conflicts_with = "gpus",
-        required_unless_present = "gpus"
-    )]
+    /// Capabilities to keep, like 8.6,9.0 [default: $CUDAPKGS_CAPABILITIES or
+    /// $CUDAPKGS_GPU, else cudapkgs.toml's [cuda] capabilities or gpus]
+    #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
     pub capabilities: Option<String>,
     /// A GPU to keep code for, by product name or capability, or `native` (this
     /// machine's GPUs, with their driver's CUDA version as --driver-cuda); repeatable
+    /// [env: CUDAPKGS_GPU; names resolve with --driver-cuda, else $CUDAPKGS_CUDA, else
+    /// cudapkgs.toml's [cuda] version, else 12.9]
     #[arg(long = "gpu", value_name = "NAME")]
     pub gpus: Vec<String>,
     /// Which PTX to keep

@@ -1,27 +1,26 @@
 //! What commands share between the command line and the libraries: the store a
-//! `StoreLocation` names, the download cache and mirror, the requested capabilities and
-//! the driver folder, the files a closure of plain files starts from, the caches' keys
-//! and credentials, and each library's errors as the binary's one error, with hints.
+//! `StoreLocation` names (its folders merged in `settings.rs`), the download cache and
+//! mirror, the driver folder, the files a closure of plain files starts from, the
+//! caches' keys and credentials, and each library's errors as the binary's one error,
+//! with hints.
 
 use std::path::{Path, PathBuf};
 
 use cudapkgs_builder::Error as BuildError;
 use cudapkgs_cache::backend::Credentials;
 use cudapkgs_cache::location::Location;
-use cudapkgs_caps::{Capability, check_known, gpu_capability, parse_capability_list};
 use cudapkgs_elf::auto::{driver_dir_problem, host_driver_dir};
 use cudapkgs_elf::resolve::SearchPaths;
 use cudapkgs_nix::signature::PublicKey;
 use cudapkgs_redist::fetch::{Fetcher, default_cache_dir};
 use cudapkgs_redist::manifest::Manifest;
 use cudapkgs_redist::source::{Mirror, NVIDIA_BASE_URL};
-use cudapkgs_store::location;
 use cudapkgs_store::store::{Access, Store};
 
 use crate::cli::{FileTreeArgs, RedistSource, StoreLocation};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
-use crate::settings::{EnvLookup, process_env};
+use crate::settings::{process_env, store_settings, tell_sources};
 use crate::units;
 
 // The store.
@@ -32,7 +31,8 @@ pub fn open_store(location: &StoreLocation) -> CliResult<Store> {
 }
 
 /// Opens the store `location` names for `access`, with unset flags taken from
-/// `CUDAPKGS_STORE_DIR`, `CUDAPKGS_STORE_ROOT` and `CUDAPKGS_STATE_DIR`, then the defaults.
+/// `CUDAPKGS_STORE_DIR`, `CUDAPKGS_STORE_ROOT` and `CUDAPKGS_STATE_DIR`, then from
+/// `cudapkgs.toml`'s `[store]`, then the defaults (`settings::store_settings`).
 pub fn open_store_for(location: &StoreLocation, access: Access) -> CliResult<Store> {
     if let Some(uri) = &location.store {
         if access != Access::ReadOnly {
@@ -53,38 +53,23 @@ pub fn open_store_for(location: &StoreLocation, access: Access) -> CliResult<Sto
         )
         .map_err(|error| store_failure(&error));
     }
-    let env = process_env;
-    let location = &location.folders;
-    let store_dir = match location
-        .store_dir
-        .clone()
-        .or_else(|| env("CUDAPKGS_STORE_DIR"))
-    {
-        Some(dir) => dir,
-        None => default_store_dir(&env)?,
-    };
-    let store_dir = store_dir.trim_end_matches('/');
-    let root = location
-        .root
-        .clone()
-        .or_else(|| env("CUDAPKGS_STORE_ROOT").map(Into::into));
-    let state_dir = location
-        .state_dir
-        .clone()
-        .or_else(|| env("CUDAPKGS_STATE_DIR").map(Into::into))
-        .unwrap_or_else(|| location::default_state_dir(store_dir, root.as_deref()));
-    Store::open_with(store_dir, root.as_deref(), &state_dir, access)
-        .map_err(|error| store_failure(&error))
-}
-
-/// The default store folder, or why there is none.
-fn default_store_dir(env: EnvLookup<'_>) -> CliResult<String> {
-    location::default_store_dir(env("XDG_DATA_HOME").as_deref(), env("HOME").as_deref()).ok_or_else(
-        || {
-            CliError::new("no store folder: neither XDG_DATA_HOME nor HOME is set")
-                .with_hint("pass --store-dir or set CUDAPKGS_STORE_DIR")
-        },
+    let (config, output) = crate::settings::loaded();
+    let folders = &location.folders;
+    let settings = store_settings(
+        folders.store_dir.as_deref(),
+        folders.root.as_deref(),
+        folders.state_dir.as_deref(),
+        &process_env,
+        config,
+    )?;
+    tell_sources(output, &settings.sources());
+    Store::open_with(
+        &settings.dir.value,
+        settings.root.as_ref().map(|root| root.value.as_path()),
+        &settings.state.value,
+        access,
     )
+    .map_err(|error| store_failure(&error))
 }
 
 /// Store paths as given, and root names replaced by the paths they hold.
@@ -263,35 +248,6 @@ pub fn resolve_failure(error: BuildError) -> CliError {
 }
 
 // What a build or check is for.
-
-/// `--capabilities LIST` or each `--gpu NAME`, sorted, without repeats.
-pub fn requested_capabilities(
-    list: Option<&str>,
-    gpus: &[String],
-    cuda: cudapkgs_caps::CudaVersion,
-) -> CliResult<Vec<Capability>> {
-    let gpus = crate::native::expand(gpus)?;
-    let mut capabilities = match list {
-        Some(list) => parse_capability_list(list)
-            .map_err(|e| CliError::new(e.to_string()).context("--capabilities"))?,
-        None => gpus
-            .iter()
-            .map(|name| gpu_capability(name, cuda))
-            .collect::<Result<_, _>>()
-            .map_err(|error| CliError::from(error).context("--gpu"))?,
-    };
-    capabilities.sort();
-    capabilities.dedup();
-    // A capability no GPU has would match no image and so strip every kernel.
-    check_known(&capabilities).map_err(|error| {
-        CliError::from(error).context(if list.is_some() {
-            "--capabilities"
-        } else {
-            "--gpu"
-        })
-    })?;
-    Ok(capabilities)
-}
 
 /// `--driver-dir`: a folder, `host` for where this machine's driver library is, or
 /// NixOS's driver folder when not given.

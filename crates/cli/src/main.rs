@@ -88,18 +88,19 @@ fn usage_error(error: &clap::Error) -> ExitCode {
 
 fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
     let env = settings::process_env;
-    let config = Config::load(cli.global.config.as_deref(), &env)?;
+    settings::install(Config::load(cli.global.config.as_deref(), &env)?, output);
+    let config = settings::loaded().0;
     if let Some(path) = &config.path {
         output.detail(format!("configuration: {}", path.display()));
     }
     match &cli.command {
-        Command::Flags(args) => commands::flags::run(args, output, &config, &env),
+        Command::Flags(args) => commands::flags::run(args, output, config, &env),
         Command::Gpus(args) => commands::gpus::run(args, output),
-        Command::Inspect(args) => commands::inspect::run(args, output),
+        Command::Inspect(args) => commands::inspect::run(args, output, config, &env),
         Command::Elf(args) => commands::elf::run(args, output),
         Command::Patch(args) => commands::patch::run(args, output),
-        Command::Prune(args) => commands::prune::run(args, output),
-        Command::Build(args) => commands::build::run(args, output),
+        Command::Prune(args) => commands::prune::run(args, output, config, &env),
+        Command::Build(args) => commands::build::run(args, output, config, &env),
         Command::Redist(command) => commands::redist::run(command, output),
         Command::Split(args) => commands::redist::split(args, output),
         Command::Features(args) => commands::features::run(args, output),
@@ -126,11 +127,11 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Push(args) => commands::cache::push(args, output),
         Command::Serve(args) => commands::cache::serve(args, output),
         Command::Copy(args) => commands::cache::copy(args, output),
-        Command::Targets(command) => commands::targets::run(command, output, &config, &env),
+        Command::Targets(command) => commands::targets::run(command, output, config, &env),
         Command::Check(args) => commands::check::run(args, output),
         Command::GpuCheck(args) => commands::gpu_check::run(args, output),
         Command::GpuChild(command) => commands::gpu_check::child(command),
-        Command::Upkeep(command) => commands::upkeep::run(command, output, &config, &env),
+        Command::Upkeep(command) => commands::upkeep::run(command, output, config, &env),
         Command::Why {
             path,
             dependency,

@@ -74,7 +74,7 @@ fn local_report() -> CliResult<&'static DriverReport> {
     })
 }
 
-fn is_native(name: &str) -> bool {
+pub fn is_native(name: &str) -> bool {
     name.eq_ignore_ascii_case(NATIVE)
 }
 

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use cudapkgs_caps::{
-    Capability, CudaOptions, CudaVersion, DEFAULT_CUDA, HostCompiler, HostPlatform, gpu_capability,
-    parse_capability_list,
+    Capability, CudaOptions, CudaVersion, DEFAULT_CUDA, HostCompiler, HostPlatform, check_known,
+    gpu_capability, parse_capability_list,
 };
 use serde::Deserialize;
 
@@ -46,7 +46,7 @@ pub struct Sourced<T> {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CudaSection {
-    pub version: Option<CudaVersion>,
+    pub version: Option<Release>,
     pub capabilities: Option<Vec<Capability>>,
     pub gpus: Option<Vec<String>>,
     pub forward_compat: Option<bool>,
@@ -54,11 +54,26 @@ pub struct CudaSection {
     pub host_compiler: Option<String>,
 }
 
+/// The `[store]` table of `cudapkgs.toml`: the folders of the store every store
+/// command opens.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StoreSection {
+    /// The logical store folder (`--store-dir`).
+    pub dir: Option<String>,
+    /// Where that folder lives on this machine (`--root`).
+    pub root: Option<PathBuf>,
+    /// The folder of the store's database (`--state-dir`).
+    pub state: Option<PathBuf>,
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct ConfigDocument {
     #[serde(default)]
     cuda: CudaSection,
+    #[serde(default)]
+    store: StoreSection,
     /// The package set `cudapkgs upkeep` builds (its own crate reads the table).
     upkeep: Option<cudapkgs_upkeep::SetConfig>,
 }
@@ -68,6 +83,7 @@ struct ConfigDocument {
 pub struct Config {
     pub path: Option<PathBuf>,
     pub cuda: CudaSection,
+    pub store: StoreSection,
     pub upkeep: Option<cudapkgs_upkeep::SetConfig>,
 }
 
@@ -128,6 +144,7 @@ impl Config {
         Ok(Config {
             path: Some(path.to_owned()),
             cuda: document.cuda,
+            store: document.store,
             upkeep: document.upkeep,
         })
     }
@@ -268,6 +285,358 @@ pub fn targets(
     })
 }
 
+impl Targets {
+    /// The GPU names asked for (none when capabilities are).
+    pub fn names(&self) -> &[String] {
+        match self {
+            Targets::Gpus(names) => names,
+            Targets::Capabilities(_) | Targets::Default => &[],
+        }
+    }
+}
+
+/// Where targets came from, with the key for the config file: errors name it.
+fn targets_origin(targets: &Sourced<Targets>) -> String {
+    match (&targets.source, &targets.value) {
+        (Source::Config(path), Targets::Capabilities(_)) => {
+            format!("{} [cuda] capabilities", path.display())
+        }
+        (Source::Config(path), _) => format!("{} [cuda] gpus", path.display()),
+        (source, _) => source.to_string(),
+    }
+}
+
+/// The capabilities `targets` ask for, GPU names resolved with `cuda` (`native`: this
+/// machine's GPUs); sorted, without repeats, empty when nothing asks for any. Errors
+/// name the flag, variable or key the targets came from.
+pub fn capabilities_of(
+    targets: &Sourced<Targets>,
+    cuda: CudaVersion,
+) -> CliResult<Vec<Capability>> {
+    let origin = || targets_origin(targets);
+    let mut capabilities = match &targets.value {
+        Targets::Capabilities(list) => list.clone(),
+        Targets::Gpus(names) => crate::native::expand(names)
+            .map_err(|error| error.context(origin()))?
+            .iter()
+            .map(|name| gpu_capability(name, cuda))
+            .collect::<Result<_, _>>()
+            .map_err(|error| CliError::from(error).context(origin()))?,
+        Targets::Default => Vec::new(),
+    };
+    capabilities.sort();
+    capabilities.dedup();
+    // A capability no GPU has would match no image and so strip every kernel.
+    check_known(&capabilities).map_err(|error| CliError::from(error).context(origin()))?;
+    Ok(capabilities)
+}
+
+/// The first capability `targets` ask for, for a command that judges for one GPU
+/// (`native` with GPUs of several kinds gives the first of them); the capability as the
+/// names resolve, unchecked against the table, as `--gpu` takes it.
+pub fn first_capability(
+    targets: &Sourced<Targets>,
+    cuda: CudaVersion,
+) -> CliResult<Option<Capability>> {
+    match &targets.value {
+        Targets::Capabilities(list) => Ok(list.first().copied()),
+        Targets::Gpus(names) => crate::native::expand(names)
+            .map_err(|error| error.context(targets_origin(targets)))?
+            .first()
+            .map(|name| {
+                gpu_capability(name, cuda)
+                    .map_err(|error| CliError::from(error).context(targets_origin(targets)))
+            })
+            .transpose(),
+        Targets::Default => Ok(None),
+    }
+}
+
+/// How many targets were asked for (GPU names before `native` is expanded).
+pub fn target_count(targets: &Targets) -> usize {
+    match targets {
+        Targets::Capabilities(list) => list.len(),
+        Targets::Gpus(names) => names.len(),
+        Targets::Default => 0,
+    }
+}
+
+/// `--capabilities LIST` or each `--gpu NAME` alone, for commands whose targets come
+/// from their flags only; GPU names resolve with `cuda`.
+pub fn flag_capabilities(
+    list: Option<&str>,
+    gpus: &[String],
+    cuda: CudaVersion,
+) -> CliResult<Vec<Capability>> {
+    let targets = targets(list, gpus, &|_| None, &Config::default())?;
+    capabilities_of(&targets, cuda)
+}
+
+/// The CUDA release GPU names are resolved with, for a command without a `--cuda` of
+/// its own: `flag` (the driver's release, when given), else `CUDAPKGS_CUDA`, else
+/// `[cuda] version`, else the default release.
+pub fn names_release(
+    flag: Option<(CudaVersion, &'static str)>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<CudaVersion>> {
+    Ok(cuda_version(flag, env, config)?.unwrap_or_else(|| Sourced::default(DEFAULT_CUDA)))
+}
+
+/// A CUDA release as `build` takes it: a major (`13`), a release (`12.9`) or a full
+/// version (`12.9.1`); a major or a release stands for its newest release.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Release(String);
+
+impl TryFrom<String> for Release {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+/// The CUDA version (major and minor) of the commands that need one: `flag`, else
+/// `CUDAPKGS_CUDA`, else `[cuda] version`, which must then name a minor (`12.9`, not
+/// `13`); `None` when none sets it. The file is read only when it is the one used.
+fn cuda_version(
+    flag: Option<(CudaVersion, &'static str)>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Option<Sourced<CudaVersion>>> {
+    if let Some(set) = layered(flag, "CUDAPKGS_CUDA", env, None, config)? {
+        return Ok(Some(set));
+    }
+    let Some(release) = &config.cuda.version else {
+        return Ok(None);
+    };
+    let version = release.as_str().parse::<CudaVersion>().map_err(|error| {
+        CliError::new(error.to_string())
+            .context(format!("{} [cuda] version", config.source()))
+            .with_hint("this command needs a release with its minor, like 12.9")
+    })?;
+    Ok(Some(Sourced {
+        value: version,
+        source: config.source(),
+    }))
+}
+
+/// The release `build` uses when none is set.
+pub const BUILD_DEFAULT_RELEASE: &str = "13";
+
+impl Release {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The major and minor (0 for a major alone), for what depends on the release.
+    pub fn version(&self) -> CudaVersion {
+        let mut parts = self
+            .0
+            .split('.')
+            .map(|part| part.parse::<u8>().unwrap_or(0));
+        let major = parts.next().unwrap_or(0);
+        CudaVersion::new(major, parts.next().unwrap_or(0))
+    }
+}
+
+impl fmt::Display for Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Release {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let parts: Vec<&str> = text.split('.').collect();
+        let number = |part: &&str| {
+            !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
+        };
+        let major_fits = parts
+            .first()
+            .is_some_and(|major| major.parse::<u8>().is_ok());
+        if parts.len() > 3 || !parts.iter().all(number) || !major_fits {
+            return Err(format!(
+                "invalid CUDA release `{text}`: expected a release like 12.9.1, 12.9 or 13"
+            ));
+        }
+        Ok(Release(text.to_owned()))
+    }
+}
+
+/// `build`'s release: `--cuda`, else `CUDAPKGS_CUDA`, else `[cuda] version`, else 13.
+pub fn build_release(
+    flag: Option<&Release>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<Release>> {
+    Ok(layered(
+        flag.map(|release| (release.clone(), "--cuda")),
+        "CUDAPKGS_CUDA",
+        env,
+        config.cuda.version.clone(),
+        config,
+    )?
+    .unwrap_or_else(|| Sourced::default(Release(BUILD_DEFAULT_RELEASE.to_owned()))))
+}
+
+/// Prints where each setting came from, for `-v`.
+pub fn tell_sources(output: crate::output::Output, sources: &[(&str, &Source)]) {
+    for (setting, source) in sources {
+        output.detail(format!("{setting}: from {source}"));
+    }
+}
+
+// The store.
+
+/// The store folders as the store commands open them, with where each came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    pub dir: Sourced<String>,
+    pub root: Option<Sourced<PathBuf>>,
+    pub state: Sourced<PathBuf>,
+}
+
+impl StoreSettings {
+    /// Each folder and where it came from, for `-v`.
+    pub fn sources(&self) -> Vec<(&'static str, &Source)> {
+        let mut sources = vec![("store dir", &self.dir.source)];
+        if let Some(root) = &self.root {
+            sources.push(("store root", &root.source));
+        }
+        sources.push(("state dir", &self.state.source));
+        sources
+    }
+}
+
+/// A folder the config file names, taken relative to the file's own folder.
+fn beside_config(config: &Config, path: &Path) -> PathBuf {
+    match config.path.as_deref().and_then(Path::parent) {
+        Some(folder) if path.is_relative() => folder.join(path),
+        _ => path.to_owned(),
+    }
+}
+
+/// The store folder: `flag`, else `CUDAPKGS_STORE_DIR`, else `[store] dir`; `None` when
+/// none of them sets it (each command has its default).
+pub fn store_dir(
+    flag: Option<&str>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Option<Sourced<String>>> {
+    let dir = layered(
+        flag.map(|dir| (dir.to_owned(), "--store-dir")),
+        "CUDAPKGS_STORE_DIR",
+        env,
+        config.store.dir.clone(),
+        config,
+    )?;
+    Ok(dir.map(|dir| Sourced {
+        value: dir.value.trim_end_matches('/').to_owned(),
+        source: dir.source,
+    }))
+}
+
+/// The store folder when nothing sets one: `$XDG_DATA_HOME/cudapkgs/store`, else
+/// `~/.local/share/cudapkgs/store`, or why there is none.
+fn default_store_dir(env: EnvLookup<'_>) -> CliResult<String> {
+    cudapkgs_store::location::default_store_dir(
+        env("XDG_DATA_HOME").as_deref(),
+        env("HOME").as_deref(),
+    )
+    .ok_or_else(|| {
+        CliError::new("no store folder: neither XDG_DATA_HOME nor HOME is set").with_hint(
+            "pass --store-dir, set CUDAPKGS_STORE_DIR, or write [store] dir in cudapkgs.toml",
+        )
+    })
+}
+
+/// The store folder of every store command: [`store_dir`], else the default one.
+pub fn store_folder(
+    flag: Option<&str>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<String>> {
+    match store_dir(flag, env, config)? {
+        Some(dir) => Ok(dir),
+        None => Ok(Sourced::default(default_store_dir(env)?)),
+    }
+}
+
+/// The folders of the store: each from its flag, else `CUDAPKGS_STORE_DIR`,
+/// `CUDAPKGS_STORE_ROOT` and `CUDAPKGS_STATE_DIR`, else `[store]`'s `dir`, `root` and
+/// `state`, else the defaults.
+pub fn store_settings(
+    dir: Option<&str>,
+    root: Option<&Path>,
+    state: Option<&Path>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<StoreSettings> {
+    let dir = store_folder(dir, env, config)?;
+    let root = layered(
+        root.map(|root| (root.to_owned(), "--root")),
+        "CUDAPKGS_STORE_ROOT",
+        env,
+        config
+            .store
+            .root
+            .as_deref()
+            .map(|root| beside_config(config, root)),
+        config,
+    )?;
+    let state = layered(
+        state.map(|state| (state.to_owned(), "--state-dir")),
+        "CUDAPKGS_STATE_DIR",
+        env,
+        config
+            .store
+            .state
+            .as_deref()
+            .map(|state| beside_config(config, state)),
+        config,
+    )?
+    .unwrap_or_else(|| {
+        Sourced::default(cudapkgs_store::location::default_state_dir(
+            &dir.value,
+            root.as_ref().map(|root| root.value.as_path()),
+        ))
+    });
+    Ok(StoreSettings { dir, root, state })
+}
+
+// The settings the whole run shares.
+
+/// The configuration this run loaded and its output, for the plumbing that opens what
+/// every command shares (the store) without each command passing them along.
+static LOADED: std::sync::OnceLock<(Config, crate::output::Output)> = std::sync::OnceLock::new();
+
+/// Remembers this run's configuration and output (once, before any command runs).
+pub fn install(config: Config, output: crate::output::Output) {
+    let _ = LOADED.set((config, output));
+}
+
+/// This run's configuration and output; no configuration and silent output before
+/// [`install`].
+pub fn loaded() -> (&'static Config, crate::output::Output) {
+    static NONE: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    match LOADED.get() {
+        Some((config, output)) => (config, *output),
+        None => (
+            NONE.get_or_init(Config::default),
+            crate::output::Output {
+                json: false,
+                quiet: true,
+                verbose: 0,
+            },
+        ),
+    }
+}
+
 /// A yes/no setting as environment variables write it: `true`/`false`, `1`/`0`,
 /// `yes`/`no`, `on`/`off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +652,29 @@ impl FromStr for Switch {
             _ => Err(format!("expected true or false, found `{text}`")),
         }
     }
+}
+
+/// Forward compatibility (PTX for newer GPUs): `flag`, else `CUDAPKGS_FORWARD_COMPAT`,
+/// else `[cuda] forward-compat`, else on.
+pub fn forward_compat(
+    flag: Option<(bool, &'static str)>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<bool>> {
+    let set = layered(
+        flag.map(|(on, name)| (Switch(on), name)),
+        "CUDAPKGS_FORWARD_COMPAT",
+        env,
+        config.cuda.forward_compat.map(Switch),
+        config,
+    )?;
+    Ok(set.map_or_else(
+        || Sourced::default(true),
+        |set| Sourced {
+            value: set.value.0,
+            source: set.source,
+        },
+    ))
 }
 
 /// The platform of this machine: Jetson boards carry `/etc/nv_tegra_release`.
@@ -325,27 +717,14 @@ pub fn cuda_settings(
     config: &Config,
     env: EnvLookup<'_>,
 ) -> CliResult<CudaSettings> {
-    let cuda = layered(
-        args.cuda.map(|v| (v, "--cuda")),
-        "CUDAPKGS_CUDA",
-        env,
-        config.cuda.version,
-        config,
-    )?
-    .unwrap_or_else(|| Sourced::default(DEFAULT_CUDA));
+    let cuda = cuda_version(args.cuda.map(|v| (v, "--cuda")), env, config)?
+        .unwrap_or_else(|| Sourced::default(DEFAULT_CUDA));
     let flag_fc = match (args.forward_compat, args.no_forward_compat) {
-        (true, _) => Some((Switch(true), "--forward-compat")),
-        (_, true) => Some((Switch(false), "--no-forward-compat")),
+        (true, _) => Some((true, "--forward-compat")),
+        (_, true) => Some((false, "--no-forward-compat")),
         _ => None,
     };
-    let forward_compat = layered(
-        flag_fc,
-        "CUDAPKGS_FORWARD_COMPAT",
-        env,
-        config.cuda.forward_compat.map(Switch),
-        config,
-    )?
-    .unwrap_or_else(|| Sourced::default(Switch(true)));
+    let forward_compat = forward_compat(flag_fc, env, config)?;
     let platform = match layered(
         args.platform.map(|p| (p, "--platform")),
         "CUDAPKGS_PLATFORM",
@@ -381,7 +760,7 @@ pub fn cuda_settings(
         options: CudaOptions {
             cuda: cuda.value,
             capabilities,
-            forward_compat: forward_compat.value.0,
+            forward_compat: forward_compat.value,
             platform: platform.value,
         },
         host_compiler: host_compiler.as_ref().map(|compiler| compiler.value),
@@ -419,11 +798,9 @@ mod tests {
     fn cuda(flag: Option<&str>, env: &[(&str, &str)], config_text: &str) -> Sourced<CudaVersion> {
         let config = config(config_text);
         let env = env_of(env);
-        layered(
+        cuda_version(
             flag.map(|v| (v.parse().expect("flag"), "--cuda")),
-            "CUDAPKGS_CUDA",
             &env,
-            config.cuda.version,
             &config,
         )
         .expect("valid")
@@ -563,5 +940,92 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn a_build_release_is_a_major_a_release_or_a_version() {
+        for good in ["13", "12.9", "12.9.1"] {
+            assert_eq!(good.parse::<Release>().expect(good).as_str(), good);
+        }
+        for bad in ["", "banana", "12.x", "12.9.1.2", "300", "12..1"] {
+            assert!(bad.parse::<Release>().is_err(), "{bad}");
+        }
+        let version = |text: &str| text.parse::<Release>().expect("valid").version();
+        assert_eq!(version("13"), CudaVersion::new(13, 0));
+        assert_eq!(version("12.9.1"), CudaVersion::new(12, 9));
+    }
+
+    #[test]
+    fn the_build_release_takes_the_first_level_that_sets_it() {
+        let file = config("[cuda]\nversion = \"12.6\"\n");
+        let env = env_of(&[("CUDAPKGS_CUDA", "12.8.1")]);
+        let flag: Release = "13".parse().expect("valid");
+        let from = |flag: Option<&Release>, env: EnvLookup<'_>, config: &Config| {
+            let release = build_release(flag, env, config).expect("valid");
+            (release.value.to_string(), release.source)
+        };
+        assert_eq!(
+            from(Some(&flag), &env, &file),
+            ("13".into(), Source::Flag("--cuda"))
+        );
+        assert_eq!(
+            from(None, &env, &file),
+            ("12.8.1".into(), Source::Env("CUDAPKGS_CUDA"))
+        );
+        assert_eq!(
+            from(None, &env_of(&[]), &file),
+            ("12.6".into(), Source::Config("/etc/cudapkgs.toml".into()))
+        );
+        assert_eq!(
+            from(None, &env_of(&[]), &Config::default()),
+            (BUILD_DEFAULT_RELEASE.into(), Source::Default)
+        );
+        let err =
+            build_release(None, &env_of(&[("CUDAPKGS_CUDA", "x")]), &file).expect_err("invalid");
+        assert!(
+            err.message
+                .starts_with("environment variable CUDAPKGS_CUDA"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn store_folders_come_from_flags_variables_the_file_then_defaults() {
+        let file = config("[store]\ndir = \"/nix/store/\"\nroot = \"r\"\n");
+        let none = env_of(&[]);
+        let from_file = store_settings(None, None, None, &none, &file).expect("valid");
+        assert_eq!(from_file.dir.value, "/nix/store");
+        assert_eq!(
+            from_file.dir.source,
+            Source::Config("/etc/cudapkgs.toml".into())
+        );
+        let root = from_file.root.expect("a root");
+        assert_eq!(root.value, Path::new("/etc/r"), "beside the file");
+        assert_eq!(from_file.state.value, Path::new("/etc/r/nix/var/cudapkgs"));
+        assert_eq!(from_file.state.source, Source::Default);
+
+        let env = env_of(&[
+            ("CUDAPKGS_STORE_DIR", "/opt/store"),
+            ("CUDAPKGS_STATE_DIR", "/var/s"),
+        ]);
+        let from_env =
+            store_settings(None, Some(Path::new("/x")), None, &env, &file).expect("valid");
+        assert_eq!(from_env.dir.source, Source::Env("CUDAPKGS_STORE_DIR"));
+        assert_eq!(from_env.root.expect("root").source, Source::Flag("--root"));
+        assert_eq!(from_env.state.value, Path::new("/var/s"));
+
+        let defaults = store_settings(
+            None,
+            None,
+            None,
+            &env_of(&[("HOME", "/home/u")]),
+            &Config::default(),
+        )
+        .expect("valid");
+        assert_eq!(defaults.dir.value, "/home/u/.local/share/cudapkgs/store");
+        assert_eq!(defaults.dir.source, Source::Default);
+        assert!(defaults.root.is_none());
+        assert!(store_settings(None, None, None, &none, &Config::default()).is_err());
     }
 }

@@ -113,7 +113,7 @@ fn nar_dump_and_store_path_equal_nix() {
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
-    let (code, stdout, _) = run(&["store", "path", s(&pkg)]);
+    let (code, stdout, _) = run(&["store", "path", "--store-dir", "/nix/store", s(&pkg)]);
     assert_eq!(code, 0);
     assert_eq!(stdout.trim(), String::from_utf8_lossy(&added.stdout).trim());
 
@@ -135,7 +135,15 @@ fn nar_dump_and_store_path_equal_nix() {
         .expect("nix-store");
     assert_eq!(again.stdout, expected.stdout);
 
-    let (code, _, stderr) = run(&["store", "path", "--name", ".bad name", s(&pkg)]);
+    let (code, _, stderr) = run(&[
+        "store",
+        "path",
+        "--store-dir",
+        "/nix/store",
+        "--name",
+        ".bad name",
+        s(&pkg),
+    ]);
     assert_eq!(code, 2);
     assert!(
         stderr.contains("invalid store path name `.bad name`"),
@@ -328,7 +336,7 @@ fn killing_an_add_at_any_moment_leaves_nothing_registered_or_writable() {
     let root = dir.path().join("root");
     let folder = root.join("nix/store");
     let add = || spawn_add(&root, &tree);
-    let (code, expected, _) = run(&["store", "path", s(&tree)]);
+    let (code, expected, _) = run(&["store", "path", "--store-dir", "/nix/store", s(&tree)]);
     assert_eq!(code, 0);
     let expected = expected.trim().to_owned();
     let other = dir.path().join("other");
@@ -475,7 +483,7 @@ fn an_add_killed_while_it_waits_to_register_leaves_no_unregistered_path() {
     let tree = dir.path().join("tree");
     std::fs::create_dir(&tree).expect("mkdir");
     write_varied_files(&tree, 2, 4096);
-    let (_, expected, _) = run(&["store", "path", s(&tree)]);
+    let (_, expected, _) = run(&["store", "path", "--store-dir", "/nix/store", s(&tree)]);
     let expected = expected.trim();
     // Another process's transaction makes the add wait for the database once its copy
     // is staged: it is killed there, as deep into placing its tree as the lock lets it.
@@ -684,7 +692,7 @@ fn paths_with_references_are_the_paths_nix_computes() {
     assert_eq!(code, 1, "the library does not need the wrapper");
 
     // Control: the same content and references under the path without references is refused.
-    let (_, unreferenced, _) = run(&["store", "path", s(&app)]);
+    let (_, unreferenced, _) = run(&["store", "path", "--store-dir", "/nix/store", s(&app)]);
     let unreferenced = unreferenced.trim();
     publish(&ours, &app_path, unreferenced, &cache);
     let refused = nix_copy(&cache, &dir.path().join("refused"), unreferenced);
@@ -719,7 +727,13 @@ fn several_processes_adding_at_once_agree() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let (_, expected, _) = run(&["store", "path", s(&trees[tree])]);
+        let (_, expected, _) = run(&[
+            "store",
+            "path",
+            "--store-dir",
+            "/nix/store",
+            s(&trees[tree]),
+        ]);
         assert_eq!(
             String::from_utf8_lossy(&output.stdout).trim(),
             expected.trim()

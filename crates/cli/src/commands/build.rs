@@ -10,7 +10,6 @@ use cudapkgs_builder::resolve::{
 use cudapkgs_builder::{Error as BuildError, Missing};
 use cudapkgs_cache::backend::{self, Access, HttpClient};
 use cudapkgs_cache::{records, substitute};
-use cudapkgs_caps::DEFAULT_CUDA;
 use cudapkgs_fatbin::{Gpu, KeepPtx, PruneRequest};
 use cudapkgs_redist::fetch::{Fetcher, Request};
 use cudapkgs_redist::manifest::host_system;
@@ -19,16 +18,42 @@ use cudapkgs_store::store::Store;
 use crate::cli::{BuildArgs, BuildSource};
 use crate::context::{
     cache_location, driver_dir, fetcher_at, mirror_url, open_store, pip_index_url, redist_failure,
-    requested_capabilities, resolve_failure, s3_credentials, trusted_keys,
+    resolve_failure, s3_credentials, trusted_keys,
 };
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::progress::ProgressLine;
+use crate::settings::{
+    Config, EnvLookup, Release, build_release, capabilities_of, targets, tell_sources,
+};
 
-pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
+pub fn run(
+    args: &BuildArgs,
+    output: Output,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<Exit> {
+    let release = build_release(args.cuda.as_ref(), env, config)?;
+    let targets = targets(args.capabilities.as_deref(), &args.gpus, env, config)?;
+    tell_sources(
+        output,
+        &[("cuda", &release.source), ("capabilities", &targets.source)],
+    );
+    // GPU names resolve with the release asked for; `native` asks this machine's GPUs,
+    // which a dry run does not need.
+    let native = targets
+        .value
+        .names()
+        .iter()
+        .any(|name| crate::native::is_native(name));
+    let capabilities = if args.dry_run && native {
+        Vec::new()
+    } else {
+        capabilities_of(&targets, release.value.version())?
+    };
     let mut fetcher = fetcher_at(args.cache.as_ref())?;
     fetcher.offline = args.offline;
-    let mut request = request_of(args)?;
+    let mut request = request_of(args, &release.value)?;
     let progress = ProgressLine::new(output);
     let update = |r: &Request, d, t| progress.update(r, d, t);
     if args.dry_run {
@@ -37,12 +62,10 @@ pub fn run(args: &BuildArgs, output: Output) -> CliResult<Exit> {
         tell(&resolution, output);
         return show_plan(&fetcher, &resolution);
     }
-    let capabilities =
-        requested_capabilities(args.capabilities.as_deref(), &args.gpus, DEFAULT_CUDA)?;
     let driver_dir = driver_dir(Some(&args.driver_dir))?.display().to_string();
     if args.prune && capabilities.is_empty() {
         return Err(CliError::new("--prune needs the GPUs to prune for")
-            .with_hint("pass --gpu NAME or --capabilities LIST"));
+            .with_hint("pass --gpu NAME or --capabilities LIST (or set CUDAPKGS_GPU, or [cuda] gpus in cudapkgs.toml)"));
     }
     let prune = args.prune.then(|| PruneRequest {
         capabilities: capabilities.clone(),
@@ -232,7 +255,7 @@ fn substitute_build(
 }
 
 /// The request the arguments make.
-fn request_of(args: &BuildArgs) -> CliResult<resolve::Request> {
+fn request_of(args: &BuildArgs, release: &Release) -> CliResult<resolve::Request> {
     let packages: Vec<Spec> = args
         .packages
         .iter()
@@ -249,7 +272,7 @@ fn request_of(args: &BuildArgs) -> CliResult<resolve::Request> {
     Ok(resolve::Request {
         packages,
         source,
-        cuda: args.cuda.clone(),
+        cuda: release.as_str().to_owned(),
         system: args
             .system
             .clone()

@@ -23,7 +23,7 @@ use crate::context::{
 };
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
-use crate::settings::process_env;
+use crate::settings::{self, loaded, process_env};
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
@@ -506,12 +506,10 @@ fn serve_source(
         };
         let backend = backend::open(&target, &access, pushes).map_err(|e| cache_failure(&e))?;
         let describe = backend.describe();
-        let store_dir = args
-            .folders
-            .store_dir
-            .clone()
-            .or_else(|| process_env("CUDAPKGS_STORE_DIR"))
-            .unwrap_or_else(|| "/nix/store".to_owned());
+        // A cache's paths are Nix's unless a store folder is set.
+        let store_dir =
+            settings::store_dir(args.folders.store_dir.as_deref(), &process_env, loaded().0)?
+                .map_or_else(|| "/nix/store".to_owned(), |dir| dir.value);
         (Source::Cache(backend), store_dir, describe)
     })
 }

@@ -9,12 +9,11 @@ use cudapkgs_store::store::Access;
 use serde::Serialize;
 
 use crate::cli::{FileTreeArgs, StoreLocation};
-use crate::context::{
-    driver_dir, file_roots, open_store_for, requested_capabilities, resolve_all, store_failure,
-};
+use crate::context::{driver_dir, file_roots, open_store_for, resolve_all, store_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::render::HopReport;
+use crate::settings::flag_capabilities;
 use crate::units;
 
 #[derive(Debug, Args)]
@@ -200,7 +199,7 @@ fn policy(args: &CheckArgs) -> CliResult<Policy> {
             .map_err(|error| CliError::new(format!("--allow: {error}")))?;
     }
     if args.capabilities.is_some() || !args.gpus.is_empty() {
-        policy.capabilities = requested_capabilities(
+        policy.capabilities = flag_capabilities(
             args.capabilities.as_deref(),
             &args.gpus,
             cudapkgs_caps::DEFAULT_CUDA,

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use cudapkgs_caps::{Capability, DEFAULT_CUDA};
+use cudapkgs_caps::Capability;
 use cudapkgs_fatbin::{
     EntryKind, Format, KeepPtx, PruneError, PruneRequest, Removed, plan_prune, sniff,
 };
@@ -14,9 +14,9 @@ use cudapkgs_tree::{self as tree, Mapped, Outcome, Walk, copy_tree, rewrite_file
 use serde::Serialize;
 
 use crate::cli::{KeepPtxArg, PruneArgs, TextOrJson};
-use crate::context::requested_capabilities;
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::settings::{Config, EnvLookup, capabilities_of, names_release, targets, tell_sources};
 use crate::units::{bytes, share};
 
 /// One file's pruning.
@@ -79,19 +79,28 @@ fn holds_containers(magic: &[u8]) -> bool {
     )
 }
 
-pub fn run(args: &PruneArgs, output: Output) -> CliResult<Exit> {
+pub fn run(
+    args: &PruneArgs,
+    output: Output,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<Exit> {
+    let targets = targets(args.capabilities.as_deref(), &args.gpus, env, config)?;
     let driver_cuda = match args.driver_cuda {
         Some(cuda) => Some(cuda),
-        None => crate::native::driver_cuda(&args.gpus)?,
+        None => crate::native::driver_cuda(targets.value.names())?,
     };
-    let capabilities = requested_capabilities(
-        args.capabilities.as_deref(),
-        &args.gpus,
-        driver_cuda.unwrap_or(DEFAULT_CUDA),
-    )?;
+    // GPU names resolve with the driver's release when known, else the configured one.
+    let release = names_release(driver_cuda.map(|cuda| (cuda, "--driver-cuda")), env, config)?;
+    tell_sources(
+        output,
+        &[("cuda", &release.source), ("capabilities", &targets.source)],
+    );
+    let capabilities = capabilities_of(&targets, release.value)?;
     if capabilities.is_empty() {
-        return Err(CliError::new("no capabilities to keep")
-            .with_hint("pass --capabilities LIST or --gpu NAME"));
+        return Err(CliError::new("no capabilities to keep").with_hint(
+            "pass --capabilities LIST or --gpu NAME (or set CUDAPKGS_GPU, or [cuda] gpus in cudapkgs.toml)",
+        ));
     }
     let request = PruneRequest {
         capabilities: capabilities.clone(),

@@ -5,7 +5,6 @@ mod extract;
 mod render;
 mod report;
 
-use cudapkgs_caps::{DEFAULT_CUDA, gpu_capability};
 use cudapkgs_fatbin::{
     Error as FatbinError, FileReader, Gpu, ScanOptions, file_verdict, holds_device_code, scan_with,
 };
@@ -15,27 +14,20 @@ use cudapkgs_tree::{self as tree, Walk};
 use crate::cli::{InspectArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::settings::{
+    Config, EnvLookup, first_capability, forward_compat, names_release, target_count, targets,
+    tell_sources,
+};
 
 pub(crate) use report::{FileResult, Report};
 
-pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
-    let named: Vec<String> = args.gpu.iter().cloned().collect();
-    let driver_cuda = match args.driver_cuda {
-        Some(cuda) => Some(cuda),
-        None => crate::native::driver_cuda(&named)?,
-    };
-    // `native` with GPUs of several kinds judges for the first.
-    let gpu = crate::native::expand(&named)?
-        .first()
-        .map(|name| {
-            let capability = gpu_capability(name, driver_cuda.unwrap_or(DEFAULT_CUDA))
-                .map_err(|error| CliError::from(error).context("--gpu"))?;
-            Ok::<_, CliError>(Gpu {
-                capability: capability.without_variant(),
-                driver_cuda,
-            })
-        })
-        .transpose()?;
+pub fn run(
+    args: &InspectArgs,
+    output: Output,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<Exit> {
+    let gpu = judged_gpu(args, output, config, env)?;
     let extract_dir = args
         .extract
         .as_deref()
@@ -51,7 +43,14 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
     let expectation = args
         .expect_capabilities
         .as_deref()
-        .map(|list| expect::Expectation::new(list, !args.no_forward_compat))
+        .map(|list| {
+            let flag = args
+                .no_forward_compat
+                .then_some((false, "--no-forward-compat"));
+            let forward_compat = forward_compat(flag, env, config)?;
+            tell_sources(output, &[("forward compatibility", &forward_compat.source)]);
+            expect::Expectation::new(list, forward_compat.value)
+        })
         .transpose()?;
     let several_inputs = args.paths.len() > 1 || args.paths.iter().any(|path| path.is_dir());
     let options = ScanOptions {
@@ -113,6 +112,43 @@ pub fn run(args: &InspectArgs, output: Output) -> CliResult<Exit> {
         Exit::Success if checked.as_ref().is_some_and(|checked| !checked.pass) => Exit::Problems,
         exit => exit,
     })
+}
+
+/// The GPU every kernel is judged for: `--gpu`, else the first target of the
+/// environment or cudapkgs.toml; names resolve with the driver's release when known,
+/// else the configured one.
+fn judged_gpu(
+    args: &InspectArgs,
+    output: Output,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<Option<Gpu>> {
+    let named: Vec<String> = args.gpu.iter().cloned().collect();
+    let targets = targets(None, &named, env, config)?;
+    let driver_cuda = match args.driver_cuda {
+        Some(cuda) => Some(cuda),
+        None => crate::native::driver_cuda(targets.value.names())?,
+    };
+    let release = names_release(driver_cuda.map(|cuda| (cuda, "--driver-cuda")), env, config)?;
+    tell_sources(
+        output,
+        &[("cuda", &release.source), ("gpu", &targets.source)],
+    );
+    // One GPU is judged: `native` with GPUs of several kinds, or several targets from
+    // the environment or cudapkgs.toml, judge for the first.
+    let capability = first_capability(&targets, release.value)?;
+    if let Some(first) = capability.filter(|_| target_count(&targets.value) > 1) {
+        if args.gpu.is_none() {
+            output.note(format!(
+                "judging every kernel for the first GPU of {} ({first})",
+                targets.source
+            ));
+        }
+    }
+    Ok(capability.map(|capability| Gpu {
+        capability: capability.without_variant(),
+        driver_cuda,
+    }))
 }
 
 /// Error text for a file that could not be scanned: a named file of another kind says

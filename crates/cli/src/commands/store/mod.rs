@@ -16,6 +16,7 @@ use crate::context::{file_roots, open_store, open_store_for, resolve_all, store_
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::render::HopReport;
+use crate::settings::{loaded, process_env, store_folder, tell_sources};
 
 #[derive(Debug, Serialize)]
 struct NarHashReport {
@@ -101,6 +102,9 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
                 Some(name) => name.clone(),
                 None => default_name(path)?,
             };
+            let store_dir = store_folder(store_dir.as_deref(), &process_env, loaded().0)?;
+            tell_sources(output, &[("store dir", &store_dir.source)]);
+            let store_dir = store_dir.value;
             let (hash, size) = nar::hash(path).map_err(|error| store_failure(&error))?;
             let store_path =
                 path::source_path(store_dir.trim_end_matches('/'), &name, &hash, &[], false)
