@@ -60,10 +60,16 @@ pub(super) fn all_reduce(context: &Context<'_>, path: &Path) -> Result<String, G
         &values,
         0.0,
     )?;
+    // NCCL 2.9 and later encode X.Y.Z as X·10000 + Y·100 + Z, older ones as X·1000 +
+    // Y·100 + Z.
+    let (major, rest) = if version >= 10000 {
+        (version / 10000, version % 10000)
+    } else {
+        (version / 1000, version % 1000)
+    };
     Ok(format!(
-        "NCCL {}.{}.{}: {checked}",
-        version / 10000,
-        version % 10000 / 100,
-        version % 100
+        "NCCL {major}.{}.{}: {checked}",
+        rest / 100,
+        rest % 100
     ))
 }

@@ -261,7 +261,7 @@ fn versioned<F: Copy>(library: &Library, name: &str, major: u32) -> Result<F, Gp
     if let Ok(found) = library.function(name) {
         return Ok(found);
     }
-    (0..10)
+    (0..32)
         .rev()
         .find_map(|minor| library.function(&format!("__{name}_{major}_{minor}")).ok())
         .ok_or_else(|| GpuError::Symbol {
