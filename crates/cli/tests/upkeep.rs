@@ -592,20 +592,20 @@ fn good_and_evil(dir: &Path) {
 
 /// The number of results of each job, and of runs, in the database at `path`.
 fn recorded(path: &Path) -> (BTreeMap<String, i64>, i64) {
+    recorded_now(path).expect("the results database")
+}
+
+/// `recorded`, or the error of a database that is not (yet) there: the file exists
+/// before its tables do.
+fn recorded_now(path: &Path) -> rusqlite::Result<(BTreeMap<String, i64>, i64)> {
     let db =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open");
-    let mut statement = db
-        .prepare("SELECT job, count(*) FROM results GROUP BY job")
-        .expect("query");
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut statement = db.prepare("SELECT job, count(*) FROM results GROUP BY job")?;
     let jobs = statement
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .and_then(Iterator::collect)
-        .expect("rows");
-    let runs = db
-        .query_row("SELECT count(*) FROM runs", [], |row| row.get(0))
-        .expect("runs");
-    (jobs, runs)
+        .and_then(Iterator::collect)?;
+    let runs = db.query_row("SELECT count(*) FROM runs", [], |row| row.get(0))?;
+    Ok((jobs, runs))
 }
 
 #[test]
@@ -650,7 +650,7 @@ fn a_run_killed_midway_is_taken_up_and_every_job_recorded_once() {
         .spawn()
         .expect("cudapkgs runs");
     let started = std::time::Instant::now();
-    while !results.is_file() || recorded(&results).0.is_empty() {
+    while !recorded_now(&results).is_ok_and(|(jobs, _)| !jobs.is_empty()) {
         assert!(
             child.try_wait().expect("wait").is_none(),
             "the run ended before it was killed"
