@@ -383,6 +383,23 @@ pub fn names_release(
     Ok(cuda_version(flag, env, config)?.unwrap_or_else(|| Sourced::default(DEFAULT_CUDA)))
 }
 
+/// The driver's CUDA version a judgement is for (`--driver-cuda`, else the driver of
+/// a `native` target) and the release GPU names resolve with (that version when known,
+/// else the configured release).
+pub fn driver_release(
+    flag: Option<CudaVersion>,
+    targets: &Sourced<Targets>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<(Option<CudaVersion>, Sourced<CudaVersion>)> {
+    let driver_cuda = match flag {
+        Some(cuda) => Some(cuda),
+        None => crate::native::driver_cuda(targets.value.names())?,
+    };
+    let release = names_release(driver_cuda.map(|cuda| (cuda, "--driver-cuda")), env, config)?;
+    Ok((driver_cuda, release))
+}
+
 /// A CUDA release as `build` takes it: a major (`13`), a release (`12.9`) or a full
 /// version (`12.9.1`); a major or a release stands for its newest release.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

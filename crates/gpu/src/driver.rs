@@ -324,6 +324,18 @@ fn companions(driver: &Path) -> Vec<Library> {
         .collect()
 }
 
+/// The driver reads an image in place: an 8-byte-aligned copy, with a NUL after it,
+/// which PTX text needs.
+fn aligned_copy(image: &[u8]) -> Vec<u64> {
+    let mut aligned = vec![0u64; image.len().div_ceil(8) + 1];
+    for (word, chunk) in aligned.iter_mut().zip(image.chunks(8)) {
+        let mut bytes = [0u8; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        *word = u64::from_ne_bytes(bytes);
+    }
+    aligned
+}
+
 fn format_uuid(bytes: &[u8; 16]) -> String {
     let hex = bytes.iter().fold(String::new(), |mut hex, byte| {
         let _ = write!(hex, "{byte:02x}");
@@ -413,13 +425,7 @@ impl<'d> Context<'d> {
 
     /// Loads a cubin, PTX or fatbin image, as the CUDA runtime would.
     pub fn load(&self, image: &[u8]) -> Result<Module<'_>, CudaCode> {
-        // The driver reads the image in place: give it an 8-byte-aligned copy, and a
-        // NUL after it, which PTX text needs.
-        let mut aligned = vec![0u64; image.len().div_ceil(8) + 1];
-        // SAFETY: `aligned` has at least `image.len()` bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(image.as_ptr(), aligned.as_mut_ptr().cast(), image.len());
-        }
+        let aligned = aligned_copy(image);
         let mut handle: CuModule = std::ptr::null_mut();
         // SAFETY: cuda.h's signature; the image outlives the call.
         let code =
@@ -440,11 +446,7 @@ impl<'d> Context<'d> {
     /// depend on it; the compile takes a fraction of the time), and with the
     /// compiler's error log in the error.
     pub fn load_quickly(&self, image: &[u8]) -> Result<Module<'_>, CudaCode> {
-        let mut aligned = vec![0u64; image.len().div_ceil(8) + 1];
-        // SAFETY: `aligned` has at least `image.len()` bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(image.as_ptr(), aligned.as_mut_ptr().cast(), image.len());
-        }
+        let aligned = aligned_copy(image);
         let mut log = vec![0u8; 4096];
         let mut options = [
             JIT_OPTIMIZATION_LEVEL,
@@ -621,6 +623,16 @@ impl DriverReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_are_copied_whole_aligned_and_terminated() {
+        let image = b"PTX text of eleven";
+        let aligned = aligned_copy(image);
+        let bytes: Vec<u8> = aligned.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert_eq!(&bytes[..image.len()], image);
+        assert!(bytes[image.len()..].iter().all(|&b| b == 0));
+        assert!(bytes.len() > image.len());
+    }
 
     #[test]
     fn uuids_read_as_nvidia_smi_prints_them() {

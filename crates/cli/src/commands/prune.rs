@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::cli::{KeepPtxArg, PruneArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
-use crate::settings::{Config, EnvLookup, capabilities_of, names_release, targets, tell_sources};
+use crate::settings::{Config, EnvLookup, capabilities_of, driver_release, targets, tell_sources};
 use crate::units::{bytes, share};
 
 /// One file's pruning.
@@ -86,12 +86,7 @@ pub fn run(
     env: EnvLookup<'_>,
 ) -> CliResult<Exit> {
     let targets = targets(args.capabilities.as_deref(), &args.gpus, env, config)?;
-    let driver_cuda = match args.driver_cuda {
-        Some(cuda) => Some(cuda),
-        None => crate::native::driver_cuda(targets.value.names())?,
-    };
-    // GPU names resolve with the driver's release when known, else the configured one.
-    let release = names_release(driver_cuda.map(|cuda| (cuda, "--driver-cuda")), env, config)?;
+    let (driver_cuda, release) = driver_release(args.driver_cuda, &targets, env, config)?;
     tell_sources(
         output,
         &[("cuda", &release.source), ("capabilities", &targets.source)],

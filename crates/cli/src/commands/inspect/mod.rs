@@ -15,7 +15,7 @@ use crate::cli::{InspectArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::settings::{
-    Config, EnvLookup, first_capability, forward_compat, names_release, target_count, targets,
+    Config, EnvLookup, driver_release, first_capability, forward_compat, target_count, targets,
     tell_sources,
 };
 
@@ -125,11 +125,7 @@ fn judged_gpu(
 ) -> CliResult<Option<Gpu>> {
     let named: Vec<String> = args.gpu.iter().cloned().collect();
     let targets = targets(None, &named, env, config)?;
-    let driver_cuda = match args.driver_cuda {
-        Some(cuda) => Some(cuda),
-        None => crate::native::driver_cuda(targets.value.names())?,
-    };
-    let release = names_release(driver_cuda.map(|cuda| (cuda, "--driver-cuda")), env, config)?;
+    let (driver_cuda, release) = driver_release(args.driver_cuda, &targets, env, config)?;
     tell_sources(
         output,
         &[("cuda", &release.source), ("gpu", &targets.source)],
