@@ -1,0 +1,518 @@
+//! End-to-end tests of the settings layer: `cudapkgs.toml` and the `CUDAPKGS_*`
+//! variables reach `build`, `prune`, `inspect` and the store commands as they reach
+//! `flags`, flags win over variables over the file over the defaults, `-v` names each
+//! value's origin, and invalid values are refused naming the flag, variable or key.
+//! The real binary, real files, a private HOME and working folder, and an environment
+//! holding only what each test sets.
+
+use crate::common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Server, fixture, repo, s};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs cudapkgs in `dir` (also its HOME) with only `env` besides.
+fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .envs(env.iter().copied())
+        .output()
+        .expect("cudapkgs runs");
+    Run {
+        code: output.status.code().expect("exit code"),
+        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
+    }
+}
+
+fn write_config(dir: &Path, text: &str) {
+    std::fs::write(dir.join("cudapkgs.toml"), text).expect("write cudapkgs.toml");
+}
+
+/// A mirror in NVIDIA's layout with two releases: NVIDIA's record of CUDA 12.9.1, and
+/// a 13.0.2 whose cudart is 13.0.96. A dry run never downloads an archive.
+fn two_release_mirror(root: &Path) {
+    let cuda = root.join("cuda/redist");
+    std::fs::create_dir_all(&cuda).expect("mkdir");
+    let text =
+        std::fs::read_to_string(repo().join("crates/redist/tests/data/redistrib_cuda_12.9.1.json"))
+            .expect("manifest");
+    std::fs::write(cuda.join("redistrib_12.9.1.json"), &text).expect("write");
+    let mut newer: serde_json::Value = serde_json::from_str(&text).expect("json");
+    newer["release_label"] = serde_json::json!("13.0.2");
+    newer["cuda_cudart"]["version"] = serde_json::json!("13.0.96");
+    std::fs::write(cuda.join("redistrib_13.0.2.json"), newer.to_string()).expect("write");
+}
+
+/// The version of the plan's cuda_cudart line.
+fn planned_cudart(stdout: &str) -> Option<&str> {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("cuda_cudart "))
+        .and_then(|rest| rest.split_whitespace().next())
+}
+
+/// `cudapkgs -v build --dry-run --no-deps … cuda_cudart` from the mirror at `url`.
+fn plan(work: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let cache = work.join("cache");
+    let mut args = vec![
+        "-v",
+        "build",
+        "--dry-run",
+        "--source",
+        "nvidia",
+        "--base-url",
+        url,
+        "--cache",
+        s(&cache),
+        "--system",
+        "linux-x86_64",
+        "--no-deps",
+    ];
+    args.extend_from_slice(extra);
+    args.push("cuda_cudart");
+    run_in(work, &args, env)
+}
+
+/// The two-release mirror under `work`, served.
+fn serve_mirror(work: &Path) -> Server {
+    two_release_mirror(&work.join("mirror"));
+    Server::start(&work.join("mirror"), &work.join("log"), None)
+}
+
+#[test]
+fn the_release_reaches_build_from_flag_variable_and_file() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    let server = serve_mirror(work);
+    let url = server.url();
+    let plan = |extra: &[&str], env: &[(&str, &str)]| plan(work, &url, extra, env);
+
+    // Nothing set: build's default release, CUDA 13.
+    let run = plan(&[], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        planned_cudart(&run.stdout),
+        Some("13.0.96"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("cuda: from default"), "{}", run.stderr);
+
+    // The file's [cuda] version.
+    write_config(work, "[cuda]\nversion = \"12.9\"\ngpus = [\"H100\"]\n");
+    let run = plan(&[], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        planned_cudart(&run.stdout),
+        Some("12.9.79"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("cuda: from cudapkgs.toml")
+            && run.stderr.contains("capabilities: from cudapkgs.toml"),
+        "{}",
+        run.stderr
+    );
+
+    // The variable beats the file, a major alone standing for its newest release.
+    let run = plan(&[], &[("CUDAPKGS_CUDA", "13")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        planned_cudart(&run.stdout),
+        Some("13.0.96"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("cuda: from environment variable CUDAPKGS_CUDA"),
+        "{}",
+        run.stderr
+    );
+
+    // The flag beats both.
+    let run = plan(&["--cuda", "12.9.1"], &[("CUDAPKGS_CUDA", "13")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        planned_cudart(&run.stdout),
+        Some("12.9.79"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("cuda: from --cuda"), "{}", run.stderr);
+}
+
+#[test]
+fn invalid_releases_are_refused_naming_their_origin() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    let server = serve_mirror(work);
+    let url = server.url();
+    let plan = |extra: &[&str], env: &[(&str, &str)]| plan(work, &url, extra, env);
+    let run = plan(&[], &[("CUDAPKGS_CUDA", "banana")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("environment variable CUDAPKGS_CUDA: invalid CUDA release `banana`"),
+        "{}",
+        run.stderr
+    );
+    let run = plan(&[], &[("CUDAPKGS_GPU", "banana")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("environment variable CUDAPKGS_GPU: unknown GPU `banana`"),
+        "{}",
+        run.stderr
+    );
+    // The file may name a major, as --cuda does: build takes it, and a command that
+    // needs a minor refuses it, naming the key.
+    write_config(work, "[cuda]\nversion = \"13\"\n");
+    let run = plan(&[], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        planned_cudart(&run.stdout),
+        Some("13.0.96"),
+        "{}",
+        run.stdout
+    );
+    let run = run_in(work, &["flags"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cudapkgs.toml [cuda] version: invalid CUDA version `13`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run_in(work, &["flags", "--cuda", "12.6"], &[]).code, 0);
+
+    write_config(work, "[cuda]\nversion = \"banana\"\n");
+    let run = plan(&[], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cudapkgs.toml") && run.stderr.contains("version"),
+        "{}",
+        run.stderr
+    );
+    // A flag that is invalid is a usage error naming the flag.
+    let run = plan(&["--cuda", "banana"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--cuda"), "{}", run.stderr);
+}
+
+/// The `keeping …` summary of `prune --dry-run`.
+fn keeping(stdout: &str) -> Option<&str> {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("keeping "))
+        .and_then(|rest| rest.split_whitespace().next())
+}
+
+#[test]
+fn targets_reach_prune_from_flag_variable_and_file() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    std::fs::copy(fixture("arch_a.so"), work.join("arch_a.so")).expect("copy fixture");
+    let prune = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["-v", "prune", "--dry-run"];
+        args.extend_from_slice(extra);
+        args.push("arch_a.so");
+        run_in(work, &args, env)
+    };
+
+    // Nothing set: nothing to keep, and the hint names every way to say it.
+    let run = prune(&[], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no capabilities to keep") && run.stderr.contains("[cuda] gpus"),
+        "{}",
+        run.stderr
+    );
+
+    write_config(work, "[cuda]\nversion = \"12.9\"\ngpus = [\"H100\"]\n");
+    let run = prune(&[], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(keeping(&run.stdout), Some("9.0"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("capabilities: from cudapkgs.toml"),
+        "{}",
+        run.stderr
+    );
+
+    let run = prune(&[], &[("CUDAPKGS_CAPABILITIES", "8.6")]);
+    assert_eq!(keeping(&run.stdout), Some("8.6"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("capabilities: from environment variable CUDAPKGS_CAPABILITIES"),
+        "{}",
+        run.stderr
+    );
+    let run = prune(&["--gpu", "RTX 4090"], &[("CUDAPKGS_CAPABILITIES", "8.6")]);
+    assert_eq!(keeping(&run.stdout), Some("8.9"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("capabilities: from --gpu"),
+        "{}",
+        run.stderr
+    );
+
+    // GPU names resolve with the release in effect: Jetson Thor is 10.1 before CUDA 13
+    // and 11.0 since.
+    let thor = [("CUDAPKGS_GPU", "Jetson Thor")];
+    assert_eq!(keeping(&prune(&[], &thor).stdout), Some("10.1"));
+    let thor_13 = [("CUDAPKGS_GPU", "Jetson Thor"), ("CUDAPKGS_CUDA", "13.0")];
+    assert_eq!(keeping(&prune(&[], &thor_13).stdout), Some("11.0"));
+    write_config(
+        work,
+        "[cuda]\nversion = \"13.0\"\ngpus = [\"Jetson Thor\"]\n",
+    );
+    assert_eq!(keeping(&prune(&[], &[]).stdout), Some("11.0"));
+    assert_eq!(
+        keeping(&prune(&["--driver-cuda", "12.9"], &[]).stdout),
+        Some("10.1")
+    );
+
+    // Invalid values name their variable or key.
+    let run = prune(&[], &[("CUDAPKGS_CAPABILITIES", "9.9z")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("environment variable CUDAPKGS_CAPABILITIES"),
+        "{}",
+        run.stderr
+    );
+    let run = prune(&[], &[("CUDAPKGS_CUDA", "banana")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("environment variable CUDAPKGS_CUDA"),
+        "{}",
+        run.stderr
+    );
+    write_config(work, "[cuda]\ngpus = [\"banana\"]\n");
+    let run = prune(&[], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cudapkgs.toml [cuda] gpus: unknown GPU `banana`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn what_flags_exports_is_read_by_prune_and_build() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    std::fs::copy(fixture("arch_a.so"), work.join("arch_a.so")).expect("copy fixture");
+    let exported = run_in(work, &["flags", "--gpu", "H100", "--format", "env"], &[]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let vars: Vec<(String, String)> = exported
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("export CUDAPKGS_"))
+        .filter_map(|rest| rest.split_once('='))
+        .map(|(name, value)| {
+            (
+                format!("CUDAPKGS_{name}"),
+                value.trim_matches('\'').to_owned(),
+            )
+        })
+        .collect();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert!(env.contains(&("CUDAPKGS_CAPABILITIES", "9.0")), "{env:?}");
+    let run = run_in(work, &["-v", "prune", "--dry-run", "arch_a.so"], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(keeping(&run.stdout), Some("9.0"), "{}", run.stdout);
+
+    let server = serve_mirror(work);
+    let run = plan(work, &server.url(), &[], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        planned_cudart(&run.stdout),
+        Some("12.9.79"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_configured_gpu_reaches_inspect() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    std::fs::copy(fixture("arch_a.so"), work.join("arch_a.so")).expect("copy fixture");
+    let inspect = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["-v", "inspect"];
+        args.extend_from_slice(extra);
+        args.push("arch_a.so");
+        run_in(work, &args, env)
+    };
+    let run = inspect(&[], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stdout.contains("kernels have no usable image"),
+        "{}",
+        run.stdout
+    );
+
+    write_config(work, "[cuda]\ngpus = [\"H100\"]\n");
+    let run = inspect(&[], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("0 of 2 kernels have no usable image on 9.0"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("gpu: from cudapkgs.toml"),
+        "{}",
+        run.stderr
+    );
+
+    let run = inspect(&[], &[("CUDAPKGS_GPU", "RTX 4090")]);
+    assert!(
+        run.stdout
+            .contains("2 of 2 kernels have no usable image on 8.9"),
+        "{}",
+        run.stdout
+    );
+    let run = inspect(&["--gpu", "9.0"], &[("CUDAPKGS_GPU", "RTX 4090")]);
+    assert!(
+        run.stdout.contains("kernels have no usable image on 9.0"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("gpu: from --gpu"), "{}", run.stderr);
+
+    let run = inspect(&[], &[("CUDAPKGS_GPU", "banana")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("environment variable CUDAPKGS_GPU"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn forward_compatibility_reaches_inspects_expectation() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    std::fs::copy(fixture("arch_a.so"), work.join("arch_a.so")).expect("copy fixture");
+    let expect = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["-v", "inspect", "--expect-capabilities", "9.0a"];
+        args.extend_from_slice(extra);
+        args.push("arch_a.so");
+        run_in(work, &args, env)
+    };
+    let with_ptx = "expected: SASS sm_90a, PTX compute_90";
+    let without_ptx = "expected: SASS sm_90a, no PTX";
+    assert!(expect(&[], &[]).stdout.contains(with_ptx));
+    let off = [("CUDAPKGS_FORWARD_COMPAT", "false")];
+    let run = expect(&[], &off);
+    assert!(run.stdout.contains(without_ptx), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("forward compatibility: from environment variable CUDAPKGS_FORWARD_COMPAT"),
+        "{}",
+        run.stderr
+    );
+    write_config(work, "[cuda]\nforward-compat = false\n");
+    assert!(expect(&[], &[]).stdout.contains(without_ptx));
+    let on = [("CUDAPKGS_FORWARD_COMPAT", "on")];
+    assert!(expect(&[], &on).stdout.contains(with_ptx));
+    assert!(
+        expect(&["--no-forward-compat"], &on)
+            .stdout
+            .contains(without_ptx)
+    );
+    let run = expect(&[], &[("CUDAPKGS_FORWARD_COMPAT", "maybe")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("environment variable CUDAPKGS_FORWARD_COMPAT: expected true or false"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_store_table_reaches_every_store_command() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    std::fs::write(work.join("hello.txt"), "hello\n").expect("write");
+
+    // `store path` and `store add` agree on the default store, the user's.
+    let path = run_in(work, &["store", "path", "hello.txt"], &[]);
+    assert_eq!(path.code, 0, "{}", path.stderr);
+    let default_store = format!("{}/.local/share/cudapkgs/store/", s(work));
+    assert!(path.stdout.starts_with(&default_store), "{}", path.stdout);
+
+    // [store] names the folders; root and state are taken beside the file.
+    write_config(
+        work,
+        "[store]\ndir = \"/nix/store\"\nroot = \"r\"\nstate = \"state\"\n",
+    );
+    let path = run_in(work, &["-v", "store", "path", "hello.txt"], &[]);
+    assert_eq!(path.code, 0, "{}", path.stderr);
+    assert!(path.stdout.starts_with("/nix/store/"), "{}", path.stdout);
+    assert!(
+        path.stderr.contains("store dir: from cudapkgs.toml"),
+        "{}",
+        path.stderr
+    );
+    let added = run_in(work, &["-v", "store", "add", "hello.txt"], &[]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    assert_eq!(added.stdout, path.stdout);
+    for origin in [
+        "store dir: from cudapkgs.toml",
+        "store root: from cudapkgs.toml",
+        "state dir: from cudapkgs.toml",
+    ] {
+        assert!(added.stderr.contains(origin), "{}", added.stderr);
+    }
+    let name = added.stdout.trim().trim_start_matches("/nix/store/");
+    assert!(work.join("r/nix/store").join(name).is_file());
+    assert!(work.join("state").is_dir());
+    let info = run_in(work, &["path-info", added.stdout.trim()], &[]);
+    assert_eq!(info.code, 0, "{}", info.stderr);
+
+    // Variables beat the file, flags beat variables.
+    let env = [("CUDAPKGS_STORE_DIR", "/opt/store")];
+    let path = run_in(work, &["-v", "store", "path", "hello.txt"], &env);
+    assert!(path.stdout.starts_with("/opt/store/"), "{}", path.stdout);
+    assert!(
+        path.stderr
+            .contains("store dir: from environment variable CUDAPKGS_STORE_DIR"),
+        "{}",
+        path.stderr
+    );
+    let args = ["-v", "store", "path", "--store-dir", "/srv/s", "hello.txt"];
+    let path = run_in(work, &args, &env);
+    assert!(path.stdout.starts_with("/srv/s/"), "{}", path.stdout);
+    assert!(
+        path.stderr.contains("store dir: from --store-dir"),
+        "{}",
+        path.stderr
+    );
+
+    // An unknown key of the table is refused, naming the file and the key.
+    write_config(work, "[store]\nfolder = \"/nix/store\"\n");
+    let run = run_in(work, &["store", "path", "hello.txt"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cudapkgs.toml") && run.stderr.contains("folder"),
+        "{}",
+        run.stderr
+    );
+}
