@@ -51,6 +51,16 @@ if ! command -v patch >/dev/null 2>&1; then
   fi
 fi
 
+# groff reads the man page `cudapkgs man` writes (no warnings).
+if ! command -v groff >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq groff-base >/dev/null
+  else
+    echo "groff is needed: install Debian's groff-base" >&2
+    exit 1
+  fi
+fi
+
 # Headless Chromium loads the page `closure --html` writes (no console errors, the shapes).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

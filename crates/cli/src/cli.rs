@@ -27,7 +27,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Print JSON on stdout instead of text for people (same as --format json)
+    /// Print one JSON document on stdout instead of text for people
     #[arg(long, global = true)]
     pub json: bool,
     /// Print nothing on stderr but errors
@@ -106,6 +106,7 @@ pub enum Command {
     Store(StoreCommand),
     /// What the store knows of each STORE_PATH (the same as `cudapkgs store info`)
     PathInfo {
+        /// Store paths, or names of garbage-collector roots
         #[arg(required = true, value_name = "STORE_PATH")]
         paths: Vec<String>,
         /// Also the NAR size of each path's closure, as `nix path-info -S`
@@ -134,8 +135,10 @@ pub enum Command {
     /// What changed from the closure of BEFORE to that of AFTER: packages added, removed,
     /// changed in version, and the size deltas
     Diff {
+        /// The store path (or root name) of the old closure
         #[arg(value_name = "BEFORE")]
         before: String,
+        /// The store path (or root name) of the new closure
         #[arg(value_name = "AFTER")]
         after: String,
         #[command(flatten)]
@@ -168,8 +171,12 @@ pub enum Command {
     /// Why PATH needs DEP: the shortest chain of references, and for every hop the file and
     /// byte offset where the reference sits (exit 1 if DEP is not in PATH's closure)
     Why {
+        /// A store path or root name; or a file or folder written with a `/` (`./venv`),
+        /// searched through its ELF graph
         #[arg(value_name = "PATH")]
         path: String,
+        /// The store path or root name that PATH needs; for a file or folder, the library
+        /// file
         #[arg(value_name = "DEP")]
         dependency: String,
         #[command(flatten)]
@@ -198,6 +205,29 @@ pub enum Command {
     /// matrices and a dashboard
     #[command(subcommand)]
     Upkeep(crate::commands::upkeep::UpkeepCommand),
+    /// The completion script for a shell, on stdout: e.g. `cudapkgs completions bash >
+    /// ~/.local/share/bash-completion/completions/cudapkgs`
+    Completions {
+        /// The shell the script is for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual, on stdout: a roff page of every command (`cudapkgs man > cudapkgs.1`),
+    /// or the Markdown command reference of docs/commands.md
+    Man {
+        /// roff for man(1), or Markdown
+        #[arg(long, value_enum, default_value_t = ManualFormat::Roff)]
+        format: ManualFormat,
+    },
+}
+
+/// The forms of the manual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ManualFormat {
+    /// A man page
+    Roff,
+    /// The command reference, a section per command
+    Markdown,
 }
 
 const GPU_CHECK_EXAMPLES: &str = "\
@@ -211,17 +241,20 @@ Examples:
 pub enum NarCommand {
     /// Write the NAR of PATH to standard output (byte-identical to `nix-store --dump`)
     Dump {
+        /// The file, folder or symbolic link to serialise
         #[arg(value_name = "PATH")]
         path: PathBuf,
     },
     /// Read a NAR from standard input into TARGET (which must not exist); a malformed
     /// archive leaves nothing behind
     Restore {
+        /// Where the tree is created (a path that does not exist yet)
         #[arg(value_name = "TARGET")]
         target: PathBuf,
     },
     /// The NAR hash (`sha256:<base-32>`, as Nix writes it) and size of each PATH
     Hash {
+        /// The files, folders or symbolic links to hash
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
@@ -231,6 +264,7 @@ pub enum NarCommand {
 pub enum StoreCommand {
     /// The store path `nix-store --add PATH` would create, without creating it
     Path {
+        /// The file or folder whose store path is computed
         #[arg(value_name = "PATH")]
         path: PathBuf,
         /// The name part [default: PATH's file name]
@@ -245,6 +279,7 @@ pub enum StoreCommand {
     /// Add PATH to a store and register it; print its store path (the one `nix-store
     /// --add` gives, unless --scan-references)
     Add {
+        /// The file or folder to copy into the store
         #[arg(value_name = "PATH")]
         path: PathBuf,
         /// The name part [default: PATH's file name]
@@ -275,6 +310,7 @@ pub enum StoreCommand {
     },
     /// What the store knows of each STORE_PATH: NAR hash and size, references
     Info {
+        /// Store paths, or names of garbage-collector roots
         #[arg(required = true, value_name = "STORE_PATH")]
         paths: Vec<String>,
         /// Also the NAR size of each path's closure, as `nix path-info -S`
@@ -292,8 +328,10 @@ pub enum StoreCommand {
 pub enum RootCommand {
     /// Make NAME a root for STORE_PATH (replacing what NAME held)
     Add {
+        /// The root's name
         #[arg(value_name = "NAME")]
         name: String,
+        /// The store path the root keeps, with its closure
         #[arg(value_name = "STORE_PATH")]
         path: String,
         #[command(flatten)]
@@ -301,6 +339,7 @@ pub enum RootCommand {
     },
     /// Remove the root NAME (the paths stay until the next `cudapkgs gc`)
     Remove {
+        /// The root's name
         #[arg(value_name = "NAME")]
         name: String,
         #[command(flatten)]
@@ -347,6 +386,8 @@ pub enum RedistCommand {
     Fetch {
         #[command(flatten)]
         source: RedistSource,
+        /// NVIDIA's name of the system whose archives are meant: linux-x86_64, linux-sbsa,
+        /// linux-aarch64, windows-x86_64, … [default: this machine's]
         #[arg(long, value_name = "SYSTEM")]
         system: Option<String>,
         /// For packages built per CUDA major version: which one [default: the newest]
@@ -373,6 +414,8 @@ pub enum RedistCommand {
         /// https://pypi.org/simple]
         #[arg(long, value_name = "URL")]
         index_url: Option<String>,
+        /// NVIDIA's name of the system whose archives are meant: linux-x86_64, linux-sbsa,
+        /// linux-aarch64, windows-x86_64, … [default: this machine's]
         #[arg(long, value_name = "SYSTEM")]
         system: Option<String>,
         /// The download cache [default: $CUDAPKGS_CACHE, else $XDG_CACHE_HOME/cudapkgs]
@@ -407,6 +450,7 @@ pub struct BuildArgs {
     /// Every package of the release (NVIDIA source)
     #[arg(long, conflicts_with = "packages")]
     pub all: bool,
+    /// Where the packages come from: PyPI's wheels, or NVIDIA's manifests and archives
     #[arg(long, value_enum, default_value_t = BuildSource::Pypi)]
     pub source: BuildSource,
     /// The CUDA release: `12.9.1`, or `12.6` or `13` for the newest such release (NVIDIA's
@@ -430,6 +474,8 @@ pub struct BuildArgs {
     /// The download cache [default: $CUDAPKGS_CACHE, else $XDG_CACHE_HOME/cudapkgs]
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    /// NVIDIA's name of the system whose archives are meant: linux-x86_64, linux-sbsa,
+    /// linux-aarch64, windows-x86_64, … [default: this machine's]
     #[arg(long, value_name = "SYSTEM")]
     pub system: Option<String>,
     /// Capabilities whose kernels are checked, like 8.6,9.0 [env: CUDAPKGS_CAPABILITIES]

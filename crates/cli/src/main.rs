@@ -132,6 +132,8 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::GpuCheck(args) => commands::gpu_check::run(args, output),
         Command::GpuChild(command) => commands::gpu_check::child(command),
         Command::Upkeep(command) => commands::upkeep::run(command, output, config, &env),
+        Command::Completions { shell } => commands::manual::completions(*shell),
+        Command::Man { format } => commands::manual::man(*format),
         Command::Why {
             path,
             dependency,

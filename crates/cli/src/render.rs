@@ -4,12 +4,7 @@
 use serde::Serialize;
 
 /// A C++ name as people read it; other names unchanged.
-pub fn demangle(name: &str) -> String {
-    cpp_demangle::Symbol::new(name)
-        .ok()
-        .and_then(|symbol| symbol.demangle().ok())
-        .unwrap_or_else(|| name.to_owned())
-}
+pub use cudapkgs_fatbin::demangle;
 
 /// One hop of a reference chain (`cudapkgs_store::why::Hop`), for JSON and as `why`
 /// prints it.

@@ -100,3 +100,23 @@ mod tests {
         assert!(err.contains("e_machine is 62"), "{err}");
     }
 }
+
+/// A kernel's C++ name as people read it; a name that is not a mangled C++ name comes
+/// back unchanged.
+pub fn demangle(name: &str) -> String {
+    cpp_demangle::Symbol::new(name)
+        .ok()
+        .and_then(|symbol| symbol.demangle().ok())
+        .unwrap_or_else(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod demangle_tests {
+    use super::demangle;
+
+    #[test]
+    fn mangled_names_read_as_cpp_and_others_stay() {
+        assert_eq!(demangle("_Z6kernelPfi"), "kernel(float*, int)");
+        assert_eq!(demangle("plain_c_kernel"), "plain_c_kernel");
+    }
+}

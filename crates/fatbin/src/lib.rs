@@ -23,10 +23,12 @@ pub mod scan;
 pub mod verdict;
 
 pub use container::{Compression, Container, Entry, EntryFlags, EntryKind, containers};
-pub use cubin::{CubinInfo, CubinType, parse_cubin};
+pub use cubin::{CubinInfo, CubinType, demangle, parse_cubin};
 pub use discover::{FatbinSection, Format, SectionKind, Unit, holds_device_code, sniff, units};
 pub use error::Error;
-pub use prune::{KeepPtx, PruneError, PrunePlan, PruneRequest, Removed, plan_prune};
+pub use prune::{
+    KeepPtx, PruneError, PrunePlan, PruneRequest, Removed, compressed_size, plan_prune,
+};
 pub use ptx::{PtxInfo, parse_ptx};
 pub use read::{FileReader, ReadAt};
 pub use scan::{

@@ -468,3 +468,43 @@ mod tests {
         );
     }
 }
+
+/// Bytes of the zstd stream (level 3) of `data`: what a file costs in a compressed
+/// archive or cache, before and after pruning.
+pub fn compressed_size(data: &[u8]) -> std::io::Result<u64> {
+    struct Counter(u64);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    zstd::stream::copy_encode(data, &mut counter, 3)?;
+    Ok(counter.0)
+}
+
+#[cfg(test)]
+mod compressed_size_tests {
+    use super::compressed_size;
+
+    #[test]
+    fn repetitive_bytes_shrink_and_noise_does_not() {
+        let repetitive = vec![7u8; 1 << 20];
+        let size = compressed_size(&repetitive).expect("compress");
+        assert!(size > 0 && size < 1024, "{size}");
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let noise: Vec<u8> = (0..1 << 16)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        assert!(compressed_size(&noise).expect("compress") >= noise.len() as u64 * 9 / 10);
+    }
+}

@@ -31,9 +31,12 @@ pub enum CacheCommand {
     /// the secret key goes to SECRET_FILE (mode 0600), the public one to PUBLIC_FILE, in
     /// the format and order of `nix-store --generate-binary-cache-key`
     Keygen {
+        /// The key's name, such as cache.example.org-1
         name: String,
+        /// Where the secret key is written (mode 0600; it must not exist)
         #[arg(value_name = "SECRET_FILE")]
         secret_file: PathBuf,
+        /// Where the public key is written (it must not exist)
         #[arg(value_name = "PUBLIC_FILE")]
         public_file: PathBuf,
     },
@@ -56,8 +59,11 @@ pub enum CacheCommand {
 /// How NARs are compressed in the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PushCompression {
+    /// Fast to write and to read
     Zstd,
+    /// Nix's own default: smaller, slower
     Xz,
+    /// The NAR as it is
     None,
 }
 
@@ -71,6 +77,7 @@ pub struct PushArgs {
     /// Sign every narinfo with this key (from `cudapkgs cache keygen` or Nix)
     #[arg(long, value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// How NARs are compressed
     #[arg(long, value_enum, default_value = "zstd")]
     pub compression: PushCompression,
     /// The compression level [default: zstd 3, xz 6]

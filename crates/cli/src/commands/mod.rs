@@ -11,6 +11,7 @@ pub mod gc;
 pub mod gpu_check;
 pub mod gpus;
 pub mod inspect;
+pub mod manual;
 pub mod patch;
 pub mod prune;
 pub mod redist;

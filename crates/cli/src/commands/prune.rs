@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use cudapkgs_caps::Capability;
 use cudapkgs_fatbin::{
-    EntryKind, Format, KeepPtx, PruneError, PruneRequest, Removed, plan_prune, sniff,
+    EntryKind, Format, KeepPtx, PruneError, PruneRequest, Removed, compressed_size, plan_prune,
+    sniff,
 };
 use cudapkgs_tree::{self as tree, Mapped, Outcome, Walk, copy_tree, rewrite_file};
 use serde::Serialize;
@@ -232,23 +233,6 @@ fn prune_file(
         zstd_before,
         zstd_after,
     }))
-}
-
-/// Bytes of the zstd stream (level 3) of `data`.
-fn compressed_size(data: &[u8]) -> io::Result<u64> {
-    struct Counter(u64);
-    impl Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0 += buf.len() as u64;
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    zstd::stream::copy_encode(data, &mut counter, 3)?;
-    Ok(counter.0)
 }
 
 fn summarize(reports: &[&FileReport], compressed: bool) -> Summary {

@@ -433,3 +433,51 @@ fn the_import_check_sees_imports_between_commands() {
     assert!(check("store/mod.rs", "// super::build::run is not called here").is_empty());
     assert!(check("build.rs", "mod tests { use super::*; }").is_empty());
 }
+
+/// The crates from outside the workspace the binary may depend on: the command line and
+/// the settings file. Formats, compression and names belong to the libraries.
+const BINARY_OUTSIDE_DEPENDENCIES: [&str; 6] = [
+    "clap",
+    "clap_complete",
+    "clap_mangen",
+    "serde",
+    "serde_json",
+    "toml",
+];
+
+/// The `[dependencies]` of a manifest that are not crates of the workspace.
+fn outside_dependencies(manifest: &str) -> BTreeSet<String> {
+    let table: toml::Table = manifest.parse().expect("a Cargo.toml parses");
+    table
+        .get("dependencies")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| {
+            value
+                .get("package")
+                .and_then(toml::Value::as_str)
+                .unwrap_or(key)
+                .to_owned()
+        })
+        .filter(|package| !package.starts_with("cudapkgs-"))
+        .collect()
+}
+
+#[test]
+fn the_binary_depends_on_no_format_crate() {
+    let manifest = std::fs::read_to_string(workspace().join("crates/cli/Cargo.toml"))
+        .expect("the binary's Cargo.toml is readable");
+    let outside = outside_dependencies(&manifest);
+    assert!(outside.contains("clap"), "{outside:?}");
+    let extra: Vec<&String> = outside
+        .iter()
+        .filter(|package| !BINARY_OUTSIDE_DEPENDENCIES.contains(&package.as_str()))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "the binary depends on {extra:?} directly: the code that needs them belongs in a library"
+    );
+    let with_zstd = manifest.replacen("[dependencies]\n", "[dependencies]\nzstd = \"0.14\"\n", 1);
+    assert!(outside_dependencies(&with_zstd).contains("zstd"));
+}

@@ -26,6 +26,7 @@ mod gpu_check;
 mod hostile_archives;
 mod inspect;
 mod layout;
+mod manual;
 mod nix_store;
 mod patch;
 mod prune;

@@ -71,6 +71,7 @@ pub struct MatrixArgs {
     /// Runners to spread the plan over (never more than there are jobs)
     #[arg(long, value_name = "N")]
     pub shards: usize,
+    /// The CI system the matrix is written for
     #[arg(long, value_enum, default_value = "github")]
     pub format: MatrixFormat,
     /// How the pipeline's commands start (Buildkite)
