@@ -22,7 +22,6 @@ import subprocess
 import tempfile
 import time
 
-
 CPU = {}
 
 

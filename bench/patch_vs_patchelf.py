@@ -44,13 +44,13 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    version = subprocess.run([args.patchelf, "--version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([args.patchelf, "--version"], capture_output=True, text=True, check=True).stdout.strip()
     print(f"patchelf: {version}; runpath of {len(RUNPATH)} bytes")
     print(f"{'library':<28} {'size':>7} {'cp':>8} {'cp+fsync':>9} {'patchelf':>9} {'cudapkgs':>9} {'vs patchelf':>12} {'vs cp+fsync':>12}")
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as work:
         for library in args.libraries:
             target = os.path.join(work, os.path.basename(library))
-            fresh = lambda: shutil.copyfile(library, target)  # noqa: E731
+            fresh = lambda library=library, target=target: shutil.copyfile(library, target)  # noqa: E731
             nothing = lambda: None  # noqa: E731
             copy = best(args.runs, nothing, ["cp", library, target])
             start_times = []

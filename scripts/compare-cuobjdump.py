@@ -36,10 +36,10 @@ LISTING = re.compile(r"^(ELF|PTX) file\s+\d+: (.+)\.(cubin|ptx)$")
 
 
 def cuobjdump_entries(cuobjdump, path, legacy=None):
-    out = subprocess.run([cuobjdump, "-all", "-lelf", "-lptx", path], capture_output=True, text=True)
+    out = subprocess.run([cuobjdump, "-all", "-lelf", "-lptx", path], capture_output=True, check=False, text=True)
     if legacy and "has been removed" in out.stderr:
         # cuobjdump 13 refuses files with sm_35 code (CUDA 11 libraries): ask 11.8.
-        out = subprocess.run([legacy, "-all", "-lelf", "-lptx", path], capture_output=True, text=True)
+        out = subprocess.run([legacy, "-all", "-lelf", "-lptx", path], capture_output=True, check=False, text=True)
     entries = []
     for line in out.stdout.splitlines():
         match = LISTING.match(line.strip())
@@ -49,7 +49,7 @@ def cuobjdump_entries(cuobjdump, path, legacy=None):
 
 
 def our_entries(cudapkgs, path):
-    out = subprocess.run([cudapkgs, "inspect", "--json", path], capture_output=True, text=True)
+    out = subprocess.run([cudapkgs, "inspect", "--json", path], capture_output=True, check=False, text=True)
     if out.returncode == 2:
         return None, out.stderr.strip()
     report = json.loads(out.stdout)
@@ -67,7 +67,7 @@ def our_entries(cudapkgs, path):
 
 
 def sections(path):
-    out = subprocess.run(["readelf", "-SW", path], capture_output=True, text=True)
+    out = subprocess.run(["readelf", "-SW", path], capture_output=True, check=False, text=True)
     return sorted({name for name in (".nv_fatbin", "__nv_relfatbin") if name in out.stdout})
 
 
@@ -143,7 +143,7 @@ def main():
             if error:
                 result += f": {error}"
             else:
-                first = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+                first = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), min(len(ours), len(theirs)))
                 result += f" at entry {first}: ours {ours[first:first + 2]} cuobjdump {theirs[first:first + 2]} ({len(ours)} vs {len(theirs)})"
         size = os.path.getsize(path) / 2**20
         name = os.path.relpath(path, os.path.commonpath(roots)) if len(roots) > 1 else os.path.basename(path)

@@ -85,7 +85,7 @@ def main():
     for path in libraries(args.paths):
         out = subprocess.run(
             [args.cudapkgs, "inspect", "--json", "--gpu", driver.capability, "--driver-cuda", driver.cuda, path],
-            capture_output=True, text=True,
+            capture_output=True, check=False, text=True,
         )
         if out.returncode == 2:
             continue

@@ -14,7 +14,7 @@ import sys
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-import torch  # noqa: E402
+import torch
 
 # cuSPARSE's SpMM sums with atomics: two runs of the same installation differ in the last
 # bits, so this result is compared with a tolerance.

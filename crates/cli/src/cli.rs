@@ -13,7 +13,8 @@ use cudapkgs_caps::{CudaVersion, HostCompiler, HostPlatform};
     long_about = "Small, correct and fast CUDA packages.\n\n\
         Settings come from command-line flags, then CUDAPKGS_* environment variables, \
         then cudapkgs.toml (./cudapkgs.toml or ~/.config/cudapkgs/cudapkgs.toml): [cuda] \
-        reaches flags, targets, build, prune and inspect, [store] every store command; \
+        reaches flags, targets, build, prune and inspect, [store] every store command, \
+        [index] build and redist wheel, [cache] build, push, serve and copy; \
         -v says where each value came from.\n\n\
         Exit codes: 0 success, 1 a check found problems, 2 bad usage or unreadable input.",
     propagate_version = true
@@ -410,8 +411,8 @@ pub enum RedistCommand {
         /// The CUDA major version the wheels are for
         #[arg(long, value_name = "MAJOR", default_value_t = 13)]
         cuda_major: u32,
-        /// The simple index [default: $PIP_INDEX_URL, else pip's configuration, else
-        /// https://pypi.org/simple]
+        /// The simple index [default: $CUDAPKGS_INDEX_URL, else cudapkgs.toml's [index] url,
+        /// else $PIP_INDEX_URL, pip's configuration, https://pypi.org/simple]
         #[arg(long, value_name = "URL")]
         index_url: Option<String>,
         /// NVIDIA's name of the system whose archives are meant: linux-x86_64, linux-sbsa,
@@ -468,7 +469,8 @@ pub struct BuildArgs {
     /// NVIDIA's manifests and archives [default: $CUDAPKGS_REDIST_URL, else NVIDIA's server]
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
-    /// The simple index [default: $PIP_INDEX_URL, else pip's configuration, else PyPI]
+    /// The simple index [default: $CUDAPKGS_INDEX_URL, else cudapkgs.toml's [index] url, else
+    /// $PIP_INDEX_URL, pip's configuration, PyPI]
     #[arg(long, value_name = "URL")]
     pub index_url: Option<String>,
     /// The download cache [default: $CUDAPKGS_CACHE, else $XDG_CACHE_HOME/cudapkgs]
@@ -514,16 +516,18 @@ pub struct BuildArgs {
     #[arg(long)]
     pub rebuild: bool,
     /// Use no network: index pages and manifests from the copies the last online run
-    /// kept, archives from the download cache (anything not there is an error)
+    /// kept, archives from the download cache (anything not there is an error) [env:
+    /// CUDAPKGS_OFFLINE; cudapkgs.toml's [index] offline]
     #[arg(long)]
     pub offline: bool,
     /// A binary cache to take the set's outputs from when it holds a signed record of a
     /// build of the same inputs (file://, http(s)://, s3://); repeatable
-    /// [env: CUDAPKGS_SUBSTITUTERS, space-separated]
+    /// [env: CUDAPKGS_SUBSTITUTERS, space-separated; cudapkgs.toml's [cache] substituters]
     #[arg(long = "substituter", value_name = "URL")]
     pub substituters: Vec<String>,
     /// A key whose signatures records and narinfos of the substituters must carry
-    /// (name:base64, or a file holding it); repeatable [env: CUDAPKGS_TRUSTED_PUBLIC_KEYS]
+    /// (name:base64, or a file holding it); repeatable [env: CUDAPKGS_TRUSTED_PUBLIC_KEYS;
+    /// cudapkgs.toml's [cache] trusted-public-keys]
     #[arg(long = "trusted-public-key", value_name = "KEY")]
     pub trusted_public_keys: Vec<String>,
     #[command(flatten)]

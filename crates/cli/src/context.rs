@@ -209,11 +209,6 @@ pub fn mirror_url(base_url: Option<&str>) -> String {
         .unwrap_or_else(|| NVIDIA_BASE_URL.to_owned())
 }
 
-/// The index pip would use: `$PIP_INDEX_URL`, else pip's configuration, else PyPI.
-pub fn pip_index_url() -> String {
-    cudapkgs_builder::resolve::pip_index_url(&process_env)
-}
-
 /// The manifest of `source`'s release, through the download cache.
 pub fn load_manifest(source: &RedistSource, fetcher: &Fetcher) -> CliResult<Manifest> {
     mirror(source)
@@ -358,20 +353,11 @@ pub fn cache_location(url: &str, flag: &str) -> CliResult<Location> {
     Location::parse(url).map_err(|e| cache_failure(&e).context(flag))
 }
 
-/// Trusted keys from the flags (text or files), else from `CUDAPKGS_TRUSTED_PUBLIC_KEYS`
-/// (flags win over the environment, as for every setting).
+/// Trusted keys, each `name:base64` or a file holding one (the list
+/// `settings::trusted_public_keys` resolved).
 pub fn trusted_keys(values: &[String]) -> CliResult<Vec<PublicKey>> {
     let mut keys = Vec::new();
-    let from_env = if values.is_empty() {
-        process_env("CUDAPKGS_TRUSTED_PUBLIC_KEYS").unwrap_or_default()
-    } else {
-        String::new()
-    };
-    for value in values
-        .iter()
-        .map(String::as_str)
-        .chain(from_env.split_whitespace())
-    {
+    for value in values.iter().map(String::as_str) {
         let key = match PublicKey::parse(value) {
             Ok(key) => key,
             Err(_) if Path::new(value).is_file() => {

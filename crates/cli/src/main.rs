@@ -2,6 +2,12 @@
     unreachable_pub,
     reason = "a binary crate: `pub` marks what modules share, nothing is exported"
 )]
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::bare_urls,
+    rustdoc::invalid_html_tags,
+    reason = "argument docs are help for people, where `[cuda]` names a table of cudapkgs.toml and `<store>` a value"
+)]
 
 //! The `cudapkgs` executable: parses arguments, loads settings, runs one command and
 //! turns its outcome into an exit code.

@@ -67,6 +67,29 @@ pub struct StoreSection {
     pub state: Option<PathBuf>,
 }
 
+/// The `[index]` table of `cudapkgs.toml`: where PyPI-style wheels are resolved.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IndexSection {
+    /// The simple index (`--index-url`).
+    pub url: Option<String>,
+    /// Resolve and fetch from what the download cache kept (`--offline`).
+    pub offline: Option<bool>,
+}
+
+/// The `[cache]` table of `cudapkgs.toml`: the binary caches builds substitute from and
+/// the keys that sign and check them.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheSection {
+    /// Caches a build takes outputs from (`--substituter`).
+    pub substituters: Option<Vec<String>>,
+    /// Keys whose signatures are trusted, `name:base64` or files (`--trusted-public-key`).
+    pub trusted_public_keys: Option<Vec<String>>,
+    /// The key `push` and `serve` sign with (`--secret-key-file`).
+    pub secret_key_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct ConfigDocument {
@@ -74,6 +97,10 @@ struct ConfigDocument {
     cuda: CudaSection,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    index: IndexSection,
+    #[serde(default)]
+    cache: CacheSection,
     /// The package set `cudapkgs upkeep` builds (its own crate reads the table).
     upkeep: Option<cudapkgs_upkeep::SetConfig>,
 }
@@ -84,6 +111,8 @@ pub struct Config {
     pub path: Option<PathBuf>,
     pub cuda: CudaSection,
     pub store: StoreSection,
+    pub index: IndexSection,
+    pub cache: CacheSection,
     pub upkeep: Option<cudapkgs_upkeep::SetConfig>,
 }
 
@@ -145,6 +174,8 @@ impl Config {
             path: Some(path.to_owned()),
             cuda: document.cuda,
             store: document.store,
+            index: document.index,
+            cache: document.cache,
             upkeep: document.upkeep,
         })
     }
@@ -626,6 +657,149 @@ pub fn store_settings(
     Ok(StoreSettings { dir, root, state })
 }
 
+// The package index and the binary caches.
+
+/// Words separated by white space, as list variables write them
+/// (`CUDAPKGS_SUBSTITUTERS="file:///a https://b"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Words(Vec<String>);
+
+impl FromStr for Words {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Words(text.split_whitespace().map(str::to_owned).collect()))
+    }
+}
+
+/// A list setting: the repeated flag when given, else the variable, else the file's
+/// list, else empty.
+fn layered_list(
+    flags: &[String],
+    flag_name: &'static str,
+    env_name: &'static str,
+    env: EnvLookup<'_>,
+    from_config: Option<&[String]>,
+    config: &Config,
+) -> CliResult<Sourced<Vec<String>>> {
+    let flag = (!flags.is_empty()).then(|| (Words(flags.to_vec()), flag_name));
+    let set = layered(
+        flag,
+        env_name,
+        env,
+        from_config.map(|list| Words(list.to_vec())),
+        config,
+    )?;
+    Ok(set.map_or_else(
+        || Sourced::default(Vec::new()),
+        |set| Sourced {
+            value: set.value.0,
+            source: set.source,
+        },
+    ))
+}
+
+/// The simple index: `flag`, else `CUDAPKGS_INDEX_URL`, else `[index] url`, else what
+/// pip would use (`$PIP_INDEX_URL`, pip's configuration, PyPI).
+pub fn index_url(
+    flag: Option<&str>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<String>> {
+    let set = layered(
+        flag.map(|url| (url.to_owned(), "--index-url")),
+        "CUDAPKGS_INDEX_URL",
+        env,
+        config.index.url.clone(),
+        config,
+    )?;
+    Ok(set.unwrap_or_else(|| Sourced::default(cudapkgs_builder::resolve::pip_index_url(env))))
+}
+
+/// Whether to use no network: `--offline`, else `CUDAPKGS_OFFLINE`, else `[index]
+/// offline`, else online.
+pub fn offline(flag: bool, env: EnvLookup<'_>, config: &Config) -> CliResult<Sourced<bool>> {
+    let set = layered(
+        flag.then_some((Switch(true), "--offline")),
+        "CUDAPKGS_OFFLINE",
+        env,
+        config.index.offline.map(Switch),
+        config,
+    )?;
+    Ok(set.map_or_else(
+        || Sourced::default(false),
+        |set| Sourced {
+            value: set.value.0,
+            source: set.source,
+        },
+    ))
+}
+
+/// The caches a build substitutes from: the `--substituter` flags, else
+/// `CUDAPKGS_SUBSTITUTERS`, else `[cache] substituters`.
+pub fn substituters(
+    flags: &[String],
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<Vec<String>>> {
+    layered_list(
+        flags,
+        "--substituter",
+        "CUDAPKGS_SUBSTITUTERS",
+        env,
+        config.cache.substituters.as_deref(),
+        config,
+    )
+}
+
+/// The trusted keys (text or files): the flags, else `CUDAPKGS_TRUSTED_PUBLIC_KEYS`,
+/// else `[cache] trusted-public-keys` (key files there taken beside the file).
+pub fn trusted_public_keys(
+    flags: &[String],
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Sourced<Vec<String>>> {
+    let from_config: Option<Vec<String>> = config.cache.trusted_public_keys.as_ref().map(|keys| {
+        keys.iter()
+            .map(|key| {
+                if key.contains(':') {
+                    key.clone()
+                } else {
+                    beside_config(config, Path::new(key)).display().to_string()
+                }
+            })
+            .collect()
+    });
+    layered_list(
+        flags,
+        "--trusted-public-key",
+        "CUDAPKGS_TRUSTED_PUBLIC_KEYS",
+        env,
+        from_config.as_deref(),
+        config,
+    )
+}
+
+/// The signing key's file: `flag`, else `CUDAPKGS_SECRET_KEY_FILE`, else `[cache]
+/// secret-key-file` (taken beside the file); `None` to sign nothing.
+pub fn secret_key_file(
+    flag: Option<&Path>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Option<Sourced<PathBuf>>> {
+    layered(
+        flag.map(|path| (path.to_owned(), "--secret-key-file")),
+        "CUDAPKGS_SECRET_KEY_FILE",
+        env,
+        config
+            .cache
+            .secret_key_file
+            .as_deref()
+            .map(|path| beside_config(config, path)),
+        config,
+    )
+}
+
 // The settings the whole run shares.
 
 /// The configuration this run loaded and its output, for the plumbing that opens what
@@ -1044,5 +1218,109 @@ mod tests {
         assert_eq!(defaults.dir.source, Source::Default);
         assert!(defaults.root.is_none());
         assert!(store_settings(None, None, None, &none, &Config::default()).is_err());
+    }
+
+    #[test]
+    fn the_index_comes_from_the_flag_the_variable_the_file_then_pip() {
+        let file = config("[index]\nurl = \"https://mirror/simple\"\noffline = true\n");
+        let none = env_of(&[]);
+        let from_file = index_url(None, &none, &file).expect("valid");
+        assert_eq!(from_file.value, "https://mirror/simple");
+        assert_eq!(
+            from_file.source,
+            Source::Config("/etc/cudapkgs.toml".into())
+        );
+        let env = env_of(&[
+            ("CUDAPKGS_INDEX_URL", "http://127.0.0.1:1/simple"),
+            ("PIP_INDEX_URL", "http://pip/simple"),
+        ]);
+        assert_eq!(
+            index_url(None, &env, &file).expect("valid").value,
+            "http://127.0.0.1:1/simple"
+        );
+        let flag = index_url(Some("http://flag/simple"), &env, &file).expect("valid");
+        assert_eq!(flag.source, Source::Flag("--index-url"));
+        let pip = index_url(
+            None,
+            &env_of(&[("PIP_INDEX_URL", "http://pip/simple")]),
+            &Config::default(),
+        )
+        .expect("valid");
+        assert_eq!(
+            (pip.value.as_str(), &pip.source),
+            ("http://pip/simple", &Source::Default)
+        );
+
+        assert!(offline(false, &none, &file).expect("valid").value);
+        let online = offline(false, &env_of(&[("CUDAPKGS_OFFLINE", "no")]), &file).expect("valid");
+        assert!(!online.value);
+        assert_eq!(online.source, Source::Env("CUDAPKGS_OFFLINE"));
+        let refused = offline(false, &env_of(&[("CUDAPKGS_OFFLINE", "sometimes")]), &file)
+            .expect_err("not a switch");
+        assert!(
+            refused.message.contains("CUDAPKGS_OFFLINE"),
+            "{}",
+            refused.message
+        );
+    }
+
+    #[test]
+    fn caches_and_keys_come_from_the_flags_the_variables_then_the_file() {
+        let file = config(
+            "[cache]\nsubstituters = [\"file:///srv/a\", \"https://b\"]\n\
+             trusted-public-keys = [\"a-1:AAAA\", \"keys/b.pub\"]\n\
+             secret-key-file = \"keys/cache.sk\"\n",
+        );
+        let none = env_of(&[]);
+        let from_file = substituters(&[], &none, &file).expect("valid");
+        assert_eq!(from_file.value, ["file:///srv/a", "https://b"]);
+        let keys = trusted_public_keys(&[], &none, &file).expect("valid");
+        assert_eq!(
+            keys.value,
+            ["a-1:AAAA", "/etc/keys/b.pub"],
+            "files beside the config"
+        );
+        let secret = secret_key_file(None, &none, &file)
+            .expect("valid")
+            .expect("set");
+        assert_eq!(secret.value, Path::new("/etc/keys/cache.sk"));
+
+        let env = env_of(&[
+            ("CUDAPKGS_SUBSTITUTERS", " s3://c  file:///d "),
+            ("CUDAPKGS_SECRET_KEY_FILE", "/run/key"),
+        ]);
+        let from_env = substituters(&[], &env, &file).expect("valid");
+        assert_eq!(from_env.value, ["s3://c", "file:///d"]);
+        assert_eq!(from_env.source, Source::Env("CUDAPKGS_SUBSTITUTERS"));
+        let flags = substituters(&["file:///e".to_owned()], &env, &file).expect("valid");
+        assert_eq!(
+            (flags.value.len(), &flags.source),
+            (1, &Source::Flag("--substituter"))
+        );
+        assert_eq!(
+            secret_key_file(None, &env, &file)
+                .expect("valid")
+                .expect("set")
+                .value,
+            Path::new("/run/key")
+        );
+        assert!(
+            substituters(&[], &none, &Config::default())
+                .expect("valid")
+                .value
+                .is_empty()
+        );
+        assert!(
+            secret_key_file(None, &none, &Config::default())
+                .expect("valid")
+                .is_none()
+        );
+        let unknown = Config::parse("[cache]\nsubstituter = []\n", Path::new("/c.toml"))
+            .expect_err("an unknown key");
+        assert!(
+            unknown.message.contains("substituter"),
+            "{}",
+            unknown.message
+        );
     }
 }

@@ -17,14 +17,15 @@ use cudapkgs_store::store::Store;
 
 use crate::cli::{BuildArgs, BuildSource};
 use crate::context::{
-    cache_location, driver_dir, fetcher_at, mirror_url, open_store, pip_index_url, redist_failure,
+    cache_location, driver_dir, fetcher_at, mirror_url, open_store, redist_failure,
     resolve_failure, s3_credentials, trusted_keys,
 };
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::progress::ProgressLine;
 use crate::settings::{
-    Config, EnvLookup, Release, build_release, capabilities_of, targets, tell_sources,
+    self, Config, EnvLookup, Release, Sourced, build_release, capabilities_of, targets,
+    tell_sources,
 };
 
 pub fn run(
@@ -39,6 +40,7 @@ pub fn run(
         output,
         &[("cuda", &release.source), ("capabilities", &targets.source)],
     );
+    let (index, offline, caches) = network_settings(args, env, config, output)?;
     // GPU names resolve with the release asked for; `native` asks this machine's GPUs,
     // which a dry run does not need.
     let native = targets
@@ -52,8 +54,8 @@ pub fn run(
         capabilities_of(&targets, release.value.version())?
     };
     let mut fetcher = fetcher_at(args.cache.as_ref())?;
-    fetcher.offline = args.offline;
-    let mut request = request_of(args, &release.value)?;
+    fetcher.offline = offline.value;
+    let mut request = request_of(args, &release.value, &index.value)?;
     let progress = ProgressLine::new(output);
     let update = |r: &Request, d, t| progress.update(r, d, t);
     if args.dry_run {
@@ -105,7 +107,8 @@ pub fn run(
             &fetcher,
             &resolution,
             &options,
-            args,
+            args.rebuild,
+            &caches,
             output,
         )? {
             return Ok(exit);
@@ -139,6 +142,39 @@ pub fn run(
     }
 }
 
+/// Where packages and outputs come from: the index, whether to use the network, the
+/// binary caches.
+fn network_settings(
+    args: &BuildArgs,
+    env: EnvLookup<'_>,
+    config: &Config,
+    output: Output,
+) -> CliResult<(Sourced<String>, Sourced<bool>, Caches)> {
+    let index = settings::index_url(args.index_url.as_deref(), env, config)?;
+    let offline = settings::offline(args.offline, env, config)?;
+    let caches = Caches {
+        substituters: settings::substituters(&args.substituters, env, config)?,
+        trusted: settings::trusted_public_keys(&args.trusted_public_keys, env, config)?,
+    };
+    tell_sources(
+        output,
+        &[
+            ("index url", &index.source),
+            ("offline", &offline.source),
+            ("substituters", &caches.substituters.source),
+            ("trusted public keys", &caches.trusted.source),
+        ],
+    );
+    Ok((index, offline, caches))
+}
+
+/// The binary caches a build may take its outputs from, and the keys they must be
+/// signed with.
+struct Caches {
+    substituters: Sourced<Vec<String>>,
+    trusted: Sourced<Vec<String>>,
+}
+
 /// The set's outputs without a build: from the store's record of the same inputs, or
 /// from a substituter's; `None` when neither has one (or `--rebuild`).
 fn without_building(
@@ -146,10 +182,11 @@ fn without_building(
     fetcher: &Fetcher,
     resolution: &Resolution,
     options: &Options,
-    args: &BuildArgs,
+    rebuild: bool,
+    caches: &Caches,
     output: Output,
 ) -> CliResult<Option<Exit>> {
-    if args.rebuild {
+    if rebuild {
         return Ok(None);
     }
     let planned: Vec<std::path::PathBuf> = resolution
@@ -164,23 +201,15 @@ fn without_building(
     if let Some(built) = recalled(store, &key, options).map_err(build_failure)? {
         return report(&built, resolution, output).map(Some);
     }
-    let substituters: Vec<String> = if args.substituters.is_empty() {
-        crate::settings::process_env("CUDAPKGS_SUBSTITUTERS")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
-    } else {
-        args.substituters.clone()
-    };
+    let substituters = &caches.substituters.value;
     if substituters.is_empty() {
         return Ok(None);
     }
     let taken = substitute_build(
         store,
         &key,
-        &substituters,
-        &args.trusted_public_keys,
+        substituters,
+        &caches.trusted.value,
         options,
         output,
     )?;
@@ -255,7 +284,7 @@ fn substitute_build(
 }
 
 /// The request the arguments make.
-fn request_of(args: &BuildArgs, release: &Release) -> CliResult<resolve::Request> {
+fn request_of(args: &BuildArgs, release: &Release, index_url: &str) -> CliResult<resolve::Request> {
     let packages: Vec<Spec> = args
         .packages
         .iter()
@@ -263,7 +292,7 @@ fn request_of(args: &BuildArgs, release: &Release) -> CliResult<resolve::Request
         .collect::<CliResult<_>>()?;
     let source = match args.source {
         BuildSource::Pypi => Source::Pypi {
-            index_url: args.index_url.clone().unwrap_or_else(pip_index_url),
+            index_url: index_url.to_owned(),
         },
         BuildSource::Nvidia => Source::Nvidia {
             base_url: mirror_url(args.base_url.as_deref()),

@@ -74,7 +74,8 @@ pub struct PushArgs {
     /// `cudapkgs serve --push-token-file`), or s3://BUCKET?endpoint=URL&region=REGION
     #[arg(long, value_name = "URL")]
     pub to: String,
-    /// Sign every narinfo with this key (from `cudapkgs cache keygen` or Nix)
+    /// Sign every narinfo with this key (from `cudapkgs cache keygen` or Nix) [env:
+    /// CUDAPKGS_SECRET_KEY_FILE; cudapkgs.toml's [cache] secret-key-file]
     #[arg(long, value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
     /// How NARs are compressed
@@ -122,7 +123,8 @@ pub struct ServeArgs {
     /// narinfos made and signed on the fly
     #[arg(long)]
     pub store: bool,
-    /// Sign every narinfo served with this key
+    /// Sign every narinfo served with this key [env: CUDAPKGS_SECRET_KEY_FILE;
+    /// cudapkgs.toml's [cache] secret-key-file]
     #[arg(long, value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
     /// Accept pushes (PUT) from clients that send the token in this file
@@ -158,7 +160,8 @@ pub struct CopyArgs {
     #[arg(long, value_name = "URL")]
     pub from: String,
     /// A key whose signatures are trusted: `name:base64`, or a file holding one
-    /// (repeatable) [env: CUDAPKGS_TRUSTED_PUBLIC_KEYS, space-separated]
+    /// (repeatable) [env: CUDAPKGS_TRUSTED_PUBLIC_KEYS, space-separated; cudapkgs.toml's
+    /// [cache] trusted-public-keys]
     #[arg(long = "trusted-public-key", value_name = "KEY")]
     pub trusted_public_keys: Vec<String>,
     /// Give up on a server that sends nothing for this many seconds
@@ -204,12 +207,18 @@ Every narinfo must be signed by a trusted key; each NAR is checked (size, hash,
 references) before its path is registered, references first. Only paths named by
 their contents can be stored (as `nix-store --add` and `cudapkgs build` make them).";
 
-fn secret_key(path: Option<&Path>) -> CliResult<Option<SecretKey>> {
-    path.map(|path| {
-        SecretKey::parse(&read_key_file(path)?)
-            .map_err(|e| CliError::new(format!("{}: {e}", path.display())))
-    })
-    .transpose()
+/// The signing key: `--secret-key-file`, else `CUDAPKGS_SECRET_KEY_FILE`, else `[cache]
+/// secret-key-file`; `None` to sign nothing.
+fn secret_key(flag: Option<&Path>, output: Output) -> CliResult<Option<SecretKey>> {
+    let (config, _) = settings::loaded();
+    let Some(file) = settings::secret_key_file(flag, &settings::process_env, config)? else {
+        return Ok(None);
+    };
+    settings::tell_sources(output, &[("secret key file", &file.source)]);
+    let path = file.value.as_path();
+    SecretKey::parse(&read_key_file(path)?)
+        .map(Some)
+        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))
 }
 
 pub fn cache(command: &CacheCommand, output: Output) -> CliResult<Exit> {
@@ -327,7 +336,7 @@ struct PushedPath {
 
 pub fn push(args: &PushArgs, output: Output) -> CliResult<Exit> {
     let target = cache_location(&args.to, "--to")?;
-    let key = secret_key(args.secret_key_file.as_deref())?;
+    let key = secret_key(args.secret_key_file.as_deref(), output)?;
     if key.is_none() {
         output.warn("pushing without --secret-key-file: clients that check signatures will refuse these paths");
     }
@@ -423,7 +432,7 @@ fn parse_size(text: &str) -> CliResult<u64> {
 }
 
 pub fn serve(args: &ServeArgs, output: Output) -> CliResult<Exit> {
-    let secret_key = secret_key(args.secret_key_file.as_deref())?;
+    let secret_key = secret_key(args.secret_key_file.as_deref(), output)?;
     let push_token = match &args.push_token_file {
         Some(path) => {
             let token = read_key_file(path)?.trim().to_owned();
@@ -558,7 +567,11 @@ struct CopiedPath {
 
 pub fn copy(args: &CopyArgs, output: Output) -> CliResult<Exit> {
     let source = cache_location(&args.from, "--from")?;
-    let trusted = trusted_keys(&args.trusted_public_keys)?;
+    let (config, _) = settings::loaded();
+    let trusted =
+        settings::trusted_public_keys(&args.trusted_public_keys, &settings::process_env, config)?;
+    settings::tell_sources(output, &[("trusted public keys", &trusted.source)]);
+    let trusted = trusted_keys(&trusted.value)?;
     if trusted.is_empty() {
         return Err(
             CliError::new("no trusted public key: every narinfo must be signed by one")

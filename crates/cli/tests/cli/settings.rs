@@ -516,3 +516,127 @@ fn the_store_table_reaches_every_store_command() {
         run.stderr
     );
 }
+
+#[test]
+fn the_cache_table_reaches_push_and_copy() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    let keygen = run_in(work, &["cache", "keygen", "test-1", "k.sk", "k.pub"], &[]);
+    assert_eq!(keygen.code, 0, "{}", keygen.stderr);
+    std::fs::write(work.join("hello.txt"), "hello\n").expect("write");
+    let added = run_in(work, &["store", "add", "hello.txt"], &[]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let path = added.stdout.trim();
+
+    // Key files named by the file are taken beside it, whatever the working folder.
+    write_config(
+        work,
+        "[cache]\nsecret-key-file = \"k.sk\"\ntrusted-public-keys = [\"k.pub\"]\n",
+    );
+    let cache = format!("file://{}", s(&work.join("bc")));
+    let pushed = run_in(work, &["-v", "push", "--to", &cache, path], &[]);
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    assert!(
+        pushed
+            .stderr
+            .contains("secret key file: from cudapkgs.toml")
+            && !pushed.stderr.contains("without --secret-key-file"),
+        "{}",
+        pushed.stderr
+    );
+    let hash = path
+        .rsplit('/')
+        .next()
+        .expect("a name")
+        .split('-')
+        .next()
+        .expect("a hash");
+    let narinfo =
+        std::fs::read_to_string(work.join("bc").join(format!("{hash}.narinfo"))).expect("narinfo");
+    assert!(narinfo.contains("\nSig: test-1:"), "{narinfo}");
+
+    let other = work.join("other");
+    let args = ["-v", "copy", "--from", &cache, "--root", s(&other), path];
+    let copied = run_in(work, &args, &[]);
+    assert_eq!(copied.code, 0, "{}", copied.stderr);
+    assert!(
+        copied
+            .stderr
+            .contains("trusted public keys: from cudapkgs.toml"),
+        "{}",
+        copied.stderr
+    );
+    let unsigned = run_in(
+        work,
+        &["-v", "push", "--to", &cache, path],
+        &[("CUDAPKGS_SECRET_KEY_FILE", "missing.sk")],
+    );
+    assert_eq!(
+        unsigned.code, 2,
+        "the variable wins, and names a missing file"
+    );
+    assert!(
+        unsigned.stderr.contains("missing.sk"),
+        "{}",
+        unsigned.stderr
+    );
+}
+
+#[test]
+fn the_index_table_reaches_build_and_redist_wheel() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    // Port 9 (discard) is closed on the loopback: the failure names where it went.
+    write_config(work, "[index]\nurl = \"http://127.0.0.1:9/simple\"\n");
+    let cache = work.join("cache");
+    let args = [
+        "-v",
+        "build",
+        "--dry-run",
+        "--cache",
+        s(&cache),
+        "cuda_cudart",
+    ];
+    let build = run_in(work, &args, &[]);
+    assert_eq!(build.code, 2, "{}", build.stderr);
+    assert!(
+        build.stderr.contains("index url: from cudapkgs.toml")
+            && build.stderr.contains("127.0.0.1:9"),
+        "{}",
+        build.stderr
+    );
+    let args = ["-v", "redist", "wheel", "--cache", s(&cache), "cuda_cudart"];
+    let wheel = run_in(work, &args, &[]);
+    assert_eq!(wheel.code, 2, "{}", wheel.stderr);
+    assert!(wheel.stderr.contains("127.0.0.1:9"), "{}", wheel.stderr);
+
+    // Offline from the file: nothing is fetched, and the miss says so.
+    write_config(
+        work,
+        "[index]\nurl = \"http://127.0.0.1:9/simple\"\noffline = true\n",
+    );
+    let args = [
+        "-v",
+        "build",
+        "--dry-run",
+        "--cache",
+        s(&cache),
+        "cuda_cudart",
+    ];
+    let offline = run_in(work, &args, &[]);
+    assert_eq!(offline.code, 2, "{}", offline.stderr);
+    assert!(
+        offline.stderr.contains("offline: from cudapkgs.toml")
+            && offline.stderr.contains("not in the download cache"),
+        "{}",
+        offline.stderr
+    );
+    let env = [("CUDAPKGS_OFFLINE", "maybe")];
+    let refused = run_in(work, &args, &env);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("CUDAPKGS_OFFLINE"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -11,7 +11,7 @@ use cudapkgs_redist::unpack::Limits;
 use serde::Serialize;
 
 use crate::cli::{RedistCommand, RedistSource, SplitArgs};
-use crate::context::{fetcher, fetcher_at, load_manifest, mirror, pip_index_url, redist_failure};
+use crate::context::{fetcher, fetcher_at, load_manifest, mirror, redist_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::progress::ProgressLine;
@@ -52,7 +52,14 @@ pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
             jobs,
             pre,
         } => {
-            let index = index_url.clone().unwrap_or_else(pip_index_url);
+            let (config, _) = crate::settings::loaded();
+            let index = crate::settings::index_url(
+                index_url.as_deref(),
+                &crate::settings::process_env,
+                config,
+            )?;
+            crate::settings::tell_sources(output, &[("index url", &index.source)]);
+            let index = index.value;
             let fetcher = fetcher_at(cache.as_ref())?;
             let wanted = wheel::WheelRequest {
                 index: &index,
