@@ -6,6 +6,15 @@ use serde::Serialize;
 /// A C++ name as people read it; other names unchanged.
 pub use cudapkgs_fatbin::demangle;
 
+/// A count with its noun in the right number: `1 path`, `3 paths`.
+pub fn count<N: Copy + PartialEq + From<u8> + std::fmt::Display>(
+    n: N,
+    one: &str,
+    many: &str,
+) -> String {
+    format!("{n} {}", if n == N::from(1) { one } else { many })
+}
+
 /// One hop of a reference chain (`cudapkgs_store::why::Hop`), for JSON and as `why`
 /// prints it.
 #[derive(Debug, Serialize)]

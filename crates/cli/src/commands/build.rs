@@ -23,6 +23,7 @@ use crate::context::{
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::progress::ProgressLine;
+use crate::render::count;
 use crate::settings::{
     self, Config, EnvLookup, Release, Sourced, build_release, capabilities_of, targets,
     tell_sources,
@@ -422,8 +423,11 @@ fn show_plan(fetcher: &Fetcher, resolution: &Resolution) -> CliResult<Exit> {
     }
     let _ = writeln!(
         text,
-        "then: unpack, split, resolve needed libraries across these {} packages, set runpaths, add to the store",
-        resolution.packages.len()
+        "then: unpack, split, resolve needed libraries across {}, set runpaths, add to the store",
+        match resolution.packages.len() {
+            1 => "the package".to_owned(),
+            n => format!("these {n} packages"),
+        }
     );
     Output::print(&text)?;
     Ok(Exit::Success)
@@ -441,10 +445,10 @@ fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult
         for (output_name, done) in &package.pruned {
             if done.files > 0 {
                 output.note(format!(
-                    "{} {output_name}: pruned {} ({} files)",
+                    "{} {output_name}: pruned {} ({})",
                     package.package,
                     crate::units::bytes(done.removed_bytes),
-                    done.files
+                    count(done.files, "file", "files")
                 ));
             }
             for (file, why) in &done.refused {

@@ -13,6 +13,7 @@ use crate::context::{driver_dir, file_roots, open_store_for, resolve_all, store_
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::render::HopReport;
+use crate::render::count;
 use crate::settings::flag_capabilities;
 use crate::units;
 
@@ -156,8 +157,8 @@ fn run_on_files(
         }
         let _ = writeln!(
             text,
-            "{} files checked, {}",
-            report.files,
+            "{} checked, {}",
+            count(report.files, "file", "files"),
             violation_count(report.violations.len())
         );
         Output::print(&text)?;
@@ -258,8 +259,8 @@ fn print(report: &Report, output: Output) -> CliResult<()> {
     }
     let _ = writeln!(
         text,
-        "{} paths checked, {}",
-        report.paths,
+        "{} checked, {}",
+        count(report.paths, "path", "paths"),
         violation_count(report.violations.len())
     );
     Output::print(&text)

@@ -10,6 +10,7 @@ use crate::cli::StoreLocation;
 use crate::context::{open_store_for, store_failure};
 use crate::error::{CliResult, Exit};
 use crate::output::Output;
+use crate::render::count;
 use crate::units;
 
 #[derive(Debug, Serialize)]
@@ -62,11 +63,11 @@ pub fn gc(dry_run: bool, location: &StoreLocation, output: Output) -> CliResult<
     }
     let _ = writeln!(
         text,
-        "{} {} paths, {}; {} paths kept",
+        "{} {}, {}; {} kept",
         if dry_run { "would free" } else { "freed" },
-        dead.len(),
+        count(dead.len(), "path", "paths"),
         units::bytes(collection.dead_bytes()),
-        collection.alive
+        count(collection.alive, "path", "paths")
     );
     Output::print(&text)?;
     Ok(Exit::Success)

@@ -17,6 +17,7 @@ use crate::cli::{PatchArgs, TextOrJson};
 use crate::context::driver_dir;
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::render::count;
 
 /// What happened to one file.
 #[derive(Debug, Serialize)]
@@ -419,6 +420,10 @@ fn human(report: &Report) -> String {
         .iter()
         .filter(|f| f.changed && f.error.is_none())
         .count();
-    let _ = writeln!(out, "{changed} of {} files {verb}", report.files.len());
+    let _ = writeln!(
+        out,
+        "{changed} of {} {verb}",
+        count(report.files.len(), "file", "files")
+    );
     out
 }

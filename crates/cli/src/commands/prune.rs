@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::cli::{KeepPtxArg, PruneArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::render::count;
 use crate::settings::{Config, EnvLookup, capabilities_of, driver_release, targets, tell_sources};
 use crate::units::{bytes, share};
 
@@ -303,10 +304,10 @@ fn human(report: &Report<'_>) -> String {
     };
     let _ = writeln!(
         out,
-        "\nkeeping {} (PTX: {}): {} files pruned{refused}, {verb} {} of {}",
+        "\nkeeping {} (PTX: {}): {} pruned{refused}, {verb} {} of {}",
         capabilities.join(" "),
         report.keep_ptx,
-        summary.files_pruned,
+        count(summary.files_pruned, "file", "files"),
         bytes(summary.removed_bytes),
         bytes(summary.apparent_size),
     );

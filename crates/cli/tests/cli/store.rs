@@ -321,7 +321,10 @@ fn assert_verify_clean(root: &Path, valid: usize, context: &str) {
     let (code, report, stderr) = in_store(root, &["store", "verify"]);
     assert_eq!(code, 0, "{context}: {report}{stderr}");
     assert!(
-        report.contains(&format!("{valid} valid paths checked, 0 problems")),
+        report.contains(&format!(
+            "{valid} valid {} checked, 0 problems",
+            if valid == 1 { "path" } else { "paths" }
+        )),
         "{context}: {report}"
     );
 }
@@ -762,7 +765,7 @@ fn verify_finds_changed_and_unregistered_paths_and_repairs_leftovers() {
     let (code, report, _) = run(&[&["store", "verify"][..], &root].concat());
     assert_eq!(code, 0, "{report}");
     assert!(
-        report.contains("1 valid paths checked, 0 problems"),
+        report.contains("1 valid path checked, 0 problems"),
         "{report}"
     );
 

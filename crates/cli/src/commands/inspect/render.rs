@@ -7,7 +7,7 @@ use cudapkgs_fatbin::{EntryInfo, ImageMatch, KernelOutcome};
 use cudapkgs_tree::Outcome;
 
 use super::report::{FileResult, Report};
-use crate::render::demangle;
+use crate::render::{count, demangle};
 use crate::units::{bytes, share};
 
 /// How many kernels without an image are listed per file before "… and N more".
@@ -38,14 +38,12 @@ pub(crate) fn human(report: &Report, list_entries: bool) -> String {
 
 fn entries(out: &mut String, path: &str, size: u64, result: &FileResult) {
     let scan = &result.scan;
-    let containers = scan.containers().count();
-    let count = scan.entries().count();
     let device = scan.device_code_bytes();
     let _ = writeln!(
         out,
-        "{path}: {count} {} in {containers} {}, device code {} of {} ({})",
-        plural(count, "entry", "entries"),
-        plural(containers, "container", "containers"),
+        "{path}: {} in {}, device code {} of {} ({})",
+        count(scan.entries().count(), "entry", "entries"),
+        count(scan.containers().count(), "container", "containers"),
         bytes(device),
         bytes(size),
         share(device, size)
@@ -79,7 +77,11 @@ fn entries(out: &mut String, path: &str, size: u64, result: &FileResult) {
         }
     }
     if result.extracted > 0 {
-        let _ = writeln!(out, "  extracted {} entries", result.extracted);
+        let _ = writeln!(
+            out,
+            "  extracted {}",
+            count(result.extracted, "entry", "entries")
+        );
     }
     out.push('\n');
 }
@@ -116,14 +118,13 @@ fn totals(out: &mut String, report: &Report) {
     let summary = &report.summary;
     let _ = writeln!(
         out,
-        "{} {} with device code of {} scanned; device code {} of {} ({}) in {} entries",
-        summary.files_with_device_code,
-        plural(summary.files_with_device_code, "file", "files"),
+        "{} with device code of {} scanned; device code {} of {} ({}) in {}",
+        count(summary.files_with_device_code, "file", "files"),
         summary.files_scanned,
         bytes(summary.device_code_bytes),
         bytes(summary.file_bytes),
         share(summary.device_code_bytes, summary.file_bytes),
-        summary.entries
+        count(summary.entries, "entry", "entries")
     );
     if summary.by_arch.is_empty() {
         return;

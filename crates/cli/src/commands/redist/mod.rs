@@ -102,11 +102,11 @@ fn list(source: &RedistSource, system: Option<&str>, output: Output) -> CliResul
         return Ok(Exit::Success);
     }
     let mut text = format!(
-        "{} {} ({}) for {system}: {} packages\n",
+        "{} {} ({}) for {system}: {}\n",
         source.redist,
         manifest.release_label.as_deref().unwrap_or(&source.version),
         manifest.release_date.as_deref().unwrap_or("no date"),
-        rows.len()
+        crate::render::count(rows.len(), "package", "packages")
     );
     let total: u64 = rows
         .iter()

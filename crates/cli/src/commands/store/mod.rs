@@ -15,7 +15,7 @@ use crate::cli::{FileTreeArgs, NarCommand, StoreCommand, StoreLocation};
 use crate::context::{file_roots, open_store, open_store_for, resolve_all, store_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
-use crate::render::HopReport;
+use crate::render::{HopReport, count};
 use crate::settings::{loaded, process_env, store_folder, tell_sources};
 
 #[derive(Debug, Serialize)]
@@ -259,9 +259,9 @@ fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<E
         }
         let _ = writeln!(
             text,
-            "{checked} valid paths checked, {} problem{}",
-            lines.len(),
-            if lines.len() == 1 { "" } else { "s" }
+            "{} checked, {}",
+            count(checked, "valid path", "valid paths"),
+            count(lines.len(), "problem", "problems")
         );
         Output::print(&text)?;
     }
@@ -344,9 +344,9 @@ pub fn closure(
         }
         let _ = writeln!(
             text,
-            "{:>10}  total, {} paths",
+            "{:>10}  total, {}",
             crate::units::bytes(report.total_nar_size),
-            report.paths.len()
+            count(report.paths.len(), "path", "paths")
         );
         Output::print(&text)?;
     }
@@ -470,9 +470,9 @@ fn tree_closure(
     }
     let _ = writeln!(
         text,
-        "{:>10}  total, {} files{}",
+        "{:>10}  total, {}{}",
         crate::units::bytes(closure.total_bytes()),
-        closure.files.len(),
+        count(closure.files.len(), "file", "files"),
         device_code_text(&closure.device_code, "; device code")
     );
     for (library, places) in &closure.duplicates {
