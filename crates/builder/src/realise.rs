@@ -222,7 +222,7 @@ fn check(inputs: &[Input], options: &Options) -> Result<(), Error> {
     }
     for input in inputs {
         for (what, value) in [("name", &input.package), ("version", &input.version)] {
-            cudapkgs_store::path::check_name(value).map_err(|error| Error::BadInput {
+            cudapkgs_nix::store_path::check_name(value).map_err(|error| Error::BadInput {
                 package: input.package.clone(),
                 problem: format!("the {what} cannot name a store path: {error}"),
             })?;
