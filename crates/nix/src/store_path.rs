@@ -273,6 +273,15 @@ impl std::fmt::Display for StorePath {
     }
 }
 
+/// A store path is read as its full path wherever a `&str` is wanted.
+impl std::ops::Deref for StorePath {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.full
+    }
+}
+
 impl AsRef<str> for StorePath {
     fn as_ref(&self) -> &str {
         &self.full

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use cudapkgs_nix::StorePath;
 use cudapkgs_nix::base32;
 use cudapkgs_nix::nar::{HashingWriter, under};
 use cudapkgs_nix::scan::ReferenceScanner;
-use cudapkgs_nix::store_path::{check_name, hash_part, source_path};
+use cudapkgs_nix::store_path::{check_name, hash_part};
 use rusqlite::params;
 
 use super::{PathInfo, Scan, Store, lock_path, sql};
@@ -42,8 +43,9 @@ impl Store {
         name: &str,
         scan: &Scan,
         gc_root: Option<&str>,
-    ) -> Result<String, Error> {
-        Ok(self.add_with_info(source, name, scan, gc_root)?.path)
+    ) -> Result<StorePath, Error> {
+        let info = self.add_with_info(source, name, scan, gc_root)?;
+        Ok(self.folder.parse(&info.path)?)
     }
 
     /// `add`, returning what the database knows of the path as it was added (read before
@@ -90,7 +92,8 @@ impl Store {
         if let Some(root) = gc_root {
             self.add_root(root, &added)?;
         }
-        self.info(&added)?.ok_or(Error::NotValid(added))
+        self.info(&added)?
+            .ok_or(Error::NotValid(added.into_string()))
     }
 
     /// An error about one of an add's `temporaries` (copies of `source`, removed by the
@@ -134,7 +137,7 @@ impl Store {
         candidates: &[([u8; 32], String)],
         work: &Path,
         staged: &Path,
-    ) -> Result<String, Error> {
+    ) -> Result<StorePath, Error> {
         std::fs::create_dir(work).map_err(|e| Error::io(work, e))?;
         let restored_at = work.join("tree");
         let scanner = ReferenceScanner::new(candidates.iter().map(|(hash, _)| *hash));
@@ -152,7 +155,7 @@ impl Store {
             .map(|(_, path)| path.clone())
             .collect();
         references.sort();
-        let path = source_path(&self.folder, name, &hash, &references, false)?;
+        let path = self.folder.source_path(name, &hash, &references, false)?;
         let destination = self.physical(&path);
         // A valid path whose tree was deleted behind the store's back is put back (the
         // content is the same: the path is its hash).

@@ -32,6 +32,7 @@ mod verify;
 
 use std::path::{Path, PathBuf};
 
+use cudapkgs_nix::{StoreDir, StorePath};
 use rusqlite::Connection;
 
 use crate::copy;
@@ -50,7 +51,7 @@ pub use verify::{Problem, Verification};
 /// An open store.
 #[derive(Debug)]
 pub struct Store {
-    pub(crate) folder: String,
+    pub(crate) folder: StoreDir,
     root: Option<PathBuf>,
     state_dir: PathBuf,
     pub(crate) db_path: PathBuf,
@@ -125,12 +126,9 @@ impl Store {
         state_dir: &Path,
         access: Access,
     ) -> Result<Store, Error> {
-        let folder = store_dir.trim_end_matches('/').to_owned();
-        if !folder.starts_with('/') {
-            return Err(Error::RelativeStoreDir(folder));
-        }
+        let folder = StoreDir::new(store_dir)?;
         let root = root.map(Path::to_owned);
-        let physical = physical_of(root.as_deref(), &folder);
+        let physical = physical_of(root.as_deref(), folder.as_str());
         let db_path = state_dir.join(DATABASE);
         // The folder may be Nix's store as well (`--root R` lays a store out as Nix's
         // `local?root=R` does): its paths would be ours to collect.
@@ -201,7 +199,20 @@ impl Store {
 
     /// The logical store folder (`/nix/store`).
     pub fn folder(&self) -> &str {
+        self.folder.as_str()
+    }
+
+    /// The logical store folder, checked.
+    pub fn store_dir(&self) -> &StoreDir {
         &self.folder
+    }
+
+    /// `path` as a store path of this store's folder; anything else is no valid path of
+    /// this store (`Error::NotValid`). Whether it is valid is not asked.
+    pub fn parse_path(&self, path: &str) -> Result<StorePath, Error> {
+        self.folder
+            .parse(path)
+            .map_err(|_| Error::NotValid(path.to_owned()))
     }
 
     /// Where a logical path lives on this machine.
@@ -231,6 +242,6 @@ impl Store {
 
     /// The store folder on this machine.
     pub(crate) fn physical_folder(&self) -> PathBuf {
-        self.physical(&self.folder)
+        self.physical(self.folder.as_str())
     }
 }

@@ -16,7 +16,7 @@ impl Store {
     /// that another open can tell whether its owner is alive), a unique part, `suffix`.
     pub(crate) fn temporary(&self, suffix: &str) -> PathBuf {
         let owner = self.owner.as_ref().map_or("", |(owner, _)| owner.as_str());
-        self.physical(&self.folder)
+        self.physical(self.folder.as_str())
             .join(format!("{TEMP_PREFIX}{owner}-{}{suffix}", unique()))
     }
 
@@ -28,7 +28,7 @@ impl Store {
     /// The physical path of `path` if it names an entry of the store folder (and so is
     /// safe to remove), `None` for anything else.
     pub(crate) fn entry(&self, path: &str) -> Option<PathBuf> {
-        let name = path.strip_prefix(&self.folder)?.strip_prefix('/')?;
+        let name = path.strip_prefix(self.folder.as_str())?.strip_prefix('/')?;
         let plain = !name.is_empty() && name != "." && name != ".." && !name.contains('/');
         plain.then(|| self.physical(path))
     }

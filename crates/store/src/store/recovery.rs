@@ -15,7 +15,7 @@ impl Store {
     /// Temporaries from before owner locks are judged by their process ID.
     pub(super) fn remove_temporaries(&self) -> Result<(), Error> {
         use std::os::unix::fs::OpenOptionsExt;
-        let folder = self.physical(&self.folder);
+        let folder = self.physical(self.folder.as_str());
         let mut by_owner = std::collections::BTreeMap::<String, Vec<PathBuf>>::new();
         for entry in std::fs::read_dir(&folder).map_err(|e| Error::io(&folder, e))? {
             let entry = entry.map_err(|e| Error::io(&folder, e))?;

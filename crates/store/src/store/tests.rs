@@ -108,7 +108,9 @@ fn a_collection_killed_before_removing_leaves_nothing_the_next_open_keeps() {
         .add(&source, "source", &Scan::Nothing, None)
         .expect("add");
     // What a collection does first: unregister, and mark the tree pending.
-    store.unregister(&[(path.clone(), 0)]).expect("unregister");
+    store
+        .unregister(&[(path.to_string(), 0)])
+        .expect("unregister");
     drop(store);
     // The database registers nothing, but the store path in the folder is pending:
     // not someone else's, and not refused.
