@@ -55,7 +55,9 @@ fn entries(store: &Store) -> Vec<String> {
 fn lock_files(store: &Store) -> Vec<String> {
     entries(store)
         .into_iter()
-        .filter(|name| name.ends_with(".lock") && !name.starts_with('.'))
+        .filter(|name| {
+            Path::new(name).extension().is_some_and(|e| e == "lock") && !name.starts_with('.')
+        })
         .collect()
 }
 
@@ -69,7 +71,7 @@ fn an_added_tree_is_a_valid_path_with_its_nar_hash() {
         .expect("add");
     assert_eq!(path.dir(), "/nix/store");
     assert_eq!(path.name(), "hello");
-    assert_eq!(StorePath::parse(&path.to_string()).expect("parse"), path);
+    assert_eq!(StorePath::parse(path.as_str()).expect("parse"), path);
     let info = store.info(&path).expect("info").expect("valid");
     let (hash, size) = nar::hash(&source).expect("hash");
     assert_eq!(
@@ -198,7 +200,9 @@ fn a_closure_follows_the_references_an_add_found() {
     assert_eq!(closure, expected);
     // A path that is not valid is named.
     let missing = format!("/nix/store/{}-gone", "0".repeat(32));
-    let error = store.closure(&[missing.clone()]).expect_err("not valid");
+    let error = store
+        .closure(std::slice::from_ref(&missing))
+        .expect_err("not valid");
     assert!(error.to_string().contains(&missing), "{error}");
 }
 
@@ -252,7 +256,7 @@ fn released_locks_leave_no_lock_files() {
     let left: Vec<_> = std::fs::read_dir(&folder)
         .expect("store folder")
         .map(|entry| entry.expect("entry").file_name())
-        .filter(|name| name.to_string_lossy().ends_with(".lock"))
+        .filter(|name| Path::new(name).extension().is_some_and(|e| e == "lock"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
@@ -298,9 +302,9 @@ fn a_collection_keeps_the_closures_of_roots_and_removes_the_rest() {
 
     let dry = store.collect_garbage(true).expect("dry run");
     let mut dead: Vec<&str> = dry.dead.iter().map(|(path, _)| path.as_str()).collect();
-    dead.sort();
+    dead.sort_unstable();
     let mut expected = vec![garbage.as_str(), other.as_str()];
-    expected.sort();
+    expected.sort_unstable();
     assert_eq!(dead, expected);
     assert_eq!(dry.alive, 2);
     assert!(
