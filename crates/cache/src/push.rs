@@ -73,7 +73,7 @@ pub fn push(
     progress: &(dyn Fn(&Event) + Sync),
 ) -> Result<Report, Error> {
     let store_dir = store.folder().to_owned();
-    let closure = store.closure(roots)?;
+    let closure = store.closure(&store.parse_paths(roots)?)?;
     let infos: HashMap<String, PathInfo> = closure
         .into_iter()
         .map(|info| (info.path.clone(), info))

@@ -161,7 +161,7 @@ impl Store {
         self.refuse_unknown_store_paths()?;
         let roots: Vec<String> = self.roots()?.into_iter().map(|root| root.path).collect();
         let alive: HashSet<String> = self
-            .closure(&roots)?
+            .closure(&self.parse_paths(&roots)?)?
             .into_iter()
             .map(|info| info.path)
             .collect();

@@ -189,7 +189,7 @@ fn a_closure_follows_the_references_an_add_found() {
     assert_eq!(info(&top).references, [middle.to_string()]);
     assert!(info(&unrelated).references.is_empty());
     let mut closure: Vec<String> = store
-        .closure(&[top.to_string()])
+        .closure(std::slice::from_ref(&top))
         .expect("closure")
         .into_iter()
         .map(|info| info.path)
@@ -199,11 +199,13 @@ fn a_closure_follows_the_references_an_add_found() {
     expected.sort();
     assert_eq!(closure, expected);
     // A path that is not valid is named.
-    let missing = format!("/nix/store/{}-gone", "0".repeat(32));
+    let missing = store
+        .parse_path(&format!("/nix/store/{}-gone", "0".repeat(32)))
+        .expect("a store path");
     let error = store
         .closure(std::slice::from_ref(&missing))
         .expect_err("not valid");
-    assert!(error.to_string().contains(&missing), "{error}");
+    assert!(error.to_string().contains(missing.as_str()), "{error}");
 }
 
 #[test]

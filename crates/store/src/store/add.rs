@@ -70,7 +70,7 @@ impl Store {
             Scan::Nothing => Vec::new(),
             Scan::EveryValidPath => self.valid_hash_parts()?,
             Scan::ClosureOf(inputs) => self
-                .closure(inputs)?
+                .closure(&self.parse_paths(inputs)?)?
                 .into_iter()
                 .filter_map(|info| Some((hash_part(&info.path)?, info.path)))
                 .collect(),

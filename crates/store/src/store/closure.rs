@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use cudapkgs_nix::base32;
+use cudapkgs_nix::{StorePath, base32};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, sql};
@@ -30,9 +30,9 @@ impl Store {
 
     /// `roots` and every path they reference, directly or not; an invalid root is an
     /// error naming it.
-    pub fn closure(&self, roots: &[String]) -> Result<Vec<PathInfo>, Error> {
+    pub fn closure(&self, roots: &[StorePath]) -> Result<Vec<PathInfo>, Error> {
         let mut seen: HashSet<String> = HashSet::new();
-        let mut pending: Vec<String> = roots.to_vec();
+        let mut pending: Vec<String> = roots.iter().map(ToString::to_string).collect();
         let mut closure = Vec::new();
         while let Some(path) = pending.pop() {
             if !seen.insert(path.clone()) {

@@ -215,6 +215,14 @@ impl Store {
             .map_err(|_| Error::NotValid(path.to_owned()))
     }
 
+    /// Each of `paths` as a store path of this store's folder (see `parse_path`).
+    pub fn parse_paths(&self, paths: &[impl AsRef<str>]) -> Result<Vec<StorePath>, Error> {
+        paths
+            .iter()
+            .map(|path| self.parse_path(path.as_ref()))
+            .collect()
+    }
+
     /// Where a logical path lives on this machine.
     pub fn physical(&self, logical: &str) -> PathBuf {
         physical_of(self.root.as_deref(), logical)

@@ -195,7 +195,8 @@ pub fn path_info(
     if closure_size {
         for report in &mut reports {
             let closure = store
-                .closure(&[report.path.to_owned()])
+                .parse_path(report.path)
+                .and_then(|path| store.closure(&[path]))
                 .map_err(|error| store_failure(&error))?;
             report.closure_size = Some(closure.iter().map(|info| info.nar_size).sum());
         }
@@ -312,10 +313,13 @@ pub fn closure(
     }
     let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
-    let mut closure = store.closure(&paths).map_err(|error| {
-        store_failure(&error)
-            .with_hint("add it with `cudapkgs store add`, or check --store-dir and --root")
-    })?;
+    let checked = store.parse_paths(&paths);
+    let mut closure = checked
+        .and_then(|paths| store.closure(&paths))
+        .map_err(|error| {
+            store_failure(&error)
+                .with_hint("add it with `cudapkgs store add`, or check --store-dir and --root")
+        })?;
     closure.sort_by(|a, b| {
         b.nar_size
             .cmp(&a.nar_size)
