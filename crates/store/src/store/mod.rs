@@ -18,6 +18,11 @@
 //!
 //! Read-only opens (for queries) create and change nothing: the database is opened
 //! read-only, in SQLite's rollback-journal mode, which needs no write access to read.
+//!
+//! One job per module: opening the database and its schema (`database`), what a writing
+//! open refuses (`checks`) and finishes for killed ones (`recovery`), adding (`add`),
+//! verifying and removing unregistered trees (`verify`), queries and closures
+//! (`closure`), locks (`locks`), and names in the store folder (`names`).
 
 mod add;
 mod checks;
@@ -48,6 +53,7 @@ pub(crate) use database::sql;
 pub(crate) use locks::{is_lock_file, lock_path};
 pub(crate) use names::{TEMP_PREFIX, unique};
 pub use verify::{Problem, Verification};
+
 /// An open store.
 #[derive(Debug)]
 pub struct Store {
