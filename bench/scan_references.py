@@ -49,7 +49,7 @@ def main():
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cudapkgs-store", "--example", "scan_speed"], check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cudapkgs-nix", "--example", "scan_speed"], check=True)
     sets = {"given": args.files} if args.files else default_sets()
     with tempfile.TemporaryDirectory() as work:
         patterns = os.path.join(work, "patterns")

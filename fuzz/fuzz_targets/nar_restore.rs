@@ -2,7 +2,8 @@
 //! the same bytes, and a refused one must leave nothing behind.
 #![no_main]
 
-use cudapkgs_store::{nar, restore};
+use cudapkgs_nix::nar;
+use cudapkgs_store::restore;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

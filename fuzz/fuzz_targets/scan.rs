@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 
-use cudapkgs_store::scan::ReferenceScanner;
+use cudapkgs_nix::scan::ReferenceScanner;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {

@@ -13,7 +13,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use cudapkgs_store::{nar, snapshot};
+use cudapkgs_nix::nar;
+use cudapkgs_store::snapshot;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 

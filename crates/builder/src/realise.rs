@@ -222,7 +222,7 @@ fn check(inputs: &[Input], options: &Options) -> Result<(), Error> {
     }
     for input in inputs {
         for (what, value) in [("name", &input.package), ("version", &input.version)] {
-            cudapkgs_store::path::check_name(value).map_err(|error| Error::BadInput {
+            cudapkgs_nix::store_path::check_name(value).map_err(|error| Error::BadInput {
                 package: input.package.clone(),
                 problem: format!("the {what} cannot name a store path: {error}"),
             })?;
@@ -452,13 +452,13 @@ fn add(
 ) -> Result<String, Error> {
     let scan = Scan::ClosureOf(candidates.to_vec());
     if !options.gc_roots {
-        return Ok(store.add(dir, name, &scan, None)?);
+        return Ok(store.add(dir, name, &scan, None)?.into_string());
     }
     let before = rooted_by(store, root_name)?;
     // Rooted by the short name as it is added, so no collection can take it first.
     let path = store.add(dir, name, &scan, Some(root_name))?;
     keep_rooted(store, &path, root_name, before, repointed)?;
-    Ok(path)
+    Ok(path.into_string())
 }
 
 /// Roots `path` by its own name (its base name, hash included: builds of one version
@@ -471,7 +471,8 @@ fn root(
     repointed: &mut Vec<(String, String)>,
 ) -> Result<(), Error> {
     let before = rooted_by(store, short)?;
-    store.add_root(short, path)?;
+    let checked = store.parse_path(path)?;
+    store.add_root(short, &checked)?;
     keep_rooted(store, path, short, before, repointed)
 }
 
@@ -494,11 +495,13 @@ fn keep_rooted(
     repointed: &mut Vec<(String, String)>,
 ) -> Result<(), Error> {
     let own_root = cudapkgs_store::gc::own_root_name;
-    store.add_root(&own_root(path), path)?;
+    let checked = store.parse_path(path)?;
+    store.add_root(&own_root(path), &checked)?;
     if let Some(before) = before.filter(|before| before != path) {
         // Also when a path was rooted by another name (older versions used the store
         // name without its hash): the warning promises it stays rooted.
-        store.add_root(&own_root(&before), &before)?;
+        let checked = store.parse_path(&before)?;
+        store.add_root(&own_root(&before), &checked)?;
         repointed.push((short.to_owned(), before));
     }
     Ok(())

@@ -32,6 +32,14 @@ pub enum Error {
     Licence(String),
 }
 
+/// Nix's formats' errors (a NAR of a tree, a store path name) count as the store's, as
+/// they did when the store held those formats.
+impl From<cudapkgs_nix::Error> for Error {
+    fn from(error: cudapkgs_nix::Error) -> Self {
+        Error::Store(error.into())
+    }
+}
+
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {

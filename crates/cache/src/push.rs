@@ -73,7 +73,7 @@ pub fn push(
     progress: &(dyn Fn(&Event) + Sync),
 ) -> Result<Report, Error> {
     let store_dir = store.folder().to_owned();
-    let closure = store.closure(roots)?;
+    let closure = store.closure(&store.parse_paths(roots)?)?;
     let infos: HashMap<String, PathInfo> = closure
         .into_iter()
         .map(|info| (info.path.clone(), info))
@@ -351,7 +351,7 @@ fn compress_nar(
     let encoder = Encoder::new(settings, compressed)
         .map_err(|e| Stage::Io(std::io::Error::other(e.to_string())))?;
     let mut nar = HashingWriter::new(encoder);
-    cudapkgs_store::nar::dump(physical, &mut nar).map_err(|e| Stage::Nar(e.into()))?;
+    cudapkgs_nix::nar::dump(physical, &mut nar).map_err(|e| Stage::Nar(e.into()))?;
     let (encoder, nar_hash, nar_size) = nar.finish();
     let (buffered, file_hash, file_size) = encoder.finish().map_err(Stage::Io)?.finish();
     // A folder cache flushes it to disk as it takes it (`put_temporary`); a file that is

@@ -9,9 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
 
 use cudapkgs_nix::narinfo::NarInfo;
+use cudapkgs_nix::scan::ReferenceScanner;
 use cudapkgs_nix::signature::{PublicKey, trusted_signer};
 use cudapkgs_nix::store_path;
-use cudapkgs_store::scan::ReferenceScanner;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -310,7 +310,7 @@ fn plan<'a>(info: &'a NarInfo, store_dir: &str) -> Result<Planned<'a>, Error> {
         )
     })?;
     let computed =
-        cudapkgs_store::path::source_path(store_dir, &name, &expected, &references, false)?;
+        cudapkgs_nix::store_path::source_path(store_dir, &name, &expected, &references, false)?;
     if &computed != path {
         return Err(not_storable(
             path,
@@ -338,7 +338,9 @@ fn check(backend: &dyn Backend, planned: &Planned<'_>, fetched: &Fetched) -> Res
     let mut found: Vec<&String> = planned
         .references
         .iter()
-        .filter(|r| cudapkgs_store::path::hash_part(r).is_some_and(|h| fetched.found.contains(&h)))
+        .filter(|r| {
+            cudapkgs_nix::store_path::hash_part(r).is_some_and(|h| fetched.found.contains(&h))
+        })
         .collect();
     found.sort();
     if found.len() != planned.references.len() {
@@ -421,7 +423,7 @@ fn download(
     );
     let candidates: Vec<[u8; 32]> = references
         .iter()
-        .filter_map(|r| cudapkgs_store::path::hash_part(r))
+        .filter_map(|r| cudapkgs_nix::store_path::hash_part(r))
         .collect();
     let bad = |problem: String| Error::untrusted(&what, problem);
     // The decoder borrows the compressed stream until this block ends.
@@ -504,7 +506,7 @@ fn not_storable(path: &str, why: &str) -> Error {
 /// The digest of a `sha256:<base-32>` field (`None` for digits that are no 32 bytes).
 fn nar_digest(field: &str) -> Option<[u8; 32]> {
     let digits = field.strip_prefix("sha256:")?;
-    cudapkgs_store::base32::decode(digits, 32)?.try_into().ok()
+    cudapkgs_nix::base32::decode(digits, 32)?.try_into().ok()
 }
 
 /// A reader that also looks for references in what it reads.

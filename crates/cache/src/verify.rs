@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 /// `sha256:<base-32>`, as narinfo files write hashes.
 pub(crate) fn sha256_field(digest: &[u8; 32]) -> String {
-    format!("sha256:{}", cudapkgs_store::base32::encode(digest))
+    format!("sha256:{}", cudapkgs_nix::base32::encode(digest))
 }
 
 /// Hashes and counts what is read through it, and fails once more than `limit` bytes

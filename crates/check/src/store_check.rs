@@ -42,7 +42,7 @@ pub fn check_closure(store: &Store, roots: &[String], policy: &Policy) -> Result
     let mut report = Report::default();
     let mut seen = std::collections::HashSet::new();
     for root in roots {
-        for info in store.closure(std::slice::from_ref(root))? {
+        for info in store.closure(&[store.parse_path(root)?])? {
             if !seen.insert(info.path.clone()) {
                 continue;
             }

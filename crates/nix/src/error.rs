@@ -1,3 +1,5 @@
+use std::path::{Path, PathBuf};
+
 /// What the formats refuse.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -13,4 +15,35 @@ pub enum Error {
     /// The operating system's random source failed (key generation).
     #[error("no randomness for a new key: the system's random source failed")]
     Random,
+    /// Reading a tree to serialise it failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A node a NAR cannot hold (a FIFO, a socket, a device) or a tree nested too deep.
+    #[error("{path}: {what}")]
+    Unsupported { path: PathBuf, what: String },
+    /// The tree changed while it was being serialised.
+    #[error("{0}: changed while it was being read")]
+    Changed(PathBuf),
+    #[error(
+        "invalid store path name `{0}`: use letters, digits and +-._?=, not starting with a dot, at most 211 bytes"
+    )]
+    BadName(String),
+    /// Not a store path: the reason says what is wrong.
+    #[error("{0}")]
+    BadStorePath(String),
+    #[error("the store folder `{0}` must be an absolute path")]
+    RelativeStoreDir(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
 }

@@ -79,7 +79,7 @@ struct Side {
 /// Groups a closure by package.
 fn grouped(store: &Store, roots: &[String]) -> Result<BTreeMap<String, Side>, Error> {
     let mut groups: BTreeMap<String, Side> = BTreeMap::new();
-    for info in store.closure(roots)? {
+    for info in store.closure(&store.parse_paths(roots)?)? {
         let base = info.path.rsplit('/').next().unwrap_or_default();
         let name = base.split_once('-').map_or(base, |(_, name)| name);
         let (package, version) = package_and_version(name);

@@ -123,6 +123,25 @@ pub enum Error {
     ReadOnly(&'static str),
     #[error("store database: {0}")]
     Database(String),
+    /// What Nix's formats refuse (other than the kinds above).
+    #[error(transparent)]
+    Nix(cudapkgs_nix::Error),
+}
+
+/// Nix's formats' errors as this crate's: the kinds both have keep their variant here,
+/// so that callers match one of them.
+impl From<cudapkgs_nix::Error> for Error {
+    fn from(error: cudapkgs_nix::Error) -> Self {
+        use cudapkgs_nix::Error as Nix;
+        match error {
+            Nix::Io { path, source } => Error::Io { path, source },
+            Nix::Unsupported { path, what } => Error::Unsupported { path, what },
+            Nix::Changed(path) => Error::Changed(path),
+            Nix::BadName(name) => Error::BadName(name),
+            Nix::RelativeStoreDir(dir) => Error::RelativeStoreDir(dir),
+            other => Error::Nix(other),
+        }
+    }
 }
 
 impl Error {

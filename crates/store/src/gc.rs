@@ -13,6 +13,7 @@
 
 use std::collections::HashSet;
 
+use cudapkgs_nix::StorePath;
 use rusqlite::params;
 
 use crate::error::Error;
@@ -81,7 +82,7 @@ pub(crate) fn check_root_name(name: &str) -> Result<(), Error> {
 
 impl Store {
     /// Makes `name` a root for the valid `path` (replacing what `name` held before).
-    pub fn add_root(&mut self, name: &str, path: &str) -> Result<(), Error> {
+    pub fn add_root(&mut self, name: &str, path: &StorePath) -> Result<(), Error> {
         self.require_writable("adding a root")?;
         check_root_name(name)?;
         // Not while a collection runs: it may have judged `path` dead already, and would
@@ -91,11 +92,11 @@ impl Store {
             .db
             .execute(
                 "INSERT OR REPLACE INTO Roots (name, path) SELECT ?1, id FROM ValidPaths WHERE path = ?2",
-                params![name, path],
+                params![name, path.as_str()],
             )
             .map_err(sql(&self.db_path))?;
         if changed == 0 {
-            return Err(Error::NotValid(path.to_owned()));
+            return Err(Error::NotValid(path.to_string()));
         }
         Ok(())
     }
@@ -160,7 +161,7 @@ impl Store {
         self.refuse_unknown_store_paths()?;
         let roots: Vec<String> = self.roots()?.into_iter().map(|root| root.path).collect();
         let alive: HashSet<String> = self
-            .closure(&roots)?
+            .closure(&self.parse_paths(&roots)?)?
             .into_iter()
             .map(|info| info.path)
             .collect();

@@ -42,15 +42,15 @@ impl Store {
                 .pop()
                 .and_then(|path| path.rsplit_once('/').map(|(folder, _)| folder.to_owned())),
         };
-        if let Some(described) = described.filter(|described| *described != self.folder) {
+        if let Some(described) = described.filter(|described| described != self.folder.as_str()) {
             return Err(Error::OtherStore {
                 database: self.db_path.clone(),
                 described,
-                given: self.folder.clone(),
+                given: self.folder.to_string(),
             });
         }
         if self.writable && recorded.is_none() {
-            self.set_store_info(STORE_FOLDER, &self.folder)?;
+            self.set_store_info(STORE_FOLDER, self.folder.as_str())?;
         }
         Ok(())
     }

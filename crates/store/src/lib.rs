@@ -1,22 +1,18 @@
-//! The store's formats, compatible with Nix: base-32 (`base32`), NAR serialisation and
-//! hashing (`nar`), reading NARs back into trees (`restore`), and store paths of trees
-//! added by content (`path`), reference scanning (`scan`), copying a tree as one state
-//! of it (`snapshot`), and a store registered in SQLite (`store`) with what builds
-//! remember (`records`); where a store lives by default (`location`).
+//! A store compatible with Nix's, registered in SQLite (`store`), with what builds
+//! remember (`records`), its roots and collections (`gc`): reading NARs back into trees
+//! (`restore`), copying a tree as one state of it (`snapshot`), and where a store lives
+//! by default (`location`). Nix's formats that need no database (base-32, NARs, store
+//! paths, reference scanning) are `cudapkgs_nix`'s.
 
-pub mod base32;
 mod copy;
 pub mod diff;
 mod error;
 pub mod gc;
 mod identity;
 pub mod location;
-pub mod nar;
-pub mod path;
 mod pipe;
 mod records;
 pub mod restore;
-pub mod scan;
 pub mod snapshot;
 pub mod store;
 pub mod why;

@@ -241,7 +241,7 @@ fn seal_folders(path: &Path) -> Result<(), Error> {
 }
 
 fn node<R: BufRead>(reader: &mut Reader<R>, target: &Path, depth: usize) -> Result<(), Error> {
-    if depth > crate::nar::MAX_DEPTH {
+    if depth > cudapkgs_nix::nar::MAX_DEPTH {
         return Err(reader.bad("folders nested more than 256 deep"));
     }
     let io = |e| Error::io(target, e);

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::error::Error;
-use crate::nar::{self, Seen, Stamp, under};
+use cudapkgs_nix::nar::{self, Seen, Stamp, under};
 
 /// How long before the read a change can hide in a node's timestamps: on file systems
 /// that keep nanoseconds, a tick of the coarse clock they are stamped from (10 ms at

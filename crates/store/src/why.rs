@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::path::hash_part;
 use crate::store::Store;
+use cudapkgs_nix::store_path::hash_part;
 
 /// One link of a chain: `path` refers to `next` from `file` (relative to `path`; empty
 /// when `path` is a single file) at byte `offset` of its contents, name or link target.

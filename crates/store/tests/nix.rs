@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cudapkgs_store::{base32, nar, path, restore};
+use cudapkgs_nix::{base32, nar, store_path};
+use cudapkgs_store::restore;
 
 fn nix() -> bool {
     let found = Command::new("nix-store")
@@ -125,7 +126,7 @@ fn store_paths_equal_nix_store_add() {
     let tree = odd_tree(dir.path());
     for (store_dir, store) in [
         (
-            path::NIX_STORE_DIR.to_owned(),
+            store_path::NIX_STORE_DIR.to_owned(),
             format!("local?root={}", dir.path().join("root1").display()),
         ),
         (
@@ -150,7 +151,7 @@ fn store_paths_equal_nix_store_add() {
             let expected = String::from_utf8_lossy(&output.stdout).trim().to_owned();
             let name = target.file_name().and_then(|n| n.to_str()).expect("name");
             let (hash, _) = nar::hash(&target).expect("hash");
-            let ours = path::source_path(&store_dir, name, &hash, &[], false).expect("path");
+            let ours = store_path::source_path(&store_dir, name, &hash, &[], false).expect("path");
             assert_eq!(ours, expected, "{}", target.display());
         }
     }

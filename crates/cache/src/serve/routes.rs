@@ -365,7 +365,7 @@ fn store_nar(
     if takes_zstd && request.header("range").is_none() {
         let write = move |out: &mut dyn Write| -> std::io::Result<u64> {
             let mut encoder = zstd::stream::write::Encoder::new(out, 1)?;
-            cudapkgs_store::nar::dump(&physical, &mut encoder)
+            cudapkgs_nix::nar::dump(&physical, &mut encoder)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             encoder.finish()?;
             Ok(0)
@@ -385,7 +385,7 @@ fn store_nar(
                     skip: range.start,
                     left: len,
                 };
-                let dumped = cudapkgs_store::nar::dump(&physical, &mut window);
+                let dumped = cudapkgs_nix::nar::dump(&physical, &mut window);
                 match dumped {
                     // Stopped on purpose at the end of the range.
                     Err(_) if window.left == 0 => Ok(len),

@@ -68,5 +68,5 @@ pub fn names_a_file(argument: &str) -> bool {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    argument.contains('/') && !cudapkgs_store::path::is_store_path_name(&base)
+    argument.contains('/') && !cudapkgs_nix::store_path::is_store_path_name(&base)
 }

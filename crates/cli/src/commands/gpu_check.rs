@@ -133,7 +133,8 @@ fn inputs(args: &GpuCheckArgs, output: Output) -> CliResult<Inputs> {
     let store = open_store_for(&args.location, Access::ReadOnly)?;
     let paths = resolve_all(&store, &args.paths)?;
     let closure = store
-        .closure(&paths)
+        .parse_paths(&paths)
+        .and_then(|checked| store.closure(&checked))
         .map_err(|error| store_failure(&error))?;
     Ok(Inputs {
         physical: paths.iter().map(|path| store.physical(path)).collect(),

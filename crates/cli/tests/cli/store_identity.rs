@@ -84,8 +84,8 @@ fn a_copy_of_a_store_is_not_judged_by_the_originals_database() {
     let before = names(&store);
     assert_eq!(
         before.len(),
-        3,
-        "the mark, the path and its lock: {before:?}"
+        2,
+        "the mark and the path (its add removed the path's lock file): {before:?}"
     );
     let described = format!("describes the store folder {}", s(&old.join("store")));
     for command in [

@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
+use cudapkgs_nix::{base32, nar, store_path};
+use cudapkgs_store::restore;
 use cudapkgs_store::store::{Access, PathInfo, Problem, Scan, Store, Verification};
-use cudapkgs_store::{base32, nar, path, restore};
 use serde::Serialize;
 
 use crate::cli::{FileTreeArgs, NarCommand, StoreCommand, StoreLocation};
@@ -39,7 +40,7 @@ pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
         NarCommand::Dump { path } => {
             // Bytes on standard output cannot be taken back: what can be refused is
             // refused before the first one (a missing path, a FIFO, an unreadable file).
-            nar::check_dumpable(path).map_err(|error| store_failure(&error))?;
+            nar::check_dumpable(path).map_err(|error| store_failure(&error.into()))?;
             if output.json {
                 return Err(CliError::new(
                     "nar dump writes the NAR itself to standard output, which is no JSON document",
@@ -51,7 +52,7 @@ pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
             if let Err(error) = nar::dump(path, &mut out) {
                 // What is still buffered is not written after all.
                 let _ = out.into_parts();
-                return Err(store_failure(&error));
+                return Err(store_failure(&error.into()));
             }
             out.flush().map_err(|error| {
                 CliError::new(format!("cannot write to standard output: {error}"))
@@ -70,7 +71,7 @@ pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
         NarCommand::Hash { paths } => {
             let mut hashes = Vec::new();
             for path in paths {
-                let (hash, size) = nar::hash(path).map_err(|error| store_failure(&error))?;
+                let (hash, size) = nar::hash(path).map_err(|error| store_failure(&error.into()))?;
                 hashes.push(NarHashReport {
                     path: path.display().to_string(),
                     nar_hash: format!("sha256:{}", base32::encode(&hash)),
@@ -105,11 +106,11 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
             let store_dir = store_folder(store_dir.as_deref(), &process_env, loaded().0)?;
             tell_sources(output, &[("store dir", &store_dir.source)]);
             let store_dir = store_dir.value;
-            let (hash, size) = nar::hash(path).map_err(|error| store_failure(&error))?;
+            let (hash, size) = nar::hash(path).map_err(|error| store_failure(&error.into()))?;
             let store_path =
-                path::source_path(store_dir.trim_end_matches('/'), &name, &hash, &[], false)
+                store_path::source_path(store_dir.trim_end_matches('/'), &name, &hash, &[], false)
                     .map_err(|error| {
-                        store_failure(&error).with_hint("choose another name with --name")
+                        store_failure(&error.into()).with_hint("choose another name with --name")
                     })?;
             let result = StorePathReport {
                 path: path.display().to_string(),
@@ -144,7 +145,7 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
                 None => default_name(path)?,
             };
             // A source that cannot be stored is refused before the store is touched.
-            nar::check_dumpable(path).map_err(|error| store_failure(&error))?;
+            nar::check_dumpable(path).map_err(|error| store_failure(&error.into()))?;
             let mut store = open_store(location)?;
             let info = store
                 .add_with_info(path, &name, &scan, gc_root.as_deref())
@@ -194,7 +195,8 @@ pub fn path_info(
     if closure_size {
         for report in &mut reports {
             let closure = store
-                .closure(&[report.path.to_owned()])
+                .parse_path(report.path)
+                .and_then(|path| store.closure(&[path]))
                 .map_err(|error| store_failure(&error))?;
             report.closure_size = Some(closure.iter().map(|info| info.nar_size).sum());
         }
@@ -311,10 +313,13 @@ pub fn closure(
     }
     let store = open_store_for(location, Access::ReadOnly)?;
     let paths = resolve_all(&store, paths)?;
-    let mut closure = store.closure(&paths).map_err(|error| {
-        store_failure(&error)
-            .with_hint("add it with `cudapkgs store add`, or check --store-dir and --root")
-    })?;
+    let checked = store.parse_paths(&paths);
+    let mut closure = checked
+        .and_then(|paths| store.closure(&paths))
+        .map_err(|error| {
+            store_failure(&error)
+                .with_hint("add it with `cudapkgs store add`, or check --store-dir and --root")
+        })?;
     closure.sort_by(|a, b| {
         b.nar_size
             .cmp(&a.nar_size)

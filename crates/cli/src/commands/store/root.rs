@@ -25,7 +25,12 @@ pub fn root(command: &RootCommand, output: Output) -> CliResult<Exit> {
             location,
         } => {
             let mut store = open_store_for(location, Access::Existing)?;
-            store.add_root(name, path).map_err(|error| {
+            // A path of another form is no valid path of the store, as `add_root` says
+            // of a path that is not registered.
+            let added = store
+                .parse_path(path)
+                .and_then(|checked| store.add_root(name, &checked));
+            added.map_err(|error| {
                 store_failure(&error).with_hint("add the path with `cudapkgs store add` first")
             })?;
             if output.json {

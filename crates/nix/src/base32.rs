@@ -1,7 +1,8 @@
 //! Nix's base-32: its own alphabet (no e, o, u, t), digits emitted from the most
 //! significant 5-bit group of the little-endian number.
 
-const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+/// The 32 digits, in order.
+pub(crate) const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
 
 /// Encodes bytes the way Nix prints hashes and store path hashes.
 pub fn encode(bytes: &[u8]) -> String {

@@ -2,14 +2,14 @@
 //! through `ReferenceScanner` in 1 MiB writes (as an add does) with COUNT candidate hash
 //! parts, and prints `bytes seconds found` on one line. Used by `bench/scan_references.py`.
 //!
-//!   cargo run --release -p cudapkgs-store --example scan_speed -- COUNT PATTERNS_OUT FILE…
+//!   cargo run --release -p cudapkgs-nix --example scan_speed -- COUNT PATTERNS_OUT FILE…
 //!
 //! The candidates are written to PATTERNS_OUT, one per line, for the reference tool.
 
 use std::io::Write;
 
-use cudapkgs_store::base32;
-use cudapkgs_store::scan::ReferenceScanner;
+use cudapkgs_nix::base32;
+use cudapkgs_nix::scan::ReferenceScanner;
 use sha2::{Digest, Sha256};
 
 fn main() {

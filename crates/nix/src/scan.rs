@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 use std::io::{self, Write};
 
-const HASH_LEN: usize = 32;
+use crate::store_path::HASH_LEN;
 
 /// Each byte's value in Nix's base-32 alphabet, or `NOT_BASE32`.
 const NOT_BASE32: u8 = 0xff;
 const DIGIT: [u8; 256] = {
-    let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
+    let alphabet = crate::base32::ALPHABET;
     let mut table = [NOT_BASE32; 256];
     let mut i: u8 = 0;
     while (i as usize) < alphabet.len() {

@@ -32,7 +32,7 @@ fn token(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
 /// What a node looked like when it was read: everything that changes when it is written,
 /// replaced, made executable, or (for a folder) gains or loses an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp {
+pub struct Stamp {
     device: u64,
     inode: u64,
     mode: u32,
@@ -43,7 +43,7 @@ pub(crate) struct Stamp {
 }
 
 impl Stamp {
-    pub(crate) fn of(stat: &Stat) -> Stamp {
+    pub fn of(stat: &Stat) -> Stamp {
         let nanos = |seconds: i128, nanos: i128| seconds * 1_000_000_000 + nanos;
         Stamp {
             device: stat.st_dev,
@@ -56,16 +56,16 @@ impl Stamp {
     }
 
     /// Whether the node was modified or changed at `nanos` (since the epoch) or later.
-    pub(crate) fn touched_since(&self, nanos: i128) -> bool {
+    pub fn touched_since(&self, nanos: i128) -> bool {
         self.modified >= nanos || self.changed >= nanos
     }
 
     /// Whether both times are whole seconds: the file system keeps no finer ones.
-    pub(crate) fn has_whole_seconds(&self) -> bool {
+    pub fn has_whole_seconds(&self) -> bool {
         self.modified % 1_000_000_000 == 0 && self.changed % 1_000_000_000 == 0
     }
 
-    pub(crate) fn file_type(&self) -> FileType {
+    pub fn file_type(&self) -> FileType {
         FileType::from_raw_mode(self.mode)
     }
 }
@@ -73,14 +73,14 @@ impl Stamp {
 /// A node of a tree as it was serialised: its path under the tree (empty for the tree
 /// itself) and its stamp.
 #[derive(Debug, Clone)]
-pub(crate) struct Seen {
-    pub(crate) relative: PathBuf,
-    pub(crate) stamp: Stamp,
+pub struct Seen {
+    pub relative: PathBuf,
+    pub stamp: Stamp,
 }
 
 /// `tree` and `relative` joined, `tree` itself for an empty `relative` (a file named as
 /// `tree/` would not be found).
-pub(crate) fn under(tree: &Path, relative: &Path) -> PathBuf {
+pub fn under(tree: &Path, relative: &Path) -> PathBuf {
     if relative.as_os_str().is_empty() {
         tree.to_owned()
     } else {
@@ -205,11 +205,7 @@ pub fn dump(path: &Path, out: &mut impl Write) -> Result<(), Error> {
 }
 
 /// Writes the NAR of `path` to `out`, recording every node as it was read.
-pub(crate) fn dump_seeing(
-    path: &Path,
-    out: &mut impl Write,
-    seen: &mut Vec<Seen>,
-) -> Result<(), Error> {
+pub fn dump_seeing(path: &Path, out: &mut impl Write, seen: &mut Vec<Seen>) -> Result<(), Error> {
     dump_node(path, out, Some(seen))
 }
 
@@ -314,16 +310,16 @@ pub fn check_dumpable(path: &Path) -> Result<(), Error> {
 
 /// Every node of the tree at `path` as it is now, in the order a dump reads them,
 /// without reading any contents.
-pub(crate) fn stamps(path: &Path) -> Result<Vec<Seen>, Error> {
+pub fn stamps(path: &Path) -> Result<Vec<Seen>, Error> {
     let mut seen = Vec::new();
     walk(path, Some(&mut seen))?;
     Ok(seen)
 }
 
 /// How deep folders may nest in a tree made a NAR: as deep as a NAR restores
-/// (`restore.rs`). Each level is a frame and an open folder; a hostile tree thousands
+/// (`cudapkgs_store::restore`). Each level is a frame and an open folder; a hostile tree thousands
 /// of levels deep overflowed the stack.
-pub(crate) const MAX_DEPTH: usize = 256;
+pub const MAX_DEPTH: usize = 256;
 
 fn refuse_too_deep(path: &Path, relative: &Path) -> Result<(), Error> {
     if relative.components().count() > MAX_DEPTH {
