@@ -86,7 +86,7 @@ fn check_runpaths_and_nvrtc(root: &Path, built: &serde_json::Value) {
 fn real_packages_build_deterministically_with_small_closures() {
     let Some(mirror) = mirror() else { return };
     let dir = tempfile::tempdir().expect("temp");
-    let server = Server::start(&mirror, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&mirror);
     let url = server.url();
     let cache = dir.path().join("cache");
     let args = |root: &Path| {
@@ -582,7 +582,7 @@ fn a_build_killed_at_any_moment_resumes_to_the_same_paths() {
     let kills = 8u32;
     let mut interrupted = 0;
     for i in 0..kills {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        let mut child = common::cudapkgs().inherit_env().command()
             .args(args(&root))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -21,13 +21,10 @@ fn cudart_wheel() -> Option<PathBuf> {
                     .is_some_and(|n| n.to_string_lossy().starts_with("nvidia_cuda_runtime-13"))
             })
     });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the CUDA runtime wheel is missing: run scripts/install-nvidia-tools.sh"
-        );
-        eprintln!("skipped: the CUDA runtime wheel is missing (scripts/install-nvidia-tools.sh)");
-    }
+    cudapkgs_testkit::require(
+        found.is_some(),
+        "the CUDA runtime wheel (run scripts/install-nvidia-tools.sh)",
+    );
     found
 }
 
@@ -165,13 +162,10 @@ fn cudnn_wheels() -> Option<Vec<PathBuf>> {
     .iter()
     .map(|prefix| find(prefix))
     .collect();
-    if wheels.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the cuDNN, cuBLAS and NVRTC wheels are missing: run scripts/install-nvidia-tools.sh"
-        );
-        eprintln!("skipped: the cuDNN, cuBLAS and NVRTC wheels are missing");
-    }
+    cudapkgs_testkit::require(
+        wheels.is_some(),
+        "the cuDNN, cuBLAS and NVRTC wheels (run scripts/install-nvidia-tools.sh)",
+    );
     wheels
 }
 
