@@ -46,7 +46,10 @@ pub fn ci() -> bool {
 #[track_caller]
 pub fn require(present: bool, what: &str) -> bool {
     if !present {
-        assert!(!ci(), "{what} is missing: CI must provide it (see scripts/test.sh)");
+        assert!(
+            !ci(),
+            "{what} is missing: CI must provide it (see scripts/test.sh)"
+        );
         eprintln!("SKIPPED: needs {what}");
     }
     present

@@ -27,7 +27,12 @@ const PACKAGES: [(&str, &str, &str, &str); 3] = [
         "CUDA Runtime (cudart)",
         "cudart-13.0",
     ),
-    ("nvidia_cuda_nvrtc", "cuda_nvrtc", "CUDA NVRTC", "nvrtc-13.0"),
+    (
+        "nvidia_cuda_nvrtc",
+        "cuda_nvrtc",
+        "CUDA NVRTC",
+        "nvrtc-13.0",
+    ),
     ("nvidia_cublas", "libcublas", "CUDA cuBLAS", "cublas-13.0"),
 ];
 
@@ -93,9 +98,8 @@ pub fn build(wheels: &Path, out: &Path, with_cublas: bool) -> std::io::Result<()
     for ((_, package, long_name, pc_name), wheel) in &packages {
         let base = wheel.file_name().unwrap_or_default().to_string_lossy();
         let version = base.split('-').nth(1).unwrap_or_default().to_owned();
-        let relative = format!(
-            "{package}/linux-x86_64/{package}-linux-x86_64-{version}-archive.tar.xz"
-        );
+        let relative =
+            format!("{package}/linux-x86_64/{package}-linux-x86_64-{version}-archive.tar.xz");
         let path = folder.join(&relative);
         std::fs::create_dir_all(path.parent().expect("a parent"))?;
         let partial = path.with_extension("xz.tmp");
@@ -172,9 +176,16 @@ fn shared_library_stem(base: &str) -> Option<&str> {
     .then_some(stem)
 }
 
-fn repack(wheel: &Path, package: &str, pc_name: &str, version: &str, out: &Path) -> std::io::Result<()> {
+fn repack(
+    wheel: &Path,
+    package: &str,
+    pc_name: &str,
+    version: &str,
+    out: &Path,
+) -> std::io::Result<()> {
     let top = format!("{package}-linux-x86_64-{version}-archive");
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel)?).map_err(std::io::Error::other)?;
+    let mut zip =
+        zip::ZipArchive::new(std::fs::File::open(wheel)?).map_err(std::io::Error::other)?;
     let xz = liblzma::write::XzEncoder::new(std::fs::File::create(out)?, 1);
     let mut tar = Archive(tar::Builder::new(xz));
     tar.folder(&top)?;
@@ -308,12 +319,18 @@ fn md5(data: &[u8]) -> [u8; 16] {
 mod tests {
     #[test]
     fn md5_of_the_rfc_examples() {
-        assert_eq!(super::hex(&super::md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            super::hex(&super::md5(b"")),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
         assert_eq!(
             super::hex(&super::md5(b"The quick brown fox jumps over the lazy dog")),
             "9e107d9d372bb6826bd81d3542a419d6"
         );
-        assert_eq!(super::shared_library_stem("libcudart.so.13"), Some("libcudart"));
+        assert_eq!(
+            super::shared_library_stem("libcudart.so.13"),
+            Some("libcudart")
+        );
         assert_eq!(super::shared_library_stem("libcudart.so"), None);
         assert_eq!(super::shared_library_stem("lib.so.1"), None);
     }

@@ -275,7 +275,10 @@ fn find(config: &Config, path: &str) -> Found {
 
 fn find_in(root: &Path, path: &str) -> Option<Found> {
     let root = root.canonicalize().ok()?;
-    let wanted = root.join(path.trim_start_matches('/')).canonicalize().ok()?;
+    let wanted = root
+        .join(path.trim_start_matches('/'))
+        .canonicalize()
+        .ok()?;
     if !wanted.starts_with(&root) {
         return None;
     }

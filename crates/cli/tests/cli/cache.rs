@@ -181,7 +181,9 @@ impl Serve {
     }
 
     fn start_with(world: &World, args: &[&str], vars: &[(&str, &str)]) -> Serve {
-        let mut child = common::cudapkgs().inherit_env().command()
+        let mut child = common::cudapkgs()
+            .inherit_env()
+            .command()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env_clear()
@@ -1233,7 +1235,9 @@ fn concurrent_pushes_of_one_path_agree() {
     let root = world.ours();
     let children: Vec<Child> = (0..4)
         .map(|_| {
-            common::cudapkgs().inherit_env().command()
+            common::cudapkgs()
+                .inherit_env()
+                .command()
                 .args(["push", "--to", &to, "--secret-key-file", s(&secret), &pkg])
                 .args(["--store-dir", "/nix/store", "--root", s(&root)])
                 .env_clear()
@@ -1277,7 +1281,9 @@ fn a_killed_push_leaves_no_narinfo_without_its_nar() {
     let cache = world.path("cache");
     let to = format!("file://{}", cache.display());
     let root = world.ours();
-    let mut child = common::cudapkgs().inherit_env().command()
+    let mut child = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args([
             "push",
             "--to",
@@ -1537,7 +1543,9 @@ fn serve_store_writes_nars_as_it_sends_them() {
             s(&secret),
         ],
     );
-    let nar = common::cudapkgs().inherit_env().command()
+    let nar = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["nar", "dump"])
         .arg(ours.join(dep.trim_start_matches('/')))
         .output()

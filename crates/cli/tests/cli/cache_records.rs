@@ -220,7 +220,9 @@ struct Serve {
 impl Serve {
     fn start(args: &[&str]) -> Serve {
         use std::io::BufRead;
-        let mut child = common::cudapkgs().inherit_env().command()
+        let mut child = common::cudapkgs()
+            .inherit_env()
+            .command()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env_clear()

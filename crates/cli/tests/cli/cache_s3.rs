@@ -295,7 +295,9 @@ fn nix_substitutes_through_serve(
     path: &str,
     credentials: &[(&str, &str)],
 ) {
-    let mut serve = common::cudapkgs().inherit_env().command()
+    let mut serve = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["serve", "--listen", "127.0.0.1:0", "--cache", url])
         .env_clear()
         .envs(credentials.iter().copied())

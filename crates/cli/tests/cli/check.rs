@@ -364,7 +364,6 @@ fn fifos_are_no_libraries_and_unreached_files_provide_nothing() {
 #[test]
 fn origin_is_the_folder_a_library_is_found_in_not_its_targets() {
     let Some(gcc) = common::tool("gcc") else {
-        eprintln!("skipped: gcc is missing");
         return;
     };
     let dir = tempfile::tempdir().expect("temp");

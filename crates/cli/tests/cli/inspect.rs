@@ -18,10 +18,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn run(args: &[&str]) -> Run {
     let home = tempfile::tempdir().expect("temp dir");
-    common::cudapkgs()
-        .args(args)
-        .env("HOME", home.path())
-        .run()
+    common::cudapkgs().args(args).env("HOME", home.path()).run()
 }
 
 fn json(args: &[&str]) -> (i32, Value) {

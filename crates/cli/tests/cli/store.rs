@@ -47,7 +47,9 @@ fn spawn_add(root: &Path, tree: &Path) -> std::process::Child {
 
 /// Starts cudapkgs on the `/nix/store` store under `root`, its output piped.
 fn spawn_in_store(root: &Path, args: &[&str]) -> std::process::Child {
-    common::cudapkgs().inherit_env().command()
+    common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(args)
         .args(["--store-dir", "/nix/store", "--root", s(root)])
         .env_clear()
@@ -79,7 +81,9 @@ fn nar_dump_and_store_path_equal_nix() {
         .arg(&pkg)
         .output()
         .expect("nix-store");
-    let ours = common::cudapkgs().inherit_env().command()
+    let ours = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["nar", "dump", s(&pkg)])
         .output()
         .expect("cudapkgs");
@@ -108,7 +112,9 @@ fn nar_dump_and_store_path_equal_nix() {
 
     // What Nix dumps, cudapkgs restores, and the copy dumps to the same bytes.
     let restored = dir.path().join("restored");
-    let mut child = common::cudapkgs().inherit_env().command()
+    let mut child = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["nar", "restore", s(&restored)])
         .stdin(std::process::Stdio::piped())
         .spawn()
@@ -532,7 +538,9 @@ fn publish(root: &Path, path: &str, claimed: &str, cache: &Path) {
     ]);
     assert_eq!(code, 0);
     let info: serde_json::Value = serde_json::from_str(&info).expect("json");
-    let nar = common::cudapkgs().inherit_env().command()
+    let nar = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["nar", "dump"])
         .arg(root.join(path.trim_start_matches('/')))
         .output()
@@ -1230,7 +1238,9 @@ fn a_write_that_fails_during_an_add_names_the_file_and_the_cause() {
     assert_verify_clean(&root, 1, "after the failed add");
     // Restoring a NAR names the target the user gave, not its scratch folder.
     let nar = dir.path().join("tree.nar");
-    let dumped = common::cudapkgs().inherit_env().command()
+    let dumped = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["nar", "dump", s(&tree)])
         .output()
         .expect("dump");

@@ -198,11 +198,7 @@ fn answer(request: &Recorded, issues: &mut Vec<Issue>) -> (&'static str, Value) 
 
 /// The loopback mirror, or `None` outside CI without NVIDIA's wheels (said on stderr).
 fn the_mirror() -> Option<PathBuf> {
-    let found = mirror();
-    if found.is_none() {
-        eprintln!("skipped: the mirror needs NVIDIA's wheels (scripts/install-nvidia-tools.sh)");
-    }
-    found
+    mirror()
 }
 
 /// `dir/NAME-linux-x86_64-1.0-archive.tar.xz` with `lib/NAME.so` made from `fixture`,
@@ -632,7 +628,9 @@ fn a_run_killed_midway_is_taken_up_and_every_job_recorded_once() {
         place.path("downloads"),
     );
     let config = place.path("cudapkgs.toml");
-    let mut child = common::cudapkgs().inherit_env().command()
+    let mut child = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["--config", s(&config), "upkeep", "run"])
         .args([
             "--store-dir",

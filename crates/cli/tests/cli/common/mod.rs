@@ -31,11 +31,7 @@ pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
 
 /// Runs cudapkgs in `folder` with an empty environment, as `run` does.
 pub(crate) fn run_in(folder: &Path, args: &[&str]) -> (i32, String, String) {
-    cudapkgs()
-        .args(args)
-        .current_dir(folder)
-        .run()
-        .into_parts()
+    cudapkgs().args(args).current_dir(folder).run().into_parts()
 }
 
 /// Runs cudapkgs with only `vars` in its environment, and fails the test when it has
