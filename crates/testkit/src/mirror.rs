@@ -59,6 +59,10 @@ fn shared(folder: &str, with_cublas: bool) -> Option<PathBuf> {
     Some(out)
 }
 
+#[allow(
+    clippy::case_sensitive_file_extension_comparisons,
+    reason = "wheels are named `.whl`, as the script matches them"
+)]
 fn wheel_for(wheels: &Path, prefix: &str) -> std::io::Result<PathBuf> {
     let mut names: Vec<String> = std::fs::read_dir(wheels)?
         .flatten()
@@ -195,7 +199,7 @@ fn repack(
         .map(str::to_owned)
         .collect();
     names.sort();
-    let mut made = HashSet::new();
+    let mut folders_made = HashSet::new();
     for name in &names {
         let parts: Vec<&str> = name.split('/').collect();
         if parts.len() < 3 {
@@ -211,7 +215,7 @@ fn repack(
             folders.push(format!("{kind}/{}", steps[..i].join("/")));
         }
         for folder in folders {
-            if made.insert(folder.clone()) {
+            if folders_made.insert(folder.clone()) {
                 tar.folder(&format!("{top}/{folder}"))?;
             }
         }
@@ -263,6 +267,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// MD5 (RFC 1321), for the manifest's `md5` field as NVIDIA's manifests carry it.
+#[allow(clippy::many_single_char_names, reason = "the RFC's names")]
 fn md5(data: &[u8]) -> [u8; 16] {
     const S: [u32; 64] = [
         7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,

@@ -3,6 +3,7 @@
 //! per connection, no async runtime; everything stops when the [`Server`] is dropped.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -294,10 +295,10 @@ fn find_in(root: &Path, path: &str) -> Option<Found> {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        let links: String = names
-            .iter()
-            .map(|name| format!("<a href=\"{name}\">{name}</a><br/>\n"))
-            .collect();
+        let links = names.iter().fold(String::new(), |mut links, name| {
+            let _ = writeln!(links, "<a href=\"{name}\">{name}</a><br/>");
+            links
+        });
         return Some(Found::Listing(
             format!("<html><body>\n{links}</body></html>\n").into_bytes(),
         ));
@@ -321,7 +322,7 @@ fn reason(status: u16) -> &'static str {
 fn head(stream: &mut TcpStream, status: u16, headers: &[(&str, String)]) -> std::io::Result<()> {
     let mut text = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
+        let _ = write!(text, "{name}: {value}\r\n");
     }
     text.push_str("\r\n");
     stream.write_all(text.as_bytes())
@@ -329,7 +330,6 @@ fn head(stream: &mut TcpStream, status: u16, headers: &[(&str, String)]) -> std:
 
 /// `bytes=A-` or `bytes=A-B` against `size`: `Some(Ok((start, end)))` (end excluded),
 /// `Some(Err(()))` when not satisfiable, `None` for any other form (answered whole).
-#[allow(clippy::result_unit_err)]
 fn parse_range(range: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
     let (start, end) = range.strip_prefix("bytes=")?.split_once('-')?;
     let start: u64 = start.parse().ok()?;
@@ -372,20 +372,65 @@ fn serve(state: &State, stream: TcpStream) {
     }
 }
 
-/// Answers one request; `Ok(true)` when the connection may serve another.
-fn answer(state: &State, stream: &mut TcpStream, request: &Request) -> std::io::Result<bool> {
+/// Answers with a fault that needs no body; `None` for the others.
+fn answer_without_body(
+    state: &State,
+    stream: &mut TcpStream,
+    fault: &Fault,
+) -> Option<std::io::Result<bool>> {
+    let answered = || -> std::io::Result<bool> {
+        match fault {
+            Fault::Silent => {
+                hold(stream);
+                Ok(false)
+            }
+            Fault::Status(status) => {
+                head(stream, *status, &[("Content-Length", "0".to_owned())])?;
+                Ok(true)
+            }
+            Fault::Endless => {
+                head(stream, 200, &[("Connection", "close".to_owned())])?;
+                let chunk = vec![0u8; 64 << 10];
+                while !state.stopping.load(Ordering::SeqCst) {
+                    stream.write_all(&chunk)?;
+                }
+                Ok(false)
+            }
+            Fault::Trickle(pause) => {
+                head(stream, 200, &[("Transfer-Encoding", "chunked".to_owned())])?;
+                while !state.stopping.load(Ordering::SeqCst) {
+                    stream.write_all(b"1\r\n \r\n")?;
+                    std::thread::sleep(*pause);
+                }
+                Ok(false)
+            }
+            _ => unreachable!("a fault with a body"),
+        }
+    };
+    matches!(
+        fault,
+        Fault::Silent | Fault::Status(_) | Fault::Endless | Fault::Trickle(_)
+    )
+    .then(answered)
+}
+
+/// Logs `request` and counts it for its path; the count so far, this one included.
+fn record(state: &State, request: &Request) -> usize {
     state.log.lock().expect("lock").push(format!(
         "{} {} {}",
         request.method,
         request.path,
         request.range.as_deref().unwrap_or("-")
     ));
-    let count = {
-        let mut counts = state.counts.lock().expect("lock");
-        let count = counts.entry(request.path.clone()).or_default();
-        *count += 1;
-        *count
-    };
+    let mut counts = state.counts.lock().expect("lock");
+    let count = counts.entry(request.path.clone()).or_default();
+    *count += 1;
+    *count
+}
+
+/// Answers one request; `Ok(true)` when the connection may serve another.
+fn answer(state: &State, stream: &mut TcpStream, request: &Request) -> std::io::Result<bool> {
+    let count = record(state, request);
     let (found, fault, ignore_range, throttle) = {
         let config = state.config.lock().expect("lock");
         let fault = config
@@ -403,32 +448,11 @@ fn answer(state: &State, stream: &mut TcpStream, request: &Request) -> std::io::
             config.throttle,
         )
     };
-    match fault {
-        Some(Fault::Silent) => {
-            hold(stream);
-            return Ok(false);
-        }
-        Some(Fault::Status(status)) => {
-            head(stream, status, &[("Content-Length", "0".to_owned())])?;
-            return Ok(true);
-        }
-        Some(Fault::Endless) => {
-            head(stream, 200, &[("Connection", "close".to_owned())])?;
-            let chunk = vec![0u8; 64 << 10];
-            while !state.stopping.load(Ordering::SeqCst) {
-                stream.write_all(&chunk)?;
-            }
-            return Ok(false);
-        }
-        Some(Fault::Trickle(pause)) => {
-            head(stream, 200, &[("Transfer-Encoding", "chunked".to_owned())])?;
-            while !state.stopping.load(Ordering::SeqCst) {
-                stream.write_all(b"1\r\n \r\n")?;
-                std::thread::sleep(pause);
-            }
-            return Ok(false);
-        }
-        _ => {}
+    if let Some(done) = fault
+        .as_ref()
+        .and_then(|f| answer_without_body(state, stream, f))
+    {
+        return done;
     }
     let body: Body = match found {
         Found::Missing => {
