@@ -1,5 +1,5 @@
 //! End-to-end tests of `cudapkgs build`: real NVIDIA components from the loopback mirror
-//! (`scripts/redist-mirror.py`, served by `scripts/serve-mirror.py`), and a pair of
+//! (`cudapkgs_testkit::mirror`, served by `cudapkgs_testkit::Server`), and a pair of
 //! gcc-built libraries packed in NVIDIA's layout for dependencies between packages.
 
 use crate::common;

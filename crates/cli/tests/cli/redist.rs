@@ -1,6 +1,6 @@
 //! End-to-end tests of `cudapkgs redist`, `split` and `features` against a mirror in
-//! NVIDIA's layout, built from real PyPI wheels (`scripts/redist-mirror.py`) and served
-//! by a real HTTP server on 127.0.0.1 (`scripts/serve-mirror.py`).
+//! NVIDIA's layout, built from real PyPI wheels (`cudapkgs_testkit::mirror`) and served
+//! by a real HTTP server on 127.0.0.1 (`cudapkgs_testkit::Server`).
 
 use crate::common;
 
