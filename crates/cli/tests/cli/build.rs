@@ -1,5 +1,5 @@
 //! End-to-end tests of `cudapkgs build`: real NVIDIA components from the loopback mirror
-//! (`scripts/redist-mirror.py`, served by `scripts/serve-mirror.py`), and a pair of
+//! (`cudapkgs_testkit::mirror`, served by `cudapkgs_testkit::Server`), and a pair of
 //! gcc-built libraries packed in NVIDIA's layout for dependencies between packages.
 
 use crate::common;
@@ -86,7 +86,7 @@ fn check_runpaths_and_nvrtc(root: &Path, built: &serde_json::Value) {
 fn real_packages_build_deterministically_with_small_closures() {
     let Some(mirror) = mirror() else { return };
     let dir = tempfile::tempdir().expect("temp");
-    let server = Server::start(&mirror, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&mirror);
     let url = server.url();
     let cache = dir.path().join("cache");
     let args = |root: &Path| {
@@ -126,13 +126,11 @@ fn real_packages_build_deterministically_with_small_closures() {
     );
     assert_eq!(cudart["kernels_checked"], 0);
     // The second build downloaded nothing: each archive was fetched once.
-    let log = std::fs::read_to_string(dir.path().join("log")).expect("log");
+    let log = server.requests();
     assert_eq!(
-        log.lines()
-            .filter(|l| l.contains("-archive.tar.xz"))
-            .count(),
+        log.iter().filter(|l| l.contains("-archive.tar.xz")).count(),
         2,
-        "{log}"
+        "{log:?}"
     );
 
     // The lib output's closure is itself: no headers, static libraries or stubs.
@@ -582,7 +580,9 @@ fn a_build_killed_at_any_moment_resumes_to_the_same_paths() {
     let kills = 8u32;
     let mut interrupted = 0;
     for i in 0..kills {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        let mut child = common::cudapkgs()
+            .inherit_env()
+            .command()
             .args(args(&root))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -29,7 +29,7 @@ fn a_set_built_online_builds_again_without_the_network() {
     let Some(mirror) = mirror() else { return };
     let dir = tempfile::tempdir().expect("temp");
     let cache = dir.path().join("cache");
-    let server = Server::start(&mirror, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&mirror);
     let base = server.url();
     let (code, online, stderr) = build(&base, &dir.path().join("a"), &cache, &[]);
     assert_eq!(code, 0, "{stderr}");

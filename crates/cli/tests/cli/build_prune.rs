@@ -17,13 +17,10 @@ fn cublas_wheel() -> Option<PathBuf> {
                 .is_some_and(|n| n.starts_with("nvidia_cublas-13"))
         })
     });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "NVIDIA wheels missing: run scripts/install-nvidia-tools.sh"
-        );
-        eprintln!("skipped: NVIDIA wheels missing (run scripts/install-nvidia-tools.sh)");
-    }
+    cudapkgs_testkit::require(
+        found.is_some(),
+        "the cuBLAS wheel (run scripts/install-nvidia-tools.sh)",
+    );
     found
 }
 

@@ -19,18 +19,7 @@ use common::s;
 /// Whether a real Nix is here; under CI its absence is a failure, elsewhere the calling
 /// test says it is skipped.
 fn have_nix() -> bool {
-    let found = Command::new("nix")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "nix is missing: CI must install nix-bin"
-    );
-    if !found {
-        eprintln!("skipped: nix is missing (install Debian's nix-bin)");
-    }
-    found
+    common::tool("nix").is_some()
 }
 
 /// A private world for one test: our store, Nix's home (its narinfo cache), keys.
@@ -56,17 +45,11 @@ impl World {
 
     /// Runs cudapkgs with `vars` only.
     fn cudapkgs(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        common::cudapkgs()
             .args(args)
-            .env_clear()
             .envs(vars.iter().copied())
-            .output()
-            .expect("cudapkgs");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+            .run()
+            .into_parts()
     }
 
     /// Runs cudapkgs on our store; it must succeed; returns stdout.
@@ -198,7 +181,9 @@ impl Serve {
     }
 
     fn start_with(world: &World, args: &[&str], vars: &[(&str, &str)]) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        let mut child = common::cudapkgs()
+            .inherit_env()
+            .command()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env_clear()
@@ -1250,7 +1235,9 @@ fn concurrent_pushes_of_one_path_agree() {
     let root = world.ours();
     let children: Vec<Child> = (0..4)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+            common::cudapkgs()
+                .inherit_env()
+                .command()
                 .args(["push", "--to", &to, "--secret-key-file", s(&secret), &pkg])
                 .args(["--store-dir", "/nix/store", "--root", s(&root)])
                 .env_clear()
@@ -1294,7 +1281,9 @@ fn a_killed_push_leaves_no_narinfo_without_its_nar() {
     let cache = world.path("cache");
     let to = format!("file://{}", cache.display());
     let root = world.ours();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    let mut child = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args([
             "push",
             "--to",
@@ -1554,7 +1543,9 @@ fn serve_store_writes_nars_as_it_sends_them() {
             s(&secret),
         ],
     );
-    let nar = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    let nar = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["nar", "dump"])
         .arg(ours.join(dep.trim_start_matches('/')))
         .output()
@@ -1832,8 +1823,7 @@ fn copy_resumes_a_download_that_broke_off() {
     let t = pushed_package("none");
     // A plain web server over the cache folder whose first answer for each file stops
     // after 5000 bytes of its body.
-    let log = t.world.path("requests.log");
-    let server = common::Server::start(&t.cache, &log, Some(5000));
+    let server = common::Server::serve_dir(&t.cache).fault(common::Fault::Truncate(5000).first(1));
     let copied = t.world.ok(&[
         "copy",
         "--from",

@@ -127,7 +127,7 @@ fn assert_registered_and_rooted(root: &Path) {
 fn a_second_store_takes_a_recorded_build_from_the_cache_and_downloads_no_archive() {
     let Some(mirror) = mirror() else { return };
     let dir = tempfile::tempdir().expect("temp");
-    let server = Server::start(&mirror, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&mirror);
     let base = server.url();
     let (sk, pk) = keygen(dir.path(), "cache");
     let (_, impostor) = keygen(dir.path(), "other");
@@ -220,7 +220,9 @@ struct Serve {
 impl Serve {
     fn start(args: &[&str]) -> Serve {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        let mut child = common::cudapkgs()
+            .inherit_env()
+            .command()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env_clear()

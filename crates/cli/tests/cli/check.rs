@@ -21,13 +21,10 @@ fn cudart_wheel() -> Option<PathBuf> {
                     .is_some_and(|n| n.to_string_lossy().starts_with("nvidia_cuda_runtime-13"))
             })
     });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the CUDA runtime wheel is missing: run scripts/install-nvidia-tools.sh"
-        );
-        eprintln!("skipped: the CUDA runtime wheel is missing (scripts/install-nvidia-tools.sh)");
-    }
+    cudapkgs_testkit::require(
+        found.is_some(),
+        "the CUDA runtime wheel (run scripts/install-nvidia-tools.sh)",
+    );
     found
 }
 
@@ -165,13 +162,10 @@ fn cudnn_wheels() -> Option<Vec<PathBuf>> {
     .iter()
     .map(|prefix| find(prefix))
     .collect();
-    if wheels.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the cuDNN, cuBLAS and NVRTC wheels are missing: run scripts/install-nvidia-tools.sh"
-        );
-        eprintln!("skipped: the cuDNN, cuBLAS and NVRTC wheels are missing");
-    }
+    cudapkgs_testkit::require(
+        wheels.is_some(),
+        "the cuDNN, cuBLAS and NVRTC wheels (run scripts/install-nvidia-tools.sh)",
+    );
     wheels
 }
 
@@ -370,7 +364,6 @@ fn fifos_are_no_libraries_and_unreached_files_provide_nothing() {
 #[test]
 fn origin_is_the_folder_a_library_is_found_in_not_its_targets() {
     let Some(gcc) = common::tool("gcc") else {
-        eprintln!("skipped: gcc is missing");
         return;
     };
     let dir = tempfile::tempdir().expect("temp");

@@ -2,10 +2,13 @@
 //! usage errors that clap reports before any command runs; and a reader that closes the
 //! pipe early is not an error.
 
+use crate::common;
+
 use std::process::{Command, Stdio};
 
+/// The binary as a [`Command`] with the test's environment (these tests drive its pipes).
 fn cudapkgs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    common::cudapkgs().inherit_env().command()
 }
 
 /// The subcommands `help` lists under "Commands:" for `path`, without `help` itself.

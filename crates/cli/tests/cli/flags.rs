@@ -1,45 +1,22 @@
 //! End-to-end tests of `cudapkgs flags` and `cudapkgs gpus`: the real binary, a clean
 //! environment, a private HOME and working directory.
 
+use crate::common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::Run;
 use serde_json::Value;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}", self.stdout))
-    }
-}
 
 /// Runs cudapkgs in `dir` with only the given environment variables set.
 fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cudapkgs"));
-    command
+    common::cudapkgs()
         .args(args)
         .current_dir(dir)
-        .env_clear()
-        .env("HOME", dir);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("cudapkgs runs");
-    Run {
-        code: status.code().expect("exit code"),
-        stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
-    }
+        .env("HOME", dir)
+        .envs(env.iter().copied())
+        .run()
 }
 
 fn run(args: &[&str]) -> Run {

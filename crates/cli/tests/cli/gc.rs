@@ -10,17 +10,11 @@ use common::{run, s};
 
 /// Runs cudapkgs with only `XDG_DATA_HOME` set, so the store is the default one.
 fn run_at(data_home: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    common::cudapkgs()
         .args(args)
-        .env_clear()
         .env("XDG_DATA_HOME", data_home)
-        .output()
-        .expect("cudapkgs runs");
-    (
-        output.status.code().expect("exit code"),
-        String::from_utf8(output.stdout).expect("utf-8 stdout"),
-        String::from_utf8(output.stderr).expect("utf-8 stderr"),
-    )
+        .run()
+        .into_parts()
 }
 
 /// Adds a tree holding one file with `text`; returns its store path.

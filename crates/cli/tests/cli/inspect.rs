@@ -6,11 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use crate::common::{self, Run};
 
 fn fixture(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,17 +18,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn run(args: &[&str]) -> Run {
     let home = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
-        .args(args)
-        .env_clear()
-        .env("HOME", home.path())
-        .output()
-        .expect("cudapkgs runs");
-    Run {
-        code: output.status.code().expect("exit code"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8"),
-    }
+    common::cudapkgs().args(args).env("HOME", home.path()).run()
 }
 
 fn json(args: &[&str]) -> (i32, Value) {
@@ -511,27 +497,10 @@ fn extract_writes_only_inside_its_folder() {
 
 /// Runs cudapkgs, failing the test if it has not finished within 30 seconds.
 fn run_in_time(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    common::cudapkgs()
         .args(args)
-        .env_clear()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("cudapkgs runs");
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(30) {
-            child.kill().expect("kill");
-            panic!("cudapkgs {args:?} still runs after 30 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("output");
-    Run {
-        code: output.status.code().expect("exit code"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8"),
-    }
+        .timeout(std::time::Duration::from_secs(30))
+        .run()
 }
 
 #[test]

@@ -5,10 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Crate name → the workspace crates it depends on (any kind of dependency).
+/// Crate name → the workspace crates it depends on (any kind of dependency, but the
+/// testkit as a dev-dependency).
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
 const BINARY: &str = "cudapkgs";
+
+/// What the tests share: allowed as a dev-dependency of any crate, and as nothing else.
+const TESTKIT: &str = "cudapkgs-testkit";
 
 /// Crates that depend on no other crate of the workspace.
 const LEAVES: [&str; 3] = ["cudapkgs-caps", "cudapkgs-nix", "cudapkgs-tree"];
@@ -44,21 +48,34 @@ fn edges_of(manifest: &str) -> (String, BTreeSet<String>) {
     let mut edges = BTreeSet::new();
     let mut tables = Vec::new();
     for kind in ["dependencies", "dev-dependencies", "build-dependencies"] {
-        tables.extend(table.get(kind).and_then(toml::Value::as_table));
+        tables.extend(
+            table
+                .get(kind)
+                .and_then(toml::Value::as_table)
+                .map(|t| (kind, t)),
+        );
     }
     if let Some(targets) = table.get("target").and_then(toml::Value::as_table) {
         for target in targets.values().filter_map(toml::Value::as_table) {
             for kind in ["dependencies", "dev-dependencies", "build-dependencies"] {
-                tables.extend(target.get(kind).and_then(toml::Value::as_table));
+                tables.extend(
+                    target
+                        .get(kind)
+                        .and_then(toml::Value::as_table)
+                        .map(|t| (kind, t)),
+                );
             }
         }
     }
-    for dependencies in tables {
+    for (kind, dependencies) in tables {
         for (key, value) in dependencies {
             let package = value
                 .get("package")
                 .and_then(toml::Value::as_str)
                 .unwrap_or(key);
+            if package == TESTKIT && kind == "dev-dependencies" {
+                continue;
+            }
             if package == BINARY || package.starts_with("cudapkgs-") {
                 edges.insert(package.to_owned());
             }
@@ -119,6 +136,10 @@ fn layering_violations(graph: &Graph) -> Vec<String> {
         for to in edges {
             let rule = if to == BINARY {
                 Some("nothing depends on the binary")
+            } else if to == TESTKIT {
+                Some("the testkit is a dev-dependency only")
+            } else if from == TESTKIT {
+                Some("the testkit depends on no other crate of the workspace")
             } else if LEAVES.contains(&from.as_str()) {
                 Some("caps, nix and tree depend on no other crate of the workspace")
             } else if from == STORE.0 && to != STORE.1 {
@@ -213,6 +234,8 @@ fn the_layering_check_sees_forbidden_edges() {
         ("cudapkgs-redist", "cudapkgs-builder"),
         ("cudapkgs-upkeep", BINARY),
         ("cudapkgs-elf", "cudapkgs-check"),
+        ("cudapkgs-redist", TESTKIT),
+        (TESTKIT, "cudapkgs-tree"),
     ] {
         graph.get_mut(from).expect("a crate").insert(to.to_owned());
         let violations = layering_violations(&graph);
@@ -246,6 +269,45 @@ renamed = { package = "cudapkgs-caps", path = "../caps" }
         edges.into_iter().collect::<Vec<_>>(),
         ["cudapkgs-caps", "cudapkgs-store", "cudapkgs-tree"]
     );
+}
+
+#[test]
+fn the_testkit_is_a_dev_dependency_only() {
+    let as_dev = r#"
+[package]
+name = "cudapkgs-redist"
+
+[dev-dependencies]
+cudapkgs-testkit.workspace = true
+"#;
+    assert!(edges_of(as_dev).1.is_empty());
+    for kind in [
+        "dependencies",
+        "build-dependencies",
+        "target.'cfg(unix)'.dependencies",
+    ] {
+        let manifest = format!(
+            "[package]\nname = \"cudapkgs-redist\"\n\n[{kind}]\ncudapkgs-testkit.workspace = true\n"
+        );
+        let (name, edges) = edges_of(&manifest);
+        let graph = Graph::from([(name, edges), (TESTKIT.to_owned(), BTreeSet::new())]);
+        assert_eq!(
+            layering_violations(&graph),
+            ["cudapkgs-redist -> cudapkgs-testkit: the testkit is a dev-dependency only"],
+            "{kind}"
+        );
+    }
+    // No crate has it as a normal or build dependency, and the binary's tests use it.
+    let graph = cargo_graph();
+    assert!(graph.contains_key(TESTKIT), "{graph:?}");
+    assert!(
+        graph.values().all(|edges| !edges.contains(TESTKIT)),
+        "{graph:?}"
+    );
+    let manifest = std::fs::read_to_string(workspace().join("crates/cli/Cargo.toml"))
+        .expect("the binary's Cargo.toml");
+    let table: toml::Table = manifest.parse().expect("parses");
+    assert!(table["dev-dependencies"].get(TESTKIT).is_some());
 }
 
 /// The Rust files below `folder`, recursively.

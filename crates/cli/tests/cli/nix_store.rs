@@ -103,7 +103,6 @@ fn json(args: &[&str]) -> serde_json::Value {
 #[test]
 fn a_nix_store_is_read_as_nix_reads_it_and_never_changed() {
     if common::tool("nix-build").is_none() {
-        eprintln!("skipped: nix-build is missing (Debian's nix-bin)");
         return;
     }
     let dir = tempfile::tempdir().expect("temp");
@@ -217,12 +216,11 @@ fn a_nix_store_is_read_as_nix_reads_it_and_never_changed() {
 #[test]
 fn a_user_who_cannot_write_a_nix_store_still_reads_it() {
     if common::tool("nix-build").is_none() || common::tool("runuser").is_none() {
-        eprintln!("skipped: nix-build or runuser is missing");
         return;
     }
     let uid = Command::new("id").arg("-u").output().expect("id runs");
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("skipped: only root can run the read as another user");
+        eprintln!("SKIPPED: needs root (the read runs as another user)");
         return;
     }
     let dir = tempfile::tempdir().expect("temp");

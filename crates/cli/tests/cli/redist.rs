@@ -1,6 +1,6 @@
 //! End-to-end tests of `cudapkgs redist`, `split` and `features` against a mirror in
-//! NVIDIA's layout, built from real PyPI wheels (`scripts/redist-mirror.py`) and served
-//! by a real HTTP server on 127.0.0.1 (`scripts/serve-mirror.py`).
+//! NVIDIA's layout, built from real PyPI wheels (`cudapkgs_testkit::mirror`) and served
+//! by a real HTTP server on 127.0.0.1 (`cudapkgs_testkit::Server`).
 
 use crate::common;
 
@@ -53,7 +53,7 @@ fn fetch_resumes_interrupted_downloads_and_never_downloads_twice() {
     let Some(mirror) = mirror() else { return };
     let dir = tempfile::tempdir().expect("temp");
     // Every archive's first transfer breaks off after 200 kB.
-    let server = Server::start(&mirror, &dir.path().join("log"), Some(200_000));
+    let server = Server::serve_dir(&mirror).fault(common::Fault::Truncate(200_000).first(1));
     let cache = dir.path().join("cache");
     let source = release_at(&server, &cache);
     let source: Vec<&str> = source.iter().map(String::as_str).collect();
@@ -102,7 +102,7 @@ fn fetch_resumes_interrupted_downloads_and_never_downloads_twice() {
 fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
     let Some(mirror) = mirror() else { return };
     let dir = tempfile::tempdir().expect("temp");
-    let server = Server::start(&mirror, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&mirror);
     let cache = dir.path().join("cache");
     let expected = manifest(&mirror);
     let record = &expected["cuda_cudart"]["linux-x86_64"];
@@ -137,7 +137,7 @@ fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
     let fake = "0".repeat(64);
     lying["cuda_cudart"]["linux-x86_64"]["sha256"] = serde_json::json!(fake);
     std::fs::write(folder.join("redistrib_13.0.2.json"), lying.to_string()).expect("write");
-    let liar_server = Server::start(&liar, &dir.path().join("liar-log"), None);
+    let liar_server = Server::serve_dir(&liar);
     let liar_cache = dir.path().join("liar-cache");
     let source = release_at(&liar_server, &liar_cache);
     let source: Vec<&str> = source.iter().map(String::as_str).collect();
@@ -213,7 +213,7 @@ fn cuobjdump_architectures(file: &Path) -> Vec<String> {
 fn fetch_split_and_features_of_a_release() {
     let Some(mirror) = mirror() else { return };
     let dir = tempfile::tempdir().expect("temp");
-    let server = Server::start(&mirror, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&mirror);
     let cache = dir.path().join("cache");
     let source = release_at(&server, &cache);
     let source: Vec<&str> = source.iter().map(String::as_str).collect();
@@ -336,7 +336,7 @@ fn wheels_resolve_through_a_simple_index_and_split_like_archives() {
         ],
     });
     std::fs::write(project.join("index.json"), page.to_string()).expect("write");
-    let server = Server::start(&root, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&root);
     let index = format!("{}/simple", server.url());
 
     // The index from pip's own configuration file.
@@ -408,7 +408,7 @@ fn hostile_index(dir: &Path, files: &serde_json::Value, wheels: &[(&str, &[u8])]
     for (name, bytes) in wheels {
         std::fs::write(root.join("files").join(name), bytes).expect("write");
     }
-    Server::start(&root, &dir.join("log"), None)
+    Server::serve_dir(&root)
 }
 
 /// (Re)writes the project page of the index at `root`.

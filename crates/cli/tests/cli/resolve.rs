@@ -217,7 +217,7 @@ fn a_release_gives_its_own_wheels_and_what_they_require() {
     let dir = tempfile::tempdir().expect("temp");
     let root = dir.path().join("index");
     cuda12_index(&root);
-    let server = Server::start(&root, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&root);
     let cache = dir.path().join("cache");
 
     // cuSOLVER of CUDA 12.6 brings cuBLAS, cuSPARSE and nvJitLink (its Requires-Dist),
@@ -294,7 +294,7 @@ fn pre_releases_only_when_asked_and_metadata_files_verified() {
     let dir = tempfile::tempdir().expect("temp");
     let root = dir.path().join("index");
     cuda12_index(&root);
-    let server = Server::start(&root, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&root);
     let cache = dir.path().join("cache");
 
     // cuDNN brings cuBLAS (declared) and NVRTC (loaded by its sub-libraries); its
@@ -390,7 +390,7 @@ fn nvidia_releases_reach_separate_products_and_bring_what_libraries_need() {
     let dir = tempfile::tempdir().expect("temp");
     let root = dir.path().join("mirror");
     nvidia_mirror(&root);
-    let server = Server::start(&root, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&root);
     let cache = dir.path().join("cache");
     let nvidia = |args: &[&str]| {
         run(&[
@@ -470,19 +470,12 @@ fn nvidia_releases_reach_separate_products_and_bring_what_libraries_need() {
 
 #[test]
 fn a_build_from_real_wheels_reads_requirements_from_the_verified_wheels() {
-    let wheels = repo().join(".tools/nvidia/wheels");
-    assert!(
-        wheels.is_dir() || std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/install-nvidia-tools.sh",
-        wheels.display()
-    );
-    if !wheels.is_dir() {
-        eprintln!(
-            "skipped: no {} (run scripts/install-nvidia-tools.sh)",
-            wheels.display()
-        );
+    let Some(wheels) = cudapkgs_testkit::require_file(
+        &cudapkgs_testkit::mirror::wheels(),
+        "run scripts/install-nvidia-tools.sh",
+    ) else {
         return;
-    }
+    };
     let wheel = |prefix: &str| {
         std::fs::read_dir(&wheels)
             .expect("wheels")
@@ -523,7 +516,7 @@ fn a_build_from_real_wheels_reads_requirements_from_the_verified_wheels() {
         "nvidia-cuda-crt",
         vec![served(&wheel("nvidia_cuda_crt-13.0.88-"))],
     );
-    let server = Server::start(&root, &dir.path().join("log"), None);
+    let server = Server::serve_dir(&root);
     let index = format!("{}/simple", server.url());
     let store = dir.path().join("store");
     let (code, stdout, stderr) = run(&[

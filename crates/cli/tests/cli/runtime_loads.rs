@@ -25,14 +25,11 @@ fn wheels() -> Option<PathBuf> {
     ]
     .iter()
     .all(|prefix| wheel(&folder, prefix).is_some());
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "NVIDIA wheels missing: run scripts/install-nvidia-tools.sh"
-        );
-        eprintln!("skipped: NVIDIA wheels missing (run scripts/install-nvidia-tools.sh)");
-    }
-    present.then_some(folder)
+    cudapkgs_testkit::require(
+        present,
+        "NVIDIA's wheels (run scripts/install-nvidia-tools.sh)",
+    )
+    .then_some(folder)
 }
 
 fn wheel(folder: &Path, prefix: &str) -> Option<PathBuf> {

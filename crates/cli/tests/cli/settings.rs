@@ -8,31 +8,19 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{Server, fixture, repo, s};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use common::Run;
 
 /// Runs cudapkgs in `dir` (also its HOME) with only `env` besides.
 fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    common::cudapkgs()
         .args(args)
         .current_dir(dir)
-        .env_clear()
         .env("HOME", dir)
         .envs(env.iter().copied())
-        .output()
-        .expect("cudapkgs runs");
-    Run {
-        code: output.status.code().expect("exit code"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
-    }
+        .run()
 }
 
 fn write_config(dir: &Path, text: &str) {
@@ -87,7 +75,7 @@ fn plan(work: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
 /// The two-release mirror under `work`, served.
 fn serve_mirror(work: &Path) -> Server {
     two_release_mirror(&work.join("mirror"));
-    Server::start(&work.join("mirror"), &work.join("log"), None)
+    Server::serve_dir(&work.join("mirror"))
 }
 
 #[test]

@@ -10,24 +10,13 @@ use common::{fixture, run, s};
 /// Whether a real `nix-store` is here; under CI its absence is a failure, elsewhere the
 /// test says it is skipped.
 fn have_nix() -> bool {
-    have_tool("nix-store", "--version", "nix-bin")
+    have_tool("nix-store")
 }
 
-/// Whether `tool` runs (`tool ARG` succeeds); under CI its absence is a failure, elsewhere
-/// the calling test says it is skipped.
-fn have_tool(tool: &str, arg: &str, package: &str) -> bool {
-    let found = Command::new(tool)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "{tool} is missing: CI must install {package}"
-    );
-    if !found {
-        eprintln!("skipped: {tool} is missing (install {package})");
-    }
-    found
+/// Whether `tool` is here; under CI its absence is a failure, elsewhere the calling test
+/// says it is skipped.
+fn have_tool(tool: &str) -> bool {
+    common::tool(tool).is_some()
 }
 
 /// Runs `nix-store ARGS` against the store under `root`; returns stdout.
@@ -58,7 +47,9 @@ fn spawn_add(root: &Path, tree: &Path) -> std::process::Child {
 
 /// Starts cudapkgs on the `/nix/store` store under `root`, its output piped.
 fn spawn_in_store(root: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(args)
         .args(["--store-dir", "/nix/store", "--root", s(root)])
         .env_clear()
@@ -90,7 +81,9 @@ fn nar_dump_and_store_path_equal_nix() {
         .arg(&pkg)
         .output()
         .expect("nix-store");
-    let ours = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    let ours = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["nar", "dump", s(&pkg)])
         .output()
         .expect("cudapkgs");
@@ -119,7 +112,9 @@ fn nar_dump_and_store_path_equal_nix() {
 
     // What Nix dumps, cudapkgs restores, and the copy dumps to the same bytes.
     let restored = dir.path().join("restored");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    let mut child = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["nar", "restore", s(&restored)])
         .stdin(std::process::Stdio::piped())
         .spawn()
@@ -546,7 +541,9 @@ fn publish(root: &Path, path: &str, claimed: &str, cache: &Path) {
     ]);
     assert_eq!(code, 0);
     let info: serde_json::Value = serde_json::from_str(&info).expect("json");
-    let nar = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    let nar = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["nar", "dump"])
         .arg(root.join(path.trim_start_matches('/')))
         .output()
@@ -907,7 +904,7 @@ fn an_add_refuses_a_tree_that_changes_while_it_is_read() {
 
 #[test]
 fn special_files_are_refused_at_once_and_json_errors_stay_alone_on_stdout() {
-    if !have_tool("mkfifo", "--version", "coreutils") {
+    if !have_tool("mkfifo") {
         return;
     }
     let dir = tempfile::tempdir().expect("temp");
@@ -1001,34 +998,27 @@ fn run_as_reader(root: &Path, args: &[&str]) -> (i32, String, String) {
         let status = Command::new("chmod").args(["-R", mode, s(root)]).status();
         assert!(status.expect("chmod").success());
     };
-    let mut command = if is_root {
-        let mut command = Command::new("setpriv");
-        command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
-        command.arg(env!("CARGO_BIN_EXE_cudapkgs"));
-        command
+    let command = if is_root {
+        common::TestCommand::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_cudapkgs"))
     } else {
         chmod("a-w");
-        Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+        common::cudapkgs()
     };
-    let output = command
+    let run = command
         .args(args)
         .args(["--store-dir", "/nix/store", "--root", s(root)])
-        .env_clear()
-        .output()
-        .expect("cudapkgs");
+        .run();
     if !is_root {
         chmod("u+w");
     }
-    (
-        output.status.code().expect("exit code"),
-        String::from_utf8(output.stdout).expect("utf-8"),
-        String::from_utf8(output.stderr).expect("utf-8"),
-    )
+    run.into_parts()
 }
 
 #[test]
 fn queries_work_for_a_reader_who_cannot_write_and_change_nothing() {
-    if !have_tool("setpriv", "--version", "util-linux") {
+    if !have_tool("setpriv") {
         return;
     }
     let dir = tempfile::tempdir().expect("temp");
@@ -1251,7 +1241,9 @@ fn a_write_that_fails_during_an_add_names_the_file_and_the_cause() {
     assert_verify_clean(&root, 1, "after the failed add");
     // Restoring a NAR names the target the user gave, not its scratch folder.
     let nar = dir.path().join("tree.nar");
-    let dumped = Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    let dumped = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["nar", "dump", s(&tree)])
         .output()
         .expect("dump");

@@ -18,18 +18,8 @@ fn sources() -> Option<PathBuf> {
         && dir
             .join("torch-2.11.0/torch/utils/cpp_extension.py")
             .is_file();
-    assert!(
-        have || std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/install-targets-sources.sh",
-        dir.display()
-    );
-    if !have {
-        eprintln!(
-            "skipped: {} is missing (run scripts/install-targets-sources.sh)",
-            dir.display()
-        );
-    }
-    have.then_some(dir)
+    let what = format!("{} (run scripts/install-targets-sources.sh)", dir.display());
+    cudapkgs_testkit::require(have, &what).then_some(dir)
 }
 
 fn sdist(sources: &Path, name: &str) -> PathBuf {
@@ -770,15 +760,7 @@ fn torch_refuses_what_is_not_pytorch_or_not_a_file() {
 /// nvcc from NVIDIA's wheels (scripts/install-nvidia-tools.sh), or `None` outside CI.
 fn nvcc() -> Option<PathBuf> {
     let nvcc = repo().join(".tools/nvidia/nvidia/cu13/bin/nvcc");
-    assert!(
-        nvcc.is_file() || std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/install-nvidia-tools.sh",
-        nvcc.display()
-    );
-    if !nvcc.is_file() {
-        eprintln!("skipped: {} is missing", nvcc.display());
-    }
-    nvcc.is_file().then_some(nvcc)
+    cudapkgs_testkit::require_file(&nvcc, "run scripts/install-nvidia-tools.sh")
 }
 
 #[test]

@@ -198,11 +198,7 @@ fn answer(request: &Recorded, issues: &mut Vec<Issue>) -> (&'static str, Value) 
 
 /// The loopback mirror, or `None` outside CI without NVIDIA's wheels (said on stderr).
 fn the_mirror() -> Option<PathBuf> {
-    let found = mirror();
-    if found.is_none() {
-        eprintln!("skipped: the mirror needs NVIDIA's wheels (scripts/install-nvidia-tools.sh)");
-    }
-    found
+    mirror()
 }
 
 /// `dir/NAME-linux-x86_64-1.0-archive.tar.xz` with `lib/NAME.so` made from `fixture`,
@@ -309,7 +305,7 @@ struct Proof {
 
 impl Proof {
     fn new(mirror: &Path) -> Proof {
-        let server = Server::start(mirror, &mirror.join("../upkeep-requests.log"), None);
+        let server = Server::serve_dir(mirror);
         let place = Place::new();
         let evil = local_package(
             place.dir.path(),
@@ -612,7 +608,7 @@ fn recorded_now(path: &Path) -> rusqlite::Result<(BTreeMap<String, i64>, i64)> {
 fn a_run_killed_midway_is_taken_up_and_every_job_recorded_once() {
     use std::os::unix::process::CommandExt;
     let Some(mirror) = the_mirror() else { return };
-    let server = Server::start(&mirror, &mirror.join("../upkeep-kill-requests.log"), None);
+    let server = Server::serve_dir(&mirror);
     let place = Place::new();
     good_and_evil(place.dir.path());
     // NVRTC, second, takes long enough to be killed in.
@@ -632,7 +628,9 @@ fn a_run_killed_midway_is_taken_up_and_every_job_recorded_once() {
         place.path("downloads"),
     );
     let config = place.path("cudapkgs.toml");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cudapkgs"))
+    let mut child = common::cudapkgs()
+        .inherit_env()
+        .command()
         .args(["--config", s(&config), "upkeep", "run"])
         .args([
             "--store-dir",
@@ -773,7 +771,7 @@ fn drafts_are_filed_once(place: &Place, merged: &Path) {
 #[test]
 fn shards_run_apart_merge_into_one_database_and_file_issues_once() {
     let Some(mirror) = the_mirror() else { return };
-    let server = Server::start(&mirror, &mirror.join("../upkeep-shard-requests.log"), None);
+    let server = Server::serve_dir(&mirror);
     let place = Place::new();
     good_and_evil(place.dir.path());
     place.configure(

@@ -12,11 +12,11 @@ use cudapkgs_elf::write::rewrite;
 fn nvidia_lib() -> Option<PathBuf> {
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/nvidia/nvidia/cu13/lib");
     let present = lib.join("libnvrtc.so.13").exists() && lib.join("libcudart.so.13").exists();
-    assert!(
-        present || std::env::var_os("CI").is_none(),
-        "NVIDIA libraries missing: run scripts/install-nvidia-tools.sh"
-    );
-    present.then_some(lib)
+    cudapkgs_testkit::require(
+        present,
+        "NVIDIA's libraries (run scripts/install-nvidia-tools.sh)",
+    )
+    .then_some(lib)
 }
 
 fn set_long_runpath(path: &Path) {

@@ -10,14 +10,11 @@ use cudapkgs_elf::loads::load_names;
 fn nvidia() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/nvidia/nvidia");
     let present = root.join("cudnn/lib/libcudnn.so.9").exists();
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "NVIDIA libraries missing: run scripts/install-nvidia-tools.sh"
-        );
-        eprintln!("skipped: NVIDIA libraries missing (run scripts/install-nvidia-tools.sh)");
-    }
-    present.then_some(root)
+    cudapkgs_testkit::require(
+        present,
+        "NVIDIA's libraries (run scripts/install-nvidia-tools.sh)",
+    )
+    .then_some(root)
 }
 
 /// The files of `folder` that the library `file` names.

@@ -10,18 +10,7 @@ use std::process::Command;
 
 use cudapkgs_elf::{DynamicInfo, read_dynamic};
 
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    assert!(
-        found.is_some() || std::env::var_os("CI").is_none(),
-        "{name} is missing: CI must install it (scripts/test.sh)"
-    );
-    found
-}
+use cudapkgs_testkit::require_tool as tool;
 
 fn is_elf(path: &Path) -> bool {
     let mut magic = [0u8; 4];

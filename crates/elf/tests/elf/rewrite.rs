@@ -9,18 +9,7 @@ use cudapkgs_elf::patch::{Changes, RunpathChange, plan};
 use cudapkgs_elf::read_dynamic;
 use cudapkgs_elf::write::rewrite;
 
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    assert!(
-        found.is_some() || std::env::var_os("CI").is_none(),
-        "{name} is missing: CI must install it"
-    );
-    found
-}
+use cudapkgs_testkit::require_tool as tool;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -57,7 +46,7 @@ fn corpus() -> Vec<PathBuf> {
         .map(|p| std::fs::canonicalize(p).expect("path"))
         .collect();
     assert!(
-        files.len() >= 8 || std::env::var_os("CI").is_none(),
+        files.len() >= 8 || !cudapkgs_testkit::ci(),
         "corpus too small: {files:?}"
     );
     files

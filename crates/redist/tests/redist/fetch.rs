@@ -1,93 +1,35 @@
-//! Downloads from hostile servers and requests: a loopback HTTP server written here
+//! Downloads from hostile servers and requests: the testkit's loopback HTTP server
 //! sends bodies without end or longer than promised; requests name paths instead of
 //! hashes, or special files. Nothing may grow past its bound, block, or leave the cache.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cudapkgs_redist::Error;
 use cudapkgs_redist::fetch::{Fetcher, Request};
+use cudapkgs_testkit::{Fault, Server};
 
-/// How a server answers one request.
-type Respond = fn(&mut TcpStream);
-
-/// An HTTP server on 127.0.0.1 that answers every request with `respond`, recording the
-/// request lines.
-struct Loopback {
-    port: u16,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl Loopback {
-    fn start(respond: Respond) -> Loopback {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let seen = Arc::clone(&seen);
-                std::thread::spawn(move || {
-                    if let Some(line) = read_request(&mut stream) {
-                        seen.lock().expect("lock").push(line);
-                        respond(&mut stream);
-                    }
-                });
-            }
-        });
-        Loopback { port, requests }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("lock").clone()
-    }
-}
-
-/// The request line, once the whole header has arrived.
-fn read_request(stream: &mut TcpStream) -> Option<String> {
-    let mut header = Vec::new();
-    let mut byte = [0u8; 1];
-    while !header.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        header.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&header);
-    text.lines().next().map(str::to_owned)
+/// `path` on `server`.
+fn at(server: &Server, path: &str) -> String {
+    format!("{}{path}", server.url())
 }
 
 /// Zeros without end and without a `Content-Length`, until the client hangs up.
-fn endless(stream: &mut TcpStream) {
-    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-    let chunk = vec![0u8; 64 << 10];
-    while stream.write_all(&chunk).is_ok() {}
+fn endless() -> Server {
+    Server::new().fault(Fault::Endless.always())
 }
 
-/// A `Content-Length` of 10 MiB.
-fn ten_mebibytes(stream: &mut TcpStream) {
-    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n");
-    let chunk = vec![0u8; 64 << 10];
-    for _ in 0..160 {
-        if stream.write_all(&chunk).is_err() {
-            return;
-        }
-    }
+/// A `Content-Length` of 10 MiB, and as many bytes.
+fn ten_mebibytes() -> Server {
+    Server::new().fallback(vec![0u8; 10 << 20])
 }
 
 /// Promises 10 MiB, sends 1 MiB and hangs up.
-fn breaks_off(stream: &mut TcpStream) {
-    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n\r\n");
-    let _ = stream.write_all(&vec![1u8; 1 << 20]);
+fn breaks_off() -> Server {
+    Server::new()
+        .fallback(vec![1u8; 1 << 20])
+        .fault(Fault::ContentLength(10_485_760).always())
 }
 
 /// The body of `breaks_off_once_then_ignores_range`.
@@ -97,60 +39,34 @@ fn two_mebibytes_of_sevens() -> Vec<u8> {
 
 /// The first request gets half the body and a hang-up; every later one the whole body
 /// with 200, whatever `Range` it asks (as servers that ignore `Range` answer).
-fn breaks_off_once_then_ignores_range(stream: &mut TcpStream) {
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+fn breaks_off_once_then_ignores_range() -> Server {
     let body = two_mebibytes_of_sevens();
-    let header = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
-    let _ = stream.write_all(header.as_bytes());
-    if CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-        let _ = stream.write_all(&body[..body.len() / 2]);
-        return;
-    }
-    let _ = stream.write_all(&body);
+    let half = body.len() as u64 / 2;
+    Server::new()
+        .fallback(body)
+        .ignore_range()
+        .fault(Fault::Truncate(half).first(1))
 }
 
 /// The first request gets half the body and then nothing, the connection held open; a
 /// request with `Range` gets the rest (206); each part comes in slices 200 ms apart.
-fn stalls_once_then_resumes(stream: &mut TcpStream) {
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+fn stalls_once_then_resumes() -> Server {
     let body = two_mebibytes_of_sevens();
     let half = body.len() / 2;
-    let slowly = |stream: &mut TcpStream, part: &[u8]| {
-        for slice in part.chunks(part.len() / 4) {
-            if stream.write_all(slice).is_err() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
-    if CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-        let header = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
-        let _ = stream.write_all(header.as_bytes());
-        slowly(stream, &body[..half]);
-        let _ = stream.read(&mut [0u8; 1]);
-        return;
-    }
-    let header = format!(
-        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {half}-{}/{}\r\n\r\n",
-        body.len() - half,
-        body.len() - 1,
-        body.len()
-    );
-    let _ = stream.write_all(header.as_bytes());
-    slowly(stream, &body[half..]);
+    Server::new()
+        .fallback(body)
+        .throttle(half / 4, Duration::from_millis(200))
+        .fault(Fault::Stall(half as u64).first(1))
 }
 
-/// A page whose body comes a byte a second, without end.
-fn trickles(stream: &mut TcpStream) {
-    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-    while stream.write_all(b"1\r\n \r\n").is_ok() {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// A page whose body comes a byte at a time, 200 ms apart, without end.
+fn trickles() -> Server {
+    Server::new().fault(Fault::Trickle(Duration::from_millis(200)).always())
 }
 
 /// Accepts the request and never answers, until the client hangs up.
-fn silent(stream: &mut TcpStream) {
-    let _ = stream.read(&mut [0u8; 1]);
+fn silent() -> Server {
+    Server::new().fault(Fault::Silent.always())
 }
 
 /// Runs `work` on a thread and fails the test when it takes longer than `limit`: the
@@ -194,7 +110,7 @@ fn no_progress(_: &Request, _: u64, _: Option<u64>) {}
 
 #[test]
 fn a_hash_that_is_a_path_names_no_file_and_downloads_nothing() {
-    let server = Loopback::start(endless);
+    let server = endless();
     let dir = tempfile::tempdir().expect("temp");
     let cache = dir.path().join("cache");
     // Where `cache/sha256/../../victim/target.whl` leads.
@@ -209,7 +125,7 @@ fn a_hash_that_is_a_path_names_no_file_and_downloads_nothing() {
         String::new(),
     ] {
         let request = Request {
-            url: server.url("/x.whl"),
+            url: at(&server, "/x.whl"),
             sha256: sha256.clone(),
             size: None,
         };
@@ -229,7 +145,7 @@ fn a_hash_that_is_a_path_names_no_file_and_downloads_nothing() {
 
 #[test]
 fn what_broken_off_downloads_keep_is_bounded_all_together() {
-    let server = Loopback::start(breaks_off);
+    let server = breaks_off();
     let dir = tempfile::tempdir().expect("temp");
     let cache = dir.path().join("cache");
     let mut fetcher = Fetcher::new(&cache);
@@ -255,7 +171,7 @@ fn what_broken_off_downloads_keep_is_bounded_all_together() {
         .collect();
     for (i, sha256) in hashes.iter().enumerate() {
         let request = Request {
-            url: server.url(&format!("/{i}.whl")),
+            url: at(&server, &format!("/{i}.whl")),
             sha256: sha256.clone(),
             size: None,
         };
@@ -276,7 +192,7 @@ fn what_broken_off_downloads_keep_is_bounded_all_together() {
     let mut small = fetcher.clone();
     small.max_partial = 1 << 19;
     let request = Request {
-        url: server.url("/big.whl"),
+        url: at(&server, "/big.whl"),
         sha256: "4".repeat(64),
         size: None,
     };
@@ -290,13 +206,13 @@ fn what_broken_off_downloads_keep_is_bounded_all_together() {
 
 #[test]
 fn a_body_without_end_stops_at_the_maximum_and_leaves_nothing() {
-    let server = Loopback::start(endless);
+    let server = endless();
     let dir = tempfile::tempdir().expect("temp");
     let cache = dir.path().join("cache");
     let mut fetcher = Fetcher::new(&cache);
     fetcher.max_size = 1 << 20;
     let request = Request {
-        url: server.url("/x.whl"),
+        url: at(&server, "/x.whl"),
         sha256: "0".repeat(64),
         size: None,
     };
@@ -316,15 +232,15 @@ fn a_body_without_end_stops_at_the_maximum_and_leaves_nothing() {
 
 #[test]
 fn a_server_that_never_answers_fails_after_the_response_timeout() {
-    let server = Loopback::start(silent);
+    let server = silent();
     let dir = tempfile::tempdir().expect("temp");
     let mut fetcher = Fetcher::new(&dir.path().join("cache"));
     fetcher.set_response_timeout(Duration::from_secs(1));
     fetcher.retries = 1;
     fetcher.backoff = Duration::from_millis(10);
-    let page = server.url("/simple/cuda-cudart/");
+    let page = at(&server, "/simple/cuda-cudart/");
     let file = Request {
-        url: server.url("/x.whl"),
+        url: at(&server, "/x.whl"),
         sha256: "0".repeat(64),
         size: None,
     };
@@ -353,13 +269,13 @@ fn a_server_that_never_answers_fails_after_the_response_timeout() {
 
 #[test]
 fn a_download_resumed_from_a_server_that_ignores_range_starts_over() {
-    let server = Loopback::start(breaks_off_once_then_ignores_range);
+    let server = breaks_off_once_then_ignores_range();
     let dir = tempfile::tempdir().expect("temp");
     let mut fetcher = Fetcher::new(&dir.path().join("cache"));
     fetcher.backoff = Duration::from_millis(10);
     let body = two_mebibytes_of_sevens();
     let request = Request {
-        url: server.url("/x.whl"),
+        url: at(&server, "/x.whl"),
         sha256: sha256_of(&body),
         // Known, as indexes give it: the second answer's length plus the bytes kept
         // from the first had been taken for more than the file holds.
@@ -376,7 +292,7 @@ fn a_download_resumed_from_a_server_that_ignores_range_starts_over() {
 
 #[test]
 fn a_stalled_download_is_resumed_and_a_slow_one_is_not_cut() {
-    let server = Loopback::start(stalls_once_then_resumes);
+    let server = stalls_once_then_resumes();
     let dir = tempfile::tempdir().expect("temp");
     let mut fetcher = Fetcher::new(&dir.path().join("cache"));
     // Each part takes longer than the timeout, with no pause as long as it.
@@ -384,7 +300,7 @@ fn a_stalled_download_is_resumed_and_a_slow_one_is_not_cut() {
     fetcher.backoff = Duration::from_millis(10);
     let body = two_mebibytes_of_sevens();
     let request = Request {
-        url: server.url("/x.whl"),
+        url: at(&server, "/x.whl"),
         sha256: sha256_of(&body),
         size: Some(body.len() as u64),
     };
@@ -399,13 +315,13 @@ fn a_stalled_download_is_resumed_and_a_slow_one_is_not_cut() {
 
 #[test]
 fn a_page_that_trickles_fails_after_twice_the_response_timeout() {
-    let server = Loopback::start(trickles);
+    let server = trickles();
     let dir = tempfile::tempdir().expect("temp");
     let mut fetcher = Fetcher::new(&dir.path().join("cache"));
     fetcher.set_response_timeout(Duration::from_secs(1));
     fetcher.retries = 1;
     fetcher.backoff = Duration::from_millis(10);
-    let page = server.url("/simple/cuda-cudart/");
+    let page = at(&server, "/simple/cuda-cudart/");
     let started = std::time::Instant::now();
     let error = within(Duration::from_secs(30), {
         let page = page.clone();
@@ -431,7 +347,7 @@ fn a_page_that_trickles_fails_after_twice_the_response_timeout() {
 
 #[test]
 fn sizes_past_the_bound_are_refused_before_the_body() {
-    let server = Loopback::start(ten_mebibytes);
+    let server = ten_mebibytes();
     let dir = tempfile::tempdir().expect("temp");
     let cache = dir.path().join("cache");
     let mut fetcher = Fetcher::new(&cache);
@@ -439,7 +355,7 @@ fn sizes_past_the_bound_are_refused_before_the_body() {
     fetcher.retries = 0;
     // A declared size over the maximum: not even asked for.
     let declared = Request {
-        url: server.url("/declared.whl"),
+        url: at(&server, "/declared.whl"),
         sha256: "0".repeat(64),
         size: Some(1 << 40),
     };
@@ -451,7 +367,7 @@ fn sizes_past_the_bound_are_refused_before_the_body() {
     // The server promises more than the maximum (no size known) or than the size given.
     for size in [None, Some(1000)] {
         let request = Request {
-            url: server.url("/promised.whl"),
+            url: at(&server, "/promised.whl"),
             sha256: "0".repeat(64),
             size,
         };
