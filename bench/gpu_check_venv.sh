@@ -32,7 +32,7 @@ timed "$cudapkgs" gpu-check --no-loads "$site" > "$out/smoke-venv.txt" 2>&1
 
 step "libtorch_cuda pruned to 8.0 without PTX"
 mkdir -p /tmp/pruned
-timed "$cudapkgs" prune --capabilities 8.0 --keep-ptx none --output /tmp/pruned/libtorch_cuda.so "$site/torch/lib/libtorch_cuda.so" > "$out/prune.txt" 2>&1
+timed "$cudapkgs" prune --capabilities 8.0 --keep-ptx none --out /tmp/pruned/libtorch_cuda.so "$site/torch/lib/libtorch_cuda.so" > "$out/prune.txt" 2>&1
 timed "$cudapkgs" gpu-check --no-smoke /tmp/pruned > "$out/pruned.txt" 2>&1
 "$cudapkgs" --json gpu-check --no-smoke /tmp/pruned > "$out/pruned.json" 2>&1
 "$cudapkgs" inspect --gpu native /tmp/pruned/libtorch_cuda.so > "$out/pruned-inspect.txt" 2>&1

@@ -48,9 +48,9 @@ def main():
             shutil.rmtree(target)
         cache = os.path.join(work, "cache")
         base = "file://" + os.path.abspath(args.mirror)
-        subprocess.run([args.cudapkgs, "redist", "fetch", "--version", "13.0.2", "--base-url", base, "--cache", cache],
+        subprocess.run([args.cudapkgs, "redist", "fetch", "--release", "13.0.2", "--base-url", base, "--cache", cache],
                        check=True, stdout=subprocess.DEVNULL)
-        features = timed([args.cudapkgs, "features", "--version", "13.0.2", "--base-url", base, "--cache", cache])
+        features = timed([args.cudapkgs, "features", "--release", "13.0.2", "--base-url", base, "--cache", cache])
     o, t = statistics.median(ours), statistics.median(theirs)
     print(f"archive {os.path.basename(archive)}: {size / 2**20:.1f} MiB")
     print(f"  xz -dc | tar x     median {t:.2f} s  ({' '.join(f'{x:.2f}' for x in theirs)})")

@@ -24,6 +24,36 @@ impl CudaVersion {
         self.minor
     }
 
+    /// The newest release of a major that the tables here know: 10.2, 11.8, 12.9, and
+    /// for 13 and later the newest release whose compiler limits are tabulated when it
+    /// is of that major, else `major.0`.
+    pub fn newest_of_major(major: u8) -> Self {
+        const LAST_MINORS: [(u8, u8); 3] = [(10, 2), (11, 8), (12, 9)];
+        if let Some(&(_, minor)) = LAST_MINORS.iter().find(|(m, _)| *m == major) {
+            return Self::new(major, minor);
+        }
+        let newest = crate::newest_tabulated_cuda();
+        if newest.major == major {
+            newest
+        } else {
+            Self::new(major, 0)
+        }
+    }
+
+    /// A release as people name it wherever one is meant: a version (`12.9`, `12.9.1`,
+    /// `cu129`) as [`FromStr`] reads it, or a major alone (`12`), which stands for that
+    /// major's newest release ([`CudaVersion::newest_of_major`]).
+    pub fn parse_release(text: &str) -> Result<Self, ParseCudaVersionError> {
+        let trimmed = text.trim();
+        let major_only = !trimmed.is_empty()
+            && trimmed.len() <= 2
+            && trimmed.bytes().all(|b| b.is_ascii_digit());
+        match trimmed.parse::<u8>() {
+            Ok(major) if major_only && major > 0 => Ok(Self::newest_of_major(major)),
+            _ => text.parse(),
+        }
+    }
+
     /// Nixpkgs' attribute suffix: `12_9` (as in `cudaPackages_12_9`).
     pub fn nix_suffix(self) -> String {
         format!("{}_{}", self.major, self.minor)
@@ -40,7 +70,7 @@ serde_as_text!(CudaVersion);
 
 /// A string that is not a CUDA version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid CUDA version `{input}`: write it like 12.9, 12.9.1 or cu129")]
+#[error("invalid CUDA version `{input}`: write it like 12.9, 12.9.1, cu129 or 13")]
 pub struct ParseCudaVersionError {
     input: String,
 }
@@ -89,6 +119,35 @@ impl FromStr for CudaVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_major_alone_is_its_newest_release() {
+        assert_eq!(
+            CudaVersion::parse_release("12"),
+            Ok(CudaVersion::new(12, 9))
+        );
+        assert_eq!(
+            CudaVersion::parse_release("11"),
+            Ok(CudaVersion::new(11, 8))
+        );
+        assert_eq!(
+            CudaVersion::parse_release(" 13 "),
+            Ok(crate::newest_tabulated_cuda())
+        );
+        assert_eq!(
+            CudaVersion::parse_release("12.6.3"),
+            Ok(CudaVersion::new(12, 6))
+        );
+        assert_eq!(
+            CudaVersion::parse_release("cu118"),
+            Ok(CudaVersion::new(11, 8))
+        );
+        for bad in ["0", "", "123", "12.", "banana", "-1"] {
+            assert!(CudaVersion::parse_release(bad).is_err(), "{bad:?}");
+        }
+        // A major alone is still no version where an exact one is meant.
+        assert!("12".parse::<CudaVersion>().is_err());
+    }
 
     #[test]
     fn parses_release_spellings() {

@@ -37,6 +37,9 @@ pub struct GlobalArgs {
     /// Explain more on stderr (where each setting came from, …)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Sizes in text as exact byte counts, not `1.5 MiB` (JSON always has bytes)
+    #[arg(long, global = true)]
+    pub bytes: bool,
     /// Read settings from this file instead of cudapkgs.toml [env: CUDAPKGS_CONFIG]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -97,7 +100,6 @@ pub enum Command {
     Split(SplitArgs),
     /// Per package and system of a release: outputs, GPU architectures, provided and
     /// needed libraries (the cuda-redist-find-features shape, plus more)
-    #[command(disable_version_flag = true)]
     Features(FeaturesArgs),
     /// NAR, Nix's serialisation of a file tree: write it or hash it
     #[command(subcommand)]
@@ -106,16 +108,7 @@ pub enum Command {
     #[command(subcommand)]
     Store(StoreCommand),
     /// What the store knows of each STORE_PATH (the same as `cudapkgs store info`)
-    PathInfo {
-        /// Store paths, or names of garbage-collector roots
-        #[arg(required = true, value_name = "STORE_PATH")]
-        paths: Vec<String>,
-        /// Also the NAR size of each path's closure, as `nix path-info -S`
-        #[arg(short = 'S', long)]
-        closure_size: bool,
-        #[command(flatten)]
-        location: StoreLocation,
-    },
+    PathInfo(PathInfoArgs),
     /// Every path STORE_PATH… needs at run time (the references, followed), biggest first,
     /// with the total size
     Closure {
@@ -310,19 +303,26 @@ pub enum StoreCommand {
         location: StoreLocation,
     },
     /// What the store knows of each STORE_PATH: NAR hash and size, references
-    Info {
-        /// Store paths, or names of garbage-collector roots
-        #[arg(required = true, value_name = "STORE_PATH")]
-        paths: Vec<String>,
-        /// Also the NAR size of each path's closure, as `nix path-info -S`
-        #[arg(short = 'S', long)]
-        closure_size: bool,
-        #[command(flatten)]
-        location: StoreLocation,
-    },
+    Info(PathInfoArgs),
     /// Garbage-collector roots: named paths whose closures `cudapkgs gc` keeps
     #[command(subcommand)]
     Root(RootCommand),
+}
+
+/// The paths `path-info` (and `store info`) describes, and what it adds.
+#[derive(Debug, Args)]
+pub struct PathInfoArgs {
+    /// Store paths, or names of garbage-collector roots
+    #[arg(required = true, value_name = "STORE_PATH")]
+    pub paths: Vec<String>,
+    /// Also the NAR size of each path's closure, as `nix path-info -S`
+    #[arg(short = 'S', long)]
+    pub closure_size: bool,
+    /// Every path of the closures, not only those named, as `nix path-info -r`
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub location: StoreLocation,
 }
 
 #[derive(Debug, Subcommand)]
@@ -359,9 +359,10 @@ pub struct RedistSource {
     /// The product: cuda, cudnn, cutensor, cusparselt, nccl, cudss, tensorrt, …
     #[arg(long, value_name = "NAME", default_value = "cuda")]
     pub redist: String,
-    /// The release (`12.9.1`; the manifest's version)
+    /// The product's release (`12.9.1` for cuda, `9.10.2` for cudnn; the manifest's
+    /// version)
     #[arg(long, value_name = "VERSION")]
-    pub version: String,
+    pub release: String,
     /// A mirror in NVIDIA's layout, `http(s)://` or `file://` [default:
     /// $CUDAPKGS_REDIST_URL, else https://developer.download.nvidia.com/compute]
     #[arg(long, value_name = "URL")]
@@ -374,7 +375,6 @@ pub struct RedistSource {
 #[derive(Debug, Subcommand)]
 pub enum RedistCommand {
     /// The packages of a release: versions and archive sizes for a system
-    #[command(disable_version_flag = true)]
     List {
         #[command(flatten)]
         source: RedistSource,
@@ -383,7 +383,6 @@ pub enum RedistCommand {
         system: Option<String>,
     },
     /// Download and verify archives into the cache (once); print their paths
-    #[command(disable_version_flag = true)]
     Fetch {
         #[command(flatten)]
         source: RedistSource,
@@ -391,9 +390,10 @@ pub enum RedistCommand {
         /// linux-aarch64, windows-x86_64, … [default: this machine's]
         #[arg(long, value_name = "SYSTEM")]
         system: Option<String>,
-        /// For packages built per CUDA major version: which one [default: the newest]
-        #[arg(long, value_name = "MAJOR")]
-        cuda_major: Option<u32>,
+        /// For packages built per CUDA major version: the CUDA release whose major picks
+        /// the archives (`12`, `12.9`) [default: the newest]
+        #[arg(long, value_name = "X.Y")]
+        cuda: Option<crate::settings::Release>,
         /// Downloads at once
         #[arg(long, value_name = "N", default_value_t = 4)]
         jobs: usize,
@@ -408,9 +408,10 @@ pub enum RedistCommand {
         /// `==VERSION` for one version [default: the newest]
         #[arg(required = true, value_name = "PACKAGE[==VERSION]")]
         packages: Vec<String>,
-        /// The CUDA major version the wheels are for
-        #[arg(long, value_name = "MAJOR", default_value_t = 13)]
-        cuda_major: u32,
+        /// The CUDA release whose major the wheels are for (`12` → nvidia-cuda-runtime-cu12)
+        /// [default: $CUDAPKGS_CUDA, else cudapkgs.toml's [cuda] version, else 13]
+        #[arg(long, value_name = "X.Y")]
+        cuda: Option<crate::settings::Release>,
         /// The simple index [default: $CUDAPKGS_INDEX_URL, else cudapkgs.toml's [index] url,
         /// else $PIP_INDEX_URL, pip's configuration, https://pypi.org/simple]
         #[arg(long, value_name = "URL")]
@@ -628,7 +629,7 @@ lose its only image for a requested capability (exit 1). Each container is rewri
 place (kept entries first, size reduced, tail zeroed), so every pointer to it stays
 valid; each file is replaced atomically and the zeroed ranges become holes where the
 file system supports them. A file without write permission (a store path's) is refused,
-even for root: prune a copy with --output. Pruning twice to the same capabilities
+even for root: prune a copy with --out. Pruning twice to the same capabilities
 changes nothing.";
 
 const PATCH_EXAMPLES: &str = "\
@@ -674,7 +675,7 @@ Examples:
   cudapkgs inspect .venv/lib/python3.12/site-packages  a tree: bytes per architecture, heaviest files
   cudapkgs inspect --gpu H100 --driver-cuda 12.8 libtorch_cuda.so
                                                      exit 1 if a kernel has no image the H100 can use
-  cudapkgs inspect --extract out/ libk.so            write cubins and PTX, decompressed
+  cudapkgs inspect --out out/ libk.so                write cubins and PTX, decompressed
   cudapkgs inspect --json torch-2.11.0-cp312-manylinux_2_28_x86_64.whl
 
 Reads ELF executables, shared objects, .o files, ar archives (each member), .fatbin
@@ -704,8 +705,9 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct FlagsArgs {
-    /// CUDA release, like 12.9 [env: CUDAPKGS_CUDA] [default: 12.9]
-    #[arg(long, value_name = "X.Y")]
+    /// CUDA release, like 12.9 (or 12 for its newest release) [env: CUDAPKGS_CUDA]
+    /// [default: 12.9]
+    #[arg(long, value_name = "X.Y", value_parser = CudaVersion::parse_release)]
     pub cuda: Option<CudaVersion>,
     /// Capabilities, like 7.5,8.6,9.0a (also sm_90a, compute_90, 90a; separated by
     /// commas, semicolons or spaces) [env: CUDAPKGS_CAPABILITIES] [default: the
@@ -758,8 +760,9 @@ pub enum FlagsFormat {
 
 #[derive(Debug, Args)]
 pub struct GpusArgs {
-    /// Show only what this CUDA release supports, and mark its default set
-    #[arg(long, value_name = "X.Y")]
+    /// Show only what this CUDA release supports (12.9, or 12 for its newest release),
+    /// and mark its default set
+    #[arg(long, value_name = "X.Y", value_parser = CudaVersion::parse_release)]
     pub cuda: Option<CudaVersion>,
     /// What to print
     #[arg(long, value_enum, default_value_t = TextOrJson::Human)]
@@ -782,8 +785,8 @@ pub struct InspectArgs {
     #[arg(long, value_name = "X.Y", requires = "gpu")]
     pub driver_cuda: Option<CudaVersion>,
     /// Write every entry, decompressed, into this folder (like cuobjdump -xelf/-xptx)
-    #[arg(long, value_name = "DIR")]
-    pub extract: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", alias = "extract")]
+    pub out: Option<PathBuf>,
     /// List every entry, even when many files have device code
     #[arg(long)]
     pub entries: bool,
@@ -910,8 +913,8 @@ pub struct PruneArgs {
     pub compressed_size: bool,
     /// Leave PATH alone and prune a copy of it written to DIR (for read-only trees such
     /// as store outputs); needs exactly one PATH
-    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
-    pub output: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", conflicts_with = "dry_run", alias = "output")]
+    pub out: Option<PathBuf>,
     /// Show what would be removed, write nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -212,7 +212,7 @@ pub fn mirror_url(base_url: Option<&str>) -> String {
 /// The manifest of `source`'s release, through the download cache.
 pub fn load_manifest(source: &RedistSource, fetcher: &Fetcher) -> CliResult<Manifest> {
     mirror(source)
-        .manifest(fetcher, &source.redist, &source.version)
+        .manifest(fetcher, &source.redist, &source.release)
         .map_err(|error| redist_failure(&error))
 }
 

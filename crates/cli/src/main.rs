@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         json: cli.global.json,
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
+        bytes: cli.global.bytes,
     };
     let exit = match run(&cli, output) {
         Ok(exit) => exit,
@@ -112,11 +113,7 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Features(args) => commands::features::run(args, output),
         Command::Nar(command) => commands::store::nar(command, output),
         Command::Store(command) => commands::store::store(command, output),
-        Command::PathInfo {
-            paths,
-            closure_size,
-            location,
-        } => commands::store::path_info(paths, *closure_size, location, output),
+        Command::PathInfo(args) => commands::store::path_info(args, output),
         Command::Closure {
             paths,
             html,

@@ -12,9 +12,20 @@ pub struct Output {
     pub json: bool,
     pub quiet: bool,
     pub verbose: u8,
+    /// Sizes as exact byte counts (`--bytes`).
+    pub bytes: bool,
 }
 
 impl Output {
+    /// A size for people: `1.5 MiB`, or the exact count with `--bytes`.
+    pub fn size(self, bytes: u64) -> String {
+        if self.bytes {
+            bytes.to_string()
+        } else {
+            crate::units::bytes(bytes)
+        }
+    }
+
     /// A warning: something legal but probably unintended.
     pub fn warn(self, message: impl std::fmt::Display) {
         if !self.quiet {

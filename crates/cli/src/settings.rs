@@ -446,26 +446,37 @@ impl TryFrom<String> for Release {
 }
 
 /// The CUDA version (major and minor) of the commands that need one: `flag`, else
-/// `CUDAPKGS_CUDA`, else `[cuda] version`, which must then name a minor (`12.9`, not
-/// `13`); `None` when none sets it. The file is read only when it is the one used.
+/// `CUDAPKGS_CUDA`, else `[cuda] version`, where a major alone (`13`) is its newest
+/// release; `None` when none sets it. The file is read only when it is the one used.
 fn cuda_version(
     flag: Option<(CudaVersion, &'static str)>,
     env: EnvLookup<'_>,
     config: &Config,
 ) -> CliResult<Option<Sourced<CudaVersion>>> {
-    if let Some(set) = layered(flag, "CUDAPKGS_CUDA", env, None, config)? {
-        return Ok(Some(set));
+    let parse = |text: &str, origin: String| {
+        CudaVersion::parse_release(text)
+            .map_err(|error| CliError::new(error.to_string()).context(origin))
+    };
+    if let Some((value, name)) = flag {
+        return Ok(Some(Sourced {
+            value,
+            source: Source::Flag(name),
+        }));
+    }
+    if let Some(text) = env("CUDAPKGS_CUDA") {
+        return Ok(Some(Sourced {
+            value: parse(&text, "environment variable CUDAPKGS_CUDA".to_owned())?,
+            source: Source::Env("CUDAPKGS_CUDA"),
+        }));
     }
     let Some(release) = &config.cuda.version else {
         return Ok(None);
     };
-    let version = release.as_str().parse::<CudaVersion>().map_err(|error| {
-        CliError::new(error.to_string())
-            .context(format!("{} [cuda] version", config.source()))
-            .with_hint("this command needs a release with its minor, like 12.9")
-    })?;
     Ok(Some(Sourced {
-        value: version,
+        value: parse(
+            release.as_str(),
+            format!("{} [cuda] version", config.source()),
+        )?,
         source: config.source(),
     }))
 }
@@ -823,6 +834,7 @@ pub fn loaded() -> (&'static Config, crate::output::Output) {
                 json: false,
                 quiet: true,
                 verbose: 0,
+                bytes: false,
             },
         ),
     }

@@ -98,8 +98,8 @@ pub fn run(before: &str, after: &str, location: &StoreLocation, output: Output) 
     let _ = writeln!(
         text,
         "closure: {} → {} ({})",
-        units::bytes(size_before),
-        units::bytes(size_after),
+        output.size(size_before),
+        output.size(size_after),
         units::delta(total)
     );
     Output::print(&text)?;

@@ -33,7 +33,7 @@ pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
     {
         return Err(CliError::new(format!(
             "{} {} has no package `{missing}`",
-            args.source.redist, args.source.version
+            args.source.redist, args.source.release
         )));
     }
     let jobs = plan(args, &manifest);

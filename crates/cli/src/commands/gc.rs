@@ -11,7 +11,6 @@ use crate::context::{open_store_for, store_failure};
 use crate::error::{CliResult, Exit};
 use crate::output::Output;
 use crate::render::count;
-use crate::units;
 
 #[derive(Debug, Serialize)]
 struct DeadReport<'a> {
@@ -55,7 +54,7 @@ pub fn gc(dry_run: bool, location: &StoreLocation, output: Output) -> CliResult<
             text,
             "{verb} {}  ({})",
             report.path,
-            units::bytes(report.nar_size)
+            output.size(report.nar_size)
         );
     }
     for path in &collection.unregistered {
@@ -66,7 +65,7 @@ pub fn gc(dry_run: bool, location: &StoreLocation, output: Output) -> CliResult<
         "{} {}, {}; {} kept",
         if dry_run { "would free" } else { "freed" },
         count(dead.len(), "path", "paths"),
-        units::bytes(collection.dead_bytes()),
+        output.size(collection.dead_bytes()),
         count(collection.alive, "path", "paths")
     );
     Output::print(&text)?;

@@ -108,10 +108,10 @@ pub fn run(
         },
         driver_cuda,
     };
-    let targets = match &args.output {
+    let targets = match &args.out {
         Some(output) => {
             let [source] = args.paths.as_slice() else {
-                return Err(CliError::new("--output takes exactly one PATH")
+                return Err(CliError::new("--out takes exactly one PATH")
                     .with_hint("prune one tree at a time"));
             };
             copy_tree(source, output).map_err(|error| {

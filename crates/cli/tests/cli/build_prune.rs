@@ -57,7 +57,7 @@ fn nar_size(dir: &Path, path: &str) -> u64 {
     ]);
     assert_eq!(code, 0, "{stderr}");
     let infos: serde_json::Value = serde_json::from_str(&stdout).expect("json");
-    infos[0]["nar_size"].as_u64().expect("size")
+    infos[0]["narSize"].as_u64().expect("size")
 }
 
 /// Bytes the files under `root` take on disk.

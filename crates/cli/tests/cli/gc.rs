@@ -165,7 +165,7 @@ fn diff_names_packages_added_removed_and_changed_with_sizes() {
     let after_text = format!("{new_lib} {baz}\n");
     let after = add_text(home, "env", &after_text, &["--scan-references"]);
     let size = |path: &str| {
-        json(home, &["path-info", path])[0]["nar_size"]
+        json(home, &["path-info", path])[0]["narSize"]
             .as_i64()
             .expect("size")
     };

@@ -364,7 +364,7 @@ fn extract_writes_decompressed_cubins_and_ptx() {
     let out = tempfile::tempdir().expect("temp");
     let result = run(&[
         "inspect",
-        "--extract",
+        "--out",
         path_str(out.path()),
         path_str(&fixture("multiarch.so")),
     ]);
@@ -443,12 +443,12 @@ fn extract_writes_only_inside_its_folder() {
     std::fs::write(&victim, "keep").expect("write");
     std::os::unix::fs::symlink(&victim, out.join("pkg.1.sm_80.cubin")).expect("symlink");
 
-    let result = run(&["inspect", "--extract", path_str(&out), path_str(&whl)]);
+    let result = run(&["inspect", "--out", path_str(&out), path_str(&whl)]);
     assert_eq!(result.code, 0, "{}", result.stderr);
     let standalone = fixture("standalone.fatbin").canonicalize().expect("path");
     let several = run(&[
         "inspect",
-        "--extract",
+        "--out",
         path_str(&out),
         path_str(&whl),
         path_str(&standalone),

@@ -25,6 +25,7 @@ mod gc;
 mod gpu_check;
 mod hostile_archives;
 mod inspect;
+mod json_errors;
 mod layout;
 mod manual;
 mod nix_store;

@@ -256,7 +256,7 @@ fn output_prunes_a_copy_of_a_read_only_tree() {
         "prune",
         "--capabilities",
         "8.6",
-        "--output",
+        "--out",
         s(&out),
         s(&store),
     ]);
@@ -277,7 +277,7 @@ fn output_prunes_a_copy_of_a_read_only_tree() {
         "prune",
         "--capabilities",
         "8.6",
-        "--output",
+        "--out",
         s(&out),
         s(&store),
     ]);
@@ -361,7 +361,7 @@ fn bare_cubins_are_never_rewritten() {
         return;
     };
     let extracted = dir.path().join("devrt");
-    let (code, _, stderr) = run(&["inspect", "--extract", s(&extracted), s(&devrt)]);
+    let (code, _, stderr) = run(&["inspect", "--out", s(&extracted), s(&devrt)]);
     assert_eq!(code, 0, "{stderr}");
     let mut cubins: Vec<PathBuf> = std::fs::read_dir(&extracted)
         .expect("extracted")

@@ -28,10 +28,10 @@ fn sha256(path: &Path) -> String {
         .to_owned()
 }
 
-/// `--version 13.0.2 --base-url <server> --cache <cache>`.
+/// `--release 13.0.2 --base-url <server> --cache <cache>`.
 fn release_at(server: &Server, cache: &Path) -> Vec<String> {
     [
-        "--version",
+        "--release",
         "13.0.2",
         "--base-url",
         &server.url(),
@@ -153,7 +153,7 @@ fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
     let (code, _, stderr) = run(&[
         "redist",
         "list",
-        "--version",
+        "--release",
         "9.9.9",
         "--base-url",
         &server.url(),
@@ -602,7 +602,7 @@ fn a_mirror_archive_that_is_a_fifo_is_refused_at_once() {
         &[
             "redist",
             "fetch",
-            "--version",
+            "--release",
             "1.0.0",
             "--base-url",
             &base,

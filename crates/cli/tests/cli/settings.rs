@@ -165,8 +165,8 @@ fn invalid_releases_are_refused_naming_their_origin() {
         "{}",
         run.stderr
     );
-    // The file may name a major, as --cuda does: build takes it, and a command that
-    // needs a minor refuses it, naming the key.
+    // The file may name a major, as --cuda does: build takes the newest such release
+    // of the index, and flags the newest such release it knows.
     write_config(work, "[cuda]\nversion = \"13\"\n");
     let run = plan(&[], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -176,14 +176,29 @@ fn invalid_releases_are_refused_naming_their_origin() {
         "{}",
         run.stdout
     );
-    let run = run_in(work, &["flags"], &[]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("cudapkgs.toml [cuda] version: invalid CUDA version `13`"),
-        "{}",
-        run.stderr
+    let run = run_in(work, &["flags", "--format", "json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let flags: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(flags["cuda"], "13.0", "{}", run.stdout);
+    let run = run_in(
+        work,
+        &["flags", "--format", "json"],
+        &[("CUDAPKGS_CUDA", "12")],
     );
+    let flags: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(flags["cuda"], "12.9", "{}", run.stdout);
+    let run = run_in(work, &["gpus", "--cuda", "11", "--format", "json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // CUDA 11's newest release, 11.8, is the first to know Hopper and knows no Blackwell.
+    let listed: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let capabilities: Vec<&str> = listed
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row["capability"].as_str().expect("capability"))
+        .collect();
+    assert!(capabilities.contains(&"9.0"), "{capabilities:?}");
+    assert!(!capabilities.contains(&"10.0"), "{capabilities:?}");
     assert_eq!(run_in(work, &["flags", "--cuda", "12.6"], &[]).code, 0);
 
     write_config(work, "[cuda]\nversion = \"banana\"\n");

@@ -187,8 +187,8 @@ fn store_add_places_and_registers_what_nix_would() {
     assert_eq!(code, 0);
     let info: serde_json::Value = serde_json::from_str(&info).expect("json");
     assert_eq!(
-        info[0]["nar_hash"].as_str(),
-        Some(nix_store(&theirs, &["--query", "--hash", added]).trim())
+        info[0]["narHash"].as_str(),
+        common::nix::path_info(&theirs, &[added])[0]["narHash"].as_str()
     );
     assert_eq!(info[0]["references"], serde_json::json!([]));
     let (code, same, _) = run(&[&["--json", "path-info"][..], &root, &[added]].concat());
@@ -220,6 +220,8 @@ fn store_add_places_and_registers_what_nix_would() {
     let scanned: serde_json::Value = serde_json::from_str(&scanned).expect("json");
     assert_eq!(scanned["references"], serde_json::json!([added]));
     assert_ne!(scanned["path"].as_str(), Some(plain.trim()));
+    let size = info[0]["narSize"].as_u64().expect("size");
+    path_info_recursive_and_sizes(&root, added, scanned["path"].as_str().expect("path"), size);
 
     // A bad name stores nothing.
     let before = std::fs::read_dir(ours.join("nix/store"))
@@ -238,6 +240,32 @@ fn store_add_places_and_registers_what_nix_would() {
     let (code, _, stderr) = run(&[&["store", "info"][..], &root, &["/nix/store/nope"]].concat());
     assert_eq!(code, 2);
     assert!(stderr.contains("not a valid path"), "{stderr}");
+}
+
+/// `path-info -r` of `referrer` (which references `added`, of NAR size `size`)
+/// describes both, by path, as `nix path-info -r`; text shows sizes for people unless
+/// `--bytes` asks for the count.
+fn path_info_recursive_and_sizes(root: &[&str], added: &str, referrer: &str, size: u64) {
+    let (code, closure, _) = run(&[&["--json", "path-info", "-r"][..], root, &[referrer]].concat());
+    assert_eq!(code, 0);
+    let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
+    let mut expected = vec![added, referrer];
+    expected.sort_unstable();
+    let listed: Vec<&str> = closure
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|info| info["path"].as_str().expect("path"))
+        .collect();
+    assert_eq!(listed, expected);
+    assert!(size >= 1024, "a size the text shows in KiB: {size}");
+    let (_, text, _) = run(&[&["path-info"][..], root, &[added]].concat());
+    assert!(
+        text.contains("  nar size: ") && text.contains(" KiB\n"),
+        "{text}"
+    );
+    let (_, exact, _) = run(&[&["--bytes", "path-info"][..], root, &[added]].concat());
+    assert!(exact.contains(&format!("  nar size: {size}\n")), "{exact}");
 }
 
 /// Every entry of the store folder outside temporaries and lock files: (path, writable).
@@ -551,7 +579,21 @@ fn publish(root: &Path, path: &str, claimed: &str, cache: &Path) {
         .stdout;
     let nar_file = format!("nar/{}.nar", hash_part(path));
     std::fs::write(cache.join(&nar_file), &nar).expect("write");
-    let nar_hash = info[0]["nar_hash"].as_str().expect("hash");
+    // A narinfo takes the `sha256:<base-32>` notation the text shows.
+    let (code, text, _) = run(&[
+        "store",
+        "info",
+        "--store-dir",
+        "/nix/store",
+        "--root",
+        s(root),
+        path,
+    ]);
+    assert_eq!(code, 0);
+    let nar_hash = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("nar hash: "))
+        .expect("nar hash line");
     let references: Vec<&str> = info[0]["references"]
         .as_array()
         .expect("references")
@@ -605,7 +647,7 @@ fn assert_closure_equals_nix(ours: &Path, theirs: &Path, path: &str, count: usiz
         .as_array()
         .expect("paths")
         .iter()
-        .map(|p| p["nar_size"].as_u64().expect("size"))
+        .map(|p| p["narSize"].as_u64().expect("size"))
         .collect();
     assert!(
         sizes.windows(2).all(|w| w[0] >= w[1]),

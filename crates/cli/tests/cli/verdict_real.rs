@@ -71,7 +71,7 @@ fn a_library_pruned_to_another_gpu_without_ptx_fails_and_names_its_kernels() {
         "8.0",
         "--keep-ptx",
         "none",
-        "--output",
+        "--out",
         s(&pruned),
         s(&cublas),
     ]);

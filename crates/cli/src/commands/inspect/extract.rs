@@ -1,4 +1,4 @@
-//! `--extract DIR`: every entry written out decompressed, named like cuobjdump names
+//! `--out DIR`: every entry written out decompressed, named like cuobjdump names
 //! extracted files (`<stem>.<n>.<arch>.cubin`).
 
 use std::borrow::Cow;

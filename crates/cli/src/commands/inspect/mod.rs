@@ -29,14 +29,14 @@ pub fn run(
 ) -> CliResult<Exit> {
     let gpu = judged_gpu(args, output, config, env)?;
     let extract_dir = args
-        .extract
+        .out
         .as_deref()
         .map(|dir| {
             std::fs::create_dir_all(dir)
                 .and_then(|()| Dir::open(dir))
                 .map_err(|error| {
                     CliError::new(format!("cannot create {}: {error}", dir.display()))
-                        .with_hint("--extract needs a folder it can write into")
+                        .with_hint("--out needs a folder it can write into")
                 })
         })
         .transpose()?;

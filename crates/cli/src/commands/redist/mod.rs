@@ -32,20 +32,21 @@ pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
         RedistCommand::Fetch {
             source,
             system,
-            cuda_major,
+            cuda,
             jobs,
             packages,
         } => fetch(
             source,
             system.as_deref(),
-            *cuda_major,
+            cuda.as_ref()
+                .map(|release| u32::from(release.version().major())),
             *jobs,
             packages,
             output,
         ),
         RedistCommand::Wheel {
             packages,
-            cuda_major,
+            cuda,
             index_url,
             system,
             cache,
@@ -58,13 +59,21 @@ pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
                 &crate::settings::process_env,
                 config,
             )?;
-            crate::settings::tell_sources(output, &[("index url", &index.source)]);
+            let release = crate::settings::build_release(
+                cuda.as_ref(),
+                &crate::settings::process_env,
+                config,
+            )?;
+            crate::settings::tell_sources(
+                output,
+                &[("index url", &index.source), ("cuda", &release.source)],
+            );
             let index = index.value;
             let fetcher = fetcher_at(cache.as_ref())?;
             let wanted = wheel::WheelRequest {
                 index: &index,
                 packages,
-                cuda_major: *cuda_major,
+                cuda_major: u32::from(release.value.version().major()),
                 system: system.as_deref().unwrap_or_else(|| host_system()),
                 prereleases: *pre,
                 jobs: *jobs,
@@ -104,7 +113,7 @@ fn list(source: &RedistSource, system: Option<&str>, output: Output) -> CliResul
     let mut text = format!(
         "{} {} ({}) for {system}: {}\n",
         source.redist,
-        manifest.release_label.as_deref().unwrap_or(&source.version),
+        manifest.release_label.as_deref().unwrap_or(&source.release),
         manifest.release_date.as_deref().unwrap_or("no date"),
         crate::render::count(rows.len(), "package", "packages")
     );
@@ -159,7 +168,7 @@ fn fetch(
         let package = manifest.packages.get(*key).ok_or_else(|| {
             CliError::new(format!(
                 "{} {} has no package `{key}`",
-                source.redist, source.version
+                source.redist, source.release
             ))
             .with_hint("`cudapkgs redist list` shows the packages")
         })?;

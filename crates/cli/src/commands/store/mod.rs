@@ -7,12 +7,12 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
-use cudapkgs_nix::{base32, nar, store_path};
+use cudapkgs_nix::{base32, hash, nar, store_path};
 use cudapkgs_store::restore;
 use cudapkgs_store::store::{Access, PathInfo, Problem, Scan, Store, Verification};
 use serde::Serialize;
 
-use crate::cli::{FileTreeArgs, NarCommand, StoreCommand, StoreLocation};
+use crate::cli::{FileTreeArgs, NarCommand, PathInfoArgs, StoreCommand, StoreLocation};
 use crate::context::{file_roots, open_store, open_store_for, resolve_all, store_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
@@ -158,27 +158,17 @@ pub fn store(command: &StoreCommand, output: Output) -> CliResult<Exit> {
             Ok(Exit::Success)
         }
         StoreCommand::Verify { repair, location } => verify(*repair, location, output),
-        StoreCommand::Info {
-            paths,
-            closure_size,
-            location,
-        } => path_info(paths, *closure_size, location, output),
+        StoreCommand::Info(args) => path_info(args, output),
         StoreCommand::Root(command) => root::root(command, output),
     }
 }
 
-/// `cudapkgs store info` and `cudapkgs path-info`.
-pub fn path_info(
-    paths: &[String],
-    closure_size: bool,
-    location: &StoreLocation,
-    output: Output,
-) -> CliResult<Exit> {
-    let store = open_store_for(location, Access::ReadOnly)?;
-    let paths = resolve_all(&store, paths)?;
-    let paths = &paths;
+/// `cudapkgs store info` and `cudapkgs path-info`: as `nix path-info`, with its JSON keys.
+pub fn path_info(args: &PathInfoArgs, output: Output) -> CliResult<Exit> {
+    let store = open_store_for(&args.location, Access::ReadOnly)?;
+    let named = resolve_all(&store, &args.paths)?;
     let mut infos = Vec::new();
-    for path in paths {
+    for path in &named {
         let info = store.info(path).map_err(|error| store_failure(&error))?;
         let info = info.ok_or_else(|| {
             CliError::new(format!("{path} is not a valid path of this store"))
@@ -186,13 +176,23 @@ pub fn path_info(
         })?;
         infos.push(info);
     }
+    if args.recursive {
+        // Every path of the closures, once, in the order Nix prints them: by path.
+        let roots = store
+            .parse_paths(&named)
+            .map_err(|error| store_failure(&error))?;
+        infos = store
+            .closure(&roots)
+            .map_err(|error| store_failure(&error))?;
+        infos.sort_by(|a, b| a.path.cmp(&b.path));
+    }
     let mut reports: Vec<InfoReport> = infos.iter().map(info_report).collect();
     for report in &mut reports {
         report.gpu_checks = store
             .gpu_checks(report.path)
             .map_err(|error| store_failure(&error))?;
     }
-    if closure_size {
+    if args.closure_size {
         for report in &mut reports {
             let closure = store
                 .parse_path(report.path)
@@ -204,37 +204,43 @@ pub fn path_info(
     if output.json {
         Output::print_json(&reports)?;
     } else {
-        let mut text = String::new();
-        for r in &reports {
-            let _ = writeln!(
-                text,
-                "{}\n  nar hash: {}\n  nar size: {}",
-                r.path, r.nar_hash, r.nar_size
-            );
-            if let Some(size) = r.closure_size {
-                let _ = writeln!(text, "  closure size: {size}");
-            }
-            for reference in r.references {
-                let _ = writeln!(text, "  reference: {reference}");
-            }
-            for check in &r.gpu_checks {
-                let _ = writeln!(
-                    text,
-                    "  gpu check {}: {} on {} ({}, {}, CUDA {}) in {:.1} s: {}",
-                    check.name,
-                    if check.passed { "passed" } else { "FAILED" },
-                    check.gpu,
-                    check.capability,
-                    check.uuid,
-                    check.driver,
-                    check.seconds,
-                    check.detail
-                );
-            }
-        }
-        Output::print(&text)?;
+        Output::print(&info_text(&infos, &reports, output))?;
     }
     Ok(Exit::Success)
+}
+
+fn info_text(infos: &[PathInfo], reports: &[InfoReport], output: Output) -> String {
+    let mut text = String::new();
+    for (info, r) in infos.iter().zip(reports) {
+        let _ = writeln!(
+            text,
+            "{}\n  nar hash: {}\n  nar size: {}",
+            r.path,
+            info.nar_hash,
+            output.size(r.nar_size)
+        );
+        if let Some(size) = r.closure_size {
+            let _ = writeln!(text, "  closure size: {}", output.size(size));
+        }
+        for reference in r.references {
+            let _ = writeln!(text, "  reference: {reference}");
+        }
+        for check in &r.gpu_checks {
+            let _ = writeln!(
+                text,
+                "  gpu check {}: {} on {} ({}, {}, CUDA {}) in {:.1} s: {}",
+                check.name,
+                if check.passed { "passed" } else { "FAILED" },
+                check.gpu,
+                check.capability,
+                check.uuid,
+                check.driver,
+                check.seconds,
+                check.detail
+            );
+        }
+    }
+    text
 }
 
 /// `cudapkgs store verify`.
@@ -340,17 +346,12 @@ pub fn closure(
     } else {
         let mut text = String::new();
         for info in &report.paths {
-            let _ = writeln!(
-                text,
-                "{:>10}  {}",
-                crate::units::bytes(info.nar_size),
-                info.path
-            );
+            let _ = writeln!(text, "{:>10}  {}", output.size(info.nar_size), info.path);
         }
         let _ = writeln!(
             text,
             "{:>10}  total, {}",
-            crate::units::bytes(report.total_nar_size),
+            output.size(report.total_nar_size),
             count(report.paths.len(), "path", "paths")
         );
         Output::print(&text)?;
@@ -456,7 +457,7 @@ fn tree_closure(
         let _ = writeln!(
             text,
             "{:>10}  {} ({}){}",
-            crate::units::bytes(distribution.bytes),
+            output.size(distribution.bytes),
             distribution.name.as_deref().unwrap_or("(no distribution)"),
             files_count(distribution.files),
             device_code_text(&distribution.device_code, ", device code")
@@ -467,7 +468,7 @@ fn tree_closure(
             let _ = writeln!(
                 text,
                 "{:>10}    {}{}",
-                crate::units::bytes(file.bytes),
+                output.size(file.bytes),
                 closure.shown(&file.path).display(),
                 device_code_text(&file.device_code.by_arch, ", device code")
             );
@@ -476,7 +477,7 @@ fn tree_closure(
     let _ = writeln!(
         text,
         "{:>10}  total, {}{}",
-        crate::units::bytes(closure.total_bytes()),
+        output.size(closure.total_bytes()),
         count(closure.files.len(), "file", "files"),
         device_code_text(&closure.device_code, "; device code")
     );
@@ -685,9 +686,11 @@ pub fn why(
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct InfoReport<'a> {
     path: &'a str,
-    nar_hash: &'a str,
+    /// SRI, `sha256-<base64>`, as `nix path-info --json` writes it.
+    nar_hash: String,
     nar_size: u64,
     references: &'a [String],
     registration_time: i64,
@@ -702,7 +705,8 @@ struct InfoReport<'a> {
 fn info_report(info: &PathInfo) -> InfoReport<'_> {
     InfoReport {
         path: &info.path,
-        nar_hash: &info.nar_hash,
+        // The store writes only `sha256:<base-32>`; anything else is shown as it is.
+        nar_hash: hash::sri_of_nix32(&info.nar_hash).unwrap_or_else(|| info.nar_hash.clone()),
         nar_size: info.nar_size,
         references: &info.references,
         registration_time: info.registration_time,

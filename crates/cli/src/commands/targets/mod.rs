@@ -71,8 +71,9 @@ pub struct RequestArgs {
     /// A GPU by product name (H100, "RTX 4090") or capability; repeatable [env: CUDAPKGS_GPU]
     #[arg(long = "gpu", value_name = "NAME")]
     pub gpus: Vec<String>,
-    /// CUDA release the build uses, like 12.9 [env: CUDAPKGS_CUDA] [default: 12.9]
-    #[arg(long, value_name = "X.Y")]
+    /// CUDA release the build uses, like 12.9 (or 12 for its newest release) [env:
+    /// CUDAPKGS_CUDA] [default: 12.9]
+    #[arg(long, value_name = "X.Y", value_parser = CudaVersion::parse_release)]
     pub cuda: Option<CudaVersion>,
     /// PTX for the highest capability, for newer GPUs (the default) [env: CUDAPKGS_FORWARD_COMPAT]
     #[arg(long, overrides_with = "no_forward_compat")]

@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test module uses some of these helpers")]
 
 pub(crate) mod chromium;
+pub(crate) mod nix;
 pub(crate) mod tar;
 
 use std::path::{Path, PathBuf};
