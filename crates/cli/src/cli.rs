@@ -775,14 +775,18 @@ pub struct InspectArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Judge every kernel for this GPU: a product name (H100), a capability (9.0), or
-    /// `native` (this machine's GPU, with its driver's CUDA version as --driver-cuda)
-    /// [default: the first of $CUDAPKGS_GPU or $CUDAPKGS_CAPABILITIES, else of
-    /// cudapkgs.toml's [cuda] gpus or capabilities]
-    #[arg(long, value_name = "GPU")]
-    pub gpu: Option<String>,
-    /// With --gpu: the CUDA version the driver supports (nvidia-smi's "CUDA Version");
-    /// without it, any PTX ISA is assumed to be understood
-    #[arg(long, value_name = "X.Y", requires = "gpu")]
+    /// `native` (this machine's GPUs, with their driver's CUDA version as
+    /// --driver-cuda); repeatable [env: CUDAPKGS_GPU; default: $CUDAPKGS_CAPABILITIES,
+    /// else cudapkgs.toml's [cuda] gpus or capabilities]
+    #[arg(long = "gpu", value_name = "GPU", group = "judged")]
+    pub gpus: Vec<String>,
+    /// Judge every kernel for each of these capabilities, like 8.6,9.0 [env:
+    /// CUDAPKGS_CAPABILITIES]
+    #[arg(long, value_name = "LIST", conflicts_with = "gpus", group = "judged")]
+    pub capabilities: Option<String>,
+    /// With --gpu or --capabilities: the CUDA version the driver supports (nvidia-smi's
+    /// "CUDA Version"); without it, any PTX ISA is assumed to be understood
+    #[arg(long, value_name = "X.Y", requires = "judged")]
     pub driver_cuda: Option<CudaVersion>,
     /// Write every entry, decompressed, into this folder (like cuobjdump -xelf/-xptx)
     #[arg(long, value_name = "DIR", alias = "extract")]

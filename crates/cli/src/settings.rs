@@ -362,36 +362,6 @@ pub fn capabilities_of(
     Ok(capabilities)
 }
 
-/// The first capability `targets` ask for, for a command that judges for one GPU
-/// (`native` with GPUs of several kinds gives the first of them); the capability as the
-/// names resolve, unchecked against the table, as `--gpu` takes it.
-pub fn first_capability(
-    targets: &Sourced<Targets>,
-    cuda: CudaVersion,
-) -> CliResult<Option<Capability>> {
-    match &targets.value {
-        Targets::Capabilities(list) => Ok(list.first().copied()),
-        Targets::Gpus(names) => crate::native::expand(names)
-            .map_err(|error| error.context(targets_origin(targets)))?
-            .first()
-            .map(|name| {
-                gpu_capability(name, cuda)
-                    .map_err(|error| CliError::from(error).context(targets_origin(targets)))
-            })
-            .transpose(),
-        Targets::Default => Ok(None),
-    }
-}
-
-/// How many targets were asked for (GPU names before `native` is expanded).
-pub fn target_count(targets: &Targets) -> usize {
-    match targets {
-        Targets::Capabilities(list) => list.len(),
-        Targets::Gpus(names) => names.len(),
-        Targets::Default => 0,
-    }
-}
-
 /// `--capabilities LIST` or each `--gpu NAME` alone, for commands whose targets come
 /// from their flags only; GPU names resolve with `cuda`.
 pub fn flag_capabilities(

@@ -120,8 +120,12 @@ fn pruned_outputs_are_paths_of_their_own_and_serve_the_gpu() {
     let (code, stdout, stderr) = run(&["--json", "inspect", "--gpu", "H100", s(&library)]);
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
-    assert_eq!(report["verdict"]["unusable"], 0, "{}", report["verdict"]);
-    assert!(report["verdict"]["exact_sass"].as_u64().expect("count") > 0);
+    assert_eq!(
+        report["verdicts"][0]["unusable"], 0,
+        "{}",
+        report["verdicts"][0]
+    );
+    assert!(report["verdicts"][0]["exact_sass"].as_u64().expect("count") > 0);
     // The dependents of a pruned library name the pruned path.
     let out = Path::new(pruned[0]["outputs"]["out"].as_str().expect("out"));
     assert_eq!(

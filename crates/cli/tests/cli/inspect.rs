@@ -212,6 +212,62 @@ fn gpu_verdicts_match_the_h100_ground_truth() {
     }
 }
 
+/// Several GPUs are judged in one run, each as it would be alone: one totals entry per
+/// capability (sorted, a capability reached by two names judged once) and every
+/// kernel's verdict tagged with its GPU. `--capabilities` is the same request.
+#[test]
+fn several_gpus_are_each_judged_as_alone() {
+    let files: Vec<String> = [
+        "libscale_a.so",
+        "libscale_b.so",
+        "libscale_i.so",
+        "arch_a.so",
+    ]
+    .iter()
+    .map(|name| path_str(&fixture(name)).to_owned())
+    .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let with = |targets: &[&str]| {
+        let mut args = targets.to_vec();
+        args.extend_from_slice(&files);
+        json(&args)
+    };
+    let (code, both) = with(&["--gpu", "H100", "--gpu", "8.0", "--gpu", "9.0"]);
+    let (_, listed) = with(&["--capabilities", "9.0,8.0"]);
+    assert_eq!(both, listed);
+    let verdicts = both["verdicts"].as_array().expect("verdicts");
+    let gpus: Vec<&Value> = verdicts.iter().map(|totals| &totals["gpu"]).collect();
+    assert_eq!(gpus, ["8.0", "9.0"], "{}", both["verdicts"]);
+    let mut worst = 0;
+    for (index, capability) in ["8.0", "9.0"].iter().enumerate() {
+        let (alone_code, alone) = with(&["--gpu", capability]);
+        worst = worst.max(alone_code);
+        assert_eq!(verdicts[index], alone["verdicts"][0], "{capability}");
+        for (file, alone_file) in both["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .zip(alone["files"].as_array().expect("files"))
+        {
+            let for_this: Vec<&Value> = file["kernels"]
+                .as_array()
+                .expect("kernels")
+                .iter()
+                .filter(|kernel| kernel["gpu"] == *capability)
+                .collect();
+            let alone_kernels: Vec<&Value> = alone_file["kernels"]
+                .as_array()
+                .expect("kernels")
+                .iter()
+                .collect();
+            assert!(!for_this.is_empty(), "{capability}: {file}");
+            assert_eq!(for_this, alone_kernels, "{capability}: {}", file["path"]);
+        }
+    }
+    // The run fails when any GPU has a kernel without an image, as each alone would.
+    assert_eq!(code, worst);
+}
+
 /// The same libraries loaded on a real H100 (`fixtures/cuda/ground_truth.sh`): with
 /// the default driver settings, with PTX JIT disabled (only SASS can serve), and with
 /// PTX JIT forced (only PTX can serve). Our verdicts must agree with every column.

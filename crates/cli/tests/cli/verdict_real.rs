@@ -28,7 +28,7 @@ fn nvidia_libraries_pass_on_the_gpus_they_serve_and_count_other_architectures() 
     };
     for gpu in ["9.0", "8.0", "12.0"] {
         let (code, report) = verdict(&["--gpu", gpu, s(&cublas), s(&cudnn)]);
-        let totals = &report["verdict"];
+        let totals = &report["verdicts"][0];
         assert_eq!(code, 0, "{gpu}: {totals}");
         assert_eq!(totals["unusable"], 0, "{gpu}: {totals}");
         assert_eq!(totals["files_failing"], 0, "{gpu}: {totals}");
@@ -77,7 +77,7 @@ fn a_library_pruned_to_another_gpu_without_ptx_fails_and_names_its_kernels() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     let (code, report) = verdict(&["--gpu", "9.0", s(&pruned)]);
-    let totals = &report["verdict"];
+    let totals = &report["verdicts"][0];
     assert_eq!(code, 1, "{totals}");
     assert_eq!(totals["files_failing"], 1, "{totals}");
     assert_eq!(totals["unusable"], totals["kernels"], "{totals}");
@@ -91,5 +91,5 @@ fn a_library_pruned_to_another_gpu_without_ptx_fails_and_names_its_kernels() {
     );
     // The GPU it was pruned for still passes.
     let (code, report) = verdict(&["--gpu", "8.0", s(&pruned)]);
-    assert_eq!(code, 0, "{}", report["verdict"]);
+    assert_eq!(code, 0, "{}", report["verdicts"][0]);
 }

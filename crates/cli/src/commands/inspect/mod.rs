@@ -15,11 +15,10 @@ use crate::cli::{InspectArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::settings::{
-    Config, EnvLookup, driver_release, first_capability, forward_compat, target_count, targets,
-    tell_sources,
+    Config, EnvLookup, capabilities_of, driver_release, forward_compat, targets, tell_sources,
 };
 
-pub(crate) use report::{FileResult, Report};
+pub(crate) use report::{FileResult, Judgement, Report};
 
 pub fn run(
     args: &InspectArgs,
@@ -27,7 +26,7 @@ pub fn run(
     config: &Config,
     env: EnvLookup<'_>,
 ) -> CliResult<Exit> {
-    let gpu = judged_gpu(args, output, config, env)?;
+    let gpus = judged_gpus(args, output, config, env)?;
     let extract_dir = args
         .out
         .as_deref()
@@ -54,7 +53,7 @@ pub fn run(
         .transpose()?;
     let several_inputs = args.paths.len() > 1 || args.paths.iter().any(|path| path.is_dir());
     let options = ScanOptions {
-        kernels: gpu.is_some(),
+        kernels: !gpus.is_empty(),
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
 
@@ -68,9 +67,16 @@ pub fn run(
         let reader = FileReader::new(input.file).map_err(|error| error.to_string())?;
         let mut scanned =
             scan_with(data, &reader, options).map_err(|error| describe(&error, data))?;
-        let verdict = gpu
-            .map(|gpu| file_verdict(&scanned, gpu))
-            .unwrap_or_default();
+        let judged = gpus
+            .iter()
+            .map(|gpu| {
+                let verdict = file_verdict(&scanned, *gpu);
+                Judgement {
+                    verdicts: verdict.kernels,
+                    containers: verdict.containers,
+                }
+            })
+            .collect();
         // The verdicts carry the kernel names; the per-entry lists (hundreds of
         // thousands of names in a venv) are not kept.
         scanned.forget_kernels();
@@ -82,13 +88,12 @@ pub fn run(
         };
         Ok(FileResult {
             scan: scanned,
-            verdicts: verdict.kernels,
-            containers: verdict.containers,
+            judged,
             extracted,
         })
     });
 
-    let report = Report::new(visited, gpu, args.top);
+    let report = Report::new(visited, gpus, args.top);
     let checked = expectation
         .as_ref()
         .map(|expectation| expect::check(&report, expectation));
@@ -114,37 +119,34 @@ pub fn run(
     })
 }
 
-/// The GPU every kernel is judged for: `--gpu`, else the first target of the
-/// environment or cudapkgs.toml; names resolve with the driver's release when known,
-/// else the configured one.
-fn judged_gpu(
+/// The GPUs every kernel is judged for: `--gpu` or `--capabilities`, else the targets
+/// of the environment or cudapkgs.toml; names resolve with the driver's release when
+/// known, else the configured one. A capability is judged once however many names
+/// reach it.
+fn judged_gpus(
     args: &InspectArgs,
     output: Output,
     config: &Config,
     env: EnvLookup<'_>,
-) -> CliResult<Option<Gpu>> {
-    let named: Vec<String> = args.gpu.iter().cloned().collect();
-    let targets = targets(None, &named, env, config)?;
+) -> CliResult<Vec<Gpu>> {
+    let targets = targets(args.capabilities.as_deref(), &args.gpus, env, config)?;
     let (driver_cuda, release) = driver_release(args.driver_cuda, &targets, env, config)?;
     tell_sources(
         output,
         &[("cuda", &release.source), ("gpu", &targets.source)],
     );
-    // One GPU is judged: `native` with GPUs of several kinds, or several targets from
-    // the environment or cudapkgs.toml, judge for the first.
-    let capability = first_capability(&targets, release.value)?;
-    if let Some(first) = capability.filter(|_| target_count(&targets.value) > 1) {
-        if args.gpu.is_none() {
-            output.note(format!(
-                "judging every kernel for the first GPU of {} ({first})",
-                targets.source
-            ));
-        }
-    }
-    Ok(capability.map(|capability| Gpu {
-        capability: capability.without_variant(),
-        driver_cuda,
-    }))
+    let mut capabilities: Vec<_> = capabilities_of(&targets, release.value)?
+        .into_iter()
+        .map(cudapkgs_caps::Capability::without_variant)
+        .collect();
+    capabilities.dedup();
+    Ok(capabilities
+        .into_iter()
+        .map(|capability| Gpu {
+            capability,
+            driver_cuda,
+        })
+        .collect())
 }
 
 /// Error text for a file that could not be scanned: a named file of another kind says

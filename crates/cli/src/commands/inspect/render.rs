@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use cudapkgs_fatbin::{EntryInfo, ImageMatch, KernelOutcome};
 use cudapkgs_tree::Outcome;
 
-use super::report::{FileResult, Report};
+use super::report::{FileResult, GpuTotals, Judgement, Report};
 use crate::render::{count, demangle};
 use crate::units::{bytes, share};
 
@@ -30,8 +30,8 @@ pub(crate) fn human(report: &Report, list_entries: bool) -> String {
     if report.summary.files_with_device_code > 0 || !list_entries {
         totals(&mut out, report);
     }
-    if report.gpu.is_some() {
-        verdicts(&mut out, report);
+    for (index, totals) in report.gpu_totals.iter().enumerate() {
+        verdicts(&mut out, report, index, totals);
     }
     out
 }
@@ -169,10 +169,8 @@ fn totals(out: &mut String, report: &Report) {
     }
 }
 
-fn verdicts(out: &mut String, report: &Report) {
-    let Some(totals) = &report.gpu_totals else {
-        return;
-    };
+/// The verdicts for the `index`th judged GPU, whose totals are `totals`.
+fn verdicts(out: &mut String, report: &Report, index: usize, totals: &GpuTotals) {
     let gpu = totals.gpu.map(|c| c.to_string()).unwrap_or_default();
     let driver = totals.driver_cuda.map_or_else(
         || "a driver new enough for every PTX".to_owned(),
@@ -180,16 +178,19 @@ fn verdicts(out: &mut String, report: &Report) {
     );
     let _ = writeln!(out, "\nGPU {gpu} with {driver}:");
     for (file, result) in report.with_device_code() {
-        if result.verdicts.is_empty() {
+        let Some(judgement) = result.judged.get(index) else {
+            continue;
+        };
+        if judgement.verdicts.is_empty() {
             continue;
         }
-        let unusable: Vec<_> = result
+        let unusable: Vec<_> = judgement
             .verdicts
             .iter()
             .filter(|v| v.outcome == KernelOutcome::NoImage)
             .collect();
         let count = |image| {
-            result
+            judgement
                 .verdicts
                 .iter()
                 .filter(|v| v.image == Some(image))
@@ -206,7 +207,7 @@ fn verdicts(out: &mut String, report: &Report) {
                 parts.push(format!("{n} {label}"));
             }
         }
-        let elsewhere = result
+        let elsewhere = judgement
             .verdicts
             .iter()
             .filter(|v| v.outcome == KernelOutcome::OtherArchitecture)
@@ -214,7 +215,7 @@ fn verdicts(out: &mut String, report: &Report) {
         if elsewhere > 0 {
             parts.push(format!(
                 "{elsewhere} built for other architectures only ({}), which the library launches only there",
-                other_architectures(result)
+                other_architectures(judgement)
             ));
         }
         if !unusable.is_empty() {
@@ -225,8 +226,8 @@ fn verdicts(out: &mut String, report: &Report) {
             out,
             "  {mark} {}: {} {}: {}",
             file.source.display,
-            result.verdicts.len(),
-            plural(result.verdicts.len(), "kernel", "kernels"),
+            judgement.verdicts.len(),
+            plural(judgement.verdicts.len(), "kernel", "kernels"),
             parts.join(", ")
         );
         for verdict in unusable.iter().take(UNUSABLE_SHOWN) {
@@ -267,10 +268,10 @@ fn verdicts(out: &mut String, report: &Report) {
 
 /// The architectures of the containers that do not load on this GPU, or whose loaded
 /// image lacks some kernel: `sm_75, sm_80, compute_120`.
-fn other_architectures(result: &FileResult) -> String {
+fn other_architectures(judgement: &Judgement) -> String {
     const SHOWN: usize = 8;
     let mut archs: Vec<&str> = Vec::new();
-    for container in &result.containers {
+    for container in &judgement.containers {
         for arch in &container.architectures {
             if Some(arch) != container.arch.as_ref() && !archs.contains(&arch.as_str()) {
                 archs.push(arch);

@@ -14,19 +14,28 @@ use crate::error::Exit;
 #[derive(Debug)]
 pub(crate) struct FileResult {
     pub scan: FileScan,
-    pub verdicts: Vec<KernelVerdict>,
-    /// The image each container loads (with `--gpu`).
-    pub containers: Vec<ContainerVerdict>,
+    /// One per judged GPU, in the order of [`Report::gpus`].
+    pub judged: Vec<Judgement>,
     pub extracted: usize,
+}
+
+/// A file judged for one GPU.
+#[derive(Debug, Default)]
+pub(crate) struct Judgement {
+    pub verdicts: Vec<KernelVerdict>,
+    /// The image each container loads.
+    pub containers: Vec<ContainerVerdict>,
 }
 
 /// Everything `inspect` found, with its totals.
 #[derive(Debug)]
 pub(crate) struct Report {
     pub files: Vec<Visited<FileResult>>,
-    pub gpu: Option<Gpu>,
+    /// The GPUs every kernel is judged for (`--gpu`, `--capabilities`).
+    pub gpus: Vec<Gpu>,
     pub summary: Summary,
-    pub gpu_totals: Option<GpuTotals>,
+    /// One per judged GPU.
+    pub gpu_totals: Vec<GpuTotals>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +72,14 @@ pub(crate) struct GpuTotals {
     pub files_failing: usize,
 }
 
+/// A kernel's verdict, with the GPU it is for.
+#[derive(Debug, Serialize)]
+struct KernelJson<'a> {
+    gpu: Capability,
+    #[serde(flatten)]
+    verdict: &'a KernelVerdict,
+}
+
 #[derive(Debug, Serialize)]
 struct FileJson<'a> {
     path: &'a str,
@@ -73,7 +90,7 @@ struct FileJson<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     units: &'a [UnitScan],
     #[serde(skip_serializing_if = "Option::is_none")]
-    kernels: Option<&'a [KernelVerdict]>,
+    kernels: Option<Vec<KernelJson<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     extracted: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,20 +101,25 @@ struct FileJson<'a> {
 pub(crate) struct ReportJson<'a> {
     files: Vec<FileJson<'a>>,
     summary: Summary,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    verdict: Option<GpuTotals>,
+    /// One per judged GPU.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    verdicts: Vec<GpuTotals>,
     /// With `--expect-capabilities`: each binary's targets against the expected ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) expectation: Option<super::expect::ExpectationJson>,
 }
 
 impl Report {
-    pub fn new(files: Vec<Visited<FileResult>>, gpu: Option<Gpu>, top: usize) -> Self {
+    pub fn new(files: Vec<Visited<FileResult>>, gpus: Vec<Gpu>, top: usize) -> Self {
         let summary = summarize(&files, top);
-        let gpu_totals = gpu.map(|gpu| count_verdicts(&files, gpu));
+        let gpu_totals = gpus
+            .iter()
+            .enumerate()
+            .map(|(index, gpu)| count_verdicts(&files, index, *gpu))
+            .collect();
         Report {
             files,
-            gpu,
+            gpus,
             summary,
             gpu_totals,
         }
@@ -123,11 +145,7 @@ impl Report {
     pub fn exit(&self) -> Exit {
         if self.failures().next().is_some() {
             Exit::Usage
-        } else if self
-            .gpu_totals
-            .as_ref()
-            .is_some_and(|totals| totals.unusable > 0)
-        {
+        } else if self.gpu_totals.iter().any(|totals| totals.unusable > 0) {
             Exit::Problems
         } else {
             Exit::Success
@@ -156,7 +174,8 @@ impl Report {
                             format: Some(result.scan.format),
                             device_code_bytes: result.scan.device_code_bytes(),
                             units: &result.scan.units,
-                            kernels: self.gpu.map(|_| result.verdicts.as_slice()),
+                            kernels: (!self.gpus.is_empty())
+                                .then(|| kernels_json(&self.gpus, result)),
                             extracted: (result.extracted > 0).then_some(result.extracted),
                             ..base
                         })
@@ -173,7 +192,7 @@ impl Report {
         ReportJson {
             files,
             summary: self.summary.clone(),
-            verdict: self.gpu_totals.clone(),
+            verdicts: self.gpu_totals.clone(),
             expectation: None,
         }
     }
@@ -230,21 +249,38 @@ fn summarize(files: &[Visited<FileResult>], top: usize) -> Summary {
     summary
 }
 
-fn count_verdicts(files: &[Visited<FileResult>], gpu: Gpu) -> GpuTotals {
+/// Every kernel's verdict for each GPU in turn.
+fn kernels_json<'a>(gpus: &[Gpu], result: &'a FileResult) -> Vec<KernelJson<'a>> {
+    gpus.iter()
+        .zip(&result.judged)
+        .flat_map(|(gpu, judgement)| {
+            judgement.verdicts.iter().map(|verdict| KernelJson {
+                gpu: gpu.capability,
+                verdict,
+            })
+        })
+        .collect()
+}
+
+/// The totals of the `index`th judged GPU.
+fn count_verdicts(files: &[Visited<FileResult>], index: usize, gpu: Gpu) -> GpuTotals {
     let mut totals = GpuTotals {
         gpu: Some(gpu.capability),
         driver_cuda: gpu.driver_cuda,
         ..GpuTotals::default()
     };
     for (_, result) in with_device_code(files) {
-        if result
+        let Some(judgement) = result.judged.get(index) else {
+            continue;
+        };
+        if judgement
             .verdicts
             .iter()
             .any(|v| v.outcome == KernelOutcome::NoImage)
         {
             totals.files_failing += 1;
         }
-        for verdict in &result.verdicts {
+        for verdict in &judgement.verdicts {
             totals.kernels += 1;
             match (verdict.image, verdict.outcome) {
                 (Some(ImageMatch::ExactSass), _) => totals.exact_sass += 1,
