@@ -35,6 +35,7 @@ mod redist;
 mod resolve;
 mod runtime_loads;
 mod settings;
+mod snapshots;
 mod store;
 mod store_identity;
 mod targets;

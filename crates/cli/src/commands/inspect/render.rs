@@ -131,13 +131,13 @@ fn totals(out: &mut String, report: &Report) {
     }
     let _ = writeln!(
         out,
-        "\n  {:<14} {:<14} {:>8} {:>11} {:>11} {:>6}",
+        "\n  {:<14} {:<15} {:>8} {:>11} {:>11} {:>6}",
         "arch", "kind", "entries", "stored", "content", "share"
     );
     for total in &summary.by_arch {
         let _ = writeln!(
             out,
-            "  {:<14} {:<14} {:>8} {:>11} {:>11} {:>6}",
+            "  {:<14} {:<15} {:>8} {:>11} {:>11} {:>6}",
             total.arch,
             total.kind.name(),
             total.entries,
