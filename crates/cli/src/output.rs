@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -29,7 +30,7 @@ impl Output {
     /// A warning: something legal but probably unintended.
     pub fn warn(self, message: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("warning: {message}");
+            anstream::eprintln!("{WARNING}warning:{WARNING:#} {message}");
         }
     }
 
@@ -57,10 +58,10 @@ impl Output {
         stdout.flush().map_err(|error| write_error(&error))
     }
 
-    /// Writes text to stdout as it is.
+    /// Writes text to stdout as it is; its colours only on a terminal that takes them
+    /// (`NO_COLOR`, `CLICOLOR` and `CLICOLOR_FORCE` are honoured).
     pub fn print(text: &str) -> Result<(), CliError> {
-        io::stdout()
-            .lock()
+        anstream::AutoStream::auto(io::stdout().lock())
             .write_all(text.as_bytes())
             .map_err(|error| write_error(&error))
     }
@@ -71,7 +72,7 @@ impl Output {
         reason = "called like `warn` and `detail`, whose output depends on the settings"
     )]
     pub fn error(self, message: impl std::fmt::Display) {
-        eprintln!("error: {message}");
+        anstream::eprintln!("{ERROR}error:{ERROR:#} {message}");
     }
 
     /// Reports a failure on stderr, and as JSON on stdout when JSON was asked for.
@@ -79,12 +80,20 @@ impl Output {
         if self.json {
             print_error_document(&error.message, error.hint.as_deref());
         }
-        eprintln!("error: {}", error.message);
+        anstream::eprintln!("{ERROR}error:{ERROR:#} {}", error.message);
         if let Some(hint) = &error.hint {
-            eprintln!("hint: {hint}");
+            anstream::eprintln!("{HINT}hint:{HINT:#} {hint}");
         }
     }
 }
+
+/// The label of an error, a warning and a hint on stderr.
+const ERROR: Style = AnsiColor::Red.on_default().bold();
+const WARNING: Style = AnsiColor::Yellow.on_default().bold();
+const HINT: Style = AnsiColor::Cyan.on_default().bold();
+/// A check that failed and one that passed, in text on stdout.
+pub const FAILED: Style = AnsiColor::Red.on_default().bold();
+pub const PASSED: Style = AnsiColor::Green.on_default();
 
 /// The JSON document of a failure, on stdout.
 pub fn print_error_document(message: &str, hint: Option<&str>) {

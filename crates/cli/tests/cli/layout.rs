@@ -498,9 +498,12 @@ fn the_import_check_sees_imports_between_commands() {
     assert!(check("build.rs", "mod tests { use super::*; }").is_empty());
 }
 
-/// The crates from outside the workspace the binary may depend on: the command line and
-/// the settings file. Formats, compression and names belong to the libraries.
-const BINARY_OUTSIDE_DEPENDENCIES: [&str; 6] = [
+/// The crates from outside the workspace the binary may depend on: the command line,
+/// the settings file and colours on a terminal. Formats, compression and names belong
+/// to the libraries.
+const BINARY_OUTSIDE_DEPENDENCIES: [&str; 8] = [
+    "anstream",
+    "anstyle",
     "clap",
     "clap_complete",
     "clap_mangen",

@@ -18,6 +18,7 @@ mod check_driver;
 mod check_targets;
 mod closure_html;
 mod closure_trees;
+mod colours;
 mod elf;
 mod exit_paths;
 mod flags;

@@ -7,6 +7,7 @@ use cudapkgs_fatbin::{EntryInfo, ImageMatch, KernelOutcome};
 use cudapkgs_tree::Outcome;
 
 use super::report::{FileResult, GpuTotals, Judgement, Report};
+use crate::output::{FAILED, PASSED};
 use crate::render::{count, demangle};
 use crate::units::{bytes, share};
 
@@ -221,7 +222,11 @@ fn verdicts(out: &mut String, report: &Report, index: usize, totals: &GpuTotals)
         if !unusable.is_empty() {
             parts.push(format!("{} without a usable image", unusable.len()));
         }
-        let mark = if unusable.is_empty() { "ok  " } else { "FAIL" };
+        let mark = if unusable.is_empty() {
+            format!("{PASSED}ok  {PASSED:#}")
+        } else {
+            format!("{FAILED}FAIL{FAILED:#}")
+        };
         let _ = writeln!(
             out,
             "  {mark} {}: {} {}: {}",
