@@ -568,3 +568,73 @@ fn a_build_from_real_wheels_reads_requirements_from_the_verified_wheels() {
         "{requests:?}"
     );
 }
+
+/// `redist wheel` takes its release as every command does: `--cuda`, else
+/// `CUDAPKGS_CUDA`, else `[cuda] version`, else 13; its major picks the wheels.
+#[test]
+fn the_release_setting_picks_the_wheels_redist_wheel_fetches() {
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path().join("index");
+    let runtime = "nvidia_cuda_runtime_cu12-12.9.79-py3-none-manylinux_2_27_x86_64.whl";
+    project(
+        &root,
+        "nvidia-cuda-runtime-cu12",
+        vec![File {
+            filename: runtime.to_owned(),
+            metadata: None,
+            bytes: Some(b"the bytes of a wheel".to_vec()),
+        }],
+    );
+    let server = Server::serve_dir(&root);
+    let index = format!("{}/simple", server.url());
+    let cache = dir.path().join("cache");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let wheel = |extra: &[&str], env: &[(&str, &str)]| {
+        crate::common::cudapkgs()
+            .args([
+                "redist",
+                "wheel",
+                "--index-url",
+                &index,
+                "--cache",
+                s(&cache),
+            ])
+            .args(["--system", "linux-x86_64"])
+            .args(extra)
+            .arg("cuda_cudart")
+            .envs(env.iter().copied())
+            .current_dir(&work)
+            .run()
+            .into_parts()
+    };
+    let fetched_cu12 = move |(code, stdout, stderr): (i32, String, String)| {
+        assert_eq!(code, 0, "{stderr}");
+        let (name, path) = stdout.trim().split_once("  ").expect("NAME  PATH");
+        assert_eq!(name, runtime, "{stdout}");
+        assert_eq!(
+            std::fs::read(path).expect("fetched"),
+            b"the bytes of a wheel",
+            "{stdout}"
+        );
+    };
+    // The default release, 13, has no wheel on this index (its projects carry no
+    // `-cu13` suffix).
+    let (code, _, stderr) = wheel(&[], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("no project `nvidia-cuda-runtime`"),
+        "{stderr}"
+    );
+    fetched_cu12(wheel(&["--cuda", "12"], &[]));
+    fetched_cu12(wheel(&[], &[("CUDAPKGS_CUDA", "12.6")]));
+    std::fs::write(work.join("cudapkgs.toml"), "[cuda]\nversion = \"12.9\"\n").expect("write");
+    fetched_cu12(wheel(&[], &[]));
+    // The flag wins over the file.
+    let (code, _, stderr) = wheel(&["--cuda", "13"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("no project `nvidia-cuda-runtime`"),
+        "{stderr}"
+    );
+}
