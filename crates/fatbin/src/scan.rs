@@ -38,9 +38,14 @@ impl FileScan {
             .flat_map(|container| container.entries.iter())
     }
 
-    /// Bytes of all fatbin sections (containers with their headers and padding).
+    /// Bytes of device code: every container with its header and entries, not the
+    /// padding between containers nor the freed tails a prune leaves in a section.
     pub fn device_code_bytes(&self) -> u64 {
-        self.units.iter().map(|unit| unit.section_bytes).sum()
+        self.units
+            .iter()
+            .flat_map(|unit| &unit.containers)
+            .map(|container| container.size)
+            .sum()
     }
 
     pub fn has_device_code(&self) -> bool {

@@ -31,8 +31,18 @@ struct Change {
     /// The kinds of the search path before and after: "rpath" or "runpath".
     #[serde(skip)]
     kinds: (&'static str, &'static str),
+    /// Each dynamic entry that changes, in the order the loader reads them.
+    edits: Vec<Edit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+/// One dynamic entry before and after: `soname`, `needed`, `rpath` or `runpath`.
+#[derive(Debug, Serialize)]
+struct Edit {
+    entry: &'static str,
+    before: Option<String>,
+    after: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -348,6 +358,7 @@ fn apply(path: &Path, change: &Result<Changes, String>, dry_run: bool) -> Change
         changed: false,
         grew: false,
         kinds: ("runpath", "runpath"),
+        edits: Vec::new(),
         error: None,
     };
     let result = (|| -> Result<(), String> {
@@ -373,6 +384,9 @@ fn apply(path: &Path, change: &Result<Changes, String>, dry_run: bool) -> Change
             RunpathChange::Remove => None,
             RunpathChange::Keep => report.before.clone(),
         };
+        if report.changed {
+            report.edits = edits(&before, change, &report);
+        }
         if !dry_run {
             rewrite(path, &plan).map_err(|error| format!("cannot rewrite: {error}"))?;
         }
@@ -380,6 +394,41 @@ fn apply(path: &Path, change: &Result<Changes, String>, dry_run: bool) -> Change
     })();
     report.error = result.err();
     report
+}
+
+/// What the plan changes, entry by entry: the soname, each renamed needed library and
+/// the search path (its kind too).
+fn edits(before: &DynamicInfo, change: &Changes, report: &Change) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    if let Some(soname) = change
+        .soname
+        .as_ref()
+        .filter(|new| before.soname.as_ref() != Some(*new))
+    {
+        edits.push(Edit {
+            entry: "soname",
+            before: before.soname.clone(),
+            after: Some(soname.clone()),
+        });
+    }
+    for (old, new) in &change.replace_needed {
+        if old != new && before.needed.contains(old) {
+            edits.push(Edit {
+                entry: "needed",
+                before: Some(old.clone()),
+                after: Some(new.clone()),
+            });
+        }
+    }
+    let (before_kind, after_kind) = report.kinds;
+    if report.before != report.after || before_kind != after_kind {
+        edits.push(Edit {
+            entry: after_kind,
+            before: report.before.clone(),
+            after: report.after.clone(),
+        });
+    }
+    edits
 }
 
 fn human(report: &Report) -> String {
@@ -399,18 +448,31 @@ fn human(report: &Report) -> String {
                 .map_or_else(|| "(none)".to_owned(), |v| format!("'{v}'"))
         };
         if file.changed {
-            let (before_kind, after_kind) = file.kinds;
-            let after = if after_kind == before_kind {
-                show(&file.after)
+            let (before_kind, _) = file.kinds;
+            let described: Vec<String> = file
+                .edits
+                .iter()
+                .map(|edit| {
+                    // A search path that changes kind names both: `rpath 'a' → runpath 'a'`.
+                    let entry = if edit.entry == "rpath" || edit.entry == "runpath" {
+                        before_kind
+                    } else {
+                        edit.entry
+                    };
+                    let after = if entry == edit.entry {
+                        show(&edit.after)
+                    } else {
+                        format!("{} {}", edit.entry, show(&edit.after))
+                    };
+                    format!("{entry} {} → {after}", show(&edit.before))
+                })
+                .collect();
+            let described = if described.is_empty() {
+                "the dynamic section rewritten".to_owned()
             } else {
-                format!("{after_kind} {}", show(&file.after))
+                described.join("; ")
             };
-            let _ = writeln!(
-                out,
-                "{}: {verb}: {before_kind} {} → {after}",
-                file.path,
-                show(&file.before),
-            );
+            let _ = writeln!(out, "{}: {verb}: {described}", file.path);
         } else {
             let _ = writeln!(out, "{}: unchanged", file.path);
         }

@@ -94,6 +94,24 @@ fn explicit_changes_and_idempotence() {
     let view: Value = serde_json::from_str(&view).expect("json");
     assert_eq!(view["files"][0]["soname"], "libk.so.1");
     assert_eq!(view["files"][0]["needed"][0], "libcudart.so.14");
+    // The report names each entry that changed, as the file now has it.
+    assert_eq!(
+        report["files"][0]["edits"],
+        serde_json::json!([
+            {"entry": "soname", "before": null, "after": "libk.so.1"},
+            {"entry": "needed", "before": "libcudart.so.13", "after": "libcudart.so.14"},
+        ])
+    );
+    let (_, stdout, _) = run(&["patch", "--set-soname", "libk.so.2", s(&lib)]);
+    assert!(
+        stdout.contains("changed: soname 'libk.so.1' → 'libk.so.2'\n"),
+        "{stdout}"
+    );
+    let (_, stdout, _) = run(&["patch", "--force-rpath", "--set-runpath", "/r", s(&lib)]);
+    assert!(
+        stdout.contains("changed: runpath (none) → rpath '/r'\n"),
+        "{stdout}"
+    );
 }
 
 #[test]

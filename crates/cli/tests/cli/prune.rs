@@ -458,3 +458,29 @@ fn kernels_built_only_for_other_gpus_lose_their_code_and_are_counted() {
         "{json}"
     );
 }
+
+/// After a prune, `inspect` counts as device code only what is left: the bytes removed
+/// are gone from its totals, though the section keeps its size in the file.
+#[test]
+fn inspect_after_prune_counts_only_the_device_code_left() {
+    let dir = tempfile::tempdir().expect("temp");
+    let lib = dir.path().join("libscale_a.so");
+    std::fs::copy(fixture("libscale_a.so"), &lib).expect("copy");
+    let device_code = |path: &Path| -> u64 {
+        let (code, stdout, stderr) = run(&["--json", "inspect", s(path)]);
+        assert_eq!(code, 0, "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+        report["summary"]["device_code_bytes"]
+            .as_u64()
+            .expect("bytes")
+    };
+    let before = device_code(&lib);
+    let (code, stdout, stderr) = run(&["--json", "prune", "--capabilities", "8.6", s(&lib)]);
+    assert_eq!(code, 0, "{stderr}");
+    let pruned: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let removed = pruned["files"][0]["removed_bytes"]
+        .as_u64()
+        .expect("removed");
+    assert!(removed > 0, "{pruned}");
+    assert_eq!(device_code(&lib), before - removed);
+}
