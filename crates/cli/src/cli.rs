@@ -213,6 +213,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ManualFormat::Roff)]
         format: ManualFormat,
     },
+    /// The JSON Schema of a document `--json` prints (as in docs/schema/), or the list of
+    /// documents that have one
+    Schema {
+        /// A document: path-info, closure, store-verify, error
+        #[arg(value_name = "DOCUMENT")]
+        document: Option<String>,
+    },
 }
 
 /// The forms of the manual.

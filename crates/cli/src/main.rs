@@ -137,6 +137,7 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Upkeep(command) => commands::upkeep::run(command, output, config, &env),
         Command::Completions { shell } => commands::manual::completions(*shell),
         Command::Man { format } => commands::manual::man(*format),
+        Command::Schema { document } => commands::schema::run(document.as_deref(), &schemas()),
         Command::Why {
             path,
             dependency,
@@ -144,4 +145,11 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
             location,
         } => commands::store::why(path, dependency, tree, location, output),
     }
+}
+
+/// Every document with a schema: the commands' own, and the error document they share.
+fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    let mut all = commands::store::schemas();
+    all.push(("error", output::schema_of::<output::ErrorDocument>()));
+    all
 }

@@ -95,9 +95,33 @@ const HINT: Style = AnsiColor::Cyan.on_default().bold();
 pub const FAILED: Style = AnsiColor::Red.on_default().bold();
 pub const PASSED: Style = AnsiColor::Green.on_default();
 
+/// The JSON Schema of the documents `T` prints: a key left out when empty is optional.
+pub fn schema_of<T: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<T>()
+}
+
+/// The JSON document of every failure that stops a command (exit 2).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ErrorDocument<'a> {
+    pub error: ErrorBody<'a>,
+}
+
+/// What went wrong and, when known, what to do about it.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ErrorBody<'a> {
+    pub message: &'a str,
+    pub hint: Option<&'a str>,
+}
+
 /// The JSON document of a failure, on stdout.
 pub fn print_error_document(message: &str, hint: Option<&str>) {
-    let document = serde_json::json!({ "error": { "message": message, "hint": hint } });
+    let document = serde_json::to_value(ErrorDocument {
+        error: ErrorBody { message, hint },
+    })
+    .unwrap_or_default();
     let mut stdout = io::stdout().lock();
     // Nothing more can be said if stdout is gone too.
     let _ = writeln!(stdout, "{document:#}").and_then(|()| stdout.flush());

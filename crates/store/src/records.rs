@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::store::{Store, sql};
 
 /// One check of a store path on one GPU (module loads, a smoke test), as kept.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct GpuCheckRecord {
     /// `module-loads`, `smoke:cublas`.
     pub name: String,

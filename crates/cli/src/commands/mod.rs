@@ -15,6 +15,7 @@ pub mod manual;
 pub mod patch;
 pub mod prune;
 pub mod redist;
+pub mod schema;
 pub mod store;
 pub mod targets;
 pub mod upkeep;

@@ -499,14 +499,15 @@ fn the_import_check_sees_imports_between_commands() {
 }
 
 /// The crates from outside the workspace the binary may depend on: the command line,
-/// the settings file and colours on a terminal. Formats, compression and names belong
-/// to the libraries.
-const BINARY_OUTSIDE_DEPENDENCIES: [&str; 8] = [
+/// the settings file, colours on a terminal and the schemas of its JSON documents.
+/// Formats, compression and names belong to the libraries.
+const BINARY_OUTSIDE_DEPENDENCIES: [&str; 9] = [
     "anstream",
     "anstyle",
     "clap",
     "clap_complete",
     "clap_mangen",
+    "schemars",
     "serde",
     "serde_json",
     "toml",

@@ -35,6 +35,7 @@ mod prune;
 mod redist;
 mod resolve;
 mod runtime_loads;
+mod schemas;
 mod settings;
 mod snapshots;
 mod store;

@@ -10,12 +10,13 @@ use std::path::Path;
 use cudapkgs_nix::{base32, hash, nar, store_path};
 use cudapkgs_store::restore;
 use cudapkgs_store::store::{Access, PathInfo, Problem, Scan, Store, Verification};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::cli::{FileTreeArgs, NarCommand, PathInfoArgs, StoreCommand, StoreLocation};
 use crate::context::{file_roots, open_store, open_store_for, resolve_all, store_failure};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::render::{HopReport, count};
 use crate::settings::{loaded, process_env, store_folder, tell_sources};
 
@@ -243,6 +244,24 @@ fn info_text(infos: &[PathInfo], reports: &[InfoReport], output: Output) -> Stri
     text
 }
 
+/// `cudapkgs store verify --json`.
+#[derive(Debug, Serialize, JsonSchema)]
+struct VerifyReport<'a> {
+    /// Registered paths checked.
+    valid_paths: usize,
+    /// Each problem found, as the text prints it.
+    problems: &'a [String],
+}
+
+/// The JSON documents of the store commands, by command.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![
+        ("path-info", schema_of::<Vec<InfoReport>>()),
+        ("closure", schema_of::<ClosureReport>()),
+        ("store-verify", schema_of::<VerifyReport>()),
+    ]
+}
+
 /// `cudapkgs store verify`.
 fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<Exit> {
     let access = if repair {
@@ -256,10 +275,10 @@ fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<E
         .map_err(|error| store_failure(&error))?;
     let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
     if output.json {
-        Output::print_json(&serde_json::json!({
-            "valid_paths": checked,
-            "problems": lines,
-        }))?;
+        Output::print_json(&VerifyReport {
+            valid_paths: checked,
+            problems: &lines,
+        })?;
     } else {
         let mut text = String::new();
         for line in &lines {
@@ -283,7 +302,7 @@ fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<E
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct ClosureReport<'a> {
     paths: Vec<InfoReport<'a>>,
     total_nar_size: u64,
@@ -685,7 +704,8 @@ pub fn why(
     Ok(Exit::Success)
 }
 
-#[derive(Debug, Serialize)]
+/// One path as `path-info --json` describes it, with the keys of `nix path-info --json`.
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct InfoReport<'a> {
     path: &'a str,
