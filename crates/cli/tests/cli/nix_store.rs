@@ -100,15 +100,22 @@ fn json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&stdout).expect("json")
 }
 
-#[test]
-fn a_nix_store_is_read_as_nix_reads_it_and_never_changed() {
-    if common::tool("nix-build").is_none() {
-        return;
-    }
+/// The expression built into a fresh Nix store: the folder that holds it, the store's
+/// root, the torch output and the store's URI; `None` (the test skipped) without Nix.
+fn built() -> Option<(tempfile::TempDir, std::path::PathBuf, String, String)> {
+    common::tool("nix-build")?;
     let dir = tempfile::tempdir().expect("temp");
     let root = dir.path().join("root");
     let torch = nix_build(&root);
     let uri = format!("local?root={}", root.display());
+    Some((dir, root, torch, uri))
+}
+
+#[test]
+fn a_nix_store_is_read_as_nix_reads_it_and_never_changed() {
+    let Some((dir, root, torch, uri)) = built() else {
+        return;
+    };
     let before = state_of(&root);
 
     let closure = json(&["closure", "--store", &uri, &torch]);
@@ -211,13 +218,9 @@ fn a_nix_store_is_read_as_nix_reads_it_and_never_changed() {
 
 #[test]
 fn path_info_answers_with_the_keys_and_values_of_nix_path_info() {
-    if common::tool("nix-build").is_none() {
+    let Some((_dir, root, torch, uri)) = built() else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("temp");
-    let root = dir.path().join("root");
-    let torch = nix_build(&root);
-    let uri = format!("local?root={}", root.display());
+    };
     // `path-info -S -r --json` is `nix path-info -S -r --json`, key for key.
     let ours = json(&["path-info", "-S", "-r", "--store", &uri, &torch]);
     let theirs = common::nix::path_info(&root, &["-S", "-r", &torch]);

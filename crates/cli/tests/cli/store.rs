@@ -557,18 +557,24 @@ fn publish(root: &Path, path: &str, claimed: &str, cache: &Path) {
     )
     .expect("write");
     let hash_part = |p: &str| p.rsplit('/').next().expect("base")[..32].to_owned();
-    let (code, info, _) = run(&[
-        "--json",
-        "store",
-        "info",
-        "--store-dir",
-        "/nix/store",
-        "--root",
-        s(root),
-        path,
-    ]);
-    assert_eq!(code, 0);
-    let info: serde_json::Value = serde_json::from_str(&info).expect("json");
+    let store_info = |json: &[&str]| {
+        let (code, stdout, _) = run(&[
+            json,
+            &[
+                "store",
+                "info",
+                "--store-dir",
+                "/nix/store",
+                "--root",
+                s(root),
+                path,
+            ],
+        ]
+        .concat());
+        assert_eq!(code, 0);
+        stdout
+    };
+    let info: serde_json::Value = serde_json::from_str(&store_info(&["--json"])).expect("json");
     let nar = common::cudapkgs()
         .inherit_env()
         .command()
@@ -580,16 +586,7 @@ fn publish(root: &Path, path: &str, claimed: &str, cache: &Path) {
     let nar_file = format!("nar/{}.nar", hash_part(path));
     std::fs::write(cache.join(&nar_file), &nar).expect("write");
     // A narinfo takes the `sha256:<base-32>` notation the text shows.
-    let (code, text, _) = run(&[
-        "store",
-        "info",
-        "--store-dir",
-        "/nix/store",
-        "--root",
-        s(root),
-        path,
-    ]);
-    assert_eq!(code, 0);
+    let text = store_info(&[]);
     let nar_hash = text
         .lines()
         .find_map(|line| line.trim().strip_prefix("nar hash: "))
