@@ -227,6 +227,14 @@ pub fn redist_failure(error: &cudapkgs_redist::Error) -> CliError {
     }
 }
 
+/// A build's failure: the download's or archive's with its hint, else its message.
+pub fn build_failure(error: BuildError) -> CliError {
+    match error {
+        BuildError::Redist(error) => redist_failure(&error),
+        other => CliError::new(other.to_string()),
+    }
+}
+
 /// A resolution's failure, with its hint.
 pub fn resolve_failure(error: BuildError) -> CliError {
     match error {
@@ -237,8 +245,7 @@ pub fn resolve_failure(error: BuildError) -> CliError {
                 None => failed,
             }
         }
-        BuildError::Redist(error) => redist_failure(&error),
-        other => CliError::new(other.to_string()),
+        other => build_failure(other),
     }
 }
 

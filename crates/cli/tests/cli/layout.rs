@@ -21,11 +21,15 @@ const LEAVES: [&str; 3] = ["cudapkgs-caps", "cudapkgs-nix", "cudapkgs-tree"];
 /// formats without a database.
 const STORE: (&str, &str) = ("cudapkgs-store", "cudapkgs-nix");
 
-/// What `cudapkgs-redist`, NVIDIA's formats and downloads, must never depend on.
-const ABOVE_REDIST: [&str; 5] = [
+/// What `cudapkgs-redist`, NVIDIA's formats and downloads, must never depend on: the
+/// crates above it, and the readers of ELF files and device code (what a package's files
+/// hold is the builder's to read).
+const NOT_UNDER_REDIST: [&str; 7] = [
     "cudapkgs-builder",
     "cudapkgs-cache",
     "cudapkgs-check",
+    "cudapkgs-elf",
+    "cudapkgs-fatbin",
     "cudapkgs-gpu",
     "cudapkgs-upkeep",
 ];
@@ -144,8 +148,8 @@ fn layering_violations(graph: &Graph) -> Vec<String> {
                 Some("caps, nix and tree depend on no other crate of the workspace")
             } else if from == STORE.0 && to != STORE.1 {
                 Some("store depends on no crate of the workspace but nix")
-            } else if from == "cudapkgs-redist" && ABOVE_REDIST.contains(&to.as_str()) {
-                Some("redist depends on none of builder, cache, check, gpu and upkeep")
+            } else if from == "cudapkgs-redist" && NOT_UNDER_REDIST.contains(&to.as_str()) {
+                Some("redist depends on none of builder, cache, check, elf, fatbin, gpu and upkeep")
             } else {
                 None
             };
@@ -232,6 +236,8 @@ fn the_layering_check_sees_forbidden_edges() {
         ("cudapkgs-nix", "cudapkgs-store"),
         ("cudapkgs-caps", "cudapkgs-tree"),
         ("cudapkgs-redist", "cudapkgs-builder"),
+        ("cudapkgs-redist", "cudapkgs-elf"),
+        ("cudapkgs-redist", "cudapkgs-fatbin"),
         ("cudapkgs-upkeep", BINARY),
         ("cudapkgs-elf", "cudapkgs-check"),
         ("cudapkgs-redist", TESTKIT),
