@@ -20,7 +20,7 @@ use cudapkgs_store::store::{Access, Store};
 use crate::cli::{FileTreeArgs, RedistSource, StoreLocation};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
-use crate::settings::{process_env, store_settings, tell_sources};
+use crate::settings::{Source, offline_origin, process_env, store_settings, tell_sources};
 use crate::units;
 
 // The store.
@@ -223,6 +223,17 @@ pub fn redist_failure(error: &cudapkgs_redist::Error) -> CliError {
         cudapkgs_redist::Error::TooLarge { .. } => failed.with_hint(format!(
             "if the file is genuine, raise the limit with {MAX_DOWNLOAD_VARIABLE} (bytes, or with K, M, G or T)"
         )),
+        cudapkgs_redist::Error::Offline { .. } => {
+            let turned_off = match offline_origin() {
+                Some(Source::Flag(flag)) => format!("{flag} turned the network off"),
+                Some(Source::Env(name)) => format!("{name} turned the network off"),
+                Some(Source::Config(path)) => {
+                    format!("`[index] offline` in {} turned the network off", path.display())
+                }
+                Some(Source::Default) | None => "the network is off".to_owned(),
+            };
+            failed.with_hint(format!("run once online first ({turned_off})"))
+        }
         _ => failed,
     }
 }
