@@ -97,8 +97,6 @@ pub fn prepare(
 ) -> Result<Prepared, Error> {
     std::fs::create_dir_all(work).map_err(|e| Error::io(work, e))?;
     let tree = work.join("tree");
-    unpack(&input.archive, &tree, Limits::default())?;
-    let licence = input.licence.clone().or_else(|| wheel_licence(&tree));
     let options = FixupOptions {
         locations: OutputLocations {
             dev: PathBuf::from(DEV_PLACEHOLDER),
@@ -107,12 +105,12 @@ pub fn prepare(
         },
         allow_usr: false,
     };
-    // Errors name the archive: the work folders they would name are gone.
+    let metadata_licence = unpack_fixed_up(&input.archive, &tree, &options)?;
+    let licence = input.licence.clone().or(metadata_licence);
     let named = |at: &Path| {
         let at = at.to_owned();
         move |e: cudapkgs_redist::Error| e.naming_archive(&at, &input.archive)
     };
-    fix_up(&tree, &options).map_err(named(&tree))?;
     let root = work.join("outputs");
     let outputs: Vec<&'static str> = split(&tree, &root, false)
         .map_err(named(&tree))?
@@ -184,6 +182,20 @@ pub fn prepare(
         pruned,
         licence,
     })
+}
+
+/// Unpacks `archive` into `tree` (which must not exist) and applies the fix-ups; gives
+/// the licence a wheel's metadata declares, read before the fix-ups drop the metadata.
+/// Errors name the archive: the work folders they would name are gone.
+pub(crate) fn unpack_fixed_up(
+    archive: &Path,
+    tree: &Path,
+    options: &FixupOptions,
+) -> Result<Option<String>, Error> {
+    unpack(archive, tree, Limits::default())?;
+    let licence = wheel_licence(tree);
+    fix_up(tree, options).map_err(|e| e.naming_archive(tree, archive))?;
+    Ok(licence)
 }
 
 /// The licence a wheel's metadata declares (`License-Expression`, else `License`, else a

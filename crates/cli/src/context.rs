@@ -20,7 +20,7 @@ use cudapkgs_store::store::{Access, Store};
 use crate::cli::{FileTreeArgs, RedistSource, StoreLocation};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
-use crate::settings::{process_env, store_settings, tell_sources};
+use crate::settings::{Source, offline_origin, process_env, store_settings, tell_sources};
 use crate::units;
 
 // The store.
@@ -223,7 +223,26 @@ pub fn redist_failure(error: &cudapkgs_redist::Error) -> CliError {
         cudapkgs_redist::Error::TooLarge { .. } => failed.with_hint(format!(
             "if the file is genuine, raise the limit with {MAX_DOWNLOAD_VARIABLE} (bytes, or with K, M, G or T)"
         )),
+        cudapkgs_redist::Error::Offline { .. } => {
+            let turned_off = match offline_origin() {
+                Some(Source::Flag(flag)) => format!("{flag} turned the network off"),
+                Some(Source::Env(name)) => format!("{name} turned the network off"),
+                Some(Source::Config(path)) => {
+                    format!("`[index] offline` in {} turned the network off", path.display())
+                }
+                Some(Source::Default) | None => "the network is off".to_owned(),
+            };
+            failed.with_hint(format!("run once online first ({turned_off})"))
+        }
         _ => failed,
+    }
+}
+
+/// A build's failure: the download's or archive's with its hint, else its message.
+pub fn build_failure(error: BuildError) -> CliError {
+    match error {
+        BuildError::Redist(error) => redist_failure(&error),
+        other => CliError::new(other.to_string()),
     }
 }
 
@@ -237,8 +256,7 @@ pub fn resolve_failure(error: BuildError) -> CliError {
                 None => failed,
             }
         }
-        BuildError::Redist(error) => redist_failure(&error),
-        other => CliError::new(other.to_string()),
+        other => build_failure(other),
     }
 }
 

@@ -707,13 +707,26 @@ pub fn offline(flag: bool, env: EnvLookup<'_>, config: &Config) -> CliResult<Sou
         config.index.offline.map(Switch),
         config,
     )?;
-    Ok(set.map_or_else(
+    let offline = set.map_or_else(
         || Sourced::default(false),
         |set| Sourced {
             value: set.value.0,
             source: set.source,
         },
-    ))
+    );
+    if offline.value {
+        let _ = OFFLINE_ORIGIN.set(offline.source.clone());
+    }
+    Ok(offline)
+}
+
+/// What turned the network off in this run, for the hint of an offline miss (the
+/// libraries' errors do not name settings).
+static OFFLINE_ORIGIN: std::sync::OnceLock<Source> = std::sync::OnceLock::new();
+
+/// Where the setting that turned the network off came from, once [`offline`] said so.
+pub fn offline_origin() -> Option<&'static Source> {
+    OFFLINE_ORIGIN.get()
 }
 
 /// The caches a build substitutes from: the `--substituter` flags, else

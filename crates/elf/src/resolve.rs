@@ -208,12 +208,7 @@ pub struct Resolved {
     pub stub: bool,
 }
 
-/// Whether `name` is a plain file name: not empty, not `.` or `..`, without `/` or NUL.
-/// Library names (`DT_NEEDED` entries a package may carry, names in package indexes)
-/// must be: anything else would be looked up outside the folders searched.
-pub fn is_file_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
-}
+pub use cudapkgs_tree::dir::is_file_name;
 
 /// Libraries that come with the NVIDIA driver rather than with any CUDA package.
 pub fn is_driver_library(name: &str) -> bool {

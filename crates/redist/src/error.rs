@@ -19,6 +19,9 @@ pub enum Error {
     },
     #[error("{url}: {problem}")]
     Download { url: String, problem: String },
+    /// What the fetcher would have to download while it may not use the network.
+    #[error("{url}: not in the download cache, and the network is not used")]
+    Offline { url: String },
     /// A download past its bound: the size its index or manifest gave, or the fetcher's
     /// maximum; nothing of it was kept.
     #[error("{url}: {problem}")]

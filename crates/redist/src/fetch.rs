@@ -166,9 +166,8 @@ impl Fetcher {
 
     /// The error for what an offline run would have to fetch.
     fn offline_miss(url: &str) -> Error {
-        Error::Download {
+        Error::Offline {
             url: url.to_owned(),
-            problem: "not in the download cache, and the network is not used (--offline); run once online first".to_owned(),
         }
     }
 

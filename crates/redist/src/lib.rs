@@ -1,11 +1,9 @@
 //! NVIDIA's CUDA redistributables: manifests (`manifest`), verified and cached downloads
 //! (`fetch`), safe unpacking (`unpack`), fix-ups and the split into outputs (`split`),
 //! PyPI wheels as a second source (`pypi`, with `requirement` for their dependencies),
-//! which package provides which library (`providers`), and per-package features
-//! (`features`).
+//! and which package provides which library (`providers`).
 
 mod error;
-pub mod features;
 pub mod fetch;
 pub mod manifest;
 pub mod package;

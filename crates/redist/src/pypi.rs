@@ -220,7 +220,7 @@ pub fn parse_project_page(text: &str, page: &str) -> Result<Vec<Wheel>, Error> {
         if yanked {
             continue;
         }
-        if !cudapkgs_elf::resolve::is_file_name(filename) {
+        if !cudapkgs_tree::dir::is_file_name(filename) {
             return Err(bad(
                 &format!("{at}.filename"),
                 &format!("`{}` is not a plain file name", filename.escape_debug()),

@@ -563,6 +563,13 @@ pub fn open_named_file(path: &Path) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// Whether `name` is a plain file name: not empty, not `.` or `..`, without `/` or NUL.
+/// Library names (`DT_NEEDED` entries a package may carry, names in package indexes)
+/// must be: anything else would be looked up outside the folders searched.
+pub fn is_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

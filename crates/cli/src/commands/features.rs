@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use cudapkgs_redist::features::of_archive;
+use cudapkgs_builder::features::of_archive;
 use cudapkgs_redist::fetch::Request;
 use cudapkgs_redist::manifest::{Archive, Manifest, SystemArchives};
 use cudapkgs_redist::parallel;
 
 use crate::cli::FeaturesArgs;
-use crate::context::{fetcher, load_manifest, mirror, redist_failure};
+use crate::context::{build_failure, fetcher, load_manifest, mirror, redist_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::progress::ProgressLine;
@@ -50,7 +50,7 @@ pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
     let mut text = String::new();
     for (job, result) in jobs.iter().zip(results) {
         let features = result.map_err(|error| {
-            redist_failure(&error).context(format!("{} {}", job.package, job.system))
+            build_failure(error).context(format!("{} {}", job.package, job.system))
         })?;
         let _ = writeln!(
             text,

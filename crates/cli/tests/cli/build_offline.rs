@@ -62,4 +62,14 @@ fn a_set_built_online_builds_again_without_the_network() {
     );
     let error: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
     assert!(error["error"]["message"].is_string());
+    // The message is the library's and names no flag; the hint names what set it.
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not in the download cache") && !message.contains("--offline"),
+        "{stdout}"
+    );
+    assert_eq!(
+        error["error"]["hint"],
+        "run once online first (--offline turned the network off)"
+    );
 }

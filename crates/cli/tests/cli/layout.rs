@@ -21,11 +21,15 @@ const LEAVES: [&str; 3] = ["cudapkgs-caps", "cudapkgs-nix", "cudapkgs-tree"];
 /// formats without a database.
 const STORE: (&str, &str) = ("cudapkgs-store", "cudapkgs-nix");
 
-/// What `cudapkgs-redist`, NVIDIA's formats and downloads, must never depend on.
-const ABOVE_REDIST: [&str; 5] = [
+/// What `cudapkgs-redist`, NVIDIA's formats and downloads, must never depend on: the
+/// crates above it, and the readers of ELF files and device code (what a package's files
+/// hold is the builder's to read).
+const NOT_UNDER_REDIST: [&str; 7] = [
     "cudapkgs-builder",
     "cudapkgs-cache",
     "cudapkgs-check",
+    "cudapkgs-elf",
+    "cudapkgs-fatbin",
     "cudapkgs-gpu",
     "cudapkgs-upkeep",
 ];
@@ -46,28 +50,7 @@ fn edges_of(manifest: &str) -> (String, BTreeSet<String>) {
         .expect("a package name")
         .to_owned();
     let mut edges = BTreeSet::new();
-    let mut tables = Vec::new();
-    for kind in ["dependencies", "dev-dependencies", "build-dependencies"] {
-        tables.extend(
-            table
-                .get(kind)
-                .and_then(toml::Value::as_table)
-                .map(|t| (kind, t)),
-        );
-    }
-    if let Some(targets) = table.get("target").and_then(toml::Value::as_table) {
-        for target in targets.values().filter_map(toml::Value::as_table) {
-            for kind in ["dependencies", "dev-dependencies", "build-dependencies"] {
-                tables.extend(
-                    target
-                        .get(kind)
-                        .and_then(toml::Value::as_table)
-                        .map(|t| (kind, t)),
-                );
-            }
-        }
-    }
-    for (kind, dependencies) in tables {
+    for (kind, dependencies) in dependency_tables(&table) {
         for (key, value) in dependencies {
             let package = value
                 .get("package")
@@ -82,6 +65,46 @@ fn edges_of(manifest: &str) -> (String, BTreeSet<String>) {
         }
     }
     (name, edges)
+}
+
+/// Every dependency table of a manifest, with its kind: the plain ones and each target's.
+fn dependency_tables(table: &toml::Table) -> Vec<(&'static str, &toml::Table)> {
+    const KINDS: [&str; 3] = ["dependencies", "dev-dependencies", "build-dependencies"];
+    let targets = table
+        .get("target")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .flat_map(|targets| targets.values().filter_map(toml::Value::as_table));
+    std::iter::once(table)
+        .chain(targets)
+        .flat_map(|owner| {
+            KINDS.into_iter().filter_map(move |kind| {
+                owner
+                    .get(kind)
+                    .and_then(toml::Value::as_table)
+                    .map(|t| (kind, t))
+            })
+        })
+        .collect()
+}
+
+/// The dependencies of a manifest that do not take their version and source from the
+/// workspace's `[workspace.dependencies]` (`name.workspace = true`), as `kind: name`.
+fn own_versions(manifest: &str) -> Vec<String> {
+    let table: toml::Table = manifest.parse().expect("a Cargo.toml parses");
+    let mut found = Vec::new();
+    for (kind, dependencies) in dependency_tables(&table) {
+        for (name, value) in dependencies {
+            let inherited = value
+                .get("workspace")
+                .and_then(toml::Value::as_bool)
+                .unwrap_or(false);
+            if !inherited {
+                found.push(format!("{kind}: {name}"));
+            }
+        }
+    }
+    found
 }
 
 /// The graph of every `crates/*/Cargo.toml`.
@@ -144,8 +167,8 @@ fn layering_violations(graph: &Graph) -> Vec<String> {
                 Some("caps, nix and tree depend on no other crate of the workspace")
             } else if from == STORE.0 && to != STORE.1 {
                 Some("store depends on no crate of the workspace but nix")
-            } else if from == "cudapkgs-redist" && ABOVE_REDIST.contains(&to.as_str()) {
-                Some("redist depends on none of builder, cache, check, gpu and upkeep")
+            } else if from == "cudapkgs-redist" && NOT_UNDER_REDIST.contains(&to.as_str()) {
+                Some("redist depends on none of builder, cache, check, elf, fatbin, gpu and upkeep")
             } else {
                 None
             };
@@ -232,6 +255,8 @@ fn the_layering_check_sees_forbidden_edges() {
         ("cudapkgs-nix", "cudapkgs-store"),
         ("cudapkgs-caps", "cudapkgs-tree"),
         ("cudapkgs-redist", "cudapkgs-builder"),
+        ("cudapkgs-redist", "cudapkgs-elf"),
+        ("cudapkgs-redist", "cudapkgs-fatbin"),
         ("cudapkgs-upkeep", BINARY),
         ("cudapkgs-elf", "cudapkgs-check"),
         ("cudapkgs-redist", TESTKIT),
@@ -548,4 +573,57 @@ fn the_binary_depends_on_no_format_crate() {
     );
     let with_zstd = manifest.replacen("[dependencies]\n", "[dependencies]\nzstd = \"0.14\"\n", 1);
     assert!(outside_dependencies(&with_zstd).contains("zstd"));
+}
+
+#[test]
+fn every_dependency_takes_its_version_from_the_workspace() {
+    let crates = workspace().join("crates");
+    let mut own = Vec::new();
+    let mut manifests = 0;
+    for entry in std::fs::read_dir(&crates).expect("crates/ is readable") {
+        let manifest = entry.expect("an entry").path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        manifests += 1;
+        own.extend(
+            own_versions(&text)
+                .into_iter()
+                .map(|d| format!("{}: {d}", manifest.display())),
+        );
+    }
+    assert!(manifests > 10, "{manifests} manifests");
+    assert!(
+        own.is_empty(),
+        "dependencies with a version of their own (give them one in the root \
+         [workspace.dependencies] and write `name.workspace = true`):\n{}",
+        own.join("\n")
+    );
+}
+
+#[test]
+fn the_version_check_sees_versions_of_a_members_own() {
+    let manifest = r#"
+[package]
+name = "cudapkgs-elf"
+
+[dependencies]
+cudapkgs-tree.workspace = true
+object = { workspace = true, features = ["elf"] }
+memchr = "2"
+
+[dev-dependencies]
+tempfile = { version = "3" }
+
+[target.'cfg(unix)'.build-dependencies]
+cc = { path = "../cc" }
+"#;
+    assert_eq!(
+        own_versions(manifest),
+        [
+            "dependencies: memchr",
+            "dev-dependencies: tempfile",
+            "build-dependencies: cc"
+        ]
+    );
 }

@@ -8,9 +8,10 @@ use std::path::Path;
 use cudapkgs_fatbin::{EntryKind, ScanOptions};
 use cudapkgs_tree::{Outcome, Walk};
 
+use cudapkgs_redist::split::{FixupOptions, OutputLocations, files, output_of};
+
 use crate::error::Error;
-use crate::split::{FixupOptions, OutputLocations, files, fix_up, output_of};
-use crate::unpack::{Limits, unpack};
+use crate::prepare::unpack_fixed_up;
 
 /// The features of one package tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,7 +132,6 @@ pub fn of_tree(root: &Path, threads: usize) -> Result<Features, Error> {
 pub fn of_archive(archive: &Path) -> Result<Features, Error> {
     let work = tempfile::tempdir().map_err(|e| Error::io(&std::env::temp_dir(), e))?;
     let tree = work.path().join("tree");
-    unpack(archive, &tree, Limits::default())?;
     let options = FixupOptions {
         locations: OutputLocations {
             dev: work.path().join("dev"),
@@ -141,7 +141,7 @@ pub fn of_archive(archive: &Path) -> Result<Features, Error> {
         // Features report what is there; refusing is the split's job.
         allow_usr: true,
     };
-    fix_up(&tree, &options)?;
+    unpack_fixed_up(archive, &tree, &options)?;
     of_tree(&tree, 1)
 }
 
