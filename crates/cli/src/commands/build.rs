@@ -1,6 +1,7 @@
 //! `cudapkgs build`: packages from NVIDIA's archives or PyPI's wheels into the store.
 
 use std::fmt::Write as _;
+use std::time::Instant;
 
 use cudapkgs_builder::realise::{Built, Options, adopt, build, recalled, record_key};
 use cudapkgs_builder::resolve::{
@@ -57,6 +58,7 @@ pub fn run(
     let mut fetcher = fetcher_at(args.cache.as_ref())?;
     fetcher.offline = offline.value;
     let mut request = request_of(args, &release.value, &index.value)?;
+    let started = Instant::now();
     let progress = ProgressLine::new(output);
     let update = |r: &Request, d, t| progress.update(r, d, t);
     if args.dry_run {
@@ -65,38 +67,20 @@ pub fn run(
         tell(&resolution, output);
         return show_plan(&fetcher, &resolution);
     }
-    let driver_dir = driver_dir(Some(&args.driver_dir))?.display().to_string();
-    if args.prune && capabilities.is_empty() {
-        return Err(CliError::new("--prune needs the GPUs to prune for")
-            .with_hint("pass --gpu NAME or --capabilities LIST (or set CUDAPKGS_GPU, or [cuda] gpus in cudapkgs.toml)"));
-    }
-    let prune = args.prune.then(|| PruneRequest {
-        capabilities: capabilities.clone(),
-        keep_ptx: KeepPtx::Auto,
-        driver_cuda: None,
-    });
-    let options = Options {
-        driver_dir,
-        gpus: capabilities
-            .iter()
-            .map(|&capability| Gpu {
-                capability,
-                driver_cuda: None,
-            })
-            .collect(),
-        strict_targets: args.strict_targets,
-        jobs: args.jobs,
-        gc_roots: !args.no_gc_roots,
-        rebuild: args.rebuild,
-        prune,
-    };
+    let options = build_options(args, &capabilities)?;
     // Opened once something is resolved and downloaded: a refused request makes no store.
     let mut store = None;
     // What the files need beyond what resolution knew brings one more round each time
     // it names a package not yet in the set; a round that adds nothing reports the rest.
     loop {
+        let phase = Instant::now();
         let resolution = resolve(&fetcher, &request, &update).map_err(resolve_failure)?;
         progress.finish();
+        output.detail(format!(
+            "resolved {} in {}",
+            count(resolution.packages.len(), "package", "packages"),
+            seconds(phase)
+        ));
         tell(&resolution, output);
         if store.is_none() {
             store = Some(open_store(&args.location)?);
@@ -114,8 +98,8 @@ pub fn run(
         )? {
             return Ok(exit);
         }
-        let archives = fetcher.fetch_all(&resolution.downloads(), args.jobs, &update);
-        progress.finish();
+        let (archives, new_downloads) =
+            fetch_archives(&fetcher, &resolution, args.jobs, &progress, output);
         let mut downloaded = Vec::new();
         for (download, archive) in resolution.downloads().iter().zip(archives) {
             let package = resolution
@@ -127,8 +111,17 @@ pub fn run(
         }
         let inputs = resolution.inputs(&downloaded);
         let store = store.as_mut().expect("opened above");
+        let phase = Instant::now();
         match build(store, &inputs, &options) {
-            Ok(built) => return report(&built, &resolution, output),
+            Ok(built) => {
+                output.detail(format!(
+                    "unpacked, split, patched and added in {}",
+                    seconds(phase)
+                ));
+                let exit = report(&built, &resolution, output)?;
+                output.note(summary(store, &built, new_downloads, started));
+                return Ok(exit);
+            }
             Err(BuildError::Unresolved(missing)) => {
                 if request.dependencies && extend_for(&mut request, &resolution, &missing) {
                     for line in missing_lines(&missing, &request) {
@@ -433,6 +426,102 @@ fn show_plan(fetcher: &Fetcher, resolution: &Resolution) -> CliResult<Exit> {
     Ok(Exit::Success)
 }
 
+/// How the resolved set is built: the driver folder, the GPUs checked (and pruned for),
+/// jobs, roots.
+fn build_options(
+    args: &BuildArgs,
+    capabilities: &[cudapkgs_caps::Capability],
+) -> CliResult<Options> {
+    let driver_dir = driver_dir(Some(&args.driver_dir))?.display().to_string();
+    if args.prune && capabilities.is_empty() {
+        return Err(CliError::new("--prune needs the GPUs to prune for")
+            .with_hint("pass --gpu NAME or --capabilities LIST (or set CUDAPKGS_GPU, or [cuda] gpus in cudapkgs.toml)"));
+    }
+    let prune = args.prune.then(|| PruneRequest {
+        capabilities: capabilities.to_vec(),
+        keep_ptx: KeepPtx::Auto,
+        driver_cuda: None,
+    });
+    let options = Options {
+        driver_dir,
+        gpus: capabilities
+            .iter()
+            .map(|&capability| Gpu {
+                capability,
+                driver_cuda: None,
+            })
+            .collect(),
+        strict_targets: args.strict_targets,
+        jobs: args.jobs,
+        gc_roots: !args.no_gc_roots,
+        rebuild: args.rebuild,
+        prune,
+    };
+    Ok(options)
+}
+
+/// Every archive of the resolution, from the cache or downloaded; and how many were
+/// downloaded now.
+fn fetch_archives(
+    fetcher: &Fetcher,
+    resolution: &Resolution,
+    jobs: usize,
+    progress: &ProgressLine,
+    output: Output,
+) -> (
+    Vec<Result<std::path::PathBuf, cudapkgs_redist::Error>>,
+    usize,
+) {
+    let phase = Instant::now();
+    let downloads = resolution.downloads();
+    let cached = downloads
+        .iter()
+        .filter(|download| {
+            fetcher
+                .cached_path(&download.sha256)
+                .is_ok_and(|path| path.exists())
+        })
+        .count();
+    let archives = fetcher.fetch_all(&downloads, jobs, &|r: &Request, d, t| {
+        progress.update(r, d, t);
+    });
+    progress.finish();
+    output.detail(format!(
+        "fetched {} ({cached} cached) in {}",
+        count(downloads.len(), "archive", "archives"),
+        seconds(phase)
+    ));
+    (archives, downloads.len() - cached)
+}
+
+/// The last line of a build: what it made, how big, how long, what it downloaded.
+fn summary(
+    store: &cudapkgs_store::store::Store,
+    built: &[Built],
+    downloaded: usize,
+    started: Instant,
+) -> String {
+    // Sizes as the store registered them; a path it cannot tell counts nothing.
+    let bytes: u64 = built
+        .iter()
+        .flat_map(|package| &package.outputs)
+        .filter_map(|(_, path)| store.info(path).ok().flatten())
+        .map(|info| info.nar_size)
+        .sum();
+    format!(
+        "built {} ({}) in {}, {} downloaded",
+        count(built.len(), "package", "packages"),
+        crate::units::bytes(bytes),
+        seconds(started),
+        downloaded
+    )
+}
+
+/// `7.2 s`, the time since `since`.
+fn seconds(since: Instant) -> String {
+    format!("{:.1} s", since.elapsed().as_secs_f64())
+}
+
 fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult<Exit> {
     let reused = built.iter().filter(|b| b.reused).count();
     if reused > 0 {
@@ -468,8 +557,9 @@ fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult
         }
         for (capability, file, kernel) in package.targets.missing.iter().take(5) {
             output.warn(format!(
-                "{}: {file}: {kernel} has no image for {capability}",
-                package.package
+                "{}: {file}: {} has no image for {capability}",
+                package.package,
+                crate::render::demangle(kernel)
             ));
         }
         if package.targets.missing.len() > 5 {
