@@ -316,16 +316,7 @@ impl Dir {
             ),
             other => other.into(),
         })?;
-        let kind = Kind::of(FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode));
-        if kind != Kind::File {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is {}, not a file", relative.display(), kind.described()),
-            ));
-        }
-        // Reads of a regular file never block; clear the flag all the same.
-        rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
-        Ok(File::from(fd))
+        regular_file(fd, relative)
     }
 
     /// Reads the whole regular file at `relative`, at most `limit` bytes.
@@ -552,13 +543,20 @@ pub fn open_named_file(path: &Path) -> io::Result<File> {
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    regular_file(fd, path)
+}
+
+/// The file opened (without blocking) as `fd`, when it is a regular file; `shown` names
+/// it in the error otherwise.
+fn regular_file(fd: rustix::fd::OwnedFd, shown: &Path) -> io::Result<File> {
     let kind = Kind::of(FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode));
     if kind != Kind::File {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{} is {}, not a file", path.display(), kind.described()),
+            format!("{} is {}, not a file", shown.display(), kind.described()),
         ));
     }
+    // Reads of a regular file never block; clear the flag all the same.
     rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
     Ok(File::from(fd))
 }
