@@ -13,7 +13,6 @@ pointing at a NAR that is not on disk), zstd is also timed with its output flush
     python3 bench/cache_push_vs_zstd.py --cudapkgs target/release/cudapkgs TREE
 """
 
-import argparse
 import os
 import resource
 import shutil
@@ -21,6 +20,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+
+import bench_args
 
 CPU = {}
 
@@ -38,10 +39,8 @@ def timed(command, label, **kwargs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_args.parser(__doc__, runs=3)
     parser.add_argument("tree")
-    parser.add_argument("--cudapkgs", default="target/release/cudapkgs")
-    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     cudapkgs = os.path.abspath(args.cudapkgs)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as work:

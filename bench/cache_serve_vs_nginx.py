@@ -13,13 +13,14 @@ no access log); cudapkgs with -q (no request log).
     python3 bench/cache_serve_vs_nginx.py --cudapkgs target/release/cudapkgs CACHE
 """
 
-import argparse
 import os
 import re
 import socket
 import subprocess
 import tempfile
 import time
+
+import bench_args
 
 NGINX_CONF = """
 worker_processes auto;
@@ -90,9 +91,8 @@ def latency(base, narinfo, seconds):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_args.parser(__doc__)
     parser.add_argument("cache")
-    parser.add_argument("--cudapkgs", default="target/release/cudapkgs")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)

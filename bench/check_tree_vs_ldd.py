@@ -10,12 +10,13 @@ needed libraries only, one process per file), on the same tree.
 Prints each run's seconds, the medians, the ratio, and how many ELF files each saw.
 """
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import time
+
+import bench_args
 
 
 def elf_files(root):
@@ -35,9 +36,7 @@ def elf_files(root):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cudapkgs", default="target/release/cudapkgs")
-    parser.add_argument("--runs", type=int, default=5)
+    parser = bench_args.parser(__doc__, runs=5)
     parser.add_argument("tree")
     args = parser.parse_args()
     tree = os.path.abspath(args.tree)

@@ -12,13 +12,14 @@ last path (every path, through the chain) and must agree.
     python3 bench/closure_vs_nix.py [--paths 1500] [--runs 5]
 """
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import tempfile
 import time
+
+import bench_args
 
 NIX_ENV = dict(os.environ, NIX_CONFIG="substituters = \n")
 
@@ -30,10 +31,8 @@ def timed(command, env=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cudapkgs", default="target/release/cudapkgs")
+    parser = bench_args.parser(__doc__, runs=5)
     parser.add_argument("--paths", type=int, default=1500)
-    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         root = os.path.join(work, "root")

@@ -10,13 +10,14 @@ to N cores with --cores.
         --cuobjdump .tools/nvidia/nvidia/cu13/bin/cuobjdump libcublasLt.so.12
 """
 
-import argparse
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+import bench_args
 
 
 def measure(command, runs, cores):
@@ -45,11 +46,9 @@ def measure(command, runs, cores):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_args.parser(__doc__, runs=3)
     parser.add_argument("files", nargs="*")
-    parser.add_argument("--cudapkgs", default="target/release/cudapkgs")
     parser.add_argument("--cuobjdump", default=shutil.which("cuobjdump") or ".tools/nvidia/nvidia/cu13/bin/cuobjdump")
-    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tree", help="also time `cudapkgs inspect TREE`")
     parser.add_argument("--cores", type=int, default=0, help="pin every run to this many cores")
     args = parser.parse_args()

@@ -9,12 +9,13 @@ is flushed to disk like cudapkgs' output. Prints the best of N runs and the rati
     python3 bench/patch_vs_patchelf.py --cudapkgs target/release/cudapkgs LIB...
 """
 
-import argparse
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+
+import bench_args
 
 RUNPATH = "$ORIGIN:/run/opengl-driver/lib:/nix/store/0123456789abcdfghijklmnpqrsvwxyz-cuda_cudart-12.9.79-lib/lib"
 
@@ -37,11 +38,9 @@ def flushed_copy(source, target):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_args.parser(__doc__, runs=5)
     parser.add_argument("libraries", nargs="+")
-    parser.add_argument("--cudapkgs", default="target/release/cudapkgs")
     parser.add_argument("--patchelf", default=shutil.which("patchelf") or "patchelf")
-    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
     version = subprocess.run([args.patchelf, "--version"], capture_output=True, text=True, check=True).stdout.strip()

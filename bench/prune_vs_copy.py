@@ -7,11 +7,12 @@ given capabilities (timed), and prints both with the bytes saved on disk.
     python3 bench/prune_vs_copy.py --cudapkgs target/release/cudapkgs --gpu H100 SITE_PACKAGES/torch SITE_PACKAGES/nvidia
 """
 
-import argparse
 import os
 import subprocess
 import tempfile
 import time
+
+import bench_args
 
 
 def allocated(path):
@@ -20,9 +21,8 @@ def allocated(path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_args.parser(__doc__)
     parser.add_argument("trees", nargs="+")
-    parser.add_argument("--cudapkgs", default="target/release/cudapkgs")
     parser.add_argument("--gpu", default="H100")
     parser.add_argument("--cores", type=int, default=0, help="pin both steps to this many cores")
     args = parser.parse_args()

@@ -10,13 +10,14 @@ files, warm in the page cache, also on one core. Goal: at least 2 GB/s per core 
     python3 bench/scan_references.py [--candidates 1000] [FILE…]
 """
 
-import argparse
 import glob
 import os
 import statistics
 import subprocess
 import tempfile
 import time
+
+import bench_args
 
 TOOLS = ".tools/nvidia/nvidia"
 
@@ -44,10 +45,9 @@ def grep(files, patterns):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_args.parser(__doc__, runs=3, cudapkgs=False)
     parser.add_argument("files", nargs="*")
     parser.add_argument("--candidates", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "cudapkgs-nix", "--example", "scan_speed"], check=True)
     sets = {"given": args.files} if args.files else default_sets()

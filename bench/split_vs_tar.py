@@ -10,7 +10,6 @@ features` over the whole mirror (cudart, nvrtc, cuBLAS).
     cargo build --release && python3 bench/split_vs_tar.py [--runs 3]
 """
 
-import argparse
 import glob
 import os
 import shutil
@@ -18,6 +17,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+
+import bench_args
 
 
 def timed(command, shell=False):
@@ -27,9 +28,7 @@ def timed(command, shell=False):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cudapkgs", default="target/release/cudapkgs")
-    parser.add_argument("--runs", type=int, default=3)
+    parser = bench_args.parser(__doc__, runs=3)
     parser.add_argument("--mirror", default="target/redist-mirror-bench")
     args = parser.parse_args()
     subprocess.run(["python3", "scripts/redist-mirror.py", "--with-cublas", "--preset", "6", "--out", args.mirror],

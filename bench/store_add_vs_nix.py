@@ -11,13 +11,14 @@ REFERENCE_PATHS valid paths, so its scanner checks every window of the NAR.
     python3 bench/store_add_vs_nix.py --cudapkgs target/release/cudapkgs .tools/nvidia/nvidia
 """
 
-import argparse
 import os
 import resource
 import statistics
 import subprocess
 import tempfile
 import time
+
+import bench_args
 
 NIX_CONFIG = "substituters = \nexperimental-features = nix-command\n"
 
@@ -48,9 +49,8 @@ def size(path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_args.parser(__doc__)
     parser.add_argument("tree")
-    parser.add_argument("--cudapkgs", default="target/release/cudapkgs")
     parser.add_argument("--reference-paths", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3, help="alternating runs of each; medians are printed")
     args = parser.parse_args()

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import zipfile
 
+from tree_files import files_under
+
 # One wheel per library family named by the comparison: cuBLAS 12 and 13, cuRAND,
 # NCCL (both fatbin sections), cuDNN, cuFFT, and a CUDA 11 wheel.
 WHEELS = [
@@ -71,19 +73,13 @@ def sections(path):
     return sorted({name for name in (".nv_fatbin", "__nv_relfatbin") if name in out.stdout})
 
 
+def is_elf(path):
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
 def elf_files(roots):
-    for root in roots:
-        if os.path.isfile(root):
-            yield root
-            continue
-        for folder, _, names in os.walk(root):
-            for name in sorted(names):
-                path = os.path.join(folder, name)
-                if os.path.islink(path) or not os.path.isfile(path):
-                    continue
-                with open(path, "rb") as handle:
-                    if handle.read(4) == b"\x7fELF":
-                        yield path
+    return files_under(roots, is_elf)
 
 
 def download(directory):

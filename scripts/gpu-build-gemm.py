@@ -8,13 +8,13 @@ with `cudapkgs build PACKAGE=WHEEL` into a store, then, with an empty environmen
 """
 
 import argparse
-import csv
 import glob
 import json
 import os
 import subprocess
 import sys
-import zipfile
+
+from wheel_rebuild import rebuild_wheel
 
 GEMM = r'''
 import ctypes, json, sys
@@ -44,18 +44,6 @@ expected = a.astype(np.float64) @ b.astype(np.float64)
 maps = sorted({line.split()[-1] for line in open("/proc/self/maps") if ".so" in line and ("cublas" in line or "cudart" in line or "libcuda." in line)})
 print(json.dumps({"max_abs_error": float(np.abs(c - expected).max()), "mapped": maps, "env": dict(__import__("os").environ)}))
 '''
-
-
-def rebuild_wheel(site, dist_info, out):
-    """The wheel pip installed from `dist_info`, zipped again from its RECORD."""
-    name = os.path.basename(dist_info)[: -len(".dist-info")]
-    wheel = os.path.join(out, f"{name}-py3-none-manylinux_2_27_x86_64.whl")
-    with open(os.path.join(dist_info, "RECORD")) as record, zipfile.ZipFile(wheel, "w") as z:
-        for row in csv.reader(record):
-            path = os.path.join(site, row[0])
-            if row[0] and os.path.isfile(path) and not row[0].startswith(".."):
-                z.write(path, row[0])
-    return wheel
 
 
 def main():

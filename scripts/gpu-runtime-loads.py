@@ -17,7 +17,6 @@ run time keep working after cudapkgs sets runpaths:
 """
 
 import argparse
-import csv
 import glob
 import json
 import os
@@ -25,7 +24,8 @@ import shutil
 import subprocess
 import sys
 import time
-import zipfile
+
+from wheel_rebuild import rebuild_wheel
 
 CONV = r'''
 import ctypes, json, os, sys
@@ -74,18 +74,6 @@ maps = sorted({line.split()[-1] for line in open("/proc/self/maps")
 print(json.dumps({"version": cudnn.cudnnGetVersion(), "max_abs_error": float(np.abs(y - expected).max()),
                   "mapped": maps, "env": dict(os.environ)}))
 '''
-
-
-def rebuild_wheel(site, dist_info, out):
-    """The wheel pip installed from `dist_info`, zipped again from its RECORD."""
-    name = os.path.basename(dist_info)[: -len(".dist-info")]
-    wheel = os.path.join(out, f"{name}-py3-none-manylinux_2_27_x86_64.whl")
-    with open(os.path.join(dist_info, "RECORD")) as record, zipfile.ZipFile(wheel, "w") as z:
-        for row in csv.reader(record):
-            path = os.path.join(site, row[0])
-            if row[0] and os.path.isfile(path) and not row[0].startswith(".."):
-                z.write(path, row[0])
-    return wheel
 
 
 def site_packages():

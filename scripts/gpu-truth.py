@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 
+from tree_files import files_under
+
 CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75
 CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76
 
@@ -61,15 +63,7 @@ class Driver:
 
 
 def libraries(roots):
-    for root in roots:
-        if os.path.isfile(root):
-            yield root
-            continue
-        for folder, _, names in os.walk(root):
-            for name in sorted(names):
-                path = os.path.join(folder, name)
-                if not os.path.islink(path) and os.path.isfile(path) and ".so" in name:
-                    yield path
+    return files_under(roots, lambda path: ".so" in os.path.basename(path))
 
 
 def main():

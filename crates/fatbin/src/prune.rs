@@ -496,15 +496,7 @@ mod compressed_size_tests {
         let repetitive = vec![7u8; 1 << 20];
         let size = compressed_size(&repetitive).expect("compress");
         assert!(size > 0 && size < 1024, "{size}");
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let noise: Vec<u8> = (0..1 << 16)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state.to_le_bytes()[0]
-            })
-            .collect();
+        let noise: Vec<u8> = cudapkgs_testkit::Noise::new().take(1 << 16).collect();
         assert!(compressed_size(&noise).expect("compress") >= noise.len() as u64 * 9 / 10);
     }
 }

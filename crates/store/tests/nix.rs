@@ -256,61 +256,35 @@ fn hostile_cases(good: &[u8]) -> Vec<(Vec<u8>, &'static str)> {
         out
     };
     let archive = |parts: &[&[u8]]| parts.iter().flat_map(|p| token(p)).collect::<Vec<u8>>();
+    // A folder's first entry named `name`, its node begun, then `rest`.
+    let directory_entry = |name: &[u8], rest: &[&[u8]]| {
+        let mut parts: Vec<&[u8]> = vec![
+            b"nix-archive-1",
+            b"(",
+            b"type",
+            b"directory",
+            b"entry",
+            b"(",
+            b"name",
+            name,
+            b"node",
+        ];
+        parts.extend_from_slice(rest);
+        archive(&parts)
+    };
     vec![
         (good[..good.len() / 2].to_vec(), "ends"),
         (archive(&[b"nix-archive-2"]), "expected `nix-archive-1`"),
+        (directory_entry(b"..", &[]), "invalid name `..`"),
+        (directory_entry(b"a/b", &[]), "invalid name `a/b`"),
         (
-            archive(&[
-                b"nix-archive-1",
-                b"(",
-                b"type",
-                b"directory",
-                b"entry",
-                b"(",
-                b"name",
-                b"..",
-                b"node",
-            ]),
-            "invalid name `..`",
-        ),
-        (
-            archive(&[
-                b"nix-archive-1",
-                b"(",
-                b"type",
-                b"directory",
-                b"entry",
-                b"(",
-                b"name",
-                b"a/b",
-                b"node",
-            ]),
-            "invalid name `a/b`",
-        ),
-        (
-            archive(&[
-                b"nix-archive-1",
-                b"(",
-                b"type",
-                b"directory",
-                b"entry",
-                b"(",
-                b"name",
+            directory_entry(
                 b"b",
-                b"node",
-                b"(",
-                b"type",
-                b"symlink",
-                b"target",
-                b"x",
-                b")",
-                b")",
-                b"entry",
-                b"(",
-                b"name",
-                b"a",
-                b"node",
-            ]),
+                &[
+                    b"(", b"type", b"symlink", b"target", b"x", b")", b")", b"entry", b"(",
+                    b"name", b"a", b"node",
+                ],
+            ),
             "not in sorted order",
         ),
         (

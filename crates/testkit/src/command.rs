@@ -212,6 +212,25 @@ impl Run {
         (self.code, self.stdout, self.stderr)
     }
 
+    /// Fails the test, showing stderr, unless stderr holds `text`.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, text: &str) {
+        assert!(self.stderr.contains(text), "{}", self.stderr);
+    }
+
+    /// Fails the test unless the command was refused (exit 2) saying `why` on stderr.
+    #[track_caller]
+    pub fn assert_refused(&self, why: &str) {
+        assert_eq!(self.code, 2, "{}", self.stderr);
+        self.assert_stderr_has(why);
+    }
+
+    /// Fails the test, showing stdout, unless stdout holds `text`.
+    #[track_caller]
+    pub fn assert_stdout_has(&self, text: &str) {
+        assert!(self.stdout.contains(text), "{}", self.stdout);
+    }
+
     /// Fails the test (naming `what` ran) unless the exit code is `code`.
     #[track_caller]
     pub fn assert_code(&self, code: i32, what: &str) {

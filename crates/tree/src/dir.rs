@@ -180,16 +180,19 @@ impl Dir {
     /// Opens every folder of `parts` in turn from the handle.
     fn walk(&self, parts: &[&OsStr]) -> io::Result<Handle<'_>> {
         let mut handle = Handle::Borrowed(self.fd.as_fd());
-        for (depth, part) in parts.iter().enumerate() {
-            let next = rustix::fs::openat(&handle, *part, FOLDER_FLAGS, Mode::empty()).map_err(
-                |errno| {
-                    let shown: PathBuf = parts[..=depth].iter().collect();
-                    Self::not_a_folder(&handle, part, &shown, errno)
-                },
-            )?;
-            handle = Handle::Owned(next);
+        for depth in 0..parts.len() {
+            handle = Handle::Owned(Self::open_part(&handle, parts, depth)?);
         }
         Ok(handle)
+    }
+
+    /// Opens `parts[depth]` as a folder inside `parent`, the folder of the parts before it.
+    fn open_part(parent: &Handle<'_>, parts: &[&OsStr], depth: usize) -> io::Result<OwnedFd> {
+        let part = parts[depth];
+        rustix::fs::openat(parent, part, FOLDER_FLAGS, Mode::empty()).map_err(|errno| {
+            let shown: PathBuf = parts[..=depth].iter().collect();
+            Self::not_a_folder(parent, part, &shown, errno)
+        })
     }
 
     /// The error for a component that could not be opened as a folder: a link is named
@@ -271,13 +274,7 @@ impl Dir {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(errno) => return Err(errno.into()),
             }
-            let next = rustix::fs::openat(&handle, *part, FOLDER_FLAGS, Mode::empty()).map_err(
-                |errno| {
-                    let shown: PathBuf = parts[..=depth].iter().collect();
-                    Self::not_a_folder(&handle, part, &shown, errno)
-                },
-            )?;
-            handle = Handle::Owned(next);
+            handle = Handle::Owned(Self::open_part(&handle, &parts, depth)?);
         }
         Ok(())
     }
@@ -316,16 +313,7 @@ impl Dir {
             ),
             other => other.into(),
         })?;
-        let kind = Kind::of(FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode));
-        if kind != Kind::File {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is {}, not a file", relative.display(), kind.described()),
-            ));
-        }
-        // Reads of a regular file never block; clear the flag all the same.
-        rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
-        Ok(File::from(fd))
+        regular_file(fd, relative)
     }
 
     /// Reads the whole regular file at `relative`, at most `limit` bytes.
@@ -552,13 +540,20 @@ pub fn open_named_file(path: &Path) -> io::Result<File> {
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    regular_file(fd, path)
+}
+
+/// The file opened (without blocking) as `fd`, when it is a regular file; `shown` names
+/// it in the error otherwise.
+fn regular_file(fd: OwnedFd, shown: &Path) -> io::Result<File> {
     let kind = Kind::of(FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode));
     if kind != Kind::File {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{} is {}, not a file", path.display(), kind.described()),
+            format!("{} is {}, not a file", shown.display(), kind.described()),
         ));
     }
+    // Reads of a regular file never block; clear the flag all the same.
     rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
     Ok(File::from(fd))
 }

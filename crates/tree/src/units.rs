@@ -32,22 +32,22 @@ pub fn delta(count: i128) -> String {
 
 /// `41%` of a whole; `-` when the whole is zero.
 pub fn share(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        return "-".to_owned();
-    }
-    #[allow(clippy::cast_precision_loss, reason = "display only")]
-    let percent = part as f64 * 100.0 / whole as f64;
-    format!("{percent:.0}%")
+    percent_to(part, whole, 0)
 }
 
 /// `41.3%` of a whole, for shares that may be small; `-` when the whole is zero.
 pub fn percent(part: u64, whole: u64) -> String {
+    percent_to(part, whole, 1)
+}
+
+/// The percentage with `decimals` digits after the point; `-` when the whole is zero.
+fn percent_to(part: u64, whole: u64, decimals: usize) -> String {
     if whole == 0 {
         return "-".to_owned();
     }
     #[allow(clippy::cast_precision_loss, reason = "display only")]
     let percent = part as f64 * 100.0 / whole as f64;
-    format!("{percent:.1}%")
+    format!("{percent:.decimals$}%")
 }
 
 /// A byte count as people write it: `1000`, `500M`, `20G`, `1TiB`, `16 GB` (the suffixes

@@ -10,6 +10,16 @@ use super::{Backend, Body, Object, check_key};
 use crate::Error;
 
 /// The HTTP client every remote backend uses, with its time limits.
+/// The length a response's head declares; 0 when it declares none (or none readable).
+pub(crate) fn content_length(response: &ureq::http::Response<ureq::Body>) -> u64 {
+    response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     pub(crate) agent: ureq::Agent,
@@ -180,14 +190,7 @@ impl Backend for HttpBackend {
         check_key(key)?;
         let response = self.idempotent(key, || self.client.agent.head(self.url(key)).call())?;
         match response.status().as_u16() {
-            200 => Ok(Some(
-                response
-                    .headers()
-                    .get("content-length")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            )),
+            200 => Ok(Some(content_length(&response))),
             // Nix takes a 403 for "not there" too (S3 answers so for missing keys).
             404 | 403 => Ok(None),
             _ => Err(self.remote(key, error_text(response))),

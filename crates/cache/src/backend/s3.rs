@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use super::http::{HttpClient, body_reader, error_text};
+use super::http::{HttpClient, body_reader, content_length, error_text};
 use super::{Backend, Body, Object, check_key};
 use crate::Error;
 use crate::location::S3Location;
@@ -340,14 +340,7 @@ impl Backend for S3Backend {
         check_key(key)?;
         let response = self.send_empty("HEAD", key, &[], &[])?;
         match response.status().as_u16() {
-            200 => Ok(Some(
-                response
-                    .headers()
-                    .get("content-length")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            )),
+            200 => Ok(Some(content_length(&response))),
             404 => Ok(None),
             403 => Err(self.remote(
                 key,

@@ -520,6 +520,14 @@ fn put_route(
     }
 }
 
+/// A request's body, of `len` bytes by its Content-Length.
+fn read_body(body: &mut impl Read, len: u64) -> Result<Vec<u8>, (u16, String)> {
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    body.read_to_end(&mut bytes)
+        .map_err(|e| (400, format!("reading the body failed: {e}")))?;
+    Ok(bytes)
+}
+
 fn put_narinfo(
     shared: &Shared,
     backend: &dyn crate::backend::Backend,
@@ -527,9 +535,7 @@ fn put_narinfo(
     body: &mut impl Read,
     len: u64,
 ) -> Result<(), (u16, String)> {
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    body.read_to_end(&mut bytes)
-        .map_err(|e| (400, format!("reading the body failed: {e}")))?;
+    let bytes = read_body(body, len)?;
     if bytes.len() as u64 != len {
         return Err((
             400,
@@ -566,9 +572,7 @@ fn put_record(
     body: &mut impl Read,
     len: u64,
 ) -> Result<(), (u16, String)> {
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    body.read_to_end(&mut bytes)
-        .map_err(|e| (400, format!("reading the body failed: {e}")))?;
+    let bytes = read_body(body, len)?;
     let text = String::from_utf8(bytes).map_err(|_| (400, "the record is not UTF-8".to_owned()))?;
     let paths = records::outputs_of(&text, build).map_err(|e| (400, e.to_string()))?;
     for path in paths {

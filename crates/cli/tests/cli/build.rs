@@ -7,7 +7,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Server, mirror, mirror_with_cublas, nvidia_args, run, s};
+use common::{mirror, mirror_with_cublas, nvidia_args, run, s, served_mirror};
 
 fn build_json(args: &[&str]) -> serde_json::Value {
     let (code, stdout, stderr) = run(&[&["--json", "build"][..], args].concat());
@@ -23,35 +23,6 @@ fn output<'a>(built: &'a serde_json::Value, package: &str, name: &str) -> &'a st
         .find(|p| p["package"] == package)
         .and_then(|p| p["outputs"][name].as_str())
         .unwrap_or_else(|| panic!("{package} {name} in {built}"))
-}
-
-/// Compiles a kernel to PTX with the nvrtc at `lib`, with an empty environment.
-fn nvrtc_compiles(lib: &Path) -> String {
-    let script = r#"
-import ctypes, sys
-nvrtc = ctypes.CDLL(sys.argv[1])
-prog = ctypes.c_void_p()
-src = b'extern "C" __global__ void axpy(float a, float *x) { x[threadIdx.x] *= a; }'
-assert nvrtc.nvrtcCreateProgram(ctypes.byref(prog), src, b"k.cu", 0, None, None) == 0
-opts = (ctypes.c_char_p * 1)(b"--gpu-architecture=compute_90")
-status = nvrtc.nvrtcCompileProgram(prog, 1, opts)
-size = ctypes.c_size_t()
-nvrtc.nvrtcGetPTXSize(prog, ctypes.byref(size))
-ptx = ctypes.create_string_buffer(size.value)
-nvrtc.nvrtcGetPTX(prog, ptx)
-print(status, ptx.value.decode().count(".entry axpy"))
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script, s(lib)])
-        .env_clear()
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Runpaths of the built runtime and nvrtc in the store under `root`; the patched nvrtc
@@ -79,14 +50,16 @@ fn check_runpaths_and_nvrtc(root: &Path, built: &serde_json::Value) {
         "$ORIGIN:/run/opengl-driver/lib"
     );
     // The patched nvrtc finds its builtins beside itself and compiles a kernel.
-    assert_eq!(nvrtc_compiles(&nvrtc_lib.join("lib/libnvrtc.so.13")), "0 1");
+    let ptx = cudapkgs_testkit::nvrtc_ptx(&nvrtc_lib.join("lib/libnvrtc.so.13"));
+    assert_eq!(ptx.matches(".entry scale(").count(), 1, "{ptx}");
 }
 
 #[test]
 fn real_packages_build_deterministically_with_small_closures() {
-    let Some(mirror) = mirror() else { return };
+    let Some(server) = served_mirror() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("temp");
-    let server = Server::serve_dir(&mirror);
     let url = server.url();
     let cache = dir.path().join("cache");
     let args = |root: &Path| {
@@ -135,17 +108,7 @@ fn real_packages_build_deterministically_with_small_closures() {
 
     // The lib output's closure is itself: no headers, static libraries or stubs.
     let lib = output(&first, "cuda_cudart", "lib");
-    let (code, closure, _) = run(&[
-        "--json",
-        "closure",
-        "--store-dir",
-        "/nix/store",
-        "--root",
-        s(&a),
-        lib,
-    ]);
-    assert_eq!(code, 0);
-    let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
+    let closure = common::rooted_closure(&a, lib);
     assert_eq!(closure["paths"].as_array().map(Vec::len), Some(1));
     // dev needs lib and include (its pkg-config file names them); out needs everything.
     let dev = output(&first, "cuda_cudart", "dev");
@@ -230,6 +193,32 @@ fn pack(parent: &Path, folder: &str, mirror: &Path, relative: &str) -> serde_jso
 /// A mirror of three packages: `libfoo` (libfoo.so.1, and libkernels.so with device
 /// code, which needs the CUDA runtime), the real `cuda_cudart` from `real`, and `libbar` (libbar.so.1, which
 /// needs libfoo, and bin/bartool, which needs libbar), built with gcc.
+/// `two_package_mirror` in a temporary folder, and the arguments that build from it
+/// into a store there.
+struct TwoPackages {
+    _dir: tempfile::TempDir,
+    mirror: PathBuf,
+    store: PathBuf,
+    args: Vec<String>,
+}
+
+impl TwoPackages {
+    /// `None` as `mirror` says.
+    fn new() -> Option<TwoPackages> {
+        let real = mirror()?;
+        let dir = tempfile::tempdir().expect("temp");
+        let mirror = two_package_mirror(dir.path(), &real);
+        let store = dir.path().join("store");
+        let args = source_args(&mirror, &dir.path().join("cache"), &store);
+        Some(TwoPackages {
+            _dir: dir,
+            mirror,
+            store,
+            args,
+        })
+    }
+}
+
 fn two_package_mirror(dir: &Path, real: &Path) -> PathBuf {
     let src = dir.join("src");
     let foo_pkg = src.join("libfoo-linux-x86_64-1.0-archive");
@@ -316,12 +305,11 @@ fn two_package_mirror(dir: &Path, real: &Path) -> PathBuf {
 
 #[test]
 fn libraries_needed_from_other_packages_resolve_through_runpaths_alone() {
-    let Some(real) = mirror() else { return };
-    let dir = tempfile::tempdir().expect("temp");
-    let mirror = two_package_mirror(dir.path(), &real);
-    let store = dir.path().join("store");
-    let common = source_args(&mirror, &dir.path().join("cache"), &store);
-    let common = strs(&common);
+    let Some(set) = TwoPackages::new() else {
+        return;
+    };
+    let store = &set.store;
+    let common = strs(&set.args);
     // Alone, libbar needs a library no package of the set provides, and no package of
     // NVIDIA's is known to have it: a problem found (exit 1), naming library and file.
     let (code, _, stderr) = run(&[&["build"][..], &common, &["libbar"]].concat());
@@ -371,7 +359,7 @@ fn libraries_needed_from_other_packages_resolve_through_runpaths_alone() {
         .expect("runs");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
     // Nothing needed is left unresolved without the system's folders but libc.
-    let (_, resolved, _) = run(&["--json", "elf", "--resolve", "--no-system", s(&store)]);
+    let (_, resolved, _) = run(&["--json", "elf", "--resolve", "--no-system", s(store)]);
     let resolved: serde_json::Value = serde_json::from_str(&resolved).expect("json");
     for file in resolved["files"].as_array().expect("files") {
         for library in file["resolved"].as_array().into_iter().flatten() {
@@ -386,7 +374,7 @@ fn libraries_needed_from_other_packages_resolve_through_runpaths_alone() {
         }
     }
     // References follow the runpaths: bar's lib needs foo's lib, bin needs bar's lib.
-    let (_, closure, _) = run(&["--json", "closure", "--store-dir", s(&store), bar_bin]);
+    let (_, closure, _) = run(&["--json", "closure", "--store-dir", s(store), bar_bin]);
     let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
     let mut paths: Vec<&str> = common::closure_paths(&closure);
     paths.sort_unstable();
@@ -460,10 +448,10 @@ fn kernels_without_an_image_for_the_requested_gpus_warn_or_fail() {
     // With --strict-targets the build fails and adds nothing.
     let strict = args("c", &["--capabilities", "7.0", "--strict-targets"]);
     let (code, _, stderr) = run(&strs(&strict));
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("kernels have no usable image (--strict-targets)"),
-        "{stderr}"
+    common::assert_refused(
+        code,
+        &stderr,
+        "kernels have no usable image (--strict-targets)",
     );
     let store = dir.path().join("c/store");
     let added: Vec<_> = std::fs::read_dir(&store)
@@ -717,8 +705,7 @@ fn driver_folders_must_be_absolute_and_package_names_plain() {
         ),
     ] {
         let (code, _, stderr) = build_local(dir.path(), &spec, &["--driver-dir", driver_dir]);
-        assert_eq!(code, 2, "{stderr}");
-        assert!(stderr.contains(problem), "{stderr}");
+        common::assert_refused(code, &stderr, problem);
         assert!(
             stderr.contains("--driver-dir takes an absolute folder"),
             "{stderr}"
@@ -758,12 +745,11 @@ fn walk_names(dir: &Path) -> Vec<String> {
 
 #[test]
 fn every_missing_library_is_named_at_once_and_known_providers_are_brought() {
-    let Some(real) = mirror() else { return };
-    let dir = tempfile::tempdir().expect("temp");
-    let mirror = two_package_mirror(dir.path(), &real);
-    let store = dir.path().join("store");
-    let common = source_args(&mirror, &dir.path().join("cache"), &store);
-    let common = strs(&common);
+    let Some(set) = TwoPackages::new() else {
+        return;
+    };
+    let mirror = &set.mirror;
+    let common = strs(&set.args);
     // libfoo's libkernels.so needs the CUDA runtime; NVIDIA's cuda_cudart provides it,
     // and the release has it: a second round brings it.
     let (code, stdout, stderr) = run(&[&["--json", "build"][..], &common, &["libfoo"]].concat());

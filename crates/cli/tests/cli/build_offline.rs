@@ -6,7 +6,7 @@ use crate::common;
 
 use std::path::Path;
 
-use common::{Server, mirror, nvidia_args, run, s};
+use common::{nvidia_args, run, s, served_mirror};
 
 fn build(base: &str, store: &Path, cache: &Path, extra: &[&str]) -> (i32, String, String) {
     let state = store.with_extension("state");
@@ -26,10 +26,11 @@ fn build(base: &str, store: &Path, cache: &Path, extra: &[&str]) -> (i32, String
 
 #[test]
 fn a_set_built_online_builds_again_without_the_network() {
-    let Some(mirror) = mirror() else { return };
+    let Some(server) = served_mirror() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("temp");
     let cache = dir.path().join("cache");
-    let server = Server::serve_dir(&mirror);
     let base = server.url();
     let (code, online, stderr) = build(&base, &dir.path().join("a"), &cache, &[]);
     assert_eq!(code, 0, "{stderr}");

@@ -26,23 +26,9 @@ fn cublas_wheel() -> Option<PathBuf> {
 
 fn build(dir: &Path, wheel: &Path, extra: &[&str]) -> serde_json::Value {
     let input = format!("libcublas={}", wheel.display());
-    let (store, state, cache) = (dir.join("store"), dir.join("state"), dir.join("cache"));
-    let mut args = vec![
-        "--json",
-        "build",
-        &input,
-        "--no-deps",
-        "--store-dir",
-        s(&store),
-        "--state-dir",
-        s(&state),
-        "--cache",
-        s(&cache),
-    ];
+    let mut args = vec!["--no-deps"];
     args.extend_from_slice(extra);
-    let (code, stdout, stderr) = run(&args);
-    assert_eq!(code, 0, "{stderr}");
-    serde_json::from_str(&stdout).expect("json")
+    common::build_json(dir, &input, &args)
 }
 
 fn nar_size(dir: &Path, path: &str) -> u64 {

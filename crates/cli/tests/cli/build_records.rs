@@ -11,22 +11,7 @@ use common::{run, s};
 
 fn build(dir: &Path, archive: &Path, extra: &[&str]) -> serde_json::Value {
     let input = format!("libfoo={}", archive.display());
-    let (store, state, cache) = (dir.join("store"), dir.join("state"), dir.join("cache"));
-    let mut args = vec![
-        "--json",
-        "build",
-        &input,
-        "--store-dir",
-        s(&store),
-        "--state-dir",
-        s(&state),
-        "--cache",
-        s(&cache),
-    ];
-    args.extend_from_slice(extra);
-    let (code, stdout, stderr) = run(&args);
-    assert_eq!(code, 0, "{stderr}");
-    serde_json::from_str(&stdout).expect("json")
+    common::build_json(dir, &input, extra)
 }
 
 /// Names in the store folder, sorted (what an add would change).

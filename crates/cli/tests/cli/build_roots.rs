@@ -45,24 +45,20 @@ fn store_json(dir: &Path, args: &[&str]) -> serde_json::Value {
 #[test]
 fn a_build_of_another_version_keeps_the_first_rooted() {
     let dir = tempfile::tempdir().expect("temp");
-    let first = nvidia_archive(
-        dir.path(),
-        "libfoo",
-        "1.0.0",
-        &[
-            file("libfoo/lib/libfoo.so.1", b"one"),
-            file("libfoo/include/foo.h", b"1"),
-        ],
-    );
-    let second = nvidia_archive(
-        dir.path(),
-        "libfoo",
-        "2.0.0",
-        &[
-            file("libfoo/lib/libfoo.so.1", b"two"),
-            file("libfoo/include/foo.h", b"2"),
-        ],
-    );
+    // Each version's library and header hold words of their own.
+    let version = |number: &str, library: &[u8], header: &[u8]| {
+        nvidia_archive(
+            dir.path(),
+            "libfoo",
+            number,
+            &[
+                file("libfoo/lib/libfoo.so.1", library),
+                file("libfoo/include/foo.h", header),
+            ],
+        )
+    };
+    let first = version("1.0.0", b"one", b"1");
+    let second = version("2.0.0", b"two", b"2");
     let one = build(dir.path(), &first);
     let two = build(dir.path(), &second);
     let lib =

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 
 use common::s;
+use common::serve::Serve;
 
 /// Whether a real Nix is here; under CI its absence is a failure, elsewhere the calling
 /// test says it is skipped.
@@ -45,17 +46,13 @@ impl World {
 
     /// Runs cudapkgs with `vars` only.
     fn cudapkgs(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
-        common::cudapkgs()
-            .args(args)
-            .envs(vars.iter().copied())
-            .run()
-            .into_parts()
+        common::run_with(vars, args)
     }
 
     /// Runs cudapkgs on our store; it must succeed; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
         let root = self.ours();
-        let all = [args, &["--store-dir", "/nix/store", "--root", s(&root)]].concat();
+        let all = [args, &common::rooted_store_args(&root)].concat();
         let (code, stdout, stderr) = World::cudapkgs(&all, &[]);
         assert_eq!(code, 0, "cudapkgs {args:?}: {stderr}");
         stdout
@@ -64,7 +61,7 @@ impl World {
     /// Runs cudapkgs on our store; returns its exit code and stderr.
     fn fails(&self, args: &[&str]) -> (i32, String) {
         let root = self.ours();
-        let all = [args, &["--store-dir", "/nix/store", "--root", s(&root)]].concat();
+        let all = [args, &common::rooted_store_args(&root)].concat();
         let (code, _, stderr) = World::cudapkgs(&all, &[]);
         (code, stderr)
     }
@@ -169,47 +166,13 @@ impl World {
     }
 }
 
-/// A running `cudapkgs serve`, stopped when dropped.
-struct Serve {
-    child: Child,
-    url: String,
-}
-
 impl Serve {
     fn start(world: &World, args: &[&str]) -> Serve {
         Serve::start_with(world, args, &[])
     }
 
     fn start_with(world: &World, args: &[&str], vars: &[(&str, &str)]) -> Serve {
-        let mut child = common::cudapkgs()
-            .inherit_env()
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_clear()
-            .envs(vars.iter().copied())
-            .current_dir(world.dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cudapkgs serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the URL");
-        if line.trim().is_empty() {
-            let mut stderr = String::new();
-            let _ = child
-                .stderr
-                .take()
-                .expect("stderr")
-                .read_to_string(&mut stderr);
-            panic!("cudapkgs serve did not start: {stderr}");
-        }
-        Serve {
-            child,
-            url: line.trim().to_owned(),
-        }
+        Serve::spawn(world.dir.path(), args, vars)
     }
 
     fn port(&self) -> u16 {
@@ -247,13 +210,6 @@ impl Serve {
     }
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn hash_part(path: &str) -> &str {
     &path.rsplit('/').next().expect("base")[..32]
 }
@@ -284,8 +240,7 @@ fn keygen_refuses_to_overwrite_and_writes_a_private_secret() {
     let other = world.path("other.pk");
     let (code, _, stderr) =
         World::cudapkgs(&["cache", "keygen", "again", s(&secret), s(&other)], &[]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("exists already"), "{stderr}");
+    common::assert_refused(code, &stderr, "exists already");
     assert_eq!(std::fs::read(&secret).expect("read"), before);
     assert!(!other.exists());
 }
@@ -433,11 +388,7 @@ fn nix_add(world: &World, root: &Path, tree: &Path) -> String {
         .arg(tree)
         .output()
         .expect("nix-store --add");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    cudapkgs_testkit::assert_succeeded(&output);
     String::from_utf8(output.stdout)
         .expect("utf-8")
         .trim()
@@ -490,19 +441,11 @@ fn caches_nix_wrote_are_served_and_copied_by_both() {
             ])
             .output()
             .expect("nix copy --to");
-        assert!(
-            pushed.status.success(),
-            "{}",
-            String::from_utf8_lossy(&pushed.stderr)
-        );
+        cudapkgs_testkit::assert_succeeded(&pushed);
         let serve = Serve::start(&world, &["--cache", &format!("file://{}", cache.display())]);
         let back = world.path(&format!("nix-back-{compression}"));
         let copied = world.nix_copy_from(&serve.url, &back, &public, &path);
-        assert!(
-            copied.status.success(),
-            "{}",
-            String::from_utf8_lossy(&copied.stderr)
-        );
+        cudapkgs_testkit::assert_succeeded(&copied);
         assert_eq!(
             std::fs::read(back.join(path.trim_start_matches('/')).join("share/data"))
                 .expect("data"),
@@ -1196,11 +1139,7 @@ fn nix_pushes_to_serve_with_the_token_from_netrc() {
         ])
         .output()
         .expect("nix copy --to http");
-    assert!(
-        pushed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pushed.stderr)
-    );
+    cudapkgs_testkit::assert_succeeded(&pushed);
     assert!(
         cache
             .join(format!("{}.narinfo", hash_part(&path)))
@@ -1241,11 +1180,7 @@ fn concurrent_pushes_of_one_path_agree() {
         .collect();
     for child in children {
         let output = child.wait_with_output().expect("wait");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        cudapkgs_testkit::assert_succeeded(&output);
     }
     std::fs::rename(world.ours(), world.path("original")).expect("move");
     let copied = world.ok(&["copy", "--from", &to, "--trusted-public-key", &public, &pkg]);
@@ -1483,18 +1418,15 @@ fn trusted_keys_come_from_the_flags_else_the_environment() {
     // The flag wins over the environment: the wrong key named on the command line.
     let env = [("CUDAPKGS_TRUSTED_PUBLIC_KEYS", t.public.as_str())];
     let (code, _, stderr) = copy(&["--trusted-public-key", &other], &env);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("trusted: other-1"), "{stderr}");
+    common::assert_refused(code, &stderr, "trusted: other-1");
     let (code, stdout, stderr) = copy(&[], &env);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("copied 1 path"), "{stdout}");
     // A key file works as well as its text; a bad key is named.
     let (code, _, stderr) = copy(&["--trusted-public-key", "not-a-key"], &[]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("--trusted-public-key"), "{stderr}");
+    common::assert_refused(code, &stderr, "--trusted-public-key");
     let (code, _, stderr) = copy(&[], &[]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("no trusted public key"), "{stderr}");
+    common::assert_refused(code, &stderr, "no trusted public key");
 }
 
 /// The payload of a chunked body.
@@ -1588,11 +1520,7 @@ fn nix_build(world: &World, root: &Path) -> String {
         ])
         .output()
         .expect("nix-build");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    cudapkgs_testkit::assert_succeeded(&output);
     String::from_utf8(output.stdout)
         .expect("utf-8")
         .trim()
@@ -1624,11 +1552,7 @@ fn serve_signs_a_nix_cache_with_its_key_and_copy_refuses_paths_named_by_derivati
         ])
         .output()
         .expect("nix copy --to");
-    assert!(
-        pushed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pushed.stderr)
-    );
+    cudapkgs_testkit::assert_succeeded(&pushed);
     let unsigned = Serve::start(&world, &["--cache", &format!("file://{}", cache.display())]);
     let refused = world.nix_copy_from(&unsigned.url, &world.path("refused"), &public, &built);
     assert!(
@@ -1646,11 +1570,7 @@ fn serve_signs_a_nix_cache_with_its_key_and_copy_refuses_paths_named_by_derivati
         ],
     );
     let copied = world.nix_copy_from(&signed.url, &world.path("copied"), &public, &built);
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
+    cudapkgs_testkit::assert_succeeded(&copied);
     // cudapkgs' store holds paths named by their contents only: a clear refusal, nothing
     // registered.
     let (code, stderr) = world.fails(&[
@@ -1661,8 +1581,7 @@ fn serve_signs_a_nix_cache_with_its_key_and_copy_refuses_paths_named_by_derivati
         &public,
         &built,
     ]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("not named by its contents"), "{stderr}");
+    common::assert_refused(code, &stderr, "not named by its contents");
     assert!(!world.valid(&built));
 }
 
@@ -1872,8 +1791,7 @@ fn push_goes_through_serve_with_a_token() {
         s(&secret),
         &pkg,
     ]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("401"), "{stderr}");
+    common::assert_refused(code, &stderr, "401");
     assert!(!cache.join(format!("{}.narinfo", hash_part(&pkg))).exists());
     let pushed = world.ok(&[
         "push",
@@ -1966,8 +1884,7 @@ fn cache_gc_removes_only_old_nars_no_narinfo_names() {
     )
     .expect("write");
     let (code, _, stderr) = gc(&[]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("nothing was removed"), "{stderr}");
+    common::assert_refused(code, &stderr, "nothing was removed");
     assert!(old.exists());
 }
 
@@ -1988,8 +1905,7 @@ fn copy_says_when_a_cache_cannot_be_reached() {
         "k:lt0M+wvFcLypgp4pfYQyyaXoXIQh4UzYydo5/+j3Z3s=",
         "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-x",
     ]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("cannot reach the cache"), "{stderr}");
+    common::assert_refused(code, &stderr, "cannot reach the cache");
     assert!(
         stderr.contains("hint: check that the cache is running"),
         "{stderr}"

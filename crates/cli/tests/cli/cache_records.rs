@@ -8,7 +8,11 @@ use crate::common;
 
 use std::path::Path;
 
-use common::{Server, mirror, nvidia_args, run, s};
+use common::serve::Serve;
+use common::{Server, nvidia_args, rooted_store_args, run, s, served_mirror};
+
+/// The packages each test here builds and pushes.
+const THE_SET: [&str; 2] = ["cuda_cudart", "cuda_nvrtc"];
 
 /// `build --source nvidia` of the mirror's CUDA runtime and NVRTC into a store under
 /// `root` (store folder `/nix/store`, as machines that share a cache have), with `extra`.
@@ -18,14 +22,8 @@ fn build(
     cache: &Path,
     extra: &[&str],
 ) -> (i32, serde_json::Value, String) {
-    let mut rest = vec![
-        "--store-dir",
-        "/nix/store",
-        "--root",
-        s(root),
-        "cuda_cudart",
-        "cuda_nvrtc",
-    ];
+    let mut rest = rooted_store_args(root).to_vec();
+    rest.extend(THE_SET);
     rest.extend_from_slice(extra);
     let mut args = vec!["--json".to_owned(), "build".to_owned()];
     args.extend(nvidia_args(base, "13.0.2", cache, &rest));
@@ -66,20 +64,9 @@ fn keygen(dir: &Path, file: &str) -> (std::path::PathBuf, std::path::PathBuf) {
 /// Pushes the set built under `root` to `cache`: refused until each package's licence
 /// basis is given, then with its record.
 fn push_set(root: &Path, cache: &str, sk: &Path) {
-    let mut push = vec![
-        "--json",
-        "push",
-        "--to",
-        cache,
-        "--secret-key-file",
-        s(sk),
-        "--store-dir",
-        "/nix/store",
-        "--root",
-        s(root),
-        "cuda_cudart",
-        "cuda_nvrtc",
-    ];
+    let mut push = vec!["--json", "push", "--to", cache, "--secret-key-file", s(sk)];
+    push.extend(rooted_store_args(root));
+    push.extend(THE_SET);
     // NVIDIA's licences forbid redistributing some components: without a basis for
     // each package (or a private cache) nothing goes.
     let (code, _, stderr) = run(&push);
@@ -113,7 +100,7 @@ fn assert_registered_and_rooted(root: &Path) {
     for command in [&["store", "verify"][..], &["gc", "--dry-run"]] {
         let mut args = vec!["--json"];
         args.extend_from_slice(command);
-        args.extend(["--store-dir", "/nix/store", "--root", s(root)]);
+        args.extend(rooted_store_args(root));
         let (code, stdout, stderr) = run(&args);
         assert_eq!(code, 0, "{command:?}: {stderr}");
         let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
@@ -125,9 +112,10 @@ fn assert_registered_and_rooted(root: &Path) {
 
 #[test]
 fn a_second_store_takes_a_recorded_build_from_the_cache_and_downloads_no_archive() {
-    let Some(mirror) = mirror() else { return };
+    let Some(server) = served_mirror() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("temp");
-    let server = Server::serve_dir(&mirror);
     let base = server.url();
     let (sk, pk) = keygen(dir.path(), "cache");
     let (_, impostor) = keygen(dir.path(), "other");
@@ -187,16 +175,20 @@ fn a_second_store_takes_a_recorded_build_from_the_cache_and_downloads_no_archive
 
     // Over HTTP, from the first store served as it is (its record signed on the fly)
     // and from the binary cache served as a folder.
-    let store_server = Serve::start(&[
-        "--store-dir",
-        "/nix/store",
-        "--root",
-        s(&first_root),
-        "--store",
-        "--secret-key-file",
-        s(&sk),
-    ]);
-    let cache_server = Serve::start(&["--cache", &binary_cache]);
+    let store_server = Serve::spawn(
+        dir.path(),
+        &[
+            "--store-dir",
+            "/nix/store",
+            "--root",
+            s(&first_root),
+            "--store",
+            "--secret-key-file",
+            s(&sk),
+        ],
+        &[],
+    );
+    let cache_server = Serve::spawn(dir.path(), &["--cache", &binary_cache], &[]);
     for (name, url) in [("store", &store_server.url), ("cache", &cache_server.url)] {
         let (code, built, stderr) = build(
             &base,
@@ -208,42 +200,5 @@ fn a_second_store_takes_a_recorded_build_from_the_cache_and_downloads_no_archive
         assert!(stderr.contains("taken from"), "{name}: {stderr}");
         assert_eq!(outputs(&built), outputs(&first), "{name}");
         assert_eq!(archive_requests(&server).len(), 4, "{name}");
-    }
-}
-
-/// A running `cudapkgs serve`, stopped when dropped.
-struct Serve {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Serve {
-    fn start(args: &[&str]) -> Serve {
-        use std::io::BufRead;
-        let mut child = common::cudapkgs()
-            .inherit_env()
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_clear()
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("cudapkgs serve");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the URL");
-        assert!(!line.trim().is_empty(), "cudapkgs serve did not start");
-        Serve {
-            child,
-            url: line.trim().to_owned(),
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -4,13 +4,14 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::s;
+use common::serve::Serve;
 use cudapkgs_cache::backend::{Backend, Credentials, HttpClient, S3Backend};
 use cudapkgs_cache::location::{Location, S3Location};
 
@@ -132,11 +133,7 @@ impl Drop for Seaweed {
 }
 
 fn cudapkgs(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
-    common::cudapkgs()
-        .args(args)
-        .envs(vars.iter().copied())
-        .run()
-        .into_parts()
+    common::run_with(vars, args)
 }
 
 fn in_store(root: &Path, args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
@@ -295,20 +292,7 @@ fn nix_substitutes_through_serve(
     path: &str,
     credentials: &[(&str, &str)],
 ) {
-    let mut serve = common::cudapkgs()
-        .inherit_env()
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0", "--cache", url])
-        .env_clear()
-        .envs(credentials.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut served = String::new();
-    BufReader::new(serve.stdout.take().expect("stdout"))
-        .read_line(&mut served)
-        .expect("url");
+    let serve = Serve::spawn(dir, &["--cache", url], credentials);
     let home = dir.join("nix-home");
     let theirs = dir.join("theirs");
     let copied = Command::new("nix")
@@ -320,20 +304,15 @@ fn nix_substitutes_through_serve(
         .args(["copy", "--option", "trusted-public-keys", public])
         .args([
             "--from",
-            served.trim(),
+            &serve.url,
             "--to",
             &format!("local?root={}", theirs.display()),
             path,
         ])
         .output()
         .expect("nix copy");
-    let _ = serve.kill();
-    let _ = serve.wait();
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
+    drop(serve);
+    cudapkgs_testkit::assert_succeeded(&copied);
     assert!(
         theirs
             .join(path.trim_start_matches('/'))

@@ -135,8 +135,7 @@ fn the_runtime_closure_of_a_lib_output_passes_and_the_whole_package_does_not() {
         "{stderr}"
     );
     let (code, _, stderr) = at(dir.path(), &["check", "cuda_cudart", "--deny", "a/b"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("--deny"), "{stderr}");
+    common::assert_refused(code, &stderr, "--deny");
 }
 
 /// NVIDIA's wheels of cuDNN 9 for CUDA 13, cuBLAS 13 and NVRTC 13, or `None` outside CI
@@ -269,8 +268,7 @@ fn a_pip_tree_is_checked_through_its_elf_graph_and_run_time_loads() {
         ]
     );
     let (code, _, stderr) = run(&["check", s(&front), "cuda_cudart"]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("not both"), "{stderr}");
+    common::assert_refused(code, &stderr, "not both");
 }
 
 /// The closure of the installed tree by distribution, and `why` naming each hop's load.
@@ -335,11 +333,7 @@ fn fifos_are_no_libraries_and_unreached_files_provide_nothing() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     let fifo = tree.join("bin/lib/libfoo.so");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
+    cudapkgs_testkit::make_fifo(&fifo);
     let other = tree.join("other/libfoo.so");
     std::fs::copy(common::fixture("libscale_i.so"), &other).expect("copy");
     let (code, _, stderr) = run(&["patch", "--set-soname", "libfoo.so", s(&other)]);
@@ -357,8 +351,29 @@ fn fifos_are_no_libraries_and_unreached_files_provide_nothing() {
         .collect();
     assert_eq!(unresolved, ["libfoo.so"], "{report}");
     let (code, _, stderr) = common::run_within(limit, &[], &["check", s(&fifo)]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("neither a file nor a folder"), "{stderr}");
+    common::assert_refused(code, &stderr, "neither a file nor a folder");
+}
+
+/// `tree/prog`, which needs `libA.so` from `tree/lib` and searches `$ORIGIN/lib`: a
+/// runpath with `-Wl,--enable-new-dtags`, an rpath with `-Wl,--disable-new-dtags`. The
+/// linker finds libA's own needs in `link_from`.
+fn program_needing_lib_a(gcc: &Path, root: &Path, link_from: &str, dtags: &str) {
+    let rpath_link = format!("-Wl,-rpath-link,{link_from}");
+    common::compile(
+        gcc,
+        root,
+        "m.c",
+        "int a(void); int main(){return a();}",
+        &[
+            "-o",
+            "tree/prog",
+            "-Ltree/lib",
+            "-lA",
+            &rpath_link,
+            "-Wl,-rpath,$ORIGIN/lib",
+            dtags,
+        ],
+    );
 }
 
 #[test]
@@ -410,19 +425,7 @@ fn origin_is_the_folder_a_library_is_found_in_not_its_targets() {
     );
     std::os::unix::fs::symlink("../../pkgs/A/libA.so", root.join("tree/lib/libA.so"))
         .expect("link");
-    compile(
-        "m.c",
-        "int a(void); int main(){return a();}",
-        &[
-            "-o",
-            "tree/prog",
-            "-Ltree/lib",
-            "-lA",
-            "-Wl,-rpath-link,pkgs/A",
-            "-Wl,-rpath,$ORIGIN/lib",
-            "-Wl,--enable-new-dtags",
-        ],
-    );
+    program_needing_lib_a(&gcc, root, "pkgs/A", "-Wl,--enable-new-dtags");
     // The loader cannot start it: libA's $ORIGIN is tree/lib, where libB is not.
     let started = std::process::Command::new(root.join("tree/prog"))
         .output()
@@ -477,21 +480,7 @@ fn a_programs_rpath_serves_the_libraries_it_loads_unless_they_have_a_runpath() {
             "int b(void); int a(void){return b();}",
             &args,
         );
-        common::compile(
-            &gcc,
-            root,
-            "m.c",
-            "int a(void); int main(){return a();}",
-            &[
-                "-o",
-                "tree/prog",
-                "-Ltree/lib",
-                "-lA",
-                "-Wl,-rpath-link,tree/lib",
-                "-Wl,-rpath,$ORIGIN/lib",
-                "-Wl,--disable-new-dtags",
-            ],
-        );
+        program_needing_lib_a(&gcc, root, "tree/lib", "-Wl,--disable-new-dtags");
     };
     let starts = || {
         std::process::Command::new(root.join("tree/prog"))

@@ -9,7 +9,7 @@ use crate::common;
 
 use std::path::Path;
 
-use common::{compile, run, s};
+use common::{PrivateStore, compile, run, s};
 
 /// Builds, in `folder`, the stand-in `driver/libcuda.so.1` (and its link-time name), and
 /// two libraries that use it: `libneeds.so` needs it with `runpath`, `libopens.so` loads
@@ -102,39 +102,29 @@ fn a_store_path_that_uses_the_driver_names_its_folder() {
     );
     // The stand-in driver is no part of a package.
     std::fs::remove_dir_all(package.join("driver")).expect("rm");
-    let (store_dir, state_dir) = (dir.path().join("store"), dir.path().join("state"));
-    let store = |args: &[&str]| {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        all.extend(["--store-dir", s(&store_dir), "--state-dir", s(&state_dir)]);
-        run(&all)
-    };
-    let (code, added, stderr) = store(&["store", "add", s(&package)]);
-    assert_eq!(code, 0, "{stderr}");
-    let added: serde_json::Value = serde_json::from_str(&added).expect("json");
-    let path = added["path"].as_str().expect("path").to_owned();
+    let store = PrivateStore::under(dir.path());
+    let path = store.add(&package);
 
     // NixOS's folder by default: the library that needs the driver names another.
-    let (code, stdout, stderr) = store(&["check", &path]);
+    let (code, stdout, stderr) = store.run(&["check", &path]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert_eq!(
         violations(&stdout),
         [driver("libneeds.so", "/run/opengl-driver/lib")]
     );
     // Named otherwise, the other library is the one that cannot find it.
-    let (code, stdout, _) = store(&["check", &path, "--driver-dir", "/opt/driver"]);
+    let (code, stdout, _) = store.run(&["check", &path, "--driver-dir", "/opt/driver"]);
     assert_eq!(code, 1);
     assert_eq!(violations(&stdout), [driver("libopens.so", "/opt/driver")]);
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, "driver-dir = \"/opt/driver\"\n").expect("write");
-    let (code, stdout, _) = store(&["check", &path, "--policy", s(&policy)]);
+    let (code, stdout, _) = store.run(&["check", &path, "--policy", s(&policy)]);
     assert_eq!(code, 1);
     assert_eq!(violations(&stdout), [driver("libopens.so", "/opt/driver")]);
-    let (code, stdout, _) = store(&["check", &path, "--allow", "driver"]);
+    let (code, stdout, _) = store.run(&["check", &path, "--allow", "driver"]);
     assert_eq!(code, 0, "{stdout}");
-    let (code, _, stderr) = store(&["check", &path, "--driver-dir", "relative/lib"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("not absolute"), "{stderr}");
+    let (code, _, stderr) = store.run(&["check", &path, "--driver-dir", "relative/lib"]);
+    common::assert_refused(code, &stderr, "not absolute");
 }
 
 #[test]
@@ -237,14 +227,9 @@ fn a_folder_in_a_container_root_finds_the_driver_only_through_the_roots_own_fold
     assert_eq!(code, 0, "{stdout}{stderr}");
 
     let (code, _, stderr) = check(&[s(&app), "--root-fs", s(&dir.path().join("elsewhere"))]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("no such folder"), "{stderr}");
+    common::assert_refused(code, &stderr, "no such folder");
     let outside = dir.path().join("outside");
     std::fs::create_dir(&outside).expect("mkdir");
     let (code, _, stderr) = check(&[s(&outside), "--root-fs", s(&root)]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("not inside the file system root"),
-        "{stderr}"
-    );
+    common::assert_refused(code, &stderr, "not inside the file system root");
 }

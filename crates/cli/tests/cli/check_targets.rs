@@ -8,7 +8,7 @@ use crate::common;
 
 use std::path::Path;
 
-use common::{fixture, run, s};
+use common::{PrivateStore, run, s};
 
 /// (rule, detail, bytes) of each violation, sorted.
 fn violations(stdout: &str) -> Vec<(String, String, u64)> {
@@ -43,31 +43,14 @@ fn inspected_bytes(file: &Path, arch: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {arch} in {stdout}"))
 }
 
-/// A copy of the multi-architecture fixture that needs no CUDA runtime (its
-/// `libcudart.so.13` replaced by `libm.so.6`), so the checks here see only its device
-/// code.
-fn library(at: &Path) {
-    std::fs::copy(fixture("multiarch.so"), at).expect("copy");
-    let (code, _, stderr) = run(&[
-        "patch",
-        "--replace-needed",
-        "libcudart.so.13",
-        "libm.so.6",
-        "--set-soname",
-        "libmultiarch.so",
-        s(at),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-}
-
 /// A folder with `bin/prog`, a program that needs `lib/libmultiarch.so` (see
-/// `library`); returns the folder and the library.
+/// `common::multiarch_without_runtime`); returns the folder and the library.
 fn tree_with_program(gcc: &Path, dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let tree = dir.join("tree");
     std::fs::create_dir_all(tree.join("lib")).expect("mkdir");
     std::fs::create_dir_all(tree.join("bin")).expect("mkdir");
     let lib = tree.join("lib/libmultiarch.so");
-    library(&lib);
+    common::multiarch_without_runtime(&lib);
     common::compile(
         gcc,
         dir,
@@ -184,11 +167,9 @@ fn switched_off_and_refused(tree: &Path) {
     ]);
     assert_eq!(code, 0, "{stdout}");
     let (code, _, stderr) = check(&["--capabilities", "8.8"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("--capabilities"), "{stderr}");
+    common::assert_refused(code, &stderr, "--capabilities");
     let (code, _, stderr) = check(&["--gpu", "no such GPU"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("--gpu"), "{stderr}");
+    common::assert_refused(code, &stderr, "--gpu");
 }
 
 #[test]
@@ -197,21 +178,12 @@ fn a_store_path_holds_device_code_for_exactly_the_gpus_requested() {
     let package = dir.path().join("demo");
     std::fs::create_dir_all(package.join("lib")).expect("mkdir");
     let lib = package.join("lib/libmultiarch.so");
-    library(&lib);
+    common::multiarch_without_runtime(&lib);
     let sm_75 = inspected_bytes(&lib, "sm_75");
-    let (store_dir, state_dir) = (dir.path().join("store"), dir.path().join("state"));
-    let store = |args: &[&str]| {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        all.extend(["--store-dir", s(&store_dir), "--state-dir", s(&state_dir)]);
-        run(&all)
-    };
-    let (code, path, stderr) = store(&["store", "add", s(&package)]);
-    assert_eq!(code, 0, "{stderr}");
-    let path: serde_json::Value = serde_json::from_str(&path).expect("json");
-    let path = path["path"].as_str().expect("path").to_owned();
+    let store = PrivateStore::under(dir.path());
+    let path = store.add(&package);
 
-    let (code, stdout, stderr) = store(&["check", &path, "--gpu", "RTX 3090"]);
+    let (code, stdout, stderr) = store.run(&["check", &path, "--gpu", "RTX 3090"]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert_eq!(
         violations(&stdout),
@@ -221,12 +193,12 @@ fn a_store_path_holds_device_code_for_exactly_the_gpus_requested() {
     assert_eq!(report["violations"][0]["file"], "lib/libmultiarch.so");
     assert_eq!(report["violations"][0]["path"], path.as_str());
 
-    let (code, stdout, _) = store(&["check", &path, "--capabilities", "7.5 8.6"]);
+    let (code, stdout, _) = store.run(&["check", &path, "--capabilities", "7.5 8.6"]);
     assert_eq!(code, 0, "{stdout}");
     // Without targets, device code is not judged.
-    let (code, stdout, _) = store(&["check", &path]);
+    let (code, stdout, _) = store.run(&["check", &path]);
     assert_eq!(code, 0, "{stdout}");
-    let (code, stdout, _) = store(&["check", &path, "--capabilities", "8.0"]);
+    let (code, stdout, _) = store.run(&["check", &path, "--capabilities", "8.0"]);
     assert_eq!(code, 1);
     assert!(
         violations(&stdout)

@@ -67,6 +67,22 @@ fn shapes(dom: &str, kind: &str) -> Vec<(String, String)> {
     found
 }
 
+/// The labels of the shapes of `kind`, in the page's order.
+fn shape_labels(dom: &str, kind: &str) -> Vec<String> {
+    shapes(dom, kind)
+        .into_iter()
+        .map(|(_, label)| label)
+        .collect()
+}
+
+/// The text of the page's totals line.
+fn totals(dom: &str) -> &str {
+    dom.split("<p id=\"totals\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .expect("totals")
+}
+
 #[test]
 fn the_treemap_page_shows_paths_files_and_architectures_in_a_browser() {
     let Some(browser) = chromium() else { return };
@@ -97,10 +113,7 @@ fn the_treemap_page_shows_paths_files_and_architectures_in_a_browser() {
     let mut labels: Vec<&str> = paths.iter().map(|(_, label)| label.as_str()).collect();
     labels.sort_unstable();
     assert_eq!(labels, ["demo-app", "demo-lib"], "{dom}");
-    let files: Vec<String> = shapes(&dom, "file")
-        .into_iter()
-        .map(|(_, label)| label)
-        .collect();
+    let files: Vec<String> = shape_labels(&dom, "file");
     assert_eq!(
         files,
         [
@@ -112,16 +125,9 @@ fn the_treemap_page_shows_paths_files_and_architectures_in_a_browser() {
         "{dom}"
     );
     assert!(!dom.contains("<b>"), "markup in a name became an element");
-    let architectures: Vec<String> = shapes(&dom, "arch")
-        .into_iter()
-        .map(|(_, label)| label)
-        .collect();
+    let architectures: Vec<String> = shape_labels(&dom, "arch");
     assert_eq!(architectures, ["compute_86", "sm_75", "sm_80", "sm_86"]);
-    let totals = dom
-        .split("<p id=\"totals\">")
-        .nth(1)
-        .and_then(|rest| rest.split("</p>").next())
-        .expect("totals");
+    let totals = totals(&dom);
     assert!(
         totals.contains(&format!(
             "({total} bytes) in 2 store paths and 4 files; device code"
@@ -209,17 +215,7 @@ fn the_treemap_of_a_folder_shows_distributions_files_and_architectures_in_a_brow
     // An nvcc-built library that needs no CUDA runtime here, and a Python module of the
     // distribution that loads it.
     let lib = package.join("lib/libmultiarch.so");
-    std::fs::copy(fixture("multiarch.so"), &lib).expect("copy");
-    let (code, _, stderr) = run(&[
-        "patch",
-        "--replace-needed",
-        "libcudart.so.13",
-        "libm.so.6",
-        "--set-soname",
-        "libmultiarch.so",
-        s(&lib),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+    common::multiarch_without_runtime(&lib);
     common::compile(
         &gcc,
         &package,
@@ -255,15 +251,9 @@ fn the_treemap_of_a_folder_shows_distributions_files_and_architectures_in_a_brow
 
     let (dom, console) = load(&browser, &page);
     assert_eq!(console, Vec::<String>::new(), "console messages");
-    let groups: Vec<String> = shapes(&dom, "distribution")
-        .into_iter()
-        .map(|(_, label)| label)
-        .collect();
+    let groups: Vec<String> = shape_labels(&dom, "distribution");
     assert_eq!(groups, ["(no distribution)", "demo"], "{dom}");
-    let names: Vec<String> = shapes(&dom, "file")
-        .into_iter()
-        .map(|(_, label)| label)
-        .collect();
+    let names: Vec<String> = shape_labels(&dom, "file");
     for ours in [
         "demo/_ext.cpython-311-x86_64-linux-gnu.so",
         "demo/lib/libmultiarch.so",
@@ -276,16 +266,9 @@ fn the_treemap_of_a_folder_shows_distributions_files_and_architectures_in_a_brow
         "{names:?}"
     );
     assert_eq!(names.len(), files, "one shape per file of the closure");
-    let architectures: Vec<String> = shapes(&dom, "arch")
-        .into_iter()
-        .map(|(_, label)| label)
-        .collect();
+    let architectures: Vec<String> = shape_labels(&dom, "arch");
     assert_eq!(architectures, ["compute_86", "sm_75", "sm_86"]);
-    let totals = dom
-        .split("<p id=\"totals\">")
-        .nth(1)
-        .and_then(|rest| rest.split("</p>").next())
-        .expect("totals");
+    let totals = totals(&dom);
     assert!(
         totals.contains(&format!(
             "({total} bytes) in 2 distributions and {files} files; device code"

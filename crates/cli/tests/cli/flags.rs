@@ -3,25 +3,14 @@
 
 use crate::common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::Run;
+use common::{Run, run_at_home};
 use serde_json::Value;
-
-/// Runs cudapkgs in `dir` with only the given environment variables set.
-fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    common::cudapkgs()
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", dir)
-        .envs(env.iter().copied())
-        .run()
-}
 
 fn run(args: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
-    run_in(dir.path(), args, &[])
+    run_at_home(dir.path(), args, &[])
 }
 
 fn ok(args: &[&str]) -> String {
@@ -256,14 +245,7 @@ fn every_refusal_exits_2_naming_the_value_and_the_choices() {
     assert!(stderr.contains("cannot be used with"), "{stderr}");
 
     let conflict = run(&["flags", "--json", "--format", "nvcc"]);
-    assert_eq!(conflict.code, 2);
-    assert!(
-        conflict
-            .stderr
-            .contains("--json conflicts with --format nvcc"),
-        "{}",
-        conflict.stderr
-    );
+    conflict.assert_refused("--json conflicts with --format nvcc");
 }
 
 #[test]
@@ -328,11 +310,7 @@ fn host_compiler_check_exits_1_when_nvcc_refuses_it() {
         "12.6",
     ]);
     assert_eq!(result.code, 1, "{}", result.stderr);
-    assert!(
-        result.stdout.contains("host compiler: problem: gcc-14 is refused by nvcc from CUDA 12.6 (it takes gcc 6 to 13); use gcc-13 instead"),
-        "{}",
-        result.stdout
-    );
+    result.assert_stdout_has("host compiler: problem: gcc-14 is refused by nvcc from CUDA 12.6 (it takes gcc 6 to 13); use gcc-13 instead");
     let result = run(&[
         "flags",
         "--platform",
@@ -359,11 +337,7 @@ fn host_compiler_check_exits_1_when_nvcc_refuses_it() {
         "cmake",
     ]);
     assert_eq!(result.code, 1);
-    assert!(
-        result.stderr.contains("problem: clang-21 is refused"),
-        "{}",
-        result.stderr
-    );
+    result.assert_stderr_has("problem: clang-21 is refused");
     assert!(!result.stdout.is_empty());
 }
 
@@ -378,7 +352,7 @@ fn settings_precedence_flag_env_config() {
     let json = |args: &[&str], env: &[(&str, &str)]| {
         let mut all = vec!["flags", "--json"];
         all.extend_from_slice(args);
-        let result = run_in(dir.path(), &all, env);
+        let result = run_at_home(dir.path(), &all, env);
         assert_eq!(result.code, 0, "{}", result.stderr);
         result.json()
     };
@@ -412,32 +386,16 @@ fn settings_precedence_flag_env_config() {
     assert_eq!(from_flags["capabilities"], serde_json::json!(["9.0"]));
     assert_eq!(from_flags["forward_compat"], false);
 
-    let verbose = run_in(dir.path(), &["flags", "-v"], &[("CUDAPKGS_CUDA", "12.8")]);
-    assert!(
-        verbose
-            .stderr
-            .contains("cuda: from environment variable CUDAPKGS_CUDA"),
-        "{}",
-        verbose.stderr
-    );
-    assert!(
-        verbose.stderr.contains("capabilities: from cudapkgs.toml"),
-        "{}",
-        verbose.stderr
-    );
+    let verbose = run_at_home(dir.path(), &["flags", "-v"], &[("CUDAPKGS_CUDA", "12.8")]);
+    verbose.assert_stderr_has("cuda: from environment variable CUDAPKGS_CUDA");
+    verbose.assert_stderr_has("capabilities: from cudapkgs.toml");
 
-    let bad = run_in(
+    let bad = run_at_home(
         dir.path(),
         &["flags"],
         &[("CUDAPKGS_FORWARD_COMPAT", "maybe")],
     );
-    assert_eq!(bad.code, 2);
-    assert!(
-        bad.stderr
-            .contains("environment variable CUDAPKGS_FORWARD_COMPAT: expected true or false"),
-        "{}",
-        bad.stderr
-    );
+    bad.assert_refused("environment variable CUDAPKGS_FORWARD_COMPAT: expected true or false");
 }
 
 #[test]
@@ -448,27 +406,13 @@ fn broken_config_files_are_refused_with_file_and_key() {
         "[cuda]\ncapabilites = [\"8.0\"]\n",
     )
     .expect("write");
-    let result = run_in(dir.path(), &["flags"], &[]);
-    assert_eq!(result.code, 2);
-    assert!(
-        result
-            .stderr
-            .contains("invalid configuration file cudapkgs.toml"),
-        "{}",
-        result.stderr
-    );
-    assert!(result.stderr.contains("capabilites"), "{}", result.stderr);
-    assert!(result.stderr.contains("hint: "), "{}", result.stderr);
+    let result = run_at_home(dir.path(), &["flags"], &[]);
+    result.assert_refused("invalid configuration file cudapkgs.toml");
+    result.assert_stderr_has("capabilites");
+    result.assert_stderr_has("hint: ");
 
-    let result = run_in(dir.path(), &["flags", "--config", "missing.toml"], &[]);
-    assert_eq!(result.code, 2);
-    assert!(
-        result
-            .stderr
-            .contains("cannot read configuration file missing.toml"),
-        "{}",
-        result.stderr
-    );
+    let result = run_at_home(dir.path(), &["flags", "--config", "missing.toml"], &[]);
+    result.assert_refused("cannot read configuration file missing.toml");
 }
 
 #[test]
@@ -502,11 +446,7 @@ fn env_format_round_trips_through_a_shell() {
         .env("HOME", dir.path())
         .output()
         .expect("sh runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    cudapkgs_testkit::assert_succeeded(&output);
     let json: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(json["cuda"], "13.0");
     assert_eq!(json["capabilities"], serde_json::json!(["8.9", "10.0"]));

@@ -48,11 +48,7 @@ fn the_default_store_lives_under_xdg_data_home_and_needs_a_home() {
     assert!(dir.path().join("cudapkgs/var/cudapkgs/db.sqlite").is_file());
 
     let (code, _, stderr) = run(&["store", "add", s(dir.path())]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("neither XDG_DATA_HOME nor HOME"),
-        "{stderr}"
-    );
+    common::assert_refused(code, &stderr, "neither XDG_DATA_HOME nor HOME");
 }
 
 #[test]
@@ -116,8 +112,7 @@ fn gc_keeps_the_closures_of_roots_and_removes_everything_else() {
     // Without its root, the app goes, and with it the library.
     assert_eq!(run_at(home, &["store", "root", "remove", "app"]).0, 0);
     let (code, _, stderr) = run_at(home, &["store", "root", "remove", "app"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("no root named `app`"), "{stderr}");
+    common::assert_refused(code, &stderr, "no root named `app`");
     let done = json(home, &["gc"]);
     assert_eq!(done["removed"].as_array().map(Vec::len), Some(2));
     let folder = Path::new(&app).parent().expect("store folder");
@@ -139,17 +134,14 @@ fn roots_refuse_invalid_paths_and_names() {
     let lib = add_text(home, "lib", "a library\n", &[]);
     let missing = format!("{}x", &lib[..lib.len() - 1]);
     let (code, _, stderr) = run_at(home, &["store", "root", "add", "r", &missing]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("is not a valid path"), "{stderr}");
+    common::assert_refused(code, &stderr, "is not a valid path");
     let (code, _, stderr) = run_at(home, &["store", "root", "add", "a/b", &lib]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("invalid root name `a/b`"), "{stderr}");
+    common::assert_refused(code, &stderr, "invalid root name `a/b`");
     let (code, _, stderr) = run_at(
         home,
         &["store", "add", "--name", "x", "--input", &missing, s(home)],
     );
-    assert_eq!(code, 2);
-    assert!(stderr.contains("is not a valid path"), "{stderr}");
+    common::assert_refused(code, &stderr, "is not a valid path");
 }
 
 #[test]

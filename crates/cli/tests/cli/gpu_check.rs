@@ -18,10 +18,10 @@ fn a_folder_without_the_driver_is_named_in_the_error() {
     let empty = tempfile::tempdir().expect("temp dir");
     let folder = s(empty.path());
     let (code, _, stderr) = run(&["gpu-check", "--driver-dir", folder, "./x"]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains(&format!("no NVIDIA driver found (looked in {folder})")),
-        "{stderr}"
+    common::assert_refused(
+        code,
+        &stderr,
+        &format!("no NVIDIA driver found (looked in {folder})"),
     );
     let (code, stdout, _) = run(&["--json", "gpu-check", "--driver-dir", folder, "./x"]);
     assert_eq!(code, 2);
@@ -38,8 +38,7 @@ fn a_folder_without_the_driver_is_named_in_the_error() {
     // libcuda.so is the linker's name (and the stubs'), never taken for the driver.
     std::fs::write(empty.path().join("libcuda.so"), b"").expect("write");
     let (code, _, stderr) = run(&["gpu-check", "--driver-dir", folder, "./x"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("no NVIDIA driver found"), "{stderr}");
+    common::assert_refused(code, &stderr, "no NVIDIA driver found");
 }
 
 #[test]
@@ -48,11 +47,7 @@ fn a_file_that_is_not_the_driver_is_refused_with_what_it_lacks() {
     let fake = folder.path().join("libcuda.so.1");
     std::fs::write(&fake, b"not a library").expect("write");
     let (code, _, stderr) = run(&["gpu-check", "--driver-dir", s(folder.path()), "./x"]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains(&format!("cannot load {}", fake.display())),
-        "{stderr}"
-    );
+    common::assert_refused(code, &stderr, &format!("cannot load {}", fake.display()));
     // A real shared library that is not the driver: loaded, and its lack named.
     let libz = [
         "/lib/x86_64-linux-gnu/libz.so.1",
@@ -65,10 +60,10 @@ fn a_file_that_is_not_the_driver_is_refused_with_what_it_lacks() {
     .expect("zlib is installed");
     std::fs::copy(libz, &fake).expect("copy");
     let (code, _, stderr) = run(&["gpu-check", "--driver-dir", s(folder.path()), "./x"]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains(&format!("{}: no symbol cuInit", fake.display())),
-        "{stderr}"
+    common::assert_refused(
+        code,
+        &stderr,
+        &format!("{}: no symbol cuInit", fake.display()),
     );
 }
 

@@ -8,33 +8,11 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use common::tar::{Member, file, hard_link, nvidia_archive, symlink};
-use common::{run, s};
+use common::{run, run_on_store, s};
+use cudapkgs_testkit::tree_snapshot;
 
 fn archive(dir: &Path, members: &[Member<'_>]) -> PathBuf {
     nvidia_archive(dir, "libfoo", "1.0.0", members)
-}
-
-/// Every entry under `root` with its contents (links by target), sorted.
-fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut found = Vec::new();
-    let mut pending = vec![root.to_owned()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("dir") {
-            let path = entry.expect("entry").path();
-            let kind = path.symlink_metadata().expect("meta").file_type();
-            if kind.is_dir() {
-                found.push((path.clone(), Vec::new()));
-                pending.push(path);
-            } else if kind.is_symlink() {
-                let target = std::fs::read_link(&path).expect("link");
-                found.push((path, target.into_os_string().into_encoded_bytes()));
-            } else {
-                found.push((path.clone(), std::fs::read(&path).expect("read")));
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 /// The attacks, each a whole archive: what it tries, and its members. The package sits
@@ -102,13 +80,13 @@ fn split_refuses_hostile_archives_and_changes_nothing_outside() {
     let sentinels = plant_sentinels(&work, dir.path());
     for deep in chains() {
         for (attack, expected, members) in attacks(&deep) {
-            let before: Vec<_> = sentinels.iter().map(|p| snapshot(p)).collect();
+            let before: Vec<_> = sentinels.iter().map(|p| tree_snapshot(p)).collect();
             let archive = archive(dir.path(), &members);
             let out = work.join("out");
             let (code, _, stderr) = run(&["split", s(&archive), "--out", s(&out)]);
             assert_eq!(code, 2, "{attack}: {stderr}");
             assert!(stderr.contains(expected), "{attack}: {stderr}");
-            let after: Vec<_> = sentinels.iter().map(|p| snapshot(p)).collect();
+            let after: Vec<_> = sentinels.iter().map(|p| tree_snapshot(p)).collect();
             assert_eq!(after, before, "{attack}: something outside changed");
             let left: Vec<_> = std::fs::read_dir(&work)
                 .expect("work")
@@ -118,6 +96,37 @@ fn split_refuses_hostile_archives_and_changes_nothing_outside() {
             assert!(left.is_empty(), "{attack}: left {left:?}");
         }
     }
+}
+
+/// `build libfoo=ARCHIVE` into `store` is refused (exit 2) saying `expected`.
+fn build_is_refused(
+    dir: &Path,
+    store: &Path,
+    state: &Path,
+    archive: &Path,
+    attack: &str,
+    expected: &str,
+) {
+    let input = format!("libfoo={}", archive.display());
+    let (code, _, stderr) = run_on_store(
+        store,
+        state,
+        &[
+            "build",
+            &input,
+            "--no-gc-roots",
+            "--cache",
+            s(&dir.join("cache")),
+        ],
+    );
+    assert_eq!(code, 2, "{attack}: {stderr}");
+    assert!(stderr.contains(expected), "{attack}: {stderr}");
+}
+
+/// `store verify` finds `store` whole after `attack`.
+fn store_is_whole(store: &Path, state: &Path, attack: &str) {
+    let (code, stdout, _) = run_on_store(store, state, &["--json", "store", "verify"]);
+    assert_eq!(code, 0, "{attack}: {stdout}");
 }
 
 #[test]
@@ -130,23 +139,10 @@ fn build_refuses_hostile_archives_and_adds_nothing() {
     let sentinels = plant_sentinels(above, dir.path());
     for deep in chains() {
         for (attack, expected, members) in attacks(&deep) {
-            let before: Vec<_> = sentinels.iter().map(|p| snapshot(p)).collect();
+            let before: Vec<_> = sentinels.iter().map(|p| tree_snapshot(p)).collect();
             let archive = archive(dir.path(), &members);
-            let input = format!("libfoo={}", archive.display());
-            let (code, _, stderr) = run(&[
-                "build",
-                &input,
-                "--store-dir",
-                s(&store),
-                "--state-dir",
-                s(&state),
-                "--no-gc-roots",
-                "--cache",
-                s(&dir.path().join("cache")),
-            ]);
-            assert_eq!(code, 2, "{attack}: {stderr}");
-            assert!(stderr.contains(expected), "{attack}: {stderr}");
-            let after: Vec<_> = sentinels.iter().map(|p| snapshot(p)).collect();
+            build_is_refused(dir.path(), &store, &state, &archive, attack, expected);
+            let after: Vec<_> = sentinels.iter().map(|p| tree_snapshot(p)).collect();
             assert_eq!(after, before, "{attack}: something outside changed");
             let in_store: Vec<_> = std::fs::read_dir(&store)
                 .expect("store")
@@ -157,16 +153,7 @@ fn build_refuses_hostile_archives_and_adds_nothing() {
                 in_store.is_empty(),
                 "{attack}: the store holds {in_store:?}"
             );
-            let (code, stdout, _) = run(&[
-                "--json",
-                "store",
-                "verify",
-                "--store-dir",
-                s(&store),
-                "--state-dir",
-                s(&state),
-            ]);
-            assert_eq!(code, 0, "{attack}: {stdout}");
+            store_is_whole(&store, &state, attack);
         }
     }
 }
@@ -177,11 +164,7 @@ fn split_of_a_fifo_or_a_folder_holding_one_is_refused_at_once() {
     let folder = dir.path().join("folder");
     std::fs::create_dir(&folder).expect("mkdir");
     for fifo in [dir.path().join("archive.tar.xz"), folder.join("pipe")] {
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .expect("mkfifo runs");
-        assert!(made.success());
+        cudapkgs_testkit::make_fifo(&fifo);
     }
     for (input, expected) in [
         (dir.path().join("archive.tar.xz"), "is a FIFO, not a file"),
@@ -193,8 +176,7 @@ fn split_of_a_fifo_or_a_folder_holding_one_is_refused_at_once() {
             &[],
             &["split", s(&input), "--out", s(&out)],
         );
-        assert_eq!(code, 2, "{stderr}");
-        assert!(stderr.contains(expected), "{stderr}");
+        common::assert_refused(code, &stderr, expected);
         assert!(!out.exists());
     }
 }
@@ -231,8 +213,7 @@ fn a_zip_naming_one_entry_many_times_is_refused_by_every_reader() {
     std::fs::create_dir(&work).expect("mkdir");
     let out = work.join("out");
     let (code, _, stderr) = run(&["split", s(&archive), "--out", s(&out)]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains(expected), "{stderr}");
+    common::assert_refused(code, &stderr, expected);
     assert_eq!(std::fs::read_dir(&work).expect("work").count(), 0);
 
     let store = dir.path().join("store");
@@ -248,8 +229,7 @@ fn a_zip_naming_one_entry_many_times_is_refused_by_every_reader() {
         "--cache",
         s(&dir.path().join("cache")),
     ]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains(expected), "{stderr}");
+    common::assert_refused(code, &stderr, expected);
     assert_eq!(std::fs::read_dir(&store).expect("store").count(), 0);
 
     let (code, stdout, stderr) = run(&["inspect", s(&archive)]);
@@ -334,34 +314,12 @@ fn links_that_leave_the_outputs_once_linked_are_refused_before_anything_is_added
             assert_eq!(code, 0, "{attack}: {stderr}");
             std::fs::remove_dir_all(&out).expect("remove");
         }
-        let input = format!("libfoo={}", archive.display());
-        let (code, _, stderr) = run(&[
-            "build",
-            &input,
-            "--store-dir",
-            s(&store),
-            "--state-dir",
-            s(&state),
-            "--no-gc-roots",
-            "--cache",
-            s(&dir.path().join("cache")),
-        ]);
-        assert_eq!(code, 2, "{attack}: {stderr}");
-        assert!(stderr.contains(&expected), "{attack}: {stderr}");
+        build_is_refused(dir.path(), &store, &state, &archive, attack, &expected);
         let in_store: Vec<_> = std::fs::read_dir(&store).expect("store").collect();
         assert!(
             in_store.is_empty(),
             "{attack}: the store holds {in_store:?}"
         );
-        let (code, stdout, _) = run(&[
-            "--json",
-            "store",
-            "verify",
-            "--store-dir",
-            s(&store),
-            "--state-dir",
-            s(&state),
-        ]);
-        assert_eq!(code, 0, "{attack}: {stdout}");
+        store_is_whole(&store, &state, attack);
     }
 }

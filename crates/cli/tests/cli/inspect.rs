@@ -2,7 +2,6 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -62,11 +61,7 @@ fn lists_every_entry_of_one_file() {
     let lib = fixture("multiarch.so");
     let result = run(&["inspect", path_str(&lib)]);
     assert_eq!(result.code, 0, "{}", result.stderr);
-    assert!(
-        result.stdout.contains("5 entries in 2 containers"),
-        "{}",
-        result.stdout
-    );
+    result.assert_stdout_has("5 entries in 2 containers");
     assert!(
         result
             .stdout
@@ -147,11 +142,7 @@ fn trees_are_summarised_per_architecture_with_the_heaviest_files() {
     let dir = fixture("multiarch.so").parent().expect("dir").to_owned();
     let result = run(&["inspect", path_str(&dir)]);
     assert_eq!(result.code, 0, "{}", result.stderr);
-    assert!(
-        result.stdout.contains("heaviest files"),
-        "{}",
-        result.stdout
-    );
+    result.assert_stdout_has("heaviest files");
     assert!(
         !result.stdout.contains("plain.so"),
         "non-CUDA files stay quiet in trees"
@@ -313,19 +304,9 @@ fn failing_kernels_are_listed_demangled_with_exit_1() {
         path_str(&fixture("libscale_f.so")),
     ]);
     assert_eq!(result.code, 1, "{}", result.stderr);
-    assert!(result.stdout.contains("FAIL"), "{}", result.stdout);
-    assert!(
-        result.stdout.contains("sm_80: SASS does not run on 9.0"),
-        "{}",
-        result.stdout
-    );
-    assert!(
-        result
-            .stdout
-            .contains("1 of 2 kernels have no usable image on 9.0"),
-        "{}",
-        result.stdout
-    );
+    result.assert_stdout_has("FAIL");
+    result.assert_stdout_has("sm_80: SASS does not run on 9.0");
+    result.assert_stdout_has("1 of 2 kernels have no usable image on 9.0");
 }
 
 #[test]
@@ -346,32 +327,16 @@ fn old_drivers_cannot_jit_new_ptx() {
 fn named_files_without_device_code_are_reported() {
     let result = run(&["inspect", path_str(&fixture("plain.so"))]);
     assert_eq!(result.code, 0);
-    assert!(
-        result.stdout.contains("plain.so: no device code"),
-        "{}",
-        result.stdout
-    );
+    result.assert_stdout_has("plain.so: no device code");
 
     let dir = tempfile::tempdir().expect("temp");
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "hello").expect("write");
     let result = run(&["inspect", path_str(&text)]);
-    assert_eq!(result.code, 2);
-    assert!(
-        result
-            .stderr
-            .contains("notes.txt: not an ELF file, ar archive, fatbin, cubin or wheel"),
-        "{}",
-        result.stderr
-    );
+    result.assert_refused("notes.txt: not an ELF file, ar archive, fatbin, cubin or wheel");
 
     let result = run(&["inspect", "/nonexistent/lib.so"]);
-    assert_eq!(result.code, 2);
-    assert!(
-        result.stderr.contains("/nonexistent/lib.so: No such file"),
-        "{}",
-        result.stderr
-    );
+    result.assert_refused("/nonexistent/lib.so: No such file");
 }
 
 #[test]
@@ -383,11 +348,8 @@ fn truncated_files_fail_with_the_offset_and_no_panic() {
         std::fs::write(&path, &data[..cut]).expect("write");
         let result = run(&["inspect", path_str(&path)]);
         assert_eq!(result.code, 2, "cut at {cut}: {}", result.stdout);
-        assert!(
-            result.stderr.contains("truncated") && result.stderr.contains("offset 0x"),
-            "{}",
-            result.stderr
-        );
+        result.assert_stderr_has("truncated");
+        result.assert_stderr_has("offset 0x");
     }
 }
 
@@ -563,8 +525,7 @@ fn run_in_time(args: &[&str]) -> Run {
 fn named_special_files_are_errors_and_never_waited_on() {
     let dir = tempfile::tempdir().expect("temp");
     let fifo = dir.path().join("pipe");
-    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
-    assert!(made.success());
+    cudapkgs_testkit::make_fifo(&fifo);
     for command in [&["inspect"][..], &["prune", "--capabilities", "9.0"][..]] {
         let mut args = command.to_vec();
         args.extend(["/dev/zero", path_str(&fifo)]);
@@ -599,13 +560,9 @@ fn wheels_whose_members_expand_beyond_reason_are_refused() {
     wheel(&whl, &[("pkg/lib.so", &bomb)]);
     assert!(std::fs::metadata(&whl).expect("stat").len() < 1 << 20);
     let result = run(&["inspect", path_str(&whl)]);
-    assert_eq!(result.code, 2, "{}", result.stderr);
-    assert!(
-        result.stderr.contains(&format!(
-            "error: {}:pkg/lib.so: zip member expands",
-            whl.display()
-        )) && result.stderr.contains("more than 100 times"),
-        "{}",
-        result.stderr
-    );
+    result.assert_refused(&format!(
+        "error: {}:pkg/lib.so: zip member expands",
+        whl.display()
+    ));
+    result.assert_stderr_has("more than 100 times");
 }

@@ -202,8 +202,7 @@ fn a_nix_store_is_read_as_nix_reads_it_and_never_changed() {
         "--state-dir",
         s(&database),
     ]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("is Nix's database"), "{stderr}");
+    common::assert_refused(code, &stderr, "is Nix's database");
     // A store of cudapkgs laid over Nix's (the same --root, its own database): its
     // collections would take Nix's paths for its own.
     for command in [&["store", "add", s(&src)][..], &["gc"]] {
@@ -257,13 +256,7 @@ fn a_user_who_cannot_write_a_nix_store_still_reads_it() {
         eprintln!("SKIPPED: needs root (the read runs as another user)");
         return;
     }
-    let dir = tempfile::tempdir().expect("temp");
-    // Readable by everyone, as a multi-user /nix is; written by root only.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let dir = common::world_readable_tempdir();
     let root = dir.path().join("root");
     let torch = nix_build(&root);
     let database = root.join("nix/var/nix/db");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, mirror, repo, run, run_within, s};
+use common::{Server, mirror, repo, run, run_within, s, served_mirror};
 
 fn json(args: &[&str]) -> serde_json::Value {
     let (code, stdout, stderr) = run(&[&["--json"][..], args].concat());
@@ -142,10 +142,10 @@ fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
     let source = release_at(&liar_server, &liar_cache);
     let source: Vec<&str> = source.iter().map(String::as_str).collect();
     let (code, _, stderr) = run(&[&["redist", "fetch"][..], &source, &["cuda_cudart"]].concat());
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains(&format!("sha256 mismatch: expected {fake}, got {sha}")),
-        "{stderr}"
+    common::assert_refused(
+        code,
+        &stderr,
+        &format!("sha256 mismatch: expected {fake}, got {sha}"),
     );
     let kept = kept(&liar_cache);
     assert!(kept.is_empty(), "left in the cache: {kept:?}");
@@ -160,8 +160,7 @@ fn a_download_left_by_an_earlier_run_is_resumed_and_a_wrong_hash_deleted() {
         "--cache",
         s(&cache),
     ]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("no manifest for cuda 9.9.9"), "{stderr}");
+    common::assert_refused(code, &stderr, "no manifest for cuda 9.9.9");
 }
 
 /// What a cache holds but its locks (which stay, so that a waiting process keeps its own).
@@ -211,9 +210,10 @@ fn cuobjdump_architectures(file: &Path) -> Vec<String> {
 
 #[test]
 fn fetch_split_and_features_of_a_release() {
-    let Some(mirror) = mirror() else { return };
+    let Some(server) = served_mirror() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("temp");
-    let server = Server::serve_dir(&mirror);
     let cache = dir.path().join("cache");
     let source = release_at(&server, &cache);
     let source: Vec<&str> = source.iter().map(String::as_str).collect();
@@ -375,11 +375,7 @@ fn wheels_resolve_through_a_simple_index_and_split_like_archives() {
         ],
         &["redist", "wheel", "cuda_cudart==1.0"],
     );
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("no wheel of version 1.0 for linux-x86_64"),
-        "{stderr}"
-    );
+    common::assert_refused(code, &stderr, "no wheel of version 1.0 for linux-x86_64");
     assert!(stderr.contains("versions with a wheel: "), "{stderr}");
 
     // A wheel splits like NVIDIA's archive of the same component.
@@ -422,21 +418,9 @@ fn write_page(root: &Path, files: &serde_json::Value) {
 /// `redist wheel cuda_cudart` through `server`'s index into `cache`, with `vars`.
 fn wheel_through(server: &Server, cache: &Path, vars: &[(&str, &str)]) -> (i32, String, String) {
     let index = format!("{}/simple", server.url());
-    run_within(
-        LIMIT,
-        vars,
-        &[
-            "redist",
-            "wheel",
-            "cuda_cudart",
-            "--index-url",
-            &index,
-            "--cache",
-            s(cache),
-            "--system",
-            "linux-x86_64",
-        ],
-    )
+    let mut args = vec!["redist", "wheel", "cuda_cudart"];
+    args.extend(common::index_args(&index, cache));
+    run_within(LIMIT, vars, &args)
 }
 
 fn sha256_of(bytes: &[u8]) -> String {
@@ -564,20 +548,20 @@ fn downloads_stop_at_their_size_or_the_configured_maximum() {
     let before = server.requests().len();
     let fresh = dir.path().join("fresh");
     let (code, _, stderr) = wheel_through(&server, &fresh, &[]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("its size is given as 1099511627776 bytes, more than the maximum"),
-        "{stderr}"
+    common::assert_refused(
+        code,
+        &stderr,
+        "its size is given as 1099511627776 bytes, more than the maximum",
     );
     let asked = &server.requests()[before..];
     assert!(!asked.iter().any(|r| r.contains("/files/")), "{asked:?}");
     assert_eq!(kept(&fresh), Vec::<String>::new());
 
     let (code, _, stderr) = wheel_through(&server, &fresh, &[("CUDAPKGS_MAX_DOWNLOAD", "lots")]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("environment variable CUDAPKGS_MAX_DOWNLOAD: `lots` is not a byte count"),
-        "{stderr}"
+    common::assert_refused(
+        code,
+        &stderr,
+        "environment variable CUDAPKGS_MAX_DOWNLOAD: `lots` is not a byte count",
     );
 }
 
@@ -586,11 +570,7 @@ fn a_mirror_archive_that_is_a_fifo_is_refused_at_once() {
     let dir = tempfile::tempdir().expect("temp");
     let folder = dir.path().join("mirror/cuda/redist");
     std::fs::create_dir_all(folder.join("p")).expect("mkdir");
-    let made = Command::new("mkfifo")
-        .arg(folder.join("p/p-archive.tar.xz"))
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
+    cudapkgs_testkit::make_fifo(&folder.join("p/p-archive.tar.xz"));
     let manifest = serde_json::json!({"p": {"version": "1", "linux-x86_64": {
         "relative_path": "p/p-archive.tar.xz", "sha256": "0".repeat(64), "size": "10"}}});
     std::fs::write(folder.join("redistrib_1.0.0.json"), manifest.to_string()).expect("write");
@@ -613,11 +593,7 @@ fn a_mirror_archive_that_is_a_fifo_is_refused_at_once() {
             "p",
         ],
     );
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("p-archive.tar.xz: not a regular file"),
-        "{stderr}"
-    );
+    common::assert_refused(code, &stderr, "p-archive.tar.xz: not a regular file");
     assert_eq!(kept(&cache), Vec::<String>::new());
 }
 
@@ -657,12 +633,10 @@ fn an_index_that_never_answers_fails_after_the_response_timeout() {
         "{stderr}"
     );
     let (code, _, stderr) = wheel("soon");
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains(
-            "environment variable CUDAPKGS_RESPONSE_TIMEOUT: `soon` is not a number of seconds"
-        ),
-        "{stderr}"
+    common::assert_refused(
+        code,
+        &stderr,
+        "environment variable CUDAPKGS_RESPONSE_TIMEOUT: `soon` is not a number of seconds",
     );
 }
 

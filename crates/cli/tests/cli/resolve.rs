@@ -174,21 +174,10 @@ fn cuda12_index(root: &Path) {
 /// `cudapkgs -v build --dry-run --index-url …/simple --cache CACHE` and `args`.
 fn plan(server: &Server, cache: &Path, args: &[&str]) -> (i32, String, String) {
     let index = format!("{}/simple", server.url());
-    run(&[
-        &[
-            "-v",
-            "build",
-            "--dry-run",
-            "--index-url",
-            &index,
-            "--cache",
-            s(cache),
-            "--system",
-            "linux-x86_64",
-        ][..],
-        args,
-    ]
-    .concat())
+    let mut all = vec!["-v", "build", "--dry-run"];
+    all.extend(common::index_args(&index, cache));
+    all.extend_from_slice(args);
+    run(&all)
 }
 
 /// The `PACKAGE VERSION` of each plan line, and the reason it gives.
@@ -338,8 +327,7 @@ fn pre_releases_only_when_asked_and_metadata_files_verified() {
     )
     .expect("write");
     let (code, _, stderr) = plan(&server, &cache, &["--cuda", "12.6", "libcusolver"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("sha256 mismatch"), "{stderr}");
+    common::assert_refused(code, &stderr, "sha256 mismatch");
 }
 
 /// The mirror of NVIDIA's layout under `root`: a CUDA 12.9.1 manifest (NVIDIA's record
@@ -392,25 +380,8 @@ fn nvidia_releases_reach_separate_products_and_bring_what_libraries_need() {
     nvidia_mirror(&root);
     let server = Server::serve_dir(&root);
     let cache = dir.path().join("cache");
-    let nvidia = |args: &[&str]| {
-        run(&[
-            &[
-                "-v",
-                "build",
-                "--dry-run",
-                "--source",
-                "nvidia",
-                "--base-url",
-                &server.url(),
-                "--cache",
-                s(&cache),
-                "--system",
-                "linux-x86_64",
-            ][..],
-            args,
-        ]
-        .concat())
-    };
+    let url = server.url();
+    let nvidia = |args: &[&str]| run(&[&common::dry_run_args(&url, &cache)[..], args].concat());
     // `--cuda 12.9` is the newest 12.9 release the mirror lists; cuSOLVER brings cuBLAS,
     // cuSPARSE and nvJitLink, cuBLAS brings NVRTC; cuDNN comes from its own folder, the
     // newest manifest with a CUDA 12 archive (9.14.0 has only CUDA 13's).
@@ -453,19 +424,14 @@ fn nvidia_releases_reach_separate_products_and_bring_what_libraries_need() {
     assert!(text.starts_with("cudnn 9.13.0.50 "), "{text}");
     // A release the mirror does not list is refused with those it lists.
     let (code, _, stderr) = nvidia(&["--cuda", "12.6", "libcublas"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("CUDA 12.6: "), "{stderr}");
+    common::assert_refused(code, &stderr, "CUDA 12.6: ");
     assert!(
         stderr.contains("releases there: 12.8.1, 12.9.1"),
         "{stderr}"
     );
     // A package of no release is refused by name.
     let (code, _, stderr) = nvidia(&["--cuda", "12.9.1", "libnothing"]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("CUDA 12.9.1 has no package `libnothing`"),
-        "{stderr}"
-    );
+    common::assert_refused(code, &stderr, "CUDA 12.9.1 has no package `libnothing`");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{repo, run, s};
+use common::{repo, run, run_on_store, s};
 
 /// The folder of NVIDIA's downloaded wheels, when installed (under CI it must be).
 fn wheels() -> Option<PathBuf> {
@@ -234,15 +234,7 @@ fn shrink_runpath_keeps_the_folders_of_run_time_loads() {
 
 /// The store paths of `root`'s closure, by JSON.
 fn closure(store: &Path, state: &Path, root: &str) -> Vec<String> {
-    let (code, stdout, stderr) = run(&[
-        "--json",
-        "closure",
-        "--store-dir",
-        s(store),
-        "--state-dir",
-        s(state),
-        root,
-    ]);
+    let (code, stdout, stderr) = run_on_store(store, state, &["--json", "closure", root]);
     assert_eq!(code, 0, "{stderr}");
     let closure: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     common::closure_paths(&closure)
@@ -253,15 +245,7 @@ fn closure(store: &Path, state: &Path, root: &str) -> Vec<String> {
 
 /// The store path a root holds.
 fn path_of(store: &Path, state: &Path, root: &str) -> String {
-    let (code, stdout, stderr) = run(&[
-        "--json",
-        "path-info",
-        "--store-dir",
-        s(store),
-        "--state-dir",
-        s(state),
-        root,
-    ]);
+    let (code, stdout, stderr) = run_on_store(store, state, &["--json", "path-info", root]);
     assert_eq!(code, 0, "{stderr}");
     let infos: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     infos[0]["path"].as_str().expect("path").to_owned()
@@ -283,18 +267,18 @@ fn cudnn_built_into_the_store_loads_cublas_and_nvrtc_from_their_outputs() {
         input("libcublas", "nvidia_cublas-13"),
         input("cuda_nvrtc", "nvidia_cuda_nvrtc-13"),
     );
-    let (code, _, stderr) = run(&[
-        "build",
-        &cudnn,
-        &cublas,
-        &nvrtc,
-        "--store-dir",
-        s(&store),
-        "--state-dir",
-        s(&state),
-        "--cache",
-        s(&dir.path().join("cache")),
-    ]);
+    let (code, _, stderr) = run_on_store(
+        &store,
+        &state,
+        &[
+            "build",
+            &cudnn,
+            &cublas,
+            &nvrtc,
+            "--cache",
+            s(&dir.path().join("cache")),
+        ],
+    );
     assert_eq!(code, 0, "{stderr}");
     let cudnn_closure = closure(&store, &state, "cudnn-lib");
     let lib_of = |root: &str| path_of(&store, &state, root);

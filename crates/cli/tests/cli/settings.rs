@@ -11,17 +11,7 @@ use std::path::Path;
 
 use common::{Server, fixture, repo, s};
 
-use common::Run;
-
-/// Runs cudapkgs in `dir` (also its HOME) with only `env` besides.
-fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    common::cudapkgs()
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", dir)
-        .envs(env.iter().copied())
-        .run()
-}
+use common::{Run, run_at_home};
 
 fn write_config(dir: &Path, text: &str) {
     std::fs::write(dir.join("cudapkgs.toml"), text).expect("write cudapkgs.toml");
@@ -53,23 +43,11 @@ fn planned_cudart(stdout: &str) -> Option<&str> {
 /// `cudapkgs -v build --dry-run --no-deps … cuda_cudart` from the mirror at `url`.
 fn plan(work: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
     let cache = work.join("cache");
-    let mut args = vec![
-        "-v",
-        "build",
-        "--dry-run",
-        "--source",
-        "nvidia",
-        "--base-url",
-        url,
-        "--cache",
-        s(&cache),
-        "--system",
-        "linux-x86_64",
-        "--no-deps",
-    ];
+    let mut args = common::dry_run_args(url, &cache);
+    args.push("--no-deps");
     args.extend_from_slice(extra);
     args.push("cuda_cudart");
-    run_in(work, &args, env)
+    run_at_home(work, &args, env)
 }
 
 /// The two-release mirror under `work`, served.
@@ -95,7 +73,7 @@ fn the_release_reaches_build_from_flag_variable_and_file() {
         "{}",
         run.stdout
     );
-    assert!(run.stderr.contains("cuda: from default"), "{}", run.stderr);
+    run.assert_stderr_has("cuda: from default");
 
     // The file's [cuda] version.
     write_config(work, "[cuda]\nversion = \"12.9\"\ngpus = [\"H100\"]\n");
@@ -107,12 +85,8 @@ fn the_release_reaches_build_from_flag_variable_and_file() {
         "{}",
         run.stdout
     );
-    assert!(
-        run.stderr.contains("cuda: from cudapkgs.toml")
-            && run.stderr.contains("capabilities: from cudapkgs.toml"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("cuda: from cudapkgs.toml");
+    run.assert_stderr_has("capabilities: from cudapkgs.toml");
 
     // The variable beats the file, a major alone standing for its newest release.
     let run = plan(&[], &[("CUDAPKGS_CUDA", "13")]);
@@ -123,12 +97,7 @@ fn the_release_reaches_build_from_flag_variable_and_file() {
         "{}",
         run.stdout
     );
-    assert!(
-        run.stderr
-            .contains("cuda: from environment variable CUDAPKGS_CUDA"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("cuda: from environment variable CUDAPKGS_CUDA");
 
     // The flag beats both.
     let run = plan(&["--cuda", "12.9.1"], &[("CUDAPKGS_CUDA", "13")]);
@@ -139,7 +108,7 @@ fn the_release_reaches_build_from_flag_variable_and_file() {
         "{}",
         run.stdout
     );
-    assert!(run.stderr.contains("cuda: from --cuda"), "{}", run.stderr);
+    run.assert_stderr_has("cuda: from --cuda");
 }
 
 #[test]
@@ -150,21 +119,9 @@ fn invalid_releases_are_refused_naming_their_origin() {
     let url = server.url();
     let plan = |extra: &[&str], env: &[(&str, &str)]| plan(work, &url, extra, env);
     let run = plan(&[], &[("CUDAPKGS_CUDA", "banana")]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("environment variable CUDAPKGS_CUDA: invalid CUDA release `banana`"),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("environment variable CUDAPKGS_CUDA: invalid CUDA release `banana`");
     let run = plan(&[], &[("CUDAPKGS_GPU", "banana")]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("environment variable CUDAPKGS_GPU: unknown GPU `banana`"),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("environment variable CUDAPKGS_GPU: unknown GPU `banana`");
     // The file may name a major, as --cuda does: build takes the newest such release
     // of the index, and flags the newest such release it knows.
     write_config(work, "[cuda]\nversion = \"13\"\n");
@@ -176,18 +133,18 @@ fn invalid_releases_are_refused_naming_their_origin() {
         "{}",
         run.stdout
     );
-    let run = run_in(work, &["flags", "--format", "json"], &[]);
+    let run = run_at_home(work, &["flags", "--format", "json"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let flags: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     assert_eq!(flags["cuda"], "13.0", "{}", run.stdout);
-    let run = run_in(
+    let run = run_at_home(
         work,
         &["flags", "--format", "json"],
         &[("CUDAPKGS_CUDA", "12")],
     );
     let flags: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     assert_eq!(flags["cuda"], "12.9", "{}", run.stdout);
-    let run = run_in(work, &["gpus", "--cuda", "11", "--format", "json"], &[]);
+    let run = run_at_home(work, &["gpus", "--cuda", "11", "--format", "json"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     // CUDA 11's newest release, 11.8, is the first to know Hopper and knows no Blackwell.
     let listed: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
@@ -199,20 +156,15 @@ fn invalid_releases_are_refused_naming_their_origin() {
         .collect();
     assert!(capabilities.contains(&"9.0"), "{capabilities:?}");
     assert!(!capabilities.contains(&"10.0"), "{capabilities:?}");
-    assert_eq!(run_in(work, &["flags", "--cuda", "12.6"], &[]).code, 0);
+    assert_eq!(run_at_home(work, &["flags", "--cuda", "12.6"], &[]).code, 0);
 
     write_config(work, "[cuda]\nversion = \"banana\"\n");
     let run = plan(&[], &[]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("cudapkgs.toml") && run.stderr.contains("version"),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("cudapkgs.toml");
+    run.assert_stderr_has("version");
     // A flag that is invalid is a usage error naming the flag.
     let run = plan(&["--cuda", "banana"], &[]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("--cuda"), "{}", run.stderr);
+    run.assert_refused("--cuda");
 }
 
 /// The `keeping …` summary of `prune --dry-run`.
@@ -232,43 +184,26 @@ fn targets_reach_prune_from_flag_variable_and_file() {
         let mut args = vec!["-v", "prune", "--dry-run"];
         args.extend_from_slice(extra);
         args.push("arch_a.so");
-        run_in(work, &args, env)
+        run_at_home(work, &args, env)
     };
 
     // Nothing set: nothing to keep, and the hint names every way to say it.
     let run = prune(&[], &[]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("no capabilities to keep") && run.stderr.contains("[cuda] gpus"),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("no capabilities to keep");
+    run.assert_stderr_has("[cuda] gpus");
 
     write_config(work, "[cuda]\nversion = \"12.9\"\ngpus = [\"H100\"]\n");
     let run = prune(&[], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(keeping(&run.stdout), Some("9.0"), "{}", run.stdout);
-    assert!(
-        run.stderr.contains("capabilities: from cudapkgs.toml"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("capabilities: from cudapkgs.toml");
 
     let run = prune(&[], &[("CUDAPKGS_CAPABILITIES", "8.6")]);
     assert_eq!(keeping(&run.stdout), Some("8.6"), "{}", run.stdout);
-    assert!(
-        run.stderr
-            .contains("capabilities: from environment variable CUDAPKGS_CAPABILITIES"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("capabilities: from environment variable CUDAPKGS_CAPABILITIES");
     let run = prune(&["--gpu", "RTX 4090"], &[("CUDAPKGS_CAPABILITIES", "8.6")]);
     assert_eq!(keeping(&run.stdout), Some("8.9"), "{}", run.stdout);
-    assert!(
-        run.stderr.contains("capabilities: from --gpu"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("capabilities: from --gpu");
 
     // GPU names resolve with the release in effect: Jetson Thor is 10.1 before CUDA 13
     // and 11.0 since.
@@ -288,29 +223,12 @@ fn targets_reach_prune_from_flag_variable_and_file() {
 
     // Invalid values name their variable or key.
     let run = prune(&[], &[("CUDAPKGS_CAPABILITIES", "9.9z")]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("environment variable CUDAPKGS_CAPABILITIES"),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("environment variable CUDAPKGS_CAPABILITIES");
     let run = prune(&[], &[("CUDAPKGS_CUDA", "banana")]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("environment variable CUDAPKGS_CUDA"),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("environment variable CUDAPKGS_CUDA");
     write_config(work, "[cuda]\ngpus = [\"banana\"]\n");
     let run = prune(&[], &[]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("cudapkgs.toml [cuda] gpus: unknown GPU `banana`"),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("cudapkgs.toml [cuda] gpus: unknown GPU `banana`");
 }
 
 #[test]
@@ -318,7 +236,7 @@ fn what_flags_exports_is_read_by_prune_and_build() {
     let dir = tempfile::tempdir().expect("temp");
     let work = dir.path();
     std::fs::copy(fixture("arch_a.so"), work.join("arch_a.so")).expect("copy fixture");
-    let exported = run_in(work, &["flags", "--gpu", "H100", "--format", "env"], &[]);
+    let exported = run_at_home(work, &["flags", "--gpu", "H100", "--format", "env"], &[]);
     assert_eq!(exported.code, 0, "{}", exported.stderr);
     let vars: Vec<(String, String)> = exported
         .stdout
@@ -334,7 +252,7 @@ fn what_flags_exports_is_read_by_prune_and_build() {
         .collect();
     let env: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     assert!(env.contains(&("CUDAPKGS_CAPABILITIES", "9.0")), "{env:?}");
-    let run = run_in(work, &["-v", "prune", "--dry-run", "arch_a.so"], &env);
+    let run = run_at_home(work, &["-v", "prune", "--dry-run", "arch_a.so"], &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(keeping(&run.stdout), Some("9.0"), "{}", run.stdout);
 
@@ -358,7 +276,7 @@ fn a_configured_gpu_reaches_inspect() {
         let mut args = vec!["-v", "inspect"];
         args.extend_from_slice(extra);
         args.push("arch_a.so");
-        run_in(work, &args, env)
+        run_at_home(work, &args, env)
     };
     let run = inspect(&[], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -371,40 +289,17 @@ fn a_configured_gpu_reaches_inspect() {
     write_config(work, "[cuda]\ngpus = [\"H100\"]\n");
     let run = inspect(&[], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout
-            .contains("0 of 2 kernels have no usable image on 9.0"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stderr.contains("gpu: from cudapkgs.toml"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stdout_has("0 of 2 kernels have no usable image on 9.0");
+    run.assert_stderr_has("gpu: from cudapkgs.toml");
 
     let run = inspect(&[], &[("CUDAPKGS_GPU", "RTX 4090")]);
-    assert!(
-        run.stdout
-            .contains("2 of 2 kernels have no usable image on 8.9"),
-        "{}",
-        run.stdout
-    );
+    run.assert_stdout_has("2 of 2 kernels have no usable image on 8.9");
     let run = inspect(&["--gpu", "9.0"], &[("CUDAPKGS_GPU", "RTX 4090")]);
-    assert!(
-        run.stdout.contains("kernels have no usable image on 9.0"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stderr.contains("gpu: from --gpu"), "{}", run.stderr);
+    run.assert_stdout_has("kernels have no usable image on 9.0");
+    run.assert_stderr_has("gpu: from --gpu");
 
     let run = inspect(&[], &[("CUDAPKGS_GPU", "banana")]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("environment variable CUDAPKGS_GPU"),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("environment variable CUDAPKGS_GPU");
 }
 
 #[test]
@@ -416,19 +311,16 @@ fn forward_compatibility_reaches_inspects_expectation() {
         let mut args = vec!["-v", "inspect", "--expect-capabilities", "9.0a"];
         args.extend_from_slice(extra);
         args.push("arch_a.so");
-        run_in(work, &args, env)
+        run_at_home(work, &args, env)
     };
     let with_ptx = "expected: SASS sm_90a, PTX compute_90";
     let without_ptx = "expected: SASS sm_90a, no PTX";
     assert!(expect(&[], &[]).stdout.contains(with_ptx));
     let off = [("CUDAPKGS_FORWARD_COMPAT", "false")];
     let run = expect(&[], &off);
-    assert!(run.stdout.contains(without_ptx), "{}", run.stdout);
-    assert!(
-        run.stderr
-            .contains("forward compatibility: from environment variable CUDAPKGS_FORWARD_COMPAT"),
-        "{}",
-        run.stderr
+    run.assert_stdout_has(without_ptx);
+    run.assert_stderr_has(
+        "forward compatibility: from environment variable CUDAPKGS_FORWARD_COMPAT",
     );
     write_config(work, "[cuda]\nforward-compat = false\n");
     assert!(expect(&[], &[]).stdout.contains(without_ptx));
@@ -440,13 +332,7 @@ fn forward_compatibility_reaches_inspects_expectation() {
             .contains(without_ptx)
     );
     let run = expect(&[], &[("CUDAPKGS_FORWARD_COMPAT", "maybe")]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("environment variable CUDAPKGS_FORWARD_COMPAT: expected true or false"),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("environment variable CUDAPKGS_FORWARD_COMPAT: expected true or false");
 }
 
 #[test]
@@ -456,7 +342,7 @@ fn the_store_table_reaches_every_store_command() {
     std::fs::write(work.join("hello.txt"), "hello\n").expect("write");
 
     // `store path` and `store add` agree on the default store, the user's.
-    let path = run_in(work, &["store", "path", "hello.txt"], &[]);
+    let path = run_at_home(work, &["store", "path", "hello.txt"], &[]);
     assert_eq!(path.code, 0, "{}", path.stderr);
     let default_store = format!("{}/.local/share/cudapkgs/store/", s(work));
     assert!(path.stdout.starts_with(&default_store), "{}", path.stdout);
@@ -466,15 +352,11 @@ fn the_store_table_reaches_every_store_command() {
         work,
         "[store]\ndir = \"/nix/store\"\nroot = \"r\"\nstate = \"state\"\n",
     );
-    let path = run_in(work, &["-v", "store", "path", "hello.txt"], &[]);
+    let path = run_at_home(work, &["-v", "store", "path", "hello.txt"], &[]);
     assert_eq!(path.code, 0, "{}", path.stderr);
     assert!(path.stdout.starts_with("/nix/store/"), "{}", path.stdout);
-    assert!(
-        path.stderr.contains("store dir: from cudapkgs.toml"),
-        "{}",
-        path.stderr
-    );
-    let added = run_in(work, &["-v", "store", "add", "hello.txt"], &[]);
+    path.assert_stderr_has("store dir: from cudapkgs.toml");
+    let added = run_at_home(work, &["-v", "store", "add", "hello.txt"], &[]);
     assert_eq!(added.code, 0, "{}", added.stderr);
     assert_eq!(added.stdout, path.stdout);
     for origin in [
@@ -482,52 +364,39 @@ fn the_store_table_reaches_every_store_command() {
         "store root: from cudapkgs.toml",
         "state dir: from cudapkgs.toml",
     ] {
-        assert!(added.stderr.contains(origin), "{}", added.stderr);
+        added.assert_stderr_has(origin);
     }
     let name = added.stdout.trim().trim_start_matches("/nix/store/");
     assert!(work.join("r/nix/store").join(name).is_file());
     assert!(work.join("state").is_dir());
-    let info = run_in(work, &["path-info", added.stdout.trim()], &[]);
+    let info = run_at_home(work, &["path-info", added.stdout.trim()], &[]);
     assert_eq!(info.code, 0, "{}", info.stderr);
 
     // Variables beat the file, flags beat variables.
     let env = [("CUDAPKGS_STORE_DIR", "/opt/store")];
-    let path = run_in(work, &["-v", "store", "path", "hello.txt"], &env);
+    let path = run_at_home(work, &["-v", "store", "path", "hello.txt"], &env);
     assert!(path.stdout.starts_with("/opt/store/"), "{}", path.stdout);
-    assert!(
-        path.stderr
-            .contains("store dir: from environment variable CUDAPKGS_STORE_DIR"),
-        "{}",
-        path.stderr
-    );
+    path.assert_stderr_has("store dir: from environment variable CUDAPKGS_STORE_DIR");
     let args = ["-v", "store", "path", "--store-dir", "/srv/s", "hello.txt"];
-    let path = run_in(work, &args, &env);
+    let path = run_at_home(work, &args, &env);
     assert!(path.stdout.starts_with("/srv/s/"), "{}", path.stdout);
-    assert!(
-        path.stderr.contains("store dir: from --store-dir"),
-        "{}",
-        path.stderr
-    );
+    path.assert_stderr_has("store dir: from --store-dir");
 
     // An unknown key of the table is refused, naming the file and the key.
     write_config(work, "[store]\nfolder = \"/nix/store\"\n");
-    let run = run_in(work, &["store", "path", "hello.txt"], &[]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("cudapkgs.toml") && run.stderr.contains("folder"),
-        "{}",
-        run.stderr
-    );
+    let run = run_at_home(work, &["store", "path", "hello.txt"], &[]);
+    run.assert_refused("cudapkgs.toml");
+    run.assert_stderr_has("folder");
 }
 
 #[test]
 fn the_cache_table_reaches_push_and_copy() {
     let dir = tempfile::tempdir().expect("temp");
     let work = dir.path();
-    let keygen = run_in(work, &["cache", "keygen", "test-1", "k.sk", "k.pub"], &[]);
+    let keygen = run_at_home(work, &["cache", "keygen", "test-1", "k.sk", "k.pub"], &[]);
     assert_eq!(keygen.code, 0, "{}", keygen.stderr);
     std::fs::write(work.join("hello.txt"), "hello\n").expect("write");
-    let added = run_in(work, &["store", "add", "hello.txt"], &[]);
+    let added = run_at_home(work, &["store", "add", "hello.txt"], &[]);
     assert_eq!(added.code, 0, "{}", added.stderr);
     let path = added.stdout.trim();
 
@@ -537,7 +406,7 @@ fn the_cache_table_reaches_push_and_copy() {
         "[cache]\nsecret-key-file = \"k.sk\"\ntrusted-public-keys = [\"k.pub\"]\n",
     );
     let cache = format!("file://{}", s(&work.join("bc")));
-    let pushed = run_in(work, &["-v", "push", "--to", &cache, path], &[]);
+    let pushed = run_at_home(work, &["-v", "push", "--to", &cache, path], &[]);
     assert_eq!(pushed.code, 0, "{}", pushed.stderr);
     assert!(
         pushed
@@ -560,16 +429,10 @@ fn the_cache_table_reaches_push_and_copy() {
 
     let other = work.join("other");
     let args = ["-v", "copy", "--from", &cache, "--root", s(&other), path];
-    let copied = run_in(work, &args, &[]);
+    let copied = run_at_home(work, &args, &[]);
     assert_eq!(copied.code, 0, "{}", copied.stderr);
-    assert!(
-        copied
-            .stderr
-            .contains("trusted public keys: from cudapkgs.toml"),
-        "{}",
-        copied.stderr
-    );
-    let unsigned = run_in(
+    copied.assert_stderr_has("trusted public keys: from cudapkgs.toml");
+    let unsigned = run_at_home(
         work,
         &["-v", "push", "--to", &cache, path],
         &[("CUDAPKGS_SECRET_KEY_FILE", "missing.sk")],
@@ -578,11 +441,7 @@ fn the_cache_table_reaches_push_and_copy() {
         unsigned.code, 2,
         "the variable wins, and names a missing file"
     );
-    assert!(
-        unsigned.stderr.contains("missing.sk"),
-        "{}",
-        unsigned.stderr
-    );
+    unsigned.assert_stderr_has("missing.sk");
 }
 
 #[test]
@@ -600,18 +459,12 @@ fn the_index_table_reaches_build_and_redist_wheel() {
         s(&cache),
         "cuda_cudart",
     ];
-    let build = run_in(work, &args, &[]);
-    assert_eq!(build.code, 2, "{}", build.stderr);
-    assert!(
-        build.stderr.contains("index url: from cudapkgs.toml")
-            && build.stderr.contains("127.0.0.1:9"),
-        "{}",
-        build.stderr
-    );
+    let build = run_at_home(work, &args, &[]);
+    build.assert_refused("index url: from cudapkgs.toml");
+    build.assert_stderr_has("127.0.0.1:9");
     let args = ["-v", "redist", "wheel", "--cache", s(&cache), "cuda_cudart"];
-    let wheel = run_in(work, &args, &[]);
-    assert_eq!(wheel.code, 2, "{}", wheel.stderr);
-    assert!(wheel.stderr.contains("127.0.0.1:9"), "{}", wheel.stderr);
+    let wheel = run_at_home(work, &args, &[]);
+    wheel.assert_refused("127.0.0.1:9");
 
     // Offline from the file: nothing is fetched, and the miss says so.
     write_config(
@@ -626,20 +479,10 @@ fn the_index_table_reaches_build_and_redist_wheel() {
         s(&cache),
         "cuda_cudart",
     ];
-    let offline = run_in(work, &args, &[]);
-    assert_eq!(offline.code, 2, "{}", offline.stderr);
-    assert!(
-        offline.stderr.contains("offline: from cudapkgs.toml")
-            && offline.stderr.contains("not in the download cache"),
-        "{}",
-        offline.stderr
-    );
+    let offline = run_at_home(work, &args, &[]);
+    offline.assert_refused("offline: from cudapkgs.toml");
+    offline.assert_stderr_has("not in the download cache");
     let env = [("CUDAPKGS_OFFLINE", "maybe")];
-    let refused = run_in(work, &args, &env);
-    assert_eq!(refused.code, 2);
-    assert!(
-        refused.stderr.contains("CUDAPKGS_OFFLINE"),
-        "{}",
-        refused.stderr
-    );
+    let refused = run_at_home(work, &args, &env);
+    refused.assert_refused("CUDAPKGS_OFFLINE");
 }

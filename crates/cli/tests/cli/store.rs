@@ -101,11 +101,7 @@ fn nar_dump_and_store_path_equal_nix() {
         .arg(&pkg)
         .output()
         .expect("nix-store --add");
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    cudapkgs_testkit::assert_succeeded(&added);
     let (code, stdout, _) = run(&["store", "path", "--store-dir", "/nix/store", s(&pkg)]);
     assert_eq!(code, 0);
     assert_eq!(stdout.trim(), String::from_utf8_lossy(&added.stdout).trim());
@@ -139,11 +135,7 @@ fn nar_dump_and_store_path_equal_nix() {
         ".bad name",
         s(&pkg),
     ]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("invalid store path name `.bad name`"),
-        "{stderr}"
-    );
+    common::assert_refused(code, &stderr, "invalid store path name `.bad name`");
 }
 
 #[test]
@@ -229,8 +221,7 @@ fn store_add_places_and_registers_what_nix_would() {
         .count();
     let (code, _, stderr) =
         run(&[&["store", "add", "--name", "a/b"][..], &root, &[s(&pkg)]].concat());
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("invalid store path name"), "{stderr}");
+    common::assert_refused(code, &stderr, "invalid store path name");
     assert_eq!(
         std::fs::read_dir(ours.join("nix/store"))
             .expect("ls")
@@ -238,8 +229,7 @@ fn store_add_places_and_registers_what_nix_would() {
         before
     );
     let (code, _, stderr) = run(&[&["store", "info"][..], &root, &["/nix/store/nope"]].concat());
-    assert_eq!(code, 2);
-    assert!(stderr.contains("not a valid path"), "{stderr}");
+    common::assert_refused(code, &stderr, "not a valid path");
 }
 
 /// `path-info -r` of `referrer` (which references `added`, of NAR size `size`)
@@ -292,16 +282,9 @@ fn store_entries(folder: &Path, found: &mut Vec<(std::path::PathBuf, bool)>) {
 
 /// Writes `count` files of `size` pseudo-random bytes into `folder`.
 fn write_varied_files(folder: &Path, count: usize, size: usize) {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut noise = cudapkgs_testkit::Noise::new();
     for i in 0..count {
-        let bytes: Vec<u8> = (0..size)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state.to_le_bytes()[0]
-            })
-            .collect();
+        let bytes: Vec<u8> = noise.by_ref().take(size).collect();
         std::fs::write(folder.join(format!("part{i:03}.bin")), bytes).expect("write");
     }
 }
@@ -628,17 +611,7 @@ fn nix_copy(cache: &Path, root: &Path, path: &str) -> std::process::Output {
 /// `cudapkgs closure` of `path` in the store under `ours`: biggest first, the total right,
 /// the same paths as `nix-store --query --requisites` in the store under `theirs`.
 fn assert_closure_equals_nix(ours: &Path, theirs: &Path, path: &str, count: usize) {
-    let (code, closure, _) = run(&[
-        "--json",
-        "closure",
-        "--store-dir",
-        "/nix/store",
-        "--root",
-        s(ours),
-        path,
-    ]);
-    assert_eq!(code, 0);
-    let closure: serde_json::Value = serde_json::from_str(&closure).expect("json");
+    let closure = common::rooted_closure(ours, path);
     let mut ours_closure: Vec<&str> = common::closure_paths(&closure);
     let sizes: Vec<u64> = closure["paths"]
         .as_array()
@@ -689,11 +662,7 @@ fn paths_with_references_are_the_paths_nix_computes() {
     // references is the one claimed.
     let theirs = dir.path().join("theirs");
     let copied = nix_copy(&cache, &theirs, &app_path);
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
+    cudapkgs_testkit::assert_succeeded(&copied);
     assert_eq!(
         nix_store(&theirs, &["--query", "--references", &app_path]).trim(),
         lib_path
@@ -705,11 +674,7 @@ fn paths_with_references_are_the_paths_nix_computes() {
     let wrapper_path = wrapper_path.trim().to_owned();
     publish(&ours, &wrapper_path, &wrapper_path, &cache);
     let copied = nix_copy(&cache, &theirs, &wrapper_path);
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
+    cudapkgs_testkit::assert_succeeded(&copied);
     assert_closure_equals_nix(&ours, &theirs, &wrapper_path, 3);
 
     // Why the wrapper needs the library: two hops, each with the file and offset.
@@ -761,11 +726,7 @@ fn several_processes_adding_at_once_agree() {
         .collect();
     for (tree, child) in children {
         let output = child.wait_with_output().expect("wait");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        cudapkgs_testkit::assert_succeeded(&output);
         let (_, expected, _) = run(&[
             "store",
             "path",
@@ -1060,13 +1021,7 @@ fn queries_work_for_a_reader_who_cannot_write_and_change_nothing() {
     if !have_tool("setpriv") {
         return;
     }
-    let dir = tempfile::tempdir().expect("temp");
-    // Readable by everyone, as a shared store is.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let dir = common::world_readable_tempdir();
     let root = dir.path().join("root");
     let lib = library_tree(dir.path(), "cuda-lib");
     let (_, lib_path, _) = in_store(&root, &["store", "add", s(&lib)]);
@@ -1165,10 +1120,10 @@ fn commands_on_a_store_that_does_not_exist_say_so_and_create_nothing() {
     assert_eq!(in_store(&root, &["store", "add", s(&lib)]).0, 0);
     let state = dir.path().join("state-typo");
     let (code, _, stderr) = in_store(&root, &["store", "verify", "--state-dir", s(&state)]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains(&format!("has no database at {}/db.sqlite", state.display())),
-        "{stderr}"
+    common::assert_refused(
+        code,
+        &stderr,
+        &format!("has no database at {}/db.sqlite", state.display()),
     );
     assert!(!state.exists());
 }
@@ -1259,14 +1214,14 @@ fn a_write_that_fails_during_an_add_names_the_file_and_the_cause() {
         s(&root),
         s(&tree),
     ]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains(&format!(
+    common::assert_refused(
+        code,
+        &stderr,
+        &format!(
             "{}: cannot copy it into the store folder {}/nix/store",
             big.display(),
             root.display()
-        )),
-        "{stderr}"
+        ),
     );
     assert!(stderr.contains("File too large"), "{stderr}");
     assert!(stderr.contains("nothing was stored"), "{stderr}");

@@ -45,6 +45,18 @@ fn at<'a>(report: &'a Value, file: &str, line: u64) -> &'a Value {
         .unwrap_or_else(|| panic!("no finding at {file}:{line} in {report:#}"))
 }
 
+/// Fails the test unless `finding` is of `kind` and does or does not override the user's
+/// choice.
+#[track_caller]
+fn assert_kind(finding: &Value, kind: &str, overrides_user: bool) {
+    assert_eq!(finding["kind"], kind, "{finding:#}");
+    assert_eq!(finding["overrides_user"], overrides_user, "{finding:#}");
+}
+
+fn reason(finding: &Value) -> &str {
+    finding["reason"].as_str().expect("reason")
+}
+
 fn architectures(finding: &Value) -> Vec<&str> {
     finding["architectures"]
         .as_array()
@@ -97,8 +109,7 @@ fn flash_attn_forces_its_own_targets_at_the_lines_named() {
     // setup.py appends -gencode for 80, 90, 100 and 120 whatever the user asks.
     let gencode = at(&report, "setup.py", 181);
     assert_eq!(gencode["end_line"], 191);
-    assert_eq!(gencode["kind"], "nvcc-gencode");
-    assert_eq!(gencode["overrides_user"], true);
+    assert_kind(gencode, "nvcc-gencode", true);
     assert_eq!(
         architectures(gencode),
         ["sm_80", "sm_90", "sm_100", "sm_120"]
@@ -106,18 +117,12 @@ fn flash_attn_forces_its_own_targets_at_the_lines_named() {
     // …gated by its own variable, which is read instead of TORCH_CUDA_ARCH_LIST.
     let own = at(&report, "setup.py", 70);
     assert_eq!(own["kind"], "arch-list");
-    assert!(
-        own["reason"]
-            .as_str()
-            .expect("reason")
-            .contains("FLASH_ATTN_CUDA_ARCHS")
-    );
+    assert!(reason(own).contains("FLASH_ATTN_CUDA_ARCHS"));
 
     // csrc/layer_norm/setup.py: TORCH_CUDA_ARCH_LIST defaults when unset (not forcing)
     // and -gencode 70, 80, 90 (forcing).
     let default = at(&report, "csrc/layer_norm/setup.py", 77);
-    assert_eq!(default["kind"], "torch-arch-list");
-    assert_eq!(default["overrides_user"], false);
+    assert_kind(default, "torch-arch-list", false);
     assert_eq!(
         architectures(default),
         [
@@ -183,7 +188,7 @@ fn lightgbm_sets_its_own_list_for_target_properties() {
     assert_eq!(list["end_line"], 242, "the list(APPEND) lines belong to it");
     assert_eq!(list["overrides_user"], true);
     assert_eq!(architectures(list).len(), 12);
-    let reason = list["reason"].as_str().expect("reason");
+    let reason = reason(list);
     assert!(
         reason.contains("CUDA_ARCHS") && reason.contains("3 targets"),
         "{reason}"
@@ -198,13 +203,9 @@ fn lightgbm_4_7_sets_its_list_in_a_function_called_only_as_a_default() {
     // cmake/Utils.cmake sets CMAKE_CUDA_ARCHITECTURES inside compute_cmake_cuda_archs(),
     // which CMakeLists.txt calls inside if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES).
     let for_cuda_13 = at(&report, "cmake/Utils.cmake", 20);
-    assert_eq!(for_cuda_13["kind"], "cmake-architectures");
-    assert_eq!(for_cuda_13["overrides_user"], false);
+    assert_kind(for_cuda_13, "cmake-architectures", false);
     assert!(
-        for_cuda_13["reason"]
-            .as_str()
-            .expect("reason")
-            .contains("CMakeLists.txt:180"),
+        reason(for_cuda_13).contains("CMakeLists.txt:180"),
         "{for_cuda_13:#}"
     );
     // Only Eigen's own test list (vendored, not built) still forces anything.
@@ -227,22 +228,15 @@ fn llama_cpp_cmake_defaults_give_way_to_the_user_and_its_makefile_does_not() {
     assert_eq!(code, 1, "{report:#}");
     let cmake = "vendor/llama.cpp/ggml/src/ggml-cuda/CMakeLists.txt";
     let default = at(&report, cmake, 29);
-    assert_eq!(default["kind"], "cmake-architectures");
-    assert_eq!(default["overrides_user"], false);
-    assert!(
-        default["reason"]
-            .as_str()
-            .expect("reason")
-            .contains("NOT DEFINED CMAKE_CUDA_ARCHITECTURES")
-    );
+    assert_kind(default, "cmake-architectures", false);
+    assert!(reason(default).contains("NOT DEFINED CMAKE_CUDA_ARCHITECTURES"));
     // The old Makefile builds for the build machine's GPU: `-arch=native`.
     let makefile = at(&report, "vendor/llama.cpp/Makefile", 650);
     assert_eq!(architectures(makefile), ["native"]);
     assert_eq!(makefile["overrides_user"], true);
     // Its CI script passes its own list on cmake's command line.
     let ci = at(&report, "vendor/llama.cpp/ci/run.sh", 60);
-    assert_eq!(ci["kind"], "cmake-architectures");
-    assert_eq!(ci["overrides_user"], true);
+    assert_kind(ci, "cmake-architectures", true);
     let forcing: Vec<&Value> = findings(&report)
         .iter()
         .filter(|f| f["overrides_user"] == true)
@@ -529,8 +523,7 @@ fn a_patch_of_an_sdist_applies_with_patch_and_equals_the_rewrite() {
     );
     // An sdist is never changed in place.
     let (code, _, stderr) = run(&["targets", "rewrite", "--capabilities", "9.0", s(&archive)]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("--patch"), "{stderr}");
+    common::assert_refused(code, &stderr, "--patch");
 }
 
 #[test]
@@ -545,8 +538,7 @@ fn a_rewrite_needs_a_request_and_keeps_modes() {
     .expect("write");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o751)).expect("chmod");
     let (code, _, stderr) = run(&["targets", "rewrite", s(work.path())]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("--capabilities"), "{stderr}");
+    common::assert_refused(code, &stderr, "--capabilities");
 
     let (code, stdout, stderr) = run(&[
         "targets",
@@ -600,8 +592,7 @@ fn a_rewrite_needs_a_request_and_keeps_modes() {
         s(&work.path().join("inside")),
         s(work.path()),
     ]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("is inside"), "{stderr}");
+    common::assert_refused(code, &stderr, "is inside");
     assert!(!work.path().join("inside").exists());
     // Twice the same rewrite changes nothing.
     let (code, stdout, _) = run(&[
@@ -731,8 +722,7 @@ fn torch_refuses_what_is_not_pytorch_or_not_a_file() {
     let Some(sources) = sources() else { return };
     let work = tempfile::tempdir().expect("temp");
     let (code, _, stderr) = run(&["targets", "torch", s(work.path())]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("no PyTorch"), "{stderr}");
+    common::assert_refused(code, &stderr, "no PyTorch");
 
     // cpp_extension.py as a link to a file elsewhere: never followed, never written.
     let elsewhere = work.path().join("elsewhere.py");
@@ -879,8 +869,7 @@ with tarfile.open(folder + "/evil-1.0.tar.gz", "w:gz") as t:
         "--json",
         s(&work.path().join("evil-1.0.tar.gz")),
     ]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("leaves the archive"), "{stderr}");
+    common::assert_refused(code, &stderr, "leaves the archive");
     let error: Value = serde_json::from_str(&stdout).expect("one JSON document");
     assert!(
         error["error"]["message"]
@@ -892,9 +881,7 @@ with tarfile.open(folder + "/evil-1.0.tar.gz", "w:gz") as t:
     let readme = work.path().join("README.md");
     std::fs::write(&readme, "-gencode arch=compute_80,code=sm_80\n").expect("write");
     let (code, _, stderr) = run(&["targets", "scan", s(&readme)]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("not a source tree, an sdist"), "{stderr}");
+    common::assert_refused(code, &stderr, "not a source tree, an sdist");
     let (code, _, stderr) = run(&["targets", "scan", s(&work.path().join("missing"))]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("cannot read"), "{stderr}");
+    common::assert_refused(code, &stderr, "cannot read");
 }

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::tar::{file, nvidia_archive};
-use common::{Server, fixture, mirror, run, run_within, s};
+use common::{
+    Server, fixture, mirror, run, run_on_store, run_within, s, served_mirror, store_args,
+};
 use serde_json::{Value, json};
 
 /// One request the double received.
@@ -264,14 +266,8 @@ impl Place {
         let mut all = vec!["--config", s(&config), "--json", "upkeep"];
         all.extend_from_slice(args);
         if args.first() == Some(&"run") {
-            all.extend([
-                "--store-dir",
-                s(&store),
-                "--state-dir",
-                s(&state),
-                "--cache",
-                s(&cache),
-            ]);
+            all.extend(store_args(&store, &state));
+            all.extend(["--cache", s(&cache)]);
         }
         let (code, stdout, stderr) = run_within(Duration::from_secs(900), vars, &all);
         let report = serde_json::from_str(&stdout)
@@ -333,7 +329,7 @@ impl Proof {
             &[
                 "cuda_cudart",
                 &format!("libevil={}", evil.display()),
-                "libgood=libgood-linux-x86_64-1.0-archive.tar.xz",
+                GOOD_PACKAGE,
             ],
             &format!(
                 "\n[upkeep.cache]\nto = \"file://{}\"\nsecret-key-file = \"cache.sk\"\nprivate = true\n",
@@ -581,9 +577,31 @@ fn a_failure_is_filed_once_commented_on_when_it_recurs_and_closed_when_fixed() {
 }
 
 /// `libgood` (needs the CUDA runtime) and `libevil` (needs `libmissing.so.1`) in `dir`.
-fn good_and_evil(dir: &Path) {
-    local_package(dir, "libgood", "multiarch.so", "libcudart.so.13");
-    local_package(dir, "libevil", "libscale_i.so", "libmissing.so.1");
+/// The packages `Place::good_and_evil` makes, as its configuration names them.
+const GOOD_PACKAGE: &str = "libgood=libgood-linux-x86_64-1.0-archive.tar.xz";
+const EVIL_PACKAGE: &str = "libevil=libevil-linux-x86_64-1.0-archive.tar.xz";
+
+impl Place {
+    /// A place holding `libgood` (whose library finds everything) and `libevil` (whose
+    /// library needs one that no package has), configured for `packages` from the
+    /// mirror at `base_url`.
+    fn good_and_evil(base_url: &str, packages: &[&str], extra: &str) -> Place {
+        let place = Place::new();
+        local_package(
+            place.dir.path(),
+            "libgood",
+            "multiarch.so",
+            "libcudart.so.13",
+        );
+        local_package(
+            place.dir.path(),
+            "libevil",
+            "libscale_i.so",
+            "libmissing.so.1",
+        );
+        place.configure(base_url, packages, extra);
+        place
+    }
 }
 
 /// The number of results of each job, and of runs, in the database at `path`.
@@ -607,18 +625,13 @@ fn recorded_now(path: &Path) -> rusqlite::Result<(BTreeMap<String, i64>, i64)> {
 #[test]
 fn a_run_killed_midway_is_taken_up_and_every_job_recorded_once() {
     use std::os::unix::process::CommandExt;
-    let Some(mirror) = the_mirror() else { return };
-    let server = Server::serve_dir(&mirror);
-    let place = Place::new();
-    good_and_evil(place.dir.path());
+    let Some(server) = served_mirror() else {
+        return;
+    };
     // NVRTC, second, takes long enough to be killed in.
-    place.configure(
+    let place = Place::good_and_evil(
         &server.url(),
-        &[
-            "libgood=libgood-linux-x86_64-1.0-archive.tar.xz",
-            "cuda_nvrtc",
-            "libevil=libevil-linux-x86_64-1.0-archive.tar.xz",
-        ],
+        &[GOOD_PACKAGE, "cuda_nvrtc", EVIL_PACKAGE],
         "",
     );
     let results = place.path("results.sqlite");
@@ -632,14 +645,8 @@ fn a_run_killed_midway_is_taken_up_and_every_job_recorded_once() {
         .inherit_env()
         .command()
         .args(["--config", s(&config), "upkeep", "run"])
-        .args([
-            "--store-dir",
-            s(&store),
-            "--state-dir",
-            s(&state),
-            "--cache",
-            s(&cache),
-        ])
+        .args(store_args(&store, &state))
+        .args(["--cache", s(&cache)])
         .env_clear()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -690,14 +697,7 @@ fn a_run_killed_midway_is_taken_up_and_every_job_recorded_once() {
         [1, 1, 1],
         "{jobs:?}"
     );
-    let (code, verify, _) = run(&[
-        "store",
-        "verify",
-        "--store-dir",
-        s(&store),
-        "--state-dir",
-        s(&state),
-    ]);
+    let (code, verify, _) = run_on_store(&store, &state, &["store", "verify"]);
     assert_eq!(code, 0, "the store is whole after the kill: {verify}");
 }
 
@@ -770,16 +770,12 @@ fn drafts_are_filed_once(place: &Place, merged: &Path) {
 
 #[test]
 fn shards_run_apart_merge_into_one_database_and_file_issues_once() {
-    let Some(mirror) = the_mirror() else { return };
-    let server = Server::serve_dir(&mirror);
-    let place = Place::new();
-    good_and_evil(place.dir.path());
-    place.configure(
+    let Some(server) = served_mirror() else {
+        return;
+    };
+    let place = Place::good_and_evil(
         &server.url(),
-        &[
-            "libgood=libgood-linux-x86_64-1.0-archive.tar.xz",
-            "libevil=libevil-linux-x86_64-1.0-archive.tar.xz",
-        ],
+        &[GOOD_PACKAGE, EVIL_PACKAGE],
         "capabilities = [\"8.6\"]\n",
     );
 
@@ -798,8 +794,7 @@ fn shards_run_apart_merge_into_one_database_and_file_issues_once() {
             "owner/set",
         ],
     );
-    assert_eq!(code, 2);
-    assert!(stderr.contains("GITHUB_TOKEN is not set"), "{stderr}");
+    common::assert_refused(code, &stderr, "GITHUB_TOKEN is not set");
     assert!(!place.path("results.sqlite").exists());
 
     let mut databases = Vec::new();

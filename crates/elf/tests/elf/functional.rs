@@ -4,7 +4,6 @@
 //! (scripts/install-nvidia-tools.sh); the checks run in Python through ctypes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use cudapkgs_elf::patch::{Changes, RunpathChange, plan};
 use cudapkgs_elf::write::rewrite;
@@ -36,40 +35,6 @@ fn set_long_runpath(path: &Path) {
     rewrite(path, &plan).expect("rewrite");
 }
 
-fn python(script: &str, arg: &Path) -> String {
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(arg)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-const NVRTC: &str = r#"
-import ctypes, sys
-nvrtc = ctypes.CDLL(sys.argv[1])
-prog = ctypes.c_void_p()
-src = b'extern "C" __global__ void scale(float *x, float a) { x[threadIdx.x] *= a; }'
-assert nvrtc.nvrtcCreateProgram(ctypes.byref(prog), src, b"k.cu", 0, None, None) == 0
-opts = (ctypes.c_char_p * 1)(b"--gpu-architecture=compute_90")
-rc = nvrtc.nvrtcCompileProgram(prog, 1, opts)
-size = ctypes.c_size_t()
-nvrtc.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
-log = ctypes.create_string_buffer(size.value)
-nvrtc.nvrtcGetProgramLog(prog, log)
-assert rc == 0, log.value
-nvrtc.nvrtcGetPTXSize(prog, ctypes.byref(size))
-ptx = ctypes.create_string_buffer(size.value)
-assert nvrtc.nvrtcGetPTX(prog, ptx) == 0
-print(ptx.value.decode())
-"#;
-
 const CUDART: &str = r"
 import ctypes, sys
 cudart = ctypes.CDLL(sys.argv[1])
@@ -86,7 +51,7 @@ fn patched_nvrtc_still_compiles_a_kernel() {
         std::fs::copy(lib.join(name), dir.path().join(name)).expect("copy");
         set_long_runpath(&dir.path().join(name));
     }
-    let ptx = python(NVRTC, &dir.path().join("libnvrtc.so.13"));
+    let ptx = cudapkgs_testkit::nvrtc_ptx(&dir.path().join("libnvrtc.so.13"));
     assert!(ptx.contains(".entry scale("), "{ptx}");
     assert!(ptx.contains(".target sm_90"), "{ptx}");
 }
@@ -98,6 +63,6 @@ fn patched_cudart_still_reports_its_version() {
     let path = dir.path().join("libcudart.so.13");
     std::fs::copy(lib.join("libcudart.so.13"), &path).expect("copy");
     set_long_runpath(&path);
-    let version = python(CUDART, &path);
+    let version = cudapkgs_testkit::python_prints(CUDART, &path);
     assert!(version.trim().starts_with("130"), "{version}");
 }

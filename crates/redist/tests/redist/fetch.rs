@@ -234,10 +234,9 @@ fn a_body_without_end_stops_at_the_maximum_and_leaves_nothing() {
 fn a_server_that_never_answers_fails_after_the_response_timeout() {
     let server = silent();
     let dir = tempfile::tempdir().expect("temp");
-    let mut fetcher = Fetcher::new(&dir.path().join("cache"));
+    let mut fetcher = quick_fetcher(dir.path());
     fetcher.set_response_timeout(Duration::from_secs(1));
     fetcher.retries = 1;
-    fetcher.backoff = Duration::from_millis(10);
     let page = at(&server, "/simple/cuda-cudart/");
     let file = Request {
         url: at(&server, "/x.whl"),
@@ -267,26 +266,41 @@ fn a_server_that_never_answers_fails_after_the_response_timeout() {
     assert_eq!(server.requests().len(), 4, "{:?}", server.requests());
 }
 
+/// A fetcher into `DIR/cache` that asks again after 10 ms.
+fn quick_fetcher(dir: &Path) -> Fetcher {
+    let mut fetcher = Fetcher::new(&dir.join("cache"));
+    fetcher.backoff = Duration::from_millis(10);
+    fetcher
+}
+
+/// Fetches the two mebibytes of sevens that `server` serves as `/x.whl` (of known size,
+/// as indexes give it) with `fetcher` within `limit`, and checks them whole; the requests
+/// the server saw.
+fn fetch_sevens(server: &Server, fetcher: Fetcher, limit: Duration, what: &str) -> Vec<String> {
+    let body = two_mebibytes_of_sevens();
+    let request = Request {
+        url: at(server, "/x.whl"),
+        sha256: sha256_of(&body),
+        size: Some(body.len() as u64),
+    };
+    let path = within(limit, move || fetcher.fetch(&request, &no_progress)).expect(what);
+    assert_eq!(std::fs::read(path).expect("read"), body);
+    server.requests()
+}
+
 #[test]
 fn a_download_resumed_from_a_server_that_ignores_range_starts_over() {
     let server = breaks_off_once_then_ignores_range();
     let dir = tempfile::tempdir().expect("temp");
-    let mut fetcher = Fetcher::new(&dir.path().join("cache"));
-    fetcher.backoff = Duration::from_millis(10);
-    let body = two_mebibytes_of_sevens();
-    let request = Request {
-        url: at(&server, "/x.whl"),
-        sha256: sha256_of(&body),
-        // Known, as indexes give it: the second answer's length plus the bytes kept
-        // from the first had been taken for more than the file holds.
-        size: Some(body.len() as u64),
-    };
-    let path = within(Duration::from_secs(60), move || {
-        fetcher.fetch(&request, &no_progress)
-    })
-    .expect("the second attempt brings the whole file");
-    assert_eq!(std::fs::read(path).expect("read"), body);
-    let requests = server.requests();
+    let fetcher = quick_fetcher(dir.path());
+    // The size is known: the second answer's length plus the bytes kept from the first
+    // had been taken for more than the file holds.
+    let requests = fetch_sevens(
+        &server,
+        fetcher,
+        Duration::from_secs(60),
+        "the second attempt brings the whole file",
+    );
     assert_eq!(requests.len(), 2, "{requests:?}");
 }
 
@@ -294,22 +308,15 @@ fn a_download_resumed_from_a_server_that_ignores_range_starts_over() {
 fn a_stalled_download_is_resumed_and_a_slow_one_is_not_cut() {
     let server = stalls_once_then_resumes();
     let dir = tempfile::tempdir().expect("temp");
-    let mut fetcher = Fetcher::new(&dir.path().join("cache"));
+    let mut fetcher = quick_fetcher(dir.path());
     // Each part takes longer than the timeout, with no pause as long as it.
     fetcher.set_response_timeout(Duration::from_millis(700));
-    fetcher.backoff = Duration::from_millis(10);
-    let body = two_mebibytes_of_sevens();
-    let request = Request {
-        url: at(&server, "/x.whl"),
-        sha256: sha256_of(&body),
-        size: Some(body.len() as u64),
-    };
-    let path = within(Duration::from_secs(30), move || {
-        fetcher.fetch(&request, &no_progress)
-    })
-    .expect("resumed after the stall");
-    assert_eq!(std::fs::read(path).expect("read"), body);
-    let requests = server.requests();
+    let requests = fetch_sevens(
+        &server,
+        fetcher,
+        Duration::from_secs(30),
+        "resumed after the stall",
+    );
     assert_eq!(requests.len(), 2, "one stall, one resumption: {requests:?}");
 }
 
@@ -317,10 +324,9 @@ fn a_stalled_download_is_resumed_and_a_slow_one_is_not_cut() {
 fn a_page_that_trickles_fails_after_twice_the_response_timeout() {
     let server = trickles();
     let dir = tempfile::tempdir().expect("temp");
-    let mut fetcher = Fetcher::new(&dir.path().join("cache"));
+    let mut fetcher = quick_fetcher(dir.path());
     fetcher.set_response_timeout(Duration::from_secs(1));
     fetcher.retries = 1;
-    fetcher.backoff = Duration::from_millis(10);
     let page = at(&server, "/simple/cuda-cudart/");
     let started = std::time::Instant::now();
     let error = within(Duration::from_secs(30), {
@@ -387,11 +393,7 @@ fn sizes_past_the_bound_are_refused_before_the_body() {
 fn file_urls_read_only_regular_files() {
     let dir = tempfile::tempdir().expect("temp");
     let fifo = dir.path().join("fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
+    cudapkgs_testkit::make_fifo(&fifo);
     let cache = dir.path().join("cache");
     for target in [
         fifo.clone(),

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use cudapkgs_redist::package::split_package;
 use cudapkgs_redist::unpack::Limits;
+use cudapkgs_testkit::tree_snapshot;
 
 fn write(root: &Path, relative: &str, text: &str) {
     let path = root.join(relative);
@@ -98,27 +99,6 @@ fn usr_references_are_refused_with_file_and_line_unless_allowed() {
     split_package(&source, &out, true, Limits::default()).expect("allowed");
 }
 
-/// Every file under `root` with its contents, to prove a folder was left as it was.
-fn snapshot(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut found = Vec::new();
-    let mut pending = vec![root.to_owned()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("dir") {
-            let path = entry.expect("entry").path();
-            let kind = path.symlink_metadata().expect("meta").file_type();
-            if kind.is_dir() {
-                pending.push(path);
-            } else if kind.is_file() {
-                found.push((path.clone(), std::fs::read(&path).expect("read")));
-            } else {
-                found.push((path.clone(), Vec::new()));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 #[test]
 fn a_folder_given_as_input_is_never_changed_or_followed_out_of() {
     let dir = tempfile::tempdir().expect("temp");
@@ -129,7 +109,7 @@ fn a_folder_given_as_input_is_never_changed_or_followed_out_of() {
     package(&source, "set(X 1)\n");
     std::fs::remove_dir_all(source.join("pkg-config")).expect("rm");
     std::os::unix::fs::symlink("../elsewhere", source.join("pkg-config")).expect("link");
-    let before = (snapshot(&source), snapshot(&elsewhere));
+    let before = (tree_snapshot(&source), tree_snapshot(&elsewhere));
     let out = dir.path().join("out");
     let error = split_package(&source, &out, false, Limits::default()).expect_err("refused");
     assert!(
@@ -138,7 +118,7 @@ fn a_folder_given_as_input_is_never_changed_or_followed_out_of() {
             .contains("link pkg-config -> ../elsewhere points outside the package"),
         "{error}"
     );
-    assert_eq!((snapshot(&source), snapshot(&elsewhere)), before);
+    assert_eq!((tree_snapshot(&source), tree_snapshot(&elsewhere)), before);
     assert!(!out.exists());
 }
 
@@ -162,7 +142,7 @@ fn a_link_that_fix_ups_move_out_of_the_package_is_refused() {
         "{error}"
     );
     assert!(!out.exists());
-    assert_eq!(snapshot(&outside).len(), 1);
+    assert_eq!(tree_snapshot(&outside).len(), 1);
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .expect("dir")
         .map(|e| e.expect("e").file_name())
@@ -181,10 +161,10 @@ fn links_in_place_of_fix_up_folders_are_not_followed() {
     write(&source, "real/x.pc", "libdir=/opt/lib\n");
     std::os::unix::fs::symlink("real", source.join("lib")).expect("link");
     std::os::unix::fs::symlink("real", source.join("pkg-config")).expect("link");
-    let before = snapshot(&source);
+    let before = tree_snapshot(&source);
     let out = dir.path().join("out");
     split_package(&source, &out, false, Limits::default()).expect("splits");
-    assert_eq!(snapshot(&source), before, "the input is untouched");
+    assert_eq!(tree_snapshot(&source), before, "the input is untouched");
     assert_eq!(
         std::fs::read_link(out.join("lib/lib")).expect("lib is still a link"),
         Path::new("real")

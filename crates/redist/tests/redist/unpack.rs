@@ -7,82 +7,7 @@ use std::path::Path;
 
 use cudapkgs_redist::Error;
 use cudapkgs_redist::unpack::{Limits, unpack};
-
-/// One tar member, written by hand so that any name, type and link can be made.
-struct Member<'a> {
-    name: &'a str,
-    kind: u8,
-    mode: u32,
-    link: &'a str,
-    data: &'a [u8],
-}
-
-fn file<'a>(name: &'a str, data: &'a [u8]) -> Member<'a> {
-    Member {
-        name,
-        kind: b'0',
-        mode: 0o644,
-        link: "",
-        data,
-    }
-}
-
-fn folder(name: &str) -> Member<'_> {
-    Member {
-        name,
-        kind: b'5',
-        mode: 0o755,
-        link: "",
-        data: b"",
-    }
-}
-
-fn symlink<'a>(name: &'a str, target: &'a str) -> Member<'a> {
-    Member {
-        name,
-        kind: b'2',
-        mode: 0o777,
-        link: target,
-        data: b"",
-    }
-}
-
-fn octal(field: &mut [u8], value: u64) {
-    let text = format!("{value:0width$o}", width = field.len() - 1);
-    field[..text.len()].copy_from_slice(text.as_bytes());
-}
-
-fn tar(members: &[Member<'_>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for m in members {
-        let mut header = [0u8; 512];
-        header[..m.name.len()].copy_from_slice(m.name.as_bytes());
-        octal(&mut header[100..108], u64::from(m.mode));
-        octal(&mut header[108..116], 0);
-        octal(&mut header[116..124], 0);
-        octal(&mut header[124..136], m.data.len() as u64);
-        octal(&mut header[136..148], 1_700_000_000);
-        header[156] = m.kind;
-        header[157..157 + m.link.len()].copy_from_slice(m.link.as_bytes());
-        header[257..263].copy_from_slice(b"ustar\0");
-        header[263..265].copy_from_slice(b"00");
-        header[148..156].copy_from_slice(b"        ");
-        let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
-        let text = format!("{sum:06o}\0 ");
-        header[148..156].copy_from_slice(text.as_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(m.data);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-    }
-    out.resize(out.len() + 1024, 0);
-    out
-}
-
-fn xz(data: &[u8]) -> Vec<u8> {
-    let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 1);
-    encoder.write_all(data).expect("compress");
-    encoder.finish().expect("compress")
-}
+use cudapkgs_testkit::ustar::{Member, declare_size, file, folder, pax_header, symlink, tar, xz};
 
 /// Unpacks `archive` bytes into `<dir>/target`; on error checks nothing was left.
 fn try_unpack(dir: &Path, archive: &[u8], limits: Limits) -> Result<(), Error> {
@@ -254,10 +179,7 @@ fn what_a_tar_unpacks_to_is_bounded_by_its_size() {
     // allow, and the entry is refused before a byte of it is written.
     let mut archive = tar(&[folder("top/"), file("top/big", b"")]);
     let header = &mut archive[512..1024];
-    octal(&mut header[124..136], 3 << 30);
-    header[148..156].copy_from_slice(b"        ");
-    let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
-    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    declare_size(header, 3 << 30);
     let dir = tempfile::tempdir().expect("temp");
     let error = try_unpack(dir.path(), &xz(&archive), Limits::default()).expect_err("bounded");
     assert!(
@@ -491,16 +413,7 @@ fn long_names_and_link_targets_are_bounded() {
     );
     let pax = vec![b'x'; 2 << 20];
     refused(
-        &[
-            Member {
-                name: "top/PaxHeader",
-                kind: b'x',
-                mode: 0o644,
-                link: "",
-                data: &pax,
-            },
-            file("top/f", b"x"),
-        ],
+        &[pax_header("top/PaxHeader", &pax), file("top/f", b"x")],
         "a PAX header is longer than 1048576 bytes",
     );
     // A long name within the bound is honoured.
@@ -572,16 +485,7 @@ fn paths_and_link_targets_deeper_than_the_bound_are_refused() {
 fn a_pax_size_that_disagrees_with_its_header_is_refused() {
     let record = b"13 size=9999\n";
     refused(
-        &[
-            Member {
-                name: "top/PaxHeader",
-                kind: b'x',
-                mode: 0o644,
-                link: "",
-                data: record,
-            },
-            file("top/f", b"x"),
-        ],
+        &[pax_header("top/PaxHeader", record), file("top/f", b"x")],
         "its PAX size disagrees with its header",
     );
 }

@@ -67,16 +67,22 @@ fn environ_assignment(masked: &Masked, index: usize) -> Option<Finding> {
         ),
     };
     Some(
-        Finding::new(
-            Kind::TorchArchList,
-            forced,
-            vec![Slot {
-                range: value.start + 1..value.end - 1,
-                fill: Fill::TorchArchList,
-            }],
-        )
-        .at(name.start, name.start)
-        .reason(overrides, reason),
+        torch_arch_list(forced, value)
+            .at(name.start, name.start)
+            .reason(overrides, reason),
+    )
+}
+
+/// A TORCH_CUDA_ARCH_LIST value in the string literal at `value` (quotes included), to
+/// be filled inside its quotes.
+fn torch_arch_list(forced: Forced, value: &Range<usize>) -> Finding {
+    Finding::new(
+        Kind::TorchArchList,
+        forced,
+        vec![Slot {
+            range: value.start + 1..value.end - 1,
+            fill: Fill::TorchArchList,
+        }],
     )
 }
 
@@ -99,19 +105,12 @@ fn default_argument(masked: &Masked, index: usize) -> Option<Finding> {
     let value = default_string(masked, index)?;
     let forced = parse_list(masked.content(value)?, &[';', ' '], torch_item)?;
     Some(
-        Finding::new(
-            Kind::TorchArchList,
-            forced,
-            vec![Slot {
-                range: value.start + 1..value.end - 1,
-                fill: Fill::TorchArchList,
-            }],
-        )
-        .at(value.start, value.start)
-        .reason(
-            false,
-            "a default: the user's TORCH_CUDA_ARCH_LIST replaces it",
-        ),
+        torch_arch_list(forced, value)
+            .at(value.start, value.start)
+            .reason(
+                false,
+                "a default: the user's TORCH_CUDA_ARCH_LIST replaces it",
+            ),
     )
 }
 
