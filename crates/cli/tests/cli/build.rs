@@ -683,9 +683,22 @@ fn needed_paths_are_not_system_libraries() {
     let archive = package_needing(dir.path(), "libm.so.6");
     let store = dir.path().join("store");
     let spec = format!("libevil={}", archive.display());
-    let (code, _, stderr) = build_local(dir.path(), &spec, &[]);
+    let (code, _, stderr) = build_local(dir.path(), &spec, &["-v"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(!added(&store).is_empty());
+    // Each phase's time with -v, and one summary line at the end; a local archive is
+    // no download.
+    assert!(stderr.contains("\n  resolved 1 package in "), "{stderr}");
+    assert!(
+        stderr.contains("\n  unpacked, split, patched and added in "),
+        "{stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("built 1 package (") && last.ends_with(" s, 0 downloaded"),
+        "{stderr}"
+    );
+    assert!(!last.starts_with("built 1 package (0 B)"), "{last}");
 }
 
 #[test]
