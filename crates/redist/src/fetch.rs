@@ -4,7 +4,9 @@
 //!
 //! Layout of the cache folder: `sha256/<hex>` holds verified files (never downloaded
 //! again), `partial/<hex>` the bytes of an interrupted download, `partial/<hex>.lock`
-//! the lock of the process downloading it. `<hex>` is always 64 hex digits, so no
+//! the lock of the process downloading it, `named/<hex>/<file name>` a link to a
+//! verified file under the name tools such as pip need (a wheel's own file name).
+//! `<hex>` is always 64 hex digits and a file name has no `/`, so no
 //! request names a file outside the cache; no download grows past its size, or past
 //! `Fetcher::max_size` when its size is unknown. What interrupted downloads keep is
 //! bounded all together by `Fetcher::max_partial` (the oldest go first), so that an index
@@ -330,6 +332,32 @@ impl Fetcher {
             )));
         }
         Ok(self.cache.join("sha256").join(sha256))
+    }
+
+    /// The verified file with this hash under `file_name` (`named/<hex>/<file_name>`, a
+    /// hard link, or a copy where the file system has none), for tools that read a
+    /// file's kind from its name: pip takes a wheel only as `….whl`.
+    pub fn named(&self, sha256: &str, file_name: &str) -> Result<PathBuf, Error> {
+        let kept = self.cached_path(sha256)?;
+        if !cudapkgs_tree::dir::is_file_name(file_name) {
+            return Err(Error::NotFound(format!(
+                "`{file_name}` is not a plain file name, so no file of the cache is named so"
+            )));
+        }
+        let folder = self.cache.join("named").join(sha256);
+        let named = folder.join(file_name);
+        if named.is_file() {
+            return Ok(named);
+        }
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+        // Made beside and renamed into place, so a reader never sees half a copy.
+        let partial = folder.join(format!(".{file_name}.partial"));
+        let _ = std::fs::remove_file(&partial);
+        if std::fs::hard_link(&kept, &partial).is_err() {
+            std::fs::copy(&kept, &partial).map_err(|e| Error::io(&partial, e))?;
+        }
+        std::fs::rename(&partial, &named).map_err(|e| Error::io(&named, e))?;
+        Ok(named)
     }
 
     /// The verified file for `request`, downloaded unless the cache has it.

@@ -578,6 +578,12 @@ fn the_release_setting_picks_the_wheels_redist_wheel_fetches() {
         assert_eq!(code, 0, "{stderr}");
         let (name, path) = stdout.trim().split_once("  ").expect("NAME  PATH");
         assert_eq!(name, runtime, "{stdout}");
+        // Under its own name, as pip needs it.
+        assert_eq!(
+            Path::new(path).file_name().and_then(|n| n.to_str()),
+            Some(runtime),
+            "{stdout}"
+        );
         assert_eq!(
             std::fs::read(path).expect("fetched"),
             b"the bytes of a wheel",
@@ -602,5 +608,75 @@ fn the_release_setting_picks_the_wheels_redist_wheel_fetches() {
     assert!(
         stderr.contains("no project `nvidia-cuda-runtime`"),
         "{stderr}"
+    );
+}
+
+/// What `redist wheel` prints is a path pip installs: the wheel under its own name.
+#[test]
+fn a_fetched_wheel_is_a_path_pip_installs() {
+    let (Some(python), Some(wheels)) = (
+        crate::common::tool("python3"),
+        cudapkgs_testkit::require_file(
+            &cudapkgs_testkit::mirror::wheels(),
+            "run scripts/install-nvidia-tools.sh",
+        ),
+    ) else {
+        return;
+    };
+    let runtime = std::fs::read_dir(&wheels)
+        .expect("wheels")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| {
+            path.file_name().is_some_and(|name| {
+                name.to_string_lossy()
+                    .starts_with("nvidia_cuda_runtime-13.")
+            })
+        })
+        .expect("NVIDIA's CUDA 13 runtime wheel");
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path().join("index");
+    project(&root, "nvidia-cuda-runtime", vec![served(&runtime)]);
+    let server = Server::serve_dir(&root);
+    let index = format!("{}/simple", server.url());
+    let cache = dir.path().join("cache");
+    let (code, stdout, stderr) = crate::common::cudapkgs()
+        .args([
+            "--json",
+            "redist",
+            "wheel",
+            "--cuda",
+            "13",
+            "--index-url",
+            &index,
+        ])
+        .args([
+            "--cache",
+            s(&cache),
+            "--system",
+            "linux-x86_64",
+            "cuda_cudart",
+        ])
+        .run()
+        .into_parts();
+    assert_eq!(code, 0, "{stderr}");
+    let fetched: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let path = fetched[0]["path"].as_str().expect("path");
+    let target = dir.path().join("site");
+    let installed = std::process::Command::new(python)
+        .args(["-m", "pip", "install", "--quiet", "--no-deps", "--no-index"])
+        .args(["--disable-pip-version-check", "--target"])
+        .arg(&target)
+        .arg(path)
+        .output()
+        .expect("pip runs");
+    assert!(
+        installed.status.success(),
+        "pip install {path}: {}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    assert!(
+        target.join("nvidia/cu13/lib/libcudart.so.13").is_file(),
+        "pip installed no libcudart.so.13 under {}",
+        target.display()
     );
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use cudapkgs_builder::resolve::{self, Source, Spec};
+use cudapkgs_builder::resolve::{self, Origin, Source, Spec};
 use cudapkgs_redist::fetch::Fetcher;
 
 use crate::context::{redist_failure, resolve_failure};
@@ -64,7 +64,14 @@ pub fn fetch_wheels(fetcher: &Fetcher, wanted: &WheelRequest, output: Output) ->
         .zip(&resolution.packages)
         .zip(results)
     {
-        let path = result.map_err(|error| redist_failure(&error).context(spec))?;
+        let fetched = result.map_err(|error| redist_failure(&error).context(spec))?;
+        // Under the wheel's own name, which pip needs; a file named by the user is itself.
+        let path = match &resolved.origin {
+            Origin::Remote(download) => fetcher
+                .named(&download.sha256, &resolved.from)
+                .map_err(|error| redist_failure(&error).context(spec))?,
+            Origin::Local(_) => fetched,
+        };
         let _ = writeln!(text, "{}  {}", resolved.from, path.display());
         json.push(serde_json::json!({
             "package": spec,
