@@ -64,13 +64,13 @@ pub fn fetch_wheels(fetcher: &Fetcher, wanted: &WheelRequest, output: Output) ->
         .zip(&resolution.packages)
         .zip(results)
     {
-        let fetched = result.map_err(|error| redist_failure(&error).context(spec))?;
+        let in_cache = result.map_err(|error| redist_failure(&error).context(spec))?;
         // Under the wheel's own name, which pip needs; a file named by the user is itself.
         let path = match &resolved.origin {
             Origin::Remote(download) => fetcher
                 .named(&download.sha256, &resolved.from)
                 .map_err(|error| redist_failure(&error).context(spec))?,
-            Origin::Local(_) => fetched,
+            Origin::Local(_) => in_cache,
         };
         let _ = writeln!(text, "{}  {}", resolved.from, path.display());
         json.push(serde_json::json!({
