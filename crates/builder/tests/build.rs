@@ -1,0 +1,88 @@
+//! The builder through its library API, on NVIDIA's real CUDA runtime wheel: outputs in
+//! the store that verify, the same paths from a second build and from a rebuild, and the
+//! record that lets a second build skip the work.
+
+use std::path::PathBuf;
+
+use cudapkgs_builder::prepare::Input;
+use cudapkgs_builder::realise::{Options, build};
+use cudapkgs_store::store::Store;
+
+fn options(rebuild: bool) -> Options {
+    Options {
+        driver_dir: "/run/opengl-driver/lib".to_owned(),
+        gpus: Vec::new(),
+        strict_targets: false,
+        jobs: 2,
+        gc_roots: false,
+        rebuild,
+        prune: None,
+    }
+}
+
+/// NVIDIA's CUDA 13 runtime wheel, fetched by `scripts/install-nvidia-tools.sh`.
+fn runtime_wheel() -> Option<PathBuf> {
+    let wheels = cudapkgs_testkit::require_file(
+        &cudapkgs_testkit::mirror::wheels(),
+        "run scripts/install-nvidia-tools.sh",
+    )?;
+    std::fs::read_dir(wheels)
+        .expect("wheels")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| {
+            path.file_name().is_some_and(|name| {
+                name.to_string_lossy()
+                    .starts_with("nvidia_cuda_runtime-13.")
+            })
+        })
+}
+
+#[test]
+fn a_real_wheel_builds_into_outputs_that_verify_and_build_again_to_the_same_paths() {
+    let Some(wheel) = runtime_wheel() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp");
+    let store_dir = dir.path().join("store");
+    let mut store = Store::open(
+        store_dir.to_str().expect("utf-8"),
+        None,
+        &dir.path().join("state"),
+    )
+    .expect("store");
+    let inputs = [Input {
+        package: "cuda_cudart".to_owned(),
+        version: "13.0.96".to_owned(),
+        archive: wheel,
+        sha256: None,
+        licence: None,
+    }];
+
+    let first = build(&mut store, &inputs, &options(false)).expect("built");
+    assert_eq!(first.len(), 1);
+    let built = &first[0];
+    assert!(!built.reused);
+    assert_eq!(
+        built.outputs.last().map(|(name, _)| name.as_str()),
+        Some("out")
+    );
+    let lib = built.output("lib").expect("a lib output");
+    assert!(
+        std::path::Path::new(lib)
+            .join("lib/libcudart.so.13")
+            .is_file(),
+        "{lib}"
+    );
+    let verified = store.verify(false).expect("verify");
+    assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+    assert_eq!(verified.checked, built.outputs.len());
+
+    // The record answers a second build of the same inputs; a rebuild makes the same
+    // paths from scratch.
+    let again = build(&mut store, &inputs, &options(false)).expect("built again");
+    assert!(again[0].reused);
+    assert_eq!(again[0].outputs, built.outputs);
+    let rebuilt = build(&mut store, &inputs, &options(true)).expect("rebuilt");
+    assert!(!rebuilt[0].reused);
+    assert_eq!(rebuilt[0].outputs, built.outputs);
+}
