@@ -184,7 +184,7 @@ fn build_anew(store: &mut Store, inputs: &[Input], options: &Options) -> Result<
             .collect();
         if !missing.is_empty() {
             return Err(Error::Targets(format!(
-                "{} kernels have no usable image (--strict-targets):\n  {}",
+                "{} kernels have no usable image for the GPUs checked:\n  {}",
                 missing.len(),
                 missing
                     .iter()

@@ -176,7 +176,9 @@ pub fn cuda_major(cuda: &str) -> Result<u32, Error> {
         .and_then(|major| major.parse().ok())
         .filter(|_| cuda.split('.').all(|part| part.parse::<u64>().is_ok()))
         .ok_or_else(|| Error::Resolve {
-            problem: format!("--cuda {cuda}: expected a release like 12.9.1, 12.9 or 13"),
+            problem: format!(
+                "invalid CUDA release `{cuda}`: expected a release like 12.9.1, 12.9 or 13"
+            ),
             hint: None,
         })
 }

@@ -242,6 +242,8 @@ pub fn redist_failure(error: &cudapkgs_redist::Error) -> CliError {
 pub fn build_failure(error: BuildError) -> CliError {
     match error {
         BuildError::Redist(error) => redist_failure(&error),
+        BuildError::Targets(_) => CliError::new(error.to_string())
+            .with_hint("without --strict-targets they are warnings; --gpu and --capabilities name the GPUs checked"),
         other => CliError::new(other.to_string()),
     }
 }

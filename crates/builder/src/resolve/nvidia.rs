@@ -164,7 +164,7 @@ fn cuda_release(manifests: &mut Manifests<'_>, request: &Request) -> Result<Stri
         .ok_or_else(|| Error::Resolve {
             problem: format!("CUDA {}: {} lists no such release", request.cuda, folder),
             hint: Some(if releases.is_empty() {
-                "the folder lists no manifests; give the release in full (--cuda 12.9.1)".to_owned()
+                "the folder lists no manifests; give the release in full, like 12.9.1".to_owned()
             } else {
                 format!("releases there: {}", releases.join(", "))
             }),
@@ -200,7 +200,7 @@ fn find(
             return Err(Error::Resolve {
                 problem: format!("CUDA {release} has no package `{}`", want.package),
                 hint: Some(
-                    "`cudapkgs redist list --version RELEASE` shows the packages".to_owned(),
+                    "`cudapkgs redist list --release RELEASE` shows the packages".to_owned(),
                 ),
             });
         };
@@ -211,7 +211,7 @@ fn find(
                     want.package, package.version, want.versions
                 ),
                 hint: Some(
-                    "leave the version out, or name the release that has it with --cuda".to_owned(),
+                    "leave the version out, or name the CUDA release that has it".to_owned(),
                 ),
             });
         }

@@ -44,7 +44,7 @@ pub(super) fn resolve(
     let major = cuda_major(&request.cuda)?;
     if request.all {
         return Err(Error::Resolve {
-            problem: "--all needs --source nvidia (an index has no list of a release's packages)"
+            problem: "every package of a release is known only from NVIDIA's manifests: an index has no list of a release's packages"
                 .to_owned(),
             hint: None,
         });

@@ -18,7 +18,7 @@ use cudapkgs_store::store::Store;
 
 use crate::cli::{BuildArgs, BuildSource};
 use crate::context::{
-    cache_location, driver_dir, fetcher_at, mirror_url, open_store, redist_failure,
+    build_failure, cache_location, driver_dir, fetcher_at, mirror_url, open_store, redist_failure,
     resolve_failure, s3_credentials, trusted_keys,
 };
 use crate::error::{CliError, CliResult, Exit};
@@ -36,6 +36,12 @@ pub fn run(
     config: &Config,
     env: EnvLookup<'_>,
 ) -> CliResult<Exit> {
+    if args.all && args.source == BuildSource::Pypi {
+        return Err(CliError::new(
+            "--all builds every package of a release, which only NVIDIA's manifests list",
+        )
+        .with_hint("add --source nvidia"));
+    }
     let release = build_release(args.cuda.as_ref(), env, config)?;
     let targets = targets(args.capabilities.as_deref(), &args.gpus, env, config)?;
     tell_sources(
@@ -131,7 +137,7 @@ pub fn run(
                 }
                 return report_missing(&missing, &request, output);
             }
-            Err(error) => return Err(CliError::new(error.to_string())),
+            Err(error) => return Err(build_failure(error)),
         }
     }
 }
@@ -190,7 +196,6 @@ fn without_building(
         .collect::<Result<_, _>>()
         .map_err(|error| redist_failure(&error))?;
     let inputs = resolution.inputs(&planned);
-    let build_failure = |error: BuildError| CliError::new(error.to_string());
     let key = record_key(store, &inputs, options).map_err(build_failure)?;
     if let Some(built) = recalled(store, &key, options).map_err(build_failure)? {
         return report(&built, resolution, output).map(Some);

@@ -451,7 +451,11 @@ fn kernels_without_an_image_for_the_requested_gpus_warn_or_fail() {
     common::assert_refused(
         code,
         &stderr,
-        "kernels have no usable image (--strict-targets)",
+        "kernels have no usable image for the GPUs checked",
+    );
+    assert!(
+        stderr.contains("hint: without --strict-targets they are warnings"),
+        "{stderr}"
     );
     let store = dir.path().join("c/store");
     let added: Vec<_> = std::fs::read_dir(&store)

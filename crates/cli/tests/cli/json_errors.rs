@@ -55,7 +55,8 @@ fn failures_found_while_running_are_one_json_error_document_too() {
     let missing = "/nonexistent/cudapkgs-test-input";
     let bad_store_path = "/nix/store/00000000000000000000000000000000-none";
     let no_store = "/tmp/cudapkgs-no-store";
-    let stopping: [&[&str]; 9] = [
+    let stopping: [&[&str]; 10] = [
+        &["build", "--all"],
         &["flags", "--cuda", "banana"],
         &["store", "verify", "--store-dir", no_store],
         &["inspect", "--gpu", "no-such-gpu", missing],
@@ -73,6 +74,11 @@ fn failures_found_while_running_are_one_json_error_document_too() {
         assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
         error_document(&args, &stdout);
     }
+    let (_, stdout, _) = run(&["--json", "build", "--all"]);
+    assert_eq!(
+        error_document(&["build", "--all"], &stdout)["error"]["hint"],
+        "add --source nvidia"
+    );
 }
 
 #[test]
