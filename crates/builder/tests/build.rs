@@ -2,8 +2,6 @@
 //! the store that verify, the same paths from a second build and from a rebuild, and the
 //! record that lets a second build skip the work.
 
-use std::path::PathBuf;
-
 use cudapkgs_builder::prepare::Input;
 use cudapkgs_builder::realise::{Options, build};
 use cudapkgs_store::store::Store;
@@ -20,26 +18,9 @@ fn options(rebuild: bool) -> Options {
     }
 }
 
-/// NVIDIA's CUDA 13 runtime wheel, fetched by `scripts/install-nvidia-tools.sh`.
-fn runtime_wheel() -> Option<PathBuf> {
-    let wheels = cudapkgs_testkit::require_file(
-        &cudapkgs_testkit::mirror::wheels(),
-        "run scripts/install-nvidia-tools.sh",
-    )?;
-    std::fs::read_dir(wheels)
-        .expect("wheels")
-        .map(|entry| entry.expect("entry").path())
-        .find(|path| {
-            path.file_name().is_some_and(|name| {
-                name.to_string_lossy()
-                    .starts_with("nvidia_cuda_runtime-13.")
-            })
-        })
-}
-
 #[test]
 fn a_real_wheel_builds_into_outputs_that_verify_and_build_again_to_the_same_paths() {
-    let Some(wheel) = runtime_wheel() else {
+    let Some(wheel) = cudapkgs_testkit::mirror::wheel("nvidia_cuda_runtime-13.") else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp");

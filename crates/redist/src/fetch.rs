@@ -753,3 +753,35 @@ mod cache_dir_tests {
         assert_eq!(default_cache_dir(None, None), None);
     }
 }
+
+#[cfg(test)]
+mod named_tests {
+    use super::*;
+
+    #[test]
+    fn a_name_that_is_no_plain_file_name_names_nothing_and_writes_nothing() {
+        let cache = tempfile::tempdir().expect("temp");
+        let fetcher = Fetcher::new(cache.path());
+        let sha256 = "a".repeat(64);
+        let kept = fetcher.cached_path(&sha256).expect("a key");
+        std::fs::create_dir_all(kept.parent().expect("folder")).expect("mkdir");
+        std::fs::write(&kept, b"wheel").expect("write");
+        for hostile in ["../escaped.whl", "a/b.whl", "..", ".", ""] {
+            assert!(fetcher.named(&sha256, hostile).is_err(), "{hostile:?}");
+        }
+        assert!(!cache.path().join("named").exists());
+        assert!(fetcher.named("../x", "ok.whl").is_err());
+        // A plain name is the same bytes under that name, inside the cache.
+        let named = fetcher
+            .named(&sha256, "ok-1.0-py3-none-any.whl")
+            .expect("named");
+        assert!(named.starts_with(cache.path().join("named")));
+        assert_eq!(std::fs::read(&named).expect("read"), b"wheel");
+        assert_eq!(
+            fetcher
+                .named(&sha256, "ok-1.0-py3-none-any.whl")
+                .expect("again"),
+            named
+        );
+    }
+}

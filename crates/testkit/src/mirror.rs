@@ -41,6 +41,21 @@ pub fn wheels() -> PathBuf {
     crate::repo().join(".tools/nvidia/wheels")
 }
 
+/// The wheel of [`wheels`] whose file name starts with `prefix`
+/// (`nvidia_cuda_runtime-13.`); `None` without the wheels outside CI (as
+/// [`crate::require_file`] says). A folder without such a wheel is a broken setup.
+pub fn wheel(prefix: &str) -> Option<PathBuf> {
+    let folder = crate::require_file(&wheels(), "run scripts/install-nvidia-tools.sh")?;
+    let found = std::fs::read_dir(&folder)
+        .expect("the wheels folder")
+        .map(|entry| entry.expect("an entry").path())
+        .find(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with(prefix))
+        });
+    Some(found.unwrap_or_else(|| panic!("no {prefix} wheel in {}", folder.display())))
+}
+
 /// The shared mirror of cudart and NVRTC under `target/redist-mirror` (built once), or
 /// `None` without the wheels outside CI (as [`crate::require`] says).
 pub fn mirror() -> Option<PathBuf> {

@@ -436,22 +436,10 @@ fn nvidia_releases_reach_separate_products_and_bring_what_libraries_need() {
 
 #[test]
 fn a_build_from_real_wheels_reads_requirements_from_the_verified_wheels() {
-    let Some(wheels) = cudapkgs_testkit::require_file(
-        &cudapkgs_testkit::mirror::wheels(),
-        "run scripts/install-nvidia-tools.sh",
-    ) else {
+    if cudapkgs_testkit::mirror::wheel("nvidia_cuda_runtime-13.").is_none() {
         return;
-    };
-    let wheel = |prefix: &str| {
-        std::fs::read_dir(&wheels)
-            .expect("wheels")
-            .map(|e| e.expect("entry").path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-            })
-            .unwrap_or_else(|| panic!("no {prefix} wheel"))
-    };
+    }
+    let wheel = |prefix: &str| cudapkgs_testkit::mirror::wheel(prefix).expect("the wheels");
     let dir = tempfile::tempdir().expect("temp");
     let root = dir.path().join("index");
     // No metadata files, as the index this machine reaches serves: nvcc's requirements
@@ -614,25 +602,12 @@ fn the_release_setting_picks_the_wheels_redist_wheel_fetches() {
 /// What `redist wheel` prints is a path pip installs: the wheel under its own name.
 #[test]
 fn a_fetched_wheel_is_a_path_pip_installs() {
-    let (Some(python), Some(wheels)) = (
+    let (Some(python), Some(runtime)) = (
         crate::common::tool("python3"),
-        cudapkgs_testkit::require_file(
-            &cudapkgs_testkit::mirror::wheels(),
-            "run scripts/install-nvidia-tools.sh",
-        ),
+        cudapkgs_testkit::mirror::wheel("nvidia_cuda_runtime-13."),
     ) else {
         return;
     };
-    let runtime = std::fs::read_dir(&wheels)
-        .expect("wheels")
-        .map(|entry| entry.expect("entry").path())
-        .find(|path| {
-            path.file_name().is_some_and(|name| {
-                name.to_string_lossy()
-                    .starts_with("nvidia_cuda_runtime-13.")
-            })
-        })
-        .expect("NVIDIA's CUDA 13 runtime wheel");
     let dir = tempfile::tempdir().expect("temp");
     let root = dir.path().join("index");
     project(&root, "nvidia-cuda-runtime", vec![served(&runtime)]);
