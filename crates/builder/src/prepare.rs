@@ -13,6 +13,8 @@ use cudapkgs_redist::split::{
 };
 use cudapkgs_redist::unpack::{Limits, unpack};
 
+use cudapkgs_report::{Phase, Reporter, Task};
+
 use crate::error::Error;
 use crate::targets::TargetReport;
 
@@ -94,7 +96,9 @@ pub fn prepare(
     work: &Path,
     gpus: &[cudapkgs_fatbin::Gpu],
     prune: Option<&PruneRequest>,
+    reporter: &dyn Reporter,
 ) -> Result<Prepared, Error> {
+    let label = input.package.as_str();
     std::fs::create_dir_all(work).map_err(|e| Error::io(work, e))?;
     let tree = work.join("tree");
     let options = FixupOptions {
@@ -105,7 +109,11 @@ pub fn prepare(
         },
         allow_usr: false,
     };
+    let unpacking = Task::start(reporter, Phase::Unpack, label, None);
     let metadata_licence = unpack_fixed_up(&input.archive, &tree, &options)?;
+    drop(unpacking);
+    // Split, then each file read once (and pruned when asked): counted per file.
+    let splitting = Task::start(reporter, Phase::Split, label, None);
     let licence = input.licence.clone().or(metadata_licence);
     let named = |at: &Path| {
         let at = at.to_owned();
@@ -141,6 +149,7 @@ pub fn prepare(
             let mapped = cudapkgs_tree::Mapped::open(&file).map_err(|e| Error::io(&path, e))?;
             let bytes = mapped.bytes();
             targets.add_file(output, &relative, bytes, gpus);
+            splitting.advance(1);
             if matches!(*output, "stubs" | "static") || !bytes.starts_with(b"\x7fELF") {
                 continue;
             }

@@ -9,6 +9,7 @@ use cudapkgs_elf::auto::driver_dir_problem;
 use cudapkgs_elf::patch::{Changes, RunpathChange};
 use cudapkgs_elf::resolve::is_file_name;
 use cudapkgs_redist::split::files;
+use cudapkgs_report::{Phase, Reporter, Task};
 use cudapkgs_store::store::{Scan, Store};
 
 use crate::error::{Error, Missing};
@@ -78,15 +79,21 @@ impl Built {
     }
 }
 
-/// Builds `inputs` into `store`; results in build order.
-pub fn build(store: &mut Store, inputs: &[Input], options: &Options) -> Result<Vec<Built>, Error> {
+/// Builds `inputs` into `store`; results in build order. `reporter` is told of each
+/// package's phases: unpack, split (with pruning), patch and add.
+pub fn build(
+    store: &mut Store,
+    inputs: &[Input],
+    options: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Built>, Error> {
     let key = record_key(store, inputs, options)?;
     if !options.rebuild {
         if let Some(built) = recalled(store, &key, options)? {
             return Ok(built);
         }
     }
-    let built = build_anew(store, inputs, options)?;
+    let built = build_anew(store, inputs, options, reporter)?;
     record::keep(store, &key, &built)?;
     Ok(built)
 }
@@ -156,7 +163,12 @@ pub fn recalled(
 }
 
 /// Builds `inputs` from their archives.
-fn build_anew(store: &mut Store, inputs: &[Input], options: &Options) -> Result<Vec<Built>, Error> {
+fn build_anew(
+    store: &mut Store,
+    inputs: &[Input],
+    options: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Built>, Error> {
     // Inside the store folder: moves into place stay on one file system, and a build
     // killed midway leaves a temporary the next open of the store removes.
     let work = store.work_dir()?;
@@ -166,6 +178,7 @@ fn build_anew(store: &mut Store, inputs: &[Input], options: &Options) -> Result<
             &work.path().join(&input.package),
             &options.gpus,
             options.prune.as_ref(),
+            reporter,
         )
     })
     .into_iter()
@@ -203,7 +216,14 @@ fn build_anew(store: &mut Store, inputs: &[Input], options: &Options) -> Result<
         let deps: Vec<&Built> = dependencies[index].iter().map(|d| &built[d]).collect();
         let deps_prepared: Vec<&Prepared> =
             dependencies[index].iter().map(|d| &prepared[*d]).collect();
-        let done = realise(store, &prepared[index], &deps, &deps_prepared, options)?;
+        let done = realise(
+            store,
+            &prepared[index],
+            &deps,
+            &deps_prepared,
+            options,
+            reporter,
+        )?;
         result.push(done.clone());
         built.insert(index, done);
     }
@@ -341,6 +361,7 @@ fn realise(
     deps: &[&Built],
     deps_prepared: &[&Prepared],
     options: &Options,
+    reporter: &dyn Reporter,
 ) -> Result<Built, Error> {
     let name = &package.input.package;
     let version = &package.input.version;
@@ -365,7 +386,10 @@ fn realise(
     let present = |output: &&&str| {
         package.outputs.contains(output) || (**output == "dev" && !links.is_empty())
     };
-    for output in ADD_ORDER.iter().filter(present) {
+    let adding: Vec<&&str> = ADD_ORDER.iter().filter(present).collect();
+    // Each output, and `out`.
+    let task = Task::start(reporter, Phase::Add, name, Some(adding.len() as u64 + 1));
+    for output in adding {
         let dir = package.root.join(output);
         for file in package.elf_files.iter().filter(|f| f.output == *output) {
             let runpath = runpath(file, package, &folders, &outputs, options);
@@ -398,6 +422,7 @@ fn realise(
         }
         candidates.push(path.clone());
         outputs.push(((*output).to_owned(), path));
+        task.advance(1);
     }
     let out = package.root.join("out");
     link_outputs(package, &out, &outputs)?;
@@ -410,6 +435,8 @@ fn realise(
         name,
         &mut repointed,
     )?;
+    task.advance(1);
+    drop(task);
     outputs.push(("out".to_owned(), path));
     Ok(Built {
         package: name.clone(),

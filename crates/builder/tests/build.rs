@@ -4,6 +4,7 @@
 
 use cudapkgs_builder::prepare::Input;
 use cudapkgs_builder::realise::{Options, build};
+use cudapkgs_report::{Phase, Recorder, Silent};
 use cudapkgs_store::store::Store;
 
 fn options(rebuild: bool) -> Options {
@@ -39,10 +40,29 @@ fn a_real_wheel_builds_into_outputs_that_verify_and_build_again_to_the_same_path
         licence: None,
     }];
 
-    let first = build(&mut store, &inputs, &options(false)).expect("built");
+    let told = Recorder::default();
+    let first = build(&mut store, &inputs, &options(false), &told).expect("built");
     assert_eq!(first.len(), 1);
     let built = &first[0];
     assert!(!built.reused);
+    // Each phase of the package was told, in order, and ended; adding counted every
+    // output it added, `out` included.
+    let tasks = told.tasks();
+    let phases: Vec<Phase> = tasks.iter().map(|task| task.phase).collect();
+    assert_eq!(
+        phases,
+        [Phase::Unpack, Phase::Split, Phase::Add],
+        "{tasks:?}"
+    );
+    assert!(
+        tasks
+            .iter()
+            .all(|task| task.finished && task.label == "cuda_cudart")
+    );
+    let files_read = tasks[1].done;
+    assert!(files_read >= 2, "the wheel's files were counted: {tasks:?}");
+    let outputs = built.outputs.len() as u64;
+    assert_eq!((tasks[2].done, tasks[2].total), (outputs, Some(outputs)));
     assert_eq!(
         built.outputs.last().map(|(name, _)| name.as_str()),
         Some("out")
@@ -54,16 +74,29 @@ fn a_real_wheel_builds_into_outputs_that_verify_and_build_again_to_the_same_path
             .is_file(),
         "{lib}"
     );
-    let verified = store.verify(false).expect("verify");
+    let verifying = Recorder::default();
+    let verified = store.verify(false, &verifying).expect("verify");
+    let checked = verified.checked as u64;
+    let verify_task = &verifying.tasks()[0];
+    assert_eq!(
+        (verify_task.phase, verify_task.done, verify_task.total),
+        (Phase::Verify, checked, Some(checked))
+    );
     assert!(verified.problems.is_empty(), "{:?}", verified.problems);
     assert_eq!(verified.checked, built.outputs.len());
 
     // The record answers a second build of the same inputs; a rebuild makes the same
     // paths from scratch.
-    let again = build(&mut store, &inputs, &options(false)).expect("built again");
+    let recalled = Recorder::default();
+    let again = build(&mut store, &inputs, &options(false), &recalled).expect("built again");
     assert!(again[0].reused);
+    assert_eq!(
+        recalled.tasks(),
+        [],
+        "a recalled build does no work to tell"
+    );
     assert_eq!(again[0].outputs, built.outputs);
-    let rebuilt = build(&mut store, &inputs, &options(true)).expect("rebuilt");
+    let rebuilt = build(&mut store, &inputs, &options(true), &Silent).expect("rebuilt");
     assert!(!rebuilt[0].reused);
     assert_eq!(rebuilt[0].outputs, built.outputs);
 }

@@ -62,6 +62,7 @@ fn refused_inputs_create_nothing() {
             &mut store,
             &[input("libx", "1.0", &archive)],
             &options(driver_dir),
+            &cudapkgs_report::Silent,
         )
         .expect_err("refused");
         assert!(
@@ -86,6 +87,7 @@ fn refused_inputs_create_nothing() {
             &mut store,
             &[input(package, version, &archive)],
             &options("/run/opengl-driver/lib"),
+            &cudapkgs_report::Silent,
         )
         .expect_err("refused");
         assert!(

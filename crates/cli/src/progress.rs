@@ -1,121 +1,152 @@
-//! A progress line on standard error while downloads run.
+//! What the libraries' tasks tell, drawn on standard error: a bar per download with its
+//! size, rate and time left, a spinner per phase with its count; nothing off a terminal,
+//! with `--quiet` or with `--json`. Every task is also recorded, for the phase times `-v`
+//! prints.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cudapkgs_redist::fetch::Request;
+use cudapkgs_report::{Phase, Recorder, Reporter, TaskId, Unit};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::Output;
 use crate::units;
 
-/// A progress line on standard error while downloads run (only on a terminal).
-pub struct ProgressLine {
-    state: Mutex<ProgressState>,
+/// The reporter the commands hand to the libraries.
+pub struct Bars {
+    drawn: MultiProgress,
+    shown: Mutex<HashMap<TaskId, ProgressBar>>,
+    record: Recorder,
+    /// Where the downloads so far began: the summary counts from it.
+    since: Mutex<usize>,
     enabled: bool,
 }
 
-struct ProgressState {
-    /// Bytes so far and total, per URL.
-    files: HashMap<String, (u64, Option<u64>)>,
-    /// The file most recently reported on, by name.
-    current: String,
-    started: Instant,
-    shown: Instant,
-}
-
-impl ProgressLine {
-    pub fn new(output: Output) -> ProgressLine {
-        ProgressLine {
-            state: Mutex::new(ProgressState {
-                files: HashMap::new(),
-                current: String::new(),
-                started: Instant::now(),
-                shown: Instant::now(),
-            }),
-            enabled: !output.quiet && !output.json && std::io::stderr().is_terminal(),
+impl Bars {
+    pub fn new(output: Output) -> Bars {
+        let enabled = !output.quiet && !output.json && std::io::stderr().is_terminal();
+        let target = if enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Bars {
+            drawn: MultiProgress::with_draw_target(target),
+            shown: Mutex::new(HashMap::new()),
+            record: Recorder::default(),
+            since: Mutex::new(0),
+            enabled,
         }
     }
 
-    pub fn update(&self, request: &Request, done: u64, total: Option<u64>) {
-        if !self.enabled {
-            return;
-        }
-        let mut state = self.state.lock().expect("no panics while held");
-        if state.files.is_empty() {
-            state.started = Instant::now();
-        }
-        state.files.insert(request.url.clone(), (done, total));
-        request
-            .url
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .clone_into(&mut state.current);
-        if state.shown.elapsed() < Duration::from_millis(200) {
-            return;
-        }
-        state.shown = Instant::now();
-        eprint!("\r{}\x1b[K", state.line());
-    }
-
-    /// Ends the line with the whole count, once something was downloaded.
+    /// Ends a round of downloads with one line, once something was downloaded:
+    /// `  downloaded 3 files (1.2 GiB) in 41.0 s`.
     pub fn finish(&self) {
-        if !self.enabled {
+        let tasks = self.record.tasks();
+        let mut since = self.since.lock().expect("no panics while held");
+        let downloads: Vec<_> = tasks[*since..]
+            .iter()
+            .filter(|task| task.phase == Phase::Download)
+            .collect();
+        *since = tasks.len();
+        if !self.enabled || downloads.is_empty() {
             return;
         }
-        let mut state = self.state.lock().expect("no panics while held");
-        if state.files.is_empty() {
-            return;
-        }
-        let done: u64 = state.files.values().map(|(done, _)| done).sum();
-        eprintln!(
-            "\r  downloaded {} ({}) in {:.1} s\x1b[K",
-            crate::render::count(state.files.len(), "file", "files"),
-            units::bytes(done),
-            state.started.elapsed().as_secs_f64()
-        );
-        state.files.clear();
+        let bytes: u64 = downloads.iter().map(|task| task.done).sum();
+        let took = downloads
+            .iter()
+            .map(|task| task.took)
+            .max()
+            .unwrap_or_default();
+        let _ = self.drawn.println(format!(
+            "  downloaded {} ({}) in {:.1} s",
+            crate::render::count(downloads.len(), "file", "files"),
+            units::bytes(bytes),
+            took.as_secs_f64()
+        ));
+    }
+
+    /// The time each phase had work running, for `-v`: `unpack 1.2 s, split 0.3 s`.
+    pub fn phase_times(&self) -> String {
+        self.record
+            .phase_times()
+            .iter()
+            .map(|(phase, took)| format!("{} {:.1} s", phase.name(), took.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
-impl ProgressState {
-    /// `  downloading libcublas-….whl and 2 more: 12.3 MiB of 40.1 MiB, 8.2 MiB/s, 3 s left`
-    fn line(&self) -> String {
-        let done: u64 = self.files.values().map(|(done, _)| done).sum();
-        let total: u64 = self.files.values().filter_map(|(_, total)| *total).sum();
-        let others = self.files.len().saturating_sub(1);
-        let also = if others == 0 {
-            String::new()
-        } else {
-            format!(" and {others} more")
-        };
-        let elapsed = self.started.elapsed().as_secs_f64();
-        #[allow(clippy::cast_precision_loss, reason = "display only")]
-        let rate = if elapsed > 0.0 {
-            done as f64 / elapsed
-        } else {
-            0.0
-        };
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "display only, a non-negative rate"
-        )]
-        let rate_bytes = rate as u64;
-        #[allow(clippy::cast_precision_loss, reason = "display only")]
-        let left = if rate > 0.0 && total > done {
-            format!(", {:.0} s left", (total - done) as f64 / rate)
-        } else {
-            String::new()
-        };
-        format!(
-            "  downloading {}{also}: {} of {}, {}/s{left}",
-            self.current,
-            units::bytes(done),
-            units::bytes(total),
-            units::bytes(rate_bytes)
-        )
+/// What a spinner over the trees of `paths` is labelled: `lib` or `lib and 2 more`.
+pub fn label_of(paths: &[std::path::PathBuf]) -> String {
+    let first = paths.first().map(|path| path.display().to_string());
+    match (first, paths.len()) {
+        (None, _) => String::new(),
+        (Some(first), 1) => first,
+        (Some(first), n) => format!("{first} and {} more", n - 1),
+    }
+}
+
+/// How a task of `phase` is drawn: downloads as bars of bytes, other phases as spinners
+/// with their count when they have one.
+fn style(phase: Phase, total: Option<u64>) -> ProgressStyle {
+    let unit = match phase.unit() {
+        Unit::Files => "files",
+        Unit::Outputs => "outputs",
+        Unit::Paths => "paths",
+        Unit::Bytes | Unit::None => "",
+    };
+    let template = match (phase.unit(), total) {
+        (Unit::Bytes, Some(_)) => "  {prefix} {msg:32!} [{bar:24}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}, {eta} left".to_owned(),
+        (Unit::Bytes, None) => "  {prefix} {msg:32!} {binary_bytes} {binary_bytes_per_sec}".to_owned(),
+        (Unit::None, _) => "{spinner} {prefix} {msg:40!} {elapsed}".to_owned(),
+        (_, Some(_)) => format!("{{spinner}} {{prefix}} {{msg:40!}} {{pos}}/{{len}} {unit} {{elapsed}}"),
+        (_, None) => format!("{{spinner}} {{prefix}} {{msg:40!}} {{pos}} {unit} {{elapsed}}"),
+    };
+    ProgressStyle::with_template(&template)
+        .expect("the templates are valid")
+        .progress_chars("=> ")
+}
+
+impl Reporter for Bars {
+    fn started(&self, id: TaskId, phase: Phase, label: &str, total: Option<u64>) {
+        self.record.started(id, phase, label, total);
+        if !self.enabled {
+            return;
+        }
+        let bar = match total {
+            Some(total) => ProgressBar::new(total),
+            None => ProgressBar::new_spinner(),
+        }
+        .with_style(style(phase, total))
+        .with_prefix(phase.doing())
+        .with_message(label.to_owned());
+        let bar = self.drawn.add(bar);
+        // Drawn at once: a task that ends within the first tick is still seen.
+        bar.tick();
+        // A phase may block for seconds between counts (unpacking one archive).
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.shown
+            .lock()
+            .expect("no panics while held")
+            .insert(id, bar);
+    }
+
+    fn progressed(&self, id: TaskId, done: u64) {
+        self.record.progressed(id, done);
+        if let Some(bar) = self.shown.lock().expect("no panics while held").get(&id) {
+            bar.set_position(done);
+        }
+    }
+
+    fn finished(&self, id: TaskId) {
+        self.record.finished(id);
+        let bar = self.shown.lock().expect("no panics while held").remove(&id);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+            self.drawn.remove(&bar);
+        }
     }
 }

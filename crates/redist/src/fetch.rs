@@ -18,6 +18,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cudapkgs_report::{Phase, Reporter, Task};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
@@ -63,8 +64,16 @@ pub struct Request {
     pub size: Option<u64>,
 }
 
-/// Called with (bytes so far, total when known) as a download goes.
-pub type Progress<'a> = &'a (dyn Fn(&Request, u64, Option<u64>) + Sync);
+impl Request {
+    /// The last segment of the URL: what a person calls the file.
+    pub fn file_name(&self) -> &str {
+        let path = self.url.split(['?', '#']).next().unwrap_or_default();
+        path.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+/// Told of each download as it goes (a [`Phase::Download`] task per file transferred).
+pub type Progress<'a> = &'a dyn Reporter;
 
 /// The HTTP agent of a fetcher: bounded waits for a connection, a response and a body.
 fn agent(response_timeout: Duration) -> ureq::Agent {
@@ -400,8 +409,9 @@ impl Fetcher {
         // Downloads interrupted without a last failure (a killed process) count too.
         trim_partials(&partial_dir, &partial, self.max_partial)?;
         let mut attempt = 0;
+        let task = Task::start(progress, Phase::Download, request.file_name(), request.size);
         let (hasher, size) = loop {
-            match self.transfer(request, &partial, progress) {
+            match self.transfer(request, &partial, &task) {
                 Ok(hashed) => break hashed,
                 Err(Transfer::Fatal(error)) => return Err(error),
                 Err(Transfer::Retry(problem)) if attempt >= self.retries => {
@@ -425,6 +435,7 @@ impl Fetcher {
                 }
             }
         };
+        drop(task);
         verify_and_place(request, hasher, size, &partial, &done)?;
         Ok(done)
     }
@@ -446,7 +457,7 @@ impl Fetcher {
         &self,
         request: &Request,
         partial: &Path,
-        progress: Progress<'_>,
+        task: &Task<'_>,
     ) -> Result<(Sha256, u64), Transfer> {
         let fatal = |e: std::io::Error| Transfer::Fatal(Error::io(partial, e));
         // A local file is opened first: one that cannot be read leaves no partial file.
@@ -531,7 +542,7 @@ impl Fetcher {
             out.write_all(&buffer[..n]).map_err(fatal)?;
             hasher.update(&buffer[..n]);
             written += n as u64;
-            progress(request, written, request.size);
+            task.set(written);
         }
         if let Some(size) = request.size.filter(|&size| written < size) {
             return Err(Transfer::Retry(format!(
@@ -739,6 +750,22 @@ fn lock(path: &Path) -> Result<File, Error> {
 #[cfg(test)]
 mod cache_dir_tests {
     use super::*;
+
+    #[test]
+    fn a_request_names_its_file_without_query_or_fragment() {
+        let request = |url: &str| Request {
+            url: url.to_owned(),
+            sha256: String::new(),
+            size: None,
+        };
+        for (url, name) in [
+            ("https://x/a/b/libcublas-13.0.whl", "libcublas-13.0.whl"),
+            ("https://x/a/x.whl?from=index#sha256=ab", "x.whl"),
+            ("file:///tmp/c.tar.xz", "c.tar.xz"),
+        ] {
+            assert_eq!(request(url).file_name(), name);
+        }
+    }
 
     #[test]
     fn the_cache_folder_follows_xdg() {

@@ -111,7 +111,13 @@ fn adding_the_same_tree_again_changes_nothing() {
         .add(&source, "same", &Scan::Nothing, None)
         .expect("add");
     assert_eq!(third, first.path);
-    assert_eq!(store.verify(false).expect("verify").problems, []);
+    assert_eq!(
+        store
+            .verify(false, &cudapkgs_report::Silent)
+            .expect("verify")
+            .problems,
+        []
+    );
 }
 
 #[test]
@@ -122,14 +128,18 @@ fn verify_finds_a_stored_file_that_changed() {
     let path = store
         .add(&source, "victim", &Scan::Nothing, None)
         .expect("add");
-    let clean = store.verify(false).expect("verify");
+    let clean = store
+        .verify(false, &cudapkgs_report::Silent)
+        .expect("verify");
     assert_eq!((clean.checked, clean.problems), (1, Vec::new()));
     let stored = store.physical(&path);
     let file = stored.join("data");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     std::fs::write(&file, "tampered\n").expect("write");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).expect("chmod");
-    let found = store.verify(false).expect("verify");
+    let found = store
+        .verify(false, &cudapkgs_report::Silent)
+        .expect("verify");
     let [
         Problem::Changed {
             path: changed,
@@ -143,7 +153,9 @@ fn verify_finds_a_stored_file_that_changed() {
     assert_eq!(changed, &path.to_string());
     assert_ne!(registered, actual);
     // A repair only reports damaged valid paths: it never rewrites a tree.
-    let repaired = store.verify(true).expect("repair");
+    let repaired = store
+        .verify(true, &cudapkgs_report::Silent)
+        .expect("repair");
     assert_eq!(repaired.problems, found.problems);
     assert_eq!(std::fs::read_to_string(&file).expect("read"), "tampered\n");
 }
@@ -248,7 +260,9 @@ fn released_locks_leave_no_lock_files() {
     std::fs::write(&stale, "").expect("stale lock");
     store.collect_garbage(false).expect("collect");
     assert!(Path::new(&stale).symlink_metadata().is_err(), "{stale}");
-    let verified = store.verify(true).expect("repair");
+    let verified = store
+        .verify(true, &cudapkgs_report::Silent)
+        .expect("repair");
     assert_eq!(verified.problems, []);
     assert_eq!(lock_files(&store), Vec::<String>::new(), "after a repair");
     assert!(store.info(&kept).expect("info").is_some());
@@ -330,7 +344,13 @@ fn a_collection_keeps_the_closures_of_roots_and_removes_the_rest() {
         (roots[0].name.as_str(), &roots[0].path),
         ("program", &program.to_string())
     );
-    assert_eq!(store.verify(false).expect("verify").problems, []);
+    assert_eq!(
+        store
+            .verify(false, &cudapkgs_report::Silent)
+            .expect("verify")
+            .problems,
+        []
+    );
 }
 
 #[test]

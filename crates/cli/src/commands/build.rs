@@ -12,7 +12,7 @@ use cudapkgs_builder::{Error as BuildError, Missing};
 use cudapkgs_cache::backend::{self, Access, HttpClient};
 use cudapkgs_cache::{records, substitute};
 use cudapkgs_fatbin::{Gpu, KeepPtx, PruneRequest};
-use cudapkgs_redist::fetch::{Fetcher, Request};
+use cudapkgs_redist::fetch::Fetcher;
 use cudapkgs_redist::manifest::host_system;
 use cudapkgs_store::store::Store;
 
@@ -23,7 +23,7 @@ use crate::context::{
 };
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
-use crate::progress::ProgressLine;
+use crate::progress::Bars;
 use crate::render::count;
 use crate::settings::{
     self, Config, EnvLookup, Release, Sourced, build_release, capabilities_of, targets,
@@ -65,10 +65,9 @@ pub fn run(
     fetcher.offline = offline.value;
     let mut request = request_of(args, &release.value, &index.value)?;
     let started = Instant::now();
-    let progress = ProgressLine::new(output);
-    let update = |r: &Request, d, t| progress.update(r, d, t);
+    let progress = Bars::new(output);
     if args.dry_run {
-        let resolution = resolve(&fetcher, &request, &update).map_err(resolve_failure)?;
+        let resolution = resolve(&fetcher, &request, &progress).map_err(resolve_failure)?;
         progress.finish();
         tell(&resolution, output);
         return show_plan(&fetcher, &resolution);
@@ -80,7 +79,7 @@ pub fn run(
     // it names a package not yet in the set; a round that adds nothing reports the rest.
     loop {
         let phase = Instant::now();
-        let resolution = resolve(&fetcher, &request, &update).map_err(resolve_failure)?;
+        let resolution = resolve(&fetcher, &request, &progress).map_err(resolve_failure)?;
         progress.finish();
         output.detail(format!(
             "resolved {} in {}",
@@ -117,13 +116,9 @@ pub fn run(
         }
         let inputs = resolution.inputs(&downloaded);
         let store = store.as_mut().expect("opened above");
-        let phase = Instant::now();
-        match build(store, &inputs, &options) {
+        match build(store, &inputs, &options, &progress) {
             Ok(built) => {
-                output.detail(format!(
-                    "unpacked, split, patched and added in {}",
-                    seconds(phase)
-                ));
+                output.detail(progress.phase_times());
                 let exit = report(&built, &resolution, output)?;
                 output.note(summary(store, &built, new_downloads, started));
                 return Ok(exit);
@@ -471,7 +466,7 @@ fn fetch_archives(
     fetcher: &Fetcher,
     resolution: &Resolution,
     jobs: usize,
-    progress: &ProgressLine,
+    progress: &Bars,
     output: Output,
 ) -> (
     Vec<Result<std::path::PathBuf, cudapkgs_redist::Error>>,
@@ -487,9 +482,7 @@ fn fetch_archives(
                 .is_ok_and(|path| path.exists())
         })
         .count();
-    let archives = fetcher.fetch_all(&downloads, jobs, &|r: &Request, d, t| {
-        progress.update(r, d, t);
-    });
+    let archives = fetcher.fetch_all(&downloads, jobs, progress);
     progress.finish();
     output.detail(format!(
         "fetched {} ({cached} cached) in {}",

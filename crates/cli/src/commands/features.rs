@@ -13,7 +13,7 @@ use crate::cli::FeaturesArgs;
 use crate::context::{build_failure, fetcher, load_manifest, mirror, redist_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
-use crate::progress::ProgressLine;
+use crate::progress::Bars;
 
 /// One archive to read: package, system, CUDA variant (empty when none).
 struct Job {
@@ -37,9 +37,9 @@ pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
         )));
     }
     let jobs = plan(args, &manifest);
-    let progress = ProgressLine::new(output);
+    let progress = Bars::new(output);
     let requests: Vec<Request> = jobs.iter().map(|j| j.request.clone()).collect();
-    let archives = fetcher.fetch_all(&requests, args.jobs, &|r, d, t| progress.update(r, d, t));
+    let archives = fetcher.fetch_all(&requests, args.jobs, &progress);
     progress.finish();
     let mut paths = Vec::new();
     for (job, archive) in jobs.iter().zip(archives) {

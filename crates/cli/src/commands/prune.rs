@@ -11,12 +11,14 @@ use cudapkgs_fatbin::{
     EntryKind, Format, KeepPtx, PruneError, PruneRequest, Removed, compressed_size, plan_prune,
     sniff,
 };
+use cudapkgs_report::{Phase, Task};
 use cudapkgs_tree::{self as tree, Mapped, Outcome, Walk, copy_tree, rewrite_file};
 use serde::Serialize;
 
 use crate::cli::{KeepPtxArg, PruneArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::progress::{Bars, label_of};
 use crate::render::count;
 use crate::settings::{Config, EnvLookup, capabilities_of, driver_release, targets, tell_sources};
 use crate::units::{bytes, share};
@@ -130,7 +132,10 @@ pub fn run(
         zips: false,
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let progress = Bars::new(output);
+    let task = Task::start(&progress, Phase::Prune, &label_of(&targets), None);
     let visited = tree::visit(&targets, walk, threads, |source, input| {
+        task.advance(1);
         Ok(prune_file(
             Path::new(&source.display),
             input.bytes,
@@ -138,6 +143,7 @@ pub fn run(
             args,
         ))
     });
+    drop(task);
 
     let mut reports = Vec::new();
     let mut refused = Vec::new();

@@ -15,11 +15,16 @@ const BINARY: &str = "cudapkgs";
 const TESTKIT: &str = "cudapkgs-testkit";
 
 /// Crates that depend on no other crate of the workspace.
-const LEAVES: [&str; 3] = ["cudapkgs-caps", "cudapkgs-nix", "cudapkgs-tree"];
+const LEAVES: [&str; 4] = [
+    "cudapkgs-caps",
+    "cudapkgs-nix",
+    "cudapkgs-report",
+    "cudapkgs-tree",
+];
 
-/// `cudapkgs-store`, the SQLite store, and the one crate it may depend on: Nix's
-/// formats without a database.
-const STORE: (&str, &str) = ("cudapkgs-store", "cudapkgs-nix");
+/// `cudapkgs-store`, the SQLite store, and the crates it may depend on: Nix's formats
+/// without a database, and the progress its verification tells.
+const STORE: (&str, [&str; 2]) = ("cudapkgs-store", ["cudapkgs-nix", "cudapkgs-report"]);
 
 /// What `cudapkgs-redist`, NVIDIA's formats and downloads, must never depend on: the
 /// crates above it, and the readers of ELF files and device code (what a package's files
@@ -164,9 +169,9 @@ fn layering_violations(graph: &Graph) -> Vec<String> {
             } else if from == TESTKIT {
                 Some("the testkit depends on no other crate of the workspace")
             } else if LEAVES.contains(&from.as_str()) {
-                Some("caps, nix and tree depend on no other crate of the workspace")
-            } else if from == STORE.0 && to != STORE.1 {
-                Some("store depends on no crate of the workspace but nix")
+                Some("caps, nix, report and tree depend on no other crate of the workspace")
+            } else if from == STORE.0 && !STORE.1.contains(&to.as_str()) {
+                Some("store depends on no crate of the workspace but nix and report")
             } else if from == "cudapkgs-redist" && NOT_UNDER_REDIST.contains(&to.as_str()) {
                 Some("redist depends on none of builder, cache, check, elf, fatbin, gpu and upkeep")
             } else {
@@ -524,14 +529,16 @@ fn the_import_check_sees_imports_between_commands() {
 }
 
 /// The crates from outside the workspace the binary may depend on: the command line,
-/// the settings file, colours on a terminal and the schemas of its JSON documents.
+/// the settings file, colours and progress bars on a terminal and the schemas of its JSON
+/// documents.
 /// Formats, compression and names belong to the libraries.
-const BINARY_OUTSIDE_DEPENDENCIES: [&str; 9] = [
+const BINARY_OUTSIDE_DEPENDENCIES: [&str; 10] = [
     "anstream",
     "anstyle",
     "clap",
     "clap_complete",
     "clap_mangen",
+    "indicatif",
     "schemars",
     "serde",
     "serde_json",

@@ -31,6 +31,7 @@ mod layout;
 mod manual;
 mod nix_store;
 mod patch;
+mod progress;
 mod prune;
 mod redist;
 mod resolve;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use cudapkgs_redist::Error;
 use cudapkgs_redist::fetch::{Fetcher, Request};
+use cudapkgs_report::{Phase, Recorder, Silent};
 use cudapkgs_testkit::{Fault, Server};
 
 /// `path` on `server`.
@@ -106,8 +107,6 @@ fn sha256_of(bytes: &[u8]) -> String {
         })
 }
 
-fn no_progress(_: &Request, _: u64, _: Option<u64>) {}
-
 #[test]
 fn a_hash_that_is_a_path_names_no_file_and_downloads_nothing() {
     let server = endless();
@@ -129,9 +128,7 @@ fn a_hash_that_is_a_path_names_no_file_and_downloads_nothing() {
             sha256: sha256.clone(),
             size: None,
         };
-        let error = fetcher
-            .fetch(&request, &no_progress)
-            .expect_err("not a hash");
+        let error = fetcher.fetch(&request, &Silent).expect_err("not a hash");
         assert!(
             error.to_string().contains("is not a SHA-256"),
             "{sha256}: {error}"
@@ -177,7 +174,7 @@ fn what_broken_off_downloads_keep_is_bounded_all_together() {
         };
         let fetcher = fetcher.clone();
         let error = within(Duration::from_secs(60), move || {
-            fetcher.fetch(&request, &no_progress)
+            fetcher.fetch(&request, &Silent)
         })
         .expect_err("broken off");
         assert!(
@@ -197,7 +194,7 @@ fn what_broken_off_downloads_keep_is_bounded_all_together() {
         size: None,
     };
     let error = within(Duration::from_secs(60), move || {
-        small.fetch(&request, &no_progress)
+        small.fetch(&request, &Silent)
     })
     .expect_err("broken off");
     assert!(error.to_string().contains("were removed"), "{error}");
@@ -217,7 +214,7 @@ fn a_body_without_end_stops_at_the_maximum_and_leaves_nothing() {
         size: None,
     };
     let error = within(Duration::from_secs(60), move || {
-        fetcher.fetch(&request, &no_progress)
+        fetcher.fetch(&request, &Silent)
     })
     .expect_err("too large");
     assert!(matches!(error, Error::TooLarge { .. }), "{error}");
@@ -249,7 +246,7 @@ fn a_server_that_never_answers_fails_after_the_response_timeout() {
         move || {
             (
                 fetcher.get_text(&page, "text/html").expect_err("no answer"),
-                fetcher.fetch(&file, &no_progress).expect_err("no answer"),
+                fetcher.fetch(&file, &Silent).expect_err("no answer"),
             )
         }
     });
@@ -275,16 +272,30 @@ fn quick_fetcher(dir: &Path) -> Fetcher {
 
 /// Fetches the two mebibytes of sevens that `server` serves as `/x.whl` (of known size,
 /// as indexes give it) with `fetcher` within `limit`, and checks them whole; the requests
-/// the server saw.
+/// the server saw. However many attempts it took, the reporter is told of one download
+/// of the file that ends at its size.
 fn fetch_sevens(server: &Server, fetcher: Fetcher, limit: Duration, what: &str) -> Vec<String> {
     let body = two_mebibytes_of_sevens();
+    let size = body.len() as u64;
     let request = Request {
         url: at(server, "/x.whl"),
         sha256: sha256_of(&body),
-        size: Some(body.len() as u64),
+        size: Some(size),
     };
-    let path = within(limit, move || fetcher.fetch(&request, &no_progress)).expect(what);
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let told = std::sync::Arc::clone(&recorder);
+    let path = within(limit, move || fetcher.fetch(&request, told.as_ref())).expect(what);
     assert_eq!(std::fs::read(path).expect("read"), body);
+    let tasks = recorder.tasks();
+    assert_eq!(tasks.len(), 1, "{what}: {tasks:?}");
+    let download = &tasks[0];
+    assert_eq!(
+        (download.phase, download.label.as_str(), download.total),
+        (Phase::Download, "x.whl", Some(size)),
+        "{what}"
+    );
+    assert_eq!(download.done, size, "{what}");
+    assert!(download.finished && download.updates > 0, "{what}");
     server.requests()
 }
 
@@ -366,7 +377,7 @@ fn sizes_past_the_bound_are_refused_before_the_body() {
         size: Some(1 << 40),
     };
     let error = fetcher
-        .fetch(&declared, &no_progress)
+        .fetch(&declared, &Silent)
         .expect_err("over the maximum");
     assert!(matches!(error, Error::TooLarge { .. }), "{error}");
     assert!(server.requests().is_empty(), "{:?}", server.requests());
@@ -378,7 +389,7 @@ fn sizes_past_the_bound_are_refused_before_the_body() {
             size,
         };
         let error = fetcher
-            .fetch(&request, &no_progress)
+            .fetch(&request, &Silent)
             .expect_err("longer than allowed");
         assert!(matches!(error, Error::TooLarge { .. }), "{size:?}: {error}");
         assert!(
@@ -409,7 +420,7 @@ fn file_urls_read_only_regular_files() {
         };
         let (archive, text) = within(Duration::from_secs(30), move || {
             (
-                fetcher.fetch(&request, &no_progress),
+                fetcher.fetch(&request, &Silent),
                 fetcher.get_text(&request.url, "application/json"),
             )
         });
@@ -430,7 +441,7 @@ fn file_urls_read_only_regular_files() {
         size: None,
     };
     let path = Fetcher::new(&cache)
-        .fetch(&request, &no_progress)
+        .fetch(&request, &Silent)
         .expect("fetched");
     assert_eq!(std::fs::read(path).expect("read"), b"wheel bytes");
 }

@@ -85,7 +85,13 @@ fn a_pending_tree_is_work_in_progress_until_its_owner_is_gone() {
     store.mark_pending(&path).expect("mark");
     drop(store);
     let reader = open(dir.path(), Access::ReadOnly).expect("open");
-    assert_eq!(reader.verify(false).expect("verify").problems, []);
+    assert_eq!(
+        reader
+            .verify(false, &cudapkgs_report::Silent)
+            .expect("verify")
+            .problems,
+        []
+    );
     // While the path's lock is held, its add is still at work: the tree stays.
     let held = lock_path(&physical, true).expect("lock");
     drop(open(dir.path(), Access::Existing).expect("open"));
@@ -95,7 +101,13 @@ fn a_pending_tree_is_work_in_progress_until_its_owner_is_gone() {
     let store = open(dir.path(), Access::Existing).expect("open");
     assert!(!physical.exists());
     assert_eq!(store.pending().expect("pending"), Vec::<String>::new());
-    assert_eq!(store.verify(false).expect("verify").problems, []);
+    assert_eq!(
+        store
+            .verify(false, &cudapkgs_report::Silent)
+            .expect("verify")
+            .problems,
+        []
+    );
 }
 
 #[test]
@@ -116,7 +128,13 @@ fn a_collection_killed_before_removing_leaves_nothing_the_next_open_keeps() {
     // not someone else's, and not refused.
     let store = open(dir.path(), Access::Existing).expect("open");
     assert!(!store.physical(&path).exists());
-    assert_eq!(store.verify(false).expect("verify").problems, []);
+    assert_eq!(
+        store
+            .verify(false, &cudapkgs_report::Silent)
+            .expect("verify")
+            .problems,
+        []
+    );
 }
 
 #[test]
@@ -162,7 +180,7 @@ fn a_store_opened_read_only_writes_nothing() {
     let refused = [
         store.add(&source, "other", &Scan::Nothing, None).err(),
         store.collect_garbage(false).err(),
-        store.verify(true).err(),
+        store.verify(true, &cudapkgs_report::Silent).err(),
         store.work_dir().err(),
         store.add_root("r", &path).err(),
         store.remove_root("kept").err(),

@@ -3,6 +3,7 @@
 
 use cudapkgs_nix::store_path::is_store_path_name;
 use cudapkgs_nix::{base32, nar};
+use cudapkgs_report::{Phase, Reporter, Task};
 
 use super::{Store, is_lock_file, lock_path};
 use crate::copy;
@@ -112,15 +113,23 @@ impl Store {
     /// collected while it runs are not problems. With `repair`, unregistered entries
     /// are removed (under the collector's lock, so that no add is placing one);
     /// damaged valid paths are only reported.
-    pub fn verify(&self, repair: bool) -> Result<Verification, Error> {
+    pub fn verify(&self, repair: bool, reporter: &dyn Reporter) -> Result<Verification, Error> {
         if repair {
             self.require_writable("repairing")?;
         }
         let valid = self.valid_paths()?;
         let mut problems = Vec::new();
+        let task = Task::start(
+            reporter,
+            Phase::Verify,
+            self.folder.as_str(),
+            Some(valid.len() as u64),
+        );
         for path in &valid {
             problems.extend(self.check_valid_path(path)?);
+            task.advance(1);
         }
+        drop(task);
         if repair {
             let _no_adds = self.gc_lock(true)?;
             self.refuse_unknown_store_paths()?;

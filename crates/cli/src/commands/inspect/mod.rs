@@ -8,12 +8,14 @@ mod report;
 use cudapkgs_fatbin::{
     Error as FatbinError, FileReader, Gpu, ScanOptions, file_verdict, holds_device_code, scan_with,
 };
+use cudapkgs_report::{Phase, Task};
 use cudapkgs_tree::dir::Dir;
 use cudapkgs_tree::{self as tree, Walk};
 
 use crate::cli::{InspectArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::progress::{Bars, label_of};
 use crate::settings::{
     Config, EnvLookup, capabilities_of, driver_release, forward_compat, targets, tell_sources,
 };
@@ -62,7 +64,10 @@ pub fn run(
         wants: holds_device_code,
         zips: true,
     };
+    let progress = Bars::new(output);
+    let task = Task::start(&progress, Phase::Inspect, &label_of(&args.paths), None);
     let visited = tree::visit(&args.paths, walk, threads, |source, input| {
+        task.advance(1);
         let data = input.bytes;
         let reader = FileReader::new(input.file).map_err(|error| error.to_string())?;
         let mut scanned =
@@ -93,6 +98,7 @@ pub fn run(
         })
     });
 
+    drop(task);
     let report = Report::new(visited, gpus, args.top);
     let checked = expectation
         .as_ref()

@@ -14,7 +14,7 @@ use crate::cli::{RedistCommand, RedistSource, SplitArgs};
 use crate::context::{fetcher, fetcher_at, load_manifest, mirror, redist_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
-use crate::progress::ProgressLine;
+use crate::progress::Bars;
 use crate::units;
 
 #[derive(Debug, Serialize)]
@@ -188,9 +188,9 @@ fn fetch(
             }
         }
     }
-    let progress = ProgressLine::new(output);
+    let progress = Bars::new(output);
     let only: Vec<Request> = requests.iter().map(|(_, r)| r.clone()).collect();
-    let results = fetcher.fetch_all(&only, jobs, &|r, d, t| progress.update(r, d, t));
+    let results = fetcher.fetch_all(&only, jobs, &progress);
     progress.finish();
     let mut text = String::new();
     let mut json = Vec::new();

@@ -9,7 +9,7 @@ use cudapkgs_redist::fetch::Fetcher;
 use crate::context::{redist_failure, resolve_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
-use crate::progress::ProgressLine;
+use crate::progress::Bars;
 
 /// Where `redist wheel` looks and what it takes.
 #[derive(Debug)]
@@ -48,13 +48,14 @@ pub fn fetch_wheels(fetcher: &Fetcher, wanted: &WheelRequest, output: Output) ->
         download_for_metadata: false,
         jobs: wanted.jobs,
     };
-    let resolution = resolve::resolve(fetcher, &request, &|_, _, _| {}).map_err(resolve_failure)?;
+    let resolution =
+        resolve::resolve(fetcher, &request, &cudapkgs_report::Silent).map_err(resolve_failure)?;
     for note in &resolution.notes {
         output.detail(note);
     }
     let requests = resolution.downloads();
-    let progress = ProgressLine::new(output);
-    let results = fetcher.fetch_all(&requests, wanted.jobs, &|r, d, t| progress.update(r, d, t));
+    let progress = Bars::new(output);
+    let results = fetcher.fetch_all(&requests, wanted.jobs, &progress);
     progress.finish();
     let mut text = String::new();
     let mut json = Vec::new();

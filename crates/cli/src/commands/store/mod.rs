@@ -270,8 +270,9 @@ fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<E
         Access::ReadOnly
     };
     let store = open_store_for(location, access)?;
+    let progress = crate::progress::Bars::new(output);
     let Verification { checked, problems } = store
-        .verify(repair)
+        .verify(repair, &progress)
         .map_err(|error| store_failure(&error))?;
     let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
     if output.json {

@@ -188,7 +188,7 @@ impl Catalog for Manifests<'_> {
             download_for_metadata: false,
             jobs: 4,
         };
-        let resolution = resolve(&fetcher, &request, &|_, _, _| {})
+        let resolution = resolve(&fetcher, &request, &cudapkgs_report::Silent)
             .map_err(|e| UpkeepError::Catalog(format!("\"all\" for CUDA {cuda}: {e}")))?;
         Ok(resolution.packages.into_iter().map(|r| r.package).collect())
     }
