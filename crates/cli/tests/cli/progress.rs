@@ -17,7 +17,14 @@ fn on_terminal(args: &[&str]) -> Option<String> {
         line.push_str(&shell_quote(arg));
     }
     let output = Command::new(script)
-        .args(["--quiet", "--flush", "--return", "--command", &line, "/dev/null"])
+        .args([
+            "--quiet",
+            "--flush",
+            "--return",
+            "--command",
+            &line,
+            "/dev/null",
+        ])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("TERM", "xterm")
@@ -38,10 +45,7 @@ fn inspecting_a_folder_shows_a_spinner_only_on_a_terminal_and_never_with_quiet_o
     let Some(shown) = on_terminal(&["inspect", "--gpu", "9.0", folder]) else {
         return;
     };
-    assert!(
-        shown.contains(&format!("inspecting {folder}")),
-        "{shown:?}"
-    );
+    assert!(shown.contains(&format!("inspecting {folder}")), "{shown:?}");
     assert!(shown.contains(" files "), "{shown:?}");
     // The report itself is there too, after the spinner was cleared.
     assert!(shown.contains("kernels have no usable image"), "{shown:?}");
