@@ -30,6 +30,9 @@ fi
 # readelf and patchelf are the oracles of the ELF differential tests.
 need_debian "patchelf readelf" "patchelf binutils"
 
+# `script` (util-linux's bsdutils) gives the progress tests a pseudo-terminal.
+need_debian script bsdutils
+
 # A real Nix (2.8, Debian's nix-bin) is the oracle of the store formats.
 need_debian nix-store nix-bin
 
