@@ -21,6 +21,7 @@ mod output;
 mod progress;
 mod render;
 mod settings;
+mod table;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,8 @@ fn main() -> ExitCode {
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
         bytes: cli.global.bytes,
+        width: terminal_size::terminal_size_of(std::io::stdout())
+            .map(|(terminal_size::Width(columns), _)| usize::from(columns)),
     };
     let exit = match run(&cli, output) {
         Ok(exit) => exit,

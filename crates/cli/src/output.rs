@@ -15,6 +15,8 @@ pub struct Output {
     pub verbose: u8,
     /// Sizes as exact byte counts (`--bytes`).
     pub bytes: bool,
+    /// The columns of the terminal stdout is, for tables that fit it; `None` in a pipe.
+    pub width: Option<usize>,
 }
 
 impl Output {

@@ -818,6 +818,7 @@ pub fn loaded() -> (&'static Config, crate::output::Output) {
                 quiet: true,
                 verbose: 0,
                 bytes: false,
+                width: None,
             },
         ),
     }

@@ -32,7 +32,7 @@ pub fn run(args: &GpusArgs, output: Output) -> CliResult<Exit> {
         Output::print_json(&rows)?;
         return Ok(Exit::Success);
     }
-    Output::print(&table(&rows, args.cuda))?;
+    Output::print(&table(&rows, args.cuda, output.width))?;
     Ok(Exit::Success)
 }
 
@@ -61,7 +61,7 @@ fn row(arch: &GpuArch, cuda: Option<CudaVersion>) -> GpuRow {
     }
 }
 
-fn table(rows: &[GpuRow], cuda: Option<CudaVersion>) -> String {
+fn table(rows: &[GpuRow], cuda: Option<CudaVersion>, width: Option<usize>) -> String {
     let mut lines = vec![format!(
         "{:<12} {:<10} {:<14} {:<14} {}",
         "capability", "arch", "CUDA", "default until", "products"
@@ -75,22 +75,21 @@ fn table(rows: &[GpuRow], cuda: Option<CudaVersion>) -> String {
         let until = row
             .default_until
             .map_or_else(String::new, |v| v.to_string());
-        let mut products = row.products.join(", ");
+        let mut products: Vec<String> = row.products.iter().map(|&p| p.to_owned()).collect();
         if row.jetson {
-            products = if products.is_empty() {
-                "Jetson".to_owned()
-            } else {
-                format!("Jetson: {products}")
-            };
+            match products.first_mut() {
+                Some(first) => *first = format!("Jetson: {first}"),
+                None => products.push("Jetson".to_owned()),
+            }
         }
-        lines.push(format!(
-            "{:<12} {:<10} {:<14} {:<14} {}",
+        let lead = format!(
+            "{:<12} {:<10} {:<14} {:<14} ",
             format!("{}{mark}", row.capability),
             row.architecture,
             range,
             until,
-            products
-        ));
+        );
+        lines.push(crate::table::list_row(&lead, &products, width));
     }
     if let Some(cuda) = cuda {
         lines.push(format!(

@@ -529,10 +529,10 @@ fn the_import_check_sees_imports_between_commands() {
 }
 
 /// The crates from outside the workspace the binary may depend on: the command line,
-/// the settings file, colours and progress bars on a terminal and the schemas of its JSON
-/// documents.
+/// the settings file, colours, progress bars and the width of a terminal, and the schemas
+/// of its JSON documents.
 /// Formats, compression and names belong to the libraries.
-const BINARY_OUTSIDE_DEPENDENCIES: [&str; 10] = [
+const BINARY_OUTSIDE_DEPENDENCIES: [&str; 11] = [
     "anstream",
     "anstyle",
     "clap",
@@ -542,6 +542,7 @@ const BINARY_OUTSIDE_DEPENDENCIES: [&str; 10] = [
     "schemars",
     "serde",
     "serde_json",
+    "terminal_size",
     "toml",
 ];
 

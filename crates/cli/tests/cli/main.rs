@@ -31,7 +31,7 @@ mod layout;
 mod manual;
 mod nix_store;
 mod patch;
-mod progress;
+
 mod prune;
 mod redist;
 mod resolve;
@@ -42,5 +42,6 @@ mod snapshots;
 mod store;
 mod store_identity;
 mod targets;
+mod terminal;
 mod upkeep;
 mod verdict_real;

@@ -110,7 +110,7 @@ pub fn run(
     } else {
         let list_entries =
             args.entries || (!several_inputs && report.files_with_device_code() <= 1);
-        let mut text = render::human(&report, list_entries);
+        let mut text = render::human(&report, list_entries, output.width);
         if let Some(checked) = &checked {
             text.push_str(&expect::human(checked));
         }

@@ -14,12 +14,19 @@ use crate::units::{bytes, share};
 /// How many kernels without an image are listed per file before "… and N more".
 const UNUSABLE_SHOWN: usize = 20;
 
-pub(crate) fn human(report: &Report, list_entries: bool) -> String {
+/// `width`: the terminal's, which the entry tables' notes wrap within.
+pub(crate) fn human(report: &Report, list_entries: bool, width: Option<usize>) -> String {
     let mut out = String::new();
     for file in &report.files {
         match &file.outcome {
             Outcome::Done(result) if result.scan.has_device_code() && list_entries => {
-                entries(&mut out, &file.source.display, file.source.size, result);
+                entries(
+                    &mut out,
+                    &file.source.display,
+                    file.source.size,
+                    result,
+                    width,
+                );
             }
             Outcome::Done(result) if result.scan.has_device_code() => {}
             Outcome::Done(_) | Outcome::NoBinaries if file.source.named => {
@@ -37,7 +44,7 @@ pub(crate) fn human(report: &Report, list_entries: bool) -> String {
     out
 }
 
-fn entries(out: &mut String, path: &str, size: u64, result: &FileResult) {
+fn entries(out: &mut String, path: &str, size: u64, result: &FileResult, width: Option<usize>) {
     let scan = &result.scan;
     let device = scan.device_code_bytes();
     let _ = writeln!(
@@ -62,8 +69,8 @@ fn entries(out: &mut String, path: &str, size: u64, result: &FileResult) {
             let _ = writeln!(out, "  member {member}:");
         }
         for entry in unit.containers.iter().flat_map(|c| c.entries.iter()) {
-            let line = format!(
-                "  {:<10} {:<14} {:<12} {:<12} {:<5} {:<7} {:>10} {:>10}  {}",
+            let lead = format!(
+                "  {:<10} {:<14} {:<12} {:<12} {:<5} {:<7} {:>10} {:>10}  ",
                 format!("{:#x}", entry.offset),
                 entry.section.name(),
                 entry.kind.name(),
@@ -72,9 +79,8 @@ fn entries(out: &mut String, path: &str, size: u64, result: &FileResult) {
                 entry.compression.name(),
                 bytes(entry.stored_size),
                 bytes(entry.uncompressed_size),
-                notes(entry)
             );
-            let _ = writeln!(out, "{}", line.trim_end());
+            let _ = writeln!(out, "{}", crate::table::row(&lead, &notes(entry), width));
         }
     }
     if result.extracted > 0 {

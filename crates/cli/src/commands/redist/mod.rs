@@ -133,12 +133,11 @@ fn list(source: &RedistSource, system: Option<&str>, output: Output) -> CliResul
                 }
             })
             .collect();
+        let lead = format!("  {:<28} {:<16} ", row.package, row.version);
         let _ = writeln!(
             text,
-            "  {:<28} {:<16} {}",
-            row.package,
-            row.version,
-            sizes.join(", ")
+            "{}",
+            crate::table::list_row(&lead, &sizes, output.width)
         );
     }
     let _ = writeln!(text, "  {:<28} {:<16} {}", "total", "", units::bytes(total));

@@ -1,17 +1,21 @@
-//! Progress on a real terminal: `script` gives the binary a pseudo-terminal, as a person's
-//! shell would. Downloads show a bar with the file's name and size, phases a spinner with
-//! their count, a download round ends with one line; nothing of it in a pipe, with
-//! `--quiet` or with `--json`.
+//! On a real terminal: `script` gives the binary a pseudo-terminal of 100 columns, as a
+//! person's shell would. Downloads show a bar with the file's name and size, phases a
+//! spinner with their count, a download round ends with one line; nothing of it in a
+//! pipe, with `--quiet` or with `--json`. Tables fit the terminal's width.
 
 use std::process::Command;
 
 use crate::common::{self, PrivateStore, fixture, nvidia_args, s, served_mirror, tool};
 
+/// The terminal's columns.
+const COLUMNS: usize = 100;
+
 /// What a terminal showed while `cudapkgs ARGS` ran in one: stdout and stderr as drawn,
 /// escapes included; `None` outside CI when `script` is missing (said on stderr).
 fn on_terminal(args: &[&str]) -> Option<String> {
     let script = tool("script")?;
-    let mut line = shell_quote(env!("CARGO_BIN_EXE_cudapkgs"));
+    let mut line = format!("stty rows 40 cols {COLUMNS}; exec ");
+    line.push_str(&shell_quote(env!("CARGO_BIN_EXE_cudapkgs")));
     for arg in args {
         line.push(' ');
         line.push_str(&shell_quote(arg));
@@ -113,5 +117,48 @@ fn a_build_shows_each_download_and_phase_and_ends_with_one_line_each() {
     let again = on_terminal(&args).expect("script was found above");
     for phase in ["downloading", "downloaded", "unpacking", "adding"] {
         assert!(!again.contains(phase), "{phase}: {again:?}");
+    }
+}
+
+#[test]
+fn the_gpu_table_wraps_its_products_within_the_terminal_and_keeps_rows_whole_in_a_pipe() {
+    let Some(shown) = on_terminal(&["gpus"]) else {
+        return;
+    };
+    let shown = shown.replace('\r', "");
+    let (code, piped, stderr) = common::run(&["gpus"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        piped.lines().any(|line| line.chars().count() > COLUMNS),
+        "the table is wider than the terminal, or this proves nothing"
+    );
+    for line in shown.lines() {
+        assert!(line.chars().count() <= COLUMNS, "{line:?}");
+    }
+    // The same words in the same order: only the line breaks differ.
+    let words = |text: &str| {
+        text.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(words(&shown), words(&piped));
+    // A product name is never cut in two: each continuation line starts at the products
+    // column with a whole name.
+    let column = piped
+        .lines()
+        .next()
+        .and_then(|header| header.find("products"))
+        .expect("a products column");
+    let continued: Vec<&str> = shown
+        .lines()
+        .filter(|line| line.starts_with(&" ".repeat(column)))
+        .collect();
+    assert!(!continued.is_empty(), "{shown}");
+    for line in continued {
+        let first = line[column..].split(',').next().unwrap_or_default();
+        assert!(
+            piped.contains(&format!(", {first}")),
+            "{first:?} is not a whole product: {line:?}"
+        );
     }
 }
