@@ -369,28 +369,27 @@ pub fn file_roots(
 // Binary caches.
 
 /// The cache `url` names, the flag that named it on failure.
-pub fn cache_location(url: &str, flag: &str) -> CliResult<Location> {
-    Location::parse(url).map_err(|e| cache_failure(&e).context(flag))
+pub fn cache_location(url: &str, origin: impl std::fmt::Display) -> CliResult<Location> {
+    Location::parse(url).map_err(|e| cache_failure(&e).context(origin))
 }
 
 /// Trusted keys, each `name:base64` or a file holding one (the list
-/// `settings::trusted_public_keys` resolved).
-pub fn trusted_keys(values: &[String]) -> CliResult<Vec<PublicKey>> {
+/// `settings::trusted_public_keys` resolved); errors name where the list came from.
+pub fn trusted_keys(values: &crate::settings::Sourced<Vec<String>>) -> CliResult<Vec<PublicKey>> {
     let mut keys = Vec::new();
-    for value in values.iter().map(String::as_str) {
+    for value in values.value.iter().map(String::as_str) {
         let key = match PublicKey::parse(value) {
             Ok(key) => key,
             Err(_) if Path::new(value).is_file() => {
-                PublicKey::parse(&read_key_file(Path::new(value))?).map_err(|e| {
-                    CliError::new(format!("{value}: {e}")).context("--trusted-public-key")
-                })?
+                PublicKey::parse(&read_key_file(Path::new(value))?)
+                    .map_err(|e| CliError::new(format!("{value}: {e}")).context(&values.source))?
             }
             Err(error) => {
-                return Err(
-                    CliError::new(format!("--trusted-public-key: {error}")).with_hint(
+                return Err(CliError::new(format!("`{value}`: {error}"))
+                    .context(&values.source)
+                    .with_hint(
                         "give name:base64 as in Nix's trusted-public-keys, or a file holding it",
-                    ),
-                );
+                    ));
             }
         };
         keys.push(key);

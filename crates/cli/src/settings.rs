@@ -564,8 +564,17 @@ pub fn store_dir(
         config.store.dir.clone(),
         config,
     )?;
-    Ok(dir.map(|dir| Sourced {
-        value: dir.value.trim_end_matches('/').to_owned(),
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let value = dir.value.trim_end_matches('/').to_owned();
+    cudapkgs_nix::StoreDir::new(&value).map_err(|error| {
+        CliError::new(error.to_string())
+            .context(&dir.source)
+            .with_hint("name the store folder from the root, like /nix/store")
+    })?;
+    Ok(Some(Sourced {
+        value,
         source: dir.source,
     }))
 }
@@ -694,6 +703,16 @@ pub fn index_url(
         config.index.url.clone(),
         config,
     )?;
+    if let Some(set) = &set {
+        let scheme = set.value.split_once("://").map(|(scheme, _)| scheme);
+        if !matches!(scheme, Some("http" | "https" | "file")) {
+            return Err(CliError::new(format!(
+                "`{}` is not an http://, https:// or file:// URL of a simple index",
+                set.value
+            ))
+            .context(&set.source));
+        }
+    }
     Ok(set.unwrap_or_else(|| Sourced::default(cudapkgs_builder::resolve::pip_index_url(env))))
 }
 

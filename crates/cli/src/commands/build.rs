@@ -160,6 +160,11 @@ fn network_settings(
             ("trusted public keys", &caches.trusted.source),
         ],
     );
+    // Refused before anything is resolved or downloaded.
+    for url in &caches.substituters.value {
+        cache_location(url, &caches.substituters.source)?;
+    }
+    trusted_keys(&caches.trusted)?;
     Ok((index, offline, caches))
 }
 
@@ -199,14 +204,7 @@ fn without_building(
     if substituters.is_empty() {
         return Ok(None);
     }
-    let taken = substitute_build(
-        store,
-        &key,
-        substituters,
-        &caches.trusted.value,
-        options,
-        output,
-    )?;
+    let taken = substitute_build(store, &key, substituters, &caches.trusted, options, output)?;
     let Some((built, from)) = taken else {
         return Ok(None);
     };
@@ -231,7 +229,7 @@ fn substitute_build(
     store: &mut Store,
     key: &str,
     urls: &[String],
-    trusted: &[String],
+    trusted: &Sourced<Vec<String>>,
     options: &Options,
     output: Output,
 ) -> CliResult<Option<(Vec<Built>, String)>> {
@@ -246,6 +244,7 @@ fn substitute_build(
         client: HttpClient::default(),
     };
     for url in urls {
+        // Checked when the settings were read.
         let source = cache_location(url, "--substituter")?;
         let mut attempt = || -> Result<Option<Vec<Built>>, String> {
             let backend = backend::open(&source, &access, false).map_err(|e| e.to_string())?;

@@ -571,7 +571,7 @@ pub fn copy(args: &CopyArgs, output: Output) -> CliResult<Exit> {
     let trusted =
         settings::trusted_public_keys(&args.trusted_public_keys, &settings::process_env, config)?;
     settings::tell_sources(output, &[("trusted public keys", &trusted.source)]);
-    let trusted = trusted_keys(&trusted.value)?;
+    let trusted = trusted_keys(&trusted)?;
     if trusted.is_empty() {
         return Err(
             CliError::new("no trusted public key: every narinfo must be signed by one")
