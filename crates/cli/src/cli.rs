@@ -377,6 +377,11 @@ pub struct RedistSource {
     /// The download cache [default: $CUDAPKGS_CACHE, else $XDG_CACHE_HOME/cudapkgs]
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    /// Use no network: manifests and index pages from the copies the last online run
+    /// kept, archives from the download cache (anything not there is an error) [env:
+    /// CUDAPKGS_OFFLINE; cudapkgs.toml's [index] offline]
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -398,7 +403,8 @@ pub enum RedistCommand {
         #[arg(long, value_name = "SYSTEM")]
         system: Option<String>,
         /// For packages built per CUDA major version: the CUDA release whose major picks
-        /// the archives (`12`, `12.9`) [default: the newest]
+        /// the archives (`12`, `12.9`) [default: $CUDAPKGS_CUDA, else cudapkgs.toml's
+        /// [cuda] version, else the newest]
         #[arg(long, value_name = "X.Y")]
         cuda: Option<crate::settings::Release>,
         /// Downloads at once
@@ -436,6 +442,11 @@ pub enum RedistCommand {
         /// Pre-releases may be chosen (PEP 440: `rc`, `.dev`, …)
         #[arg(long)]
         pre: bool,
+        /// Use no network: manifests and index pages from the copies the last online run
+        /// kept, archives from the download cache (anything not there is an error) [env:
+        /// CUDAPKGS_OFFLINE; cudapkgs.toml's [index] offline]
+        #[arg(long)]
+        offline: bool,
     },
 }
 

@@ -53,6 +53,18 @@ pub fn open_store_for(location: &StoreLocation, access: Access) -> CliResult<Sto
         )
         .map_err(|error| store_failure(&error));
     }
+    open_folders(&store_folders(location)?, access)
+}
+
+/// The folders of the store of cudapkgs that `location` names (told with `-v`): a
+/// command resolves them before its long work, so that a bad setting stops it first.
+pub fn store_folders(location: &StoreLocation) -> CliResult<crate::settings::StoreSettings> {
+    if let Some(uri) = &location.store {
+        return Err(CliError::new(format!(
+            "--store {uri} names a Nix store, which cudapkgs only reads"
+        ))
+        .with_hint("use --store-dir, --root and --state-dir for a store of cudapkgs"));
+    }
     let (config, output) = crate::settings::loaded();
     let folders = &location.folders;
     let settings = store_settings(
@@ -63,10 +75,15 @@ pub fn open_store_for(location: &StoreLocation, access: Access) -> CliResult<Sto
         config,
     )?;
     tell_sources(output, &settings.sources());
+    Ok(settings)
+}
+
+/// Opens the store in `folders` for `access`.
+pub fn open_folders(folders: &crate::settings::StoreSettings, access: Access) -> CliResult<Store> {
     Store::open_with(
-        &settings.dir.value,
-        settings.root.as_ref().map(|root| root.value.as_path()),
-        &settings.state.value,
+        &folders.dir.value,
+        folders.root.as_ref().map(|root| root.value.as_path()),
+        &folders.state.value,
         access,
     )
     .map_err(|error| store_failure(&error))
@@ -149,9 +166,21 @@ const MAX_DOWNLOAD_VARIABLE: &str = "CUDAPKGS_MAX_DOWNLOAD";
 /// How long a server may take to answer a request (whole seconds).
 const RESPONSE_TIMEOUT_VARIABLE: &str = "CUDAPKGS_RESPONSE_TIMEOUT";
 
-/// The cache of `source`.
-pub fn fetcher(source: &RedistSource) -> CliResult<Fetcher> {
-    fetcher_at(source.cache.as_ref())
+/// The cache of `source`, online unless `--offline`, `CUDAPKGS_OFFLINE` or `[index]
+/// offline` says otherwise.
+pub fn fetcher(source: &RedistSource, output: Output) -> CliResult<Fetcher> {
+    let mut fetcher = fetcher_at(source.cache.as_ref())?;
+    fetcher.offline = offline_setting(source.offline, output)?;
+    Ok(fetcher)
+}
+
+/// Whether to use the network, from `flag`, `CUDAPKGS_OFFLINE` or `[index] offline`
+/// (told with `-v`).
+pub fn offline_setting(flag: bool, output: Output) -> CliResult<bool> {
+    let (config, _) = crate::settings::loaded();
+    let offline = crate::settings::offline(flag, &process_env, config)?;
+    crate::settings::tell_sources(output, &[("offline", &offline.source)]);
+    Ok(offline.value)
 }
 
 /// The cache: `--cache`, `$CUDAPKGS_CACHE`, `$XDG_CACHE_HOME/cudapkgs`, `~/.cache/cudapkgs`.

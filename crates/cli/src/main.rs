@@ -134,7 +134,7 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
         Command::Serve(args) => commands::cache::serve(args, output),
         Command::Copy(args) => commands::cache::copy(args, output),
         Command::Targets(command) => commands::targets::run(command, output, config, &env),
-        Command::Check(args) => commands::check::run(args, output),
+        Command::Check(args) => commands::check::run(args, output, config, &env),
         Command::GpuCheck(args) => commands::gpu_check::run(args, output),
         Command::GpuChild(command) => commands::gpu_check::child(command),
         Command::Upkeep(command) => commands::upkeep::run(command, output, config, &env),

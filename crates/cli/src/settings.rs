@@ -362,17 +362,6 @@ pub fn capabilities_of(
     Ok(capabilities)
 }
 
-/// `--capabilities LIST` or each `--gpu NAME` alone, for commands whose targets come
-/// from their flags only; GPU names resolve with `cuda`.
-pub fn flag_capabilities(
-    list: Option<&str>,
-    gpus: &[String],
-    cuda: CudaVersion,
-) -> CliResult<Vec<Capability>> {
-    let targets = targets(list, gpus, &|_| None, &Config::default())?;
-    capabilities_of(&targets, cuda)
-}
-
 /// The CUDA release GPU names are resolved with, for a command without a `--cuda` of
 /// its own: `flag` (the driver's release, when given), else `CUDAPKGS_CUDA`, else
 /// `[cuda] version`, else the default release.
@@ -497,20 +486,30 @@ impl FromStr for Release {
     }
 }
 
-/// `build`'s release: `--cuda`, else `CUDAPKGS_CUDA`, else `[cuda] version`, else 13.
+/// `build`'s release: [`release_setting`], else 13.
 pub fn build_release(
     flag: Option<&Release>,
     env: EnvLookup<'_>,
     config: &Config,
 ) -> CliResult<Sourced<Release>> {
-    Ok(layered(
+    Ok(release_setting(flag, env, config)?
+        .unwrap_or_else(|| Sourced::default(Release(BUILD_DEFAULT_RELEASE.to_owned()))))
+}
+
+/// The CUDA release asked for: `--cuda`, else `CUDAPKGS_CUDA`, else `[cuda] version`;
+/// `None` when nothing sets one.
+pub fn release_setting(
+    flag: Option<&Release>,
+    env: EnvLookup<'_>,
+    config: &Config,
+) -> CliResult<Option<Sourced<Release>>> {
+    layered(
         flag.map(|release| (release.clone(), "--cuda")),
         "CUDAPKGS_CUDA",
         env,
         config.cuda.version.clone(),
         config,
-    )?
-    .unwrap_or_else(|| Sourced::default(Release(BUILD_DEFAULT_RELEASE.to_owned()))))
+    )
 }
 
 /// Prints where each setting came from, for `-v`.

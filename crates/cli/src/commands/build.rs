@@ -14,12 +14,12 @@ use cudapkgs_cache::{records, substitute};
 use cudapkgs_fatbin::{Gpu, KeepPtx, PruneRequest};
 use cudapkgs_redist::fetch::Fetcher;
 use cudapkgs_redist::manifest::host_system;
-use cudapkgs_store::store::Store;
+use cudapkgs_store::store::{Access as StoreAccess, Store};
 
 use crate::cli::{BuildArgs, BuildSource};
 use crate::context::{
-    build_failure, cache_location, driver_dir, fetcher_at, mirror_url, open_store, redist_failure,
-    resolve_failure, s3_credentials, trusted_keys,
+    build_failure, cache_location, driver_dir, fetcher_at, mirror_url, open_folders,
+    redist_failure, resolve_failure, s3_credentials, store_folders, trusted_keys,
 };
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
@@ -49,6 +49,7 @@ pub fn run(
         &[("cuda", &release.source), ("capabilities", &targets.source)],
     );
     let (index, offline, caches) = network_settings(args, env, config, output)?;
+    let folders = store_folders(&args.location)?;
     // GPU names resolve with the release asked for; `native` asks this machine's GPUs,
     // which a dry run does not need.
     let native = targets
@@ -88,7 +89,7 @@ pub fn run(
         ));
         tell(&resolution, output);
         if store.is_none() {
-            store = Some(open_store(&args.location)?);
+            store = Some(open_folders(&folders, StoreAccess::Create)?);
         }
         // A set built before, here or in a substituter, is not downloaded again: the
         // record's key needs only the archives' hashes, which resolution gives.

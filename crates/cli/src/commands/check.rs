@@ -14,7 +14,9 @@ use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::render::HopReport;
 use crate::render::count;
-use crate::settings::flag_capabilities;
+use crate::settings::{
+    Config, EnvLookup, Source, Targets, capabilities_of, names_release, targets, tell_sources,
+};
 use crate::units;
 
 #[derive(Debug, Args)]
@@ -37,9 +39,12 @@ pub struct CheckArgs {
     pub allow: Vec<String>,
     /// Device code must be for exactly these GPUs: each file with device code needs an
     /// image for every one, and holds no SASS or PTX that none of them loads (`8.6,9.0`)
+    /// [default: the policy file's, else $CUDAPKGS_CAPABILITIES or $CUDAPKGS_GPU, else
+    /// cudapkgs.toml's [cuda] capabilities or gpus; none: not checked]
     #[arg(long, value_name = "LIST", conflicts_with = "gpus")]
     pub capabilities: Option<String>,
-    /// As --capabilities, by product name or capability (repeat for more)
+    /// As --capabilities, by product name or capability, resolved with $CUDAPKGS_CUDA or
+    /// cudapkgs.toml's [cuda] version (repeat for more)
     #[arg(long = "gpu", value_name = "NAME")]
     pub gpus: Vec<String>,
     /// The driver's library folder that files using the driver must find (`host`: where
@@ -63,8 +68,13 @@ struct ViolationReport<'a> {
     chain: Vec<HopReport<'a>>,
 }
 
-pub fn run(args: &CheckArgs, output: Output) -> CliResult<Exit> {
-    let policy = policy(args)?;
+pub fn run(
+    args: &CheckArgs,
+    output: Output,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<Exit> {
+    let policy = policy(args, output, config, env)?;
     if args
         .paths
         .iter()
@@ -180,7 +190,12 @@ fn violation_count(count: usize) -> String {
 
 /// The policy file's, with the flags' names and rules added and their GPUs and driver
 /// folder in place of the file's.
-fn policy(args: &CheckArgs) -> CliResult<Policy> {
+fn policy(
+    args: &CheckArgs,
+    output: Output,
+    config: &Config,
+    env: EnvLookup<'_>,
+) -> CliResult<Policy> {
     let mut policy = match &args.policy {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -199,12 +214,17 @@ fn policy(args: &CheckArgs) -> CliResult<Policy> {
             .allow_rule(rule)
             .map_err(|error| CliError::new(format!("--allow: {error}")))?;
     }
-    if args.capabilities.is_some() || !args.gpus.is_empty() {
-        policy.capabilities = flag_capabilities(
-            args.capabilities.as_deref(),
-            &args.gpus,
-            cudapkgs_caps::DEFAULT_CUDA,
-        )?;
+    // Flags beat the policy file; the environment and cudapkgs.toml fill in what the
+    // file leaves open.
+    let targets = targets(args.capabilities.as_deref(), &args.gpus, env, config)?;
+    let release = names_release(None, env, config)?;
+    tell_sources(
+        output,
+        &[("cuda", &release.source), ("capabilities", &targets.source)],
+    );
+    let flagged = matches!(targets.source, Source::Flag(_));
+    if flagged || (policy.capabilities.is_empty() && targets.value != Targets::Default) {
+        policy.capabilities = capabilities_of(&targets, release.value)?;
     }
     if args.driver_dir.is_some() {
         policy.driver_dir = driver_dir(args.driver_dir.as_deref())?;

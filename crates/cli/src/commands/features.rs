@@ -24,7 +24,7 @@ struct Job {
 }
 
 pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
-    let fetcher = fetcher(&args.source)?;
+    let fetcher = fetcher(&args.source, output)?;
     let manifest = load_manifest(&args.source, &fetcher)?;
     if let Some(missing) = args
         .packages

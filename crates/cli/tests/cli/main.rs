@@ -38,6 +38,7 @@ mod resolve;
 mod runtime_loads;
 mod schemas;
 mod settings;
+mod settings_matrix;
 mod snapshots;
 mod store;
 mod store_identity;

@@ -290,13 +290,13 @@ fn a_configured_gpu_reaches_inspect() {
     let run = inspect(&[], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.assert_stdout_has("0 of 2 kernels have no usable image on 9.0");
-    run.assert_stderr_has("gpu: from cudapkgs.toml");
+    run.assert_stderr_has("capabilities: from cudapkgs.toml");
 
     let run = inspect(&[], &[("CUDAPKGS_GPU", "RTX 4090")]);
     run.assert_stdout_has("2 of 2 kernels have no usable image on 8.9");
     let run = inspect(&["--gpu", "9.0"], &[("CUDAPKGS_GPU", "RTX 4090")]);
     run.assert_stdout_has("kernels have no usable image on 9.0");
-    run.assert_stderr_has("gpu: from --gpu");
+    run.assert_stderr_has("capabilities: from --gpu");
 
     let run = inspect(&[], &[("CUDAPKGS_GPU", "banana")]);
     run.assert_refused("environment variable CUDAPKGS_GPU");

@@ -139,7 +139,7 @@ fn judged_gpus(
     let (driver_cuda, release) = driver_release(args.driver_cuda, &targets, env, config)?;
     tell_sources(
         output,
-        &[("cuda", &release.source), ("gpu", &targets.source)],
+        &[("cuda", &release.source), ("capabilities", &targets.source)],
     );
     let mut capabilities: Vec<_> = capabilities_of(&targets, release.value)?
         .into_iter()

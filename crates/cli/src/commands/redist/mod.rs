@@ -11,7 +11,7 @@ use cudapkgs_redist::unpack::Limits;
 use serde::Serialize;
 
 use crate::cli::{RedistCommand, RedistSource, SplitArgs};
-use crate::context::{fetcher, fetcher_at, load_manifest, mirror, redist_failure};
+use crate::context::{fetcher, fetcher_at, load_manifest, mirror, offline_setting, redist_failure};
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::progress::Bars;
@@ -35,15 +35,25 @@ pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
             cuda,
             jobs,
             packages,
-        } => fetch(
-            source,
-            system.as_deref(),
-            cuda.as_ref()
-                .map(|release| u32::from(release.version().major())),
-            *jobs,
-            packages,
-            output,
-        ),
+        } => {
+            let (config, _) = crate::settings::loaded();
+            let release = crate::settings::release_setting(
+                cuda.as_ref(),
+                &crate::settings::process_env,
+                config,
+            )?;
+            if let Some(release) = &release {
+                crate::settings::tell_sources(output, &[("cuda", &release.source)]);
+            }
+            fetch(
+                source,
+                system.as_deref(),
+                release.map(|release| u32::from(release.value.version().major())),
+                *jobs,
+                packages,
+                output,
+            )
+        }
         RedistCommand::Wheel {
             packages,
             cuda,
@@ -52,6 +62,7 @@ pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
             cache,
             jobs,
             pre,
+            offline,
         } => {
             let (config, _) = crate::settings::loaded();
             let index = crate::settings::index_url(
@@ -69,7 +80,8 @@ pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
                 &[("index url", &index.source), ("cuda", &release.source)],
             );
             let index = index.value;
-            let fetcher = fetcher_at(cache.as_ref())?;
+            let mut fetcher = fetcher_at(cache.as_ref())?;
+            fetcher.offline = offline_setting(*offline, output)?;
             let wanted = wheel::WheelRequest {
                 index: &index,
                 packages,
@@ -84,7 +96,7 @@ pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
 }
 
 fn list(source: &RedistSource, system: Option<&str>, output: Output) -> CliResult<Exit> {
-    let fetcher = fetcher(source)?;
+    let fetcher = fetcher(source, output)?;
     let manifest = load_manifest(source, &fetcher)?;
     let system = system.unwrap_or_else(|| host_system());
     let rows: Vec<ListRow> = manifest
@@ -153,7 +165,7 @@ fn fetch(
     packages: &[String],
     output: Output,
 ) -> CliResult<Exit> {
-    let fetcher = fetcher(source)?;
+    let fetcher = fetcher(source, output)?;
     let manifest = load_manifest(source, &fetcher)?;
     let system = system.unwrap_or_else(|| host_system());
     let keys: Vec<&String> = if packages.is_empty() {
