@@ -82,3 +82,166 @@ fn errors_for_people_and_for_programs() {
         &["--json", "inspect", "--gpu", "Voodoo", "app"]
     ));
 }
+
+#[test]
+fn elf_of_a_program_and_a_library() {
+    let args = ["elf", "app", "libscale_a.so"];
+    insta::assert_snapshot!(output_of(0, &args));
+    let json = [&["--json"][..], &args].concat();
+    insta::assert_snapshot!(output_of(0, &json));
+}
+
+#[test]
+fn patch_dry_run_names_each_change() {
+    let args = [
+        "patch",
+        "--dry-run",
+        "--set-runpath",
+        "$ORIGIN/../lib",
+        "--set-soname",
+        "libscale.so",
+        "libscale_a.so",
+    ];
+    insta::assert_snapshot!(output_of(0, &args));
+    let json = [&["--json"][..], &args].concat();
+    insta::assert_snapshot!(output_of(0, &json));
+}
+
+#[test]
+fn flags_in_every_format() {
+    let mut all = String::new();
+    for format in ["nvcc", "cmake", "torch", "tensorflow", "nix", "env"] {
+        let args = [
+            "flags", "--cuda", "12.9", "--gpu", "L40S", "--format", format,
+        ];
+        all.push_str(&format!("$ cudapkgs {}\n", args.join(" ")));
+        all.push_str(&output_of(0, &args));
+    }
+    insta::assert_snapshot!(all);
+}
+
+#[test]
+fn gpus_as_json() {
+    insta::assert_snapshot!(output_of(
+        0,
+        &["gpus", "--cuda", "12.9", "--format", "json"]
+    ));
+}
+
+#[test]
+fn inspect_against_an_expectation() {
+    let args = [
+        "inspect",
+        "--expect-capabilities",
+        "8.0,9.0",
+        "libscale_a.so",
+        "libscale_b.so",
+    ];
+    insta::assert_snapshot!(output_of(1, &args));
+    let json = [&["--json"][..], &args].concat();
+    insta::assert_snapshot!(output_of(1, &json));
+}
+
+#[test]
+fn store_path_of_a_fixture() {
+    let args = ["store", "path", "--store-dir", "/nix/store", "app"];
+    insta::assert_snapshot!(output_of(0, &args));
+    let json = [&["--json"][..], &args].concat();
+    insta::assert_snapshot!(output_of(0, &json));
+}
+
+/// The options naming a store of this test's own at `/nix/store`, its files under a
+/// root in `dir`.
+fn store_options(dir: &Path) -> Vec<String> {
+    let root = dir.join("root");
+    let state = dir.join("state");
+    [
+        "--store-dir",
+        "/nix/store",
+        "--root",
+        crate::common::s(&root),
+        "--state-dir",
+        crate::common::s(&state),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `cudapkgs [--json] WORDS… STORE-OPTIONS… OPERANDS…`: exit code, stdout and stderr.
+fn on_store(dir: &Path, json: bool, words: &[&str], operands: &[&str]) -> (i32, String, String) {
+    let options = store_options(dir);
+    let mut args: Vec<&str> = Vec::new();
+    if json {
+        args.push("--json");
+    }
+    args.extend_from_slice(words);
+    args.extend(options.iter().map(String::as_str));
+    args.extend_from_slice(operands);
+    crate::common::run(&args)
+}
+
+#[test]
+fn a_store_described_path_by_path() {
+    let dir = tempfile::tempdir().expect("temp");
+    let dir = dir.path();
+    let library_file = fixture("libscale_a.so");
+    let (code, library, stderr) = on_store(
+        dir,
+        false,
+        &["store", "add"],
+        &[crate::common::s(&library_file)],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let library = library.trim().to_owned();
+    // A second path whose file names the first: a reference.
+    let package = dir.join("package");
+    std::fs::create_dir(&package).expect("mkdir");
+    std::fs::write(package.join("uses"), format!("needs {library}\n")).expect("write");
+    let (code, user, stderr) = on_store(
+        dir,
+        false,
+        &["store", "add", "--scan-references"],
+        &[crate::common::s(&package)],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let user = user.trim().to_owned();
+
+    let mut all = String::new();
+    for (json, words, operands) in [
+        (false, &["path-info", "-S", "-r"][..], &[user.as_str()][..]),
+        (true, &["path-info", "-S", "-r"], &[&user]),
+        (false, &["closure"], &[&user]),
+        (true, &["closure"], &[&user]),
+        (false, &["why"], &[&user, &library]),
+        (false, &["diff"], &[&library, &user]),
+        (false, &["store", "verify"], &[]),
+        (false, &["gc", "--dry-run"], &[]),
+    ] {
+        let (code, stdout, stderr) = on_store(dir, json, words, operands);
+        let json = if json { "--json " } else { "" };
+        all.push_str(&format!(
+            "$ cudapkgs {json}{} STORE {} (exit {code})\n",
+            words.join(" "),
+            operands.join(" ")
+        ));
+        all.push_str(&stdout);
+        all.push_str(&stderr);
+    }
+    // What changes from run to run: the test's folder and the registration time.
+    let all = all.replace(crate::common::s(dir), "[DIR]");
+    insta::assert_snapshot!(registration_times_redacted(&all));
+}
+
+/// `"registrationTime": 1764681234` as `"registrationTime": [TIME]`.
+fn registration_times_redacted(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.split_once("\"registrationTime\": ") {
+            Some((before, after)) => {
+                let rest = after.trim_start_matches(|c: char| c.is_ascii_digit());
+                format!("{before}\"registrationTime\": [TIME]{rest}")
+            }
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
