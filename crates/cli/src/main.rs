@@ -150,6 +150,17 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
 /// Every document with a schema: the commands' own, and the error document they share.
 fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     let mut all = commands::store::schemas();
+    all.extend(commands::build::schemas());
+    all.extend(commands::inspect::schemas());
+    all.extend(commands::prune::schemas());
+    all.extend(commands::patch::schemas());
+    all.extend(commands::elf::schemas());
+    all.extend(commands::flags::schemas());
+    all.extend(commands::gpus::schemas());
+    all.extend(commands::targets::schemas());
+    all.extend(commands::gc::schemas());
+    all.extend(commands::diff::schemas());
+    all.extend(commands::check::schemas());
     all.push(("error", output::schema_of::<output::ErrorDocument>()));
     all
 }

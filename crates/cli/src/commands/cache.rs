@@ -318,7 +318,7 @@ fn keygen(name: &str, secret_file: &Path, public_file: &Path, output: Output) ->
     Ok(Exit::Success)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct PushReport {
     cache: String,
     pushed: Vec<PushedPath>,
@@ -327,7 +327,7 @@ struct PushReport {
     records: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct PushedPath {
     path: String,
     nar_size: u64,
@@ -550,14 +550,14 @@ fn request_logger(quiet: bool) -> Logger {
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct CopyReport {
     cache: String,
     copied: Vec<CopiedPath>,
     present: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct CopiedPath {
     path: String,
     nar_size: u64,

@@ -9,19 +9,33 @@ use serde::Serialize;
 use crate::cli::StoreLocation;
 use crate::context::{open_store_for, store_failure};
 use crate::error::{CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::units;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct ChangeReport<'a> {
-    package: &'a str,
+    after: &'a [String],
+    before: &'a [String],
     /// `added`, `removed`, `version` (versions differ) or `size` (same versions).
     change: &'static str,
-    before: &'a [String],
-    after: &'a [String],
-    size_before: u64,
+    package: &'a str,
     size_after: u64,
+    size_before: u64,
     size_delta: i128,
+}
+
+/// `cudapkgs diff --json`, its keys (and each change's) in the order of their names.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct DiffReport<'a> {
+    changes: &'a [ChangeReport<'a>],
+    size_after: u64,
+    size_before: u64,
+    size_delta: i128,
+}
+
+/// The JSON document of `diff`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![("diff", schema_of::<DiffReport>())]
 }
 
 /// A package absent from a closure has size 0 there (no NAR is empty).
@@ -67,12 +81,12 @@ pub fn run(before: &str, after: &str, location: &StoreLocation, output: Output) 
         .collect();
     let total = i128::from(size_after) - i128::from(size_before);
     if output.json {
-        Output::print_json(&serde_json::json!({
-            "changes": reports,
-            "size_before": size_before,
-            "size_after": size_after,
-            "size_delta": total,
-        }))?;
+        Output::print_json(&DiffReport {
+            changes: &reports,
+            size_before,
+            size_after,
+            size_delta: total,
+        })?;
         return Ok(Exit::Success);
     }
     let mut text = String::new();

@@ -17,7 +17,7 @@ use crate::output::Output;
 use crate::progress::ProgressLine;
 use crate::units;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct ListRow<'a> {
     package: &'a str,
     name: &'a str,
@@ -218,7 +218,7 @@ fn fetch(
     Ok(Exit::Success)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct OutputReport<'a> {
     output: &'a str,
     files: usize,

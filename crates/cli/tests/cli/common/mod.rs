@@ -5,6 +5,7 @@
 
 pub(crate) mod chromium;
 pub(crate) mod nix;
+pub(crate) mod schema;
 pub(crate) mod serve;
 pub(crate) mod tar;
 
