@@ -356,3 +356,57 @@ fn what_the_option_commands_print_fits_their_schemas() {
         ),
     );
 }
+
+#[test]
+fn what_the_cache_commands_print_fits_their_schemas() {
+    let dir = tempfile::tempdir().expect("temp");
+    let (secret, public) = (dir.path().join("k.sk"), dir.path().join("k.pk"));
+    let keys = printed(&["cache", "keygen", "test-1", s(&secret), s(&public)], 0);
+    assert_fits("cache-keygen", &keys);
+    let keys: Value = serde_json::from_str(&keys).expect("json");
+    assert_eq!(
+        keys["public_key"].as_str().map(str::to_owned),
+        std::fs::read_to_string(&public).ok()
+    );
+
+    // `serve` prints its document once it listens, then serves until stopped.
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).expect("mkdir");
+    let mut server = crate::common::cudapkgs()
+        .command()
+        .args(["--json", "serve", "--listen", "127.0.0.1:0", "--cache"])
+        .arg(format!("file://{}", cache.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cudapkgs serve");
+    // The document ends at its closing brace, alone on a line.
+    let mut document = String::new();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(
+        server.stdout.take().expect("stdout"),
+    ));
+    for line in lines.map_while(Result::ok) {
+        document.push_str(&line);
+        document.push('\n');
+        if line == "}" {
+            break;
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_fits("serve", &document);
+    let served: Value = serde_json::from_str(&document).expect("json");
+    assert!(
+        served["url"]
+            .as_str()
+            .is_some_and(|url| url.starts_with("http://127.0.0.1:")),
+        "{served}"
+    );
+}
+
+#[test]
+fn the_version_document_fits_its_schema() {
+    let (code, stdout, stderr) = run(&["--version", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_fits("version", &stdout);
+}
