@@ -395,12 +395,12 @@ fn what_the_cache_commands_print_fits_their_schemas() {
     let _ = server.kill();
     let _ = server.wait();
     assert_fits("serve", &document);
-    let served: Value = serde_json::from_str(&document).expect("json");
+    let listening: Value = serde_json::from_str(&document).expect("json");
     assert!(
-        served["url"]
+        listening["url"]
             .as_str()
             .is_some_and(|url| url.starts_with("http://127.0.0.1:")),
-        "{served}"
+        "{listening}"
     );
 }
 
