@@ -410,3 +410,38 @@ fn the_version_document_fits_its_schema() {
     assert_eq!(code, 0, "{stderr}");
     assert_fits("version", &stdout);
 }
+
+#[test]
+fn what_targets_torch_prints_fits_its_schema() {
+    // PyTorch's own files, as scripts/install-targets-sources.sh downloads them.
+    let from = repo().join(".tools/targets-sources/torch-2.11.0/torch");
+    let have = from.join("utils/cpp_extension.py").is_file();
+    if !cudapkgs_testkit::require(
+        have,
+        "PyTorch 2.11's sources (run scripts/install-targets-sources.sh)",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp");
+    let torch = dir.path().join("venv/lib/python3.12/site-packages/torch");
+    std::fs::create_dir_all(torch.join("utils")).expect("mkdir");
+    for file in ["version.py", "utils/cpp_extension.py"] {
+        std::fs::copy(from.join(file), torch.join(file)).expect("copy");
+    }
+    let venv = dir.path().join("venv");
+    let (code, stdout, stderr) = run(&[
+        "--json",
+        "targets",
+        "torch",
+        "--capabilities",
+        "9.0,12.0f",
+        s(&venv),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_fits("targets-torch", &stdout);
+    let report: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(
+        report["installations"][0]["version"], "2.11.0",
+        "{report:#}"
+    );
+}
