@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use cudapkgs_check::{Policy, Report};
+use cudapkgs_check::{Policy, Report, Rule};
 use cudapkgs_store::store::Access;
 use serde::Serialize;
 
@@ -60,6 +60,7 @@ struct ViolationReport<'a> {
     file: String,
     path: &'a str,
     root: &'a str,
+    #[schemars(schema_with = "rule_names")]
     rule: &'static str,
 }
 
@@ -85,6 +86,12 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("check", schema_of::<StoreCheckReport>()),
         ("check-files", schema_of::<FilesCheckReport>()),
     ]
+}
+
+/// A violated rule's name: one of those policies and `--allow` take.
+fn rule_names(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = Rule::ALL.iter().map(|rule| rule.name()).collect();
+    schemars::json_schema!({ "type": "string", "enum": names })
 }
 
 pub fn run(args: &CheckArgs, output: Output) -> CliResult<Exit> {
@@ -117,6 +124,7 @@ struct FileViolationReport<'a> {
     chain: Vec<FileHopReport<'a>>,
     detail: &'a str,
     file: &'a Path,
+    #[schemars(schema_with = "rule_names")]
     rule: &'static str,
     start: &'a Path,
 }

@@ -16,8 +16,7 @@ use crate::units;
 struct ChangeReport<'a> {
     after: &'a [String],
     before: &'a [String],
-    /// `added`, `removed`, `version` (versions differ) or `size` (same versions).
-    change: &'static str,
+    change: ChangeKind,
     package: &'a str,
     size_after: u64,
     size_before: u64,
@@ -38,16 +37,28 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![("diff", schema_of::<DiffReport>())]
 }
 
+/// How a package changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum ChangeKind {
+    Added,
+    Removed,
+    /// Its versions differ.
+    Version,
+    /// The same versions, another size.
+    Size,
+}
+
 /// A package absent from a closure has size 0 there (no NAR is empty).
-fn kind(change: &PackageChange) -> &'static str {
+fn kind(change: &PackageChange) -> ChangeKind {
     if change.size_before == 0 {
-        "added"
+        ChangeKind::Added
     } else if change.size_after == 0 {
-        "removed"
+        ChangeKind::Removed
     } else if change.before == change.after {
-        "size"
+        ChangeKind::Size
     } else {
-        "version"
+        ChangeKind::Version
     }
 }
 
@@ -99,7 +110,7 @@ pub fn run(before: &str, after: &str, location: &StoreLocation, output: Output) 
             }
         };
         let what = match report.change {
-            "size" => String::new(),
+            ChangeKind::Size => String::new(),
             _ => format!("{} → {}, ", versions(report.before), versions(report.after)),
         };
         let _ = writeln!(
