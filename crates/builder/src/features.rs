@@ -26,25 +26,54 @@ pub struct Features {
     pub needed_libs: BTreeSet<String>,
 }
 
+/// The JSON object of [`Features`], with the keys cuda-redist-find-features writes, in
+/// the order of their names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeaturesJson<'a> {
+    /// `sm_90` before `sm_90a` before `sm_100`.
+    pub cuda_architectures: Vec<&'a str>,
+    pub needed_libs: &'a BTreeSet<String>,
+    pub outputs: OutputsJson,
+    pub provided_libs: &'a BTreeSet<String>,
+}
+
+/// Which outputs the package has, as cuda-redist-find-features names them.
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "the shape cuda-redist-find-features writes: a flag per output"
+)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct OutputsJson {
+    pub bin: bool,
+    pub dev: bool,
+    pub doc: bool,
+    pub lib: bool,
+    pub sample: bool,
+    #[serde(rename = "static")]
+    pub static_libraries: bool,
+}
+
 impl Features {
     /// The JSON object: `outputs` as cuda-redist-find-features writes it, then ours.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self) -> FeaturesJson<'_> {
         let has = |name: &str| self.outputs.contains(name);
-        let mut architectures: Vec<&String> = self.cuda_architectures.iter().collect();
+        let mut architectures: Vec<&str> =
+            self.cuda_architectures.iter().map(String::as_str).collect();
         architectures.sort_by_key(|arch| architecture_order(arch));
-        serde_json::json!({
-            "outputs": {
-                "bin": has("bin"),
-                "dev": has("dev"),
-                "doc": has("doc"),
-                "lib": has("lib"),
-                "sample": has("samples"),
-                "static": has("static"),
+        FeaturesJson {
+            cuda_architectures: architectures,
+            needed_libs: &self.needed_libs,
+            outputs: OutputsJson {
+                bin: has("bin"),
+                dev: has("dev"),
+                doc: has("doc"),
+                lib: has("lib"),
+                sample: has("samples"),
+                static_libraries: has("static"),
             },
-            "cudaArchitectures": architectures,
-            "providedLibs": self.provided_libs,
-            "neededLibs": self.needed_libs,
-        })
+            provided_libs: &self.provided_libs,
+        }
     }
 }
 

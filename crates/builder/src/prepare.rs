@@ -76,7 +76,9 @@ pub struct Prepared {
 }
 
 /// What pruning did to one output.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Pruned {
     pub files: usize,
     pub removed_bytes: u64,

@@ -24,7 +24,7 @@ use crate::targets::TargetReport;
 const RECORD_FORMAT: u32 = 3;
 
 /// What a record's key is the hash of, written as canonical JSON.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct KeyInputs<'a> {
     format: u32,
     builder: &'a str,
@@ -102,7 +102,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// One package of a record.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct RecordedPackage {
     package: String,
     version: String,

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::version::CudaVersion;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CompilerFamily {
     Gcc,
@@ -127,7 +127,7 @@ pub fn newest_tabulated_cuda() -> CudaVersion {
 }
 
 /// The answer to "does nvcc from this CUDA release take this compiler?".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CompilerVerdict {
     pub compiler: HostCompiler,
     pub cuda: CudaVersion,

@@ -6,12 +6,28 @@
 //! environment.
 
 /// Serializes a type as its `Display` text and deserializes it through `FromStr`, so
-/// JSON and configuration files spell values the way the command line does.
+/// JSON and configuration files spell values the way the command line does; its JSON
+/// Schema is a string.
 macro_rules! serde_as_text {
     ($type:ty) => {
         impl serde::Serialize for $type {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.collect_str(self)
+            }
+        }
+
+        /// A string in JSON, as the command line spells it.
+        impl schemars::JsonSchema for $type {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($type).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string" })
             }
         }
 

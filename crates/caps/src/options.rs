@@ -22,7 +22,7 @@ pub struct CudaOptions {
 }
 
 /// Options after validation: the exact targets a build gets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ResolvedOptions {
     pub cuda: CudaVersion,
     pub platform: HostPlatform,
@@ -37,7 +37,7 @@ pub struct ResolvedOptions {
 }
 
 /// Something legal but probably not what the user meant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum OptionsWarning {
     /// Forward compatibility asked for PTX, but the highest capability is `a` or `f`,

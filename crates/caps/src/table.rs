@@ -7,7 +7,7 @@ use crate::capability::{Capability, Variant};
 use crate::version::CudaVersion;
 
 /// One capability's row in the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct GpuArch {
     pub capability: Capability,
     /// Microarchitecture name: `Hopper`.

@@ -66,8 +66,11 @@ fn usage_error(error: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     let json = cli::asks_for_json(std::env::args_os().skip(1));
     if error.kind() == ErrorKind::DisplayVersion && json {
-        let version = serde_json::json!({"name": "cudapkgs", "version": env!("CARGO_PKG_VERSION")});
-        println!("{version}");
+        let version = output::VersionDocument {
+            name: "cudapkgs",
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        println!("{}", serde_json::to_string(&version).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
     if matches!(
@@ -153,6 +156,23 @@ fn run(cli: &Cli, output: Output) -> CliResult<Exit> {
 /// Every document with a schema: the commands' own, and the error document they share.
 fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     let mut all = commands::store::schemas();
+    all.extend(commands::build::schemas());
+    all.extend(commands::inspect::schemas());
+    all.extend(commands::prune::schemas());
+    all.extend(commands::patch::schemas());
+    all.extend(commands::elf::schemas());
+    all.extend(commands::flags::schemas());
+    all.extend(commands::gpus::schemas());
+    all.extend(commands::targets::schemas());
+    all.extend(commands::redist::schemas());
+    all.extend(commands::features::schemas());
+    all.extend(commands::cache::schemas());
+    all.extend(commands::gpu_check::schemas());
+    all.extend(commands::upkeep::schemas());
+    all.extend(commands::gc::schemas());
+    all.extend(commands::diff::schemas());
+    all.extend(commands::check::schemas());
     all.push(("error", output::schema_of::<output::ErrorDocument>()));
+    all.push(("version", output::schema_of::<output::VersionDocument>()));
     all
 }

@@ -105,6 +105,13 @@ pub fn schema_of<T: schemars::JsonSchema>() -> schemars::Schema {
         .into_root_schema_for::<T>()
 }
 
+/// The JSON document of `--version --json`, on one line.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct VersionDocument {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
 /// The JSON document of every failure that stops a command (exit 2).
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorDocument<'a> {

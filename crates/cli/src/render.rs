@@ -16,13 +16,16 @@ pub fn count<N: Copy + PartialEq + From<u8> + std::fmt::Display>(
 }
 
 /// One hop of a reference chain (`cudapkgs_store::why::Hop`), for JSON and as `why`
-/// prints it.
-#[derive(Debug, Serialize)]
+/// prints it; its keys in the order of their names, as they always were.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct HopReport<'a> {
-    path: &'a str,
-    next: &'a str,
+    /// The file of `path` that holds the reference, relative to it (empty: the path
+    /// itself).
     file: String,
+    next: &'a str,
+    /// Where in `file` the reference is.
     offset: u64,
+    path: &'a str,
 }
 
 impl<'a> HopReport<'a> {

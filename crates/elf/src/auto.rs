@@ -109,7 +109,7 @@ impl Providers {
 }
 
 /// What the automatic mode decided for one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct AutoRunpath {
     pub path: PathBuf,
     pub runpath: String,

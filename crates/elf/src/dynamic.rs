@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::error::Error;
 
 /// 32 or 64 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 pub enum Class {
     #[serde(rename = "ELF32")]
     Elf32,
@@ -25,7 +25,7 @@ impl std::fmt::Display for Class {
 }
 
 /// What kind of ELF file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ElfKind {
     Executable,
@@ -51,7 +51,7 @@ impl ElfKind {
 }
 
 /// Everything the dynamic loader reads from a file to link it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DynamicInfo {
     pub class: Class,
     pub little_endian: bool,

@@ -183,7 +183,7 @@ fn expand_glob(root: &Path, path: &Path) -> Vec<PathBuf> {
 }
 
 /// Which step of the search found a library.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Via {
     /// The name holds a `/`: used as it is.
@@ -195,7 +195,7 @@ pub enum Via {
 }
 
 /// The outcome for one `DT_NEEDED` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Resolved {
     pub name: String,
     /// Where the loader would take it from.

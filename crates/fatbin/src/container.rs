@@ -21,7 +21,9 @@ pub(crate) const CONTAINER_SIZE_AT: u64 = 8;
 const ENTRY_BASE_HEADER_SIZE: u64 = 0x40;
 
 /// What an entry holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum EntryKind {
     Ptx,
@@ -69,7 +71,7 @@ impl fmt::Display for EntryKind {
 }
 
 /// How an entry's payload is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Compression {
     None,

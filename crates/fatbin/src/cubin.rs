@@ -13,7 +13,7 @@ pub const EM_CUDA: u16 = 190;
 const STO_CUDA_ENTRY: u8 = 0x10;
 
 /// Relocatable cubins (`-rdc` code, some library code) cannot be loaded as modules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CubinType {
     Relocatable,
@@ -22,7 +22,7 @@ pub enum CubinType {
 }
 
 /// What a cubin's header and symbol table say.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CubinInfo {
     pub elf_type: CubinType,
     /// `EI_OSABI`: 0x33 for the old ABI, 0x41 for the new one.

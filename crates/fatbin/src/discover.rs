@@ -11,7 +11,7 @@ use crate::cubin::EM_CUDA;
 use crate::error::Error;
 
 /// The two sections that hold containers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 pub enum SectionKind {
     /// `.nv_fatbin`: whole-program or device-linked code, what the driver loads.
     #[serde(rename = ".nv_fatbin")]
@@ -56,7 +56,7 @@ pub struct Unit {
 }
 
 /// What kind of file the bytes are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     Elf,

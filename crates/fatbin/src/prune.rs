@@ -26,7 +26,7 @@ use crate::scan::{ContainerScan, ScanOptions, scan};
 use crate::verdict::{Gpu, best_image, holders, holds, loadable, sass_runs_on};
 
 /// What to do with PTX.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeepPtx {
     /// Only where a kernel needs it for a requested capability.
@@ -48,7 +48,7 @@ pub struct PruneRequest {
 }
 
 /// Bytes removed for one architecture and kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Removed {
     pub arch: String,
     pub kind: EntryKind,

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// What the header and declarations of a PTX module say.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PtxInfo {
     /// ISA version, as `(major, minor)`.
     pub version: Option<(u32, u32)>,

@@ -22,7 +22,7 @@ pub struct ScanOptions {
 }
 
 /// The device code of one file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FileScan {
     pub format: Format,
     pub units: Vec<UnitScan>,
@@ -65,7 +65,7 @@ impl FileScan {
 }
 
 /// One ELF file or archive member.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct UnitScan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
@@ -73,7 +73,7 @@ pub struct UnitScan {
     pub containers: Vec<ContainerScan>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ContainerScan {
     pub section: SectionKind,
     /// File offset of the container header.
@@ -103,7 +103,7 @@ impl ContainerScan {
 }
 
 /// One entry, as `cudapkgs inspect` reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EntryInfo {
     pub section: SectionKind,
     /// File offset of the entry header.
@@ -161,7 +161,7 @@ fn parse_pair(text: &str) -> Option<(u16, u16)> {
 }
 
 /// Bytes of one architecture and kind across entries.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ArchTotal {
     pub arch: String,
     pub kind: EntryKind,
@@ -232,7 +232,7 @@ impl<'a> FromIterator<&'a EntryInfo> for ArchTotals {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GroupMemberInfo {
     pub kind: EntryKind,
     pub arch: u32,

@@ -34,7 +34,7 @@ pub struct Gpu {
 }
 
 /// How a kernel would run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageMatch {
     /// SASS built for exactly this capability.
@@ -56,7 +56,7 @@ impl fmt::Display for ImageMatch {
 }
 
 /// The verdict for one kernel of one container.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct KernelVerdict {
     /// Mangled name.
     pub kernel: String,
@@ -247,7 +247,7 @@ pub(crate) fn holds(entry: &EntryInfo, kernel: &str) -> bool {
 /// What the driver does with one container on a GPU: it loads one image (the best
 /// entry for the device) or none, and the module then holds exactly that image's
 /// kernels.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ContainerVerdict {
     /// File offset of the container.
     pub container: u64,
@@ -265,7 +265,7 @@ pub struct ContainerVerdict {
 }
 
 /// What becomes of a kernel on a GPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KernelOutcome {
     /// In the image its container loads.
@@ -279,7 +279,7 @@ pub enum KernelOutcome {
 }
 
 /// A file's verdict: its containers, its kernels, and whether it fails.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct FileVerdict {
     pub containers: Vec<ContainerVerdict>,
     pub kernels: Vec<KernelVerdict>,

@@ -69,7 +69,7 @@ struct PlannedFile {
 }
 
 /// The result of the loads on one GPU.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct LoadsReport {
     pub files: usize,
     pub containers: usize,
@@ -96,7 +96,7 @@ pub struct LoadsReport {
     pub by_input: Vec<(usize, usize, usize)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FailingFile {
     pub file: PathBuf,
     pub kernels: usize,
@@ -107,7 +107,7 @@ pub struct FailingFile {
 }
 
 /// One smoke test's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SmokeReport {
     pub test: SmokeTest,
     pub library: PathBuf,
@@ -118,7 +118,7 @@ pub struct SmokeReport {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DeviceReport {
     pub device: Device,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,7 +136,7 @@ impl DeviceReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckReport {
     pub driver: DriverReport,
     pub devices: Vec<DeviceReport>,

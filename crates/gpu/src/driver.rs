@@ -72,7 +72,7 @@ pub struct Driver {
 }
 
 /// One GPU as the driver describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Device {
     pub ordinal: i32,
     pub name: String,
@@ -86,7 +86,7 @@ pub struct Device {
 }
 
 /// A CUDA version as the driver reports it (`13000` is 13.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 pub struct DriverCuda {
     pub major: u32,
     pub minor: u32,
@@ -99,7 +99,7 @@ impl std::fmt::Display for DriverCuda {
 }
 
 /// What a call returned that was not success: the driver's code and its name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CudaCode {
     pub code: i32,
     pub name: String,
@@ -603,7 +603,7 @@ impl DeviceBuffer<'_> {
 
 /// Where the driver search and the driver's own answer meet: the library path, the
 /// CUDA version it supports and its devices.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DriverReport {
     pub library: PathBuf,
     pub cuda: DriverCuda,

@@ -12,7 +12,7 @@ use crate::driver::Context;
 use crate::error::GpuError;
 
 /// One container to load: where it is and the kernels it declares.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContainerProbe {
     pub file: PathBuf,
     pub offset: u64,
@@ -21,7 +21,7 @@ pub struct ContainerProbe {
 }
 
 /// What the driver did with it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProbeResult {
     /// `None` when loaded; the driver's error name otherwise
     /// (`CUDA_ERROR_NO_BINARY_FOR_GPU`), with the JIT compiler's log if any.
@@ -123,7 +123,7 @@ impl ProbeResult {
 }
 
 /// Where the driver and the verdict differ: each one is a bug in the verdict rules.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Disagreement {
     pub file: PathBuf,
     pub container: u64,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::target::{Forced, Request, Target};
 
 /// What kind of place forces the targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// nvcc `-gencode arch=compute_XX,code=sm_XX` values.

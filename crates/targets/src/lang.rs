@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::path::Path;
 
 /// The languages whose files can force GPU targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Language {
     CMake,

@@ -17,7 +17,7 @@ const LIST: &str = "supported_arches = [";
 const MARKER: &str = "  # cudapkgs targets torch --allow added: ";
 
 /// How the builder turns `9.0a` into nvcc's `sm_90a`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Naming {
     /// `major, minor = version.split('.')`: right for two-digit majors and suffixes.

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// Where packages come from, as `cudapkgs build --source` names it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     #[default]

@@ -9,7 +9,7 @@ use crate::config::SetConfig;
 use crate::error::Error;
 
 /// One build of the set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Job {
     /// What `cudapkgs build` is given: `libcublas`, `libcublas==13.0.1`, `libfoo=FILE`.
     pub spec: String,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::results::{JobResult, Outcome};
 
 /// One change of a job's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Change {
     /// It passed last time and fails now.

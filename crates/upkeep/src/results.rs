@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS acted (
 ";
 
 /// Passed, or failed at a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Passed,
@@ -75,7 +75,7 @@ impl Outcome {
 }
 
 /// Why a job failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Failure {
     /// `build`, `check`, `closure`, `push`, `gpu-check`.
     pub step: String,
@@ -90,7 +90,7 @@ pub struct Failure {
 }
 
 /// One job's result in one run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobResult {
     pub job: Job,
     /// The run's key (empty until recorded).
@@ -129,7 +129,7 @@ pub struct Run {
 }
 
 /// What a merge took.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Merged {
     pub runs: usize,
     pub results: usize,

@@ -22,7 +22,7 @@ use crate::context::{
     s3_credentials, trusted_keys,
 };
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::settings::{self, loaded, process_env};
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +221,54 @@ fn secret_key(flag: Option<&Path>, output: Output) -> CliResult<Option<SecretKey
         .map_err(|e| CliError::new(format!("{}: {e}", path.display())))
 }
 
+/// `cache gc --json`; its keys (and each removed file's) in the order of their names,
+/// as they always were.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct CollectReport<'a> {
+    dry_run: bool,
+    /// Unreferenced NAR files kept because they are younger than the grace period.
+    kept_young: &'a [String],
+    /// NAR files that narinfos name.
+    referenced: usize,
+    /// NAR files no narinfo names: removed, or (dry run) to be removed.
+    removed: Vec<RemovedNar<'a>>,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct RemovedNar<'a> {
+    key: &'a str,
+    size: u64,
+}
+
+/// `cache keygen --json`, its keys in the order of their names, as they always were.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct KeygenReport<'a> {
+    name: &'a str,
+    public_key: String,
+    public_key_file: String,
+    secret_key_file: String,
+}
+
+/// `cache serve --json`: printed once the server listens, before it serves.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct ServeReport<'a> {
+    /// What is served, as the text names it.
+    serving: &'a str,
+    store_dir: &'a str,
+    url: &'a str,
+}
+
+/// The JSON documents of `cache keygen` and `cache gc`, and of `push`, `serve` and `copy`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![
+        ("cache-keygen", schema_of::<KeygenReport>()),
+        ("cache-gc", schema_of::<CollectReport>()),
+        ("push", schema_of::<PushReport>()),
+        ("serve", schema_of::<ServeReport>()),
+        ("copy", schema_of::<CopyReport>()),
+    ]
+}
+
 pub fn cache(command: &CacheCommand, output: Output) -> CliResult<Exit> {
     match command {
         CacheCommand::Keygen {
@@ -248,12 +296,16 @@ fn collect(url: &str, older_than: u64, dry_run: bool, output: Output) -> CliResu
             .map_err(|e| cache_failure(&e))?;
     let bytes: u64 = collection.unreferenced.iter().map(|(_, size)| size).sum();
     if output.json {
-        Output::print_json(&serde_json::json!({
-            "dry_run": dry_run,
-            "removed": collection.unreferenced.iter().map(|(key, size)| serde_json::json!({"key": key, "size": size})).collect::<Vec<_>>(),
-            "kept_young": collection.young,
-            "referenced": collection.referenced,
-        }))?;
+        Output::print_json(&CollectReport {
+            dry_run,
+            kept_young: &collection.young,
+            referenced: collection.referenced,
+            removed: collection
+                .unreferenced
+                .iter()
+                .map(|(key, size)| RemovedNar { key, size: *size })
+                .collect(),
+        })?;
     } else {
         for (key, _) in &collection.unreferenced {
             output.detail(format!(
@@ -306,19 +358,19 @@ fn keygen(name: &str, secret_file: &Path, public_file: &Path, output: Output) ->
         return Err(error);
     }
     if output.json {
-        Output::print_json(&serde_json::json!({
-            "name": name,
-            "public_key": key.public().to_text(),
-            "secret_key_file": secret_file.display().to_string(),
-            "public_key_file": public_file.display().to_string(),
-        }))?;
+        Output::print_json(&KeygenReport {
+            name,
+            public_key: key.public().to_text(),
+            public_key_file: public_file.display().to_string(),
+            secret_key_file: secret_file.display().to_string(),
+        })?;
     } else {
         Output::print(&format!("{}\n", key.public().to_text()))?;
     }
     Ok(Exit::Success)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct PushReport {
     cache: String,
     pushed: Vec<PushedPath>,
@@ -327,7 +379,7 @@ struct PushReport {
     records: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct PushedPath {
     path: String,
     nar_size: u64,
@@ -468,9 +520,11 @@ pub fn serve(args: &ServeArgs, output: Output) -> CliResult<Exit> {
     }
     let url = format!("http://{address}");
     if output.json {
-        Output::print_json(
-            &serde_json::json!({ "url": url, "store_dir": server.store_dir(), "serving": describe }),
-        )?;
+        Output::print_json(&ServeReport {
+            serving: &describe,
+            store_dir: server.store_dir(),
+            url: &url,
+        })?;
     } else {
         Output::print(&format!("{url}\n"))?;
         if !output.quiet {
@@ -550,14 +604,14 @@ fn request_logger(quiet: bool) -> Logger {
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct CopyReport {
     cache: String,
     copied: Vec<CopiedPath>,
     present: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct CopiedPath {
     path: String,
     nar_size: u64,

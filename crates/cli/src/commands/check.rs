@@ -4,14 +4,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use cudapkgs_check::{Policy, Report};
+use cudapkgs_check::{Policy, Report, Rule};
 use cudapkgs_store::store::Access;
 use serde::Serialize;
 
 use crate::cli::{FileTreeArgs, StoreLocation};
 use crate::context::{driver_dir, file_roots, open_store_for, resolve_all, store_failure};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::render::HopReport;
 use crate::render::count;
 use crate::settings::{
@@ -57,15 +57,46 @@ pub struct CheckArgs {
     pub location: StoreLocation,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct ViolationReport<'a> {
-    rule: &'static str,
-    path: &'a str,
-    file: String,
     bytes: u64,
-    detail: &'a str,
-    root: &'a str,
     chain: Vec<HopReport<'a>>,
+    detail: &'a str,
+    file: String,
+    path: &'a str,
+    root: &'a str,
+    #[schemars(schema_with = "rule_names")]
+    rule: &'static str,
+}
+
+/// `cudapkgs check --json` on store paths; its keys (and each violation's) in the order
+/// of their names, as they always were.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct StoreCheckReport<'a> {
+    /// Store paths looked at (the closures of the roots).
+    paths_checked: usize,
+    violations: &'a [ViolationReport<'a>],
+}
+
+/// `cudapkgs check --json` on folders and files.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct FilesCheckReport<'a> {
+    files_checked: usize,
+    violations: &'a [FileViolationReport<'a>],
+}
+
+/// The JSON documents of `check`: on store paths, and on folders and files.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![
+        ("check", schema_of::<StoreCheckReport>()),
+        ("check-files", schema_of::<FilesCheckReport>()),
+    ]
+}
+
+/// A violated rule's name: one of those policies and `--allow` take.
+fn rule_names(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = Rule::ALL.iter().map(|rule| rule.name()).collect();
+    schemars::json_schema!({ "type": "string", "enum": names })
 }
 
 pub fn run(
@@ -97,17 +128,18 @@ pub fn run(
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct FileViolationReport<'a> {
-    rule: &'static str,
-    file: &'a Path,
     bytes: u64,
-    detail: &'a str,
-    start: &'a Path,
     chain: Vec<FileHopReport<'a>>,
+    detail: &'a str,
+    file: &'a Path,
+    #[schemars(schema_with = "rule_names")]
+    rule: &'static str,
+    start: &'a Path,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct FileHopReport<'a> {
     file: &'a Path,
     loads: &'a str,
@@ -139,10 +171,10 @@ fn run_on_files(
         })
         .collect();
     if output.json {
-        Output::print_json(&serde_json::json!({
-            "files_checked": report.files,
-            "violations": violations,
-        }))?;
+        Output::print_json(&FilesCheckReport {
+            files_checked: report.files,
+            violations: &violations,
+        })?;
     } else {
         let mut text = String::new();
         for v in &report.violations {
@@ -247,10 +279,10 @@ fn print(report: &Report, output: Output) -> CliResult<()> {
         })
         .collect();
     if output.json {
-        return Output::print_json(&serde_json::json!({
-            "paths_checked": report.paths,
-            "violations": violations,
-        }));
+        return Output::print_json(&StoreCheckReport {
+            paths_checked: report.paths,
+            violations: &violations,
+        });
     }
     let mut text = String::new();
     for (violation, shown) in report.violations.iter().zip(&violations) {

@@ -9,31 +9,56 @@ use serde::Serialize;
 use crate::cli::StoreLocation;
 use crate::context::{open_store_for, store_failure};
 use crate::error::{CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::units;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct ChangeReport<'a> {
-    package: &'a str,
-    /// `added`, `removed`, `version` (versions differ) or `size` (same versions).
-    change: &'static str,
-    before: &'a [String],
     after: &'a [String],
-    size_before: u64,
+    before: &'a [String],
+    change: ChangeKind,
+    package: &'a str,
     size_after: u64,
+    size_before: u64,
     size_delta: i128,
 }
 
+/// `cudapkgs diff --json`, its keys (and each change's) in the order of their names.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct DiffReport<'a> {
+    changes: &'a [ChangeReport<'a>],
+    size_after: u64,
+    size_before: u64,
+    size_delta: i128,
+}
+
+/// The JSON document of `diff`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![("diff", schema_of::<DiffReport>())]
+}
+
+/// How a package changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum ChangeKind {
+    Added,
+    Removed,
+    /// Its versions differ.
+    Version,
+    /// The same versions, another size.
+    Size,
+}
+
 /// A package absent from a closure has size 0 there (no NAR is empty).
-fn kind(change: &PackageChange) -> &'static str {
+fn kind(change: &PackageChange) -> ChangeKind {
     if change.size_before == 0 {
-        "added"
+        ChangeKind::Added
     } else if change.size_after == 0 {
-        "removed"
+        ChangeKind::Removed
     } else if change.before == change.after {
-        "size"
+        ChangeKind::Size
     } else {
-        "version"
+        ChangeKind::Version
     }
 }
 
@@ -67,12 +92,12 @@ pub fn run(before: &str, after: &str, location: &StoreLocation, output: Output) 
         .collect();
     let total = i128::from(size_after) - i128::from(size_before);
     if output.json {
-        Output::print_json(&serde_json::json!({
-            "changes": reports,
-            "size_before": size_before,
-            "size_after": size_after,
-            "size_delta": total,
-        }))?;
+        Output::print_json(&DiffReport {
+            changes: &reports,
+            size_before,
+            size_after,
+            size_delta: total,
+        })?;
         return Ok(Exit::Success);
     }
     let mut text = String::new();
@@ -85,7 +110,7 @@ pub fn run(before: &str, after: &str, location: &StoreLocation, output: Output) 
             }
         };
         let what = match report.change {
-            "size" => String::new(),
+            ChangeKind::Size => String::new(),
             _ => format!("{} → {}, ", versions(report.before), versions(report.after)),
         };
         let _ = writeln!(

@@ -14,10 +14,10 @@ use serde::Serialize;
 
 use crate::cli::{ElfArgs, TextOrJson};
 use crate::error::{CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 
 /// One file's view, as JSON shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct FileView {
     #[serde(flatten)]
     info: DynamicInfo,
@@ -31,7 +31,7 @@ struct FileView {
     loads_resolved: Option<Vec<Resolved>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct FileJson<'a> {
     path: &'a str,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -40,7 +40,7 @@ struct FileJson<'a> {
     error: Option<&'a str>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Default, schemars::JsonSchema)]
 struct Summary {
     files: usize,
     with_dynamic_section: usize,
@@ -50,7 +50,7 @@ struct Summary {
     stubs: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct Report<'a> {
     files: Vec<FileJson<'a>>,
     summary: Summary,
@@ -62,6 +62,11 @@ fn is_elf(magic: &[u8]) -> bool {
 
 fn is_problem(resolved: &Resolved) -> bool {
     (resolved.path.is_none() && !resolved.driver) || (resolved.driver && resolved.stub)
+}
+
+/// The JSON document of `elf`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![("elf", schema_of::<Report>())]
 }
 
 pub fn run(args: &ElfArgs, output: Output) -> CliResult<Exit> {

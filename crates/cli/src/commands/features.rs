@@ -4,15 +4,16 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use cudapkgs_builder::features::of_archive;
+use cudapkgs_builder::features::{FeaturesJson, of_archive};
 use cudapkgs_redist::fetch::Request;
 use cudapkgs_redist::manifest::{Archive, Manifest, SystemArchives};
 use cudapkgs_redist::parallel;
+use serde::Serialize;
 
 use crate::cli::FeaturesArgs;
 use crate::context::{build_failure, fetcher, load_manifest, mirror, redist_failure};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::progress::Bars;
 
 /// One archive to read: package, system, CUDA variant (empty when none).
@@ -21,6 +22,25 @@ struct Job {
     system: String,
     variant: String,
     request: Request,
+}
+
+/// `features --json`: package → system → its features, or per CUDA variant
+/// (`cuda12`) where the archives differ by CUDA release.
+type Document<'a> = BTreeMap<&'a str, BTreeMap<&'a str, SystemFeatures<'a>>>;
+
+/// A package's features on one system.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+enum SystemFeatures<'a> {
+    /// One archive for every CUDA release.
+    Single(FeaturesJson<'a>),
+    /// An archive per CUDA variant.
+    PerCuda(BTreeMap<&'a str, FeaturesJson<'a>>),
+}
+
+/// The JSON document of `features`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![("features", schema_of::<Document>())]
 }
 
 pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
@@ -46,12 +66,16 @@ pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
         paths.push(archive.map_err(|error| redist_failure(&error).context(&job.package))?);
     }
     let results = parallel::map(&paths, args.jobs, |path| of_archive(path));
-    let mut document: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
-    let mut text = String::new();
+    let mut all = Vec::new();
     for (job, result) in jobs.iter().zip(results) {
         let features = result.map_err(|error| {
             build_failure(error).context(format!("{} {}", job.package, job.system))
         })?;
+        all.push(features);
+    }
+    let mut document: Document = BTreeMap::new();
+    let mut text = String::new();
+    for (job, features) in jobs.iter().zip(&all) {
         let _ = writeln!(
             text,
             "{} {}{}: outputs {}; {} GPU architectures; provides {}; needs {}",
@@ -72,14 +96,16 @@ pub fn run(args: &FeaturesArgs, output: Output) -> CliResult<Exit> {
             list_or_none(&features.provided_libs),
             list_or_none(&features.needed_libs),
         );
-        let entry = document.entry(job.package.clone()).or_default();
+        let entry = document.entry(&job.package).or_default();
         if job.variant.is_empty() {
-            entry.insert(job.system.clone(), features.to_json());
+            entry.insert(&job.system, SystemFeatures::Single(features.to_json()));
         } else {
             let slot = entry
-                .entry(job.system.clone())
-                .or_insert_with(|| serde_json::json!({}));
-            slot[job.variant.as_str()] = features.to_json();
+                .entry(&job.system)
+                .or_insert_with(|| SystemFeatures::PerCuda(BTreeMap::new()));
+            if let SystemFeatures::PerCuda(variants) = slot {
+                variants.insert(&job.variant, features.to_json());
+            }
         }
     }
     if output.json {

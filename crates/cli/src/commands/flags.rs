@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use crate::cli::{FlagsArgs, FlagsFormat};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::settings::{Config, EnvLookup, cuda_settings};
 
 /// The stable JSON document of `cudapkgs flags --format json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct FlagsReport<'a> {
     cuda: CudaVersion,
     platform: HostPlatform,
@@ -28,6 +28,11 @@ struct FlagsReport<'a> {
     nix: String,
     host_compiler: Option<&'a CompilerVerdict>,
     warnings: Vec<String>,
+}
+
+/// The JSON document of `flags --format json`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![("flags", schema_of::<FlagsReport>())]
 }
 
 pub fn run(

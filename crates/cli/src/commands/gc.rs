@@ -9,13 +9,31 @@ use cudapkgs_store::store::Access;
 use crate::cli::StoreLocation;
 use crate::context::{open_store_for, store_failure};
 use crate::error::{CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::render::count;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct DeadReport<'a> {
-    path: &'a str,
     nar_size: u64,
+    path: &'a str,
+}
+
+/// `cudapkgs gc --json`, its keys in the order of their names.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct GcReport<'a> {
+    dry_run: bool,
+    /// Valid paths kept.
+    kept: usize,
+    /// The valid paths removed (or, with `--dry-run`, that would be).
+    removed: &'a [DeadReport<'a>],
+    removed_nar_size: u64,
+    /// Entries of the store folder that were not registered.
+    unregistered_removed: &'a [String],
+}
+
+/// The JSON document of `gc`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![("gc", schema_of::<GcReport>())]
 }
 
 /// `cudapkgs gc [--dry-run]`.
@@ -38,13 +56,13 @@ pub fn gc(dry_run: bool, location: &StoreLocation, output: Output) -> CliResult<
         })
         .collect();
     if output.json {
-        Output::print_json(&serde_json::json!({
-            "dry_run": dry_run,
-            "removed": dead,
-            "removed_nar_size": collection.dead_bytes(),
-            "unregistered_removed": collection.unregistered,
-            "kept": collection.alive,
-        }))?;
+        Output::print_json(&GcReport {
+            dry_run,
+            kept: collection.alive,
+            removed: &dead,
+            removed_nar_size: collection.dead_bytes(),
+            unregistered_removed: &collection.unregistered,
+        })?;
         return Ok(Exit::Success);
     }
     let verb = if dry_run { "would remove" } else { "removed" };

@@ -11,11 +11,12 @@ use cudapkgs_gpu::check::{CheckReport, CheckRequest, DeviceReport, gpu_check};
 use cudapkgs_gpu::smoke::SmokeTest;
 use cudapkgs_store::GpuCheckRecord;
 use cudapkgs_store::store::{Access, Store};
+use serde::Serialize;
 
 use crate::cli::StoreLocation;
 use crate::context::{file_roots, open_store_for, resolve_all, store_failure};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::render::demangle;
 use crate::units;
 
@@ -439,6 +440,32 @@ fn device_text(out: &mut String, device: &DeviceReport) {
     }
 }
 
+/// `gpu-check --nix-hook --json`; its keys in the order of their names, as they always
+/// were.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct NixHookReport<'a> {
+    /// The CUDA version the driver supports.
+    cuda: String,
+    /// The `/dev/nvidia*` nodes.
+    device_nodes: &'a [PathBuf],
+    devices: &'a [cudapkgs_gpu::Device],
+    /// The driver library found.
+    driver: &'a Path,
+    driver_folder: &'a Path,
+    /// What Nix's `extra-sandbox-paths` needs: the device nodes and the driver folder.
+    extra_sandbox_paths: &'a [PathBuf],
+    /// What Nix's `system-features` needs.
+    system_features: [&'static str; 1],
+}
+
+/// The JSON documents of `gpu-check` and of `gpu-check --nix-hook`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![
+        ("gpu-check", schema_of::<CheckReport>()),
+        ("gpu-check-nix-hook", schema_of::<NixHookReport>()),
+    ]
+}
+
 /// What a sandboxed build needs from this machine for gpu-check to run inside it.
 fn nix_hook(report: &DriverReport, output: Output) -> CliResult<Exit> {
     let mut devices: Vec<PathBuf> = std::fs::read_dir("/dev")
@@ -459,15 +486,15 @@ fn nix_hook(report: &DriverReport, output: Output) -> CliResult<Exit> {
     let mut paths: Vec<PathBuf> = devices.clone();
     paths.push(folder.clone());
     if output.json {
-        Output::print_json(&serde_json::json!({
-            "driver": report.library,
-            "driver_folder": folder,
-            "cuda": report.cuda.to_string(),
-            "devices": report.devices,
-            "device_nodes": devices,
-            "extra_sandbox_paths": paths,
-            "system_features": ["cuda"],
-        }))?;
+        Output::print_json(&NixHookReport {
+            cuda: report.cuda.to_string(),
+            device_nodes: &devices,
+            devices: &report.devices,
+            driver: &report.library,
+            driver_folder: &folder,
+            extra_sandbox_paths: &paths,
+            system_features: ["cuda"],
+        })?;
         return Ok(Exit::Success);
     }
     let mut text = String::new();

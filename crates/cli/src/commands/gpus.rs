@@ -5,10 +5,10 @@ use serde::Serialize;
 
 use crate::cli::{GpusArgs, TextOrJson};
 use crate::error::{CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 
 /// One row of `cudapkgs gpus --format json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct GpuRow {
     capability: Capability,
     architecture: &'static str,
@@ -20,6 +20,11 @@ struct GpuRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     default: Option<bool>,
     products: Vec<&'static str>,
+}
+
+/// The JSON document of `gpus`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![("gpus", schema_of::<Vec<GpuRow>>())]
 }
 
 pub fn run(args: &GpusArgs, output: Output) -> CliResult<Exit> {

@@ -16,11 +16,11 @@ use serde::Serialize;
 use crate::cli::{PatchArgs, TextOrJson};
 use crate::context::driver_dir;
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::render::count;
 
 /// What happened to one file.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct Change {
     path: String,
     before: Option<String>,
@@ -38,14 +38,14 @@ struct Change {
 }
 
 /// One dynamic entry before and after: `soname`, `needed`, `rpath` or `runpath`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct Edit {
     entry: &'static str,
     before: Option<String>,
     after: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct Report {
     dry_run: bool,
     files: Vec<Change>,
@@ -57,6 +57,11 @@ fn is_elf(magic: &[u8]) -> bool {
 
 fn search_path(info: &DynamicInfo) -> Option<String> {
     info.runpath.clone().or_else(|| info.rpath.clone())
+}
+
+/// The JSON document of `patch`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![("patch", schema_of::<Report>())]
 }
 
 pub fn run(args: &PatchArgs, output: Output) -> CliResult<Exit> {

@@ -17,14 +17,14 @@ use serde::Serialize;
 
 use crate::cli::{KeepPtxArg, PruneArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::progress::{Bars, label_of};
 use crate::render::count;
 use crate::settings::{Config, EnvLookup, capabilities_of, driver_release, targets, tell_sources};
 use crate::units::{bytes, share};
 
 /// One file's pruning.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct FileReport {
     path: String,
     changed: bool,
@@ -41,7 +41,7 @@ struct FileReport {
     zstd_after: Option<u64>,
 }
 
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Serialize, Default, schemars::JsonSchema)]
 struct Summary {
     files_pruned: usize,
     removed_bytes: u64,
@@ -56,7 +56,7 @@ struct Summary {
     removed: Vec<Removed>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct Report<'a> {
     capabilities: &'a [Capability],
     keep_ptx: KeepPtx,
@@ -81,6 +81,11 @@ fn holds_containers(magic: &[u8]) -> bool {
         sniff(magic),
         Some(Format::Elf | Format::Archive | Format::Fatbin)
     )
+}
+
+/// The JSON document of `prune`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![("prune", schema_of::<Report>())]
 }
 
 pub fn run(

@@ -12,6 +12,7 @@ use common::{mirror, mirror_with_cublas, nvidia_args, run, s, served_mirror};
 fn build_json(args: &[&str]) -> serde_json::Value {
     let (code, stdout, stderr) = run(&[&["--json", "build"][..], args].concat());
     assert_eq!(code, 0, "{stderr}");
+    common::schema::assert_fits("build", &stdout);
     serde_json::from_str(&stdout).expect("json")
 }
 
@@ -781,6 +782,7 @@ fn every_missing_library_is_named_at_once_and_known_providers_are_brought() {
         ),
         "{stderr}"
     );
+    common::schema::assert_fits("build", &stdout);
     let built: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     let names: Vec<&str> = built
         .as_array()
@@ -807,6 +809,7 @@ fn every_missing_library_is_named_at_once_and_known_providers_are_brought() {
         s(&other.path().join("cache")),
     ]);
     assert_eq!(code, 1, "{stderr}");
+    common::schema::assert_fits("build-unresolved", &stdout);
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
     assert_eq!(
         report["unresolved"],

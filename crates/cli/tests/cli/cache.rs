@@ -1592,7 +1592,7 @@ fn push_and_copy_answer_in_json() {
     let (pkg, dep) = world.package("hello");
     let cache = world.path("cache");
     let to = format!("file://{}", cache.display());
-    let report: serde_json::Value = serde_json::from_str(&world.ok(&[
+    let pushed = world.ok(&[
         "--json",
         "push",
         "--to",
@@ -1600,8 +1600,9 @@ fn push_and_copy_answer_in_json() {
         "--secret-key-file",
         s(&secret),
         &pkg,
-    ]))
-    .expect("one JSON document");
+    ]);
+    common::schema::assert_fits("push", &pushed);
+    let report: serde_json::Value = serde_json::from_str(&pushed).expect("one JSON document");
     let pushed: Vec<&str> = report["pushed"]
         .as_array()
         .expect("pushed")
@@ -1612,7 +1613,7 @@ fn push_and_copy_answer_in_json() {
     assert_eq!(pushed, [dep.as_str(), pkg.as_str()]);
     assert!(report["pushed"][0]["file_size"].as_u64().expect("size") > 0);
     std::fs::rename(world.ours(), world.path("original")).expect("move");
-    let report: serde_json::Value = serde_json::from_str(&world.ok(&[
+    let copied = world.ok(&[
         "--json",
         "copy",
         "--from",
@@ -1620,8 +1621,9 @@ fn push_and_copy_answer_in_json() {
         "--trusted-public-key",
         &public,
         &pkg,
-    ]))
-    .expect("one JSON document");
+    ]);
+    common::schema::assert_fits("copy", &copied);
+    let report: serde_json::Value = serde_json::from_str(&copied).expect("one JSON document");
     assert_eq!(report["copied"].as_array().expect("copied").len(), 2);
     assert_eq!(report["copied"][1]["signed_by"], "test-1");
     // A failure is one JSON document too.
@@ -1643,6 +1645,7 @@ fn push_and_copy_answer_in_json() {
         &[],
     );
     assert_eq!(code, 2);
+    common::schema::assert_fits("error", &stdout);
     let error: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
     assert!(
         error["error"]["message"]
@@ -1861,6 +1864,27 @@ fn cache_gc_removes_only_old_nars_no_narinfo_names() {
     );
     assert!(!old.exists() && young.exists());
     assert!(nar.join("link.nar.zst").symlink_metadata().is_ok() && outside.exists());
+    // The same as one document: nothing left to remove.
+    let (code, stdout, stderr) = World::cudapkgs(
+        &[
+            "--json",
+            "cache",
+            "gc",
+            "--dry-run",
+            "--cache",
+            url.as_str(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    common::schema::assert_fits("cache-gc", &stdout);
+    let collected: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(collected["removed"], serde_json::json!([]), "{collected}");
+    assert_eq!(
+        collected["kept_young"].as_array().map(Vec::len),
+        Some(1),
+        "{collected}"
+    );
     // The cache still serves its paths.
     let copied = t.world.ok(&[
         "copy",

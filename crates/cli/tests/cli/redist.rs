@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use common::{Server, mirror, repo, run, run_within, s, served_mirror};
 
-fn json(args: &[&str]) -> serde_json::Value {
+/// `cudapkgs --json ARGS`, which must succeed and print the document `schema` names.
+fn json(schema: &str, args: &[&str]) -> serde_json::Value {
     let (code, stdout, stderr) = run(&[&["--json"][..], args].concat());
     assert_eq!(code, 0, "{args:?}: {stderr}");
+    common::schema::assert_fits(schema, &stdout);
     serde_json::from_str(&stdout).expect("json")
 }
 
@@ -58,7 +60,7 @@ fn fetch_resumes_interrupted_downloads_and_never_downloads_twice() {
     let source = release_at(&server, &cache);
     let source: Vec<&str> = source.iter().map(String::as_str).collect();
 
-    let listed = json(&[&["redist", "list"][..], &source].concat());
+    let listed = json("redist-list", &[&["redist", "list"][..], &source].concat());
     let expected = manifest(&mirror);
     for row in listed.as_array().expect("rows") {
         let key = row["package"].as_str().expect("key");
@@ -71,7 +73,10 @@ fn fetch_resumes_interrupted_downloads_and_never_downloads_twice() {
         assert_eq!(row["archives"], serde_json::json!([["", size]]));
     }
 
-    let fetched = json(&[&["redist", "fetch"][..], &source].concat());
+    let fetched = json(
+        "redist-fetch",
+        &[&["redist", "fetch"][..], &source].concat(),
+    );
     for item in fetched.as_array().expect("list") {
         let key = item["package"].as_str().expect("key");
         let path = Path::new(item["path"].as_str().expect("path"));
@@ -92,7 +97,10 @@ fn fetch_resumes_interrupted_downloads_and_never_downloads_twice() {
 
     // A second fetch reads the manifest and nothing else.
     let before = server.requests().len();
-    json(&[&["redist", "fetch"][..], &source].concat());
+    json(
+        "redist-fetch",
+        &[&["redist", "fetch"][..], &source].concat(),
+    );
     let after = server.requests();
     assert_eq!(after.len(), before + 1, "{after:?}");
     assert!(after[before].contains("redistrib_13.0.2.json"));
@@ -217,11 +225,14 @@ fn fetch_split_and_features_of_a_release() {
     let cache = dir.path().join("cache");
     let source = release_at(&server, &cache);
     let source: Vec<&str> = source.iter().map(String::as_str).collect();
-    let fetched = json(&[&["redist", "fetch"][..], &source, &["cuda_cudart"]].concat());
+    let fetched = json(
+        "redist-fetch",
+        &[&["redist", "fetch"][..], &source, &["cuda_cudart"]].concat(),
+    );
     let archive = PathBuf::from(fetched[0]["path"].as_str().expect("path"));
 
     let out = dir.path().join("cudart");
-    let split = json(&["split", s(&archive), "--out", s(&out)]);
+    let split = json("split", &["split", s(&archive), "--out", s(&out)]);
     let outputs: Vec<&str> = split["outputs"]
         .as_array()
         .expect("outputs")
@@ -262,7 +273,7 @@ fn fetch_split_and_features_of_a_release() {
     assert_eq!(code, 2, "an existing --out is refused");
     assert!(stderr.contains("already exists"), "{stderr}");
 
-    let features = json(&[&["features"][..], &source].concat());
+    let features = json("features", &[&["features"][..], &source].concat());
     let cudart = &features["cuda_cudart"]["linux-x86_64"];
     assert_eq!(
         cudart["outputs"],
@@ -352,6 +363,16 @@ fn wheels_resolve_through_a_simple_index_and_split_like_archives() {
     let path = out.split_whitespace().nth(1).expect("a path");
     assert_eq!(sha256(Path::new(path)), sha256(&wheel));
     assert!(path.starts_with(s(&home.join(".cache/cudapkgs"))), "{path}");
+    // The same as one document, with the wheel's own name.
+    let (code, document, stderr) = run_with(
+        &[("HOME", &home)],
+        &["--json", "redist", "wheel", "cuda_cudart"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    common::schema::assert_fits("redist-wheel", &document);
+    let document: serde_json::Value = serde_json::from_str(&document).expect("json");
+    assert_eq!(document[0]["path"], path, "{document:#}");
+    assert_eq!(document[0]["wheel"], name, "{document:#}");
     assert!(
         server
             .requests()
@@ -380,7 +401,7 @@ fn wheels_resolve_through_a_simple_index_and_split_like_archives() {
 
     // A wheel splits like NVIDIA's archive of the same component.
     let out = dir.path().join("split");
-    let split = json(&["split", path, "--out", s(&out)]);
+    let split = json("split", &["split", path, "--out", s(&out)]);
     let outputs: Vec<&str> = split["outputs"]
         .as_array()
         .expect("outputs")

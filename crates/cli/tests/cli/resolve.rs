@@ -400,6 +400,29 @@ fn nvidia_releases_reach_separate_products_and_bring_what_libraries_need() {
         ],
         "{text}"
     );
+    // With --json, the same plan as one document, each package with what needs it.
+    let (code, plan, stderr) = nvidia(&["--json", "--cuda", "12.9", "libcusolver", "cudnn"]);
+    assert_eq!(code, 0, "{stderr}");
+    common::schema::assert_fits("build-plan", &plan);
+    let plan: serde_json::Value = serde_json::from_str(&plan).expect("json");
+    let listed: Vec<String> = plan
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["package"].as_str().expect("package"),
+                p["version"].as_str().expect("version")
+            )
+        })
+        .collect();
+    assert_eq!(listed, names, "{plan:#}");
+    assert_eq!(
+        plan[2]["required_by"],
+        serde_json::json!(["libcusolver", "cudnn"]),
+        "{plan:#}"
+    );
     let cudnn_line = text
         .lines()
         .find(|l| l.starts_with("cudnn "))

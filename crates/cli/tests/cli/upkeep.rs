@@ -270,6 +270,17 @@ impl Place {
             all.extend(["--cache", s(&cache)]);
         }
         let (code, stdout, stderr) = run_within(Duration::from_secs(900), vars, &all);
+        // Each document fits the schema of its subcommand; a refusal is the error document.
+        let document = match (code, args.first()) {
+            (2, _) => Some("error".to_owned()),
+            (_, Some(sub)) if ["plan", "run", "report", "merge", "issues"].contains(sub) => {
+                Some(format!("upkeep-{sub}"))
+            }
+            _ => None,
+        };
+        if let Some(name) = document {
+            crate::common::schema::assert_fits(&name, &stdout);
+        }
         let report = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("not one JSON document ({e}): {stdout}\n{stderr}"));
         (code, report, stderr)
@@ -780,6 +791,15 @@ fn shards_run_apart_merge_into_one_database_and_file_issues_once() {
     );
 
     let include = github_matrix(&place.path("cudapkgs.toml"));
+    // The plan, whole: every job of the set.
+    let (code, plan, stderr) = place.upkeep(&[], &["plan"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(plan["shard"], "1/1", "{plan:#}");
+    assert_eq!(
+        plan["jobs"].as_array().map(Vec::len),
+        plan["total"].as_u64().and_then(|n| usize::try_from(n).ok()),
+        "{plan:#}"
+    );
 
     // A tracker named without its token is refused before anything runs.
     let (code, _, stderr) = run_within(

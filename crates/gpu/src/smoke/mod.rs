@@ -18,7 +18,19 @@ use crate::driver::Context;
 use crate::error::GpuError;
 
 /// The smoke tests, by package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SmokeTest {
     Cudart,
@@ -174,7 +186,7 @@ pub fn tests_for(files: &[PathBuf]) -> Vec<(SmokeTest, PathBuf)> {
 }
 
 /// The result of one smoke test in its child process.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SmokeOutcome {
     pub passed: bool,
     /// What was checked, or what failed.

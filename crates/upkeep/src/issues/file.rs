@@ -23,7 +23,7 @@ pub struct Filing {
 }
 
 /// One thing done to an issue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Action {
     pub job: String,
     pub reference: String,
@@ -31,7 +31,7 @@ pub struct Action {
 }
 
 /// What filing did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Filed {
     pub opened: Vec<Action>,
     pub commented: Vec<Action>,

@@ -15,7 +15,7 @@ use crate::results::{JobResult, Outcome, Results};
 const TREND: usize = 20;
 
 /// One job's place on the dashboard.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Cell {
     pub job: String,
     pub outcome: Outcome,
@@ -32,7 +32,7 @@ pub struct Cell {
 }
 
 /// A package (with its system and capability set) across releases.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Row {
     pub package: String,
     pub system: String,
@@ -42,7 +42,7 @@ pub struct Row {
 }
 
 /// Everything the dashboard shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Dashboard {
     pub releases: Vec<String>,
     pub rows: Vec<Row>,

@@ -64,7 +64,7 @@ fn resolve(
 }
 
 /// One file's targets against the expectation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct FileCheck {
     pub path: String,
     pub matches: bool,
@@ -74,7 +74,7 @@ pub(crate) struct FileCheck {
     pub extra_ptx: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct ExpectationJson {
     pub sass: Vec<String>,
     pub ptx: Vec<String>,

@@ -14,13 +14,18 @@ use cudapkgs_tree::{self as tree, Walk};
 
 use crate::cli::{InspectArgs, TextOrJson};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::progress::{Bars, label_of};
 use crate::settings::{
     Config, EnvLookup, capabilities_of, driver_release, forward_compat, targets, tell_sources,
 };
 
 pub(crate) use report::{FileResult, Judgement, Report};
+
+/// The JSON document of `inspect`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![("inspect", schema_of::<report::ReportJson>())]
+}
 
 pub fn run(
     args: &InspectArgs,

@@ -38,14 +38,14 @@ pub(crate) struct Report {
     pub gpu_totals: Vec<GpuTotals>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct Heavy {
     pub path: String,
     pub size: u64,
     pub device_code_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct Summary {
     pub files_scanned: usize,
     pub files_with_device_code: usize,
@@ -56,7 +56,7 @@ pub(crate) struct Summary {
     pub heaviest: Vec<Heavy>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, schemars::JsonSchema)]
 pub(crate) struct GpuTotals {
     pub gpu: Option<Capability>,
     pub driver_cuda: Option<CudaVersion>,
@@ -73,14 +73,14 @@ pub(crate) struct GpuTotals {
 }
 
 /// A kernel's verdict, with the GPU it is for.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct KernelJson<'a> {
     gpu: Capability,
     #[serde(flatten)]
     verdict: &'a KernelVerdict,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct FileJson<'a> {
     path: &'a str,
     size: u64,
@@ -97,7 +97,7 @@ struct FileJson<'a> {
     error: Option<&'a str>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct ReportJson<'a> {
     files: Vec<FileJson<'a>>,
     summary: Summary,

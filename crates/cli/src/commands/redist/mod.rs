@@ -13,17 +13,43 @@ use serde::Serialize;
 use crate::cli::{RedistCommand, RedistSource, SplitArgs};
 use crate::context::{fetcher, fetcher_at, load_manifest, mirror, offline_setting, redist_failure};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::progress::Bars;
 use crate::units;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct ListRow<'a> {
     package: &'a str,
     name: &'a str,
     version: &'a str,
     /// Archive size per CUDA variant (`""` when there are none).
     archives: Vec<(String, u64)>,
+}
+
+/// One archive `redist fetch --json` downloaded (or found in the cache).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct FetchedReport<'a> {
+    package: &'a str,
+    path: std::path::PathBuf,
+}
+
+/// `split --json`, its keys (and each output's) in the order of their names, as they
+/// always were.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct SplitReport<'a> {
+    /// What was fixed on the way (a pkg-config file rewritten), as `-v` shows it.
+    fixups: &'a [String],
+    outputs: &'a [OutputReport<'a>],
+}
+
+/// The JSON documents of `redist list`, `fetch` and `wheel`, and of `split`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![
+        ("redist-list", schema_of::<Vec<ListRow>>()),
+        ("redist-fetch", schema_of::<Vec<FetchedReport>>()),
+        wheel::schema(),
+        ("split", schema_of::<SplitReport>()),
+    ]
 }
 
 pub fn run(command: &RedistCommand, output: Output) -> CliResult<Exit> {
@@ -210,7 +236,7 @@ fn fetch(
         match result {
             Ok(path) => {
                 let _ = writeln!(text, "{key}  {}", path.display());
-                json.push(serde_json::json!({"package": key, "path": path}));
+                json.push(FetchedReport { package: key, path });
             }
             Err(error) => {
                 output.error(format!("{key}: {error}"));
@@ -229,11 +255,11 @@ fn fetch(
     Ok(Exit::Success)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct OutputReport<'a> {
-    output: &'a str,
-    files: usize,
     bytes: u64,
+    files: usize,
+    output: &'a str,
 }
 
 /// `cudapkgs split ARCHIVE|DIR --out DIR`.
@@ -258,7 +284,10 @@ pub fn split(args: &SplitArgs, output: Output) -> CliResult<Exit> {
         })
         .collect();
     if output.json {
-        Output::print_json(&serde_json::json!({"fixups": done.fixups, "outputs": reports}))?;
+        Output::print_json(&SplitReport {
+            fixups: &done.fixups,
+            outputs: &reports,
+        })?;
     } else {
         let mut text = String::new();
         for r in &reports {

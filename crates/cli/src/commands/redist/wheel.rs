@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 
 use cudapkgs_builder::resolve::{self, Origin, Source, Spec};
 use cudapkgs_redist::fetch::Fetcher;
+use serde::Serialize;
 
 use crate::context::{redist_failure, resolve_failure};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::progress::Bars;
 
 /// Where `redist wheel` looks and what it takes.
@@ -20,6 +21,24 @@ pub struct WheelRequest<'a> {
     pub system: &'a str,
     pub prereleases: bool,
     pub jobs: usize,
+}
+
+/// One wheel `redist wheel --json` downloaded; keys in the order of their names, as
+/// they always were.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct WheelReport<'a> {
+    /// The `PACKAGE[==VERSION]` asked for.
+    package: &'a str,
+    /// The wheel in the download cache, under its own file name.
+    path: std::path::PathBuf,
+    version: &'a str,
+    /// The wheel's file name.
+    wheel: &'a str,
+}
+
+/// The JSON document of `redist wheel`.
+pub(super) fn schema() -> (&'static str, schemars::Schema) {
+    ("redist-wheel", schema_of::<Vec<WheelReport>>())
 }
 
 /// Resolves each `PACKAGE[==VERSION]` to a wheel for the system, fetches them all.
@@ -74,12 +93,12 @@ pub fn fetch_wheels(fetcher: &Fetcher, wanted: &WheelRequest, output: Output) ->
             Origin::Local(_) => in_cache,
         };
         let _ = writeln!(text, "{}  {}", resolved.from, path.display());
-        json.push(serde_json::json!({
-            "package": spec,
-            "wheel": resolved.from,
-            "version": resolved.version,
-            "path": path,
-        }));
+        json.push(WheelReport {
+            package: spec,
+            path,
+            version: &resolved.version,
+            wheel: &resolved.from,
+        });
     }
     if output.json {
         Output::print_json(&json)?;

@@ -1,6 +1,7 @@
 //! `cudapkgs nar` and `cudapkgs store`: NAR serialisation, hashes and store paths,
 //! compatible with Nix.
 
+mod files;
 mod root;
 
 use std::fmt::Write as _;
@@ -20,7 +21,7 @@ use crate::output::{Output, schema_of};
 use crate::render::{HopReport, count};
 use crate::settings::{loaded, process_env, store_folder, tell_sources};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct NarHashReport {
     path: String,
     /// `sha256:<base-32>`, as in narinfo files and the Nix database.
@@ -28,12 +29,19 @@ struct NarHashReport {
     nar_size: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct StorePathReport {
     path: String,
     store_path: String,
     nar_hash: String,
     nar_size: u64,
+}
+
+/// `cudapkgs nar restore --json`.
+#[derive(Debug, Serialize, JsonSchema)]
+struct RestoredReport<'a> {
+    /// The folder or file written.
+    restored: &'a Path,
 }
 
 pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
@@ -65,7 +73,7 @@ pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
             let input = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
             restore::restore(input, target).map_err(|error| store_failure(&error))?;
             if output.json {
-                Output::print_json(&serde_json::json!({ "restored": target }))?;
+                Output::print_json(&RestoredReport { restored: target })?;
             }
             Ok(Exit::Success)
         }
@@ -253,13 +261,29 @@ struct VerifyReport<'a> {
     problems: &'a [String],
 }
 
-/// The JSON documents of the store commands, by command.
+/// The JSON documents of the store commands (`nar`, `store`, `path-info`, `closure`,
+/// `why`), by command; on folders and files, `closure` and `why` print others.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
-    vec![
+    let mut all = vec![
         ("path-info", schema_of::<Vec<InfoReport>>()),
         ("closure", schema_of::<ClosureReport>()),
+        ("closure-files", schema_of::<files::TreeClosureReport>()),
+        ("why", schema_of::<WhyReport>()),
+        ("why-files", schema_of::<files::WhyFilesReport>()),
+        ("nar-hash", schema_of::<Vec<NarHashReport>>()),
+        ("nar-restore", schema_of::<RestoredReport>()),
+        ("store-path", schema_of::<StorePathReport>()),
+        ("store-add", schema_of::<InfoReport>()),
         ("store-verify", schema_of::<VerifyReport>()),
-    ]
+    ];
+    all.extend(root::schemas());
+    all
+}
+
+/// `cudapkgs why --json` on store paths: the chain, or null when there is none.
+#[derive(Debug, Serialize, JsonSchema)]
+struct WhyReport<'a> {
+    chain: Option<Vec<HopReport<'a>>>,
 }
 
 /// `cudapkgs store verify`.
@@ -407,7 +431,7 @@ fn why_file(
     let chain = to.and_then(|to| graph.why(from, to));
     let Some(chain) = chain else {
         if output.json {
-            Output::print_json(&serde_json::json!({ "chain": null }))?;
+            Output::print_json(&files::WhyFilesReport { chain: None })?;
         } else {
             Output::print(&format!(
                 "{} is not in the run-time closure of {}\n",
@@ -417,19 +441,17 @@ fn why_file(
         }
         return Ok(Exit::Problems);
     };
-    let hops: Vec<serde_json::Value> = chain
-        .iter()
-        .map(|(node, edge)| {
-            serde_json::json!({
-                "file": graph.nodes[*node].path,
-                "loads": edge.name,
-                "next": graph.nodes[edge.to].path,
-                "at_run_time": edge.loaded,
-            })
-        })
-        .collect();
     if output.json {
-        Output::print_json(&serde_json::json!({ "chain": hops }))?;
+        let hops = chain
+            .iter()
+            .map(|(node, edge)| files::FileHopReport {
+                at_run_time: edge.loaded,
+                file: &graph.nodes[*node].path,
+                loads: &edge.name,
+                next: &graph.nodes[edge.to].path,
+            })
+            .collect();
+        Output::print_json(&files::WhyFilesReport { chain: Some(hops) })?;
     } else {
         let mut text = format!("{}\n", graph.nodes[from].path.display());
         for (_, edge) in &chain {
@@ -466,10 +488,7 @@ fn tree_closure(
         output.note(format!("treemap written to {}", page.display()));
     }
     if output.json {
-        let mut report = tree_closure_json(&closure);
-        if let Some(page) = html {
-            report["html"] = serde_json::json!(page.display().to_string());
-        }
+        let report = files::TreeClosureReport::of(&closure, html);
         return Output::print_json(&report).map(|()| Exit::Success);
     }
     let mut text = String::new();
@@ -524,57 +543,6 @@ fn tree_closure(
     }
     Output::print(&text)?;
     Ok(Exit::Success)
-}
-
-/// The closure of folders as JSON: every file with its owner and device code, the same
-/// per distribution and for the whole closure, duplicates and unreached files.
-fn tree_closure_json(closure: &cudapkgs_check::files::TreeClosure) -> serde_json::Value {
-    let files: Vec<serde_json::Value> = closure
-        .files
-        .iter()
-        .map(|file| {
-            let mut value = serde_json::json!({
-                "path": file.path,
-                "bytes": file.bytes,
-                "distribution": file.distribution,
-                "device_code": file.device_code.by_arch,
-            });
-            if let Some(problem) = &file.device_code.problem {
-                value["device_code_problem"] = serde_json::json!(problem);
-            }
-            value
-        })
-        .collect();
-    let by_distribution: Vec<serde_json::Value> = closure
-        .by_distribution
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "distribution": d.name,
-                "bytes": d.bytes,
-                "files": d.files,
-                "device_code": d.device_code,
-            })
-        })
-        .collect();
-    let duplicates: Vec<serde_json::Value> = closure
-        .duplicates
-        .iter()
-        .map(|(library, places)| serde_json::json!({"library": library, "places": places}))
-        .collect();
-    serde_json::json!({
-        "files": files,
-        "total_bytes": closure.total_bytes(),
-        "by_distribution": by_distribution,
-        "device_code": closure.device_code,
-        "duplicates": duplicates,
-        "unreached": closure.unreached,
-        "shared": closure
-            .shared
-            .iter()
-            .map(|(file, packages)| serde_json::json!({"file": file, "distributions": packages}))
-            .collect::<Vec<_>>(),
-    })
 }
 
 fn files_count(files: usize) -> String {
@@ -686,7 +654,7 @@ pub fn why(
         .map_err(|error| store_failure(&error))?;
     let Some(chain) = chain else {
         if output.json {
-            Output::print_json(&serde_json::json!({ "chain": null }))?;
+            Output::print_json(&WhyReport { chain: None })?;
         } else {
             Output::print(&format!("{dependency} is not in the closure of {path}\n"))?;
         }
@@ -694,7 +662,7 @@ pub fn why(
     };
     let hops: Vec<HopReport> = chain.iter().map(HopReport::of).collect();
     if output.json {
-        Output::print_json(&serde_json::json!({ "chain": hops }))?;
+        Output::print_json(&WhyReport { chain: Some(hops) })?;
     } else {
         let mut text = format!("{path}\n");
         for hop in &hops {

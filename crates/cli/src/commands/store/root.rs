@@ -8,12 +8,28 @@ use serde::Serialize;
 use crate::cli::RootCommand;
 use crate::context::{open_store_for, store_failure};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct RootReport<'a> {
     name: &'a str,
     path: &'a str,
+}
+
+/// `cudapkgs store root remove --json`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct RemovedReport<'a> {
+    /// The root's name.
+    removed: &'a str,
+}
+
+/// The JSON documents of `store root add`, `remove` and `list`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![
+        ("store-root-add", schema_of::<RootReport>()),
+        ("store-root-remove", schema_of::<RemovedReport>()),
+        ("store-root-list", schema_of::<Vec<RootReport>>()),
+    ]
 }
 
 /// `cudapkgs store root add|remove|list`.
@@ -50,7 +66,7 @@ pub fn root(command: &RootCommand, output: Output) -> CliResult<Exit> {
                     .with_hint("`cudapkgs store root list` shows the roots"));
             }
             if output.json {
-                Output::print_json(&serde_json::json!({ "removed": name }))?;
+                Output::print_json(&RemovedReport { removed: name })?;
             } else {
                 output.detail(format!("root {name} removed"));
             }

@@ -146,6 +146,11 @@ pub struct TorchArgs {
     pub format: TextOrJson,
 }
 
+/// The JSON documents of `targets scan`, `rewrite` and `torch`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![scan::schema(), rewrite::schema(), torch::schema()]
+}
+
 pub fn run(
     command: &TargetsCommand,
     output: Output,
@@ -208,7 +213,7 @@ fn request(
 }
 
 /// The request's JSON: what `flags` would print for it, in short.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct RequestJson {
     cuda: CudaVersion,
     capabilities: Vec<String>,

@@ -9,10 +9,10 @@ use serde::Serialize;
 use super::scan::FindingJson;
 use super::{RequestJson, RewriteArgs, json, read_input, request};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::settings::{Config, EnvLookup};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct RewriteJson {
     request: RequestJson,
     rewritten: Vec<FindingJson>,
@@ -25,12 +25,17 @@ struct RewriteJson {
     patch: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct ManualJson {
     file: String,
     line: usize,
     kind: &'static str,
     reason: String,
+}
+
+/// The JSON document of `targets rewrite`.
+pub(super) fn schema() -> (&'static str, schemars::Schema) {
+    ("targets-rewrite", schema_of::<RewriteJson>())
 }
 
 pub(super) fn run(

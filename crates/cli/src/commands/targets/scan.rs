@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::{RequestJson, ScanArgs, json, read_input, request};
 use crate::error::{CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::settings::{Config, EnvLookup};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct ScanJson {
     request: Option<RequestJson>,
     inputs: Vec<InputJson>,
@@ -18,13 +18,13 @@ struct ScanJson {
     summary: SummaryJson,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct InputJson {
     path: String,
     files_read: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(super) struct FindingJson {
     pub input: String,
     pub file: String,
@@ -54,13 +54,18 @@ impl FindingJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct SummaryJson {
     files_read: usize,
     findings: usize,
     /// Findings that fail the scan: they override the user (or, with a request,
     /// keep the build from having exactly the requested targets).
     forcing: usize,
+}
+
+/// The JSON document of `targets scan`.
+pub(super) fn schema() -> (&'static str, schemars::Schema) {
+    ("targets-scan", schema_of::<ScanJson>())
 }
 
 pub(super) fn run(

@@ -6,16 +6,16 @@ use std::fmt::Write as _;
 
 use super::{RequestJson, TorchArgs, json, request};
 use crate::error::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::output::{Output, schema_of};
 use crate::settings::{Config, EnvLookup};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct TorchJson {
     request: RequestJson,
     installations: Vec<InstallationJson>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct InstallationJson {
     file: String,
     version: Option<String>,
@@ -26,6 +26,11 @@ struct InstallationJson {
     naming: Naming,
     /// What this run did: `none`, `allowed`, `restored`.
     action: &'static str,
+}
+
+/// The JSON document of `targets torch`.
+pub(super) fn schema() -> (&'static str, schemars::Schema) {
+    ("targets-torch", schema_of::<TorchJson>())
 }
 
 pub(super) fn run(

@@ -2,6 +2,7 @@
 //! holds the command line and the commands that only read (`plan`, `matrix`, `report`)
 //! or combine databases (`merge`); `run` runs jobs and files issues.
 
+mod json;
 mod run;
 
 use std::fmt::Write as _;
@@ -15,6 +16,7 @@ use cudapkgs_upkeep::report::{dashboard, html, utc};
 use cudapkgs_upkeep::shard::Shard;
 use cudapkgs_upkeep::{Error as UpkeepError, Job, Outcome, Results, SetConfig, matrix};
 
+pub use self::json::schemas;
 use crate::cli::StoreFolders;
 use crate::context::{fetcher_at, mirror_url};
 use crate::error::{CliError, CliResult, Exit};
@@ -211,18 +213,11 @@ fn plan_command(args: &PlanArgs, output: Output, config: &Config) -> CliResult<E
     let set = set_of(config)?;
     let (all, mine, shard) = jobs_of(&set, args.shard.as_deref())?;
     if output.json {
-        Output::print_json(&serde_json::json!({
-            "shard": shard.to_string(),
-            "total": all.len(),
-            "jobs": mine.iter().map(|job| serde_json::json!({
-                "id": job.id(),
-                "spec": job.spec,
-                "package": job.package,
-                "cuda": job.cuda,
-                "system": job.system,
-                "capabilities": job.capabilities,
-            })).collect::<Vec<_>>(),
-        }))?;
+        Output::print_json(&json::PlanReport {
+            jobs: mine.iter().map(json::PlannedJob::of).collect(),
+            shard: shard.to_string(),
+            total: all.len(),
+        })?;
     } else {
         let mut text = String::new();
         for job in &mine {
@@ -333,10 +328,10 @@ fn report(args: &ReportArgs, output: Output, config: &Config) -> CliResult<Exit>
         output.note(format!("dashboard written to {}", page.display()));
     }
     if output.json {
-        let mut document = serde_json::to_value(&board)
-            .map_err(|e| CliError::new(format!("cannot write JSON: {e}")))?;
-        document["html"] = serde_json::json!(args.html);
-        Output::print_json(&document)?;
+        Output::print_json(&json::ReportDocument {
+            board: &board,
+            html: args.html.as_ref(),
+        })?;
     } else {
         let mut text = String::new();
         for row in &board.rows {

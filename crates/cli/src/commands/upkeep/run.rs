@@ -265,35 +265,7 @@ fn outcome_line(result: &cudapkgs_upkeep::JobResult) -> String {
 
 fn print_run(report: &RunReport, filed: Option<&Filed>, output: Output) -> CliResult<()> {
     if output.json {
-        let results: Vec<serde_json::Value> = report
-            .results
-            .iter()
-            .map(|Judged { result, changes }| {
-                serde_json::json!({
-                    "job": result.job.id(),
-                    "outcome": result.outcome,
-                    "step": result.failure.as_ref().map(|f| &f.step),
-                    "signature": result.failure.as_ref().map(|f| &f.signature),
-                    "message": result.failure.as_ref().map(|f| &f.message),
-                    "missing": result.failure.as_ref().map(|f| &f.missing),
-                    "inputs": result.inputs,
-                    "duration_ms": result.duration_ms,
-                    "closure_size": result.closure_size,
-                    "store_paths": result.store_paths,
-                    "versions": result.versions,
-                    "reused": result.reused,
-                    "log": result.log,
-                    "changes": changes,
-                })
-            })
-            .collect();
-        return Output::print_json(&serde_json::json!({
-            "run": report.run,
-            "resumed": report.resumed,
-            "failed": report.failed(),
-            "results": results,
-            "issues": filed,
-        }));
+        return Output::print_json(&super::json::RunDocument::of(report, filed));
     }
     let mut text = String::new();
     for Judged { result, .. } in &report.results {

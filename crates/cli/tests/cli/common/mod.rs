@@ -5,6 +5,7 @@
 
 pub(crate) mod chromium;
 pub(crate) mod nix;
+pub(crate) mod schema;
 pub(crate) mod serve;
 pub(crate) mod tar;
 
@@ -147,6 +148,7 @@ pub(crate) fn build_json(dir: &Path, input: &str, extra: &[&str]) -> serde_json:
     args.extend_from_slice(extra);
     let (code, stdout, stderr) = run(&args);
     assert_eq!(code, 0, "{stderr}");
+    schema::assert_fits("build", &stdout);
     serde_json::from_str(&stdout).expect("json")
 }
 

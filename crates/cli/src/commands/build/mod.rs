@@ -1,12 +1,14 @@
 //! `cudapkgs build`: packages from NVIDIA's archives or PyPI's wheels into the store.
 
+mod json;
+
 use std::fmt::Write as _;
 use std::time::Instant;
 
 use cudapkgs_builder::realise::{Built, Options, adopt, build, recalled, record_key};
 use cudapkgs_builder::resolve::{
-    self, Origin, Requirer, Resolution, Source, Spec, Why, cuda_major, extend_for, providers_for,
-    resolve,
+    self, Origin, Requirer, Resolution, Resolved, Source, Spec, Why, cuda_major, extend_for,
+    providers_for, resolve,
 };
 use cudapkgs_builder::{Error as BuildError, Missing};
 use cudapkgs_cache::backend::{self, Access, HttpClient};
@@ -16,6 +18,7 @@ use cudapkgs_redist::fetch::Fetcher;
 use cudapkgs_redist::manifest::host_system;
 use cudapkgs_store::store::{Access as StoreAccess, Store};
 
+pub use self::json::schemas;
 use crate::cli::{BuildArgs, BuildSource};
 use crate::context::{
     build_failure, cache_location, driver_dir, fetcher_at, mirror_url, open_folders,
@@ -71,7 +74,7 @@ pub fn run(
         let resolution = resolve(&fetcher, &request, &progress).map_err(resolve_failure)?;
         progress.finish();
         tell(&resolution, output);
-        return show_plan(&fetcher, &resolution);
+        return show_plan(&fetcher, &resolution, output);
     }
     let options = build_options(args, &capabilities)?;
     // Opened once something is resolved and downloaded: a refused request makes no store.
@@ -371,36 +374,48 @@ fn report_missing(
     }
     let major = cuda_major(&request.cuda).unwrap_or(13);
     if output.json {
-        let rows: Vec<serde_json::Value> = missing
+        let unresolved = missing
             .iter()
             .zip(providers_for(missing, major))
-            .map(|(m, provider)| {
-                serde_json::json!({
-                    "package": m.package,
-                    "file": m.file,
-                    "library": m.library,
-                    "provider": provider,
-                })
-            })
+            .map(|(m, provider)| json::MissingReport::of(m, provider))
             .collect();
-        Output::print_json(&serde_json::json!({ "unresolved": rows }))?;
+        Output::print_json(&json::UnresolvedReport { unresolved })?;
     }
     Ok(Exit::Problems)
 }
 
 /// `--dry-run`: what would be fetched (and whether it is cached) and built.
-fn show_plan(fetcher: &Fetcher, resolution: &Resolution) -> CliResult<Exit> {
+fn show_plan(fetcher: &Fetcher, resolution: &Resolution, output: Output) -> CliResult<Exit> {
+    let place_of = |r: &Resolved| match &r.origin {
+        Origin::Remote(request) => (
+            request.url.clone(),
+            fetcher
+                .cached_path(&request.sha256)
+                .is_ok_and(|path| path.is_file()),
+        ),
+        Origin::Local(path) => (path.display().to_string(), false),
+    };
+    if output.json {
+        let planned: Vec<json::PlannedReport> = resolution
+            .packages
+            .iter()
+            .map(|r| {
+                let (source, cached) = place_of(r);
+                json::PlannedReport {
+                    cached,
+                    package: &r.package,
+                    required_by: r.required_by.iter().map(|by| by.package.as_str()).collect(),
+                    source,
+                    version: &r.version,
+                }
+            })
+            .collect();
+        Output::print_json(&planned)?;
+        return Ok(Exit::Success);
+    }
     let mut text = String::new();
     for r in &resolution.packages {
-        let (place, cached) = match &r.origin {
-            Origin::Remote(request) => (
-                request.url.clone(),
-                fetcher
-                    .cached_path(&request.sha256)
-                    .is_ok_and(|path| path.is_file()),
-            ),
-            Origin::Local(path) => (path.display().to_string(), false),
-        };
+        let (place, cached) = place_of(r);
         let why = if r.required_by.is_empty() {
             String::new()
         } else {
@@ -569,28 +584,11 @@ fn report(built: &[Built], resolution: &Resolution, output: Output) -> CliResult
         }
     }
     if output.json {
-        let packages: Vec<serde_json::Value> = built
+        let packages: Vec<json::BuiltReport> = built
             .iter()
             .map(|b| {
-                serde_json::json!({
-                    "package": b.package,
-                    "version": b.version,
-                    "outputs": b.outputs.iter().map(|(o, p)| (o.clone(), p.clone())).collect::<std::collections::BTreeMap<_, _>>(),
-                    "depends_on": b.depends_on,
-                    "architectures": b.targets.architectures,
-                    "kernels_checked": b.targets.kernels_checked,
-                    "kernels_without_image": b.targets.missing.len(),
-                    "required_by": resolution
-                        .packages
-                        .iter()
-                        .find(|r| r.package == b.package)
-                        .map(|r| r.required_by.iter().map(|by| by.package.clone()).collect::<Vec<_>>())
-                        .unwrap_or_default(),
-                    "reused": b.reused,
-                    "licence": b.licence,
-                    "pruned": b.pruned.iter().map(|(o, d)| (o.clone(), serde_json::json!({"files": d.files, "removed_bytes": d.removed_bytes, "refused": d.refused}))).collect::<std::collections::BTreeMap<_, _>>(),
-                    "repointed": b.repointed.iter().map(|(root, was)| serde_json::json!({"root": root, "was": was})).collect::<Vec<_>>(),
-                })
+                let resolved = resolution.packages.iter().find(|r| r.package == b.package);
+                json::BuiltReport::of(b, resolved)
             })
             .collect();
         Output::print_json(&packages)?;
