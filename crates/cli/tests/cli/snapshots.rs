@@ -3,6 +3,7 @@
 //! (`INSTA_UPDATE=always cargo nextest run -p cudapkgs -E 'test(/snapshots/)'`, then read
 //! the diff before committing it).
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::common::{fixture, run_in};
@@ -114,7 +115,7 @@ fn flags_in_every_format() {
         let args = [
             "flags", "--cuda", "12.9", "--gpu", "L40S", "--format", format,
         ];
-        all.push_str(&format!("$ cudapkgs {}\n", args.join(" ")));
+        let _ = writeln!(all, "$ cudapkgs {}", args.join(" "));
         all.push_str(&output_of(0, &args));
     }
     insta::assert_snapshot!(all);
@@ -219,11 +220,12 @@ fn a_store_described_path_by_path() {
     ] {
         let (code, stdout, stderr) = on_store(dir, json, words, operands);
         let json = if json { "--json " } else { "" };
-        all.push_str(&format!(
-            "$ cudapkgs {json}{} STORE {} (exit {code})\n",
+        let _ = writeln!(
+            all,
+            "$ cudapkgs {json}{} STORE {} (exit {code})",
             words.join(" "),
             operands.join(" ")
-        ));
+        );
         all.push_str(&stdout);
         all.push_str(&stderr);
     }
