@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error(transparent)]
     Store(#[from] cudapkgs_store::Error),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -1,5 +1,5 @@
-//! How the binary fails: a message that says what went wrong, an optional hint that
-//! says what to do, and the exit code that goes with it.
+//! How the binary fails: a message that says what went wrong, the causes beneath it, an
+//! optional hint that says what to do, and the exit code that goes with it.
 
 use std::fmt;
 
@@ -18,6 +18,8 @@ pub enum Exit {
 #[derive(Debug)]
 pub struct CliError {
     pub message: String,
+    /// What the failure came from, outermost first (`Error::source()`, walked).
+    pub causes: Vec<String>,
     pub hint: Option<String>,
     /// Standard output was closed by its reader: stop quietly.
     pub closed_pipe: bool,
@@ -27,9 +29,26 @@ impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            causes: Vec::new(),
             hint: None,
             closed_pipe: false,
         }
+    }
+
+    /// A library error: its message, and the chain of its sources as the causes.
+    pub fn from_error(error: &dyn std::error::Error) -> Self {
+        Self {
+            causes: causes_of(error),
+            ..Self::new(error.to_string())
+        }
+    }
+
+    /// Adds `cause` and the chain beneath it to the causes: for a failure the binary
+    /// names itself (`cannot read FILE`) over an error that says why.
+    pub fn caused_by(mut self, cause: &dyn std::error::Error) -> Self {
+        self.causes.push(cause.to_string());
+        self.causes.extend(causes_of(cause));
+        self
     }
 
     /// The reader of standard output went away (`cudapkgs … | head`).
@@ -52,6 +71,22 @@ impl CliError {
     }
 }
 
+/// The messages of `error`'s sources, outermost first.
+fn causes_of(error: &dyn std::error::Error) -> Vec<String> {
+    std::iter::successors(error.source(), |cause| cause.source())
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// `error` and its causes on one line (`message: cause: cause`), for a warning or a
+/// report line that has no room for a chain.
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    std::iter::once(error.to_string())
+        .chain(causes_of(error))
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -60,14 +95,54 @@ impl fmt::Display for CliError {
 
 impl From<cudapkgs_caps::Error> for CliError {
     fn from(error: cudapkgs_caps::Error) -> Self {
-        CliError::new(error.to_string())
+        CliError::from_error(&error)
     }
 }
 
 impl From<cudapkgs_caps::OptionsError> for CliError {
     fn from(error: cudapkgs_caps::OptionsError) -> Self {
-        CliError::new(error.to_string())
+        CliError::from_error(&error)
     }
 }
 
 pub type CliResult<T> = Result<T, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open the store")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("/state/db.sqlite")]
+    struct Middle(#[source] std::io::Error);
+
+    fn three_levels() -> Outer {
+        Outer(Middle(std::io::Error::other("permission denied")))
+    }
+
+    #[test]
+    fn from_error_walks_every_source_outermost_first() {
+        let error = CliError::from_error(&three_levels());
+        assert_eq!(error.message, "cannot open the store");
+        assert_eq!(error.causes, ["/state/db.sqlite", "permission denied"]);
+        assert_eq!(error.hint, None);
+    }
+
+    #[test]
+    fn an_error_without_a_source_has_no_causes() {
+        let error = CliError::from_error(&std::io::Error::other("disk full"));
+        assert_eq!(error.message, "disk full");
+        assert!(error.causes.is_empty());
+    }
+
+    #[test]
+    fn one_line_joins_the_message_and_its_causes() {
+        assert_eq!(
+            one_line(&three_levels()),
+            "cannot open the store: /state/db.sqlite: permission denied"
+        );
+    }
+}

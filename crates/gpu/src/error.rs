@@ -29,7 +29,7 @@ pub enum GpuError {
     },
     #[error("{0}")]
     Wrong(String),
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}", .path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,

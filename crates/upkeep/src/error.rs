@@ -9,7 +9,7 @@ pub enum Error {
     Config(String),
     #[error("{0}")]
     Shard(String),
-    #[error("results database {path}: {source}")]
+    #[error("results database {path}")]
     Database {
         path: PathBuf,
         #[source]
@@ -17,7 +17,7 @@ pub enum Error {
     },
     #[error("results database {path}: {problem}")]
     Schema { path: PathBuf, problem: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -46,7 +46,7 @@ pub fn run(
         .host_compiler
         .map(|compiler| check_host_compiler(compiler, resolved.cuda))
         .transpose()
-        .map_err(|error| CliError::new(error.to_string()))?;
+        .map_err(|error| CliError::from_error(&error))?;
 
     if format != FlagsFormat::Json {
         for warning in &resolved.warnings {

@@ -14,7 +14,7 @@ use cudapkgs_store::store::{Access, Store};
 
 use crate::cli::StoreLocation;
 use crate::context::{file_roots, open_store_for, resolve_all, store_failure};
-use crate::error::{CliError, CliResult, Exit};
+use crate::error::{CliError, CliResult, Exit, one_line};
 use crate::output::Output;
 use crate::render::demangle;
 use crate::units;
@@ -84,7 +84,7 @@ pub fn child(command: &GpuChildCommand) -> CliResult<Exit> {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();
             cudapkgs_gpu::child::serve_loads(driver, uuid, stdin, stdout)
-                .map_err(|error| CliError::new(error.to_string()))?;
+                .map_err(|error| CliError::from_error(&error))?;
         }
         GpuChildCommand::Smoke {
             test,
@@ -197,7 +197,7 @@ pub fn run(args: &GpuCheckArgs, output: Output) -> CliResult<Exit> {
     let _driver = driver;
     let inputs = inputs(args, output)?;
     let executable = std::env::current_exe()
-        .map_err(|error| CliError::new(format!("cannot find this executable: {error}")))?;
+        .map_err(|error| CliError::new("cannot find this executable").caused_by(&error))?;
     let request = CheckRequest {
         executable,
         driver: report.library.clone(),
@@ -302,7 +302,7 @@ fn record(
             match store.record_gpu_check(path, &record) {
                 Ok(true) => kept += 1,
                 Ok(false) => {}
-                Err(error) => output.warn(format!("results not kept: {error}")),
+                Err(error) => output.warn(format!("results not kept: {}", one_line(&error))),
             }
         }
     }

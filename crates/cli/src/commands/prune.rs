@@ -116,10 +116,11 @@ pub fn run(
             };
             copy_tree(source, output).map_err(|error| {
                 CliError::new(format!(
-                    "cannot copy {} to {}: {error}",
+                    "cannot copy {} to {}",
                     source.display(),
                     output.display()
                 ))
+                .caused_by(&error)
             })?;
             vec![output.clone()]
         }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::cli::{RedistCommand, RedistSource, SplitArgs};
 use crate::context::{fetcher, fetcher_at, load_manifest, mirror, redist_failure};
-use crate::error::{CliError, CliResult, Exit};
+use crate::error::{CliError, CliResult, Exit, one_line};
 use crate::output::Output;
 use crate::progress::ProgressLine;
 use crate::units;
@@ -202,7 +202,7 @@ fn fetch(
                 json.push(serde_json::json!({"package": key, "path": path}));
             }
             Err(error) => {
-                output.error(format!("{key}: {error}"));
+                output.error(format!("{key}: {}", one_line(&error)));
                 failed.get_or_insert(error);
             }
         }

@@ -17,7 +17,7 @@ use cudapkgs_upkeep::{Error as UpkeepError, Job, Outcome, Results, SetConfig, ma
 
 use crate::cli::StoreFolders;
 use crate::context::{fetcher_at, mirror_url};
-use crate::error::{CliError, CliResult, Exit};
+use crate::error::{CliError, CliResult, Exit, one_line};
 use crate::output::Output;
 use crate::settings::{Config, EnvLookup};
 
@@ -125,7 +125,7 @@ pub fn failure(error: &UpkeepError) -> CliError {
         }
         _ => None,
     };
-    let failed = CliError::new(error.to_string());
+    let failed = CliError::from_error(&error);
     match hint {
         Some(hint) => failed.with_hint(hint),
         None => failed,
@@ -188,8 +188,9 @@ impl Catalog for Manifests<'_> {
             download_for_metadata: false,
             jobs: 4,
         };
-        let resolution = resolve(&fetcher, &request, &|_, _, _| {})
-            .map_err(|e| UpkeepError::Catalog(format!("\"all\" for CUDA {cuda}: {e}")))?;
+        let resolution = resolve(&fetcher, &request, &|_, _, _| {}).map_err(|e| {
+            UpkeepError::Catalog(format!("\"all\" for CUDA {cuda}: {}", one_line(&e)))
+        })?;
         Ok(resolution.packages.into_iter().map(|r| r.package).collect())
     }
 }
@@ -325,16 +326,14 @@ fn report(args: &ReportArgs, output: Output, config: &Config) -> CliResult<Exit>
         }
         let text = html::page(&board, cudapkgs_upkeep::results::now_ms());
         cudapkgs_tree::write_file_atomically(page, text.as_bytes()).map_err(|error| {
-            CliError::new(format!(
-                "cannot write the dashboard to {}: {error}",
-                page.display()
-            ))
+            CliError::new(format!("cannot write the dashboard to {}", page.display()))
+                .caused_by(&error)
         })?;
         output.note(format!("dashboard written to {}", page.display()));
     }
     if output.json {
         let mut document = serde_json::to_value(&board)
-            .map_err(|e| CliError::new(format!("cannot write JSON: {e}")))?;
+            .map_err(|e| CliError::new("cannot write JSON").caused_by(&e))?;
         document["html"] = serde_json::json!(args.html);
         Output::print_json(&document)?;
     } else {
