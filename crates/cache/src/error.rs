@@ -15,8 +15,12 @@ pub enum Error {
     #[error("{url}: {problem}")]
     Remote { url: String, problem: String },
     /// A remote cache could not be reached (the connection failed before an answer).
-    #[error("{url}: cannot reach the cache: {problem}")]
-    Unreachable { url: String, problem: String },
+    #[error("{url}: cannot reach the cache")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
     /// What a cache holds is not what it claims (a bad narinfo, hash, size, signature).
     #[error("{what}: {problem}")]
     Untrusted { what: String, problem: String },

@@ -234,6 +234,12 @@ pub fn redist_failure(error: &cudapkgs_redist::Error) -> CliError {
             };
             failed.with_hint(format!("run once online first ({turned_off})"))
         }
+        cudapkgs_redist::Error::NoManifest { .. } => failed.with_hint(
+            "check the release, and the mirror (--base-url or CUDAPKGS_REDIST_URL) that should have it",
+        ),
+        cudapkgs_redist::Error::NoReleaseFolder { .. } => failed.with_hint(
+            "check the mirror (--base-url or CUDAPKGS_REDIST_URL): it has no folder of this product",
+        ),
         _ => failed,
     }
 }

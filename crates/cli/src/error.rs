@@ -64,6 +64,11 @@ impl CliError {
         self
     }
 
+    fn with_optional_hint(mut self, hint: Option<String>) -> Self {
+        self.hint = hint;
+        self
+    }
+
     /// Prefixes the message with where the bad value came from (a flag, a variable, a file).
     pub fn context(mut self, origin: impl fmt::Display) -> Self {
         self.message = format!("{origin}: {}", self.message);
@@ -95,13 +100,69 @@ impl fmt::Display for CliError {
 
 impl From<cudapkgs_caps::Error> for CliError {
     fn from(error: cudapkgs_caps::Error) -> Self {
-        CliError::from_error(&error)
+        let hint = match &error {
+            cudapkgs_caps::Error::Options(options) => options_hint(options),
+            cudapkgs_caps::Error::CompilerLimits(limits) => Some(compiler_limits_hint(limits)),
+            _ => None,
+        };
+        CliError::from_error(&error).with_optional_hint(hint)
     }
 }
 
 impl From<cudapkgs_caps::OptionsError> for CliError {
     fn from(error: cudapkgs_caps::OptionsError) -> Self {
-        CliError::from_error(&error)
+        let hint = options_hint(&error);
+        CliError::from_error(&error).with_optional_hint(hint)
+    }
+}
+
+impl From<cudapkgs_caps::UnknownCompilerLimits> for CliError {
+    fn from(error: cudapkgs_caps::UnknownCompilerLimits) -> Self {
+        CliError::from_error(&error).with_hint(compiler_limits_hint(&error))
+    }
+}
+
+/// The flag that resolves a refused set of GPUs and platform, where one does.
+fn options_hint(error: &cudapkgs_caps::OptionsError) -> Option<String> {
+    use cudapkgs_caps::{HostPlatform, OptionsError};
+    let names = |capabilities: &[cudapkgs_caps::Capability]| {
+        capabilities
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(match error {
+        OptionsError::JetsonOnNonAarch64 {
+            suggested,
+            alternatives,
+            ..
+        } => format!(
+            "use --platform {} or choose from {}",
+            suggested.name(),
+            names(alternatives)
+        ),
+        OptionsError::JetsonNeedsJetsonPlatform { .. } => {
+            format!("use --platform {}", HostPlatform::Aarch64Jetson.name())
+        }
+        OptionsError::NonJetsonOnJetsonPlatform { .. } => format!(
+            "use --platform {} for them",
+            HostPlatform::Aarch64Server.name()
+        ),
+        _ => return None,
+    })
+}
+
+fn compiler_limits_hint(error: &cudapkgs_caps::UnknownCompilerLimits) -> String {
+    format!("choose --cuda {} or later", error.oldest)
+}
+
+/// A warning about the GPU options, with the flag that silences it.
+pub fn options_warning(warning: &cudapkgs_caps::OptionsWarning) -> String {
+    match warning {
+        cudapkgs_caps::OptionsWarning::SpecificPtxReplaced { .. } => {
+            format!("{warning}; add a baseline capability or use --no-forward-compat")
+        }
     }
 }
 

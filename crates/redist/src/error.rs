@@ -35,11 +35,28 @@ pub enum Error {
     /// An archive refused for safety or damage; nothing of it was kept.
     #[error("{archive}: {problem}; nothing was unpacked")]
     BadArchive { archive: PathBuf, problem: String },
+    /// A pkg-config or CMake file of a package that points at the system's `/usr/`.
+    #[error("{path}: line {line}: `{text}` refers to /usr/")]
+    UsrReference {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
     /// A package tree the fix-ups or the split refuse.
     #[error("{path}: {problem}")]
     BadPackage { path: PathBuf, problem: String },
     #[error("{0}")]
     NotFound(String),
+    /// A mirror that has no manifest of the release: another release, or another mirror.
+    #[error("{url}: no manifest for {redist} {release}")]
+    NoManifest {
+        url: String,
+        redist: String,
+        release: String,
+    },
+    /// A mirror that has no folder of the product.
+    #[error("{url}: no release folder for {redist}")]
+    NoReleaseFolder { url: String, redist: String },
 }
 
 impl Error {
@@ -47,15 +64,21 @@ impl Error {
     /// the work folder the archive was unpacked in, which is gone when anyone reads it.
     #[must_use]
     pub fn naming_archive(self, tree: &std::path::Path, archive: &std::path::Path) -> Self {
+        let named = |path: PathBuf| match path.strip_prefix(tree) {
+            Ok(inside) if inside.as_os_str().is_empty() => archive.to_owned(),
+            Ok(inside) => archive.join(inside),
+            Err(_) => path,
+        };
         match self {
-            Error::BadPackage { path, problem } => {
-                let path = match path.strip_prefix(tree) {
-                    Ok(inside) if inside.as_os_str().is_empty() => archive.to_owned(),
-                    Ok(inside) => archive.join(inside),
-                    Err(_) => path,
-                };
-                Error::BadPackage { path, problem }
-            }
+            Error::BadPackage { path, problem } => Error::BadPackage {
+                path: named(path),
+                problem,
+            },
+            Error::UsrReference { path, line, text } => Error::UsrReference {
+                path: named(path),
+                line,
+                text,
+            },
             other => other,
         }
     }

@@ -30,6 +30,22 @@ pub enum Error {
         url: String,
         problem: String,
     },
+    /// A request to the issue tracker that got no answer to read.
+    #[error("{method} {url}")]
+    TrackerUnreachable {
+        method: &'static str,
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
+    /// An answer of the issue tracker that is not the JSON it promised.
+    #[error("{method} {url}: the answer is not JSON")]
+    TrackerAnswer {
+        method: &'static str,
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{0}")]
     Catalog(String),
 }

@@ -233,7 +233,11 @@ pub fn split(args: &SplitArgs, output: Output) -> CliResult<Exit> {
         args.allow_usr,
         Limits::default(),
     )
-    .map_err(|error| redist_failure(&error))?;
+    .map_err(|error| match error {
+        cudapkgs_redist::Error::UsrReference { .. } => redist_failure(&error)
+            .with_hint("pass --allow-usr if the package is meant to use the system's /usr/"),
+        other => redist_failure(&other),
+    })?;
     for fixup in &done.fixups {
         output.detail(fixup);
     }

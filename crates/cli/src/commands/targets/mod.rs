@@ -201,7 +201,7 @@ fn request(
     let options = resolved.options.resolve()?;
     if !output.json {
         for warning in &options.warnings {
-            output.warn(warning);
+            output.warn(crate::error::options_warning(warning));
         }
     }
     Ok(Some(Request::new(options)))

@@ -120,7 +120,9 @@ pub fn run(
 pub fn failure(error: &UpkeepError) -> CliError {
     let hint = match error {
         UpkeepError::Config(_) => Some("see docs/upkeep.md for the [upkeep] table"),
-        UpkeepError::Tracker { .. } => {
+        UpkeepError::Tracker { .. }
+        | UpkeepError::TrackerUnreachable { .. }
+        | UpkeepError::TrackerAnswer { .. } => {
             Some("check --github-repo, --github-api and the token in GITHUB_TOKEN")
         }
         _ => None,
