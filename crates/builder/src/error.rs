@@ -60,10 +60,12 @@ pub enum Error {
     /// `--strict-targets` and a kernel with no usable image.
     #[error("{0}")]
     Targets(String),
-    #[error("{path}: {problem}")]
+    /// A library or executable of a package that the ELF reader or patcher refuses.
+    #[error("{path}")]
     Elf {
         path: std::path::PathBuf,
-        problem: String,
+        #[source]
+        source: cudapkgs_elf::Error,
     },
 }
 

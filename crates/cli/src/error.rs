@@ -37,17 +37,22 @@ impl CliError {
 
     /// A library error: its message, and the chain of its sources as the causes.
     pub fn from_error(error: &dyn std::error::Error) -> Self {
+        let message = error.to_string();
+        let mut causes = causes_of(error);
+        // An error of another project that shows its source as well returns it too.
+        causes.retain(|cause| !message.contains(cause.as_str()));
         Self {
-            causes: causes_of(error),
-            ..Self::new(error.to_string())
+            causes,
+            ..Self::new(message)
         }
     }
 
     /// Adds `cause` and the chain beneath it to the causes: for a failure the binary
     /// names itself (`cannot read FILE`) over an error that says why.
     pub fn caused_by(mut self, cause: &dyn std::error::Error) -> Self {
-        self.causes.push(cause.to_string());
-        self.causes.extend(causes_of(cause));
+        let cause = CliError::from_error(cause);
+        self.causes.push(cause.message);
+        self.causes.extend(cause.causes);
         self
     }
 
@@ -76,18 +81,28 @@ impl CliError {
     }
 }
 
-/// The messages of `error`'s sources, outermost first.
+/// The messages of `error`'s sources, outermost first. Where one message holds the next
+/// (or the next holds it, as SQLite's code under its words), the fuller one is kept: an
+/// error that shows its source and returns it too says it once.
 fn causes_of(error: &dyn std::error::Error) -> Vec<String> {
-    std::iter::successors(error.source(), |cause| cause.source())
-        .map(ToString::to_string)
-        .collect()
+    let mut causes: Vec<String> = Vec::new();
+    for cause in std::iter::successors(error.source(), |cause| cause.source()) {
+        let text = cause.to_string();
+        match causes.last_mut() {
+            Some(last) if last.contains(&text) => {}
+            Some(last) if text.contains(last.as_str()) => *last = text,
+            _ => causes.push(text),
+        }
+    }
+    causes
 }
 
 /// `error` and its causes on one line (`message: cause: cause`), for a warning or a
 /// report line that has no room for a chain.
 pub fn one_line(error: &dyn std::error::Error) -> String {
-    std::iter::once(error.to_string())
-        .chain(causes_of(error))
+    let error = CliError::from_error(error);
+    std::iter::once(error.message)
+        .chain(error.causes)
         .collect::<Vec<_>>()
         .join(": ")
 }
@@ -197,6 +212,31 @@ mod tests {
         let error = CliError::from_error(&std::io::Error::other("disk full"));
         assert_eq!(error.message, "disk full");
         assert!(error.causes.is_empty());
+    }
+
+    /// An error that shows its source in its own message, as many outside this project do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}: {1}")]
+    struct Showing(&'static str, #[source] std::io::Error);
+
+    /// A source that says more than the error above it (SQLite's code under its words).
+    #[derive(Debug, thiserror::Error)]
+    #[error("file is not a database")]
+    struct Brief(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("db.sqlite is not a usable store database")]
+    struct Unusable(#[source] Brief);
+
+    #[test]
+    fn a_cause_said_twice_is_printed_once() {
+        let error = CliError::from_error(&Showing("db.sqlite", std::io::Error::other("locked")));
+        assert_eq!(error.message, "db.sqlite: locked");
+        assert!(error.causes.is_empty(), "{:?}", error.causes);
+
+        let detailed = std::io::Error::other("Error code 26: file is not a database");
+        let error = CliError::from_error(&Unusable(Brief(detailed)));
+        assert_eq!(error.causes, ["Error code 26: file is not a database"]);
     }
 
     #[test]

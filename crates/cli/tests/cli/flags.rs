@@ -213,7 +213,8 @@ fn every_refusal_exits_2_naming_the_value_and_the_choices() {
         stderr.contains("\nhint: use --platform aarch64-jetson or choose from "),
         "{stderr}"
     );
-    let stderr = refused_flags(&[
+    let stderr = refused(&[
+        "flags",
         "--platform",
         "aarch64-server",
         "--cuda",

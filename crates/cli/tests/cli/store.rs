@@ -1256,7 +1256,10 @@ fn a_write_that_fails_during_an_add_names_the_file_and_the_cause() {
     let stderr = String::from_utf8(output.stderr).expect("utf-8");
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(&format!("{}/part000.bin: File too large", target.display())),
+        stderr.contains(&format!(
+            "{}/part000.bin\n  caused by: File too large",
+            target.display()
+        )),
         "{stderr}"
     );
     assert!(!stderr.contains(".cudapkgs-"), "{stderr}");
