@@ -82,7 +82,7 @@ pub fn resolve_all(store: &Store, paths: &[String]) -> CliResult<Vec<String>> {
 
 /// A store's failure, with what to do about it.
 pub fn store_failure(error: &cudapkgs_store::Error) -> CliError {
-    let failed = CliError::from_error(&error);
+    let failed = CliError::from_error(error);
     match store_hint(error) {
         Some(hint) => failed.with_hint(hint),
         None => failed,
@@ -218,7 +218,7 @@ pub fn load_manifest(source: &RedistSource, fetcher: &Fetcher) -> CliResult<Mani
 
 /// A download's or an archive's failure, with what to do about it.
 pub fn redist_failure(error: &cudapkgs_redist::Error) -> CliError {
-    let failed = CliError::from_error(&error);
+    let failed = CliError::from_error(error);
     match error {
         cudapkgs_redist::Error::TooLarge { .. } => failed.with_hint(format!(
             "if the file is genuine, raise the limit with {MAX_DOWNLOAD_VARIABLE} (bytes, or with K, M, G or T)"
@@ -436,7 +436,7 @@ pub fn s3_credentials() -> Option<Credentials> {
 /// A cache's failure, with what to do about it.
 pub fn cache_failure(error: &cudapkgs_cache::Error) -> CliError {
     use cudapkgs_cache::Error;
-    let failed = CliError::from_error(&error);
+    let failed = CliError::from_error(error);
     match error {
         Error::Store(store) => store_failure(store),
         Error::Untrusted { .. } => {

@@ -19,6 +19,9 @@ pub enum Error {
     },
     #[error("{url}: {problem}")]
     Download { url: String, problem: String },
+    /// A server that answered that it has no such file (HTTP 404).
+    #[error("{url}: HTTP 404: not found")]
+    Absent { url: String },
     /// What the fetcher would have to download while it may not use the network.
     #[error("{url}: not in the download cache, and the network is not used")]
     Offline { url: String },

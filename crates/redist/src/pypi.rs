@@ -181,7 +181,7 @@ pub fn wheels(fetcher: &Fetcher, index_url: &str, project: &str) -> Result<Vec<W
                 .collect()
         })
         .map_err(|error| match error {
-            Error::Download { problem, .. } if problem.contains("404") => {
+            Error::Absent { .. } => {
                 Error::NotFound(format!("{page}: the index has no project `{project}`"))
             }
             other => other,

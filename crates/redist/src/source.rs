@@ -48,7 +48,7 @@ impl Mirror {
         fetcher
             .get_document(&url, "application/json", |text| Manifest::parse(text, &url))
             .map_err(|error| match error {
-                Error::Download { url, problem } if problem.contains("404") => Error::NoManifest {
+                Error::Absent { url } => Error::NoManifest {
                     url,
                     redist: redist.to_owned(),
                     release: version.to_owned(),
@@ -75,12 +75,10 @@ impl Mirror {
                     Ok(text.to_owned())
                 })
                 .map_err(|error| match error {
-                    Error::Download { url, problem } if problem.contains("404") => {
-                        Error::NoReleaseFolder {
-                            url,
-                            redist: redist.to_owned(),
-                        }
-                    }
+                    Error::Absent { url } => Error::NoReleaseFolder {
+                        url,
+                        redist: redist.to_owned(),
+                    },
                     other => other,
                 })?;
             page.split(['"', '\'', '<', '>', '/', ' '])

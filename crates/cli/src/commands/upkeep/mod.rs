@@ -127,7 +127,7 @@ pub fn failure(error: &UpkeepError) -> CliError {
         }
         _ => None,
     };
-    let failed = CliError::from_error(&error);
+    let failed = CliError::from_error(error);
     match hint {
         Some(hint) => failed.with_hint(hint),
         None => failed,
