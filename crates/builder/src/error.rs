@@ -39,6 +39,9 @@ pub enum Error {
         /// The release's major, which such an index still serves (its newest wheels).
         major: u32,
     },
+    /// A package that a CUDA release's manifest does not list.
+    #[error("CUDA {release} has no package `{package}`")]
+    NoSuchPackage { release: String, package: String },
     /// A `DT_NEEDED` entry that is a path (`/etc/hostname`, `../libx.so`), not a library
     /// file name: the loader would take it from outside every runpath.
     #[error(

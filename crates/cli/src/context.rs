@@ -269,6 +269,10 @@ pub fn resolve_failure(error: BuildError) -> CliError {
                 "only pre-releases match ({}); pass --pre to take them",
                 prereleases.join(", ")
             )),
+        BuildError::NoSuchPackage { ref release, .. } => CliError::from_error(&error)
+            .with_hint(format!(
+                "`cudapkgs redist list --release {release}` shows the packages"
+            )),
         BuildError::ReleaseUnknown { major, .. } => CliError::from_error(&error).with_hint(
             format!(
                 "give the major alone (--cuda {major}) for the newest wheels, or pin versions with PACKAGE==VERSION"

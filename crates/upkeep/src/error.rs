@@ -9,6 +9,12 @@ pub enum Error {
     Config(String),
     #[error("{0}")]
     Shard(String),
+    /// A plan asked to spread over no runner at all.
+    #[error("a plan needs at least one shard")]
+    NoShards,
+    /// A GitHub repository that is not `OWNER/NAME`.
+    #[error("`{0}` is no GitHub repository: expected OWNER/NAME")]
+    BadRepository(String),
     #[error("results database {path}")]
     Database {
         path: PathBuf,

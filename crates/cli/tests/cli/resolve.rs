@@ -472,6 +472,10 @@ fn nvidia_releases_reach_separate_products_and_bring_what_libraries_need() {
     // A package of no release is refused by name.
     let (code, _, stderr) = nvidia(&["--cuda", "12.9.1", "libnothing"]);
     common::assert_refused(code, &stderr, "CUDA 12.9.1 has no package `libnothing`");
+    assert!(
+        stderr.contains("hint: `cudapkgs redist list --release 12.9.1` shows the packages"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -781,6 +781,14 @@ fn verify_finds_changed_and_unregistered_paths_and_repairs_leftovers() {
     let mut bytes = std::fs::read(&library).expect("read");
     bytes[100] ^= 1;
     std::fs::write(&library, bytes).expect("write");
+    // Without --repair the stray is reported with the flag that removes it.
+    let (code, report, _) = run(&[&["store", "verify"][..], &root].concat());
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("-stray: not registered (--repair removes it)\n"),
+        "{report}"
+    );
+    assert!(stray.exists());
     let (code, report, _) = run(&[&["store", "verify", "--repair"][..], &root].concat());
     assert_eq!(code, 1, "{report}");
     assert!(

@@ -30,9 +30,7 @@ impl GitHub {
             !owner.is_empty() && !name.is_empty() && !name.contains('/')
         });
         if !valid {
-            return Err(Error::Config(format!(
-                "--github-repo `{repository}`: expected OWNER/NAME"
-            )));
+            return Err(Error::BadRepository(repository.to_owned()));
         }
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(60)))

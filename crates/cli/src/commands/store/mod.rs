@@ -262,6 +262,14 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     ]
 }
 
+/// A problem `store verify` found, with the flag that mends it where one does.
+fn problem_line(problem: &Problem) -> String {
+    match problem {
+        Problem::Unregistered { removed: false, .. } => format!("{problem} (--repair removes it)"),
+        other => other.to_string(),
+    }
+}
+
 /// `cudapkgs store verify`.
 fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<Exit> {
     let access = if repair {
@@ -273,7 +281,7 @@ fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<E
     let Verification { checked, problems } = store
         .verify(repair)
         .map_err(|error| store_failure(&error))?;
-    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let lines: Vec<String> = problems.iter().map(problem_line).collect();
     if output.json {
         Output::print_json(&VerifyReport {
             valid_paths: checked,

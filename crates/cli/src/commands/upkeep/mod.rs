@@ -248,7 +248,10 @@ fn plan_command(args: &PlanArgs, output: Output, config: &Config) -> CliResult<E
 fn matrix_command(args: &MatrixArgs, config: &Config) -> CliResult<Exit> {
     let set = set_of(config)?;
     let (all, _, _) = jobs_of(&set, None)?;
-    let shards = matrix::shards(all.len(), args.shards).map_err(|e| failure(&e))?;
+    let shards = matrix::shards(all.len(), args.shards).map_err(|e| match e {
+        UpkeepError::NoShards => failure(&e).with_hint("pass --shards 1 or more"),
+        other => failure(&other),
+    })?;
     let document = match args.format {
         MatrixFormat::Github => matrix::github(&shards).map_err(|e| failure(&e))?,
         MatrixFormat::Buildkite => matrix::buildkite(&shards, &args.program),

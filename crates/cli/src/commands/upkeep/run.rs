@@ -93,7 +93,7 @@ fn tracker_of(
             )
         })?;
         let github = GitHub::new(&args.github_api, repository, &token, &labels[0])
-            .map_err(|e| failure(&e))?;
+            .map_err(|e| failure(&e).context("--github-repo"))?;
         return Ok(Some(Box::new(github)));
     }
     if let Some(folder) = &args.issues_dir {
