@@ -17,6 +17,16 @@ pub enum Error {
         at: String,
         problem: String,
     },
+    /// A manifest or index page that does not parse as JSON at all.
+    #[error("{origin}: {at}: not {what}")]
+    NotJson {
+        origin: String,
+        at: String,
+        /// What the text should have been (`JSON`, `the JSON form of a simple index page`).
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{url}: {problem}")]
     Download { url: String, problem: String },
     /// A server that answered that it has no such file (HTTP 404).
