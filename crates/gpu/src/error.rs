@@ -46,3 +46,18 @@ fn looked_in(folders: &[PathBuf]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+impl GpuError {
+    /// The message and the chain of its sources on one line (`message: cause`), for a
+    /// result that carries the failure as text (a probe's, a smoke test's).
+    pub(crate) fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(inner) = cause {
+            text.push_str(": ");
+            text.push_str(&inner.to_string());
+            cause = inner.source();
+        }
+        text
+    }
+}
