@@ -39,8 +39,8 @@ impl CliError {
     pub fn from_error(error: &dyn std::error::Error) -> Self {
         let message = error.to_string();
         let mut causes = causes_of(error);
-        // An error of another project that shows its source as well returns it too.
-        causes.retain(|cause| !message.contains(cause.as_str()));
+        // An error of another project may show its source and return it as well: once is enough.
+        causes.retain(|cause| !message.ends_with(cause.as_str()));
         Self {
             causes,
             ..Self::new(message)
@@ -81,16 +81,16 @@ impl CliError {
     }
 }
 
-/// The messages of `error`'s sources, outermost first. Where one message holds the next
-/// (or the next holds it, as SQLite's code under its words), the fuller one is kept: an
-/// error that shows its source and returns it too says it once.
+/// The messages of `error`'s sources, outermost first. Where one message ends with the
+/// next (or the next with it, as SQLite's code under its words), the fuller one is kept:
+/// an error that shows its source and returns it too says it once.
 fn causes_of(error: &dyn std::error::Error) -> Vec<String> {
     let mut causes: Vec<String> = Vec::new();
     for cause in std::iter::successors(error.source(), |cause| cause.source()) {
         let text = cause.to_string();
         match causes.last_mut() {
-            Some(last) if last.contains(&text) => {}
-            Some(last) if text.contains(last.as_str()) => *last = text,
+            Some(last) if last.ends_with(&text) => {}
+            Some(last) if text.ends_with(last.as_str()) => *last = text,
             _ => causes.push(text),
         }
     }
