@@ -6,7 +6,7 @@ pub enum Error {
     Redist(#[from] cudapkgs_redist::Error),
     #[error(transparent)]
     Store(#[from] cudapkgs_store::Error),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: std::path::PathBuf,
         #[source]
@@ -23,6 +23,25 @@ pub enum Error {
         problem: String,
         hint: Option<String>,
     },
+    /// Wheels that match the request, all of them pre-releases, which it does not take.
+    #[error("{problem}")]
+    OnlyPrereleases {
+        problem: String,
+        /// The pre-releases that would match, newest first.
+        prereleases: Vec<String>,
+    },
+    /// A full release (`12.6`) asked of an index that has no `cuda-toolkit`, whose pins
+    /// are what tie a release's wheels together.
+    #[error("{index} has no cuda-toolkit, so the wheels of CUDA {release} are not known")]
+    ReleaseUnknown {
+        index: String,
+        release: String,
+        /// The release's major, which such an index still serves (its newest wheels).
+        major: u32,
+    },
+    /// A package that a CUDA release's manifest does not list.
+    #[error("CUDA {release} has no package `{package}`")]
+    NoSuchPackage { release: String, package: String },
     /// A `DT_NEEDED` entry that is a path (`/etc/hostname`, `../libx.so`), not a library
     /// file name: the loader would take it from outside every runpath.
     #[error(
@@ -44,10 +63,12 @@ pub enum Error {
     /// `--strict-targets` and a kernel with no usable image.
     #[error("{0}")]
     Targets(String),
-    #[error("{path}: {problem}")]
+    /// A library or executable of a package that the ELF reader or patcher refuses.
+    #[error("{path}")]
     Elf {
         path: std::path::PathBuf,
-        problem: String,
+        #[source]
+        source: cudapkgs_elf::Error,
     },
 }
 

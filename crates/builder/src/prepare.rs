@@ -155,9 +155,9 @@ pub fn prepare(
             if matches!(*output, "stubs" | "static") || !bytes.starts_with(b"\x7fELF") {
                 continue;
             }
-            let info = cudapkgs_elf::read_dynamic(bytes).map_err(|e| Error::Elf {
+            let info = cudapkgs_elf::read_dynamic(bytes).map_err(|source| Error::Elf {
                 path: path.clone(),
-                problem: e.to_string(),
+                source,
             })?;
             if info.has_dynamic {
                 elf_files.push(ElfFile {

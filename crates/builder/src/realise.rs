@@ -613,11 +613,10 @@ fn set_runpath(path: &Path, runpath: &str) -> Result<(), Error> {
         runpath: change,
         ..Changes::default()
     };
-    let elf = |e: &dyn std::fmt::Display| Error::Elf {
+    let plan = cudapkgs_elf::patch::plan(bytes, &changes).map_err(|source| Error::Elf {
         path: path.to_owned(),
-        problem: e.to_string(),
-    };
-    let plan = cudapkgs_elf::patch::plan(bytes, &changes).map_err(|e| elf(&e))?;
+        source,
+    })?;
     cudapkgs_elf::write::rewrite(path, &plan).map_err(|e| Error::io(path, e))
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("{0}")]
     Location(String),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -15,15 +15,19 @@ pub enum Error {
     #[error("{url}: {problem}")]
     Remote { url: String, problem: String },
     /// A remote cache could not be reached (the connection failed before an answer).
-    #[error("{url}: cannot reach the cache: {problem}")]
-    Unreachable { url: String, problem: String },
+    #[error("{url}: cannot reach the cache")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
     /// What a cache holds is not what it claims (a bad narinfo, hash, size, signature).
     #[error("{what}: {problem}")]
     Untrusted { what: String, problem: String },
     /// A path or object that the cache does not have.
     #[error("{0}")]
     Missing(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] cudapkgs_store::Error),
     #[error("{0}")]
     Unsupported(String),
@@ -54,4 +58,17 @@ impl Error {
             problem: problem.into(),
         }
     }
+}
+
+/// `error` and the chain of its sources on one line (`message: cause: cause`), for an
+/// answer over HTTP, which has no room for more.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }

@@ -173,9 +173,7 @@ impl fmt::Display for CompilerVerdict {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "no host-compiler limits are known for CUDA {cuda}: the table starts at CUDA {oldest}; choose --cuda {oldest} or later"
-)]
+#[error("no host-compiler limits are known for CUDA {cuda}: the table starts at CUDA {oldest}")]
 pub struct UnknownCompilerLimits {
     pub cuda: CudaVersion,
     pub oldest: CudaVersion,

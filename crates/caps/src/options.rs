@@ -60,8 +60,7 @@ impl fmt::Display for OptionsWarning {
                 write!(
                     f,
                     "forward compatibility with {highest} as the highest capability makes little sense: \
-                     {} PTX runs on {reach} only, so the PTX is emitted as {} instead; \
-                     add a baseline capability or use --no-forward-compat",
+                     {} PTX runs on {reach} only, so the PTX is emitted as {} instead",
                     highest.compute_name(),
                     ptx.compute_name()
                 )
@@ -96,17 +95,17 @@ pub enum OptionsError {
         supported: Vec<Capability>,
     },
     #[error(
-        "Jetson {} {} {} an aarch64 host, but the host platform is {platform}; use --platform {} or choose from {}",
+        "Jetson {} {} {} an aarch64 host, but the host platform is {platform}",
         plural(jetson.len(), "capability", "capabilities"),
         join(jetson),
-        plural(jetson.len(), "needs", "need"),
-        suggested.name(),
-        join(alternatives)
+        plural(jetson.len(), "needs", "need")
     )]
     JetsonOnNonAarch64 {
         jetson: Vec<Capability>,
         platform: HostPlatform,
+        /// The platform that builds for them.
         suggested: HostPlatform,
+        /// The capabilities the host platform does build for.
         alternatives: Vec<Capability>,
     },
     #[error(
@@ -121,7 +120,7 @@ pub enum OptionsError {
         others: Vec<Capability>,
     },
     #[error(
-        "{} {} {} NVIDIA's Jetson packages, but the host platform is {platform}; use --platform aarch64-jetson",
+        "{} {} {} NVIDIA's Jetson packages, but the host platform is {platform}",
         plural(jetson.len(), "capability", "capabilities"),
         join(jetson),
         plural(jetson.len(), "needs", "need")
@@ -131,7 +130,7 @@ pub enum OptionsError {
         platform: HostPlatform,
     },
     #[error(
-        "the aarch64-jetson platform builds only for Jetson boards, but {} {} not; choose from {} or use --platform aarch64-server",
+        "the aarch64-jetson platform builds only for Jetson boards, but {} {} not; choose from {} or build for aarch64-server",
         join(others),
         plural(others.len(), "is", "are"),
         join(jetson_choices)
@@ -392,14 +391,33 @@ mod tests {
             .expect_err("jetson")
             .to_string();
         assert!(
-            text.starts_with("Jetson capability 8.7 needs an aarch64 host, but the host platform is x86_64; use --platform aarch64-jetson"),
+            text.starts_with(
+                "Jetson capability 8.7 needs an aarch64 host, but the host platform is x86_64"
+            ),
             "{text}"
         );
-        let text = options("13.0", Some("11.0"))
-            .resolve()
-            .expect_err("thor")
-            .to_string();
-        assert!(text.contains("use --platform aarch64-server"), "{text}");
+        let error = options("12.6", Some("8.7")).resolve().expect_err("jetson");
+        assert!(
+            matches!(
+                error,
+                OptionsError::JetsonOnNonAarch64 {
+                    suggested: HostPlatform::Aarch64Jetson,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let error = options("13.0", Some("11.0")).resolve().expect_err("thor");
+        assert!(
+            matches!(
+                error,
+                OptionsError::JetsonOnNonAarch64 {
+                    suggested: HostPlatform::Aarch64Server,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
     }
 
     #[test]
@@ -428,8 +446,11 @@ mod tests {
     fn jetson_platform_and_capabilities_must_agree() {
         let mut server = options("12.6", Some("8.7"));
         server.platform = HostPlatform::Aarch64Server;
-        let text = server.resolve().expect_err("server").to_string();
-        assert!(text.contains("use --platform aarch64-jetson"), "{text}");
+        let error = server.resolve().expect_err("server");
+        assert!(
+            matches!(error, OptionsError::JetsonNeedsJetsonPlatform { .. }),
+            "{error:?}"
+        );
 
         let mut board = options("12.6", Some("9.0"));
         board.platform = HostPlatform::Aarch64Jetson;

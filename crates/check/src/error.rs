@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error(transparent)]
     Store(#[from] cudapkgs_store::Error),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -14,6 +14,13 @@ pub enum Error {
     },
     #[error("{path}: {problem}")]
     Policy { path: PathBuf, problem: String },
+    /// A policy file that TOML, or the policy's fields, do not read.
+    #[error("{path}: not a policy file")]
+    PolicySyntax {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
     /// A package's record of its files that cannot be read as one.
     #[error("{path}: {problem}")]
     Record { path: PathBuf, problem: String },

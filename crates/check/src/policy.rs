@@ -133,7 +133,10 @@ impl Policy {
             path: origin.to_owned(),
             problem,
         };
-        let file: PolicyFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let file: PolicyFile = toml::from_str(text).map_err(|source| Error::PolicySyntax {
+            path: origin.to_owned(),
+            source,
+        })?;
         let mut policy = Policy::default();
         for name in file.deny {
             policy.deny_name(&name).map_err(|e| bad(e.to_string()))?;
@@ -227,7 +230,16 @@ mod tests {
             .expect_err("unknown rule");
         assert!(error.to_string().contains("p.toml"), "{error}");
         assert!(error.to_string().contains("`headers`"), "{error}");
-        assert!(Policy::parse("denied = []\n", Path::new("p.toml")).is_err());
+        // A file that is no policy names the file; TOML's reading of it is the cause.
+        let error = Policy::parse("denied = []\n", Path::new("p.toml")).expect_err("unknown key");
+        assert_eq!(error.to_string(), "p.toml: not a policy file");
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        assert!(
+            cause
+                .as_deref()
+                .is_some_and(|cause| cause.contains("denied")),
+            "{cause:?}"
+        );
         let targets = Policy::parse(
             "capabilities = [\"8.6\", \"sm_90a\"]\ndriver-dir = \"/opt/driver\"\n",
             Path::new("p.toml"),

@@ -99,7 +99,7 @@ pub fn resolve_all(store: &Store, paths: &[String]) -> CliResult<Vec<String>> {
 
 /// A store's failure, with what to do about it.
 pub fn store_failure(error: &cudapkgs_store::Error) -> CliError {
-    let failed = CliError::new(error.to_string());
+    let failed = CliError::from_error(error);
     match store_hint(error) {
         Some(hint) => failed.with_hint(hint),
         None => failed,
@@ -247,7 +247,7 @@ pub fn load_manifest(source: &RedistSource, fetcher: &Fetcher) -> CliResult<Mani
 
 /// A download's or an archive's failure, with what to do about it.
 pub fn redist_failure(error: &cudapkgs_redist::Error) -> CliError {
-    let failed = CliError::new(error.to_string());
+    let failed = CliError::from_error(error);
     match error {
         cudapkgs_redist::Error::TooLarge { .. } => failed.with_hint(format!(
             "if the file is genuine, raise the limit with {MAX_DOWNLOAD_VARIABLE} (bytes, or with K, M, G or T)"
@@ -263,6 +263,12 @@ pub fn redist_failure(error: &cudapkgs_redist::Error) -> CliError {
             };
             failed.with_hint(format!("run once online first ({turned_off})"))
         }
+        cudapkgs_redist::Error::NoManifest { .. } => failed.with_hint(
+            "check the release, and the mirror (--base-url or CUDAPKGS_REDIST_URL) that should have it",
+        ),
+        cudapkgs_redist::Error::NoReleaseFolder { .. } => failed.with_hint(
+            "check the mirror (--base-url or CUDAPKGS_REDIST_URL): it has no folder of this product",
+        ),
         _ => failed,
     }
 }
@@ -271,9 +277,9 @@ pub fn redist_failure(error: &cudapkgs_redist::Error) -> CliError {
 pub fn build_failure(error: BuildError) -> CliError {
     match error {
         BuildError::Redist(error) => redist_failure(&error),
-        BuildError::Targets(_) => CliError::new(error.to_string())
+        BuildError::Targets(_) => CliError::from_error(&error)
             .with_hint("without --strict-targets they are warnings; --gpu and --capabilities name the GPUs checked"),
-        other => CliError::new(other.to_string()),
+        other => CliError::from_error(&other),
     }
 }
 
@@ -287,6 +293,20 @@ pub fn resolve_failure(error: BuildError) -> CliError {
                 None => failed,
             }
         }
+        BuildError::OnlyPrereleases { ref prereleases, .. } => CliError::from_error(&error)
+            .with_hint(format!(
+                "only pre-releases match ({}); pass --pre to take them",
+                prereleases.join(", ")
+            )),
+        BuildError::NoSuchPackage { ref release, .. } => CliError::from_error(&error)
+            .with_hint(format!(
+                "`cudapkgs redist list --release {release}` shows the packages"
+            )),
+        BuildError::ReleaseUnknown { major, .. } => CliError::from_error(&error).with_hint(
+            format!(
+                "give the major alone (--cuda {major}) for the newest wheels, or pin versions with PACKAGE==VERSION"
+            ),
+        ),
         other => build_failure(other),
     }
 }
@@ -410,11 +430,15 @@ pub fn trusted_keys(values: &crate::settings::Sourced<Vec<String>>) -> CliResult
         let key = match PublicKey::parse(value) {
             Ok(key) => key,
             Err(_) if Path::new(value).is_file() => {
-                PublicKey::parse(&read_key_file(Path::new(value))?)
-                    .map_err(|e| CliError::new(format!("{value}: {e}")).context(&values.source))?
+                PublicKey::parse(&read_key_file(Path::new(value))?).map_err(|e| {
+                    CliError::from_error(&e)
+                        .context(value)
+                        .context(&values.source)
+                })?
             }
             Err(error) => {
-                return Err(CliError::new(format!("`{value}`: {error}"))
+                return Err(CliError::from_error(&error)
+                    .context(format!("`{value}`"))
                     .context(&values.source)
                     .with_hint(
                         "give name:base64 as in Nix's trusted-public-keys, or a file holding it",
@@ -429,7 +453,7 @@ pub fn trusted_keys(values: &crate::settings::Sourced<Vec<String>>) -> CliResult
 /// Reads a key file, naming it on failure.
 pub fn read_key_file(path: &Path) -> CliResult<String> {
     std::fs::read_to_string(path).map_err(|e| {
-        CliError::new(format!("cannot read {}: {e}", path.display()))
+        CliError::new(format!("cannot read {}", path.display())).caused_by(&e)
             .with_hint("name a key file made by `cudapkgs cache keygen` or `nix-store --generate-binary-cache-key`")
     })
 }
@@ -446,7 +470,7 @@ pub fn s3_credentials() -> Option<Credentials> {
 /// A cache's failure, with what to do about it.
 pub fn cache_failure(error: &cudapkgs_cache::Error) -> CliError {
     use cudapkgs_cache::Error;
-    let failed = CliError::new(error.to_string());
+    let failed = CliError::from_error(error);
     match error {
         Error::Store(store) => store_failure(store),
         Error::Untrusted { .. } => {

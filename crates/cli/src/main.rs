@@ -93,7 +93,7 @@ fn usage_error(error: &clap::Error) -> ExitCode {
         } else {
             tips.join("; ")
         };
-        output::print_error_document(&message, Some(&hint));
+        output::print_error_document(&message, &[], Some(&hint));
     }
     let _ = error.print();
     ExitCode::from(Exit::Usage as u8)

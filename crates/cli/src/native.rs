@@ -20,16 +20,16 @@ pub fn open_driver(folder: Option<&Path>) -> CliResult<(Driver, DriverReport)> {
         root: None,
     };
     let found = search.find().map_err(|error| {
-        CliError::new(error.to_string())
+        CliError::from_error(&error)
             .with_hint("install the NVIDIA driver, or name its folder with --driver-dir")
     })?;
     let driver = Driver::open(&found.library).map_err(|error| match error {
-        GpuError::Stub(_) => CliError::new(error.to_string()).with_hint(
+        GpuError::Stub(_) => CliError::from_error(&error).with_hint(
             "a stub folder is on the way to the driver: name the real one with --driver-dir",
         ),
-        other => CliError::new(other.to_string()),
+        other => CliError::from_error(&other),
     })?;
-    let report = DriverReport::of(&driver).map_err(|error| CliError::new(error.to_string()))?;
+    let report = DriverReport::of(&driver).map_err(|error| CliError::from_error(&error))?;
     Ok((driver, report))
 }
 

@@ -55,7 +55,7 @@ impl Output {
         // Stdout is line-buffered; pretty JSON has a line per field.
         let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
         serde_json::to_writer_pretty(&mut stdout, value)
-            .map_err(|error| CliError::new(format!("cannot write JSON: {error}")))?;
+            .map_err(|error| CliError::new("cannot write JSON").caused_by(&error))?;
         writeln!(stdout).map_err(|error| write_error(&error))?;
         stdout.flush().map_err(|error| write_error(&error))
     }
@@ -80,9 +80,12 @@ impl Output {
     /// Reports a failure on stderr, and as JSON on stdout when JSON was asked for.
     pub fn report_error(self, error: &CliError) {
         if self.json {
-            print_error_document(&error.message, error.hint.as_deref());
+            print_error_document(&error.message, &error.causes, error.hint.as_deref());
         }
         anstream::eprintln!("{ERROR}error:{ERROR:#} {}", error.message);
+        for cause in &error.causes {
+            anstream::eprintln!("  {CAUSE}caused by:{CAUSE:#} {cause}");
+        }
         if let Some(hint) = &error.hint {
             anstream::eprintln!("{HINT}hint:{HINT:#} {hint}");
         }
@@ -93,6 +96,7 @@ impl Output {
 const ERROR: Style = AnsiColor::Red.on_default().bold();
 const WARNING: Style = AnsiColor::Yellow.on_default().bold();
 const HINT: Style = AnsiColor::Cyan.on_default().bold();
+const CAUSE: Style = Style::new().bold();
 /// A check that failed and one that passed, in text on stdout.
 pub const FAILED: Style = AnsiColor::Red.on_default().bold();
 pub const PASSED: Style = AnsiColor::Green.on_default();
@@ -118,17 +122,25 @@ pub struct ErrorDocument<'a> {
     pub error: ErrorBody<'a>,
 }
 
-/// What went wrong and, when known, what to do about it.
+/// What went wrong, what that came from and, when known, what to do about it.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorBody<'a> {
+    /// What failed and where: a path, a URL, a package.
     pub message: &'a str,
+    /// The errors beneath the message, outermost first (an operating system's or a
+    /// database's own message, say); empty when the message is all there is.
+    pub causes: &'a [String],
     pub hint: Option<&'a str>,
 }
 
 /// The JSON document of a failure, on stdout.
-pub fn print_error_document(message: &str, hint: Option<&str>) {
+pub fn print_error_document(message: &str, causes: &[String], hint: Option<&str>) {
     let document = serde_json::to_value(ErrorDocument {
-        error: ErrorBody { message, hint },
+        error: ErrorBody {
+            message,
+            causes,
+            hint,
+        },
     })
     .unwrap_or_default();
     let mut stdout = io::stdout().lock();
@@ -140,5 +152,5 @@ fn write_error(error: &io::Error) -> CliError {
     if error.kind() == io::ErrorKind::BrokenPipe {
         return CliError::closed_pipe();
     }
-    CliError::new(format!("cannot write to standard output: {error}"))
+    CliError::new("cannot write to standard output").caused_by(&error)
 }

@@ -151,11 +151,9 @@ impl Config {
 
     fn read(path: &Path) -> CliResult<Config> {
         let text = std::fs::read_to_string(path).map_err(|error| {
-            CliError::new(format!(
-                "cannot read configuration file {}: {error}",
-                path.display()
-            ))
-            .with_hint("pass an existing file to --config, or remove the setting")
+            CliError::new(format!("cannot read configuration file {}", path.display()))
+                .caused_by(&error)
+                .with_hint("pass an existing file to --config, or remove the setting")
         })?;
         Self::parse(&text, path)
     }
@@ -247,7 +245,7 @@ pub fn targets(
 ) -> CliResult<Sourced<Targets>> {
     if let Some(text) = flag_capabilities {
         let list = parse_capability_list(text)
-            .map_err(|error| CliError::new(error.to_string()).context("--capabilities"))?;
+            .map_err(|error| CliError::from_error(&error).context("--capabilities"))?;
         return Ok(Sourced {
             value: Targets::Capabilities(list),
             source: Source::Flag("--capabilities"),
@@ -269,8 +267,7 @@ pub fn targets(
         }
         (Some(text), None) => {
             let list = parse_capability_list(&text).map_err(|error| {
-                CliError::new(error.to_string())
-                    .context("environment variable CUDAPKGS_CAPABILITIES")
+                CliError::from_error(&error).context("environment variable CUDAPKGS_CAPABILITIES")
             })?;
             return Ok(Sourced {
                 value: Targets::Capabilities(list),
@@ -414,7 +411,7 @@ fn cuda_version(
 ) -> CliResult<Option<Sourced<CudaVersion>>> {
     let parse = |text: &str, origin: String| {
         CudaVersion::parse_release(text)
-            .map_err(|error| CliError::new(error.to_string()).context(origin))
+            .map_err(|error| CliError::from_error(&error).context(origin))
     };
     if let Some((value, name)) = flag {
         return Ok(Some(Sourced {
@@ -903,7 +900,7 @@ pub fn config_host_compiler(config: &Config) -> CliResult<Option<HostCompiler>> 
         .as_deref()
         .map(|text| {
             text.parse::<HostCompiler>()
-                .map_err(|error| CliError::new(error.to_string()).context(config.source()))
+                .map_err(|error| CliError::from_error(&error).context(config.source()))
         })
         .transpose()
 }

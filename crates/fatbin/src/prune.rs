@@ -93,7 +93,7 @@ pub enum PruneError {
     Read(#[from] Error),
     /// The kernel has an image for the capability today that the pruning would remove.
     #[error(
-        "refusing to prune: kernel {kernel} (container {container:#x}) would lose its only image for {capability}; keep PTX (--keep-ptx auto) or add the capability"
+        "refusing to prune: kernel {kernel} (container {container:#x}) would lose its only image for {capability}"
     )]
     WouldBreak {
         kernel: String,

@@ -36,7 +36,7 @@ pub fn serve_loads(
         let result = probe(&context, &request).unwrap_or_else(|error| ProbeResult {
             load_error: None,
             load_code: None,
-            error: Some(error.to_string()),
+            error: Some(error.with_causes()),
             missing: Vec::new(),
             seconds: 0.0,
         });
@@ -87,7 +87,7 @@ pub fn run_smoke(
         Ok(checked) => {
             format!("{checked}; but CUDA libraries came from outside the paths under test")
         }
-        Err(error) => error.to_string(),
+        Err(error) => error.with_causes(),
     };
     SmokeOutcome {
         passed,

@@ -29,7 +29,7 @@ pub enum GpuError {
     },
     #[error("{0}")]
     Wrong(String),
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}", .path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -45,4 +45,19 @@ fn looked_in(folders: &[PathBuf]) -> String {
         .map(|folder| folder.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+impl GpuError {
+    /// The message and the chain of its sources on one line (`message: cause`), for a
+    /// result that carries the failure as text (a probe's, a smoke test's).
+    pub(crate) fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(inner) = cause {
+            text.push_str(": ");
+            text.push_str(&inner.to_string());
+            cause = inner.source();
+        }
+        text
+    }
 }

@@ -16,7 +16,7 @@ pub enum Error {
     #[error("no randomness for a new key: the system's random source failed")]
     Random,
     /// Reading a tree to serialise it failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

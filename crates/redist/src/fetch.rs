@@ -300,7 +300,7 @@ impl Fetcher {
                 .timeout_global(Some(self.document_timeout()))
                 .build()
                 .call()
-                .map_err(|e| (true, self.describe(&e)))
+                .map_err(|e| (true, failed(self.describe(&e))))
                 .and_then(|response| match response.status().as_u16() {
                     200 => {
                         let mut bytes = Vec::new();
@@ -312,14 +312,21 @@ impl Fetcher {
                             .map(|_| bytes)
                             .map_err(|e| {
                                 match e.get_ref().and_then(|e| e.downcast_ref::<ureq::Error>()) {
-                                    Some(inner) => (true, self.describe(inner)),
-                                    None => (true, e.to_string()),
+                                    Some(inner) => (true, failed(self.describe(inner))),
+                                    None => (true, failed(e.to_string())),
                                 }
                             })
                     }
-                    status @ (408 | 429 | 500..=599) => Err((true, format!("HTTP {status}"))),
-                    404 => Err((false, "HTTP 404: not found".to_owned())),
-                    status => Err((false, format!("HTTP {status}"))),
+                    status @ (408 | 429 | 500..=599) => {
+                        Err((true, failed(format!("HTTP {status}"))))
+                    }
+                    404 => Err((
+                        false,
+                        Error::Absent {
+                            url: url.to_owned(),
+                        },
+                    )),
+                    status => Err((false, failed(format!("HTTP {status}")))),
                 });
             match outcome {
                 Ok(bytes) => return bounded(bytes),
@@ -327,7 +334,7 @@ impl Fetcher {
                     std::thread::sleep(self.backoff * 2u32.saturating_pow(attempt));
                     attempt += 1;
                 }
-                Err((_, problem)) => return Err(failed(problem)),
+                Err((_, error)) => return Err(error),
             }
         }
     }

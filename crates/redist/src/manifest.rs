@@ -84,11 +84,11 @@ impl Manifest {
             at: at.to_owned(),
             problem,
         };
-        let root: Value = serde_json::from_str(text).map_err(|e| {
-            bad(
-                &format!("line {} column {}", e.line(), e.column()),
-                format!("not JSON: {e}"),
-            )
+        let root: Value = serde_json::from_str(text).map_err(|source| Error::NotJson {
+            origin: origin.to_owned(),
+            at: format!("line {} column {}", source.line(), source.column()),
+            what: "JSON",
+            source,
         })?;
         let Value::Object(top) = root else {
             return Err(bad("$", "expected an object of packages".to_owned()));

@@ -181,7 +181,7 @@ pub fn wheels(fetcher: &Fetcher, index_url: &str, project: &str) -> Result<Vec<W
                 .collect()
         })
         .map_err(|error| match error {
-            Error::Download { problem, .. } if problem.contains("404") => {
+            Error::Absent { .. } => {
                 Error::NotFound(format!("{page}: the index has no project `{project}`"))
             }
             other => other,
@@ -198,11 +198,11 @@ pub fn parse_project_page(text: &str, page: &str) -> Result<Vec<Wheel>, Error> {
         at: at.to_owned(),
         problem: problem.to_owned(),
     };
-    let root: Value = serde_json::from_str(text).map_err(|e| {
-        bad(
-            "$",
-            &format!("not the JSON form of a simple index page: {e}"),
-        )
+    let root: Value = serde_json::from_str(text).map_err(|source| Error::NotJson {
+        origin: page.to_owned(),
+        at: "$".to_owned(),
+        what: "the JSON form of a simple index page",
+        source,
     })?;
     let files = root["files"]
         .as_array()

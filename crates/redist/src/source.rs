@@ -48,11 +48,11 @@ impl Mirror {
         fetcher
             .get_document(&url, "application/json", |text| Manifest::parse(text, &url))
             .map_err(|error| match error {
-                Error::Download { url, problem } if problem.contains("404") => {
-                    Error::NotFound(format!(
-                        "{url}: no manifest for {redist} {version} (check the version, and --base-url)"
-                    ))
-                }
+                Error::Absent { url } => Error::NoManifest {
+                    url,
+                    redist: redist.to_owned(),
+                    release: version.to_owned(),
+                },
                 other => other,
             })
     }
@@ -75,9 +75,10 @@ impl Mirror {
                     Ok(text.to_owned())
                 })
                 .map_err(|error| match error {
-                    Error::Download { url, problem } if problem.contains("404") => Error::NotFound(
-                        format!("{url}: no release folder for {redist} (check --base-url)"),
-                    ),
+                    Error::Absent { url } => Error::NoReleaseFolder {
+                        url,
+                        redist: redist.to_owned(),
+                    },
                     other => other,
                 })?;
             page.split(['"', '\'', '<', '>', '/', ' '])

@@ -302,13 +302,10 @@ fn refuse_usr(dir: &Dir) -> Result<(), Error> {
             .map_err(io_at(dir, &relative))?;
         let text = String::from_utf8_lossy(&text);
         if let Some((number, line)) = text.lines().enumerate().find(|(_, l)| l.contains("/usr/")) {
-            return Err(Error::BadPackage {
+            return Err(Error::UsrReference {
                 path: dir.path().join(&relative),
-                problem: format!(
-                    "line {}: `{}` refers to /usr/ (allow it with --allow-usr if that is intended)",
-                    number + 1,
-                    line.trim()
-                ),
+                line: number + 1,
+                text: line.trim().to_owned(),
             });
         }
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -16,7 +16,7 @@ pub enum Error {
     Changed(PathBuf),
     /// Writing the copy of `path` into the store failed (a full disk, say); the
     /// temporary copy is gone, so the message names the file that was being copied.
-    #[error("{path}: cannot copy it into the store folder {folder}: {source}")]
+    #[error("{path}: cannot copy it into the store folder {folder}")]
     Copying {
         path: PathBuf,
         folder: PathBuf,
@@ -109,16 +109,24 @@ pub enum Error {
         "{0} is Nix's database: its store is only read (path-info, closure, why, diff, store verify), never changed, and its roots are Nix's"
     )]
     NixDatabase(PathBuf),
-    #[error("{path} is not a usable store database ({problem})")]
-    CorruptDatabase { path: PathBuf, problem: String },
+    #[error("{path} is not a usable store database")]
+    CorruptDatabase {
+        path: PathBuf,
+        #[source]
+        source: Corruption,
+    },
     #[error(
         "{0} holds a transaction that a killed process left unfinished, which only a user who can write it can roll back"
     )]
     Interrupted(PathBuf),
     #[error("{0}: this user cannot write it")]
     NotWritable(PathBuf),
-    #[error("{path}: {problem}")]
-    Sqlite { path: PathBuf, problem: String },
+    #[error("store database {path}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("the store was opened read-only; {0} needs a store opened for writing")]
     ReadOnly(&'static str),
     #[error("store database: {0}")]
@@ -126,6 +134,17 @@ pub enum Error {
     /// What Nix's formats refuse (other than the kinds above).
     #[error(transparent)]
     Nix(cudapkgs_nix::Error),
+}
+
+/// What makes a file no usable store database.
+#[derive(Debug, thiserror::Error)]
+pub enum Corruption {
+    /// SQLite's own judgement: not a database, or a damaged one.
+    #[error(transparent)]
+    Sqlite(rusqlite::Error),
+    /// A database, but not one with a store's tables.
+    #[error("it has no {0} table")]
+    MissingTable(&'static str),
 }
 
 /// Nix's formats' errors as this crate's: the kinds both have keep their variant here,

@@ -17,7 +17,7 @@ pub mod snapshot;
 pub mod store;
 pub mod why;
 
-pub use error::Error;
+pub use error::{Corruption, Error};
 pub use records::{GpuCheckRecord, check_time};
 
 /// The folder `path` is in (`.` for a bare name).

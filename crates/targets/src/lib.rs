@@ -30,7 +30,7 @@ pub use write::{open_root, replace_file};
 /// Every way this crate refuses input.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         #[source]

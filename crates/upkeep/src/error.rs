@@ -9,7 +9,13 @@ pub enum Error {
     Config(String),
     #[error("{0}")]
     Shard(String),
-    #[error("results database {path}: {source}")]
+    /// A plan asked to spread over no runner at all.
+    #[error("a plan needs at least one shard")]
+    NoShards,
+    /// A GitHub repository that is not `OWNER/NAME`.
+    #[error("`{0}` is no GitHub repository: expected OWNER/NAME")]
+    BadRepository(String),
+    #[error("results database {path}")]
     Database {
         path: PathBuf,
         #[source]
@@ -17,7 +23,7 @@ pub enum Error {
     },
     #[error("results database {path}: {problem}")]
     Schema { path: PathBuf, problem: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -29,6 +35,22 @@ pub enum Error {
         method: &'static str,
         url: String,
         problem: String,
+    },
+    /// A request to the issue tracker that got no answer to read.
+    #[error("{method} {url}")]
+    TrackerUnreachable {
+        method: &'static str,
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
+    /// An answer of the issue tracker that is not the JSON it promised.
+    #[error("{method} {url}: the answer is not JSON")]
+    TrackerAnswer {
+        method: &'static str,
+        url: String,
+        #[source]
+        source: serde_json::Error,
     },
     #[error("{0}")]
     Catalog(String),

@@ -13,7 +13,7 @@ pub const GITHUB_MAX_JOBS: usize = 256;
 /// shards than jobs (an empty shard would start a runner for nothing), at least one.
 pub fn shards(jobs: usize, wanted: usize) -> Result<Vec<Shard>, Error> {
     if wanted == 0 {
-        return Err(Error::Shard("--shards must be at least 1".to_owned()));
+        return Err(Error::NoShards);
     }
     let count = wanted.min(jobs).max(1);
     Ok((1..=count).map(|index| Shard { index, count }).collect())

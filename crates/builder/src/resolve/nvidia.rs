@@ -197,11 +197,9 @@ fn find(
             if want.by.is_some() {
                 return Ok(None);
             }
-            return Err(Error::Resolve {
-                problem: format!("CUDA {release} has no package `{}`", want.package),
-                hint: Some(
-                    "`cudapkgs redist list --release RELEASE` shows the packages".to_owned(),
-                ),
+            return Err(Error::NoSuchPackage {
+                release: release.to_owned(),
+                package: want.package.clone(),
             });
         };
         if !allowed(package) {

@@ -230,32 +230,22 @@ fn no_wheel(
         _ => format!(" of {versions}"),
     };
     let release = pins.map_or_else(String::new, |p| format!(" (CUDA {})", p.release));
-    let (problem, hint) = match why {
-        NoWheel::NoneForSystem => (
-            format!("{project}: no wheel for {system} in {index}"),
-            "no version has a wheel for this system".to_owned(),
-        ),
+    match why {
+        NoWheel::NoneForSystem => Error::Resolve {
+            problem: format!("{project}: no wheel for {system} in {index}"),
+            hint: Some("no version has a wheel for this system".to_owned()),
+        },
         NoWheel::NoVersion {
-            available,
             prereleases_matching,
-        } => {
-            let hint = if prereleases_matching.is_empty() {
-                format!("versions with a wheel: {}", available.join(", "))
-            } else {
-                format!(
-                    "only pre-releases match ({}); pass --pre to take them",
-                    prereleases_matching.join(", ")
-                )
-            };
-            (
-                format!("{project}: no wheel{wanted}{release} for {system} in {index}"),
-                hint,
-            )
-        }
-    };
-    Error::Resolve {
-        problem,
-        hint: Some(hint),
+            ..
+        } if !prereleases_matching.is_empty() => Error::OnlyPrereleases {
+            problem: format!("{project}: no wheel{wanted}{release} for {system} in {index}"),
+            prereleases: prereleases_matching,
+        },
+        NoWheel::NoVersion { available, .. } => Error::Resolve {
+            problem: format!("{project}: no wheel{wanted}{release} for {system} in {index}"),
+            hint: Some(format!("versions with a wheel: {}", available.join(", "))),
+        },
     }
 }
 
@@ -279,14 +269,10 @@ fn release_pins(
             return Ok(None);
         }
         Err(cudapkgs_redist::Error::NotFound(_)) => {
-            return Err(Error::Resolve {
-                problem: format!(
-                    "{index} has no {TOOLKIT}, so the wheels of CUDA {} are not known",
-                    request.cuda
-                ),
-                hint: Some(format!(
-                    "give the major alone (--cuda {major}) for the newest wheels, or pin versions with PACKAGE==VERSION"
-                )),
+            return Err(Error::ReleaseUnknown {
+                index: index.to_owned(),
+                release: request.cuda.clone(),
+                major,
             });
         }
         Err(other) => return Err(other.into()),

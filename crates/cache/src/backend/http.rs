@@ -120,7 +120,7 @@ impl HttpBackend {
                     return outcome.map_err(|e| match e {
                         ureq::Error::Io(_) | ureq::Error::ConnectionFailed => Error::Unreachable {
                             url: self.url(key),
-                            problem: e.to_string(),
+                            source: e,
                         },
                         other => self.remote(key, other),
                     });

@@ -147,7 +147,7 @@ impl S3Backend {
         self.client.agent.run(request).map_err(|e| match e {
             ureq::Error::Io(_) | ureq::Error::ConnectionFailed => Error::Unreachable {
                 url: format!("{}/{key}", self.describe()),
-                problem: e.to_string(),
+                source: e,
             },
             other => self.remote(key, other),
         })

@@ -16,6 +16,7 @@ use cudapkgs_store::store::Store;
 use super::http::{self, Payload, Request, Response, byte_range};
 use super::{Config, Source};
 use crate::backend::{Body, check_key};
+use crate::error::with_causes;
 use crate::verify::{HashingWriter, sha256_field};
 use crate::{CACHE_INFO_KEY, Error, NARINFO_LIMIT, narinfo_key, records};
 
@@ -123,7 +124,7 @@ pub(crate) fn answer(
             Error::Remote { .. } | Error::Unreachable { .. } => 502,
             _ => 500,
         };
-        Response::text(status, &error.to_string())
+        Response::text(status, &with_causes(&error))
     });
     (response, has_body)
 }
@@ -556,11 +557,11 @@ fn put_narinfo(
     match backend.size(&info.url) {
         Ok(Some(_)) => {}
         Ok(None) => return Err((409, format!("push {} before its narinfo", info.url))),
-        Err(e) => return Err((502, e.to_string())),
+        Err(e) => return Err((502, with_causes(&e))),
     }
     backend
         .put_bytes(&narinfo_key(hash), text.as_bytes(), NARINFO_TYPE)
-        .map_err(|e| (500, e.to_string()))
+        .map_err(|e| (500, with_causes(&e)))
 }
 
 /// A build record: well formed, under its own key, and only once the cache has a
@@ -586,12 +587,12 @@ fn put_record(
         match backend.size(&narinfo_key(hash)) {
             Ok(Some(_)) => {}
             Ok(None) => return Err((409, format!("push {path} before the record naming it"))),
-            Err(e) => return Err((502, e.to_string())),
+            Err(e) => return Err((502, with_causes(&e))),
         }
     }
     backend
         .put_bytes(&records::record_key(build), text.as_bytes(), "text/plain")
-        .map_err(|e| (500, e.to_string()))
+        .map_err(|e| (500, with_causes(&e)))
 }
 
 fn put_nar(
@@ -599,13 +600,13 @@ fn put_nar(
     key: &str,
     body: &mut impl Read,
 ) -> Result<(), (u16, String)> {
-    let failed = |e: Error| (500, e.to_string());
+    let failed = |e: Error| (500, with_causes(&e));
     let temporary = crate::backend::temporary_file(backend).map_err(failed)?;
     let (file, temporary) = temporary.into_parts();
     let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
     std::io::copy(body, &mut out).map_err(|e| (400, format!("reading the body failed: {e}")))?;
     let (buffered, digest, _) = out.finish();
-    buffered.into_inner().map_err(|e| (500, e.to_string()))?;
+    buffered.into_inner().map_err(|e| (500, with_causes(&e)))?;
     // A NAR named by its file hash (as Nix and cudapkgs name them) must have that hash.
     let name = key.trim_start_matches("nar/");
     let stem = name.split('.').next().unwrap_or_default();

@@ -218,7 +218,7 @@ fn secret_key(flag: Option<&Path>, output: Output) -> CliResult<Option<SecretKey
     let path = file.value.as_path();
     SecretKey::parse(&read_key_file(path)?)
         .map(Some)
-        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+        .map_err(|e| CliError::new(path.display().to_string()).caused_by(&e))
 }
 
 /// `cache gc --json`; its keys (and each removed file's) in the order of their names,
@@ -333,7 +333,7 @@ fn collect(url: &str, older_than: u64, dry_run: bool, output: Output) -> CliResu
 fn keygen(name: &str, secret_file: &Path, public_file: &Path, output: Output) -> CliResult<Exit> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
-    let key = SecretKey::generate(name).map_err(|e| CliError::new(e.to_string()))?;
+    let key = SecretKey::generate(name).map_err(|e| CliError::from_error(&e))?;
     for path in [secret_file, public_file] {
         if path.symlink_metadata().is_ok() {
             return Err(
@@ -350,7 +350,7 @@ fn keygen(name: &str, secret_file: &Path, public_file: &Path, output: Output) ->
             .mode(mode)
             .open(path)
             .and_then(|mut file| file.write_all(text.as_bytes()))
-            .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| CliError::new(format!("cannot write {}", path.display())).caused_by(&e))
     };
     write(secret_file, &key.to_text(), 0o600)?;
     if let Err(error) = write(public_file, &key.public().to_text(), 0o644) {

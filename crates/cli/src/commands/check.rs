@@ -118,7 +118,7 @@ pub fn run(
     let report =
         cudapkgs_check::check_closure(&store, &roots, &policy).map_err(|error| match error {
             cudapkgs_check::Error::Store(error) => store_failure(&error),
-            other => CliError::new(other.to_string()),
+            other => CliError::from_error(&other),
         })?;
     print(&report, output)?;
     Ok(if report.violations.is_empty() {
@@ -153,7 +153,7 @@ fn run_on_files(
 ) -> CliResult<Exit> {
     let (roots, search, threads) = file_roots(paths, tree, output)?;
     let report = cudapkgs_check::check_files(&roots, &search, policy, threads)
-        .map_err(|error| CliError::new(error.to_string()))?;
+        .map_err(|error| CliError::from_error(&error))?;
     let violations: Vec<FileViolationReport> = report
         .violations
         .iter()
@@ -231,20 +231,20 @@ fn policy(
     let mut policy = match &args.policy {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|error| CliError::new(format!("{}: {error}", path.display())))?;
-            Policy::parse(&text, path).map_err(|error| CliError::new(error.to_string()))?
+                .map_err(|error| CliError::new(path.display().to_string()).caused_by(&error))?;
+            Policy::parse(&text, path).map_err(|error| CliError::from_error(&error))?
         }
         None => Policy::default(),
     };
     for name in &args.deny {
         policy
             .deny_name(name)
-            .map_err(|error| CliError::new(format!("--deny: {error}")))?;
+            .map_err(|error| CliError::from_error(&error).context("--deny"))?;
     }
     for rule in &args.allow {
         policy
             .allow_rule(rule)
-            .map_err(|error| CliError::new(format!("--allow: {error}")))?;
+            .map_err(|error| CliError::from_error(&error).context("--allow"))?;
     }
     // Flags beat the policy file; the environment and cudapkgs.toml fill in what the
     // file leaves open.

@@ -8,7 +8,7 @@ use cudapkgs_caps::{
 use serde::Serialize;
 
 use crate::cli::{FlagsArgs, FlagsFormat};
-use crate::error::{CliError, CliResult, Exit};
+use crate::error::{CliError, CliResult, Exit, options_warning};
 use crate::output::{Output, schema_of};
 use crate::settings::{Config, EnvLookup, cuda_settings};
 
@@ -51,11 +51,11 @@ pub fn run(
         .host_compiler
         .map(|compiler| check_host_compiler(compiler, resolved.cuda))
         .transpose()
-        .map_err(|error| CliError::new(error.to_string()))?;
+        .map_err(CliError::from)?;
 
     if format != FlagsFormat::Json {
         for warning in &resolved.warnings {
-            output.warn(warning);
+            output.warn(options_warning(warning));
         }
     }
     print(format, &resolved, verdict.as_ref())?;
@@ -117,7 +117,7 @@ fn print(
             tensorflow: resolved.tensorflow_capabilities(),
             nix: resolved.nix_config(),
             host_compiler: verdict,
-            warnings: resolved.warnings.iter().map(ToString::to_string).collect(),
+            warnings: resolved.warnings.iter().map(options_warning).collect(),
         }),
     }
 }

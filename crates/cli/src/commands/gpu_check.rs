@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::cli::StoreLocation;
 use crate::context::{file_roots, open_store_for, resolve_all, store_failure};
-use crate::error::{CliError, CliResult, Exit};
+use crate::error::{CliError, CliResult, Exit, one_line};
 use crate::output::{Output, schema_of};
 use crate::render::demangle;
 use crate::units;
@@ -85,7 +85,7 @@ pub fn child(command: &GpuChildCommand) -> CliResult<Exit> {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();
             cudapkgs_gpu::child::serve_loads(driver, uuid, stdin, stdout)
-                .map_err(|error| CliError::new(error.to_string()))?;
+                .map_err(|error| CliError::from_error(&error))?;
         }
         GpuChildCommand::Smoke {
             test,
@@ -198,7 +198,7 @@ pub fn run(args: &GpuCheckArgs, output: Output) -> CliResult<Exit> {
     let _driver = driver;
     let inputs = inputs(args, output)?;
     let executable = std::env::current_exe()
-        .map_err(|error| CliError::new(format!("cannot find this executable: {error}")))?;
+        .map_err(|error| CliError::new("cannot find this executable").caused_by(&error))?;
     let request = CheckRequest {
         executable,
         driver: report.library.clone(),
@@ -303,7 +303,7 @@ fn record(
             match store.record_gpu_check(path, &record) {
                 Ok(true) => kept += 1,
                 Ok(false) => {}
-                Err(error) => output.warn(format!("results not kept: {error}")),
+                Err(error) => output.warn(format!("results not kept: {}", one_line(&error))),
             }
         }
     }

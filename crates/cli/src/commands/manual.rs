@@ -31,7 +31,7 @@ pub fn man(format: ManualFormat) -> CliResult<Exit> {
 fn roff() -> CliResult<String> {
     let command = Cli::command();
     let mut page = Vec::new();
-    let write_error = |error: std::io::Error| CliError::new(format!("cannot render: {error}"));
+    let write_error = |error: std::io::Error| CliError::new("cannot render").caused_by(&error);
     let man = clap_mangen::Man::new(command.clone());
     man.render_title(&mut page)
         .and_then(|()| man.render_name_section(&mut page))

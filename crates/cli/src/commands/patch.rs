@@ -229,7 +229,7 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
         refuse_special(root)
             .map_err(|problem| CliError::new(format!("{}: {problem}", root.display())))?;
         let root = std::fs::canonicalize(root)
-            .map_err(|error| CliError::new(format!("{}: {error}", root.display())))?;
+            .map_err(|error| CliError::new(root.display().to_string()).caused_by(&error))?;
         let walk = Walk {
             wants: is_elf,
             zips: false,

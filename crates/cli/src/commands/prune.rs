@@ -123,10 +123,11 @@ pub fn run(
             };
             copy_tree(source, output).map_err(|error| {
                 CliError::new(format!(
-                    "cannot copy {} to {}: {error}",
+                    "cannot copy {} to {}",
                     source.display(),
                     output.display()
                 ))
+                .caused_by(&error)
             })?;
             vec![output.clone()]
         }
@@ -204,7 +205,12 @@ fn prune_file(
 ) -> Result<Option<FileReport>, Failure> {
     let plan = match plan_prune(data, request) {
         Ok(plan) => plan,
-        Err(error @ (PruneError::WouldBreak { .. } | PruneError::Unserved { .. })) => {
+        Err(error @ PruneError::WouldBreak { .. }) => {
+            return Err(Failure::WouldBreak(format!(
+                "{error}; keep PTX (--keep-ptx auto) or add the capability"
+            )));
+        }
+        Err(error @ PruneError::Unserved { .. }) => {
             return Err(Failure::WouldBreak(error.to_string()));
         }
         Err(PruneError::Read(cudapkgs_fatbin::Error::NotRecognized(_))) => return Ok(None),

@@ -5,7 +5,8 @@ use crate::common::{cudapkgs, fixture};
 
 const ESCAPE: char = '\u{1b}';
 
-/// stdout and stderr of a verdict that fails (`FAIL` on stdout) and of a usage error.
+/// stdout and stderr of a verdict that fails (`FAIL` on stdout), of a usage error and of
+/// a failure with a cause (`caused by:` on stderr).
 fn outputs(vars: &[(&str, &str)]) -> Vec<String> {
     let library = fixture("libscale_i.so");
     let library = library.to_str().expect("utf-8");
@@ -13,6 +14,7 @@ fn outputs(vars: &[(&str, &str)]) -> Vec<String> {
     for args in [
         &["inspect", "--gpu", "9.0", library][..],
         &["flags", "--cuda", "x"],
+        &["nar", "hash", "/nonexistent/cudapkgs-colours"],
     ] {
         let (_, stdout, stderr) = cudapkgs()
             .args(args)
@@ -31,6 +33,11 @@ fn colours_follow_clicolor_force_and_no_color() {
     assert!(forced[0].contains(&format!("{ESCAPE}[")), "{:?}", forced[0]);
     assert!(forced[0].contains("FAIL"), "{:?}", forced[0]);
     assert!(forced[3].starts_with(ESCAPE), "{:?}", forced[3]);
+    assert!(
+        forced[5].contains(&format!("\n  {ESCAPE}[")) && forced[5].contains("caused by:"),
+        "{:?}",
+        forced[5]
+    );
     for plain in [
         outputs(&[]),
         outputs(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]),
@@ -40,5 +47,6 @@ fn colours_follow_clicolor_force_and_no_color() {
         }
         assert!(plain[0].contains("FAIL"), "{:?}", plain[0]);
         assert!(plain[3].starts_with("error: "), "{:?}", plain[3]);
+        assert!(plain[5].contains("\n  caused by: "), "{:?}", plain[5]);
     }
 }

@@ -208,6 +208,28 @@ fn every_refusal_exits_2_naming_the_value_and_the_choices() {
         ),
         "{stderr}"
     );
+    // The flag that fits is the binary's hint, not part of the library's message.
+    assert!(
+        stderr.contains("\nhint: use --platform aarch64-jetson or choose from "),
+        "{stderr}"
+    );
+    let stderr = refused(&[
+        "flags",
+        "--platform",
+        "aarch64-server",
+        "--cuda",
+        "12.6",
+        "--capabilities",
+        "8.7",
+    ]);
+    assert!(
+        stderr.contains("NVIDIA's Jetson packages, but the host platform is aarch64-server\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\nhint: use --platform aarch64-jetson\n"),
+        "{stderr}"
+    );
 
     let stderr = refused(&[
         "flags",

@@ -219,6 +219,11 @@ fn refuses_to_leave_a_kernel_without_its_image() {
         stderr.contains("would lose its only image for 9.0"),
         "{stderr}"
     );
+    // The way out names the flag, which the binary adds to the library's refusal.
+    assert!(
+        stderr.contains("keep PTX (--keep-ptx auto) or add the capability"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&lib).expect("read"), before);
 
     // Dry runs write nothing.

@@ -671,3 +671,27 @@ fn split_takes_a_bare_output_name_in_the_current_folder() {
     assert_eq!(code, 0, "{stderr}");
     assert!(dir.path().join("out/include/include/x.h").is_file());
 }
+
+#[test]
+fn a_split_refuses_a_reference_to_usr_and_names_the_flag_that_allows_it() {
+    let dir = tempfile::tempdir().expect("temp");
+    let package = dir.path().join("pkg");
+    std::fs::create_dir_all(package.join("lib/pkgconfig")).expect("mkdir");
+    std::fs::write(
+        package.join("lib/pkgconfig/foo.pc"),
+        "prefix=/usr/local\nName: foo\n",
+    )
+    .expect("write");
+    let out = dir.path().join("out");
+    let (code, _, stderr) = run(&["split", s(&package), "--out", s(&out)]);
+    assert_eq!(code, 2, "{stderr}");
+    // The library says what it found; the binary names the flag.
+    assert!(
+        stderr.contains("foo.pc: line 1: `prefix=/usr/local` refers to /usr/\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: pass --allow-usr"), "{stderr}");
+    let (code, _, stderr) = run(&["split", s(&package), "--out", s(&out), "--allow-usr"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("dev/lib/pkgconfig/foo.pc").is_file());
+}

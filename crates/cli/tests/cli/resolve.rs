@@ -330,6 +330,46 @@ fn pre_releases_only_when_asked_and_metadata_files_verified() {
     common::assert_refused(code, &stderr, "sha256 mismatch");
 }
 
+#[test]
+fn refusals_that_a_flag_would_lift_name_the_flag_in_their_hint() {
+    let dir = tempfile::tempdir().expect("temp");
+    let root = dir.path().join("index");
+    cuda12_index(&root);
+    let server = Server::serve_dir(&root);
+    let cache = dir.path().join("cache");
+
+    // Only a release candidate is new enough: `--pre` would take it.
+    let (code, _, stderr) = plan(&server, &cache, &["--cuda", "12.6", "cudnn>=9.29"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("error: nvidia-cudnn-cu12: no wheel"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: only pre-releases match (9.29.0.1rc1); pass --pre to take them"),
+        "{stderr}"
+    );
+
+    // An index without cuda-toolkit knows no release's wheels: `--cuda 12` would do.
+    let bare = dir.path().join("bare");
+    project(
+        &bare,
+        "nvidia-cudnn-cu12",
+        vec![leaf("nvidia-cudnn-cu12", "9.28.0.42")],
+    );
+    let server = Server::serve_dir(&bare);
+    let (code, _, stderr) = plan(&server, &cache, &["--cuda", "12.6", "cudnn"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("has no cuda-toolkit, so the wheels of CUDA 12.6 are not known"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: give the major alone (--cuda 12) for the newest wheels"),
+        "{stderr}"
+    );
+}
+
 /// The mirror of NVIDIA's layout under `root`: a CUDA 12.9.1 manifest (NVIDIA's record
 /// of cudart, cuBLAS and NVRTC, with cuSOLVER, cuSPARSE and nvJitLink at the versions of
 /// that release), and cuDNN's folder with NVIDIA's 9.13.0 manifest and a newer one
@@ -455,6 +495,10 @@ fn nvidia_releases_reach_separate_products_and_bring_what_libraries_need() {
     // A package of no release is refused by name.
     let (code, _, stderr) = nvidia(&["--cuda", "12.9.1", "libnothing"]);
     common::assert_refused(code, &stderr, "CUDA 12.9.1 has no package `libnothing`");
+    assert!(
+        stderr.contains("hint: `cudapkgs redist list --release 12.9.1` shows the packages"),
+        "{stderr}"
+    );
 }
 
 #[test]

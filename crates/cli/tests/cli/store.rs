@@ -781,6 +781,14 @@ fn verify_finds_changed_and_unregistered_paths_and_repairs_leftovers() {
     let mut bytes = std::fs::read(&library).expect("read");
     bytes[100] ^= 1;
     std::fs::write(&library, bytes).expect("write");
+    // Without --repair the stray is reported with the flag that removes it.
+    let (code, report, _) = run(&[&["store", "verify"][..], &root].concat());
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("-stray: not registered (--repair removes it)\n"),
+        "{report}"
+    );
+    assert!(stray.exists());
     let (code, report, _) = run(&[&["store", "verify", "--repair"][..], &root].concat());
     assert_eq!(code, 1, "{report}");
     assert!(
@@ -1256,7 +1264,10 @@ fn a_write_that_fails_during_an_add_names_the_file_and_the_cause() {
     let stderr = String::from_utf8(output.stderr).expect("utf-8");
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(&format!("{}/part000.bin: File too large", target.display())),
+        stderr.contains(&format!(
+            "{}/part000.bin\n  caused by: File too large",
+            target.display()
+        )),
         "{stderr}"
     );
     assert!(!stderr.contains(".cudapkgs-"), "{stderr}");

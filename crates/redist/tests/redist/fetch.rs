@@ -425,9 +425,12 @@ fn file_urls_read_only_regular_files() {
             )
         });
         for error in [archive.expect_err("refused"), text.expect_err("refused")] {
+            let cause = std::error::Error::source(&error).map(ToString::to_string);
             assert!(
-                error.to_string().contains("not a regular file"),
-                "{url}: {error}"
+                cause
+                    .as_deref()
+                    .is_some_and(|cause| cause.contains("not a regular file")),
+                "{url}: {error}: {cause:?}"
             );
         }
         assert_eq!(files_under(&cache), Vec::<PathBuf>::new());

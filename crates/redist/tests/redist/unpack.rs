@@ -505,7 +505,10 @@ fn a_fifo_named_as_the_archive_is_refused_at_once() {
     let (sender, receiver) = std::sync::mpsc::channel();
     let target = dir.path().join("target");
     std::thread::spawn(move || {
-        let _ = sender.send(unpack(&fifo, &target, Limits::default()).map_err(|e| e.to_string()));
+        let _ = sender.send(unpack(&fifo, &target, Limits::default()).map_err(|e| {
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            format!("{e}: {}", cause.unwrap_or_default())
+        }));
     });
     let result = receiver
         .recv_timeout(std::time::Duration::from_secs(20))

@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::Store;
-use crate::error::Error;
+use crate::error::{Corruption, Error};
 
 /// The database's file name in the state folder.
 pub(super) const DATABASE: &str = "db.sqlite";
@@ -19,13 +19,13 @@ pub(crate) fn sql(database: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
         Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
             Error::CorruptDatabase {
                 path: database.to_owned(),
-                problem: error.to_string(),
+                source: Corruption::Sqlite(error),
             }
         }
         Some(rusqlite::ErrorCode::ReadOnly) => Error::NotWritable(database.to_owned()),
         _ => Error::Sqlite {
             path: database.to_owned(),
-            problem: error.to_string(),
+            source: error,
         },
     }
 }
@@ -267,7 +267,7 @@ pub(super) fn open_read_only(path: &Path) -> Result<(Connection, bool), Error> {
     if !usable {
         return Err(Error::CorruptDatabase {
             path: path.to_owned(),
-            problem: format!("it has no {} table", missing[0].0),
+            source: Corruption::MissingTable(missing[0].0),
         });
     }
     if !missing.is_empty() {

@@ -47,11 +47,7 @@ impl std::fmt::Display for Problem {
             Problem::Unregistered { path, removed } => write!(
                 f,
                 "{path}: not registered{}",
-                if *removed {
-                    "; removed"
-                } else {
-                    " (--repair removes it)"
-                }
+                if *removed { "; removed" } else { "" }
             ),
         }
     }

@@ -30,9 +30,7 @@ impl GitHub {
             !owner.is_empty() && !name.is_empty() && !name.contains('/')
         });
         if !valid {
-            return Err(Error::Config(format!(
-                "--github-repo `{repository}`: expected OWNER/NAME"
-            )));
+            return Err(Error::BadRepository(repository.to_owned()));
         }
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(60)))
@@ -69,12 +67,14 @@ impl GitHub {
             ("PATCH", Some(body)) => self.headers(self.agent.patch(url)).send(body.to_string()),
             _ => self.headers(self.agent.get(url)).call(),
         };
-        let mut response = sent.map_err(|e| failed(e.to_string()))?;
+        let unreachable = |source: ureq::Error| Error::TrackerUnreachable {
+            method,
+            url: url.to_owned(),
+            source,
+        };
+        let mut response = sent.map_err(unreachable)?;
         let status = response.status();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| failed(e.to_string()))?;
+        let text = response.body_mut().read_to_string().map_err(unreachable)?;
         if !status.is_success() {
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
@@ -85,7 +85,11 @@ impl GitHub {
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).map_err(|e| failed(format!("the answer is not JSON: {e}")))
+        serde_json::from_str(&text).map_err(|source| Error::TrackerAnswer {
+            method,
+            url: url.to_owned(),
+            source,
+        })
     }
 
     /// GitHub's headers: its media type, the API version this speaks, the token.

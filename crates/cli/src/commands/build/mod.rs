@@ -24,7 +24,7 @@ use crate::context::{
     build_failure, cache_location, driver_dir, fetcher_at, mirror_url, open_folders,
     redist_failure, resolve_failure, s3_credentials, store_folders, trusted_keys,
 };
-use crate::error::{CliError, CliResult, Exit};
+use crate::error::{CliError, CliResult, Exit, one_line};
 use crate::output::Output;
 use crate::progress::Bars;
 use crate::render::count;
@@ -251,9 +251,9 @@ fn substitute_build(
         // Checked when the settings were read.
         let source = cache_location(url, "--substituter")?;
         let mut attempt = || -> Result<Option<Vec<Built>>, String> {
-            let backend = backend::open(&source, &access, false).map_err(|e| e.to_string())?;
+            let backend = backend::open(&source, &access, false).map_err(|e| one_line(&e))?;
             let Some((text, _signer)) =
-                records::fetch(backend.as_ref(), key, &trusted).map_err(|e| e.to_string())?
+                records::fetch(backend.as_ref(), key, &trusted).map_err(|e| one_line(&e))?
             else {
                 return Ok(None);
             };
@@ -268,8 +268,8 @@ fn substitute_build(
                 },
                 &|_| {},
             )
-            .map_err(|e| e.to_string())?;
-            adopt(store, key, &text, options).map_err(|e| e.to_string())
+            .map_err(|e| one_line(&e))?;
+            adopt(store, key, &text, options).map_err(|e| one_line(&e))
         };
         match attempt() {
             Ok(Some(built)) => return Ok(Some((built, url.clone()))),

@@ -26,7 +26,7 @@ impl Expectation {
     /// with forward compatibility, PTX for the highest (its baseline for `a`/`f`).
     pub fn new(list: &str, forward_compat: bool) -> CliResult<Expectation> {
         let capabilities = parse_capability_list(list)
-            .map_err(|error| CliError::new(error.to_string()).context("--expect-capabilities"))?;
+            .map_err(|error| CliError::from_error(&error).context("--expect-capabilities"))?;
         let resolved = resolve(&capabilities, forward_compat)
             .map_err(|error| CliError::from(error).context("--expect-capabilities"))?;
         Ok(Expectation {

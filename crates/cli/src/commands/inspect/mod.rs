@@ -41,7 +41,8 @@ pub fn run(
             std::fs::create_dir_all(dir)
                 .and_then(|()| Dir::open(dir))
                 .map_err(|error| {
-                    CliError::new(format!("cannot create {}: {error}", dir.display()))
+                    CliError::new(format!("cannot create {}", dir.display()))
+                        .caused_by(&error)
                         .with_hint("--out needs a folder it can write into")
                 })
         })

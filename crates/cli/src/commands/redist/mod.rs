@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::cli::{RedistCommand, RedistSource, SplitArgs};
 use crate::context::{fetcher, fetcher_at, load_manifest, mirror, offline_setting, redist_failure};
-use crate::error::{CliError, CliResult, Exit};
+use crate::error::{CliError, CliResult, Exit, one_line};
 use crate::output::{Output, schema_of};
 use crate::progress::Bars;
 use crate::units;
@@ -239,7 +239,7 @@ fn fetch(
                 json.push(FetchedReport { package: key, path });
             }
             Err(error) => {
-                output.error(format!("{key}: {error}"));
+                output.error(format!("{key}: {}", one_line(&error)));
                 failed.get_or_insert(error);
             }
         }
@@ -270,7 +270,11 @@ pub fn split(args: &SplitArgs, output: Output) -> CliResult<Exit> {
         args.allow_usr,
         Limits::default(),
     )
-    .map_err(|error| redist_failure(&error))?;
+    .map_err(|error| match error {
+        cudapkgs_redist::Error::UsrReference { .. } => redist_failure(&error)
+            .with_hint("pass --allow-usr if the package is meant to use the system's /usr/"),
+        other => redist_failure(&other),
+    })?;
     for fixup in &done.fixups {
         output.detail(fixup);
     }

@@ -64,7 +64,7 @@ pub fn nar(command: &NarCommand, output: Output) -> CliResult<Exit> {
                 return Err(store_failure(&error.into()));
             }
             out.flush().map_err(|error| {
-                CliError::new(format!("cannot write to standard output: {error}"))
+                CliError::new("cannot write to standard output").caused_by(&error)
             })?;
             Ok(Exit::Success)
         }
@@ -286,6 +286,14 @@ struct WhyReport<'a> {
     chain: Option<Vec<HopReport<'a>>>,
 }
 
+/// A problem `store verify` found, with the flag that mends it where one does.
+fn problem_line(problem: &Problem) -> String {
+    match problem {
+        Problem::Unregistered { removed: false, .. } => format!("{problem} (--repair removes it)"),
+        other => other.to_string(),
+    }
+}
+
 /// `cudapkgs store verify`.
 fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<Exit> {
     let access = if repair {
@@ -298,7 +306,7 @@ fn verify(repair: bool, location: &StoreLocation, output: Output) -> CliResult<E
     let Verification { checked, problems } = store
         .verify(repair, &progress)
         .map_err(|error| store_failure(&error))?;
-    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let lines: Vec<String> = problems.iter().map(problem_line).collect();
     if output.json {
         Output::print_json(&VerifyReport {
             valid_paths: checked,
@@ -413,9 +421,9 @@ fn why_file(
 ) -> CliResult<Exit> {
     let (roots, search, threads) = file_roots(&[file.display().to_string()], tree, output)?;
     let inputs = cudapkgs_check::files::Input::read_all(&roots)
-        .map_err(|error| CliError::new(error.to_string()))?;
+        .map_err(|error| CliError::from_error(&error))?;
     let graph = cudapkgs_check::files::FileGraph::build(&inputs, &search, threads)
-        .map_err(|error| CliError::new(error.to_string()))?;
+        .map_err(|error| CliError::from_error(&error))?;
     let from = graph
         .node(file)
         .ok_or_else(|| CliError::new(format!("{}: no dynamic ELF file", file.display())))?;
@@ -481,7 +489,7 @@ fn tree_closure(
 ) -> CliResult<Exit> {
     let (roots, search, threads) = file_roots(paths, tree, output)?;
     let closure = cudapkgs_check::files::tree_closure(&roots, &search, threads)
-        .map_err(|error| CliError::new(error.to_string()))?;
+        .map_err(|error| CliError::from_error(&error))?;
     if let Some(page) = html {
         let treemap = cudapkgs_check::treemap::gather_tree(&closure);
         write_page(page, &cudapkgs_check::treemap::render_html(&treemap))?;
@@ -626,11 +634,9 @@ fn write_page(page: &Path, html: &str) -> CliResult<()> {
             std::io::ErrorKind::NotFound => "create its folder first, or name a page elsewhere",
             _ => "name a page in a folder this user can write (--html FILE)",
         };
-        CliError::new(format!(
-            "cannot write the treemap to {}: {error}",
-            page.display()
-        ))
-        .with_hint(hint)
+        CliError::new(format!("cannot write the treemap to {}", page.display()))
+            .caused_by(&error)
+            .with_hint(hint)
     })
 }
 
@@ -706,7 +712,7 @@ fn info_report(info: &PathInfo) -> InfoReport<'_> {
 
 fn default_name(path: &Path) -> CliResult<String> {
     let absolute = std::fs::canonicalize(path)
-        .map_err(|error| CliError::new(format!("{}: {error}", path.display())))?;
+        .map_err(|error| CliError::new(path.display().to_string()).caused_by(&error))?;
     absolute
         .file_name()
         .and_then(|name| name.to_str())

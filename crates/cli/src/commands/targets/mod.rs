@@ -206,7 +206,7 @@ fn request(
     let options = resolved.options.resolve()?;
     if !output.json {
         for warning in &options.warnings {
-            output.warn(warning);
+            output.warn(crate::error::options_warning(warning));
         }
     }
     Ok(Some(Request::new(options)))
@@ -247,7 +247,7 @@ fn read_input(
     exclude: &[PathBuf],
 ) -> CliResult<(cudapkgs_targets::Origin, Vec<SourceFile>)> {
     let (origin, mut files) = cudapkgs_targets::read(path).map_err(|error| {
-        CliError::new(error.to_string()).with_hint("name a source folder, an sdist or a build file")
+        CliError::from_error(&error).with_hint("name a source folder, an sdist or a build file")
     })?;
     files.retain(|file| !exclude.iter().any(|prefix| file.path.starts_with(prefix)));
     Ok((origin, files))

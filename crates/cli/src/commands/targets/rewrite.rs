@@ -185,10 +185,11 @@ fn write(
             refuse_copy_into_itself(&args.path, out)?;
             cudapkgs_tree::copy_tree(&args.path, out).map_err(|error| {
                 CliError::new(format!(
-                    "cannot copy {} to {}: {error}",
+                    "cannot copy {} to {}",
                     args.path.display(),
                     out.display()
                 ))
+                .caused_by(&error)
                 .with_hint("--out names a folder that does not exist yet")
             })?;
             out.clone()
@@ -208,19 +209,20 @@ fn write(
         ),
         Origin::Tree | Origin::Sdist => (target.clone(), None),
     };
-    let root = cudapkgs_targets::open_root(&root_path).map_err(|e| CliError::new(e.to_string()))?;
+    let root = cudapkgs_targets::open_root(&root_path).map_err(|e| CliError::from_error(&e))?;
     for (file, plan) in changed {
         let relative = named.as_ref().unwrap_or(&file.path);
         cudapkgs_targets::replace_file(&root, relative, plan.new_text.as_bytes())
-            .map_err(|error| CliError::new(error.to_string()))?;
+            .map_err(|error| CliError::from_error(&error))?;
     }
     Ok(target)
 }
 
 /// A copy inside the tree it copies would copy itself without end.
 fn refuse_copy_into_itself(source: &Path, out: &Path) -> CliResult<()> {
-    let source = std::fs::canonicalize(source)
-        .map_err(|error| CliError::new(format!("cannot read {}: {error}", source.display())))?;
+    let source = std::fs::canonicalize(source).map_err(|error| {
+        CliError::new(format!("cannot read {}", source.display())).caused_by(&error)
+    })?;
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

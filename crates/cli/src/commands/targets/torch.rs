@@ -39,7 +39,7 @@ pub(super) fn run(
     config: &Config,
     env: EnvLookup<'_>,
 ) -> CliResult<Exit> {
-    let fail = |error: cudapkgs_targets::Error| CliError::new(error.to_string());
+    let fail = |error: cudapkgs_targets::Error| CliError::from_error(&error);
     let (folder, installations) = torch::find(&args.path).map_err(fail)?;
     if installations.is_empty() {
         return Err(CliError::new(format!(
@@ -62,7 +62,9 @@ pub(super) fn run(
         let shown = folder.join(relative);
         let bytes = root
             .read(relative, cudapkgs_targets::MAX_FILE_BYTES)
-            .map_err(|error| CliError::new(format!("cannot read {}: {error}", shown.display())))?;
+            .map_err(|error| {
+                CliError::new(format!("cannot read {}", shown.display())).caused_by(&error)
+            })?;
         let text = String::from_utf8(bytes)
             .map_err(|_| CliError::new(format!("{} is not UTF-8 text", shown.display())))?;
         let mut list = torch::read_allow_list(&text, &shown).map_err(fail)?;

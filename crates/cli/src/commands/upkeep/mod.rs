@@ -19,7 +19,7 @@ use cudapkgs_upkeep::{Error as UpkeepError, Job, Outcome, Results, SetConfig, ma
 pub use self::json::schemas;
 use crate::cli::StoreFolders;
 use crate::context::{fetcher_at, mirror_url};
-use crate::error::{CliError, CliResult, Exit};
+use crate::error::{CliError, CliResult, Exit, one_line};
 use crate::output::Output;
 use crate::settings::{Config, EnvLookup};
 
@@ -122,12 +122,14 @@ pub fn run(
 pub fn failure(error: &UpkeepError) -> CliError {
     let hint = match error {
         UpkeepError::Config(_) => Some("see docs/upkeep.md for the [upkeep] table"),
-        UpkeepError::Tracker { .. } => {
+        UpkeepError::Tracker { .. }
+        | UpkeepError::TrackerUnreachable { .. }
+        | UpkeepError::TrackerAnswer { .. } => {
             Some("check --github-repo, --github-api and the token in GITHUB_TOKEN")
         }
         _ => None,
     };
-    let failed = CliError::new(error.to_string());
+    let failed = CliError::from_error(error);
     match hint {
         Some(hint) => failed.with_hint(hint),
         None => failed,
@@ -190,8 +192,9 @@ impl Catalog for Manifests<'_> {
             download_for_metadata: false,
             jobs: 4,
         };
-        let resolution = resolve(&fetcher, &request, &cudapkgs_report::Silent)
-            .map_err(|e| UpkeepError::Catalog(format!("\"all\" for CUDA {cuda}: {e}")))?;
+        let resolution = resolve(&fetcher, &request, &cudapkgs_report::Silent).map_err(|e| {
+            UpkeepError::Catalog(format!("\"all\" for CUDA {cuda}: {}", one_line(&e)))
+        })?;
         Ok(resolution.packages.into_iter().map(|r| r.package).collect())
     }
 }
@@ -240,7 +243,10 @@ fn plan_command(args: &PlanArgs, output: Output, config: &Config) -> CliResult<E
 fn matrix_command(args: &MatrixArgs, config: &Config) -> CliResult<Exit> {
     let set = set_of(config)?;
     let (all, _, _) = jobs_of(&set, None)?;
-    let shards = matrix::shards(all.len(), args.shards).map_err(|e| failure(&e))?;
+    let shards = matrix::shards(all.len(), args.shards).map_err(|e| match e {
+        UpkeepError::NoShards => failure(&e).with_hint("pass --shards 1 or more"),
+        other => failure(&other),
+    })?;
     let document = match args.format {
         MatrixFormat::Github => matrix::github(&shards).map_err(|e| failure(&e))?,
         MatrixFormat::Buildkite => matrix::buildkite(&shards, &args.program),
@@ -320,10 +326,8 @@ fn report(args: &ReportArgs, output: Output, config: &Config) -> CliResult<Exit>
         }
         let text = html::page(&board, cudapkgs_upkeep::results::now_ms());
         cudapkgs_tree::write_file_atomically(page, text.as_bytes()).map_err(|error| {
-            CliError::new(format!(
-                "cannot write the dashboard to {}: {error}",
-                page.display()
-            ))
+            CliError::new(format!("cannot write the dashboard to {}", page.display()))
+                .caused_by(&error)
         })?;
         output.note(format!("dashboard written to {}", page.display()));
     }

@@ -93,7 +93,7 @@ fn tracker_of(
             )
         })?;
         let github = GitHub::new(&args.github_api, repository, &token, &labels[0])
-            .map_err(|e| failure(&e))?;
+            .map_err(|e| failure(&e).context("--github-repo"))?;
         return Ok(Some(Box::new(github)));
     }
     if let Some(folder) = &args.issues_dir {
@@ -149,7 +149,7 @@ pub fn run(args: &RunArgs, output: Output, config: &Config, env: EnvLookup<'_>) 
     let mut tracker = tracker_of(&args.tracker, &set.labels, env)?;
     let mut results = Results::open(&results_file).map_err(|e| failure(&e))?;
     let program = std::env::current_exe()
-        .map_err(|e| CliError::new(format!("cannot find this executable to run the jobs: {e}")))?;
+        .map_err(|e| CliError::new("cannot find this executable to run the jobs").caused_by(&e))?;
     let tools = Toolbox {
         program,
         store: store_args(&args.store),
