@@ -102,16 +102,20 @@ pub fn run(before: &str, after: &str, location: &StoreLocation, output: Output) 
     }
     let mut text = String::new();
     for report in &reports {
-        let versions = |list: &[String]| {
-            if list.is_empty() {
-                "∅".to_owned()
-            } else {
-                list.join(", ")
-            }
+        // As `nix store diff-closures` writes them: ∅ absent, ε present without a
+        // version.
+        let versions = |list: &[String], present: bool| match (present, list.is_empty()) {
+            (false, _) => "∅".to_owned(),
+            (true, true) => "ε".to_owned(),
+            (true, false) => list.join(", "),
         };
         let what = match report.change {
             ChangeKind::Size => String::new(),
-            _ => format!("{} → {}, ", versions(report.before), versions(report.after)),
+            change => format!(
+                "{} → {}, ",
+                versions(report.before, change != ChangeKind::Added),
+                versions(report.after, change != ChangeKind::Removed)
+            ),
         };
         let _ = writeln!(
             text,

@@ -169,8 +169,6 @@ fn cuda_and_network_rows() -> Vec<Row> {
                 &INDEX_URL,
                 &SUBSTITUTERS,
                 &TRUSTED_KEYS,
-                &STORE_DIR,
-                &STATE_DIR,
             ],
         ),
         (plan, vec![&OFFLINE]),
@@ -215,6 +213,10 @@ fn cuda_and_network_rows() -> Vec<Row> {
 fn store_rows() -> Vec<Row> {
     let store = vec![&STORE_DIR, &STATE_DIR];
     vec![
+        (
+            vec!["build", "--offline", "--cache", "{work}/dl", "cuda_cudart"],
+            store.clone(),
+        ),
         (vec!["store", "path", "{work}/hello.txt"], vec![&STORE_DIR]),
         (vec!["store", "add", "{work}/hello.txt"], store.clone()),
         (vec!["store", "verify"], store.clone()),

@@ -52,7 +52,12 @@ pub fn run(
         &[("cuda", &release.source), ("capabilities", &targets.source)],
     );
     let (index, offline, caches) = network_settings(args, env, config, output)?;
-    let folders = store_folders(&args.location)?;
+    // A plan needs no store; a build refuses a bad store setting before its long work.
+    let folders = if args.dry_run {
+        None
+    } else {
+        Some(store_folders(&args.location)?)
+    };
     // GPU names resolve with the release asked for; `native` asks this machine's GPUs,
     // which a dry run does not need.
     let native = targets
@@ -92,7 +97,8 @@ pub fn run(
         ));
         tell(&resolution, output);
         if store.is_none() {
-            store = Some(open_folders(&folders, StoreAccess::Create)?);
+            let folders = folders.as_ref().expect("resolved unless a dry run");
+            store = Some(open_folders(folders, StoreAccess::Create)?);
         }
         // A set built before, here or in a substituter, is not downloaded again: the
         // record's key needs only the archives' hashes, which resolution gives.
