@@ -25,6 +25,10 @@ pub enum Phase {
     Verify,
     /// Files read for their device code; counts files.
     Inspect,
+    /// Store paths pushed to a binary cache (or found there); counts paths.
+    Push,
+    /// Store paths copied from a binary cache (or found in the store); counts paths.
+    Copy,
 }
 
 impl Phase {
@@ -35,7 +39,7 @@ impl Phase {
             Phase::Unpack => Unit::None,
             Phase::Split | Phase::Prune | Phase::Inspect => Unit::Files,
             Phase::Add => Unit::Outputs,
-            Phase::Verify => Unit::Paths,
+            Phase::Verify | Phase::Push | Phase::Copy => Unit::Paths,
         }
     }
 
@@ -49,6 +53,8 @@ impl Phase {
             Phase::Add => "patching and adding",
             Phase::Verify => "verifying",
             Phase::Inspect => "inspecting",
+            Phase::Push => "pushing to",
+            Phase::Copy => "copying from",
         }
     }
 
@@ -62,6 +68,8 @@ impl Phase {
             Phase::Add => "patch and add",
             Phase::Verify => "verify",
             Phase::Inspect => "inspect",
+            Phase::Push => "push",
+            Phase::Copy => "copy",
         }
     }
 }

@@ -13,6 +13,7 @@ use cudapkgs_cache::serve::{Config, Logger, Server, Source};
 use cudapkgs_cache::{compress, push, substitute};
 use cudapkgs_nix::narinfo::Compression;
 use cudapkgs_nix::signature::SecretKey;
+use cudapkgs_report::{Phase, Task};
 use cudapkgs_store::store::Access as StoreAccess;
 use serde::Serialize;
 
@@ -23,6 +24,7 @@ use crate::context::{
 };
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::{Output, schema_of};
+use crate::progress::Bars;
 use crate::settings::{self, loaded, process_env};
 
 #[derive(Debug, Subcommand)]
@@ -421,19 +423,24 @@ pub fn push(args: &PushArgs, output: Output) -> CliResult<Exit> {
         private: args.private,
         redistributable: &args.redistributable,
     };
-    let progress = |event: &push::Event| {
-        if let push::Event::Pushed {
+    let bars = Bars::new(output);
+    let task = Task::start(&bars, Phase::Push, &backend.describe(), None);
+    let progress = |event: &push::Event| match event {
+        push::Event::Pushed {
             path, file_size, ..
-        } = event
-        {
+        } => {
+            task.advance(1);
             output.detail(format!(
                 "pushed {path} ({})",
                 crate::units::bytes(*file_size)
             ));
         }
+        push::Event::Present(_) => task.advance(1),
+        push::Event::Record(_) => {}
     };
     let report = push::push(&store, &roots, backend.as_ref(), &options, &progress)
         .map_err(|e| cache_failure(&e))?;
+    drop(task);
     let mut summary = PushReport {
         cache: backend.describe(),
         pushed: Vec::new(),
@@ -639,16 +646,19 @@ pub fn copy(args: &CopyArgs, output: Output) -> CliResult<Exit> {
     };
     let backend = backend::open(&source, &access, false).map_err(|e| cache_failure(&e))?;
     let mut store = open_store(&args.location)?;
-    let progress = |event: &substitute::Event| {
-        if let substitute::Event::Fetched {
+    let bars = Bars::new(output);
+    let task = Task::start(&bars, Phase::Copy, &args.from, None);
+    let progress = |event: &substitute::Event| match event {
+        substitute::Event::Fetched {
             path, file_size, ..
-        } = event
-        {
+        } => {
+            task.advance(1);
             output.detail(format!(
                 "copied {path} ({})",
                 crate::units::bytes(*file_size)
             ));
         }
+        substitute::Event::Present(_) => task.advance(1),
     };
     let report = substitute::substitute(
         &mut store,
@@ -661,6 +671,7 @@ pub fn copy(args: &CopyArgs, output: Output) -> CliResult<Exit> {
         &progress,
     )
     .map_err(|e| cache_failure(&e))?;
+    drop(task);
     let mut summary = CopyReport {
         cache: backend.describe(),
         copied: Vec::new(),

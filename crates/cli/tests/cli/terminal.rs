@@ -162,3 +162,54 @@ fn the_gpu_table_wraps_its_products_within_the_terminal_and_keeps_rows_whole_in_
         );
     }
 }
+
+#[test]
+fn push_and_copy_count_their_paths_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("temp");
+    let work = dir.path();
+    let store = PrivateStore::under(&work.join("a"));
+    let package = work.join("package");
+    std::fs::create_dir(&package).expect("mkdir");
+    std::fs::write(package.join("file"), b"contents").expect("write");
+    let path = store.add(&package);
+    let (secret, public) = (work.join("k.sk"), work.join("k.pub"));
+    let (code, _, stderr) = common::run(&["cache", "keygen", "test-1", s(&secret), s(&public)]);
+    assert_eq!(code, 0, "{stderr}");
+    let cache = format!("file://{}", s(&work.join("cache")));
+
+    let mut push = vec!["push", "--to", &cache, "--secret-key-file", s(&secret)];
+    push.extend(store.args());
+    push.push(&path);
+    let Some(shown) = on_terminal(&push) else {
+        return;
+    };
+    assert!(
+        shown.contains(&format!("pushing to {}", &cache[..20])),
+        "{shown:?}"
+    );
+    assert!(shown.contains(" paths "), "{shown:?}");
+
+    // Another store of the same store folder, under a root of its own.
+    let (root, state) = (work.join("b-root"), work.join("b-state"));
+    let other = [
+        "--store-dir",
+        s(&store.store),
+        "--root",
+        s(&root),
+        "--state-dir",
+        s(&state),
+    ];
+    let mut copy = vec!["copy", "--from", &cache, "--trusted-public-key", s(&public)];
+    copy.extend(other);
+    copy.push(&path);
+    let shown = on_terminal(&copy).expect("script was found above");
+    assert!(
+        shown.contains(&format!("copying from {}", &cache[..20])),
+        "{shown:?}"
+    );
+    let mut info = vec!["path-info"];
+    info.extend(other);
+    info.push(&path);
+    let (code, _, stderr) = common::run(&info);
+    assert_eq!(code, 0, "the copy registered the path: {stderr}");
+}
