@@ -247,3 +247,107 @@ fn registration_times_redacted(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// `cudapkgs ARGS` in `dir` with `{mirror}` and `{dir}` filled in, `dir` redacted from
+/// what it prints; `None` when the mirror is missing outside CI.
+fn in_folder_with_mirror(dir: &Path, code: i32, args: &[&str]) -> Option<String> {
+    let mirror = crate::common::mirror()?;
+    let url = format!("file://{}", crate::common::s(&mirror));
+    let args: Vec<String> = args
+        .iter()
+        .map(|arg| {
+            arg.replace("{mirror}", &url)
+                .replace("{dir}", crate::common::s(dir))
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (got, stdout, stderr) = crate::common::run_in(dir, &args);
+    assert_eq!(got, code, "{args:?}: {stdout}{stderr}");
+    let text = format!("{stdout}{stderr}");
+    Some(
+        text.replace(crate::common::s(dir), "[DIR]")
+            .replace(&url, "[MIRROR]"),
+    )
+}
+
+#[test]
+fn a_release_listed_and_planned_from_a_mirror() {
+    let dir = tempfile::tempdir().expect("temp");
+    let list = [
+        "redist",
+        "list",
+        "--release",
+        "13.0.2",
+        "--base-url",
+        "{mirror}",
+        "--cache",
+        "{dir}/dl",
+        "--system",
+        "linux-x86_64",
+    ];
+    let Some(text) = in_folder_with_mirror(dir.path(), 0, &list) else {
+        return;
+    };
+    insta::assert_snapshot!(text);
+    let json = [&["--json"][..], &list].concat();
+    let json = in_folder_with_mirror(dir.path(), 0, &json).expect("the mirror is there");
+    insta::assert_snapshot!(json);
+    let plan = [
+        "build",
+        "--dry-run",
+        "--source",
+        "nvidia",
+        "--cuda",
+        "13.0.2",
+        "--base-url",
+        "{mirror}",
+        "--cache",
+        "{dir}/dl",
+        "--system",
+        "linux-x86_64",
+        "cuda_nvrtc",
+    ];
+    let text = in_folder_with_mirror(dir.path(), 0, &plan).expect("the mirror is there");
+    insta::assert_snapshot!(text);
+    let json = [&["--json"][..], &plan].concat();
+    let json = in_folder_with_mirror(dir.path(), 0, &json).expect("the mirror is there");
+    insta::assert_snapshot!(json);
+}
+
+#[test]
+fn a_tree_checked_and_its_targets_scanned() {
+    let dir = tempfile::tempdir().expect("temp");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).expect("mkdir");
+    for name in ["libscale_a.so", "libscale_i.so"] {
+        std::fs::copy(fixture(name), tree.join(name)).expect("copy");
+    }
+    std::fs::write(
+        tree.join("CMakeLists.txt"),
+        "project(x LANGUAGES CUDA)\nset(CMAKE_CUDA_ARCHITECTURES \"70;75;80\")\n",
+    )
+    .expect("write");
+    let run = |args: &[&str]| {
+        let (code, stdout, stderr) = crate::common::run_in(dir.path(), args);
+        format!(
+            "$ cudapkgs {} (exit {code})\n{stdout}{stderr}",
+            args.join(" ")
+        )
+    };
+    let mut all = String::new();
+    for args in [
+        // Inside the tree as its own file system: no library of this machine counts.
+        &["check", "--gpu", "H100", "--root-fs", "tree", "./tree"][..],
+        &["--json", "check", "--gpu", "H100", "--root-fs", "tree", "./tree"],
+        &["targets", "scan", "--gpu", "H100", "tree"],
+        &["--json", "targets", "scan", "--gpu", "H100", "tree"],
+    ] {
+        all.push_str(&run(args));
+    }
+    insta::assert_snapshot!(all.replace(crate::common::s(dir.path()), "[DIR]"));
+}
+
+#[test]
+fn the_documents_with_a_schema() {
+    insta::assert_snapshot!(output_of(0, &["schema"]));
+}
