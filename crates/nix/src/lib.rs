@@ -12,6 +12,7 @@ pub mod base32;
 pub mod cache_info;
 mod error;
 pub mod hash;
+pub mod lock;
 pub mod nar;
 pub mod narinfo;
 pub mod scan;

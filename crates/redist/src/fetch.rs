@@ -18,6 +18,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cudapkgs_nix::lock::LockFile;
 use cudapkgs_report::{Phase, Reporter, Task};
 use sha2::{Digest, Sha256};
 
@@ -408,7 +409,10 @@ impl Fetcher {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let partial = partial_dir.join(&request.sha256);
-        let _lock = lock(&partial_dir.join(format!("{}.lock", request.sha256)))?;
+        let lock_path = partial_dir.join(format!("{}.lock", request.sha256));
+        let _lock = LockFile::take(&lock_path, true)
+            .map_err(|e| Error::io(&lock_path, e))?
+            .expect("a waiting lock is always taken");
         // Another process may have finished it while this one waited for the lock.
         if done.is_file() {
             return Ok(done);
@@ -711,7 +715,9 @@ fn trim_partials(folder: &Path, kept: &Path, cap: u64) -> Result<bool, Error> {
         }
         let mut lock_name = path.clone().into_os_string();
         lock_name.push(".lock");
-        let Some(_held) = try_lock(Path::new(&lock_name))? else {
+        let lock_path = Path::new(&lock_name);
+        let Some(_held) = LockFile::take(lock_path, false).map_err(|e| Error::io(lock_path, e))?
+        else {
             continue;
         };
         match std::fs::remove_file(&path) {
@@ -725,33 +731,6 @@ fn trim_partials(folder: &Path, kept: &Path, cap: u64) -> Result<bool, Error> {
         return Ok(false);
     }
     Ok(true)
-}
-
-/// The lock file at `path`, created if needed.
-fn lock_file(path: &Path) -> Result<File, Error> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
-}
-
-/// The lock at `path` if no other process holds it.
-fn try_lock(path: &Path) -> Result<Option<File>, Error> {
-    let file = lock_file(path)?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(file)),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(Error::io(path, e.into())),
-    }
-}
-
-fn lock(path: &Path) -> Result<File, Error> {
-    let file = lock_file(path)?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| Error::io(path, e.into()))?;
-    Ok(file)
 }
 
 #[cfg(test)]

@@ -338,7 +338,15 @@ fn a_tree_checked_and_its_targets_scanned() {
     for args in [
         // Inside the tree as its own file system: no library of this machine counts.
         &["check", "--gpu", "H100", "--root-fs", "tree", "./tree"][..],
-        &["--json", "check", "--gpu", "H100", "--root-fs", "tree", "./tree"],
+        &[
+            "--json",
+            "check",
+            "--gpu",
+            "H100",
+            "--root-fs",
+            "tree",
+            "./tree",
+        ],
         &["targets", "scan", "--gpu", "H100", "tree"],
         &["--json", "targets", "scan", "--gpu", "H100", "tree"],
     ] {

@@ -82,7 +82,7 @@ fn within<T: Send + 'static>(limit: Duration, work: impl FnOnce() -> T + Send + 
         .unwrap_or_else(|_| panic!("still running after {limit:?}"))
 }
 
-/// Every file under `dir` but locks (which stay, so that waiting processes keep theirs).
+/// Every file under `dir` but the locks of downloads still running.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -447,4 +447,25 @@ fn file_urls_read_only_regular_files() {
         .fetch(&request, &Silent)
         .expect("fetched");
     assert_eq!(std::fs::read(path).expect("read"), b"wheel bytes");
+}
+
+#[test]
+fn a_finished_download_leaves_no_lock_file() {
+    let body = two_mebibytes_of_sevens();
+    let server = Server::new().fallback(body.clone());
+    let dir = tempfile::tempdir().expect("temp");
+    let cache = dir.path().join("cache");
+    let fetcher = Fetcher::new(&cache);
+    let request = Request {
+        url: at(&server, "/x.whl"),
+        sha256: sha256_of(&body),
+        size: Some(body.len() as u64),
+    };
+    let path = fetcher.fetch(&request, &Silent).expect("fetched");
+    assert_eq!(std::fs::read(path).expect("read"), body);
+    let left: Vec<_> = std::fs::read_dir(cache.join("partial"))
+        .expect("the partial folder")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
