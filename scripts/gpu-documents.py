@@ -37,9 +37,7 @@ def closed(node):
 
 def document(cudapkgs, args):
     """The JSON document `cudapkgs --json ARGS` prints (exit 0 or 1)."""
-    run = subprocess.run(
-        [cudapkgs, "--json", *args], capture_output=True, text=True, check=False
-    )
+    run = subprocess.run([cudapkgs, "--json", *args], capture_output=True, text=True, check=False)
     if run.returncode not in (0, 1):
         sys.exit(f"gpu-documents: {args} exited {run.returncode}: {run.stderr}")
     return json.loads(run.stdout)
