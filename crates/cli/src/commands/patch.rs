@@ -10,6 +10,7 @@ use cudapkgs_elf::patch::{Changes, RunpathChange, plan, written_as_rpath};
 use cudapkgs_elf::resolve::{SearchPaths, shrink_list};
 use cudapkgs_elf::write::rewrite;
 use cudapkgs_elf::{DynamicInfo, read_dynamic};
+use cudapkgs_report::{Phase, Task};
 use cudapkgs_tree::{self as tree, Mapped, Outcome, Walk};
 use serde::Serialize;
 
@@ -17,6 +18,7 @@ use crate::cli::{PatchArgs, TextOrJson};
 use crate::context::driver_dir;
 use crate::error::{CliError, CliResult, Exit};
 use crate::output::{Output, schema_of};
+use crate::progress::Bars;
 use crate::render::count;
 
 /// What happened to one file.
@@ -83,7 +85,7 @@ pub fn run(args: &PatchArgs, output: Output) -> CliResult<Exit> {
             .with_hint("--set-runpath, --add-runpath, --remove-runpath, --shrink-runpath, --force-rpath, --replace-needed, --set-soname or --auto"));
     }
     let changes = if args.auto {
-        match auto_changes(args)? {
+        match auto_changes(args, output)? {
             Ok(changes) => changes,
             Err(unresolved) => {
                 // A check failed: report every missing library, write nothing.
@@ -213,7 +215,7 @@ type PlannedChanges = Vec<(PathBuf, Result<Changes, String>)>;
 
 /// Runpaths for every ELF file of the named trees; the inner error lists the needed
 /// libraries found nowhere.
-fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>> {
+fn auto_changes(args: &PatchArgs, output: Output) -> CliResult<Result<PlannedChanges, CliError>> {
     let driver_dir = driver_dir(args.driver_dir.as_deref())?;
     let system = SearchPaths {
         system: if args.no_system {
@@ -235,11 +237,14 @@ fn auto_changes(args: &PatchArgs) -> CliResult<Result<PlannedChanges, CliError>>
             zips: false,
         };
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let progress = Bars::new(output);
+        let task = Task::start(&progress, Phase::Inspect, &root.display().to_string(), None);
         let visited = tree::visit(
             std::slice::from_ref(&root),
             walk,
             threads,
             |source, input| {
+                task.advance(1);
                 let info = read_dynamic(input.bytes).map_err(|error| error.to_string())?;
                 Ok(TreeFile {
                     path: PathBuf::from(&source.display),

@@ -213,3 +213,28 @@ fn push_and_copy_count_their_paths_on_a_terminal() {
     let (code, _, stderr) = common::run(&info);
     assert_eq!(code, 0, "the copy registered the path: {stderr}");
 }
+
+#[test]
+fn split_and_patch_auto_show_their_work_on_a_terminal() {
+    let Some(mirror) = common::mirror() else {
+        return;
+    };
+    let archives = mirror.join("cuda/redist/cuda_cudart/linux-x86_64");
+    let archive = std::fs::read_dir(&archives)
+        .expect("the mirror's cudart folder")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.to_string_lossy().ends_with(".tar.xz"))
+        .expect("a cudart archive");
+    let dir = tempfile::tempdir().expect("temp");
+    let out = dir.path().join("out");
+    let Some(shown) = on_terminal(&["split", s(&archive), "--out", s(&out)]) else {
+        return;
+    };
+    assert!(shown.contains("unpacking "), "{shown:?}");
+    assert!(out.join("lib").is_dir(), "{shown:?}");
+
+    let shown = on_terminal(&["patch", "--auto", "--dry-run", s(&out.join("lib"))])
+        .expect("script was found above");
+    assert!(shown.contains("inspecting "), "{shown:?}");
+    assert!(shown.contains(" files "), "{shown:?}");
+}

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use cudapkgs_redist::fetch::Request;
 use cudapkgs_redist::manifest::{SystemArchives, host_system};
 use cudapkgs_redist::unpack::Limits;
+use cudapkgs_report::{Phase, Task};
 use serde::Serialize;
 
 use crate::cli::{RedistCommand, RedistSource, SplitArgs};
@@ -264,6 +265,13 @@ struct OutputReport<'a> {
 
 /// `cudapkgs split ARCHIVE|DIR --out DIR`.
 pub fn split(args: &SplitArgs, output: Output) -> CliResult<Exit> {
+    let progress = Bars::new(output);
+    let task = Task::start(
+        &progress,
+        Phase::Unpack,
+        &args.source.display().to_string(),
+        None,
+    );
     let done = cudapkgs_redist::package::split_package(
         &args.source,
         &args.out,
@@ -275,6 +283,7 @@ pub fn split(args: &SplitArgs, output: Output) -> CliResult<Exit> {
             .with_hint("pass --allow-usr if the package is meant to use the system's /usr/"),
         other => redist_failure(&other),
     })?;
+    drop(task);
     for fixup in &done.fixups {
         output.detail(fixup);
     }
