@@ -21,6 +21,45 @@ fn output_of(code: i32, args: &[&str]) -> String {
     }
 }
 
+/// [`output_of`] the words of `command`, then the same with `--json`.
+fn text_and_json(code: i32, command: &str) -> (String, String) {
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let json = [&["--json"][..], &args].concat();
+    (output_of(code, &args), output_of(code, &json))
+}
+
+/// Commands whose text and JSON are each a snapshot, under the names of their files.
+#[test]
+fn commands_in_text_and_json() {
+    for (name, code, command) in [
+        (
+            "prune_dry_run",
+            0,
+            "prune --dry-run --capabilities 9.0 arch_a.so",
+        ),
+        ("elf_of_a_program_and_a_library", 0, "elf app libscale_a.so"),
+        (
+            "patch_dry_run_names_each_change",
+            0,
+            "patch --dry-run --set-runpath $ORIGIN/../lib --set-soname libscale.so libscale_a.so",
+        ),
+        (
+            "inspect_against_an_expectation",
+            1,
+            "inspect --expect-capabilities 8.0,9.0 libscale_a.so libscale_b.so",
+        ),
+        (
+            "store_path_of_a_fixture",
+            0,
+            "store path --store-dir /nix/store app",
+        ),
+    ] {
+        let (text, json) = text_and_json(code, command);
+        insta::assert_snapshot!(name, text);
+        insta::assert_snapshot!(format!("{name}-2"), json);
+    }
+}
+
 #[test]
 fn inspect_one_library() {
     insta::assert_snapshot!(output_of(0, &["inspect", "libscale_a.so"]));
@@ -45,14 +84,6 @@ fn inspect_verdicts_for_two_gpus() {
 #[test]
 fn inspect_a_folder() {
     insta::assert_snapshot!(output_of(0, &["inspect", "--top", "5", "."]));
-}
-
-#[test]
-fn prune_dry_run() {
-    let args = ["prune", "--dry-run", "--capabilities", "9.0", "arch_a.so"];
-    insta::assert_snapshot!(output_of(0, &args));
-    let json = [&["--json"][..], &args].concat();
-    insta::assert_snapshot!(output_of(0, &json));
 }
 
 #[test]
@@ -85,30 +116,6 @@ fn errors_for_people_and_for_programs() {
 }
 
 #[test]
-fn elf_of_a_program_and_a_library() {
-    let args = ["elf", "app", "libscale_a.so"];
-    insta::assert_snapshot!(output_of(0, &args));
-    let json = [&["--json"][..], &args].concat();
-    insta::assert_snapshot!(output_of(0, &json));
-}
-
-#[test]
-fn patch_dry_run_names_each_change() {
-    let args = [
-        "patch",
-        "--dry-run",
-        "--set-runpath",
-        "$ORIGIN/../lib",
-        "--set-soname",
-        "libscale.so",
-        "libscale_a.so",
-    ];
-    insta::assert_snapshot!(output_of(0, &args));
-    let json = [&["--json"][..], &args].concat();
-    insta::assert_snapshot!(output_of(0, &json));
-}
-
-#[test]
 fn flags_in_every_format() {
     let mut all = String::new();
     for format in ["nvcc", "cmake", "torch", "tensorflow", "nix", "env"] {
@@ -127,28 +134,6 @@ fn gpus_as_json() {
         0,
         &["gpus", "--cuda", "12.9", "--format", "json"]
     ));
-}
-
-#[test]
-fn inspect_against_an_expectation() {
-    let args = [
-        "inspect",
-        "--expect-capabilities",
-        "8.0,9.0",
-        "libscale_a.so",
-        "libscale_b.so",
-    ];
-    insta::assert_snapshot!(output_of(1, &args));
-    let json = [&["--json"][..], &args].concat();
-    insta::assert_snapshot!(output_of(1, &json));
-}
-
-#[test]
-fn store_path_of_a_fixture() {
-    let args = ["store", "path", "--store-dir", "/nix/store", "app"];
-    insta::assert_snapshot!(output_of(0, &args));
-    let json = [&["--json"][..], &args].concat();
-    insta::assert_snapshot!(output_of(0, &json));
 }
 
 /// The options naming a store of this test's own at `/nix/store`, its files under a
@@ -273,45 +258,30 @@ fn in_folder_with_mirror(dir: &Path, code: i32, args: &[&str]) -> Option<String>
 #[test]
 fn a_release_listed_and_planned_from_a_mirror() {
     let dir = tempfile::tempdir().expect("temp");
-    let list = [
-        "redist",
-        "list",
-        "--release",
-        "13.0.2",
-        "--base-url",
-        "{mirror}",
-        "--cache",
-        "{dir}/dl",
-        "--system",
-        "linux-x86_64",
-    ];
-    let Some(text) = in_folder_with_mirror(dir.path(), 0, &list) else {
-        return;
-    };
-    insta::assert_snapshot!(text);
-    let json = [&["--json"][..], &list].concat();
-    let json = in_folder_with_mirror(dir.path(), 0, &json).expect("the mirror is there");
-    insta::assert_snapshot!(json);
-    let plan = [
-        "build",
-        "--dry-run",
-        "--source",
-        "nvidia",
-        "--cuda",
-        "13.0.2",
-        "--base-url",
-        "{mirror}",
-        "--cache",
-        "{dir}/dl",
-        "--system",
-        "linux-x86_64",
-        "cuda_nvrtc",
-    ];
-    let text = in_folder_with_mirror(dir.path(), 0, &plan).expect("the mirror is there");
-    insta::assert_snapshot!(text);
-    let json = [&["--json"][..], &plan].concat();
-    let json = in_folder_with_mirror(dir.path(), 0, &json).expect("the mirror is there");
-    insta::assert_snapshot!(json);
+    let list =
+        "redist list --release 13.0.2 --base-url {mirror} --cache {dir}/dl --system linux-x86_64";
+    let plan = "build --dry-run --source nvidia --cuda 13.0.2 --base-url {mirror} --cache {dir}/dl --system linux-x86_64 cuda_nvrtc";
+    let mut shown = Vec::new();
+    for command in [list, plan] {
+        let args: Vec<&str> = command.split_whitespace().collect();
+        let json = [&["--json"][..], &args].concat();
+        for args in [args, json] {
+            let Some(text) = in_folder_with_mirror(dir.path(), 0, &args) else {
+                return;
+            };
+            shown.push(text);
+        }
+    }
+    // The names of the files the four snapshots had when each was asserted on its own.
+    let name = "a_release_listed_and_planned_from_a_mirror";
+    for (index, text) in shown.iter().enumerate() {
+        let file = if index == 0 {
+            name.to_owned()
+        } else {
+            format!("{name}-{}", index + 1)
+        };
+        insta::assert_snapshot!(file, text);
+    }
 }
 
 #[test]
