@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// An `flock` on `path` (created if needed) until the file is dropped: exclusive or
@@ -21,10 +21,13 @@ pub fn lock(path: &Path, exclusive: bool, wait: bool) -> io::Result<Option<File>
         (false, false) => FlockOperation::NonBlockingLockShared,
     };
     loop {
+        // A link at the lock's path is refused, not followed: it would create a file
+        // where it points, and never be the file locked (so the check below would loop).
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
             .open(path)?;
         match rustix::fs::flock(&file, operation) {
             Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
@@ -118,6 +121,20 @@ mod tests {
             path.symlink_metadata().is_err(),
             "the last holder removed it"
         );
+    }
+
+    #[test]
+    fn a_link_at_the_locks_path_is_refused_and_creates_nothing_where_it_points() {
+        let dir = tempfile::tempdir().expect("temp");
+        let target = dir.path().join("elsewhere");
+        let path = dir.path().join("planted.lock");
+        std::os::unix::fs::symlink(&target, &path).expect("link");
+        assert!(LockFile::take(&path, true).is_err());
+        assert!(
+            target.symlink_metadata().is_err(),
+            "nothing made where it points"
+        );
+        assert!(path.symlink_metadata().expect("still there").is_symlink());
     }
 
     #[test]
